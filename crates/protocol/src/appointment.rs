@@ -1,0 +1,312 @@
+//! Appointments and their state machine (FHIR Appointment.status).
+//!
+//! ```text
+//!   pending ──confirm──▶ booked ──check-in──▶ arrived ──complete──▶ fulfilled
+//!      │                  │  │                   │
+//!      └─decline/cancel─▶ cancelled ◀──cancel────┘
+//!                            booked ──no-show──▶ noshow
+//! ```
+//! `reschedule` moves a pending or booked appointment and keeps its status.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{AppointmentId, KioskDeviceId, PatientId, PractitionerId};
+
+/// FHIR's appointment status (the subset CareBridge uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AppointmentStatus {
+    /// Booked at a kiosk, holding its slot until the doctor confirms or declines.
+    Pending,
+    /// Confirmed.
+    Booked,
+    /// The patient has checked in.
+    Arrived,
+    /// The visit took place.
+    Fulfilled,
+    /// Cancelled or declined, with a reason.
+    Cancelled,
+    /// The patient did not come.
+    Noshow,
+}
+
+/// Something that can be done to an appointment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppointmentAction {
+    /// The doctor accepts a kiosk booking: pending → booked.
+    Confirm,
+    /// The doctor refuses a kiosk booking, with a reason: pending → cancelled.
+    Decline,
+    /// Move to another time; the status stays.
+    Reschedule,
+    /// Call it off, with a reason.
+    Cancel,
+    /// The patient is here: booked → arrived.
+    CheckIn,
+    /// The visit is over: arrived → fulfilled.
+    Complete,
+    /// The patient did not come: booked → noshow.
+    NoShow,
+}
+
+impl AppointmentAction {
+    /// Every action, in the order they are listed to users.
+    pub const ALL: [Self; 7] = [
+        Self::Confirm,
+        Self::Decline,
+        Self::Reschedule,
+        Self::Cancel,
+        Self::CheckIn,
+        Self::Complete,
+        Self::NoShow,
+    ];
+
+    /// The kebab-case name used in URLs and problem bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirm => "confirm",
+            Self::Decline => "decline",
+            Self::Reschedule => "reschedule",
+            Self::Cancel => "cancel",
+            Self::CheckIn => "check-in",
+            Self::Complete => "complete",
+            Self::NoShow => "no-show",
+        }
+    }
+}
+
+impl AppointmentStatus {
+    /// The lowercase FHIR code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Booked => "booked",
+            Self::Arrived => "arrived",
+            Self::Fulfilled => "fulfilled",
+            Self::Cancelled => "cancelled",
+            Self::Noshow => "noshow",
+        }
+    }
+
+    /// Parses the lowercase FHIR code.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "booked" => Self::Booked,
+            "arrived" => Self::Arrived,
+            "fulfilled" => Self::Fulfilled,
+            "cancelled" => Self::Cancelled,
+            "noshow" => Self::Noshow,
+            _ => return None,
+        })
+    }
+
+    /// Whether the appointment occupies its time: only cancelled and no-show ones free it.
+    pub fn occupies_time(self) -> bool {
+        !matches!(self, Self::Cancelled | Self::Noshow)
+    }
+
+    /// The status `action` leads to from this one, or `None` when it is not allowed.
+    pub fn apply(self, action: AppointmentAction) -> Option<Self> {
+        use AppointmentAction as A;
+        use AppointmentStatus as S;
+        match (self, action) {
+            (S::Pending, A::Confirm) => Some(S::Booked),
+            (S::Pending, A::Decline) => Some(S::Cancelled),
+            (S::Pending | S::Booked, A::Reschedule) => Some(self),
+            (S::Pending | S::Booked | S::Arrived, A::Cancel) => Some(S::Cancelled),
+            (S::Booked, A::CheckIn) => Some(S::Arrived),
+            (S::Arrived, A::Complete) => Some(S::Fulfilled),
+            (S::Booked, A::NoShow) => Some(S::Noshow),
+            _ => None,
+        }
+    }
+
+    /// The actions this status allows.
+    pub fn allowed_actions(self) -> Vec<AppointmentAction> {
+        AppointmentAction::ALL
+            .into_iter()
+            .filter(|a| self.apply(*a).is_some())
+            .collect()
+    }
+}
+
+/// Who made a booking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum BookedBy {
+    /// A staff user (reception or a doctor).
+    Staff {
+        /// The user.
+        id: PractitionerId,
+    },
+    /// A kiosk device, on the identified patient's behalf.
+    Kiosk {
+        /// The device.
+        id: KioskDeviceId,
+    },
+}
+
+/// An appointment, as staff see it and as live events carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Appointment {
+    /// Its id.
+    pub id: AppointmentId,
+    /// A short code the patient can keep, e.g. `K7Q-4MZ`.
+    pub reference: String,
+    /// The patient.
+    pub patient_id: PatientId,
+    /// The doctor.
+    pub practitioner_id: PractitionerId,
+    /// Start, UTC.
+    pub start: DateTime<Utc>,
+    /// End, UTC.
+    pub end: DateTime<Utc>,
+    /// Why the patient comes.
+    pub reason: String,
+    /// Its status.
+    pub status: AppointmentStatus,
+    /// Who booked it.
+    pub booked_by: BookedBy,
+    /// Set when staff booked over another appointment on purpose: why.
+    pub override_reason: Option<String>,
+    /// Why it was cancelled or declined.
+    pub cancellation_reason: Option<String>,
+    /// Incremented by every change; send it back in `If-Match`.
+    pub version: i64,
+    /// When it was booked.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A request to book an appointment.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BookAppointment {
+    /// The patient (a kiosk may book only for the patient it identified).
+    pub patient_id: PatientId,
+    /// The doctor.
+    pub practitioner_id: PractitionerId,
+    /// Start of one of the doctor's slots (any time with an override). Give either this or
+    /// `next_available_from`.
+    #[serde(default)]
+    pub start: Option<DateTime<Utc>>,
+    /// Instead of `start`: book the doctor's first free slot at or after this time.
+    #[serde(default)]
+    pub next_available_from: Option<DateTime<Utc>>,
+    /// End; defaults to the end of the slot.
+    #[serde(default)]
+    pub end: Option<DateTime<Utc>>,
+    /// Why the patient comes, 1–500 characters.
+    pub reason: String,
+    /// Staff only: book even though the time is taken or outside the schedule, and why.
+    #[serde(default)]
+    pub override_reason: Option<String>,
+}
+
+/// A request to move an appointment.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reschedule {
+    /// New start.
+    pub start: DateTime<Utc>,
+    /// New end; defaults to the end of the slot.
+    #[serde(default)]
+    pub end: Option<DateTime<Utc>>,
+    /// Book over another appointment on purpose, and why.
+    #[serde(default)]
+    pub override_reason: Option<String>,
+}
+
+/// A reason, for cancel and decline.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithReason {
+    /// Why, 1–500 characters.
+    pub reason: String,
+}
+
+/// Which appointments to list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AppointmentQuery {
+    /// Only this doctor's.
+    #[serde(default)]
+    #[param(value_type = Option<String>, format = Uuid)]
+    pub practitioner_id: Option<PractitionerId>,
+    /// Only this patient's.
+    #[serde(default)]
+    #[param(value_type = Option<String>, format = Uuid)]
+    pub patient_id: Option<PatientId>,
+    /// Starting at or after this time.
+    #[serde(default)]
+    pub from: Option<DateTime<Utc>>,
+    /// Starting before this time.
+    #[serde(default)]
+    pub to: Option<DateTime<Utc>>,
+    /// Only with this status.
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub status: Option<AppointmentStatus>,
+    /// At most this many (1–1000, default 200).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// Checks a free-text reason: 1–500 characters after trimming.
+pub fn validate_reason(r: &str) -> Result<(), &'static str> {
+    let n = r.trim().chars().count();
+    if n == 0 {
+        return Err("must not be empty");
+    }
+    if n > 500 {
+        return Err("must be at most 500 characters");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_statuses_allow_nothing() {
+        for s in [
+            AppointmentStatus::Fulfilled,
+            AppointmentStatus::Cancelled,
+            AppointmentStatus::Noshow,
+        ] {
+            assert!(s.allowed_actions().is_empty(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn kiosk_booking_flow() {
+        let s = AppointmentStatus::Pending;
+        assert_eq!(s.apply(AppointmentAction::CheckIn), None);
+        let s = s.apply(AppointmentAction::Confirm).unwrap();
+        assert_eq!(s, AppointmentStatus::Booked);
+        let s = s.apply(AppointmentAction::CheckIn).unwrap();
+        assert_eq!(s.apply(AppointmentAction::Complete), Some(AppointmentStatus::Fulfilled));
+    }
+
+    #[test]
+    fn only_cancelled_and_noshow_free_the_slot() {
+        let freeing: Vec<_> = [
+            AppointmentStatus::Pending,
+            AppointmentStatus::Booked,
+            AppointmentStatus::Arrived,
+            AppointmentStatus::Fulfilled,
+            AppointmentStatus::Cancelled,
+            AppointmentStatus::Noshow,
+        ]
+        .into_iter()
+        .filter(|s| !s.occupies_time())
+        .collect();
+        assert_eq!(freeing, [AppointmentStatus::Cancelled, AppointmentStatus::Noshow]);
+    }
+}

@@ -1,0 +1,88 @@
+//! Live events, as `GET /api/v1/events` streams them (Server-Sent Events).
+//!
+//! Each event's SSE `id:` is its position in the node's event log (monotonic, never reused),
+//! its `event:` is [`EventKind::as_str`], and its `data:` the record's full new state
+//! (with its `version`), as JSON on one line.
+
+use serde::{Deserialize, Serialize};
+
+use crate::appointment::Appointment;
+use crate::patient::Patient;
+use crate::schedule::{Absence, Schedule};
+
+/// The kinds of change the stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    /// `appointment.created`: a new booking.
+    AppointmentCreated,
+    /// `appointment.updated`: a confirmation, move, check-in, cancellation, …
+    AppointmentUpdated,
+    /// `patient.created`: a registration.
+    PatientCreated,
+    /// `patient.updated`: a change to a patient record.
+    PatientUpdated,
+    /// `schedule.updated`: a doctor's working hours changed.
+    ScheduleUpdated,
+    /// `absence.created`: a period of a doctor's schedule was blocked.
+    AbsenceCreated,
+}
+
+impl EventKind {
+    /// The SSE `event:` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AppointmentCreated => "appointment.created",
+            Self::AppointmentUpdated => "appointment.updated",
+            Self::PatientCreated => "patient.created",
+            Self::PatientUpdated => "patient.updated",
+            Self::ScheduleUpdated => "schedule.updated",
+            Self::AbsenceCreated => "absence.created",
+        }
+    }
+
+    /// Parses an SSE `event:` name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "appointment.created" => Self::AppointmentCreated,
+            "appointment.updated" => Self::AppointmentUpdated,
+            "patient.created" => Self::PatientCreated,
+            "patient.updated" => Self::PatientUpdated,
+            "schedule.updated" => Self::ScheduleUpdated,
+            "absence.created" => Self::AbsenceCreated,
+            _ => return None,
+        })
+    }
+}
+
+/// The SSE event name telling a client its `Last-Event-ID` is older than the retained log:
+/// it must re-read snapshots and then follow the stream from the id this event carries.
+pub const RESET_EVENT: &str = "reset";
+
+/// A decoded live event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LiveEvent {
+    /// An appointment's new state.
+    Appointment(Appointment),
+    /// A patient's new state.
+    Patient(Patient),
+    /// A schedule's new state.
+    Schedule(Schedule),
+    /// A new absence.
+    Absence(Absence),
+}
+
+impl LiveEvent {
+    /// Decodes the `data:` of an event named `kind`.
+    pub fn decode(kind: EventKind, data: &str) -> Result<Self, serde_json::Error> {
+        Ok(match kind {
+            EventKind::AppointmentCreated | EventKind::AppointmentUpdated => {
+                Self::Appointment(serde_json::from_str(data)?)
+            }
+            EventKind::PatientCreated | EventKind::PatientUpdated => {
+                Self::Patient(serde_json::from_str(data)?)
+            }
+            EventKind::ScheduleUpdated => Self::Schedule(serde_json::from_str(data)?),
+            EventKind::AbsenceCreated => Self::Absence(serde_json::from_str(data)?),
+        })
+    }
+}

@@ -1,0 +1,249 @@
+//! Request extractors that answer bad input with problem+json instead of axum's plain text.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use bytes::Bytes;
+use carebridge_protocol::practitioner::Role;
+use carebridge_protocol::{IDEMPOTENCY_KEY, KioskDeviceId, PractitionerId, ProblemType};
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::events::Viewer;
+use crate::node::Node;
+use crate::session::{self, hash_token};
+use crate::store::AuditDraft;
+
+/// A JSON request body: `application/json`, within the size limit, of the right shape.
+#[derive(Debug, Clone)]
+pub struct Json<T>(pub T);
+
+fn is_json(ct: &str) -> bool {
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !is_json(ct) {
+            return Err(ApiError::new(
+                ProblemType::UnsupportedMediaType,
+                format!("send the body as application/json (got {:?})", if ct.is_empty() { "no Content-Type" } else { ct }),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(ProblemType::PayloadTooLarge, "the request body is larger than the node accepts")
+            } else {
+                ApiError::new(ProblemType::MalformedBody, format!("the body could not be read: {e}"))
+            }
+        })?;
+        match serde_json::from_slice(&bytes) {
+            Ok(v) => Ok(Self(v)),
+            Err(e) if e.classify() == serde_json::error::Category::Data => {
+                Err(ApiError::new(ProblemType::Validation, format!("the body does not have the expected fields: {e}")))
+            }
+            Err(e) => Err(ApiError::new(ProblemType::MalformedBody, format!("the body is not valid JSON: {e}"))),
+        }
+    }
+}
+
+/// A path parameter; one that does not parse names no record, so it is a 404.
+#[derive(Debug, Clone)]
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Self(p.0))
+            .map_err(|e| ApiError::new(ProblemType::NotFound, format!("no such record ({e})")))
+    }
+}
+
+/// Query parameters.
+#[derive(Debug, Clone)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Self(q.0))
+            .map_err(|e| ApiError::new(ProblemType::Validation, format!("invalid query parameters: {}", e.body_text())))
+    }
+}
+
+/// The client's address, as text for the audit trail.
+pub fn source_of(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The client's address.
+#[derive(Debug, Clone)]
+pub struct Source(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Source {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(Self(source_of(parts)))
+    }
+}
+
+/// The signed-in caller: a staff user or a kiosk device, from `Authorization: Bearer`.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who.
+    pub viewer: Viewer,
+    /// Their display name or the device's label.
+    pub name: String,
+    /// The SHA-256 of their token.
+    pub session: [u8; 32],
+    /// When the session ends.
+    pub expires_at: DateTime<Utc>,
+    /// Their address.
+    pub source: String,
+}
+
+impl FromRequestParts<Arc<Node>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, node: &Arc<Node>) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::new(ProblemType::Unauthenticated, "send Authorization: Bearer <token> (sign in at POST /api/v1/sessions)"))?;
+        let hash = hash_token(token);
+        let now = node.clock.now();
+        let info = node
+            .store
+            .read(move |c| session::lookup(c, &hash, now).map_err(ApiError::from))
+            .await?
+            .ok_or_else(|| ApiError::new(ProblemType::Unauthenticated, "the token is unknown, expired or revoked; sign in again"))?;
+        Ok(Self {
+            viewer: info.viewer,
+            name: info.name,
+            session: hash,
+            expires_at: info.expires_at,
+            source: source_of(parts),
+        })
+    }
+}
+
+impl Caller {
+    /// `staff:<id>` or `kiosk:<id>`, for the audit trail and idempotency keys.
+    pub fn actor(&self) -> String {
+        match self.viewer {
+            Viewer::Staff { id, .. } => format!("staff:{id}"),
+            Viewer::Kiosk { id } => format!("kiosk:{id}"),
+        }
+    }
+
+    /// An audit draft for an action of this caller.
+    pub fn audit(&self, action: &str, entity: impl Into<String>) -> AuditDraft {
+        AuditDraft {
+            actor: self.actor(),
+            action: action.to_owned(),
+            entity: entity.into(),
+            source: self.source.clone(),
+        }
+    }
+
+    /// The staff user, if the caller is one with one of `roles`.
+    pub fn staff(&self, roles: &[Role]) -> Result<(PractitionerId, Role), ApiError> {
+        match self.viewer {
+            Viewer::Staff { id, role } if roles.contains(&role) => Ok((id, role)),
+            Viewer::Staff { role, .. } => Err(ApiError::forbidden(format!("the {} role may not do this", role.as_str()))),
+            Viewer::Kiosk { .. } => Err(ApiError::forbidden("a kiosk may not do this")),
+        }
+    }
+
+    /// The kiosk device, if the caller is one.
+    pub fn kiosk(&self) -> Option<KioskDeviceId> {
+        match self.viewer {
+            Viewer::Kiosk { id } => Some(id),
+            Viewer::Staff { .. } => None,
+        }
+    }
+}
+
+/// The optional `Idempotency-Key` header (1–255 visible ASCII characters).
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(v) = parts.headers.get(IDEMPOTENCY_KEY) else { return Ok(Self(None)) };
+        let s = v
+            .to_str()
+            .ok()
+            .map(|s| s.trim().trim_matches('"').to_owned())
+            .filter(|s| (1..=255).contains(&s.len()))
+            .ok_or_else(|| ApiError::new(ProblemType::Validation, "Idempotency-Key must be 1 to 255 visible ASCII characters"))?;
+        Ok(Self(Some(s)))
+    }
+}
+
+/// The optional `If-Match` header: the version the client last read (`"3"` or `3`).
+#[derive(Debug, Clone, Copy)]
+pub struct IfMatch(pub Option<i64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(v) = parts.headers.get(header::IF_MATCH) else { return Ok(Self(None)) };
+        let s = v.to_str().unwrap_or("").trim();
+        let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
+        s.parse()
+            .map(|n| Self(Some(n)))
+            .map_err(|_| ApiError::new(ProblemType::Validation, "If-Match must be the record's version, e.g. \"3\""))
+    }
+}
+
+impl IfMatch {
+    /// Checks the header against the record's current version.
+    pub fn check<T: serde::Serialize>(&self, current: &T, version: i64) -> Result<(), ApiError> {
+        match self.0 {
+            Some(v) if v != version => Err(ApiError::stale(current, version)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Like [`IfMatch::check`], and the header is required.
+    pub fn require<T: serde::Serialize>(&self, current: &T, version: i64) -> Result<(), ApiError> {
+        if self.0.is_none() {
+            return Err(ApiError::new(
+                ProblemType::PreconditionRequired,
+                format!("send If-Match: \"{version}\" with the version you last read"),
+            ));
+        }
+        self.check(current, version)
+    }
+}

@@ -1,0 +1,210 @@
+//! The HTTP API: routes, the OpenAPI document generated from them, and the layers that make
+//! every error an RFC 9457 problem.
+
+pub mod extract;
+pub mod idempotency;
+pub mod v1;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use carebridge_protocol::problem::{FieldError, Problem};
+use carebridge_protocol::{PROBLEM_JSON, ProblemType};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, InternalCause, problem_response};
+use crate::node::Node;
+
+use v1::{appointments, audit, events, kiosks, patients, practitioners, schedules, sessions};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "CareBridge node API", description = "Appointments, patients and live updates of one CareBridge node. Errors are RFC 9457 problem+json."),
+    components(schemas(Problem, FieldError, ProblemType)),
+    modifiers(&CommonResponses),
+    tags((name = "sessions", description = "Signing in and out"),
+         (name = "patients", description = "Patient records"),
+         (name = "appointments", description = "Booking and the appointment lifecycle"),
+         (name = "schedules", description = "Working hours, absences and slots"),
+         (name = "practitioners", description = "Staff accounts"),
+         (name = "kiosks", description = "Kiosk devices"),
+         (name = "kiosk", description = "What a kiosk does for the patient at it"),
+         (name = "events", description = "The live stream"),
+         (name = "audit", description = "The audit trail"))
+)]
+struct ApiDoc;
+
+/// Adds the bearer scheme, and the problem responses every operation can give, to the document.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, doc: &mut OpenApiDoc) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("A token from POST /api/v1/sessions or /api/v1/kiosk-sessions")).build()),
+        );
+        let problem = |desc: &str| {
+            ResponseBuilder::new()
+                .description(desc)
+                .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
+                .build()
+        };
+        let add = |op: &mut Operation| {
+            let common: [(&str, &str); 7] = [
+                ("400", "The body is not valid JSON"),
+                ("401", "Not signed in, or the token is no longer valid"),
+                ("403", "Your role or device may not do this"),
+                ("413", "The body is too large"),
+                ("415", "The body is not application/json"),
+                ("422", "The request is not valid; `errors` lists the fields"),
+                ("500", "The node failed; nothing was changed"),
+            ];
+            for (code, desc) in common {
+                op.responses.responses.entry(code.to_owned()).or_insert_with(|| problem(desc).into());
+            }
+        };
+        for item in doc.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
+                add(op);
+            }
+        }
+    }
+}
+
+/// The `/api/v1` routes with their OpenAPI description. The router reads like the API table.
+fn v1_routes() -> OpenApiRouter<Arc<Node>> {
+    OpenApiRouter::new()
+        .routes(routes!(sessions::create_session))
+        .routes(routes!(sessions::delete_current_session))
+        .routes(routes!(sessions::create_kiosk_session))
+        .routes(routes!(sessions::get_me))
+        .routes(routes!(practitioners::list_practitioners, practitioners::create_practitioner))
+        .routes(routes!(practitioners::update_practitioner))
+        .routes(routes!(schedules::get_schedule, schedules::put_schedule))
+        .routes(routes!(schedules::create_absence))
+        .routes(routes!(schedules::list_slots))
+        .routes(routes!(kiosks::list_kiosks, kiosks::register_kiosk))
+        .routes(routes!(kiosks::revoke_kiosk))
+        .routes(routes!(patients::search_patients, patients::register_patient))
+        .routes(routes!(patients::get_patient, patients::update_patient))
+        .routes(routes!(patients::identify_kiosk_patient))
+        .routes(routes!(appointments::list_appointments, appointments::book_appointment))
+        .routes(routes!(appointments::get_appointment))
+        .routes(routes!(appointments::confirm_appointment))
+        .routes(routes!(appointments::decline_appointment))
+        .routes(routes!(appointments::reschedule_appointment))
+        .routes(routes!(appointments::cancel_appointment))
+        .routes(routes!(appointments::check_in_appointment))
+        .routes(routes!(appointments::complete_appointment))
+        .routes(routes!(appointments::no_show_appointment))
+        .routes(routes!(events::stream_events))
+        .routes(routes!(audit::list_audit))
+}
+
+/// The OpenAPI 3.1 document, generated from the routes.
+pub fn openapi() -> OpenApiDoc {
+    let (_, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", v1_routes())
+        .split_for_parts();
+    doc
+}
+
+/// The node's whole HTTP application.
+pub fn router(node: Arc<Node>) -> Router {
+    let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", v1_routes())
+        .split_for_parts();
+    let doc = Arc::new(serde_json::to_vec(&doc).unwrap_or_default());
+    let body_limit = node.config.max_body_bytes;
+    api.route(
+        "/api/v1/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { ([(header::CONTENT_TYPE, "application/json")], (*doc).clone()) }
+        }),
+    )
+    .route("/healthz", get(healthz))
+    .fallback(|| async { ApiError::new(ProblemType::NotFound, "no such route; see /api/v1/openapi.json") })
+    .method_not_allowed_fallback(|| async {
+        ApiError::new(ProblemType::MethodNotAllowed, "this route does not accept that method; see /api/v1/openapi.json")
+    })
+    .layer(DefaultBodyLimit::max(body_limit))
+    .layer(middleware::from_fn(problem_for_every_error))
+    .layer(CatchPanicLayer::custom(|_| {
+        problem_response(&Problem::new(ProblemType::Internal, Some("the request failed on the node; nothing was changed".to_owned())))
+    }))
+    .layer(TraceLayer::new_for_http())
+    .with_state(node)
+}
+
+async fn healthz(State(node): State<Arc<Node>>) -> Response {
+    let ok = node.store.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(|e| ApiError::from(crate::store::StoreError::from(e)))).await;
+    match ok {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ok", "node": node.name()})).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Turns any error response that is not yet problem+json (axum's own rejections, layers) into
+/// one, and logs the private cause of internal errors.
+async fn problem_for_every_error(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    if let Some(cause) = res.extensions().get::<Arc<InternalCause>>() {
+        tracing::error!(cause = %cause.0, "request failed");
+    }
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return res;
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => ProblemType::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ProblemType::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ProblemType::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ProblemType::UnsupportedMediaType,
+        StatusCode::BAD_REQUEST => ProblemType::MalformedBody,
+        StatusCode::UNPROCESSABLE_ENTITY => ProblemType::Validation,
+        StatusCode::UNAUTHORIZED => ProblemType::Unauthenticated,
+        StatusCode::FORBIDDEN => ProblemType::Forbidden,
+        StatusCode::SERVICE_UNAVAILABLE => ProblemType::Unavailable,
+        _ => ProblemType::Internal,
+    };
+    let mut p = Problem::new(code, None);
+    p.status = status.as_u16();
+    let mut out = problem_response(&p);
+    if let Some(allow) = res.headers().get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
+}
+
+/// A JSON answer with an `ETag` of the record's version.
+pub fn with_etag<T: serde::Serialize>(status: StatusCode, version: i64, body: T) -> Response {
+    let mut res = (status, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res
+}

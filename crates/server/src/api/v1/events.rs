@@ -1,0 +1,217 @@
+//! `GET /api/v1/events`: the live stream (Server-Sent Events).
+//!
+//! On connect the stream replays, from the event log, what the caller may see after their
+//! `Last-Event-ID` (in pages, never all at once), then follows the hub. The subscription is
+//! taken *before* the head is read and the hub moves its head before it sends, so every event
+//! is either in the replayed range or arrives live: nothing falls between, nothing is sent twice.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
+use bytes::Bytes;
+use carebridge_protocol::ProblemType;
+use carebridge_protocol::event::RESET_EVENT;
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::api::extract::Caller;
+use crate::error::ApiError;
+use crate::events::{Audience, Subscription, Viewer};
+use crate::node::Node;
+use crate::serve::ConnectionControl;
+use crate::store::{StoreError, frame_bytes};
+
+const PAGE: i64 = 256;
+
+/// How long a client should wait before reconnecting, in milliseconds.
+const RETRY_MS: u32 = 2000;
+
+struct StreamState {
+    node: Arc<Node>,
+    sub: Subscription,
+    viewer: Viewer,
+    expires_at: DateTime<Utc>,
+    /// The last event id dealt with (sent or skipped as not visible).
+    cursor: i64,
+    /// Replay from the log up to here before following the hub.
+    replay_to: i64,
+    backlog: VecDeque<Bytes>,
+    heartbeat: tokio::time::Interval,
+    done: bool,
+}
+
+fn parse_last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(v) = headers.get("last-event-id") else { return Ok(None) };
+    let s = v.to_str().unwrap_or("").trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse::<i64>()
+        .map(Some)
+        .map_err(|_| ApiError::new(ProblemType::Validation, "Last-Event-ID must be an event id this node sent"))
+}
+
+/// Follows the changes the caller may see, live.
+#[utoipa::path(get, path = "/events", tag = "events", security(("bearer" = [])),
+    params(("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
+    responses((status = 200, description = "An endless text/event-stream: `id:`, `event:` (appointment.created, appointment.updated, patient.created, patient.updated, schedule.updated, absence.created, or reset), `data:` (the record's full new state as JSON); `retry:` once; a comment line every heartbeat", content_type = "text/event-stream", body = String)))]
+pub async fn stream_events(State(node): State<Arc<Node>>, caller: Caller, headers: HeaderMap, control: Option<axum::Extension<ConnectionControl>>) -> Result<Response, ApiError> {
+    let last = parse_last_event_id(&headers)?;
+    let kill = control.map(|c| c.0.0.clone()).unwrap_or_default();
+    // Subscribe first, then read the head: see the module doc.
+    let sub = node.hub.subscribe(caller.viewer.principal_id(), caller.session, kill.clone(), 0);
+    let head = node.hub.head();
+    let oldest: i64 = node
+        .store
+        .read(|c| {
+            c.query_row("SELECT MIN(id) FROM events", [], |r| r.get::<_, Option<i64>>(0))
+                .map_err(|e| ApiError::from(StoreError::from(e)))
+        })
+        .await?
+        .unwrap_or(head + 1);
+    let mut backlog = VecDeque::new();
+    backlog.push_back(Bytes::from(format!("retry: {RETRY_MS}\n: carebridge live stream, head {head}\n\n")));
+    let cursor = match last {
+        Some(n) if n > head || n + 1 < oldest => {
+            // Older than the retained log, or from a different history (a restored backup):
+            // the client must re-read snapshots, then follow from the head.
+            backlog.push_back(Bytes::from(format!(
+                "id: {head}\nevent: {RESET_EVENT}\ndata: {{\"head\":{head}}}\n\n"
+            )));
+            head
+        }
+        Some(n) => n,
+        None => head,
+    };
+    sub.position.store(cursor, Ordering::Release);
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(u64::from(node.config.heartbeat_seconds)));
+    heartbeat.reset();
+    let state = StreamState {
+        node: node.clone(),
+        sub,
+        viewer: caller.viewer,
+        expires_at: caller.expires_at,
+        cursor,
+        replay_to: head,
+        backlog,
+        heartbeat,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(state, |mut s| async move {
+        let bytes = s.next().await?;
+        Some((Ok::<_, Infallible>(bytes), s))
+    });
+    let mut res = Response::new(Body::from_stream(stream));
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(res)
+}
+
+impl StreamState {
+    fn advance(&mut self, id: i64) {
+        self.cursor = id;
+        self.sub.position.store(id, Ordering::Release);
+    }
+
+    /// The next bytes to send, or `None` to end the stream.
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(b) = self.backlog.pop_front() {
+                return Some(b);
+            }
+            if self.done {
+                return None;
+            }
+            if self.cursor < self.replay_to {
+                if let Err(e) = self.replay_page().await {
+                    tracing::warn!(error = %e, "live stream replay failed; closing so the client resumes");
+                    self.done = true;
+                }
+                continue;
+            }
+            tokio::select! {
+                biased;
+                _ = self.sub.kill.cancelled() => {
+                    self.done = true;
+                }
+                _ = self.node.shutdown.cancelled() => {
+                    self.done = true;
+                }
+                r = self.sub.rx.recv() => match r {
+                    Ok(frame) => {
+                        if frame.id <= self.cursor {
+                            continue;
+                        }
+                        self.advance(frame.id);
+                        if frame.audience.admits(&self.viewer) {
+                            return Some(frame.bytes.clone());
+                        }
+                    }
+                    // Fell out of the ring: close; the client resumes with Last-Event-ID.
+                    Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => self.done = true,
+                },
+                _ = self.heartbeat.tick() => {
+                    if self.node.clock.now() >= self.expires_at {
+                        self.done = true;
+                        continue;
+                    }
+                    return Some(Bytes::from_static(b": heartbeat\n\n"));
+                }
+            }
+        }
+    }
+
+    async fn replay_page(&mut self) -> Result<(), ApiError> {
+        let (from, to) = (self.cursor, self.replay_to);
+        let rows = self
+            .node
+            .store
+            .read(move |c| {
+                let mut st = c
+                    .prepare_cached(
+                        "SELECT id, kind, data, aud_roles, aud_practitioner, aud_kiosk FROM events
+                         WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
+                    )
+                    .map_err(StoreError::from)?;
+                let mut rows = st.query(params![from, to, PAGE]).map_err(StoreError::from)?;
+                let mut out = Vec::new();
+                while let Some(r) = rows.next().map_err(StoreError::from)? {
+                    let id: i64 = r.get(0).map_err(StoreError::from)?;
+                    let kind: String = r.get(1).map_err(StoreError::from)?;
+                    let data: String = r.get(2).map_err(StoreError::from)?;
+                    let p: Option<String> = r.get(4).map_err(StoreError::from)?;
+                    let k: Option<String> = r.get(5).map_err(StoreError::from)?;
+                    let audience = Audience {
+                        roles: r.get(3).map_err(StoreError::from)?,
+                        practitioner: p.and_then(|s| s.parse().ok()),
+                        kiosk: k.and_then(|s| s.parse().ok()),
+                    };
+                    out.push((id, kind, data, audience));
+                }
+                Ok::<_, ApiError>(out)
+            })
+            .await?;
+        if rows.is_empty() {
+            // Nothing left in range (pruned meanwhile): follow live from the target.
+            self.advance(to);
+            return Ok(());
+        }
+        for (id, kind, data, audience) in rows {
+            if audience.admits(&self.viewer) {
+                self.backlog.push_back(frame_bytes(id, &kind, &data));
+            }
+            self.advance(id);
+        }
+        Ok(())
+    }
+}

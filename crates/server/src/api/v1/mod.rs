@@ -1,0 +1,10 @@
+//! `/api/v1`: one module per resource, handlers named `<verb>_<resource>`.
+
+pub mod appointments;
+pub mod audit;
+pub mod events;
+pub mod kiosks;
+pub mod patients;
+pub mod practitioners;
+pub mod schedules;
+pub mod sessions;

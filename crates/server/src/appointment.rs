@@ -1,0 +1,202 @@
+//! Appointment rows and queries.
+
+use carebridge_protocol::appointment::{Appointment, AppointmentQuery, AppointmentStatus, BookedBy};
+use carebridge_protocol::{AppointmentId, KioskDeviceId, PatientId, PractitionerId};
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::schedule::MAX_APPOINTMENT;
+use crate::store::{StoreError, from_millis};
+
+const COLUMNS: &str = "id, reference, patient_id, practitioner_id, start_at, end_at, reason, status, booked_by_kind, \
+                       booked_by_id, override_reason, cancellation_reason, version, created_at, updated_at";
+
+fn parse<T: std::str::FromStr>(s: String, what: &str) -> Result<T, StoreError> {
+    s.parse().map_err(|_| StoreError::Corrupt(format!("{what} {s}")))
+}
+
+fn from_row(r: &Row<'_>) -> Result<Appointment, StoreError> {
+    let status: String = r.get(7)?;
+    let kind: String = r.get(8)?;
+    let by: String = r.get(9)?;
+    Ok(Appointment {
+        id: parse(r.get(0)?, "appointment id")?,
+        reference: r.get(1)?,
+        patient_id: parse(r.get(2)?, "patient id")?,
+        practitioner_id: parse(r.get(3)?, "practitioner id")?,
+        start: from_millis(r.get(4)?)?,
+        end: from_millis(r.get(5)?)?,
+        reason: r.get(6)?,
+        status: AppointmentStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
+        booked_by: if kind == "kiosk" {
+            BookedBy::Kiosk { id: parse(by, "kiosk id")? }
+        } else {
+            BookedBy::Staff { id: parse(by, "practitioner id")? }
+        },
+        override_reason: r.get(10)?,
+        cancellation_reason: r.get(11)?,
+        version: r.get(12)?,
+        created_at: from_millis(r.get(13)?)?,
+        updated_at: from_millis(r.get(14)?)?,
+    })
+}
+
+/// Reads one appointment.
+pub fn get(conn: &Connection, id: AppointmentId) -> Result<Option<Appointment>, StoreError> {
+    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM appointments WHERE id = ?1"))?;
+    let mut rows = st.query([id.to_string()])?;
+    rows.next()?.map(from_row).transpose()
+}
+
+/// Inserts a new appointment.
+pub fn insert(conn: &Connection, a: &Appointment) -> Result<(), StoreError> {
+    let (kind, by) = booked_by_cols(&a.booked_by);
+    conn.prepare_cached(&format!(
+        "INSERT INTO appointments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+    ))?
+    .execute(params![
+        a.id.to_string(),
+        a.reference,
+        a.patient_id.to_string(),
+        a.practitioner_id.to_string(),
+        a.start.timestamp_millis(),
+        a.end.timestamp_millis(),
+        a.reason,
+        a.status.as_str(),
+        kind,
+        by,
+        a.override_reason,
+        a.cancellation_reason,
+        a.version,
+        a.created_at.timestamp_millis(),
+        a.updated_at.timestamp_millis(),
+    ])?;
+    Ok(())
+}
+
+fn booked_by_cols(b: &BookedBy) -> (&'static str, String) {
+    match b {
+        BookedBy::Staff { id } => ("staff", id.to_string()),
+        BookedBy::Kiosk { id } => ("kiosk", id.to_string()),
+    }
+}
+
+/// Writes a changed appointment (its version already bumped).
+pub fn update(conn: &Connection, a: &Appointment) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE appointments SET start_at = ?2, end_at = ?3, status = ?4, override_reason = ?5,
+                cancellation_reason = ?6, version = ?7, updated_at = ?8
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        a.id.to_string(),
+        a.start.timestamp_millis(),
+        a.end.timestamp_millis(),
+        a.status.as_str(),
+        a.override_reason,
+        a.cancellation_reason,
+        a.version,
+        a.updated_at.timestamp_millis(),
+    ])?;
+    Ok(())
+}
+
+/// The first live appointment of `who` overlapping `[start, end)`, other than `except`.
+pub fn overlapping(conn: &Connection, who: PractitionerId, start: DateTime<Utc>, end: DateTime<Utc>, except: Option<AppointmentId>) -> Result<Option<AppointmentId>, StoreError> {
+    let id: Option<String> = conn
+        .prepare_cached(
+            "SELECT id FROM appointments
+             WHERE practitioner_id = ?1 AND start_at >= ?2 AND start_at < ?3 AND end_at > ?4
+               AND status NOT IN ('cancelled', 'noshow') AND id <> ?5
+             LIMIT 1",
+        )?
+        .query_row(
+            params![
+                who.to_string(),
+                (start - MAX_APPOINTMENT).timestamp_millis(),
+                end.timestamp_millis(),
+                start.timestamp_millis(),
+                except.map(|e| e.to_string()).unwrap_or_default()
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    id.map(|s| parse(s, "appointment id")).transpose()
+}
+
+/// A short reference the patient can read out: `XXX-XXX` from an alphabet without 0/O, 1/I.
+pub fn new_reference(conn: &Connection) -> Result<String, StoreError> {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::thread_rng();
+    loop {
+        let mut s = String::with_capacity(7);
+        for i in 0..6 {
+            if i == 3 {
+                s.push('-');
+            }
+            s.push(ALPHABET[rng.gen_range(0..ALPHABET.len())] as char);
+        }
+        let taken = conn
+            .prepare_cached("SELECT 1 FROM appointments WHERE reference = ?1")?
+            .query_row([&s], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if !taken {
+            return Ok(s);
+        }
+    }
+}
+
+/// Who is listing, which narrows what they see.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope {
+    /// Reception: everything.
+    All,
+    /// A doctor: their own appointments.
+    Practitioner(PractitionerId),
+    /// A kiosk: the bookings it made.
+    Kiosk(KioskDeviceId),
+    /// A kiosk's identified patient: that patient's appointments.
+    Patient(PatientId),
+}
+
+/// Lists appointments by start time.
+pub fn list(conn: &Connection, q: &AppointmentQuery, scope: Scope) -> Result<Vec<Appointment>, StoreError> {
+    let limit = q.limit.unwrap_or(200).clamp(1, 1000);
+    let mut sql = format!("SELECT {COLUMNS} FROM appointments WHERE 1 = 1");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut add = |clause: &str, v: rusqlite::types::Value, sql: &mut String| {
+        args.push(v);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    match scope {
+        Scope::All => {}
+        Scope::Practitioner(p) => add(" AND practitioner_id = ?", p.to_string().into(), &mut sql),
+        Scope::Kiosk(k) => add(" AND booked_by_kind = 'kiosk' AND booked_by_id = ?", k.to_string().into(), &mut sql),
+        Scope::Patient(p) => add(" AND patient_id = ?", p.to_string().into(), &mut sql),
+    }
+    if let Some(p) = q.practitioner_id {
+        add(" AND practitioner_id = ?", p.to_string().into(), &mut sql);
+    }
+    if let Some(p) = q.patient_id {
+        add(" AND patient_id = ?", p.to_string().into(), &mut sql);
+    }
+    if let Some(f) = q.from {
+        add(" AND start_at >= ?", f.timestamp_millis().into(), &mut sql);
+    }
+    if let Some(t) = q.to {
+        add(" AND start_at < ?", t.timestamp_millis().into(), &mut sql);
+    }
+    if let Some(s) = q.status {
+        add(" AND status = ?", s.as_str().to_owned().into(), &mut sql);
+    }
+    sql.push_str(&format!(" ORDER BY start_at, id LIMIT {limit}"));
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut rows = st.query(rusqlite::params_from_iter(args))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(from_row(r)?);
+    }
+    Ok(out)
+}

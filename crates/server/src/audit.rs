@@ -1,0 +1,112 @@
+//! The audit trail in the database: appending (by the writer), reading, and verifying.
+
+use carebridge_protocol::audit::{AuditEntry, AuditQuery, AuditRecord, ChainError, ChainVerifier, Outcome};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::store::{StoreError, genesis};
+
+pub(crate) fn insert(conn: &Connection, r: &AuditRecord, hash: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO audit (seq, recorded_at, actor, action, entity, outcome, detail, source, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        r.seq,
+        r.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        r.actor,
+        r.action,
+        r.entity,
+        match r.outcome {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        },
+        r.detail,
+        r.source,
+        r.prev_hash,
+        hash,
+    ])?;
+    Ok(())
+}
+
+/// The last entry's sequence number and hash (genesis when empty).
+pub(crate) fn head(conn: &Connection) -> Result<(i64, String), StoreError> {
+    Ok(conn
+        .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?
+        .unwrap_or_else(genesis))
+}
+
+fn entry(r: &Row<'_>) -> Result<AuditEntry, StoreError> {
+    let at: String = r.get(1)?;
+    let recorded_at = DateTime::parse_from_rfc3339(&at)
+        .map_err(|e| StoreError::Corrupt(format!("audit time {at:?}: {e}")))?
+        .with_timezone(&Utc);
+    let outcome: String = r.get(5)?;
+    Ok(AuditEntry {
+        record: AuditRecord {
+            seq: r.get(0)?,
+            recorded_at,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            entity: r.get(4)?,
+            outcome: if outcome == "success" { Outcome::Success } else { Outcome::Failure },
+            detail: r.get(6)?,
+            source: r.get(7)?,
+            prev_hash: r.get(8)?,
+        },
+        hash: r.get(9)?,
+    })
+}
+
+const COLUMNS: &str = "seq, recorded_at, actor, action, entity, outcome, detail, source, prev_hash, hash";
+
+/// Reads entries for an admin, oldest first.
+pub fn list(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let after = q.after.unwrap_or(0);
+    let mut out = Vec::new();
+    if let Some(entity) = &q.entity {
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM audit WHERE seq > ?1 AND entity = ?2 ORDER BY seq LIMIT ?3"
+        ))?;
+        let mut rows = st.query(params![after, entity, limit])?;
+        while let Some(r) = rows.next()? {
+            out.push(entry(r)?);
+        }
+    } else {
+        let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"))?;
+        let mut rows = st.query(params![after, limit])?;
+        while let Some(r) = rows.next()? {
+            out.push(entry(r)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The result of verifying a whole chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// How many entries.
+    pub entries: i64,
+    /// The last entry's hash.
+    pub head: String,
+}
+
+/// Verifies the whole chain, streaming it from the database.
+pub fn verify(conn: &Connection) -> Result<Result<Verified, ChainError>, StoreError> {
+    let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY seq"))?;
+    let mut rows = st.query([])?;
+    let mut v = ChainVerifier::default();
+    while let Some(r) = rows.next()? {
+        if let Err(e) = v.push(&entry(r)?) {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok(Verified {
+        entries: v.verified(),
+        head: v.head().to_owned(),
+    }))
+}

@@ -1,0 +1,178 @@
+//! Node configuration: TOML with documented defaults, every option also settable from the
+//! environment as `CAREBRIDGE_<OPTION>` (nested ones with `__`, e.g. `CAREBRIDGE_TLS__CERT`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::store::Durability;
+
+/// The name of the configuration file `init` writes into a data directory.
+pub const CONFIG_FILE: &str = "node.toml";
+/// The name of the key file `init` writes into a data directory.
+pub const KEY_FILE: &str = "db.key";
+
+/// What kind of organisation a node serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    /// A hospital: doctors, reception, kiosks.
+    Hospital,
+    /// An insurer: reviewers and admins.
+    Insurer,
+}
+
+/// HTTPS: PEM files of the certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsConfig {
+    /// Certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM, PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Everything a node needs to serve. Every field has a default but `name`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The node's name, an FQDN such as `st-marys.example`; part of every patient's global id.
+    pub name: String,
+    /// `hospital` (default) or `insurer`.
+    pub kind: NodeKind,
+    /// IANA time zone in which schedules are laid out (default `UTC`).
+    pub time_zone: String,
+    /// Address to listen on (default `127.0.0.1:8080`; port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Directory holding the database (default: the directory of the config file, or `.`).
+    pub data_dir: PathBuf,
+    /// File holding the database key as 64 hex digits (default `<data_dir>/db.key`).
+    /// `CAREBRIDGE_DB_KEY` (the key itself) takes precedence over the file.
+    pub key_file: Option<PathBuf>,
+    /// `full` (default): every acknowledged write survives power loss. `normal`: survives a
+    /// crash of the node only, for faster writes.
+    pub durability: Durability,
+    /// How long a staff session lasts, in hours (default 12).
+    pub session_hours: u32,
+    /// How long a kiosk session lasts, in days (default 30).
+    pub kiosk_session_days: u32,
+    /// How many events the log keeps for `Last-Event-ID` resume (default 100000).
+    pub events_retained: u32,
+    /// How many events the live ring holds before a subscriber that does not keep up is
+    /// disconnected (default 4096).
+    pub live_buffer: u32,
+    /// Seconds between heartbeat comments on live streams (default 15).
+    pub heartbeat_seconds: u32,
+    /// Largest request body accepted, in bytes (default 1 MiB).
+    pub max_body_bytes: usize,
+    /// Failed sign-ins allowed per account or address in 15 minutes (default 5 per account,
+    /// 4× that per address).
+    pub max_failed_sign_ins: u32,
+    /// HTTPS; plain HTTP when absent.
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            kind: NodeKind::Hospital,
+            time_zone: "UTC".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("."),
+            key_file: None,
+            durability: Durability::Full,
+            session_hours: 12,
+            kiosk_session_days: 30,
+            events_retained: 100_000,
+            live_buffer: 4096,
+            heartbeat_seconds: 15,
+            max_body_bytes: 1024 * 1024,
+            max_failed_sign_ins: 5,
+            tls: None,
+        }
+    }
+}
+
+/// What is wrong with a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment did not parse.
+    #[error("configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    /// A value is invalid.
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl NodeConfig {
+    /// Loads defaults, then `file` (if given), then the environment; `data_dir` defaults to
+    /// the file's directory.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut defaults = Self::default();
+        if let Some(dir) = file.and_then(Path::parent) {
+            defaults.data_dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir.to_owned() };
+        }
+        let mut fig = Figment::from(Serialized::defaults(defaults));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(ConfigError::Invalid(format!("{} does not exist", f.display())));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        let cfg: Self = fig
+            .merge(Env::prefixed("CAREBRIDGE_").split("__").ignore(&["DB_KEY", "ADMIN_PASSWORD"]))
+            .extract()
+            .map_err(Box::new)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.name.is_empty() {
+            return Err(ConfigError::Invalid("`name` is not set (run `carebridge-node init`)".into()));
+        }
+        self.tz()?;
+        if self.live_buffer < 16 {
+            return Err(ConfigError::Invalid("`live_buffer` must be at least 16".into()));
+        }
+        if self.heartbeat_seconds == 0 {
+            return Err(ConfigError::Invalid("`heartbeat_seconds` must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The time zone.
+    pub fn tz(&self) -> Result<chrono_tz::Tz, ConfigError> {
+        self.time_zone
+            .parse()
+            .map_err(|_| ConfigError::Invalid(format!("`time_zone` {:?} is not an IANA time zone", self.time_zone)))
+    }
+
+    /// The key file's path.
+    pub fn key_path(&self) -> PathBuf {
+        self.key_file.clone().unwrap_or_else(|| self.data_dir.join(KEY_FILE))
+    }
+
+    /// The database's path.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join(crate::store::DB_FILE)
+    }
+}
+
+/// Checks a node name: a lowercase DNS name with at least one dot.
+pub fn validate_node_name(name: &str) -> Result<(), String> {
+    let ok = name.len() <= 253
+        && name.contains('.')
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    if ok { Ok(()) } else { Err(format!("{name:?} is not a lowercase DNS name such as st-marys.example")) }
+}

@@ -1,0 +1,322 @@
+//! Demo data: a small hospital with doctors, reception, an admin, a kiosk, patients and
+//! appointments in every status, and the credentials to sign in as each of them.
+
+use std::path::Path;
+
+use carebridge_protocol::appointment::{Appointment, AppointmentStatus, BookedBy};
+use carebridge_protocol::kiosk::KioskDevice;
+use carebridge_protocol::patient::Patient;
+use carebridge_protocol::practitioner::{Practitioner, Role};
+use carebridge_protocol::schedule::{Schedule, WorkingHours};
+use carebridge_protocol::{AppointmentId, KioskDeviceId, PatientId, PractitionerId};
+use chrono::{Duration, NaiveDate, NaiveTime, Weekday};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::node::Node;
+use crate::store::{AuditDraft, StoreError};
+use crate::{appointment, kiosk, patient, practitioner, schedule};
+
+/// The demo admin's password (the node is throw-away and listens on loopback by default).
+pub const ADMIN_PASSWORD: &str = "admin-demo-pass";
+/// The demo reception user's password.
+pub const RECEPTION_PASSWORD: &str = "reception-demo-pass";
+/// Every demo doctor's password.
+pub const DOCTOR_PASSWORD: &str = "doctor-demo-pass";
+
+/// How big a demo to make.
+#[derive(Debug, Clone)]
+pub struct DemoSize {
+    /// Doctors (at least 1).
+    pub doctors: u32,
+    /// Days ahead over which appointments are spread.
+    pub days: u32,
+    /// Patients.
+    pub patients: u32,
+    /// Add a benchmark doctor with round-the-clock 5-minute slots.
+    pub bench: bool,
+}
+
+/// A username and password.
+#[derive(Debug, Clone, Serialize)]
+pub struct Login {
+    /// Username.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+/// A demo doctor's login.
+#[derive(Debug, Clone, Serialize)]
+pub struct DoctorLogin {
+    /// Account id.
+    pub id: PractitionerId,
+    /// Username.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Name.
+    pub display_name: String,
+}
+
+/// The demo kiosk's credential.
+#[derive(Debug, Clone, Serialize)]
+pub struct KioskLogin {
+    /// Device id.
+    pub device_id: KioskDeviceId,
+    /// Device secret.
+    pub secret: String,
+}
+
+/// A demo patient, as a kiosk would identify them.
+#[derive(Debug, Clone, Serialize)]
+pub struct PatientCard {
+    /// Patient id.
+    pub id: PatientId,
+    /// Card number.
+    pub card_number: String,
+    /// Birth date.
+    pub birth_date: NaiveDate,
+    /// Name.
+    pub name: String,
+}
+
+/// What the benchmark books against.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchTarget {
+    /// A doctor with many free slots.
+    pub practitioner_id: PractitionerId,
+    /// A patient.
+    pub patient_id: PatientId,
+}
+
+/// Everything needed to use the demo, written to `demo-credentials.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoCredentials {
+    /// The node's name.
+    pub node: String,
+    /// Its base URL.
+    pub url: String,
+    /// The admin.
+    pub admin: Login,
+    /// Reception.
+    pub reception: Login,
+    /// Doctors.
+    pub doctors: Vec<DoctorLogin>,
+    /// The kiosk device.
+    pub kiosk: KioskLogin,
+    /// The first few patients.
+    pub patients: Vec<PatientCard>,
+    /// For `make bench`.
+    pub bench: BenchTarget,
+}
+
+const DOCTOR_NAMES: &[(&str, &str)] = &[
+    ("moreau", "Dr. Ada Moreau"),
+    ("okafor", "Dr. Kwame Okafor"),
+    ("lindqvist", "Dr. Ingrid Lindqvist"),
+    ("mehta", "Dr. Rahul Mehta"),
+    ("alvarez", "Dr. Sofia Alvarez"),
+    ("tanaka", "Dr. Kenji Tanaka"),
+];
+const FAMILY: &[&str] = &[
+    "Jansen", "de Vries", "Bakker", "Visser", "Smit", "Meijer", "Mulder", "Bos", "Vos", "Peters", "Hendriks", "Dekker",
+    "Brouwer", "Dijkstra", "Kok", "Garcia", "Nowak", "Rossi", "Müller", "O'Brien", "Nguyen", "Haddad", "Kowalski", "Yilmaz",
+];
+const GIVEN: &[&str] = &[
+    "Emma", "Noah", "Julia", "Liam", "Sophie", "Lucas", "Mila", "Finn", "Sara", "Daan", "Anna", "Sem", "Eva", "Levi", "Lotte",
+    "Amir", "Fatima", "Chen", "Olga", "José", "Zoë", "Mohammed", "Ines", "Pieter",
+];
+const REASONS: &[&str] = &[
+    "Follow-up", "Blood pressure check", "Persistent cough", "Knee pain", "Medication review", "Skin rash", "Headaches",
+    "Annual check-up", "Back pain", "Vaccination",
+];
+
+fn weekdays(start: (u32, u32), end: (u32, u32), days: &[Weekday]) -> Vec<WorkingHours> {
+    let (Some(s), Some(e)) = (NaiveTime::from_hms_opt(start.0, start.1, 0), NaiveTime::from_hms_opt(end.0, end.1, 0)) else {
+        return Vec::new();
+    };
+    days.iter().map(|d| WorkingHours { weekday: *d, start: s, end: e }).collect()
+}
+
+/// Seeds the node (already initialised with `admin`/[`ADMIN_PASSWORD`]) with demo data.
+pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredentials, StoreError> {
+    let doctors_n = size.doctors.max(1) as usize;
+    let reception_hash = hash(RECEPTION_PASSWORD).await?;
+    let doctor_hash = hash(DOCTOR_PASSWORD).await?;
+    let tz = node.tz;
+    let node_name = node.name().to_owned();
+    let size = size.clone();
+    let draft = AuditDraft {
+        actor: "node".into(),
+        action: "demo.seed".into(),
+        entity: String::new(),
+        source: "local".into(),
+    };
+    let url = url.to_owned();
+    node.store
+        .write(Some(draft), move |ctx| {
+            let now = ctx.now();
+            let now_ms = now.timestamp_millis();
+            let conn = ctx.conn();
+            let mut rng = StdRng::seed_from_u64(7);
+            let reception = Practitioner {
+                id: PractitionerId::new(),
+                username: "reception".into(),
+                display_name: "Front Desk".into(),
+                role: Role::Reception,
+                disabled: false,
+                version: 1,
+            };
+            practitioner::insert(conn, &reception, &reception_hash, now_ms)?;
+            let all_week = [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
+            let mut doctors = Vec::new();
+            for i in 0..doctors_n {
+                let (user, name) = DOCTOR_NAMES
+                    .get(i)
+                    .map(|(u, n)| (format!("dr.{u}"), (*n).to_owned()))
+                    .unwrap_or_else(|| (format!("dr.{}", i + 1), format!("Dr. Doctor {}", i + 1)));
+                let p = Practitioner {
+                    id: PractitionerId::new(),
+                    username: user.clone(),
+                    display_name: name.clone(),
+                    role: Role::Doctor,
+                    disabled: false,
+                    version: 1,
+                };
+                practitioner::insert(conn, &p, &doctor_hash, now_ms)?;
+                // Every day, so the demo has free slots whenever someone tries it.
+                let mut hours = weekdays((8, 0), (12, 0), &all_week);
+                hours.extend(weekdays((13, 0), (18, 0), &all_week));
+                schedule::put(conn, &Schedule { practitioner_id: p.id, slot_minutes: 15, hours, version: 1 })?;
+                doctors.push(DoctorLogin { id: p.id, username: user, password: DOCTOR_PASSWORD.into(), display_name: name });
+            }
+            let bench_doctor = if size.bench {
+                let p = Practitioner {
+                    id: PractitionerId::new(),
+                    username: "dr.bench".into(),
+                    display_name: "Dr. Bench (load tests)".into(),
+                    role: Role::Doctor,
+                    disabled: false,
+                    version: 1,
+                };
+                practitioner::insert(conn, &p, &doctor_hash, now_ms)?;
+                let hours = weekdays((0, 0), (23, 55), &all_week);
+                schedule::put(conn, &Schedule { practitioner_id: p.id, slot_minutes: 5, hours, version: 1 })?;
+                p.id
+            } else {
+                doctors[0].id
+            };
+            let kiosk_id = KioskDeviceId::new();
+            let kiosk_secret = format!("kiosk-demo-secret-{}", &kiosk_id.to_string()[..8]);
+            kiosk::insert(
+                conn,
+                &KioskDevice { id: kiosk_id, label: "Entrance kiosk".into(), revoked: false, registered_at: now },
+                &kiosk_secret,
+            )?;
+            let mut patients = Vec::new();
+            for i in 0..size.patients.max(1) {
+                let family = FAMILY[rng.gen_range(0..FAMILY.len())];
+                let given = GIVEN[rng.gen_range(0..GIVEN.len())];
+                let birth = NaiveDate::from_ymd_opt(rng.gen_range(1940..2020), rng.gen_range(1..=12), rng.gen_range(1..=28))
+                    .unwrap_or_default();
+                let id = PatientId::new();
+                let p = Patient {
+                    id,
+                    global_id: format!("{id}@{node_name}"),
+                    family_name: family.into(),
+                    given_name: given.into(),
+                    birth_date: birth,
+                    phone: Some(format!("+31 6 {:08}", rng.gen_range(0..100_000_000))),
+                    email: None,
+                    card_number: format!("{}", 1_000_000_001u64 + u64::from(i)),
+                    version: 1,
+                    created_at: now,
+                    updated_at: now,
+                };
+                patient::insert(conn, &p)?;
+                patients.push(p);
+            }
+            // Appointments in every status: yesterday's done or missed, today's waiting or
+            // arrived, and the coming days' booked, pending (kiosk) and cancelled.
+            let today = schedule::local_date(tz, now);
+            let mut n = 0usize;
+            for offset in -1i64..=i64::from(size.days.clamp(1, 60)) {
+                let date = today + Duration::days(offset);
+                for d in &doctors {
+                    let Some(s) = schedule::get(conn, d.id)? else { continue };
+                    let slots = schedule::slot_times(tz, &s, date, date);
+                    let phase = n % 3;
+                    for (k, (start, end)) in slots.iter().enumerate().filter(|(k, _)| k % 5 == phase) {
+                        let status = match (offset, k % 4) {
+                            (-1, 0) => AppointmentStatus::Noshow,
+                            (-1, _) => AppointmentStatus::Fulfilled,
+                            (0, _) if *end < now => AppointmentStatus::Fulfilled,
+                            (0, 1) if *start < now + Duration::hours(2) => AppointmentStatus::Arrived,
+                            (_, 2) => AppointmentStatus::Pending,
+                            (_, 3) if offset > 0 => AppointmentStatus::Cancelled,
+                            _ => AppointmentStatus::Booked,
+                        };
+                        let p = &patients[n % patients.len()];
+                        n += 1;
+                        let a = Appointment {
+                            id: AppointmentId::new(),
+                            reference: appointment::new_reference(conn)?,
+                            patient_id: p.id,
+                            practitioner_id: d.id,
+                            start: *start,
+                            end: *end,
+                            reason: REASONS[n % REASONS.len()].into(),
+                            status,
+                            booked_by: if status == AppointmentStatus::Pending {
+                                BookedBy::Kiosk { id: kiosk_id }
+                            } else {
+                                BookedBy::Staff { id: reception.id }
+                            },
+                            override_reason: None,
+                            cancellation_reason: (status == AppointmentStatus::Cancelled).then(|| "Patient called to cancel".into()),
+                            version: 1,
+                            created_at: now,
+                            updated_at: now,
+                        };
+                        appointment::insert(conn, &a)?;
+                    }
+                }
+            }
+            ctx.set_detail(format!("{} doctors, {} patients, {n} appointments", doctors.len(), patients.len()));
+            Ok(DemoCredentials {
+                node: node_name.clone(),
+                url,
+                admin: Login { username: "admin".into(), password: ADMIN_PASSWORD.into() },
+                reception: Login { username: reception.username, password: RECEPTION_PASSWORD.into() },
+                bench: BenchTarget { practitioner_id: bench_doctor, patient_id: patients[0].id },
+                doctors,
+                kiosk: KioskLogin { device_id: kiosk_id, secret: kiosk_secret },
+                patients: patients
+                    .iter()
+                    .take(5)
+                    .map(|p| PatientCard {
+                        id: p.id,
+                        card_number: p.card_number.clone(),
+                        birth_date: p.birth_date,
+                        name: format!("{} {}", p.given_name, p.family_name),
+                    })
+                    .collect(),
+            })
+        })
+        .await
+}
+
+async fn hash(password: &'static str) -> Result<String, StoreError> {
+    tokio::task::spawn_blocking(move || practitioner::hash_password(password))
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+/// Writes the credentials where a user (and the bench) can read them.
+pub fn write_credentials(dir: &Path, creds: &DemoCredentials) -> std::io::Result<std::path::PathBuf> {
+    let path = dir.join("demo-credentials.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(creds).unwrap_or_default())?;
+    Ok(path)
+}

@@ -1,0 +1,28 @@
+//! The CareBridge node: an organisation's server.
+//!
+//! It keeps the organisation's records in an encrypted SQLite database (SQLCipher), serves
+//! the HTTP API under `/api/v1` and the live event stream to its own clients, and audits
+//! every read and write of patient data in a hash chain. The binary `carebridge-node` wraps
+//! it with `init`, `serve`, `demo`, `audit verify`, `backup` and `restore`.
+
+pub mod api;
+pub mod appointment;
+pub mod audit;
+pub mod backup;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod events;
+pub mod kiosk;
+pub mod node;
+pub mod patient;
+pub mod practitioner;
+pub mod schedule;
+pub mod serve;
+pub mod session;
+pub mod store;
+pub mod throttle;
+
+pub use config::NodeConfig;
+pub use node::Node;

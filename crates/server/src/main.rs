@@ -1,0 +1,438 @@
+//! `carebridge-node`: run and look after a CareBridge node.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use carebridge_server::clock::{Clock, SystemClock};
+use carebridge_server::config::{CONFIG_FILE, KEY_FILE, NodeConfig, NodeKind};
+use carebridge_server::node::{InitOptions, Node, init, load_key};
+use carebridge_server::{backup, demo, serve};
+use clap::{Args, Parser, Subcommand};
+use tokio::net::TcpListener;
+
+/// An organisation's CareBridge server.
+#[derive(Debug, Parser)]
+#[command(name = "carebridge-node", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a node: its keys, its encrypted database, its first admin and node.toml.
+    Init(InitArgs),
+    /// Serve an initialised node.
+    Serve(ServeArgs),
+    /// Serve a throw-away node full of demo data, and print how to sign in.
+    Demo(DemoArgs),
+    /// Inspect the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Write a consistent encrypted copy of the database, while the node serves.
+    Backup(BackupArgs),
+    /// Check a backup, then make it the node's database (the node must be stopped).
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+struct Location {
+    /// The node's configuration file (TOML).
+    #[arg(long, env = "CAREBRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// The node's data directory (reads DIR/node.toml).
+    #[arg(long, env = "CAREBRIDGE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl Location {
+    fn load(&self) -> anyhow::Result<NodeConfig> {
+        let file = match (&self.config, &self.data_dir) {
+            (Some(f), _) => f.clone(),
+            (None, Some(d)) => {
+                let f = d.join(CONFIG_FILE);
+                if !f.exists() {
+                    bail!(
+                        "{} holds no CareBridge node (no {CONFIG_FILE}): run `carebridge-node init --data-dir {}` first",
+                        d.display(),
+                        d.display()
+                    );
+                }
+                f
+            }
+            (None, None) => bail!("say which node: --config FILE or --data-dir DIR"),
+        };
+        let mut cfg = NodeConfig::load(Some(&file))?;
+        if let Some(d) = &self.data_dir {
+            cfg.data_dir = d.clone();
+        }
+        Ok(cfg)
+    }
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    /// Where the node keeps its database, key file and node.toml.
+    #[arg(long, env = "CAREBRIDGE_DATA_DIR")]
+    data_dir: PathBuf,
+    /// The node's name, a DNS name such as st-marys.example.
+    #[arg(long)]
+    name: String,
+    /// IANA time zone in which schedules are laid out, e.g. Europe/Amsterdam.
+    #[arg(long)]
+    time_zone: String,
+    /// hospital or insurer.
+    #[arg(long, default_value = "hospital", value_parser = parse_kind)]
+    kind: NodeKind,
+    /// The first admin's username.
+    #[arg(long, default_value = "admin")]
+    admin_username: String,
+}
+
+fn parse_kind(s: &str) -> Result<NodeKind, String> {
+    match s {
+        "hospital" => Ok(NodeKind::Hospital),
+        "insurer" => Ok(NodeKind::Insurer),
+        _ => Err("hospital or insurer".into()),
+    }
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    location: Location,
+    /// Address to listen on (port 0 picks a free one; the bound address is printed).
+    #[arg(long, env = "CAREBRIDGE_LISTEN")]
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Where to keep the demo node (must be empty or absent; default: a fresh temporary
+    /// directory, removed on exit).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Doctors.
+    #[arg(long, default_value_t = 3)]
+    doctors: u32,
+    /// Days ahead with appointments.
+    #[arg(long, default_value_t = 7)]
+    days: u32,
+    /// Patients.
+    #[arg(long, default_value_t = 20)]
+    patients: u32,
+    /// Add a doctor with round-the-clock 5-minute slots, for load tests.
+    #[arg(long)]
+    bench: bool,
+    /// IANA time zone.
+    #[arg(long, default_value = "Europe/Amsterdam")]
+    time_zone: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the whole hash chain; name the first broken entry.
+    Verify(Location),
+}
+
+#[derive(Debug, Args)]
+struct BackupArgs {
+    #[command(flatten)]
+    location: Location,
+    /// The file to write (must not exist).
+    #[arg(long)]
+    to: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct RestoreArgs {
+    #[command(flatten)]
+    location: Location,
+    /// The backup to check and restore.
+    #[arg(long)]
+    from: PathBuf,
+    /// The key file that belongs to the backup, when the data directory has none yet.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAREBRIDGE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("carebridge_server=info,warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init(a) => {
+            let password = admin_password()?;
+            let opts = InitOptions {
+                name: a.name,
+                kind: a.kind,
+                time_zone: a.time_zone,
+                admin_username: a.admin_username,
+                admin_password: password,
+            };
+            let cfg = init(&a.data_dir, &opts, &SystemClock)?;
+            println!("Initialised node {} in {}", cfg.name, a.data_dir.display());
+            println!("  database: {} (encrypted)", cfg.db_path().display());
+            println!("  key file: {} — back it up separately; without it no backup can be read", cfg.key_path().display());
+            println!("  first admin: {}", opts.admin_username);
+            println!("Serve it with: carebridge-node serve --data-dir {}", a.data_dir.display());
+            Ok(())
+        }
+        Command::Serve(a) => {
+            let mut cfg = a.location.load()?;
+            if let Some(l) = a.listen {
+                cfg.listen = l;
+            }
+            runtime()?.block_on(async move {
+                let node = Node::open(cfg, Arc::new(SystemClock))?;
+                serve_until_signal(node, None).await
+            })
+        }
+        Command::Demo(a) => run_demo(a),
+        Command::Audit { command: AuditCommand::Verify(loc) } => {
+            let cfg = loc.load()?;
+            let key = load_key(&cfg)?;
+            let conn = carebridge_server::store::open_connection(&cfg.db_path(), &key, true)?;
+            match carebridge_server::audit::verify(&conn)? {
+                Ok(v) => {
+                    println!("audit chain OK: {} entries, head {}", v.entries, v.head);
+                    Ok(())
+                }
+                Err(e) => bail!("audit chain BROKEN at entry {}: {e}", e.seq()),
+            }
+        }
+        Command::Backup(a) => {
+            let cfg = a.location.load()?;
+            let s = backup::backup(&cfg, &a.to)?;
+            println!(
+                "backup written to {}: schema {}, {} patients, {} appointments, audit chain OK ({} entries)",
+                a.to.display(),
+                s.schema,
+                s.patients,
+                s.appointments,
+                s.audit_entries
+            );
+            println!("It is encrypted with the node's key, which is NOT in the backup: keep {} safe, separately.", cfg.key_path().display());
+            Ok(())
+        }
+        Command::Restore(a) => restore(a),
+    }
+}
+
+fn restore(a: RestoreArgs) -> anyhow::Result<()> {
+    let dir = a
+        .location
+        .data_dir
+        .clone()
+        .or_else(|| a.location.config.as_ref().and_then(|c| c.parent().map(Path::to_path_buf)))
+        .context("say which node: --config FILE or --data-dir DIR")?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if let Some(k) = &a.key_file {
+        let dest = dir.join(KEY_FILE);
+        if !dest.exists() {
+            let key = std::fs::read(k).with_context(|| format!("reading {}", k.display()))?;
+            carebridge_server::node::write_private(&dest, &key)?;
+        }
+    }
+    let cfg_file = a.location.config.clone().unwrap_or_else(|| dir.join(CONFIG_FILE));
+    if !cfg_file.exists() {
+        // A bare directory: take the node's identity from the backup itself.
+        let probe = NodeConfig { name: "restore.invalid".into(), data_dir: dir.clone(), ..NodeConfig::default() };
+        let key = load_key(&probe)?;
+        let conn = carebridge_server::store::open_connection(&a.from, &key, true)?;
+        let get = |k: &str| carebridge_server::store::meta(&conn, k).map(Option::unwrap_or_default);
+        let toml = format!(
+            "name = {:?}\nkind = {:?}\ntime_zone = {:?}\n",
+            get("name")?,
+            get("kind")?,
+            get("time_zone")?
+        );
+        std::fs::write(&cfg_file, toml).with_context(|| format!("writing {}", cfg_file.display()))?;
+    }
+    let mut cfg = NodeConfig::load(Some(&cfg_file))?;
+    cfg.data_dir = dir;
+    let stamp = SystemClock.now().format("%Y%m%dT%H%M%SZ").to_string();
+    let s = backup::restore(&cfg, &a.from, &stamp)?;
+    println!(
+        "restored {} into {}: schema {}, {} patients, {} appointments, audit chain OK ({} entries)",
+        a.from.display(),
+        cfg.data_dir.display(),
+        s.schema,
+        s.patients,
+        s.appointments,
+        s.audit_entries
+    );
+    Ok(())
+}
+
+fn admin_password() -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("CAREBRIDGE_ADMIN_PASSWORD") {
+        return Ok(p);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("set CAREBRIDGE_ADMIN_PASSWORD, or run init in a terminal to be asked for the first admin's password");
+    }
+    let p = rpassword::prompt_password("First admin's password (at least 12 characters): ")?;
+    let again = rpassword::prompt_password("Again: ")?;
+    if p != again {
+        bail!("the two passwords differ");
+    }
+    Ok(p)
+}
+
+async fn serve_until_signal(node: Arc<Node>, banner: Option<Box<dyn FnOnce(&str) + Send>>) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(node.config.listen)
+        .await
+        .with_context(|| format!("listening on {}", node.config.listen))?;
+    let addr = listener.local_addr()?;
+    let scheme = if node.config.tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{addr}");
+    println!("carebridge-node listening on {url}");
+    if let Some(b) = banner {
+        b(&url);
+    }
+    let _ = std::io::stdout().flush();
+    let stop = node.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        stop.cancel();
+    });
+    serve::serve(node, listener).await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
+    let (dir, temporary) = match &a.data_dir {
+        Some(d) => (d.clone(), false),
+        None => (std::env::temp_dir().join(format!("carebridge-demo-{}", std::process::id())), true),
+    };
+    if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
+        bail!("{} is not empty; the demo needs an empty or absent directory", dir.display());
+    }
+    let opts = InitOptions {
+        name: "st-marys.example".into(),
+        kind: NodeKind::Hospital,
+        time_zone: a.time_zone.clone(),
+        admin_username: "admin".into(),
+        admin_password: demo::ADMIN_PASSWORD.into(),
+    };
+    let mut cfg = init(&dir, &opts, &SystemClock)?;
+    cfg.listen = a.listen;
+    // A throw-away node: speed over power-loss durability.
+    cfg.durability = carebridge_server::store::Durability::Normal;
+    let size = demo::DemoSize { doctors: a.doctors, days: a.days, patients: a.patients, bench: a.bench };
+    let result = runtime()?.block_on(async move {
+        let node = Node::open(cfg, Arc::new(SystemClock))?;
+        let seeded = node.clone();
+        let dir2 = dir.clone();
+        let banner: Box<dyn FnOnce(&str) + Send> = Box::new(move |url: &str| {
+            let rt = tokio::runtime::Handle::current();
+            let creds = tokio::task::block_in_place(|| rt.block_on(demo::seed(&seeded, &size, url)));
+            match creds.map_err(anyhow::Error::from).and_then(|c| {
+                let path = demo::write_credentials(&dir2, &c)?;
+                Ok((c, path))
+            }) {
+                Ok((c, path)) => print_demo_help(&c, &path),
+                Err(e) => {
+                    eprintln!("error: seeding the demo failed: {e:#}");
+                    seeded.shutdown.cancel();
+                }
+            }
+        });
+        serve_until_signal(node, Some(banner)).await
+    });
+    if temporary {
+        let _ = std::fs::remove_dir_all(&a.data_dir.unwrap_or_default());
+    }
+    result
+}
+
+fn print_demo_help(c: &demo::DemoCredentials, path: &Path) {
+    let url = &c.url;
+    let doctor = &c.doctors[0];
+    let patient = &c.patients[0];
+    println!(
+        r#"
+CareBridge demo node "{node}" is ready. Credentials: {path}
+  admin      {au} / {ap}
+  reception  {ru} / {rp}
+  doctors    {doctors} / {dp}
+  kiosk      device {kid} / secret {ks}
+
+Sign in as reception and keep the token:
+  TOKEN=$(curl -s {url}/api/v1/sessions -H 'Content-Type: application/json' \
+    -d '{{"username":"{ru}","password":"{rp}"}}' | jq -r .token)
+
+Watch the live stream (in a second terminal, with the same TOKEN):
+  curl -N {url}/api/v1/events -H "Authorization: Bearer $TOKEN"
+
+Book {pname} with {dname} at the first free slot, and watch it arrive on the stream:
+  curl -s {url}/api/v1/appointments -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" \
+    -d '{{"patient_id":"{pid}","practitioner_id":"{did}","next_available_from":"{now}","reason":"Check-up"}}'
+
+API description: {url}/api/v1/openapi.json   Stop with Ctrl-C."#,
+        node = c.node,
+        path = path.display(),
+        au = c.admin.username,
+        ap = c.admin.password,
+        ru = c.reception.username,
+        rp = c.reception.password,
+        doctors = c.doctors.iter().map(|d| d.username.as_str()).collect::<Vec<_>>().join(", "),
+        dp = doctor.password,
+        kid = c.kiosk.device_id,
+        ks = c.kiosk.secret,
+        pname = patient.name,
+        dname = doctor.display_name,
+        pid = patient.id,
+        did = doctor.id,
+        now = SystemClock.now().format("%Y-%m-%dT%H:%M:%SZ"),
+    );
+}

@@ -1,0 +1,326 @@
+//! A node: its configuration, database, live hub and clock, and the jobs that keep it tidy.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use carebridge_protocol::PractitionerId;
+use carebridge_protocol::practitioner::{Practitioner, Role};
+use chrono_tz::Tz;
+use rusqlite::params;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::{CONFIG_FILE, ConfigError, NodeConfig, NodeKind, validate_node_name};
+use crate::events::Hub;
+use crate::store::{AuditDraft, DbKey, Store, StoreError};
+use crate::throttle::Throttle;
+use crate::{practitioner, session};
+
+/// Why a node could not be set up or started.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database failed or did not open.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No key anywhere.
+    #[error("no database key: {0} does not exist and CAREBRIDGE_DB_KEY is not set")]
+    NoKey(String),
+    /// The data directory has no database.
+    #[error("{0} holds no CareBridge database: run `carebridge-node init --data-dir {0}` first")]
+    NotInitialised(String),
+    /// `init` on a directory that already has one.
+    #[error("{0} already holds a CareBridge database; refusing to overwrite it")]
+    AlreadyInitialised(String),
+    /// Another process serves this data directory.
+    #[error("another carebridge-node is using {0}")]
+    Locked(String),
+    /// A bad argument.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// Which file.
+        path: String,
+        /// What happened.
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
+    move |source| NodeError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The database key: `CAREBRIDGE_DB_KEY` if set, else the key file.
+pub fn load_key(cfg: &NodeConfig) -> Result<DbKey, NodeError> {
+    if let Ok(k) = std::env::var("CAREBRIDGE_DB_KEY") {
+        return Ok(DbKey::from_hex(&k)?);
+    }
+    let path = cfg.key_path();
+    match fs::read_to_string(&path) {
+        Ok(s) => Ok(DbKey::from_hex(&s)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(NodeError::NoKey(path.display().to_string())),
+        Err(e) => Err(io(&path)(e)),
+    }
+}
+
+/// Writes a file readable by its owner only.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), NodeError> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).map_err(io(path))?;
+    f.write_all(contents).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
+/// What `init` needs.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The node's name.
+    pub name: String,
+    /// Its kind.
+    pub kind: NodeKind,
+    /// Its IANA time zone.
+    pub time_zone: String,
+    /// The first admin's username.
+    pub admin_username: String,
+    /// The first admin's password.
+    pub admin_password: String,
+}
+
+/// A running node's shared state.
+pub struct Node {
+    /// Its configuration.
+    pub config: NodeConfig,
+    /// Its time zone.
+    pub tz: Tz,
+    /// Its database.
+    pub store: Store,
+    /// Its live hub.
+    pub hub: Hub,
+    /// Its clock.
+    pub clock: Arc<dyn Clock>,
+    /// Failed sign-ins per account.
+    pub throttle_accounts: Throttle,
+    /// Failed sign-ins per address.
+    pub throttle_sources: Throttle,
+    /// Failed kiosk identifications per device.
+    pub throttle_kiosks: Throttle,
+    /// Cancelled when the node shuts down.
+    pub shutdown: CancellationToken,
+    _lock: fs::File,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("name", &self.config.name).finish()
+    }
+}
+
+/// Takes the data directory's lock, so two nodes never serve one database.
+pub fn lock_data_dir(dir: &Path) -> Result<fs::File, NodeError> {
+    let path = dir.join(".lock");
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(fs::TryLockError::WouldBlock) => Err(NodeError::Locked(dir.display().to_string())),
+        Err(fs::TryLockError::Error(e)) => Err(io(&path)(e)),
+    }
+}
+
+/// Creates a node in `dir`: its key file, encrypted database, signing keys and first admin,
+/// and a `node.toml` naming it.
+pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeConfig, NodeError> {
+    validate_node_name(&opts.name).map_err(NodeError::Invalid)?;
+    opts.time_zone
+        .parse::<Tz>()
+        .map_err(|_| NodeError::Invalid(format!("{:?} is not an IANA time zone such as Europe/Amsterdam", opts.time_zone)))?;
+    carebridge_protocol::practitioner::validate_username(&opts.admin_username)
+        .map_err(|m| NodeError::Invalid(format!("admin username {m}")))?;
+    carebridge_protocol::practitioner::validate_password(&opts.admin_password)
+        .map_err(|m| NodeError::Invalid(format!("admin password {m}")))?;
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let _lock = lock_data_dir(dir)?;
+    let mut cfg = NodeConfig {
+        name: opts.name.clone(),
+        kind: opts.kind,
+        time_zone: opts.time_zone.clone(),
+        data_dir: dir.to_owned(),
+        ..NodeConfig::default()
+    };
+    if cfg.db_path().exists() {
+        return Err(NodeError::AlreadyInitialised(dir.display().to_string()));
+    }
+    let key = match std::env::var("CAREBRIDGE_DB_KEY") {
+        Ok(k) => DbKey::from_hex(&k)?,
+        Err(_) => {
+            let key = DbKey::generate();
+            write_private(&cfg.key_path(), format!("{}\n", key.to_hex()).as_bytes())?;
+            key
+        }
+    };
+    let conn = crate::store::open_connection(&cfg.db_path(), &key, false)?;
+    drop(conn);
+    let hub = Hub::new(16, 0);
+    let store = Store::open(&cfg.db_path(), &key, cfg.durability, Arc::new(crate::clock::SystemClock), hub)?;
+    let now = clock.now();
+    let hash = practitioner::hash_password(&opts.admin_password)?;
+    let admin = Practitioner {
+        id: PractitionerId::new(),
+        username: opts.admin_username.clone(),
+        display_name: "Administrator".into(),
+        role: Role::Admin,
+        disabled: false,
+        version: 1,
+    };
+    let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let agreement = x25519_dalek::StaticSecret::random_from_rng(rand::rngs::OsRng);
+    let agreement_public = x25519_dalek::PublicKey::from(&agreement);
+    let meta = [
+        ("name", opts.name.clone()),
+        ("kind", format!("{:?}", opts.kind).to_lowercase()),
+        ("time_zone", opts.time_zone.clone()),
+    ];
+    let draft = AuditDraft {
+        actor: "node".into(),
+        action: "node.init".into(),
+        entity: format!("practitioner/{}", admin.id),
+        source: "local".into(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| NodeError::Invalid(e.to_string()))?;
+    rt.block_on(store.write(Some(draft), move |ctx| {
+        let c = ctx.conn();
+        for (k, v) in &meta {
+            c.execute("INSERT INTO node_meta (key, value) VALUES (?1, ?2)", params![k, v])?;
+        }
+        let now_ms = now.timestamp_millis();
+        c.execute(
+            "INSERT INTO node_keys (purpose, secret, public, created_at) VALUES ('ed25519', ?1, ?2, ?3)",
+            params![signing.to_bytes().to_vec(), signing.verifying_key().to_bytes().to_vec(), now_ms],
+        )?;
+        c.execute(
+            "INSERT INTO node_keys (purpose, secret, public, created_at) VALUES ('x25519', ?1, ?2, ?3)",
+            params![agreement.to_bytes().to_vec(), agreement_public.to_bytes().to_vec(), now_ms],
+        )?;
+        practitioner::insert(c, &admin, &hash, now_ms)?;
+        ctx.set_detail(format!("node {} initialised; first admin {}", meta[0].1, admin.username));
+        Ok::<_, StoreError>(())
+    }))?;
+    drop(store);
+    cfg.key_file = None;
+    let toml = format!(
+        "# CareBridge node configuration. Every option can also be set as CAREBRIDGE_<OPTION>.\n\
+         name = {:?}\nkind = {:?}\ntime_zone = {:?}\nlisten = {:?}\n",
+        cfg.name,
+        format!("{:?}", cfg.kind).to_lowercase(),
+        cfg.time_zone,
+        cfg.listen.to_string()
+    );
+    let cfg_path = dir.join(CONFIG_FILE);
+    if !cfg_path.exists() {
+        fs::write(&cfg_path, toml).map_err(io(&cfg_path))?;
+    }
+    Ok(cfg)
+}
+
+impl Node {
+    /// Opens an initialised node's database and starts its writer; serving is separate.
+    pub fn open(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Arc<Self>, NodeError> {
+        config.validate()?;
+        let tz = config.tz()?;
+        let db = config.db_path();
+        if !db.exists() {
+            return Err(NodeError::NotInitialised(config.data_dir.display().to_string()));
+        }
+        let lock = lock_data_dir(&config.data_dir)?;
+        let key = load_key(&config)?;
+        let hub = Hub::new(config.live_buffer as usize, 0);
+        let store = Store::open(&db, &key, config.durability, clock.clone(), hub.clone())?;
+        let head = {
+            let conn = crate::store::open_connection(&db, &key, true)?;
+            conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get::<_, i64>(0))
+                .map_err(StoreError::from)?
+        };
+        hub.set_head(head);
+        let window = chrono::Duration::minutes(15);
+        let max = config.max_failed_sign_ins.max(1);
+        Ok(Arc::new(Self {
+            tz,
+            store,
+            hub,
+            clock,
+            throttle_accounts: Throttle::new(max, window),
+            throttle_sources: Throttle::new(max * 4, window),
+            throttle_kiosks: Throttle::new(10, window),
+            shutdown: CancellationToken::new(),
+            config,
+            _lock: lock,
+        }))
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Starts the background jobs: the live-stream reaper, and pruning of the event log,
+    /// expired sessions, kiosk identifications and old idempotency records.
+    pub fn spawn_jobs(self: &Arc<Self>) {
+        tokio::spawn(self.hub.clone().run_reaper(Duration::from_secs(1), self.shutdown.clone()));
+        let node = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = node.shutdown.cancelled() => break,
+                    _ = tick.tick() => {
+                        if let Err(e) = node.prune().await {
+                            tracing::warn!(error = %e, "pruning failed; will retry");
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// One round of pruning.
+    pub async fn prune(&self) -> Result<(), StoreError> {
+        let retained = i64::from(self.config.events_retained);
+        self.store
+            .write(None, move |ctx| {
+                let now = ctx.now();
+                let c = ctx.conn();
+                c.execute(
+                    "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
+                    [retained],
+                )?;
+                session::prune(c, now)?;
+                let day_ago = (now - chrono::Duration::days(1)).timestamp_millis();
+                c.execute("DELETE FROM idempotency WHERE created_at < ?1", [day_ago])?;
+                c.execute(
+                    "DELETE FROM kiosk_identifications WHERE identified_at < ?1",
+                    [now.timestamp_millis() - crate::kiosk::IDENTIFICATION_TTL_MS],
+                )?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+    }
+}

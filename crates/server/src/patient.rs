@@ -1,0 +1,168 @@
+//! Patient records: rows, search, and the duplicate check.
+
+use carebridge_protocol::PatientId;
+use carebridge_protocol::patient::{Patient, PatientSearch, search_key};
+use chrono::NaiveDate;
+use rand::Rng;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::store::{StoreError, from_millis};
+
+const COLUMNS: &str = "id, family_name, given_name, birth_date, phone, email, card_number, version, created_at, updated_at";
+
+/// Decodes a row selected with the module's column list.
+pub fn from_row(r: &Row<'_>, node: &str) -> Result<Patient, StoreError> {
+    let id: String = r.get(0)?;
+    let birth: String = r.get(3)?;
+    Ok(Patient {
+        id: id.parse().map_err(|_| StoreError::Corrupt(format!("patient id {id}")))?,
+        global_id: format!("{id}@{node}"),
+        family_name: r.get(1)?,
+        given_name: r.get(2)?,
+        birth_date: birth
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("birth date {birth}")))?,
+        phone: r.get(4)?,
+        email: r.get(5)?,
+        card_number: r.get(6)?,
+        version: r.get(7)?,
+        created_at: from_millis(r.get(8)?)?,
+        updated_at: from_millis(r.get(9)?)?,
+    })
+}
+
+/// Reads one patient.
+pub fn get(conn: &Connection, id: PatientId, node: &str) -> Result<Option<Patient>, StoreError> {
+    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM patients WHERE id = ?1"))?;
+    let mut rows = st.query([id.to_string()])?;
+    rows.next()?.map(|r| from_row(r, node)).transpose()
+}
+
+/// Finds a patient by card number and birth date (a kiosk's identification).
+pub fn by_card(conn: &Connection, card: &str, birth: NaiveDate, node: &str) -> Result<Option<Patient>, StoreError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM patients WHERE card_number = ?1 AND birth_date = ?2"
+    ))?;
+    let mut rows = st.query(params![card, birth.to_string()])?;
+    rows.next()?.map(|r| from_row(r, node)).transpose()
+}
+
+/// Patients with the same name and birth date (case-insensitive), for the duplicate check.
+pub fn same_person(conn: &Connection, family: &str, given: &str, birth: NaiveDate, node: &str) -> Result<Vec<Patient>, StoreError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM patients WHERE family_key = ?1 AND given_key = ?2 AND birth_date = ?3 LIMIT 20"
+    ))?;
+    let mut rows = st.query(params![search_key(family), search_key(given), birth.to_string()])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(from_row(r, node)?);
+    }
+    Ok(out)
+}
+
+/// Whether a card number is in use by another patient.
+pub fn card_taken(conn: &Connection, card: &str, except: Option<PatientId>) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM patients WHERE card_number = ?1")?
+        .query_row([card], |r| r.get::<_, String>(0))
+        .optional()?
+        .is_some_and(|id| Some(id) != except.map(|e| e.to_string())))
+}
+
+/// A fresh card number nobody holds: 10 digits.
+pub fn issue_card_number(conn: &Connection) -> Result<String, StoreError> {
+    let mut rng = rand::thread_rng();
+    loop {
+        let card = format!("{:010}", rng.gen_range(1_000_000_000u64..10_000_000_000));
+        if !card_taken(conn, &card, None)? {
+            return Ok(card);
+        }
+    }
+}
+
+/// Inserts a new patient.
+pub fn insert(conn: &Connection, p: &Patient) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO patients (id, family_name, given_name, family_key, given_key, birth_date, phone, email,
+                               card_number, version, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        p.id.to_string(),
+        p.family_name,
+        p.given_name,
+        search_key(&p.family_name),
+        search_key(&p.given_name),
+        p.birth_date.to_string(),
+        p.phone,
+        p.email,
+        p.card_number,
+        p.version,
+        p.created_at.timestamp_millis(),
+        p.updated_at.timestamp_millis(),
+    ])?;
+    Ok(())
+}
+
+/// Writes a changed patient (its version already bumped).
+pub fn update(conn: &Connection, p: &Patient) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE patients SET family_name = ?2, given_name = ?3, family_key = ?4, given_key = ?5, birth_date = ?6,
+                phone = ?7, email = ?8, card_number = ?9, version = ?10, updated_at = ?11
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        p.id.to_string(),
+        p.family_name,
+        p.given_name,
+        search_key(&p.family_name),
+        search_key(&p.given_name),
+        p.birth_date.to_string(),
+        p.phone,
+        p.email,
+        p.card_number,
+        p.version,
+        p.updated_at.timestamp_millis(),
+    ])?;
+    Ok(())
+}
+
+/// The smallest string greater than every string starting with `prefix`: U+10FFFF sorts after
+/// every other character in SQLite's binary (UTF-8) order.
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+/// Searches patients; every given criterion must match. Uses the name, birth-date and card
+/// indexes (a name prefix is a range scan, not a LIKE).
+pub fn search(conn: &Connection, q: &PatientSearch, node: &str) -> Result<Vec<Patient>, StoreError> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let name = q.name.as_deref().map(search_key).filter(|n| !n.is_empty());
+    let mut sql = format!("SELECT {COLUMNS} FROM patients WHERE 1 = 1");
+    let mut args: Vec<String> = Vec::new();
+    if let Some(n) = &name {
+        args.push(n.clone());
+        args.push(prefix_end(n));
+        let (a, b) = (args.len() - 1, args.len());
+        sql.push_str(&format!(
+            " AND id IN (SELECT id FROM patients WHERE family_key >= ?{a} AND family_key < ?{b}
+                         UNION SELECT id FROM patients WHERE given_key >= ?{a} AND given_key < ?{b})"
+        ));
+    }
+    if let Some(d) = q.birth_date {
+        args.push(d.to_string());
+        sql.push_str(&format!(" AND birth_date = ?{}", args.len()));
+    }
+    if let Some(c) = &q.card_number {
+        args.push(c.trim().to_owned());
+        sql.push_str(&format!(" AND card_number = ?{}", args.len()));
+    }
+    sql.push_str(&format!(" ORDER BY family_key, given_key, id LIMIT {limit}"));
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut rows = st.query(rusqlite::params_from_iter(args.iter()))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(from_row(r, node)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,131 @@
+//! Serving HTTP (or HTTPS through rustls) on a listener, one task per connection.
+//!
+//! The accept loop is ours rather than `axum::serve` because a live stream whose client
+//! stopped reading never polls its body again, so only dropping its connection frees it: each
+//! connection carries a [`ConnectionControl`] that the event hub cancels to do exactly that.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use crate::config::TlsConfig;
+use crate::node::Node;
+
+/// Cancels one connection. Put in every request's extensions.
+#[derive(Debug, Clone)]
+pub struct ConnectionControl(pub CancellationToken);
+
+/// Why serving failed to start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The certificate or key did not load.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+fn load_tls(t: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let read = |p: &Path| ServeError::Tls(format!("cannot read {}", p.display()));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&t.cert)
+        .map_err(|_| read(&t.cert))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", t.cert.display())))?;
+    if certs.is_empty() {
+        return Err(ServeError::Tls(format!("{} holds no certificate", t.cert.display())));
+    }
+    let key = PrivateKeyDer::from_pem_file(&t.key).map_err(|e| ServeError::Tls(format!("{}: {e}", t.key.display())))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServeError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ServeError::Tls(e.to_string()))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// Serves the node on `listener` until `node.shutdown` is cancelled, then lets open
+/// requests finish (up to 10 s) and returns.
+pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeError> {
+    let tls = node.config.tls.as_ref().map(load_tls).transpose()?;
+    let app = crate::api::router(node.clone());
+    node.spawn_jobs();
+    let tracker = TaskTracker::new();
+    loop {
+        let (stream, addr) = tokio::select! {
+            _ = node.shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let kill = CancellationToken::new();
+        let app = app.clone();
+        let shutdown = node.shutdown.clone();
+        let tls = tls.clone();
+        tracker.spawn(async move {
+            let control = ConnectionControl(kill.clone());
+            let svc = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
+                req.extensions_mut().insert(control.clone());
+                app.clone().oneshot(req.map(axum::body::Body::new))
+            });
+            let svc = TowerToHyperService::new(svc);
+            let io: Box<dyn Io> = match tls {
+                Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => Box::new(s),
+                    Ok(Err(e)) => {
+                        tracing::debug!(%addr, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                },
+                None => Box::new(stream),
+            };
+            let builder = Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                // Dropping the connection closes the socket, even if the peer stopped reading.
+                _ = kill.cancelled() => {}
+                _ = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
+                }
+            }
+        });
+    }
+    tracker.close();
+    node.hub.disconnect_all();
+    if tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await.is_err() {
+        tracing::warn!("some connections did not close within 10 s");
+    }
+    Ok(())
+}
+
+/// A plain or TLS stream.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}

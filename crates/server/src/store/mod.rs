@@ -1,0 +1,472 @@
+//! The node's encrypted database.
+//!
+//! SQLite through rusqlite, encrypted by SQLCipher with a raw 256-bit key (no PBKDF2 at open:
+//! the key is random, so stretching it buys nothing and costs ~80 ms per connection).
+//!
+//! Design (2026-11): SQLite allows one writer at a time, so the node has exactly one writer
+//! connection, owned by a dedicated OS thread, and a small pool of reader connections used
+//! through `spawn_blocking`. Async code never touches a connection directly.
+//!
+//! Every write is a job sent to the writer thread. The writer takes whatever jobs are queued
+//! (up to [`MAX_BATCH`]), runs each inside its own SAVEPOINT of one transaction, and commits
+//! once: a group commit, so one fsync serves many bookings. A job that fails is rolled back
+//! to its savepoint alone; its failure is still audited in the same commit. Only after the
+//! commit succeeds are the jobs answered and their live events published, so nothing is
+//! announced or acknowledged that is not durable.
+
+mod migrations;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use carebridge_protocol::audit::{AuditRecord, GENESIS_HASH, Outcome, chain_hash};
+use carebridge_protocol::event::EventKind;
+use chrono::{DateTime, Utc};
+use parking_lot::{Condvar, Mutex};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::events::{Audience, Frame, Hub};
+
+pub use migrations::SCHEMA_VERSION;
+
+/// How many queued jobs one transaction may take.
+pub const MAX_BATCH: usize = 128;
+
+/// The name of the database file inside a data directory.
+pub const DB_FILE: &str = "carebridge.db";
+
+/// A 256-bit SQLCipher key.
+#[derive(Clone)]
+pub struct DbKey([u8; 32]);
+
+impl std::fmt::Debug for DbKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DbKey(..)")
+    }
+}
+
+impl DbKey {
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let mut k = [0u8; 32];
+        rand::Rng::fill(&mut rand::rngs::OsRng, &mut k);
+        Self(k)
+    }
+
+    /// Parses 64 hex digits (surrounding whitespace ignored).
+    pub fn from_hex(s: &str) -> Result<Self, StoreError> {
+        let bytes = hex::decode(s.trim()).map_err(|_| StoreError::MalformedKey)?;
+        let k: [u8; 32] = bytes.try_into().map_err(|_| StoreError::MalformedKey)?;
+        Ok(Self(k))
+    }
+
+    /// The key as 64 hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    fn pragma(&self) -> String {
+        format!("PRAGMA key = \"x'{}'\";", self.to_hex())
+    }
+}
+
+/// What can go wrong with the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The key does not decrypt the file.
+    #[error("the database key does not open {0} (wrong key, or not a CareBridge database)")]
+    WrongKey(PathBuf),
+    /// The key is not 64 hex digits.
+    #[error("the database key must be 64 hexadecimal digits (256 bits)")]
+    MalformedKey,
+    /// The file was written by a newer version.
+    #[error("the database has schema version {found}, newer than this build's {known}: upgrade carebridge-node")]
+    TooNew {
+        /// Found in the file.
+        found: i64,
+        /// Known to this build.
+        known: i64,
+    },
+    /// SQLite failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored value did not decode.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The writer thread has stopped (the node is shutting down).
+    #[error("the database writer has stopped")]
+    WriterGone,
+    /// A blocking task panicked or was cancelled.
+    #[error("a database task failed: {0}")]
+    Task(String),
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Corrupt(e.to_string())
+    }
+}
+
+/// How hard SQLite works to make a commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fsync the WAL at every commit: an acknowledged write survives power loss.
+    Full,
+    /// fsync at checkpoints only: survives a crash of the node, not of the machine.
+    Normal,
+}
+
+/// Opens one connection to an encrypted database and checks that the key fits.
+pub fn open_connection(path: &Path, key: &DbKey, read_only: bool) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    #[expect(clippy::disallowed_methods, reason = "this is the store module, which applies the key")]
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.execute_batch(&key.pragma())?;
+    // The key is only checked when the first page is read.
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)) {
+        Ok(_) => {}
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::NotADatabase => {
+            return Err(StoreError::WrongKey(path.to_owned()));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// An open node database: one writer thread and a pool of readers.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<StoreInner>,
+}
+
+struct StoreInner {
+    jobs: mpsc::Sender<Job>,
+    readers: Mutex<Vec<Connection>>,
+    reader_free: Condvar,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.inner.path).finish()
+    }
+}
+
+type Completion = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
+type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> Completion + Send>;
+
+/// Who does an audited action, and from where.
+#[derive(Debug, Clone)]
+pub struct AuditDraft {
+    /// `staff:<id>`, `kiosk:<id>`, `anonymous` or `node`.
+    pub actor: String,
+    /// e.g. `appointment.book`.
+    pub action: String,
+    /// The record, when known before the job runs.
+    pub entity: String,
+    /// The client's address.
+    pub source: String,
+}
+
+/// The writer's view of one job: the open transaction, the time, and what to audit and publish.
+pub struct WriteCtx<'a> {
+    conn: &'a Connection,
+    now: DateTime<Utc>,
+    frames: Vec<Frame>,
+    audit_head: &'a mut (i64, String),
+    entity: Option<String>,
+    detail: Option<String>,
+}
+
+impl WriteCtx<'_> {
+    /// The open transaction (a savepoint of the batch's transaction).
+    pub fn conn(&self) -> &Connection {
+        self.conn
+    }
+
+    /// The time of this write, the same for everything it does.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// Names the record this job touched, for its audit entry.
+    pub fn set_entity(&mut self, entity: impl Into<String>) {
+        self.entity = Some(entity.into());
+    }
+
+    /// Adds detail to this job's audit entry.
+    pub fn set_detail(&mut self, detail: impl Into<String>) {
+        self.detail = Some(detail.into());
+    }
+
+    /// Appends a change to the event log, to be streamed once the transaction commits.
+    /// The record is serialised here, once, and the same bytes go to every subscriber.
+    pub fn emit<T: serde::Serialize>(&mut self, kind: EventKind, audience: Audience, record: &T) -> Result<i64, StoreError> {
+        let data = serde_json::to_string(record)?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO events (kind, data, aud_roles, aud_practitioner, aud_kiosk, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                kind.as_str(),
+                data,
+                audience.roles,
+                audience.practitioner.map(|p| p.to_string()),
+                audience.kiosk.map(|k| k.to_string()),
+                self.now.timestamp_millis(),
+            ])?;
+        let id = self.conn.last_insert_rowid();
+        self.frames.push(Frame::new(id, kind.as_str(), &data, audience));
+        Ok(id)
+    }
+
+    /// Appends an entry to the audit chain.
+    pub fn audit(&mut self, draft: &AuditDraft, entity: &str, outcome: Outcome, detail: &str) -> Result<(), StoreError> {
+        let record = AuditRecord {
+            seq: self.audit_head.0 + 1,
+            recorded_at: self.now,
+            actor: draft.actor.clone(),
+            action: draft.action.clone(),
+            entity: entity.to_owned(),
+            outcome,
+            detail: detail.to_owned(),
+            source: draft.source.clone(),
+            prev_hash: self.audit_head.1.clone(),
+        };
+        let hash = chain_hash(&record);
+        crate::audit::insert(self.conn, &record, &hash)?;
+        *self.audit_head = (record.seq, hash);
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Opens (creating if need be) the database at `path`, applies migrations, and starts the
+    /// writer thread, which publishes committed events to `hub`.
+    pub fn open(path: &Path, key: &DbKey, durability: Durability, clock: Arc<dyn Clock>, hub: Hub) -> Result<Self, StoreError> {
+        let mut writer = open_connection(path, key, false)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        writer.pragma_update(
+            None,
+            "synchronous",
+            match durability {
+                Durability::Full => "FULL",
+                Durability::Normal => "NORMAL",
+            },
+        )?;
+        migrations::apply(&mut writer)?;
+        let head = crate::audit::head(&writer)?;
+        let readers = (0..4)
+            .map(|_| open_connection(path, key, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (tx, rx) = mpsc::channel::<Job>(4096);
+        std::thread::Builder::new()
+            .name("carebridge-db-writer".into())
+            .spawn(move || writer_loop(writer, rx, head, clock, hub))
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(StoreInner {
+                jobs: tx,
+                readers: Mutex::new(readers),
+                reader_free: Condvar::new(),
+                path: path.to_owned(),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` as one audited job of the writer's next transaction and returns its result
+    /// once the transaction has committed. On error, `f`'s changes are rolled back and, when
+    /// `audit` is given, the failure is audited with the error's (public) text.
+    pub async fn write<T, E, F>(&self, audit: Option<AuditDraft>, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + std::fmt::Display + Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, E>>();
+        let span = tracing::Span::current();
+        let job: Job = Box::new(move |ctx: &mut WriteCtx<'_>| {
+            let _g = span.enter();
+            let result = run_job(ctx, audit.as_ref(), f);
+            Box::new(move |commit: Result<(), Arc<StoreError>>| {
+                let answer = match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(E::from(StoreError::Task(format!("commit failed: {e}")))),
+                };
+                let _ = tx.send(answer);
+            })
+        });
+        self.inner.jobs.send(job).await.map_err(|_| E::from(StoreError::WriterGone))?;
+        rx.await.map_err(|_| E::from(StoreError::WriterGone))?
+    }
+
+    /// Runs `f` on a reader connection, off the async threads.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = {
+                let mut pool = inner.readers.lock();
+                loop {
+                    if let Some(c) = pool.pop() {
+                        break c;
+                    }
+                    inner.reader_free.wait(&mut pool);
+                }
+            };
+            let out = f(&conn);
+            inner.readers.lock().push(conn);
+            inner.reader_free.notify_one();
+            out
+        })
+        .await
+        .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+    }
+}
+
+fn run_job<T, E, F>(ctx: &mut WriteCtx<'_>, audit: Option<&AuditDraft>, f: F) -> Result<T, E>
+where
+    E: From<StoreError> + std::fmt::Display,
+    F: FnOnce(&mut WriteCtx<'_>) -> Result<T, E>,
+{
+    ctx.conn.execute_batch("SAVEPOINT job").map_err(StoreError::from)?;
+    let frames_before = ctx.frames.len();
+    let head_before = ctx.audit_head.clone();
+    ctx.entity = None;
+    ctx.detail = None;
+    let result = f(ctx);
+    let entity = ctx
+        .entity
+        .take()
+        .or_else(|| audit.map(|a| a.entity.clone()))
+        .unwrap_or_default();
+    match result {
+        Ok(v) => {
+            if let Some(draft) = audit {
+                let detail = ctx.detail.take().unwrap_or_default();
+                ctx.audit(draft, &entity, Outcome::Success, &detail)?;
+            }
+            ctx.conn.execute_batch("RELEASE job").map_err(StoreError::from)?;
+            Ok(v)
+        }
+        Err(e) => {
+            ctx.conn
+                .execute_batch("ROLLBACK TO job; RELEASE job")
+                .map_err(StoreError::from)?;
+            ctx.frames.truncate(frames_before);
+            *ctx.audit_head = head_before;
+            if let Some(draft) = audit {
+                ctx.audit(draft, &entity, Outcome::Failure, &e.to_string())?;
+            }
+            Err(e)
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, mut head: (i64, String), clock: Arc<dyn Clock>, hub: Hub) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let committed_head = head.clone();
+        let mut completions = Vec::with_capacity(batch.len());
+        let mut frames = Vec::new();
+        let begin = conn.execute_batch("BEGIN IMMEDIATE");
+        let outcome = match begin {
+            Ok(()) => {
+                for job in batch.drain(..) {
+                    let mut ctx = WriteCtx {
+                        conn: &conn,
+                        now: clock.now(),
+                        frames: std::mem::take(&mut frames),
+                        audit_head: &mut head,
+                        entity: None,
+                        detail: None,
+                    };
+                    completions.push(job(&mut ctx));
+                    frames = ctx.frames;
+                }
+                conn.execute_batch("COMMIT").map_err(StoreError::from)
+            }
+            Err(e) => {
+                // Jobs that never ran still need an answer.
+                for job in batch.drain(..) {
+                    drop(job);
+                }
+                Err(StoreError::from(e))
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                hub.publish(frames);
+                for c in completions {
+                    c(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "database commit failed; the batch was rolled back");
+                let _ = conn.execute_batch("ROLLBACK");
+                head = committed_head;
+                let e = Arc::new(e);
+                for c in completions {
+                    c(Err(e.clone()));
+                }
+            }
+        }
+    }
+    tracing::debug!("database writer stopped");
+}
+
+/// Reads a value of the `node_meta` table.
+pub fn meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row("SELECT value FROM node_meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+/// The genesis link, re-exported for the audit module.
+pub(crate) fn genesis() -> (i64, String) {
+    (0, GENESIS_HASH.to_owned())
+}
+
+/// Turns a stored epoch-milliseconds value back into a time.
+pub fn from_millis(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms} out of range")))
+}
+
+/// The frame bytes of a stored event, as the hub would have built them.
+pub fn frame_bytes(id: i64, kind: &str, data: &str) -> Bytes {
+    Frame::encode(id, kind, data)
+}
+
+/// Checks a database's schema version without changing it.
+pub fn migrations_check(conn: &Connection) -> Result<i64, StoreError> {
+    migrations::check(conn)
+}
