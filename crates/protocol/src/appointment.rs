@@ -291,7 +291,10 @@ mod tests {
         let s = s.apply(AppointmentAction::Confirm).unwrap();
         assert_eq!(s, AppointmentStatus::Booked);
         let s = s.apply(AppointmentAction::CheckIn).unwrap();
-        assert_eq!(s.apply(AppointmentAction::Complete), Some(AppointmentStatus::Fulfilled));
+        assert_eq!(
+            s.apply(AppointmentAction::Complete),
+            Some(AppointmentStatus::Fulfilled)
+        );
     }
 
     #[test]
@@ -307,6 +310,9 @@ mod tests {
         .into_iter()
         .filter(|s| !s.occupies_time())
         .collect();
-        assert_eq!(freeing, [AppointmentStatus::Cancelled, AppointmentStatus::Noshow]);
+        assert_eq!(
+            freeing,
+            [AppointmentStatus::Cancelled, AppointmentStatus::Noshow]
+        );
     }
 }

@@ -77,7 +77,9 @@ pub enum ChainError {
         seq: i64,
     },
     /// The entry does not link to the one before it.
-    #[error("audit entry {seq} does not link to the entry before it (entries removed or reordered)")]
+    #[error(
+        "audit entry {seq} does not link to the entry before it (entries removed or reordered)"
+    )]
     Unlinked {
         /// The entry's sequence number.
         seq: i64,
@@ -151,7 +153,9 @@ impl ChainVerifier {
 }
 
 /// Verifies a whole chain held in memory.
-pub fn verify_chain<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<i64, ChainError> {
+pub fn verify_chain<'a>(
+    entries: impl IntoIterator<Item = &'a AuditEntry>,
+) -> Result<i64, ChainError> {
     let mut v = ChainVerifier::default();
     for e in entries {
         v.push(e)?;

@@ -138,7 +138,10 @@ pub fn validate_card_number(card: &str) -> Result<(), &'static str> {
     if !(6..=20).contains(&card.len()) {
         return Err("must be 6 to 20 characters");
     }
-    if !card.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()) {
+    if !card
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+    {
         return Err("may contain only digits and capital letters");
     }
     Ok(())
@@ -187,7 +190,11 @@ impl NewPatient {
                 message: m.into(),
             });
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -219,6 +226,10 @@ impl PatientUpdate {
                 message: m.into(),
             });
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }

@@ -61,7 +61,10 @@ impl ScheduleUpdate {
             }
             for other in &self.hours[i + 1..] {
                 if other.weekday == h.weekday && other.start < h.end && h.start < other.end {
-                    return Err(format!("hours[{i}] overlaps another block on {}", h.weekday));
+                    return Err(format!(
+                        "hours[{i}] overlaps another block on {}",
+                        h.weekday
+                    ));
                 }
             }
         }

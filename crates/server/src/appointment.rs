@@ -1,6 +1,8 @@
 //! Appointment rows and queries.
 
-use carebridge_protocol::appointment::{Appointment, AppointmentQuery, AppointmentStatus, BookedBy};
+use carebridge_protocol::appointment::{
+    Appointment, AppointmentQuery, AppointmentStatus, BookedBy,
+};
 use carebridge_protocol::{AppointmentId, KioskDeviceId, PatientId, PractitionerId};
 use chrono::{DateTime, Utc};
 use rand::Rng;
@@ -13,7 +15,8 @@ const COLUMNS: &str = "id, reference, patient_id, practitioner_id, start_at, end
                        booked_by_id, override_reason, cancellation_reason, version, created_at, updated_at";
 
 fn parse<T: std::str::FromStr>(s: String, what: &str) -> Result<T, StoreError> {
-    s.parse().map_err(|_| StoreError::Corrupt(format!("{what} {s}")))
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("{what} {s}")))
 }
 
 fn from_row(r: &Row<'_>) -> Result<Appointment, StoreError> {
@@ -28,11 +31,16 @@ fn from_row(r: &Row<'_>) -> Result<Appointment, StoreError> {
         start: from_millis(r.get(4)?)?,
         end: from_millis(r.get(5)?)?,
         reason: r.get(6)?,
-        status: AppointmentStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
+        status: AppointmentStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
         booked_by: if kind == "kiosk" {
-            BookedBy::Kiosk { id: parse(by, "kiosk id")? }
+            BookedBy::Kiosk {
+                id: parse(by, "kiosk id")?,
+            }
         } else {
-            BookedBy::Staff { id: parse(by, "practitioner id")? }
+            BookedBy::Staff {
+                id: parse(by, "practitioner id")?,
+            }
         },
         override_reason: r.get(10)?,
         cancellation_reason: r.get(11)?,
@@ -44,7 +52,8 @@ fn from_row(r: &Row<'_>) -> Result<Appointment, StoreError> {
 
 /// Reads one appointment.
 pub fn get(conn: &Connection, id: AppointmentId) -> Result<Option<Appointment>, StoreError> {
-    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM appointments WHERE id = ?1"))?;
+    let mut st =
+        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM appointments WHERE id = ?1"))?;
     let mut rows = st.query([id.to_string()])?;
     rows.next()?.map(from_row).transpose()
 }
@@ -103,7 +112,13 @@ pub fn update(conn: &Connection, a: &Appointment) -> Result<(), StoreError> {
 }
 
 /// The first live appointment of `who` overlapping `[start, end)`, other than `except`.
-pub fn overlapping(conn: &Connection, who: PractitionerId, start: DateTime<Utc>, end: DateTime<Utc>, except: Option<AppointmentId>) -> Result<Option<AppointmentId>, StoreError> {
+pub fn overlapping(
+    conn: &Connection,
+    who: PractitionerId,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    except: Option<AppointmentId>,
+) -> Result<Option<AppointmentId>, StoreError> {
     let id: Option<String> = conn
         .prepare_cached(
             "SELECT id FROM appointments
@@ -162,7 +177,11 @@ pub enum Scope {
 }
 
 /// Lists appointments by start time.
-pub fn list(conn: &Connection, q: &AppointmentQuery, scope: Scope) -> Result<Vec<Appointment>, StoreError> {
+pub fn list(
+    conn: &Connection,
+    q: &AppointmentQuery,
+    scope: Scope,
+) -> Result<Vec<Appointment>, StoreError> {
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
     let mut sql = format!("SELECT {COLUMNS} FROM appointments WHERE 1 = 1");
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
@@ -173,7 +192,11 @@ pub fn list(conn: &Connection, q: &AppointmentQuery, scope: Scope) -> Result<Vec
     match scope {
         Scope::All => {}
         Scope::Practitioner(p) => add(" AND practitioner_id = ?", p.to_string().into(), &mut sql),
-        Scope::Kiosk(k) => add(" AND booked_by_kind = 'kiosk' AND booked_by_id = ?", k.to_string().into(), &mut sql),
+        Scope::Kiosk(k) => add(
+            " AND booked_by_kind = 'kiosk' AND booked_by_id = ?",
+            k.to_string().into(),
+            &mut sql,
+        ),
         Scope::Patient(p) => add(" AND patient_id = ?", p.to_string().into(), &mut sql),
     }
     if let Some(p) = q.practitioner_id {

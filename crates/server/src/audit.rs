@@ -1,6 +1,8 @@
 //! The audit trail in the database: appending (by the writer), reading, and verifying.
 
-use carebridge_protocol::audit::{AuditEntry, AuditQuery, AuditRecord, ChainError, ChainVerifier, Outcome};
+use carebridge_protocol::audit::{
+    AuditEntry, AuditQuery, AuditRecord, ChainError, ChainVerifier, Outcome,
+};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -32,9 +34,11 @@ pub(crate) fn insert(conn: &Connection, r: &AuditRecord, hash: &str) -> Result<(
 /// The last entry's sequence number and hash (genesis when empty).
 pub(crate) fn head(conn: &Connection) -> Result<(i64, String), StoreError> {
     Ok(conn
-        .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?
         .unwrap_or_else(genesis))
 }
@@ -52,7 +56,11 @@ fn entry(r: &Row<'_>) -> Result<AuditEntry, StoreError> {
             actor: r.get(2)?,
             action: r.get(3)?,
             entity: r.get(4)?,
-            outcome: if outcome == "success" { Outcome::Success } else { Outcome::Failure },
+            outcome: if outcome == "success" {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
             detail: r.get(6)?,
             source: r.get(7)?,
             prev_hash: r.get(8)?,
@@ -61,7 +69,8 @@ fn entry(r: &Row<'_>) -> Result<AuditEntry, StoreError> {
     })
 }
 
-const COLUMNS: &str = "seq, recorded_at, actor, action, entity, outcome, detail, source, prev_hash, hash";
+const COLUMNS: &str =
+    "seq, recorded_at, actor, action, entity, outcome, detail, source, prev_hash, hash";
 
 /// Reads entries for an admin, oldest first.
 pub fn list(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
@@ -77,7 +86,9 @@ pub fn list(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreE
             out.push(entry(r)?);
         }
     } else {
-        let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"))?;
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+        ))?;
         let mut rows = st.query(params![after, limit])?;
         while let Some(r) = rows.next()? {
             out.push(entry(r)?);

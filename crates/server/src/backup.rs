@@ -27,7 +27,10 @@ pub struct BackupSummary {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
-    move |source| NodeError::Io { path: path.display().to_string(), source }
+    move |source| NodeError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Copies the database to `to` (which must not exist) in one read transaction, so the copy
@@ -36,10 +39,15 @@ pub fn backup(cfg: &NodeConfig, to: &Path) -> Result<BackupSummary, NodeError> {
     let key = load_key(cfg)?;
     let db = cfg.db_path();
     if !db.exists() {
-        return Err(NodeError::NotInitialised(cfg.data_dir.display().to_string()));
+        return Err(NodeError::NotInitialised(
+            cfg.data_dir.display().to_string(),
+        ));
     }
     if to.exists() {
-        return Err(NodeError::Invalid(format!("{} exists; refusing to overwrite it", to.display())));
+        return Err(NodeError::Invalid(format!(
+            "{} exists; refusing to overwrite it",
+            to.display()
+        )));
     }
     let partial = PathBuf::from(format!("{}.partial", to.display()));
     let _ = fs::remove_file(&partial);
@@ -59,7 +67,11 @@ pub fn backup(cfg: &NodeConfig, to: &Path) -> Result<BackupSummary, NodeError> {
         return Err(e.into());
     }
     #[cfg(unix)]
-    fs::set_permissions(&partial, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(io(&partial))?;
+    fs::set_permissions(
+        &partial,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .map_err(io(&partial))?;
     let summary = match check(&partial, &key) {
         Ok(s) => s,
         Err(e) => {
@@ -85,12 +97,22 @@ pub fn check(file: &Path, key: &DbKey) -> Result<BackupSummary, NodeError> {
     }
     let integrity = collect_strings(&conn, "PRAGMA integrity_check")?;
     if integrity != ["ok"] {
-        return Err(NodeError::Invalid(format!("{} is damaged: {}", file.display(), integrity.join("; "))));
+        return Err(NodeError::Invalid(format!(
+            "{} is damaged: {}",
+            file.display(),
+            integrity.join("; ")
+        )));
     }
     let schema = crate::store::migrations_check(&conn)?;
-    let verified = crate::audit::verify(&conn)?
-        .map_err(|e| NodeError::Invalid(format!("{}: the audit chain is broken: {e}", file.display())))?;
-    let count = |t: &str| -> Result<i64, StoreError> { Ok(conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))?) };
+    let verified = crate::audit::verify(&conn)?.map_err(|e| {
+        NodeError::Invalid(format!(
+            "{}: the audit chain is broken: {e}",
+            file.display()
+        ))
+    })?;
+    let count = |t: &str| -> Result<i64, StoreError> {
+        Ok(conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))?)
+    };
     Ok(BackupSummary {
         schema,
         audit_entries: verified.entries,

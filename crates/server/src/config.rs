@@ -70,6 +70,10 @@ pub struct NodeConfig {
     /// Failed sign-ins allowed per account or address in 15 minutes (default 5 per account,
     /// 4× that per address).
     pub max_failed_sign_ins: u32,
+    /// Kernel send buffer per connection, in bytes (default: the kernel's autotuning). A
+    /// small value bounds what a client that stopped reading can hold in the kernel, and
+    /// makes the node notice it sooner.
+    pub tcp_send_buffer: Option<u32>,
     /// HTTPS; plain HTTP when absent.
     pub tls: Option<TlsConfig>,
 }
@@ -91,6 +95,7 @@ impl Default for NodeConfig {
             heartbeat_seconds: 15,
             max_body_bytes: 1024 * 1024,
             max_failed_sign_ins: 5,
+            tcp_send_buffer: None,
             tls: None,
         }
     }
@@ -113,17 +118,28 @@ impl NodeConfig {
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut defaults = Self::default();
         if let Some(dir) = file.and_then(Path::parent) {
-            defaults.data_dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir.to_owned() };
+            defaults.data_dir = if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir.to_owned()
+            };
         }
         let mut fig = Figment::from(Serialized::defaults(defaults));
         if let Some(f) = file {
             if !f.exists() {
-                return Err(ConfigError::Invalid(format!("{} does not exist", f.display())));
+                return Err(ConfigError::Invalid(format!(
+                    "{} does not exist",
+                    f.display()
+                )));
             }
             fig = fig.merge(Toml::file(f));
         }
         let cfg: Self = fig
-            .merge(Env::prefixed("CAREBRIDGE_").split("__").ignore(&["DB_KEY", "ADMIN_PASSWORD"]))
+            .merge(
+                Env::prefixed("CAREBRIDGE_")
+                    .split("__")
+                    .ignore(&["DB_KEY", "ADMIN_PASSWORD"]),
+            )
             .extract()
             .map_err(Box::new)?;
         cfg.validate()?;
@@ -133,28 +149,39 @@ impl NodeConfig {
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.name.is_empty() {
-            return Err(ConfigError::Invalid("`name` is not set (run `carebridge-node init`)".into()));
+            return Err(ConfigError::Invalid(
+                "`name` is not set (run `carebridge-node init`)".into(),
+            ));
         }
         self.tz()?;
         if self.live_buffer < 16 {
-            return Err(ConfigError::Invalid("`live_buffer` must be at least 16".into()));
+            return Err(ConfigError::Invalid(
+                "`live_buffer` must be at least 16".into(),
+            ));
         }
         if self.heartbeat_seconds == 0 {
-            return Err(ConfigError::Invalid("`heartbeat_seconds` must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "`heartbeat_seconds` must be at least 1".into(),
+            ));
         }
         Ok(())
     }
 
     /// The time zone.
     pub fn tz(&self) -> Result<chrono_tz::Tz, ConfigError> {
-        self.time_zone
-            .parse()
-            .map_err(|_| ConfigError::Invalid(format!("`time_zone` {:?} is not an IANA time zone", self.time_zone)))
+        self.time_zone.parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "`time_zone` {:?} is not an IANA time zone",
+                self.time_zone
+            ))
+        })
     }
 
     /// The key file's path.
     pub fn key_path(&self) -> PathBuf {
-        self.key_file.clone().unwrap_or_else(|| self.data_dir.join(KEY_FILE))
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(KEY_FILE))
     }
 
     /// The database's path.
@@ -172,7 +199,14 @@ pub fn validate_node_name(name: &str) -> Result<(), String> {
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         });
-    if ok { Ok(()) } else { Err(format!("{name:?} is not a lowercase DNS name such as st-marys.example")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a lowercase DNS name such as st-marys.example"
+        ))
+    }
 }

@@ -121,23 +121,42 @@ const DOCTOR_NAMES: &[(&str, &str)] = &[
     ("tanaka", "Dr. Kenji Tanaka"),
 ];
 const FAMILY: &[&str] = &[
-    "Jansen", "de Vries", "Bakker", "Visser", "Smit", "Meijer", "Mulder", "Bos", "Vos", "Peters", "Hendriks", "Dekker",
-    "Brouwer", "Dijkstra", "Kok", "Garcia", "Nowak", "Rossi", "Müller", "O'Brien", "Nguyen", "Haddad", "Kowalski", "Yilmaz",
+    "Jansen", "de Vries", "Bakker", "Visser", "Smit", "Meijer", "Mulder", "Bos", "Vos", "Peters",
+    "Hendriks", "Dekker", "Brouwer", "Dijkstra", "Kok", "Garcia", "Nowak", "Rossi", "Müller",
+    "O'Brien", "Nguyen", "Haddad", "Kowalski", "Yilmaz",
 ];
 const GIVEN: &[&str] = &[
-    "Emma", "Noah", "Julia", "Liam", "Sophie", "Lucas", "Mila", "Finn", "Sara", "Daan", "Anna", "Sem", "Eva", "Levi", "Lotte",
-    "Amir", "Fatima", "Chen", "Olga", "José", "Zoë", "Mohammed", "Ines", "Pieter",
+    "Emma", "Noah", "Julia", "Liam", "Sophie", "Lucas", "Mila", "Finn", "Sara", "Daan", "Anna",
+    "Sem", "Eva", "Levi", "Lotte", "Amir", "Fatima", "Chen", "Olga", "José", "Zoë", "Mohammed",
+    "Ines", "Pieter",
 ];
 const REASONS: &[&str] = &[
-    "Follow-up", "Blood pressure check", "Persistent cough", "Knee pain", "Medication review", "Skin rash", "Headaches",
-    "Annual check-up", "Back pain", "Vaccination",
+    "Follow-up",
+    "Blood pressure check",
+    "Persistent cough",
+    "Knee pain",
+    "Medication review",
+    "Skin rash",
+    "Headaches",
+    "Annual check-up",
+    "Back pain",
+    "Vaccination",
 ];
 
 fn weekdays(start: (u32, u32), end: (u32, u32), days: &[Weekday]) -> Vec<WorkingHours> {
-    let (Some(s), Some(e)) = (NaiveTime::from_hms_opt(start.0, start.1, 0), NaiveTime::from_hms_opt(end.0, end.1, 0)) else {
+    let (Some(s), Some(e)) = (
+        NaiveTime::from_hms_opt(start.0, start.1, 0),
+        NaiveTime::from_hms_opt(end.0, end.1, 0),
+    ) else {
         return Vec::new();
     };
-    days.iter().map(|d| WorkingHours { weekday: *d, start: s, end: e }).collect()
+    days.iter()
+        .map(|d| WorkingHours {
+            weekday: *d,
+            start: s,
+            end: e,
+        })
+        .collect()
 }
 
 /// Seeds the node (already initialised with `admin`/[`ADMIN_PASSWORD`]) with demo data.
@@ -170,7 +189,15 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
                 version: 1,
             };
             practitioner::insert(conn, &reception, &reception_hash, now_ms)?;
-            let all_week = [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
+            let all_week = [
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri,
+                Weekday::Sat,
+                Weekday::Sun,
+            ];
             let mut doctors = Vec::new();
             for i in 0..doctors_n {
                 let (user, name) = DOCTOR_NAMES
@@ -189,8 +216,21 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
                 // Every day, so the demo has free slots whenever someone tries it.
                 let mut hours = weekdays((8, 0), (12, 0), &all_week);
                 hours.extend(weekdays((13, 0), (18, 0), &all_week));
-                schedule::put(conn, &Schedule { practitioner_id: p.id, slot_minutes: 15, hours, version: 1 })?;
-                doctors.push(DoctorLogin { id: p.id, username: user, password: DOCTOR_PASSWORD.into(), display_name: name });
+                schedule::put(
+                    conn,
+                    &Schedule {
+                        practitioner_id: p.id,
+                        slot_minutes: 15,
+                        hours,
+                        version: 1,
+                    },
+                )?;
+                doctors.push(DoctorLogin {
+                    id: p.id,
+                    username: user,
+                    password: DOCTOR_PASSWORD.into(),
+                    display_name: name,
+                });
             }
             let bench_doctor = if size.bench {
                 let p = Practitioner {
@@ -203,7 +243,15 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
                 };
                 practitioner::insert(conn, &p, &doctor_hash, now_ms)?;
                 let hours = weekdays((0, 0), (23, 55), &all_week);
-                schedule::put(conn, &Schedule { practitioner_id: p.id, slot_minutes: 5, hours, version: 1 })?;
+                schedule::put(
+                    conn,
+                    &Schedule {
+                        practitioner_id: p.id,
+                        slot_minutes: 5,
+                        hours,
+                        version: 1,
+                    },
+                )?;
                 p.id
             } else {
                 doctors[0].id
@@ -212,15 +260,24 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
             let kiosk_secret = format!("kiosk-demo-secret-{}", &kiosk_id.to_string()[..8]);
             kiosk::insert(
                 conn,
-                &KioskDevice { id: kiosk_id, label: "Entrance kiosk".into(), revoked: false, registered_at: now },
+                &KioskDevice {
+                    id: kiosk_id,
+                    label: "Entrance kiosk".into(),
+                    revoked: false,
+                    registered_at: now,
+                },
                 &kiosk_secret,
             )?;
             let mut patients = Vec::new();
             for i in 0..size.patients.max(1) {
                 let family = FAMILY[rng.gen_range(0..FAMILY.len())];
                 let given = GIVEN[rng.gen_range(0..GIVEN.len())];
-                let birth = NaiveDate::from_ymd_opt(rng.gen_range(1940..2020), rng.gen_range(1..=12), rng.gen_range(1..=28))
-                    .unwrap_or_default();
+                let birth = NaiveDate::from_ymd_opt(
+                    rng.gen_range(1940..2020),
+                    rng.gen_range(1..=12),
+                    rng.gen_range(1..=28),
+                )
+                .unwrap_or_default();
                 let id = PatientId::new();
                 let p = Patient {
                     id,
@@ -245,15 +302,21 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
             for offset in -1i64..=i64::from(size.days.clamp(1, 60)) {
                 let date = today + Duration::days(offset);
                 for d in &doctors {
-                    let Some(s) = schedule::get(conn, d.id)? else { continue };
+                    let Some(s) = schedule::get(conn, d.id)? else {
+                        continue;
+                    };
                     let slots = schedule::slot_times(tz, &s, date, date);
                     let phase = n % 3;
-                    for (k, (start, end)) in slots.iter().enumerate().filter(|(k, _)| k % 5 == phase) {
+                    for (k, (start, end)) in
+                        slots.iter().enumerate().filter(|(k, _)| k % 5 == phase)
+                    {
                         let status = match (offset, k % 4) {
                             (-1, 0) => AppointmentStatus::Noshow,
                             (-1, _) => AppointmentStatus::Fulfilled,
                             (0, _) if *end < now => AppointmentStatus::Fulfilled,
-                            (0, 1) if *start < now + Duration::hours(2) => AppointmentStatus::Arrived,
+                            (0, 1) if *start < now + Duration::hours(2) => {
+                                AppointmentStatus::Arrived
+                            }
                             (_, 2) => AppointmentStatus::Pending,
                             (_, 3) if offset > 0 => AppointmentStatus::Cancelled,
                             _ => AppointmentStatus::Booked,
@@ -275,7 +338,8 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
                                 BookedBy::Staff { id: reception.id }
                             },
                             override_reason: None,
-                            cancellation_reason: (status == AppointmentStatus::Cancelled).then(|| "Patient called to cancel".into()),
+                            cancellation_reason: (status == AppointmentStatus::Cancelled)
+                                .then(|| "Patient called to cancel".into()),
                             version: 1,
                             created_at: now,
                             updated_at: now,
@@ -284,15 +348,31 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
                     }
                 }
             }
-            ctx.set_detail(format!("{} doctors, {} patients, {n} appointments", doctors.len(), patients.len()));
+            ctx.set_detail(format!(
+                "{} doctors, {} patients, {n} appointments",
+                doctors.len(),
+                patients.len()
+            ));
             Ok(DemoCredentials {
                 node: node_name.clone(),
                 url,
-                admin: Login { username: "admin".into(), password: ADMIN_PASSWORD.into() },
-                reception: Login { username: reception.username, password: RECEPTION_PASSWORD.into() },
-                bench: BenchTarget { practitioner_id: bench_doctor, patient_id: patients[0].id },
+                admin: Login {
+                    username: "admin".into(),
+                    password: ADMIN_PASSWORD.into(),
+                },
+                reception: Login {
+                    username: reception.username,
+                    password: RECEPTION_PASSWORD.into(),
+                },
+                bench: BenchTarget {
+                    practitioner_id: bench_doctor,
+                    patient_id: patients[0].id,
+                },
                 doctors,
-                kiosk: KioskLogin { device_id: kiosk_id, secret: kiosk_secret },
+                kiosk: KioskLogin {
+                    device_id: kiosk_id,
+                    secret: kiosk_secret,
+                },
                 patients: patients
                     .iter()
                     .take(5)
@@ -315,7 +395,10 @@ async fn hash(password: &'static str) -> Result<String, StoreError> {
 }
 
 /// Writes the credentials where a user (and the bench) can read them.
-pub fn write_credentials(dir: &Path, creds: &DemoCredentials) -> std::io::Result<std::path::PathBuf> {
+pub fn write_credentials(
+    dir: &Path,
+    creds: &DemoCredentials,
+) -> std::io::Result<std::path::PathBuf> {
     let path = dir.join("demo-credentials.json");
     std::fs::write(&path, serde_json::to_vec_pretty(creds).unwrap_or_default())?;
     Ok(path)

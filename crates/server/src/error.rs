@@ -69,7 +69,9 @@ impl ApiError {
     pub fn stale<T: serde::Serialize>(current: &T, version: i64) -> Self {
         let mut p = Problem::new(
             ProblemType::PreconditionFailed,
-            Some(format!("the record is now at version {version}; re-read it and apply your change again")),
+            Some(format!(
+                "the record is now at version {version}; re-read it and apply your change again"
+            )),
         );
         p.current = serde_json::to_value(current).ok();
         Self::Problem(Box::new(p))
@@ -81,14 +83,18 @@ impl ApiError {
             Self::Problem(p) => (**p).clone(),
             Self::Throttled(secs) => Problem::new(
                 ProblemType::TooManyRequests,
-                Some(format!("too many failed attempts; try again in {secs} seconds")),
+                Some(format!(
+                    "too many failed attempts; try again in {secs} seconds"
+                )),
             ),
-            Self::Store(StoreError::WriterGone) => {
-                Problem::new(ProblemType::Unavailable, Some("the node is shutting down".to_owned()))
-            }
-            Self::Store(_) | Self::Internal(_) => {
-                Problem::new(ProblemType::Internal, Some("the request failed on the node; nothing was changed".to_owned()))
-            }
+            Self::Store(StoreError::WriterGone) => Problem::new(
+                ProblemType::Unavailable,
+                Some("the node is shutting down".to_owned()),
+            ),
+            Self::Store(_) | Self::Internal(_) => Problem::new(
+                ProblemType::Internal,
+                Some("the request failed on the node; nothing was changed".to_owned()),
+            ),
         }
     }
 }
@@ -114,7 +120,8 @@ impl IntoResponse for ApiError {
         }
         if matches!(self, Self::Store(_) | Self::Internal(_)) {
             // The cause stays on the node: logged by the trace layer, never sent.
-            res.extensions_mut().insert(Arc::new(InternalCause(self.to_string_cause())));
+            res.extensions_mut()
+                .insert(Arc::new(InternalCause(self.to_string_cause())));
         }
         res
     }

@@ -74,7 +74,9 @@ impl Audience {
     /// Whether `viewer` may see the event.
     pub fn admits(&self, viewer: &Viewer) -> bool {
         match viewer {
-            Viewer::Staff { id, role } => self.roles & role_bit(*role) != 0 || self.practitioner == Some(*id),
+            Viewer::Staff { id, role } => {
+                self.roles & role_bit(*role) != 0 || self.practitioner == Some(*id)
+            }
             Viewer::Kiosk { id } => self.kiosk == Some(*id),
         }
     }
@@ -226,7 +228,13 @@ impl Hub {
     }
 
     /// Registers a subscriber. `conn_kill` closes its connection when it must go.
-    pub fn subscribe(&self, principal: Uuid, session: [u8; 32], conn_kill: CancellationToken, position: i64) -> Subscription {
+    pub fn subscribe(
+        &self,
+        principal: Uuid,
+        session: [u8; 32],
+        conn_kill: CancellationToken,
+        position: i64,
+    ) -> Subscription {
         let id = self.inner.next_sub.fetch_add(1, Ordering::Relaxed);
         let position = Arc::new(AtomicI64::new(position));
         let rx = self.inner.tx.subscribe();

@@ -13,7 +13,9 @@ pub const IDENTIFICATION_TTL_MS: i64 = 10 * 60 * 1000;
 fn from_row(r: &Row<'_>) -> Result<KioskDevice, StoreError> {
     let id: String = r.get(0)?;
     Ok(KioskDevice {
-        id: id.parse().map_err(|_| StoreError::Corrupt(format!("kiosk id {id}")))?,
+        id: id
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("kiosk id {id}")))?,
         label: r.get(1)?,
         revoked: r.get::<_, i64>(2)? != 0,
         registered_at: from_millis(r.get(3)?)?,
@@ -22,7 +24,9 @@ fn from_row(r: &Row<'_>) -> Result<KioskDevice, StoreError> {
 
 /// Lists devices, newest first.
 pub fn list(conn: &Connection) -> Result<Vec<KioskDevice>, StoreError> {
-    let mut st = conn.prepare_cached("SELECT id, label, revoked, registered_at FROM kiosk_devices ORDER BY registered_at DESC")?;
+    let mut st = conn.prepare_cached(
+        "SELECT id, label, revoked, registered_at FROM kiosk_devices ORDER BY registered_at DESC",
+    )?;
     let mut rows = st.query([])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
@@ -32,8 +36,13 @@ pub fn list(conn: &Connection) -> Result<Vec<KioskDevice>, StoreError> {
 }
 
 /// Reads a device and its secret's hash.
-pub fn get(conn: &Connection, id: KioskDeviceId) -> Result<Option<(KioskDevice, Vec<u8>)>, StoreError> {
-    let mut st = conn.prepare_cached("SELECT id, label, revoked, registered_at, secret_hash FROM kiosk_devices WHERE id = ?1")?;
+pub fn get(
+    conn: &Connection,
+    id: KioskDeviceId,
+) -> Result<Option<(KioskDevice, Vec<u8>)>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, label, revoked, registered_at, secret_hash FROM kiosk_devices WHERE id = ?1",
+    )?;
     let mut rows = st.query([id.to_string()])?;
     match rows.next()? {
         Some(r) => Ok(Some((from_row(r)?, r.get(4)?))),
@@ -62,7 +71,12 @@ pub fn revoke(conn: &Connection, id: KioskDeviceId) -> Result<bool, StoreError> 
 }
 
 /// Records that a patient identified at a device.
-pub fn record_identification(conn: &Connection, device: KioskDeviceId, patient: PatientId, now_ms: i64) -> Result<(), StoreError> {
+pub fn record_identification(
+    conn: &Connection,
+    device: KioskDeviceId,
+    patient: PatientId,
+    now_ms: i64,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO kiosk_identifications (device_id, patient_id, identified_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (device_id, patient_id) DO UPDATE SET identified_at = excluded.identified_at",
@@ -72,7 +86,12 @@ pub fn record_identification(conn: &Connection, device: KioskDeviceId, patient: 
 }
 
 /// Whether the patient identified at the device within [`IDENTIFICATION_TTL_MS`].
-pub fn is_identified(conn: &Connection, device: KioskDeviceId, patient: PatientId, now_ms: i64) -> Result<bool, StoreError> {
+pub fn is_identified(
+    conn: &Connection,
+    device: KioskDeviceId,
+    patient: PatientId,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM kiosk_identifications WHERE device_id = ?1 AND patient_id = ?2 AND identified_at > ?3")?
         .query_row(params![device.to_string(), patient.to_string(), now_ms - IDENTIFICATION_TTL_MS], |_| Ok(()))

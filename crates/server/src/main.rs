@@ -168,8 +168,9 @@ struct RestoreArgs {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CAREBRIDGE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("carebridge_server=info,warn")),
+            tracing_subscriber::EnvFilter::try_from_env("CAREBRIDGE_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("carebridge_server=info,warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -184,7 +185,10 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -201,9 +205,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = init(&a.data_dir, &opts, &SystemClock)?;
             println!("Initialised node {} in {}", cfg.name, a.data_dir.display());
             println!("  database: {} (encrypted)", cfg.db_path().display());
-            println!("  key file: {} — back it up separately; without it no backup can be read", cfg.key_path().display());
+            println!(
+                "  key file: {} — back it up separately; without it no backup can be read",
+                cfg.key_path().display()
+            );
             println!("  first admin: {}", opts.admin_username);
-            println!("Serve it with: carebridge-node serve --data-dir {}", a.data_dir.display());
+            println!(
+                "Serve it with: carebridge-node serve --data-dir {}",
+                a.data_dir.display()
+            );
             Ok(())
         }
         Command::Serve(a) => {
@@ -217,7 +227,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Demo(a) => run_demo(a),
-        Command::Audit { command: AuditCommand::Verify(loc) } => {
+        Command::Audit {
+            command: AuditCommand::Verify(loc),
+        } => {
             let cfg = loc.load()?;
             let key = load_key(&cfg)?;
             let conn = carebridge_server::store::open_connection(&cfg.db_path(), &key, true)?;
@@ -240,7 +252,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 s.appointments,
                 s.audit_entries
             );
-            println!("It is encrypted with the node's key, which is NOT in the backup: keep {} safe, separately.", cfg.key_path().display());
+            println!(
+                "It is encrypted with the node's key, which is NOT in the backup: keep {} safe, separately.",
+                cfg.key_path().display()
+            );
             Ok(())
         }
         Command::Restore(a) => restore(a),
@@ -252,7 +267,12 @@ fn restore(a: RestoreArgs) -> anyhow::Result<()> {
         .location
         .data_dir
         .clone()
-        .or_else(|| a.location.config.as_ref().and_then(|c| c.parent().map(Path::to_path_buf)))
+        .or_else(|| {
+            a.location
+                .config
+                .as_ref()
+                .and_then(|c| c.parent().map(Path::to_path_buf))
+        })
         .context("say which node: --config FILE or --data-dir DIR")?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     if let Some(k) = &a.key_file {
@@ -262,10 +282,18 @@ fn restore(a: RestoreArgs) -> anyhow::Result<()> {
             carebridge_server::node::write_private(&dest, &key)?;
         }
     }
-    let cfg_file = a.location.config.clone().unwrap_or_else(|| dir.join(CONFIG_FILE));
+    let cfg_file = a
+        .location
+        .config
+        .clone()
+        .unwrap_or_else(|| dir.join(CONFIG_FILE));
     if !cfg_file.exists() {
         // A bare directory: take the node's identity from the backup itself.
-        let probe = NodeConfig { name: "restore.invalid".into(), data_dir: dir.clone(), ..NodeConfig::default() };
+        let probe = NodeConfig {
+            name: "restore.invalid".into(),
+            data_dir: dir.clone(),
+            ..NodeConfig::default()
+        };
         let key = load_key(&probe)?;
         let conn = carebridge_server::store::open_connection(&a.from, &key, true)?;
         let get = |k: &str| carebridge_server::store::meta(&conn, k).map(Option::unwrap_or_default);
@@ -275,7 +303,8 @@ fn restore(a: RestoreArgs) -> anyhow::Result<()> {
             get("kind")?,
             get("time_zone")?
         );
-        std::fs::write(&cfg_file, toml).with_context(|| format!("writing {}", cfg_file.display()))?;
+        std::fs::write(&cfg_file, toml)
+            .with_context(|| format!("writing {}", cfg_file.display()))?;
     }
     let mut cfg = NodeConfig::load(Some(&cfg_file))?;
     cfg.data_dir = dir;
@@ -298,7 +327,9 @@ fn admin_password() -> anyhow::Result<String> {
         return Ok(p);
     }
     if !std::io::stdin().is_terminal() {
-        bail!("set CAREBRIDGE_ADMIN_PASSWORD, or run init in a terminal to be asked for the first admin's password");
+        bail!(
+            "set CAREBRIDGE_ADMIN_PASSWORD, or run init in a terminal to be asked for the first admin's password"
+        );
     }
     let p = rpassword::prompt_password("First admin's password (at least 12 characters): ")?;
     let again = rpassword::prompt_password("Again: ")?;
@@ -308,12 +339,19 @@ fn admin_password() -> anyhow::Result<String> {
     Ok(p)
 }
 
-async fn serve_until_signal(node: Arc<Node>, banner: Option<Box<dyn FnOnce(&str) + Send>>) -> anyhow::Result<()> {
+async fn serve_until_signal(
+    node: Arc<Node>,
+    banner: Option<Box<dyn FnOnce(&str) + Send>>,
+) -> anyhow::Result<()> {
     let listener = TcpListener::bind(node.config.listen)
         .await
         .with_context(|| format!("listening on {}", node.config.listen))?;
     let addr = listener.local_addr()?;
-    let scheme = if node.config.tls.is_some() { "https" } else { "http" };
+    let scheme = if node.config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let url = format!("{scheme}://{addr}");
     println!("carebridge-node listening on {url}");
     if let Some(b) = banner {
@@ -332,13 +370,14 @@ async fn serve_until_signal(node: Arc<Node>, banner: Option<Box<dyn FnOnce(&str)
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -351,10 +390,16 @@ async fn wait_for_signal() {
 fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
     let (dir, temporary) = match &a.data_dir {
         Some(d) => (d.clone(), false),
-        None => (std::env::temp_dir().join(format!("carebridge-demo-{}", std::process::id())), true),
+        None => (
+            std::env::temp_dir().join(format!("carebridge-demo-{}", std::process::id())),
+            true,
+        ),
     };
     if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
-        bail!("{} is not empty; the demo needs an empty or absent directory", dir.display());
+        bail!(
+            "{} is not empty; the demo needs an empty or absent directory",
+            dir.display()
+        );
     }
     let opts = InitOptions {
         name: "st-marys.example".into(),
@@ -367,14 +412,20 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
     cfg.listen = a.listen;
     // A throw-away node: speed over power-loss durability.
     cfg.durability = carebridge_server::store::Durability::Normal;
-    let size = demo::DemoSize { doctors: a.doctors, days: a.days, patients: a.patients, bench: a.bench };
+    let size = demo::DemoSize {
+        doctors: a.doctors,
+        days: a.days,
+        patients: a.patients,
+        bench: a.bench,
+    };
     let result = runtime()?.block_on(async move {
         let node = Node::open(cfg, Arc::new(SystemClock))?;
         let seeded = node.clone();
         let dir2 = dir.clone();
         let banner: Box<dyn FnOnce(&str) + Send> = Box::new(move |url: &str| {
             let rt = tokio::runtime::Handle::current();
-            let creds = tokio::task::block_in_place(|| rt.block_on(demo::seed(&seeded, &size, url)));
+            let creds =
+                tokio::task::block_in_place(|| rt.block_on(demo::seed(&seeded, &size, url)));
             match creds.map_err(anyhow::Error::from).and_then(|c| {
                 let path = demo::write_credentials(&dir2, &c)?;
                 Ok((c, path))
@@ -425,7 +476,12 @@ API description: {url}/api/v1/openapi.json   Stop with Ctrl-C."#,
         ap = c.admin.password,
         ru = c.reception.username,
         rp = c.reception.password,
-        doctors = c.doctors.iter().map(|d| d.username.as_str()).collect::<Vec<_>>().join(", "),
+        doctors = c
+            .doctors
+            .iter()
+            .map(|d| d.username.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         dp = doctor.password,
         kid = c.kiosk.device_id,
         ks = c.kiosk.secret,

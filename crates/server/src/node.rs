@@ -68,7 +68,9 @@ pub fn load_key(cfg: &NodeConfig) -> Result<DbKey, NodeError> {
     let path = cfg.key_path();
     match fs::read_to_string(&path) {
         Ok(s) => Ok(DbKey::from_hex(&s)?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(NodeError::NoKey(path.display().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(NodeError::NoKey(path.display().to_string()))
+        }
         Err(e) => Err(io(&path)(e)),
     }
 }
@@ -124,7 +126,9 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("name", &self.config.name).finish()
+        f.debug_struct("Node")
+            .field("name", &self.config.name)
+            .finish()
     }
 }
 
@@ -148,9 +152,12 @@ pub fn lock_data_dir(dir: &Path) -> Result<fs::File, NodeError> {
 /// and a `node.toml` naming it.
 pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeConfig, NodeError> {
     validate_node_name(&opts.name).map_err(NodeError::Invalid)?;
-    opts.time_zone
-        .parse::<Tz>()
-        .map_err(|_| NodeError::Invalid(format!("{:?} is not an IANA time zone such as Europe/Amsterdam", opts.time_zone)))?;
+    opts.time_zone.parse::<Tz>().map_err(|_| {
+        NodeError::Invalid(format!(
+            "{:?} is not an IANA time zone such as Europe/Amsterdam",
+            opts.time_zone
+        ))
+    })?;
     carebridge_protocol::practitioner::validate_username(&opts.admin_username)
         .map_err(|m| NodeError::Invalid(format!("admin username {m}")))?;
     carebridge_protocol::practitioner::validate_password(&opts.admin_password)
@@ -178,7 +185,13 @@ pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeCon
     let conn = crate::store::open_connection(&cfg.db_path(), &key, false)?;
     drop(conn);
     let hub = Hub::new(16, 0);
-    let store = Store::open(&cfg.db_path(), &key, cfg.durability, Arc::new(crate::clock::SystemClock), hub)?;
+    let store = Store::open(
+        &cfg.db_path(),
+        &key,
+        cfg.durability,
+        Arc::new(crate::clock::SystemClock),
+        hub,
+    )?;
     let now = clock.now();
     let hash = practitioner::hash_password(&opts.admin_password)?;
     let admin = Practitioner {
@@ -203,10 +216,9 @@ pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeCon
         entity: format!("practitioner/{}", admin.id),
         source: "local".into(),
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| NodeError::Invalid(e.to_string()))?;
-    rt.block_on(store.write(Some(draft), move |ctx| {
+    // init is synchronous and may be called from async code (tests, `demo`): run the one
+    // write on a thread of its own with a runtime of its own.
+    let write = store.write(Some(draft), move |ctx| {
         let c = ctx.conn();
         for (k, v) in &meta {
             c.execute("INSERT INTO node_meta (key, value) VALUES (?1, ?2)", params![k, v])?;
@@ -223,7 +235,19 @@ pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeCon
         practitioner::insert(c, &admin, &hash, now_ms)?;
         ctx.set_detail(format!("node {} initialised; first admin {}", meta[0].1, admin.username));
         Ok::<_, StoreError>(())
-    }))?;
+    });
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .map_err(|e| NodeError::Invalid(e.to_string()))?
+                    .block_on(write)
+                    .map_err(NodeError::from)
+            })
+            .join()
+            .map_err(|_| NodeError::Invalid("initialisation panicked".into()))?
+    })?;
     drop(store);
     cfg.key_file = None;
     let toml = format!(
@@ -248,7 +272,9 @@ impl Node {
         let tz = config.tz()?;
         let db = config.db_path();
         if !db.exists() {
-            return Err(NodeError::NotInitialised(config.data_dir.display().to_string()));
+            return Err(NodeError::NotInitialised(
+                config.data_dir.display().to_string(),
+            ));
         }
         let lock = lock_data_dir(&config.data_dir)?;
         let key = load_key(&config)?;
@@ -256,8 +282,10 @@ impl Node {
         let store = Store::open(&db, &key, config.durability, clock.clone(), hub.clone())?;
         let head = {
             let conn = crate::store::open_connection(&db, &key, true)?;
-            conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get::<_, i64>(0))
-                .map_err(StoreError::from)?
+            conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(StoreError::from)?
         };
         hub.set_head(head);
         let window = chrono::Duration::minutes(15);
@@ -284,7 +312,11 @@ impl Node {
     /// Starts the background jobs: the live-stream reaper, and pruning of the event log,
     /// expired sessions, kiosk identifications and old idempotency records.
     pub fn spawn_jobs(self: &Arc<Self>) {
-        tokio::spawn(self.hub.clone().run_reaper(Duration::from_secs(1), self.shutdown.clone()));
+        tokio::spawn(
+            self.hub
+                .clone()
+                .run_reaper(Duration::from_secs(1), self.shutdown.clone()),
+        );
         let node = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));

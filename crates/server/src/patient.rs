@@ -15,7 +15,9 @@ pub fn from_row(r: &Row<'_>, node: &str) -> Result<Patient, StoreError> {
     let id: String = r.get(0)?;
     let birth: String = r.get(3)?;
     Ok(Patient {
-        id: id.parse().map_err(|_| StoreError::Corrupt(format!("patient id {id}")))?,
+        id: id
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("patient id {id}")))?,
         global_id: format!("{id}@{node}"),
         family_name: r.get(1)?,
         given_name: r.get(2)?,
@@ -39,7 +41,12 @@ pub fn get(conn: &Connection, id: PatientId, node: &str) -> Result<Option<Patien
 }
 
 /// Finds a patient by card number and birth date (a kiosk's identification).
-pub fn by_card(conn: &Connection, card: &str, birth: NaiveDate, node: &str) -> Result<Option<Patient>, StoreError> {
+pub fn by_card(
+    conn: &Connection,
+    card: &str,
+    birth: NaiveDate,
+    node: &str,
+) -> Result<Option<Patient>, StoreError> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM patients WHERE card_number = ?1 AND birth_date = ?2"
     ))?;
@@ -48,11 +55,21 @@ pub fn by_card(conn: &Connection, card: &str, birth: NaiveDate, node: &str) -> R
 }
 
 /// Patients with the same name and birth date (case-insensitive), for the duplicate check.
-pub fn same_person(conn: &Connection, family: &str, given: &str, birth: NaiveDate, node: &str) -> Result<Vec<Patient>, StoreError> {
+pub fn same_person(
+    conn: &Connection,
+    family: &str,
+    given: &str,
+    birth: NaiveDate,
+    node: &str,
+) -> Result<Vec<Patient>, StoreError> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM patients WHERE family_key = ?1 AND given_key = ?2 AND birth_date = ?3 LIMIT 20"
     ))?;
-    let mut rows = st.query(params![search_key(family), search_key(given), birth.to_string()])?;
+    let mut rows = st.query(params![
+        search_key(family),
+        search_key(given),
+        birth.to_string()
+    ])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         out.push(from_row(r, node)?);
@@ -61,7 +78,11 @@ pub fn same_person(conn: &Connection, family: &str, given: &str, birth: NaiveDat
 }
 
 /// Whether a card number is in use by another patient.
-pub fn card_taken(conn: &Connection, card: &str, except: Option<PatientId>) -> Result<bool, StoreError> {
+pub fn card_taken(
+    conn: &Connection,
+    card: &str,
+    except: Option<PatientId>,
+) -> Result<bool, StoreError> {
     Ok(conn
         .prepare_cached("SELECT id FROM patients WHERE card_number = ?1")?
         .query_row([card], |r| r.get::<_, String>(0))
@@ -135,7 +156,11 @@ fn prefix_end(prefix: &str) -> String {
 
 /// Searches patients; every given criterion must match. Uses the name, birth-date and card
 /// indexes (a name prefix is a range scan, not a LIKE).
-pub fn search(conn: &Connection, q: &PatientSearch, node: &str) -> Result<Vec<Patient>, StoreError> {
+pub fn search(
+    conn: &Connection,
+    q: &PatientSearch,
+    node: &str,
+) -> Result<Vec<Patient>, StoreError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let name = q.name.as_deref().map(search_key).filter(|n| !n.is_empty());
     let mut sql = format!("SELECT {COLUMNS} FROM patients WHERE 1 = 1");
@@ -157,7 +182,9 @@ pub fn search(conn: &Connection, q: &PatientSearch, node: &str) -> Result<Vec<Pa
         args.push(c.trim().to_owned());
         sql.push_str(&format!(" AND card_number = ?{}", args.len()));
     }
-    sql.push_str(&format!(" ORDER BY family_key, given_key, id LIMIT {limit}"));
+    sql.push_str(&format!(
+        " ORDER BY family_key, given_key, id LIMIT {limit}"
+    ));
     let mut st = conn.prepare_cached(&sql)?;
     let mut rows = st.query(rusqlite::params_from_iter(args.iter()))?;
     let mut out = Vec::new();

@@ -1,7 +1,7 @@
 //! Staff accounts: stored rows, password hashing, and the account rules.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use carebridge_protocol::PractitionerId;
 use carebridge_protocol::practitioner::{Practitioner, Role};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -14,7 +14,9 @@ fn from_row(r: &Row<'_>) -> Result<Practitioner, StoreError> {
     let id: String = r.get(0)?;
     let role: String = r.get(3)?;
     Ok(Practitioner {
-        id: id.parse().map_err(|_| StoreError::Corrupt(format!("practitioner id {id}")))?,
+        id: id
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("practitioner id {id}")))?,
         username: r.get(1)?,
         display_name: r.get(2)?,
         role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
@@ -25,7 +27,9 @@ fn from_row(r: &Row<'_>) -> Result<Practitioner, StoreError> {
 
 /// Reads one account.
 pub fn get(conn: &Connection, id: PractitionerId) -> Result<Option<Practitioner>, StoreError> {
-    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM practitioners WHERE id = ?1"))?;
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM practitioners WHERE id = ?1"
+    ))?;
     let mut rows = st.query([id.to_string()])?;
     rows.next()?.map(from_row).transpose()
 }
@@ -53,7 +57,9 @@ pub struct Credentials {
 
 /// Looks an account up by username.
 pub fn by_username(conn: &Connection, username: &str) -> Result<Option<Credentials>, StoreError> {
-    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS}, password_hash FROM practitioners WHERE username = ?1"))?;
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS}, password_hash FROM practitioners WHERE username = ?1"
+    ))?;
     let mut rows = st.query([username])?;
     match rows.next()? {
         Some(r) => Ok(Some(Credentials {
@@ -67,13 +73,22 @@ pub fn by_username(conn: &Connection, username: &str) -> Result<Option<Credentia
 /// Whether a username is taken.
 pub fn username_taken(conn: &Connection, username: &str) -> Result<bool, StoreError> {
     Ok(conn
-        .query_row("SELECT 1 FROM practitioners WHERE username = ?1", [username], |_| Ok(()))
+        .query_row(
+            "SELECT 1 FROM practitioners WHERE username = ?1",
+            [username],
+            |_| Ok(()),
+        )
         .optional()?
         .is_some())
 }
 
 /// Inserts a new account with an already-computed hash.
-pub fn insert(conn: &Connection, p: &Practitioner, password_hash: &str, now_ms: i64) -> Result<(), StoreError> {
+pub fn insert(
+    conn: &Connection,
+    p: &Practitioner,
+    password_hash: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO practitioners (id, username, display_name, role, password_hash, disabled, version, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -92,7 +107,11 @@ pub fn insert(conn: &Connection, p: &Practitioner, password_hash: &str, now_ms: 
 }
 
 /// Writes an account's changed fields (and, when given, a new hash) and bumps its version.
-pub fn update(conn: &Connection, p: &Practitioner, password_hash: Option<&str>) -> Result<(), StoreError> {
+pub fn update(
+    conn: &Connection,
+    p: &Practitioner,
+    password_hash: Option<&str>,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE practitioners SET display_name = ?2, disabled = ?3, version = ?4,
                 password_hash = COALESCE(?5, password_hash)
@@ -120,7 +139,11 @@ pub fn hash_password(password: &str) -> Result<String, StoreError> {
 /// Checks a password against a stored hash. CPU-heavy: call it off the async threads.
 pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 

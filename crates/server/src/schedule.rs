@@ -18,9 +18,13 @@ pub const MAX_APPOINTMENT: Duration = Duration::hours(12);
 
 /// Reads a doctor's schedule.
 pub fn get(conn: &Connection, who: PractitionerId) -> Result<Option<Schedule>, StoreError> {
-    let mut st = conn.prepare_cached("SELECT slot_minutes, hours, version FROM schedules WHERE practitioner_id = ?1")?;
+    let mut st = conn.prepare_cached(
+        "SELECT slot_minutes, hours, version FROM schedules WHERE practitioner_id = ?1",
+    )?;
     let mut rows = st.query([who.to_string()])?;
-    let Some(r) = rows.next()? else { return Ok(None) };
+    let Some(r) = rows.next()? else {
+        return Ok(None);
+    };
     let hours: String = r.get(1)?;
     Ok(Some(Schedule {
         practitioner_id: who,
@@ -50,8 +54,12 @@ fn absence_from_row(r: &Row<'_>) -> Result<Absence, StoreError> {
     let id: String = r.get(0)?;
     let who: String = r.get(1)?;
     Ok(Absence {
-        id: id.parse().map_err(|_| StoreError::Corrupt(format!("absence id {id}")))?,
-        practitioner_id: who.parse().map_err(|_| StoreError::Corrupt(format!("practitioner id {who}")))?,
+        id: id
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("absence id {id}")))?,
+        practitioner_id: who
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("practitioner id {who}")))?,
         start: from_millis(r.get(2)?)?,
         end: from_millis(r.get(3)?)?,
         reason: r.get(4)?,
@@ -59,12 +67,21 @@ fn absence_from_row(r: &Row<'_>) -> Result<Absence, StoreError> {
 }
 
 /// A doctor's absences overlapping `[from, to)`.
-pub fn absences(conn: &Connection, who: PractitionerId, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Absence>, StoreError> {
+pub fn absences(
+    conn: &Connection,
+    who: PractitionerId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Absence>, StoreError> {
     let mut st = conn.prepare_cached(
         "SELECT id, practitioner_id, start_at, end_at, reason FROM absences
          WHERE practitioner_id = ?1 AND start_at < ?3 AND end_at > ?2 ORDER BY start_at",
     )?;
-    let mut rows = st.query(params![who.to_string(), from.timestamp_millis(), to.timestamp_millis()])?;
+    let mut rows = st.query(params![
+        who.to_string(),
+        from.timestamp_millis(),
+        to.timestamp_millis()
+    ])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         out.push(absence_from_row(r)?);
@@ -86,7 +103,12 @@ pub fn insert_absence(conn: &Connection, a: &Absence) -> Result<(), StoreError> 
 }
 
 /// The instant of a local date and time, or `None` in a DST gap.
-fn local_instant(tz: Tz, date: NaiveDate, hours: &WorkingHours, offset_min: i64) -> Option<DateTime<Utc>> {
+fn local_instant(
+    tz: Tz,
+    date: NaiveDate,
+    hours: &WorkingHours,
+    offset_min: i64,
+) -> Option<DateTime<Utc>> {
     let t = date.and_time(hours.start) + Duration::minutes(offset_min);
     match tz.from_local_datetime(&t) {
         LocalResult::Single(dt) => Some(dt.with_timezone(&Utc)),
@@ -96,12 +118,21 @@ fn local_instant(tz: Tz, date: NaiveDate, hours: &WorkingHours, offset_min: i64)
 }
 
 /// The slot times of a schedule on local dates `from..=to`, in order.
-pub fn slot_times(tz: Tz, s: &Schedule, from: NaiveDate, to: NaiveDate) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+pub fn slot_times(
+    tz: Tz,
+    s: &Schedule,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
     let len = i64::from(s.slot_minutes.max(1));
     let mut out = Vec::new();
     let mut date = from;
     while date <= to {
-        let mut blocks: Vec<&WorkingHours> = s.hours.iter().filter(|h| h.weekday == date.weekday()).collect();
+        let mut blocks: Vec<&WorkingHours> = s
+            .hours
+            .iter()
+            .filter(|h| h.weekday == date.weekday())
+            .collect();
         blocks.sort_by_key(|h| h.start);
         for h in blocks {
             let block_min = (h.end - h.start).num_minutes();
@@ -125,21 +156,29 @@ pub fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
 }
 
 /// The slot that starts at `start`, if the schedule has one.
-pub fn slot_at(tz: Tz, s: &Schedule, start: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+pub fn slot_at(
+    tz: Tz,
+    s: &Schedule,
+    start: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     let d = local_date(tz, start);
-    slot_times(tz, s, d, d).into_iter().find(|(a, _)| *a == start)
+    slot_times(tz, s, d, d)
+        .into_iter()
+        .find(|(a, _)| *a == start)
 }
 
 /// The UTC bounds of local dates `from..=to`.
 pub fn date_bounds(tz: Tz, from: NaiveDate, to: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
-    let start = |d: NaiveDate| match tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default()) {
-        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
-        // Midnight itself skipped by DST (rare zones): an hour later exists.
-        LocalResult::None => (tz.from_local_datetime(&(d.and_hms_opt(1, 0, 0).unwrap_or_default())))
+    let start =
+        |d: NaiveDate| match tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default()) {
+            LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
+            // Midnight itself skipped by DST (rare zones): an hour later exists.
+            LocalResult::None => (tz
+                .from_local_datetime(&(d.and_hms_opt(1, 0, 0).unwrap_or_default())))
             .earliest()
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or_else(|| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()),
-    };
+        };
     (start(from), start(to.succ_opt().unwrap_or(to)))
 }
 
@@ -155,7 +194,12 @@ pub struct Occupied {
 }
 
 /// The live appointments of a practitioner overlapping `[from, to)`.
-pub fn occupied(conn: &Connection, who: PractitionerId, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Occupied>, StoreError> {
+pub fn occupied(
+    conn: &Connection,
+    who: PractitionerId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Occupied>, StoreError> {
     let mut st = conn.prepare_cached(
         "SELECT start_at, end_at, status FROM appointments
          WHERE practitioner_id = ?1 AND start_at >= ?2 AND start_at < ?3 AND end_at > ?4
@@ -180,7 +224,12 @@ pub fn occupied(conn: &Connection, who: PractitionerId, from: DateTime<Utc>, to:
 }
 
 /// The status of the slot `[start, end)` given what occupies the practitioner's time.
-fn status_of(start: DateTime<Utc>, end: DateTime<Utc>, absent: &[Absence], busy: &[Occupied]) -> SlotStatus {
+fn status_of(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    absent: &[Absence],
+    busy: &[Occupied],
+) -> SlotStatus {
     if absent.iter().any(|a| a.start < end && a.end > start) {
         return SlotStatus::BusyUnavailable;
     }
@@ -195,7 +244,13 @@ fn status_of(start: DateTime<Utc>, end: DateTime<Utc>, absent: &[Absence], busy:
 }
 
 /// A practitioner's slots on local dates `from..=to`, with their FHIR statuses.
-pub fn slots(conn: &Connection, tz: Tz, s: &Schedule, from: NaiveDate, to: NaiveDate) -> Result<Vec<Slot>, StoreError> {
+pub fn slots(
+    conn: &Connection,
+    tz: Tz,
+    s: &Schedule,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<Slot>, StoreError> {
     let (lo, hi) = date_bounds(tz, from, to);
     let absent = absences(conn, s.practitioner_id, lo, hi)?;
     let busy = occupied(conn, s.practitioner_id, lo, hi)?;
@@ -211,10 +266,19 @@ pub fn slots(conn: &Connection, tz: Tz, s: &Schedule, from: NaiveDate, to: Naive
 }
 
 /// The first free slot starting at or after `from`, looking `horizon_days` ahead.
-pub fn next_free(conn: &Connection, tz: Tz, s: &Schedule, from: DateTime<Utc>, horizon_days: u32) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+pub fn next_free(
+    conn: &Connection,
+    tz: Tz,
+    s: &Schedule,
+    from: DateTime<Utc>,
+    horizon_days: u32,
+) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
     let mut date = local_date(tz, from);
     for _ in 0..=horizon_days {
-        let times: Vec<_> = slot_times(tz, s, date, date).into_iter().filter(|(a, _)| *a >= from).collect();
+        let times: Vec<_> = slot_times(tz, s, date, date)
+            .into_iter()
+            .filter(|(a, _)| *a >= from)
+            .collect();
         if let (Some(first), Some(last)) = (times.first(), times.last()) {
             let absent = absences(conn, s.practitioner_id, first.0, last.1)?;
             let busy = occupied(conn, s.practitioner_id, first.0, last.1)?;
@@ -256,7 +320,10 @@ mod tests {
         let s = sunday_schedule((1, 0), (4, 0), 30);
         let d = NaiveDate::from_ymd_opt(2026, 3, 29).unwrap();
         let slots = slot_times(tz, &s, d, d);
-        let starts: Vec<String> = slots.iter().map(|(a, _)| a.format("%H:%M").to_string()).collect();
+        let starts: Vec<String> = slots
+            .iter()
+            .map(|(a, _)| a.format("%H:%M").to_string())
+            .collect();
         // Local 01:00, 01:30 (UTC+1), then 03:00, 03:30 (UTC+2); 02:00 and 02:30 do not exist.
         assert_eq!(starts, ["00:00", "00:30", "01:00", "01:30"]);
         assert!(slots.iter().all(|(a, b)| *b - *a == Duration::minutes(30)));
@@ -290,11 +357,25 @@ mod tests {
     fn slot_status_prefers_busy_over_tentative() {
         let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let e = t + Duration::minutes(15);
-        let tentative = Occupied { start: t, end: e, tentative: true };
-        let booked = Occupied { start: t, end: e, tentative: false };
+        let tentative = Occupied {
+            start: t,
+            end: e,
+            tentative: true,
+        };
+        let booked = Occupied {
+            start: t,
+            end: e,
+            tentative: false,
+        };
         assert_eq!(status_of(t, e, &[], &[]), SlotStatus::Free);
-        assert_eq!(status_of(t, e, &[], &[tentative]), SlotStatus::BusyTentative);
+        assert_eq!(
+            status_of(t, e, &[], &[tentative]),
+            SlotStatus::BusyTentative
+        );
         assert_eq!(status_of(t, e, &[], &[tentative, booked]), SlotStatus::Busy);
-        assert_eq!(status_of(e, e + Duration::minutes(15), &[], &[booked]), SlotStatus::Free);
+        assert_eq!(
+            status_of(e, e + Duration::minutes(15), &[], &[booked]),
+            SlotStatus::Free
+        );
     }
 }

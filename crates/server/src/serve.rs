@@ -43,15 +43,21 @@ fn load_tls(t: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
         .collect::<Result<_, _>>()
         .map_err(|e| ServeError::Tls(format!("{}: {e}", t.cert.display())))?;
     if certs.is_empty() {
-        return Err(ServeError::Tls(format!("{} holds no certificate", t.cert.display())));
+        return Err(ServeError::Tls(format!(
+            "{} holds no certificate",
+            t.cert.display()
+        )));
     }
-    let key = PrivateKeyDer::from_pem_file(&t.key).map_err(|e| ServeError::Tls(format!("{}: {e}", t.key.display())))?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ServeError::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| ServeError::Tls(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_file(&t.key)
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", t.key.display())))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ServeError::Tls(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| ServeError::Tls(e.to_string()))?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
@@ -77,6 +83,9 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeEr
             },
         };
         let _ = stream.set_nodelay(true);
+        if let Some(n) = node.config.tcp_send_buffer {
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(n as usize);
+        }
         let kill = CancellationToken::new();
         let app = app.clone();
         let shutdown = node.shutdown.clone();
@@ -90,14 +99,18 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeEr
             });
             let svc = TowerToHyperService::new(svc);
             let io: Box<dyn Io> = match tls {
-                Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => Box::new(s),
-                    Ok(Err(e)) => {
-                        tracing::debug!(%addr, error = %e, "TLS handshake failed");
-                        return;
+                Some(acceptor) => {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(s)) => Box::new(s),
+                        Ok(Err(e)) => {
+                            tracing::debug!(%addr, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
                     }
-                    Err(_) => return,
-                },
+                }
                 None => Box::new(stream),
             };
             let builder = Builder::new(TokioExecutor::new());
@@ -120,7 +133,10 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeEr
     }
     tracker.close();
     node.hub.disconnect_all();
-    if tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections did not close within 10 s");
     }
     Ok(())

@@ -39,7 +39,13 @@ pub struct SessionInfo {
 }
 
 /// Stores a new session.
-pub fn insert(conn: &Connection, hash: &[u8; 32], viewer: &Viewer, now: DateTime<Utc>, expires: DateTime<Utc>) -> Result<(), StoreError> {
+pub fn insert(
+    conn: &Connection,
+    hash: &[u8; 32],
+    viewer: &Viewer,
+    now: DateTime<Utc>,
+    expires: DateTime<Utc>,
+) -> Result<(), StoreError> {
     let kind = match viewer {
         Viewer::Staff { .. } => "staff",
         Viewer::Kiosk { .. } => "kiosk",
@@ -58,7 +64,11 @@ pub fn insert(conn: &Connection, hash: &[u8; 32], viewer: &Viewer, now: DateTime
 }
 
 /// Finds the live session of a token: not expired, its account enabled, its device not revoked.
-pub fn lookup(conn: &Connection, hash: &[u8; 32], now: DateTime<Utc>) -> Result<Option<SessionInfo>, StoreError> {
+pub fn lookup(
+    conn: &Connection,
+    hash: &[u8; 32],
+    now: DateTime<Utc>,
+) -> Result<Option<SessionInfo>, StoreError> {
     let mut st = conn.prepare_cached(
         "SELECT s.principal_kind, s.principal_id, s.expires_at, p.role, p.display_name, k.label
          FROM sessions s
@@ -67,17 +77,25 @@ pub fn lookup(conn: &Connection, hash: &[u8; 32], now: DateTime<Utc>) -> Result<
          WHERE s.token_hash = ?1 AND s.expires_at > ?2",
     )?;
     let mut rows = st.query(params![&hash[..], now.timestamp_millis()])?;
-    let Some(r) = rows.next()? else { return Ok(None) };
+    let Some(r) = rows.next()? else {
+        return Ok(None);
+    };
     let kind: String = r.get(0)?;
     let id: String = r.get(1)?;
-    let id: Uuid = id.parse().map_err(|_| StoreError::Corrupt(format!("session principal {id}")))?;
+    let id: Uuid = id
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("session principal {id}")))?;
     let expires_at = from_millis(r.get(2)?)?;
     let info = match kind.as_str() {
         "staff" => {
-            let (Some(role), Some(name)) = (r.get::<_, Option<String>>(3)?, r.get::<_, Option<String>>(4)?) else {
+            let (Some(role), Some(name)) = (
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ) else {
                 return Ok(None);
             };
-            let role = Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?;
+            let role =
+                Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?;
             SessionInfo {
                 viewer: Viewer::Staff {
                     id: carebridge_protocol::PractitionerId(id),
@@ -88,7 +106,9 @@ pub fn lookup(conn: &Connection, hash: &[u8; 32], now: DateTime<Utc>) -> Result<
             }
         }
         _ => {
-            let Some(label) = r.get::<_, Option<String>>(5)? else { return Ok(None) };
+            let Some(label) = r.get::<_, Option<String>>(5)? else {
+                return Ok(None);
+            };
             SessionInfo {
                 viewer: Viewer::Kiosk {
                     id: carebridge_protocol::KioskDeviceId(id),
@@ -103,7 +123,10 @@ pub fn lookup(conn: &Connection, hash: &[u8; 32], now: DateTime<Utc>) -> Result<
 
 /// Ends one session; returns whether it existed.
 pub fn delete(conn: &Connection, hash: &[u8; 32]) -> Result<bool, StoreError> {
-    Ok(conn.prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")?.execute([&hash[..]])? > 0)
+    Ok(conn
+        .prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")?
+        .execute([&hash[..]])?
+        > 0)
 }
 
 /// Ends every session of a principal; returns how many.

@@ -29,7 +29,9 @@ impl Throttle {
     /// `Err(seconds to wait)` when `key` has used up its failures.
     pub fn check(&self, key: &str, now: DateTime<Utc>) -> Result<(), u64> {
         let mut map = self.failures.lock();
-        let Some(list) = map.get_mut(key) else { return Ok(()) };
+        let Some(list) = map.get_mut(key) else {
+            return Ok(());
+        };
         list.retain(|t| now - *t < self.window);
         if list.len() as u32 >= self.max_failures {
             let oldest = list.first().copied().unwrap_or(now);

@@ -23,8 +23,14 @@ use crate::store::AuditDraft;
 pub struct Json<T>(pub T);
 
 fn is_json(ct: &str) -> bool {
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
@@ -39,22 +45,35 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         if !is_json(ct) {
             return Err(ApiError::new(
                 ProblemType::UnsupportedMediaType,
-                format!("send the body as application/json (got {:?})", if ct.is_empty() { "no Content-Type" } else { ct }),
+                format!(
+                    "send the body as application/json (got {:?})",
+                    if ct.is_empty() { "no Content-Type" } else { ct }
+                ),
             ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(ProblemType::PayloadTooLarge, "the request body is larger than the node accepts")
+                ApiError::new(
+                    ProblemType::PayloadTooLarge,
+                    "the request body is larger than the node accepts",
+                )
             } else {
-                ApiError::new(ProblemType::MalformedBody, format!("the body could not be read: {e}"))
+                ApiError::new(
+                    ProblemType::MalformedBody,
+                    format!("the body could not be read: {e}"),
+                )
             }
         })?;
         match serde_json::from_slice(&bytes) {
             Ok(v) => Ok(Self(v)),
-            Err(e) if e.classify() == serde_json::error::Category::Data => {
-                Err(ApiError::new(ProblemType::Validation, format!("the body does not have the expected fields: {e}")))
-            }
-            Err(e) => Err(ApiError::new(ProblemType::MalformedBody, format!("the body is not valid JSON: {e}"))),
+            Err(e) if e.classify() == serde_json::error::Category::Data => Err(ApiError::new(
+                ProblemType::Validation,
+                format!("the body does not have the expected fields: {e}"),
+            )),
+            Err(e) => Err(ApiError::new(
+                ProblemType::MalformedBody,
+                format!("the body is not valid JSON: {e}"),
+            )),
         }
     }
 }
@@ -85,7 +104,12 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Query<T
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Self(q.0))
-            .map_err(|e| ApiError::new(ProblemType::Validation, format!("invalid query parameters: {}", e.body_text())))
+            .map_err(|e| {
+                ApiError::new(
+                    ProblemType::Validation,
+                    format!("invalid query parameters: {}", e.body_text()),
+                )
+            })
     }
 }
 
@@ -133,17 +157,30 @@ impl FromRequestParts<Arc<Node>> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::new(ProblemType::Unauthenticated, "send Authorization: Bearer <token> (sign in at POST /api/v1/sessions)"))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    ProblemType::Unauthenticated,
+                    "send Authorization: Bearer <token> (sign in at POST /api/v1/sessions)",
+                )
+            })?;
         let hash = hash_token(token);
         let now = node.clock.now();
         let info = node
             .store
             .read(move |c| session::lookup(c, &hash, now).map_err(ApiError::from))
             .await?
-            .ok_or_else(|| ApiError::new(ProblemType::Unauthenticated, "the token is unknown, expired or revoked; sign in again"))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    ProblemType::Unauthenticated,
+                    "the token is unknown, expired or revoked; sign in again",
+                )
+            })?;
         Ok(Self {
             viewer: info.viewer,
             name: info.name,
@@ -177,7 +214,10 @@ impl Caller {
     pub fn staff(&self, roles: &[Role]) -> Result<(PractitionerId, Role), ApiError> {
         match self.viewer {
             Viewer::Staff { id, role } if roles.contains(&role) => Ok((id, role)),
-            Viewer::Staff { role, .. } => Err(ApiError::forbidden(format!("the {} role may not do this", role.as_str()))),
+            Viewer::Staff { role, .. } => Err(ApiError::forbidden(format!(
+                "the {} role may not do this",
+                role.as_str()
+            ))),
             Viewer::Kiosk { .. } => Err(ApiError::forbidden("a kiosk may not do this")),
         }
     }
@@ -199,13 +239,20 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let Some(v) = parts.headers.get(IDEMPOTENCY_KEY) else { return Ok(Self(None)) };
+        let Some(v) = parts.headers.get(IDEMPOTENCY_KEY) else {
+            return Ok(Self(None));
+        };
         let s = v
             .to_str()
             .ok()
             .map(|s| s.trim().trim_matches('"').to_owned())
             .filter(|s| (1..=255).contains(&s.len()))
-            .ok_or_else(|| ApiError::new(ProblemType::Validation, "Idempotency-Key must be 1 to 255 visible ASCII characters"))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    ProblemType::Validation,
+                    "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                )
+            })?;
         Ok(Self(Some(s)))
     }
 }
@@ -218,12 +265,17 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let Some(v) = parts.headers.get(header::IF_MATCH) else { return Ok(Self(None)) };
+        let Some(v) = parts.headers.get(header::IF_MATCH) else {
+            return Ok(Self(None));
+        };
         let s = v.to_str().unwrap_or("").trim();
         let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
-        s.parse()
-            .map(|n| Self(Some(n)))
-            .map_err(|_| ApiError::new(ProblemType::Validation, "If-Match must be the record's version, e.g. \"3\""))
+        s.parse().map(|n| Self(Some(n))).map_err(|_| {
+            ApiError::new(
+                ProblemType::Validation,
+                "If-Match must be the record's version, e.g. \"3\"",
+            )
+        })
     }
 }
 

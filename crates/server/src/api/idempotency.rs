@@ -24,7 +24,14 @@ pub fn fingerprint<R: Serialize>(route: &str, request: &R) -> Vec<u8> {
 }
 
 /// Runs `f` inside a write job unless `key` was already answered for this actor.
-pub fn once<T, F>(ctx: &mut WriteCtx<'_>, actor: &str, key: &IdempotencyKey, fingerprint: Vec<u8>, status: StatusCode, f: F) -> Result<(StatusCode, T), ApiError>
+pub fn once<T, F>(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    key: &IdempotencyKey,
+    fingerprint: Vec<u8>,
+    status: StatusCode,
+    f: F,
+) -> Result<(StatusCode, T), ApiError>
 where
     T: Serialize + DeserializeOwned,
     F: FnOnce(&mut WriteCtx<'_>) -> Result<T, ApiError>,
@@ -34,7 +41,9 @@ where
     };
     let seen: Option<(Vec<u8>, u16, String)> = ctx
         .conn()
-        .prepare_cached("SELECT fingerprint, status, body FROM idempotency WHERE actor = ?1 AND key = ?2")
+        .prepare_cached(
+            "SELECT fingerprint, status, body FROM idempotency WHERE actor = ?1 AND key = ?2",
+        )
         .map_err(StoreError::from)?
         .query_row(params![actor, k], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()
@@ -46,7 +55,9 @@ where
                 "this Idempotency-Key was already used for a different request; use a new key for a new request",
             ));
         }
-        ctx.set_detail(format!("repeat of Idempotency-Key {k:?}: first answer returned, nothing changed"));
+        ctx.set_detail(format!(
+            "repeat of Idempotency-Key {k:?}: first answer returned, nothing changed"
+        ));
         let value = serde_json::from_str(&body).map_err(StoreError::from)?;
         return Ok((StatusCode::from_u16(st).unwrap_or(status), value));
     }

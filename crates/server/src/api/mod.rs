@@ -54,12 +54,24 @@ impl Modify for CommonResponses {
         let components = doc.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("A token from POST /api/v1/sessions or /api/v1/kiosk-sessions")).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A token from POST /api/v1/sessions or /api/v1/kiosk-sessions",
+                    ))
+                    .build(),
+            ),
         );
         let problem = |desc: &str| {
             ResponseBuilder::new()
                 .description(desc)
-                .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
+                .content(
+                    PROBLEM_JSON,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
                 .build()
         };
         let add = |op: &mut Operation| {
@@ -73,13 +85,22 @@ impl Modify for CommonResponses {
                 ("500", "The node failed; nothing was changed"),
             ];
             for (code, desc) in common {
-                op.responses.responses.entry(code.to_owned()).or_insert_with(|| problem(desc).into());
+                op.responses
+                    .responses
+                    .entry(code.to_owned())
+                    .or_insert_with(|| problem(desc).into());
             }
         };
         for item in doc.paths.paths.values_mut() {
-            for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete]
-                .into_iter()
-                .flatten()
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
             {
                 add(op);
             }
@@ -94,17 +115,26 @@ fn v1_routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(sessions::delete_current_session))
         .routes(routes!(sessions::create_kiosk_session))
         .routes(routes!(sessions::get_me))
-        .routes(routes!(practitioners::list_practitioners, practitioners::create_practitioner))
+        .routes(routes!(
+            practitioners::list_practitioners,
+            practitioners::create_practitioner
+        ))
         .routes(routes!(practitioners::update_practitioner))
         .routes(routes!(schedules::get_schedule, schedules::put_schedule))
         .routes(routes!(schedules::create_absence))
         .routes(routes!(schedules::list_slots))
         .routes(routes!(kiosks::list_kiosks, kiosks::register_kiosk))
         .routes(routes!(kiosks::revoke_kiosk))
-        .routes(routes!(patients::search_patients, patients::register_patient))
+        .routes(routes!(
+            patients::search_patients,
+            patients::register_patient
+        ))
         .routes(routes!(patients::get_patient, patients::update_patient))
         .routes(routes!(patients::identify_kiosk_patient))
-        .routes(routes!(appointments::list_appointments, appointments::book_appointment))
+        .routes(routes!(
+            appointments::list_appointments,
+            appointments::book_appointment
+        ))
         .routes(routes!(appointments::get_appointment))
         .routes(routes!(appointments::confirm_appointment))
         .routes(routes!(appointments::decline_appointment))
@@ -140,23 +170,42 @@ pub fn router(node: Arc<Node>) -> Router {
         }),
     )
     .route("/healthz", get(healthz))
-    .fallback(|| async { ApiError::new(ProblemType::NotFound, "no such route; see /api/v1/openapi.json") })
+    .fallback(|| async {
+        ApiError::new(
+            ProblemType::NotFound,
+            "no such route; see /api/v1/openapi.json",
+        )
+    })
     .method_not_allowed_fallback(|| async {
-        ApiError::new(ProblemType::MethodNotAllowed, "this route does not accept that method; see /api/v1/openapi.json")
+        ApiError::new(
+            ProblemType::MethodNotAllowed,
+            "this route does not accept that method; see /api/v1/openapi.json",
+        )
     })
     .layer(DefaultBodyLimit::max(body_limit))
     .layer(middleware::from_fn(problem_for_every_error))
     .layer(CatchPanicLayer::custom(|_| {
-        problem_response(&Problem::new(ProblemType::Internal, Some("the request failed on the node; nothing was changed".to_owned())))
+        problem_response(&Problem::new(
+            ProblemType::Internal,
+            Some("the request failed on the node; nothing was changed".to_owned()),
+        ))
     }))
     .layer(TraceLayer::new_for_http())
     .with_state(node)
 }
 
 async fn healthz(State(node): State<Arc<Node>>) -> Response {
-    let ok = node.store.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(|e| ApiError::from(crate::store::StoreError::from(e)))).await;
+    let ok = node
+        .store
+        .read(|c| {
+            c.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(|e| ApiError::from(crate::store::StoreError::from(e)))
+        })
+        .await;
     match ok {
-        Ok(()) => axum::Json(serde_json::json!({"status": "ok", "node": node.name()})).into_response(),
+        Ok(()) => {
+            axum::Json(serde_json::json!({"status": "ok", "node": node.name()})).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }

@@ -84,7 +84,9 @@ pub enum StoreError {
     #[error("the database key must be 64 hexadecimal digits (256 bits)")]
     MalformedKey,
     /// The file was written by a newer version.
-    #[error("the database has schema version {found}, newer than this build's {known}: upgrade carebridge-node")]
+    #[error(
+        "the database has schema version {found}, newer than this build's {known}: upgrade carebridge-node"
+    )]
     TooNew {
         /// Found in the file.
         found: i64,
@@ -122,19 +124,32 @@ pub enum Durability {
 }
 
 /// Opens one connection to an encrypted database and checks that the key fits.
-pub fn open_connection(path: &Path, key: &DbKey, read_only: bool) -> Result<Connection, StoreError> {
+pub fn open_connection(
+    path: &Path,
+    key: &DbKey,
+    read_only: bool,
+) -> Result<Connection, StoreError> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
-    #[expect(clippy::disallowed_methods, reason = "this is the store module, which applies the key")]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "this is the store module, which applies the key"
+    )]
     let conn = Connection::open_with_flags(path, flags)?;
     conn.execute_batch(&key.pragma())?;
     // The key is only checked when the first page is read.
-    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)) {
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
         Ok(_) => {}
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::NotADatabase => {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
             return Err(StoreError::WrongKey(path.to_owned()));
         }
         Err(e) => return Err(e.into()),
@@ -160,7 +175,9 @@ struct StoreInner {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.inner.path).finish()
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
@@ -213,7 +230,12 @@ impl WriteCtx<'_> {
 
     /// Appends a change to the event log, to be streamed once the transaction commits.
     /// The record is serialised here, once, and the same bytes go to every subscriber.
-    pub fn emit<T: serde::Serialize>(&mut self, kind: EventKind, audience: Audience, record: &T) -> Result<i64, StoreError> {
+    pub fn emit<T: serde::Serialize>(
+        &mut self,
+        kind: EventKind,
+        audience: Audience,
+        record: &T,
+    ) -> Result<i64, StoreError> {
         let data = serde_json::to_string(record)?;
         self.conn
             .prepare_cached(
@@ -229,12 +251,19 @@ impl WriteCtx<'_> {
                 self.now.timestamp_millis(),
             ])?;
         let id = self.conn.last_insert_rowid();
-        self.frames.push(Frame::new(id, kind.as_str(), &data, audience));
+        self.frames
+            .push(Frame::new(id, kind.as_str(), &data, audience));
         Ok(id)
     }
 
     /// Appends an entry to the audit chain.
-    pub fn audit(&mut self, draft: &AuditDraft, entity: &str, outcome: Outcome, detail: &str) -> Result<(), StoreError> {
+    pub fn audit(
+        &mut self,
+        draft: &AuditDraft,
+        entity: &str,
+        outcome: Outcome,
+        detail: &str,
+    ) -> Result<(), StoreError> {
         let record = AuditRecord {
             seq: self.audit_head.0 + 1,
             recorded_at: self.now,
@@ -256,7 +285,13 @@ impl WriteCtx<'_> {
 impl Store {
     /// Opens (creating if need be) the database at `path`, applies migrations, and starts the
     /// writer thread, which publishes committed events to `hub`.
-    pub fn open(path: &Path, key: &DbKey, durability: Durability, clock: Arc<dyn Clock>, hub: Hub) -> Result<Self, StoreError> {
+    pub fn open(
+        path: &Path,
+        key: &DbKey,
+        durability: Durability,
+        clock: Arc<dyn Clock>,
+        hub: Hub,
+    ) -> Result<Self, StoreError> {
         let mut writer = open_connection(path, key, false)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         writer.pragma_update(
@@ -314,7 +349,11 @@ impl Store {
                 let _ = tx.send(answer);
             })
         });
-        self.inner.jobs.send(job).await.map_err(|_| E::from(StoreError::WriterGone))?;
+        self.inner
+            .jobs
+            .send(job)
+            .await
+            .map_err(|_| E::from(StoreError::WriterGone))?;
         rx.await.map_err(|_| E::from(StoreError::WriterGone))?
     }
 
@@ -351,7 +390,9 @@ where
     E: From<StoreError> + std::fmt::Display,
     F: FnOnce(&mut WriteCtx<'_>) -> Result<T, E>,
 {
-    ctx.conn.execute_batch("SAVEPOINT job").map_err(StoreError::from)?;
+    ctx.conn
+        .execute_batch("SAVEPOINT job")
+        .map_err(StoreError::from)?;
     let frames_before = ctx.frames.len();
     let head_before = ctx.audit_head.clone();
     ctx.entity = None;
@@ -368,7 +409,9 @@ where
                 let detail = ctx.detail.take().unwrap_or_default();
                 ctx.audit(draft, &entity, Outcome::Success, &detail)?;
             }
-            ctx.conn.execute_batch("RELEASE job").map_err(StoreError::from)?;
+            ctx.conn
+                .execute_batch("RELEASE job")
+                .map_err(StoreError::from)?;
             Ok(v)
         }
         Err(e) => {
@@ -385,7 +428,13 @@ where
     }
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, mut head: (i64, String), clock: Arc<dyn Clock>, hub: Hub) {
+fn writer_loop(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    mut head: (i64, String),
+    clock: Arc<dyn Clock>,
+    hub: Hub,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -447,7 +496,9 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, mut head: (i64, St
 /// Reads a value of the `node_meta` table.
 pub fn meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
-        .query_row("SELECT value FROM node_meta WHERE key = ?1", [key], |r| r.get(0))
+        .query_row("SELECT value FROM node_meta WHERE key = ?1", [key], |r| {
+            r.get(0)
+        })
         .optional()?)
 }
 
@@ -458,7 +509,8 @@ pub(crate) fn genesis() -> (i64, String) {
 
 /// Turns a stored epoch-milliseconds value back into a time.
 pub fn from_millis(ms: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms} out of range")))
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms} out of range")))
 }
 
 /// The frame bytes of a stored event, as the hub would have built them.

@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use carebridge_protocol::appointment::{
-    Appointment, AppointmentAction, AppointmentQuery, AppointmentStatus, BookAppointment, BookedBy, Reschedule, WithReason,
-    validate_reason,
+    Appointment, AppointmentAction, AppointmentQuery, AppointmentStatus, BookAppointment, BookedBy,
+    Reschedule, WithReason, validate_reason,
 };
 use carebridge_protocol::event::EventKind;
 use carebridge_protocol::practitioner::Role;
@@ -34,7 +34,10 @@ const NEXT_AVAILABLE_DAYS: u32 = 366;
 fn require_doctor(conn: &Connection, who: PractitionerId) -> Result<(), ApiError> {
     match practitioner::get(conn, who)? {
         Some(p) if p.role == Role::Doctor && !p.disabled => Ok(()),
-        _ => Err(ApiError::field("practitioner_id", "is not an active doctor on this node")),
+        _ => Err(ApiError::field(
+            "practitioner_id",
+            "is not an active doctor on this node",
+        )),
     }
 }
 
@@ -46,32 +49,75 @@ struct TimeRequest {
     override_reason: Option<String>,
 }
 
-fn decide_time(ctx: &WriteCtx<'_>, tz: Tz, who: PractitionerId, req: &TimeRequest, except: Option<AppointmentId>) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+fn decide_time(
+    ctx: &WriteCtx<'_>,
+    tz: Tz,
+    who: PractitionerId,
+    req: &TimeRequest,
+    except: Option<AppointmentId>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     let conn = ctx.conn();
     let now = ctx.now();
     let sched = schedule::get(conn, who)?;
     let (start, end) = match (req.start, req.next_available_from) {
-        (Some(_), Some(_)) => return Err(ApiError::field("start", "give either start or next_available_from, not both")),
-        (None, None) => return Err(ApiError::field("start", "is required (or give next_available_from)")),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::field(
+                "start",
+                "give either start or next_available_from, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::field(
+                "start",
+                "is required (or give next_available_from)",
+            ));
+        }
         (None, Some(from)) => {
             if req.override_reason.is_some() {
-                return Err(ApiError::field("override_reason", "cannot be combined with next_available_from"));
+                return Err(ApiError::field(
+                    "override_reason",
+                    "cannot be combined with next_available_from",
+                ));
             }
-            let s = sched.ok_or_else(|| ApiError::new(ProblemType::OutsideSchedule, "the doctor has no working hours set"))?;
+            let s = sched.ok_or_else(|| {
+                ApiError::new(
+                    ProblemType::OutsideSchedule,
+                    "the doctor has no working hours set",
+                )
+            })?;
             return schedule::next_free(conn, tz, &s, from.max(now), NEXT_AVAILABLE_DAYS)?
-                .ok_or_else(|| ApiError::new(ProblemType::SlotTaken, "the doctor has no free slot in the next year"));
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ProblemType::SlotTaken,
+                        "the doctor has no free slot in the next year",
+                    )
+                });
         }
         (Some(start), None) => match (&req.override_reason, &sched) {
-            (None, None) => return Err(ApiError::new(ProblemType::OutsideSchedule, "the doctor has no working hours set")),
+            (None, None) => {
+                return Err(ApiError::new(
+                    ProblemType::OutsideSchedule,
+                    "the doctor has no working hours set",
+                ));
+            }
             (None, Some(s)) => {
                 let (a, b) = schedule::slot_at(tz, s, start).ok_or_else(|| {
-                    ApiError::new(ProblemType::OutsideSchedule, "that time is not the start of one of the doctor's slots")
+                    ApiError::new(
+                        ProblemType::OutsideSchedule,
+                        "that time is not the start of one of the doctor's slots",
+                    )
                 })?;
                 if req.end.is_some_and(|e| e != b) {
-                    return Err(ApiError::field("end", "must be the end of the slot (or omitted) unless overbooking with an override"));
+                    return Err(ApiError::field(
+                        "end",
+                        "must be the end of the slot (or omitted) unless overbooking with an override",
+                    ));
                 }
                 if a < now {
-                    return Err(ApiError::new(ProblemType::OutsideSchedule, "that slot has already begun"));
+                    return Err(ApiError::new(
+                        ProblemType::OutsideSchedule,
+                        "that slot has already begun",
+                    ));
                 }
                 (a, b)
             }
@@ -82,7 +128,10 @@ fn decide_time(ctx: &WriteCtx<'_>, tz: Tz, who: PractitionerId, req: &TimeReques
                     return Err(ApiError::field("end", "must be after start"));
                 }
                 if end - start > schedule::MAX_APPOINTMENT {
-                    return Err(ApiError::field("end", "an appointment lasts at most 12 hours"));
+                    return Err(ApiError::field(
+                        "end",
+                        "an appointment lasts at most 12 hours",
+                    ));
                 }
                 (start, end)
             }
@@ -91,10 +140,15 @@ fn decide_time(ctx: &WriteCtx<'_>, tz: Tz, who: PractitionerId, req: &TimeReques
     if let Some(a) = schedule::absences(conn, who, start, end)?.first() {
         return Err(ApiError::new(
             ProblemType::PractitionerAbsent,
-            format!("the doctor is absent from {} to {} ({})", a.start, a.end, a.reason),
+            format!(
+                "the doctor is absent from {} to {} ({})",
+                a.start, a.end, a.reason
+            ),
         ));
     }
-    if req.override_reason.is_none() && appointment::overlapping(conn, who, start, end, except)?.is_some() {
+    if req.override_reason.is_none()
+        && appointment::overlapping(conn, who, start, end, except)?.is_some()
+    {
         return Err(ApiError::new(
             ProblemType::SlotTaken,
             "the doctor already has an appointment at that time; choose another slot (staff may overbook with an override reason)",
@@ -106,7 +160,9 @@ fn decide_time(ctx: &WriteCtx<'_>, tz: Tz, who: PractitionerId, req: &TimeReques
 fn check_override(caller: &Caller, reason: &Option<String>) -> Result<(), ApiError> {
     match reason {
         None => Ok(()),
-        Some(_) if caller.kiosk().is_some() => Err(ApiError::forbidden("a kiosk can never overbook")),
+        Some(_) if caller.kiosk().is_some() => {
+            Err(ApiError::forbidden("a kiosk can never overbook"))
+        }
         Some(r) => validate_reason(r).map_err(|m| ApiError::field("override_reason", m)),
     }
 }
@@ -117,16 +173,31 @@ fn check_override(caller: &Caller, reason: &Option<String>) -> Result<(), ApiErr
     responses((status = 201, description = "Booked", body = Appointment),
               (status = 409, description = "The time is taken", body = Problem, content_type = "application/problem+json"),
               (status = 422, description = "Outside the schedule, the doctor absent, or invalid", body = Problem, content_type = "application/problem+json")))]
-pub async fn book_appointment(State(node): State<Arc<Node>>, caller: Caller, key: IdempotencyKey, Json(req): Json<BookAppointment>) -> Result<impl IntoResponse, ApiError> {
+pub async fn book_appointment(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    key: IdempotencyKey,
+    Json(req): Json<BookAppointment>,
+) -> Result<impl IntoResponse, ApiError> {
     let booked_by = match caller.viewer {
-        Viewer::Staff { id, role: Role::Doctor } => {
+        Viewer::Staff {
+            id,
+            role: Role::Doctor,
+        } => {
             if req.practitioner_id != id {
-                return Err(ApiError::forbidden("a doctor books on their own schedule only"));
+                return Err(ApiError::forbidden(
+                    "a doctor books on their own schedule only",
+                ));
             }
             BookedBy::Staff { id }
         }
-        Viewer::Staff { id, role: Role::Reception } => BookedBy::Staff { id },
-        Viewer::Staff { role: Role::Admin, .. } => return Err(ApiError::forbidden("admins do not book appointments")),
+        Viewer::Staff {
+            id,
+            role: Role::Reception,
+        } => BookedBy::Staff { id },
+        Viewer::Staff {
+            role: Role::Admin, ..
+        } => return Err(ApiError::forbidden("admins do not book appointments")),
         Viewer::Kiosk { id } => BookedBy::Kiosk { id },
     };
     check_override(&caller, &req.override_reason)?;
@@ -200,9 +271,17 @@ pub async fn book_appointment(State(node): State<Arc<Node>>, caller: Caller, key
 /// Whether the caller may see this appointment at all.
 fn visible(caller: &Caller, a: &Appointment) -> bool {
     match caller.viewer {
-        Viewer::Staff { role: Role::Reception, .. } => true,
-        Viewer::Staff { id, role: Role::Doctor } => a.practitioner_id == id,
-        Viewer::Staff { role: Role::Admin, .. } => false,
+        Viewer::Staff {
+            role: Role::Reception,
+            ..
+        } => true,
+        Viewer::Staff {
+            id,
+            role: Role::Doctor,
+        } => a.practitioner_id == id,
+        Viewer::Staff {
+            role: Role::Admin, ..
+        } => false,
         Viewer::Kiosk { id } => a.booked_by == BookedBy::Kiosk { id },
     }
 }
@@ -210,11 +289,23 @@ fn visible(caller: &Caller, a: &Appointment) -> bool {
 /// Lists appointments: reception sees all, a doctor their own, a kiosk the bookings it made.
 #[utoipa::path(get, path = "/appointments", tag = "appointments", params(AppointmentQuery), security(("bearer" = [])),
     responses((status = 200, description = "Appointments by start time", body = Vec<Appointment>)))]
-pub async fn list_appointments(State(node): State<Arc<Node>>, caller: Caller, Query(q): Query<AppointmentQuery>) -> Result<axum::Json<Vec<Appointment>>, ApiError> {
+pub async fn list_appointments(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Query(q): Query<AppointmentQuery>,
+) -> Result<axum::Json<Vec<Appointment>>, ApiError> {
     let scope = match caller.viewer {
-        Viewer::Staff { role: Role::Reception, .. } => Scope::All,
-        Viewer::Staff { id, role: Role::Doctor } => Scope::Practitioner(id),
-        Viewer::Staff { role: Role::Admin, .. } => return Err(ApiError::forbidden("admins do not see appointments")),
+        Viewer::Staff {
+            role: Role::Reception,
+            ..
+        } => Scope::All,
+        Viewer::Staff {
+            id,
+            role: Role::Doctor,
+        } => Scope::Practitioner(id),
+        Viewer::Staff {
+            role: Role::Admin, ..
+        } => return Err(ApiError::forbidden("admins do not see appointments")),
         Viewer::Kiosk { id } => Scope::Kiosk(id),
     };
     let list = node
@@ -233,16 +324,21 @@ pub async fn list_appointments(State(node): State<Arc<Node>>, caller: Caller, Qu
     params(("id" = String, Path, description = "Appointment id")),
     responses((status = 200, description = "The appointment", body = Appointment),
               (status = 404, description = "No such appointment visible to you", body = Problem, content_type = "application/problem+json")))]
-pub async fn get_appointment(State(node): State<Arc<Node>>, caller: Caller, Path(id): Path<AppointmentId>) -> Result<impl IntoResponse, ApiError> {
+pub async fn get_appointment(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(id): Path<AppointmentId>,
+) -> Result<impl IntoResponse, ApiError> {
     let c = caller.clone();
     let a = node
         .store
-        .write(Some(caller.audit("appointment.read", format!("appointment/{id}"))), move |ctx| {
-            match appointment::get(ctx.conn(), id)? {
+        .write(
+            Some(caller.audit("appointment.read", format!("appointment/{id}"))),
+            move |ctx| match appointment::get(ctx.conn(), id)? {
                 Some(a) if visible(&c, &a) => Ok(a),
                 _ => Err(ApiError::not_found("appointment")),
-            }
-        })
+            },
+        )
         .await?;
     Ok(with_etag(StatusCode::OK, a.version, a))
 }
@@ -254,68 +350,117 @@ enum ActionInput {
     Move(Reschedule),
 }
 
-async fn act(node: Arc<Node>, caller: Caller, id: AppointmentId, action: AppointmentAction, if_match: IfMatch, key: IdempotencyKey, input: ActionInput) -> Result<axum::response::Response, ApiError> {
+async fn act(
+    node: Arc<Node>,
+    caller: Caller,
+    id: AppointmentId,
+    action: AppointmentAction,
+    if_match: IfMatch,
+    key: IdempotencyKey,
+    input: ActionInput,
+) -> Result<axum::response::Response, ApiError> {
     match &input {
         ActionInput::Reason(r) => validate_reason(r).map_err(|m| ApiError::field("reason", m))?,
         ActionInput::Move(m) => check_override(&caller, &m.override_reason)?,
         ActionInput::None => {}
     }
     if caller.kiosk().is_some() && action != AppointmentAction::CheckIn {
-        return Err(ApiError::forbidden(format!("a kiosk may not {} appointments", action.as_str())));
+        return Err(ApiError::forbidden(format!(
+            "a kiosk may not {} appointments",
+            action.as_str()
+        )));
     }
-    if let Viewer::Staff { role: Role::Admin, .. } = caller.viewer {
+    if let Viewer::Staff {
+        role: Role::Admin, ..
+    } = caller.viewer
+    {
         return Err(ApiError::forbidden("admins do not work on appointments"));
     }
     let tz = node.tz;
     let fp = fingerprint(
         action.as_str(),
-        &(id, match &input {
-            ActionInput::None => serde_json::Value::Null,
-            ActionInput::Reason(r) => serde_json::Value::String(r.clone()),
-            ActionInput::Move(m) => serde_json::to_value(m).unwrap_or_default(),
-        }),
+        &(
+            id,
+            match &input {
+                ActionInput::None => serde_json::Value::Null,
+                ActionInput::Reason(r) => serde_json::Value::String(r.clone()),
+                ActionInput::Move(m) => serde_json::to_value(m).unwrap_or_default(),
+            },
+        ),
     );
     let actor = caller.actor();
     let c = caller.clone();
-    let audit = caller.audit(&format!("appointment.{}", action.as_str()), format!("appointment/{id}"));
+    let audit = caller.audit(
+        &format!("appointment.{}", action.as_str()),
+        format!("appointment/{id}"),
+    );
     let (status, a) = node
         .store
         .write(Some(audit), move |ctx| {
             idempotency::once(ctx, &actor, &key, fp, StatusCode::OK, |ctx| {
                 let now = ctx.now();
-                let mut a = appointment::get(ctx.conn(), id)?.ok_or_else(|| ApiError::not_found("appointment"))?;
+                let mut a = appointment::get(ctx.conn(), id)?
+                    .ok_or_else(|| ApiError::not_found("appointment"))?;
                 match c.viewer {
-                    Viewer::Staff { id: me, role: Role::Doctor } if a.practitioner_id != me => {
-                        return Err(ApiError::forbidden("a doctor works on their own schedule only"));
+                    Viewer::Staff {
+                        id: me,
+                        role: Role::Doctor,
+                    } if a.practitioner_id != me => {
+                        return Err(ApiError::forbidden(
+                            "a doctor works on their own schedule only",
+                        ));
                     }
-                    Viewer::Staff { role: Role::Reception, .. }
-                        if matches!(action, AppointmentAction::Confirm | AppointmentAction::Decline) =>
+                    Viewer::Staff {
+                        role: Role::Reception,
+                        ..
+                    } if matches!(
+                        action,
+                        AppointmentAction::Confirm | AppointmentAction::Decline
+                    ) =>
                     {
-                        return Err(ApiError::forbidden("only the doctor can confirm or decline a kiosk booking"));
+                        return Err(ApiError::forbidden(
+                            "only the doctor can confirm or decline a kiosk booking",
+                        ));
                     }
                     Viewer::Kiosk { id: device } => {
-                        if !kiosk::is_identified(ctx.conn(), device, a.patient_id, now.timestamp_millis())? {
+                        if !kiosk::is_identified(
+                            ctx.conn(),
+                            device,
+                            a.patient_id,
+                            now.timestamp_millis(),
+                        )? {
                             return Err(ApiError::new(
                                 ProblemType::PatientNotIdentified,
                                 "the patient must identify at this kiosk before checking in",
                             ));
                         }
                         if schedule::local_date(tz, a.start) != schedule::local_date(tz, now) {
-                            return Err(ApiError::forbidden("a kiosk checks in today's appointments only"));
+                            return Err(ApiError::forbidden(
+                                "a kiosk checks in today's appointments only",
+                            ));
                         }
                     }
                     _ => {}
                 }
                 if_match.check(&a, a.version)?;
                 let Some(next) = a.status.apply(action) else {
-                    let allowed: Vec<String> = a.status.allowed_actions().iter().map(|x| x.as_str().to_owned()).collect();
+                    let allowed: Vec<String> = a
+                        .status
+                        .allowed_actions()
+                        .iter()
+                        .map(|x| x.as_str().to_owned())
+                        .collect();
                     let mut p = Problem::new(
                         ProblemType::InvalidTransition,
                         Some(format!(
                             "a {} appointment cannot {}; allowed: {}",
                             a.status.as_str(),
                             action.as_str(),
-                            if allowed.is_empty() { "nothing (it is final)".to_owned() } else { allowed.join(", ") }
+                            if allowed.is_empty() {
+                                "nothing (it is final)".to_owned()
+                            } else {
+                                allowed.join(", ")
+                            }
                         )),
                     );
                     p.allowed = Some(allowed);
@@ -341,7 +486,10 @@ async fn act(node: Arc<Node>, caller: Caller, id: AppointmentId, action: Appoint
                             "moved from {} to {}{}",
                             a.start,
                             start,
-                            m.override_reason.as_deref().map(|r| format!("; OVERRIDE: {r}")).unwrap_or_default()
+                            m.override_reason
+                                .as_deref()
+                                .map(|r| format!("; OVERRIDE: {r}"))
+                                .unwrap_or_default()
                         ));
                         a.start = start;
                         a.end = end;
@@ -420,6 +568,22 @@ reason_handler!(
     responses((status = 200, description = "The appointment's new state", body = Appointment),
               (status = 409, description = "The new time is taken, or the status does not allow moving", body = Problem, content_type = "application/problem+json"),
               (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json")))]
-pub async fn reschedule_appointment(State(node): State<Arc<Node>>, caller: Caller, Path(id): Path<AppointmentId>, if_match: IfMatch, key: IdempotencyKey, Json(body): Json<Reschedule>) -> Result<axum::response::Response, ApiError> {
-    act(node, caller, id, AppointmentAction::Reschedule, if_match, key, ActionInput::Move(body)).await
+pub async fn reschedule_appointment(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(id): Path<AppointmentId>,
+    if_match: IfMatch,
+    key: IdempotencyKey,
+    Json(body): Json<Reschedule>,
+) -> Result<axum::response::Response, ApiError> {
+    act(
+        node,
+        caller,
+        id,
+        AppointmentAction::Reschedule,
+        if_match,
+        key,
+        ActionInput::Move(body),
+    )
+    .await
 }

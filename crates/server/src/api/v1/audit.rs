@@ -13,7 +13,11 @@ use crate::node::Node;
 /// Reads audit entries, oldest first (page with `after`). Reading the trail is itself audited.
 #[utoipa::path(get, path = "/audit", tag = "audit", params(AuditQuery), security(("bearer" = [])),
     responses((status = 200, description = "Entries in chain order", body = Vec<AuditEntry>)))]
-pub async fn list_audit(State(node): State<Arc<Node>>, caller: Caller, Query(q): Query<AuditQuery>) -> Result<axum::Json<Vec<AuditEntry>>, ApiError> {
+pub async fn list_audit(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Query(q): Query<AuditQuery>,
+) -> Result<axum::Json<Vec<AuditEntry>>, ApiError> {
     caller.staff(&[Role::Admin])?;
     let list = node
         .store

@@ -49,36 +49,55 @@ struct StreamState {
 }
 
 fn parse_last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
-    let Some(v) = headers.get("last-event-id") else { return Ok(None) };
+    let Some(v) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
     let s = v.to_str().unwrap_or("").trim();
     if s.is_empty() {
         return Ok(None);
     }
-    s.parse::<i64>()
-        .map(Some)
-        .map_err(|_| ApiError::new(ProblemType::Validation, "Last-Event-ID must be an event id this node sent"))
+    s.parse::<i64>().map(Some).map_err(|_| {
+        ApiError::new(
+            ProblemType::Validation,
+            "Last-Event-ID must be an event id this node sent",
+        )
+    })
 }
 
 /// Follows the changes the caller may see, live.
 #[utoipa::path(get, path = "/events", tag = "events", security(("bearer" = [])),
     params(("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
     responses((status = 200, description = "An endless text/event-stream: `id:`, `event:` (appointment.created, appointment.updated, patient.created, patient.updated, schedule.updated, absence.created, or reset), `data:` (the record's full new state as JSON); `retry:` once; a comment line every heartbeat", content_type = "text/event-stream", body = String)))]
-pub async fn stream_events(State(node): State<Arc<Node>>, caller: Caller, headers: HeaderMap, control: Option<axum::Extension<ConnectionControl>>) -> Result<Response, ApiError> {
+pub async fn stream_events(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    headers: HeaderMap,
+    control: Option<axum::Extension<ConnectionControl>>,
+) -> Result<Response, ApiError> {
     let last = parse_last_event_id(&headers)?;
     let kill = control.map(|c| c.0.0.clone()).unwrap_or_default();
     // Subscribe first, then read the head: see the module doc.
-    let sub = node.hub.subscribe(caller.viewer.principal_id(), caller.session, kill.clone(), 0);
+    let sub = node.hub.subscribe(
+        caller.viewer.principal_id(),
+        caller.session,
+        kill.clone(),
+        0,
+    );
     let head = node.hub.head();
     let oldest: i64 = node
         .store
         .read(|c| {
-            c.query_row("SELECT MIN(id) FROM events", [], |r| r.get::<_, Option<i64>>(0))
-                .map_err(|e| ApiError::from(StoreError::from(e)))
+            c.query_row("SELECT MIN(id) FROM events", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .map_err(|e| ApiError::from(StoreError::from(e)))
         })
         .await?
         .unwrap_or(head + 1);
     let mut backlog = VecDeque::new();
-    backlog.push_back(Bytes::from(format!("retry: {RETRY_MS}\n: carebridge live stream, head {head}\n\n")));
+    backlog.push_back(Bytes::from(format!(
+        "retry: {RETRY_MS}\n: carebridge live stream, head {head}\n\n"
+    )));
     let cursor = match last {
         Some(n) if n > head || n + 1 < oldest => {
             // Older than the retained log, or from a different history (a restored backup):
@@ -92,7 +111,9 @@ pub async fn stream_events(State(node): State<Arc<Node>>, caller: Caller, header
         None => head,
     };
     sub.position.store(cursor, Ordering::Release);
-    let mut heartbeat = tokio::time::interval(Duration::from_secs(u64::from(node.config.heartbeat_seconds)));
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(u64::from(
+        node.config.heartbeat_seconds,
+    )));
     heartbeat.reset();
     let state = StreamState {
         node: node.clone(),
@@ -111,7 +132,10 @@ pub async fn stream_events(State(node): State<Arc<Node>>, caller: Caller, header
     });
     let mut res = Response::new(Body::from_stream(stream));
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(res)
@@ -183,7 +207,9 @@ impl StreamState {
                          WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
                     )
                     .map_err(StoreError::from)?;
-                let mut rows = st.query(params![from, to, PAGE]).map_err(StoreError::from)?;
+                let mut rows = st
+                    .query(params![from, to, PAGE])
+                    .map_err(StoreError::from)?;
                 let mut out = Vec::new();
                 while let Some(r) = rows.next().map_err(StoreError::from)? {
                     let id: i64 = r.get(0).map_err(StoreError::from)?;

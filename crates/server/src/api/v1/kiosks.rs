@@ -21,15 +21,26 @@ use crate::{kiosk, session};
 /// Lists kiosk devices (admins only).
 #[utoipa::path(get, path = "/kiosks", tag = "kiosks", security(("bearer" = [])),
     responses((status = 200, description = "Devices, newest first", body = Vec<KioskDevice>)))]
-pub async fn list_kiosks(State(node): State<Arc<Node>>, caller: Caller) -> Result<axum::Json<Vec<KioskDevice>>, ApiError> {
+pub async fn list_kiosks(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+) -> Result<axum::Json<Vec<KioskDevice>>, ApiError> {
     caller.staff(&[Role::Admin])?;
-    Ok(axum::Json(node.store.read(|c| kiosk::list(c).map_err(ApiError::from)).await?))
+    Ok(axum::Json(
+        node.store
+            .read(|c| kiosk::list(c).map_err(ApiError::from))
+            .await?,
+    ))
 }
 
 /// Registers a kiosk device; its secret is shown only in this answer.
 #[utoipa::path(post, path = "/kiosks", tag = "kiosks", request_body = RegisterKiosk, security(("bearer" = [])),
     responses((status = 201, description = "Registered", body = KioskRegistration)))]
-pub async fn register_kiosk(State(node): State<Arc<Node>>, caller: Caller, Json(req): Json<RegisterKiosk>) -> Result<impl IntoResponse, ApiError> {
+pub async fn register_kiosk(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Json(req): Json<RegisterKiosk>,
+) -> Result<impl IntoResponse, ApiError> {
     caller.staff(&[Role::Admin])?;
     let label = req.label.trim().to_owned();
     if label.is_empty() || label.chars().count() > 100 {
@@ -61,17 +72,24 @@ pub async fn register_kiosk(State(node): State<Arc<Node>>, caller: Caller, Json(
     params(("id" = String, Path, description = "Device id")),
     responses((status = 204, description = "Revoked"),
               (status = 404, description = "No such device", body = Problem, content_type = "application/problem+json")))]
-pub async fn revoke_kiosk(State(node): State<Arc<Node>>, caller: Caller, Path(id): Path<KioskDeviceId>) -> Result<StatusCode, ApiError> {
+pub async fn revoke_kiosk(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(id): Path<KioskDeviceId>,
+) -> Result<StatusCode, ApiError> {
     caller.staff(&[Role::Admin])?;
     node.store
-        .write(Some(caller.audit("kiosk.revoke", format!("kiosk/{id}"))), move |ctx| {
-            if !kiosk::revoke(ctx.conn(), id)? {
-                return Err(ApiError::not_found("kiosk device"));
-            }
-            let n = session::delete_for_principal(ctx.conn(), id.0)?;
-            ctx.set_detail(format!("{n} session(s) ended"));
-            Ok(())
-        })
+        .write(
+            Some(caller.audit("kiosk.revoke", format!("kiosk/{id}"))),
+            move |ctx| {
+                if !kiosk::revoke(ctx.conn(), id)? {
+                    return Err(ApiError::not_found("kiosk device"));
+                }
+                let n = session::delete_for_principal(ctx.conn(), id.0)?;
+                ctx.set_detail(format!("{n} session(s) ended"));
+                Ok(())
+            },
+        )
         .await?;
     node.hub.disconnect_principal(id.0);
     Ok(StatusCode::NO_CONTENT)

@@ -7,7 +7,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use carebridge_protocol::appointment::{AppointmentQuery, AppointmentStatus};
 use carebridge_protocol::event::EventKind;
-use carebridge_protocol::patient::{KioskIdentify, KioskPatient, NewPatient, Patient, PatientSearch, PatientUpdate};
+use carebridge_protocol::patient::{
+    KioskIdentify, KioskPatient, NewPatient, Patient, PatientSearch, PatientUpdate,
+};
 use carebridge_protocol::practitioner::Role;
 use carebridge_protocol::problem::Problem;
 use carebridge_protocol::{PatientId, ProblemType};
@@ -33,7 +35,12 @@ fn clean(v: Option<String>) -> Option<String> {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a repeat return the first answer")),
     responses((status = 201, description = "Registered", body = Patient),
               (status = 409, description = "Possible duplicate (`current` lists the candidates), or the card number is taken", body = Problem, content_type = "application/problem+json")))]
-pub async fn register_patient(State(node): State<Arc<Node>>, caller: Caller, key: IdempotencyKey, Json(req): Json<NewPatient>) -> Result<impl IntoResponse, ApiError> {
+pub async fn register_patient(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    key: IdempotencyKey,
+    Json(req): Json<NewPatient>,
+) -> Result<impl IntoResponse, ApiError> {
     caller.staff(CLINICAL)?;
     let today = schedule::local_date(node.tz, node.clock.now());
     req.validate(today).map_err(ApiError::fields)?;
@@ -99,10 +106,20 @@ pub async fn register_patient(State(node): State<Arc<Node>>, caller: Caller, key
 /// Searches patients by name prefix, birth date and card number (all given must match).
 #[utoipa::path(get, path = "/patients", tag = "patients", params(PatientSearch), security(("bearer" = [])),
     responses((status = 200, description = "Matching patients", body = Vec<Patient>)))]
-pub async fn search_patients(State(node): State<Arc<Node>>, caller: Caller, Query(q): Query<PatientSearch>) -> Result<axum::Json<Vec<Patient>>, ApiError> {
+pub async fn search_patients(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Query(q): Query<PatientSearch>,
+) -> Result<axum::Json<Vec<Patient>>, ApiError> {
     caller.staff(CLINICAL)?;
-    if q.name.as_deref().is_none_or(|n| n.trim().is_empty()) && q.birth_date.is_none() && q.card_number.is_none() {
-        return Err(ApiError::new(ProblemType::Validation, "give at least one of name, birth_date or card_number"));
+    if q.name.as_deref().is_none_or(|n| n.trim().is_empty())
+        && q.birth_date.is_none()
+        && q.card_number.is_none()
+    {
+        return Err(ApiError::new(
+            ProblemType::Validation,
+            "give at least one of name, birth_date or card_number",
+        ));
     }
     let name = node.name().to_owned();
     let list = node
@@ -111,7 +128,10 @@ pub async fn search_patients(State(node): State<Arc<Node>>, caller: Caller, Quer
             let list = patient::search(ctx.conn(), &q, &name)?;
             ctx.set_detail(format!(
                 "name={:?} birth_date={:?} card={:?}: {} found",
-                q.name, q.birth_date, q.card_number, list.len()
+                q.name,
+                q.birth_date,
+                q.card_number,
+                list.len()
             ));
             Ok::<_, ApiError>(list)
         })
@@ -124,14 +144,21 @@ pub async fn search_patients(State(node): State<Arc<Node>>, caller: Caller, Quer
     params(("id" = String, Path, description = "Patient id")),
     responses((status = 200, description = "The patient", body = Patient),
               (status = 404, description = "No such patient", body = Problem, content_type = "application/problem+json")))]
-pub async fn get_patient(State(node): State<Arc<Node>>, caller: Caller, Path(id): Path<PatientId>) -> Result<impl IntoResponse, ApiError> {
+pub async fn get_patient(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(id): Path<PatientId>,
+) -> Result<impl IntoResponse, ApiError> {
     caller.staff(CLINICAL)?;
     let name = node.name().to_owned();
     let p = node
         .store
-        .write(Some(caller.audit("patient.read", format!("patient/{id}"))), move |ctx| {
-            patient::get(ctx.conn(), id, &name)?.ok_or_else(|| ApiError::not_found("patient"))
-        })
+        .write(
+            Some(caller.audit("patient.read", format!("patient/{id}"))),
+            move |ctx| {
+                patient::get(ctx.conn(), id, &name)?.ok_or_else(|| ApiError::not_found("patient"))
+            },
+        )
         .await?;
     Ok(with_etag(StatusCode::OK, p.version, p))
 }
@@ -144,7 +171,14 @@ pub async fn get_patient(State(node): State<Arc<Node>>, caller: Caller, Path(id)
     responses((status = 200, description = "The patient's new state", body = Patient),
               (status = 412, description = "Stale If-Match; `current` is the record now", body = Problem, content_type = "application/problem+json"),
               (status = 428, description = "If-Match missing", body = Problem, content_type = "application/problem+json")))]
-pub async fn update_patient(State(node): State<Arc<Node>>, caller: Caller, Path(id): Path<PatientId>, if_match: IfMatch, key: IdempotencyKey, Json(req): Json<PatientUpdate>) -> Result<impl IntoResponse, ApiError> {
+pub async fn update_patient(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(id): Path<PatientId>,
+    if_match: IfMatch,
+    key: IdempotencyKey,
+    Json(req): Json<PatientUpdate>,
+) -> Result<impl IntoResponse, ApiError> {
     caller.staff(CLINICAL)?;
     let today = schedule::local_date(node.tz, node.clock.now());
     req.validate(today).map_err(ApiError::fields)?;
@@ -153,49 +187,56 @@ pub async fn update_patient(State(node): State<Arc<Node>>, caller: Caller, Path(
     let name = node.name().to_owned();
     let (status, p) = node
         .store
-        .write(Some(caller.audit("patient.update", format!("patient/{id}"))), move |ctx| {
-            idempotency::once(ctx, &actor, &key, fp, StatusCode::OK, |ctx| {
-                let conn = ctx.conn();
-                let mut p = patient::get(conn, id, &name)?.ok_or_else(|| ApiError::not_found("patient"))?;
-                if_match.require(&p, p.version)?;
-                if let Some(c) = &req.card_number
-                    && patient::card_taken(conn, c, Some(id))?
-                {
-                    return Err(ApiError::new(ProblemType::Conflict, "that card number belongs to another patient"));
-                }
-                let mut changed = Vec::new();
-                if let Some(v) = req.family_name {
-                    p.family_name = v.trim().to_owned();
-                    changed.push("family_name");
-                }
-                if let Some(v) = req.given_name {
-                    p.given_name = v.trim().to_owned();
-                    changed.push("given_name");
-                }
-                if let Some(v) = req.birth_date {
-                    p.birth_date = v;
-                    changed.push("birth_date");
-                }
-                if let Some(v) = req.phone {
-                    p.phone = clean(Some(v));
-                    changed.push("phone");
-                }
-                if let Some(v) = req.email {
-                    p.email = clean(Some(v));
-                    changed.push("email");
-                }
-                if let Some(v) = req.card_number {
-                    p.card_number = v;
-                    changed.push("card_number");
-                }
-                p.version += 1;
-                p.updated_at = ctx.now();
-                patient::update(conn, &p)?;
-                ctx.set_detail(format!("changed: {}", changed.join(", ")));
-                ctx.emit(EventKind::PatientUpdated, Audience::clinical_staff(), &p)?;
-                Ok(p)
-            })
-        })
+        .write(
+            Some(caller.audit("patient.update", format!("patient/{id}"))),
+            move |ctx| {
+                idempotency::once(ctx, &actor, &key, fp, StatusCode::OK, |ctx| {
+                    let conn = ctx.conn();
+                    let mut p = patient::get(conn, id, &name)?
+                        .ok_or_else(|| ApiError::not_found("patient"))?;
+                    if_match.require(&p, p.version)?;
+                    if let Some(c) = &req.card_number
+                        && patient::card_taken(conn, c, Some(id))?
+                    {
+                        return Err(ApiError::new(
+                            ProblemType::Conflict,
+                            "that card number belongs to another patient",
+                        ));
+                    }
+                    let mut changed = Vec::new();
+                    if let Some(v) = req.family_name {
+                        p.family_name = v.trim().to_owned();
+                        changed.push("family_name");
+                    }
+                    if let Some(v) = req.given_name {
+                        p.given_name = v.trim().to_owned();
+                        changed.push("given_name");
+                    }
+                    if let Some(v) = req.birth_date {
+                        p.birth_date = v;
+                        changed.push("birth_date");
+                    }
+                    if let Some(v) = req.phone {
+                        p.phone = clean(Some(v));
+                        changed.push("phone");
+                    }
+                    if let Some(v) = req.email {
+                        p.email = clean(Some(v));
+                        changed.push("email");
+                    }
+                    if let Some(v) = req.card_number {
+                        p.card_number = v;
+                        changed.push("card_number");
+                    }
+                    p.version += 1;
+                    p.updated_at = ctx.now();
+                    patient::update(conn, &p)?;
+                    ctx.set_detail(format!("changed: {}", changed.join(", ")));
+                    ctx.emit(EventKind::PatientUpdated, Audience::clinical_staff(), &p)?;
+                    Ok(p)
+                })
+            },
+        )
         .await?;
     Ok(with_etag(status, p.version, p))
 }
@@ -206,11 +247,19 @@ pub async fn update_patient(State(node): State<Arc<Node>>, caller: Caller, Path(
     responses((status = 200, description = "Identified", body = KioskPatient),
               (status = 404, description = "No patient with that card and birth date", body = Problem, content_type = "application/problem+json"),
               (status = 429, description = "Too many failed attempts at this kiosk", body = Problem, content_type = "application/problem+json")))]
-pub async fn identify_kiosk_patient(State(node): State<Arc<Node>>, caller: Caller, Json(req): Json<KioskIdentify>) -> Result<axum::Json<KioskPatient>, ApiError> {
-    let device = caller.kiosk().ok_or_else(|| ApiError::forbidden("only a kiosk identifies patients this way; staff search instead"))?;
+pub async fn identify_kiosk_patient(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Json(req): Json<KioskIdentify>,
+) -> Result<axum::Json<KioskPatient>, ApiError> {
+    let device = caller.kiosk().ok_or_else(|| {
+        ApiError::forbidden("only a kiosk identifies patients this way; staff search instead")
+    })?;
     let now = node.clock.now();
     let throttle_key = device.to_string();
-    node.throttle_kiosks.check(&throttle_key, now).map_err(ApiError::Throttled)?;
+    node.throttle_kiosks
+        .check(&throttle_key, now)
+        .map_err(ApiError::Throttled)?;
     let name = node.name().to_owned();
     let tz = node.tz;
     let result = node
@@ -218,12 +267,20 @@ pub async fn identify_kiosk_patient(State(node): State<Arc<Node>>, caller: Calle
         .write(Some(caller.audit("patient.identify", "")), move |ctx| {
             let conn = ctx.conn();
             let card = req.card_number.trim().to_uppercase();
-            let p = patient::by_card(conn, &card, req.birth_date, &name)?
-                .ok_or_else(|| ApiError::new(ProblemType::NotFound, "no patient matches that card number and birth date"))?;
+            let p = patient::by_card(conn, &card, req.birth_date, &name)?.ok_or_else(|| {
+                ApiError::new(
+                    ProblemType::NotFound,
+                    "no patient matches that card number and birth date",
+                )
+            })?;
             ctx.set_entity(format!("patient/{}", p.id));
             let now = ctx.now();
             kiosk::record_identification(ctx.conn(), device, p.id, now.timestamp_millis())?;
-            let (from, to) = schedule::date_bounds(tz, schedule::local_date(tz, now), schedule::local_date(tz, now));
+            let (from, to) = schedule::date_bounds(
+                tz,
+                schedule::local_date(tz, now),
+                schedule::local_date(tz, now),
+            );
             let today = appointment::list(
                 ctx.conn(),
                 &AppointmentQuery {
@@ -234,9 +291,21 @@ pub async fn identify_kiosk_patient(State(node): State<Arc<Node>>, caller: Calle
                 Scope::Patient(p.id),
             )?
             .into_iter()
-            .filter(|a| matches!(a.status, AppointmentStatus::Pending | AppointmentStatus::Booked | AppointmentStatus::Arrived))
+            .filter(|a| {
+                matches!(
+                    a.status,
+                    AppointmentStatus::Pending
+                        | AppointmentStatus::Booked
+                        | AppointmentStatus::Arrived
+                )
+            })
             .collect();
-            let initial = p.family_name.chars().next().map(|c| format!(" {c}.")).unwrap_or_default();
+            let initial = p
+                .family_name
+                .chars()
+                .next()
+                .map(|c| format!(" {c}."))
+                .unwrap_or_default();
             Ok::<_, ApiError>(KioskPatient {
                 id: p.id,
                 display_name: format!("{}{}", p.given_name, initial),

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use carebridge_protocol::practitioner::{NewPractitioner, Practitioner, PractitionerUpdate, Role, validate_password, validate_username};
+use carebridge_protocol::practitioner::{
+    NewPractitioner, Practitioner, PractitionerUpdate, Role, validate_password, validate_username,
+};
 use carebridge_protocol::problem::Problem;
 use carebridge_protocol::{PractitionerId, ProblemType};
 use serde::Deserialize;
@@ -32,12 +34,22 @@ pub struct PractitionerFilter {
 /// staff see the other roles, and only admins see disabled accounts.
 #[utoipa::path(get, path = "/practitioners", tag = "practitioners", params(PractitionerFilter), security(("bearer" = [])),
     responses((status = 200, description = "Accounts by display name", body = Vec<Practitioner>)))]
-pub async fn list_practitioners(State(node): State<Arc<Node>>, caller: Caller, Query(f): Query<PractitionerFilter>) -> Result<axum::Json<Vec<Practitioner>>, ApiError> {
+pub async fn list_practitioners(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Query(f): Query<PractitionerFilter>,
+) -> Result<axum::Json<Vec<Practitioner>>, ApiError> {
     let role = match caller.viewer {
         Viewer::Kiosk { .. } => Some(Role::Doctor),
         Viewer::Staff { .. } => f.role,
     };
-    let admin = matches!(caller.viewer, Viewer::Staff { role: Role::Admin, .. });
+    let admin = matches!(
+        caller.viewer,
+        Viewer::Staff {
+            role: Role::Admin,
+            ..
+        }
+    );
     let list = node
         .store
         .read(move |c| practitioner::list(c, role).map_err(ApiError::from))
@@ -53,14 +65,22 @@ pub async fn list_practitioners(State(node): State<Arc<Node>>, caller: Caller, Q
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a repeat return the first answer")),
     responses((status = 201, description = "Created", body = Practitioner),
               (status = 409, description = "The username is taken", body = Problem, content_type = "application/problem+json")))]
-pub async fn create_practitioner(State(node): State<Arc<Node>>, caller: Caller, key: IdempotencyKey, Json(req): Json<NewPractitioner>) -> Result<impl IntoResponse, ApiError> {
+pub async fn create_practitioner(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    key: IdempotencyKey,
+    Json(req): Json<NewPractitioner>,
+) -> Result<impl IntoResponse, ApiError> {
     caller.staff(&[Role::Admin])?;
     let username = req.username.trim().to_owned();
     validate_username(&username).map_err(|m| ApiError::field("username", m))?;
     validate_password(&req.password).map_err(|m| ApiError::field("password", m))?;
     let display = req.display_name.trim().to_owned();
     if display.is_empty() || display.chars().count() > 200 {
-        return Err(ApiError::field("display_name", "must be 1 to 200 characters"));
+        return Err(ApiError::field(
+            "display_name",
+            "must be 1 to 200 characters",
+        ));
     }
     let password = req.password.clone();
     let hash = tokio::task::spawn_blocking(move || practitioner::hash_password(&password))
@@ -74,7 +94,10 @@ pub async fn create_practitioner(State(node): State<Arc<Node>>, caller: Caller, 
         .write(Some(caller.audit("practitioner.create", "")), move |ctx| {
             idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
                 if practitioner::username_taken(ctx.conn(), &username)? {
-                    return Err(ApiError::new(ProblemType::Conflict, format!("the username {username:?} is taken")));
+                    return Err(ApiError::new(
+                        ProblemType::Conflict,
+                        format!("the username {username:?} is taken"),
+                    ));
                 }
                 let p = Practitioner {
                     id: PractitionerId::new(),
@@ -100,18 +123,30 @@ pub async fn create_practitioner(State(node): State<Arc<Node>>, caller: Caller, 
     params(("id" = String, Path, description = "Account id"), ("If-Match" = Option<String>, Header, description = "The version you last read")),
     responses((status = 200, description = "The account's new state", body = Practitioner),
               (status = 404, description = "No such account", body = Problem, content_type = "application/problem+json")))]
-pub async fn update_practitioner(State(node): State<Arc<Node>>, caller: Caller, Path(id): Path<PractitionerId>, if_match: IfMatch, Json(req): Json<PractitionerUpdate>) -> Result<impl IntoResponse, ApiError> {
+pub async fn update_practitioner(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(id): Path<PractitionerId>,
+    if_match: IfMatch,
+    Json(req): Json<PractitionerUpdate>,
+) -> Result<impl IntoResponse, ApiError> {
     let (me, _) = caller.staff(&[Role::Admin])?;
     if let Some(p) = &req.password {
         validate_password(p).map_err(|m| ApiError::field("password", m))?;
     }
     if req.disabled == Some(true) && id == me {
-        return Err(ApiError::new(ProblemType::Validation, "you cannot disable your own account"));
+        return Err(ApiError::new(
+            ProblemType::Validation,
+            "you cannot disable your own account",
+        ));
     }
     if let Some(d) = &req.display_name
         && (d.trim().is_empty() || d.chars().count() > 200)
     {
-        return Err(ApiError::field("display_name", "must be 1 to 200 characters"));
+        return Err(ApiError::field(
+            "display_name",
+            "must be 1 to 200 characters",
+        ));
     }
     let hash = match req.password.clone() {
         Some(pw) => Some(
@@ -123,31 +158,35 @@ pub async fn update_practitioner(State(node): State<Arc<Node>>, caller: Caller, 
     };
     let (p, ended) = node
         .store
-        .write(Some(caller.audit("practitioner.update", format!("practitioner/{id}"))), move |ctx| {
-            let mut p = practitioner::get(ctx.conn(), id)?.ok_or_else(|| ApiError::not_found("account"))?;
-            if_match.check(&p, p.version)?;
-            let mut what = Vec::new();
-            if let Some(d) = req.disabled {
-                p.disabled = d;
-                what.push(if d { "disabled" } else { "enabled" });
-            }
-            if let Some(d) = req.display_name {
-                p.display_name = d.trim().to_owned();
-                what.push("renamed");
-            }
-            if hash.is_some() {
-                what.push("password reset");
-            }
-            p.version += 1;
-            practitioner::update(ctx.conn(), &p, hash.as_deref())?;
-            let ended = if p.disabled || hash.is_some() {
-                session::delete_for_principal(ctx.conn(), id.0)?
-            } else {
-                0
-            };
-            ctx.set_detail(format!("{}; {ended} session(s) ended", what.join(", ")));
-            Ok::<_, ApiError>((p, ended > 0 || req.disabled == Some(true)))
-        })
+        .write(
+            Some(caller.audit("practitioner.update", format!("practitioner/{id}"))),
+            move |ctx| {
+                let mut p = practitioner::get(ctx.conn(), id)?
+                    .ok_or_else(|| ApiError::not_found("account"))?;
+                if_match.check(&p, p.version)?;
+                let mut what = Vec::new();
+                if let Some(d) = req.disabled {
+                    p.disabled = d;
+                    what.push(if d { "disabled" } else { "enabled" });
+                }
+                if let Some(d) = req.display_name {
+                    p.display_name = d.trim().to_owned();
+                    what.push("renamed");
+                }
+                if hash.is_some() {
+                    what.push("password reset");
+                }
+                p.version += 1;
+                practitioner::update(ctx.conn(), &p, hash.as_deref())?;
+                let ended = if p.disabled || hash.is_some() {
+                    session::delete_for_principal(ctx.conn(), id.0)?
+                } else {
+                    0
+                };
+                ctx.set_detail(format!("{}; {ended} session(s) ended", what.join(", ")));
+                Ok::<_, ApiError>((p, ended > 0 || req.disabled == Some(true)))
+            },
+        )
         .await?;
     if ended {
         node.hub.disconnect_principal(id.0);

@@ -9,7 +9,9 @@ use carebridge_protocol::appointment::{AppointmentQuery, AppointmentStatus};
 use carebridge_protocol::event::EventKind;
 use carebridge_protocol::practitioner::Role;
 use carebridge_protocol::problem::Problem;
-use carebridge_protocol::schedule::{Absence, AbsenceRecorded, NewAbsence, Schedule, ScheduleUpdate, Slot, SlotQuery};
+use carebridge_protocol::schedule::{
+    Absence, AbsenceRecorded, NewAbsence, Schedule, ScheduleUpdate, Slot, SlotQuery,
+};
 use carebridge_protocol::{PractitionerId, ProblemType};
 use uuid::Uuid;
 
@@ -24,9 +26,17 @@ use crate::schedule;
 /// Admins and reception manage every doctor's schedule; a doctor their own.
 fn may_manage(caller: &Caller, who: PractitionerId) -> Result<(), ApiError> {
     match caller.viewer {
-        Viewer::Staff { role: Role::Admin | Role::Reception, .. } => Ok(()),
-        Viewer::Staff { id, role: Role::Doctor } if id == who => Ok(()),
-        Viewer::Staff { .. } => Err(ApiError::forbidden("a doctor manages their own schedule only")),
+        Viewer::Staff {
+            role: Role::Admin | Role::Reception,
+            ..
+        } => Ok(()),
+        Viewer::Staff {
+            id,
+            role: Role::Doctor,
+        } if id == who => Ok(()),
+        Viewer::Staff { .. } => Err(ApiError::forbidden(
+            "a doctor manages their own schedule only",
+        )),
         Viewer::Kiosk { .. } => Err(ApiError::forbidden("a kiosk may not change schedules")),
     }
 }
@@ -44,7 +54,11 @@ fn schedule_audience(who: PractitionerId) -> Audience {
     params(("id" = String, Path, description = "Doctor id")),
     responses((status = 200, description = "The schedule", body = Schedule),
               (status = 404, description = "No schedule set", body = Problem, content_type = "application/problem+json")))]
-pub async fn get_schedule(State(node): State<Arc<Node>>, _caller: Caller, Path(id): Path<PractitionerId>) -> Result<impl IntoResponse, ApiError> {
+pub async fn get_schedule(
+    State(node): State<Arc<Node>>,
+    _caller: Caller,
+    Path(id): Path<PractitionerId>,
+) -> Result<impl IntoResponse, ApiError> {
     let s = node
         .store
         .read(move |c| schedule::get(c, id).map_err(ApiError::from))
@@ -58,34 +72,44 @@ pub async fn get_schedule(State(node): State<Arc<Node>>, _caller: Caller, Path(i
 #[utoipa::path(put, path = "/practitioners/{id}/schedule", tag = "schedules", request_body = ScheduleUpdate, security(("bearer" = [])),
     params(("id" = String, Path, description = "Doctor id"), ("If-Match" = Option<String>, Header, description = "The version you last read")),
     responses((status = 200, description = "The new schedule", body = Schedule)))]
-pub async fn put_schedule(State(node): State<Arc<Node>>, caller: Caller, Path(id): Path<PractitionerId>, if_match: IfMatch, Json(req): Json<ScheduleUpdate>) -> Result<impl IntoResponse, ApiError> {
+pub async fn put_schedule(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(id): Path<PractitionerId>,
+    if_match: IfMatch,
+    Json(req): Json<ScheduleUpdate>,
+) -> Result<impl IntoResponse, ApiError> {
     may_manage(&caller, id)?;
-    req.validate().map_err(|m| ApiError::new(ProblemType::Validation, m))?;
+    req.validate()
+        .map_err(|m| ApiError::new(ProblemType::Validation, m))?;
     let s = node
         .store
-        .write(Some(caller.audit("schedule.update", format!("practitioner/{id}"))), move |ctx| {
-            match crate::practitioner::get(ctx.conn(), id)? {
-                Some(p) if p.role == Role::Doctor => {}
-                _ => return Err(ApiError::not_found("doctor")),
-            }
-            let old = schedule::get(ctx.conn(), id)?;
-            let version = match &old {
-                Some(o) => {
-                    if_match.check(o, o.version)?;
-                    o.version + 1
+        .write(
+            Some(caller.audit("schedule.update", format!("practitioner/{id}"))),
+            move |ctx| {
+                match crate::practitioner::get(ctx.conn(), id)? {
+                    Some(p) if p.role == Role::Doctor => {}
+                    _ => return Err(ApiError::not_found("doctor")),
                 }
-                None => 1,
-            };
-            let s = Schedule {
-                practitioner_id: id,
-                slot_minutes: req.slot_minutes,
-                hours: req.hours,
-                version,
-            };
-            schedule::put(ctx.conn(), &s)?;
-            ctx.emit(EventKind::ScheduleUpdated, schedule_audience(id), &s)?;
-            Ok(s)
-        })
+                let old = schedule::get(ctx.conn(), id)?;
+                let version = match &old {
+                    Some(o) => {
+                        if_match.check(o, o.version)?;
+                        o.version + 1
+                    }
+                    None => 1,
+                };
+                let s = Schedule {
+                    practitioner_id: id,
+                    slot_minutes: req.slot_minutes,
+                    hours: req.hours,
+                    version,
+                };
+                schedule::put(ctx.conn(), &s)?;
+                ctx.emit(EventKind::ScheduleUpdated, schedule_audience(id), &s)?;
+                Ok(s)
+            },
+        )
         .await?;
     Ok(with_etag(StatusCode::OK, s.version, s))
 }
@@ -95,7 +119,12 @@ pub async fn put_schedule(State(node): State<Arc<Node>>, caller: Caller, Path(id
 #[utoipa::path(post, path = "/practitioners/{id}/absences", tag = "schedules", request_body = NewAbsence, security(("bearer" = [])),
     params(("id" = String, Path, description = "Doctor id")),
     responses((status = 201, description = "Recorded, with the appointments it affects", body = AbsenceRecorded)))]
-pub async fn create_absence(State(node): State<Arc<Node>>, caller: Caller, Path(id): Path<PractitionerId>, Json(req): Json<NewAbsence>) -> Result<impl IntoResponse, ApiError> {
+pub async fn create_absence(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(id): Path<PractitionerId>,
+    Json(req): Json<NewAbsence>,
+) -> Result<impl IntoResponse, ApiError> {
     may_manage(&caller, id)?;
     if req.end <= req.start {
         return Err(ApiError::field("end", "must be after start"));
@@ -103,39 +132,52 @@ pub async fn create_absence(State(node): State<Arc<Node>>, caller: Caller, Path(
     if req.end - req.start > chrono::Duration::days(366) {
         return Err(ApiError::field("end", "an absence lasts at most 366 days"));
     }
-    carebridge_protocol::appointment::validate_reason(&req.reason).map_err(|m| ApiError::field("reason", m))?;
+    carebridge_protocol::appointment::validate_reason(&req.reason)
+        .map_err(|m| ApiError::field("reason", m))?;
     let recorded = node
         .store
-        .write(Some(caller.audit("absence.create", format!("practitioner/{id}"))), move |ctx| {
-            match crate::practitioner::get(ctx.conn(), id)? {
-                Some(p) if p.role == Role::Doctor => {}
-                _ => return Err(ApiError::not_found("doctor")),
-            }
-            let absence = Absence {
-                id: Uuid::now_v7(),
-                practitioner_id: id,
-                start: req.start,
-                end: req.end,
-                reason: req.reason.trim().to_owned(),
-            };
-            schedule::insert_absence(ctx.conn(), &absence)?;
-            let affected: Vec<_> = appointment::list(
-                ctx.conn(),
-                &AppointmentQuery {
-                    from: Some(req.start - schedule::MAX_APPOINTMENT),
-                    to: Some(req.end),
-                    limit: Some(1000),
-                    ..Default::default()
-                },
-                Scope::Practitioner(id),
-            )?
-            .into_iter()
-            .filter(|a| a.end > req.start && a.status.occupies_time() && a.status != AppointmentStatus::Fulfilled)
-            .collect();
-            ctx.set_detail(format!("{} to {}: {} appointment(s) affected", absence.start, absence.end, affected.len()));
-            ctx.emit(EventKind::AbsenceCreated, schedule_audience(id), &absence)?;
-            Ok(AbsenceRecorded { absence, affected })
-        })
+        .write(
+            Some(caller.audit("absence.create", format!("practitioner/{id}"))),
+            move |ctx| {
+                match crate::practitioner::get(ctx.conn(), id)? {
+                    Some(p) if p.role == Role::Doctor => {}
+                    _ => return Err(ApiError::not_found("doctor")),
+                }
+                let absence = Absence {
+                    id: Uuid::now_v7(),
+                    practitioner_id: id,
+                    start: req.start,
+                    end: req.end,
+                    reason: req.reason.trim().to_owned(),
+                };
+                schedule::insert_absence(ctx.conn(), &absence)?;
+                let affected: Vec<_> = appointment::list(
+                    ctx.conn(),
+                    &AppointmentQuery {
+                        from: Some(req.start - schedule::MAX_APPOINTMENT),
+                        to: Some(req.end),
+                        limit: Some(1000),
+                        ..Default::default()
+                    },
+                    Scope::Practitioner(id),
+                )?
+                .into_iter()
+                .filter(|a| {
+                    a.end > req.start
+                        && a.status.occupies_time()
+                        && a.status != AppointmentStatus::Fulfilled
+                })
+                .collect();
+                ctx.set_detail(format!(
+                    "{} to {}: {} appointment(s) affected",
+                    absence.start,
+                    absence.end,
+                    affected.len()
+                ));
+                ctx.emit(EventKind::AbsenceCreated, schedule_audience(id), &absence)?;
+                Ok(AbsenceRecorded { absence, affected })
+            },
+        )
         .await?;
     Ok((StatusCode::CREATED, axum::Json(recorded)))
 }
@@ -144,7 +186,12 @@ pub async fn create_absence(State(node): State<Arc<Node>>, caller: Caller, Path(
 /// `free`, `busy`, `busy-tentative` (held by a pending kiosk booking), `busy-unavailable`.
 #[utoipa::path(get, path = "/practitioners/{id}/slots", tag = "schedules", params(("id" = String, Path, description = "Doctor id"), SlotQuery), security(("bearer" = [])),
     responses((status = 200, description = "Slots in time order", body = Vec<Slot>)))]
-pub async fn list_slots(State(node): State<Arc<Node>>, _caller: Caller, Path(id): Path<PractitionerId>, Query(q): Query<SlotQuery>) -> Result<axum::Json<Vec<Slot>>, ApiError> {
+pub async fn list_slots(
+    State(node): State<Arc<Node>>,
+    _caller: Caller,
+    Path(id): Path<PractitionerId>,
+    Query(q): Query<SlotQuery>,
+) -> Result<axum::Json<Vec<Slot>>, ApiError> {
     if q.to < q.from {
         return Err(ApiError::field("to", "must not be before from"));
     }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use carebridge_protocol::ProblemType;
 use carebridge_protocol::problem::Problem;
 use carebridge_protocol::session::{KioskSignIn, Principal, Session, StaffSignIn};
-use carebridge_protocol::ProblemType;
 
 use crate::api::extract::{Caller, Json, Source};
 use crate::error::ApiError;
@@ -25,25 +25,42 @@ fn refused() -> ApiError {
     responses((status = 201, description = "Signed in", body = Session),
               (status = 401, description = "Wrong username or password, or the account is disabled", body = Problem, content_type = "application/problem+json"),
               (status = 429, description = "Too many failed attempts", body = Problem, content_type = "application/problem+json")))]
-pub async fn create_session(State(node): State<Arc<Node>>, Source(source): Source, Json(req): Json<StaffSignIn>) -> Result<impl IntoResponse, ApiError> {
+pub async fn create_session(
+    State(node): State<Arc<Node>>,
+    Source(source): Source,
+    Json(req): Json<StaffSignIn>,
+) -> Result<impl IntoResponse, ApiError> {
     let now = node.clock.now();
     let account_key = req.username.trim().to_lowercase();
-    node.throttle_accounts.check(&account_key, now).map_err(ApiError::Throttled)?;
-    node.throttle_sources.check(&source, now).map_err(ApiError::Throttled)?;
+    node.throttle_accounts
+        .check(&account_key, now)
+        .map_err(ApiError::Throttled)?;
+    node.throttle_sources
+        .check(&source, now)
+        .map_err(ApiError::Throttled)?;
     let username = account_key.clone();
-    let creds = node.store.read(move |c| practitioner::by_username(c, &username).map_err(ApiError::from)).await?;
+    let creds = node
+        .store
+        .read(move |c| practitioner::by_username(c, &username).map_err(ApiError::from))
+        .await?;
     let password = req.password;
     let (creds, ok) = tokio::task::spawn_blocking(move || {
-        let hash = creds.as_ref().map_or(practitioner::decoy_hash(), |c| c.password_hash.as_str());
+        let hash = creds
+            .as_ref()
+            .map_or(practitioner::decoy_hash(), |c| c.password_hash.as_str());
         let ok = practitioner::verify_password(&password, hash);
         (creds, ok)
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     let draft = AuditDraft {
-        actor: creds.as_ref().map_or("anonymous".into(), |c| format!("staff:{}", c.practitioner.id)),
+        actor: creds.as_ref().map_or("anonymous".into(), |c| {
+            format!("staff:{}", c.practitioner.id)
+        }),
         action: "session.create".into(),
-        entity: creds.as_ref().map_or(String::new(), |c| format!("practitioner/{}", c.practitioner.id)),
+        entity: creds.as_ref().map_or(String::new(), |c| {
+            format!("practitioner/{}", c.practitioner.id)
+        }),
         source: source.clone(),
     };
     let accepted = match creds {
@@ -68,7 +85,10 @@ pub async fn create_session(State(node): State<Arc<Node>>, Source(source): Sourc
             let (token, hash) = session::new_token();
             let now = ctx.now();
             let expires_at = now + chrono::Duration::hours(hours);
-            let viewer = Viewer::Staff { id: p.id, role: p.role };
+            let viewer = Viewer::Staff {
+                id: p.id,
+                role: p.role,
+            };
             session::insert(ctx.conn(), &hash, &viewer, now, expires_at)?;
             Ok((token, expires_at, p))
         })
@@ -95,13 +115,24 @@ pub async fn create_session(State(node): State<Arc<Node>>, Source(source): Sourc
     responses((status = 201, description = "Signed in", body = Session),
               (status = 401, description = "Unknown or revoked device, or wrong secret", body = Problem, content_type = "application/problem+json"),
               (status = 429, description = "Too many failed attempts", body = Problem, content_type = "application/problem+json")))]
-pub async fn create_kiosk_session(State(node): State<Arc<Node>>, Source(source): Source, Json(req): Json<KioskSignIn>) -> Result<impl IntoResponse, ApiError> {
+pub async fn create_kiosk_session(
+    State(node): State<Arc<Node>>,
+    Source(source): Source,
+    Json(req): Json<KioskSignIn>,
+) -> Result<impl IntoResponse, ApiError> {
     let now = node.clock.now();
     let key = format!("kiosk:{}", req.device_id);
-    node.throttle_accounts.check(&key, now).map_err(ApiError::Throttled)?;
-    node.throttle_sources.check(&source, now).map_err(ApiError::Throttled)?;
+    node.throttle_accounts
+        .check(&key, now)
+        .map_err(ApiError::Throttled)?;
+    node.throttle_sources
+        .check(&source, now)
+        .map_err(ApiError::Throttled)?;
     let id = req.device_id;
-    let device = node.store.read(move |c| kiosk::get(c, id).map_err(ApiError::from)).await?;
+    let device = node
+        .store
+        .read(move |c| kiosk::get(c, id).map_err(ApiError::from))
+        .await?;
     let accepted = match device {
         Some((d, hash)) if !d.revoked && hash == kiosk::secret_hash(&req.secret) => Some(d),
         _ => None,
@@ -121,12 +152,21 @@ pub async fn create_kiosk_session(State(node): State<Arc<Node>>, Source(source):
         .store
         .write(Some(draft), move |ctx| {
             let Some(d) = accepted else {
-                return Err(ApiError::new(ProblemType::Unauthenticated, "unknown or revoked kiosk device, or wrong secret"));
+                return Err(ApiError::new(
+                    ProblemType::Unauthenticated,
+                    "unknown or revoked kiosk device, or wrong secret",
+                ));
             };
             let (token, hash) = session::new_token();
             let now = ctx.now();
             let expires_at = now + chrono::Duration::days(days);
-            session::insert(ctx.conn(), &hash, &Viewer::Kiosk { id: d.id }, now, expires_at)?;
+            session::insert(
+                ctx.conn(),
+                &hash,
+                &Viewer::Kiosk { id: d.id },
+                now,
+                expires_at,
+            )?;
             Ok((token, expires_at, d))
         })
         .await?;
@@ -135,7 +175,10 @@ pub async fn create_kiosk_session(State(node): State<Arc<Node>>, Source(source):
         axum::Json(Session {
             token,
             expires_at,
-            principal: Principal::Kiosk { id: d.id, label: d.label },
+            principal: Principal::Kiosk {
+                id: d.id,
+                label: d.label,
+            },
             node: node.name().to_owned(),
             time_zone: node.config.time_zone.clone(),
         }),
@@ -145,7 +188,10 @@ pub async fn create_kiosk_session(State(node): State<Arc<Node>>, Source(source):
 /// Signs out: the token stops working and its live streams close.
 #[utoipa::path(delete, path = "/sessions/current", tag = "sessions", security(("bearer" = [])),
     responses((status = 204, description = "Signed out")))]
-pub async fn delete_current_session(State(node): State<Arc<Node>>, caller: Caller) -> Result<StatusCode, ApiError> {
+pub async fn delete_current_session(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
     let hash = caller.session;
     node.store
         .write(Some(caller.audit("session.delete", "")), move |ctx| {
@@ -167,6 +213,9 @@ pub async fn get_me(caller: Caller) -> axum::Json<Principal> {
             role,
             display_name: caller.name,
         },
-        Viewer::Kiosk { id } => Principal::Kiosk { id, label: caller.name },
+        Viewer::Kiosk { id } => Principal::Kiosk {
+            id,
+            label: caller.name,
+        },
     })
 }

@@ -1,0 +1,480 @@
+//! Shared test support: real nodes on ephemeral ports, signed-in HTTP clients, and an SSE
+//! reader that waits for events with a deadline (never a bare sleep).
+#![allow(dead_code, reason = "each test binary uses part of the support module")]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use carebridge_server::clock::SystemClock;
+use carebridge_server::config::NodeKind;
+use carebridge_server::demo::{self, DemoCredentials, DemoSize};
+use carebridge_server::node::{InitOptions, Node, init};
+use futures_util::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A node served in-process on 127.0.0.1:0, seeded with the demo data.
+pub struct TestNode {
+    pub url: String,
+    pub node: Arc<Node>,
+    pub creds: DemoCredentials,
+    pub dir: tempfile::TempDir,
+    served: tokio::task::JoinHandle<()>,
+}
+
+pub fn init_dir(dir: &Path) -> carebridge_server::NodeConfig {
+    init(
+        dir,
+        &InitOptions {
+            name: "st-marys.example".into(),
+            kind: NodeKind::Hospital,
+            time_zone: "Europe/Amsterdam".into(),
+            admin_username: "admin".into(),
+            admin_password: demo::ADMIN_PASSWORD.into(),
+        },
+        &SystemClock,
+    )
+    .expect("init")
+}
+
+impl TestNode {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a node, letting the test adjust its configuration first.
+    pub async fn start_with(adjust: impl FnOnce(&mut carebridge_server::NodeConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = init_dir(dir.path());
+        cfg.listen = "127.0.0.1:0".parse().unwrap();
+        adjust(&mut cfg);
+        let node = Node::open(cfg, Arc::new(SystemClock)).expect("open node");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let size = DemoSize {
+            doctors: 3,
+            days: 3,
+            patients: 20,
+            bench: true,
+        };
+        let creds = demo::seed(&node, &size, &url).await.expect("seed");
+        let n = node.clone();
+        let served = tokio::spawn(async move {
+            carebridge_server::serve::serve(n, listener)
+                .await
+                .expect("serve");
+        });
+        Self {
+            url,
+            node,
+            creds,
+            dir,
+            served,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.node.shutdown.cancel();
+        let _ = self.served.await;
+    }
+
+    pub async fn reception(&self) -> Client {
+        Client::sign_in(
+            &self.url,
+            &self.creds.reception.username,
+            &self.creds.reception.password,
+        )
+        .await
+    }
+
+    pub async fn admin(&self) -> Client {
+        Client::sign_in(
+            &self.url,
+            &self.creds.admin.username,
+            &self.creds.admin.password,
+        )
+        .await
+    }
+
+    /// Doctor `i` of the demo (0-based).
+    pub async fn doctor(&self, i: usize) -> Client {
+        let d = &self.creds.doctors[i];
+        Client::sign_in(&self.url, &d.username, &d.password).await
+    }
+
+    pub async fn kiosk(&self) -> Client {
+        Client::kiosk_sign_in(
+            &self.url,
+            &self.creds.kiosk.device_id.to_string(),
+            &self.creds.kiosk.secret,
+        )
+        .await
+    }
+
+    pub fn doctor_id(&self, i: usize) -> String {
+        self.creds.doctors[i].id.to_string()
+    }
+
+    pub fn patient(&self, i: usize) -> &demo::PatientCard {
+        &self.creds.patients[i]
+    }
+}
+
+/// An HTTP client with a bearer token.
+#[derive(Clone)]
+pub struct Client {
+    pub url: String,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+/// A response: status, headers and JSON body (Null when empty).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The problem code of a problem+json answer.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    pub fn is_problem(&self) -> bool {
+        self.headers.get("content-type").is_some_and(|v| {
+            v.to_str()
+                .unwrap_or("")
+                .starts_with("application/problem+json")
+        })
+    }
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+impl Client {
+    pub async fn sign_in(url: &str, username: &str, password: &str) -> Self {
+        let http = http();
+        let r = http
+            .post(format!("{url}/api/v1/sessions"))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(r.status(), StatusCode::CREATED, "sign in as {username}");
+        let v: Value = r.json().await.unwrap();
+        Self {
+            url: url.into(),
+            token: v["token"].as_str().unwrap().into(),
+            http,
+        }
+    }
+
+    pub async fn kiosk_sign_in(url: &str, device: &str, secret: &str) -> Self {
+        let http = http();
+        let r = http
+            .post(format!("{url}/api/v1/kiosk-sessions"))
+            .json(&serde_json::json!({"device_id": device, "secret": secret}))
+            .send()
+            .await
+            .expect("kiosk sign in");
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: Value = r.json().await.unwrap();
+        Self {
+            url: url.into(),
+            token: v["token"].as_str().unwrap().into(),
+            http,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status();
+        let headers = r.headers().clone();
+        let bytes = r.bytes().await.unwrap_or_default();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.call(Method::GET, path, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Some(body), &[]).await
+    }
+
+    /// Books the doctor's first free slot for a patient.
+    pub async fn book_next(&self, doctor: &str, patient: &str, reason: &str) -> Answer {
+        self.post(
+            "/api/v1/appointments",
+            serde_json::json!({
+                "patient_id": patient, "practitioner_id": doctor,
+                "next_available_from": "2000-01-01T00:00:00Z", "reason": reason
+            }),
+        )
+        .await
+    }
+
+    /// Opens the live stream.
+    pub async fn events(&self, last_event_id: Option<i64>) -> EventStream {
+        EventStream::open(&self.url, &self.token, last_event_id).await
+    }
+}
+
+/// One SSE event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    pub id: Option<i64>,
+    pub event: String,
+    pub data: Value,
+}
+
+/// A live stream read with deadlines.
+pub struct EventStream {
+    pub status: StatusCode,
+    body: Option<futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>>,
+    buf: BytesMut,
+    pub comments: usize,
+    pub retry: Option<u64>,
+}
+
+impl EventStream {
+    pub async fn open(url: &str, token: &str, last_event_id: Option<i64>) -> Self {
+        let mut req = http()
+            .get(format!("{url}/api/v1/events"))
+            .bearer_auth(token)
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id.to_string());
+        }
+        let r = req.send().await.expect("open stream");
+        let status = r.status();
+        Self {
+            status,
+            body: Some(r.bytes_stream().boxed()),
+            buf: BytesMut::new(),
+            comments: 0,
+            retry: None,
+        }
+    }
+
+    /// The next event within `within`; `None` if the stream ended. Panics at the deadline.
+    pub async fn next(&mut self, within: Duration) -> Option<SseEvent> {
+        tokio::time::timeout(within, self.next_inner())
+            .await
+            .unwrap_or_else(|_| panic!("no event within {within:?}"))
+    }
+
+    /// The next event if one comes within `within`; `Err(())` if none came in time.
+    pub async fn try_next(&mut self, within: Duration) -> Result<Option<SseEvent>, ()> {
+        tokio::time::timeout(within, self.next_inner())
+            .await
+            .map_err(|_| ())
+    }
+
+    async fn next_inner(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(pos) = find_blank_line(&self.buf) {
+                let block = self.buf.split_to(pos + 2);
+                let text = String::from_utf8_lossy(&block).to_string();
+                let mut ev = SseEvent {
+                    id: None,
+                    event: "message".into(),
+                    data: Value::Null,
+                };
+                let mut data = String::new();
+                let mut any = false;
+                for line in text.lines() {
+                    if let Some(c) = line.strip_prefix(':') {
+                        let _ = c;
+                        self.comments += 1;
+                    } else if let Some(v) = line.strip_prefix("id: ") {
+                        ev.id = v.trim().parse().ok();
+                        any = true;
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        ev.event = v.trim().into();
+                        any = true;
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data.push_str(v);
+                        any = true;
+                    } else if let Some(v) = line.strip_prefix("retry: ") {
+                        self.retry = v.trim().parse().ok();
+                    }
+                }
+                if any {
+                    ev.data = serde_json::from_str(&data).unwrap_or(Value::String(data));
+                    return Some(ev);
+                }
+                continue;
+            }
+            let chunk = self.body.as_mut()?.next().await;
+            match chunk {
+                Some(Ok(b)) => self.buf.extend_from_slice(&b),
+                _ => {
+                    self.body = None;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Waits until at least `n` comment lines (heartbeats) have arrived, within `within`.
+    pub async fn wait_comments(&mut self, n: usize, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.comments < n {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let chunk = tokio::time::timeout(left, self.body.as_mut().expect("stream open").next())
+                .await
+                .unwrap_or_else(|_| panic!("fewer than {n} comments within {within:?}"));
+            match chunk {
+                Some(Ok(b)) => {
+                    self.buf.extend_from_slice(&b);
+                    self.comments += String::from_utf8_lossy(&b)
+                        .lines()
+                        .filter(|l| l.starts_with(':'))
+                        .count();
+                }
+                _ => panic!("stream ended while waiting for comments"),
+            }
+        }
+    }
+
+    /// Waits until the node closes the stream, within `within`.
+    pub async fn wait_closed(&mut self, within: Duration) {
+        tokio::time::timeout(within, async { while self.next_inner().await.is_some() {} })
+            .await
+            .unwrap_or_else(|_| panic!("stream still open after {within:?}"));
+    }
+
+    /// Waits for an event matching `pred`, skipping others, within `within`.
+    pub async fn wait_for(
+        &mut self,
+        within: Duration,
+        mut pred: impl FnMut(&SseEvent) -> bool,
+    ) -> SseEvent {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.next_inner()).await {
+                Ok(Some(e)) if pred(&e) => return e,
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("stream ended while waiting"),
+                Err(_) => panic!("no matching event within {within:?}"),
+            }
+        }
+    }
+}
+
+fn find_blank_line(b: &[u8]) -> Option<usize> {
+    b.windows(2).position(|w| w == b"\n\n")
+}
+
+/// The `carebridge-node` binary of this build.
+pub fn node_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_carebridge-node"))
+}
+
+/// A `carebridge-node serve` child process.
+pub struct NodeProcess {
+    pub child: tokio::process::Child,
+    pub url: String,
+    pub addr: String,
+}
+
+impl NodeProcess {
+    /// Spawns `serve --data-dir DIR --listen ADDR` and waits (with a deadline) for the line
+    /// naming the bound address.
+    pub async fn spawn(dir: &Path, listen: &str) -> Self {
+        let mut child = tokio::process::Command::new(node_binary())
+            .args(["serve", "--data-dir"])
+            .arg(dir)
+            .args(["--listen", listen])
+            .env("CAREBRIDGE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn carebridge-node");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(l) = lines.next_line().await.expect("read stdout") {
+                if let Some(u) = l.strip_prefix("carebridge-node listening on ") {
+                    return u.to_owned();
+                }
+            }
+            panic!("carebridge-node exited before listening");
+        })
+        .await
+        .expect("node did not start within 20 s");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let addr = line.trim_start_matches("http://").to_owned();
+        Self {
+            child,
+            url: line,
+            addr,
+        }
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("kill");
+    }
+}
+
+/// Polls `cond` until it holds or `within` passes.
+pub async fn eventually<F, Fut>(within: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if cond().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
