@@ -135,11 +135,13 @@ impl NodeConfig {
             fig = fig.merge(Toml::file(f));
         }
         let cfg: Self = fig
-            .merge(
-                Env::prefixed("CAREBRIDGE_")
-                    .split("__")
-                    .ignore(&["DB_KEY", "ADMIN_PASSWORD"]),
-            )
+            .merge(Env::prefixed("CAREBRIDGE_").split("__").filter(|k| {
+                // Variables read elsewhere, not configuration options.
+                !matches!(
+                    k.as_str().to_ascii_lowercase().as_str(),
+                    "db_key" | "admin_password" | "log" | "config"
+                )
+            }))
             .extract()
             .map_err(Box::new)?;
         cfg.validate()?;

@@ -339,9 +339,12 @@ fn admin_password() -> anyhow::Result<String> {
     Ok(p)
 }
 
+/// Runs once the node listens, with its URL.
+type Banner = Box<dyn FnOnce(&str) + Send>;
+
 async fn serve_until_signal(
     node: Arc<Node>,
-    banner: Option<Box<dyn FnOnce(&str) + Send>>,
+    banner: Option<Banner>,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind(node.config.listen)
         .await
@@ -409,6 +412,7 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
         admin_password: demo::ADMIN_PASSWORD.into(),
     };
     let mut cfg = init(&dir, &opts, &SystemClock)?;
+    let tmp_dir = dir.clone();
     cfg.listen = a.listen;
     // A throw-away node: speed over power-loss durability.
     cfg.durability = carebridge_server::store::Durability::Normal;
@@ -422,7 +426,7 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
         let node = Node::open(cfg, Arc::new(SystemClock))?;
         let seeded = node.clone();
         let dir2 = dir.clone();
-        let banner: Box<dyn FnOnce(&str) + Send> = Box::new(move |url: &str| {
+        let banner: Banner = Box::new(move |url: &str| {
             let rt = tokio::runtime::Handle::current();
             let creds =
                 tokio::task::block_in_place(|| rt.block_on(demo::seed(&seeded, &size, url)));
@@ -440,7 +444,7 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
         serve_until_signal(node, Some(banner)).await
     });
     if temporary {
-        let _ = std::fs::remove_dir_all(&a.data_dir.unwrap_or_default());
+        let _ = std::fs::remove_dir_all(&tmp_dir);
     }
     result
 }

@@ -13,6 +13,9 @@ use rusqlite::{Connection, Row, params};
 
 use crate::store::{StoreError, from_millis};
 
+/// A period of time: start (inclusive) and end (exclusive).
+pub type Span = (DateTime<Utc>, DateTime<Utc>);
+
 /// The longest appointment the node accepts; also bounds overlap searches.
 pub const MAX_APPOINTMENT: Duration = Duration::hours(12);
 
@@ -123,7 +126,7 @@ pub fn slot_times(
     s: &Schedule,
     from: NaiveDate,
     to: NaiveDate,
-) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+) -> Vec<Span> {
     let len = i64::from(s.slot_minutes.max(1));
     let mut out = Vec::new();
     let mut date = from;
@@ -160,7 +163,7 @@ pub fn slot_at(
     tz: Tz,
     s: &Schedule,
     start: DateTime<Utc>,
-) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+) -> Option<Span> {
     let d = local_date(tz, start);
     slot_times(tz, s, d, d)
         .into_iter()
@@ -168,7 +171,7 @@ pub fn slot_at(
 }
 
 /// The UTC bounds of local dates `from..=to`.
-pub fn date_bounds(tz: Tz, from: NaiveDate, to: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+pub fn date_bounds(tz: Tz, from: NaiveDate, to: NaiveDate) -> Span {
     let start =
         |d: NaiveDate| match tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default()) {
             LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
@@ -272,7 +275,7 @@ pub fn next_free(
     s: &Schedule,
     from: DateTime<Utc>,
     horizon_days: u32,
-) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+) -> Result<Option<Span>, StoreError> {
     let mut date = local_date(tz, from);
     for _ in 0..=horizon_days {
         let times: Vec<_> = slot_times(tz, s, date, date)

@@ -1,6 +1,8 @@
 //! The live stream: resume without loss or repeats, per-user visibility, reset, heartbeats,
 //! a stalled subscriber, and streams ending with their account.
 
+#![expect(clippy::unwrap_used, reason = "tests panic on the unexpected")]
+
 mod support;
 
 use std::time::Duration;

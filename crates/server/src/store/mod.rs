@@ -142,6 +142,9 @@ pub fn open_connection(
     )]
     let conn = Connection::open_with_flags(path, flags)?;
     conn.execute_batch(&key.pragma())?;
+    // SQLCipher logs a failed key check to stderr itself once keyed; the caller reports it
+    // once, clearly, instead.
+    let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE; PRAGMA cipher_log = off;");
     // The key is only checked when the first page is read.
     match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
         r.get::<_, i64>(0)

@@ -1,5 +1,6 @@
 //! Shared test support: real nodes on ephemeral ports, signed-in HTTP clients, and an SSE
 //! reader that waits for events with a deadline (never a bare sleep).
+#![allow(clippy::unwrap_used, reason = "tests panic on the unexpected")]
 #![allow(dead_code, reason = "each test binary uses part of the support module")]
 
 use std::path::{Path, PathBuf};

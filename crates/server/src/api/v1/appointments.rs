@@ -13,7 +13,7 @@ use carebridge_protocol::event::EventKind;
 use carebridge_protocol::practitioner::Role;
 use carebridge_protocol::problem::Problem;
 use carebridge_protocol::{AppointmentId, PractitionerId, ProblemType};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use chrono_tz::Tz;
 use rusqlite::Connection;
 
@@ -123,7 +123,11 @@ fn decide_time(
             }
             (Some(_), s) => {
                 let len = s.as_ref().map_or(15, |s| i64::from(s.slot_minutes));
-                let end = req.end.unwrap_or(start + Duration::minutes(len));
+                // Times are stored to the millisecond.
+                let start = start.trunc_subsecs(3);
+                let end = req
+                    .end
+                    .map_or(start + Duration::minutes(len), |e| e.trunc_subsecs(3));
                 if end <= start {
                     return Err(ApiError::field("end", "must be after start"));
                 }
@@ -210,7 +214,8 @@ pub async fn book_appointment(
         .write(Some(caller.audit("appointment.book", "")), move |ctx| {
             idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
                 let conn = ctx.conn();
-                let now = ctx.now();
+                // Stored to the millisecond: answer what a later read will return.
+                let now = ctx.now().trunc_subsecs(3);
                 if let BookedBy::Kiosk { id } = booked_by
                     && !kiosk::is_identified(conn, id, req.patient_id, now.timestamp_millis())?
                 {
@@ -398,7 +403,8 @@ async fn act(
         .store
         .write(Some(audit), move |ctx| {
             idempotency::once(ctx, &actor, &key, fp, StatusCode::OK, |ctx| {
-                let now = ctx.now();
+                // Stored to the millisecond: answer what a later read will return.
+                let now = ctx.now().trunc_subsecs(3);
                 let mut a = appointment::get(ctx.conn(), id)?
                     .ok_or_else(|| ApiError::not_found("appointment"))?;
                 match c.viewer {

@@ -13,6 +13,7 @@ use carebridge_protocol::schedule::{
     Absence, AbsenceRecorded, NewAbsence, Schedule, ScheduleUpdate, Slot, SlotQuery,
 };
 use carebridge_protocol::{PractitionerId, ProblemType};
+use chrono::SubsecRound;
 use uuid::Uuid;
 
 use crate::api::extract::{Caller, IfMatch, Json, Path, Query};
@@ -146,8 +147,9 @@ pub async fn create_absence(
                 let absence = Absence {
                     id: Uuid::now_v7(),
                     practitioner_id: id,
-                    start: req.start,
-                    end: req.end,
+                    // Stored to the millisecond: answer what a later read will return.
+                    start: req.start.trunc_subsecs(3),
+                    end: req.end.trunc_subsecs(3),
                     reason: req.reason.trim().to_owned(),
                 };
                 schedule::insert_absence(ctx.conn(), &absence)?;

@@ -1,0 +1,113 @@
+# CareBridge: the commands a developer and CI need. GNU make, bash.
+#   make run     install what is missing, build the node, start the demo node on 127.0.0.1:8080
+#   make test    everything CI runs (.ci/run calls it): checks, then every test
+#   make bench   the fan-out benchmark against the peers in ../shared/bench; figures in docs/performance.md
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.ONESHELL:
+# cargo parallelises by itself; keep prerequisites (deps before build) in order.
+.NOTPARALLEL:
+.DEFAULT_GOAL := help
+
+# Debian packages the workspace needs to build and the README's demo needs to be tried.
+# gcc, make and perl build the vendored OpenSSL and SQLCipher; curl and jq are for the demo.
+# The desktop app adds its packages here (libwebkit2gtk-4.1-dev, ...).
+DEB_PACKAGES := gcc libc6-dev make perl curl jq ca-certificates
+# Added by `bench-deps`: nginx + nchan (a peer), python3 for ../shared/bench/summarize.py.
+BENCH_DEB_PACKAGES := libnginx-mod-nchan python3 util-linux
+
+SHARED_BENCH := ../shared/bench
+SEED_DIR := $(SHARED_BENCH)/peers/express-seed
+
+DEMO_DIR ?= target/demo
+DEMO_LISTEN ?= 127.0.0.1:8080
+# cargo honours CARGO_TARGET_DIR by itself; paths to what it built must too.
+NODE_BIN = $${CARGO_TARGET_DIR:-target}/release/carebridge-node
+
+# Property tests: bounded in CI, raise by hand (PROPTEST_CASES=10000 make test).
+PROPTEST_CASES ?= 64
+export PROPTEST_CASES
+
+# $(call apt_install,PACKAGES): installs those of PACKAGES that dpkg does not report installed,
+# with one `apt-get update` first, and only when something is missing. sudo only when not root.
+define apt_install
+missing=()
+for p in $(1); do
+	dpkg -s "$$p" 2>/dev/null | grep -qx 'Status: install ok installed' || missing+=("$$p")
+done
+if (( $${#missing[@]} )); then
+	echo "installing missing packages: $${missing[*]}"
+	sudo=()
+	if [ "$$(id -u)" -ne 0 ]; then
+		command -v sudo >/dev/null || { echo "not root and no sudo: install $${missing[*]} by hand" >&2; exit 1; }
+		sudo=(sudo)
+	fi
+	"$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	"$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$${missing[@]}"
+fi
+endef
+
+.PHONY: help deps bench-deps bench-packages build run check doc test bench fmt clean
+
+help:
+	@echo 'make run         install missing packages, build, start the demo node on $(DEMO_LISTEN)'
+	@echo 'make test        fmt + clippy checks, then every test (what CI runs)'
+	@echo 'make bench       fan-out benchmark against nginx+nchan and the seed; writes docs/performance.md'
+	@echo 'make build       release build of carebridge-node'
+	@echo 'make check       cargo fmt --check and clippy -D warnings (CHECK_DOCS=1 adds rustdoc)'
+	@echo 'make deps        install missing Debian packages ($(DEB_PACKAGES))'
+	@echo 'make bench-deps  deps + $(BENCH_DEB_PACKAGES) + npm ci for the seed peer'
+	@echo 'make fmt | doc | clean'
+
+deps:
+	@$(call apt_install,$(DEB_PACKAGES))
+	command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs); rust-toolchain.toml pins the version" >&2; exit 1; }
+
+# One apt-get run for both lists; node + npm are taken from PATH when present (e.g. NodeSource).
+bench-deps: bench-packages $(SEED_DIR)/node_modules/.package-lock.json
+
+bench-packages:
+	@extra=""
+	command -v npm >/dev/null || extra="nodejs npm"
+	$(call apt_install,$(DEB_PACKAGES) $(BENCH_DEB_PACKAGES) $$extra)
+	command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+
+# npm ci again only when the seed's lock file changed (npm ci writes node_modules/.package-lock.json).
+$(SEED_DIR)/node_modules/.package-lock.json: $(SEED_DIR)/package-lock.json | bench-packages
+	cd '$(SEED_DIR)' && npm ci --no-audit --no-fund
+	touch node_modules/.package-lock.json
+
+build:
+	cargo build --release --locked -p carebridge-server --bin carebridge-node
+
+run: deps build
+	@case '$(DEMO_DIR)' in ''|/|.|..) echo "refusing to wipe DEMO_DIR='$(DEMO_DIR)'" >&2; exit 1 ;; esac
+	rm -rf -- '$(DEMO_DIR)'
+	exec "$(NODE_BIN)" demo --listen '$(DEMO_LISTEN)' --data-dir '$(DEMO_DIR)'
+
+check:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	if [ "$${CHECK_DOCS:-0}" = 1 ]; then RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked; fi
+
+doc:
+	RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked
+
+test: deps check
+	if command -v cargo-nextest >/dev/null; then
+		cargo nextest run --workspace --locked
+	else
+		cargo test --workspace --locked
+	fi
+	# nextest does not run doctests
+	cargo test --doc --workspace --locked
+
+bench: bench-deps build
+	scripts/bench/node-bench.sh
+
+fmt:
+	cargo fmt --all
+
+clean:
+	cargo clean
+	rm -rf target/demo target/bench target/ssefan
