@@ -342,10 +342,7 @@ fn admin_password() -> anyhow::Result<String> {
 /// Runs once the node listens, with its URL.
 type Banner = Box<dyn FnOnce(&str) + Send>;
 
-async fn serve_until_signal(
-    node: Arc<Node>,
-    banner: Option<Banner>,
-) -> anyhow::Result<()> {
+async fn serve_until_signal(node: Arc<Node>, banner: Option<Banner>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(node.config.listen)
         .await
         .with_context(|| format!("listening on {}", node.config.listen))?;

@@ -121,12 +121,7 @@ fn local_instant(
 }
 
 /// The slot times of a schedule on local dates `from..=to`, in order.
-pub fn slot_times(
-    tz: Tz,
-    s: &Schedule,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Vec<Span> {
+pub fn slot_times(tz: Tz, s: &Schedule, from: NaiveDate, to: NaiveDate) -> Vec<Span> {
     let len = i64::from(s.slot_minutes.max(1));
     let mut out = Vec::new();
     let mut date = from;
@@ -159,11 +154,7 @@ pub fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
 }
 
 /// The slot that starts at `start`, if the schedule has one.
-pub fn slot_at(
-    tz: Tz,
-    s: &Schedule,
-    start: DateTime<Utc>,
-) -> Option<Span> {
+pub fn slot_at(tz: Tz, s: &Schedule, start: DateTime<Utc>) -> Option<Span> {
     let d = local_date(tz, start);
     slot_times(tz, s, d, d)
         .into_iter()

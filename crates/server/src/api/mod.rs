@@ -33,7 +33,6 @@ use v1::{appointments, audit, events, kiosks, patients, practitioners, schedules
 #[openapi(
     info(title = "CareBridge node API", description = "Appointments, patients and live updates of one CareBridge node. Errors are RFC 9457 problem+json."),
     components(schemas(Problem, FieldError, ProblemType)),
-    modifiers(&CommonResponses),
     tags((name = "sessions", description = "Signing in and out"),
          (name = "patients", description = "Patient records"),
          (name = "appointments", description = "Booking and the appointment lifecycle"),
@@ -147,19 +146,24 @@ fn v1_routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(audit::list_audit))
 }
 
-/// The OpenAPI 3.1 document, generated from the routes.
-pub fn openapi() -> OpenApiDoc {
-    let (_, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The router and its OpenAPI 3.1 document, generated from the same handlers. The common
+/// responses are added once every route is in.
+fn routes_and_doc() -> (Router<Arc<Node>>, OpenApiDoc) {
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1_routes())
         .split_for_parts();
-    doc
+    CommonResponses.modify(&mut doc);
+    (router, doc)
+}
+
+/// The OpenAPI 3.1 document.
+pub fn openapi() -> OpenApiDoc {
+    routes_and_doc().1
 }
 
 /// The node's whole HTTP application.
 pub fn router(node: Arc<Node>) -> Router {
-    let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest("/api/v1", v1_routes())
-        .split_for_parts();
+    let (api, doc) = routes_and_doc();
     let doc = Arc::new(serde_json::to_vec(&doc).unwrap_or_default());
     let body_limit = node.config.max_body_bytes;
     api.route(

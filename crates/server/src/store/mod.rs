@@ -456,7 +456,8 @@ fn writer_loop(
                 for job in batch.drain(..) {
                     let mut ctx = WriteCtx {
                         conn: &conn,
-                        now: clock.now(),
+                        // Stored to the millisecond: answer what a later read returns.
+                        now: chrono::SubsecRound::trunc_subsecs(clock.now(), 3),
                         frames: std::mem::take(&mut frames),
                         audit_head: &mut head,
                         entity: None,

@@ -214,8 +214,7 @@ pub async fn book_appointment(
         .write(Some(caller.audit("appointment.book", "")), move |ctx| {
             idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
                 let conn = ctx.conn();
-                // Stored to the millisecond: answer what a later read will return.
-                let now = ctx.now().trunc_subsecs(3);
+                let now = ctx.now();
                 if let BookedBy::Kiosk { id } = booked_by
                     && !kiosk::is_identified(conn, id, req.patient_id, now.timestamp_millis())?
                 {
@@ -403,8 +402,7 @@ async fn act(
         .store
         .write(Some(audit), move |ctx| {
             idempotency::once(ctx, &actor, &key, fp, StatusCode::OK, |ctx| {
-                // Stored to the millisecond: answer what a later read will return.
-                let now = ctx.now().trunc_subsecs(3);
+                let now = ctx.now();
                 let mut a = appointment::get(ctx.conn(), id)?
                     .ok_or_else(|| ApiError::not_found("appointment"))?;
                 match c.viewer {

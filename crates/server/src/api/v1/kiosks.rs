@@ -11,7 +11,6 @@ use carebridge_protocol::KioskDeviceId;
 use carebridge_protocol::kiosk::{KioskDevice, KioskRegistration, RegisterKiosk};
 use carebridge_protocol::practitioner::Role;
 use carebridge_protocol::problem::Problem;
-use chrono::SubsecRound;
 use rand::RngCore;
 
 use crate::api::extract::{Caller, Json, Path};
@@ -57,7 +56,7 @@ pub async fn register_kiosk(
                 id: KioskDeviceId::new(),
                 label,
                 revoked: false,
-                registered_at: ctx.now().trunc_subsecs(3),
+                registered_at: ctx.now(),
             };
             kiosk::insert(ctx.conn(), &device, &secret)?;
             ctx.set_entity(format!("kiosk/{}", device.id));

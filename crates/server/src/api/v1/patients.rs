@@ -13,7 +13,6 @@ use carebridge_protocol::patient::{
 use carebridge_protocol::practitioner::Role;
 use carebridge_protocol::problem::Problem;
 use carebridge_protocol::{PatientId, ProblemType};
-use chrono::SubsecRound;
 
 use crate::api::extract::{Caller, IdempotencyKey, IfMatch, Json, Path, Query};
 use crate::api::idempotency::{self, fingerprint};
@@ -76,8 +75,7 @@ pub async fn register_patient(
                     }
                     None => patient::issue_card_number(conn)?,
                 };
-                // Stored to the millisecond: answer what a later read will return.
-                let now = ctx.now().trunc_subsecs(3);
+                let now = ctx.now();
                 let id = PatientId::new();
                 let p = Patient {
                     id,
@@ -231,7 +229,7 @@ pub async fn update_patient(
                         changed.push("card_number");
                     }
                     p.version += 1;
-                    p.updated_at = ctx.now().trunc_subsecs(3);
+                    p.updated_at = ctx.now();
                     patient::update(conn, &p)?;
                     ctx.set_detail(format!("changed: {}", changed.join(", ")));
                     ctx.emit(EventKind::PatientUpdated, Audience::clinical_staff(), &p)?;

@@ -1,0 +1,123 @@
+//! Configuration: the documented example parses to the defaults, the environment overrides the
+//! file, and with a certificate configured the node speaks HTTPS.
+
+#![expect(clippy::unwrap_used, reason = "tests panic on the unexpected")]
+
+mod support;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use carebridge_server::NodeConfig;
+use carebridge_server::clock::SystemClock;
+use carebridge_server::config::TlsConfig;
+use carebridge_server::node::Node;
+
+fn example() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/node.example.toml")
+}
+
+#[test]
+fn the_documented_example_is_the_defaults() {
+    let cfg = NodeConfig::load(Some(&example())).unwrap();
+    let d = NodeConfig::default();
+    assert_eq!(cfg.name, "st-marys.example");
+    assert_eq!(cfg.time_zone, "Europe/Amsterdam");
+    assert_eq!(
+        (
+            cfg.listen,
+            cfg.durability,
+            cfg.session_hours,
+            cfg.kiosk_session_days
+        ),
+        (
+            d.listen,
+            d.durability,
+            d.session_hours,
+            d.kiosk_session_days
+        )
+    );
+    assert_eq!(
+        (
+            cfg.events_retained,
+            cfg.live_buffer,
+            cfg.heartbeat_seconds,
+            cfg.max_body_bytes,
+            cfg.max_failed_sign_ins
+        ),
+        (
+            d.events_retained,
+            d.live_buffer,
+            d.heartbeat_seconds,
+            d.max_body_bytes,
+            d.max_failed_sign_ins
+        )
+    );
+    assert_eq!(
+        (cfg.tls, cfg.tcp_send_buffer, cfg.key_file),
+        (None, None, None)
+    );
+}
+
+#[test]
+fn unknown_options_and_bad_values_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("node.toml");
+    std::fs::write(&f, "name = \"a.example\"\nlisten_on = \"x\"\n").unwrap();
+    let e = NodeConfig::load(Some(&f)).unwrap_err().to_string();
+    assert!(e.contains("listen_on"), "{e}");
+    std::fs::write(&f, "name = \"a.example\"\ntime_zone = \"Mars/Olympus\"\n").unwrap();
+    let e = NodeConfig::load(Some(&f)).unwrap_err().to_string();
+    assert!(e.contains("Mars/Olympus"), "{e}");
+}
+
+#[test]
+fn the_node_serves_https_with_a_configured_certificate() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+        std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+        let data = dir.path().join("node");
+        let mut cfg = support::init_dir(&data);
+        cfg.tls = Some(TlsConfig {
+            cert: cert_path,
+            key: key_path,
+        });
+        let node = Node::open(cfg, Arc::new(SystemClock)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let served = tokio::spawn(carebridge_server::serve::serve(node.clone(), listener));
+        let client = reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap(),
+            )
+            .resolve("localhost", ([127, 0, 0, 1], port).into())
+            .build()
+            .unwrap();
+        let r = client
+            .get(format!("https://localhost:{port}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.json::<serde_json::Value>().await.unwrap()["node"],
+            "st-marys.example"
+        );
+        // Plain HTTP on the TLS port gets nowhere.
+        let plain = support::http()
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await;
+        assert!(plain.is_err() || plain.unwrap().status() != 200);
+        node.shutdown.cancel();
+        served.await.unwrap().unwrap();
+    });
+}
