@@ -1,7 +1,5 @@
-//! Configuration: the documented example parses to the defaults, the environment overrides the
-//! file, and with a certificate configured the node speaks HTTPS.
-
-#![expect(clippy::unwrap_used, reason = "tests panic on the unexpected")]
+//! Configuration: the documented example parses to the defaults, bad options are refused,
+//! and with a certificate configured the node speaks HTTPS.
 
 mod support;
 
