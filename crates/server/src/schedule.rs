@@ -133,13 +133,27 @@ pub fn slot_times(tz: Tz, s: &Schedule, from: NaiveDate, to: NaiveDate) -> Vec<S
             .collect();
         blocks.sort_by_key(|h| h.start);
         for h in blocks {
-            let block_min = (h.end - h.start).num_minutes();
-            let mut offset = 0;
-            while offset + len <= block_min {
-                if let Some(start) = local_instant(tz, date, h, offset) {
-                    out.push((start, start + Duration::minutes(len)));
+            let count = (h.end - h.start).num_minutes() / len;
+            if count == 0 {
+                continue;
+            }
+            let first = local_instant(tz, date, h, 0);
+            let last = local_instant(tz, date, h, (count - 1) * len);
+            match (first, last) {
+                // The usual case: no DST change inside the block, so one offset serves all.
+                (Some(a), Some(b)) if b - a == Duration::minutes((count - 1) * len) => {
+                    out.extend((0..count).map(|i| {
+                        let start = a + Duration::minutes(i * len);
+                        (start, start + Duration::minutes(len))
+                    }));
                 }
-                offset += len;
+                _ => {
+                    for i in 0..count {
+                        if let Some(start) = local_instant(tz, date, h, i * len) {
+                            out.push((start, start + Duration::minutes(len)));
+                        }
+                    }
+                }
             }
         }
         let Some(next) = date.succ_opt() else { break };
@@ -259,7 +273,36 @@ pub fn slots(
         .collect())
 }
 
+/// How many distinct slot starts hold a live, non-override appointment in `[from, to)`.
+fn slots_taken(
+    conn: &Connection,
+    who: PractitionerId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(DISTINCT start_at) FROM appointments
+             WHERE practitioner_id = ?1 AND start_at >= ?2 AND start_at < ?3
+               AND status NOT IN ('cancelled', 'noshow') AND override_reason IS NULL",
+        )?
+        .query_row(
+            params![
+                who.to_string(),
+                from.timestamp_millis(),
+                to.timestamp_millis()
+            ],
+            |r| r.get(0),
+        )?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
 /// The first free slot starting at or after `from`, looking `horizon_days` ahead.
+///
+/// A day whose every slot start already holds a non-override appointment is skipped with one
+/// indexed count, so booking "the next available" stays cheap when weeks are full. (Should an
+/// old appointment sit off today's slot grid after a schedule change, a day can look full one
+/// slot early; the booking then lands on a later free slot, never on a taken one.)
 pub fn next_free(
     conn: &Connection,
     tz: Tz,
@@ -273,7 +316,9 @@ pub fn next_free(
             .into_iter()
             .filter(|(a, _)| *a >= from)
             .collect();
-        if let (Some(first), Some(last)) = (times.first(), times.last()) {
+        if let (Some(first), Some(last)) = (times.first(), times.last())
+            && slots_taken(conn, s.practitioner_id, first.0, last.1)? < times.len()
+        {
             let absent = absences(conn, s.practitioner_id, first.0, last.1)?;
             let busy = occupied(conn, s.practitioner_id, first.0, last.1)?;
             if let Some(t) = times
