@@ -15,7 +15,7 @@
 #
 # Knobs (environment): NS="1000 5000", SCENARIOS="rate20 max" (maxstall also accepted),
 # PEERS="nchan express-seed" (empty: no peers), MAX_S=10, STALL=1 (0: no stall runs), STALL_N=100,
-# STALL_MAX_S=30, CAREBRIDGE=1 (0: peers only), DEMO_ARGS="--doctors 5 --days 30 --patients 1000 --bench"
+# STALL_MAX_S=30, CAREBRIDGE=1 (0: peers only), DEMO_ARGS="--doctors 5 --days 30 --patients 1000 --bench --durability full"
 # (the demo's size), SERVER_CPU=0, TOOL_CPU=1, APPEND=0 (1: keep the JSON lines of earlier runs;
 # summarize.py then reports medians per label), DOC=1 (0: leave docs/performance.md alone),
 # START_TIMEOUT_S=120, STOP_TIMEOUT_S=30, CARGO_TARGET_DIR (where carebridge-node was built).
@@ -38,7 +38,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 TOOL_CPU=${TOOL_CPU:-1}
 APPEND=${APPEND:-0}
 DOC=${DOC:-1}
-DEMO_ARGS=${DEMO_ARGS:-"--doctors 5 --days 30 --patients 1000 --bench"}
+DEMO_ARGS=${DEMO_ARGS:-"--doctors 5 --days 30 --patients 1000 --bench --durability full"}
 read -r -a demo_args <<<"$DEMO_ARGS"
 START_TIMEOUT_S=${START_TIMEOUT_S:-120} # the demo seeds a year of slots for 5 doctors first
 STOP_TIMEOUT_S=${STOP_TIMEOUT_S:-30}

@@ -257,6 +257,19 @@ pub struct AppointmentQuery {
     pub limit: Option<u32>,
 }
 
+/// The years within which the node accepts times: far enough for any schedule, near enough
+/// that date arithmetic can never overflow.
+pub const SERVICE_YEARS: std::ops::RangeInclusive<i32> = 1900..=2200;
+
+/// Checks that a time lies within [`SERVICE_YEARS`].
+pub fn validate_time(t: DateTime<Utc>) -> Result<(), &'static str> {
+    if SERVICE_YEARS.contains(&chrono::Datelike::year(&t)) {
+        Ok(())
+    } else {
+        Err("must be between the years 1900 and 2200")
+    }
+}
+
 /// Checks a free-text reason: 1–500 characters after trimming.
 pub fn validate_reason(r: &str) -> Result<(), &'static str> {
     let n = r.trim().chars().count();

@@ -1,6 +1,6 @@
 //! Patients: registration, search, and identification at a kiosk.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -174,10 +174,10 @@ impl NewPatient {
         let mut errors = Vec::new();
         check_name("family_name", &self.family_name, &mut errors);
         check_name("given_name", &self.given_name, &mut errors);
-        if self.birth_date > today {
+        if self.birth_date > today || self.birth_date.year() < 1850 {
             errors.push(FieldError {
                 field: "birth_date".into(),
-                message: "must not be in the future".into(),
+                message: "must be a date between 1850 and today".into(),
             });
         }
         check_optional("phone", &self.phone, 40, &mut errors);
@@ -209,11 +209,11 @@ impl PatientUpdate {
             check_name("given_name", v, &mut errors);
         }
         if let Some(d) = self.birth_date
-            && d > today
+            && (d > today || d.year() < 1850)
         {
             errors.push(FieldError {
                 field: "birth_date".into(),
-                message: "must not be in the future".into(),
+                message: "must be a date between 1850 and today".into(),
             });
         }
         check_optional("phone", &self.phone, 40, &mut errors);

@@ -163,6 +163,8 @@ struct SubscriberHandle {
     session: [u8; 32],
     kill: CancellationToken,
     position: Arc<AtomicI64>,
+    /// The position the reaper saw on its previous round.
+    seen: AtomicI64,
 }
 
 impl std::fmt::Debug for Hub {
@@ -220,24 +222,26 @@ impl Hub {
     /// Publishes committed frames, in id order.
     pub fn publish(&self, frames: Vec<Frame>) {
         for f in frames {
-            let id = f.id;
+            // Head first, then send: a stream that reads the head after subscribing then
+            // either replays an event from the log (id ≤ head) or receives it live.
+            self.inner.head.store(f.id, Ordering::Release);
             // No receivers is not an error: nobody is watching.
             let _ = self.inner.tx.send(Arc::new(f));
-            self.inner.head.store(id, Ordering::Release);
         }
     }
 
-    /// Registers a subscriber. `conn_kill` closes its connection when it must go.
+    /// Registers a subscriber at the current head. `conn_kill` closes its connection when it
+    /// must go.
     pub fn subscribe(
         &self,
         principal: Uuid,
         session: [u8; 32],
         conn_kill: CancellationToken,
-        position: i64,
     ) -> Subscription {
         let id = self.inner.next_sub.fetch_add(1, Ordering::Relaxed);
-        let position = Arc::new(AtomicI64::new(position));
         let rx = self.inner.tx.subscribe();
+        let head = self.head();
+        let position = Arc::new(AtomicI64::new(head));
         self.inner.subscribers.lock().insert(
             id,
             SubscriberHandle {
@@ -245,6 +249,7 @@ impl Hub {
                 session,
                 kill: conn_kill.clone(),
                 position: position.clone(),
+                seen: AtomicI64::new(head),
             },
         );
         Subscription {
@@ -286,14 +291,18 @@ impl Hub {
         }
     }
 
-    /// Closes the connections of subscribers that fell further behind than the ring holds.
+    /// Closes the connections of subscribers that are further behind than the ring holds
+    /// *and* made no progress since the previous round: their sockets stopped taking bytes.
+    /// (One that is behind but moving — replaying the log after a reconnect — is left alone.)
     /// Returns how many it closed.
     pub fn reap_laggards(&self) -> usize {
         let head = self.head();
         let limit = self.inner.capacity as i64;
         let mut n = 0;
         for s in self.inner.subscribers.lock().values() {
-            if head - s.position.load(Ordering::Acquire) > limit && !s.kill.is_cancelled() {
+            let pos = s.position.load(Ordering::Acquire);
+            let stuck = s.seen.swap(pos, Ordering::AcqRel) == pos;
+            if stuck && head - pos > limit && !s.kill.is_cancelled() {
                 s.kill.cancel();
                 n += 1;
             }

@@ -273,36 +273,42 @@ pub fn slots(
         .collect())
 }
 
-/// How many distinct slot starts hold a live, non-override appointment in `[from, to)`.
+/// How many of `slots` have a live, non-override appointment starting exactly at their start.
 fn slots_taken(
     conn: &Connection,
     who: PractitionerId,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    slots: &[Span],
 ) -> Result<usize, StoreError> {
-    let n: i64 = conn
-        .prepare_cached(
-            "SELECT COUNT(DISTINCT start_at) FROM appointments
-             WHERE practitioner_id = ?1 AND start_at >= ?2 AND start_at < ?3
-               AND status NOT IN ('cancelled', 'noshow') AND override_reason IS NULL",
-        )?
-        .query_row(
-            params![
-                who.to_string(),
-                from.timestamp_millis(),
-                to.timestamp_millis()
-            ],
-            |r| r.get(0),
-        )?;
-    Ok(usize::try_from(n).unwrap_or(0))
+    let (Some(first), Some(last)) = (slots.first(), slots.last()) else {
+        return Ok(0);
+    };
+    let grid: std::collections::HashSet<i64> =
+        slots.iter().map(|(a, _)| a.timestamp_millis()).collect();
+    let mut st = conn.prepare_cached(
+        "SELECT DISTINCT start_at FROM appointments
+         WHERE practitioner_id = ?1 AND start_at >= ?2 AND start_at < ?3
+           AND status NOT IN ('cancelled', 'noshow') AND override_reason IS NULL",
+    )?;
+    let mut rows = st.query(params![
+        who.to_string(),
+        first.0.timestamp_millis(),
+        last.1.timestamp_millis()
+    ])?;
+    let mut n = 0;
+    while let Some(r) = rows.next()? {
+        if grid.contains(&r.get::<_, i64>(0)?) {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// The first free slot starting at or after `from`, looking `horizon_days` ahead.
 ///
-/// A day whose every slot start already holds a non-override appointment is skipped with one
-/// indexed count, so booking "the next available" stays cheap when weeks are full. (Should an
-/// old appointment sit off today's slot grid after a schedule change, a day can look full one
-/// slot early; the booking then lands on a later free slot, never on a taken one.)
+/// A day on which every slot already has an appointment starting at it is skipped after one
+/// indexed read of that day's starts, without working out each slot's status, so booking
+/// "the next available" stays cheap when weeks are full. Only a day with a possibly free slot
+/// gets the full check, so the answer is always the first free slot.
 pub fn next_free(
     conn: &Connection,
     tz: Tz,
@@ -317,7 +323,7 @@ pub fn next_free(
             .filter(|(a, _)| *a >= from)
             .collect();
         if let (Some(first), Some(last)) = (times.first(), times.last())
-            && slots_taken(conn, s.practitioner_id, first.0, last.1)? < times.len()
+            && slots_taken(conn, s.practitioner_id, &times)? < times.len()
         {
             let absent = absences(conn, s.practitioner_id, first.0, last.1)?;
             let busy = occupied(conn, s.practitioner_id, first.0, last.1)?;

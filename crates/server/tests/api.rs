@@ -1454,3 +1454,91 @@ async fn the_openapi_document_is_3_1_and_describes_every_route() {
         "operations that document no 4xx answer: {without_4xx:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overbooked_slots_original_appointment_still_moves_through_its_statuses() {
+    let node = TestNode::start().await;
+    let reception = node.reception().await;
+    let doctor = node.doctor_id(0);
+    let slot = free_slot(&node, &reception, &doctor).await;
+    let first = reception
+        .post(
+            "/api/v1/appointments",
+            booking(&node.patient(0).id.to_string(), &doctor, &slot["start"]),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let mut over = booking(&node.patient(1).id.to_string(), &doctor, &slot["start"]);
+    over["override_reason"] = json!("Urgent: squeeze in");
+    let second = reception.post("/api/v1/appointments", over).await;
+    assert_eq!(second.status, 201, "{:?}", second.body);
+    // The original, overlapped on purpose, can still be checked in and completed.
+    for action in ["check-in", "complete"] {
+        let r = reception
+            .post(
+                &format!("/api/v1/appointments/{}/{action}", id_of(&first)),
+                json!(null),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{action}: {:?}", r.body);
+    }
+    let r = reception
+        .post(
+            &format!("/api/v1/appointments/{}/check-in", id_of(&second)),
+            json!(null),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dates_far_outside_service_are_refused_and_the_node_stays_healthy() {
+    let node = TestNode::start().await;
+    let reception = node.reception().await;
+    let doctor = node.doctor_id(0);
+    for (from, to) in [
+        ("-262143-01-01", "-262143-01-01"),
+        ("+262142-12-30", "+262142-12-31"),
+        ("1066-10-14", "1066-10-14"),
+    ] {
+        let r = reception
+            .get(&format!(
+                "/api/v1/practitioners/{doctor}/slots?from={from}&to={to}"
+            ))
+            .await;
+        assert_eq!(r.status, 422, "{from}: {:?}", r.body);
+    }
+    let mut over = booking(
+        &node.patient(0).id.to_string(),
+        &doctor,
+        &json!("+262142-12-31T23:59:00Z"),
+    );
+    over["override_reason"] = json!("far future");
+    assert_eq!(
+        reception.post("/api/v1/appointments", over).await.status,
+        422
+    );
+    let absence = json!({"start": "-262143-01-01T00:00:00Z", "end": "2030-01-01T00:00:00Z", "reason": "forever"});
+    let r = reception
+        .post(&format!("/api/v1/practitioners/{doctor}/absences"), absence)
+        .await;
+    assert_eq!(r.status, 422, "{:?}", r.body);
+    let r = reception
+        .post(
+            "/api/v1/patients",
+            json!({"family_name": "Old", "given_name": "Very", "birth_date": "0001-01-01"}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{:?}", r.body);
+    // Reads and writes still work.
+    assert_eq!(reception.get("/healthz").await.status, 200);
+    assert_eq!(
+        reception
+            .book_next(&doctor, &node.patient(0).id.to_string(), "still fine")
+            .await
+            .status,
+        201
+    );
+    node.stop().await;
+}

@@ -118,6 +118,7 @@ END;
 CREATE TRIGGER appointments_no_overlap_move
 BEFORE UPDATE OF start_at, end_at ON appointments
 WHEN NEW.override_reason IS NULL AND NEW.status NOT IN ('cancelled', 'noshow')
+  AND (NEW.start_at <> OLD.start_at OR NEW.end_at <> OLD.end_at)
 BEGIN
     SELECT RAISE(ABORT, 'overlapping live appointment') WHERE EXISTS (
         SELECT 1 FROM appointments a

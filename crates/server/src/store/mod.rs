@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use carebridge_protocol::audit::{AuditRecord, GENESIS_HASH, Outcome, chain_hash};
 use carebridge_protocol::event::EventKind;
 use chrono::{DateTime, Utc};
@@ -369,22 +368,48 @@ impl Store {
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = {
-                let mut pool = inner.readers.lock();
-                loop {
-                    if let Some(c) = pool.pop() {
-                        break c;
-                    }
-                    inner.reader_free.wait(&mut pool);
-                }
-            };
-            let out = f(&conn);
-            inner.readers.lock().push(conn);
-            inner.reader_free.notify_one();
-            out
+            let lease = ReaderLease::take(&inner);
+            f(lease.conn())
         })
         .await
         .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+    }
+}
+
+/// A reader connection borrowed from the pool; it goes back when dropped, even if the read
+/// panicked, so a bad request can never drain the pool.
+struct ReaderLease<'a> {
+    inner: &'a StoreInner,
+    conn: Option<Connection>,
+}
+
+impl<'a> ReaderLease<'a> {
+    fn take(inner: &'a StoreInner) -> Self {
+        let mut pool = inner.readers.lock();
+        loop {
+            if let Some(c) = pool.pop() {
+                return Self {
+                    inner,
+                    conn: Some(c),
+                };
+            }
+            inner.reader_free.wait(&mut pool);
+        }
+    }
+
+    fn conn(&self) -> &Connection {
+        self.conn
+            .as_ref()
+            .expect("a lease holds its connection until dropped")
+    }
+}
+
+impl Drop for ReaderLease<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            self.inner.readers.lock().push(c);
+            self.inner.reader_free.notify_one();
+        }
     }
 }
 
@@ -400,23 +425,22 @@ where
     let head_before = ctx.audit_head.clone();
     ctx.entity = None;
     ctx.detail = None;
-    let result = f(ctx);
-    let entity = ctx
-        .entity
-        .take()
-        .or_else(|| audit.map(|a| a.entity.clone()))
-        .unwrap_or_default();
-    match result {
-        Ok(v) => {
-            if let Some(draft) = audit {
-                let detail = ctx.detail.take().unwrap_or_default();
-                ctx.audit(draft, &entity, Outcome::Success, &detail)?;
-            }
-            ctx.conn
-                .execute_batch("RELEASE job")
-                .map_err(StoreError::from)?;
-            Ok(v)
+    let draft_entity = || audit.map(|a| a.entity.clone()).unwrap_or_default();
+    // Everything that can fail on the way to a released savepoint goes through one error
+    // path, which rolls the job back whole: nothing of a failed job is ever committed.
+    let result = f(ctx).and_then(|v| {
+        if let Some(draft) = audit {
+            let entity = ctx.entity.take().unwrap_or_else(draft_entity);
+            let detail = ctx.detail.take().unwrap_or_default();
+            ctx.audit(draft, &entity, Outcome::Success, &detail)?;
         }
+        ctx.conn
+            .execute_batch("RELEASE job")
+            .map_err(StoreError::from)?;
+        Ok(v)
+    });
+    match result {
+        Ok(v) => Ok(v),
         Err(e) => {
             ctx.conn
                 .execute_batch("ROLLBACK TO job; RELEASE job")
@@ -424,6 +448,7 @@ where
             ctx.frames.truncate(frames_before);
             *ctx.audit_head = head_before;
             if let Some(draft) = audit {
+                let entity = ctx.entity.take().unwrap_or_else(draft_entity);
                 ctx.audit(draft, &entity, Outcome::Failure, &e.to_string())?;
             }
             Err(e)
@@ -453,7 +478,11 @@ fn writer_loop(
         let begin = conn.execute_batch("BEGIN IMMEDIATE");
         let outcome = match begin {
             Ok(()) => {
-                for job in batch.drain(..) {
+                let mut jobs = batch.drain(..);
+                let mut aborted = false;
+                for job in jobs.by_ref() {
+                    let frames_before = frames.len();
+                    let head_before = head.clone();
                     let mut ctx = WriteCtx {
                         conn: &conn,
                         // Stored to the millisecond: answer what a later read returns.
@@ -463,10 +492,35 @@ fn writer_loop(
                         entity: None,
                         detail: None,
                     };
-                    completions.push(job(&mut ctx));
+                    // A job that panics (a bug) is rolled back alone; its caller, whose answer
+                    // channel is dropped with the job, gets an internal error.
+                    let ran =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut ctx)));
                     frames = ctx.frames;
+                    match ran {
+                        Ok(done) => completions.push(done),
+                        Err(_) => {
+                            tracing::error!("a write job panicked; it was rolled back");
+                            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                            frames.truncate(frames_before);
+                            head = head_before;
+                        }
+                    }
+                    if conn.is_autocommit() {
+                        // SQLite rolled the whole transaction back (disk full, I/O error):
+                        // nothing after this may run outside it.
+                        aborted = true;
+                        break;
+                    }
                 }
-                conn.execute_batch("COMMIT").map_err(StoreError::from)
+                drop(jobs);
+                if aborted {
+                    Err(StoreError::Task(
+                        "the transaction was rolled back by SQLite".into(),
+                    ))
+                } else {
+                    conn.execute_batch("COMMIT").map_err(StoreError::from)
+                }
             }
             Err(e) => {
                 // Jobs that never ran still need an answer.
@@ -485,8 +539,11 @@ fn writer_loop(
             }
             Err(e) => {
                 tracing::error!(error = %e, "database commit failed; the batch was rolled back");
-                let _ = conn.execute_batch("ROLLBACK");
-                head = committed_head;
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                // The chain's head is whatever the database holds now.
+                head = crate::audit::head(&conn).unwrap_or(committed_head);
                 let e = Arc::new(e);
                 for c in completions {
                     c(Err(e.clone()));
@@ -515,11 +572,6 @@ pub(crate) fn genesis() -> (i64, String) {
 pub fn from_millis(ms: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_millis(ms)
         .ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms} out of range")))
-}
-
-/// The frame bytes of a stored event, as the hub would have built them.
-pub fn frame_bytes(id: i64, kind: &str, data: &str) -> Bytes {
-    Frame::encode(id, kind, data)
 }
 
 /// Checks a database's schema version without changing it.

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use carebridge_protocol::appointment::{
     Appointment, AppointmentAction, AppointmentQuery, AppointmentStatus, BookAppointment, BookedBy,
-    Reschedule, WithReason, validate_reason,
+    Reschedule, WithReason, validate_reason, validate_time,
 };
 use carebridge_protocol::event::EventKind;
 use carebridge_protocol::practitioner::Role;
@@ -161,6 +161,16 @@ fn decide_time(
     Ok((start, end))
 }
 
+/// Refuses times outside the service years before any date arithmetic sees them.
+fn check_times(times: &[(&str, Option<DateTime<Utc>>)]) -> Result<(), ApiError> {
+    for (field, t) in times {
+        if let Some(t) = t {
+            validate_time(*t).map_err(|m| ApiError::field(field, m))?;
+        }
+    }
+    Ok(())
+}
+
 fn check_override(caller: &Caller, reason: &Option<String>) -> Result<(), ApiError> {
     match reason {
         None => Ok(()),
@@ -204,6 +214,11 @@ pub async fn book_appointment(
         } => return Err(ApiError::forbidden("admins do not book appointments")),
         Viewer::Kiosk { id } => BookedBy::Kiosk { id },
     };
+    check_times(&[
+        ("start", req.start),
+        ("next_available_from", req.next_available_from),
+        ("end", req.end),
+    ])?;
     check_override(&caller, &req.override_reason)?;
     validate_reason(&req.reason).map_err(|m| ApiError::field("reason", m))?;
     let tz = node.tz;
@@ -365,7 +380,10 @@ async fn act(
 ) -> Result<axum::response::Response, ApiError> {
     match &input {
         ActionInput::Reason(r) => validate_reason(r).map_err(|m| ApiError::field("reason", m))?,
-        ActionInput::Move(m) => check_override(&caller, &m.override_reason)?,
+        ActionInput::Move(m) => {
+            check_times(&[("start", Some(m.start)), ("end", m.end)])?;
+            check_override(&caller, &m.override_reason)?
+        }
         ActionInput::None => {}
     }
     if caller.kiosk().is_some() && action != AppointmentAction::CheckIn {

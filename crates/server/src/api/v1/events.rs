@@ -18,16 +18,17 @@ use axum::response::Response;
 use bytes::Bytes;
 use carebridge_protocol::ProblemType;
 use carebridge_protocol::event::RESET_EVENT;
-use chrono::{DateTime, Utc};
 use rusqlite::params;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::extract::Caller;
 use crate::error::ApiError;
+use crate::events::Frame;
 use crate::events::{Audience, Subscription, Viewer};
 use crate::node::Node;
 use crate::serve::ConnectionControl;
-use crate::store::{StoreError, frame_bytes};
+use crate::session;
+use crate::store::StoreError;
 
 const PAGE: i64 = 256;
 
@@ -38,13 +39,18 @@ struct StreamState {
     node: Arc<Node>,
     sub: Subscription,
     viewer: Viewer,
-    expires_at: DateTime<Utc>,
     /// The last event id dealt with (sent or skipped as not visible).
     cursor: i64,
     /// Replay from the log up to here before following the hub.
     replay_to: i64,
+    /// Ends the stream when the session expires.
+    expiry: std::pin::Pin<Box<tokio::time::Sleep>>,
     backlog: VecDeque<Bytes>,
     heartbeat: tokio::time::Interval,
+    /// Fires when the hub closes this subscriber's connection (it fell behind, signed out, was
+    /// disabled) or the node shuts down (`Hub::disconnect_all`). Made once: re-registering a
+    /// fresh future on every poll would take the token's lock for every event and subscriber.
+    stop: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
     done: bool,
 }
 
@@ -77,13 +83,32 @@ pub async fn stream_events(
     let last = parse_last_event_id(&headers)?;
     let kill = control.map(|c| c.0.0.clone()).unwrap_or_default();
     // Subscribe first, then read the head: see the module doc.
-    let sub = node.hub.subscribe(
-        caller.viewer.principal_id(),
-        caller.session,
-        kill.clone(),
-        0,
-    );
+    let sub = node
+        .hub
+        .subscribe(caller.viewer.principal_id(), caller.session, kill.clone());
     let head = node.hub.head();
+    // The session was looked up before subscribing: a sign-out or a disabled account in
+    // between would have found no stream to close, so look again now that there is one. The
+    // subscription is audited: the stream carries patient data.
+    let hash = caller.session;
+    let now = node.clock.now();
+    let source = caller.source.clone();
+    let still = node
+        .store
+        .write(Some(caller.audit("events.subscribe", "")), move |ctx| {
+            ctx.set_detail(match last {
+                Some(n) => format!("live stream from {source}, resuming after event {n}"),
+                None => format!("live stream from {source}"),
+            });
+            session::lookup(ctx.conn(), &hash, now).map_err(ApiError::from)
+        })
+        .await?;
+    if still.is_none() {
+        return Err(ApiError::new(
+            ProblemType::Unauthenticated,
+            "the session ended; sign in again",
+        ));
+    }
     let oldest: i64 = node
         .store
         .read(|c| {
@@ -99,7 +124,7 @@ pub async fn stream_events(
         "retry: {RETRY_MS}\n: carebridge live stream, head {head}\n\n"
     )));
     let cursor = match last {
-        Some(n) if n > head || n + 1 < oldest => {
+        Some(n) if n > head || n.saturating_add(1) < oldest => {
             // Older than the retained log, or from a different history (a restored backup):
             // the client must re-read snapshots, then follow from the head.
             backlog.push_back(Bytes::from(format!(
@@ -119,11 +144,16 @@ pub async fn stream_events(
         node: node.clone(),
         sub,
         viewer: caller.viewer,
-        expires_at: caller.expires_at,
         cursor,
         replay_to: head,
         backlog,
         heartbeat,
+        stop: Box::pin(kill.cancelled_owned()),
+        expiry: Box::pin(tokio::time::sleep(
+            (caller.expires_at - node.clock.now())
+                .to_std()
+                .unwrap_or_default(),
+        )),
         done: false,
     };
     let stream = futures_util::stream::unfold(state, |mut s| async move {
@@ -165,11 +195,16 @@ impl StreamState {
             }
             tokio::select! {
                 biased;
-                _ = self.sub.kill.cancelled() => {
+                _ = self.stop.as_mut() => {
                     self.done = true;
                 }
-                _ = self.node.shutdown.cancelled() => {
+                _ = self.expiry.as_mut() => {
                     self.done = true;
+                }
+                // Before `recv`: on a busy node a viewer who may see none of the traffic
+                // would otherwise never get a heartbeat.
+                _ = self.heartbeat.tick() => {
+                    return Some(Bytes::from_static(b": heartbeat\n\n"));
                 }
                 r = self.sub.rx.recv() => match r {
                     Ok(frame) => {
@@ -184,13 +219,6 @@ impl StreamState {
                     // Fell out of the ring: close; the client resumes with Last-Event-ID.
                     Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => self.done = true,
                 },
-                _ = self.heartbeat.tick() => {
-                    if self.node.clock.now() >= self.expires_at {
-                        self.done = true;
-                        continue;
-                    }
-                    return Some(Bytes::from_static(b": heartbeat\n\n"));
-                }
             }
         }
     }
@@ -227,14 +255,18 @@ impl StreamState {
                 Ok::<_, ApiError>(out)
             })
             .await?;
-        if rows.is_empty() {
-            // Nothing left in range (pruned meanwhile): follow live from the target.
+        // Committed ids have no gaps, so a gap means the log was pruned under this replay:
+        // the client cannot be given what it missed and must re-read.
+        if rows.first().is_none_or(|r| r.0 != from + 1) {
+            self.backlog.push_back(Bytes::from(format!(
+                "id: {to}\nevent: {RESET_EVENT}\ndata: {{\"head\":{to}}}\n\n"
+            )));
             self.advance(to);
             return Ok(());
         }
         for (id, kind, data, audience) in rows {
             if audience.admits(&self.viewer) {
-                self.backlog.push_back(frame_bytes(id, &kind, &data));
+                self.backlog.push_back(Frame::encode(id, &kind, &data));
             }
             self.advance(id);
         }

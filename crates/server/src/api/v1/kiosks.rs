@@ -13,7 +13,8 @@ use carebridge_protocol::practitioner::Role;
 use carebridge_protocol::problem::Problem;
 use rand::RngCore;
 
-use crate::api::extract::{Caller, Json, Path};
+use crate::api::extract::{Caller, IdempotencyKey, Json, Path};
+use crate::api::idempotency::{self, fingerprint};
 use crate::error::ApiError;
 use crate::node::Node;
 use crate::{kiosk, session};
@@ -35,10 +36,12 @@ pub async fn list_kiosks(
 
 /// Registers a kiosk device; its secret is shown only in this answer.
 #[utoipa::path(post, path = "/kiosks", tag = "kiosks", request_body = RegisterKiosk, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a repeat return the first answer")),
     responses((status = 201, description = "Registered", body = KioskRegistration)))]
 pub async fn register_kiosk(
     State(node): State<Arc<Node>>,
     caller: Caller,
+    key: IdempotencyKey,
     Json(req): Json<RegisterKiosk>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.staff(&[Role::Admin])?;
@@ -46,25 +49,29 @@ pub async fn register_kiosk(
     if label.is_empty() || label.chars().count() > 100 {
         return Err(ApiError::field("label", "must be 1 to 100 characters"));
     }
-    let reg = node
+    let fp = fingerprint("kiosk.register", &label);
+    let actor = caller.actor();
+    let (status, reg) = node
         .store
         .write(Some(caller.audit("kiosk.register", "")), move |ctx| {
-            let mut raw = [0u8; 32];
-            rand::rngs::OsRng.fill_bytes(&mut raw);
-            let secret = URL_SAFE_NO_PAD.encode(raw);
-            let device = KioskDevice {
-                id: KioskDeviceId::new(),
-                label,
-                revoked: false,
-                registered_at: ctx.now(),
-            };
-            kiosk::insert(ctx.conn(), &device, &secret)?;
-            ctx.set_entity(format!("kiosk/{}", device.id));
-            ctx.set_detail(device.label.clone());
-            Ok::<_, ApiError>(KioskRegistration { device, secret })
+            idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
+                let mut raw = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut raw);
+                let secret = URL_SAFE_NO_PAD.encode(raw);
+                let device = KioskDevice {
+                    id: KioskDeviceId::new(),
+                    label,
+                    revoked: false,
+                    registered_at: ctx.now(),
+                };
+                kiosk::insert(ctx.conn(), &device, &secret)?;
+                ctx.set_entity(format!("kiosk/{}", device.id));
+                ctx.set_detail(device.label.clone());
+                Ok(KioskRegistration { device, secret })
+            })
         })
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(reg)))
+    Ok((status, axum::Json(reg)))
 }
 
 /// Revokes a kiosk device: it cannot sign in again, and its sessions and streams end.

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use carebridge_protocol::appointment::{AppointmentQuery, AppointmentStatus};
+use carebridge_protocol::appointment::{
+    AppointmentQuery, AppointmentStatus, SERVICE_YEARS, validate_time,
+};
 use carebridge_protocol::event::EventKind;
 use carebridge_protocol::practitioner::Role;
 use carebridge_protocol::problem::Problem;
@@ -16,7 +18,8 @@ use carebridge_protocol::{PractitionerId, ProblemType};
 use chrono::SubsecRound;
 use uuid::Uuid;
 
-use crate::api::extract::{Caller, IfMatch, Json, Path, Query};
+use crate::api::extract::{Caller, IdempotencyKey, IfMatch, Json, Path, Query};
+use crate::api::idempotency::{self, fingerprint};
 use crate::api::with_etag;
 use crate::appointment::{self, Scope};
 use crate::error::ApiError;
@@ -39,6 +42,19 @@ fn may_manage(caller: &Caller, who: PractitionerId) -> Result<(), ApiError> {
             "a doctor manages their own schedule only",
         )),
         Viewer::Kiosk { .. } => Err(ApiError::forbidden("a kiosk may not change schedules")),
+    }
+}
+
+/// Absences answer with the appointments they affect (patient data): reception and the doctor
+/// record them, not admins.
+fn may_record_absence(caller: &Caller, who: PractitionerId) -> Result<(), ApiError> {
+    match caller.viewer {
+        Viewer::Staff {
+            role: Role::Admin, ..
+        } => Err(ApiError::forbidden(
+            "absences list patients' appointments: reception or the doctor records them",
+        )),
+        _ => may_manage(caller, who),
     }
 }
 
@@ -118,15 +134,20 @@ pub async fn put_schedule(
 /// Blocks a period of a doctor's schedule and lists the live appointments inside it, for
 /// reception to move.
 #[utoipa::path(post, path = "/practitioners/{id}/absences", tag = "schedules", request_body = NewAbsence, security(("bearer" = [])),
-    params(("id" = String, Path, description = "Doctor id")),
+    params(("id" = String, Path, description = "Doctor id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a repeat return the first answer")),
     responses((status = 201, description = "Recorded, with the appointments it affects", body = AbsenceRecorded)))]
 pub async fn create_absence(
     State(node): State<Arc<Node>>,
     caller: Caller,
     Path(id): Path<PractitionerId>,
+    key: IdempotencyKey,
     Json(req): Json<NewAbsence>,
 ) -> Result<impl IntoResponse, ApiError> {
-    may_manage(&caller, id)?;
+    may_record_absence(&caller, id)?;
+    for (field, t) in [("start", req.start), ("end", req.end)] {
+        validate_time(t).map_err(|m| ApiError::field(field, m))?;
+    }
     if req.end <= req.start {
         return Err(ApiError::field("end", "must be after start"));
     }
@@ -135,53 +156,57 @@ pub async fn create_absence(
     }
     carebridge_protocol::appointment::validate_reason(&req.reason)
         .map_err(|m| ApiError::field("reason", m))?;
-    let recorded = node
+    let fp = fingerprint("absence.create", &(id, &req));
+    let actor = caller.actor();
+    let (status, recorded) = node
         .store
         .write(
             Some(caller.audit("absence.create", format!("practitioner/{id}"))),
             move |ctx| {
-                match crate::practitioner::get(ctx.conn(), id)? {
-                    Some(p) if p.role == Role::Doctor => {}
-                    _ => return Err(ApiError::not_found("doctor")),
-                }
-                let absence = Absence {
-                    id: Uuid::now_v7(),
-                    practitioner_id: id,
-                    // Stored to the millisecond: answer what a later read will return.
-                    start: req.start.trunc_subsecs(3),
-                    end: req.end.trunc_subsecs(3),
-                    reason: req.reason.trim().to_owned(),
-                };
-                schedule::insert_absence(ctx.conn(), &absence)?;
-                let affected: Vec<_> = appointment::list(
-                    ctx.conn(),
-                    &AppointmentQuery {
-                        from: Some(req.start - schedule::MAX_APPOINTMENT),
-                        to: Some(req.end),
-                        limit: Some(1000),
-                        ..Default::default()
-                    },
-                    Scope::Practitioner(id),
-                )?
-                .into_iter()
-                .filter(|a| {
-                    a.end > req.start
-                        && a.status.occupies_time()
-                        && a.status != AppointmentStatus::Fulfilled
+                idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
+                    match crate::practitioner::get(ctx.conn(), id)? {
+                        Some(p) if p.role == Role::Doctor => {}
+                        _ => return Err(ApiError::not_found("doctor")),
+                    }
+                    let absence = Absence {
+                        id: Uuid::now_v7(),
+                        practitioner_id: id,
+                        // Stored to the millisecond: answer what a later read will return.
+                        start: req.start.trunc_subsecs(3),
+                        end: req.end.trunc_subsecs(3),
+                        reason: req.reason.trim().to_owned(),
+                    };
+                    schedule::insert_absence(ctx.conn(), &absence)?;
+                    let affected: Vec<_> = appointment::list(
+                        ctx.conn(),
+                        &AppointmentQuery {
+                            from: Some(req.start - schedule::MAX_APPOINTMENT),
+                            to: Some(req.end),
+                            limit: Some(1000),
+                            ..Default::default()
+                        },
+                        Scope::Practitioner(id),
+                    )?
+                    .into_iter()
+                    .filter(|a| {
+                        a.end > req.start
+                            && a.status.occupies_time()
+                            && a.status != AppointmentStatus::Fulfilled
+                    })
+                    .collect();
+                    ctx.set_detail(format!(
+                        "{} to {}: {} appointment(s) affected",
+                        absence.start,
+                        absence.end,
+                        affected.len()
+                    ));
+                    ctx.emit(EventKind::AbsenceCreated, schedule_audience(id), &absence)?;
+                    Ok(AbsenceRecorded { absence, affected })
                 })
-                .collect();
-                ctx.set_detail(format!(
-                    "{} to {}: {} appointment(s) affected",
-                    absence.start,
-                    absence.end,
-                    affected.len()
-                ));
-                ctx.emit(EventKind::AbsenceCreated, schedule_audience(id), &absence)?;
-                Ok(AbsenceRecorded { absence, affected })
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(recorded)))
+    Ok((status, axum::Json(recorded)))
 }
 
 /// A doctor's slots over local dates `from` to `to` (at most 62 days), with FHIR statuses:
@@ -194,6 +219,14 @@ pub async fn list_slots(
     Path(id): Path<PractitionerId>,
     Query(q): Query<SlotQuery>,
 ) -> Result<axum::Json<Vec<Slot>>, ApiError> {
+    for (field, d) in [("from", q.from), ("to", q.to)] {
+        if !SERVICE_YEARS.contains(&chrono::Datelike::year(&d)) {
+            return Err(ApiError::field(
+                field,
+                "must be between the years 1900 and 2200",
+            ));
+        }
+    }
     if q.to < q.from {
         return Err(ApiError::field("to", "must not be before from"));
     }
