@@ -90,6 +90,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeEr
         let app = app.clone();
         let shutdown = node.shutdown.clone();
         let tls = tls.clone();
+        let node_for_conn = node.clone();
         tracker.spawn(async move {
             let control = ConnectionControl(kill.clone());
             let svc = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -111,7 +112,27 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeEr
                         Err(_) => return,
                     }
                 }
-                None => Box::new(stream),
+                None => {
+                    let mut stream = stream;
+                    let Some(head) = read_head(&mut stream).await else {
+                        return;
+                    };
+                    if is_event_stream(&head) {
+                        crate::api::v1::events::serve_plain(
+                            node_for_conn,
+                            stream,
+                            &head,
+                            addr.ip().to_string(),
+                            kill,
+                        )
+                        .await;
+                        return;
+                    }
+                    Box::new(Prefixed {
+                        prefix: bytes::Bytes::from(head),
+                        inner: stream,
+                    })
+                }
             };
             let builder = Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
@@ -140,6 +161,99 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeEr
         tracing::warn!("some connections did not close within 10 s");
     }
     Ok(())
+}
+
+/// Reads a plain connection's first request head (up to the blank line, 16 KiB, or 30 s).
+/// Whatever else arrived with it stays in the returned bytes, to be replayed to hyper.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::with_capacity(1024);
+    let read = async {
+        loop {
+            if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.len() >= 16 * 1024 {
+                return Some(());
+            }
+            let mut chunk = [0u8; 2048];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .ok()
+        .flatten()?;
+    Some(buf)
+}
+
+/// Whether a request head asks for the live stream over HTTP/1.
+fn is_event_stream(head: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 48];
+    let mut req = httparse::Request::new(&mut headers);
+    matches!(req.parse(head), Ok(httparse::Status::Complete(_)))
+        && req.method == Some("GET")
+        && req
+            .path
+            .is_some_and(|p| p.split('?').next() == Some("/api/v1/events"))
+}
+
+/// A stream whose first bytes were already read: they are read again first.
+struct Prefixed<T> {
+    prefix: bytes::Bytes,
+    inner: T,
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Prefixed<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let chunk = self.prefix.split_to(n);
+            buf.put_slice(&chunk);
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Prefixed<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// A plain or TLS stream.

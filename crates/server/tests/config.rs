@@ -109,6 +109,27 @@ fn the_node_serves_https_with_a_configured_certificate() {
             r.json::<serde_json::Value>().await.unwrap()["node"],
             "st-marys.example"
         );
+        // The live stream over TLS (served by the routed handler, not the plain-HTTP path).
+        let session: serde_json::Value = client
+            .post(format!("https://localhost:{port}/api/v1/sessions"))
+            .json(&serde_json::json!({"username": "admin", "password": carebridge_server::demo::ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut events = client
+            .get(format!("https://localhost:{port}/api/v1/events"))
+            .bearer_auth(session["token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(events.status(), 200);
+        assert_eq!(events.headers()["content-type"], "text/event-stream");
+        let first = tokio::time::timeout(std::time::Duration::from_secs(10), events.chunk()).await.unwrap().unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&first).starts_with("retry: "), "{first:?}");
+        drop(events);
         // Plain HTTP on the TLS port gets nowhere.
         let plain = support::http()
             .get(format!("http://127.0.0.1:{port}/healthz"))

@@ -153,10 +153,22 @@ impl FromRequestParts<Arc<Node>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, node: &Arc<Node>) -> Result<Self, ApiError> {
-        let token = parts
+        let authorization = parts
             .headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.to_str().ok());
+        Self::authenticate(node, authorization, source_of(parts)).await
+    }
+}
+
+impl Caller {
+    /// Finds the live session of an `Authorization: Bearer <token>` header value.
+    pub async fn authenticate(
+        node: &Arc<Node>,
+        authorization: Option<&str>,
+        source: String,
+    ) -> Result<Self, ApiError> {
+        let token = authorization
             .and_then(|v| {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
@@ -186,7 +198,7 @@ impl FromRequestParts<Arc<Node>> for Caller {
             name: info.name,
             session: hash,
             expires_at: info.expires_at,
-            source: source_of(parts),
+            source,
         })
     }
 }

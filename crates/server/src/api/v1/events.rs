@@ -19,7 +19,9 @@ use bytes::Bytes;
 use carebridge_protocol::ProblemType;
 use carebridge_protocol::event::RESET_EVENT;
 use rusqlite::params;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::extract::Caller;
 use crate::error::ApiError;
@@ -54,11 +56,8 @@ struct StreamState {
     done: bool,
 }
 
-fn parse_last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
-    let Some(v) = headers.get("last-event-id") else {
-        return Ok(None);
-    };
-    let s = v.to_str().unwrap_or("").trim();
+fn parse_last_event_id(value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let s = value.unwrap_or("").trim();
     if s.is_empty() {
         return Ok(None);
     }
@@ -80,8 +79,32 @@ pub async fn stream_events(
     headers: HeaderMap,
     control: Option<axum::Extension<ConnectionControl>>,
 ) -> Result<Response, ApiError> {
-    let last = parse_last_event_id(&headers)?;
+    let last = parse_last_event_id(headers.get("last-event-id").and_then(|v| v.to_str().ok()))?;
     let kill = control.map(|c| c.0.0.clone()).unwrap_or_default();
+    let state = open_stream(node, caller, last, kill).await?;
+    let stream = futures_util::stream::unfold(state, |mut s| async move {
+        let bytes = s.next().await?;
+        Some((Ok::<_, Infallible>(bytes), s))
+    });
+    let mut res = Response::new(Body::from_stream(stream));
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(res)
+}
+
+/// Subscribes `caller` and prepares their stream: the opening lines, the replay after `last`
+/// (or a reset), then the live events. `kill` ends it (and closes its connection).
+async fn open_stream(
+    node: Arc<Node>,
+    caller: Caller,
+    last: Option<i64>,
+    kill: CancellationToken,
+) -> Result<StreamState, ApiError> {
     // Subscribe first, then read the head: see the module doc.
     let sub = node
         .hub
@@ -156,19 +179,7 @@ pub async fn stream_events(
         )),
         done: false,
     };
-    let stream = futures_util::stream::unfold(state, |mut s| async move {
-        let bytes = s.next().await?;
-        Some((Ok::<_, Infallible>(bytes), s))
-    });
-    let mut res = Response::new(Body::from_stream(stream));
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(res)
+    Ok(state)
 }
 
 impl StreamState {
@@ -272,4 +283,73 @@ impl StreamState {
         }
         Ok(())
     }
+}
+
+/// The lean path for plain HTTP/1: the accept loop found `GET /api/v1/events` in the request
+/// head it read (`head`) and hands over the socket. The stream is written straight to it, with
+/// no HTTP machinery held per connection (hyper keeps 16 KiB of buffers for each): with
+/// thousands of subscribers that is most of their memory. Everything that decides what is
+/// sent — sign-in, audit, replay, visibility, reset — is the same code as the routed handler.
+pub async fn serve_plain(
+    node: Arc<Node>,
+    mut stream: tokio::net::TcpStream,
+    head: &[u8],
+    source: String,
+    kill: CancellationToken,
+) {
+    let mut headers = [httparse::EMPTY_HEADER; 48];
+    let mut req = httparse::Request::new(&mut headers);
+    if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
+        return;
+    }
+    let value = |name: &str| {
+        req.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+    };
+    let authorization = value("authorization").map(str::to_owned);
+    let last = value("last-event-id").map(str::to_owned);
+    let opened = async {
+        let last = parse_last_event_id(last.as_deref())?;
+        let caller = Caller::authenticate(&node, authorization.as_deref(), source).await?;
+        open_stream(node.clone(), caller, last, kill.clone()).await
+    }
+    .await;
+    let mut state = match opened {
+        Ok(s) => s,
+        Err(e) => {
+            let p = e.problem();
+            let body = serde_json::to_vec(&p).unwrap_or_default();
+            let reason = axum::http::StatusCode::from_u16(p.status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Error");
+            let head = format!(
+                "HTTP/1.1 {} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                p.status,
+                carebridge_protocol::PROBLEM_JSON,
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(&body).await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+    };
+    // The body is delimited by the connection's close: no chunked framing per event.
+    const HEAD: &[u8] =
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-store\r\n\
+x-accel-buffering: no\r\nconnection: close\r\n\r\n";
+    if stream.write_all(HEAD).await.is_err() {
+        return;
+    }
+    while let Some(bytes) = state.next().await {
+        tokio::select! {
+            r = stream.write_all(&bytes) => if r.is_err() { return },
+            // A socket that stopped taking bytes: the reaper cancels, the connection closes.
+            _ = kill.cancelled() => return,
+        }
+    }
+    let _ = stream.shutdown().await;
 }
