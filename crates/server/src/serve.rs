@@ -92,13 +92,6 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeEr
         let tls = tls.clone();
         let node_for_conn = node.clone();
         tracker.spawn(async move {
-            let control = ConnectionControl(kill.clone());
-            let svc = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
-                req.extensions_mut().insert(control.clone());
-                app.clone().oneshot(req.map(axum::body::Body::new))
-            });
-            let svc = TowerToHyperService::new(svc);
             let io: Box<dyn Io> = match tls {
                 Some(acceptor) => {
                     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
@@ -121,7 +114,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeEr
                         crate::api::v1::events::serve_plain(
                             node_for_conn,
                             stream,
-                            &head,
+                            head,
                             addr.ip().to_string(),
                             kill,
                         )
@@ -134,22 +127,9 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeEr
                     })
                 }
             };
-            let builder = Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                }
-                // Dropping the connection closes the socket, even if the peer stopped reading.
-                _ = kill.cancelled() => {}
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
-                }
-            }
+            // Boxed: a task's future is as large as its largest state, and this one would
+            // otherwise be carried by every lean live-stream connection too.
+            Box::pin(serve_hyper(io, app, addr, kill, shutdown)).await;
         });
     }
     tracker.close();
@@ -163,6 +143,39 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeEr
     Ok(())
 }
 
+/// Serves one connection with hyper until it ends, is killed, or the node shuts down.
+async fn serve_hyper(
+    io: Box<dyn Io>,
+    app: axum::Router,
+    addr: SocketAddr,
+    kill: CancellationToken,
+    shutdown: CancellationToken,
+) {
+    let control = ConnectionControl(kill.clone());
+    let svc = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
+        req.extensions_mut().insert(control.clone());
+        app.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    let svc = TowerToHyperService::new(svc);
+    let builder = Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        // Dropping the connection closes the socket, even if the peer stopped reading.
+        _ = kill.cancelled() => {}
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
+        }
+    }
+}
+
 /// Reads a plain connection's first request head (up to the blank line, 16 KiB, or 30 s).
 /// Whatever else arrived with it stays in the returned bytes, to be replayed to hyper.
 async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
@@ -173,10 +186,11 @@ async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
             if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.len() >= 16 * 1024 {
                 return Some(());
             }
-            let mut chunk = [0u8; 2048];
-            match stream.read(&mut chunk).await {
+            buf.reserve(1024);
+            // Straight into the Vec: no read array kept in every connection's future.
+            match stream.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => return None,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Ok(_) => {}
             }
         }
     };

@@ -285,6 +285,23 @@ impl StreamState {
     }
 }
 
+/// The `Authorization` and `Last-Event-ID` values of a request head.
+fn stream_headers(head: &[u8]) -> Option<(Option<String>, Option<String>)> {
+    let mut headers = [httparse::EMPTY_HEADER; 48];
+    let mut req = httparse::Request::new(&mut headers);
+    if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
+        return None;
+    }
+    let value = |name: &str| {
+        req.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .map(str::to_owned)
+    };
+    Some((value("authorization"), value("last-event-id")))
+}
+
 /// The lean path for plain HTTP/1: the accept loop found `GET /api/v1/events` in the request
 /// head it read (`head`) and hands over the socket. The stream is written straight to it, with
 /// no HTTP machinery held per connection (hyper keeps 16 KiB of buffers for each): with
@@ -293,23 +310,16 @@ impl StreamState {
 pub async fn serve_plain(
     node: Arc<Node>,
     mut stream: tokio::net::TcpStream,
-    head: &[u8],
+    head: Vec<u8>,
     source: String,
     kill: CancellationToken,
 ) {
-    let mut headers = [httparse::EMPTY_HEADER; 48];
-    let mut req = httparse::Request::new(&mut headers);
-    if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
+    // Parsed into owned values and the head dropped before the first await, so the stream's
+    // future does not carry them for its whole life.
+    let Some((authorization, last)) = stream_headers(&head) else {
         return;
-    }
-    let value = |name: &str| {
-        req.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .and_then(|h| std::str::from_utf8(h.value).ok())
     };
-    let authorization = value("authorization").map(str::to_owned);
-    let last = value("last-event-id").map(str::to_owned);
+    drop(head);
     let opened = async {
         let last = parse_last_event_id(last.as_deref())?;
         let caller = Caller::authenticate(&node, authorization.as_deref(), source).await?;
