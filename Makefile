@@ -94,13 +94,13 @@ doc:
 	RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked
 
 test: deps check
+	# Doctests first (nextest does not run them), so that the run closes on nextest's summary.
+	cargo test --doc --workspace --locked
 	if command -v cargo-nextest >/dev/null; then
 		cargo nextest run --workspace --locked
 	else
 		cargo test --workspace --locked
 	fi
-	# nextest does not run doctests
-	cargo test --doc --workspace --locked
 
 bench: bench-deps build
 	scripts/bench/node-bench.sh

@@ -16,17 +16,9 @@ use carebridge_server::demo::{self, DemoCredentials, DemoSize};
 use carebridge_server::node::{Node, load_key};
 use carebridge_server::store::{DbKey, StoreError, open_connection};
 use serde_json::json;
-use support::{Client, NodeProcess, init_dir, node_binary};
+use support::{Client, NodeProcess, init_dir, mt, node_binary};
 
 const WAIT: Duration = Duration::from_secs(15);
-
-fn mt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// An initialised, seeded data directory, with no node running on it.
 async fn seeded(dir: &Path) -> DemoCredentials {

@@ -8,18 +8,10 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{Client, EventStream, TestNode, eventually};
+use support::{Client, EventStream, TestNode, eventually, mt};
 use tokio::io::AsyncWriteExt;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn mt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Books `n` appointments and returns their ids in order.
 async fn book(c: &Client, node: &TestNode, doctor: usize, n: usize, tag: &str) -> Vec<String> {

@@ -18,6 +18,15 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+/// A two-worker runtime, for tests that run their own (and may block in it).
+pub fn mt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// A node served in-process on 127.0.0.1:0, seeded with the demo data.
 pub struct TestNode {
     pub url: String,
