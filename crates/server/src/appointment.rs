@@ -11,7 +11,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::schedule::MAX_APPOINTMENT;
 use crate::store::{StoreError, from_millis};
 
-const COLUMNS: &str = "id, reference, patient_id, practitioner_id, start_at, end_at, reason, status, booked_by_kind, \
+/// The columns [`from_row`] reads, in its order.
+pub const COLUMNS: &str = "id, reference, patient_id, practitioner_id, start_at, end_at, reason, status, booked_by_kind, \
                        booked_by_id, override_reason, cancellation_reason, version, created_at, updated_at";
 
 fn parse<T: std::str::FromStr>(s: String, what: &str) -> Result<T, StoreError> {
@@ -19,7 +20,8 @@ fn parse<T: std::str::FromStr>(s: String, what: &str) -> Result<T, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("{what} {s}")))
 }
 
-fn from_row(r: &Row<'_>) -> Result<Appointment, StoreError> {
+/// Decodes a row selected with [`COLUMNS`].
+pub fn from_row(r: &Row<'_>) -> Result<Appointment, StoreError> {
     let status: String = r.get(7)?;
     let kind: String = r.get(8)?;
     let by: String = r.get(9)?;

@@ -21,6 +21,7 @@ pub mod practitioner;
 pub mod schedule;
 pub mod serve;
 pub mod session;
+pub mod snapshot;
 pub mod store;
 pub mod throttle;
 

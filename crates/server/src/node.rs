@@ -121,6 +121,8 @@ pub struct Node {
     pub throttle_kiosks: Throttle,
     /// Cancelled when the node shuts down.
     pub shutdown: CancellationToken,
+    /// Snapshots streaming at once (each holds a connection and a read transaction).
+    pub snapshot_permits: Arc<tokio::sync::Semaphore>,
     _lock: fs::File,
 }
 
@@ -299,6 +301,7 @@ impl Node {
             throttle_sources: Throttle::new(max * 4, window),
             throttle_kiosks: Throttle::new(10, window),
             shutdown: CancellationToken::new(),
+            snapshot_permits: Arc::new(tokio::sync::Semaphore::new(2)),
             config,
             _lock: lock,
         }))

@@ -8,7 +8,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::store::{StoreError, from_millis};
 
-const COLUMNS: &str = "id, family_name, given_name, birth_date, phone, email, card_number, version, created_at, updated_at";
+/// The columns [`from_row`] reads, in its order.
+pub const COLUMNS: &str = "id, family_name, given_name, birth_date, phone, email, card_number, version, created_at, updated_at";
 
 /// Decodes a row selected with the module's column list.
 pub fn from_row(r: &Row<'_>, node: &str) -> Result<Patient, StoreError> {

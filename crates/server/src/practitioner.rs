@@ -8,9 +8,11 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::store::StoreError;
 
-const COLUMNS: &str = "id, username, display_name, role, disabled, version";
+/// The columns [`from_row`] reads, in its order.
+pub const COLUMNS: &str = "id, username, display_name, role, disabled, version";
 
-fn from_row(r: &Row<'_>) -> Result<Practitioner, StoreError> {
+/// Decodes a row selected with [`COLUMNS`].
+pub fn from_row(r: &Row<'_>) -> Result<Practitioner, StoreError> {
     let id: String = r.get(0)?;
     let role: String = r.get(3)?;
     Ok(Practitioner {

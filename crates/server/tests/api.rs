@@ -1369,6 +1369,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/appointments/{id}/complete"),
     ("post", "/api/v1/appointments/{id}/no-show"),
     ("get", "/api/v1/events"),
+    ("get", "/api/v1/snapshot"),
     ("get", "/api/v1/audit"),
 ];
 

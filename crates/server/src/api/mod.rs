@@ -27,7 +27,9 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, InternalCause, problem_response};
 use crate::node::Node;
 
-use v1::{appointments, audit, events, kiosks, patients, practitioners, schedules, sessions};
+use v1::{
+    appointments, audit, events, kiosks, patients, practitioners, schedules, sessions, snapshot,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -142,6 +144,7 @@ fn v1_routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(appointments::check_in_appointment))
         .routes(routes!(appointments::complete_appointment))
         .routes(routes!(appointments::no_show_appointment))
+        .routes(routes!(snapshot::get_snapshot))
         .routes(routes!(events::stream_events))
         .routes(routes!(audit::list_audit))
 }

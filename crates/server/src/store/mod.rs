@@ -173,6 +173,7 @@ struct StoreInner {
     readers: Mutex<Vec<Connection>>,
     reader_free: Condvar,
     path: PathBuf,
+    key: DbKey,
 }
 
 impl std::fmt::Debug for Store {
@@ -320,8 +321,15 @@ impl Store {
                 readers: Mutex::new(readers),
                 reader_free: Condvar::new(),
                 path: path.to_owned(),
+                key: key.clone(),
             }),
         })
+    }
+
+    /// A read-only connection of its own, for a long read (a snapshot) that should not hold
+    /// one of the pool's. Blocking: call it off the async threads.
+    pub fn open_reader(&self) -> Result<Connection, StoreError> {
+        open_connection(&self.inner.path, &self.inner.key, true)
     }
 
     /// The database file.

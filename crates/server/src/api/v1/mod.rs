@@ -8,3 +8,4 @@ pub mod patients;
 pub mod practitioners;
 pub mod schedules;
 pub mod sessions;
+pub mod snapshot;

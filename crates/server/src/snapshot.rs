@@ -1,0 +1,169 @@
+//! Writing a user's snapshot from one read transaction (see `carebridge_protocol::snapshot`).
+
+use carebridge_protocol::practitioner::Role;
+use carebridge_protocol::snapshot::{KIND_ORDER, SnapshotItem};
+use rusqlite::Connection;
+
+use crate::events::Viewer;
+use crate::store::StoreError;
+use crate::{appointment, patient, practitioner};
+
+/// Where a resumed snapshot starts: after this record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Index of the record's kind in [`KIND_ORDER`].
+    pub kind: usize,
+    /// The record's id.
+    pub id: String,
+}
+
+impl Cursor {
+    /// Parses `<kind>:<id>`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (kind, id) = s.split_once(':')?;
+        let kind = KIND_ORDER.iter().position(|k| *k == kind)?;
+        uuid::Uuid::parse_str(id).ok()?;
+        Some(Self {
+            kind,
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// Streams `viewer`'s snapshot to `emit`, inside one read transaction so that every record is
+/// as of the `begin` line's event id. Stops early (without error) when `emit` returns false.
+pub fn write(
+    conn: &Connection,
+    viewer: &Viewer,
+    node: &str,
+    after: Option<&Cursor>,
+    mut emit: impl FnMut(&SnapshotItem) -> bool,
+) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN")?;
+    let result = (|| {
+        // The changes and their events commit together, so within this transaction the last
+        // event id describes exactly the state read below.
+        let event_id: i64 =
+            conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
+        if !emit(&SnapshotItem::Begin { event_id }) {
+            return Ok(());
+        }
+        let mut records = 0u64;
+        let from = |kind: usize| -> Option<String> {
+            match after {
+                Some(c) if c.kind > kind => None,
+                Some(c) if c.kind == kind => Some(c.id.clone()),
+                _ => Some(String::new()),
+            }
+        };
+        let clinical = matches!(
+            viewer,
+            Viewer::Staff {
+                role: Role::Doctor | Role::Reception,
+                ..
+            }
+        );
+        let staff = matches!(viewer, Viewer::Staff { .. });
+        macro_rules! each {
+            ($sql:expr, $args:expr, |$r:ident| $item:expr) => {{
+                let mut st = conn.prepare($sql)?;
+                let mut rows = st.query($args)?;
+                while let Some($r) = rows.next()? {
+                    let item = $item;
+                    records += 1;
+                    if !emit(&item) {
+                        return Ok(());
+                    }
+                }
+            }};
+        }
+        if let Some(start) = from(0) {
+            // Everyone sees the doctors (a kiosk offers them); staff see all active staff.
+            let sql = format!(
+                "SELECT {} FROM practitioners WHERE id > ?1 AND disabled = 0 AND (?2 OR role = 'doctor') ORDER BY id",
+                practitioner::COLUMNS
+            );
+            each!(&sql, rusqlite::params![start, staff], |r| {
+                SnapshotItem::Practitioner(practitioner::from_row(r)?)
+            });
+        }
+        if let Some(start) = from(1) {
+            let mut st = conn.prepare("SELECT practitioner_id FROM schedules WHERE practitioner_id > ?1 ORDER BY practitioner_id")?;
+            let ids: Vec<String> = st
+                .query_map([start], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for id in ids {
+                let who = id
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("practitioner id {id}")))?;
+                if let Some(s) = crate::schedule::get(conn, who)? {
+                    records += 1;
+                    if !emit(&SnapshotItem::Schedule(s)) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        if let Some(start) = from(2)
+            && clinical
+        {
+            let sql = format!(
+                "SELECT {} FROM patients WHERE id > ?1 ORDER BY id",
+                patient::COLUMNS
+            );
+            each!(&sql, [start], |r| SnapshotItem::Patient(patient::from_row(
+                r, node
+            )?));
+        }
+        if let Some(start) = from(3) {
+            let (filter, who) = match viewer {
+                Viewer::Staff {
+                    role: Role::Reception,
+                    ..
+                } => ("1 = 1", String::new()),
+                Viewer::Staff {
+                    id,
+                    role: Role::Doctor,
+                } => ("practitioner_id = ?2", id.to_string()),
+                Viewer::Kiosk { id } => (
+                    "booked_by_kind = 'kiosk' AND booked_by_id = ?2",
+                    id.to_string(),
+                ),
+                Viewer::Staff {
+                    role: Role::Admin, ..
+                } => ("0 = 1", String::new()),
+            };
+            let sql = format!(
+                "SELECT {} FROM appointments WHERE id > ?1 AND {filter} AND (?2 IS NOT NULL) ORDER BY id",
+                appointment::COLUMNS
+            );
+            each!(&sql, rusqlite::params![start, who], |r| {
+                SnapshotItem::Appointment(appointment::from_row(r)?)
+            });
+        }
+        emit(&SnapshotItem::End { records });
+        Ok(())
+    })();
+    let _ = conn.execute_batch("COMMIT");
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_parse_only_known_kinds_and_real_ids() {
+        let id = uuid::Uuid::now_v7().to_string();
+        assert_eq!(
+            Cursor::parse(&format!("patient:{id}")),
+            Some(Cursor {
+                kind: 2,
+                id: id.clone()
+            })
+        );
+        assert_eq!(Cursor::parse(&format!("invoice:{id}")), None);
+        assert_eq!(Cursor::parse("patient:x' OR 1=1 --"), None);
+        assert_eq!(Cursor::parse("patient"), None);
+    }
+}
