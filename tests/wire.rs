@@ -41,6 +41,7 @@ async fn a_nodes_answers_and_events_decode_into_protocol_types()
             days: 1,
             patients: 3,
             bench: false,
+            appointments: None,
         },
         &url,
     )

@@ -36,6 +36,9 @@ pub struct DemoSize {
     pub patients: u32,
     /// Add a benchmark doctor with round-the-clock 5-minute slots.
     pub bench: bool,
+    /// Instead of a few appointments a day: exactly this many, filling every slot of every
+    /// doctor from 30 days ago onwards (a large hospital's load, for benchmarks).
+    pub appointments: Option<u32>,
 }
 
 /// A username and password.
@@ -174,7 +177,9 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
         source: "local".into(),
     };
     let url = url.to_owned();
-    node.store
+    let wanted = size.appointments;
+    let (creds, patient_ids, kiosk_id, reception_id) = node
+        .store
         .write(Some(draft), move |ctx| {
             let now = ctx.now();
             let now_ms = now.timestamp_millis();
@@ -189,6 +194,7 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
                 version: 1,
             };
             practitioner::insert(conn, &reception, &reception_hash, now_ms)?;
+            let reception_id = reception.id;
             let all_week = [
                 Weekday::Mon,
                 Weekday::Tue,
@@ -299,7 +305,13 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
             // arrived, and the coming days' booked, pending (kiosk) and cancelled.
             let today = schedule::local_date(tz, now);
             let mut n = 0usize;
-            for offset in -1i64..=i64::from(size.days.clamp(1, 60)) {
+            // With a set number of appointments, the bulk seeding below makes them instead.
+            let last_day = if size.appointments.is_some() {
+                -2
+            } else {
+                i64::from(size.days.clamp(1, 60))
+            };
+            for offset in -1i64..=last_day {
                 let date = today + Duration::days(offset);
                 for d in &doctors {
                     let Some(s) = schedule::get(conn, d.id)? else {
@@ -353,7 +365,8 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
                 doctors.len(),
                 patients.len()
             ));
-            Ok(DemoCredentials {
+            let patient_ids: Vec<PatientId> = patients.iter().map(|p| p.id).collect();
+            let creds = DemoCredentials {
                 node: node_name.clone(),
                 url,
                 admin: Login {
@@ -383,9 +396,115 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
                         name: format!("{} {}", p.given_name, p.family_name),
                     })
                     .collect(),
-            })
+            };
+            Ok::<_, StoreError>((creds, patient_ids, kiosk_id, reception_id))
         })
-        .await
+        .await?;
+    if let Some(n) = wanted {
+        bulk_appointments(node, &creds, &patient_ids, kiosk_id, reception_id, n).await?;
+    }
+    Ok(creds)
+}
+
+/// Makes `n` appointments, filling every slot of every demo doctor day by day from 30 days ago,
+/// in write jobs of at most 20 000 (so no single transaction grows without bound).
+async fn bulk_appointments(
+    node: &Node,
+    creds: &DemoCredentials,
+    patients: &[PatientId],
+    kiosk: KioskDeviceId,
+    reception: PractitionerId,
+    n: u32,
+) -> Result<(), StoreError> {
+    const BATCH: usize = 20_000;
+    let tz = node.tz;
+    let ids: Vec<PractitionerId> = creds.doctors.iter().map(|d| d.id).collect();
+    let schedules = node
+        .store
+        .read(move |c| {
+            ids.iter()
+                .filter_map(|id| schedule::get(c, *id).transpose())
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    let now = node.clock.now();
+    let today = schedule::local_date(tz, now);
+    let mut date = today - Duration::days(30);
+    let mut made = 0usize;
+    let total = n as usize;
+    let mut batch = Vec::with_capacity(BATCH);
+    while made < total {
+        for s in &schedules {
+            for (k, (start, end)) in schedule::slot_times(tz, s, date, date)
+                .into_iter()
+                .enumerate()
+            {
+                if made + batch.len() >= total {
+                    break;
+                }
+                let i = made + batch.len();
+                let status = if end < now {
+                    if i.is_multiple_of(10) {
+                        AppointmentStatus::Noshow
+                    } else {
+                        AppointmentStatus::Fulfilled
+                    }
+                } else if k % 7 == 3 {
+                    AppointmentStatus::Pending
+                } else if k % 11 == 5 {
+                    AppointmentStatus::Cancelled
+                } else {
+                    AppointmentStatus::Booked
+                };
+                batch.push(Appointment {
+                    id: AppointmentId::new(),
+                    reference: String::new(),
+                    patient_id: patients[i % patients.len()],
+                    practitioner_id: s.practitioner_id,
+                    start,
+                    end,
+                    reason: REASONS[i % REASONS.len()].into(),
+                    status,
+                    booked_by: if status == AppointmentStatus::Pending {
+                        BookedBy::Kiosk { id: kiosk }
+                    } else {
+                        BookedBy::Staff { id: reception }
+                    },
+                    override_reason: None,
+                    cancellation_reason: (status == AppointmentStatus::Cancelled)
+                        .then(|| "Patient called to cancel".into()),
+                    version: 1,
+                    created_at: now,
+                    updated_at: now,
+                });
+            }
+        }
+        date = date.succ_opt().unwrap_or(date);
+        if batch.len() >= BATCH || made + batch.len() >= total || schedules.is_empty() {
+            let chunk = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            made += chunk.len();
+            let draft = AuditDraft {
+                actor: "node".into(),
+                action: "demo.seed".into(),
+                entity: String::new(),
+                source: "local".into(),
+            };
+            node.store
+                .write(Some(draft), move |ctx| {
+                    for mut a in chunk {
+                        a.reference = appointment::new_reference(ctx.conn())?;
+                        appointment::insert(ctx.conn(), &a)?;
+                    }
+                    ctx.set_detail(format!("{made} appointments so far"));
+                    Ok::<_, StoreError>(())
+                })
+                .await?;
+            if schedules.is_empty() {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn hash(password: &'static str) -> Result<String, StoreError> {

@@ -137,6 +137,11 @@ struct DemoArgs {
     /// Patients.
     #[arg(long, default_value_t = 20)]
     patients: u32,
+    /// Make exactly this many appointments, filling every doctor's slots from 30 days ago
+    /// onwards (e.g. `--doctors 50 --patients 100000 --appointments 500000` for a large
+    /// hospital), instead of a few a day.
+    #[arg(long)]
+    appointments: Option<u32>,
     /// Add a doctor with round-the-clock 5-minute slots, for load tests.
     #[arg(long)]
     bench: bool,
@@ -438,6 +443,7 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
         days: a.days,
         patients: a.patients,
         bench: a.bench,
+        appointments: a.appointments,
     };
     let result = runtime()?.block_on(async move {
         let node = Node::open(cfg, Arc::new(SystemClock))?;

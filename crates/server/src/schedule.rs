@@ -359,6 +359,12 @@ mod tests {
     }
 
     #[test]
+    fn the_overlap_triggers_bound_matches_the_longest_appointment() {
+        // The schema's overlap triggers scan back this many milliseconds (migration 1).
+        assert_eq!(MAX_APPOINTMENT.num_milliseconds(), 43_200_000);
+    }
+
+    #[test]
     fn spring_forward_skips_the_missing_hour() {
         // 2026-03-29: Amsterdam jumps from 02:00 to 03:00.
         let tz: Tz = "Europe/Amsterdam".parse().unwrap();

@@ -31,6 +31,7 @@ async fn seeded(dir: &Path) -> DemoCredentials {
             days: 2,
             patients: 10,
             bench: true,
+            appointments: None,
         },
         "",
     )

@@ -187,3 +187,36 @@ async fn a_snapshot_cut_off_anywhere_resumes_to_the_same_records() {
     }
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sized_demo_makes_exactly_the_appointments_asked_for() {
+    use std::sync::Arc;
+
+    use carebridge_server::demo::{self, DemoSize};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = support::init_dir(dir.path());
+    let node = carebridge_server::Node::open(cfg, Arc::new(carebridge_server::clock::SystemClock))
+        .unwrap();
+    let size = DemoSize {
+        doctors: 2,
+        days: 1,
+        patients: 50,
+        bench: false,
+        appointments: Some(2_345),
+    };
+    demo::seed(&node, &size, "").await.unwrap();
+    let (n, statuses): (i64, i64) = node
+        .store
+        .read(|c| {
+            c.query_row(
+                "SELECT count(*), count(DISTINCT status) FROM appointments",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(carebridge_server::store::StoreError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 2_345);
+    assert!(statuses >= 5, "{statuses} statuses");
+}

@@ -105,6 +105,8 @@ CREATE INDEX appointments_kiosk ON appointments (booked_by_id, start_at) WHERE b
 -- Defence in depth for "a practitioner never has two overlapping live appointments, except
 -- through an explicit override": the node checks first and answers slot-taken; these
 -- triggers make a bug in that check fail the transaction instead of double-booking.
+-- An appointment lasts at most 12 hours (43 200 000 ms), which bounds the index range
+-- scanned; without that bound every insert read the doctor's whole history.
 CREATE TRIGGER appointments_no_overlap_insert
 BEFORE INSERT ON appointments
 WHEN NEW.override_reason IS NULL AND NEW.status NOT IN ('cancelled', 'noshow')
@@ -113,6 +115,7 @@ BEGIN
         SELECT 1 FROM appointments a
         WHERE a.practitioner_id = NEW.practitioner_id
           AND a.status NOT IN ('cancelled', 'noshow')
+          AND a.start_at > NEW.start_at - 43200000
           AND a.start_at < NEW.end_at AND a.end_at > NEW.start_at);
 END;
 CREATE TRIGGER appointments_no_overlap_move
@@ -125,6 +128,7 @@ BEGIN
         WHERE a.practitioner_id = NEW.practitioner_id
           AND a.id <> NEW.id
           AND a.status NOT IN ('cancelled', 'noshow')
+          AND a.start_at > NEW.start_at - 43200000
           AND a.start_at < NEW.end_at AND a.end_at > NEW.start_at);
 END;
 

@@ -72,6 +72,7 @@ impl TestNode {
             days: 3,
             patients: 20,
             bench: true,
+            appointments: None,
         };
         let creds = demo::seed(&node, &size, &url).await.expect("seed");
         let n = node.clone();
