@@ -1,7 +1,14 @@
-//! CareBridge client core: the encrypted local store and offline-first sync engine that the
+//! CareBridge client core: the encrypted local store and the offline-first sync engine the
 //! desktop app runs on. It knows nothing of Tauri or windows.
 //!
-//! A skeleton until the client-core issue lands; the wire types it will speak are in
-//! [`carebridge_protocol`], re-exported here.
+//! In place so far: the encrypted local mirror ([`store`]) and the first sync from a node's
+//! snapshot, in batches and resumable ([`sync`]). The live stream, the outbox and the queries
+//! come next (see the client-core issue).
+
+pub mod error;
+pub mod store;
+pub mod sync;
 
 pub use carebridge_protocol as protocol;
+pub use error::{CoreError, Retry};
+pub use store::{LocalKey, LocalStore};

@@ -1,0 +1,96 @@
+//! The first sync: the node's snapshot of what this user may see, streamed into the local
+//! store in batches (never held whole), resumable after a cut.
+
+use carebridge_protocol::Problem;
+use carebridge_protocol::snapshot::SnapshotItem;
+use futures_util::StreamExt;
+
+use crate::error::CoreError;
+use crate::store::LocalStore;
+
+/// How the first sync proceeds.
+#[derive(Debug, Clone)]
+pub struct SnapshotOptions {
+    /// Records per local transaction.
+    pub batch: usize,
+    /// Stop (as if cut off) after this many records: paces a sync in bounded steps.
+    pub stop_after: Option<u64>,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        Self {
+            batch: 2000,
+            stop_after: None,
+        }
+    }
+}
+
+/// Pulls the snapshot from `base` (the node's URL) into `store`, resuming after the last
+/// record stored if an earlier attempt was cut off. Returns how many records this call stored.
+/// `Err(Interrupted)` means what came is kept; call again to go on.
+pub async fn first_sync(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    store: &LocalStore,
+    opts: &SnapshotOptions,
+) -> Result<u64, CoreError> {
+    let state = store.sync_state().await?;
+    if state.snapshot_complete {
+        return Ok(0);
+    }
+    let mut req = http
+        .get(format!("{base}/api/v1/snapshot"))
+        .bearer_auth(token);
+    if let Some(c) = &state.snapshot_cursor {
+        req = req.query(&[("after", c)]);
+    }
+    let res = req.send().await?;
+    if !res.status().is_success() {
+        let problem: Problem = res
+            .json()
+            .await
+            .map_err(|e| CoreError::Protocol(e.to_string()))?;
+        return Err(CoreError::Rejected(Box::new(problem)));
+    }
+    let mut body = res.bytes_stream();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut batch = Vec::with_capacity(opts.batch);
+    let mut stored = 0u64;
+    let mut ended = false;
+    'read: while let Some(chunk) = body.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(_) => break,
+        };
+        pending.extend_from_slice(&chunk);
+        while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=nl).collect();
+            let item: SnapshotItem =
+                serde_json::from_slice(&line).map_err(|e| CoreError::Protocol(e.to_string()))?;
+            let is_record = item.cursor().is_some();
+            ended |= matches!(item, SnapshotItem::End { .. });
+            batch.push(item);
+            if is_record {
+                stored += 1;
+            }
+            if batch.len() >= opts.batch {
+                store
+                    .apply_snapshot_batch(std::mem::take(&mut batch))
+                    .await?;
+            }
+            if opts.stop_after.is_some_and(|n| stored >= n) && !ended {
+                break 'read;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        store.apply_snapshot_batch(batch).await?;
+    }
+    if ended {
+        Ok(stored)
+    } else {
+        Err(CoreError::Interrupted(stored))
+    }
+}
