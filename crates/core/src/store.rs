@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use argon2::Argon2;
+use carebridge_protocol::event::LiveEvent;
 use carebridge_protocol::snapshot::SnapshotItem;
 use rand::RngCore;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -75,6 +76,8 @@ pub struct SyncState {
     pub snapshot_cursor: Option<String>,
     /// The snapshot arrived whole.
     pub snapshot_complete: bool,
+    /// The last live event applied (resume the stream with it as `Last-Event-ID`).
+    pub last_event_id: Option<i64>,
 }
 
 /// One profile's encrypted local database.
@@ -172,6 +175,53 @@ impl LocalStore {
         .await
     }
 
+    /// Applies live events in one transaction, together with the last event id, so a crash
+    /// can never keep a change without its position or the position without its change.
+    /// Events at or before the stored position are skipped (a replay after a reconnect), and a
+    /// record older than the stored one changes nothing. Returns how many events were new.
+    pub async fn apply_events(&self, events: Vec<(i64, LiveEvent)>) -> Result<usize, CoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let last: i64 = tx
+                .query_row("SELECT value FROM sync_state WHERE key = 'last_event_id'", [], |r| r.get::<_, String>(0))
+                .optional()?
+                .and_then(|v| v.parse().ok())
+                .or_else(|| {
+                    tx.query_row("SELECT value FROM sync_state WHERE key = 'snapshot_event_id'", [], |r| r.get::<_, String>(0))
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                })
+                .unwrap_or(0);
+            let mut head = last;
+            let mut applied = 0;
+            for (id, event) in &events {
+                if *id <= head {
+                    continue;
+                }
+                let (kind, rid, version, data) = match event {
+                    LiveEvent::Appointment(a) => ("appointment", a.id.to_string(), a.version, serde_json::to_string(a)),
+                    LiveEvent::Patient(p) => ("patient", p.id.to_string(), p.version, serde_json::to_string(p)),
+                    LiveEvent::Schedule(s) => ("schedule", s.practitioner_id.to_string(), s.version, serde_json::to_string(s)),
+                    // Absences never change once recorded.
+                    LiveEvent::Absence(a) => ("absence", a.id.to_string(), 1, serde_json::to_string(a)),
+                };
+                let data = data.map_err(|e| CoreError::Protocol(e.to_string()))?;
+                put(&tx, kind, &rid, version, &data)?;
+                head = *id;
+                applied += 1;
+            }
+            if head > last {
+                tx.execute(
+                    "INSERT INTO sync_state (key, value) VALUES ('last_event_id', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [head.to_string()],
+                )?;
+            }
+            tx.commit()?;
+            Ok(applied)
+        })
+        .await
+    }
+
     /// Where the first sync stands.
     pub async fn sync_state(&self) -> Result<SyncState, CoreError> {
         self.with(|c| {
@@ -187,6 +237,7 @@ impl LocalStore {
                 snapshot_event_id: get("snapshot_event_id")?.and_then(|v| v.parse().ok()),
                 snapshot_cursor: get("snapshot_cursor")?,
                 snapshot_complete: get("snapshot_complete")?.is_some(),
+                last_event_id: get("last_event_id")?.and_then(|v| v.parse().ok()),
             })
         })
         .await
@@ -252,6 +303,17 @@ fn upsert(tx: &rusqlite::Transaction<'_>, item: &SnapshotItem) -> Result<(), Cor
         SnapshotItem::Begin { .. } | SnapshotItem::End { .. } => return Ok(()),
     };
     let data = data.map_err(|e| CoreError::Protocol(e.to_string()))?;
+    put(tx, kind, &id, version, &data)
+}
+
+/// Stores a record unless a newer (or the same) version of it is already there.
+fn put(
+    tx: &rusqlite::Transaction<'_>,
+    kind: &str,
+    id: &str,
+    version: i64,
+    data: &str,
+) -> Result<(), CoreError> {
     tx.prepare_cached(
         "INSERT INTO records (kind, id, version, data) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (kind, id) DO UPDATE SET version = excluded.version, data = excluded.data

@@ -249,3 +249,135 @@ async fn the_local_store_is_encrypted_and_keeps_the_newest_version() {
     ));
     assert!(local(dir.path(), "the right passphrase").await.is_ok());
 }
+
+/// Reads `n` events from the node's stream after `from`, decoded, with a deadline.
+async fn read_events(
+    n: &TestNode,
+    from: i64,
+    want: usize,
+) -> Vec<(i64, carebridge_protocol::event::LiveEvent)> {
+    use carebridge_protocol::event::{EventKind, LiveEvent};
+    use futures_util::StreamExt;
+    let res = reqwest::Client::new()
+        .get(format!("{}/api/v1/events", n.url))
+        .bearer_auth(&n.token)
+        .header("last-event-id", from.to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut body = res.bytes_stream();
+    let mut text = String::new();
+    let mut out = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while out.len() < want {
+            while let Some(end) = text.find("\n\n") {
+                let frame: String = text.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    frame
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(str::to_owned)
+                };
+                if let (Some(id), Some(kind), Some(data)) =
+                    (field("id: "), field("event: "), field("data: "))
+                    && let Some(kind) = EventKind::parse(&kind)
+                {
+                    out.push((id.parse().unwrap(), LiveEvent::decode(kind, &data).unwrap()));
+                }
+            }
+            if out.len() < want {
+                text.push_str(&String::from_utf8_lossy(
+                    &body.next().await.unwrap().unwrap(),
+                ));
+            }
+        }
+    })
+    .await
+    .unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_events_apply_once_with_their_position() {
+    let n = node().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = local(dir.path(), "live events passphrase").await.unwrap();
+    let http = reqwest::Client::new();
+    first_sync(&http, &n.url, &n.token, &store, &SnapshotOptions::default())
+        .await
+        .unwrap();
+    let from = store.sync_state().await.unwrap().snapshot_event_id.unwrap();
+    let before = store.count("appointment").await.unwrap();
+    // Changes on the node after the snapshot: two bookings, then one of them cancelled.
+    let (doctor, patients): (String, Vec<String>) = n
+        .node
+        .store
+        .read(|c| {
+            let doctor = c.query_row(
+                "SELECT id FROM practitioners WHERE role = 'doctor' LIMIT 1",
+                [],
+                |r| r.get(0),
+            )?;
+            let mut st = c.prepare("SELECT id FROM patients LIMIT 2")?;
+            let patients = st
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok::<_, carebridge_server::store::StoreError>((doctor, patients))
+        })
+        .await
+        .unwrap();
+    let mut booked = Vec::new();
+    for i in 0..2 {
+        let a: serde_json::Value = http
+            .post(format!("{}/api/v1/appointments", n.url))
+            .bearer_auth(&n.token)
+            .json(&serde_json::json!({"patient_id": patients[i], "practitioner_id": doctor,
+                                      "next_available_from": "2000-01-01T00:00:00Z", "reason": "live"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        booked.push(a["id"].as_str().unwrap().to_owned());
+    }
+    let r = http
+        .post(format!(
+            "{}/api/v1/appointments/{}/cancel",
+            n.url, booked[0]
+        ))
+        .bearer_auth(&n.token)
+        .json(&serde_json::json!({"reason": "changed plans"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let events = read_events(&n, from, 3).await;
+    assert_eq!(store.apply_events(events.clone()).await.unwrap(), 3);
+    assert_eq!(store.count("appointment").await.unwrap(), before + 2);
+    assert_eq!(
+        store
+            .version_of("appointment", booked[0].clone())
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        store.sync_state().await.unwrap().last_event_id,
+        Some(events[2].0)
+    );
+    // Replayed after a reconnect: nothing is applied twice, and the position stays.
+    assert_eq!(store.apply_events(events.clone()).await.unwrap(), 0);
+    // Out of order within a batch: the older version of the cancelled one never wins.
+    let mut reordered = vec![events[2].clone(), events[0].clone()];
+    reordered[0].0 = events[2].0 + 10;
+    reordered[1].0 = events[2].0 + 11;
+    assert_eq!(store.apply_events(reordered).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .version_of("appointment", booked[0].clone())
+            .await
+            .unwrap(),
+        Some(2)
+    );
+}
