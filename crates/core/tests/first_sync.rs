@@ -327,11 +327,11 @@ async fn live_events_apply_once_with_their_position() {
         .await
         .unwrap();
     let mut booked = Vec::new();
-    for i in 0..2 {
+    for patient in &patients {
         let a: serde_json::Value = http
             .post(format!("{}/api/v1/appointments", n.url))
             .bearer_auth(&n.token)
-            .json(&serde_json::json!({"patient_id": patients[i], "practitioner_id": doctor,
+            .json(&serde_json::json!({"patient_id": patient, "practitioner_id": doctor,
                                       "next_available_from": "2000-01-01T00:00:00Z", "reason": "live"}))
             .send()
             .await
