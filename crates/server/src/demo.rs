@@ -335,27 +335,19 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
                         };
                         let p = &patients[n % patients.len()];
                         n += 1;
-                        let a = Appointment {
-                            id: AppointmentId::new(),
-                            reference: appointment::new_reference(conn)?,
-                            patient_id: p.id,
-                            practitioner_id: d.id,
-                            start: *start,
-                            end: *end,
-                            reason: REASONS[n % REASONS.len()].into(),
-                            status,
-                            booked_by: if status == AppointmentStatus::Pending {
-                                BookedBy::Kiosk { id: kiosk_id }
-                            } else {
-                                BookedBy::Staff { id: reception.id }
+                        let mut a = demo_appointment(
+                            Slot {
+                                patient: p.id,
+                                doctor: d.id,
+                                start: *start,
+                                end: *end,
                             },
-                            override_reason: None,
-                            cancellation_reason: (status == AppointmentStatus::Cancelled)
-                                .then(|| "Patient called to cancel".into()),
-                            version: 1,
-                            created_at: now,
-                            updated_at: now,
-                        };
+                            status,
+                            n,
+                            (kiosk_id, reception.id),
+                            now,
+                        );
+                        a.reference = appointment::new_reference(conn)?;
                         appointment::insert(conn, &a)?;
                     }
                 }
@@ -404,6 +396,46 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
         bulk_appointments(node, &creds, &patient_ids, kiosk_id, reception_id, n).await?;
     }
     Ok(creds)
+}
+
+/// Who and when, for [`demo_appointment`].
+struct Slot {
+    patient: PatientId,
+    doctor: PractitionerId,
+    start: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+}
+
+/// A demo appointment in `status` (its reference is set when it is stored): pending ones were
+/// booked at the kiosk, the others by reception; `i` picks the reason.
+fn demo_appointment(
+    slot: Slot,
+    status: AppointmentStatus,
+    i: usize,
+    (kiosk, reception): (KioskDeviceId, PractitionerId),
+    now: chrono::DateTime<chrono::Utc>,
+) -> Appointment {
+    Appointment {
+        id: AppointmentId::new(),
+        reference: String::new(),
+        patient_id: slot.patient,
+        practitioner_id: slot.doctor,
+        start: slot.start,
+        end: slot.end,
+        reason: REASONS[i % REASONS.len()].into(),
+        status,
+        booked_by: if status == AppointmentStatus::Pending {
+            BookedBy::Kiosk { id: kiosk }
+        } else {
+            BookedBy::Staff { id: reception }
+        },
+        override_reason: None,
+        cancellation_reason: (status == AppointmentStatus::Cancelled)
+            .then(|| "Patient called to cancel".into()),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    }
 }
 
 /// Makes `n` appointments, filling every slot of every demo doctor day by day from 30 days ago,
@@ -456,27 +488,18 @@ async fn bulk_appointments(
                 } else {
                     AppointmentStatus::Booked
                 };
-                batch.push(Appointment {
-                    id: AppointmentId::new(),
-                    reference: String::new(),
-                    patient_id: patients[i % patients.len()],
-                    practitioner_id: s.practitioner_id,
-                    start,
-                    end,
-                    reason: REASONS[i % REASONS.len()].into(),
-                    status,
-                    booked_by: if status == AppointmentStatus::Pending {
-                        BookedBy::Kiosk { id: kiosk }
-                    } else {
-                        BookedBy::Staff { id: reception }
+                batch.push(demo_appointment(
+                    Slot {
+                        patient: patients[i % patients.len()],
+                        doctor: s.practitioner_id,
+                        start,
+                        end,
                     },
-                    override_reason: None,
-                    cancellation_reason: (status == AppointmentStatus::Cancelled)
-                        .then(|| "Patient called to cancel".into()),
-                    version: 1,
-                    created_at: now,
-                    updated_at: now,
-                });
+                    status,
+                    i,
+                    (kiosk, reception),
+                    now,
+                ));
             }
         }
         date = date.succ_opt().unwrap_or(date);
