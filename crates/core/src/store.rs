@@ -222,6 +222,16 @@ impl LocalStore {
         .await
     }
 
+    /// Forgets where the sync stands (after the node's `reset`), keeping the records: the next
+    /// first sync refreshes them, and versions keep older data from winning.
+    pub async fn reset_sync(&self) -> Result<(), CoreError> {
+        self.with(|c| {
+            c.execute("DELETE FROM sync_state", [])?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Where the first sync stands.
     pub async fn sync_state(&self) -> Result<SyncState, CoreError> {
         self.with(|c| {

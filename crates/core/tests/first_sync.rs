@@ -381,3 +381,93 @@ async fn live_events_apply_once_with_their_position() {
         Some(2)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_follower_applies_live_changes_and_stops_when_signed_out() {
+    use carebridge_core::live::{LiveEnd, follow};
+    let n = node().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = local(dir.path(), "follower passphrase").await.unwrap();
+    let http = reqwest::Client::new();
+    first_sync(&http, &n.url, &n.token, &store, &SnapshotOptions::default())
+        .await
+        .unwrap();
+    let before = store.count("appointment").await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let follower = {
+        let (url, token, store, stop) =
+            (n.url.clone(), n.token.clone(), store.clone(), stop.clone());
+        tokio::spawn(async move { follow(&url, &token, &store, stop).await })
+    };
+    let (doctor, patient): (String, String) = n
+        .node
+        .store
+        .read(|c| {
+            let d = c.query_row(
+                "SELECT id FROM practitioners WHERE role = 'doctor' LIMIT 1",
+                [],
+                |r| r.get(0),
+            )?;
+            let p = c.query_row("SELECT id FROM patients LIMIT 1", [], |r| r.get(0))?;
+            Ok::<_, carebridge_server::store::StoreError>((d, p))
+        })
+        .await
+        .unwrap();
+    let book = || async {
+        let r = http
+            .post(format!("{}/api/v1/appointments", n.url))
+            .bearer_auth(&n.token)
+            .json(&serde_json::json!({"patient_id": patient, "practitioner_id": doctor,
+                                      "next_available_from": "2000-01-01T00:00:00Z", "reason": "followed"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    };
+    book().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.count("appointment").await.unwrap() < before + 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the booking did not arrive"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Stopped, then started again: it resumes from the stored position.
+    stop.cancel();
+    assert_eq!(follower.await.unwrap().unwrap(), LiveEnd::Stopped);
+    book().await;
+    let follower = {
+        let (url, token, store) = (n.url.clone(), n.token.clone(), store.clone());
+        tokio::spawn(async move {
+            follow(
+                &url,
+                &token,
+                &store,
+                tokio_util::sync::CancellationToken::new(),
+            )
+            .await
+        })
+    };
+    while store.count("appointment").await.unwrap() < before + 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second booking did not arrive"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Signing out ends the session: the follower stops instead of retrying for ever.
+    let r = http
+        .delete(format!("{}/api/v1/sessions/current", n.url))
+        .bearer_auth(&n.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let end = tokio::time::timeout(std::time::Duration::from_secs(20), follower)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(end, LiveEnd::SignedOut);
+}

@@ -1,0 +1,114 @@
+//! Following the node's live stream into the local store.
+//!
+//! eventsource-client keeps the connection: it reconnects with backoff (and jitter) and resends
+//! the last event id it saw, but only while its stream is polled, so this loop keeps polling
+//! through errors. The events that are ready are applied together, one local transaction with
+//! their last id. A 401 means the session is over: the follower stops rather than retrying.
+
+use std::time::Duration;
+
+use carebridge_protocol::event::{EventKind, LiveEvent, RESET_EVENT};
+use eventsource_client::{self as es, Client as _};
+use futures_util::StreamExt;
+use launchdarkly_sdk_transport::HyperTransport;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::CoreError;
+use crate::store::LocalStore;
+
+/// Why following stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveEnd {
+    /// Asked to stop.
+    Stopped,
+    /// The node no longer accepts the token: sign in again.
+    SignedOut,
+    /// The node no longer has the events this client needs: run the first sync again (the
+    /// store's sync state was cleared for it), then follow again.
+    Reset,
+}
+
+/// Follows `base`'s live stream from where the store stands until `stop` is cancelled, the
+/// session ends, or the node asks for a reset.
+pub async fn follow(
+    base: &str,
+    token: &str,
+    store: &LocalStore,
+    stop: CancellationToken,
+) -> Result<LiveEnd, CoreError> {
+    let state = store.sync_state().await?;
+    let from = state
+        .last_event_id
+        .or(state.snapshot_event_id)
+        .ok_or_else(|| CoreError::Protocol("follow the live stream after the first sync".into()))?;
+    let bad = |e: es::Error| CoreError::Protocol(e.to_string());
+    let transport = HyperTransport::builder()
+        .connect_timeout(Duration::from_secs(5))
+        // Longer than the node's 15 s heartbeat: silence past it means the connection is dead.
+        .read_timeout(Duration::from_secs(45))
+        .build_http()
+        .map_err(|e| CoreError::Task(e.to_string()))?;
+    let client = es::ClientBuilder::for_url(&format!("{base}/api/v1/events"))
+        .map_err(bad)?
+        .header("Authorization", &format!("Bearer {token}"))
+        .map_err(bad)?
+        .last_event_id(from.to_string())
+        .reconnect(
+            es::ReconnectOptions::reconnect(true)
+                .retry_initial(true)
+                .delay(Duration::from_millis(500))
+                .backoff_factor(2)
+                .delay_max(Duration::from_secs(30))
+                .build(),
+        )
+        .build_with_transport(transport);
+    let mut stream = client.stream().ready_chunks(256);
+    loop {
+        let chunk = tokio::select! {
+            _ = stop.cancelled() => return Ok(LiveEnd::Stopped),
+            c = stream.next() => c,
+        };
+        let Some(chunk) = chunk else {
+            return Ok(LiveEnd::Stopped);
+        };
+        let mut batch = Vec::with_capacity(chunk.len());
+        let mut end = None;
+        for item in chunk {
+            match item {
+                Ok(es::SSE::Event(ev)) if ev.event_type == RESET_EVENT => {
+                    end = Some(LiveEnd::Reset);
+                    break;
+                }
+                Ok(es::SSE::Event(ev)) => {
+                    let (Some(kind), Some(id)) = (
+                        EventKind::parse(&ev.event_type),
+                        ev.id.as_deref().and_then(|i| i.parse().ok()),
+                    ) else {
+                        continue;
+                    };
+                    let event = LiveEvent::decode(kind, &ev.data)
+                        .map_err(|e| CoreError::Protocol(e.to_string()))?;
+                    batch.push((id, event));
+                }
+                Ok(_) => {}
+                Err(es::Error::UnexpectedResponse(r, _)) if r.status() == 401 => {
+                    end = Some(LiveEnd::SignedOut);
+                    break;
+                }
+                // A broken connection: the client reconnects on the next poll.
+                Err(_) => {}
+            }
+        }
+        if !batch.is_empty() {
+            store.apply_events(batch).await?;
+        }
+        match end {
+            Some(LiveEnd::Reset) => {
+                store.reset_sync().await?;
+                return Ok(LiveEnd::Reset);
+            }
+            Some(e) => return Ok(e),
+            None => {}
+        }
+    }
+}
