@@ -21,14 +21,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?
         .json()
         .await?;
-    let token = session["token"].as_str().ok_or("sign-in failed")?.to_owned();
+    let token = session["token"]
+        .as_str()
+        .ok_or("sign-in failed")?
+        .to_owned();
     std::fs::create_dir_all(dir)?;
     let db = std::path::Path::new(dir).join("local.db");
-    let store = tokio::task::spawn_blocking(move || -> Result<LocalStore, carebridge_core::CoreError> {
-        let key = LocalKey::derive("benchmark passphrase", &LocalKey::salt_for(&db)?)?;
-        LocalStore::open(&db, &key)
-    })
-    .await??;
+    let store =
+        tokio::task::spawn_blocking(move || -> Result<LocalStore, carebridge_core::CoreError> {
+            let key = LocalKey::derive("benchmark passphrase", &LocalKey::salt_for(&db)?)?;
+            LocalStore::open(&db, &key)
+        })
+        .await??;
     let started = Instant::now();
     let records = first_sync(&http, url, &token, &store, &SnapshotOptions::default()).await?;
     let secs = started.elapsed().as_secs_f64();
@@ -37,6 +41,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .find(|l| l.starts_with("VmHWM"))
         .map(str::to_owned)
         .unwrap_or_default();
-    println!("{records} records in {secs:.2} s ({:.0} records/s); {hwm}", records as f64 / secs);
+    println!(
+        "{records} records in {secs:.2} s ({:.0} records/s); {hwm}",
+        records as f64 / secs
+    );
     Ok(())
 }
