@@ -83,6 +83,40 @@ async fn node_count(n: &TestNode, sql: &'static str) -> u64 {
         .unwrap() as u64
 }
 
+/// The store holds what reception may see on the node, and `stored` records came in all:
+/// every appointment, the 30 patients, 2 schedules and 4 staff accounts.
+async fn assert_mirrors(n: &TestNode, store: &LocalStore, stored: u64) {
+    assert_eq!(store.count("patient").await.unwrap(), 30);
+    assert_eq!(
+        store.count("appointment").await.unwrap(),
+        node_count(n, "SELECT count(*) FROM appointments").await
+    );
+    assert_eq!(
+        stored,
+        node_count(n, "SELECT (SELECT count(*) FROM appointments) + 30 + 2 + 4").await
+    );
+}
+
+/// A doctor's id and the first `k` patients' ids, from the node's database.
+async fn doctor_and_patients(n: &TestNode, k: usize) -> (String, Vec<String>) {
+    n.node
+        .store
+        .read(move |c| {
+            let doctor = c.query_row(
+                "SELECT id FROM practitioners WHERE role = 'doctor' LIMIT 1",
+                [],
+                |r| r.get(0),
+            )?;
+            let mut st = c.prepare("SELECT id FROM patients LIMIT ?1")?;
+            let patients = st
+                .query_map([k as i64], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok::<_, carebridge_server::store::StoreError>((doctor, patients))
+        })
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_sync_mirrors_what_the_user_may_see() {
     let n = node().await;
@@ -102,19 +136,7 @@ async fn a_first_sync_mirrors_what_the_user_may_see() {
     )
     .await
     .unwrap();
-    assert_eq!(store.count("patient").await.unwrap(), 30);
-    assert_eq!(
-        store.count("appointment").await.unwrap(),
-        node_count(&n, "SELECT count(*) FROM appointments").await
-    );
-    assert_eq!(
-        stored,
-        node_count(
-            &n,
-            "SELECT (SELECT count(*) FROM appointments) + 30 + 2 + 4"
-        )
-        .await
-    );
+    assert_mirrors(&n, &store, stored).await;
     let state = store.sync_state().await.unwrap();
     assert!(state.snapshot_complete);
     assert_eq!(state.snapshot_event_id, Some(n.node.hub.head()));
@@ -163,19 +185,7 @@ async fn a_cut_off_first_sync_resumes_where_it_stopped() {
     total += first_sync(&http, &n.url, &n.token, &store, &SnapshotOptions::default())
         .await
         .unwrap();
-    assert_eq!(store.count("patient").await.unwrap(), 30);
-    assert_eq!(
-        store.count("appointment").await.unwrap(),
-        node_count(&n, "SELECT count(*) FROM appointments").await
-    );
-    assert_eq!(
-        total,
-        node_count(
-            &n,
-            "SELECT (SELECT count(*) FROM appointments) + 30 + 2 + 4"
-        )
-        .await
-    );
+    assert_mirrors(&n, &store, total).await;
     assert!(store.sync_state().await.unwrap().snapshot_complete);
 }
 
@@ -309,23 +319,7 @@ async fn live_events_apply_once_with_their_position() {
     let from = store.sync_state().await.unwrap().snapshot_event_id.unwrap();
     let before = store.count("appointment").await.unwrap();
     // Changes on the node after the snapshot: two bookings, then one of them cancelled.
-    let (doctor, patients): (String, Vec<String>) = n
-        .node
-        .store
-        .read(|c| {
-            let doctor = c.query_row(
-                "SELECT id FROM practitioners WHERE role = 'doctor' LIMIT 1",
-                [],
-                |r| r.get(0),
-            )?;
-            let mut st = c.prepare("SELECT id FROM patients LIMIT 2")?;
-            let patients = st
-                .query_map([], |r| r.get(0))?
-                .collect::<Result<Vec<String>, _>>()?;
-            Ok::<_, carebridge_server::store::StoreError>((doctor, patients))
-        })
-        .await
-        .unwrap();
+    let (doctor, patients) = doctor_and_patients(&n, 2).await;
     let mut booked = Vec::new();
     for patient in &patients {
         let a: serde_json::Value = http
@@ -399,20 +393,8 @@ async fn the_follower_applies_live_changes_and_stops_when_signed_out() {
             (n.url.clone(), n.token.clone(), store.clone(), stop.clone());
         tokio::spawn(async move { follow(&url, &token, &store, stop).await })
     };
-    let (doctor, patient): (String, String) = n
-        .node
-        .store
-        .read(|c| {
-            let d = c.query_row(
-                "SELECT id FROM practitioners WHERE role = 'doctor' LIMIT 1",
-                [],
-                |r| r.get(0),
-            )?;
-            let p = c.query_row("SELECT id FROM patients LIMIT 1", [], |r| r.get(0))?;
-            Ok::<_, carebridge_server::store::StoreError>((d, p))
-        })
-        .await
-        .unwrap();
+    let (doctor, patients) = doctor_and_patients(&n, 1).await;
+    let patient = patients[0].clone();
     let book = || async {
         let r = http
             .post(format!("{}/api/v1/appointments", n.url))
