@@ -1,6 +1,7 @@
 //! The core's error: what went wrong, and whether trying again can help.
 
 use carebridge_protocol::Problem;
+use carebridge_protocol::problem::ProblemType;
 
 /// Whether an operation that failed is worth repeating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,9 +36,27 @@ pub enum CoreError {
     /// The snapshot stopped before its end; what came is kept, and it resumes from there.
     #[error("the snapshot was cut off after {0} records; it resumes from there")]
     Interrupted(u64),
+    /// The user's input cannot be sent as it is; nothing was changed.
+    #[error("{0}")]
+    Invalid(String),
+    /// No such record here.
+    #[error("{0} is not known here")]
+    NotFound(String),
+    /// The session is over (signed out, expired, or ended by an admin): sign in again.
+    #[error("signed out: sign in again")]
+    SignedOut,
+    /// Neither the OS keychain nor a passphrase can unlock this profile.
+    #[error("{0}")]
+    NoKey(String),
     /// A blocking task failed.
     #[error("internal error: {0}")]
     Task(String),
+}
+
+impl From<serde_json::Error> for CoreError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Protocol(e.to_string())
+    }
 }
 
 impl CoreError {
@@ -48,6 +67,25 @@ impl CoreError {
             Self::Rejected(p) if p.status >= 500 => Retry::Backoff,
             Self::Task(_) | Self::Protocol(_) => Retry::Backoff,
             _ => Retry::Never,
+        }
+    }
+}
+
+/// The node's problem document from an error response; one made up from the status when the
+/// body is not one (a proxy's error page).
+pub(crate) async fn problem_of(res: reqwest::Response) -> Problem {
+    let status = res.status();
+    match res.json::<Problem>().await {
+        Ok(p) => p,
+        Err(_) => {
+            let code = if status.is_server_error() {
+                ProblemType::Internal
+            } else {
+                ProblemType::Validation
+            };
+            let mut p = Problem::new(code, format!("the node answered {status}"));
+            p.status = status.as_u16();
+            p
         }
     }
 }

@@ -1,15 +1,28 @@
 //! CareBridge client core: the encrypted local store and the offline-first sync engine the
 //! desktop app runs on. It knows nothing of Tauri or windows.
 //!
-//! In place so far: the encrypted local mirror ([`store`]), the first sync from a node's
-//! snapshot, in batches and resumable ([`sync`]), and following the live stream ([`live`]).
-//! The outbox, the notifier and the queries come next (see the client-core issue).
+//! - [`profile`]: one encrypted store per signed-in user or kiosk, its key in the OS keychain
+//!   (or from a passphrase where there is none).
+//! - [`session`]: signing in and out; the token lives in the encrypted store.
+//! - [`store`]: the local mirror, the outbox of the user's writes, and the UI's queries.
+//! - [`sync`] and [`live`]: the first sync from the node's snapshot, then its live stream.
+//! - [`engine`]: runs all of it for a signed-in profile and publishes the connection state.
+//! - [`notify`]: which live changes are news to the user.
 
+mod clock;
+pub mod engine;
 pub mod error;
 pub mod live;
+pub mod notify;
+pub mod profile;
+pub mod session;
 pub mod store;
 pub mod sync;
 
 pub use carebridge_protocol as protocol;
+pub use engine::{Link, Status, SyncEngine};
 pub use error::{CoreError, Retry};
+pub use notify::{Notice, Notifier, RecordingNotifier};
+pub use profile::{KeySource, Profiles, Unlock};
+pub use session::SignedIn;
 pub use store::{LocalKey, LocalStore};

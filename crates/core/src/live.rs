@@ -14,7 +14,18 @@ use launchdarkly_sdk_transport::HyperTransport;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::CoreError;
-use crate::store::LocalStore;
+use crate::store::{Applied, LocalStore};
+
+/// What following the stream tells the sync engine as it goes.
+#[derive(Debug)]
+pub enum LiveNews {
+    /// The stream is connected (and after a reconnect).
+    Connected,
+    /// The connection broke; the client is trying again.
+    Disconnected,
+    /// Events changed what the user sees, in order.
+    Applied(Vec<Applied>),
+}
 
 /// Why following stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +46,7 @@ pub async fn follow(
     token: &str,
     store: &LocalStore,
     stop: CancellationToken,
+    news: tokio::sync::mpsc::UnboundedSender<LiveNews>,
 ) -> Result<LiveEnd, CoreError> {
     let state = store.sync_state().await?;
     let from = state
@@ -90,17 +102,25 @@ pub async fn follow(
                         .map_err(|e| CoreError::Protocol(e.to_string()))?;
                     batch.push((id, event));
                 }
-                Ok(_) => {}
+                Ok(es::SSE::Connected(_)) => {
+                    let _ = news.send(LiveNews::Connected);
+                }
+                Ok(es::SSE::Comment(_)) => {}
                 Err(es::Error::UnexpectedResponse(r, _)) if r.status() == 401 => {
                     end = Some(LiveEnd::SignedOut);
                     break;
                 }
                 // A broken connection: the client reconnects on the next poll.
-                Err(_) => {}
+                Err(_) => {
+                    let _ = news.send(LiveNews::Disconnected);
+                }
             }
         }
         if !batch.is_empty() {
-            store.apply_events(batch).await?;
+            let applied = store.apply_events(batch).await?;
+            if !applied.is_empty() {
+                let _ = news.send(LiveNews::Applied(applied));
+            }
         }
         match end {
             Some(LiveEnd::Reset) => {

@@ -47,6 +47,9 @@ pub async fn first_sync(
         req = req.query(&[("after", c)]);
     }
     let res = req.send().await?;
+    if res.status() == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(CoreError::SignedOut);
+    }
     if !res.status().is_success() {
         let problem: Problem = res
             .json()

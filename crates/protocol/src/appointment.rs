@@ -184,7 +184,7 @@ pub struct Appointment {
 }
 
 /// A request to book an appointment.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BookAppointment {
     /// The patient (a kiosk may book only for the patient it identified).
@@ -209,7 +209,7 @@ pub struct BookAppointment {
 }
 
 /// A request to move an appointment.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reschedule {
     /// New start.
@@ -223,7 +223,7 @@ pub struct Reschedule {
 }
 
 /// A reason, for cancel and decline.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WithReason {
     /// Why, 1–500 characters.

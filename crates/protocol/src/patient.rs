@@ -37,7 +37,7 @@ pub struct Patient {
 }
 
 /// Staff's request to register a patient.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPatient {
     /// Family name, 1–100 characters.
@@ -62,7 +62,7 @@ pub struct NewPatient {
 }
 
 /// Staff's change to a patient record (sent with `If-Match: "<version>"`). Absent fields stay.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientUpdate {
     /// New family name.

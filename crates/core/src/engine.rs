@@ -1,0 +1,492 @@
+//! The sync engine: keeps a signed-in profile's mirror in step with the node (first sync, then
+//! the live stream, again after a reset), drains the outbox of the user's writes in order, tells
+//! the notifier about news, and publishes the connection state the UI shows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use carebridge_protocol::appointment::{
+    Appointment, AppointmentAction, BookAppointment, Reschedule, WithReason,
+};
+use carebridge_protocol::patient::{NewPatient, Patient, PatientUpdate};
+use carebridge_protocol::session::Principal;
+use chrono_tz::Tz;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{CoreError, problem_of};
+use crate::live::{LiveEnd, LiveNews, follow};
+use crate::notify::{Notice, Notifier, notice_for};
+use crate::session::SignedIn;
+use crate::store::{LocalStore, NodeRecord, OutboxItem, OutboxState, Outcome, Write};
+use crate::sync::{SnapshotOptions, first_sync};
+
+/// How the client stands with its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Link {
+    /// The live stream is connected.
+    Online,
+    /// Syncing, or opening the stream.
+    Connecting,
+    /// The node cannot be reached; writes wait in the outbox.
+    Offline,
+    /// The node no longer accepts the session: sign in again.
+    SignedOut,
+}
+
+/// What the UI's connection indicator shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The connection.
+    pub link: Link,
+    /// Writes waiting for the node.
+    pub pending: u64,
+    /// Writes the node refused, not yet dismissed by the user.
+    pub refused: u64,
+}
+
+/// Backoff between attempts: doubling from half a second to 30 s, with jitter so that many
+/// clients coming back together do not retry in step.
+fn backoff(attempt: u32) -> Duration {
+    let base = 500u64.saturating_mul(1 << attempt.min(6)).min(30_000);
+    let jitter = rand::thread_rng().gen_range(0..=base / 2);
+    Duration::from_millis(base / 2 + jitter)
+}
+
+struct Shared {
+    store: LocalStore,
+    http: reqwest::Client,
+    signed_in: SignedIn,
+    notifier: Arc<dyn Notifier>,
+    status: watch::Sender<Status>,
+    outbox_wake: Notify,
+    stop: CancellationToken,
+}
+
+impl Shared {
+    fn set_link(&self, link: Link) {
+        self.status.send_if_modified(|s| {
+            // Signed out is final for this engine.
+            if s.link == link || s.link == Link::SignedOut {
+                return false;
+            }
+            s.link = link;
+            true
+        });
+    }
+
+    async fn refresh_counts(&self) -> Result<(), CoreError> {
+        let items = self.store.outbox().await?;
+        let pending = items
+            .iter()
+            .filter(|i| i.state == OutboxState::Pending)
+            .count() as u64;
+        let refused = items.len() as u64 - pending;
+        self.status.send_if_modified(|s| {
+            let changed = s.pending != pending || s.refused != refused;
+            s.pending = pending;
+            s.refused = refused;
+            changed
+        });
+        Ok(())
+    }
+
+    fn signed_out(&self) {
+        self.set_link(Link::SignedOut);
+        self.stop.cancel();
+    }
+}
+
+/// A running sync engine for one signed-in profile.
+pub struct SyncEngine {
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SyncEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncEngine")
+            .field("signed_in", &self.shared.signed_in)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SyncEngine {
+    /// Starts syncing `store` with the node `signed_in` names. Call within a Tokio runtime.
+    pub fn start(store: LocalStore, signed_in: SignedIn, notifier: Arc<dyn Notifier>) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        let (status, _) = watch::channel(Status {
+            link: Link::Connecting,
+            pending: 0,
+            refused: 0,
+        });
+        let shared = Arc::new(Shared {
+            store,
+            http,
+            signed_in,
+            notifier,
+            status,
+            outbox_wake: Notify::new(),
+            stop: CancellationToken::new(),
+        });
+        let (news_tx, news_rx) = mpsc::unbounded_channel();
+        let tasks = vec![
+            tokio::spawn(run_sync(shared.clone(), news_tx)),
+            tokio::spawn(run_news(shared.clone(), news_rx)),
+            tokio::spawn(run_outbox(shared.clone())),
+        ];
+        Self { shared, tasks }
+    }
+
+    /// The connection state and counts, for the UI to watch.
+    pub fn status(&self) -> watch::Receiver<Status> {
+        self.shared.status.subscribe()
+    }
+
+    /// The local store, for the UI's queries.
+    pub fn store(&self) -> &LocalStore {
+        &self.shared.store
+    }
+
+    /// Who is signed in.
+    pub fn principal(&self) -> &Principal {
+        self.shared.signed_in.principal()
+    }
+
+    /// The session.
+    pub fn signed_in(&self) -> &SignedIn {
+        &self.shared.signed_in
+    }
+
+    /// The node's time zone.
+    pub fn time_zone(&self) -> Tz {
+        self.shared.signed_in.time_zone()
+    }
+
+    /// The node's date today.
+    pub fn today(&self) -> chrono::NaiveDate {
+        crate::clock::now()
+            .with_timezone(&self.time_zone())
+            .date_naive()
+    }
+
+    async fn queued<T>(&self, r: Result<T, CoreError>) -> Result<T, CoreError> {
+        let v = r?;
+        self.shared.refresh_counts().await?;
+        self.shared.outbox_wake.notify_one();
+        Ok(v)
+    }
+
+    /// Books an appointment (see [`LocalStore::queue_booking`]).
+    pub async fn book(&self, body: BookAppointment) -> Result<Appointment, CoreError> {
+        let r = self
+            .shared
+            .store
+            .queue_booking(self.principal().clone(), body)
+            .await;
+        self.queued(r).await
+    }
+
+    /// Confirms, declines, cancels, checks in, completes or marks a no-show.
+    pub async fn act(
+        &self,
+        id: carebridge_protocol::AppointmentId,
+        action: AppointmentAction,
+        reason: Option<String>,
+    ) -> Result<Appointment, CoreError> {
+        let r = self.shared.store.queue_action(id, action, reason).await;
+        self.queued(r).await
+    }
+
+    /// Moves an appointment.
+    pub async fn reschedule(
+        &self,
+        id: carebridge_protocol::AppointmentId,
+        body: Reschedule,
+    ) -> Result<Appointment, CoreError> {
+        let r = self.shared.store.queue_reschedule(id, body).await;
+        self.queued(r).await
+    }
+
+    /// Registers a patient.
+    pub async fn register_patient(&self, body: NewPatient) -> Result<Patient, CoreError> {
+        let node = self.shared.signed_in.session.node.clone();
+        let r = self
+            .shared
+            .store
+            .queue_new_patient(body, node, self.today())
+            .await;
+        self.queued(r).await
+    }
+
+    /// Changes a patient's details.
+    pub async fn update_patient(
+        &self,
+        id: carebridge_protocol::PatientId,
+        body: PatientUpdate,
+    ) -> Result<Patient, CoreError> {
+        let r = self
+            .shared
+            .store
+            .queue_patient_update(id, body, self.today())
+            .await;
+        self.queued(r).await
+    }
+
+    /// The user has read a refusal.
+    pub async fn dismiss_refused(&self, seq: i64) -> Result<(), CoreError> {
+        self.shared.store.dismiss_refused(seq).await?;
+        self.shared.refresh_counts().await
+    }
+
+    /// Stops syncing and waits for the tasks to end. What is pending stays in the outbox.
+    pub async fn shutdown(mut self) {
+        self.shared.stop.cancel();
+        for t in std::mem::take(&mut self.tasks) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for SyncEngine {
+    fn drop(&mut self) {
+        self.shared.stop.cancel();
+    }
+}
+
+/// First sync, then the live stream; again after a reset; retrying while the node is away.
+async fn run_sync(shared: Arc<Shared>, news: mpsc::UnboundedSender<LiveNews>) {
+    let base = shared.signed_in.node_url.clone();
+    let token = shared.signed_in.session.token.clone();
+    let opts = SnapshotOptions::default();
+    let mut attempt = 0u32;
+    loop {
+        if shared.stop.is_cancelled() {
+            return;
+        }
+        let synced = tokio::select! {
+            _ = shared.stop.cancelled() => return,
+            r = first_sync(&shared.http, &base, &token, &shared.store, &opts) => r,
+        };
+        match synced {
+            Ok(_) => attempt = 0,
+            Err(CoreError::SignedOut) => return shared.signed_out(),
+            Err(e) => {
+                tracing::info!(error = %e, "first sync did not finish; trying again");
+                shared.set_link(Link::Offline);
+                tokio::select! {
+                    _ = shared.stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff(attempt)) => {}
+                }
+                attempt = attempt.saturating_add(1);
+                continue;
+            }
+        }
+        match follow(
+            &base,
+            &token,
+            &shared.store,
+            shared.stop.clone(),
+            news.clone(),
+        )
+        .await
+        {
+            Ok(LiveEnd::Stopped) => return,
+            Ok(LiveEnd::SignedOut) => return shared.signed_out(),
+            Ok(LiveEnd::Reset) => {
+                tracing::info!("the node asked for a reset; reading the snapshot again");
+                shared.set_link(Link::Connecting);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "following the live stream failed; starting over");
+                shared.set_link(Link::Offline);
+                tokio::select! {
+                    _ = shared.stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff(attempt)) => {}
+                }
+                attempt = attempt.saturating_add(1);
+            }
+        }
+    }
+}
+
+/// Turns what the stream reports into the connection state and notices.
+async fn run_news(shared: Arc<Shared>, mut news: mpsc::UnboundedReceiver<LiveNews>) {
+    let me = shared.signed_in.principal().clone();
+    while let Some(n) = news.recv().await {
+        match n {
+            LiveNews::Connected => {
+                shared.set_link(Link::Online);
+                // Writes held back by the outage can go now.
+                shared.outbox_wake.notify_one();
+            }
+            LiveNews::Disconnected => shared.set_link(Link::Offline),
+            LiveNews::Applied(applied) => {
+                for a in &applied {
+                    let Some(mut notice) = notice_for(&me, a) else {
+                        continue;
+                    };
+                    if let Notice::KioskBooking {
+                        appointment,
+                        patient_name,
+                    } = &mut notice
+                        && let Ok(Some(p)) = shared.store.patient(appointment.patient_id).await
+                    {
+                        *patient_name = Some(format!(
+                            "{} {}",
+                            p.patient.given_name, p.patient.family_name
+                        ));
+                    }
+                    shared.notifier.notify(notice);
+                }
+            }
+        }
+    }
+}
+
+/// What sending one outbox item came to.
+enum Sent {
+    Answered(Outcome),
+    /// Network trouble or a passing fault on the node: try again later.
+    Retry(String),
+    SignedOut,
+}
+
+/// Drains the outbox in order, one item at a time, with backoff while the node is away.
+async fn run_outbox(shared: Arc<Shared>) {
+    if let Err(e) = shared.refresh_counts().await {
+        tracing::warn!(error = %e, "reading the outbox failed");
+    }
+    let mut attempt = 0u32;
+    loop {
+        if shared.stop.is_cancelled() {
+            return;
+        }
+        let item = match shared.store.next_pending().await {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the outbox failed");
+                None
+            }
+        };
+        let Some(item) = item else {
+            tokio::select! {
+                _ = shared.stop.cancelled() => return,
+                _ = shared.outbox_wake.notified() => continue,
+            }
+        };
+        let sent = tokio::select! {
+            _ = shared.stop.cancelled() => return,
+            s = send(&shared, &item) => s,
+        };
+        match sent {
+            Sent::Answered(outcome) => {
+                attempt = 0;
+                if let Err(e) = shared.store.complete(item.seq, outcome).await {
+                    tracing::error!(error = %e, seq = item.seq, "recording the node's answer failed");
+                }
+                let _ = shared.refresh_counts().await;
+            }
+            Sent::SignedOut => return shared.signed_out(),
+            Sent::Retry(why) => {
+                tracing::info!(seq = item.seq, why, "write not delivered yet; will retry");
+                let _ = shared.store.note_attempt(item.seq).await;
+                tokio::select! {
+                    _ = shared.stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff(attempt)) => {}
+                    // The stream came back: try at once.
+                    _ = shared.outbox_wake.notified() => {}
+                }
+                attempt = attempt.saturating_add(1);
+            }
+        }
+    }
+}
+
+async fn send(shared: &Shared, item: &OutboxItem) -> Sent {
+    let base = &shared.signed_in.node_url;
+    let http = &shared.http;
+    let if_match = |v: i64| format!("\"{v}\"");
+    let req = match &item.write {
+        Write::Book { body, .. } => http.post(format!("{base}/api/v1/appointments")).json(body),
+        Write::Act {
+            id,
+            action,
+            reason,
+            if_match: v,
+        } => {
+            let r = http
+                .post(format!(
+                    "{base}/api/v1/appointments/{id}/{}",
+                    action.as_str()
+                ))
+                .header("If-Match", if_match(*v));
+            match reason {
+                Some(reason) => r.json(&WithReason {
+                    reason: reason.clone(),
+                }),
+                None => r,
+            }
+        }
+        Write::Reschedule {
+            id,
+            body,
+            if_match: v,
+        } => http
+            .post(format!("{base}/api/v1/appointments/{id}/reschedule"))
+            .header("If-Match", if_match(*v))
+            .json(body),
+        Write::RegisterPatient { body, .. } => {
+            http.post(format!("{base}/api/v1/patients")).json(body)
+        }
+        Write::UpdatePatient {
+            id,
+            body,
+            if_match: v,
+        } => http
+            .patch(format!("{base}/api/v1/patients/{id}"))
+            .header("If-Match", if_match(*v))
+            .json(body),
+    };
+    let res = match req
+        .bearer_auth(&shared.signed_in.session.token)
+        .header("Idempotency-Key", &item.idempotency_key)
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return Sent::Retry(e.to_string()),
+    };
+    let status = res.status();
+    if status.is_success() {
+        let record = match &item.write {
+            Write::RegisterPatient { .. } | Write::UpdatePatient { .. } => {
+                res.json::<Patient>().await.map(NodeRecord::Patient)
+            }
+            _ => res.json::<Appointment>().await.map(NodeRecord::Appointment),
+        };
+        return match record {
+            Ok(r) => Sent::Answered(Outcome::Accepted(r)),
+            // The body was cut off: the repeat (same Idempotency-Key) returns the same answer.
+            Err(e) => Sent::Retry(e.to_string()),
+        };
+    }
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Sent::SignedOut;
+    }
+    if status.is_server_error()
+        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+    {
+        return Sent::Retry(format!("the node answered {status}"));
+    }
+    Sent::Answered(Outcome::Refused(problem_of(res).await))
+}

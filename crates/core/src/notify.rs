@@ -1,0 +1,106 @@
+//! Telling the user about live changes that concern them: a kiosk booking waiting for this
+//! doctor, the doctor's answer for this kiosk's patient.
+//!
+//! Only events that changed what the user sees can be news, so a replay after a reconnect (its
+//! ids are already applied), a snapshot after a reset (never notified) or the echo of the user's
+//! own write (it lands in the record's shadow while the write is pending, and is no newer than
+//! the node's answer after) never notifies.
+
+use std::sync::Mutex;
+
+use carebridge_protocol::appointment::{Appointment, AppointmentStatus, BookedBy};
+use carebridge_protocol::session::Principal;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Applied, NodeRecord};
+
+/// Something worth interrupting the user for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Notice {
+    /// For a doctor: a patient booked with them at a kiosk; it waits for their answer.
+    KioskBooking {
+        /// The booking.
+        appointment: Appointment,
+        /// The patient's name, when this user may see it.
+        patient_name: Option<String>,
+    },
+    /// For the kiosk: the doctor confirmed a booking made here.
+    BookingConfirmed {
+        /// The booking.
+        appointment: Appointment,
+    },
+    /// For the kiosk: the doctor declined a booking made here.
+    BookingDeclined {
+        /// The booking.
+        appointment: Appointment,
+        /// The doctor's reason.
+        reason: Option<String>,
+    },
+}
+
+/// Shows notices to the user: the app's desktop notifications, or a recording in tests.
+/// Called from the sync engine's task: it must not block for long.
+pub trait Notifier: Send + Sync + 'static {
+    /// Shows one notice.
+    fn notify(&self, notice: Notice);
+}
+
+/// A notifier that keeps what it was given, for tests and for a UI's own list.
+#[derive(Debug, Default)]
+pub struct RecordingNotifier {
+    notices: Mutex<Vec<Notice>>,
+}
+
+impl RecordingNotifier {
+    /// Everything notified so far, in order.
+    pub fn notices(&self) -> Vec<Notice> {
+        self.notices.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+}
+
+impl Notifier for RecordingNotifier {
+    fn notify(&self, notice: Notice) {
+        if let Ok(mut n) = self.notices.lock() {
+            n.push(notice);
+        }
+    }
+}
+
+/// Whether a change the user now sees is news to them, and which. The patient's name is left
+/// for the caller to look up.
+pub fn notice_for(me: &Principal, applied: &Applied) -> Option<Notice> {
+    let NodeRecord::Appointment(a) = &applied.record else {
+        return None;
+    };
+    let was = applied.previous.as_ref().map(|p| p.status);
+    match me {
+        Principal::Staff { id, .. } => {
+            let new_kiosk_booking = a.practitioner_id == *id
+                && a.status == AppointmentStatus::Pending
+                && matches!(a.booked_by, BookedBy::Kiosk { .. })
+                && was != Some(AppointmentStatus::Pending);
+            new_kiosk_booking.then(|| Notice::KioskBooking {
+                appointment: a.clone(),
+                patient_name: None,
+            })
+        }
+        Principal::Kiosk { id, .. } => {
+            if a.booked_by != (BookedBy::Kiosk { id: *id })
+                || was != Some(AppointmentStatus::Pending)
+            {
+                return None;
+            }
+            match a.status {
+                AppointmentStatus::Booked => Some(Notice::BookingConfirmed {
+                    appointment: a.clone(),
+                }),
+                AppointmentStatus::Cancelled => Some(Notice::BookingDeclined {
+                    appointment: a.clone(),
+                    reason: a.cancellation_reason.clone(),
+                }),
+                _ => None,
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Signing in to a node and out again. The session (its bearer token) is kept in the profile's
+//! encrypted store, never elsewhere.
+
+use carebridge_protocol::session::{KioskSignIn, Principal, Session, StaffSignIn};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, problem_of};
+use crate::store::LocalStore;
+
+const SESSION_SETTING: &str = "session";
+const NODE_SETTING: &str = "node_url";
+
+/// A signed-in session with the node it belongs to.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SignedIn {
+    /// The node's base URL, e.g. `https://node.st-marys.example`.
+    pub node_url: String,
+    /// What the node answered to the sign-in.
+    pub session: Session,
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("node_url", &self.node_url)
+            .field("principal", &self.session.principal)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignedIn {
+    /// The node's time zone (UTC if the node named one this build does not know).
+    pub fn time_zone(&self) -> Tz {
+        self.session.time_zone.parse().unwrap_or(Tz::UTC)
+    }
+
+    /// Who is signed in.
+    pub fn principal(&self) -> &Principal {
+        &self.session.principal
+    }
+}
+
+/// Trims the node URL the user typed to the form requests are built on.
+pub fn normalise_node_url(url: &str) -> Result<String, CoreError> {
+    let url = url.trim().trim_end_matches('/');
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| CoreError::Invalid(format!("node address {url:?}: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(CoreError::Invalid(format!(
+            "node address {url:?}: give it as https://host[:port]"
+        )));
+    }
+    Ok(url.to_owned())
+}
+
+async fn create(
+    http: &reqwest::Client,
+    node_url: &str,
+    path: &str,
+    body: &impl Serialize,
+) -> Result<SignedIn, CoreError> {
+    let node_url = normalise_node_url(node_url)?;
+    let res = http
+        .post(format!("{node_url}/api/v1/{path}"))
+        .json(body)
+        .send()
+        .await?;
+    if !res.status().is_success() {
+        return Err(CoreError::Rejected(Box::new(problem_of(res).await)));
+    }
+    let session: Session = res.json().await?;
+    Ok(SignedIn { node_url, session })
+}
+
+/// Signs a staff user in. A wrong password is [`CoreError::Rejected`] with the node's reason.
+pub async fn sign_in_staff(
+    http: &reqwest::Client,
+    node_url: &str,
+    username: &str,
+    password: &str,
+) -> Result<SignedIn, CoreError> {
+    let body = StaffSignIn {
+        username: username.to_owned(),
+        password: password.to_owned(),
+    };
+    create(http, node_url, "sessions", &body).await
+}
+
+/// Signs a registered kiosk device in.
+pub async fn sign_in_kiosk(
+    http: &reqwest::Client,
+    node_url: &str,
+    device: KioskSignIn,
+) -> Result<SignedIn, CoreError> {
+    create(http, node_url, "kiosk-sessions", &device).await
+}
+
+/// Ends the session on the node (best effort: an unreachable node lets the token expire) and
+/// wipes it from the profile.
+pub async fn sign_out(http: &reqwest::Client, store: &LocalStore) -> Result<(), CoreError> {
+    if let Some(s) = store.signed_in().await? {
+        let _ = http
+            .delete(format!("{}/api/v1/sessions/current", s.node_url))
+            .bearer_auth(&s.session.token)
+            .send()
+            .await;
+    }
+    store.set_setting(SESSION_SETTING, None).await
+}
+
+impl LocalStore {
+    /// Keeps the session (and remembers the node) in the encrypted store.
+    pub async fn save_session(&self, s: &SignedIn) -> Result<(), CoreError> {
+        self.set_setting(NODE_SETTING, Some(s.node_url.clone()))
+            .await?;
+        self.set_setting(SESSION_SETTING, Some(serde_json::to_string(s)?))
+            .await
+    }
+
+    /// The kept session, if signed in.
+    pub async fn signed_in(&self) -> Result<Option<SignedIn>, CoreError> {
+        Ok(self
+            .setting(SESSION_SETTING)
+            .await?
+            .map(|s| serde_json::from_str(&s))
+            .transpose()?)
+    }
+
+    /// The node this profile last signed in to.
+    pub async fn remembered_node(&self) -> Result<Option<String>, CoreError> {
+        self.setting(NODE_SETTING).await
+    }
+
+    /// Forgets the session (the node said it is over).
+    pub async fn clear_session(&self) -> Result<(), CoreError> {
+        self.set_setting(SESSION_SETTING, None).await
+    }
+}

@@ -1,0 +1,385 @@
+//! Records from the node: written into the typed tables by version, from the snapshot and from
+//! live events.
+
+use carebridge_protocol::appointment::Appointment;
+use carebridge_protocol::event::LiveEvent;
+use carebridge_protocol::patient::{Patient, search_key};
+use carebridge_protocol::practitioner::Practitioner;
+use carebridge_protocol::schedule::{Absence, Schedule};
+use carebridge_protocol::snapshot::SnapshotItem;
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::LocalStore;
+use crate::error::CoreError;
+
+/// A record as the node sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeRecord {
+    /// A staff user.
+    Practitioner(Practitioner),
+    /// A doctor's working hours.
+    Schedule(Schedule),
+    /// A period a doctor is away.
+    Absence(Absence),
+    /// A patient.
+    Patient(Patient),
+    /// An appointment.
+    Appointment(Appointment),
+}
+
+impl NodeRecord {
+    /// The record's kind, as the store names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Practitioner(_) => "practitioner",
+            Self::Schedule(_) => "schedule",
+            Self::Absence(_) => "absence",
+            Self::Patient(_) => "patient",
+            Self::Appointment(_) => "appointment",
+        }
+    }
+
+    /// The record's id (a schedule is keyed by its practitioner).
+    pub fn id(&self) -> String {
+        match self {
+            Self::Practitioner(p) => p.id.to_string(),
+            Self::Schedule(s) => s.practitioner_id.to_string(),
+            Self::Absence(a) => a.id.to_string(),
+            Self::Patient(p) => p.id.to_string(),
+            Self::Appointment(a) => a.id.to_string(),
+        }
+    }
+
+    /// The record's version (an absence never changes once recorded).
+    pub fn version(&self) -> i64 {
+        match self {
+            Self::Practitioner(p) => p.version,
+            Self::Schedule(s) => s.version,
+            Self::Absence(_) => 1,
+            Self::Patient(p) => p.version,
+            Self::Appointment(a) => a.version,
+        }
+    }
+
+    fn to_json(&self) -> Result<String, CoreError> {
+        let r = match self {
+            Self::Practitioner(p) => serde_json::to_string(p),
+            Self::Schedule(s) => serde_json::to_string(s),
+            Self::Absence(a) => serde_json::to_string(a),
+            Self::Patient(p) => serde_json::to_string(p),
+            Self::Appointment(a) => serde_json::to_string(a),
+        };
+        r.map_err(|e| CoreError::Protocol(e.to_string()))
+    }
+
+    pub(super) fn from_json(kind: &str, data: &str) -> Result<Self, CoreError> {
+        let bad = |e: serde_json::Error| CoreError::Protocol(format!("stored {kind}: {e}"));
+        Ok(match kind {
+            "practitioner" => Self::Practitioner(serde_json::from_str(data).map_err(bad)?),
+            "schedule" => Self::Schedule(serde_json::from_str(data).map_err(bad)?),
+            "absence" => Self::Absence(serde_json::from_str(data).map_err(bad)?),
+            "patient" => Self::Patient(serde_json::from_str(data).map_err(bad)?),
+            "appointment" => Self::Appointment(serde_json::from_str(data).map_err(bad)?),
+            other => return Err(CoreError::Protocol(format!("unknown record kind {other}"))),
+        })
+    }
+
+    fn from_snapshot(item: SnapshotItem) -> Option<Self> {
+        match item {
+            SnapshotItem::Practitioner(p) => Some(Self::Practitioner(p)),
+            SnapshotItem::Schedule(s) => Some(Self::Schedule(s)),
+            SnapshotItem::Patient(p) => Some(Self::Patient(p)),
+            SnapshotItem::Appointment(a) => Some(Self::Appointment(a)),
+            SnapshotItem::Begin { .. } | SnapshotItem::End { .. } => None,
+        }
+    }
+}
+
+impl From<LiveEvent> for NodeRecord {
+    fn from(e: LiveEvent) -> Self {
+        match e {
+            LiveEvent::Appointment(a) => Self::Appointment(a),
+            LiveEvent::Patient(p) => Self::Patient(p),
+            LiveEvent::Schedule(s) => Self::Schedule(s),
+            LiveEvent::Absence(a) => Self::Absence(a),
+        }
+    }
+}
+
+/// A live event that changed what the user sees, with the appointment as it was before (for
+/// deciding whether it is news to the user).
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The event's id.
+    pub event_id: i64,
+    /// The record's new state.
+    pub record: NodeRecord,
+    /// For an appointment: its previous state here, if it was known.
+    pub previous: Option<Appointment>,
+}
+
+/// The table holding a kind of record.
+pub(super) fn table(kind: &str) -> Result<&'static str, CoreError> {
+    Ok(match kind {
+        "practitioner" => "practitioner",
+        "schedule" => "schedule",
+        "absence" => "absence",
+        "patient" => "patient",
+        "appointment" => "appointment",
+        other => return Err(CoreError::Protocol(format!("unknown record kind {other}"))),
+    })
+}
+
+/// How a record from the node landed.
+pub(super) enum Landed {
+    /// It is what the user now sees.
+    Shown {
+        /// The appointment before, when asked for.
+        previous: Option<Box<Appointment>>,
+    },
+    /// The stored version is as new or newer.
+    Stale,
+    /// Local changes to it are pending: it became the state to fall back on.
+    Shadowed,
+}
+
+/// Stores a record from the node unless a newer (or the same) version is already there.
+pub(super) fn land(
+    tx: &Transaction<'_>,
+    record: &NodeRecord,
+    want_previous: bool,
+) -> Result<Landed, CoreError> {
+    let kind = record.kind();
+    let id = record.id();
+    let version = record.version();
+    let shadow: Option<i64> = tx
+        .prepare_cached("SELECT version FROM shadow WHERE kind = ?1 AND id = ?2")?
+        .query_row(params![kind, id], |r| r.get(0))
+        .optional()?;
+    if let Some(shadow) = shadow {
+        if version > shadow {
+            tx.prepare_cached(
+                "UPDATE shadow SET version = ?3, data = ?4 WHERE kind = ?1 AND id = ?2",
+            )?
+            .execute(params![kind, id, version, record.to_json()?])?;
+        }
+        return Ok(Landed::Shadowed);
+    }
+    let table = table(kind)?;
+    let existing: Option<(i64, i64, Option<String>)> = tx
+        .prepare_cached(&format!(
+            "SELECT rowid, version, CASE WHEN ?2 THEN data END FROM {table} WHERE id = ?1"
+        ))?
+        .query_row(params![id, want_previous && kind == "appointment"], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    if existing.as_ref().is_some_and(|(_, v, _)| *v >= version) {
+        return Ok(Landed::Stale);
+    }
+    let previous = match existing.as_ref().and_then(|(_, _, d)| d.as_deref()) {
+        Some(d) => match NodeRecord::from_json("appointment", d)? {
+            NodeRecord::Appointment(a) => Some(Box::new(a)),
+            _ => None,
+        },
+        None => None,
+    };
+    write_row(tx, record, false, existing.map(|(rowid, _, _)| rowid))?;
+    Ok(Landed::Shown { previous })
+}
+
+/// Writes `record` as the row the user sees (`pending`: showing a local change), replacing the
+/// row at `rowid` when there is one, and keeps the full-text index in step.
+pub(super) fn write_row(
+    tx: &Transaction<'_>,
+    record: &NodeRecord,
+    pending: bool,
+    rowid: Option<i64>,
+) -> Result<(), CoreError> {
+    let data = record.to_json()?;
+    let id = record.id();
+    let version = record.version();
+    let replaced = rowid.is_some();
+    if let Some(rowid) = rowid {
+        tx.prepare_cached(&format!(
+            "DELETE FROM {} WHERE rowid = ?1",
+            table(record.kind())?
+        ))?
+        .execute([rowid])?;
+    }
+    let (rowid, text) = match record {
+        NodeRecord::Practitioner(_) | NodeRecord::Schedule(_) => {
+            tx.prepare_cached(&format!(
+                "INSERT INTO {} (id, version, data) VALUES (?1, ?2, ?3)",
+                record.kind()
+            ))?
+            .execute(params![id, version, data])?;
+            return Ok(());
+        }
+        NodeRecord::Absence(a) => {
+            tx.prepare_cached(
+                "INSERT INTO absence (id, practitioner_id, start_ms, version, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![id, a.practitioner_id.to_string(), a.start.timestamp_millis(), version, data])?;
+            return Ok(());
+        }
+        NodeRecord::Patient(p) => {
+            let new_rowid = tx
+                .prepare_cached(
+                    "INSERT INTO patient (rowid, id, version, family_key, given_key, birth_date, card_number, pending, data)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING rowid",
+                )?
+                .query_row(
+                    params![
+                        rowid,
+                        id,
+                        version,
+                        search_key(&p.family_name),
+                        search_key(&p.given_name),
+                        p.birth_date.to_string(),
+                        p.card_number,
+                        pending,
+                        data
+                    ],
+                    |r| r.get::<_, i64>(0),
+                )?;
+            (
+                new_rowid,
+                format!("{} {} {}", p.given_name, p.family_name, p.card_number),
+            )
+        }
+        NodeRecord::Appointment(a) => {
+            let new_rowid = tx
+                .prepare_cached(
+                    "INSERT INTO appointment (rowid, id, version, practitioner_id, patient_id, start_ms, end_ms, status, pending, data)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING rowid",
+                )?
+                .query_row(
+                    params![
+                        rowid,
+                        id,
+                        version,
+                        a.practitioner_id.to_string(),
+                        a.patient_id.to_string(),
+                        a.start.timestamp_millis(),
+                        a.end.timestamp_millis(),
+                        a.status.as_str(),
+                        pending,
+                        data
+                    ],
+                    |r| r.get::<_, i64>(0),
+                )?;
+            (new_rowid, format!("{} {}", a.reason, a.reference))
+        }
+    };
+    let fts = format!("{}_text", record.kind());
+    if replaced {
+        tx.prepare_cached(&format!("DELETE FROM {fts} WHERE rowid = ?1"))?
+            .execute([rowid])?;
+    }
+    tx.prepare_cached(&format!("INSERT INTO {fts} (rowid, body) VALUES (?1, ?2)"))?
+        .execute(params![rowid, text])?;
+    Ok(())
+}
+
+/// Removes the row the user sees for a record (a local creation the node refused), with its
+/// full-text entry.
+pub(super) fn delete_row(tx: &Transaction<'_>, kind: &str, id: &str) -> Result<(), CoreError> {
+    let table = table(kind)?;
+    let rowid: Option<i64> = tx
+        .prepare_cached(&format!("SELECT rowid FROM {table} WHERE id = ?1"))?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    if let Some(rowid) = rowid {
+        tx.prepare_cached(&format!("DELETE FROM {table} WHERE rowid = ?1"))?
+            .execute([rowid])?;
+        if matches!(kind, "patient" | "appointment") {
+            tx.prepare_cached(&format!("DELETE FROM {kind}_text WHERE rowid = ?1"))?
+                .execute([rowid])?;
+        }
+    }
+    Ok(())
+}
+
+impl LocalStore {
+    /// Stores a batch of snapshot lines in one transaction, with where the snapshot stands.
+    pub async fn apply_snapshot_batch(&self, items: Vec<SnapshotItem>) -> Result<(), CoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let mut cursor = None;
+            for item in items {
+                match item {
+                    SnapshotItem::Begin { event_id } => {
+                        // Only the first snapshot's point counts: events are followed from it.
+                        tx.execute(
+                            "INSERT INTO sync_state (key, value) VALUES ('snapshot_event_id', ?1) ON CONFLICT (key) DO NOTHING",
+                            [event_id.to_string()],
+                        )?;
+                    }
+                    SnapshotItem::End { .. } => {
+                        tx.execute(
+                            "INSERT INTO sync_state (key, value) VALUES ('snapshot_complete', '1') ON CONFLICT (key) DO UPDATE SET value = '1'",
+                            [],
+                        )?;
+                    }
+                    item => {
+                        cursor = item.cursor();
+                        if let Some(record) = NodeRecord::from_snapshot(item) {
+                            land(&tx, &record, false)?;
+                        }
+                    }
+                }
+            }
+            if let Some(cursor) = cursor {
+                tx.execute(
+                    "INSERT INTO sync_state (key, value) VALUES ('snapshot_cursor', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [cursor],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Applies live events in one transaction, together with the last event id, so a crash
+    /// can never keep a change without its position or the position without its change.
+    /// Events at or before the stored position are skipped (a replay after a reconnect), and a
+    /// record older than the stored one changes nothing. Returns what changed for the user,
+    /// in order: only these may be news worth a notification.
+    pub async fn apply_events(
+        &self,
+        events: Vec<(i64, LiveEvent)>,
+    ) -> Result<Vec<Applied>, CoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let state = super::sync_state(&tx)?;
+            let last = state.last_event_id.or(state.snapshot_event_id).unwrap_or(0);
+            let mut head = last;
+            let mut applied = Vec::new();
+            for (event_id, event) in events {
+                if event_id <= head {
+                    continue;
+                }
+                head = event_id;
+                let record = NodeRecord::from(event);
+                if let Landed::Shown { previous } = land(&tx, &record, true)? {
+                    applied.push(Applied {
+                        event_id,
+                        record,
+                        previous: previous.map(|p| *p),
+                    });
+                }
+            }
+            if head > last {
+                tx.execute(
+                    "INSERT INTO sync_state (key, value) VALUES ('last_event_id', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [head.to_string()],
+                )?;
+            }
+            tx.commit()?;
+            Ok(applied)
+        })
+        .await
+    }
+}

@@ -1,0 +1,273 @@
+//! The encrypted local mirror of what the signed-in user may see, with the user's own writes
+//! waiting for the node.
+//!
+//! SQLCipher with a raw 256-bit key (from the OS keychain, or derived from a passphrase: see
+//! [`crate::profile`]). Records are kept in typed tables by kind, with the columns the UI's
+//! queries need indexed and an FTS5 index over patients and appointment reasons, all inside the
+//! encrypted file. Applying a record never lets an older version replace a newer one, so
+//! snapshots and events can arrive in any overlap.
+//!
+//! Every call runs on a blocking thread, never on the async executor.
+
+mod mirror;
+mod outbox;
+mod query;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use argon2::Argon2;
+use rand::RngCore;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::error::CoreError;
+
+pub use mirror::{Applied, NodeRecord};
+pub use outbox::{OutboxItem, OutboxState, Outcome, Write};
+pub use query::{AppointmentRow, PatientRow, SearchHit};
+
+/// A 256-bit SQLCipher key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LocalKey([u8; 32]);
+
+impl std::fmt::Debug for LocalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalKey(..)")
+    }
+}
+
+impl LocalKey {
+    /// A fresh random key, for a new profile whose key the OS keychain will keep.
+    pub fn random() -> Self {
+        let mut k = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut k);
+        Self(k)
+    }
+
+    /// The key from its 32 bytes (as the keychain returns them).
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+
+    /// The key's bytes, to hand to the keychain.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Derives a key from a passphrase with Argon2id. CPU- and memory-heavy: call it off the
+    /// async threads.
+    pub fn derive(passphrase: &str, salt: &[u8]) -> Result<Self, CoreError> {
+        let mut k = [0u8; 32];
+        Argon2::default()
+            .hash_password_into(passphrase.as_bytes(), salt, &mut k)
+            .map_err(|e| CoreError::Task(format!("key derivation: {e}")))?;
+        Ok(Self(k))
+    }
+
+    /// The salt kept beside `db` (made on first use). Not secret: it only makes a passphrase's
+    /// key differ between profiles.
+    pub fn salt_for(db: &Path) -> Result<Vec<u8>, CoreError> {
+        let path = PathBuf::from(format!("{}.salt", db.display()));
+        match std::fs::read(&path) {
+            Ok(s) if s.len() == 16 => Ok(s),
+            Ok(_) => Err(CoreError::Task(format!("{} is damaged", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut s = vec![0u8; 16];
+                rand::rngs::OsRng.fill_bytes(&mut s);
+                std::fs::write(&path, &s)
+                    .map_err(|e| CoreError::Task(format!("{}: {e}", path.display())))?;
+                Ok(s)
+            }
+            Err(e) => Err(CoreError::Task(format!("{}: {e}", path.display()))),
+        }
+    }
+}
+
+/// Where the first sync stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncState {
+    /// The event id of the first snapshot's `begin`: follow the live stream from here.
+    pub snapshot_event_id: Option<i64>,
+    /// The last record stored, to resume an interrupted snapshot after.
+    pub snapshot_cursor: Option<String>,
+    /// The snapshot arrived whole.
+    pub snapshot_complete: bool,
+    /// The last live event applied (resume the stream with it as `Last-Event-ID`).
+    pub last_event_id: Option<i64>,
+}
+
+/// One profile's encrypted local database.
+#[derive(Clone)]
+pub struct LocalStore {
+    conn: Arc<std::sync::Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for LocalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalStore(..)")
+    }
+}
+
+impl LocalStore {
+    /// Opens (creating) the database at `path` with `key`, bringing its schema up to date.
+    /// Blocking. A key that does not open it is [`CoreError::WrongKey`].
+    pub fn open(path: &Path, key: &LocalKey) -> Result<Self, CoreError> {
+        Self::open_with(path, Some(key))
+    }
+
+    /// Opens an unencrypted database with the same schema: only for measuring what the
+    /// encryption costs (the benchmark compares the two on the same work).
+    #[doc(hidden)]
+    pub fn open_plain_for_benchmark(path: &Path) -> Result<Self, CoreError> {
+        Self::open_with(path, None)
+    }
+
+    fn open_with(path: &Path, key: Option<&LocalKey>) -> Result<Self, CoreError> {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "this is the core's store module, which applies the key"
+        )]
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )?;
+        if let Some(key) = key {
+            conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex::encode(key.0)))?;
+            // SQLCipher would otherwise log a failed key check to stderr before we report it.
+            let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE; PRAGMA cipher_log = off;");
+        }
+        match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        }) {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::NotADatabase =>
+            {
+                return Err(CoreError::WrongKey);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // WAL with NORMAL loses at most the last transactions on a power cut, never
+        // consistency; what the user wrote stays in the outbox until the node acknowledged it,
+        // and the mirror is re-read from the node.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&mut conn)?;
+        Ok(Self {
+            conn: Arc::new(std::sync::Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection on a blocking thread.
+    pub(crate) async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, CoreError> + Send + 'static,
+    ) -> Result<T, CoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = conn
+                .lock()
+                .map_err(|_| CoreError::Task("the local database lock is poisoned".into()))?;
+            f(&mut c)
+        })
+        .await
+        .map_err(|e| CoreError::Task(e.to_string()))?
+    }
+
+    /// Forgets where the sync stands (after the node's `reset`), keeping the records: the next
+    /// first sync refreshes them, and versions keep older data from winning.
+    pub async fn reset_sync(&self) -> Result<(), CoreError> {
+        self.with(|c| {
+            c.execute("DELETE FROM sync_state", [])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Where the first sync stands.
+    pub async fn sync_state(&self) -> Result<SyncState, CoreError> {
+        self.with(|c| sync_state(c)).await
+    }
+
+    /// Keeps a value of the profile's own (the signed-in session, the node's URL).
+    pub async fn set_setting(
+        &self,
+        key: &'static str,
+        value: Option<String>,
+    ) -> Result<(), CoreError> {
+        self.with(move |c| {
+            match value {
+                Some(v) => c.execute(
+                    "INSERT INTO setting (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [key, v.as_str()],
+                )?,
+                None => c.execute("DELETE FROM setting WHERE key = ?1", [key])?,
+            };
+            Ok(())
+        })
+        .await
+    }
+
+    /// A value set with [`LocalStore::set_setting`].
+    pub async fn setting(&self, key: &'static str) -> Result<Option<String>, CoreError> {
+        self.with(move |c| {
+            Ok(
+                c.query_row("SELECT value FROM setting WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
+        })
+        .await
+    }
+
+    /// How many records of a kind (`patient`, `appointment`, …) are stored.
+    pub async fn count(&self, kind: &'static str) -> Result<u64, CoreError> {
+        let table = mirror::table(kind)?;
+        self.with(move |c| {
+            Ok(
+                c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })? as u64,
+            )
+        })
+        .await
+    }
+
+    /// The stored version of a record, if any.
+    pub async fn version_of(
+        &self,
+        kind: &'static str,
+        id: String,
+    ) -> Result<Option<i64>, CoreError> {
+        let table = mirror::table(kind)?;
+        self.with(move |c| {
+            Ok(c.query_row(
+                &format!("SELECT version FROM {table} WHERE id = ?1"),
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+}
+
+fn sync_state(c: &Connection) -> Result<SyncState, CoreError> {
+    let get = |k: &str| -> Result<Option<String>, CoreError> {
+        Ok(
+            c.query_row("SELECT value FROM sync_state WHERE key = ?1", [k], |r| {
+                r.get(0)
+            })
+            .optional()?,
+        )
+    };
+    Ok(SyncState {
+        snapshot_event_id: get("snapshot_event_id")?.and_then(|v| v.parse().ok()),
+        snapshot_cursor: get("snapshot_cursor")?,
+        snapshot_complete: get("snapshot_complete")?.is_some(),
+        last_event_id: get("last_event_id")?.and_then(|v| v.parse().ok()),
+    })
+}

@@ -1,0 +1,788 @@
+//! The user's writes: shown at once (marked pending), kept in order in a persisted outbox until
+//! the node answers, and rolled back to the node's state when the node refuses them.
+//!
+//! While a record has pending writes, what the node says about it (its answers, other users'
+//! events) goes to the record's *shadow*, the state to fall back on; the row keeps showing the
+//! user's change. When the last pending write for the record is answered, the newer of the
+//! shadow and the answer becomes the row.
+
+use carebridge_protocol::appointment::{
+    Appointment, AppointmentAction, AppointmentStatus, BookAppointment, BookedBy, Reschedule,
+    validate_reason, validate_time,
+};
+use carebridge_protocol::patient::{NewPatient, Patient, PatientUpdate};
+use carebridge_protocol::session::Principal;
+use carebridge_protocol::{AppointmentId, PatientId, Problem};
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::{Deserialize, Serialize};
+
+use super::LocalStore;
+use super::mirror::{NodeRecord, delete_row, table, write_row};
+use crate::error::CoreError;
+
+/// A write waiting for the node: what to send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Write {
+    /// Book an appointment; `local_id` names it until the node gives it its id.
+    Book {
+        /// The id the appointment has here until the node accepts it.
+        local_id: AppointmentId,
+        /// The request.
+        body: BookAppointment,
+    },
+    /// Confirm, decline, cancel, check in, complete or mark a no-show.
+    Act {
+        /// The appointment.
+        id: AppointmentId,
+        /// What to do.
+        action: AppointmentAction,
+        /// Why (decline and cancel).
+        reason: Option<String>,
+        /// The version the user acted on.
+        if_match: i64,
+    },
+    /// Move an appointment.
+    Reschedule {
+        /// The appointment.
+        id: AppointmentId,
+        /// Where to.
+        body: Reschedule,
+        /// The version the user acted on.
+        if_match: i64,
+    },
+    /// Register a patient; `local_id` names them until the node gives them their id.
+    RegisterPatient {
+        /// The id the patient has here until the node accepts them.
+        local_id: PatientId,
+        /// The request.
+        body: NewPatient,
+    },
+    /// Change a patient's details.
+    UpdatePatient {
+        /// The patient.
+        id: PatientId,
+        /// The changes.
+        body: PatientUpdate,
+        /// The version the user edited.
+        if_match: i64,
+    },
+}
+
+/// Where an outbox item stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxState {
+    /// Waiting for the node.
+    Pending,
+    /// The node refused it; the change was rolled back. Kept until the user dismisses it.
+    Refused,
+}
+
+/// One of the user's writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    /// Its place in the queue.
+    pub seq: i64,
+    /// Sent as `Idempotency-Key`, the same on every attempt.
+    pub idempotency_key: String,
+    /// The kind of record it changes.
+    pub kind: String,
+    /// The record it changes (its local id until the node accepted it).
+    pub record_id: String,
+    /// What to send.
+    pub write: Write,
+    /// Where it stands.
+    pub state: OutboxState,
+    /// For a refused item: the node's reason.
+    pub problem: Option<Problem>,
+    /// How many times sending it failed for a passing reason.
+    pub attempts: u32,
+}
+
+/// The node's answer to an outbox item.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Done; the record's new state.
+    Accepted(NodeRecord),
+    /// Refused for a reason retrying cannot cure (409, 412, 422, …).
+    Refused(Problem),
+}
+
+fn now_ms() -> i64 {
+    crate::clock::now().timestamp_millis()
+}
+
+fn load_row(
+    tx: &Transaction<'_>,
+    kind: &str,
+    id: &str,
+) -> Result<Option<(i64, NodeRecord)>, CoreError> {
+    let table = table(kind)?;
+    let row: Option<(i64, String)> = tx
+        .prepare_cached(&format!("SELECT rowid, data FROM {table} WHERE id = ?1"))?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    row.map(|(rowid, data)| Ok((rowid, NodeRecord::from_json(kind, &data)?)))
+        .transpose()
+}
+
+/// Resolves an id the user may have seen before the node gave the record its own.
+fn resolve(tx: &Transaction<'_>, id: &str) -> Result<String, CoreError> {
+    Ok(tx
+        .prepare_cached("SELECT node FROM local_id WHERE local = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .unwrap_or_else(|| id.to_owned()))
+}
+
+fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T, CoreError> {
+    s.parse()
+        .map_err(|_| CoreError::Protocol(format!("stored id {s} is not a UUID")))
+}
+
+/// Records a local change: keeps the node's state as the shadow (first change only), shows the
+/// change marked pending, and queues what to send.
+fn queue(
+    tx: &Transaction<'_>,
+    before: Option<(i64, &NodeRecord)>,
+    after: &NodeRecord,
+    write: &Write,
+) -> Result<i64, CoreError> {
+    let kind = after.kind();
+    let id = after.id();
+    let (version, data) = match before {
+        Some((_, r)) => (r.version(), Some(serde_json::to_string(&RecordJson(r))?)),
+        None => (0, None),
+    };
+    tx.prepare_cached(
+        "INSERT INTO shadow (kind, id, version, data) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (kind, id) DO NOTHING",
+    )?
+    .execute(params![kind, id, version, data])?;
+    write_row(tx, after, true, before.map(|(rowid, _)| rowid))?;
+    let key = uuid::Uuid::new_v4().to_string();
+    tx.prepare_cached(
+        "INSERT INTO outbox (idempotency_key, kind, record_id, write, state, created_ms) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+    )?
+    .execute(params![key, kind, id, serde_json::to_string(write)?, now_ms()])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Serialises a record as its own JSON (not tagged by kind).
+struct RecordJson<'a>(&'a NodeRecord);
+
+impl Serialize for RecordJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            NodeRecord::Practitioner(p) => p.serialize(s),
+            NodeRecord::Schedule(x) => x.serialize(s),
+            NodeRecord::Absence(a) => a.serialize(s),
+            NodeRecord::Patient(p) => p.serialize(s),
+            NodeRecord::Appointment(a) => a.serialize(s),
+        }
+    }
+}
+
+fn appointment(tx: &Transaction<'_>, id: AppointmentId) -> Result<(i64, Appointment), CoreError> {
+    let id = resolve(tx, &id.to_string())?;
+    match load_row(tx, "appointment", &id)? {
+        Some((rowid, NodeRecord::Appointment(a))) => Ok((rowid, a)),
+        _ => Err(CoreError::NotFound(format!("appointment {id}"))),
+    }
+}
+
+fn taken(other: &Appointment) -> CoreError {
+    invalid(format!(
+        "the doctor already has an appointment from {} to {}: choose another slot",
+        other.start.format("%Y-%m-%d %H:%M UTC"),
+        other.end.format("%H:%M UTC")
+    ))
+}
+
+fn invalid(msg: impl Into<String>) -> CoreError {
+    CoreError::Invalid(msg.into())
+}
+
+impl LocalStore {
+    /// Books an appointment for `by`: shown at once (pending), sent when the node can be
+    /// reached. The slot must be chosen (`start`); the end defaults to the doctor's slot length.
+    pub async fn queue_booking(
+        &self,
+        by: Principal,
+        body: BookAppointment,
+    ) -> Result<Appointment, CoreError> {
+        self.with(move |c| {
+            let start = body.start.ok_or_else(|| {
+                invalid("choose a slot: a booking made here needs its start time")
+            })?;
+            validate_time(start).map_err(|e| invalid(format!("start: {e}")))?;
+            validate_reason(&body.reason).map_err(|e| invalid(format!("reason: {e}")))?;
+            let tx = c.transaction()?;
+            let end = match body.end {
+                Some(end) => end,
+                None => {
+                    start + Duration::minutes(slot_minutes(&tx, &body.practitioner_id.to_string())?)
+                }
+            };
+            if end <= start {
+                return Err(invalid("the end must be after the start"));
+            }
+            let (status, booked_by) = match by {
+                Principal::Kiosk { id, .. } => {
+                    if body.override_reason.is_some() {
+                        return Err(invalid("a kiosk cannot overbook"));
+                    }
+                    (AppointmentStatus::Pending, BookedBy::Kiosk { id })
+                }
+                Principal::Staff { id, .. } => (AppointmentStatus::Booked, BookedBy::Staff { id }),
+            };
+            let patient_id: PatientId = parse_id(&resolve(&tx, &body.patient_id.to_string())?)?;
+            if body.override_reason.is_none()
+                && let Some(other) =
+                    overlapping(&tx, &body.practitioner_id.to_string(), start, end, None)?
+            {
+                return Err(taken(&other));
+            }
+            let now = crate::clock::now();
+            let local_id = AppointmentId::new();
+            let a = Appointment {
+                id: local_id,
+                reference: String::new(),
+                patient_id,
+                practitioner_id: body.practitioner_id,
+                start,
+                end,
+                reason: body.reason.clone(),
+                status,
+                booked_by,
+                override_reason: body.override_reason.clone(),
+                cancellation_reason: None,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            };
+            let body = BookAppointment {
+                patient_id,
+                start: Some(start),
+                end: Some(end),
+                next_available_from: None,
+                ..body
+            };
+            queue(
+                &tx,
+                None,
+                &NodeRecord::Appointment(a.clone()),
+                &Write::Book { local_id, body },
+            )?;
+            tx.commit()?;
+            Ok(a)
+        })
+        .await
+    }
+
+    /// Confirms, declines, cancels, checks in, completes or marks a no-show; `reason` for
+    /// decline and cancel. Refused at once if the appointment's status does not allow it.
+    pub async fn queue_action(
+        &self,
+        id: AppointmentId,
+        action: AppointmentAction,
+        reason: Option<String>,
+    ) -> Result<Appointment, CoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let (rowid, before) = appointment(&tx, id)?;
+            if action == AppointmentAction::Reschedule {
+                return Err(invalid("use reschedule to move an appointment"));
+            }
+            let status = before.status.apply(action).ok_or_else(|| {
+                invalid(format!(
+                    "an appointment that is {} cannot be given {}",
+                    before.status.as_str(),
+                    action.as_str()
+                ))
+            })?;
+            let needs_reason = matches!(
+                action,
+                AppointmentAction::Decline | AppointmentAction::Cancel
+            );
+            match (&reason, needs_reason) {
+                (Some(r), true) => {
+                    validate_reason(r).map_err(|e| invalid(format!("reason: {e}")))?
+                }
+                (None, true) => return Err(invalid("give a reason")),
+                _ => {}
+            }
+            let mut after = before.clone();
+            after.status = status;
+            after.version += 1;
+            after.updated_at = crate::clock::now();
+            if needs_reason {
+                after.cancellation_reason = reason.clone();
+            }
+            let write = Write::Act {
+                id: after.id,
+                action,
+                reason,
+                if_match: before.version,
+            };
+            queue(
+                &tx,
+                Some((rowid, &NodeRecord::Appointment(before))),
+                &NodeRecord::Appointment(after.clone()),
+                &write,
+            )?;
+            tx.commit()?;
+            Ok(after)
+        })
+        .await
+    }
+
+    /// Moves an appointment (staff). The end defaults to the doctor's slot length.
+    pub async fn queue_reschedule(
+        &self,
+        id: AppointmentId,
+        body: Reschedule,
+    ) -> Result<Appointment, CoreError> {
+        self.with(move |c| {
+            validate_time(body.start).map_err(|e| invalid(format!("start: {e}")))?;
+            let tx = c.transaction()?;
+            let (rowid, before) = appointment(&tx, id)?;
+            if before.status.apply(AppointmentAction::Reschedule).is_none() {
+                return Err(invalid(format!(
+                    "an appointment that is {} cannot be moved",
+                    before.status.as_str()
+                )));
+            }
+            let end = match body.end {
+                Some(end) => end,
+                None => {
+                    body.start
+                        + Duration::minutes(slot_minutes(&tx, &before.practitioner_id.to_string())?)
+                }
+            };
+            if end <= body.start {
+                return Err(invalid("the end must be after the start"));
+            }
+            if body.override_reason.is_none()
+                && let Some(other) = overlapping(
+                    &tx,
+                    &before.practitioner_id.to_string(),
+                    body.start,
+                    end,
+                    Some(&before.id.to_string()),
+                )?
+            {
+                return Err(taken(&other));
+            }
+            let mut after = before.clone();
+            after.start = body.start;
+            after.end = end;
+            after.version += 1;
+            after.updated_at = crate::clock::now();
+            if body.override_reason.is_some() {
+                after.override_reason = body.override_reason.clone();
+            }
+            let write = Write::Reschedule {
+                id: after.id,
+                body: Reschedule {
+                    end: Some(end),
+                    ..body
+                },
+                if_match: before.version,
+            };
+            queue(
+                &tx,
+                Some((rowid, &NodeRecord::Appointment(before))),
+                &NodeRecord::Appointment(after.clone()),
+                &write,
+            )?;
+            tx.commit()?;
+            Ok(after)
+        })
+        .await
+    }
+
+    /// Registers a patient (staff). `today` is the node's date, for checking the birth date.
+    pub async fn queue_new_patient(
+        &self,
+        body: NewPatient,
+        node_name: String,
+        today: chrono::NaiveDate,
+    ) -> Result<Patient, CoreError> {
+        self.with(move |c| {
+            body.validate(today).map_err(field_errors)?;
+            let tx = c.transaction()?;
+            let now = crate::clock::now();
+            let local_id = PatientId::new();
+            let p = Patient {
+                id: local_id,
+                global_id: format!("{local_id}@{node_name}"),
+                family_name: body.family_name.trim().to_owned(),
+                given_name: body.given_name.trim().to_owned(),
+                birth_date: body.birth_date,
+                phone: body.phone.clone(),
+                email: body.email.clone(),
+                card_number: body.card_number.clone().unwrap_or_default(),
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            };
+            queue(
+                &tx,
+                None,
+                &NodeRecord::Patient(p.clone()),
+                &Write::RegisterPatient { local_id, body },
+            )?;
+            tx.commit()?;
+            Ok(p)
+        })
+        .await
+    }
+
+    /// Changes a patient's details (staff).
+    pub async fn queue_patient_update(
+        &self,
+        id: PatientId,
+        body: PatientUpdate,
+        today: chrono::NaiveDate,
+    ) -> Result<Patient, CoreError> {
+        self.with(move |c| {
+            body.validate(today).map_err(field_errors)?;
+            let tx = c.transaction()?;
+            let id = resolve(&tx, &id.to_string())?;
+            let Some((rowid, NodeRecord::Patient(before))) = load_row(&tx, "patient", &id)? else {
+                return Err(CoreError::NotFound(format!("patient {id}")));
+            };
+            let mut after = before.clone();
+            if let Some(v) = &body.family_name {
+                after.family_name = v.trim().to_owned();
+            }
+            if let Some(v) = &body.given_name {
+                after.given_name = v.trim().to_owned();
+            }
+            if let Some(v) = body.birth_date {
+                after.birth_date = v;
+            }
+            if let Some(v) = &body.phone {
+                after.phone = Some(v.clone());
+            }
+            if let Some(v) = &body.email {
+                after.email = Some(v.clone());
+            }
+            if let Some(v) = &body.card_number {
+                after.card_number = v.clone();
+            }
+            after.version += 1;
+            after.updated_at = crate::clock::now();
+            let write = Write::UpdatePatient {
+                id: after.id,
+                body,
+                if_match: before.version,
+            };
+            queue(
+                &tx,
+                Some((rowid, &NodeRecord::Patient(before))),
+                &NodeRecord::Patient(after.clone()),
+                &write,
+            )?;
+            tx.commit()?;
+            Ok(after)
+        })
+        .await
+    }
+
+    /// The first write still waiting for the node, with ids the node gave since it was queued.
+    pub async fn next_pending(&self) -> Result<Option<OutboxItem>, CoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let item = items(&tx, "WHERE state = 'pending' ORDER BY seq LIMIT 1")?
+                .into_iter()
+                .next();
+            let Some(mut item) = item else {
+                return Ok(None);
+            };
+            let r = |id: String| resolve(&tx, &id);
+            item.write = match item.write {
+                Write::Book { local_id, mut body } => {
+                    body.patient_id = parse_id(&r(body.patient_id.to_string())?)?;
+                    Write::Book { local_id, body }
+                }
+                Write::Act {
+                    id,
+                    action,
+                    reason,
+                    if_match,
+                } => Write::Act {
+                    id: parse_id(&r(id.to_string())?)?,
+                    action,
+                    reason,
+                    if_match,
+                },
+                Write::Reschedule { id, body, if_match } => Write::Reschedule {
+                    id: parse_id(&r(id.to_string())?)?,
+                    body,
+                    if_match,
+                },
+                Write::UpdatePatient { id, body, if_match } => Write::UpdatePatient {
+                    id: parse_id(&r(id.to_string())?)?,
+                    body,
+                    if_match,
+                },
+                w @ Write::RegisterPatient { .. } => w,
+            };
+            Ok(Some(item))
+        })
+        .await
+    }
+
+    /// Every write not yet acknowledged: pending ones in order, then refused ones.
+    pub async fn outbox(&self) -> Result<Vec<OutboxItem>, CoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            items(&tx, "ORDER BY state = 'refused', seq")
+        })
+        .await
+    }
+
+    /// How many writes wait for the node.
+    pub async fn pending_count(&self) -> Result<u64, CoreError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM outbox WHERE state = 'pending'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )? as u64)
+        })
+        .await
+    }
+
+    /// Counts a failed attempt to send an item (the node was away or had a passing fault).
+    pub async fn note_attempt(&self, seq: i64) -> Result<(), CoreError> {
+        self.with(move |c| {
+            c.execute(
+                "UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?1",
+                [seq],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The user has read a refusal: forget it.
+    pub async fn dismiss_refused(&self, seq: i64) -> Result<(), CoreError> {
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM outbox WHERE seq = ?1 AND state = 'refused'",
+                [seq],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records the node's answer to item `seq`: an accepted write's record replaces the shown
+    /// one once nothing else is pending for it; a refused one is rolled back, with any later
+    /// writes to the same record (they were built on it).
+    pub async fn complete(&self, seq: i64, outcome: Outcome) -> Result<(), CoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let Some(item) = items(&tx, &format!("WHERE seq = {seq} AND state = 'pending'"))?.into_iter().next() else {
+                // Already answered (a repeat after a crash between sending and recording).
+                return Ok(());
+            };
+            let kind = item.kind.as_str();
+            match outcome {
+                Outcome::Accepted(record) => {
+                    let id = record.id();
+                    if id != item.record_id {
+                        // A creation: the record takes the node's id everywhere.
+                        tx.execute("INSERT INTO local_id (local, node) VALUES (?1, ?2) ON CONFLICT (local) DO NOTHING", [&item.record_id, &id])?;
+                        let table = table(kind)?;
+                        tx.execute(&format!("UPDATE {table} SET id = ?2 WHERE id = ?1"), [&item.record_id, &id])?;
+                        tx.execute("UPDATE shadow SET id = ?3 WHERE kind = ?1 AND id = ?2", [kind, &item.record_id, &id])?;
+                        tx.execute("UPDATE outbox SET record_id = ?3 WHERE kind = ?1 AND record_id = ?2", [kind, &item.record_id, &id])?;
+                    }
+                    tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+                    let remaining: i64 = tx.query_row(
+                        "SELECT count(*) FROM outbox WHERE kind = ?1 AND record_id = ?2 AND state = 'pending'",
+                        [kind, &id],
+                        |r| r.get(0),
+                    )?;
+                    let json = serde_json::to_string(&RecordJson(&record))?;
+                    if remaining > 0 {
+                        tx.execute(
+                            "UPDATE shadow SET version = ?3, data = ?4 WHERE kind = ?1 AND id = ?2 AND (data IS NULL OR version < ?3)",
+                            params![kind, id, record.version(), json],
+                        )?;
+                        if let NodeRecord::Appointment(a) = &record {
+                            // The row still shows the pending change; give it the node's id and reference.
+                            tx.execute(
+                                "UPDATE appointment SET data = json_set(data, '$.id', ?1, '$.reference', ?2) WHERE id = ?1",
+                                params![id, a.reference],
+                            )?;
+                        }
+                    } else {
+                        let shadow = take_shadow(&tx, kind, &id)?;
+                        let shown = match shadow {
+                            Some(s) if s.version() > record.version() => s,
+                            _ => record,
+                        };
+                        let rowid = load_row(&tx, kind, &id)?.map(|(r, _)| r);
+                        write_row(&tx, &shown, false, rowid)?;
+                    }
+                }
+                Outcome::Refused(problem) => {
+                    tx.execute(
+                        "UPDATE outbox SET state = 'refused', problem = ?2 WHERE seq = ?1",
+                        params![seq, serde_json::to_string(&problem)?],
+                    )?;
+                    let mut follow_on = problem.clone();
+                    follow_on.title = "Not sent: an earlier change to this record was refused".into();
+                    tx.execute(
+                        "UPDATE outbox SET state = 'refused', problem = ?4 WHERE kind = ?1 AND record_id = ?2 AND state = 'pending' AND seq > ?3",
+                        params![kind, item.record_id, seq, serde_json::to_string(&follow_on)?],
+                    )?;
+                    let shadow = take_shadow(&tx, kind, &item.record_id)?;
+                    // A 412 carries the record as it is now on the node.
+                    let current = problem
+                        .current
+                        .as_ref()
+                        .and_then(|v| NodeRecord::from_json(kind, &v.to_string()).ok())
+                        .filter(|r| r.id() == item.record_id);
+                    let back = match (shadow, current) {
+                        (Some(s), Some(c)) => Some(if c.version() > s.version() { c } else { s }),
+                        (s, c) => s.or(c),
+                    };
+                    let rowid = load_row(&tx, kind, &item.record_id)?.map(|(r, _)| r);
+                    match back {
+                        Some(record) => write_row(&tx, &record, false, rowid)?,
+                        None => delete_row(&tx, kind, &item.record_id)?,
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Removes and returns a record's shadow (`None` when it had none, or did not exist on the node).
+fn take_shadow(
+    tx: &Transaction<'_>,
+    kind: &str,
+    id: &str,
+) -> Result<Option<NodeRecord>, CoreError> {
+    let data: Option<Option<String>> = tx
+        .query_row(
+            "DELETE FROM shadow WHERE kind = ?1 AND id = ?2 RETURNING data",
+            [kind, id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    data.flatten()
+        .map(|d| NodeRecord::from_json(kind, &d))
+        .transpose()
+}
+
+fn items(tx: &Transaction<'_>, filter: &str) -> Result<Vec<OutboxItem>, CoreError> {
+    let mut stmt = tx.prepare(&format!(
+        "SELECT seq, idempotency_key, kind, record_id, write, state, problem, attempts FROM outbox {filter}"
+    ))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, Option<String>>(6)?,
+            r.get::<_, i64>(7)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, idempotency_key, kind, record_id, write, state, problem, attempts) = row?;
+        out.push(OutboxItem {
+            seq,
+            idempotency_key,
+            kind,
+            record_id,
+            write: serde_json::from_str(&write)?,
+            state: if state == "refused" {
+                OutboxState::Refused
+            } else {
+                OutboxState::Pending
+            },
+            problem: problem.map(|p| serde_json::from_str(&p)).transpose()?,
+            attempts: attempts as u32,
+        });
+    }
+    Ok(out)
+}
+
+/// A doctor's slot length, from their schedule (15 minutes when it is not known here).
+fn slot_minutes(tx: &Transaction<'_>, practitioner: &str) -> Result<i64, CoreError> {
+    let data: Option<String> = tx
+        .query_row(
+            "SELECT data FROM schedule WHERE id = ?1",
+            [practitioner],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(
+        match data
+            .map(|d| NodeRecord::from_json("schedule", &d))
+            .transpose()?
+        {
+            Some(NodeRecord::Schedule(s)) => i64::from(s.slot_minutes),
+            _ => 15,
+        },
+    )
+}
+
+/// A live appointment of the practitioner's that overlaps `[start, end)`, other than `except`.
+fn overlapping(
+    tx: &Transaction<'_>,
+    practitioner: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    except: Option<&str>,
+) -> Result<Option<Appointment>, CoreError> {
+    // Appointments are at most 12 hours long (the node's limit), which bounds the scan.
+    let mut stmt = tx.prepare_cached(
+        "SELECT data FROM appointment WHERE practitioner_id = ?1 AND start_ms < ?3 AND start_ms > ?2 - 43200000
+         AND end_ms > ?2 AND status IN ('pending', 'booked', 'arrived', 'fulfilled') AND id IS NOT ?4
+         AND json_extract(data, '$.override_reason') IS NULL LIMIT 1",
+    )?;
+    let data: Option<String> = stmt
+        .query_row(
+            params![
+                practitioner,
+                start.timestamp_millis(),
+                end.timestamp_millis(),
+                except
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match data
+        .map(|d| NodeRecord::from_json("appointment", &d))
+        .transpose()?
+    {
+        Some(NodeRecord::Appointment(a)) => Ok(Some(a)),
+        _ => Ok(None),
+    }
+}
+
+fn field_errors(errors: Vec<carebridge_protocol::problem::FieldError>) -> CoreError {
+    CoreError::Invalid(
+        errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+}
