@@ -8,7 +8,9 @@ use std::time::Duration;
 use carebridge_protocol::appointment::{
     Appointment, AppointmentAction, BookAppointment, Reschedule, WithReason,
 };
-use carebridge_protocol::patient::{NewPatient, Patient, PatientUpdate};
+use carebridge_protocol::patient::{
+    KioskIdentify, KioskPatient, NewPatient, Patient, PatientUpdate,
+};
 use carebridge_protocol::session::Principal;
 use chrono_tz::Tz;
 use rand::Rng;
@@ -241,6 +243,37 @@ impl SyncEngine {
         self.queued(r).await
     }
 
+    /// At a kiosk: the patient identifies with card number and birth date. Needs the node (the
+    /// kiosk keeps no patient list to check against).
+    pub async fn identify_patient(
+        &self,
+        card_number: String,
+        birth_date: chrono::NaiveDate,
+    ) -> Result<KioskPatient, CoreError> {
+        let res = self
+            .shared
+            .http
+            .post(format!(
+                "{}/api/v1/kiosk/identify",
+                self.shared.signed_in.node_url
+            ))
+            .bearer_auth(&self.shared.signed_in.session.token)
+            .json(&KioskIdentify {
+                card_number,
+                birth_date,
+            })
+            .send()
+            .await?;
+        match res.status() {
+            s if s.is_success() => Ok(res.json().await?),
+            reqwest::StatusCode::UNAUTHORIZED => {
+                self.shared.signed_out();
+                Err(CoreError::SignedOut)
+            }
+            _ => Err(CoreError::Rejected(Box::new(problem_of(res).await))),
+        }
+    }
+
     /// The user has read a refusal.
     pub async fn dismiss_refused(&self, seq: i64) -> Result<(), CoreError> {
         self.shared.store.dismiss_refused(seq).await?;
@@ -391,7 +424,13 @@ async fn run_outbox(shared: Arc<Shared>) {
             Sent::Answered(outcome) => {
                 attempt = 0;
                 if let Err(e) = shared.store.complete(item.seq, outcome).await {
+                    // The item stays pending; its repeat (same Idempotency-Key) brings the same
+                    // answer. Pause rather than spin on a fault that may persist.
                     tracing::error!(error = %e, seq = item.seq, "recording the node's answer failed");
+                    tokio::select! {
+                        _ = shared.stop.cancelled() => return,
+                        _ = tokio::time::sleep(backoff(6)) => {}
+                    }
                 }
                 let _ = shared.refresh_counts().await;
             }

@@ -236,6 +236,27 @@ impl LocalStore {
         .await
     }
 
+    /// Every record here by kind and id, with its version: what a check compares with the
+    /// node's snapshot to see that the mirror holds exactly the node's state.
+    pub async fn versions(
+        &self,
+    ) -> Result<std::collections::BTreeMap<(String, String), i64>, CoreError> {
+        self.with(|c| {
+            let mut out = std::collections::BTreeMap::new();
+            for kind in ["practitioner", "schedule", "patient", "appointment"] {
+                let mut stmt = c.prepare(&format!("SELECT id, version FROM {kind}"))?;
+                let rows =
+                    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+                for row in rows {
+                    let (id, version) = row?;
+                    out.insert((kind.to_owned(), id), version);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// The stored version of a record, if any.
     pub async fn version_of(
         &self,

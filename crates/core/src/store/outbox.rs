@@ -596,7 +596,16 @@ impl LocalStore {
                 Outcome::Accepted(record) => {
                     let id = record.id();
                     if id != item.record_id {
-                        // A creation: the record takes the node's id everywhere.
+                        // A creation. Its live event may have come first and landed under the
+                        // node's id: that copy is the node's state, the shadow's job.
+                        if let Some((_, landed)) = load_row(&tx, kind, &id)? {
+                            delete_row(&tx, kind, &id)?;
+                            tx.execute(
+                                "UPDATE shadow SET version = ?3, data = ?4 WHERE kind = ?1 AND id = ?2 AND (data IS NULL OR version < ?3)",
+                                params![kind, item.record_id, landed.version(), serde_json::to_string(&RecordJson(&landed))?],
+                            )?;
+                        }
+                        // The record takes the node's id everywhere.
                         tx.execute("INSERT INTO local_id (local, node) VALUES (?1, ?2) ON CONFLICT (local) DO NOTHING", [&item.record_id, &id])?;
                         let table = table(kind)?;
                         tx.execute(&format!("UPDATE {table} SET id = ?2 WHERE id = ?1"), [&item.record_id, &id])?;

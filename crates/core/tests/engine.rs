@@ -1,0 +1,398 @@
+//! The sync engine against real `carebridge-node` processes: live notifications between
+//! clients, a node killed and restarted mid-stream, writes queued offline and drained in order,
+//! refusals rolled back, and sign-out.
+
+#![expect(clippy::unwrap_used, reason = "tests panic on the unexpected")]
+
+mod support;
+
+use std::time::Duration;
+
+use carebridge_core::store::OutboxState;
+use carebridge_core::{Link, Notice};
+use carebridge_protocol::appointment::{AppointmentAction, AppointmentStatus, BookAppointment};
+use carebridge_protocol::problem::ProblemType;
+use support::{Client, Hospital, NodeProcess, eventually, slot};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn kiosk_booking(h: &Hospital, n: i64, reason: &str) -> BookAppointment {
+    BookAppointment {
+        patient_id: h.creds.patients[0].id,
+        practitioner_id: h.creds.bench.practitioner_id,
+        start: Some(slot(n)),
+        next_available_from: None,
+        end: None,
+        reason: reason.into(),
+        override_reason: None,
+    }
+}
+
+async fn identify(kiosk: &Client, h: &Hospital) {
+    let p = &h.creds.patients[0];
+    kiosk
+        .engine
+        .identify_patient(p.card_number.clone(), p.birth_date)
+        .await
+        .unwrap();
+}
+
+async fn online(c: &Client) {
+    let mut status = c.engine.status();
+    tokio::time::timeout(WAIT, status.wait_for(|s| s.link == Link::Online))
+        .await
+        .expect("the client did not come online")
+        .unwrap();
+}
+
+fn kiosk_bookings(notices: &[Notice]) -> Vec<String> {
+    notices
+        .iter()
+        .filter_map(|n| match n {
+            Notice::KioskBooking { appointment, .. } => Some(appointment.id.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kiosk_booking_notifies_the_doctor_once_and_the_answer_notifies_the_kiosk() {
+    let h = Hospital::seeded().await;
+    let node = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
+    let profiles = tempfile::tempdir().unwrap();
+    let doctor = Client::staff(
+        profiles.path(),
+        &node.url,
+        h.bench_doctor(),
+        carebridge_server::demo::DOCTOR_PASSWORD,
+    )
+    .await;
+    let kiosk = Client::kiosk(profiles.path(), &node.url, &h).await;
+    online(&doctor).await;
+    online(&kiosk).await;
+
+    identify(&kiosk, &h).await;
+    let local = kiosk
+        .engine
+        .book(kiosk_booking(&h, 0, "sore throat"))
+        .await
+        .unwrap();
+    assert_eq!(local.status, AppointmentStatus::Pending);
+    eventually("the doctor is told of the kiosk booking", WAIT, || async {
+        !doctor.notices.notices().is_empty()
+    })
+    .await;
+    let Notice::KioskBooking {
+        appointment,
+        patient_name,
+    } = doctor.notices.notices()[0].clone()
+    else {
+        panic!("not a kiosk booking: {:?}", doctor.notices.notices());
+    };
+    assert_eq!(appointment.reason, "sore throat");
+    assert_eq!(
+        patient_name.as_deref(),
+        Some(h.creds.patients[0].name.as_str())
+    );
+    assert!(
+        kiosk.notices.notices().is_empty(),
+        "the kiosk is not told of its own booking"
+    );
+
+    // The doctor confirms: the kiosk hears of it, the doctor does not hear of their own act.
+    doctor
+        .engine
+        .act(appointment.id, AppointmentAction::Confirm, None)
+        .await
+        .unwrap();
+    eventually("the kiosk is told of the confirmation", WAIT, || async {
+        !kiosk.notices.notices().is_empty()
+    })
+    .await;
+    assert!(matches!(
+        &kiosk.notices.notices()[0],
+        Notice::BookingConfirmed { appointment: a } if a.id == appointment.id && a.status == AppointmentStatus::Booked
+    ));
+    doctor.converges_with_node(WAIT).await;
+    kiosk.converges_with_node(WAIT).await;
+    assert_eq!(
+        doctor.notices.notices().len(),
+        1,
+        "{:?}",
+        doctor.notices.notices()
+    );
+    assert_eq!(
+        kiosk.notices.notices().len(),
+        1,
+        "{:?}",
+        kiosk.notices.notices()
+    );
+    let row = kiosk
+        .engine
+        .store()
+        .appointment(local.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.appointment.id, appointment.id,
+        "the local id leads to the node's record"
+    );
+    assert!(!row.pending);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_stream_is_followed_again_without_loss_or_repeat() {
+    let h = Hospital::seeded().await;
+    let node = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
+    let addr = node.addr.clone();
+    let profiles = tempfile::tempdir().unwrap();
+    let doctor = Client::staff(
+        profiles.path(),
+        &node.url,
+        h.bench_doctor(),
+        carebridge_server::demo::DOCTOR_PASSWORD,
+    )
+    .await;
+    let kiosk = Client::kiosk(profiles.path(), &node.url, &h).await;
+    online(&doctor).await;
+    online(&kiosk).await;
+    identify(&kiosk, &h).await;
+    for n in 0..3 {
+        kiosk
+            .engine
+            .book(kiosk_booking(&h, n, &format!("before {n}")))
+            .await
+            .unwrap();
+    }
+    eventually("three notices", WAIT, || async {
+        doctor.notices.notices().len() == 3
+    })
+    .await;
+    eventually("the kiosk's writes acknowledged", WAIT, || async {
+        kiosk.engine.status().borrow().pending == 0
+    })
+    .await;
+
+    node.kill().await;
+    eventually("the doctor sees the node gone", WAIT, || async {
+        doctor.engine.status().borrow().link == Link::Offline
+    })
+    .await;
+    // Queued while the node is down, delivered after it returns.
+    kiosk
+        .engine
+        .book(kiosk_booking(&h, 3, "during"))
+        .await
+        .unwrap();
+    assert_eq!(kiosk.engine.status().borrow().pending, 1);
+    let _node = NodeProcess::spawn(h.dir.path(), &addr).await;
+    kiosk
+        .engine
+        .book(kiosk_booking(&h, 4, "after"))
+        .await
+        .unwrap();
+
+    eventually("five notices", WAIT, || async {
+        doctor.notices.notices().len() >= 5
+    })
+    .await;
+    doctor.converges_with_node(WAIT).await;
+    kiosk.converges_with_node(WAIT).await;
+    let mut ids = kiosk_bookings(&doctor.notices.notices());
+    assert_eq!(ids.len(), 5);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "a notice came twice");
+    online(&doctor).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_queued_offline_drain_in_order_and_a_collision_comes_back_refused() {
+    let h = Hospital::seeded().await;
+    let node = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
+    let addr = node.addr.clone();
+    let profiles = tempfile::tempdir().unwrap();
+    let reception = Client::staff(
+        profiles.path(),
+        &node.url,
+        "reception",
+        carebridge_server::demo::RECEPTION_PASSWORD,
+    )
+    .await;
+    online(&reception).await;
+    reception.converges_with_node(WAIT).await;
+    node.kill().await;
+
+    // 60 bookings, then 40 cancellations of the first 40: 100 writes, all while offline.
+    let booking = |n: i64| BookAppointment {
+        patient_id: h.creds.patients[(n as usize) % h.creds.patients.len()].id,
+        practitioner_id: h.creds.bench.practitioner_id,
+        start: Some(slot(n)),
+        next_available_from: None,
+        end: None,
+        reason: format!("offline {n:03}"),
+        override_reason: None,
+    };
+    let mut local_ids = Vec::new();
+    for n in 0..60 {
+        local_ids.push(reception.engine.book(booking(n)).await.unwrap().id);
+    }
+    for id in &local_ids[..40] {
+        reception
+            .engine
+            .act(
+                *id,
+                AppointmentAction::Cancel,
+                Some("queued offline".into()),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(reception.engine.status().borrow().pending, 100);
+    let shown = reception
+        .engine
+        .store()
+        .appointment(local_ids[59])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(shown.pending, "a queued booking is shown, marked pending");
+
+    // Meanwhile another client takes the last booking's slot on the node.
+    let elsewhere = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
+    let other = reqwest::Client::new();
+    let token: serde_json::Value = other
+        .post(format!("{}/api/v1/sessions", elsewhere.url))
+        .json(&serde_json::json!({"username": "reception", "password": carebridge_server::demo::RECEPTION_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = other
+        .post(format!("{}/api/v1/appointments", elsewhere.url))
+        .bearer_auth(token["token"].as_str().unwrap())
+        .json(&serde_json::json!({"patient_id": h.creds.patients[1].id, "practitioner_id": h.creds.bench.practitioner_id,
+                                  "start": slot(59), "reason": "taken meanwhile"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    elsewhere.kill().await;
+    // A restart of the app does not lose the queue.
+    let reception = reception.restart().await;
+    assert_eq!(reception.engine.store().pending_count().await.unwrap(), 100);
+
+    let _node = NodeProcess::spawn(h.dir.path(), &addr).await;
+    reception.converges_with_node(Duration::from_secs(60)).await;
+    let status = *reception.engine.status().borrow();
+    assert_eq!((status.pending, status.refused), (0, 1), "{status:?}");
+    let outbox = reception.engine.store().outbox().await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].state, OutboxState::Refused);
+    let problem = outbox[0].problem.as_ref().unwrap();
+    assert_eq!(problem.code, ProblemType::SlotTaken, "{problem:?}");
+    assert!(
+        reception
+            .engine
+            .store()
+            .appointment(local_ids[59])
+            .await
+            .unwrap()
+            .is_none(),
+        "the refused booking is rolled back"
+    );
+
+    // On the node: each write applied once, in the order made.
+    let mine: Vec<_> = reception
+        .engine
+        .store()
+        .appointments_between(Some(h.creds.bench.practitioner_id), slot(0), slot(61))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.appointment)
+        .filter(|a| a.reason.starts_with("offline "))
+        .collect();
+    assert_eq!(mine.len(), 59);
+    let mut by_creation = mine.clone();
+    by_creation.sort_by_key(|a| (a.created_at, a.id));
+    let reasons: Vec<_> = by_creation.iter().map(|a| a.reason.clone()).collect();
+    let mut sorted = reasons.clone();
+    sorted.sort();
+    assert_eq!(
+        reasons, sorted,
+        "the node received the bookings in the order they were made"
+    );
+    for a in &mine {
+        let n: i64 = a.reason[8..].parse().unwrap();
+        let expected = if n < 40 {
+            AppointmentStatus::Cancelled
+        } else {
+            AppointmentStatus::Booked
+        };
+        assert_eq!(a.status, expected, "{}", a.reason);
+    }
+    reception
+        .engine
+        .dismiss_refused(outbox[0].seq)
+        .await
+        .unwrap();
+    assert_eq!(reception.engine.status().borrow().refused, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_session_turns_into_signed_out_not_a_retry_loop() {
+    let h = Hospital::seeded().await;
+    let node = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
+    let profiles = tempfile::tempdir().unwrap();
+    let reception = Client::staff(
+        profiles.path(),
+        &node.url,
+        "reception",
+        carebridge_server::demo::RECEPTION_PASSWORD,
+    )
+    .await;
+    online(&reception).await;
+    // Signing out elsewhere (or an admin disabling the account) ends the session.
+    let r = reqwest::Client::new()
+        .delete(format!("{}/api/v1/sessions/current", node.url))
+        .bearer_auth(&reception.signed_in.session.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let mut status = reception.engine.status();
+    tokio::time::timeout(WAIT, status.wait_for(|s| s.link == Link::SignedOut))
+        .await
+        .expect("the client did not notice the end of its session")
+        .unwrap();
+    // A write made now is kept, not lost, for after the next sign-in.
+    let err = reception.engine.store().queue_booking(
+        reception.signed_in.session.principal.clone(),
+        BookAppointment {
+            patient_id: h.creds.patients[0].id,
+            practitioner_id: h.creds.bench.practitioner_id,
+            start: Some(slot(1)),
+            next_available_from: None,
+            end: None,
+            reason: "after sign-out".into(),
+            override_reason: None,
+        },
+    );
+    err.await.unwrap();
+    assert_eq!(reception.engine.store().pending_count().await.unwrap(), 1);
+
+    // Signing out locally wipes the token from the profile.
+    let store = reception.engine.store().clone();
+    carebridge_core::session::sign_out(&reqwest::Client::new(), &store)
+        .await
+        .unwrap();
+    assert!(store.signed_in().await.unwrap().is_none());
+    assert_eq!(
+        store.remembered_node().await.unwrap().as_deref(),
+        Some(node.url.as_str())
+    );
+}

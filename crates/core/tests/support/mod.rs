@@ -1,0 +1,283 @@
+//! What the sync engine's tests share: a seeded hospital node run as a real `carebridge-node`
+//! process (so it can be SIGKILLed and restarted on its address), clients with their own
+//! profiles, and checks that wait for a condition with a deadline.
+
+#![allow(
+    clippy::unwrap_used,
+    dead_code,
+    reason = "test support: panics on the unexpected"
+)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use carebridge_core::protocol::snapshot::SnapshotItem;
+use carebridge_core::session::{SignedIn, sign_in_kiosk, sign_in_staff};
+use carebridge_core::{Profiles, RecordingNotifier, SyncEngine, Unlock};
+use carebridge_protocol::session::KioskSignIn;
+use carebridge_server::clock::SystemClock;
+use carebridge_server::config::NodeKind;
+use carebridge_server::demo::{self, DemoCredentials, DemoSize};
+use carebridge_server::node::{InitOptions, Node, init};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// The `carebridge-node` binary, built beside this test by `cargo test`/`nextest` of the
+/// workspace.
+pub fn node_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = dir.join("carebridge-node");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the workspace's tests (make test), or `cargo build -p carebridge-server` first",
+        bin.display()
+    );
+    bin
+}
+
+/// A hospital node's data directory, initialised and seeded with demo data (with the
+/// round-the-clock benchmark doctor, so any 5-minute slot is bookable).
+pub struct Hospital {
+    pub dir: tempfile::TempDir,
+    pub creds: DemoCredentials,
+}
+
+impl Hospital {
+    pub async fn seeded() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = InitOptions {
+            name: "engine.example".into(),
+            kind: NodeKind::Hospital,
+            time_zone: "Europe/Amsterdam".into(),
+            admin_username: "admin".into(),
+            admin_password: demo::ADMIN_PASSWORD.into(),
+        };
+        let cfg = init(dir.path(), &opts, &SystemClock).unwrap();
+        let node = Node::open(cfg, Arc::new(SystemClock)).unwrap();
+        let size = DemoSize {
+            doctors: 1,
+            days: 2,
+            patients: 20,
+            bench: true,
+            appointments: None,
+        };
+        let creds = demo::seed(&node, &size, "http://127.0.0.1").await.unwrap();
+        drop(node);
+        Self { dir, creds }
+    }
+
+    /// The benchmark doctor's username.
+    pub fn bench_doctor(&self) -> &str {
+        "dr.bench"
+    }
+}
+
+/// A `carebridge-node serve` child process.
+pub struct NodeProcess {
+    child: tokio::process::Child,
+    pub url: String,
+    pub addr: String,
+}
+
+impl NodeProcess {
+    /// Serves `dir` on `listen` (`127.0.0.1:0` for a fresh port), once it says it listens.
+    pub async fn spawn(dir: &Path, listen: &str) -> Self {
+        let mut child = tokio::process::Command::new(node_binary())
+            .args(["serve", "--data-dir"])
+            .arg(dir)
+            .args(["--listen", listen])
+            .env("CAREBRIDGE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(l) = lines.next_line().await.unwrap() {
+                if let Some(u) = l.strip_prefix("carebridge-node listening on ") {
+                    return u.to_owned();
+                }
+            }
+            panic!("carebridge-node exited before listening");
+        })
+        .await
+        .expect("the node did not start within 20 s");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let addr = url.trim_start_matches("http://").to_owned();
+        Self { child, url, addr }
+    }
+
+    /// SIGKILL, and wait until the process is gone.
+    pub async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+/// Polls `cond` until it holds, failing with `what` after `within`.
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A signed-in client: its own profile (passphrase-keyed: no keychain in tests), its engine,
+/// and what its notifier was given.
+pub struct Client {
+    pub profiles: Profiles,
+    pub profile: String,
+    pub engine: SyncEngine,
+    pub notices: Arc<RecordingNotifier>,
+    pub signed_in: SignedIn,
+}
+
+pub fn unlock() -> Unlock {
+    Unlock {
+        use_keychain: false,
+        passphrase: Some("engine test passphrase".into()),
+    }
+}
+
+impl Client {
+    pub async fn staff(root: &Path, url: &str, username: &str, password: &str) -> Self {
+        let s = sign_in_staff(&reqwest::Client::new(), url, username, password)
+            .await
+            .unwrap();
+        Self::start(root, Profiles::name_for(url, username), s).await
+    }
+
+    pub async fn kiosk(root: &Path, url: &str, h: &Hospital) -> Self {
+        let device = KioskSignIn {
+            device_id: h.creds.kiosk.device_id,
+            secret: h.creds.kiosk.secret.clone(),
+        };
+        let s = sign_in_kiosk(&reqwest::Client::new(), url, device)
+            .await
+            .unwrap();
+        Self::start(root, Profiles::name_for(url, "kiosk"), s).await
+    }
+
+    async fn start(root: &Path, profile: String, signed_in: SignedIn) -> Self {
+        let profiles = Profiles::at(root);
+        let open = profiles.open(&profile, &unlock()).await.unwrap();
+        open.store.save_session(&signed_in).await.unwrap();
+        let notices = Arc::new(RecordingNotifier::default());
+        let engine = SyncEngine::start(open.store, signed_in.clone(), notices.clone());
+        Self {
+            profiles,
+            profile,
+            engine,
+            notices,
+            signed_in,
+        }
+    }
+
+    /// Stops the engine and starts it again from the profile on disk, as an app restart does.
+    pub async fn restart(self) -> Self {
+        let Self {
+            profiles,
+            profile,
+            engine,
+            notices,
+            signed_in,
+        } = self;
+        engine.shutdown().await;
+        let open = profiles.open(&profile, &unlock()).await.unwrap();
+        let kept = open.store.signed_in().await.unwrap().unwrap();
+        assert_eq!(kept.session.token, signed_in.session.token);
+        let engine = SyncEngine::start(open.store, kept, notices.clone());
+        Self {
+            profiles,
+            profile,
+            engine,
+            notices,
+            signed_in,
+        }
+    }
+
+    /// Waits until the engine has nothing pending and its mirror holds exactly what the node
+    /// says this user may see.
+    pub async fn converges_with_node(&self, within: Duration) {
+        let mut last = (BTreeMap::new(), BTreeMap::new());
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let status = *self.engine.status().borrow();
+            if status.pending == 0 {
+                let node = node_versions(&self.signed_in).await;
+                let local = self.engine.store().versions().await.unwrap();
+                if node.is_some_and(|n| {
+                    let same = n == local;
+                    last = (n, local);
+                    same
+                }) {
+                    return;
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                let (n, l) = &last;
+                let only_node: Vec<_> = n
+                    .iter()
+                    .filter(|(k, v)| l.get(*k) != Some(v))
+                    .take(5)
+                    .collect();
+                let only_local: Vec<_> = l
+                    .iter()
+                    .filter(|(k, v)| n.get(*k) != Some(v))
+                    .take(5)
+                    .collect();
+                panic!(
+                    "the mirror did not converge within {within:?}: status {status:?}; node has {only_node:?}, mirror has {only_local:?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// What the node's snapshot holds for this session, by kind and id with versions (`None` when
+/// the node cannot be reached).
+pub async fn node_versions(s: &SignedIn) -> Option<BTreeMap<(String, String), i64>> {
+    let res = reqwest::Client::new()
+        .get(format!("{}/api/v1/snapshot", s.node_url))
+        .bearer_auth(&s.session.token)
+        .send()
+        .await
+        .ok()?;
+    if !res.status().is_success() {
+        return None;
+    }
+    let body = res.text().await.ok()?;
+    let mut out = BTreeMap::new();
+    for line in body.lines() {
+        let item: SnapshotItem = serde_json::from_str(line).unwrap();
+        let (kind, id, version) = match item {
+            SnapshotItem::Practitioner(p) => ("practitioner", p.id.to_string(), p.version),
+            SnapshotItem::Schedule(x) => ("schedule", x.practitioner_id.to_string(), x.version),
+            SnapshotItem::Patient(p) => ("patient", p.id.to_string(), p.version),
+            SnapshotItem::Appointment(a) => ("appointment", a.id.to_string(), a.version),
+            _ => continue,
+        };
+        out.insert((kind.to_owned(), id), version);
+    }
+    Some(out)
+}
+
+/// The start of the `n`th 5-minute slot from a day ahead (the benchmark doctor's slots run
+/// round the clock), so tests never book in the past.
+pub fn slot(n: i64) -> chrono::DateTime<chrono::Utc> {
+    let now = carebridge_server::clock::Clock::now(&SystemClock);
+    let base = now.timestamp() / 300 * 300 + 86_400;
+    chrono::DateTime::from_timestamp(base + n * 300, 0).unwrap()
+}
