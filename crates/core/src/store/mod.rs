@@ -25,7 +25,7 @@ use crate::error::CoreError;
 
 pub use mirror::{Applied, NodeRecord};
 pub use outbox::{OutboxItem, OutboxState, Outcome, Write};
-pub use query::{AppointmentRow, PatientRow, SearchHit};
+pub use query::{AppointmentRow, PatientQuery, PatientRow, SearchHit, day_bounds};
 
 /// A 256-bit SQLCipher key.
 #[derive(Clone, PartialEq, Eq)]
