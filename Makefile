@@ -12,7 +12,8 @@ SHELL := bash
 # Debian packages the workspace needs to build and the README's demo needs to be tried.
 # gcc, make and perl build the vendored OpenSSL and SQLCipher; curl and jq are for the demo.
 # The desktop app adds its packages here (libwebkit2gtk-4.1-dev, ...).
-DEB_PACKAGES := gcc libc6-dev make perl curl jq ca-certificates
+# dbus-daemon + gnome-keyring: a private session bus with a real Secret Service for the keychain tests.
+DEB_PACKAGES := gcc libc6-dev make perl curl jq ca-certificates dbus-daemon gnome-keyring
 # Added by `bench-deps`: nginx + nchan (a peer), python3 for ../shared/bench/summarize.py.
 BENCH_DEB_PACKAGES := libnginx-mod-nchan python3 util-linux
 

@@ -198,7 +198,8 @@ fn open_blocking(dir: &Path, name: &str, unlock: &Unlock) -> Result<OpenProfile,
                 (k, KeySource::Keychain)
             }
             Err(e) => {
-                tracing::info!(error = %e, "no OS keychain answered; using the passphrase");
+                // keyring picks its store once per process: its status says why it is absent.
+                tracing::info!(error = %e, store_status = ?keyring::Entry::store_status(), "no OS keychain answered; using the passphrase");
                 let p = unlock.passphrase.as_deref().ok_or_else(|| {
                     CoreError::NoKey(format!(
                         "no OS keychain answered ({e}) and no passphrase was given: set CAREBRIDGE_PASSPHRASE"
