@@ -18,6 +18,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 fn kiosk_booking(h: &Hospital, n: i64, reason: &str) -> BookAppointment {
     BookAppointment {
+        id: None,
         patient_id: h.creds.patients[0].id,
         practitioner_id: h.creds.bench.practitioner_id,
         start: Some(slot(n)),
@@ -226,6 +227,7 @@ async fn writes_queued_offline_drain_in_order_and_a_collision_comes_back_refused
 
     // 60 bookings, then 40 cancellations of the first 40: 100 writes, all while offline.
     let booking = |n: i64| BookAppointment {
+        id: None,
         patient_id: h.creds.patients[(n as usize) % h.creds.patients.len()].id,
         practitioner_id: h.creds.bench.practitioner_id,
         start: Some(slot(n)),
@@ -373,6 +375,7 @@ async fn an_ended_session_turns_into_signed_out_not_a_retry_loop() {
     let err = reception.engine.store().queue_booking(
         reception.signed_in.session.principal.clone(),
         BookAppointment {
+            id: None,
             patient_id: h.creds.patients[0].id,
             practitioner_id: h.creds.bench.practitioner_id,
             start: Some(slot(1)),

@@ -2,8 +2,6 @@
 //! a clear error, *forget this workstation* removes store and key, and the OS keychain path
 //! keeps a random key in a real Secret Service (gnome-keyring on a private session bus).
 
-#![expect(clippy::unwrap_used, reason = "tests panic on the unexpected")]
-
 mod support;
 
 use std::time::Duration;
@@ -16,7 +14,13 @@ async fn the_profile_holds_no_patient_name_in_clear_and_refuses_a_wrong_key() {
     let h = Hospital::seeded().await;
     let node = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
     let root = tempfile::tempdir().unwrap();
-    let reception = Client::staff(root.path(), &node.url, "reception", carebridge_server::demo::RECEPTION_PASSWORD).await;
+    let reception = Client::staff(
+        root.path(),
+        &node.url,
+        "reception",
+        carebridge_server::demo::RECEPTION_PASSWORD,
+    )
+    .await;
     reception.converges_with_node(Duration::from_secs(20)).await;
     let names: Vec<String> = h.creds.patients.iter().map(|p| p.name.clone()).collect();
     let found = reception
@@ -43,7 +47,10 @@ async fn the_profile_holds_no_patient_name_in_clear_and_refuses_a_wrong_key() {
             }
         }
         let token = &reception.signed_in.session.token;
-        assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()), "the token in clear");
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "the token in clear"
+        );
     }
     assert!(files >= 2, "the database and its salt at least");
 
@@ -52,7 +59,10 @@ async fn the_profile_holds_no_patient_name_in_clear_and_refuses_a_wrong_key() {
         use_keychain: false,
         passphrase: Some("not the passphrase".into()),
     };
-    assert!(matches!(profiles.open(&profile, &wrong).await, Err(CoreError::WrongKey)));
+    assert!(matches!(
+        profiles.open(&profile, &wrong).await,
+        Err(CoreError::WrongKey)
+    ));
     let none = Unlock::default();
     let err = profiles.open(&profile, &none).await.unwrap_err();
     assert!(err.to_string().contains("CAREBRIDGE_PASSPHRASE"), "{err}");
@@ -61,7 +71,7 @@ async fn the_profile_holds_no_patient_name_in_clear_and_refuses_a_wrong_key() {
     assert!(open.store.signed_in().await.unwrap().is_some());
     drop(open);
 
-    assert_eq!(profiles.list(), [profile.clone()]);
+    assert_eq!(profiles.list(), std::slice::from_ref(&profile));
     profiles.forget(&profile).await.unwrap();
     assert!(!dir.exists());
     assert!(profiles.list().is_empty());
@@ -91,7 +101,10 @@ fn the_os_keychain_keeps_a_random_key_and_forgetting_deletes_it() {
         .env("HOME", scratch.path())
         .env("XDG_DATA_HOME", scratch.path().join("data"))
         .env("XDG_RUNTIME_DIR", scratch.path())
-        .env("CAREBRIDGE_KEYCHAIN_TEST_ROOT", scratch.path().join("profiles"))
+        .env(
+            "CAREBRIDGE_KEYCHAIN_TEST_ROOT",
+            scratch.path().join("profiles"),
+        )
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -114,15 +127,25 @@ async fn keychain_child() {
     let name = "node.example--doctor";
     let open = profiles.open(name, &unlock).await.unwrap();
     assert_eq!(open.key_source, KeySource::Keychain);
-    open.store.set_setting("node_url", Some("https://node.example".into())).await.unwrap();
+    open.store
+        .set_setting("node_url", Some("https://node.example".into()))
+        .await
+        .unwrap();
     drop(open);
 
     let entry = keyring::Entry::new("carebridge", name).unwrap();
-    assert_eq!(entry.get_secret().unwrap().len(), 32, "a 256-bit key in the keychain");
+    assert_eq!(
+        entry.get_secret().unwrap().len(),
+        32,
+        "a 256-bit key in the keychain"
+    );
     // Reopened with the key from the keychain: the data is there.
     let open = profiles.open(name, &unlock).await.unwrap();
     assert_eq!(open.key_source, KeySource::Keychain);
-    assert_eq!(open.store.remembered_node().await.unwrap().as_deref(), Some("https://node.example"));
+    assert_eq!(
+        open.store.remembered_node().await.unwrap().as_deref(),
+        Some("https://node.example")
+    );
     drop(open);
     // A profile made with the keychain keeps using it, whatever passphrase is offered.
     let with_passphrase = Unlock {
@@ -134,6 +157,9 @@ async fn keychain_child() {
     drop(open);
 
     profiles.forget(name).await.unwrap();
-    assert!(matches!(entry.get_secret(), Err(keyring::Error::NoEntry)), "the key is gone");
+    assert!(
+        matches!(entry.get_secret(), Err(keyring::Error::NoEntry)),
+        "the key is gone"
+    );
     assert!(profiles.list().is_empty());
 }

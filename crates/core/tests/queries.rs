@@ -85,13 +85,13 @@ async fn day_week_today_and_patient_search_answer_from_the_mirror() {
     let s = store(dir.path()).await;
     let doctor = PractitionerId::new();
     let other = PractitionerId::new();
-    let people = vec![
+    let people = [
         patient("Jansen", "Anna", (1980, 5, 1), "CARD0001"),
         patient("Janssens", "Piet", (1975, 2, 3), "CARD0002"),
         patient("de Vries", "Anneke", (1990, 7, 9), "XY778899"),
         patient("Brontë", "Zoë", (1980, 5, 1), "CARD0003"),
     ];
-    let appts = vec![
+    let appts = [
         // Sunday 25 October 2026 is the day Amsterdam leaves summer time: 25 hours long.
         appointment(
             doctor,
@@ -207,6 +207,7 @@ async fn a_patient_registered_offline_is_found_marked_pending_and_a_refusal_remo
     let s = store(dir.path()).await;
     let today = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
     let new = NewPatient {
+        id: None,
         family_name: "Okonkwo".into(),
         given_name: "Chidi".into(),
         birth_date: NaiveDate::from_ymd_opt(1999, 1, 2).unwrap(),

@@ -187,6 +187,12 @@ pub struct Appointment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BookAppointment {
+    /// The id to give the appointment. A client that books offline names it itself (a UUIDv7),
+    /// so that its local copy and the node's are one record; the node makes one when absent.
+    /// An id already in use is `409 conflict`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub id: Option<AppointmentId>,
     /// The patient (a kiosk may book only for the patient it identified).
     pub patient_id: PatientId,
     /// The doctor.

@@ -40,6 +40,11 @@ pub struct Patient {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPatient {
+    /// The id to give the patient, named by a client that registers offline (see
+    /// `BookAppointment::id`); the node makes one when absent. An id in use is `409 conflict`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub id: Option<PatientId>,
     /// Family name, 1–100 characters.
     pub family_name: String,
     /// Given name(s), 1–100 characters.

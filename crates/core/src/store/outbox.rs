@@ -263,6 +263,7 @@ impl LocalStore {
                 updated_at: now,
             };
             let body = BookAppointment {
+                id: Some(local_id),
                 patient_id,
                 start: Some(start),
                 end: Some(end),
@@ -427,6 +428,10 @@ impl LocalStore {
                 version: 1,
                 created_at: now,
                 updated_at: now,
+            };
+            let body = NewPatient {
+                id: Some(local_id),
+                ..body
             };
             queue(
                 &tx,

@@ -152,10 +152,23 @@ pub fn unlock() -> Unlock {
 
 impl Client {
     pub async fn staff(root: &Path, url: &str, username: &str, password: &str) -> Self {
+        Self::staff_as(root, url, username, password, "").await
+    }
+
+    /// A staff client whose profile name carries `workstation`, so one user can be signed in on
+    /// several workstations in one test.
+    pub async fn staff_as(
+        root: &Path,
+        url: &str,
+        username: &str,
+        password: &str,
+        workstation: &str,
+    ) -> Self {
         let s = sign_in_staff(&reqwest::Client::new(), url, username, password)
             .await
             .unwrap();
-        Self::start(root, Profiles::name_for(url, username), s).await
+        let profile = format!("{}{workstation}", Profiles::name_for(url, username));
+        Self::start(root, profile, s).await
     }
 
     pub async fn kiosk(root: &Path, url: &str, h: &Hospital) -> Self {

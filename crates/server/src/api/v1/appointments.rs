@@ -254,8 +254,15 @@ pub async fn book_appointment(
                     },
                     None,
                 )?;
+                let id = match req.id {
+                    Some(id) if appointment::get(ctx.conn(), id)?.is_some() => {
+                        return Err(ApiError::new(ProblemType::Conflict, "that appointment id is already in use"));
+                    }
+                    Some(id) => id,
+                    None => AppointmentId::new(),
+                };
                 let a = Appointment {
-                    id: AppointmentId::new(),
+                    id,
                     reference: appointment::new_reference(ctx.conn())?,
                     patient_id: req.patient_id,
                     practitioner_id: req.practitioner_id,

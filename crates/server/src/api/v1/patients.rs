@@ -76,7 +76,13 @@ pub async fn register_patient(
                     None => patient::issue_card_number(conn)?,
                 };
                 let now = ctx.now();
-                let id = PatientId::new();
+                let id = match req.id {
+                    Some(id) if patient::get(conn, id, &name)?.is_some() => {
+                        return Err(ApiError::new(ProblemType::Conflict, "that patient id is already in use"));
+                    }
+                    Some(id) => id,
+                    None => PatientId::new(),
+                };
                 let p = Patient {
                     id,
                     global_id: format!("{id}@{name}"),
