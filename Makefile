@@ -53,7 +53,7 @@ endef
 help:
 	@echo 'make run         install missing packages, build, start the demo node on $(DEMO_LISTEN)'
 	@echo 'make test        fmt + clippy checks, then every test (what CI runs)'
-	@echo 'make bench       fan-out benchmark against nginx+nchan and the seed; writes docs/performance.md'
+	@echo 'make bench       fan-out benchmark against nginx+nchan and the seed, then the client core against plain SQLite; writes docs/performance.md'
 	@echo 'make build       release build of carebridge-node'
 	@echo 'make check       cargo fmt --check and clippy -D warnings (CHECK_DOCS=1 adds rustdoc)'
 	@echo 'make deps        install missing Debian packages ($(DEB_PACKAGES))'
@@ -105,6 +105,7 @@ test: deps check
 
 bench: bench-deps build
 	scripts/bench/node-bench.sh
+	scripts/bench/core-bench.sh
 
 fmt:
 	cargo fmt --all
