@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use carebridge_protocol::event::{EventKind, LiveEvent, RESET_EVENT};
-use eventsource_client::{self as es, Client as _};
+use eventsource_client as es;
 use futures_util::StreamExt;
 use launchdarkly_sdk_transport::HyperTransport;
 use tokio_util::sync::CancellationToken;
@@ -54,13 +54,7 @@ pub async fn follow(
         .or(state.snapshot_event_id)
         .ok_or_else(|| CoreError::Protocol("follow the live stream after the first sync".into()))?;
     let bad = |e: es::Error| CoreError::Protocol(e.to_string());
-    let transport = HyperTransport::builder()
-        .connect_timeout(Duration::from_secs(5))
-        // Longer than the node's 15 s heartbeat: silence past it means the connection is dead.
-        .read_timeout(Duration::from_secs(45))
-        .build_http()
-        .map_err(|e| CoreError::Task(e.to_string()))?;
-    let client = es::ClientBuilder::for_url(&format!("{base}/api/v1/events"))
+    let builder = es::ClientBuilder::for_url(&format!("{base}/api/v1/events"))
         .map_err(bad)?
         .header("Authorization", &format!("Bearer {token}"))
         .map_err(bad)?
@@ -72,8 +66,18 @@ pub async fn follow(
                 .backoff_factor(2)
                 .delay_max(Duration::from_secs(30))
                 .build(),
-        )
-        .build_with_transport(transport);
+        );
+    let transport = HyperTransport::builder()
+        .connect_timeout(Duration::from_secs(5))
+        // Longer than the node's 15 s heartbeat: silence past it means the connection is dead.
+        .read_timeout(Duration::from_secs(45));
+    let task = |e: std::io::Error| CoreError::Task(format!("live stream transport: {e}"));
+    // TLS trusts the system's roots (where a hospital's IT puts its own CA), as reqwest does.
+    let client: Box<dyn es::Client> = if base.starts_with("https://") {
+        Box::new(builder.build_with_transport(transport.build_https().map_err(task)?))
+    } else {
+        Box::new(builder.build_with_transport(transport.build_http().map_err(task)?))
+    };
     let mut stream = client.stream().ready_chunks(256);
     loop {
         let chunk = tokio::select! {

@@ -43,6 +43,8 @@ pub fn node_binary() -> PathBuf {
 pub struct Hospital {
     pub dir: tempfile::TempDir,
     pub creds: DemoCredentials,
+    /// The node's configuration as `init` made it (to serve it in-process).
+    pub config: carebridge_server::NodeConfig,
 }
 
 impl Hospital {
@@ -55,8 +57,8 @@ impl Hospital {
             admin_username: "admin".into(),
             admin_password: demo::ADMIN_PASSWORD.into(),
         };
-        let cfg = init(dir.path(), &opts, &SystemClock).unwrap();
-        let node = Node::open(cfg, Arc::new(SystemClock)).unwrap();
+        let config = init(dir.path(), &opts, &SystemClock).unwrap();
+        let node = Node::open(config.clone(), Arc::new(SystemClock)).unwrap();
         let size = DemoSize {
             doctors: 1,
             days: 2,
@@ -66,7 +68,7 @@ impl Hospital {
         };
         let creds = demo::seed(&node, &size, "http://127.0.0.1").await.unwrap();
         drop(node);
-        Self { dir, creds }
+        Self { dir, creds, config }
     }
 
     /// The benchmark doctor's username.
