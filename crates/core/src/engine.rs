@@ -23,8 +23,9 @@ use crate::error::{CoreError, problem_of};
 use crate::live::{LiveEnd, LiveNews, follow};
 use crate::notify::{Notice, Notifier, notice_for};
 use crate::session::SignedIn;
-use crate::store::{LocalStore, NodeRecord, OutboxItem, OutboxState, Outcome, Write};
+use crate::store::{Applied, LocalStore, NodeRecord, OutboxItem, Outcome, Write};
 use crate::sync::{SnapshotOptions, first_sync};
+use carebridge_protocol::problem::ProblemType;
 
 /// How the client stands with its node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +68,7 @@ struct Shared {
     status: watch::Sender<Status>,
     outbox_wake: Notify,
     stop: CancellationToken,
+    counting: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -81,20 +83,21 @@ impl Shared {
         });
     }
 
-    async fn refresh_counts(&self) -> Result<(), CoreError> {
-        let items = self.store.outbox().await?;
-        let pending = items
-            .iter()
-            .filter(|i| i.state == OutboxState::Pending)
-            .count() as u64;
-        let refused = items.len() as u64 - pending;
-        self.status.send_if_modified(|s| {
-            let changed = s.pending != pending || s.refused != refused;
-            s.pending = pending;
-            s.refused = refused;
-            changed
-        });
-        Ok(())
+    /// Publishes the outbox's counts. Read and publish happen under one lock, so two callers
+    /// cannot publish in the wrong order.
+    async fn refresh_counts(&self) {
+        let _one_at_a_time = self.counting.lock().await;
+        match self.store.outbox_counts().await {
+            Ok((pending, refused)) => {
+                self.status.send_if_modified(|s| {
+                    let changed = s.pending != pending || s.refused != refused;
+                    s.pending = pending;
+                    s.refused = refused;
+                    changed
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "counting the outbox failed"),
+        }
     }
 
     fn signed_out(&self) {
@@ -122,7 +125,9 @@ impl SyncEngine {
     pub fn start(store: LocalStore, signed_in: SignedIn, notifier: Arc<dyn Notifier>) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
+            // Not a total timeout: a large hospital's snapshot takes longer than any sensible
+            // deadline; silence is what shows a dead connection.
+            .read_timeout(Duration::from_secs(45))
             .build()
             .unwrap_or_default();
         let (status, _) = watch::channel(Status {
@@ -138,6 +143,7 @@ impl SyncEngine {
             status,
             outbox_wake: Notify::new(),
             stop: CancellationToken::new(),
+            counting: tokio::sync::Mutex::new(()),
         });
         let (news_tx, news_rx) = mpsc::unbounded_channel();
         let tasks = vec![
@@ -180,10 +186,12 @@ impl SyncEngine {
             .date_naive()
     }
 
+    /// After a write was queued: wake the outbox first (the write is stored; nothing may
+    /// make the caller think otherwise), then update the counts.
     async fn queued<T>(&self, r: Result<T, CoreError>) -> Result<T, CoreError> {
         let v = r?;
-        self.shared.refresh_counts().await?;
         self.shared.outbox_wake.notify_one();
+        self.shared.refresh_counts().await;
         Ok(v)
     }
 
@@ -257,6 +265,7 @@ impl SyncEngine {
                 "{}/api/v1/kiosk/identify",
                 self.shared.signed_in.node_url
             ))
+            .timeout(Duration::from_secs(30))
             .bearer_auth(&self.shared.signed_in.session.token)
             .json(&KioskIdentify {
                 card_number,
@@ -277,7 +286,8 @@ impl SyncEngine {
     /// The user has read a refusal.
     pub async fn dismiss_refused(&self, seq: i64) -> Result<(), CoreError> {
         self.shared.store.dismiss_refused(seq).await?;
-        self.shared.refresh_counts().await
+        self.shared.refresh_counts().await;
+        Ok(())
     }
 
     /// Stops syncing and waits for the tasks to end. What is pending stays in the outbox.
@@ -296,6 +306,8 @@ impl Drop for SyncEngine {
 }
 
 /// First sync, then the live stream; again after a reset; retrying while the node is away.
+/// Every change of the link goes through `news`, in order, so a late "connected" can never
+/// overwrite a newer "offline".
 async fn run_sync(shared: Arc<Shared>, news: mpsc::UnboundedSender<LiveNews>) {
     let base = shared.signed_in.node_url.clone();
     let token = shared.signed_in.session.token.clone();
@@ -310,11 +322,20 @@ async fn run_sync(shared: Arc<Shared>, news: mpsc::UnboundedSender<LiveNews>) {
             r = first_sync(&shared.http, &base, &token, &shared.store, &opts) => r,
         };
         match synced {
-            Ok(_) => attempt = 0,
+            Ok(stored) => {
+                if stored > 0 {
+                    attempt = 0;
+                }
+            }
             Err(CoreError::SignedOut) => return shared.signed_out(),
+            // Cut off after some progress: go on from there at once.
+            Err(CoreError::Interrupted(n)) if n > 0 => {
+                attempt = 0;
+                continue;
+            }
             Err(e) => {
                 tracing::info!(error = %e, "first sync did not finish; trying again");
-                shared.set_link(Link::Offline);
+                let _ = news.send(LiveNews::Disconnected);
                 tokio::select! {
                     _ = shared.stop.cancelled() => return,
                     _ = tokio::time::sleep(backoff(attempt)) => {}
@@ -323,6 +344,7 @@ async fn run_sync(shared: Arc<Shared>, news: mpsc::UnboundedSender<LiveNews>) {
                 continue;
             }
         }
+        let followed_from = tokio::time::Instant::now();
         match follow(
             &base,
             &token,
@@ -336,11 +358,15 @@ async fn run_sync(shared: Arc<Shared>, news: mpsc::UnboundedSender<LiveNews>) {
             Ok(LiveEnd::SignedOut) => return shared.signed_out(),
             Ok(LiveEnd::Reset) => {
                 tracing::info!("the node asked for a reset; reading the snapshot again");
-                shared.set_link(Link::Connecting);
+                let _ = news.send(LiveNews::Connecting);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "following the live stream failed; starting over");
-                shared.set_link(Link::Offline);
+                let _ = news.send(LiveNews::Disconnected);
+                // A stream that ran for a while was working: this failure starts a new count.
+                if followed_from.elapsed() > Duration::from_secs(60) {
+                    attempt = 0;
+                }
                 tokio::select! {
                     _ = shared.stop.cancelled() => return,
                     _ = tokio::time::sleep(backoff(attempt)) => {}
@@ -353,7 +379,6 @@ async fn run_sync(shared: Arc<Shared>, news: mpsc::UnboundedSender<LiveNews>) {
 
 /// Turns what the stream reports into the connection state and notices.
 async fn run_news(shared: Arc<Shared>, mut news: mpsc::UnboundedReceiver<LiveNews>) {
-    let me = shared.signed_in.principal().clone();
     while let Some(n) = news.recv().await {
         match n {
             LiveNews::Connected => {
@@ -362,32 +387,40 @@ async fn run_news(shared: Arc<Shared>, mut news: mpsc::UnboundedReceiver<LiveNew
                 shared.outbox_wake.notify_one();
             }
             LiveNews::Disconnected => shared.set_link(Link::Offline),
+            LiveNews::Connecting => shared.set_link(Link::Connecting),
             LiveNews::Applied(applied) => {
                 for a in &applied {
-                    let Some(mut notice) = notice_for(&me, a) else {
-                        continue;
-                    };
-                    if let Notice::KioskBooking {
-                        appointment,
-                        patient_name,
-                    } = &mut notice
-                        && let Ok(Some(p)) = shared.store.patient(appointment.patient_id).await
-                    {
-                        *patient_name = Some(format!(
-                            "{} {}",
-                            p.patient.given_name, p.patient.family_name
-                        ));
-                    }
-                    shared.notifier.notify(notice);
+                    notify(&shared, a).await;
                 }
             }
         }
     }
 }
 
+/// Tells the notifier about a change, if it is news to this user.
+async fn notify(shared: &Shared, applied: &Applied) {
+    let Some(mut notice) = notice_for(shared.signed_in.principal(), applied) else {
+        return;
+    };
+    if let Notice::KioskBooking {
+        appointment,
+        patient_name,
+    } = &mut notice
+        && let Ok(Some(p)) = shared.store.patient(appointment.patient_id).await
+    {
+        *patient_name = Some(format!(
+            "{} {}",
+            p.patient.given_name, p.patient.family_name
+        ));
+    }
+    shared.notifier.notify(notice);
+}
+
 /// What sending one outbox item came to.
 enum Sent {
     Answered(Outcome),
+    /// A success whose body could not be read: the repeat returns the same answer.
+    Unreadable(String),
     /// Network trouble or a passing fault on the node: try again later.
     Retry(String),
     SignedOut,
@@ -395,10 +428,10 @@ enum Sent {
 
 /// Drains the outbox in order, one item at a time, with backoff while the node is away.
 async fn run_outbox(shared: Arc<Shared>) {
-    if let Err(e) = shared.refresh_counts().await {
-        tracing::warn!(error = %e, "reading the outbox failed");
-    }
+    shared.refresh_counts().await;
     let mut attempt = 0u32;
+    // Consecutive failures to record or read the node's answer to the current item.
+    let mut stuck = 0u32;
     loop {
         if shared.stop.is_cancelled() {
             return;
@@ -423,18 +456,52 @@ async fn run_outbox(shared: Arc<Shared>) {
         match sent {
             Sent::Answered(outcome) => {
                 attempt = 0;
-                if let Err(e) = shared.store.complete(item.seq, outcome).await {
-                    // The item stays pending; its repeat (same Idempotency-Key) brings the same
-                    // answer. Pause rather than spin on a fault that may persist.
-                    tracing::error!(error = %e, seq = item.seq, "recording the node's answer failed");
-                    tokio::select! {
-                        _ = shared.stop.cancelled() => return,
-                        _ = tokio::time::sleep(backoff(6)) => {}
+                match shared.store.complete(item.seq, outcome).await {
+                    Ok(shown) => {
+                        stuck = 0;
+                        if let Some(applied) = shown {
+                            // Someone else's change that waited behind this write: news now.
+                            notify(&shared, &applied).await;
+                        }
+                    }
+                    Err(e) => {
+                        // The item stays pending; its repeat (same Idempotency-Key) brings the
+                        // same answer. Pause rather than spin, and after a few tries show it to
+                        // the user as refused rather than block the queue behind it.
+                        tracing::error!(error = %e, seq = item.seq, "recording the node's answer failed");
+                        stuck += 1;
+                        if stuck >= 5 {
+                            give_up(
+                                &shared,
+                                &item,
+                                &format!("its answer could not be recorded here: {e}"),
+                            )
+                            .await;
+                            stuck = 0;
+                        } else {
+                            tokio::select! {
+                                _ = shared.stop.cancelled() => return,
+                                _ = tokio::time::sleep(backoff(3)) => {}
+                            }
+                        }
                     }
                 }
-                let _ = shared.refresh_counts().await;
+                shared.refresh_counts().await;
             }
             Sent::SignedOut => return shared.signed_out(),
+            Sent::Unreadable(why) => {
+                stuck += 1;
+                if stuck >= 5 {
+                    give_up(&shared, &item, &why).await;
+                    stuck = 0;
+                    shared.refresh_counts().await;
+                    continue;
+                }
+                tokio::select! {
+                    _ = shared.stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff(3)) => {}
+                }
+            }
             Sent::Retry(why) => {
                 tracing::info!(seq = item.seq, why, "write not delivered yet; will retry");
                 let _ = shared.store.note_attempt(item.seq).await;
@@ -447,6 +514,21 @@ async fn run_outbox(shared: Arc<Shared>) {
                 attempt = attempt.saturating_add(1);
             }
         }
+    }
+}
+
+/// Marks an item the client cannot complete as refused, with why, so the user sees it and the
+/// queue moves on.
+async fn give_up(shared: &Shared, item: &OutboxItem, why: &str) {
+    let mut problem =
+        carebridge_protocol::Problem::new(ProblemType::Internal, format!("Not confirmed: {why}"));
+    problem.title = "This change could not be confirmed".into();
+    if let Err(e) = shared
+        .store
+        .complete(item.seq, Outcome::Refused(problem))
+        .await
+    {
+        tracing::error!(error = %e, seq = item.seq, "the outbox item cannot be set aside either");
     }
 }
 
@@ -496,6 +578,7 @@ async fn send(shared: &Shared, item: &OutboxItem) -> Sent {
             .json(body),
     };
     let res = match req
+        .timeout(Duration::from_secs(30))
         .bearer_auth(&shared.signed_in.session.token)
         .header("Idempotency-Key", &item.idempotency_key)
         .send()
@@ -514,8 +597,9 @@ async fn send(shared: &Shared, item: &OutboxItem) -> Sent {
         };
         return match record {
             Ok(r) => Sent::Answered(Outcome::Accepted(r)),
-            // The body was cut off: the repeat (same Idempotency-Key) returns the same answer.
-            Err(e) => Sent::Retry(e.to_string()),
+            // The body was cut off or is not what this client expects: the repeat (same
+            // Idempotency-Key) returns the same answer.
+            Err(e) => Sent::Unreadable(format!("the node's answer could not be read: {e}")),
         };
     }
     if status == reqwest::StatusCode::UNAUTHORIZED {

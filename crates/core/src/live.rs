@@ -19,6 +19,8 @@ use crate::store::{Applied, LocalStore};
 /// What following the stream tells the sync engine as it goes.
 #[derive(Debug)]
 pub enum LiveNews {
+    /// Syncing or connecting (at the start, and after a reset).
+    Connecting,
     /// The stream is connected (and after a reconnect).
     Connected,
     /// The connection broke; the client is trying again.
@@ -79,15 +81,30 @@ pub async fn follow(
         Box::new(builder.build_with_transport(transport.build_http().map_err(task)?))
     };
     let mut stream = client.stream().ready_chunks(256);
+    // eventsource-client retries a failing connection without reporting it: a stream not
+    // connected after this long is reported offline.
+    let patience = Duration::from_secs(5);
+    let mut connected = false;
+    let mut give_up_waiting = Box::pin(tokio::time::sleep(patience));
     loop {
         let chunk = tokio::select! {
             _ = stop.cancelled() => return Ok(LiveEnd::Stopped),
             c = stream.next() => c,
+            _ = &mut give_up_waiting, if !connected => {
+                let _ = news.send(LiveNews::Disconnected);
+                give_up_waiting.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
+                continue;
+            }
         };
         let Some(chunk) = chunk else {
-            return Ok(LiveEnd::Stopped);
+            // The client gave up (a redirect it will not follow, a request it cannot build):
+            // the engine starts over after a pause.
+            return Err(CoreError::Protocol("the live stream closed".into()));
         };
         let mut batch = Vec::with_capacity(chunk.len());
+        // Ids of events this client cannot read (a newer node's kind of change): skipped, but
+        // passed, so they are not fetched again and again.
+        let mut unreadable: Option<i64> = None;
         let mut end = None;
         for item in chunk {
             match item {
@@ -102,11 +119,16 @@ pub async fn follow(
                     ) else {
                         continue;
                     };
-                    let event = LiveEvent::decode(kind, &ev.data)
-                        .map_err(|e| CoreError::Protocol(e.to_string()))?;
-                    batch.push((id, event));
+                    match LiveEvent::decode(kind, &ev.data) {
+                        Ok(event) => batch.push((id, event)),
+                        Err(e) => {
+                            tracing::warn!(id, kind = ev.event_type, error = %e, "skipping a live event this client cannot read");
+                            unreadable = Some(id);
+                        }
+                    }
                 }
                 Ok(es::SSE::Connected(_)) => {
+                    connected = true;
                     let _ = news.send(LiveNews::Connected);
                 }
                 Ok(es::SSE::Comment(_)) => {}
@@ -116,6 +138,12 @@ pub async fn follow(
                 }
                 // A broken connection: the client reconnects on the next poll.
                 Err(_) => {
+                    if connected {
+                        connected = false;
+                        give_up_waiting
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + patience);
+                    }
                     let _ = news.send(LiveNews::Disconnected);
                 }
             }
@@ -125,6 +153,9 @@ pub async fn follow(
             if !applied.is_empty() {
                 let _ = news.send(LiveNews::Applied(applied));
             }
+        }
+        if let Some(id) = unreadable {
+            store.pass_event(id).await?;
         }
         match end {
             Some(LiveEnd::Reset) => {

@@ -148,137 +148,181 @@ pub(super) fn land(
     tx: &Transaction<'_>,
     record: &NodeRecord,
     want_previous: bool,
+    shadows: bool,
 ) -> Result<Landed, CoreError> {
     let kind = record.kind();
     let id = record.id();
     let version = record.version();
-    let shadow: Option<i64> = tx
-        .prepare_cached("SELECT version FROM shadow WHERE kind = ?1 AND id = ?2")?
-        .query_row(params![kind, id], |r| r.get(0))
-        .optional()?;
-    if let Some(shadow) = shadow {
-        if version > shadow {
-            tx.prepare_cached(
-                "UPDATE shadow SET version = ?3, data = ?4 WHERE kind = ?1 AND id = ?2",
-            )?
-            .execute(params![kind, id, version, record.to_json()?])?;
+    if shadows {
+        let shadow: Option<i64> = tx
+            .prepare_cached("SELECT version FROM shadow WHERE kind = ?1 AND id = ?2")?
+            .query_row(params![kind, id], |r| r.get(0))
+            .optional()?;
+        if let Some(shadow) = shadow {
+            if version > shadow {
+                tx.prepare_cached(
+                    "UPDATE shadow SET version = ?3, data = ?4 WHERE kind = ?1 AND id = ?2",
+                )?
+                .execute(params![kind, id, version, record.to_json()?])?;
+            }
+            return Ok(Landed::Shadowed);
         }
-        return Ok(Landed::Shadowed);
     }
     let table = table(kind)?;
-    let existing: Option<(i64, i64, Option<String>)> = tx
+    let existing: Option<(i64, i64, String)> = tx
         .prepare_cached(&format!(
-            "SELECT rowid, version, CASE WHEN ?2 THEN data END FROM {table} WHERE id = ?1"
+            "SELECT rowid, version, data FROM {table} WHERE id = ?1"
         ))?
-        .query_row(params![id, want_previous && kind == "appointment"], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    if existing.as_ref().is_some_and(|(_, v, _)| *v >= version) {
+    let Some((rowid, stored, data)) = existing else {
+        write_row(tx, record, false, None)?;
+        return Ok(Landed::Shown { previous: None });
+    };
+    if stored >= version {
         return Ok(Landed::Stale);
     }
-    let previous = match existing.as_ref().and_then(|(_, _, d)| d.as_deref()) {
-        Some(d) => match NodeRecord::from_json("appointment", d)? {
-            NodeRecord::Appointment(a) => Some(Box::new(a)),
-            _ => None,
-        },
-        None => None,
+    let old = match kind {
+        "patient" | "appointment" => Some(NodeRecord::from_json(kind, &data)?),
+        _ => None,
     };
-    write_row(tx, record, false, existing.map(|(rowid, _, _)| rowid))?;
+    write_row(
+        tx,
+        record,
+        false,
+        Some((rowid, old.as_ref().and_then(fts_body))),
+    )?;
+    let previous = match old {
+        Some(NodeRecord::Appointment(a)) if want_previous => Some(Box::new(a)),
+        _ => None,
+    };
     Ok(Landed::Shown { previous })
 }
 
-/// Writes `record` as the row the user sees (`pending`: showing a local change), replacing the
-/// row at `rowid` when there is one, and keeps the full-text index in step.
+/// Whether any record has pending local changes (when none, records from the node need no
+/// shadow lookup).
+fn any_shadow(tx: &Transaction<'_>) -> Result<bool, CoreError> {
+    Ok(tx.query_row("SELECT EXISTS (SELECT 1 FROM shadow)", [], |r| r.get(0))?)
+}
+
+/// The text the full-text index holds for a record (patients and appointments only).
+pub(super) fn fts_body(record: &NodeRecord) -> Option<String> {
+    match record {
+        NodeRecord::Patient(p) => Some(format!(
+            "{} {} {}",
+            p.given_name, p.family_name, p.card_number
+        )),
+        NodeRecord::Appointment(a) => Some(format!("{} {}", a.reason, a.reference)),
+        _ => None,
+    }
+}
+
+/// The row a record already has: its rowid, and what the full-text index holds for it.
+pub(super) type Existing = Option<(i64, Option<String>)>;
+
+/// Writes `record` as the row the user sees (`pending`: showing a local change): updates the
+/// existing row in place, or inserts one, and touches the full-text index only when the
+/// indexed text changed (a status change, the common event, leaves it alone).
 pub(super) fn write_row(
     tx: &Transaction<'_>,
     record: &NodeRecord,
     pending: bool,
-    rowid: Option<i64>,
+    existing: Existing,
 ) -> Result<(), CoreError> {
     let data = record.to_json()?;
     let id = record.id();
     let version = record.version();
-    let replaced = rowid.is_some();
-    if let Some(rowid) = rowid {
-        tx.prepare_cached(&format!(
-            "DELETE FROM {} WHERE rowid = ?1",
-            table(record.kind())?
-        ))?
-        .execute([rowid])?;
-    }
-    let (rowid, text) = match record {
+    let rowid = existing.as_ref().map(|(r, _)| *r);
+    let new_rowid: i64 = match record {
         NodeRecord::Practitioner(_) | NodeRecord::Schedule(_) => {
+            let table = record.kind();
             tx.prepare_cached(&format!(
-                "INSERT INTO {} (id, version, data) VALUES (?1, ?2, ?3)",
-                record.kind()
+                "INSERT INTO {table} (id, version, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET version = excluded.version, data = excluded.data"
             ))?
             .execute(params![id, version, data])?;
             return Ok(());
         }
         NodeRecord::Absence(a) => {
             tx.prepare_cached(
-                "INSERT INTO absence (id, practitioner_id, start_ms, version, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO absence (id, practitioner_id, start_ms, version, data) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO UPDATE SET version = excluded.version, data = excluded.data",
             )?
             .execute(params![id, a.practitioner_id.to_string(), a.start.timestamp_millis(), version, data])?;
             return Ok(());
         }
         NodeRecord::Patient(p) => {
-            let new_rowid = tx
-                .prepare_cached(
-                    "INSERT INTO patient (rowid, id, version, family_key, given_key, birth_date, card_number, pending, data)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING rowid",
+            let values = params![
+                rowid,
+                id,
+                version,
+                search_key(&p.family_name),
+                search_key(&p.given_name),
+                p.birth_date.to_string(),
+                p.card_number,
+                pending,
+                data
+            ];
+            if rowid.is_some() {
+                tx.prepare_cached(
+                    "UPDATE patient SET id = ?2, version = ?3, family_key = ?4, given_key = ?5, birth_date = ?6,
+                     card_number = ?7, pending = ?8, data = ?9 WHERE rowid = ?1",
                 )?
-                .query_row(
-                    params![
-                        rowid,
-                        id,
-                        version,
-                        search_key(&p.family_name),
-                        search_key(&p.given_name),
-                        p.birth_date.to_string(),
-                        p.card_number,
-                        pending,
-                        data
-                    ],
-                    |r| r.get::<_, i64>(0),
-                )?;
-            (
-                new_rowid,
-                format!("{} {} {}", p.given_name, p.family_name, p.card_number),
-            )
+                .execute(values)?;
+                rowid.unwrap_or_default()
+            } else {
+                tx.prepare_cached(
+                    "INSERT INTO patient (rowid, id, version, family_key, given_key, birth_date, card_number, pending, data)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?
+                .execute(values)?;
+                tx.last_insert_rowid()
+            }
         }
         NodeRecord::Appointment(a) => {
-            let new_rowid = tx
-                .prepare_cached(
-                    "INSERT INTO appointment (rowid, id, version, practitioner_id, patient_id, start_ms, end_ms, status, pending, data)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING rowid",
+            let values = params![
+                rowid,
+                id,
+                version,
+                a.practitioner_id.to_string(),
+                a.patient_id.to_string(),
+                a.start.timestamp_millis(),
+                a.end.timestamp_millis(),
+                a.status.as_str(),
+                pending,
+                data
+            ];
+            if rowid.is_some() {
+                tx.prepare_cached(
+                    "UPDATE appointment SET id = ?2, version = ?3, practitioner_id = ?4, patient_id = ?5, start_ms = ?6,
+                     end_ms = ?7, status = ?8, pending = ?9, data = ?10 WHERE rowid = ?1",
                 )?
-                .query_row(
-                    params![
-                        rowid,
-                        id,
-                        version,
-                        a.practitioner_id.to_string(),
-                        a.patient_id.to_string(),
-                        a.start.timestamp_millis(),
-                        a.end.timestamp_millis(),
-                        a.status.as_str(),
-                        pending,
-                        data
-                    ],
-                    |r| r.get::<_, i64>(0),
-                )?;
-            (new_rowid, format!("{} {}", a.reason, a.reference))
+                .execute(values)?;
+                rowid.unwrap_or_default()
+            } else {
+                tx.prepare_cached(
+                    "INSERT INTO appointment (rowid, id, version, practitioner_id, patient_id, start_ms, end_ms, status, pending, data)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?
+                .execute(values)?;
+                tx.last_insert_rowid()
+            }
         }
     };
-    let fts = format!("{}_text", record.kind());
-    if replaced {
-        tx.prepare_cached(&format!("DELETE FROM {fts} WHERE rowid = ?1"))?
-            .execute([rowid])?;
+    let body = fts_body(record);
+    let old_body = existing.and_then(|(_, b)| b);
+    if rowid.is_some() && old_body == body {
+        return Ok(());
     }
-    tx.prepare_cached(&format!("INSERT INTO {fts} (rowid, body) VALUES (?1, ?2)"))?
-        .execute(params![rowid, text])?;
+    let fts = format!("{}_text", record.kind());
+    if rowid.is_some() {
+        tx.prepare_cached(&format!("DELETE FROM {fts} WHERE rowid = ?1"))?
+            .execute([new_rowid])?;
+    }
+    if let Some(body) = body {
+        tx.prepare_cached(&format!("INSERT INTO {fts} (rowid, body) VALUES (?1, ?2)"))?
+            .execute(params![new_rowid, body])?;
+    }
     Ok(())
 }
 
@@ -306,6 +350,7 @@ impl LocalStore {
     pub async fn apply_snapshot_batch(&self, items: Vec<SnapshotItem>) -> Result<(), CoreError> {
         self.with(move |c| {
             let tx = c.transaction()?;
+            let shadows = any_shadow(&tx)?;
             let mut cursor = None;
             for item in items {
                 match item {
@@ -325,7 +370,7 @@ impl LocalStore {
                     item => {
                         cursor = item.cursor();
                         if let Some(record) = NodeRecord::from_snapshot(item) {
-                            land(&tx, &record, false)?;
+                            land(&tx, &record, false, shadows)?;
                         }
                     }
                 }
@@ -353,6 +398,7 @@ impl LocalStore {
     ) -> Result<Vec<Applied>, CoreError> {
         self.with(move |c| {
             let tx = c.transaction()?;
+            let shadows = any_shadow(&tx)?;
             let state = super::sync_state(&tx)?;
             let last = state.last_event_id.or(state.snapshot_event_id).unwrap_or(0);
             let mut head = last;
@@ -363,7 +409,7 @@ impl LocalStore {
                 }
                 head = event_id;
                 let record = NodeRecord::from(event);
-                if let Landed::Shown { previous } = land(&tx, &record, true)? {
+                if let Landed::Shown { previous } = land(&tx, &record, true, shadows)? {
                     applied.push(Applied {
                         event_id,
                         record,
@@ -379,6 +425,21 @@ impl LocalStore {
             }
             tx.commit()?;
             Ok(applied)
+        })
+        .await
+    }
+
+    /// Moves the stream position past `event_id` (an event this client cannot read), unless
+    /// it is already further.
+    pub async fn pass_event(&self, event_id: i64) -> Result<(), CoreError> {
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO sync_state (key, value) VALUES ('last_event_id', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value
+                 WHERE CAST(sync_state.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+                [event_id.to_string()],
+            )?;
+            Ok(())
         })
         .await
     }

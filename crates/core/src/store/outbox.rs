@@ -18,7 +18,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
 use super::LocalStore;
-use super::mirror::{NodeRecord, delete_row, table, write_row};
+use super::mirror::{Applied, Existing, NodeRecord, delete_row, fts_body, table, write_row};
 use crate::error::CoreError;
 
 /// A write waiting for the node: what to send.
@@ -128,6 +128,11 @@ fn load_row(
         .transpose()
 }
 
+/// The row a record has now, for [`write_row`].
+fn existing(tx: &Transaction<'_>, kind: &str, id: &str) -> Result<Existing, CoreError> {
+    Ok(load_row(tx, kind, id)?.map(|(rowid, r)| (rowid, fts_body(&r))))
+}
+
 /// Resolves an id the user may have seen before the node gave the record its own.
 fn resolve(tx: &Transaction<'_>, id: &str) -> Result<String, CoreError> {
     Ok(tx
@@ -160,7 +165,12 @@ fn queue(
         "INSERT INTO shadow (kind, id, version, data) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (kind, id) DO NOTHING",
     )?
     .execute(params![kind, id, version, data])?;
-    write_row(tx, after, true, before.map(|(rowid, _)| rowid))?;
+    write_row(
+        tx,
+        after,
+        true,
+        before.map(|(rowid, r)| (rowid, fts_body(r))),
+    )?;
     let key = uuid::Uuid::new_v4().to_string();
     tx.prepare_cached(
         "INSERT INTO outbox (idempotency_key, kind, record_id, write, state, created_ms) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
@@ -550,6 +560,24 @@ impl LocalStore {
         .await
     }
 
+    /// How many writes wait for the node, and how many it refused (not yet dismissed).
+    pub async fn outbox_counts(&self) -> Result<(u64, u64), CoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached("SELECT state, count(*) FROM outbox GROUP BY state")?;
+            let mut counts = (0, 0);
+            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                let (state, n) = row?;
+                if state == "refused" {
+                    counts.1 = n as u64;
+                } else {
+                    counts.0 = n as u64;
+                }
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
     /// How many writes wait for the node.
     pub async fn pending_count(&self) -> Result<u64, CoreError> {
         self.with(|c| {
@@ -589,14 +617,19 @@ impl LocalStore {
     /// Records the node's answer to item `seq`: an accepted write's record replaces the shown
     /// one once nothing else is pending for it; a refused one is rolled back, with any later
     /// writes to the same record (they were built on it).
-    pub async fn complete(&self, seq: i64, outcome: Outcome) -> Result<(), CoreError> {
+    ///
+    /// Returns the record shown when it is not the node's answer but someone else's newer
+    /// change that arrived while the write was pending (with the answer as `previous`): that
+    /// change is news the user has not been told about yet.
+    pub async fn complete(&self, seq: i64, outcome: Outcome) -> Result<Option<Applied>, CoreError> {
         self.with(move |c| {
             let tx = c.transaction()?;
             let Some(item) = items(&tx, &format!("WHERE seq = {seq} AND state = 'pending'"))?.into_iter().next() else {
                 // Already answered (a repeat after a crash between sending and recording).
-                return Ok(());
+                return Ok(None);
             };
             let kind = item.kind.as_str();
+            let mut news = None;
             match outcome {
                 Outcome::Accepted(record) => {
                     let id = record.id();
@@ -638,12 +671,18 @@ impl LocalStore {
                         }
                     } else {
                         let shadow = take_shadow(&tx, kind, &id)?;
-                        let shown = match shadow {
-                            Some(s) if s.version() > record.version() => s,
-                            _ => record,
-                        };
-                        let rowid = load_row(&tx, kind, &id)?.map(|(r, _)| r);
-                        write_row(&tx, &shown, false, rowid)?;
+                        let rowid = existing(&tx, kind, &id)?;
+                        match shadow {
+                            Some(newer) if newer.version() > record.version() => {
+                                write_row(&tx, &newer, false, rowid)?;
+                                let previous = match &record {
+                                    NodeRecord::Appointment(a) => Some(a.clone()),
+                                    _ => None,
+                                };
+                                news = Some(Applied { event_id: 0, record: newer, previous });
+                            }
+                            _ => write_row(&tx, &record, false, rowid)?,
+                        }
                     }
                 }
                 Outcome::Refused(problem) => {
@@ -668,7 +707,7 @@ impl LocalStore {
                         (Some(s), Some(c)) => Some(if c.version() > s.version() { c } else { s }),
                         (s, c) => s.or(c),
                     };
-                    let rowid = load_row(&tx, kind, &item.record_id)?.map(|(r, _)| r);
+                    let rowid = existing(&tx, kind, &item.record_id)?;
                     match back {
                         Some(record) => write_row(&tx, &record, false, rowid)?,
                         None => delete_row(&tx, kind, &item.record_id)?,
@@ -676,7 +715,7 @@ impl LocalStore {
                 }
             }
             tx.commit()?;
-            Ok(())
+            Ok(news)
         })
         .await
     }

@@ -331,12 +331,9 @@ impl LocalStore {
                     }
                 }
                 sql.push_str(&filters);
-                let order = if family.is_none() && given.is_some() {
-                    "given_key, family_key"
-                } else {
-                    "family_key, given_key"
-                };
-                sql.push_str(&format!(" ORDER BY {order} LIMIT {limit}"));
+                // Both arrangements in the order shown, so their merge is the true first
+                // `limit`; the given-name index covers the family key, so it sorts from it.
+                sql.push_str(&format!(" ORDER BY family_key, given_key LIMIT {limit}"));
                 found.extend(rows(c, &sql, p, patient_row)?);
             }
             found.sort_by(|a, b| {
