@@ -58,38 +58,71 @@ pub async fn first_sync(
         return Err(CoreError::Rejected(Box::new(problem)));
     }
     let mut body = res.bytes_stream();
+    // Parsing the next batch overlaps writing the last: a writer task takes batches in order
+    // through a short queue (two batches: memory stays bounded).
+    let (batches, mut to_write) = tokio::sync::mpsc::channel::<Vec<SnapshotItem>>(2);
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            while let Some(batch) = to_write.recv().await {
+                store.apply_snapshot_batch(batch).await?;
+            }
+            Ok::<_, CoreError>(())
+        })
+    };
     let mut pending: Vec<u8> = Vec::new();
     let mut batch = Vec::with_capacity(opts.batch);
     let mut stored = 0u64;
     let mut ended = false;
+    let mut parse_error = None;
     'read: while let Some(chunk) = body.next().await {
         let chunk = match chunk {
             Ok(c) => c,
             Err(_) => break,
         };
         pending.extend_from_slice(&chunk);
-        while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=nl).collect();
-            let item: SnapshotItem =
-                serde_json::from_slice(&line).map_err(|e| CoreError::Protocol(e.to_string()))?;
+        let mut start = 0;
+        while let Some(nl) = pending[start..].iter().position(|b| *b == b'\n') {
+            let line = &pending[start..start + nl];
+            start += nl + 1;
+            let item: SnapshotItem = match serde_json::from_slice(line) {
+                Ok(i) => i,
+                Err(e) => {
+                    parse_error = Some(CoreError::Protocol(e.to_string()));
+                    break 'read;
+                }
+            };
             let is_record = item.cursor().is_some();
             ended |= matches!(item, SnapshotItem::End { .. });
             batch.push(item);
             if is_record {
                 stored += 1;
             }
-            if batch.len() >= opts.batch {
-                store
-                    .apply_snapshot_batch(std::mem::take(&mut batch))
-                    .await?;
+            if batch.len() >= opts.batch
+                && batches
+                    .send(std::mem::replace(
+                        &mut batch,
+                        Vec::with_capacity(opts.batch),
+                    ))
+                    .await
+                    .is_err()
+            {
+                // The writer stopped on an error: it is reported below.
+                break 'read;
             }
             if opts.stop_after.is_some_and(|n| stored >= n) && !ended {
                 break 'read;
             }
         }
+        pending.drain(..start);
     }
-    if !batch.is_empty() {
-        store.apply_snapshot_batch(batch).await?;
+    if !batch.is_empty() && parse_error.is_none() {
+        let _ = batches.send(batch).await;
+    }
+    drop(batches);
+    writer.await.map_err(|e| CoreError::Task(e.to_string()))??;
+    if let Some(e) = parse_error {
+        return Err(e);
     }
     if ended {
         Ok(stored)
