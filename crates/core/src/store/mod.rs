@@ -134,10 +134,12 @@ impl LocalStore {
         )?;
         if let Some(key) = key {
             // 16 KiB pages: a third less time for a large first sync than the default 4 KiB
-            // (fewer pages to encrypt and authenticate, shallower trees). The same size must
-            // be given every time the file is opened.
+            // (fewer pages to encrypt and authenticate, shallower trees); HMAC-SHA256 per page
+            // instead of SHA-512, which CPUs with SHA extensions compute several times faster
+            // (SHA-256 HMAC is as sound for integrity). Both must be given every time the file
+            // is opened.
             conn.execute_batch(&format!(
-                "PRAGMA key = \"x'{}'\"; PRAGMA cipher_page_size = 16384;",
+                "PRAGMA key = \"x'{}'\"; PRAGMA cipher_page_size = 16384; PRAGMA cipher_hmac_algorithm = HMAC_SHA256;",
                 hex::encode(key.0)
             ))?;
             // SQLCipher would otherwise log a failed key check to stderr before we report it.
