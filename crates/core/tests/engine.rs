@@ -399,3 +399,71 @@ async fn an_ended_session_turns_into_signed_out_not_a_retry_loop() {
         Some(node.url.as_str())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_edit_made_on_a_stale_version_comes_back_refused_with_the_nodes_record() {
+    use carebridge_protocol::patient::PatientUpdate;
+    let h = Hospital::seeded().await;
+    let node = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
+    let addr = node.addr.clone();
+    let profiles = tempfile::tempdir().unwrap();
+    let reception = Client::staff(
+        profiles.path(),
+        &node.url,
+        "reception",
+        carebridge_server::demo::RECEPTION_PASSWORD,
+    )
+    .await;
+    reception.converges_with_node(WAIT).await;
+    let patient = h.creds.patients[2].id;
+    let edit = |phone: &str| PatientUpdate {
+        phone: Some(phone.into()),
+        ..Default::default()
+    };
+    let first = reception.engine.update_patient(patient, edit("+31 20 555 0101")).await.unwrap();
+    reception.converges_with_node(WAIT).await;
+    let on_node = reception.engine.store().patient(patient).await.unwrap().unwrap();
+    assert_eq!(on_node.patient.phone.as_deref(), Some("+31 20 555 0101"));
+    assert_eq!(on_node.patient.version, first.version);
+    assert!(!on_node.pending);
+
+    node.kill().await;
+    let queued = reception.engine.update_patient(patient, edit("+31 20 555 0202")).await.unwrap();
+    assert!(reception.engine.store().patient(patient).await.unwrap().unwrap().pending);
+
+    // Meanwhile someone else edits the same patient on the node.
+    let elsewhere = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
+    let other = reqwest::Client::new();
+    let token: serde_json::Value = other
+        .post(format!("{}/api/v1/sessions", elsewhere.url))
+        .json(&serde_json::json!({"username": "reception", "password": carebridge_server::demo::RECEPTION_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = other
+        .patch(format!("{}/api/v1/patients/{patient}", elsewhere.url))
+        .bearer_auth(token["token"].as_str().unwrap())
+        .header("If-Match", format!("\"{}\"", first.version))
+        .json(&serde_json::json!({"email": "someone@example.org"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    elsewhere.kill().await;
+
+    let _node = NodeProcess::spawn(h.dir.path(), &addr).await;
+    reception.converges_with_node(WAIT).await;
+    let outbox = reception.engine.store().outbox().await.unwrap();
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    let problem = outbox[0].problem.as_ref().unwrap();
+    assert_eq!(problem.code, ProblemType::PreconditionFailed, "{problem:?}");
+    let now = reception.engine.store().patient(patient).await.unwrap().unwrap();
+    assert!(!now.pending);
+    assert_eq!(now.patient.email.as_deref(), Some("someone@example.org"), "the node's record is shown");
+    assert_eq!(now.patient.phone.as_deref(), Some("+31 20 555 0101"), "the refused edit is rolled back");
+    // The same version number as the local guess had, but the node's content.
+    assert_eq!(now.patient.version, queued.version);
+}
