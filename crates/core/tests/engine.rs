@@ -420,16 +420,39 @@ async fn a_patient_edit_made_on_a_stale_version_comes_back_refused_with_the_node
         phone: Some(phone.into()),
         ..Default::default()
     };
-    let first = reception.engine.update_patient(patient, edit("+31 20 555 0101")).await.unwrap();
+    let first = reception
+        .engine
+        .update_patient(patient, edit("+31 20 555 0101"))
+        .await
+        .unwrap();
     reception.converges_with_node(WAIT).await;
-    let on_node = reception.engine.store().patient(patient).await.unwrap().unwrap();
+    let on_node = reception
+        .engine
+        .store()
+        .patient(patient)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(on_node.patient.phone.as_deref(), Some("+31 20 555 0101"));
     assert_eq!(on_node.patient.version, first.version);
     assert!(!on_node.pending);
 
     node.kill().await;
-    let queued = reception.engine.update_patient(patient, edit("+31 20 555 0202")).await.unwrap();
-    assert!(reception.engine.store().patient(patient).await.unwrap().unwrap().pending);
+    let queued = reception
+        .engine
+        .update_patient(patient, edit("+31 20 555 0202"))
+        .await
+        .unwrap();
+    assert!(
+        reception
+            .engine
+            .store()
+            .patient(patient)
+            .await
+            .unwrap()
+            .unwrap()
+            .pending
+    );
 
     // Meanwhile someone else edits the same patient on the node.
     let elsewhere = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
@@ -460,10 +483,24 @@ async fn a_patient_edit_made_on_a_stale_version_comes_back_refused_with_the_node
     assert_eq!(outbox.len(), 1, "{outbox:?}");
     let problem = outbox[0].problem.as_ref().unwrap();
     assert_eq!(problem.code, ProblemType::PreconditionFailed, "{problem:?}");
-    let now = reception.engine.store().patient(patient).await.unwrap().unwrap();
+    let now = reception
+        .engine
+        .store()
+        .patient(patient)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!now.pending);
-    assert_eq!(now.patient.email.as_deref(), Some("someone@example.org"), "the node's record is shown");
-    assert_eq!(now.patient.phone.as_deref(), Some("+31 20 555 0101"), "the refused edit is rolled back");
+    assert_eq!(
+        now.patient.email.as_deref(),
+        Some("someone@example.org"),
+        "the node's record is shown"
+    );
+    assert_eq!(
+        now.patient.phone.as_deref(),
+        Some("+31 20 555 0101"),
+        "the refused edit is rolled back"
+    );
     // The same version number as the local guess had, but the node's content.
     assert_eq!(now.patient.version, queued.version);
 }
