@@ -36,6 +36,19 @@ pub struct Unlock {
     pub passphrase: Option<String>,
 }
 
+impl Unlock {
+    /// The keychain first, then the passphrase in `CAREBRIDGE_PASSPHRASE` if it is set: what
+    /// the app does.
+    pub fn from_env() -> Self {
+        Self {
+            use_keychain: true,
+            passphrase: std::env::var("CAREBRIDGE_PASSPHRASE")
+                .ok()
+                .filter(|p| !p.is_empty()),
+        }
+    }
+}
+
 impl std::fmt::Debug for Unlock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Unlock")
