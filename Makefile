@@ -13,7 +13,11 @@ SHELL := bash
 # gcc, make and perl build the vendored OpenSSL and SQLCipher; curl and jq are for the demo.
 # The desktop app adds its packages here (libwebkit2gtk-4.1-dev, ...).
 # dbus-daemon + gnome-keyring: a private session bus with a real Secret Service for the keychain tests.
-DEB_PACKAGES := gcc libc6-dev make perl curl jq ca-certificates dbus-daemon gnome-keyring
+# The rest: Tauri on Linux (WebKitGTK), and the app's end-to-end run under Xvfb (WebKitWebDriver,
+# dunst for notifications, imagemagick for screenshots).
+DEB_PACKAGES := gcc libc6-dev make perl curl jq ca-certificates dbus-daemon gnome-keyring \
+	pkg-config libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev \
+	libayatana-appindicator3-dev libxdo-dev xvfb webkit2gtk-driver dunst imagemagick
 # Added by `bench-deps`: nginx + nchan (a peer), python3 for ../shared/bench/summarize.py.
 BENCH_DEB_PACKAGES := libnginx-mod-nchan python3 util-linux
 
@@ -48,7 +52,7 @@ if (( $${#missing[@]} )); then
 fi
 endef
 
-.PHONY: help deps bench-deps bench-packages build run check doc test bench fmt clean
+.PHONY: help deps bench-deps bench-packages build run check doc test bench fmt clean ui
 
 help:
 	@echo 'make run         install missing packages, build, start the demo node on $(DEMO_LISTEN)'
@@ -61,8 +65,19 @@ help:
 	@echo 'make fmt | doc | clean'
 
 deps:
-	@$(call apt_install,$(DEB_PACKAGES))
+	@extra=""
+	command -v npm >/dev/null || extra="nodejs npm"
+	$(call apt_install,$(DEB_PACKAGES) $$extra)
 	command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs); rust-toolchain.toml pins the version" >&2; exit 1; }
+
+# The web UI: npm ci again only when the lock file changed; ui/dist is what the app embeds, so it
+# must exist before anything compiles the app (clippy included).
+ui/node_modules/.package-lock.json: ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund
+	touch ui/node_modules/.package-lock.json
+
+ui: ui/node_modules/.package-lock.json
+	cd ui && npm run build
 
 # One apt-get run for both lists; node + npm are taken from PATH when present (e.g. NodeSource).
 bench-deps: bench-packages $(SEED_DIR)/node_modules/.package-lock.json
@@ -86,7 +101,7 @@ run: deps build
 	rm -rf -- '$(DEMO_DIR)'
 	exec "$(NODE_BIN)" demo --listen '$(DEMO_LISTEN)' --data-dir '$(DEMO_DIR)'
 
-check:
+check: ui
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	if [ "$${CHECK_DOCS:-0}" = 1 ]; then RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked; fi
@@ -95,12 +110,20 @@ doc:
 	RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked
 
 test: deps check
+	cd ui && npm test
 	# Doctests first (nextest does not run them), so that the run closes on nextest's summary.
 	cargo test --doc --workspace --locked
 	if command -v cargo-nextest >/dev/null; then
 		cargo nextest run --workspace --locked
 	else
 		cargo test --workspace --locked
+	fi
+	# The tests rewrote the UI's TypeScript declarations from the Rust types: they must be
+	# what is committed.
+	if [ -n "$$(git status --porcelain -- ui/src/bindings)" ]; then
+		git status --short -- ui/src/bindings
+		echo "ui/src/bindings is stale: commit what the tests generated" >&2
+		exit 1
 	fi
 
 bench: bench-deps build

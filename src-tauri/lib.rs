@@ -1,7 +1,54 @@
-//! The CareBridge desktop app (staff and kiosk builds).
-//!
-//! A skeleton for now: the app, its Tauri shell and its web UI arrive with the desktop-app
-//! issue. It already links the client core so that the dependency direction
-//! (`app → core → protocol`) is fixed from the start.
+//! The CareBridge desktop app: the Tauri shell around the client core. The commands
+//! ([`commands`]) translate between the web UI and the core; the core decides.
 
-pub use carebridge_core as core;
+pub mod commands;
+
+use std::sync::Arc;
+
+use carebridge_core::{Notice, Notifier, SyncEngine};
+
+/// What the app keeps while it runs.
+pub struct AppState {
+    /// The signed-in profile's engine, once someone signed in.
+    pub engine: tokio::sync::Mutex<Option<SyncEngine>>,
+    /// Shows the core's notices.
+    pub notifier: Arc<dyn Notifier>,
+    /// For sign-in.
+    pub http: carebridge_core::session::Http,
+}
+
+/// Logs notices until desktop notifications land.
+struct LoggedNotices;
+
+impl Notifier for LoggedNotices {
+    fn notify(&self, notice: Notice) {
+        tracing::info!(?notice, "notice");
+    }
+}
+
+/// Starts the app.
+pub fn run() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAREBRIDGE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+    let state = AppState {
+        engine: tokio::sync::Mutex::new(None),
+        notifier: Arc::new(LoggedNotices),
+        http: carebridge_core::session::Http::default(),
+    };
+    let app = tauri::Builder::default()
+        .manage(state)
+        .invoke_handler(tauri::generate_handler![
+            commands::sign_in,
+            commands::connection_status,
+            commands::appointments_today
+        ])
+        .run(tauri::generate_context!());
+    if let Err(e) = app {
+        eprintln!("error: the app could not start: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,5 +1,8 @@
-//! The desktop app's entry point (a skeleton until the desktop-app issue lands).
+//! The CareBridge desktop app.
+
+// No console window next to the app on Windows release builds.
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 fn main() {
-    println!("The CareBridge desktop app is not built yet; run `make run` for the node demo.");
+    carebridge_app::run();
 }

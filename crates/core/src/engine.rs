@@ -29,6 +29,7 @@ use carebridge_protocol::problem::ProblemType;
 
 /// How the client stands with its node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[serde(rename_all = "kebab-case")]
 pub enum Link {
     /// The live stream is connected.
@@ -43,12 +44,15 @@ pub enum Link {
 
 /// What the UI's connection indicator shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct Status {
     /// The connection.
     pub link: Link,
     /// Writes waiting for the node.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub pending: u64,
     /// Writes the node refused, not yet dismissed by the user.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub refused: u64,
 }
 
@@ -66,6 +70,9 @@ struct Shared {
     signed_in: SignedIn,
     notifier: Arc<dyn Notifier>,
     status: watch::Sender<Status>,
+    /// Bumped whenever what the user sees changed (live events, answers to writes, new
+    /// writes): the UI re-reads its queries when it moves.
+    revision: watch::Sender<u64>,
     outbox_wake: Notify,
     stop: CancellationToken,
     counting: tokio::sync::Mutex<()>,
@@ -86,6 +93,7 @@ impl Shared {
     /// Publishes the outbox's counts. Read and publish happen under one lock, so two callers
     /// cannot publish in the wrong order.
     async fn refresh_counts(&self) {
+        self.changed();
         let _one_at_a_time = self.counting.lock().await;
         match self.store.outbox_counts().await {
             Ok((pending, refused)) => {
@@ -98,6 +106,10 @@ impl Shared {
             }
             Err(e) => tracing::error!(error = %e, "counting the outbox failed"),
         }
+    }
+
+    fn changed(&self) {
+        self.revision.send_modify(|r| *r = r.wrapping_add(1));
     }
 
     fn signed_out(&self) {
@@ -141,6 +153,7 @@ impl SyncEngine {
             signed_in,
             notifier,
             status,
+            revision: watch::channel(0).0,
             outbox_wake: Notify::new(),
             stop: CancellationToken::new(),
             counting: tokio::sync::Mutex::new(()),
@@ -157,6 +170,11 @@ impl SyncEngine {
     /// The connection state and counts, for the UI to watch.
     pub fn status(&self) -> watch::Receiver<Status> {
         self.shared.status.subscribe()
+    }
+
+    /// Moves whenever what the user sees changed, for the UI to re-read its queries.
+    pub fn revision(&self) -> watch::Receiver<u64> {
+        self.shared.revision.subscribe()
     }
 
     /// The local store, for the UI's queries.
@@ -389,6 +407,7 @@ async fn run_news(shared: Arc<Shared>, mut news: mpsc::UnboundedReceiver<LiveNew
             LiveNews::Disconnected => shared.set_link(Link::Offline),
             LiveNews::Connecting => shared.set_link(Link::Connecting),
             LiveNews::Applied(applied) => {
+                shared.changed();
                 for a in &applied {
                     notify(&shared, a).await;
                 }

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CoreError, problem_of};
 use crate::store::LocalStore;
 
+/// The HTTP client sign-in takes (one per app, reused).
+pub use reqwest::Client as Http;
+
 const SESSION_SETTING: &str = "session";
 const NODE_SETTING: &str = "node_url";
 
@@ -94,6 +97,28 @@ pub async fn sign_in_kiosk(
     device: KioskSignIn,
 ) -> Result<SignedIn, CoreError> {
     create(http, node_url, "kiosk-sessions", &device).await
+}
+
+/// After a sign-in: opens (or creates) the profile for who signed in where, keeps the session
+/// in it, and starts syncing. What the app does after the node said yes.
+pub async fn start(
+    profiles: &crate::Profiles,
+    unlock: &crate::Unlock,
+    signed_in: SignedIn,
+    notifier: std::sync::Arc<dyn crate::Notifier>,
+) -> Result<crate::SyncEngine, CoreError> {
+    let who = match signed_in.principal() {
+        carebridge_protocol::session::Principal::Staff { id, .. } => id.to_string(),
+        carebridge_protocol::session::Principal::Kiosk { id, .. } => format!("kiosk-{id}"),
+    };
+    let profile = profiles
+        .open(
+            &crate::Profiles::name_for(&signed_in.node_url, &who),
+            unlock,
+        )
+        .await?;
+    profile.store.save_session(&signed_in).await?;
+    Ok(crate::SyncEngine::start(profile.store, signed_in, notifier))
 }
 
 /// Ends the session on the node (best effort: an unreachable node lets the token expire) and

@@ -17,6 +17,7 @@ use crate::{AppointmentId, KioskDeviceId, PatientId, PractitionerId};
 /// FHIR's appointment status (the subset CareBridge uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum AppointmentStatus {
     /// Booked at a kiosk, holding its slot until the doctor confirms or declines.
     Pending,
@@ -137,6 +138,7 @@ impl AppointmentStatus {
 /// Who made a booking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum BookedBy {
     /// A staff user (reception or a doctor).
     Staff {
@@ -152,6 +154,7 @@ pub enum BookedBy {
 
 /// An appointment, as staff see it and as live events carry it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct Appointment {
     /// Its id.
     pub id: AppointmentId,
@@ -176,6 +179,7 @@ pub struct Appointment {
     /// Why it was cancelled or declined.
     pub cancellation_reason: Option<String>,
     /// Incremented by every change; send it back in `If-Match`.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub version: i64,
     /// When it was booked.
     pub created_at: DateTime<Utc>,

@@ -18,6 +18,7 @@ use crate::error::CoreError;
 
 /// An appointment as the user sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct AppointmentRow {
     /// Its state here (the user's change, while pending).
     pub appointment: Appointment,
