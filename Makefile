@@ -70,10 +70,12 @@ deps:
 	$(call apt_install,$(DEB_PACKAGES) $$extra)
 	command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs); rust-toolchain.toml pins the version" >&2; exit 1; }
 
-# The web UI: npm ci again only when the lock file changed; ui/dist is what the app embeds, so it
-# must exist before anything compiles the app (clippy included).
+# The web UI: installed again only when the lock file changed; ui/dist is what the app embeds, so
+# it must exist before anything compiles the app (clippy included). `npm install` with the lock
+# rather than `npm ci`: the registry here leaves other platforms' optional packages out of the
+# lock, which `npm ci` refuses.
 ui/node_modules/.package-lock.json: ui/package-lock.json
-	cd ui && npm ci --no-audit --no-fund
+	cd ui && npm install --no-audit --no-fund
 	touch ui/node_modules/.package-lock.json
 
 ui: ui/node_modules/.package-lock.json
