@@ -75,11 +75,11 @@ deps:
 # rather than `npm ci`: the registry here leaves other platforms' optional packages out of the
 # lock, which `npm ci` refuses.
 ui/node_modules/.package-lock.json: ui/package-lock.json
-	cd ui && npm install --no-audit --no-fund
+	(cd ui && npm install --no-audit --no-fund)
 	touch ui/node_modules/.package-lock.json
 
 ui: ui/node_modules/.package-lock.json
-	cd ui && npm run build
+	(cd ui && npm run build)
 
 # One apt-get run for both lists; node + npm are taken from PATH when present (e.g. NodeSource).
 bench-deps: bench-packages $(SEED_DIR)/node_modules/.package-lock.json
@@ -112,7 +112,7 @@ doc:
 	RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked
 
 test: deps check
-	cd ui && npm test
+	(cd ui && npm test)
 	# Doctests first (nextest does not run them), so that the run closes on nextest's summary.
 	cargo test --doc --workspace --locked
 	if command -v cargo-nextest >/dev/null; then
