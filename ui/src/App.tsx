@@ -55,7 +55,7 @@ function Connection({ status }: { status: Status | null }) {
   );
 }
 
-function Today() {
+function Today({ timeZone }: { timeZone: string }) {
   const [rows, setRows] = useState<AppointmentRow[]>([]);
   useEffect(() => {
     let live = true;
@@ -67,7 +67,9 @@ function Today() {
       stop.then((f) => f());
     };
   }, []);
-  const time = (iso: string) => new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  // Times in the node's time zone (where the appointments happen), in the user's locale.
+  const time = (iso: string) =>
+    new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", timeZone });
   return (
     <section aria-labelledby="today-heading">
       <h2 id="today-heading">{t("today.heading")}</h2>
@@ -106,7 +108,7 @@ export function App() {
         <h1>{t("app.title")}{who && ` · ${who.displayName}`}</h1>
         <Connection status={status} />
       </header>
-      <main>{who ? <Today /> : <SignIn onSignedIn={setWho} />}</main>
+      <main>{who ? <Today timeZone={who.timeZone} /> : <SignIn onSignedIn={setWho} />}</main>
     </>
   );
 }

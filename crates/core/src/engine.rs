@@ -343,12 +343,15 @@ async fn run_sync(shared: Arc<Shared>, news: mpsc::UnboundedSender<LiveNews>) {
             Ok(stored) => {
                 if stored > 0 {
                     attempt = 0;
+                    // The snapshot changed what the user sees.
+                    shared.changed();
                 }
             }
             Err(CoreError::SignedOut) => return shared.signed_out(),
             // Cut off after some progress: go on from there at once.
             Err(CoreError::Interrupted(n)) if n > 0 => {
                 attempt = 0;
+                shared.changed();
                 continue;
             }
             Err(e) => {

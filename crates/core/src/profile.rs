@@ -203,13 +203,16 @@ fn open_blocking(dir: &Path, name: &str, unlock: &Unlock) -> Result<OpenProfile,
                 ));
             }
         },
-        (None, true) => match keychain(name, KeychainOp::Get) {
-            Ok(Some(k)) => (k, KeySource::Keychain),
-            Ok(None) => {
+        (None, true) => match keychain(name, KeychainOp::Get).and_then(|found| match found {
+            Some(k) => Ok(k),
+            // A keychain that answers but cannot store (a locked collection with no one to
+            // unlock it) is as good as none for a new profile.
+            None => {
                 let k = LocalKey::random();
-                keychain(name, KeychainOp::Set(k.clone()))?;
-                (k, KeySource::Keychain)
+                keychain(name, KeychainOp::Set(k.clone())).map(|_| k)
             }
+        }) {
+            Ok(k) => (k, KeySource::Keychain),
             Err(e) => {
                 // keyring picks its store once per process: its status says why it is absent.
                 tracing::info!(error = %e, store_status = ?keyring::Entry::store_status(), "no OS keychain answered; using the passphrase");
