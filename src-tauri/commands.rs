@@ -27,7 +27,7 @@ impl From<CoreError> for CommandError {
 
 /// Who is signed in, for the UI's header.
 #[derive(Debug, Serialize, ts_rs::TS)]
-#[ts(export)]
+#[ts(export, rename_all = "camelCase")]
 #[serde(rename_all = "camelCase")]
 pub struct SignedInView {
     /// The user's or the kiosk's name.

@@ -29,7 +29,11 @@ use carebridge_protocol::problem::ProblemType;
 
 /// How the client stands with its node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(export, rename_all = "kebab-case")
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Link {
     /// The live stream is connected.

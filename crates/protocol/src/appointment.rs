@@ -17,7 +17,11 @@ use crate::{AppointmentId, KioskDeviceId, PatientId, PractitionerId};
 /// FHIR's appointment status (the subset CareBridge uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(export, rename_all = "lowercase")
+)]
 pub enum AppointmentStatus {
     /// Booked at a kiosk, holding its slot until the doctor confirms or declines.
     Pending,
@@ -138,7 +142,11 @@ impl AppointmentStatus {
 /// Who made a booking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(export, tag = "kind", rename_all = "lowercase")
+)]
 pub enum BookedBy {
     /// A staff user (reception or a doctor).
     Staff {
