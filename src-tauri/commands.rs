@@ -84,13 +84,8 @@ pub async fn sign_in(
 ) -> Result<SignedInView, CommandError> {
     let signed_in = session::sign_in_staff(&state.http, &node_url, &username, &password).await?;
     let profiles = Profiles::in_os_data_dir()?;
-    let engine = session::start(
-        &profiles,
-        &Unlock::from_env(),
-        signed_in.clone(),
-        state.notifier.clone(),
-    )
-    .await?;
+    let notices = std::sync::Arc::new(crate::notices::DesktopNotices::new(signed_in.time_zone()));
+    let engine = session::start(&profiles, &Unlock::from_env(), signed_in.clone(), notices).await?;
     forward(app, &engine);
     if let Some(old) = state.engine.lock().await.replace(engine) {
         old.shutdown().await;

@@ -2,28 +2,16 @@
 //! ([`commands`]) translate between the web UI and the core; the core decides.
 
 pub mod commands;
+pub mod notices;
 
-use std::sync::Arc;
-
-use carebridge_core::{Notice, Notifier, SyncEngine};
+use carebridge_core::SyncEngine;
 
 /// What the app keeps while it runs.
 pub struct AppState {
     /// The signed-in profile's engine, once someone signed in.
     pub engine: tokio::sync::Mutex<Option<SyncEngine>>,
-    /// Shows the core's notices.
-    pub notifier: Arc<dyn Notifier>,
     /// For sign-in.
     pub http: carebridge_core::session::Http,
-}
-
-/// Logs notices until desktop notifications land.
-struct LoggedNotices;
-
-impl Notifier for LoggedNotices {
-    fn notify(&self, notice: Notice) {
-        tracing::info!(?notice, "notice");
-    }
 }
 
 /// Starts the app.
@@ -36,7 +24,6 @@ pub fn run() {
         .try_init();
     let state = AppState {
         engine: tokio::sync::Mutex::new(None),
-        notifier: Arc::new(LoggedNotices),
         http: carebridge_core::session::Http::default(),
     };
     let app = tauri::Builder::default()

@@ -1,0 +1,124 @@
+//! The core's notices as desktop notifications (notify-rust). Without a notification daemon the
+//! notice is logged and the app goes on: a notification is a courtesy, never a failure.
+
+use carebridge_core::{Notice, Notifier};
+use chrono_tz::Tz;
+
+/// Shows notices on the desktop, times in the node's time zone.
+pub struct DesktopNotices {
+    time_zone: Tz,
+}
+
+impl DesktopNotices {
+    /// Notices for a session on a node in `time_zone`.
+    pub fn new(time_zone: Tz) -> Self {
+        Self { time_zone }
+    }
+}
+
+/// The notification's title and text.
+pub fn text(notice: &Notice, tz: Tz) -> (String, String) {
+    let at = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&tz).format("%H:%M").to_string();
+    let day =
+        |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&tz).format("%A %-d %B").to_string();
+    match notice {
+        Notice::KioskBooking {
+            appointment,
+            patient_name,
+        } => (
+            format!(
+                "New kiosk booking: {}, {}",
+                patient_name.as_deref().unwrap_or("a patient"),
+                at(appointment.start)
+            ),
+            format!(
+                "{} — waiting for your confirmation. {}",
+                day(appointment.start),
+                appointment.reason
+            ),
+        ),
+        Notice::BookingConfirmed { appointment } => (
+            "Your doctor confirmed your appointment".into(),
+            format!(
+                "{} at {}. Reference {}",
+                day(appointment.start),
+                at(appointment.start),
+                appointment.reference
+            ),
+        ),
+        Notice::BookingDeclined {
+            appointment,
+            reason,
+        } => (
+            "Your doctor could not take this appointment".into(),
+            format!(
+                "{} at {}{}",
+                day(appointment.start),
+                at(appointment.start),
+                reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ),
+        ),
+    }
+}
+
+impl Notifier for DesktopNotices {
+    fn notify(&self, notice: Notice) {
+        let (summary, body) = text(&notice, self.time_zone);
+        tracing::info!(summary, "notice");
+        // D-Bus work blocks: keep it off the engine's task.
+        std::thread::spawn(move || {
+            let shown = notify_rust::Notification::new()
+                .appname("CareBridge")
+                .summary(&summary)
+                .body(&body)
+                .show();
+            if let Err(e) = shown {
+                tracing::warn!(error = %e, "no desktop notification (is a notification daemon running?)");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use carebridge_core::protocol::appointment::{Appointment, AppointmentStatus, BookedBy};
+    use carebridge_core::protocol::{AppointmentId, KioskDeviceId, PatientId, PractitionerId};
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_kiosk_booking_reads_with_the_patient_and_the_local_time() {
+        let start = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 24, 9, 30, 0)
+            .single();
+        let Some(start) = start else { return };
+        let appointment = Appointment {
+            id: AppointmentId::new(),
+            reference: "K7Q-4MZ".into(),
+            patient_id: PatientId::new(),
+            practitioner_id: PractitionerId::new(),
+            start,
+            end: start + chrono::Duration::minutes(15),
+            reason: "Sore throat".into(),
+            status: AppointmentStatus::Pending,
+            booked_by: BookedBy::Kiosk {
+                id: KioskDeviceId::new(),
+            },
+            override_reason: None,
+            cancellation_reason: None,
+            version: 1,
+            created_at: start,
+            updated_at: start,
+        };
+        let notice = Notice::KioskBooking {
+            appointment,
+            patient_name: Some("Anna Jansen".into()),
+        };
+        let (title, body) = text(&notice, chrono_tz::Europe::Amsterdam);
+        assert_eq!(title, "New kiosk booking: Anna Jansen, 10:30");
+        assert!(body.starts_with("Tuesday 24 November"), "{body}");
+    }
+}
