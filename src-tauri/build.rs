@@ -5,6 +5,9 @@
 const COMMANDS: &[&str] = &["sign_in", "connection_status", "appointments_today"];
 
 fn main() {
+    // tauri-build watches its default capabilities folder only: say what ours is.
+    println!("cargo:rerun-if-changed=src-tauri/capabilities");
+    println!("cargo:rerun-if-changed=tauri.conf.json");
     let attributes = tauri_build::Attributes::new()
         .capabilities_path_pattern("src-tauri/capabilities/**/*")
         .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));

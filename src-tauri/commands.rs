@@ -48,32 +48,37 @@ fn view(s: &SignedIn) -> SignedInView {
     SignedInView {
         display_name,
         node: s.session.node.clone(),
-        time_zone: s.session.time_zone.clone(),
+        // The zone the core computes in (UTC for a name it does not know), so the UI agrees.
+        time_zone: s.time_zone().name().to_owned(),
     }
 }
 
-/// Tells the window whenever the connection state or what the user sees changes.
-fn forward(app: AppHandle, engine: &SyncEngine) {
+/// Tells the staff window whenever the connection state or what the user sees changes. Only
+/// that window: a kiosk window must never hear of a staff session.
+fn forward(app: AppHandle, engine: &SyncEngine) -> Vec<tauri::async_runtime::JoinHandle<()>> {
     let mut status = engine.status();
     let to_status = app.clone();
-    tauri::async_runtime::spawn(async move {
+    let statuses = tauri::async_runtime::spawn(async move {
         loop {
             let now = *status.borrow_and_update();
-            let _ = to_status.emit("status", now);
+            let _ = to_status.emit_to("main", "status", now);
             if status.changed().await.is_err() {
                 return;
             }
         }
     });
     let mut revision = engine.revision();
-    tauri::async_runtime::spawn(async move {
+    let changes = tauri::async_runtime::spawn(async move {
         while revision.changed().await.is_ok() {
-            let _ = app.emit("changed", ());
+            let _ = app.emit_to("main", "changed", ());
         }
     });
+    vec![statuses, changes]
 }
 
-/// Signs a staff user in to a node and starts syncing their profile.
+/// Signs a staff user in to a node and starts syncing their profile. One sign-in at a time;
+/// the previous session's engine is stopped before the new one starts, so two engines never
+/// share a profile.
 #[tauri::command]
 pub async fn sign_in(
     app: AppHandle,
@@ -82,14 +87,20 @@ pub async fn sign_in(
     username: String,
     password: String,
 ) -> Result<SignedInView, CommandError> {
+    let _one_at_a_time = state.signing_in.lock().await;
     let signed_in = session::sign_in_staff(&state.http, &node_url, &username, &password).await?;
+    let old = state.engine.lock().await.take();
+    for task in std::mem::take(&mut *state.forwarders.lock().await) {
+        task.abort();
+    }
+    if let Some(old) = old {
+        old.shutdown().await;
+    }
     let profiles = Profiles::in_os_data_dir()?;
     let notices = std::sync::Arc::new(crate::notices::DesktopNotices::new(signed_in.time_zone()));
     let engine = session::start(&profiles, &Unlock::from_env(), signed_in.clone(), notices).await?;
-    forward(app, &engine);
-    if let Some(old) = state.engine.lock().await.replace(engine) {
-        old.shutdown().await;
-    }
+    *state.forwarders.lock().await = forward(app, &engine);
+    *state.engine.lock().await = Some(engine);
     Ok(view(&signed_in))
 }
 
@@ -109,12 +120,13 @@ pub async fn connection_status(state: State<'_, AppState>) -> Result<Option<Stat
 pub async fn appointments_today(
     state: State<'_, AppState>,
 ) -> Result<Vec<AppointmentRow>, CommandError> {
-    let guard = state.engine.lock().await;
-    let Some(engine) = guard.as_ref() else {
-        return Ok(Vec::new());
+    // The query runs without holding the engine's lock.
+    let (store, today, tz) = {
+        let guard = state.engine.lock().await;
+        let Some(engine) = guard.as_ref() else {
+            return Ok(Vec::new());
+        };
+        (engine.store().clone(), engine.today(), engine.time_zone())
     };
-    Ok(engine
-        .store()
-        .appointments_on(engine.today(), engine.time_zone())
-        .await?)
+    Ok(store.appointments_on(today, tz).await?)
 }

@@ -10,6 +10,10 @@ use carebridge_core::SyncEngine;
 pub struct AppState {
     /// The signed-in profile's engine, once someone signed in.
     pub engine: tokio::sync::Mutex<Option<SyncEngine>>,
+    /// The tasks passing the engine's state on to the window.
+    pub forwarders: tokio::sync::Mutex<Vec<tauri::async_runtime::JoinHandle<()>>>,
+    /// Held for the whole of a sign-in.
+    pub signing_in: tokio::sync::Mutex<()>,
     /// For sign-in.
     pub http: carebridge_core::session::Http,
 }
@@ -24,6 +28,8 @@ pub fn run() {
         .try_init();
     let state = AppState {
         engine: tokio::sync::Mutex::new(None),
+        forwarders: tokio::sync::Mutex::new(Vec::new()),
+        signing_in: tokio::sync::Mutex::new(()),
         http: carebridge_core::session::Http::default(),
     };
     let app = tauri::Builder::default()

@@ -7,12 +7,31 @@ use chrono_tz::Tz;
 /// Shows notices on the desktop, times in the node's time zone.
 pub struct DesktopNotices {
     time_zone: Tz,
+    /// To the one thread that talks to the notification daemon (D-Bus calls block, and with no
+    /// daemon each waits for its timeout: one thread, not one per notice).
+    shown: std::sync::Mutex<std::sync::mpsc::Sender<(String, String)>>,
 }
 
 impl DesktopNotices {
     /// Notices for a session on a node in `time_zone`.
     pub fn new(time_zone: Tz) -> Self {
-        Self { time_zone }
+        let (shown, to_show) = std::sync::mpsc::channel::<(String, String)>();
+        std::thread::spawn(move || {
+            for (summary, body) in to_show {
+                let shown = notify_rust::Notification::new()
+                    .appname("CareBridge")
+                    .summary(&summary)
+                    .body(&body)
+                    .show();
+                if let Err(e) = shown {
+                    tracing::warn!(error = %e, "no desktop notification (is a notification daemon running?)");
+                }
+            }
+        });
+        Self {
+            time_zone,
+            shown: std::sync::Mutex::new(shown),
+        }
     }
 }
 
@@ -68,17 +87,9 @@ impl Notifier for DesktopNotices {
     fn notify(&self, notice: Notice) {
         let (summary, body) = text(&notice, self.time_zone);
         tracing::info!(summary, "notice");
-        // D-Bus work blocks: keep it off the engine's task.
-        std::thread::spawn(move || {
-            let shown = notify_rust::Notification::new()
-                .appname("CareBridge")
-                .summary(&summary)
-                .body(&body)
-                .show();
-            if let Err(e) = shown {
-                tracing::warn!(error = %e, "no desktop notification (is a notification daemon running?)");
-            }
-        });
+        if let Ok(shown) = self.shown.lock() {
+            let _ = shown.send((summary, body));
+        }
     }
 }
 

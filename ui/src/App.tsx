@@ -28,7 +28,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (v: SignedInView) => void }) {
       <h2 id="sign-in-heading">{t("signIn.heading")}</h2>
       <label>
         {t("signIn.node")}
-        <input value={nodeUrl} onChange={(e) => setNodeUrl(e.target.value)} required autoComplete="url" />
+        <input type="url" value={nodeUrl} onChange={(e) => setNodeUrl(e.target.value)} required autoComplete="url" />
       </label>
       <label>
         {t("signIn.username")}
@@ -45,26 +45,43 @@ function SignIn({ onSignedIn }: { onSignedIn: (v: SignedInView) => void }) {
 }
 
 function Connection({ status }: { status: Status | null }) {
-  if (!status) return null;
+  // The live region is always there, so the first status is announced too.
   return (
-    <span className={`status ${status.link}`} role="status" aria-live="polite">
-      <span className="dot" aria-hidden="true" />
-      {t(`status.${status.link}`)}
-      {status.pending > 0 && <span> · {t("status.pending", { n: status.pending })}</span>}
+    <span className={`status ${status?.link ?? ""}`} role="status" aria-live="polite">
+      {status && (
+        <>
+          <span className="dot" aria-hidden="true" />
+          {t(`status.${status.link}`)}
+          {status.pending > 0 && <span> · {t("status.pending", { n: status.pending })}</span>}
+        </>
+      )}
     </span>
   );
 }
 
 function Today({ timeZone }: { timeZone: string }) {
   const [rows, setRows] = useState<AppointmentRow[]>([]);
+  const [error, setError] = useState<string | null>(null);
   useEffect(() => {
     let live = true;
-    const load = () => appointmentsToday().then((r) => live && setRows(r));
+    // Only the newest answer is shown: an older one can arrive last.
+    let asked = 0;
+    const load = () => {
+      const mine = ++asked;
+      appointmentsToday()
+        .then((r) => {
+          if (live && mine === asked) {
+            setRows(r);
+            setError(null);
+          }
+        })
+        .catch((e) => live && setError(messageOf(e)));
+    };
     load();
     const stop = onChanged(load);
     return () => {
       live = false;
-      stop.then((f) => f());
+      stop.then((f) => f()).catch(() => {});
     };
   }, []);
   // Times in the node's time zone (where the appointments happen), in the user's locale.
@@ -73,10 +90,18 @@ function Today({ timeZone }: { timeZone: string }) {
   return (
     <section aria-labelledby="today-heading">
       <h2 id="today-heading">{t("today.heading")}</h2>
+      {error && <p className="error" role="alert">{error}</p>}
       {rows.length === 0 ? (
         <p>{t("today.empty")}</p>
       ) : (
-        <table>
+        <table aria-labelledby="today-heading">
+          <thead>
+            <tr>
+              <th scope="col">{t("today.time")}</th>
+              <th scope="col">{t("today.reason")}</th>
+              <th scope="col">{t("today.status")}</th>
+            </tr>
+          </thead>
           <tbody>
             {rows.map(({ appointment: a, pending }) => (
               <tr key={a.id} className={pending ? "pending" : undefined}>
@@ -96,10 +121,19 @@ export function App() {
   const [who, setWho] = useState<SignedInView | null>(null);
   const [status, setStatus] = useState<Status | null>(null);
   useEffect(() => {
-    const stop = onStatus(setStatus);
-    connectionStatus().then((s) => s && setStatus(s));
+    let heard = false;
+    const stop = onStatus((s) => {
+      heard = true;
+      setStatus(s);
+      // The node ended the session: back to signing in.
+      if (s.link === "signed-out") setWho(null);
+    });
+    // Only if no event came first: the event is newer.
+    connectionStatus()
+      .then((s) => s && !heard && setStatus(s))
+      .catch(() => {});
     return () => {
-      stop.then((f) => f());
+      stop.then((f) => f()).catch(() => {});
     };
   }, []);
   return (

@@ -14,6 +14,9 @@ const en = {
   "status.pending": "{n} waiting to send",
   "today.heading": "Today",
   "today.empty": "No appointments today.",
+  "today.time": "Time",
+  "today.reason": "Reason",
+  "today.status": "Status",
   "appointment.pending": "pending",
 } as const;
 
