@@ -2,7 +2,12 @@
 //! them can call them (without the list, every window could call every command).
 
 /// Every command the app registers. A window can call one only if its capability allows it.
-const COMMANDS: &[&str] = &["sign_in", "connection_status", "appointments_today"];
+const COMMANDS: &[&str] = &[
+    "sign_in",
+    "current_session",
+    "connection_status",
+    "appointments_today",
+];
 
 fn main() {
     // tauri-build watches its default capabilities folder only: say what ours is.

@@ -104,6 +104,20 @@ pub async fn sign_in(
     Ok(view(&signed_in))
 }
 
+/// Who is signed in, if anyone (the window asks when it loads, e.g. after a reload).
+#[tauri::command]
+pub async fn current_session(
+    state: State<'_, AppState>,
+) -> Result<Option<SignedInView>, CommandError> {
+    Ok(state
+        .engine
+        .lock()
+        .await
+        .as_ref()
+        .filter(|e| e.status().borrow().link != carebridge_core::Link::SignedOut)
+        .map(|e| view(e.signed_in())))
+}
+
 /// The connection state and the outbox's counts.
 #[tauri::command]
 pub async fn connection_status(state: State<'_, AppState>) -> Result<Option<Status>, CommandError> {

@@ -36,6 +36,7 @@ pub fn run() {
         .manage(state)
         .invoke_handler(tauri::generate_handler![
             commands::sign_in,
+            commands::current_session,
             commands::connection_status,
             commands::appointments_today
         ])

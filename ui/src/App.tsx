@@ -1,5 +1,5 @@
 import { useEffect, useState, type FormEvent } from "react";
-import { appointmentsToday, connectionStatus, messageOf, onChanged, onStatus, signIn } from "./api";
+import { appointmentsToday, connectionStatus, currentSession, messageOf, onChanged, onStatus, signIn } from "./api";
 import type { AppointmentRow } from "./bindings/AppointmentRow";
 import type { SignedInView } from "./bindings/SignedInView";
 import type { Status } from "./bindings/Status";
@@ -128,6 +128,10 @@ export function App() {
       // The node ended the session: back to signing in.
       if (s.link === "signed-out") setWho(null);
     });
+    // After a reload the app may still be signed in.
+    currentSession()
+      .then((v) => v && setWho((w) => w ?? v))
+      .catch(() => {});
     // Only if no event came first: the event is newer.
     connectionStatus()
       .then((s) => s && !heard && setStatus(s))

@@ -11,6 +11,10 @@ export function signIn(nodeUrl: string, username: string, password: string): Pro
   return invoke("sign_in", { nodeUrl, username, password });
 }
 
+export function currentSession(): Promise<SignedInView | null> {
+  return invoke("current_session");
+}
+
 export function connectionStatus(): Promise<Status | null> {
   return invoke("connection_status");
 }
