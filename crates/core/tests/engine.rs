@@ -264,18 +264,10 @@ async fn writes_queued_offline_drain_in_order_and_a_collision_comes_back_refused
     // Meanwhile another client takes the last booking's slot on the node.
     let elsewhere = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
     let other = reqwest::Client::new();
-    let token: serde_json::Value = other
-        .post(format!("{}/api/v1/sessions", elsewhere.url))
-        .json(&serde_json::json!({"username": "reception", "password": carebridge_server::demo::RECEPTION_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = support::reception_token(&elsewhere.url).await;
     let r = other
         .post(format!("{}/api/v1/appointments", elsewhere.url))
-        .bearer_auth(token["token"].as_str().unwrap())
+        .bearer_auth(&token)
         .json(&serde_json::json!({"patient_id": h.creds.patients[1].id, "practitioner_id": h.creds.bench.practitioner_id,
                                   "start": slot(59), "reason": "taken meanwhile"}))
         .send()
@@ -457,18 +449,10 @@ async fn a_patient_edit_made_on_a_stale_version_comes_back_refused_with_the_node
     // Meanwhile someone else edits the same patient on the node.
     let elsewhere = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
     let other = reqwest::Client::new();
-    let token: serde_json::Value = other
-        .post(format!("{}/api/v1/sessions", elsewhere.url))
-        .json(&serde_json::json!({"username": "reception", "password": carebridge_server::demo::RECEPTION_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = support::reception_token(&elsewhere.url).await;
     let r = other
         .patch(format!("{}/api/v1/patients/{patient}", elsewhere.url))
-        .bearer_auth(token["token"].as_str().unwrap())
+        .bearer_auth(&token)
         .header("If-Match", format!("\"{}\"", first.version))
         .json(&serde_json::json!({"email": "someone@example.org"}))
         .send()

@@ -134,12 +134,13 @@ fn existing(tx: &Transaction<'_>, kind: &str, id: &str) -> Result<Existing, Core
 }
 
 /// Resolves an id the user may have seen before the node gave the record its own.
-fn resolve(tx: &Transaction<'_>, id: &str) -> Result<String, CoreError> {
-    Ok(tx
-        .prepare_cached("SELECT node FROM local_id WHERE local = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?
-        .unwrap_or_else(|| id.to_owned()))
+pub(super) fn resolve(c: &rusqlite::Connection, id: &str) -> Result<String, CoreError> {
+    Ok(
+        c.prepare_cached("SELECT node FROM local_id WHERE local = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?
+            .unwrap_or_else(|| id.to_owned()),
+    )
 }
 
 fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T, CoreError> {

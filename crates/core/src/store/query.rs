@@ -10,7 +10,7 @@ use carebridge_protocol::{AppointmentId, PatientId, PractitionerId};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use rusqlite::{Connection, params_from_iter};
 use serde::{Deserialize, Serialize};
 
 use super::LocalStore;
@@ -206,16 +206,11 @@ impl LocalStore {
         id: AppointmentId,
     ) -> Result<Option<AppointmentRow>, CoreError> {
         self.with(move |c| {
-            let id = id.to_string();
-            let node_id: Option<String> = c
-                .query_row("SELECT node FROM local_id WHERE local = ?1", [&id], |r| {
-                    r.get(0)
-                })
-                .optional()?;
+            let id = super::outbox::resolve(c, &id.to_string())?;
             Ok(rows(
                 c,
                 "SELECT data, pending FROM appointment WHERE id = ?1",
-                vec![node_id.unwrap_or(id).into()],
+                vec![id.into()],
                 appointment_row,
             )?
             .into_iter()
@@ -227,16 +222,11 @@ impl LocalStore {
     /// One patient.
     pub async fn patient(&self, id: PatientId) -> Result<Option<PatientRow>, CoreError> {
         self.with(move |c| {
-            let id = id.to_string();
-            let node_id: Option<String> = c
-                .query_row("SELECT node FROM local_id WHERE local = ?1", [&id], |r| {
-                    r.get(0)
-                })
-                .optional()?;
+            let id = super::outbox::resolve(c, &id.to_string())?;
             Ok(rows(
                 c,
                 "SELECT data, pending FROM patient WHERE id = ?1",
-                vec![node_id.unwrap_or(id).into()],
+                vec![id.into()],
                 patient_row,
             )?
             .into_iter()

@@ -261,6 +261,21 @@ impl Client {
     }
 }
 
+/// Another client's bearer token on the node at `url`, signed in as reception (straight over
+/// HTTP, no profile).
+pub async fn reception_token(url: &str) -> String {
+    let session: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/api/v1/sessions"))
+        .json(&serde_json::json!({"username": "reception", "password": demo::RECEPTION_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    session["token"].as_str().unwrap().to_owned()
+}
+
 /// What the node's snapshot holds for this session, by kind and id with versions (`None` when
 /// the node cannot be reached).
 pub async fn node_versions(s: &SignedIn) -> Option<BTreeMap<(String, String), i64>> {
