@@ -3,16 +3,41 @@
 
 /// Every command the app registers. A window can call one only if its capability allows it.
 const COMMANDS: &[&str] = &[
-    "sign_in",
+    // Both windows.
     "current_session",
     "connection_status",
+    "refused_writes",
+    "dismiss_refused",
+    // Staff.
+    "sign_in",
+    "sign_in_defaults",
     "appointments_today",
+    "appointments_between",
+    "doctor_day",
+    "waiting_bookings",
+    "practitioners",
+    "slots",
+    "search",
+    "patient_page",
+    "register_patient",
+    "book",
+    "reschedule",
+    "act",
+    // Kiosk.
+    "kiosk_sign_in",
+    "kiosk_identify",
+    "kiosk_doctors",
+    "kiosk_slots",
+    "kiosk_book",
+    "kiosk_booking",
+    "kiosk_check_in",
 ];
 
 fn main() {
     // tauri-build watches its default capabilities folder only: say what ours is.
     println!("cargo:rerun-if-changed=src-tauri/capabilities");
     println!("cargo:rerun-if-changed=tauri.conf.json");
+    println!("cargo:rerun-if-changed=tauri.kiosk.conf.json");
     let attributes = tauri_build::Attributes::new()
         .capabilities_path_pattern("src-tauri/capabilities/**/*")
         .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));

@@ -1,24 +1,87 @@
 //! The CareBridge desktop app: the Tauri shell around the client core. The commands
-//! ([`commands`]) translate between the web UI and the core; the core decides.
+//! ([`commands`]) translate between the web UI and the core; the core decides. One program,
+//! two modes ([`launch::Mode`]): the staff app, and the patient kiosk.
 
 pub mod commands;
+pub mod launch;
 pub mod notices;
 
+use std::sync::Arc;
+
 use carebridge_core::SyncEngine;
+use launch::{Launch, Mode};
+use tauri::{Emitter, Manager};
+use tokio::sync::watch;
+
+/// The embedded demo node, when this process hosts one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Embedded {
+    /// This process hosts none.
+    None,
+    /// Initialising and seeding.
+    Starting,
+    /// Listening at this URL.
+    Ready(String),
+    /// It did not start: why.
+    Failed(String),
+}
 
 /// What the app keeps while it runs.
 pub struct AppState {
+    /// Staff or kiosk.
+    pub mode: Mode,
     /// The signed-in profile's engine, once someone signed in.
-    pub engine: tokio::sync::Mutex<Option<SyncEngine>>,
+    pub engine: tokio::sync::Mutex<Option<Arc<SyncEngine>>>,
     /// The tasks passing the engine's state on to the window.
     pub forwarders: tokio::sync::Mutex<Vec<tauri::async_runtime::JoinHandle<()>>>,
     /// Held for the whole of a sign-in.
     pub signing_in: tokio::sync::Mutex<()>,
     /// For sign-in.
     pub http: carebridge_core::session::Http,
+    /// The embedded node's state.
+    pub embedded: watch::Receiver<Embedded>,
 }
 
-/// Starts the app.
+impl AppState {
+    /// The embedded node's URL once it listens (waiting while it starts); `None` if this
+    /// process hosts no node or it failed to start.
+    pub async fn embedded_node_url(&self) -> Option<String> {
+        let mut rx = self.embedded.clone();
+        let state = rx
+            .wait_for(|e| *e != Embedded::Starting)
+            .await
+            .map(|e| e.clone())
+            .ok()?;
+        match state {
+            Embedded::Ready(url) => Some(url),
+            _ => None,
+        }
+    }
+}
+
+/// The kiosk overlay, applied over `tauri.conf.json` in kiosk mode as a JSON merge patch
+/// (RFC 7396), the way Tauri's CLI applies `--config`.
+const KIOSK_OVERLAY: &str = include_str!("../tauri.kiosk.conf.json");
+
+fn apply_kiosk_overlay(config: &mut tauri::Config, windowed: bool) -> Result<(), String> {
+    let bad = |e: serde_json::Error| format!("tauri.kiosk.conf.json: {e}");
+    let overlay: serde_json::Value = serde_json::from_str(KIOSK_OVERLAY).map_err(bad)?;
+    let mut merged = serde_json::to_value(&*config).map_err(bad)?;
+    json_patch::merge(&mut merged, &overlay);
+    if windowed {
+        // The demo shows the kiosk beside the staff window.
+        if let Some(w) = merged.pointer_mut("/app/windows/0") {
+            w["fullscreen"] = false.into();
+            w["decorations"] = true.into();
+            w["x"] = 0.into();
+            w["y"] = 0.into();
+        }
+    }
+    *config = serde_json::from_value(merged).map_err(bad)?;
+    Ok(())
+}
+
+/// Starts the app with the process's arguments.
 pub fn run() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -26,23 +89,163 @@ pub fn run() {
                 .unwrap_or_else(|_| "info".into()),
         )
         .try_init();
+    let launch = match Launch::parse(std::env::args().skip(1)) {
+        Ok(l) => l,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let mut context = tauri::generate_context!();
+    if let Mode::Kiosk { windowed } = launch.mode
+        && let Err(e) = apply_kiosk_overlay(context.config_mut(), windowed)
+    {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+    let (embedded_tx, embedded) = watch::channel(if launch.demo_dir.is_some() {
+        Embedded::Starting
+    } else {
+        Embedded::None
+    });
     let state = AppState {
+        mode: launch.mode,
         engine: tokio::sync::Mutex::new(None),
         forwarders: tokio::sync::Mutex::new(Vec::new()),
         signing_in: tokio::sync::Mutex::new(()),
         http: carebridge_core::session::Http::default(),
+        embedded,
     };
     let app = tauri::Builder::default()
         .manage(state)
+        .setup(move |app| {
+            if let Some(dir) = launch.demo_dir.clone() {
+                tauri::async_runtime::spawn(host_demo_node(dir, launch.listen, embedded_tx));
+            }
+            if let Some(file) = launch.kiosk_credentials.clone() {
+                tauri::async_runtime::spawn(sign_kiosk_in(app.handle().clone(), file));
+            }
+            Ok(())
+        })
         .invoke_handler(tauri::generate_handler![
-            commands::sign_in,
             commands::current_session,
             commands::connection_status,
-            commands::appointments_today
+            commands::refused_writes,
+            commands::dismiss_refused,
+            commands::staff::sign_in,
+            commands::staff::sign_in_defaults,
+            commands::staff::appointments_today,
+            commands::staff::appointments_between,
+            commands::staff::doctor_day,
+            commands::staff::waiting_bookings,
+            commands::staff::practitioners,
+            commands::staff::slots,
+            commands::staff::search,
+            commands::staff::patient_page,
+            commands::staff::register_patient,
+            commands::staff::book,
+            commands::staff::reschedule,
+            commands::staff::act,
+            commands::kiosk::kiosk_sign_in,
+            commands::kiosk::kiosk_identify,
+            commands::kiosk::kiosk_doctors,
+            commands::kiosk::kiosk_slots,
+            commands::kiosk::kiosk_book,
+            commands::kiosk::kiosk_booking,
+            commands::kiosk::kiosk_check_in,
         ])
-        .run(tauri::generate_context!());
+        .run(context);
     if let Err(e) = app {
         eprintln!("error: the app could not start: {e}");
         std::process::exit(1);
+    }
+}
+
+/// Hosts a fresh demo node in this process (the staff app of `make run`).
+async fn host_demo_node(
+    dir: std::path::PathBuf,
+    listen: std::net::SocketAddr,
+    tx: watch::Sender<Embedded>,
+) {
+    let size = carebridge_server::demo::DemoSize {
+        doctors: 4,
+        days: 14,
+        patients: 200,
+        bench: false,
+        appointments: None,
+    };
+    let zone = std::env::var("CAREBRIDGE_DEMO_TZ").unwrap_or_else(|_| "Europe/Amsterdam".into());
+    match carebridge_server::demo::serve_embedded(&dir, listen, &zone, &size).await {
+        Ok(demo) => {
+            tracing::info!(
+                url = %demo.credentials.url,
+                credentials = %demo.credentials_path.display(),
+                "the embedded demo node is ready"
+            );
+            // The same line the standalone node prints: scripts wait for it.
+            println!("carebridge-node listening on {}", demo.credentials.url);
+            // The node lives on in its serving task for as long as the app runs.
+            let _ = tx.send(Embedded::Ready(demo.credentials.url));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the embedded demo node did not start");
+            let _ = tx.send(Embedded::Failed(e.to_string()));
+        }
+    }
+}
+
+/// The device in a demo's credentials file.
+#[derive(serde::Deserialize)]
+struct DemoKiosk {
+    url: String,
+    kiosk: DemoDevice,
+}
+
+#[derive(serde::Deserialize)]
+struct DemoDevice {
+    device_id: carebridge_core::protocol::KioskDeviceId,
+    secret: String,
+}
+
+/// Signs the kiosk in with the device in a demo's credentials file, waiting for the file and
+/// the node (the staff process starts them at the same time), then tells the window.
+async fn sign_kiosk_in(app: tauri::AppHandle, file: std::path::PathBuf) {
+    let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(180);
+    let mut wait = std::time::Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            let text = tokio::fs::read_to_string(&file)
+                .await
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let demo: DemoKiosk =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+            let state = app.state::<AppState>();
+            let _one_at_a_time = state.signing_in.lock().await;
+            let device = carebridge_core::protocol::session::KioskSignIn {
+                device_id: demo.kiosk.device_id,
+                secret: demo.kiosk.secret,
+            };
+            let signed_in = carebridge_core::session::sign_in_kiosk(&state.http, &demo.url, device)
+                .await
+                .map_err(|e| e.to_string())?;
+            commands::start_session(app.clone(), &state, signed_in)
+                .await
+                .map_err(|e| e.message)
+        };
+        match attempt.await {
+            Ok(view) => {
+                let _ = app.emit_to(Mode::Kiosk { windowed: false }.window(), "session", view);
+                return;
+            }
+            Err(e) if tokio::time::Instant::now() < give_up => {
+                tracing::debug!(error = %e, "the kiosk cannot sign in yet");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(2));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the kiosk could not sign in");
+                return;
+            }
+        }
     }
 }

@@ -5,12 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use carebridge_protocol::PractitionerId;
 use carebridge_protocol::appointment::{
     Appointment, AppointmentAction, BookAppointment, Reschedule, WithReason,
 };
 use carebridge_protocol::patient::{
     KioskIdentify, KioskPatient, NewPatient, Patient, PatientUpdate,
 };
+use carebridge_protocol::schedule::Slot;
 use carebridge_protocol::session::Principal;
 use chrono_tz::Tz;
 use rand::Rng;
@@ -280,21 +282,67 @@ impl SyncEngine {
         card_number: String,
         birth_date: chrono::NaiveDate,
     ) -> Result<KioskPatient, CoreError> {
-        let res = self
-            .shared
+        let body = KioskIdentify {
+            card_number,
+            birth_date,
+        };
+        let req = self.node_request(reqwest::Method::POST, "kiosk/identify");
+        let patient: KioskPatient = self.ask_node(req.json(&body)).await?;
+        // Kept so that the patient can check in through the outbox like any other write.
+        let today = patient
+            .appointments_today
+            .iter()
+            .cloned()
+            .map(NodeRecord::Appointment)
+            .collect();
+        self.shared.store.land_records(today).await?;
+        self.shared.changed();
+        Ok(patient)
+    }
+
+    /// A doctor's slots on local dates `from..=to`. Staff see every appointment, so their
+    /// client computes the slots from its mirror (offline too, with its own pending bookings
+    /// held); a kiosk sees only its own bookings, so it asks the node.
+    pub async fn slots(
+        &self,
+        practitioner: PractitionerId,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<Slot>, CoreError> {
+        match self.principal() {
+            Principal::Staff { .. } => {
+                let tz = self.time_zone();
+                self.shared.store.slots(practitioner, from, to, tz).await
+            }
+            Principal::Kiosk { .. } => {
+                let req = self
+                    .node_request(
+                        reqwest::Method::GET,
+                        &format!("practitioners/{practitioner}/slots"),
+                    )
+                    .query(&[("from", from), ("to", to)]);
+                self.ask_node(req).await
+            }
+        }
+    }
+
+    fn node_request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.shared
             .http
-            .post(format!(
-                "{}/api/v1/kiosk/identify",
-                self.shared.signed_in.node_url
-            ))
+            .request(
+                method,
+                format!("{}/api/v1/{path}", self.shared.signed_in.node_url),
+            )
             .timeout(Duration::from_secs(30))
             .bearer_auth(&self.shared.signed_in.session.token)
-            .json(&KioskIdentify {
-                card_number,
-                birth_date,
-            })
-            .send()
-            .await?;
+    }
+
+    /// Sends a question that only the node can answer (nothing is queued).
+    async fn ask_node<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, CoreError> {
+        let res = req.send().await?;
         match res.status() {
             s if s.is_success() => Ok(res.json().await?),
             reqwest::StatusCode::UNAUTHORIZED => {

@@ -40,6 +40,11 @@ pub enum AppointmentStatus {
 /// Something that can be done to an appointment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(export, rename_all = "kebab-case")
+)]
 pub enum AppointmentAction {
     /// The doctor accepts a kiosk booking: pending → booked.
     Confirm,
@@ -84,6 +89,11 @@ impl AppointmentAction {
 }
 
 impl AppointmentStatus {
+    /// Whether it still occupies the practitioner's time (not cancelled, not a no-show).
+    pub fn is_live(self) -> bool {
+        !matches!(self, Self::Cancelled | Self::Noshow)
+    }
+
     /// The lowercase FHIR code.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -198,6 +208,7 @@ pub struct Appointment {
 /// A request to book an appointment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct BookAppointment {
     /// The id to give the appointment. A client that books offline names it itself (a UUIDv7),
     /// so that its local copy and the node's are one record; the node makes one when absent.
@@ -229,6 +240,7 @@ pub struct BookAppointment {
 /// A request to move an appointment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct Reschedule {
     /// New start.
     pub start: DateTime<Utc>,

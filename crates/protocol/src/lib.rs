@@ -17,6 +17,7 @@ pub mod practitioner;
 pub mod problem;
 pub mod schedule;
 pub mod session;
+pub mod slots;
 pub mod snapshot;
 
 pub use id::{AppointmentId, KioskDeviceId, PatientId, PractitionerId};

@@ -10,6 +10,7 @@ use crate::problem::FieldError;
 
 /// A patient record as staff see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct Patient {
     /// Its id on this node.
     pub id: PatientId,
@@ -29,6 +30,7 @@ pub struct Patient {
     /// The number on the patient's card, used with the birth date to identify at a kiosk.
     pub card_number: String,
     /// Incremented by every change; send it back in `If-Match`.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub version: i64,
     /// When the record was registered.
     pub created_at: DateTime<Utc>,
@@ -39,6 +41,7 @@ pub struct Patient {
 /// Staff's request to register a patient.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct NewPatient {
     /// The id to give the patient, named by a client that registers offline (see
     /// `BookAppointment::id`); the node makes one when absent. An id in use is `409 conflict`.
@@ -124,6 +127,7 @@ pub struct KioskIdentify {
 
 /// What a kiosk learns about an identified patient: enough to greet them, book and check in.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct KioskPatient {
     /// The patient's id, to book with.
     pub id: PatientId,

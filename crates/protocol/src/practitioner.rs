@@ -8,6 +8,11 @@ use crate::PractitionerId;
 /// What a staff user may do on a hospital node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(export, rename_all = "lowercase")
+)]
 pub enum Role {
     /// Sees and works on their own schedule and appointments, and all patients.
     Doctor,
@@ -40,6 +45,7 @@ impl Role {
 
 /// A staff account as the node shows it (never with its password hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct Practitioner {
     /// Its id.
     pub id: PractitionerId,
@@ -52,6 +58,7 @@ pub struct Practitioner {
     /// A disabled account cannot sign in and its sessions have ended.
     pub disabled: bool,
     /// Incremented by every change.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub version: i64,
 }
 

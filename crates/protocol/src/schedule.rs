@@ -111,6 +111,11 @@ pub struct AbsenceRecorded {
 /// FHIR's slot status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(export, rename_all = "kebab-case")
+)]
 pub enum SlotStatus {
     /// Bookable.
     Free,
@@ -124,6 +129,7 @@ pub enum SlotStatus {
 
 /// One bookable slot of a doctor's schedule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct Slot {
     /// Whose slot.
     pub practitioner_id: PractitionerId,

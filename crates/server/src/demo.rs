@@ -545,3 +545,79 @@ pub fn write_credentials(
     std::fs::write(&path, serde_json::to_vec_pretty(creds).unwrap_or_default())?;
     Ok(path)
 }
+
+/// The demo hospital's name.
+pub const DEMO_NODE_NAME: &str = "st-marys.example";
+
+/// How a fresh demo node is initialised: the demo hospital, its admin, the given zone.
+pub fn init_options(time_zone: &str) -> crate::node::InitOptions {
+    crate::node::InitOptions {
+        name: DEMO_NODE_NAME.into(),
+        kind: crate::config::NodeKind::Hospital,
+        time_zone: time_zone.into(),
+        admin_username: "admin".into(),
+        admin_password: ADMIN_PASSWORD.into(),
+    }
+}
+
+/// Why an embedded demo node did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    /// Initialising or opening the node failed.
+    #[error(transparent)]
+    Node(#[from] crate::node::NodeError),
+    /// Seeding it failed.
+    #[error("seeding the demo: {0}")]
+    Seed(#[from] StoreError),
+    /// Its address is taken, or the credentials could not be written.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A demo node served inside the calling process (the desktop app's one-room clinic and its
+/// `make run`). It stops when `node.shutdown` is cancelled.
+pub struct Embedded {
+    /// Who can sign in, and the node's URL.
+    pub credentials: DemoCredentials,
+    /// Where the credentials were written (for a kiosk process to read).
+    pub credentials_path: std::path::PathBuf,
+    /// The node.
+    pub node: std::sync::Arc<Node>,
+}
+
+impl std::fmt::Debug for Embedded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedded")
+            .field("url", &self.credentials.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Initialises a demo node in the empty or absent `dir`, seeds it, and serves it on `listen`
+/// in the background. Call within a multi-threaded Tokio runtime.
+pub async fn serve_embedded(
+    dir: &Path,
+    listen: std::net::SocketAddr,
+    time_zone: &str,
+    size: &DemoSize,
+) -> Result<Embedded, EmbeddedError> {
+    let clock = std::sync::Arc::new(crate::clock::SystemClock);
+    let mut cfg = crate::node::init(dir, &init_options(time_zone), clock.as_ref())?;
+    cfg.listen = listen;
+    let node = Node::open(cfg, clock)?;
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let credentials = seed(&node, size, &url).await?;
+    let credentials_path = write_credentials(dir, &credentials)?;
+    let served = node.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::serve::serve(served, listener).await {
+            tracing::error!(error = %e, "the embedded node stopped");
+        }
+    });
+    Ok(Embedded {
+        credentials,
+        credentials_path,
+        node,
+    })
+}

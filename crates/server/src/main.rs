@@ -427,14 +427,7 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    let opts = InitOptions {
-        name: "st-marys.example".into(),
-        kind: NodeKind::Hospital,
-        time_zone: a.time_zone.clone(),
-        admin_username: "admin".into(),
-        admin_password: demo::ADMIN_PASSWORD.into(),
-    };
-    let mut cfg = init(&dir, &opts, &SystemClock)?;
+    let mut cfg = init(&dir, &demo::init_options(&a.time_zone), &SystemClock)?;
     let tmp_dir = dir.clone();
     cfg.listen = a.listen;
     cfg.durability = a.durability;

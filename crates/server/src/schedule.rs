@@ -6,15 +6,16 @@
 //! earlier instant; a slot's length is always its real duration.
 
 use carebridge_protocol::PractitionerId;
-use carebridge_protocol::schedule::{Absence, Schedule, Slot, SlotStatus, WorkingHours};
-use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, TimeZone, Utc};
+use carebridge_protocol::schedule::{Absence, Schedule, Slot, SlotStatus};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use rusqlite::{Connection, Row, params};
 
 use crate::store::{StoreError, from_millis};
 
-/// A period of time: start (inclusive) and end (exclusive).
-pub type Span = (DateTime<Utc>, DateTime<Utc>);
+pub use carebridge_protocol::slots::{
+    Occupied, Span, date_bounds, local_date, slot_at, slot_status as status_of, slot_times,
+};
 
 /// The longest appointment the node accepts; also bounds overlap searches.
 pub const MAX_APPOINTMENT: Duration = Duration::hours(12);
@@ -105,102 +106,6 @@ pub fn insert_absence(conn: &Connection, a: &Absence) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// The instant of a local date and time, or `None` in a DST gap.
-fn local_instant(
-    tz: Tz,
-    date: NaiveDate,
-    hours: &WorkingHours,
-    offset_min: i64,
-) -> Option<DateTime<Utc>> {
-    let t = date.and_time(hours.start) + Duration::minutes(offset_min);
-    match tz.from_local_datetime(&t) {
-        LocalResult::Single(dt) => Some(dt.with_timezone(&Utc)),
-        LocalResult::Ambiguous(early, _) => Some(early.with_timezone(&Utc)),
-        LocalResult::None => None,
-    }
-}
-
-/// The slot times of a schedule on local dates `from..=to`, in order.
-pub fn slot_times(tz: Tz, s: &Schedule, from: NaiveDate, to: NaiveDate) -> Vec<Span> {
-    let len = i64::from(s.slot_minutes.max(1));
-    let mut out = Vec::new();
-    let mut date = from;
-    while date <= to {
-        let mut blocks: Vec<&WorkingHours> = s
-            .hours
-            .iter()
-            .filter(|h| h.weekday == date.weekday())
-            .collect();
-        blocks.sort_by_key(|h| h.start);
-        for h in blocks {
-            let count = (h.end - h.start).num_minutes() / len;
-            if count == 0 {
-                continue;
-            }
-            let first = local_instant(tz, date, h, 0);
-            let last = local_instant(tz, date, h, (count - 1) * len);
-            match (first, last) {
-                // The usual case: no DST change inside the block, so one offset serves all.
-                (Some(a), Some(b)) if b - a == Duration::minutes((count - 1) * len) => {
-                    out.extend((0..count).map(|i| {
-                        let start = a + Duration::minutes(i * len);
-                        (start, start + Duration::minutes(len))
-                    }));
-                }
-                _ => {
-                    for i in 0..count {
-                        if let Some(start) = local_instant(tz, date, h, i * len) {
-                            out.push((start, start + Duration::minutes(len)));
-                        }
-                    }
-                }
-            }
-        }
-        let Some(next) = date.succ_opt() else { break };
-        date = next;
-    }
-    out
-}
-
-/// The local date of an instant in the node's zone.
-pub fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
-    t.with_timezone(&tz).date_naive()
-}
-
-/// The slot that starts at `start`, if the schedule has one.
-pub fn slot_at(tz: Tz, s: &Schedule, start: DateTime<Utc>) -> Option<Span> {
-    let d = local_date(tz, start);
-    slot_times(tz, s, d, d)
-        .into_iter()
-        .find(|(a, _)| *a == start)
-}
-
-/// The UTC bounds of local dates `from..=to`.
-pub fn date_bounds(tz: Tz, from: NaiveDate, to: NaiveDate) -> Span {
-    let start =
-        |d: NaiveDate| match tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default()) {
-            LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
-            // Midnight itself skipped by DST (rare zones): an hour later exists.
-            LocalResult::None => (tz
-                .from_local_datetime(&(d.and_hms_opt(1, 0, 0).unwrap_or_default())))
-            .earliest()
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()),
-        };
-    (start(from), start(to.succ_opt().unwrap_or(to)))
-}
-
-/// A time a practitioner's live appointment occupies.
-#[derive(Debug, Clone, Copy)]
-pub struct Occupied {
-    /// Start.
-    pub start: DateTime<Utc>,
-    /// End.
-    pub end: DateTime<Utc>,
-    /// Only a pending (kiosk) booking holds it.
-    pub tentative: bool,
-}
-
 /// The live appointments of a practitioner overlapping `[from, to)`.
 pub fn occupied(
     conn: &Connection,
@@ -231,26 +136,6 @@ pub fn occupied(
     Ok(out)
 }
 
-/// The status of the slot `[start, end)` given what occupies the practitioner's time.
-fn status_of(
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    absent: &[Absence],
-    busy: &[Occupied],
-) -> SlotStatus {
-    if absent.iter().any(|a| a.start < end && a.end > start) {
-        return SlotStatus::BusyUnavailable;
-    }
-    let mut status = SlotStatus::Free;
-    for o in busy.iter().filter(|o| o.start < end && o.end > start) {
-        if !o.tentative {
-            return SlotStatus::Busy;
-        }
-        status = SlotStatus::BusyTentative;
-    }
-    status
-}
-
 /// A practitioner's slots on local dates `from..=to`, with their FHIR statuses.
 pub fn slots(
     conn: &Connection,
@@ -262,15 +147,9 @@ pub fn slots(
     let (lo, hi) = date_bounds(tz, from, to);
     let absent = absences(conn, s.practitioner_id, lo, hi)?;
     let busy = occupied(conn, s.practitioner_id, lo, hi)?;
-    Ok(slot_times(tz, s, from, to)
-        .into_iter()
-        .map(|(start, end)| Slot {
-            practitioner_id: s.practitioner_id,
-            start,
-            end,
-            status: status_of(start, end, &absent, &busy),
-        })
-        .collect())
+    Ok(carebridge_protocol::slots::slots_between(
+        tz, s, from, to, &absent, &busy,
+    ))
 }
 
 /// How many of `slots` have a live, non-override appointment starting exactly at their start.
@@ -343,90 +222,10 @@ pub fn next_free(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{NaiveTime, Weekday};
-
-    fn sunday_schedule(start: (u32, u32), end: (u32, u32), minutes: u32) -> Schedule {
-        Schedule {
-            practitioner_id: PractitionerId::new(),
-            slot_minutes: minutes,
-            hours: vec![WorkingHours {
-                weekday: Weekday::Sun,
-                start: NaiveTime::from_hms_opt(start.0, start.1, 0).unwrap(),
-                end: NaiveTime::from_hms_opt(end.0, end.1, 0).unwrap(),
-            }],
-            version: 1,
-        }
-    }
 
     #[test]
     fn the_overlap_triggers_bound_matches_the_longest_appointment() {
         // The schema's overlap triggers scan back this many milliseconds (migration 1).
         assert_eq!(MAX_APPOINTMENT.num_milliseconds(), 43_200_000);
-    }
-
-    #[test]
-    fn spring_forward_skips_the_missing_hour() {
-        // 2026-03-29: Amsterdam jumps from 02:00 to 03:00.
-        let tz: Tz = "Europe/Amsterdam".parse().unwrap();
-        let s = sunday_schedule((1, 0), (4, 0), 30);
-        let d = NaiveDate::from_ymd_opt(2026, 3, 29).unwrap();
-        let slots = slot_times(tz, &s, d, d);
-        let starts: Vec<String> = slots
-            .iter()
-            .map(|(a, _)| a.format("%H:%M").to_string())
-            .collect();
-        // Local 01:00, 01:30 (UTC+1), then 03:00, 03:30 (UTC+2); 02:00 and 02:30 do not exist.
-        assert_eq!(starts, ["00:00", "00:30", "01:00", "01:30"]);
-        assert!(slots.iter().all(|(a, b)| *b - *a == Duration::minutes(30)));
-    }
-
-    #[test]
-    fn fall_back_takes_the_earlier_instant_once() {
-        // 2026-10-25: Amsterdam goes from 03:00 back to 02:00.
-        let tz: Tz = "Europe/Amsterdam".parse().unwrap();
-        let s = sunday_schedule((2, 0), (3, 0), 30);
-        let d = NaiveDate::from_ymd_opt(2026, 10, 25).unwrap();
-        let starts: Vec<String> = slot_times(tz, &s, d, d)
-            .iter()
-            .map(|(a, _)| a.format("%H:%M").to_string())
-            .collect();
-        assert_eq!(starts, ["00:00", "00:30"]);
-    }
-
-    #[test]
-    fn slot_at_finds_only_real_slot_starts() {
-        let tz: Tz = "Europe/Amsterdam".parse().unwrap();
-        let s = sunday_schedule((9, 0), (10, 0), 20);
-        let d = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
-        let all = slot_times(tz, &s, d, d);
-        assert_eq!(all.len(), 3);
-        assert_eq!(slot_at(tz, &s, all[1].0), Some(all[1]));
-        assert_eq!(slot_at(tz, &s, all[1].0 + Duration::minutes(5)), None);
-    }
-
-    #[test]
-    fn slot_status_prefers_busy_over_tentative() {
-        let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
-        let e = t + Duration::minutes(15);
-        let tentative = Occupied {
-            start: t,
-            end: e,
-            tentative: true,
-        };
-        let booked = Occupied {
-            start: t,
-            end: e,
-            tentative: false,
-        };
-        assert_eq!(status_of(t, e, &[], &[]), SlotStatus::Free);
-        assert_eq!(
-            status_of(t, e, &[], &[tentative]),
-            SlotStatus::BusyTentative
-        );
-        assert_eq!(status_of(t, e, &[], &[tentative, booked]), SlotStatus::Busy);
-        assert_eq!(
-            status_of(e, e + Duration::minutes(15), &[], &[booked]),
-            SlotStatus::Free
-        );
     }
 }

@@ -429,6 +429,22 @@ impl LocalStore {
         .await
     }
 
+    /// Keeps records the node answered a question with (not from the stream), unless a newer
+    /// version is already here: e.g. the appointments of a patient who identified at a kiosk,
+    /// so that checking in can be queued like any other write.
+    pub async fn land_records(&self, records: Vec<NodeRecord>) -> Result<(), CoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let shadows = any_shadow(&tx)?;
+            for record in &records {
+                land(&tx, record, false, shadows)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Moves the stream position past `event_id` (an event this client cannot read), unless
     /// it is already further.
     pub async fn pass_event(&self, event_id: i64) -> Result<(), CoreError> {

@@ -2,10 +2,11 @@
 //! appointments, patient search by name prefix, birth date or card number, and full-text search.
 //! All answered from the encrypted mirror, so they work offline.
 
-use carebridge_protocol::appointment::Appointment;
+use carebridge_protocol::appointment::{Appointment, AppointmentStatus};
 use carebridge_protocol::patient::{Patient, search_key};
-use carebridge_protocol::practitioner::Practitioner;
-use carebridge_protocol::schedule::Schedule;
+use carebridge_protocol::practitioner::{Practitioner, Role};
+use carebridge_protocol::schedule::{Absence, Schedule, Slot};
+use carebridge_protocol::slots::{self, Occupied};
 use carebridge_protocol::{AppointmentId, PatientId, PractitionerId};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -24,10 +25,14 @@ pub struct AppointmentRow {
     pub appointment: Appointment,
     /// A change the node has not acknowledged yet.
     pub pending: bool,
+    /// The patient's given and family name, where this client knows the patient (a kiosk
+    /// does not).
+    pub patient_name: Option<String>,
 }
 
 /// A patient as the user sees them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct PatientRow {
     /// Their details here (the user's change, while pending).
     pub patient: Patient,
@@ -38,6 +43,11 @@ pub struct PatientRow {
 /// A full-text search result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(export, tag = "kind", rename_all = "lowercase")
+)]
 pub enum SearchHit {
     /// A patient whose name or card number matches.
     Patient(PatientRow),
@@ -90,11 +100,34 @@ fn rows<T>(
     raw.into_iter().map(|(d, p)| f(d, p)).collect()
 }
 
-fn appointment_row(data: String, pending: bool) -> Result<AppointmentRow, CoreError> {
-    Ok(AppointmentRow {
-        appointment: serde_json::from_str(&data)?,
-        pending,
-    })
+/// Selects what [`appointment_rows`] reads, from `appointment a`.
+const APPOINTMENT_COLUMNS: &str = "a.data, a.pending, (SELECT json_extract(p.data, '$.given_name') || ' ' || json_extract(p.data, '$.family_name') FROM patient p WHERE p.id = a.patient_id)";
+
+fn appointment_rows(
+    c: &Connection,
+    sql: &str,
+    params: Vec<Value>,
+) -> Result<Vec<AppointmentRow>, CoreError> {
+    let sql = sql.replace("{columns}", APPOINTMENT_COLUMNS);
+    let mut stmt = c.prepare_cached(&sql)?;
+    let raw = stmt
+        .query_map(params_from_iter(params), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    raw.into_iter()
+        .map(|(data, pending, patient_name)| {
+            Ok(AppointmentRow {
+                appointment: serde_json::from_str(&data)?,
+                pending,
+                patient_name,
+            })
+        })
+        .collect()
 }
 
 fn patient_row(data: String, pending: bool) -> Result<PatientRow, CoreError> {
@@ -131,17 +164,15 @@ impl LocalStore {
         self.with(move |c| {
             let (from, to) = (from.timestamp_millis(), to.timestamp_millis());
             match practitioner {
-                Some(p) => rows(
+                Some(p) => appointment_rows(
                     c,
-                    "SELECT data, pending FROM appointment WHERE practitioner_id = ?1 AND start_ms >= ?2 AND start_ms < ?3 ORDER BY start_ms",
+                    "SELECT {columns} FROM appointment a WHERE a.practitioner_id = ?1 AND a.start_ms >= ?2 AND a.start_ms < ?3 ORDER BY a.start_ms",
                     vec![p.to_string().into(), from.into(), to.into()],
-                    appointment_row,
                 ),
-                None => rows(
+                None => appointment_rows(
                     c,
-                    "SELECT data, pending FROM appointment WHERE start_ms >= ?1 AND start_ms < ?2 ORDER BY start_ms",
+                    "SELECT {columns} FROM appointment a WHERE a.start_ms >= ?1 AND a.start_ms < ?2 ORDER BY a.start_ms",
                     vec![from.into(), to.into()],
-                    appointment_row,
                 ),
             }
         })
@@ -174,6 +205,28 @@ impl LocalStore {
             .await
     }
 
+    /// Kiosk bookings waiting for the doctor's answer that have not started before `from`,
+    /// soonest first.
+    pub async fn waiting_for(
+        &self,
+        practitioner: PractitionerId,
+        from: DateTime<Utc>,
+    ) -> Result<Vec<AppointmentRow>, CoreError> {
+        self.with(move |c| {
+            appointment_rows(
+                c,
+                "SELECT {columns} FROM appointment a
+                 WHERE a.practitioner_id = ?1 AND a.start_ms >= ?2 AND a.status = 'pending'
+                 ORDER BY a.start_ms",
+                vec![
+                    practitioner.to_string().into(),
+                    from.timestamp_millis().into(),
+                ],
+            )
+        })
+        .await
+    }
+
     /// Every appointment on `today` (the node's date), for the front desk's list.
     pub async fn appointments_on(
         &self,
@@ -190,11 +243,10 @@ impl LocalStore {
         patient: PatientId,
     ) -> Result<Vec<AppointmentRow>, CoreError> {
         self.with(move |c| {
-            rows(
+            appointment_rows(
                 c,
-                "SELECT data, pending FROM appointment WHERE patient_id = ?1 ORDER BY start_ms DESC",
+                "SELECT {columns} FROM appointment a WHERE a.patient_id = ?1 ORDER BY a.start_ms DESC",
                 vec![patient.to_string().into()],
-                appointment_row,
             )
         })
         .await
@@ -207,11 +259,10 @@ impl LocalStore {
     ) -> Result<Option<AppointmentRow>, CoreError> {
         self.with(move |c| {
             let id = super::outbox::resolve(c, &id.to_string())?;
-            Ok(rows(
+            Ok(appointment_rows(
                 c,
-                "SELECT data, pending FROM appointment WHERE id = ?1",
+                "SELECT {columns} FROM appointment a WHERE a.id = ?1",
                 vec![id.into()],
-                appointment_row,
             )?
             .into_iter()
             .next())
@@ -248,6 +299,13 @@ impl LocalStore {
         .await
     }
 
+    /// The doctors one can book with (enabled accounts with the doctor role), by name.
+    pub async fn doctors(&self) -> Result<Vec<Practitioner>, CoreError> {
+        let mut all = self.practitioners().await?;
+        all.retain(|p| p.role == Role::Doctor && !p.disabled);
+        Ok(all)
+    }
+
     /// A doctor's working hours.
     pub async fn schedule(
         &self,
@@ -264,6 +322,56 @@ impl LocalStore {
             .next())
         })
         .await
+    }
+
+    /// A doctor's slots on local dates `from..=to`, as this client knows them: busy where a
+    /// live appointment is, held where only a pending one is (a kiosk booking waiting for the
+    /// doctor, or this user's booking not yet acknowledged), unavailable in an absence. Empty
+    /// for a doctor without working hours.
+    pub async fn slots(
+        &self,
+        practitioner: PractitionerId,
+        from: NaiveDate,
+        to: NaiveDate,
+        tz: Tz,
+    ) -> Result<Vec<Slot>, CoreError> {
+        let Some(schedule) = self.schedule(practitioner).await? else {
+            return Ok(Vec::new());
+        };
+        let (lo, hi) = slots::date_bounds(tz, from, to);
+        // An appointment starting up to the longest allowed length earlier can still overlap.
+        let earliest = lo - Duration::hours(12);
+        let booked = self
+            .appointments_between(Some(practitioner), earliest, hi)
+            .await?;
+        let busy: Vec<Occupied> = booked
+            .iter()
+            .filter(|r| r.appointment.status.is_live())
+            .map(|r| Occupied {
+                start: r.appointment.start,
+                end: r.appointment.end,
+                tentative: r.pending || r.appointment.status == AppointmentStatus::Pending,
+            })
+            .collect();
+        let absent = self
+            .with(move |c| {
+                rows(
+                    c,
+                    "SELECT data, 0 FROM absence WHERE practitioner_id = ?1 AND start_ms < ?2",
+                    vec![
+                        practitioner.to_string().into(),
+                        hi.timestamp_millis().into(),
+                    ],
+                    |d, _| Ok(serde_json::from_str::<Absence>(&d)?),
+                )
+            })
+            .await?
+            .into_iter()
+            .filter(|a| a.end > lo)
+            .collect::<Vec<_>>();
+        Ok(slots::slots_between(
+            tz, &schedule, from, to, &absent, &busy,
+        ))
     }
 
     /// Patients by name prefix, birth date and card number prefix, by family then given name.
@@ -363,13 +471,16 @@ impl LocalStore {
             )?;
             let room = limit - hits.len() as i64;
             if room > 0 {
-                hits.extend(rows(
-                    c,
-                    "SELECT a.data, a.pending FROM appointment_text t JOIN appointment a ON a.rowid = t.rowid
-                     WHERE appointment_text MATCH ?1 ORDER BY a.start_ms DESC LIMIT ?2",
-                    vec![query.into(), room.into()],
-                    |d, pending| Ok(SearchHit::Appointment(appointment_row(d, pending)?)),
-                )?);
+                hits.extend(
+                    appointment_rows(
+                        c,
+                        "SELECT {columns} FROM appointment_text t JOIN appointment a ON a.rowid = t.rowid
+                         WHERE appointment_text MATCH ?1 ORDER BY a.start_ms DESC LIMIT ?2",
+                        vec![query.into(), room.into()],
+                    )?
+                    .into_iter()
+                    .map(SearchHit::Appointment),
+                );
             }
             Ok(hits)
         })

@@ -1,0 +1,224 @@
+//! The commands the web UI calls. Each translates its arguments into a call on the client
+//! core and the core's answer (or error) into what the UI shows; none decides anything.
+//! `staff` and `kiosk` hold each window's own commands; the capabilities in
+//! `src-tauri/capabilities` say which window may call which.
+
+pub mod kiosk;
+pub mod staff;
+
+use carebridge_core::protocol::practitioner::Role;
+use carebridge_core::protocol::session::Principal;
+use carebridge_core::session::{self, SignedIn};
+use carebridge_core::store::{LocalStore, OutboxState};
+use carebridge_core::{CoreError, Profiles, Status, SyncEngine, Unlock};
+use chrono_tz::Tz;
+use serde::Serialize;
+use tauri::{AppHandle, Emitter, State};
+
+use crate::AppState;
+
+/// An error as the UI shows it: one sentence, from the core or the node.
+#[derive(Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
+pub struct CommandError {
+    /// What went wrong, for the user.
+    pub message: String,
+}
+
+impl From<CoreError> for CommandError {
+    fn from(e: CoreError) -> Self {
+        Self {
+            message: e.to_string(),
+        }
+    }
+}
+
+impl CommandError {
+    fn not_signed_in() -> Self {
+        CoreError::SignedOut.into()
+    }
+}
+
+/// Who is signed in, for the UI's header and to pick the views.
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
+pub struct SignedInView {
+    /// The user's or the kiosk's name.
+    pub display_name: String,
+    /// A staff user's role; `null` for a kiosk.
+    pub role: Option<Role>,
+    /// A staff user's id (a doctor's own schedule); `null` for a kiosk.
+    pub user_id: Option<String>,
+    /// The node's name.
+    pub node: String,
+    /// The node's time zone.
+    pub time_zone: String,
+}
+
+fn view(s: &SignedIn) -> SignedInView {
+    let (display_name, role, user_id) = match s.principal() {
+        Principal::Staff {
+            display_name,
+            role,
+            id,
+        } => (display_name.clone(), Some(*role), Some(id.to_string())),
+        Principal::Kiosk { label, .. } => (label.clone(), None, None),
+    };
+    SignedInView {
+        display_name,
+        role,
+        user_id,
+        node: s.session.node.clone(),
+        // The zone the core computes in (UTC for a name it does not know), so the UI agrees.
+        time_zone: s.time_zone().name().to_owned(),
+    }
+}
+
+/// A write the node refused, with its reason, until the user dismisses it.
+#[derive(Debug, Serialize, ts_rs::TS)]
+#[ts(export, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedWrite {
+    /// Its place in the outbox (to dismiss it).
+    #[ts(type = "number")]
+    pub seq: i64,
+    /// The kind of record: `appointment` or `patient`.
+    pub kind: String,
+    /// The node's reason, in its words.
+    pub reason: String,
+}
+
+/// Tells this process's window whenever the connection state or what the user sees changes.
+/// Only that window: the staff and kiosk processes never share one.
+fn forward(
+    app: AppHandle,
+    window: &'static str,
+    engine: &SyncEngine,
+) -> Vec<tauri::async_runtime::JoinHandle<()>> {
+    let mut status = engine.status();
+    let to_status = app.clone();
+    let statuses = tauri::async_runtime::spawn(async move {
+        loop {
+            let now = *status.borrow_and_update();
+            let _ = to_status.emit_to(window, "status", now);
+            if status.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut revision = engine.revision();
+    let changes = tauri::async_runtime::spawn(async move {
+        while revision.changed().await.is_ok() {
+            let _ = app.emit_to(window, "changed", ());
+        }
+    });
+    vec![statuses, changes]
+}
+
+/// After the node said yes: stops the previous session's engine (two engines never share a
+/// profile), opens the signed-in profile and starts syncing it. The caller holds
+/// `state.signing_in`, so sign-ins happen one at a time.
+pub(crate) async fn start_session(
+    app: AppHandle,
+    state: &AppState,
+    signed_in: SignedIn,
+) -> Result<SignedInView, CommandError> {
+    let old = state.engine.lock().await.take();
+    for task in std::mem::take(&mut *state.forwarders.lock().await) {
+        task.abort();
+    }
+    if let Some(old) = old {
+        // A command still using it keeps it alive a moment; dropping it stops its tasks too.
+        if let Ok(old) = std::sync::Arc::try_unwrap(old) {
+            old.shutdown().await;
+        }
+    }
+    let profiles = Profiles::in_os_data_dir()?;
+    let notices = std::sync::Arc::new(crate::notices::DesktopNotices::new(signed_in.time_zone()));
+    let engine = session::start(&profiles, &Unlock::from_env(), signed_in.clone(), notices).await?;
+    *state.forwarders.lock().await = forward(app, state.mode.window(), &engine);
+    *state.engine.lock().await = Some(std::sync::Arc::new(engine));
+    Ok(view(&signed_in))
+}
+
+/// What a query needs from the engine, taken without holding the engine's lock while it runs.
+struct Reader {
+    store: LocalStore,
+    time_zone: Tz,
+    today: chrono::NaiveDate,
+    principal: Principal,
+}
+
+async fn reader(state: &AppState) -> Result<Reader, CommandError> {
+    let guard = state.engine.lock().await;
+    let engine = guard.as_ref().ok_or_else(CommandError::not_signed_in)?;
+    Ok(Reader {
+        store: engine.store().clone(),
+        time_zone: engine.time_zone(),
+        today: engine.today(),
+        principal: engine.principal().clone(),
+    })
+}
+
+/// The signed-in engine, for writes and questions to the node; the app's lock is not held
+/// while they run.
+async fn engine(state: &AppState) -> Result<std::sync::Arc<SyncEngine>, CommandError> {
+    state
+        .engine
+        .lock()
+        .await
+        .clone()
+        .ok_or_else(CommandError::not_signed_in)
+}
+
+/// Who is signed in, if anyone (the window asks when it loads, e.g. after a reload).
+#[tauri::command]
+pub async fn current_session(
+    state: State<'_, AppState>,
+) -> Result<Option<SignedInView>, CommandError> {
+    Ok(state
+        .engine
+        .lock()
+        .await
+        .as_ref()
+        .filter(|e| e.status().borrow().link != carebridge_core::Link::SignedOut)
+        .map(|e| view(e.signed_in())))
+}
+
+/// The connection state and the outbox's counts.
+#[tauri::command]
+pub async fn connection_status(state: State<'_, AppState>) -> Result<Option<Status>, CommandError> {
+    Ok(state
+        .engine
+        .lock()
+        .await
+        .as_ref()
+        .map(|e| *e.status().borrow()))
+}
+
+/// The writes the node refused, with its reasons.
+#[tauri::command]
+pub async fn refused_writes(state: State<'_, AppState>) -> Result<Vec<RefusedWrite>, CommandError> {
+    let r = reader(&state).await?;
+    Ok(r.store
+        .outbox()
+        .await?
+        .into_iter()
+        .filter(|i| i.state == OutboxState::Refused)
+        .map(|i| RefusedWrite {
+            seq: i.seq,
+            kind: i.kind,
+            reason: i
+                .problem
+                .map(|p| p.detail.unwrap_or(p.title))
+                .unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// The user has read a refusal.
+#[tauri::command]
+pub async fn dismiss_refused(state: State<'_, AppState>, seq: i64) -> Result<(), CommandError> {
+    Ok(engine(&state).await?.dismiss_refused(seq).await?)
+}

@@ -1,0 +1,205 @@
+//! The staff window's commands: sign-in, the day lists and calendar, patients, and the writes
+//! reception and doctors make. Each is a call on the core; the core and the node decide.
+
+use carebridge_core::protocol::appointment::{
+    Appointment, AppointmentAction, BookAppointment, Reschedule,
+};
+use carebridge_core::protocol::patient::{NewPatient, Patient};
+use carebridge_core::protocol::practitioner::Practitioner;
+use carebridge_core::protocol::schedule::Slot;
+use carebridge_core::protocol::session::Principal;
+use carebridge_core::protocol::{AppointmentId, PatientId, PractitionerId};
+use carebridge_core::session;
+use carebridge_core::store::{AppointmentRow, PatientRow, SearchHit, day_bounds};
+use chrono::NaiveDate;
+use serde::Serialize;
+use tauri::{AppHandle, State};
+
+use super::{CommandError, SignedInView, engine, reader, start_session};
+use crate::AppState;
+
+/// Signs a staff user in to a node and starts syncing their profile.
+#[tauri::command]
+pub async fn sign_in(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    node_url: String,
+    username: String,
+    password: String,
+) -> Result<SignedInView, CommandError> {
+    let _one_at_a_time = state.signing_in.lock().await;
+    let signed_in = session::sign_in_staff(&state.http, &node_url, &username, &password).await?;
+    start_session(app, &state, signed_in).await
+}
+
+/// What the sign-in form starts with: the embedded node's address when this process hosts
+/// one, else the last node signed in to on this machine.
+#[tauri::command]
+pub async fn sign_in_defaults(state: State<'_, AppState>) -> Result<SignInDefaults, CommandError> {
+    Ok(SignInDefaults {
+        node_url: state.embedded_node_url().await,
+    })
+}
+
+/// See [`sign_in_defaults`].
+#[derive(Debug, Serialize, ts_rs::TS)]
+#[ts(export, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
+pub struct SignInDefaults {
+    /// The node to offer.
+    pub node_url: Option<String>,
+}
+
+/// Today's appointments (the node's date), every doctor's, by start time.
+#[tauri::command]
+pub async fn appointments_today(
+    state: State<'_, AppState>,
+) -> Result<Vec<AppointmentRow>, CommandError> {
+    let r = reader(&state).await?;
+    Ok(r.store.appointments_on(r.today, r.time_zone).await?)
+}
+
+/// Appointments starting on local dates `from..=to`, of one doctor or of all (the calendar).
+#[tauri::command]
+pub async fn appointments_between(
+    state: State<'_, AppState>,
+    practitioner_id: Option<PractitionerId>,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<AppointmentRow>, CommandError> {
+    let r = reader(&state).await?;
+    let (start, _) = day_bounds(from, r.time_zone);
+    let (_, end) = day_bounds(to, r.time_zone);
+    Ok(r.store
+        .appointments_between(practitioner_id, start, end)
+        .await?)
+}
+
+/// A doctor's day: the signed-in doctor's own when no one is named.
+#[tauri::command]
+pub async fn doctor_day(
+    state: State<'_, AppState>,
+    practitioner_id: Option<PractitionerId>,
+    date: Option<NaiveDate>,
+) -> Result<Vec<AppointmentRow>, CommandError> {
+    let r = reader(&state).await?;
+    let who = match (practitioner_id, &r.principal) {
+        (Some(p), _) => p,
+        (None, Principal::Staff { id, .. }) => *id,
+        (None, Principal::Kiosk { .. }) => return Ok(Vec::new()),
+    };
+    Ok(r.store
+        .doctor_day(who, date.unwrap_or(r.today), r.time_zone)
+        .await?)
+}
+
+/// The kiosk bookings waiting for the signed-in doctor's answer.
+#[tauri::command]
+pub async fn waiting_bookings(
+    state: State<'_, AppState>,
+) -> Result<Vec<AppointmentRow>, CommandError> {
+    let r = reader(&state).await?;
+    let Principal::Staff { id, .. } = r.principal else {
+        return Ok(Vec::new());
+    };
+    let (start_of_today, _) = day_bounds(r.today, r.time_zone);
+    Ok(r.store.waiting_for(id, start_of_today).await?)
+}
+
+/// Staff accounts as this client knows them (the doctors to book with).
+#[tauri::command]
+pub async fn practitioners(state: State<'_, AppState>) -> Result<Vec<Practitioner>, CommandError> {
+    Ok(reader(&state).await?.store.practitioners().await?)
+}
+
+/// A doctor's slots on local dates `from..=to`: free, held or busy.
+#[tauri::command]
+pub async fn slots(
+    state: State<'_, AppState>,
+    practitioner_id: PractitionerId,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<Slot>, CommandError> {
+    Ok(engine(&state)
+        .await?
+        .slots(practitioner_id, from, to)
+        .await?)
+}
+
+/// Patients and appointments matching what was typed (full text, offline too).
+#[tauri::command]
+pub async fn search(
+    state: State<'_, AppState>,
+    text: String,
+) -> Result<Vec<SearchHit>, CommandError> {
+    Ok(reader(&state).await?.store.search(text, 20).await?)
+}
+
+/// A patient's page: their details and appointments.
+#[derive(Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
+pub struct PatientPage {
+    /// The patient.
+    pub patient: PatientRow,
+    /// Their appointments, newest first.
+    pub appointments: Vec<AppointmentRow>,
+}
+
+/// A patient's page.
+#[tauri::command]
+pub async fn patient_page(
+    state: State<'_, AppState>,
+    patient_id: PatientId,
+) -> Result<Option<PatientPage>, CommandError> {
+    let r = reader(&state).await?;
+    let Some(patient) = r.store.patient(patient_id).await? else {
+        return Ok(None);
+    };
+    let appointments = r.store.patient_appointments(patient_id).await?;
+    Ok(Some(PatientPage {
+        patient,
+        appointments,
+    }))
+}
+
+/// Registers a patient.
+#[tauri::command]
+pub async fn register_patient(
+    state: State<'_, AppState>,
+    patient: NewPatient,
+) -> Result<Patient, CommandError> {
+    Ok(engine(&state).await?.register_patient(patient).await?)
+}
+
+/// Books an appointment.
+#[tauri::command]
+pub async fn book(
+    state: State<'_, AppState>,
+    booking: BookAppointment,
+) -> Result<Appointment, CommandError> {
+    Ok(engine(&state).await?.book(booking).await?)
+}
+
+/// Moves an appointment.
+#[tauri::command]
+pub async fn reschedule(
+    state: State<'_, AppState>,
+    appointment_id: AppointmentId,
+    to: Reschedule,
+) -> Result<Appointment, CommandError> {
+    Ok(engine(&state).await?.reschedule(appointment_id, to).await?)
+}
+
+/// Confirms, declines, cancels, checks in, completes or marks a no-show.
+#[tauri::command]
+pub async fn act(
+    state: State<'_, AppState>,
+    appointment_id: AppointmentId,
+    action: AppointmentAction,
+    reason: Option<String>,
+) -> Result<Appointment, CommandError> {
+    Ok(engine(&state)
+        .await?
+        .act(appointment_id, action, reason)
+        .await?)
+}
