@@ -2,33 +2,75 @@
 // (ui/src/bindings, written by `cargo test`; CI fails when they are stale).
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type { Appointment } from "./bindings/Appointment";
+import type { AppointmentAction } from "./bindings/AppointmentAction";
 import type { AppointmentRow } from "./bindings/AppointmentRow";
+import type { BookAppointment } from "./bindings/BookAppointment";
 import type { CommandError } from "./bindings/CommandError";
+import type { KioskPatient } from "./bindings/KioskPatient";
+import type { NewPatient } from "./bindings/NewPatient";
+import type { Patient } from "./bindings/Patient";
+import type { PatientPage } from "./bindings/PatientPage";
+import type { Practitioner } from "./bindings/Practitioner";
+import type { RefusedWrite } from "./bindings/RefusedWrite";
+import type { Reschedule } from "./bindings/Reschedule";
+import type { SearchHit } from "./bindings/SearchHit";
+import type { SignInDefaults } from "./bindings/SignInDefaults";
 import type { SignedInView } from "./bindings/SignedInView";
+import type { Slot } from "./bindings/Slot";
 import type { Status } from "./bindings/Status";
 
-export function signIn(nodeUrl: string, username: string, password: string): Promise<SignedInView> {
-  return invoke("sign_in", { nodeUrl, username, password });
-}
+// Both windows.
+export const currentSession = (): Promise<SignedInView | null> => invoke("current_session");
+export const connectionStatus = (): Promise<Status | null> => invoke("connection_status");
+export const refusedWrites = (): Promise<RefusedWrite[]> => invoke("refused_writes");
+export const dismissRefused = (seq: number): Promise<void> => invoke("dismiss_refused", { seq });
 
-export function currentSession(): Promise<SignedInView | null> {
-  return invoke("current_session");
-}
+// Staff.
+export const signIn = (nodeUrl: string, username: string, password: string): Promise<SignedInView> =>
+  invoke("sign_in", { nodeUrl, username, password });
+export const signInDefaults = (): Promise<SignInDefaults> => invoke("sign_in_defaults");
+export const appointmentsToday = (): Promise<AppointmentRow[]> => invoke("appointments_today");
+export const appointmentsBetween = (practitionerId: string | null, from: string, to: string): Promise<AppointmentRow[]> =>
+  invoke("appointments_between", { practitionerId, from, to });
+export const doctorDay = (practitionerId: string | null, date: string | null): Promise<AppointmentRow[]> =>
+  invoke("doctor_day", { practitionerId, date });
+export const waitingBookings = (): Promise<AppointmentRow[]> => invoke("waiting_bookings");
+export const practitioners = (): Promise<Practitioner[]> => invoke("practitioners");
+export const slots = (practitionerId: string, from: string, to: string): Promise<Slot[]> =>
+  invoke("slots", { practitionerId, from, to });
+export const search = (text: string): Promise<SearchHit[]> => invoke("search", { text });
+export const patientPage = (patientId: string): Promise<PatientPage | null> => invoke("patient_page", { patientId });
+export const registerPatient = (patient: NewPatient): Promise<Patient> => invoke("register_patient", { patient });
+export const book = (booking: BookAppointment): Promise<Appointment> => invoke("book", { booking });
+export const reschedule = (appointmentId: string, to: Reschedule): Promise<Appointment> =>
+  invoke("reschedule", { appointmentId, to });
+export const act = (appointmentId: string, action: AppointmentAction, reason: string | null = null): Promise<Appointment> =>
+  invoke("act", { appointmentId, action, reason });
 
-export function connectionStatus(): Promise<Status | null> {
-  return invoke("connection_status");
-}
+// Kiosk.
+export const kioskSignIn = (nodeUrl: string, deviceId: string, secret: string): Promise<SignedInView> =>
+  invoke("kiosk_sign_in", { nodeUrl, deviceId, secret });
+export const kioskIdentify = (cardNumber: string, birthDate: string): Promise<KioskPatient> =>
+  invoke("kiosk_identify", { cardNumber, birthDate });
+export const kioskDoctors = (): Promise<Practitioner[]> => invoke("kiosk_doctors");
+export const kioskSlots = (practitionerId: string, date: string): Promise<Slot[]> =>
+  invoke("kiosk_slots", { practitionerId, date });
+export const kioskBook = (patientId: string, practitionerId: string, start: string, reason: string): Promise<Appointment> =>
+  invoke("kiosk_book", { patientId, practitionerId, start, reason });
+export const kioskBooking = (appointmentId: string): Promise<AppointmentRow | null> =>
+  invoke("kiosk_booking", { appointmentId });
+export const kioskCheckIn = (appointmentId: string): Promise<Appointment> => invoke("kiosk_check_in", { appointmentId });
 
-export function appointmentsToday(): Promise<AppointmentRow[]> {
-  return invoke("appointments_today");
-}
-
+// Events.
 export function onStatus(f: (s: Status) => void): Promise<UnlistenFn> {
   return listen<Status>("status", (e) => f(e.payload));
 }
-
 export function onChanged(f: () => void): Promise<UnlistenFn> {
   return listen("changed", () => f());
+}
+export function onSession(f: (v: SignedInView) => void): Promise<UnlistenFn> {
+  return listen<SignedInView>("session", (e) => f(e.payload));
 }
 
 /** The message of a command's error, whatever shape it arrived in. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { t } from "./i18n";
+import { t, tKey } from "./i18n";
 
 describe("t", () => {
   it("fills in values", () => {
@@ -7,5 +7,12 @@ describe("t", () => {
   });
   it("leaves a missing value empty rather than showing a placeholder", () => {
     expect(t("status.pending")).toBe(" waiting to send");
+  });
+});
+
+describe("tKey", () => {
+  it("translates a known status and passes an unknown one through", () => {
+    expect(tKey("appointmentStatus", "pending")).toBe("Waiting for the doctor");
+    expect(tKey("appointmentStatus", "something-new")).toBe("something-new");
   });
 });

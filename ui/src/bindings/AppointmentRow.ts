@@ -12,4 +12,9 @@ appointment: Appointment,
 /**
  * A change the node has not acknowledged yet.
  */
-pending: boolean, };
+pending: boolean, 
+/**
+ * The patient's given and family name, where this client knows the patient (a kiosk
+ * does not).
+ */
+patient_name: string | null, };

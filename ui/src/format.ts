@@ -1,0 +1,36 @@
+// Dates and times as users read them: in the node's time zone (where the appointments happen)
+// and the user's locale.
+
+/** "10:30" (or "10:30 AM"), in `timeZone`. */
+export function timeOf(iso: string, timeZone: string, locale?: string): string {
+  return new Date(iso).toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit", timeZone });
+}
+
+/** "Tue 24 Nov" style, in `timeZone`. */
+export function dayOf(iso: string, timeZone: string, locale?: string): string {
+  return new Date(iso).toLocaleDateString(locale, { weekday: "short", day: "numeric", month: "short", timeZone });
+}
+
+/** The calendar date (YYYY-MM-DD) of an instant in `timeZone`. */
+export function dateIn(instant: Date, timeZone: string): string {
+  // en-CA formats as YYYY-MM-DD.
+  return instant.toLocaleDateString("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" });
+}
+
+/** `date` (YYYY-MM-DD) moved by `days`, as a calendar date (no time zone involved). */
+export function addDays(date: string, days: number): string {
+  const [y, m, d] = date.split("-").map(Number);
+  const t = new Date(Date.UTC(y, m - 1, d + days));
+  return t.toISOString().slice(0, 10);
+}
+
+/** A calendar date (YYYY-MM-DD) for headings, e.g. "Tuesday 24 November". */
+export function longDate(date: string, locale?: string): string {
+  const [y, m, d] = date.split("-").map(Number);
+  return new Date(Date.UTC(y, m - 1, d)).toLocaleDateString(locale, {
+    weekday: "long",
+    day: "numeric",
+    month: "long",
+    timeZone: "UTC",
+  });
+}

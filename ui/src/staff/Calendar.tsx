@@ -1,0 +1,221 @@
+// Reception's calendar: one doctor's day or week with free, held (pending) and busy slots.
+// Click a slot to book it (a taken one only through an explicit override with a reason);
+// drag an appointment to move it.
+import { useEffect, useMemo, useState, type FormEvent } from "react";
+import "@fullcalendar/react/skeleton.css";
+import "@fullcalendar/react/themes/classic/theme.css";
+import "@fullcalendar/react/themes/classic/palette.css";
+import FullCalendar from "@fullcalendar/react";
+import timeGridPlugin from "@fullcalendar/react/timegrid";
+import interactionPlugin from "@fullcalendar/react/interaction";
+import classicTheme from "@fullcalendar/react/themes/classic";
+import type { DateClickInfo, EventDropInfo, EventInput } from "@fullcalendar/react";
+import { Button, Dialog, Heading, Input, Label, Modal, SearchField, TextField } from "react-aria-components";
+import { appointmentsBetween, book, messageOf, practitioners, reschedule, slots } from "../api";
+import type { Slot } from "../bindings/Slot";
+import { addDays, dateIn, dayOf, timeOf } from "../format";
+import { t } from "../i18n";
+import { useLive } from "../live";
+import { useSearch } from "./Patients";
+
+const SLOT_CLASS: Record<string, string> = {
+  free: "slot-free",
+  "busy-tentative": "slot-held",
+  busy: "slot-busy",
+  "busy-unavailable": "slot-absent",
+};
+
+/** The slot that contains `instant`, if any. */
+export function slotAt(all: Slot[], instant: Date): Slot | undefined {
+  const ms = instant.getTime();
+  return all.find((s) => new Date(s.start).getTime() <= ms && ms < new Date(s.end).getTime());
+}
+
+function BookDialog({
+  slot,
+  doctorName,
+  timeZone,
+  onClose,
+}: {
+  slot: Slot;
+  doctorName: string;
+  timeZone: string;
+  onClose: () => void;
+}) {
+  const [text, setText] = useState("");
+  const [patient, setPatient] = useState<{ id: string; name: string } | null>(null);
+  const [reason, setReason] = useState("");
+  const [override, setOverride] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const hits = useSearch(text);
+  const taken = slot.status !== "free";
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    if (!patient) {
+      setError(t("book.noPatient"));
+      return;
+    }
+    try {
+      await book({
+        id: null,
+        patient_id: patient.id,
+        practitioner_id: slot.practitioner_id,
+        start: slot.start,
+        next_available_from: null,
+        end: null,
+        reason: reason.trim(),
+        override_reason: taken ? override.trim() : null,
+      });
+      onClose();
+    } catch (err) {
+      setError(messageOf(err));
+    }
+  }
+  const patients = (hits.data ?? []).flatMap((h) => (h.kind === "patient" ? [h.patient] : []));
+  return (
+    <Modal className="modal" isDismissable isOpen onOpenChange={(open) => !open && onClose()}>
+      <Dialog className="dialog wide">
+        <form onSubmit={submit}>
+          <Heading slot="title">
+            {t("book.heading", { doctor: doctorName, time: `${dayOf(slot.start, timeZone)} ${timeOf(slot.start, timeZone)}` })}
+          </Heading>
+          {patient ? (
+            <p>
+              <strong>{patient.name}</strong>{" "}
+              <Button className="small secondary" onPress={() => setPatient(null)}>{t("common.back")}</Button>
+            </p>
+          ) : (
+            <>
+              <SearchField value={text} onChange={setText} autoFocus>
+                <Label>{t("book.patient")}</Label>
+                <Input id="book-patient" />
+              </SearchField>
+              <ul className="hits" aria-label={t("book.patient")}>
+                {patients.slice(0, 8).map((p) => (
+                  <li key={p.id}>
+                    <Button className="link" onPress={() => setPatient({ id: p.id, name: `${p.given_name} ${p.family_name}` })}>
+                      {p.given_name} {p.family_name}
+                    </Button>
+                    <span> · {p.birth_date}</span>
+                  </li>
+                ))}
+              </ul>
+            </>
+          )}
+          <TextField value={reason} onChange={setReason} isRequired maxLength={500}>
+            <Label>{t("book.reason")}</Label>
+            <Input id="book-reason" />
+          </TextField>
+          {taken && (
+            <TextField value={override} onChange={setOverride} isRequired maxLength={500}>
+              <Label>{t("book.override")}</Label>
+              <Input id="book-override" />
+            </TextField>
+          )}
+          {error && <p className="error" role="alert">{error}</p>}
+          <div className="row">
+            <Button type="submit" isDisabled={!patient || !reason.trim() || (taken && !override.trim())}>{t("book.submit")}</Button>
+            <Button className="secondary" onPress={onClose}>{t("common.cancel")}</Button>
+          </div>
+        </form>
+      </Dialog>
+    </Modal>
+  );
+}
+
+export function Calendar({ timeZone }: { timeZone: string }) {
+  const doctors = useLive(practitioners, []);
+  const bookable = (doctors.data ?? []).filter((d) => d.role === "doctor" && !d.disabled);
+  const [doctorId, setDoctorId] = useState<string>("");
+  const today = dateIn(new Date(), timeZone);
+  const [range, setRange] = useState({ from: today, to: addDays(today, 6) });
+  const [booking, setBooking] = useState<Slot | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    if (!doctorId && bookable.length > 0) setDoctorId(bookable[0].id);
+  }, [doctorId, bookable]);
+  const slotList = useLive(() => (doctorId ? slots(doctorId, range.from, range.to) : Promise.resolve([])), [doctorId, range.from, range.to]);
+  const rows = useLive(
+    () => (doctorId ? appointmentsBetween(doctorId, range.from, range.to) : Promise.resolve([])),
+    [doctorId, range.from, range.to],
+  );
+  const events = useMemo<EventInput[]>(() => {
+    const background: EventInput[] = (slotList.data ?? []).map((s) => ({
+      start: s.start,
+      end: s.end,
+      display: "background",
+      classNames: [SLOT_CLASS[s.status] ?? ""],
+    }));
+    const booked: EventInput[] = (rows.data ?? [])
+      .filter((r) => r.appointment.status !== "cancelled" && r.appointment.status !== "noshow")
+      .map((r) => ({
+        id: r.appointment.id,
+        title: `${r.patient_name ?? r.appointment.reference} · ${r.appointment.reason}${r.pending ? ` (${t("appointment.pending")})` : ""}`,
+        start: r.appointment.start,
+        end: r.appointment.end,
+        classNames: [`appt-${r.appointment.status}`, r.pending ? "appt-local" : ""],
+        editable: r.appointment.status === "booked" || r.appointment.status === "pending",
+      }));
+    return [...background, ...booked];
+  }, [slotList.data, rows.data]);
+  const doctorName = bookable.find((d) => d.id === doctorId)?.display_name ?? "";
+  function onDateClick(info: DateClickInfo) {
+    const s = slotAt(slotList.data ?? [], info.date);
+    if (s && s.status !== "busy-unavailable") setBooking(s);
+  }
+  async function onDrop(info: EventDropInfo) {
+    setError(null);
+    const start = info.event.start;
+    if (!start) return info.revert();
+    try {
+      await reschedule(info.event.id, { start: start.toISOString(), end: null, override_reason: null });
+    } catch (e) {
+      info.revert();
+      setError(messageOf(e));
+    }
+  }
+  return (
+    <section aria-labelledby="calendar-heading" className="calendar">
+      <div className="row spread">
+        <h2 id="calendar-heading">{t("calendar.heading")}</h2>
+        <label className="inline">
+          {t("calendar.doctor")}
+          <select value={doctorId} onChange={(e) => setDoctorId(e.target.value)} id="calendar-doctor">
+            {bookable.map((d) => (
+              <option key={d.id} value={d.id}>{d.display_name}</option>
+            ))}
+          </select>
+        </label>
+      </div>
+      <ul className="legend" aria-label={t("calendar.legend")}>
+        <li className="slot-free">{t("calendar.free")}</li>
+        <li className="slot-held">{t("calendar.held")}</li>
+        <li className="slot-busy">{t("calendar.busy")}</li>
+        <li className="slot-absent">{t("calendar.absent")}</li>
+      </ul>
+      {(error || slotList.error || rows.error) && <p className="error" role="alert">{error ?? slotList.error ?? rows.error}</p>}
+      <FullCalendar
+        plugins={[timeGridPlugin, interactionPlugin, classicTheme]}
+        initialView="timeGridWeek"
+        headerToolbar={{ start: "prev,today,next", center: "title", end: "timeGridDay,timeGridWeek" }}
+        timeZone={timeZone}
+        allDaySlot={false}
+        slotMinTime="07:00:00"
+        slotMaxTime="19:00:00"
+        nowIndicator
+        height="auto"
+        events={events}
+        dateClick={onDateClick}
+        eventDrop={onDrop}
+        editable
+        eventDurationEditable={false}
+        datesSet={(info) => {
+          const from = dateIn(info.start, timeZone);
+          const to = addDays(dateIn(info.end, timeZone), -1);
+          setRange((r) => (r.from === from && r.to === to ? r : { from, to }));
+        }}
+      />
+      {booking && <BookDialog slot={booking} doctorName={doctorName} timeZone={timeZone} onClose={() => setBooking(null)} />}
+    </section>
+  );
+}

@@ -1,0 +1,181 @@
+// Finding a patient as you type (the core's full-text search, offline too), registering one,
+// and a patient's page with their appointments.
+import { useState, type FormEvent } from "react";
+import { Button, Checkbox, DateField, DateInput, DateSegment, Input, Label, SearchField, TextField } from "react-aria-components";
+import type { CalendarDate } from "@internationalized/date";
+import { messageOf, patientPage, registerPatient, search } from "../api";
+import type { SearchHit } from "../bindings/SearchHit";
+import { dayOf, timeOf } from "../format";
+import { t, tKey } from "../i18n";
+import { useLive } from "../live";
+
+function fullName(p: { given_name: string; family_name: string }) {
+  return `${p.given_name} ${p.family_name}`;
+}
+
+/** Search results for what was typed; appointments found by reference lead to their patient. */
+export function useSearch(text: string) {
+  return useLive<SearchHit[]>(() => (text.trim() ? search(text) : Promise.resolve([])), [text]);
+}
+
+function Register({ onRegistered }: { onRegistered: (id: string, name: string) => void }) {
+  const [family, setFamily] = useState("");
+  const [given, setGiven] = useState("");
+  const [birth, setBirth] = useState<CalendarDate | null>(null);
+  const [phone, setPhone] = useState("");
+  const [email, setEmail] = useState("");
+  const [card, setCard] = useState("");
+  const [confirmDuplicate, setConfirmDuplicate] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    if (!birth) return;
+    setError(null);
+    try {
+      const p = await registerPatient({
+        id: null,
+        family_name: family.trim(),
+        given_name: given.trim(),
+        birth_date: birth.toString(),
+        phone: phone.trim() || null,
+        email: email.trim() || null,
+        card_number: card.trim() || null,
+        confirm_duplicate: confirmDuplicate,
+      });
+      onRegistered(p.id, fullName(p));
+    } catch (err) {
+      setError(messageOf(err));
+    }
+  }
+  return (
+    <form className="panel form-grid" onSubmit={submit} aria-labelledby="register-heading">
+      <h3 id="register-heading">{t("patients.register")}</h3>
+      <TextField value={family} onChange={setFamily} isRequired>
+        <Label>{t("patients.family")}</Label>
+        <Input />
+      </TextField>
+      <TextField value={given} onChange={setGiven} isRequired>
+        <Label>{t("patients.given")}</Label>
+        <Input />
+      </TextField>
+      <DateField value={birth} onChange={setBirth} isRequired granularity="day">
+        <Label>{t("patients.birthDate")}</Label>
+        <DateInput className="date-input">{(s) => <DateSegment segment={s} />}</DateInput>
+      </DateField>
+      <TextField value={card} onChange={setCard}>
+        <Label>{t("patients.card")}</Label>
+        <Input />
+      </TextField>
+      <TextField value={phone} onChange={setPhone} type="tel">
+        <Label>{t("patients.phone")}</Label>
+        <Input />
+      </TextField>
+      <TextField value={email} onChange={setEmail} type="email">
+        <Label>{t("patients.email")}</Label>
+        <Input />
+      </TextField>
+      <Checkbox isSelected={confirmDuplicate} onChange={setConfirmDuplicate} className="checkbox">
+        <span className="box" aria-hidden="true">{confirmDuplicate ? "✓" : ""}</span>
+        {t("patients.confirmDuplicate")}
+      </Checkbox>
+      {error && <p className="error" role="alert">{error}</p>}
+      <Button type="submit" isDisabled={!birth || !family.trim() || !given.trim()}>{t("patients.register")}</Button>
+    </form>
+  );
+}
+
+export function PatientPageView({ patientId, timeZone, onBack }: { patientId: string; timeZone: string; onBack: () => void }) {
+  const page = useLive(() => patientPage(patientId), [patientId]);
+  const p = page.data?.patient.patient;
+  return (
+    <section aria-labelledby="patient-heading" className="patient-page">
+      <Button className="small secondary" onPress={onBack}>{t("common.back")}</Button>
+      {page.error && <p className="error" role="alert">{page.error}</p>}
+      {p && (
+        <>
+          <h2 id="patient-heading">
+            {t("patient.heading", { name: fullName(p) })}
+            {page.data?.patient.pending && <span className="pending-mark"> ({t("appointment.pending")})</span>}
+          </h2>
+          <p>
+            {t("patient.born", { date: p.birth_date })} · {t("patient.card", { card: p.card_number })}
+            {p.phone && ` · ${p.phone}`}
+            {p.email && ` · ${p.email}`}
+          </p>
+          <h3 id="patient-appointments">{t("patient.appointments")}</h3>
+          {page.data?.appointments.length === 0 ? (
+            <p>{t("patient.none")}</p>
+          ) : (
+            <table aria-labelledby="patient-appointments">
+              <thead>
+                <tr>
+                  <th scope="col">{t("table.date")}</th>
+                  <th scope="col">{t("table.time")}</th>
+                  <th scope="col">{t("table.reason")}</th>
+                  <th scope="col">{t("table.status")}</th>
+                </tr>
+              </thead>
+              <tbody>
+                {page.data?.appointments.map(({ appointment: a, pending }) => (
+                  <tr key={a.id} className={pending ? "pending" : undefined}>
+                    <td>{dayOf(a.start, timeZone)}</td>
+                    <td>{timeOf(a.start, timeZone)}</td>
+                    <td>{a.reason}</td>
+                    <td>
+                      {tKey("appointmentStatus", a.status)}
+                      {pending && <span className="pending-mark"> ({t("appointment.pending")})</span>}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </>
+      )}
+    </section>
+  );
+}
+
+export function Patients({ timeZone }: { timeZone: string }) {
+  const [text, setText] = useState("");
+  const [open, setOpen] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const hits = useSearch(text);
+  if (open) return <PatientPageView patientId={open} timeZone={timeZone} onBack={() => setOpen(null)} />;
+  return (
+    <section aria-labelledby="patients-heading">
+      <h2 id="patients-heading">{t("patients.heading")}</h2>
+      <SearchField value={text} onChange={setText} className="search" autoFocus>
+        <Label>{t("patients.search")}</Label>
+        <Input placeholder={t("patients.searchHint")} id="patient-search" />
+      </SearchField>
+      {hits.error && <p className="error" role="alert">{hits.error}</p>}
+      {text.trim() && hits.data?.length === 0 && <p>{t("patients.none")}</p>}
+      <ul className="hits" aria-label={t("patients.search")}>
+        {(hits.data ?? []).map((h) =>
+          h.kind === "patient" ? (
+            <li key={h.patient.id}>
+              <Button className="link" onPress={() => setOpen(h.patient.id)}>{fullName(h.patient)}</Button>
+              <span> · {h.patient.birth_date} · {h.patient.card_number}</span>
+              {h.pending && <span className="pending-mark"> ({t("appointment.pending")})</span>}
+            </li>
+          ) : (
+            <li key={h.appointment.id}>
+              <Button className="link" onPress={() => setOpen(h.appointment.patient_id)}>
+                {h.patient_name ?? h.appointment.reference}
+              </Button>
+              <span> · {h.appointment.reference} · {dayOf(h.appointment.start, timeZone)} {timeOf(h.appointment.start, timeZone)} · {h.appointment.reason}</span>
+            </li>
+          ),
+        )}
+      </ul>
+      {notice && <p role="status">{notice}</p>}
+      <Register
+        onRegistered={(id, name) => {
+          setNotice(t("patients.registered", { name }));
+          setOpen(id);
+        }}
+      />
+    </section>
+  );
+}

@@ -1,0 +1,160 @@
+// Appointment lists and the actions staff take on them.
+import { useState, type FormEvent, type ReactNode } from "react";
+import { Button, Dialog, DialogTrigger, Heading, Input, Label, Modal, TextField } from "react-aria-components";
+import { act, dismissRefused, messageOf, refusedWrites } from "../api";
+import type { AppointmentAction } from "../bindings/AppointmentAction";
+import type { AppointmentRow } from "../bindings/AppointmentRow";
+import { timeOf } from "../format";
+import { t, tKey } from "../i18n";
+import { useLive } from "../live";
+
+/** Actions that need a reason. */
+const NEEDS_REASON: AppointmentAction[] = ["decline", "cancel"];
+
+/** What can be done next to an appointment in a given status. */
+export function nextActions(status: string, allowed: AppointmentAction[]): AppointmentAction[] {
+  const byStatus: Record<string, AppointmentAction[]> = {
+    pending: ["confirm", "decline", "cancel"],
+    booked: ["check-in", "no-show", "cancel"],
+    arrived: ["complete"],
+  };
+  return (byStatus[status] ?? []).filter((a) => allowed.includes(a));
+}
+
+/** One action's button; asks for a reason first where the action needs one. */
+export function ActionButton({ row, action, onError }: { row: AppointmentRow; action: AppointmentAction; onError: (e: string | null) => void }) {
+  const [reason, setReason] = useState("");
+  const label = t(`action.${action}` as Parameters<typeof t>[0]);
+  const who = row.patient_name ?? row.appointment.reference;
+  async function run(r: string | null, close?: () => void) {
+    onError(null);
+    try {
+      await act(row.appointment.id, action, r);
+      close?.();
+    } catch (e) {
+      onError(messageOf(e));
+    }
+  }
+  if (!NEEDS_REASON.includes(action)) {
+    return (
+      <Button className={`small action-${action}`} onPress={() => run(null)} aria-label={`${label}: ${who}`}>
+        {label}
+      </Button>
+    );
+  }
+  return (
+    <DialogTrigger>
+      <Button className={`small secondary action-${action}`} aria-label={`${label}: ${who}`}>{label}</Button>
+      <Modal className="modal" isDismissable>
+        <Dialog className="dialog">
+          {({ close }) => (
+            <form
+              onSubmit={(e: FormEvent) => {
+                e.preventDefault();
+                if (reason.trim()) void run(reason.trim(), close);
+              }}
+            >
+              <Heading slot="title">{who}</Heading>
+              <TextField value={reason} onChange={setReason} isRequired autoFocus maxLength={500}>
+                <Label>{t("action.reasonFor", { action: label })}</Label>
+                <Input className="reason-input" />
+              </TextField>
+              <div className="row">
+                <Button type="submit" isDisabled={!reason.trim()}>{label}</Button>
+                <Button className="secondary" onPress={close}>{t("common.cancel")}</Button>
+              </div>
+            </form>
+          )}
+        </Dialog>
+      </Modal>
+    </DialogTrigger>
+  );
+}
+
+export function AppointmentTable({
+  rows,
+  timeZone,
+  labelledBy,
+  actions,
+  onPatient,
+  doctorName,
+}: {
+  rows: AppointmentRow[];
+  timeZone: string;
+  labelledBy: string;
+  actions: AppointmentAction[];
+  onPatient?: (patientId: string) => void;
+  doctorName?: (id: string) => string;
+}) {
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <>
+      {error && <p className="error" role="alert">{error}</p>}
+      <table aria-labelledby={labelledBy} className="appointments">
+        <thead>
+          <tr>
+            <th scope="col">{t("table.time")}</th>
+            <th scope="col">{t("table.patient")}</th>
+            {doctorName && <th scope="col">{t("table.doctor")}</th>}
+            <th scope="col">{t("table.reason")}</th>
+            <th scope="col">{t("table.status")}</th>
+            <th scope="col">{t("table.actions")}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((row) => {
+            const a = row.appointment;
+            return (
+              <tr key={a.id} className={row.pending ? "pending" : undefined} data-status={a.status} data-reference={a.reference}>
+                <td>{timeOf(a.start, timeZone)}</td>
+                <td>
+                  {onPatient ? (
+                    <Button className="link" onPress={() => onPatient(a.patient_id)}>{row.patient_name ?? a.reference}</Button>
+                  ) : (
+                    (row.patient_name ?? a.reference)
+                  )}
+                </td>
+                {doctorName && <td>{doctorName(a.practitioner_id)}</td>}
+                <td>
+                  {a.reason}
+                  {a.override_reason && <div className="note">{t("appointment.override", { reason: a.override_reason })}</div>}
+                  {a.cancellation_reason && <div className="note">{t("appointment.cancelledBecause", { reason: a.cancellation_reason })}</div>}
+                </td>
+                <td>
+                  {tKey("appointmentStatus", a.status)}
+                  {row.pending && <span className="pending-mark"> ({t("appointment.pending")})</span>}
+                </td>
+                <td className="actions">
+                  {nextActions(a.status, actions).map((action) => (
+                    <ActionButton key={action} row={row} action={action} onError={setError} />
+                  ))}
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </>
+  );
+}
+
+/** The writes the node refused, with its reasons, until dismissed. */
+export function RefusedList(): ReactNode {
+  const refused = useLive(refusedWrites, []);
+  const items = refused.data ?? [];
+  if (items.length === 0) return null;
+  return (
+    <section className="refused" aria-labelledby="refused-heading" role="alert">
+      <h2 id="refused-heading">{t("refused.heading")}</h2>
+      <ul>
+        {items.map((r) => (
+          <li key={r.seq}>
+            <span>{r.kind === "patient" ? t("refused.patient") : t("refused.appointment")}: </span>
+            <strong className="refused-reason">{r.reason}</strong>
+            <Button className="small secondary" onPress={() => void dismissRefused(r.seq)}>{t("common.dismiss")}</Button>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
