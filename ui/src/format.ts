@@ -11,10 +11,12 @@ export function dayOf(iso: string, timeZone: string, locale?: string): string {
   return new Date(iso).toLocaleDateString(locale, { weekday: "short", day: "numeric", month: "short", timeZone });
 }
 
-/** The calendar date (YYYY-MM-DD) of an instant in `timeZone`. */
+/** The calendar date (YYYY-MM-DD) of an instant in `timeZone`. Built from the formatter's
+ *  parts: a locale's own order (en-CA's ISO style included) differs between engines. */
 export function dateIn(instant: Date, timeZone: string): string {
-  // en-CA formats as YYYY-MM-DD.
-  return instant.toLocaleDateString("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" });
+  const parts = new Intl.DateTimeFormat("en-US", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).formatToParts(instant);
+  const part = (type: string) => parts.find((p) => p.type === type)?.value ?? "";
+  return `${part("year")}-${part("month")}-${part("day")}`;
 }
 
 /** `date` (YYYY-MM-DD) moved by `days`, as a calendar date (no time zone involved). */

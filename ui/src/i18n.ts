@@ -8,6 +8,8 @@ const en = {
   "common.save": "Save",
   "common.working": "Working…",
   "common.dismiss": "Dismiss",
+  "failure.heading": "This screen could not be shown",
+  "failure.retry": "Try again",
   "signIn.heading": "Sign in",
   "signIn.node": "Node address",
   "signIn.username": "Username",

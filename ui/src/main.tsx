@@ -1,6 +1,7 @@
 import React, { Suspense, lazy } from "react";
 import ReactDOM from "react-dom/client";
 import { getCurrentWindow } from "@tauri-apps/api/window";
+import { ScreenFailure } from "./failure";
 import "./app.css";
 
 // One program, two windows: the kiosk process opens the window labelled "kiosk". Each loads
@@ -13,8 +14,10 @@ const Root = kiosk
 
 ReactDOM.createRoot(document.getElementById("root") as HTMLElement).render(
   <React.StrictMode>
-    <Suspense fallback={null}>
-      <Root />
-    </Suspense>
+    <ScreenFailure>
+      <Suspense fallback={null}>
+        <Root />
+      </Suspense>
+    </ScreenFailure>
   </React.StrictMode>,
 );

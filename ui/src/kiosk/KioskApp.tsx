@@ -42,7 +42,7 @@ function ErrorLine({ error }: { error: string | null }) {
   return error ? <p className="error" role="alert">{error}</p> : null;
 }
 
-function Setup() {
+function Setup({ onSignedIn }: { onSignedIn: (v: SignedInView) => void }) {
   const [nodeUrl, setNodeUrl] = useState("http://127.0.0.1:8080");
   const [deviceId, setDeviceId] = useState("");
   const [secret, setSecret] = useState("");
@@ -53,7 +53,7 @@ function Setup() {
     setBusy(true);
     setError(null);
     try {
-      await kioskSignIn(nodeUrl, deviceId.trim(), secret);
+      onSignedIn(await kioskSignIn(nodeUrl, deviceId.trim(), secret));
     } catch (err) {
       setError(messageOf(err));
     } finally {
@@ -65,15 +65,15 @@ function Setup() {
       <h2 id="setup-heading">{t("kiosk.setupHeading")}</h2>
       <TextField value={nodeUrl} onChange={setNodeUrl} isRequired type="url">
         <Label>{t("signIn.node")}</Label>
-        <Input />
+        <Input id="kiosk-node" />
       </TextField>
       <TextField value={deviceId} onChange={setDeviceId} isRequired>
         <Label>{t("kiosk.device")}</Label>
-        <Input />
+        <Input id="kiosk-device" />
       </TextField>
       <TextField value={secret} onChange={setSecret} isRequired type="password">
         <Label>{t("kiosk.secret")}</Label>
-        <Input />
+        <Input id="kiosk-secret" />
       </TextField>
       <ErrorLine error={error} />
       <Button type="submit" isDisabled={busy}>{busy ? t("common.working") : t("signIn.submit")}</Button>
@@ -264,7 +264,7 @@ function GiveReason({
     }
   }
   return (
-    <form className="panel kiosk-form" onSubmit={submit} aria-labelledby="reason-heading">
+    <form className="panel kiosk-form" onSubmit={submit} aria-labelledby="reason-heading" data-start={slot.start}>
       <h2 id="reason-heading">
         {t("kiosk.bookingWith", { doctor: doctor.display_name, day: dayOf(slot.start, timeZone), time: timeOf(slot.start, timeZone) })}
       </h2>
@@ -299,21 +299,23 @@ function Booked({
   const refused = useLive(refusedWrites, []);
   const row = live.data;
   const a = row?.appointment ?? booking;
+  // Until the first answer from the local store, the booking is as the kiosk queued it.
+  const pending = row ? row.pending : true;
   let message: string;
   let tone = "waiting";
-  if (live.data === null) {
+  if (row === null) {
     // The node refused the booking: the local copy is gone; its reason is in the outbox.
     const reason = refused.data?.[refused.data.length - 1]?.reason ?? "";
     message = t("kiosk.refused", { reason });
     tone = "refused";
-  } else if (a.status === "booked" && !row?.pending) {
+  } else if (pending) {
+    message = t("kiosk.sending");
+  } else if (a.status === "booked") {
     message = t("kiosk.confirmed");
     tone = "confirmed";
   } else if (a.status === "cancelled") {
     message = t("kiosk.declined", { reason: a.cancellation_reason ?? "" });
     tone = "refused";
-  } else if (row?.pending) {
-    message = t("kiosk.sending");
   } else {
     message = t("kiosk.waiting");
   }
@@ -325,9 +327,13 @@ function Booked({
       <p className={`answer ${tone}`} role="status" aria-live="polite" id="kiosk-answer" data-status={a.status}>
         {message}
       </p>
-      <p>{t("kiosk.reference")}</p>
-      <p className="reference" id="kiosk-reference">{a.reference}</p>
-      <p>{t("kiosk.keepReference")}</p>
+      {a.reference && row !== null && (
+        <>
+          <p>{t("kiosk.reference")}</p>
+          <p className="reference" id="kiosk-reference">{a.reference}</p>
+          <p>{t("kiosk.keepReference")}</p>
+        </>
+      )}
       <Button className="big" onPress={onDone}>{t("kiosk.done")}</Button>
     </section>
   );
@@ -356,7 +362,7 @@ export function KioskApp() {
   const today = dateIn(new Date(), timeZone);
   let screen;
   if (!session) {
-    screen = <Setup />;
+    screen = <Setup onSignedIn={setSession} />;
   } else {
     switch (step.at) {
       case "welcome":

@@ -132,7 +132,13 @@ function Waiting({ who }: { who: SignedInView }) {
       {rows.data?.length === 0 ? (
         <p>{t("waiting.empty")}</p>
       ) : (
-        <AppointmentTable rows={rows.data ?? []} timeZone={who.timeZone} labelledBy="waiting-heading" actions={["confirm", "decline"]} />
+        <AppointmentTable
+          rows={rows.data ?? []}
+          timeZone={who.timeZone}
+          labelledBy="waiting-heading"
+          actions={["confirm", "decline"]}
+          showDate
+        />
       )}
     </section>
   );

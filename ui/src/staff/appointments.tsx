@@ -4,7 +4,7 @@ import { Button, Dialog, DialogTrigger, Heading, Input, Label, Modal, TextField 
 import { act, dismissRefused, messageOf, refusedWrites } from "../api";
 import type { AppointmentAction } from "../bindings/AppointmentAction";
 import type { AppointmentRow } from "../bindings/AppointmentRow";
-import { timeOf } from "../format";
+import { dayOf, timeOf } from "../format";
 import { t, tKey } from "../i18n";
 import { useLive } from "../live";
 
@@ -78,6 +78,7 @@ export function AppointmentTable({
   actions,
   onPatient,
   doctorName,
+  showDate,
 }: {
   rows: AppointmentRow[];
   timeZone: string;
@@ -85,6 +86,7 @@ export function AppointmentTable({
   actions: AppointmentAction[];
   onPatient?: (patientId: string) => void;
   doctorName?: (id: string) => string;
+  showDate?: boolean;
 }) {
   const [error, setError] = useState<string | null>(null);
   return (
@@ -93,6 +95,7 @@ export function AppointmentTable({
       <table aria-labelledby={labelledBy} className="appointments">
         <thead>
           <tr>
+            {showDate && <th scope="col">{t("table.date")}</th>}
             <th scope="col">{t("table.time")}</th>
             <th scope="col">{t("table.patient")}</th>
             {doctorName && <th scope="col">{t("table.doctor")}</th>}
@@ -106,6 +109,7 @@ export function AppointmentTable({
             const a = row.appointment;
             return (
               <tr key={a.id} className={row.pending ? "pending" : undefined} data-status={a.status} data-reference={a.reference}>
+                {showDate && <td>{dayOf(a.start, timeZone)}</td>}
                 <td>{timeOf(a.start, timeZone)}</td>
                 <td>
                   {onPatient ? (
