@@ -1,5 +1,6 @@
 # CareBridge: the commands a developer and CI need. GNU make, bash.
-#   make run     install what is missing, build the node, start the demo node on 127.0.0.1:8080
+#   make run     install what is missing, build the app, start the staff app hosting a demo node
+#                and a kiosk beside it (make run-node: the demo node alone)
 #   make test    everything CI runs (.ci/run calls it): checks, then every test
 #   make bench   the fan-out benchmark against the peers in ../shared/bench; figures in docs/performance.md
 SHELL := bash
@@ -29,6 +30,10 @@ DEMO_LISTEN ?= 127.0.0.1:8080
 # cargo honours CARGO_TARGET_DIR by itself; paths to what it built must too.
 NODE_BIN = $${CARGO_TARGET_DIR:-target}/release/carebridge-node
 
+TAURI_DRIVER_VERSION := 2.1.0
+APP_BIN = $${CARGO_TARGET_DIR:-target}/debug/carebridge-app
+KIOSK_CREDENTIALS ?=
+
 # Property tests: bounded in CI, raise by hand (PROPTEST_CASES=10000 make test).
 PROPTEST_CASES ?= 64
 export PROPTEST_CASES
@@ -52,10 +57,12 @@ if (( $${#missing[@]} )); then
 fi
 endef
 
-.PHONY: help deps bench-deps bench-packages build run check doc test bench fmt clean ui
+.PHONY: help deps bench-deps bench-packages build build-app run run-node run-kiosk check doc test bench fmt clean ui
 
 help:
-	@echo 'make run         install missing packages, build, start the demo node on $(DEMO_LISTEN)'
+	@echo 'make run         install missing packages, build, open the staff app (hosting a demo node on $(DEMO_LISTEN)) and a kiosk beside it'
+	@echo 'make run-node    the demo node alone, on $(DEMO_LISTEN)'
+	@echo 'make run-kiosk   a kiosk (fullscreen; KIOSK_CREDENTIALS=file signs it in with a demo'"'"'s device)'
 	@echo 'make test        fmt + clippy checks, then every test (what CI runs)'
 	@echo 'make bench       fan-out benchmark against nginx+nchan and the seed, then the client core against plain SQLite; writes docs/performance.md'
 	@echo 'make build       release build of carebridge-node'
@@ -69,6 +76,9 @@ deps:
 	command -v npm >/dev/null || extra="nodejs npm"
 	$(call apt_install,$(DEB_PACKAGES) $$extra)
 	command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs); rust-toolchain.toml pins the version" >&2; exit 1; }
+	# The end-to-end tests drive the app through tauri-driver (WebKitWebDriver behind it).
+	command -v tauri-driver >/dev/null || [ -x "$${CARGO_HOME:-$$HOME/.cargo}/bin/tauri-driver" ] \
+		|| cargo install tauri-driver --locked --version '$(TAURI_DRIVER_VERSION)'
 
 # The web UI: installed again only when the lock file changed; ui/dist is what the app embeds, so
 # it must exist before anything compiles the app (clippy included). `npm install` with the lock
@@ -98,10 +108,30 @@ $(SEED_DIR)/node_modules/.package-lock.json: $(SEED_DIR)/package-lock.json | ben
 build:
 	cargo build --release --locked -p carebridge-server --bin carebridge-node
 
-run: deps build
+build-app: ui
+	cargo build --locked -p carebridge-app --bin carebridge-app
+
+# The whole loop on one screen: the staff app hosts the demo node; the kiosk (windowed, beside
+# it) signs in with the demo's kiosk device once the node has written its credentials.
+run: deps build-app
+	@case '$(DEMO_DIR)' in ''|/|.|..) echo "refusing to wipe DEMO_DIR='$(DEMO_DIR)'" >&2; exit 1 ;; esac
+	[ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ] || { echo "make run opens two windows: it needs a desktop session (make run-node serves the demo node alone)" >&2; exit 1; }
+	rm -rf -- '$(DEMO_DIR)'
+	# Without an OS keychain the profiles' keys come from this passphrase (a throw-away demo).
+	export CAREBRIDGE_PASSPHRASE="$${CAREBRIDGE_PASSPHRASE:-carebridge-demo}"
+	"$(APP_BIN)" --demo '$(DEMO_DIR)' --listen '$(DEMO_LISTEN)' & staff=$$!
+	"$(APP_BIN)" --kiosk --windowed --kiosk-credentials '$(DEMO_DIR)/demo-credentials.json' & kiosk=$$!
+	trap 'kill $$staff $$kiosk 2>/dev/null || true' EXIT INT TERM
+	echo "staff app: sign in with the credentials in $(DEMO_DIR)/demo-credentials.json (e.g. dr.moreau / doctor-demo-pass)"
+	wait -n $$staff $$kiosk || true
+
+run-node: deps build
 	@case '$(DEMO_DIR)' in ''|/|.|..) echo "refusing to wipe DEMO_DIR='$(DEMO_DIR)'" >&2; exit 1 ;; esac
 	rm -rf -- '$(DEMO_DIR)'
 	exec "$(NODE_BIN)" demo --listen '$(DEMO_LISTEN)' --data-dir '$(DEMO_DIR)'
+
+run-kiosk: deps build-app
+	exec "$(APP_BIN)" --kiosk $(if $(KIOSK_CREDENTIALS),--kiosk-credentials '$(KIOSK_CREDENTIALS)')
 
 check: ui
 	cargo fmt --all --check

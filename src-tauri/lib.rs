@@ -73,6 +73,7 @@ fn apply_kiosk_overlay(config: &mut tauri::Config, windowed: bool) -> Result<(),
         if let Some(w) = merged.pointer_mut("/app/windows/0") {
             w["fullscreen"] = false.into();
             w["decorations"] = true.into();
+            w["resizable"] = true.into();
             w["x"] = 0.into();
             w["y"] = 0.into();
         }
@@ -119,6 +120,9 @@ pub fn run() {
     let app = tauri::Builder::default()
         .manage(state)
         .setup(move |app| {
+            if launch.demo_dir.is_some() || launch.mode == (Mode::Kiosk { windowed: true }) {
+                side_by_side(app.handle(), launch.mode);
+            }
             if let Some(dir) = launch.demo_dir.clone() {
                 tauri::async_runtime::spawn(host_demo_node(dir, launch.listen, embedded_tx));
             }
@@ -159,6 +163,24 @@ pub fn run() {
         eprintln!("error: the app could not start: {e}");
         std::process::exit(1);
     }
+}
+
+/// The demo's two windows share the screen: the staff app on the left, the kiosk on the right.
+fn side_by_side(app: &tauri::AppHandle, mode: Mode) {
+    let Some(window) = app.get_webview_window(mode.window()) else {
+        return;
+    };
+    let Ok(Some(monitor)) = window.primary_monitor() else {
+        return;
+    };
+    let screen = monitor.size();
+    let staff_width = screen.width * 3 / 5;
+    let (x, width) = match mode {
+        Mode::Staff => (0, staff_width),
+        Mode::Kiosk { .. } => (staff_width, screen.width - staff_width),
+    };
+    let _ = window.set_position(tauri::PhysicalPosition::new(x, 0));
+    let _ = window.set_size(tauri::PhysicalSize::new(width, screen.height.saturating_sub(60)));
 }
 
 /// Hosts a fresh demo node in this process (the staff app of `make run`).
