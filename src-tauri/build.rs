@@ -10,6 +10,7 @@ const COMMANDS: &[&str] = &[
     "dismiss_refused",
     // Staff.
     "sign_in",
+    "sign_out",
     "sign_in_defaults",
     "appointments_today",
     "appointments_between",

@@ -137,6 +137,7 @@ pub fn run() {
             commands::refused_writes,
             commands::dismiss_refused,
             commands::staff::sign_in,
+            commands::staff::sign_out,
             commands::staff::sign_in_defaults,
             commands::staff::appointments_today,
             commands::staff::appointments_between,
@@ -180,7 +181,10 @@ fn side_by_side(app: &tauri::AppHandle, mode: Mode) {
         Mode::Kiosk { .. } => (staff_width, screen.width - staff_width),
     };
     let _ = window.set_position(tauri::PhysicalPosition::new(x, 0));
-    let _ = window.set_size(tauri::PhysicalSize::new(width, screen.height.saturating_sub(60)));
+    let _ = window.set_size(tauri::PhysicalSize::new(
+        width,
+        screen.height.saturating_sub(60),
+    ));
 }
 
 /// Hosts a fresh demo node in this process (the staff app of `make run`).

@@ -135,6 +135,11 @@ pub(crate) async fn start_session(
         }
     }
     let profiles = Profiles::in_os_data_dir()?;
+    if state.mode == crate::launch::Mode::Staff
+        && let Err(e) = profiles.remember_node(&signed_in.node_url)
+    {
+        tracing::warn!(error = %e, "the node could not be remembered for the next sign-in");
+    }
     let notices = std::sync::Arc::new(crate::notices::DesktopNotices::new(signed_in.time_zone()));
     let engine = session::start(&profiles, &Unlock::from_env(), signed_in.clone(), notices).await?;
     *state.forwarders.lock().await = forward(app, state.mode.window(), &engine);

@@ -11,9 +11,10 @@ use carebridge_core::protocol::session::Principal;
 use carebridge_core::protocol::{AppointmentId, PatientId, PractitionerId};
 use carebridge_core::session;
 use carebridge_core::store::{AppointmentRow, PatientRow, SearchHit, day_bounds};
+use carebridge_core::{Link, Profiles, Status};
 use chrono::NaiveDate;
 use serde::Serialize;
-use tauri::{AppHandle, State};
+use tauri::{AppHandle, Emitter, State};
 
 use super::{CommandError, SignedInView, engine, reader, start_session};
 use crate::AppState;
@@ -32,12 +33,41 @@ pub async fn sign_in(
     start_session(app, &state, signed_in).await
 }
 
+/// Ends the session on the node and stops syncing; what is pending stays in the profile's
+/// outbox for the next sign-in.
+#[tauri::command]
+pub async fn sign_out(app: AppHandle, state: State<'_, AppState>) -> Result<(), CommandError> {
+    let _one_at_a_time = state.signing_in.lock().await;
+    let engine = state.engine.lock().await.take();
+    for task in std::mem::take(&mut *state.forwarders.lock().await) {
+        task.abort();
+    }
+    let Some(engine) = engine else {
+        return Ok(());
+    };
+    let store = engine.store().clone();
+    if let Ok(engine) = std::sync::Arc::try_unwrap(engine) {
+        engine.shutdown().await;
+    }
+    session::sign_out(&state.http, &store).await?;
+    // The indicator says so, with what still waits in this profile's outbox.
+    let (pending, refused) = store.outbox_counts().await?;
+    let status = Status {
+        link: Link::SignedOut,
+        pending,
+        refused,
+    };
+    let _ = app.emit_to(state.mode.window(), "status", status);
+    Ok(())
+}
+
 /// What the sign-in form starts with: the embedded node's address when this process hosts
 /// one, else the last node signed in to on this machine.
 #[tauri::command]
 pub async fn sign_in_defaults(state: State<'_, AppState>) -> Result<SignInDefaults, CommandError> {
+    let embedded = state.embedded_node_url().await;
     Ok(SignInDefaults {
-        node_url: state.embedded_node_url().await,
+        node_url: embedded.or_else(|| Profiles::in_os_data_dir().ok()?.last_node()),
     })
 }
 

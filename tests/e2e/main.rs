@@ -640,6 +640,73 @@ async fn scenario(
         .await?;
     step(kiosk, 12, "kiosk-delivered-and-confirmed").await?;
     step(staff, 13, "doctor-after").await?;
+
+    // The doctor's day and a patient's page.
+    staff.click_tab("My day", WAIT).await?;
+    staff.wait_for("#my-day-heading", WAIT).await?;
+    step(staff, 14, "doctor-my-day").await?;
+    staff
+        .click_first("table.appointments button.link", WAIT)
+        .await?;
+    staff.wait_for("#patient-appointments", WAIT).await?;
+    step(staff, 15, "doctor-patient-page").await?;
+
+    // The session locks; the same user unlocks with their password.
+    staff.click_button("header", "Lock", WAIT).await?;
+    let password = staff.wait_for("#sign-in-password", WAIT).await?;
+    step(staff, 16, "locked").await?;
+    staff
+        .type_into(&password, &format!("{}\u{E007}", doctor.password))
+        .await?;
+    staff.wait_for("#waiting-heading", WAIT).await?;
+
+    // Reception: today's list, the calendar, booking a free slot, patients.
+    staff.click_button("header", "Sign out", WAIT).await?;
+    let user = staff.wait_for("#sign-in-username", WAIT).await?;
+    staff.replace_text(&user, &creds.reception.username).await?;
+    let password = staff.wait_for("#sign-in-password", WAIT).await?;
+    staff
+        .type_into(&password, &format!("{}\u{E007}", creds.reception.password))
+        .await?;
+    staff.wait_for("#today-heading", WAIT).await?;
+    step(staff, 17, "reception-today").await?;
+    staff.click_tab("Calendar", WAIT).await?;
+    staff.wait_for(".calendar .slot-free", WAIT).await?;
+    staff
+        .wait_for(".free-times .slot-buttons button", WAIT)
+        .await?;
+    step(staff, 18, "reception-calendar").await?;
+    staff
+        .click_first(".free-times .slot-buttons button", WAIT)
+        .await?;
+    let search = staff.wait_for("#book-patient", WAIT).await?;
+    let family = creds.patients[2]
+        .name
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    staff.type_into(&search, &family).await?;
+    staff.click_first(".dialog .hits button.link", WAIT).await?;
+    let reason = staff.wait_for("#book-reason", WAIT).await?;
+    staff.type_into(&reason, "Blood pressure check").await?;
+    step(staff, 19, "reception-book").await?;
+    staff.click_button(".dialog", "Book", WAIT).await?;
+    staff.wait_gone(".dialog", WAIT).await?;
+    step(staff, 20, "reception-booked").await?;
+    staff.click_tab("Patients", WAIT).await?;
+    let search = staff.wait_for("#patient-search", WAIT).await?;
+    staff.type_into(&search, &family).await?;
+    staff.wait_for(".hits button.link", WAIT).await?;
+    step(staff, 21, "reception-patients").await?;
+    staff.click_first(".hits button.link", WAIT).await?;
+    staff
+        .wait_for_text("#patient-appointments", "Appointments", WAIT)
+        .await?;
+    staff
+        .wait_for_text(".patient-page", "Blood pressure check", LIVE)
+        .await?;
+    step(staff, 22, "reception-patient-page").await?;
     node.stop().await;
     Ok(())
 }

@@ -114,13 +114,19 @@ impl Session {
 
     /// The first element matching `css`, if any now.
     pub async fn find(&self, css: &str) -> Result<Option<Element>, String> {
-        let v = self
+        let v = match self
             .call(
                 reqwest::Method::POST,
                 "/elements",
                 Some(json!({ "using": "css selector", "value": css })),
             )
-            .await?;
+            .await
+        {
+            Ok(v) => v,
+            // The page changed under the search (React re-rendered): as if not there yet.
+            Err(e) if e.contains("stale element") => return Ok(None),
+            Err(e) => return Err(e),
+        };
         Ok(v.as_array()
             .and_then(|a| a.first())
             .and_then(|e| e[ELEMENT].as_str())
@@ -139,6 +145,22 @@ impl Session {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits until nothing matches `css` (a dialog closed).
+    pub async fn wait_gone(&self, css: &str, within: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + within;
+        while let Some(e) = self.find(css).await? {
+            if tokio::time::Instant::now() > deadline {
+                let text = self.text(&e).await.unwrap_or_default();
+                return Err(format!(
+                    "{}: {css} still there after {within:?}: {text:?}",
+                    self.name
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
     }
 
     /// Waits until the text of `css` contains `text`.
@@ -196,6 +218,40 @@ impl Session {
             if tokio::time::Instant::now() > deadline {
                 return Err(format!(
                     "{}: no enabled button {label:?} in {scope} within {within:?}",
+                    self.name
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Clicks the tab whose text is `label`.
+    pub async fn click_tab(&self, label: &str, within: Duration) -> Result<(), String> {
+        self.click_matching("[role=tab]", label, within).await
+    }
+
+    /// Clicks the first element matching `css`, once there is one.
+    pub async fn click_first(&self, css: &str, within: Duration) -> Result<(), String> {
+        let e = self.wait_for(css, within).await?;
+        self.click(&e).await
+    }
+
+    async fn click_matching(&self, css: &str, label: &str, within: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let v = self
+                .execute(
+                    "const [css, label] = arguments;
+                     return [...document.querySelectorAll(css)].find(e => e.textContent.trim() === label) ?? null;",
+                    vec![json!(css), json!(label)],
+                )
+                .await?;
+            if let Some(id) = v[ELEMENT].as_str() {
+                return self.click(&Element(id.to_owned())).await;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!(
+                    "{}: no {css} {label:?} within {within:?}",
                     self.name
                 ));
             }

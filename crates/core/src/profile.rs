@@ -58,6 +58,9 @@ impl std::fmt::Debug for Unlock {
     }
 }
 
+/// The file beside the profiles naming the node last signed in to.
+const LAST_NODE_FILE: &str = "last-node";
+
 /// The profiles on this workstation.
 #[derive(Debug, Clone)]
 pub struct Profiles {
@@ -86,6 +89,24 @@ impl Profiles {
         let base = dirs::data_dir()
             .ok_or_else(|| CoreError::Task("this system names no data directory".into()))?;
         Ok(Self::at(base.join("carebridge").join("profiles")))
+    }
+
+    /// Remembers the node last signed in to on this machine, for the next sign-in form. Only
+    /// the address, beside the profiles: it names no one.
+    pub fn remember_node(&self, node_url: &str) -> Result<(), CoreError> {
+        let path = self.root.join(LAST_NODE_FILE);
+        let tmp = path.with_extension("tmp");
+        std::fs::create_dir_all(&self.root)
+            .and_then(|()| std::fs::write(&tmp, node_url))
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| CoreError::Task(format!("{}: {e}", path.display())))
+    }
+
+    /// The node last signed in to on this machine, if any.
+    pub fn last_node(&self) -> Option<String> {
+        let url = std::fs::read_to_string(self.root.join(LAST_NODE_FILE)).ok()?;
+        let url = url.trim();
+        (!url.is_empty()).then(|| url.to_owned())
     }
 
     /// The profile name for `who` (a username, or a kiosk device id) on a node: readable, and

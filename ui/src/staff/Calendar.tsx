@@ -18,11 +18,12 @@ import { t } from "../i18n";
 import { useLive } from "../live";
 import { useSearch } from "./Patients";
 
-const SLOT_CLASS: Record<string, string> = {
-  free: "slot-free",
-  "busy-tentative": "slot-held",
-  busy: "slot-busy",
-  "busy-unavailable": "slot-absent",
+/** Each slot status's class (the legend's too) and the colour FullCalendar tints it with. */
+const SLOT_LOOK: Record<string, { className: string; color: string }> = {
+  free: { className: "slot-free", color: "#2fbf71" },
+  "busy-tentative": { className: "slot-held", color: "#f2c94c" },
+  busy: { className: "slot-busy", color: "#eb5757" },
+  "busy-unavailable": { className: "slot-absent", color: "#6b7486" },
 };
 
 /** The slot that contains `instant`, if any. */
@@ -144,7 +145,8 @@ export function Calendar({ timeZone }: { timeZone: string }) {
       start: s.start,
       end: s.end,
       display: "background",
-      classNames: [SLOT_CLASS[s.status] ?? ""],
+      className: SLOT_LOOK[s.status]?.className,
+      color: SLOT_LOOK[s.status]?.color,
     }));
     const booked: EventInput[] = (rows.data ?? [])
       .filter((r) => r.appointment.status !== "cancelled" && r.appointment.status !== "noshow")
@@ -153,12 +155,22 @@ export function Calendar({ timeZone }: { timeZone: string }) {
         title: `${r.patient_name ?? r.appointment.reference} · ${r.appointment.reason}${r.pending ? ` (${t("appointment.pending")})` : ""}`,
         start: r.appointment.start,
         end: r.appointment.end,
-        classNames: [`appt-${r.appointment.status}`, r.pending ? "appt-local" : ""],
+        className: `appt-${r.appointment.status}${r.pending ? " appt-local" : ""}`,
+        // Pending kiosk bookings stand out; the rest keep the theme's colour.
+        ...(r.appointment.status === "pending" ? { color: "#7a5a00" } : {}),
         editable: r.appointment.status === "booked" || r.appointment.status === "pending",
       }));
     return [...background, ...booked];
   }, [slotList.data, rows.data]);
   const doctorName = bookable.find((d) => d.id === doctorId)?.display_name ?? "";
+  // The keyboard's way to book: the chosen day's free times as buttons.
+  const [day, setDay] = useState(today);
+  const days = Array.from({ length: 7 }, (_, i) => addDays(range.from, i)).filter((d) => d <= range.to);
+  const shownDay = days.includes(day) ? day : (days.find((d) => d >= today) ?? days[0]);
+  const now = Date.now();
+  const freeThatDay = (slotList.data ?? []).filter(
+    (s) => s.status === "free" && dateIn(new Date(s.start), timeZone) === shownDay && new Date(s.start).getTime() > now,
+  );
   function onDateClick(info: DateClickInfo) {
     const s = slotAt(slotList.data ?? [], info.date);
     if (s && s.status !== "busy-unavailable") setBooking(s);
@@ -199,6 +211,11 @@ export function Calendar({ timeZone }: { timeZone: string }) {
         initialView="timeGridWeek"
         headerToolbar={{ start: "prev,today,next", center: "title", end: "timeGridDay,timeGridWeek" }}
         timeZone={timeZone}
+        buttons={{
+          today: { text: t("calendar.today"), hint: t("calendar.today") },
+          timeGridDay: { text: t("calendar.day"), hint: t("calendar.day") },
+          timeGridWeek: { text: t("calendar.week"), hint: t("calendar.week") },
+        }}
         allDaySlot={false}
         slotMinTime="07:00:00"
         slotMaxTime="19:00:00"
@@ -215,6 +232,24 @@ export function Calendar({ timeZone }: { timeZone: string }) {
           setRange((r) => (r.from === from && r.to === to ? r : { from, to }));
         }}
       />
+      <section aria-labelledby="free-heading" className="free-times">
+        <h3 id="free-heading">{t("calendar.freeTimes", { doctor: doctorName })}</h3>
+        <div className="row" role="group" aria-label={t("calendar.chooseDay")}>
+          {days.map((d) => (
+            <Button key={d} className={d === shownDay ? "small" : "small secondary"} aria-pressed={d === shownDay} onPress={() => setDay(d)}>
+              {dayOf(`${d}T12:00:00Z`, "UTC")}
+            </Button>
+          ))}
+        </div>
+        {slotList.data && freeThatDay.length === 0 && <p>{t("calendar.noFreeTimes")}</p>}
+        <div className="row slot-buttons">
+          {freeThatDay.map((s) => (
+            <Button key={s.start} className="small secondary" onPress={() => setBooking(s)}>
+              {timeOf(s.start, timeZone)}
+            </Button>
+          ))}
+        </div>
+      </section>
       {booking && <BookDialog slot={booking} doctorName={doctorName} timeZone={timeZone} onClose={() => setBooking(null)} />}
     </section>
   );

@@ -9,6 +9,7 @@ import {
   practitioners,
   signIn,
   signInDefaults,
+  signOut,
   waitingBookings,
 } from "../api";
 import type { SignedInView } from "../bindings/SignedInView";
@@ -220,6 +221,20 @@ export function StaffApp() {
           <ConnectionIndicator status={status} />
           {who && !locked && (
             <Button className="small secondary on-dark" onPress={() => setLocked(true)}>{t("nav.lock")}</Button>
+          )}
+          {who && (
+            <Button
+                className="small secondary on-dark"
+                onPress={() => {
+                  sessionStorage.removeItem("carebridge.user");
+                  signOut().finally(() => {
+                    setWho(null);
+                    setLocked(false);
+                  });
+                }}
+              >
+                {t("nav.signOut")}
+              </Button>
           )}
         </div>
       </header>

@@ -11,14 +11,16 @@ import { useLive } from "../live";
 /** Actions that need a reason. */
 const NEEDS_REASON: AppointmentAction[] = ["decline", "cancel"];
 
-/** What can be done next to an appointment in a given status. */
-export function nextActions(status: string, allowed: AppointmentAction[]): AppointmentAction[] {
+/** What can be done next to an appointment in a given status; "did not come" only once it
+ *  has started. */
+export function nextActions(status: string, start: string, allowed: AppointmentAction[], now = Date.now()): AppointmentAction[] {
   const byStatus: Record<string, AppointmentAction[]> = {
     pending: ["confirm", "decline", "cancel"],
     booked: ["check-in", "no-show", "cancel"],
     arrived: ["complete"],
   };
-  return (byStatus[status] ?? []).filter((a) => allowed.includes(a));
+  const started = new Date(start).getTime() <= now;
+  return (byStatus[status] ?? []).filter((a) => allowed.includes(a) && (a !== "no-show" || started));
 }
 
 /** One action's button; asks for a reason first where the action needs one. */
@@ -129,7 +131,7 @@ export function AppointmentTable({
                   {row.pending && <span className="pending-mark"> ({t("appointment.pending")})</span>}
                 </td>
                 <td className="actions">
-                  {nextActions(a.status, actions).map((action) => (
+                  {nextActions(a.status, a.start, actions).map((action) => (
                     <ActionButton key={action} row={row} action={action} onError={setError} />
                   ))}
                 </td>
