@@ -9,6 +9,8 @@
 //! called from the kiosk window is refused by the capability. axe-core runs on every screen.
 //! Screenshots of each step go to `target/e2e/`.
 
+#![expect(clippy::unwrap_used, reason = "tests panic on the unexpected")]
+
 mod webdriver;
 
 use std::path::{Path, PathBuf};
