@@ -161,6 +161,7 @@ test: deps check
 bench: bench-deps build
 	scripts/bench/node-bench.sh
 	scripts/bench/core-bench.sh
+	scripts/bench/app-bench.sh
 
 fmt:
 	cargo fmt --all

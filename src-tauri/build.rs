@@ -24,6 +24,14 @@ const COMMANDS: &[&str] = &[
     "book",
     "reschedule",
     "act",
+    // Admin (staff window).
+    "staff_accounts",
+    "create_staff_account",
+    "update_staff_account",
+    "kiosk_devices",
+    "register_kiosk",
+    "revoke_kiosk",
+    "audit_trail",
     // Kiosk.
     "kiosk_sign_in",
     "kiosk_identify",

@@ -82,6 +82,22 @@ fn apply_kiosk_overlay(config: &mut tauri::Config, windowed: bool) -> Result<(),
     Ok(())
 }
 
+/// The first screen asked for its data: it is on screen and can be used. With
+/// `CAREBRIDGE_REPORT_INTERACTIVE` set, says when, once (the start-up benchmark reads it).
+pub fn report_interactive() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os("CAREBRIDGE_REPORT_INTERACTIVE").is_none() {
+        return;
+    }
+    ONCE.call_once(|| {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        println!("interactive at {ms}");
+    });
+}
+
 /// Starts the app with the process's arguments.
 pub fn run() {
     let _ = tracing_subscriber::fmt()
@@ -151,6 +167,13 @@ pub fn run() {
             commands::staff::book,
             commands::staff::reschedule,
             commands::staff::act,
+            commands::admin::staff_accounts,
+            commands::admin::create_staff_account,
+            commands::admin::update_staff_account,
+            commands::admin::kiosk_devices,
+            commands::admin::register_kiosk,
+            commands::admin::revoke_kiosk,
+            commands::admin::audit_trail,
             commands::kiosk::kiosk_sign_in,
             commands::kiosk::kiosk_identify,
             commands::kiosk::kiosk_doctors,

@@ -3,6 +3,7 @@
 //! `staff` and `kiosk` hold each window's own commands; the capabilities in
 //! `src-tauri/capabilities` say which window may call which.
 
+pub mod admin;
 pub mod kiosk;
 pub mod staff;
 

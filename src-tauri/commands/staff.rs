@@ -65,6 +65,7 @@ pub async fn sign_out(app: AppHandle, state: State<'_, AppState>) -> Result<(), 
 /// one, else the last node signed in to on this machine.
 #[tauri::command]
 pub async fn sign_in_defaults(state: State<'_, AppState>) -> Result<SignInDefaults, CommandError> {
+    crate::report_interactive();
     let embedded = state.embedded_node_url().await;
     Ok(SignInDefaults {
         node_url: embedded.or_else(|| Profiles::in_os_data_dir().ok()?.last_node()),

@@ -3,6 +3,11 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type { Appointment } from "./bindings/Appointment";
+import type { AuditRow } from "./bindings/AuditRow";
+import type { KioskDevice } from "./bindings/KioskDevice";
+import type { KioskRegistration } from "./bindings/KioskRegistration";
+import type { NewPractitioner } from "./bindings/NewPractitioner";
+import type { PractitionerUpdate } from "./bindings/PractitionerUpdate";
 import type { AppointmentAction } from "./bindings/AppointmentAction";
 import type { AppointmentRow } from "./bindings/AppointmentRow";
 import type { BookAppointment } from "./bindings/BookAppointment";
@@ -48,6 +53,17 @@ export const reschedule = (appointmentId: string, to: Reschedule): Promise<Appoi
   invoke("reschedule", { appointmentId, to });
 export const act = (appointmentId: string, action: AppointmentAction, reason: string | null = null): Promise<Appointment> =>
   invoke("act", { appointmentId, action, reason });
+
+// Admin.
+export const staffAccounts = (): Promise<Practitioner[]> => invoke("staff_accounts");
+export const createStaffAccount = (account: NewPractitioner): Promise<Practitioner> =>
+  invoke("create_staff_account", { account });
+export const updateStaffAccount = (id: string, version: number, change: PractitionerUpdate): Promise<Practitioner> =>
+  invoke("update_staff_account", { id, version, change });
+export const kioskDevices = (): Promise<KioskDevice[]> => invoke("kiosk_devices");
+export const registerKiosk = (label: string): Promise<KioskRegistration> => invoke("register_kiosk", { label });
+export const revokeKiosk = (id: string): Promise<void> => invoke("revoke_kiosk", { id });
+export const auditTrail = (after: number | null, limit: number): Promise<AuditRow[]> => invoke("audit_trail", { after, limit });
 
 // Kiosk.
 export const kioskSignIn = (nodeUrl: string, deviceId: string, secret: string): Promise<SignedInView> =>

@@ -326,7 +326,11 @@ impl SyncEngine {
         }
     }
 
-    fn node_request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn node_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
         self.shared
             .http
             .request(
@@ -338,13 +342,27 @@ impl SyncEngine {
     }
 
     /// Sends a question that only the node can answer (nothing is queued).
-    async fn ask_node<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn ask_node<T: serde::de::DeserializeOwned>(
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<T, CoreError> {
+        let res = self.node_answer(req).await?;
+        Ok(res.json().await?)
+    }
+
+    /// Sends a request whose answer has no body the client needs.
+    pub(crate) async fn tell_node(&self, req: reqwest::RequestBuilder) -> Result<(), CoreError> {
+        self.node_answer(req).await.map(|_| ())
+    }
+
+    /// The node's successful answer, or its refusal as an error.
+    async fn node_answer(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, CoreError> {
         let res = req.send().await?;
         match res.status() {
-            s if s.is_success() => Ok(res.json().await?),
+            s if s.is_success() => Ok(res),
             reqwest::StatusCode::UNAUTHORIZED => {
                 self.shared.signed_out();
                 Err(CoreError::SignedOut)

@@ -9,6 +9,7 @@
 //! - [`engine`]: runs all of it for a signed-in profile and publishes the connection state.
 //! - [`notify`]: which live changes are news to the user.
 
+pub mod admin;
 mod clock;
 pub mod engine;
 pub mod error;

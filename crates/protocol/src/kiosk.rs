@@ -8,6 +8,7 @@ use crate::KioskDeviceId;
 
 /// A registered kiosk device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct KioskDevice {
     /// Its id.
     pub id: KioskDeviceId,
@@ -29,6 +30,7 @@ pub struct RegisterKiosk {
 
 /// A newly registered device and its secret, which is shown only this once.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct KioskRegistration {
     /// The device.
     pub device: KioskDevice,

@@ -65,6 +65,7 @@ pub struct Practitioner {
 /// An admin's request to create a staff account.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct NewPractitioner {
     /// Sign-in name: 3–64 characters of `a-z`, `0-9`, `.`, `-`, `_`.
     pub username: String,
@@ -79,6 +80,7 @@ pub struct NewPractitioner {
 /// An admin's change to an account: disable or enable it, or set a new password.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct PractitionerUpdate {
     /// `true` disables the account and ends all its sessions; `false` enables it again.
     #[serde(default)]

@@ -17,6 +17,7 @@ import { ConnectionIndicator, useConnection } from "../connection";
 import { t } from "../i18n";
 import { useIdle } from "../idle";
 import { useLive } from "../live";
+import { AuditTrail, KioskDevices, StaffAccounts } from "./Admin";
 import { AppointmentTable, RefusedList } from "./appointments";
 import { PatientPageView, Patients } from "./Patients";
 
@@ -147,7 +148,13 @@ function Waiting({ who }: { who: SignedInView }) {
 
 function Views({ who }: { who: SignedInView }) {
   const tabs =
-    who.role === "doctor"
+    who.role === "admin"
+      ? [
+          { id: "staff", label: t("nav.staff"), view: <StaffAccounts /> },
+          { id: "kiosks", label: t("nav.kiosks"), view: <KioskDevices timeZone={who.timeZone} /> },
+          { id: "audit", label: t("nav.audit"), view: <AuditTrail timeZone={who.timeZone} /> },
+        ]
+      : who.role === "doctor"
       ? [
           { id: "waiting", label: t("nav.waiting"), view: <Waiting who={who} /> },
           { id: "my-day", label: t("nav.myDay"), view: <MyDay who={who} /> },

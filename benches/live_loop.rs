@@ -1,0 +1,275 @@
+//! The live loop as a person sees it: from the kiosk's click on *Book* to the booking drawn in
+//! the doctor's window, over 50 bookings; p50 and p99. Both ends are timed on the machine's
+//! clock inside the windows: the click's time from a listener in the kiosk window, the drawing
+//! from a MutationObserver (and the next animation frame) in the doctor's.
+//!
+//! Run by `scripts/bench/app-bench.sh` inside Xvfb and a private session bus, with
+//! `E2E_TAURI_DRIVER` naming tauri-driver and `BENCH_NODE` the `carebridge-node` binary.
+//! Prints one line: `live-loop n=50 p50_ms=… p99_ms=… max_ms=…`.
+
+#![expect(clippy::unwrap_used, reason = "a benchmark stops on the unexpected")]
+
+// The end-to-end test's WebDriver client; the bench uses part of it.
+#[path = "../tests/e2e/webdriver.rs"]
+#[allow(dead_code)]
+mod webdriver;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use carebridge_server::clock::SystemClock;
+use carebridge_server::demo::{self, DemoSize};
+use carebridge_server::node::{Node, init};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use webdriver::Session;
+
+const WAIT: Duration = Duration::from_secs(30);
+const BOOKINGS: usize = 50;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn driver(port: u16) -> tokio::process::Child {
+    let child = tokio::process::Command::new(std::env::var_os("E2E_TAURI_DRIVER").unwrap())
+        .args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &(port + 1).to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tauri-driver did not listen"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing to filter.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().join("node");
+        let config = init(&dir, &demo::init_options("Europe/Amsterdam"), &SystemClock).unwrap();
+        let node = Node::open(config, Arc::new(SystemClock)).unwrap();
+        // The round-the-clock benchmark doctor: a free 5-minute slot at any hour.
+        let size = DemoSize {
+            doctors: 1,
+            days: 2,
+            patients: 20,
+            bench: true,
+            appointments: None,
+        };
+        let creds = demo::seed(&node, &size, "http://127.0.0.1").await.unwrap();
+        drop(node);
+        let listen = format!("127.0.0.1:{}", free_port());
+        let url = format!("http://{listen}");
+        let mut node = tokio::process::Command::new(std::env::var_os("BENCH_NODE").unwrap())
+            .args(["serve", "--data-dir"])
+            .arg(&dir)
+            .args(["--listen", &listen])
+            .env("CAREBRIDGE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+        while let Some(l) = lines.next_line().await.unwrap() {
+            if l.starts_with("carebridge-node listening on ") {
+                break;
+            }
+        }
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+        let app = PathBuf::from(env!("CARGO_BIN_EXE_carebridge-app"));
+        let (p1, p2) = (free_port(), free_port());
+        let _d1 = driver(p1).await;
+        let _d2 = driver(p2).await;
+        let staff = Session::start(&format!("http://127.0.0.1:{p1}"), "staff", &app, &[])
+            .await
+            .unwrap();
+        let kiosk = Session::start(
+            &format!("http://127.0.0.1:{p2}"),
+            "kiosk",
+            &app,
+            &["--kiosk"],
+        )
+        .await
+        .unwrap();
+        let result = run(&staff, &kiosk, &creds, &url).await;
+        staff.end().await;
+        kiosk.end().await;
+        let _ = node.kill().await;
+        match result {
+            Ok(mut ms) => {
+                ms.sort_by(|a, b| a.total_cmp(b));
+                println!(
+                    "live-loop n={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1}",
+                    ms.len(),
+                    percentile(&ms, 50.0),
+                    percentile(&ms, 99.0),
+                    ms[ms.len() - 1]
+                );
+            }
+            Err(e) => {
+                eprintln!("live loop failed: {e}");
+                std::process::exit(1);
+            }
+        }
+    });
+}
+
+async fn run(
+    staff: &Session,
+    kiosk: &Session,
+    creds: &demo::DemoCredentials,
+    url: &str,
+) -> Result<Vec<f64>, String> {
+    // The bench doctor signs in; the kiosk is set up.
+    let node = staff.wait_for("#sign-in-node", WAIT).await?;
+    staff.replace_text(&node, url).await?;
+    let user = staff.wait_for("#sign-in-username", WAIT).await?;
+    staff
+        .type_into(
+            &user,
+            &format!("dr.bench\u{E004}{}\u{E007}", demo::DOCTOR_PASSWORD),
+        )
+        .await?;
+    staff.wait_for("#waiting-heading", WAIT).await?;
+    // Every row that appears in the waiting list: when it was drawn (the frame after the
+    // change), by reference.
+    staff
+        .execute(
+            "window.__drawn = {};
+             new MutationObserver(() => {
+               const now = Date.now();
+               requestAnimationFrame(() => {
+                 for (const tr of document.querySelectorAll('#waiting tr[data-reference]')) {
+                   const r = tr.getAttribute('data-reference');
+                   if (!(r in window.__drawn)) window.__drawn[r] = now;
+                 }
+               });
+             }).observe(document.body, { childList: true, subtree: true });",
+            vec![],
+        )
+        .await?;
+    let device = creds.kiosk.device_id.to_string();
+    for (css, value) in [
+        ("#kiosk-node", url),
+        ("#kiosk-device", device.as_str()),
+        ("#kiosk-secret", creds.kiosk.secret.as_str()),
+    ] {
+        let e = kiosk.wait_for(css, WAIT).await?;
+        kiosk.replace_text(&e, value).await?;
+    }
+    kiosk.click_button("form", "Sign in", WAIT).await?;
+    kiosk.wait_for("#welcome-heading", WAIT).await?;
+    kiosk
+        .execute(
+            "document.addEventListener('pointerdown', e => {
+               if (e.target.closest('#kiosk-book')) window.__clickedAt = Date.now();
+             }, true);",
+            vec![],
+        )
+        .await?;
+    let patient = &creds.patients[0];
+    let mut latencies = Vec::with_capacity(BOOKINGS);
+    for i in 0..BOOKINGS {
+        // Identify, the bench doctor, the next free slot, a reason, Book.
+        let card = kiosk.wait_for("#kiosk-card", WAIT).await?;
+        kiosk.type_into(&card, &patient.card_number).await?;
+        for (kind, value) in [
+            (
+                "month",
+                format!("{:02}", chrono::Datelike::month(&patient.birth_date)),
+            ),
+            (
+                "day",
+                format!("{:02}", chrono::Datelike::day(&patient.birth_date)),
+            ),
+            (
+                "year",
+                format!("{:04}", chrono::Datelike::year(&patient.birth_date)),
+            ),
+        ] {
+            let e = kiosk
+                .wait_for(&format!("#kiosk-birth [data-type={kind}]"), WAIT)
+                .await?;
+            kiosk.type_into(&e, &value).await?;
+        }
+        kiosk.click_button("form", "Continue", WAIT).await?;
+        kiosk
+            .click_button("section", "Book an appointment", WAIT)
+            .await?;
+        // The demo's round-the-clock doctor, by the name the kiosk shows.
+        kiosk
+            .click_button(".grid", "Dr. Bench (load tests)", WAIT)
+            .await?;
+        kiosk.click_first(".grid.times button", WAIT).await?;
+        let reason = kiosk.wait_for("#kiosk-reason", WAIT).await?;
+        kiosk.type_into(&reason, &format!("Live loop {i}")).await?;
+        kiosk.click_first("#kiosk-book", WAIT).await?;
+        let reference = {
+            let e = kiosk.wait_for("#kiosk-reference", WAIT).await?;
+            kiosk.text(&e).await?.trim().to_owned()
+        };
+        let clicked = kiosk
+            .execute("return window.__clickedAt ?? null;", vec![])
+            .await?;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let drawn = loop {
+            let v = staff
+                .execute(
+                    "return window.__drawn[arguments[0]] ?? null;",
+                    vec![json!(reference)],
+                )
+                .await?;
+            if !v.is_null() {
+                break v;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!(
+                    "booking {reference} never reached the doctor's window"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let (Some(c), Some(d)) = (clicked.as_f64(), drawn.as_f64()) else {
+            return Err(format!(
+                "no click time ({clicked}) or drawing time ({drawn})"
+            ));
+        };
+        latencies.push(d - c);
+        kiosk.click_button("section", "Done", WAIT).await?;
+    }
+    Ok(latencies)
+}

@@ -1,0 +1,253 @@
+// The admin's screens: staff accounts, kiosk devices and the audit trail. They ask the node
+// directly (an admin has no patient data to keep offline), so they need it online.
+import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { Button, Input, Label, TextField } from "react-aria-components";
+import {
+  auditTrail,
+  createStaffAccount,
+  kioskDevices,
+  messageOf,
+  registerKiosk,
+  revokeKiosk,
+  staffAccounts,
+  updateStaffAccount,
+} from "../api";
+import type { AuditRow } from "../bindings/AuditRow";
+import type { KioskDevice } from "../bindings/KioskDevice";
+import type { KioskRegistration } from "../bindings/KioskRegistration";
+import type { Practitioner } from "../bindings/Practitioner";
+import type { Role } from "../bindings/Role";
+import { dayOf, timeOf } from "../format";
+import { t } from "../i18n";
+
+/** Loads once and on `reload()`; errors kept for the screen to show. */
+function useNodeQuery<T>(load: () => Promise<T>) {
+  const [data, setData] = useState<T | undefined>(undefined);
+  const [error, setError] = useState<string | null>(null);
+  const reload = useCallback(() => {
+    load()
+      .then((d) => {
+        setData(d);
+        setError(null);
+      })
+      .catch((e) => setError(messageOf(e)));
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+  useEffect(reload, [reload]);
+  return { data, error, reload, setError };
+}
+
+export function StaffAccounts() {
+  const accounts = useNodeQuery(staffAccounts);
+  const [username, setUsername] = useState("");
+  const [displayName, setDisplayName] = useState("");
+  const [role, setRole] = useState<Role>("reception");
+  const [password, setPassword] = useState("");
+  const [notice, setNotice] = useState<string | null>(null);
+  async function create(e: FormEvent) {
+    e.preventDefault();
+    try {
+      const a = await createStaffAccount({ username: username.trim(), display_name: displayName.trim(), role, password });
+      setNotice(t("admin.created", { name: a.display_name }));
+      setUsername("");
+      setDisplayName("");
+      setPassword("");
+      accounts.reload();
+    } catch (err) {
+      accounts.setError(messageOf(err));
+    }
+  }
+  async function toggle(p: Practitioner) {
+    try {
+      await updateStaffAccount(p.id, p.version, { disabled: !p.disabled, password: null, display_name: null });
+      accounts.reload();
+    } catch (err) {
+      accounts.setError(messageOf(err));
+    }
+  }
+  return (
+    <section aria-labelledby="accounts-heading">
+      <h2 id="accounts-heading">{t("admin.accounts")}</h2>
+      {accounts.error && <p className="error" role="alert">{accounts.error}</p>}
+      {notice && <p role="status">{notice}</p>}
+      <table aria-labelledby="accounts-heading">
+        <thead>
+          <tr>
+            <th scope="col">{t("admin.name")}</th>
+            <th scope="col">{t("signIn.username")}</th>
+            <th scope="col">{t("admin.role")}</th>
+            <th scope="col">{t("table.status")}</th>
+            <th scope="col">{t("table.actions")}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {(accounts.data ?? []).map((p) => (
+            <tr key={p.id}>
+              <td>{p.display_name}</td>
+              <td>{p.username}</td>
+              <td>{t(`role.${p.role}`)}</td>
+              <td>{p.disabled ? t("admin.disabled") : t("admin.active")}</td>
+              <td>
+                <Button className="small secondary" onPress={() => void toggle(p)} aria-label={`${p.disabled ? t("admin.enable") : t("admin.disable")}: ${p.display_name}`}>
+                  {p.disabled ? t("admin.enable") : t("admin.disable")}
+                </Button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <form className="panel form-grid" onSubmit={create} aria-labelledby="new-account-heading">
+        <h3 id="new-account-heading">{t("admin.newAccount")}</h3>
+        <TextField value={displayName} onChange={setDisplayName} isRequired>
+          <Label>{t("admin.name")}</Label>
+          <Input />
+        </TextField>
+        <TextField value={username} onChange={setUsername} isRequired autoComplete="off">
+          <Label>{t("signIn.username")}</Label>
+          <Input />
+        </TextField>
+        <label>
+          {t("admin.role")}
+          <select value={role} onChange={(e) => setRole(e.target.value as Role)}>
+            <option value="reception">{t("role.reception")}</option>
+            <option value="doctor">{t("role.doctor")}</option>
+            <option value="admin">{t("role.admin")}</option>
+          </select>
+        </label>
+        <TextField value={password} onChange={setPassword} isRequired type="password" autoComplete="new-password">
+          <Label>{t("admin.password")}</Label>
+          <Input />
+        </TextField>
+        <Button type="submit">{t("admin.create")}</Button>
+      </form>
+    </section>
+  );
+}
+
+export function KioskDevices({ timeZone }: { timeZone: string }) {
+  const devices = useNodeQuery(kioskDevices);
+  const [label, setLabel] = useState("");
+  const [registered, setRegistered] = useState<KioskRegistration | null>(null);
+  async function register(e: FormEvent) {
+    e.preventDefault();
+    try {
+      setRegistered(await registerKiosk(label.trim()));
+      setLabel("");
+      devices.reload();
+    } catch (err) {
+      devices.setError(messageOf(err));
+    }
+  }
+  async function revoke(d: KioskDevice) {
+    try {
+      await revokeKiosk(d.id);
+      devices.reload();
+    } catch (err) {
+      devices.setError(messageOf(err));
+    }
+  }
+  return (
+    <section aria-labelledby="kiosks-heading">
+      <h2 id="kiosks-heading">{t("admin.kiosks")}</h2>
+      {devices.error && <p className="error" role="alert">{devices.error}</p>}
+      {registered && (
+        <div className="panel" role="status">
+          <p>{t("admin.secretOnce", { label: registered.device.label })}</p>
+          <p>
+            {t("kiosk.device")}: <code>{registered.device.id}</code>
+          </p>
+          <p>
+            {t("kiosk.secret")}: <code>{registered.secret}</code>
+          </p>
+        </div>
+      )}
+      <table aria-labelledby="kiosks-heading">
+        <thead>
+          <tr>
+            <th scope="col">{t("admin.label")}</th>
+            <th scope="col">{t("kiosk.device")}</th>
+            <th scope="col">{t("admin.registered")}</th>
+            <th scope="col">{t("table.status")}</th>
+            <th scope="col">{t("table.actions")}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {(devices.data ?? []).map((d) => (
+            <tr key={d.id}>
+              <td>{d.label}</td>
+              <td><code>{d.id}</code></td>
+              <td>{dayOf(d.registered_at, timeZone)}</td>
+              <td>{d.revoked ? t("admin.revoked") : t("admin.active")}</td>
+              <td>
+                {!d.revoked && (
+                  <Button className="small secondary" onPress={() => void revoke(d)} aria-label={`${t("admin.revoke")}: ${d.label}`}>
+                    {t("admin.revoke")}
+                  </Button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <form className="panel row" onSubmit={register} aria-labelledby="new-kiosk-heading">
+        <h3 id="new-kiosk-heading">{t("admin.newKiosk")}</h3>
+        <TextField value={label} onChange={setLabel} isRequired>
+          <Label>{t("admin.label")}</Label>
+          <Input />
+        </TextField>
+        <Button type="submit">{t("admin.register")}</Button>
+      </form>
+    </section>
+  );
+}
+
+const AUDIT_PAGE = 100;
+
+export function AuditTrail({ timeZone }: { timeZone: string }) {
+  const [rows, setRows] = useState<AuditRow[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const [more, setMore] = useState(true);
+  const load = useCallback((after: number | null) => {
+    auditTrail(after, AUDIT_PAGE)
+      .then((page) => {
+        setRows((r) => (after === null ? page : [...r, ...page]));
+        setMore(page.length === AUDIT_PAGE);
+        setError(null);
+      })
+      .catch((e) => setError(messageOf(e)));
+  }, []);
+  useEffect(() => load(null), [load]);
+  return (
+    <section aria-labelledby="audit-heading">
+      <h2 id="audit-heading">{t("admin.audit")}</h2>
+      {error && <p className="error" role="alert">{error}</p>}
+      <table aria-labelledby="audit-heading" className="audit">
+        <thead>
+          <tr>
+            <th scope="col">#</th>
+            <th scope="col">{t("table.date")}</th>
+            <th scope="col">{t("admin.actor")}</th>
+            <th scope="col">{t("admin.action")}</th>
+            <th scope="col">{t("admin.entity")}</th>
+            <th scope="col">{t("admin.outcome")}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr key={r.seq} className={r.outcome === "failure" ? "failure" : undefined}>
+              <td>{r.seq}</td>
+              <td>{dayOf(r.recordedAt, timeZone)} {timeOf(r.recordedAt, timeZone)}</td>
+              <td>{r.actor}</td>
+              <td>{r.action}</td>
+              <td>{r.entity}</td>
+              <td>{r.outcome}{r.detail && ` · ${r.detail}`}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {more && rows.length > 0 && (
+        <Button className="secondary" onPress={() => load(rows[rows.length - 1].seq)}>{t("admin.more")}</Button>
+      )}
+    </section>
+  );
+}
