@@ -709,6 +709,33 @@ async fn scenario(
         .wait_for_text(".patient-page", "Blood pressure check", LIVE)
         .await?;
     step(staff, 22, "reception-patient-page").await?;
+
+    // The admin: staff accounts, registering a kiosk (its secret shown once), the audit trail.
+    staff.click_button("header", "Sign out", WAIT).await?;
+    let user = staff.wait_for("#sign-in-username", WAIT).await?;
+    staff.replace_text(&user, &creds.admin.username).await?;
+    let password = staff.wait_for("#sign-in-password", WAIT).await?;
+    staff
+        .type_into(&password, &format!("{}\u{E007}", creds.admin.password))
+        .await?;
+    staff
+        .wait_for_text("#accounts-heading", "Staff accounts", WAIT)
+        .await?;
+    staff
+        .wait_for_text("table", &creds.reception.username, WAIT)
+        .await?;
+    step(staff, 23, "admin-staff").await?;
+    staff.click_tab("Kiosks", WAIT).await?;
+    let label = staff.wait_for("#kiosks-heading ~ form input", WAIT).await?;
+    staff.type_into(&label, "Entrance kiosk 2").await?;
+    staff.click_button("form", "Register", WAIT).await?;
+    staff
+        .wait_for_text("#kiosk-registered", "Entrance kiosk 2 is registered", WAIT)
+        .await?;
+    step(staff, 24, "admin-kiosks").await?;
+    staff.click_tab("Audit trail", WAIT).await?;
+    staff.wait_for_text("table.audit", "kiosk", WAIT).await?;
+    step(staff, 25, "admin-audit").await?;
     node.stop().await;
     Ok(())
 }

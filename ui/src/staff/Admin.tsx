@@ -151,7 +151,7 @@ export function KioskDevices({ timeZone }: { timeZone: string }) {
       <h2 id="kiosks-heading">{t("admin.kiosks")}</h2>
       {devices.error && <p className="error" role="alert">{devices.error}</p>}
       {registered && (
-        <div className="panel" role="status">
+        <div className="panel" role="status" id="kiosk-registered">
           <p>{t("admin.secretOnce", { label: registered.device.label })}</p>
           <p>
             {t("kiosk.device")}: <code>{registered.device.id}</code>
