@@ -696,6 +696,56 @@ async fn scenario(
     staff.click_button(".dialog", "Book", WAIT).await?;
     staff.wait_gone(".dialog", WAIT).await?;
     step(staff, 20, "reception-booked").await?;
+
+    // Moved to another free time with the keyboard's path: Move, then the new time.
+    let before = staff
+        .wait_for_text(".day-appointments", "Blood pressure check", LIVE)
+        .await?;
+    staff
+        .click_in(".day-appointments li", "Blood pressure check", "Move", WAIT)
+        .await?;
+    staff.wait_for_text("#free-heading", "Move", WAIT).await?;
+    let new_time = staff
+        .execute(
+            "const b = [...document.querySelectorAll('.free-times .slot-buttons button')].pop();
+             const t = b.textContent; b.click(); return t;",
+            vec![],
+        )
+        .await?;
+    let new_time = new_time.as_str().unwrap_or_default().to_owned();
+    let moved = staff
+        .wait_for_text(".day-appointments", &format!("{new_time} · "), LIVE)
+        .await?;
+    if !moved.contains("Blood pressure check") || moved == before {
+        return Err(format!(
+            "the appointment was not moved to {new_time}: {moved}"
+        ));
+    }
+
+    // Overbooking a taken time needs the explicit override and its reason.
+    staff
+        .click_matching(
+            ".free-times .checkbox",
+            "Also offer taken times (overbook, with a reason)",
+            WAIT,
+        )
+        .await?;
+    staff
+        .click_first(".free-times .slot-buttons button[data-status=busy]", WAIT)
+        .await?;
+    let search = staff.wait_for("#book-patient", WAIT).await?;
+    staff.type_into(&search, &family).await?;
+    staff.click_first(".dialog .hits button.link", WAIT).await?;
+    let reason = staff.wait_for("#book-reason", WAIT).await?;
+    staff.type_into(&reason, "Urgent dressing change").await?;
+    let why = staff.wait_for("#book-override", WAIT).await?;
+    staff.type_into(&why, "Doctor agreed to squeeze in").await?;
+    step(staff, 26, "reception-overbook").await?;
+    staff.click_button(".dialog", "Book", WAIT).await?;
+    staff.wait_gone(".dialog", WAIT).await?;
+    staff
+        .wait_for_text(".day-appointments", "Urgent dressing change", LIVE)
+        .await?;
     staff.click_tab("Patients", WAIT).await?;
     let search = staff.wait_for("#patient-search", WAIT).await?;
     staff.type_into(&search, &family).await?;

@@ -236,7 +236,44 @@ impl Session {
         self.click(&e).await
     }
 
-    async fn click_matching(&self, css: &str, label: &str, within: Duration) -> Result<(), String> {
+    /// Clicks the button labelled `label` inside the first `item` (e.g. a list item) whose
+    /// text contains `containing`.
+    pub async fn click_in(
+        &self,
+        item: &str,
+        containing: &str,
+        label: &str,
+        within: Duration,
+    ) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let v = self
+                .execute(
+                    "const [item, containing, label] = arguments;
+                     const it = [...document.querySelectorAll(item)].find(e => e.textContent.includes(containing));
+                     return it ? ([...it.querySelectorAll('button')].find(b => b.textContent.trim() === label) ?? null) : null;",
+                    vec![json!(item), json!(containing), json!(label)],
+                )
+                .await?;
+            if let Some(id) = v[ELEMENT].as_str() {
+                return self.click(&Element(id.to_owned())).await;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!(
+                    "{}: no {label:?} in a {item} with {containing:?} within {within:?}",
+                    self.name
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn click_matching(
+        &self,
+        css: &str,
+        label: &str,
+        within: Duration,
+    ) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let v = self

@@ -10,7 +10,8 @@ import timeGridPlugin from "@fullcalendar/react/timegrid";
 import interactionPlugin from "@fullcalendar/react/interaction";
 import classicTheme from "@fullcalendar/react/themes/classic";
 import type { DateClickInfo, EventDropInfo, EventInput } from "@fullcalendar/react";
-import { Button, Dialog, Heading, Input, Label, Modal, SearchField, TextField } from "react-aria-components";
+import { Button, Checkbox, Dialog, Heading, Input, Label, Modal, SearchField, TextField } from "react-aria-components";
+import type { AppointmentRow } from "../bindings/AppointmentRow";
 import { appointmentsBetween, book, messageOf, practitioners, reschedule, slots } from "../api";
 import type { Slot } from "../bindings/Slot";
 import { addDays, dateIn, dayOf, timeOf } from "../format";
@@ -168,12 +169,32 @@ export function Calendar({ timeZone }: { timeZone: string }) {
   const days = Array.from({ length: 7 }, (_, i) => addDays(range.from, i)).filter((d) => d <= range.to);
   const shownDay = days.includes(day) ? day : (days.find((d) => d >= today) ?? days[0]);
   const now = Date.now();
-  const freeThatDay = (slotList.data ?? []).filter(
-    (s) => s.status === "free" && dateIn(new Date(s.start), timeZone) === shownDay && new Date(s.start).getTime() > now,
+  // Taken times are offered only when reception chose to overbook (with a reason).
+  const [overbook, setOverbook] = useState(false);
+  const timesThatDay = (slotList.data ?? []).filter(
+    (s) =>
+      (s.status === "free" || (overbook && s.status !== "busy-unavailable")) &&
+      dateIn(new Date(s.start), timeZone) === shownDay &&
+      new Date(s.start).getTime() > now,
   );
+  // Moving an appointment: the next time chosen is its new time.
+  const [moving, setMoving] = useState<AppointmentRow | null>(null);
+  const appointmentsThatDay = (rows.data ?? []).filter(
+    (r) => r.appointment.status !== "cancelled" && r.appointment.status !== "noshow" && dateIn(new Date(r.appointment.start), timeZone) === shownDay,
+  );
+  async function chooseTime(s: Slot) {
+    if (!moving) return setBooking(s);
+    setError(null);
+    try {
+      await reschedule(moving.appointment.id, { start: s.start, end: null, override_reason: null });
+      setMoving(null);
+    } catch (e) {
+      setError(messageOf(e));
+    }
+  }
   function onDateClick(info: DateClickInfo) {
     const s = slotAt(slotList.data ?? [], info.date);
-    if (s && s.status !== "busy-unavailable") setBooking(s);
+    if (s && s.status !== "busy-unavailable") void chooseTime(s);
   }
   async function onDrop(info: EventDropInfo) {
     setError(null);
@@ -233,7 +254,11 @@ export function Calendar({ timeZone }: { timeZone: string }) {
         }}
       />
       <section aria-labelledby="free-heading" className="free-times">
-        <h3 id="free-heading">{t("calendar.freeTimes", { doctor: doctorName })}</h3>
+        <h3 id="free-heading">
+          {moving
+            ? t("calendar.moving", { who: moving.patient_name ?? moving.appointment.reference, time: timeOf(moving.appointment.start, timeZone) })
+            : t("calendar.freeTimes", { doctor: doctorName })}
+        </h3>
         <div className="row" role="group" aria-label={t("calendar.chooseDay")}>
           {days.map((d) => (
             <Button key={d} className={d === shownDay ? "small" : "small secondary"} aria-pressed={d === shownDay} onPress={() => setDay(d)}>
@@ -241,14 +266,41 @@ export function Calendar({ timeZone }: { timeZone: string }) {
             </Button>
           ))}
         </div>
-        {slotList.data && freeThatDay.length === 0 && <p>{t("calendar.noFreeTimes")}</p>}
+        <Checkbox isSelected={overbook} onChange={setOverbook} className="checkbox" isDisabled={!!moving}>
+          <span className="box" aria-hidden="true">{overbook ? "✓" : ""}</span>
+          {t("calendar.overbook")}
+        </Checkbox>
+        {slotList.data && timesThatDay.length === 0 && <p>{t("calendar.noFreeTimes")}</p>}
         <div className="row slot-buttons">
-          {freeThatDay.map((s) => (
-            <Button key={s.start} className="small secondary" onPress={() => setBooking(s)}>
+          {timesThatDay.map((s) => (
+            <Button
+              key={s.start}
+              className={s.status === "free" ? "small secondary" : "small taken"}
+              data-status={s.status}
+              aria-label={s.status === "free" ? undefined : `${timeOf(s.start, timeZone)} (${t("calendar.taken")})`}
+              onPress={() => void chooseTime(s)}
+            >
               {timeOf(s.start, timeZone)}
             </Button>
           ))}
         </div>
+        {moving && (
+          <Button className="small secondary" onPress={() => setMoving(null)}>{t("common.cancel")}</Button>
+        )}
+        <h3 id="day-appointments">{t("calendar.dayAppointments")}</h3>
+        <ul className="hits day-appointments" aria-labelledby="day-appointments">
+          {appointmentsThatDay.map((r) => (
+            <li key={r.appointment.id} data-reference={r.appointment.reference}>
+              {timeOf(r.appointment.start, timeZone)} · {r.patient_name ?? r.appointment.reference} · {r.appointment.reason}
+              {r.pending && <span className="pending-mark"> ({t("appointment.pending")})</span>}{" "}
+              {(r.appointment.status === "booked" || r.appointment.status === "pending") && (
+                <Button className="small secondary" onPress={() => setMoving(r)} aria-label={`${t("action.reschedule")}: ${r.patient_name ?? r.appointment.reference}`}>
+                  {t("action.reschedule")}
+                </Button>
+              )}
+            </li>
+          ))}
+        </ul>
       </section>
       {booking && <BookDialog slot={booking} doctorName={doctorName} timeZone={timeZone} onClose={() => setBooking(null)} />}
     </section>
