@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod launch;
+pub mod messages;
 pub mod notices;
 
 use std::sync::Arc;

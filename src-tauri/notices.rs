@@ -4,9 +4,12 @@
 use carebridge_core::{Notice, Notifier};
 use chrono_tz::Tz;
 
+use crate::messages::{self, Language};
+
 /// Shows notices on the desktop, times in the node's time zone.
 pub struct DesktopNotices {
     time_zone: Tz,
+    language: Language,
     /// To the one thread that talks to the notification daemon (D-Bus calls block, and with no
     /// daemon each waits for its timeout: one thread, not one per notice).
     shown: std::sync::Mutex<std::sync::mpsc::Sender<(String, String)>>,
@@ -30,62 +33,78 @@ impl DesktopNotices {
         });
         Self {
             time_zone,
+            language: Language::from_env(),
             shown: std::sync::Mutex::new(shown),
         }
     }
 }
 
-/// The notification's title and text.
-pub fn text(notice: &Notice, tz: Tz) -> (String, String) {
-    let at = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&tz).format("%H:%M").to_string();
-    let day =
-        |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&tz).format("%A %-d %B").to_string();
+/// The notification's title and text, in `language`, times in the node's zone.
+pub fn text(notice: &Notice, tz: Tz, language: Language) -> (String, String) {
+    let t = |key: &str, values: &[(&str, &str)]| messages::text(language, key, values);
+    let at = |s: chrono::DateTime<chrono::Utc>| {
+        s.with_timezone(&tz)
+            .format(&t("format.time", &[]))
+            .to_string()
+    };
+    let day = |s: chrono::DateTime<chrono::Utc>| {
+        s.with_timezone(&tz)
+            .format(&t("format.day", &[]))
+            .to_string()
+    };
     match notice {
         Notice::KioskBooking {
             appointment,
             patient_name,
-        } => (
-            format!(
-                "New kiosk booking: {}, {}",
-                patient_name.as_deref().unwrap_or("a patient"),
-                at(appointment.start)
-            ),
-            format!(
-                "{} — waiting for your confirmation. {}",
-                day(appointment.start),
-                appointment.reason
-            ),
-        ),
-        Notice::BookingConfirmed { appointment } => (
-            "Your doctor confirmed your appointment".into(),
-            format!(
-                "{} at {}. Reference {}",
-                day(appointment.start),
-                at(appointment.start),
-                appointment.reference
-            ),
-        ),
+        } => {
+            let someone = t("notice.a-patient", &[]);
+            let patient = patient_name.as_deref().unwrap_or(&someone);
+            let (time, on) = (at(appointment.start), day(appointment.start));
+            (
+                t(
+                    "notice.kiosk-booking.title",
+                    &[("patient", patient), ("time", &time)],
+                ),
+                t(
+                    "notice.kiosk-booking.body",
+                    &[("day", &on), ("reason", &appointment.reason)],
+                ),
+            )
+        }
+        Notice::BookingConfirmed { appointment } => {
+            let (time, on) = (at(appointment.start), day(appointment.start));
+            (
+                t("notice.confirmed.title", &[]),
+                t(
+                    "notice.confirmed.body",
+                    &[
+                        ("day", &on),
+                        ("time", &time),
+                        ("reference", &appointment.reference),
+                    ],
+                ),
+            )
+        }
         Notice::BookingDeclined {
             appointment,
             reason,
-        } => (
-            "Your doctor could not take this appointment".into(),
-            format!(
-                "{} at {}{}",
-                day(appointment.start),
-                at(appointment.start),
-                reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            ),
-        ),
+        } => {
+            let (time, on) = (at(appointment.start), day(appointment.start));
+            let body = match reason {
+                Some(r) => t(
+                    "notice.declined.body-reason",
+                    &[("day", &on), ("time", &time), ("reason", r)],
+                ),
+                None => t("notice.declined.body", &[("day", &on), ("time", &time)]),
+            };
+            (t("notice.declined.title", &[]), body)
+        }
     }
 }
 
 impl Notifier for DesktopNotices {
     fn notify(&self, notice: Notice) {
-        let (summary, body) = text(&notice, self.time_zone);
+        let (summary, body) = text(&notice, self.time_zone, self.language);
         tracing::info!(summary, "notice");
         if let Ok(shown) = self.shown.lock() {
             let _ = shown.send((summary, body));
@@ -128,7 +147,7 @@ mod tests {
             appointment,
             patient_name: Some("Anna Jansen".into()),
         };
-        let (title, body) = text(&notice, chrono_tz::Europe::Amsterdam);
+        let (title, body) = text(&notice, chrono_tz::Europe::Amsterdam, Language::English);
         assert_eq!(title, "New kiosk booking: Anna Jansen, 10:30");
         assert!(body.starts_with("Tuesday 24 November"), "{body}");
     }
