@@ -18,7 +18,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use carebridge_server::clock::SystemClock;
+use carebridge_server::clock::{Clock, SystemClock};
 use carebridge_server::demo::{self, DemoCredentials, DemoSize};
 use carebridge_server::node::{Node, init};
 use serde_json::{Value, json};
@@ -396,6 +396,17 @@ async fn book_as_reception(
     doctor: &str,
     start: &str,
 ) -> Result<(), String> {
+    let body = json!({
+        "patient_id": creds.patients[1].id,
+        "practitioner_id": doctor,
+        "start": start,
+        "reason": "Booked at the front desk meanwhile",
+    });
+    reception_books(url, creds, body).await
+}
+
+/// Books through the node's API as reception.
+async fn reception_books(url: &str, creds: &DemoCredentials, body: Value) -> Result<(), String> {
     let http = reqwest::Client::new();
     let session: Value = http
         .post(format!("{url}/api/v1/sessions"))
@@ -413,12 +424,7 @@ async fn book_as_reception(
         .post(format!("{url}/api/v1/appointments"))
         .bearer_auth(token)
         .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
-        .json(&json!({
-            "patient_id": creds.patients[1].id,
-            "practitioner_id": doctor,
-            "start": start,
-            "reason": "Booked at the front desk meanwhile",
-        }))
+        .json(&body)
         .send()
         .await
         .map_err(|e| e.to_string())?;
@@ -641,6 +647,46 @@ async fn scenario(
         )
         .await?;
     step(kiosk, 12, "kiosk-delivered-and-confirmed").await?;
+
+    // The patient checks in at the kiosk for an appointment later today (booked at the front
+    // desk, on purpose at whatever time it is now).
+    let soon = (SystemClock.now() + chrono::Duration::minutes(2))
+        .format("%Y-%m-%dT%H:%M:00Z")
+        .to_string();
+    reception_books(
+        url,
+        creds,
+        json!({
+            "patient_id": creds.patients[0].id,
+            "practitioner_id": creds.doctors[1].id,
+            "start": soon,
+            "reason": "Dressing change",
+            "override_reason": "End-to-end test: an appointment today",
+        }),
+    )
+    .await?;
+    kiosk.click_button("section", "Done", WAIT).await?;
+    identify(kiosk, creds).await?;
+    kiosk.click_in(".choices li", "", "Check in", WAIT).await?;
+    kiosk
+        .wait_for_text(".choices", "You are checked in", LIVE)
+        .await?;
+    step(kiosk, 27, "kiosk-checked-in").await?;
+    // And the node has it: nothing waits to be sent.
+    let deadline = tokio::time::Instant::now() + LIVE;
+    loop {
+        let e = kiosk.wait_for("#connection", WAIT).await?;
+        let shown = kiosk.text(&e).await?;
+        if shown.trim() == "Online" {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "the check-in was not delivered: the kiosk shows {shown:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     step(staff, 13, "doctor-after").await?;
 
     // The doctor's day and a patient's page.
