@@ -86,6 +86,8 @@ pub struct RefusedWrite {
     pub seq: i64,
     /// The kind of record: `appointment` or `patient`.
     pub kind: String,
+    /// The record's id.
+    pub record_id: String,
     /// The node's reason, in its words.
     pub reason: String,
 }
@@ -215,6 +217,7 @@ pub async fn refused_writes(state: State<'_, AppState>) -> Result<Vec<RefusedWri
         .map(|i| RefusedWrite {
             seq: i.seq,
             kind: i.kind,
+            record_id: i.record_id,
             reason: i
                 .problem
                 .map(|p| p.detail.unwrap_or(p.title))

@@ -13,6 +13,10 @@ seq: number,
  */
 kind: string, 
 /**
+ * The record's id.
+ */
+recordId: string, 
+/**
  * The node's reason, in its words.
  */
 reason: string, };

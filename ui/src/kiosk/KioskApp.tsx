@@ -305,7 +305,7 @@ function Booked({
   let tone = "waiting";
   if (row === null) {
     // The node refused the booking: the local copy is gone; its reason is in the outbox.
-    const reason = refused.data?.[refused.data.length - 1]?.reason ?? "";
+    const reason = refused.data?.find((r) => r.recordId === booking.id)?.reason ?? "";
     message = t("kiosk.refused", { reason });
     tone = "refused";
   } else if (pending) {
