@@ -5,6 +5,7 @@
 const COMMANDS: &[&str] = &[
     // Both windows.
     "current_session",
+    "lock",
     "connection_status",
     "refused_writes",
     "dismiss_refused",

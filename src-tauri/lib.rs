@@ -41,6 +41,8 @@ pub struct AppState {
     pub http: carebridge_core::session::Http,
     /// The embedded node's state.
     pub embedded: watch::Receiver<Embedded>,
+    /// The staff session is locked (after inactivity, or by the user).
+    pub locked: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -131,8 +133,14 @@ pub fn run() {
         engine: tokio::sync::Mutex::new(None),
         forwarders: tokio::sync::Mutex::new(Vec::new()),
         signing_in: tokio::sync::Mutex::new(()),
-        http: carebridge_core::session::Http::default(),
+        // A node that does not answer must not hold a sign-in or a sign-out for minutes.
+        http: carebridge_core::session::Http::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .unwrap_or_default(),
         embedded,
+        locked: Arc::new(std::sync::atomic::AtomicBool::new(false)),
     };
     let app = tauri::Builder::default()
         .manage(state)
@@ -150,6 +158,7 @@ pub fn run() {
         })
         .invoke_handler(tauri::generate_handler![
             commands::current_session,
+            commands::lock,
             commands::connection_status,
             commands::refused_writes,
             commands::dismiss_refused,

@@ -31,6 +31,10 @@ const ENGLISH: &[(&str, &str)] = &[
         "notice.kiosk-booking.body",
         "{day} — waiting for your confirmation. {reason}",
     ),
+    (
+        "notice.kiosk-booking.body-private",
+        "{day} — waiting for your confirmation.",
+    ),
     ("notice.a-patient", "a patient"),
     (
         "notice.confirmed.title",

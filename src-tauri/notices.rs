@@ -10,6 +10,8 @@ use crate::messages::{self, Language};
 pub struct DesktopNotices {
     time_zone: Tz,
     language: Language,
+    /// While the session is locked a notification says that something came, not who or why.
+    locked: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// To the one thread that talks to the notification daemon (D-Bus calls block, and with no
     /// daemon each waits for its timeout: one thread, not one per notice).
     shown: std::sync::Mutex<std::sync::mpsc::Sender<(String, String)>>,
@@ -17,7 +19,7 @@ pub struct DesktopNotices {
 
 impl DesktopNotices {
     /// Notices for a session on a node in `time_zone`.
-    pub fn new(time_zone: Tz) -> Self {
+    pub fn new(time_zone: Tz, locked: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
         let (shown, to_show) = std::sync::mpsc::channel::<(String, String)>();
         std::thread::spawn(move || {
             for (summary, body) in to_show {
@@ -34,13 +36,15 @@ impl DesktopNotices {
         Self {
             time_zone,
             language: Language::from_env(),
+            locked,
             shown: std::sync::Mutex::new(shown),
         }
     }
 }
 
-/// The notification's title and text, in `language`, times in the node's zone.
-pub fn text(notice: &Notice, tz: Tz, language: Language) -> (String, String) {
+/// The notification's title and text, in `language`, times in the node's zone; `private`
+/// leaves out the patient and the reason (a locked screen).
+pub fn text(notice: &Notice, tz: Tz, language: Language, private: bool) -> (String, String) {
     let t = |key: &str, values: &[(&str, &str)]| messages::text(language, key, values);
     let at = |s: chrono::DateTime<chrono::Utc>| {
         s.with_timezone(&tz)
@@ -58,17 +62,24 @@ pub fn text(notice: &Notice, tz: Tz, language: Language) -> (String, String) {
             patient_name,
         } => {
             let someone = t("notice.a-patient", &[]);
-            let patient = patient_name.as_deref().unwrap_or(&someone);
+            let patient = match patient_name {
+                Some(name) if !private => name.as_str(),
+                _ => &someone,
+            };
             let (time, on) = (at(appointment.start), day(appointment.start));
             (
                 t(
                     "notice.kiosk-booking.title",
                     &[("patient", patient), ("time", &time)],
                 ),
-                t(
-                    "notice.kiosk-booking.body",
-                    &[("day", &on), ("reason", &appointment.reason)],
-                ),
+                if private {
+                    t("notice.kiosk-booking.body-private", &[("day", &on)])
+                } else {
+                    t(
+                        "notice.kiosk-booking.body",
+                        &[("day", &on), ("reason", &appointment.reason)],
+                    )
+                },
             )
         }
         Notice::BookingConfirmed { appointment } => {
@@ -102,9 +113,19 @@ pub fn text(notice: &Notice, tz: Tz, language: Language) -> (String, String) {
     }
 }
 
+/// For the kiosk: its screen shows the doctor's answer; nothing pops up for the next person.
+pub struct NoNotices;
+
+impl Notifier for NoNotices {
+    fn notify(&self, notice: Notice) {
+        tracing::debug!(?notice, "not shown at a kiosk");
+    }
+}
+
 impl Notifier for DesktopNotices {
     fn notify(&self, notice: Notice) {
-        let (summary, body) = text(&notice, self.time_zone, self.language);
+        let private = self.locked.load(std::sync::atomic::Ordering::SeqCst);
+        let (summary, body) = text(&notice, self.time_zone, self.language, private);
         tracing::info!(summary, "notice");
         if let Ok(shown) = self.shown.lock() {
             let _ = shown.send((summary, body));
@@ -147,8 +168,23 @@ mod tests {
             appointment,
             patient_name: Some("Anna Jansen".into()),
         };
-        let (title, body) = text(&notice, chrono_tz::Europe::Amsterdam, Language::English);
+        let (title, body) = text(
+            &notice,
+            chrono_tz::Europe::Amsterdam,
+            Language::English,
+            false,
+        );
         assert_eq!(title, "New kiosk booking: Anna Jansen, 10:30");
         assert!(body.starts_with("Tuesday 24 November"), "{body}");
+        assert!(body.contains("Sore throat"), "{body}");
+        // On a locked screen: that a booking came and when, not who or why.
+        let (title, body) = text(
+            &notice,
+            chrono_tz::Europe::Amsterdam,
+            Language::English,
+            true,
+        );
+        assert_eq!(title, "New kiosk booking: a patient, 10:30");
+        assert!(!body.contains("Sore throat"), "{body}");
     }
 }

@@ -37,7 +37,13 @@ if [ "${APP_BENCH_INSIDE:-}" != 1 ]; then
     cargo build --release --locked --quiet -p carebridge-app -p carebridge-bench-empty-app \
         -p carebridge-server --bin carebridge-app --bin carebridge-bench-empty-app --bin carebridge-node
     # The live loop's binary, built now so that its run measures nothing but the loop.
-    cargo bench --locked --no-run --quiet -p carebridge-app --bench live_loop 2>/dev/null
+    live_bin=$(cargo bench --locked --no-run --quiet -p carebridge-app --bench live_loop --message-format=json |
+        python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "live_loop" and m.get("executable"):
+        print(m["executable"])')
+    [ -x "$live_bin" ] || die "the live loop's binary was not built"
     rm -rf "$WORK" && mkdir -p "$WORK"
     display=$(for n in $(seq 120 220); do [ -e "/tmp/.X11-unix/X$n" ] || [ -e "/tmp/.X$n-lock" ] || { echo "$n"; break; }; done)
     Xvfb ":$display" -screen 0 1440x900x24 -nolisten tcp >/dev/null 2>&1 &
@@ -46,8 +52,7 @@ if [ "${APP_BENCH_INSIDE:-}" != 1 ]; then
     for _ in $(seq 200); do [ -e "/tmp/.X11-unix/X$display" ] && break; sleep 0.05; done
     DISPLAY=":$display" APP_BENCH_INSIDE=1 HOME="$WORK/home" XDG_RUNTIME_DIR="$WORK/home" \
         XDG_CONFIG_HOME="$WORK/home/config" XDG_DATA_HOME="$WORK/home/data" \
-        E2E_TAURI_DRIVER="$driver" CARGO_TARGET_DIR="$TARGET" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
-        CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" \
+        E2E_TAURI_DRIVER="$driver" CARGO_TARGET_DIR="$TARGET" LIVE_BIN="$live_bin" \
         dbus-run-session -- "$0"
     exit $?
 fi
@@ -87,7 +92,7 @@ measure() {
         [ -n "$line" ] && break
         sleep 0.05
     done
-    [ -n "$line" ] || { kill "$pid"; die "$name never became interactive (see $WORK/$name.err)"; }
+    [ -n "$line" ] || { kill "$pid" 2>/dev/null || true; die "$name never became interactive (see $WORK/$name.err)"; }
     at=${line#interactive at }
     # Memory after start: once the first screen settled.
     sleep 3
@@ -105,7 +110,7 @@ for i in $(seq "$RUNS"); do
 done
 
 log "the live loop: 50 bookings from the kiosk to the doctor's window"
-live=$(BENCH_NODE="$TARGET/release/carebridge-node" cargo bench --locked --quiet -p carebridge-app --bench live_loop 2>"$WORK/live.err" | grep '^live-loop' || true)
+live=$(BENCH_NODE="$TARGET/release/carebridge-node" "$LIVE_BIN" --bench 2>"$WORK/live.err" | grep '^live-loop' || true)
 [ -n "$live" ] || die "the live loop failed: $(tail -5 "$WORK/live.err")"
 log "$live"
 

@@ -38,6 +38,12 @@ impl CommandError {
     fn not_signed_in() -> Self {
         CoreError::SignedOut.into()
     }
+
+    fn locked() -> Self {
+        Self {
+            message: "the session is locked: sign in again to continue".into(),
+        }
+    }
 }
 
 /// Who is signed in, for the UI's header and to pick the views.
@@ -55,9 +61,11 @@ pub struct SignedInView {
     pub node: String,
     /// The node's time zone.
     pub time_zone: String,
+    /// Locked after inactivity (or by the user): nothing is shown until they sign in again.
+    pub locked: bool,
 }
 
-fn view(s: &SignedIn) -> SignedInView {
+fn view(s: &SignedIn, locked: bool) -> SignedInView {
     let (display_name, role, user_id) = match s.principal() {
         Principal::Staff {
             display_name,
@@ -73,6 +81,7 @@ fn view(s: &SignedIn) -> SignedInView {
         node: s.session.node.clone(),
         // The zone the core computes in (UTC for a name it does not know), so the UI agrees.
         time_zone: s.time_zone().name().to_owned(),
+        locked,
     }
 }
 
@@ -127,27 +136,50 @@ pub(crate) async fn start_session(
     state: &AppState,
     signed_in: SignedIn,
 ) -> Result<SignedInView, CommandError> {
-    let old = state.engine.lock().await.take();
-    for task in std::mem::take(&mut *state.forwarders.lock().await) {
-        task.abort();
-    }
-    if let Some(old) = old {
-        // A command still using it keeps it alive a moment; dropping it stops its tasks too.
-        if let Ok(old) = std::sync::Arc::try_unwrap(old) {
-            old.shutdown().await;
-        }
-    }
+    end_session(state).await;
     let profiles = Profiles::in_os_data_dir()?;
     if state.mode == crate::launch::Mode::Staff
         && let Err(e) = profiles.remember_node(&signed_in.node_url)
     {
         tracing::warn!(error = %e, "the node could not be remembered for the next sign-in");
     }
-    let notices = std::sync::Arc::new(crate::notices::DesktopNotices::new(signed_in.time_zone()));
+    // A kiosk shows the doctor's answer on its own screen; a desktop notification there would
+    // show it to whoever stands at the kiosk next.
+    let notices: std::sync::Arc<dyn carebridge_core::Notifier> = match state.mode {
+        crate::launch::Mode::Staff => std::sync::Arc::new(crate::notices::DesktopNotices::new(
+            signed_in.time_zone(),
+            state.locked.clone(),
+        )),
+        crate::launch::Mode::Kiosk { .. } => std::sync::Arc::new(crate::notices::NoNotices),
+    };
     let engine = session::start(&profiles, &Unlock::from_env(), signed_in.clone(), notices).await?;
     *state.forwarders.lock().await = forward(app, state.mode.window(), &engine);
     *state.engine.lock().await = Some(std::sync::Arc::new(engine));
-    Ok(view(&signed_in))
+    state
+        .locked
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    Ok(view(&signed_in, false))
+}
+
+/// Stops the current session's engine, if any, and ends its token on the node (best effort).
+/// Returns its store, for the caller to wipe or keep.
+pub(crate) async fn end_session(state: &AppState) -> Option<LocalStore> {
+    let old = state.engine.lock().await.take();
+    for task in std::mem::take(&mut *state.forwarders.lock().await) {
+        task.abort();
+    }
+    let old = old?;
+    let store = old.store().clone();
+    // Stopped at once even while a command still holds it; awaited when this is the last hold,
+    // so two engines never share a profile.
+    old.stop();
+    if let Ok(old) = std::sync::Arc::try_unwrap(old) {
+        old.shutdown().await;
+    }
+    if let Err(e) = session::sign_out(&state.http, &store).await {
+        tracing::warn!(error = %e, "the previous session could not be ended");
+    }
+    Some(store)
 }
 
 /// What a query needs from the engine, taken without holding the engine's lock while it runs.
@@ -159,6 +191,7 @@ struct Reader {
 }
 
 async fn reader(state: &AppState) -> Result<Reader, CommandError> {
+    unlocked(state)?;
     let guard = state.engine.lock().await;
     let engine = guard.as_ref().ok_or_else(CommandError::not_signed_in)?;
     Ok(Reader {
@@ -172,12 +205,31 @@ async fn reader(state: &AppState) -> Result<Reader, CommandError> {
 /// The signed-in engine, for writes and questions to the node; the app's lock is not held
 /// while they run.
 async fn engine(state: &AppState) -> Result<std::sync::Arc<SyncEngine>, CommandError> {
+    unlocked(state)?;
     state
         .engine
         .lock()
         .await
         .clone()
         .ok_or_else(CommandError::not_signed_in)
+}
+
+/// Refuses while the session is locked: a locked screen shows and changes nothing.
+fn unlocked(state: &AppState) -> Result<(), CommandError> {
+    if state.locked.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(CommandError::locked());
+    }
+    Ok(())
+}
+
+/// Locks the session: until the user signs in again, every command that reads or changes
+/// records is refused, and notifications leave out who and why.
+#[tauri::command]
+pub async fn lock(state: State<'_, AppState>) -> Result<(), CommandError> {
+    state
+        .locked
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    Ok(())
 }
 
 /// Who is signed in, if anyone (the window asks when it loads, e.g. after a reload).
@@ -191,7 +243,10 @@ pub async fn current_session(
         .await
         .as_ref()
         .filter(|e| e.status().borrow().link != carebridge_core::Link::SignedOut)
-        .map(|e| view(e.signed_in())))
+        .map(|e| {
+            let locked = state.locked.load(std::sync::atomic::Ordering::SeqCst);
+            view(e.signed_in(), locked)
+        }))
 }
 
 /// The connection state and the outbox's counts.

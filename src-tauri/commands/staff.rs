@@ -38,18 +38,12 @@ pub async fn sign_in(
 #[tauri::command]
 pub async fn sign_out(app: AppHandle, state: State<'_, AppState>) -> Result<(), CommandError> {
     let _one_at_a_time = state.signing_in.lock().await;
-    let engine = state.engine.lock().await.take();
-    for task in std::mem::take(&mut *state.forwarders.lock().await) {
-        task.abort();
-    }
-    let Some(engine) = engine else {
+    state
+        .locked
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let Some(store) = super::end_session(&state).await else {
         return Ok(());
     };
-    let store = engine.store().clone();
-    if let Ok(engine) = std::sync::Arc::try_unwrap(engine) {
-        engine.shutdown().await;
-    }
-    session::sign_out(&state.http, &store).await?;
     // The indicator says so, with what still waits in this profile's outbox.
     let (pending, refused) = store.outbox_counts().await?;
     let status = Status {
@@ -129,12 +123,7 @@ pub async fn doctor_day(
 pub async fn waiting_bookings(
     state: State<'_, AppState>,
 ) -> Result<Vec<AppointmentRow>, CommandError> {
-    let r = reader(&state).await?;
-    let Principal::Staff { id, .. } = r.principal else {
-        return Ok(Vec::new());
-    };
-    let (start_of_today, _) = day_bounds(r.today, r.time_zone);
-    Ok(r.store.waiting_for(id, start_of_today).await?)
+    Ok(engine(&state).await?.waiting_bookings().await?)
 }
 
 /// Staff accounts as this client knows them (the doctors to book with).

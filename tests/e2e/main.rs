@@ -141,9 +141,27 @@ fn the_kiosk_and_the_doctor_see_each_other_live() {
     );
 }
 
+/// A fixed-offset zone where it is now between 09:00 and 10:00, so that the demo doctors'
+/// working day (08:00–18:00) lies mostly ahead whenever the test runs.
+pub fn zone_where_it_is_morning() -> String {
+    use chrono::Timelike;
+    let hour = i64::from(SystemClock.now().hour());
+    let mut offset = 9 - hour;
+    if offset < -12 {
+        offset += 24;
+    }
+    // POSIX-style names: Etc/GMT-2 is two hours ahead of UTC.
+    match offset {
+        0 => "Etc/GMT".to_owned(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    }
+}
+
 /// A hospital node's data directory, seeded with demo data.
 async fn seeded_hospital(dir: &Path) -> DemoCredentials {
-    let config = init(dir, &demo::init_options("Europe/Amsterdam"), &SystemClock).unwrap();
+    let zone = zone_where_it_is_morning();
+    let config = init(dir, &demo::init_options(&zone), &SystemClock).unwrap();
     let node = Node::open(config, Arc::new(SystemClock)).unwrap();
     let size = DemoSize {
         doctors: 2,
@@ -197,12 +215,14 @@ impl NodeProcess {
 
 /// A tauri-driver on its own ports (one per app process).
 async fn tauri_driver_on(port: u16) -> (tokio::process::Child, String) {
+    // Its own WebKitWebDriver on a port of its own (not port + 1, which may be taken).
+    let native = free_port();
     let child = tokio::process::Command::new(std::env::var_os("E2E_TAURI_DRIVER").unwrap())
         .args([
             "--port",
             &port.to_string(),
             "--native-port",
-            &(port + 1).to_string(),
+            &native.to_string(),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -27,6 +27,7 @@ import type { Status } from "./bindings/Status";
 
 // Both windows.
 export const currentSession = (): Promise<SignedInView | null> => invoke("current_session");
+export const lock = (): Promise<void> => invoke("lock");
 export const connectionStatus = (): Promise<Status | null> => invoke("connection_status");
 export const refusedWrites = (): Promise<RefusedWrite[]> => invoke("refused_writes");
 export const dismissRefused = (seq: number): Promise<void> => invoke("dismiss_refused", { seq });

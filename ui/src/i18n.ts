@@ -151,6 +151,8 @@ const en = {
   "kiosk.hello": "Hello, {name}",
   "kiosk.today": "Your appointments today",
   "kiosk.checkedIn": "You are checked in. Please take a seat.",
+  "kiosk.checkingIn": "Checking you in…",
+  "kiosk.checkInRefused": "We could not check you in ({reason}). Please ask at the front desk.",
   "kiosk.bookNew": "Book an appointment",
   "kiosk.finish": "Finish",
   "kiosk.chooseDoctor": "Choose a doctor",

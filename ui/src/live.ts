@@ -14,6 +14,8 @@ export function useLive<T>(load: () => Promise<T>, deps: unknown[]): Live<T> {
   useEffect(() => {
     let live = true;
     let asked = 0;
+    // What was shown belongs to the old question (another doctor, another day): never act on it.
+    setState({ data: undefined, error: null });
     const run = () => {
       const mine = ++asked;
       load()

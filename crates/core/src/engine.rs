@@ -378,6 +378,22 @@ impl SyncEngine {
         Ok(())
     }
 
+    /// Tells the tasks to stop, without waiting for them (for a holder that cannot take the
+    /// engine to [`Self::shutdown`] it). What is pending stays in the outbox.
+    pub fn stop(&self) {
+        self.shared.stop.cancel();
+    }
+
+    /// The kiosk bookings waiting for the signed-in doctor's answer, from the start of today
+    /// (the node's date) on, soonest first. Empty for anyone but a doctor.
+    pub async fn waiting_bookings(&self) -> Result<Vec<crate::store::AppointmentRow>, CoreError> {
+        let Principal::Staff { id, .. } = self.principal() else {
+            return Ok(Vec::new());
+        };
+        let (start_of_today, _) = crate::store::day_bounds(self.today(), self.time_zone());
+        self.shared.store.waiting_for(*id, start_of_today).await
+    }
+
     /// Stops syncing and waits for the tasks to end. What is pending stays in the outbox.
     pub async fn shutdown(mut self) {
         self.shared.stop.cancel();

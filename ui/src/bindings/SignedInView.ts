@@ -24,4 +24,8 @@ node: string,
 /**
  * The node's time zone.
  */
-timeZone: string, };
+timeZone: string, 
+/**
+ * Locked after inactivity (or by the user): nothing is shown until they sign in again.
+ */
+locked: boolean, };

@@ -22,7 +22,7 @@ import type { Practitioner } from "../bindings/Practitioner";
 import type { SignedInView } from "../bindings/SignedInView";
 import type { Slot } from "../bindings/Slot";
 import { addDays, dateIn, dayOf, longDate, timeOf } from "../format";
-import { t } from "../i18n";
+import { t, tKey } from "../i18n";
 import { useIdle } from "../idle";
 import { useLive } from "../live";
 import { ConnectionIndicator, useConnection } from "../connection";
@@ -119,6 +119,45 @@ function Welcome({ onIdentified }: { onIdentified: (p: KioskPatient) => void }) 
   );
 }
 
+/** One of today's appointments at the kiosk: check in, then see the node's answer. */
+function TodayAppointment({ appointment, timeZone }: { appointment: Appointment; timeZone: string }) {
+  const [sent, setSent] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  // Once sent, the appointment as it stands here: pending until the node accepted it.
+  const live = useLive(() => (sent ? kioskBooking(appointment.id) : Promise.resolve(undefined)), [sent, appointment.id]);
+  const refused = useLive(refusedWrites, []);
+  async function checkIn() {
+    setError(null);
+    try {
+      await kioskCheckIn(appointment.id);
+      setSent(true);
+    } catch (err) {
+      setError(messageOf(err));
+    }
+  }
+  const row = live.data;
+  let state;
+  if (appointment.status === "arrived" || (row && !row.pending && row.appointment.status === "arrived")) {
+    state = <span role="status">{t("kiosk.checkedIn")}</span>;
+  } else if (sent && (row === null || (row && !row.pending && row.appointment.status !== "arrived"))) {
+    const reason = refused.data?.find((r) => r.recordId === appointment.id)?.reason ?? "";
+    state = <span role="alert" className="error">{t("kiosk.checkInRefused", { reason })}</span>;
+  } else if (sent) {
+    state = <span role="status">{t("kiosk.checkingIn")}</span>;
+  } else if (appointment.status === "booked") {
+    state = <Button className="big" onPress={() => void checkIn()}>{t("action.check-in")}</Button>;
+  } else {
+    state = <span>{tKey("appointmentStatus", appointment.status)}</span>;
+  }
+  return (
+    <li data-state={row?.appointment.status ?? appointment.status}>
+      <span className="when">{timeOf(appointment.start, timeZone)}</span>
+      {state}
+      {error && <span className="error" role="alert">{error}</span>}
+    </li>
+  );
+}
+
 function PatientHome({
   patient,
   timeZone,
@@ -130,17 +169,6 @@ function PatientHome({
   onBook: () => void;
   onFinish: () => void;
 }) {
-  const [checkedIn, setCheckedIn] = useState<Set<string>>(new Set());
-  const [error, setError] = useState<string | null>(null);
-  async function checkIn(a: Appointment) {
-    setError(null);
-    try {
-      await kioskCheckIn(a.id);
-      setCheckedIn((s) => new Set(s).add(a.id));
-    } catch (err) {
-      setError(messageOf(err));
-    }
-  }
   return (
     <section className="panel" aria-labelledby="hello-heading">
       <h2 id="hello-heading">{t("kiosk.hello", { name: patient.display_name })}</h2>
@@ -149,21 +177,11 @@ function PatientHome({
           <h3>{t("kiosk.today")}</h3>
           <ul className="choices">
             {patient.appointments_today.map((a) => (
-              <li key={a.id}>
-                <span className="when">{timeOf(a.start, timeZone)}</span>
-                {checkedIn.has(a.id) || a.status === "arrived" ? (
-                  <span role="status">{t("kiosk.checkedIn")}</span>
-                ) : (
-                  a.status === "booked" && (
-                    <Button className="big" onPress={() => checkIn(a)}>{t("action.check-in")}</Button>
-                  )
-                )}
-              </li>
+              <TodayAppointment key={a.id} appointment={a} timeZone={timeZone} />
             ))}
           </ul>
         </>
       )}
-      <ErrorLine error={error} />
       <div className="row">
         <Button className="big" onPress={onBook}>{t("kiosk.bookNew")}</Button>
         <Button className="big secondary" onPress={onFinish}>{t("kiosk.finish")}</Button>
@@ -342,6 +360,8 @@ function Booked({
 export function KioskApp() {
   const [session, setSession] = useState<SignedInView | null>(null);
   const [step, setStep] = useState<Step>({ at: "welcome" });
+  // Bumped by the idle reset: the welcome form starts empty again, whatever was half typed.
+  const [fresh, setFresh] = useState(0);
   const status = useConnection(() => setSession(null));
   useEffect(() => {
     // A kiosk shows no browser context menu.
@@ -357,7 +377,10 @@ export function KioskApp() {
     };
   }, []);
   // Back to the welcome screen when nobody has touched the kiosk for a minute.
-  useIdle(IDLE_MS, step.at !== "welcome", () => setStep({ at: "welcome" }));
+  useIdle(IDLE_MS, !!session, () => {
+    setStep({ at: "welcome" });
+    setFresh((n) => n + 1);
+  });
   const timeZone = session?.timeZone ?? "UTC";
   const today = dateIn(new Date(), timeZone);
   let screen;
@@ -366,7 +389,7 @@ export function KioskApp() {
   } else {
     switch (step.at) {
       case "welcome":
-        screen = <Welcome onIdentified={(patient) => setStep({ at: "patient", patient })} />;
+        screen = <Welcome key={fresh} onIdentified={(patient) => setStep({ at: "patient", patient })} />;
         break;
       case "patient":
         screen = (

@@ -169,16 +169,16 @@ export function Calendar({ timeZone }: { timeZone: string }) {
   const days = Array.from({ length: 7 }, (_, i) => addDays(range.from, i)).filter((d) => d <= range.to);
   const shownDay = days.includes(day) ? day : (days.find((d) => d >= today) ?? days[0]);
   const now = Date.now();
+  // Moving an appointment: the next time chosen is its new time.
+  const [moving, setMoving] = useState<AppointmentRow | null>(null);
   // Taken times are offered only when reception chose to overbook (with a reason).
   const [overbook, setOverbook] = useState(false);
   const timesThatDay = (slotList.data ?? []).filter(
     (s) =>
-      (s.status === "free" || (overbook && s.status !== "busy-unavailable")) &&
+      (s.status === "free" || (overbook && !moving && s.status !== "busy-unavailable")) &&
       dateIn(new Date(s.start), timeZone) === shownDay &&
       new Date(s.start).getTime() > now,
   );
-  // Moving an appointment: the next time chosen is its new time.
-  const [moving, setMoving] = useState<AppointmentRow | null>(null);
   const appointmentsThatDay = (rows.data ?? []).filter(
     (r) => r.appointment.status !== "cancelled" && r.appointment.status !== "noshow" && dateIn(new Date(r.appointment.start), timeZone) === shownDay,
   );
@@ -294,7 +294,12 @@ export function Calendar({ timeZone }: { timeZone: string }) {
               {timeOf(r.appointment.start, timeZone)} · {r.patient_name ?? r.appointment.reference} · {r.appointment.reason}
               {r.pending && <span className="pending-mark"> ({t("appointment.pending")})</span>}{" "}
               {(r.appointment.status === "booked" || r.appointment.status === "pending") && (
-                <Button className="small secondary" onPress={() => setMoving(r)} aria-label={`${t("action.reschedule")}: ${r.patient_name ?? r.appointment.reference}`}>
+                <Button
+                  className="small secondary"
+                  onPress={() => {
+                    setOverbook(false);
+                    setMoving(r);
+                  }} aria-label={`${t("action.reschedule")}: ${r.patient_name ?? r.appointment.reference}`}>
                   {t("action.reschedule")}
                 </Button>
               )}

@@ -5,6 +5,7 @@ import {
   appointmentsToday,
   currentSession,
   doctorDay,
+  lock,
   messageOf,
   practitioners,
   signIn,
@@ -187,14 +188,30 @@ function Views({ who }: { who: SignedInView }) {
 export function StaffApp() {
   const [who, setWho] = useState<SignedInView | null>(null);
   const [locked, setLocked] = useState(false);
-  const status = useConnection(() => setWho(null));
+  const status = useConnection(() => {
+    setWho(null);
+    setLocked(false);
+  });
   useEffect(() => {
     // After a reload the app may still be signed in.
     currentSession()
-      .then((v) => v && setWho((w) => w ?? v))
+      .then((v) => {
+        if (!v) return;
+        setWho((w) => w ?? v);
+        // A reload does not unlock: the app keeps the lock, not the page.
+        if (v.locked) setLocked(true);
+      })
       .catch(() => {});
+    // No browser menu (its Reload, its Inspect) in the staff window either.
+    const block = (e: Event) => e.preventDefault();
+    document.addEventListener("contextmenu", block);
+    return () => document.removeEventListener("contextmenu", block);
   }, []);
-  useIdle(LOCK_MINUTES * 60_000, !!who && !locked, () => setLocked(true));
+  const lockNow = () => {
+    setLocked(true);
+    lock().catch(() => {});
+  };
+  useIdle(LOCK_MINUTES * 60_000, !!who && !locked, lockNow);
   const remembered = JSON.parse(sessionStorage.getItem("carebridge.user") ?? "null") as { username: string; nodeUrl: string } | null;
   let content;
   if (!who) {
@@ -227,17 +244,17 @@ export function StaffApp() {
         <div className="row">
           <ConnectionIndicator status={status} />
           {who && !locked && (
-            <Button className="small secondary on-dark" onPress={() => setLocked(true)}>{t("nav.lock")}</Button>
+            <Button className="small secondary on-dark" onPress={lockNow}>{t("nav.lock")}</Button>
           )}
           {who && (
             <Button
                 className="small secondary on-dark"
                 onPress={() => {
+                  // Off the screen at once; the node is told in the background.
                   sessionStorage.removeItem("carebridge.user");
-                  signOut().finally(() => {
-                    setWho(null);
-                    setLocked(false);
-                  });
+                  setWho(null);
+                  setLocked(false);
+                  signOut().catch(() => {});
                 }}
               >
                 {t("nav.signOut")}
