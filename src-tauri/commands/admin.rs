@@ -88,15 +88,18 @@ pub struct AuditRow {
     pub source: String,
 }
 
-/// The newest audit entries: the `limit` after entry `after` (from the start when absent).
+/// Audit entries newest first: the `limit` before entry `before` (from the newest when
+/// absent).
 #[tauri::command]
 pub async fn audit_trail(
     state: State<'_, AppState>,
-    after: Option<i64>,
+    before: Option<i64>,
     limit: Option<u32>,
 ) -> Result<Vec<AuditRow>, CommandError> {
     let query = AuditQuery {
-        after,
+        after: None,
+        // Above any sequence number: the newest page.
+        before: Some(before.unwrap_or(i64::MAX)),
         entity: None,
         limit,
     };

@@ -615,6 +615,29 @@ async fn scenario(
         .await?;
     step(kiosk, 9, "kiosk-confirmed").await?;
 
+    // The doctor declines a booking, with a reason; the kiosk shows it.
+    kiosk.click_button("section", "Done", WAIT).await?;
+    identify(kiosk, creds).await?;
+    choose_slot(kiosk, &doctor.display_name, 0).await?;
+    give_reason_and_book(kiosk, "Back pain").await?;
+    kiosk
+        .wait_for_text("#kiosk-answer", "Waiting for your doctor to confirm", LIVE)
+        .await?;
+    let reference_2 = reference(kiosk).await?;
+    let row = format!("#waiting tr[data-reference='{reference_2}']");
+    staff.wait_for(&row, LIVE).await?;
+    staff.click_button(&row, "Decline", WAIT).await?;
+    let why = staff.wait_for(".dialog .reason-input", WAIT).await?;
+    staff
+        .type_into(&why, "Please see Dr. Okafor, who treats back pain")
+        .await?;
+    step(staff, 28, "doctor-declines").await?;
+    staff.click_button(".dialog", "Decline", WAIT).await?;
+    kiosk
+        .wait_for_text("#kiosk-answer", "Please see Dr. Okafor", LIVE)
+        .await?;
+    step(kiosk, 29, "kiosk-declined").await?;
+
     // A booking the node refuses shows the node's reason: reception takes the slot the
     // patient is about to book.
     kiosk.click_button("section", "Done", WAIT).await?;
@@ -738,6 +761,54 @@ async fn scenario(
         .await?;
     staff.wait_for("#today-heading", WAIT).await?;
     step(staff, 17, "reception-today").await?;
+    // Check one patient in and cancel another's appointment, with a reason.
+    let count = |status: &'static str| {
+        format!(
+            "return document.querySelectorAll('table.appointments tr[data-status={status}]').length;"
+        )
+    };
+    let arrived = staff.execute(&count("arrived"), vec![]).await?;
+    staff
+        .click_in(
+            "table.appointments tr[data-status=booked]",
+            "",
+            "Check in",
+            WAIT,
+        )
+        .await?;
+    let deadline = tokio::time::Instant::now() + LIVE;
+    while staff.execute(&count("arrived"), vec![]).await? == arrived {
+        if tokio::time::Instant::now() > deadline {
+            return Err("checking in from today's list changed nothing".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cancelled = staff.execute(&count("cancelled"), vec![]).await?;
+    staff
+        .click_in(
+            "table.appointments tr[data-status=booked]",
+            "",
+            "Cancel appointment",
+            WAIT,
+        )
+        .await?;
+    let why = staff.wait_for(".dialog .reason-input", WAIT).await?;
+    staff
+        .type_into(&why, "The patient phoned to cancel")
+        .await?;
+    staff
+        .click_button(".dialog", "Cancel appointment", WAIT)
+        .await?;
+    let deadline = tokio::time::Instant::now() + LIVE;
+    while staff.execute(&count("cancelled"), vec![]).await? == cancelled {
+        if tokio::time::Instant::now() > deadline {
+            return Err("cancelling from today's list changed nothing".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    staff
+        .wait_for_text("table.appointments", "The patient phoned to cancel", LIVE)
+        .await?;
     staff.click_tab("Calendar", WAIT).await?;
     staff.wait_for(".calendar .slot-free", WAIT).await?;
     staff
@@ -852,6 +923,29 @@ async fn scenario(
     staff.click_tab("Audit trail", WAIT).await?;
     staff.wait_for_text("table.audit", "kiosk", WAIT).await?;
     step(staff, 25, "admin-audit").await?;
+
+    // Every profile's key is in the real Secret Service (gnome-keyring on this bus), none
+    // derived from a passphrase: the test gave none.
+    let profiles =
+        PathBuf::from(std::env::var_os("E2E_SCRATCH").unwrap()).join("data/carebridge/profiles");
+    let mut sources = Vec::new();
+    for entry in std::fs::read_dir(&profiles).map_err(|e| format!("{}: {e}", profiles.display()))? {
+        let dir = entry.map_err(|e| e.to_string())?.path();
+        if dir.is_dir() {
+            let source = std::fs::read_to_string(dir.join("key-source")).unwrap_or_default();
+            sources.push((
+                dir.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                source,
+            ));
+        }
+    }
+    // The doctor's, reception's, the admin's and the kiosk's.
+    if sources.len() < 4 || sources.iter().any(|(_, s)| s.trim() != "keychain") {
+        return Err(format!("profiles not keyed from the keychain: {sources:?}"));
+    }
     node.stop().await;
     Ok(())
 }

@@ -64,7 +64,7 @@ export const updateStaffAccount = (id: string, version: number, change: Practiti
 export const kioskDevices = (): Promise<KioskDevice[]> => invoke("kiosk_devices");
 export const registerKiosk = (label: string): Promise<KioskRegistration> => invoke("register_kiosk", { label });
 export const revokeKiosk = (id: string): Promise<void> => invoke("revoke_kiosk", { id });
-export const auditTrail = (after: number | null, limit: number): Promise<AuditRow[]> => invoke("audit_trail", { after, limit });
+export const auditTrail = (before: number | null, limit: number): Promise<AuditRow[]> => invoke("audit_trail", { before, limit });
 
 // Kiosk.
 export const kioskSignIn = (nodeUrl: string, deviceId: string, secret: string): Promise<SignedInView> =>

@@ -61,11 +61,15 @@ impl SyncEngine {
         self.tell_node(with_idempotency_key(req)).await
     }
 
-    /// Audit entries in chain order, after `query.after`, at most `query.limit`.
+    /// Audit entries: oldest first after `query.after`, or newest first before
+    /// `query.before`; at most `query.limit`.
     pub async fn audit_trail(&self, query: AuditQuery) -> Result<Vec<AuditEntry>, CoreError> {
         let mut params: Vec<(&str, String)> = Vec::new();
         if let Some(a) = query.after {
             params.push(("after", a.to_string()));
+        }
+        if let Some(b) = query.before {
+            params.push(("before", b.to_string()));
         }
         if let Some(e) = query.entity {
             params.push(("entity", e));

@@ -167,9 +167,13 @@ pub fn verify_chain<'a>(
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// Only entries after this sequence number (for paging).
+    /// Only entries after this sequence number (for paging forward, oldest first).
     #[serde(default)]
     pub after: Option<i64>,
+    /// Only entries before this sequence number, newest first (for reading back from the
+    /// newest: a number above the last entry's, e.g. 9007199254740991, gives the newest page).
+    #[serde(default)]
+    pub before: Option<i64>,
     /// Only this entity, e.g. `patient/<id>`.
     #[serde(default)]
     pub entity: Option<String>,

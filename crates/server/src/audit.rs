@@ -76,23 +76,23 @@ const COLUMNS: &str =
 pub fn list(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let after = q.after.unwrap_or(0);
-    let mut out = Vec::new();
-    if let Some(entity) = &q.entity {
-        let mut st = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM audit WHERE seq > ?1 AND entity = ?2 ORDER BY seq LIMIT ?3"
-        ))?;
-        let mut rows = st.query(params![after, entity, limit])?;
-        while let Some(r) = rows.next()? {
-            out.push(entry(r)?);
-        }
+    // With `before`, newest first (reading back from the newest); else oldest first.
+    let (before, order) = match q.before {
+        Some(b) => (b, "DESC"),
+        None => (i64::MAX, "ASC"),
+    };
+    let entity = if q.entity.is_some() {
+        "AND entity = ?4"
     } else {
-        let mut st = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"
-        ))?;
-        let mut rows = st.query(params![after, limit])?;
-        while let Some(r) = rows.next()? {
-            out.push(entry(r)?);
-        }
+        "AND ?4 IS NULL"
+    };
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audit WHERE seq > ?1 AND seq < ?2 {entity} ORDER BY seq {order} LIMIT ?3"
+    ))?;
+    let mut rows = st.query(params![after, before, limit, q.entity])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(entry(r)?);
     }
     Ok(out)
 }

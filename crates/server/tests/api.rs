@@ -336,6 +336,34 @@ async fn reception_may_overbook_with_a_reason_and_it_is_audited_but_a_kiosk_may_
                 .is_some_and(|d| d.contains("OVERRIDE") && d.contains("Urgent: chest pain"))),
         "no OVERRIDE entry for the booking: {entries:?}"
     );
+    // Read back from the newest: newest first, and the next page starts below the last seq.
+    let newest = admin
+        .get("/api/v1/audit?before=9007199254740991&limit=5")
+        .await;
+    assert_eq!(newest.status, 200, "{}", newest.body);
+    let seqs: Vec<i64> = newest
+        .body
+        .as_array()
+        .expect("audit list")
+        .iter()
+        .filter_map(|e| e["seq"].as_i64())
+        .collect();
+    assert_eq!(seqs.len(), 5, "{seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[0] > w[1]),
+        "not newest first: {seqs:?}"
+    );
+    let older = admin
+        .get(&format!("/api/v1/audit?before={}&limit=5", seqs[4]))
+        .await;
+    let next: Vec<i64> = older
+        .body
+        .as_array()
+        .expect("audit list")
+        .iter()
+        .filter_map(|e| e["seq"].as_i64())
+        .collect();
+    assert_eq!(next.first().copied(), Some(seqs[4] - 1), "{next:?}");
 
     identify(&node, &kiosk, 2).await;
     let before = appointments_at(&reception, &doctor, start).await.len();

@@ -207,10 +207,11 @@ export function AuditTrail({ timeZone }: { timeZone: string }) {
   const [rows, setRows] = useState<AuditRow[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [more, setMore] = useState(true);
-  const load = useCallback((after: number | null) => {
-    auditTrail(after, AUDIT_PAGE)
+  // Newest first; "earlier entries" reads further back.
+  const load = useCallback((before: number | null) => {
+    auditTrail(before, AUDIT_PAGE)
       .then((page) => {
-        setRows((r) => (after === null ? page : [...r, ...page]));
+        setRows((r) => (before === null ? page : [...r, ...page]));
         setMore(page.length === AUDIT_PAGE);
         setError(null);
       })
