@@ -12,6 +12,7 @@ const COMMANDS: &[&str] = &[
     // Staff.
     "sign_in",
     "sign_out",
+    "unlock",
     "sign_in_defaults",
     "appointments_today",
     "appointments_between",

@@ -164,6 +164,7 @@ pub fn run() {
             commands::dismiss_refused,
             commands::staff::sign_in,
             commands::staff::sign_out,
+            commands::staff::unlock,
             commands::staff::sign_in_defaults,
             commands::staff::appointments_today,
             commands::staff::appointments_between,

@@ -65,7 +65,7 @@ pub struct SignedInView {
     pub locked: bool,
 }
 
-fn view(s: &SignedIn, locked: bool) -> SignedInView {
+pub(crate) fn view(s: &SignedIn, locked: bool) -> SignedInView {
     let (display_name, role, user_id) = match s.principal() {
         Principal::Staff {
             display_name,

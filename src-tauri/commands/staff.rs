@@ -30,7 +30,47 @@ pub async fn sign_in(
 ) -> Result<SignedInView, CommandError> {
     let _one_at_a_time = state.signing_in.lock().await;
     let signed_in = session::sign_in_staff(&state.http, &node_url, &username, &password).await?;
-    start_session(app, &state, signed_in).await
+    let view = start_session(app, &state, signed_in).await?;
+    // So that a lock can be lifted with the same password while the node is away.
+    if let Err(e) = engine(&state)
+        .await?
+        .store()
+        .keep_unlock_password(&password)
+        .await
+    {
+        tracing::warn!(error = %e, "the session can be unlocked only through the node");
+    }
+    Ok(view)
+}
+
+/// Unlocks the locked session with the signed-in user's password, checked against the
+/// verifier kept at sign-in (no node needed). Refused with a clear message when it does not
+/// match, or when no verifier is kept (then the UI signs in again through the node).
+#[tauri::command]
+pub async fn unlock(
+    state: State<'_, AppState>,
+    password: String,
+) -> Result<SignedInView, CommandError> {
+    let engine = state
+        .engine
+        .lock()
+        .await
+        .clone()
+        .ok_or_else(CommandError::not_signed_in)?;
+    match engine.store().unlocks(&password).await? {
+        Some(true) => {
+            state
+                .locked
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            Ok(super::view(engine.signed_in(), false))
+        }
+        Some(false) => Err(CommandError {
+            message: "that password does not unlock this session".into(),
+        }),
+        None => Err(CommandError {
+            message: "sign in again to unlock".into(),
+        }),
+    }
 }
 
 /// Ends the session on the node and stops syncing; what is pending stays in the profile's

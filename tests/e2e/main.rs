@@ -742,14 +742,45 @@ async fn scenario(
     staff.wait_for("#patient-appointments", WAIT).await?;
     step(staff, 15, "doctor-patient-page").await?;
 
-    // The session locks; the same user unlocks with their password.
+    // The session locks; a reload does not unlock it; with the node away, a wrong password
+    // is refused and the user's own unlocks it.
     staff.click_button("header", "Lock", WAIT).await?;
+    staff.wait_for("#sign-in-password", WAIT).await?;
+    staff
+        .execute("window.__beforeReload = true; location.reload();", vec![])
+        .await?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while staff
+        .execute("return window.__beforeReload === true;", vec![])
+        .await
+        .unwrap_or(json!(true))
+        == json!(true)
+    {
+        if tokio::time::Instant::now() > deadline {
+            return Err("the staff window did not reload".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    staff
+        .wait_for_text("#sign-in-heading", "Locked", WAIT)
+        .await?;
     let password = staff.wait_for("#sign-in-password", WAIT).await?;
     step(staff, 16, "locked").await?;
+    node.stop().await;
     staff
-        .type_into(&password, &format!("{}\u{E007}", doctor.password))
+        .type_into(&password, "not-the-password\u{E007}")
         .await?;
+    staff.wait_for(".sign-in .error", LIVE).await?;
+    if staff.find("#waiting-heading").await?.is_some() {
+        return Err("a wrong password unlocked the session".into());
+    }
+    staff.replace_text(&password, &doctor.password).await?;
+    staff.type_into(&password, "\u{E007}").await?;
     staff.wait_for("#waiting-heading", WAIT).await?;
+    let node = NodeProcess::start(node_dir, listen).await;
+    staff
+        .wait_for_text("#connection", "Online", Duration::from_secs(60))
+        .await?;
 
     // Reception: today's list, the calendar, booking a free slot, patients.
     staff.click_button("header", "Sign out", WAIT).await?;

@@ -36,6 +36,7 @@ export const dismissRefused = (seq: number): Promise<void> => invoke("dismiss_re
 export const signIn = (nodeUrl: string, username: string, password: string): Promise<SignedInView> =>
   invoke("sign_in", { nodeUrl, username, password });
 export const signOut = (): Promise<void> => invoke("sign_out");
+export const unlock = (password: string): Promise<SignedInView> => invoke("unlock", { password });
 export const signInDefaults = (): Promise<SignInDefaults> => invoke("sign_in_defaults");
 export const appointmentsToday = (): Promise<AppointmentRow[]> => invoke("appointments_today");
 export const appointmentsBetween = (practitionerId: string | null, from: string, to: string): Promise<AppointmentRow[]> =>

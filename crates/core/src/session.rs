@@ -13,6 +13,9 @@ pub use reqwest::Client as Http;
 
 const SESSION_SETTING: &str = "session";
 const NODE_SETTING: &str = "node_url";
+/// A salted Argon2id hash of the signed-in user's password (PHC string), to unlock a locked
+/// session while the node cannot be reached.
+const UNLOCK_SETTING: &str = "unlock_verifier";
 
 /// A signed-in session with the node it belongs to.
 #[derive(Clone, Serialize, Deserialize)]
@@ -131,6 +134,7 @@ pub async fn sign_out(http: &reqwest::Client, store: &LocalStore) -> Result<(), 
             .send()
             .await;
     }
+    store.set_setting(UNLOCK_SETTING, None).await?;
     store.set_setting(SESSION_SETTING, None).await
 }
 
@@ -159,6 +163,70 @@ impl LocalStore {
 
     /// Forgets the session (the node said it is over).
     pub async fn clear_session(&self) -> Result<(), CoreError> {
+        self.set_setting(UNLOCK_SETTING, None).await?;
         self.set_setting(SESSION_SETTING, None).await
+    }
+
+    /// Keeps a verifier of the password the user just signed in with (salted Argon2id, in the
+    /// encrypted store), so that their locked session can be unlocked without the node.
+    pub async fn keep_unlock_password(&self, password: &str) -> Result<(), CoreError> {
+        let password = password.to_owned();
+        let phc = tokio::task::spawn_blocking(move || {
+            use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+            argon2::Argon2::default()
+                .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+                .map(|h| h.to_string())
+                .map_err(|e| CoreError::Task(format!("hashing the unlock password: {e}")))
+        })
+        .await
+        .map_err(|e| CoreError::Task(e.to_string()))??;
+        self.set_setting(UNLOCK_SETTING, Some(phc)).await
+    }
+
+    /// Whether `password` unlocks this profile's locked session; `None` when no verifier is
+    /// kept (the node must be asked).
+    pub async fn unlocks(&self, password: &str) -> Result<Option<bool>, CoreError> {
+        let Some(phc) = self.setting(UNLOCK_SETTING).await? else {
+            return Ok(None);
+        };
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || {
+            use argon2::password_hash::{PasswordHash, PasswordVerifier};
+            let hash = PasswordHash::new(&phc)
+                .map_err(|e| CoreError::Protocol(format!("stored unlock verifier: {e}")))?;
+            Ok(Some(
+                argon2::Argon2::default()
+                    .verify_password(password.as_bytes(), &hash)
+                    .is_ok(),
+            ))
+        })
+        .await
+        .map_err(|e| CoreError::Task(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{LocalKey, LocalStore};
+
+    #[tokio::test]
+    async fn the_kept_password_unlocks_and_no_other_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(&dir.path().join("p.db"), &LocalKey::random()).expect("store");
+        assert_eq!(store.unlocks("anything").await.expect("read"), None);
+        store
+            .keep_unlock_password("correct horse")
+            .await
+            .expect("keep");
+        assert_eq!(
+            store.unlocks("correct horse").await.expect("read"),
+            Some(true)
+        );
+        assert_eq!(
+            store.unlocks("Correct horse").await.expect("read"),
+            Some(false)
+        );
+        store.clear_session().await.expect("clear");
+        assert_eq!(store.unlocks("correct horse").await.expect("read"), None);
     }
 }

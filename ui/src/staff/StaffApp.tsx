@@ -11,6 +11,7 @@ import {
   signIn,
   signInDefaults,
   signOut,
+  unlock,
   waitingBookings,
 } from "../api";
 import type { SignedInView } from "../bindings/SignedInView";
@@ -46,7 +47,11 @@ function SignIn({ onSignedIn, lockedUser }: { onSignedIn: (v: SignedInView) => v
     setBusy(true);
     setError(null);
     try {
-      const v = await signIn(nodeUrl, username, password);
+      // A lock is lifted here, without the node, when the password matches the one kept at
+      // sign-in; otherwise (or for a new sign-in) the node decides.
+      const v = lockedUser
+        ? await unlock(password).catch(() => signIn(nodeUrl, username, password))
+        : await signIn(nodeUrl, username, password);
       sessionStorage.setItem("carebridge.user", JSON.stringify({ username, nodeUrl }));
       onSignedIn(v);
     } catch (err) {
