@@ -85,16 +85,16 @@ pub async fn kiosk_book(
     Ok(engine(&state).await?.book(booking).await?)
 }
 
-/// A booking this kiosk made (or an identified patient's appointment), as it stands now.
+/// A booking this kiosk made, or an appointment of today, as it stands now (the core says
+/// which the kiosk may read).
 #[tauri::command]
 pub async fn kiosk_booking(
     state: State<'_, AppState>,
     appointment_id: AppointmentId,
 ) -> Result<Option<AppointmentRow>, CommandError> {
-    Ok(reader(&state)
+    Ok(engine(&state)
         .await?
-        .store
-        .appointment(appointment_id)
+        .kiosk_appointment(appointment_id)
         .await?)
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use carebridge_protocol::PractitionerId;
 use carebridge_protocol::appointment::{
-    Appointment, AppointmentAction, BookAppointment, Reschedule, WithReason,
+    Appointment, AppointmentAction, BookAppointment, BookedBy, Reschedule, WithReason,
 };
 use carebridge_protocol::patient::{
     KioskIdentify, KioskPatient, NewPatient, Patient, PatientUpdate,
@@ -392,6 +392,23 @@ impl SyncEngine {
         };
         let (start_of_today, _) = crate::store::day_bounds(self.today(), self.time_zone());
         self.shared.store.waiting_for(*id, start_of_today).await
+    }
+
+    /// At a kiosk: one of this kiosk's own bookings, or an appointment of today (an identified
+    /// patient's, kept for checking in), as it stands here. Nothing else, whatever the id.
+    pub async fn kiosk_appointment(
+        &self,
+        id: carebridge_protocol::AppointmentId,
+    ) -> Result<Option<crate::store::AppointmentRow>, CoreError> {
+        let Principal::Kiosk { id: me, .. } = self.principal() else {
+            return Ok(None);
+        };
+        let (from, to) = crate::store::day_bounds(self.today(), self.time_zone());
+        Ok(self.shared.store.appointment(id).await?.filter(|r| {
+            let a = &r.appointment;
+            let mine = matches!(a.booked_by, BookedBy::Kiosk { id } if id == *me);
+            mine || (a.start >= from && a.start < to)
+        }))
     }
 
     /// Stops syncing and waits for the tasks to end. What is pending stays in the outbox.
