@@ -10,6 +10,7 @@
 pub mod appointment;
 pub mod audit;
 pub mod event;
+pub mod federation;
 pub mod id;
 pub mod kiosk;
 pub mod patient;

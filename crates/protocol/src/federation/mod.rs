@@ -1,0 +1,7 @@
+//! Node ↔ node federation: what both ends compute the same way, without I/O. This first part
+//! is the request-level integrity and authenticity DESIGN names: the body's digest (RFC 9530
+//! `Content-Digest`) and the HTTP message signature over method, path, authority, digest,
+//! created time and nonce (RFC 9421, Ed25519). Envelopes (sealing) build on these.
+
+pub mod digest;
+pub mod signature;
