@@ -9,59 +9,22 @@
 
 #![expect(clippy::unwrap_used, reason = "a benchmark stops on the unexpected")]
 
-// The end-to-end test's WebDriver client; the bench uses part of it.
+// The end-to-end test's WebDriver client and harness; the bench uses part of them.
+#[path = "../tests/e2e/harness.rs"]
+mod harness;
 #[path = "../tests/e2e/webdriver.rs"]
 #[allow(dead_code)]
 mod webdriver;
 
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
-use carebridge_server::clock::{Clock, SystemClock};
 use carebridge_server::demo::{self, DemoSize};
-use carebridge_server::node::{Node, init};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use harness::{NodeProcess, free_port, tauri_driver_on};
 use webdriver::Session;
 
 const WAIT: Duration = Duration::from_secs(30);
 const BOOKINGS: usize = 50;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn driver(port: u16) -> tokio::process::Child {
-    let child = tokio::process::Command::new(std::env::var_os("E2E_TAURI_DRIVER").unwrap())
-        .args([
-            "--port",
-            &port.to_string(),
-            "--native-port",
-            &(port + 1).to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "tauri-driver did not listen"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
@@ -78,18 +41,8 @@ fn main() {
     rt.block_on(async {
         let scratch = tempfile::tempdir().unwrap();
         let dir = scratch.path().join("node");
-        // A fixed-offset zone where the day has just begun: the bench doctor's slots of the
-        // whole day lie ahead, whenever the bench runs.
-        let hour = i64::from(chrono::Timelike::hour(&SystemClock.now()));
-        let offset = if -hour < -12 { 24 - hour } else { -hour };
-        let zone = match offset {
-            0 => "Etc/GMT".to_owned(),
-            o if o > 0 => format!("Etc/GMT-{o}"),
-            o => format!("Etc/GMT+{}", -o),
-        };
-        let config = init(&dir, &demo::init_options(&zone), &SystemClock).unwrap();
-        let node = Node::open(config, Arc::new(SystemClock)).unwrap();
-        // The round-the-clock benchmark doctor: a free 5-minute slot at any hour.
+        // The round-the-clock benchmark doctor (a free 5-minute slot at any hour), in a zone
+        // where the day has just begun, so the whole day's slots lie ahead whenever it runs.
         let size = DemoSize {
             doctors: 1,
             days: 2,
@@ -97,49 +50,26 @@ fn main() {
             bench: true,
             appointments: None,
         };
-        let creds = demo::seed(&node, &size, "http://127.0.0.1").await.unwrap();
-        drop(node);
+        let zone = harness::zone_where_the_hour_is(0);
+        let creds = harness::seeded_hospital(&dir, &zone, &size).await;
         let listen = format!("127.0.0.1:{}", free_port());
         let url = format!("http://{listen}");
-        let mut node = tokio::process::Command::new(std::env::var_os("BENCH_NODE").unwrap())
-            .args(["serve", "--data-dir"])
-            .arg(&dir)
-            .args(["--listen", &listen])
-            .env("CAREBRIDGE_LOG", "warn")
-            // The node reads CAREBRIDGE_* as its configuration: the apps' settings are not its.
-            .env_remove("CAREBRIDGE_PASSPHRASE")
-            .env_remove("CAREBRIDGE_REPORT_INTERACTIVE")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
-        while let Some(l) = lines.next_line().await.unwrap() {
-            if l.starts_with("carebridge-node listening on ") {
-                break;
-            }
-        }
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let bin = PathBuf::from(std::env::var_os("BENCH_NODE").unwrap());
+        let node = NodeProcess::start(&bin, &dir, &listen).await;
 
         let app = PathBuf::from(env!("CARGO_BIN_EXE_carebridge-app"));
-        let (p1, p2) = (free_port(), free_port());
-        let _d1 = driver(p1).await;
-        let _d2 = driver(p2).await;
-        let staff = Session::start(&format!("http://127.0.0.1:{p1}"), "staff", &app, &[])
+        let (_d1, staff_driver) = tauri_driver_on(free_port()).await;
+        let (_d2, kiosk_driver) = tauri_driver_on(free_port()).await;
+        let staff = Session::start(&staff_driver, "staff", &app, &[])
             .await
             .unwrap();
-        let kiosk = Session::start(
-            &format!("http://127.0.0.1:{p2}"),
-            "kiosk",
-            &app,
-            &["--kiosk"],
-        )
-        .await
-        .unwrap();
+        let kiosk = Session::start(&kiosk_driver, "kiosk", &app, &["--kiosk"])
+            .await
+            .unwrap();
         let result = run(&staff, &kiosk, &creds, &url).await;
         staff.end().await;
         kiosk.end().await;
-        let _ = node.kill().await;
+        node.stop().await;
         match result {
             Ok(mut ms) => {
                 ms.sort_by(|a, b| a.total_cmp(b));

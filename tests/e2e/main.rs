@@ -11,18 +11,17 @@
 
 #![expect(clippy::unwrap_used, reason = "tests panic on the unexpected")]
 
+mod harness;
 mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use carebridge_server::clock::{Clock, SystemClock};
-use carebridge_server::demo::{self, DemoCredentials, DemoSize};
-use carebridge_server::node::{Node, init};
+use carebridge_server::demo::{DemoCredentials, DemoSize};
+use harness::{NodeProcess, free_port, tauri_driver_on};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use webdriver::Session;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -141,28 +140,9 @@ fn the_kiosk_and_the_doctor_see_each_other_live() {
     );
 }
 
-/// A fixed-offset zone where it is now between 09:00 and 10:00, so that the demo doctors'
-/// working day (08:00–18:00) lies mostly ahead whenever the test runs.
-pub fn zone_where_it_is_morning() -> String {
-    use chrono::Timelike;
-    let hour = i64::from(SystemClock.now().hour());
-    let mut offset = 9 - hour;
-    if offset < -12 {
-        offset += 24;
-    }
-    // POSIX-style names: Etc/GMT-2 is two hours ahead of UTC.
-    match offset {
-        0 => "Etc/GMT".to_owned(),
-        o if o > 0 => format!("Etc/GMT-{o}"),
-        o => format!("Etc/GMT+{}", -o),
-    }
-}
-
-/// A hospital node's data directory, seeded with demo data.
+/// The e2e's hospital: two doctors, a fortnight of appointments, in a zone where it is now
+/// about 09:00, so the working day (08:00–18:00) lies ahead whenever the test runs.
 async fn seeded_hospital(dir: &Path) -> DemoCredentials {
-    let zone = zone_where_it_is_morning();
-    let config = init(dir, &demo::init_options(&zone), &SystemClock).unwrap();
-    let node = Node::open(config, Arc::new(SystemClock)).unwrap();
     let size = DemoSize {
         doctors: 2,
         days: 14,
@@ -170,86 +150,16 @@ async fn seeded_hospital(dir: &Path) -> DemoCredentials {
         bench: false,
         appointments: None,
     };
-    demo::seed(&node, &size, "http://127.0.0.1").await.unwrap()
+    harness::seeded_hospital(dir, &harness::zone_where_the_hour_is(9), &size).await
 }
 
-/// `carebridge-node serve`, built beside this test.
-struct NodeProcess(tokio::process::Child);
-
-impl NodeProcess {
-    async fn start(dir: &Path, listen: &str) -> Self {
-        let exe = std::env::current_exe().unwrap();
-        let bin = exe
-            .parent()
-            .and_then(Path::parent)
-            .unwrap()
-            .join("carebridge-node");
-        let mut child = tokio::process::Command::new(bin)
-            .args(["serve", "--data-dir"])
-            .arg(dir)
-            .args(["--listen", listen])
-            .env("CAREBRIDGE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        tokio::time::timeout(WAIT, async {
-            while let Some(l) = lines.next_line().await.unwrap() {
-                if l.starts_with("carebridge-node listening on ") {
-                    return;
-                }
-            }
-            panic!("carebridge-node exited before listening");
-        })
-        .await
-        .expect("the node did not start");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self(child)
-    }
-
-    async fn stop(mut self) {
-        self.0.kill().await.unwrap();
-    }
-}
-
-/// A tauri-driver on its own ports (one per app process).
-async fn tauri_driver_on(port: u16) -> (tokio::process::Child, String) {
-    // Its own WebKitWebDriver on a port of its own (not port + 1, which may be taken).
-    let native = free_port();
-    let child = tokio::process::Command::new(std::env::var_os("E2E_TAURI_DRIVER").unwrap())
-        .args([
-            "--port",
-            &port.to_string(),
-            "--native-port",
-            &native.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "tauri-driver did not listen"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (child, url)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+/// `carebridge-node`, built beside this test.
+fn node_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .and_then(Path::parent)
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        .join("carebridge-node")
 }
 
 /// Where the screenshots go.
@@ -482,7 +392,7 @@ fn inside() {
         let creds = seeded_hospital(&node_dir).await;
         let listen = format!("127.0.0.1:{}", free_port());
         let url = format!("http://{listen}");
-        let node = NodeProcess::start(&node_dir, &listen).await;
+        let node = NodeProcess::start(&node_binary(), &node_dir, &listen).await;
         let (_staff_driver, staff_url) = tauri_driver_on(free_port()).await;
         let (_kiosk_driver, kiosk_url) = tauri_driver_on(free_port()).await;
         let app = PathBuf::from(env!("CARGO_BIN_EXE_carebridge-app"));
@@ -670,7 +580,7 @@ async fn scenario(
         .wait_for_text("#connection", "1 waiting to send", WAIT)
         .await?;
     step(kiosk, 11, "kiosk-offline-pending").await?;
-    let node = NodeProcess::start(node_dir, listen).await;
+    let node = NodeProcess::start(&node_binary(), node_dir, listen).await;
     kiosk
         .wait_for_text(
             "#kiosk-answer",
@@ -777,7 +687,7 @@ async fn scenario(
     staff.replace_text(&password, &doctor.password).await?;
     staff.type_into(&password, "\u{E007}").await?;
     staff.wait_for("#waiting-heading", WAIT).await?;
-    let node = NodeProcess::start(node_dir, listen).await;
+    let node = NodeProcess::start(&node_binary(), node_dir, listen).await;
     staff
         .wait_for_text("#connection", "Online", Duration::from_secs(60))
         .await?;
