@@ -67,6 +67,14 @@ fn main() {
             .await
             .unwrap();
         let result = run(&staff, &kiosk, &creds, &url).await;
+        if result.is_err() {
+            // What each window showed when it failed.
+            for s in [&staff, &kiosk] {
+                if let Ok(text) = s.execute("return document.body.innerText;", vec![]).await {
+                    eprintln!("{} window:\n{}", s.name, text.as_str().unwrap_or_default());
+                }
+            }
+        }
         staff.end().await;
         kiosk.end().await;
         node.stop().await;
