@@ -42,6 +42,9 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Print this node's public identity (name, kind, URL, Ed25519 and X25519 public keys) as
+    /// the JSON document a peer's `peer add` reads.
+    Keys(KeysArgs),
     /// Write a consistent encrypted copy of the database, while the node serves.
     Backup(BackupArgs),
     /// Check a backup, then make it the node's database (the node must be stopped).
@@ -100,6 +103,15 @@ struct InitArgs {
     /// The first admin's username.
     #[arg(long, default_value = "admin")]
     admin_username: String,
+}
+
+#[derive(Debug, Args)]
+struct KeysArgs {
+    #[command(flatten)]
+    location: Location,
+    /// The URL peers reach this node at (its public address, not the listen address).
+    #[arg(long)]
+    url: String,
 }
 
 fn parse_kind(s: &str) -> Result<NodeKind, String> {
@@ -264,6 +276,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Err(e) => bail!("audit chain BROKEN at entry {}: {e}", e.seq()),
             }
+        }
+        Command::Keys(a) => {
+            let cfg = a.location.load()?;
+            let key = load_key(&cfg)?;
+            let conn = carebridge_server::store::open_connection(&cfg.db_path(), &key, true)?;
+            let id = carebridge_server::identity::identity(&conn, &cfg, &a.url)?;
+            println!("{}", serde_json::to_string_pretty(&id)?);
+            // For people to compare over the phone; stderr keeps stdout the document alone.
+            eprintln!("signing key fingerprint: {}", id.fingerprint()?);
+            Ok(())
         }
         Command::Backup(a) => {
             let cfg = a.location.load()?;

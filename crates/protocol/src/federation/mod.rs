@@ -5,4 +5,5 @@
 
 pub mod digest;
 pub mod envelope;
+pub mod identity;
 pub mod signature;
