@@ -234,7 +234,7 @@ export function StaffApp() {
   } else {
     content = (
       <>
-        <RefusedList />
+        <RefusedList count={status?.refused ?? 0} />
         <Views who={who} />
       </>
     );

@@ -145,8 +145,13 @@ export function AppointmentTable({
 }
 
 /** The writes the node refused, with its reasons, until dismissed. */
-export function RefusedList(): ReactNode {
-  const refused = useLive(refusedWrites, []);
+export function RefusedList({ count }: { count: number }): ReactNode {
+  // Read only while the core counts refusals: no query on every change otherwise.
+  return count > 0 ? <RefusedItems count={count} /> : null;
+}
+
+function RefusedItems({ count }: { count: number }): ReactNode {
+  const refused = useLive(refusedWrites, [count]);
   const items = refused.data ?? [];
   if (items.length === 0) return null;
   return (
