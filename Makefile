@@ -15,10 +15,12 @@ SHELL := bash
 # The desktop app adds its packages here (libwebkit2gtk-4.1-dev, ...).
 # dbus-daemon + gnome-keyring: a private session bus with a real Secret Service for the keychain tests.
 # The rest: Tauri on Linux (WebKitGTK), and the app's end-to-end run under Xvfb (WebKitWebDriver,
-# dunst for notifications, imagemagick for screenshots).
+# dunst for notifications, imagemagick for screenshots; fonts-dejavu-core for report PDFs,
+# poppler-utils to read them back in the tests).
 DEB_PACKAGES := gcc libc6-dev make perl curl jq ca-certificates dbus-daemon gnome-keyring \
 	pkg-config libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev \
-	libayatana-appindicator3-dev libxdo-dev xvfb webkit2gtk-driver dunst imagemagick
+	libayatana-appindicator3-dev libxdo-dev xvfb webkit2gtk-driver dunst imagemagick \
+	fonts-dejavu-core poppler-utils
 # Added by `bench-deps`: nginx + nchan (a peer), python3 for ../shared/bench/summarize.py.
 BENCH_DEB_PACKAGES := libnginx-mod-nchan python3 util-linux
 

@@ -113,6 +113,7 @@ const en = {
   "role.doctor": "Doctor",
   "role.reception": "Reception",
   "role.admin": "Admin",
+  "role.reviewer": "Reviewer",
   "admin.accounts": "Staff accounts",
   "admin.name": "Name",
   "admin.role": "Role",

@@ -12,6 +12,7 @@ use carebridge_protocol::appointment::{
 use carebridge_protocol::patient::{
     KioskIdentify, KioskPatient, NewPatient, Patient, PatientUpdate,
 };
+use carebridge_protocol::report::{Report, ReportAction, ReportContent, ReportRevision};
 use carebridge_protocol::schedule::Slot;
 use carebridge_protocol::session::Principal;
 use chrono_tz::Tz;
@@ -273,6 +274,76 @@ impl SyncEngine {
             .queue_patient_update(id, body, self.today())
             .await;
         self.queued(r).await
+    }
+
+    /// The signed-in doctor, or a clear refusal for anyone else.
+    fn doctor(&self) -> Result<(PractitionerId, String), CoreError> {
+        match self.principal() {
+            Principal::Staff {
+                id,
+                role: carebridge_protocol::practitioner::Role::Doctor,
+                display_name,
+            } => Ok((*id, display_name.clone())),
+            _ => Err(CoreError::Invalid("only doctors write reports".into())),
+        }
+    }
+
+    /// Starts a report about a patient: a draft, kept here and sent when the node is reachable.
+    pub async fn new_report(
+        &self,
+        patient: carebridge_protocol::PatientId,
+        content: ReportContent,
+    ) -> Result<Report, CoreError> {
+        let (me, name) = self.doctor()?;
+        let r = self
+            .shared
+            .store
+            .queue_new_report(me, name, patient, content)
+            .await;
+        self.queued(r).await
+    }
+
+    /// Saves a draft, finalises it, amends a final report or enters it in error.
+    pub async fn report_action(
+        &self,
+        id: carebridge_protocol::ReportId,
+        action: ReportAction,
+        content: Option<ReportContent>,
+        reason: Option<String>,
+    ) -> Result<Report, CoreError> {
+        let (me, name) = self.doctor()?;
+        let r = self
+            .shared
+            .store
+            .queue_report_action(me, name, id, action, content, reason)
+            .await;
+        self.queued(r).await
+    }
+
+    /// A report's signed revisions, from the node (the mirror keeps each report's current
+    /// state only).
+    pub async fn report_revisions(
+        &self,
+        id: carebridge_protocol::ReportId,
+    ) -> Result<Vec<ReportRevision>, CoreError> {
+        self.doctor()?;
+        let req = self.node_request(reqwest::Method::GET, &format!("reports/{id}/revisions"));
+        self.ask_node(req).await
+    }
+
+    /// A report as a PDF, rendered by the node (revision `None`: as it is now).
+    pub async fn report_pdf(
+        &self,
+        id: carebridge_protocol::ReportId,
+        revision: Option<u32>,
+    ) -> Result<Vec<u8>, CoreError> {
+        self.doctor()?;
+        let mut req = self.node_request(reqwest::Method::GET, &format!("reports/{id}/pdf"));
+        if let Some(n) = revision {
+            req = req.query(&[("revision", n)]);
+        }
+        let res = self.node_answer(req).await?;
+        Ok(res.bytes().await?.to_vec())
     }
 
     /// At a kiosk: the patient identifies with card number and birth date. Needs the node (the
@@ -543,7 +614,7 @@ async fn notify(shared: &Shared, applied: &Applied) {
 
 /// What sending one outbox item came to.
 enum Sent {
-    Answered(Outcome),
+    Answered(Box<Outcome>),
     /// A success whose body could not be read: the repeat returns the same answer.
     Unreadable(String),
     /// Network trouble or a passing fault on the node: try again later.
@@ -581,7 +652,7 @@ async fn run_outbox(shared: Arc<Shared>) {
         match sent {
             Sent::Answered(outcome) => {
                 attempt = 0;
-                match shared.store.complete(item.seq, outcome).await {
+                match shared.store.complete(item.seq, *outcome).await {
                     Ok(shown) => {
                         stuck = 0;
                         if let Some(applied) = shown {
@@ -701,6 +772,27 @@ async fn send(shared: &Shared, item: &OutboxItem) -> Sent {
             .patch(format!("{base}/api/v1/patients/{id}"))
             .header("If-Match", if_match(*v))
             .json(body),
+        Write::CreateReport { body } => http.post(format!("{base}/api/v1/reports")).json(body),
+        Write::ReportAct {
+            id,
+            action,
+            content,
+            reason,
+            if_match: v,
+        } => {
+            let r = match action {
+                ReportAction::SaveDraft => http.put(format!("{base}/api/v1/reports/{id}/draft")),
+                other => http.post(format!("{base}/api/v1/reports/{id}/{}", other.as_str())),
+            }
+            .header("If-Match", if_match(*v));
+            match (content, reason) {
+                (Some(c), _) => r.json(c),
+                (None, Some(reason)) => r.json(&WithReason {
+                    reason: reason.clone(),
+                }),
+                (None, None) => r,
+            }
+        }
     };
     let res = match req
         .timeout(Duration::from_secs(30))
@@ -718,10 +810,13 @@ async fn send(shared: &Shared, item: &OutboxItem) -> Sent {
             Write::RegisterPatient { .. } | Write::UpdatePatient { .. } => {
                 res.json::<Patient>().await.map(NodeRecord::Patient)
             }
+            Write::CreateReport { .. } | Write::ReportAct { .. } => {
+                res.json::<Report>().await.map(NodeRecord::Report)
+            }
             _ => res.json::<Appointment>().await.map(NodeRecord::Appointment),
         };
         return match record {
-            Ok(r) => Sent::Answered(Outcome::Accepted(r)),
+            Ok(r) => Sent::Answered(Box::new(Outcome::Accepted(r))),
             // The body was cut off or is not what this client expects: the repeat (same
             // Idempotency-Key) returns the same answer.
             Err(e) => Sent::Unreadable(format!("the node's answer could not be read: {e}")),
@@ -736,5 +831,5 @@ async fn send(shared: &Shared, item: &OutboxItem) -> Sent {
     {
         return Sent::Retry(format!("the node answered {status}"));
     }
-    Sent::Answered(Outcome::Refused(problem_of(res).await))
+    Sent::Answered(Box::new(Outcome::Refused(problem_of(res).await)))
 }

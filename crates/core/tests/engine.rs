@@ -488,3 +488,144 @@ async fn a_patient_edit_made_on_a_stale_version_comes_back_refused_with_the_node
     // The same version number as the local guess had, but the node's content.
     assert_eq!(now.patient.version, queued.version);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_written_offline_is_signed_when_the_node_returns_and_a_stale_amendment_comes_back_refused()
+ {
+    use carebridge_protocol::report::{ReportAction, ReportContent, ReportStatus};
+    let h = Hospital::seeded().await;
+    let node = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
+    let addr = node.addr.clone();
+    let profiles = tempfile::tempdir().unwrap();
+    let (u0, p0) = (
+        h.creds.doctors[0].username.clone(),
+        carebridge_server::demo::DOCTOR_PASSWORD,
+    );
+    let (u1, p1) = (
+        h.bench_doctor().to_owned(),
+        carebridge_server::demo::DOCTOR_PASSWORD,
+    );
+    let doctor = Client::staff(profiles.path(), &node.url, &u0, p0).await;
+    let colleague = Client::staff(profiles.path(), &node.url, &u1, p1).await;
+    let reception = Client::staff(
+        profiles.path(),
+        &node.url,
+        "reception",
+        carebridge_server::demo::RECEPTION_PASSWORD,
+    )
+    .await;
+    doctor.converges_with_node(WAIT).await;
+    colleague.converges_with_node(WAIT).await;
+    let patient = h.creds.patients[3].id;
+    let content = |conclusion: &str| ReportContent {
+        title: "Knee MRI".into(),
+        findings: "Small joint effusion.".into(),
+        conclusion: conclusion.into(),
+        codes: vec!["M25.46".into()],
+    };
+
+    node.kill().await;
+    let draft = doctor
+        .engine
+        .new_report(patient, content("first"))
+        .await
+        .unwrap();
+    let id = draft.id;
+    doctor
+        .engine
+        .report_action(id, ReportAction::SaveDraft, Some(content("second")), None)
+        .await
+        .unwrap();
+    let local = doctor
+        .engine
+        .report_action(id, ReportAction::Finalise, None, None)
+        .await
+        .unwrap();
+    assert_eq!(local.status, ReportStatus::Final);
+    assert!(local.signature.is_none(), "only the node signs");
+    let shown = doctor.engine.store().report(id).await.unwrap().unwrap();
+    assert!(shown.pending);
+    assert_eq!(doctor.engine.status().borrow().pending, 3);
+    // A draft's status rules hold offline too.
+    let again = doctor
+        .engine
+        .report_action(id, ReportAction::SaveDraft, Some(content("x")), None)
+        .await;
+    assert!(again.is_err(), "a final report is not saved as a draft");
+
+    let node = NodeProcess::spawn(h.dir.path(), &addr).await;
+    doctor.converges_with_node(Duration::from_secs(60)).await;
+    let signed = doctor.engine.store().report(id).await.unwrap().unwrap();
+    assert!(!signed.pending);
+    assert_eq!(signed.report.status, ReportStatus::Final);
+    assert_eq!(signed.report.content.conclusion, "second");
+    assert!(
+        signed.report.signature.is_some(),
+        "signed by the node once it had it"
+    );
+    colleague.converges_with_node(WAIT).await;
+    let seen = colleague
+        .engine
+        .store()
+        .patient_reports(patient)
+        .await
+        .unwrap();
+    assert_eq!(seen.len(), 1, "the colleague received it live");
+    reception.converges_with_node(WAIT).await;
+    assert!(
+        reception
+            .engine
+            .store()
+            .patient_reports(patient)
+            .await
+            .unwrap()
+            .is_empty(),
+        "reception never receives reports"
+    );
+
+    // The doctor amends offline while the colleague amends on the node: the doctor's
+    // amendment was made on an older version, and comes back refused with the node's state.
+    node.kill().await;
+    doctor
+        .engine
+        .report_action(
+            id,
+            ReportAction::Amend,
+            Some(content("doctor's amendment")),
+            None,
+        )
+        .await
+        .unwrap();
+    let elsewhere = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
+    let token: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/sessions", elsewhere.url))
+        .json(&serde_json::json!({"username": u1, "password": p1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/reports/{id}/amend", elsewhere.url))
+        .bearer_auth(token["token"].as_str().unwrap())
+        .header("If-Match", format!("\"{}\"", signed.report.version))
+        .json(&content("colleague's amendment"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    elsewhere.kill().await;
+    let _node = NodeProcess::spawn(h.dir.path(), &addr).await;
+    doctor.converges_with_node(Duration::from_secs(60)).await;
+    let outbox = doctor.engine.store().outbox().await.unwrap();
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    assert_eq!(
+        outbox[0].problem.as_ref().unwrap().code,
+        ProblemType::PreconditionFailed
+    );
+    let now = doctor.engine.store().report(id).await.unwrap().unwrap();
+    assert_eq!(now.report.content.conclusion, "colleague's amendment");
+    assert_eq!(now.report.revision, 2);
+    assert!(!now.pending);
+}

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::appointment::Appointment;
 use crate::patient::Patient;
+use crate::report::Report;
 use crate::schedule::{Absence, Schedule};
 
 /// The kinds of change the stream carries.
@@ -25,6 +26,10 @@ pub enum EventKind {
     ScheduleUpdated,
     /// `absence.created`: a period of a doctor's schedule was blocked.
     AbsenceCreated,
+    /// `report.created`: a doctor started a report.
+    ReportCreated,
+    /// `report.updated`: a draft saved, finalised, amended or entered in error.
+    ReportUpdated,
 }
 
 impl EventKind {
@@ -37,6 +42,8 @@ impl EventKind {
             Self::PatientUpdated => "patient.updated",
             Self::ScheduleUpdated => "schedule.updated",
             Self::AbsenceCreated => "absence.created",
+            Self::ReportCreated => "report.created",
+            Self::ReportUpdated => "report.updated",
         }
     }
 
@@ -49,6 +56,8 @@ impl EventKind {
             "patient.updated" => Self::PatientUpdated,
             "schedule.updated" => Self::ScheduleUpdated,
             "absence.created" => Self::AbsenceCreated,
+            "report.created" => Self::ReportCreated,
+            "report.updated" => Self::ReportUpdated,
             _ => return None,
         })
     }
@@ -69,6 +78,8 @@ pub enum LiveEvent {
     Schedule(Schedule),
     /// A new absence.
     Absence(Absence),
+    /// A report's new state.
+    Report(Report),
 }
 
 impl LiveEvent {
@@ -83,6 +94,9 @@ impl LiveEvent {
             }
             EventKind::ScheduleUpdated => Self::Schedule(serde_json::from_str(data)?),
             EventKind::AbsenceCreated => Self::Absence(serde_json::from_str(data)?),
+            EventKind::ReportCreated | EventKind::ReportUpdated => {
+                Self::Report(serde_json::from_str(data)?)
+            }
         })
     }
 }

@@ -58,3 +58,7 @@ uuid_id!(
     /// A registered kiosk device.
     KioskDeviceId
 );
+uuid_id!(
+    /// A medical report (all its revisions share it).
+    ReportId
+);

@@ -16,12 +16,13 @@ pub mod kiosk;
 pub mod patient;
 pub mod practitioner;
 pub mod problem;
+pub mod report;
 pub mod schedule;
 pub mod session;
 pub mod slots;
 pub mod snapshot;
 
-pub use id::{AppointmentId, KioskDeviceId, PatientId, PractitionerId};
+pub use id::{AppointmentId, KioskDeviceId, PatientId, PractitionerId, ReportId};
 pub use problem::{Problem, ProblemType};
 
 /// The media type of RFC 9457 error bodies.

@@ -20,6 +20,8 @@ pub enum Role {
     Reception,
     /// Manages accounts and kiosk devices and reads the audit trail; no patient data.
     Admin,
+    /// On an insurer's node: reads the medical reports hospitals send.
+    Reviewer,
 }
 
 impl Role {
@@ -29,6 +31,7 @@ impl Role {
             Self::Doctor => "doctor",
             Self::Reception => "reception",
             Self::Admin => "admin",
+            Self::Reviewer => "reviewer",
         }
     }
 
@@ -38,6 +41,7 @@ impl Role {
             "doctor" => Some(Self::Doctor),
             "reception" => Some(Self::Reception),
             "admin" => Some(Self::Admin),
+            "reviewer" => Some(Self::Reviewer),
             _ => None,
         }
     }

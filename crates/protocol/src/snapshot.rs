@@ -4,7 +4,7 @@
 //! The first line is `begin` with `event_id`: the snapshot shows the node exactly as of that
 //! event, so a client that then follows `GET /api/v1/events` with `Last-Event-ID: event_id`
 //! misses nothing and needs nothing twice. Records come in kind order (practitioners,
-//! schedules, patients, appointments), each kind by id, and the last line is `end`.
+//! schedules, patients, appointments, reports), each kind by id, and the last line is `end`.
 //!
 //! A snapshot cut off half-way resumes with `?after=<kind>:<id>` of the last record received.
 //! The rest then comes from a newer point; the client keeps following events from the
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::appointment::Appointment;
 use crate::patient::Patient;
 use crate::practitioner::Practitioner;
+use crate::report::Report;
 use crate::schedule::Schedule;
 
 /// One line of a snapshot.
@@ -35,6 +36,8 @@ pub enum SnapshotItem {
     Patient(Patient),
     /// An appointment.
     Appointment(Appointment),
+    /// A medical report (doctors only).
+    Report(Report),
     /// The last line: how many records came.
     End {
         /// Records sent (not counting `begin` and `end`).
@@ -43,7 +46,13 @@ pub enum SnapshotItem {
 }
 
 /// The record kinds, in the order a snapshot sends them.
-pub const KIND_ORDER: [&str; 4] = ["practitioner", "schedule", "patient", "appointment"];
+pub const KIND_ORDER: [&str; 5] = [
+    "practitioner",
+    "schedule",
+    "patient",
+    "appointment",
+    "report",
+];
 
 impl SnapshotItem {
     /// `<kind>:<id>` of a record, for resuming after it; `None` for `begin` and `end`.
@@ -53,6 +62,7 @@ impl SnapshotItem {
             Self::Schedule(s) => format!("schedule:{}", s.practitioner_id),
             Self::Patient(p) => format!("patient:{}", p.id),
             Self::Appointment(a) => format!("appointment:{}", a.id),
+            Self::Report(r) => format!("report:{}", r.id),
             Self::Begin { .. } | Self::End { .. } => return None,
         })
     }

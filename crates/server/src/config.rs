@@ -25,6 +25,16 @@ pub enum NodeKind {
     Insurer,
 }
 
+impl NodeKind {
+    /// The lowercase name used in configuration and identities.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hospital => "hospital",
+            Self::Insurer => "insurer",
+        }
+    }
+}
+
 /// HTTPS: PEM files of the certificate chain and its private key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsConfig {
@@ -42,6 +52,8 @@ pub struct NodeConfig {
     pub name: String,
     /// `hospital` (default) or `insurer`.
     pub kind: NodeKind,
+    /// The organisation's name as people read it, printed on reports (default: `name`).
+    pub organisation: Option<String>,
     /// IANA time zone in which schedules are laid out (default `UTC`).
     pub time_zone: String,
     /// Address to listen on (default `127.0.0.1:8080`; port 0 picks a free one).
@@ -83,6 +95,7 @@ impl Default for NodeConfig {
         Self {
             name: String::new(),
             kind: NodeKind::Hospital,
+            organisation: None,
             time_zone: "UTC".into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("."),

@@ -28,6 +28,8 @@ pub const ROLE_DOCTOR: i64 = 1;
 pub const ROLE_RECEPTION: i64 = 2;
 /// Role bit: admins.
 pub const ROLE_ADMIN: i64 = 4;
+/// The audience bit of insurer reviewers.
+pub const ROLE_REVIEWER: i64 = 8;
 
 /// The bit of a role.
 pub fn role_bit(role: Role) -> i64 {
@@ -35,6 +37,7 @@ pub fn role_bit(role: Role) -> i64 {
         Role::Doctor => ROLE_DOCTOR,
         Role::Reception => ROLE_RECEPTION,
         Role::Admin => ROLE_ADMIN,
+        Role::Reviewer => ROLE_REVIEWER,
     }
 }
 
@@ -66,6 +69,15 @@ impl Audience {
     pub fn clinical_staff() -> Self {
         Self {
             roles: ROLE_DOCTOR | ROLE_RECEPTION,
+            practitioner: None,
+            kiosk: None,
+        }
+    }
+
+    /// Reports are seen by doctors only (DESIGN: not by reception).
+    pub fn doctors() -> Self {
+        Self {
+            roles: ROLE_DOCTOR,
             practitioner: None,
             kiosk: None,
         }

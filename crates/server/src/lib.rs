@@ -19,6 +19,8 @@ pub mod kiosk;
 pub mod node;
 pub mod patient;
 pub mod practitioner;
+pub mod report;
+pub mod report_pdf;
 pub mod schedule;
 pub mod serve;
 pub mod session;

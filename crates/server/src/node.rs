@@ -123,6 +123,12 @@ pub struct Node {
     pub shutdown: CancellationToken,
     /// Snapshots streaming at once (each holds a connection and a read transaction).
     pub snapshot_permits: Arc<tokio::sync::Semaphore>,
+    /// The node's Ed25519 key: it signs reports for their authors and federation requests.
+    pub signing_key: ed25519_dalek::SigningKey,
+    /// The node's X25519 key: envelopes from peers are opened with it.
+    pub agreement_key: x25519_dalek::StaticSecret,
+    /// The fonts reports are printed in, found on first use.
+    pub report_fonts: std::sync::OnceLock<Result<carebridge_report_pdf::Fonts, String>>,
     _lock: fs::File,
 }
 
@@ -209,7 +215,7 @@ pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeCon
     let agreement_public = x25519_dalek::PublicKey::from(&agreement);
     let meta = [
         ("name", opts.name.clone()),
-        ("kind", format!("{:?}", opts.kind).to_lowercase()),
+        ("kind", opts.kind.as_str().to_owned()),
         ("time_zone", opts.time_zone.clone()),
     ];
     let draft = AuditDraft {
@@ -256,7 +262,7 @@ pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeCon
         "# CareBridge node configuration. Every option can also be set as CAREBRIDGE_<OPTION>.\n\
          name = {:?}\nkind = {:?}\ntime_zone = {:?}\nlisten = {:?}\n",
         cfg.name,
-        format!("{:?}", cfg.kind).to_lowercase(),
+        cfg.kind.as_str(),
         cfg.time_zone,
         cfg.listen.to_string()
     );
@@ -282,12 +288,15 @@ impl Node {
         let key = load_key(&config)?;
         let hub = Hub::new(config.live_buffer as usize, 0);
         let store = Store::open(&db, &key, config.durability, clock.clone(), hub.clone())?;
-        let head = {
+        let (head, signing_key, agreement_key) = {
             let conn = crate::store::open_connection(&db, &key, true)?;
-            conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map_err(StoreError::from)?
+            let head = conn
+                .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(StoreError::from)?;
+            let (signing, agreement) = crate::identity::secret_keys(&conn)?;
+            (head, signing, agreement)
         };
         hub.set_head(head);
         let window = chrono::Duration::minutes(15);
@@ -302,6 +311,9 @@ impl Node {
             throttle_kiosks: Throttle::new(10, window),
             shutdown: CancellationToken::new(),
             snapshot_permits: Arc::new(tokio::sync::Semaphore::new(2)),
+            signing_key,
+            agreement_key,
+            report_fonts: std::sync::OnceLock::new(),
             config,
             _lock: lock,
         }))
@@ -310,6 +322,14 @@ impl Node {
     /// The node's name.
     pub fn name(&self) -> &str {
         &self.config.name
+    }
+
+    /// The organisation's name as people read it.
+    pub fn organisation(&self) -> &str {
+        self.config
+            .organisation
+            .as_deref()
+            .unwrap_or(&self.config.name)
     }
 
     /// Starts the background jobs: the live-stream reaper, and pruning of the event log,

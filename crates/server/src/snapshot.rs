@@ -6,7 +6,7 @@ use rusqlite::Connection;
 
 use crate::events::Viewer;
 use crate::store::StoreError;
-use crate::{appointment, patient, practitioner};
+use crate::{appointment, patient, practitioner, report};
 
 /// Where a resumed snapshot starts: after this record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,7 +130,8 @@ pub fn write(
                     id.to_string(),
                 ),
                 Viewer::Staff {
-                    role: Role::Admin, ..
+                    role: Role::Admin | Role::Reviewer,
+                    ..
                 } => ("0 = 1", String::new()),
             };
             let sql = format!(
@@ -140,6 +141,23 @@ pub fn write(
             each!(&sql, rusqlite::params![start, who], |r| {
                 SnapshotItem::Appointment(appointment::from_row(r)?)
             });
+        }
+        if let Some(start) = from(4)
+            && matches!(
+                viewer,
+                Viewer::Staff {
+                    role: Role::Doctor,
+                    ..
+                }
+            )
+        {
+            let sql = format!(
+                "SELECT {} FROM reports WHERE id > ?1 ORDER BY id",
+                report::COLUMNS
+            );
+            each!(&sql, [start], |r| SnapshotItem::Report(report::from_row(
+                r
+            )?));
         }
         emit(&SnapshotItem::End { records });
         Ok(())

@@ -3,4 +3,4 @@
 /**
  * What a staff user may do on a hospital node.
  */
-export type Role = "doctor" | "reception" | "admin";
+export type Role = "doctor" | "reception" | "admin" | "reviewer";

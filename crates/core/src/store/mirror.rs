@@ -5,6 +5,7 @@ use carebridge_protocol::appointment::Appointment;
 use carebridge_protocol::event::LiveEvent;
 use carebridge_protocol::patient::{Patient, search_key};
 use carebridge_protocol::practitioner::Practitioner;
+use carebridge_protocol::report::Report;
 use carebridge_protocol::schedule::{Absence, Schedule};
 use carebridge_protocol::snapshot::SnapshotItem;
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -25,6 +26,8 @@ pub enum NodeRecord {
     Patient(Patient),
     /// An appointment.
     Appointment(Appointment),
+    /// A medical report.
+    Report(Report),
 }
 
 impl NodeRecord {
@@ -36,6 +39,7 @@ impl NodeRecord {
             Self::Absence(_) => "absence",
             Self::Patient(_) => "patient",
             Self::Appointment(_) => "appointment",
+            Self::Report(_) => "report",
         }
     }
 
@@ -47,6 +51,7 @@ impl NodeRecord {
             Self::Absence(a) => a.id.to_string(),
             Self::Patient(p) => p.id.to_string(),
             Self::Appointment(a) => a.id.to_string(),
+            Self::Report(r) => r.id.to_string(),
         }
     }
 
@@ -58,6 +63,7 @@ impl NodeRecord {
             Self::Absence(_) => 1,
             Self::Patient(p) => p.version,
             Self::Appointment(a) => a.version,
+            Self::Report(r) => r.version,
         }
     }
 
@@ -68,6 +74,7 @@ impl NodeRecord {
             Self::Absence(a) => serde_json::to_string(a),
             Self::Patient(p) => serde_json::to_string(p),
             Self::Appointment(a) => serde_json::to_string(a),
+            Self::Report(r) => serde_json::to_string(r),
         };
         r.map_err(|e| CoreError::Protocol(e.to_string()))
     }
@@ -80,6 +87,7 @@ impl NodeRecord {
             "absence" => Self::Absence(serde_json::from_str(data).map_err(bad)?),
             "patient" => Self::Patient(serde_json::from_str(data).map_err(bad)?),
             "appointment" => Self::Appointment(serde_json::from_str(data).map_err(bad)?),
+            "report" => Self::Report(serde_json::from_str(data).map_err(bad)?),
             other => return Err(CoreError::Protocol(format!("unknown record kind {other}"))),
         })
     }
@@ -90,6 +98,7 @@ impl NodeRecord {
             SnapshotItem::Schedule(s) => Some(Self::Schedule(s)),
             SnapshotItem::Patient(p) => Some(Self::Patient(p)),
             SnapshotItem::Appointment(a) => Some(Self::Appointment(a)),
+            SnapshotItem::Report(r) => Some(Self::Report(r)),
             SnapshotItem::Begin { .. } | SnapshotItem::End { .. } => None,
         }
     }
@@ -102,6 +111,7 @@ impl From<LiveEvent> for NodeRecord {
             LiveEvent::Patient(p) => Self::Patient(p),
             LiveEvent::Schedule(s) => Self::Schedule(s),
             LiveEvent::Absence(a) => Self::Absence(a),
+            LiveEvent::Report(r) => Self::Report(r),
         }
     }
 }
@@ -126,6 +136,7 @@ pub(super) fn table(kind: &str) -> Result<&'static str, CoreError> {
         "absence" => "absence",
         "patient" => "patient",
         "appointment" => "appointment",
+        "report" => "report",
         other => return Err(CoreError::Protocol(format!("unknown record kind {other}"))),
     })
 }
@@ -278,6 +289,24 @@ pub(super) fn write_row(
                 .execute(values)?;
                 tx.last_insert_rowid()
             }
+        }
+        NodeRecord::Report(r) => {
+            tx.prepare_cached(
+                "INSERT INTO report (id, version, patient_id, status, updated_ms, pending, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id) DO UPDATE SET version = excluded.version, status = excluded.status,
+                     updated_ms = excluded.updated_ms, pending = excluded.pending, data = excluded.data",
+            )?
+            .execute(params![
+                id,
+                version,
+                r.patient_id.to_string(),
+                r.status.as_str(),
+                r.updated_at.timestamp_millis(),
+                pending,
+                data
+            ])?;
+            return Ok(());
         }
         NodeRecord::Appointment(a) => {
             let values = params![

@@ -25,7 +25,7 @@ use crate::error::CoreError;
 
 pub use mirror::{Applied, NodeRecord};
 pub use outbox::{OutboxItem, OutboxState, Outcome, Write};
-pub use query::{AppointmentRow, PatientQuery, PatientRow, SearchHit, day_bounds};
+pub use query::{AppointmentRow, PatientQuery, PatientRow, ReportRow, SearchHit, day_bounds};
 
 /// A 256-bit SQLCipher key.
 #[derive(Clone, PartialEq, Eq)]
@@ -260,7 +260,13 @@ impl LocalStore {
     ) -> Result<std::collections::BTreeMap<(String, String), i64>, CoreError> {
         self.with(|c| {
             let mut out = std::collections::BTreeMap::new();
-            for kind in ["practitioner", "schedule", "patient", "appointment"] {
+            for kind in [
+                "practitioner",
+                "schedule",
+                "patient",
+                "appointment",
+                "report",
+            ] {
                 let mut stmt = c.prepare(&format!("SELECT id, version FROM {kind}"))?;
                 let rows =
                     stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;

@@ -11,8 +11,9 @@ use carebridge_protocol::appointment::{
     validate_reason, validate_time,
 };
 use carebridge_protocol::patient::{NewPatient, Patient, PatientUpdate};
+use carebridge_protocol::report::{NewReport, Report, ReportAction, ReportContent, ReportStatus};
 use carebridge_protocol::session::Principal;
-use carebridge_protocol::{AppointmentId, PatientId, Problem};
+use carebridge_protocol::{AppointmentId, PatientId, PractitionerId, Problem, ReportId};
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,24 @@ pub enum Write {
         /// The changes.
         body: PatientUpdate,
         /// The version the user edited.
+        if_match: i64,
+    },
+    /// Start a report (a draft); the client names it, so its id never changes.
+    CreateReport {
+        /// The request, with the report's id.
+        body: NewReport,
+    },
+    /// Save a draft's content, finalise it, amend a final report or enter it in error.
+    ReportAct {
+        /// The report.
+        id: ReportId,
+        /// What to do.
+        action: ReportAction,
+        /// The new content (save and amend).
+        content: Option<ReportContent>,
+        /// Why (entered in error).
+        reason: Option<String>,
+        /// The version the user acted on.
         if_match: i64,
     },
 }
@@ -191,6 +210,7 @@ impl Serialize for RecordJson<'_> {
             NodeRecord::Absence(a) => a.serialize(s),
             NodeRecord::Patient(p) => p.serialize(s),
             NodeRecord::Appointment(a) => a.serialize(s),
+            NodeRecord::Report(r) => r.serialize(s),
         }
     }
 }
@@ -213,6 +233,13 @@ fn taken(other: &Appointment) -> CoreError {
 
 fn invalid(msg: impl Into<String>) -> CoreError {
     CoreError::Invalid(msg.into())
+}
+
+/// What the node stores of a report's content: the title and codes trimmed.
+fn tidy_content(mut c: ReportContent) -> ReportContent {
+    c.title = c.title.trim().to_owned();
+    c.codes = c.codes.into_iter().map(|s| s.trim().to_owned()).collect();
+    c
 }
 
 impl LocalStore {
@@ -508,6 +535,143 @@ impl LocalStore {
         .await
     }
 
+    /// Starts a report for `author`: a `preliminary` draft, shown at once (pending).
+    pub async fn queue_new_report(
+        &self,
+        author: PractitionerId,
+        author_name: String,
+        patient_id: PatientId,
+        content: ReportContent,
+    ) -> Result<Report, CoreError> {
+        self.with(move |c| {
+            content
+                .validate()
+                .map_err(|(f, m)| invalid(format!("{f}: {m}")))?;
+            let tx = c.transaction()?;
+            let patient_id: PatientId = parse_id(&resolve(&tx, &patient_id.to_string())?)?;
+            if load_row(&tx, "patient", &patient_id.to_string())?.is_none() {
+                return Err(CoreError::NotFound(format!("patient {patient_id}")));
+            }
+            let now = crate::clock::now();
+            let r = Report {
+                id: ReportId::new(),
+                patient_id,
+                author_id: author,
+                author_name,
+                status: ReportStatus::Preliminary,
+                content: tidy_content(content),
+                revision: 0,
+                signature: None,
+                error_reason: None,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            };
+            let body = NewReport {
+                id: Some(r.id),
+                patient_id,
+                content: r.content.clone(),
+            };
+            queue(
+                &tx,
+                None,
+                &NodeRecord::Report(r.clone()),
+                &Write::CreateReport { body },
+            )?;
+            tx.commit()?;
+            Ok(r)
+        })
+        .await
+    }
+
+    /// Saves a draft, finalises it, amends a final report (with `content`) or enters it in
+    /// error (with `reason`), as `me`. Refused at once when the report's status does not
+    /// allow it; the signature comes from the node when it accepts the change.
+    pub async fn queue_report_action(
+        &self,
+        me: PractitionerId,
+        my_name: String,
+        id: ReportId,
+        action: ReportAction,
+        content: Option<ReportContent>,
+        reason: Option<String>,
+    ) -> Result<Report, CoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let Some((rowid, NodeRecord::Report(before))) =
+                load_row(&tx, "report", &id.to_string())?
+            else {
+                return Err(CoreError::NotFound(format!("report {id}")));
+            };
+            let status = before.status.apply(action).ok_or_else(|| {
+                invalid(format!(
+                    "a {} report cannot be given {}",
+                    before.status.as_str(),
+                    action.as_str()
+                ))
+            })?;
+            if before.status == ReportStatus::Preliminary && before.author_id != me {
+                return Err(invalid(
+                    "a draft belongs to its author until it is finalised",
+                ));
+            }
+            let content = match (action, content) {
+                (ReportAction::SaveDraft | ReportAction::Amend, Some(c)) => {
+                    c.validate()
+                        .map_err(|(f, m)| invalid(format!("{f}: {m}")))?;
+                    Some(tidy_content(c))
+                }
+                (ReportAction::SaveDraft | ReportAction::Amend, None) => {
+                    return Err(invalid("give the report's content"));
+                }
+                _ => None,
+            };
+            let reason = match (action, reason) {
+                (ReportAction::EnteredInError, Some(r)) => {
+                    validate_reason(&r).map_err(|e| invalid(format!("reason: {e}")))?;
+                    Some(r.trim().to_owned())
+                }
+                (ReportAction::EnteredInError, None) => return Err(invalid("give a reason")),
+                _ => None,
+            };
+            let mut after = before.clone();
+            after.status = status;
+            after.version += 1;
+            after.updated_at = crate::clock::now();
+            if let Some(c) = &content {
+                after.content = c.clone();
+            }
+            if action == ReportAction::Amend {
+                after.author_id = me;
+                after.author_name = my_name;
+            }
+            if matches!(action, ReportAction::Finalise | ReportAction::Amend) {
+                // Signed by the node when it accepts: until then, no signature is shown.
+                after.revision += 1;
+                after.signature = None;
+            }
+            if reason.is_some() {
+                after.error_reason = reason.clone();
+            }
+            let write = Write::ReportAct {
+                id,
+                action,
+                content,
+                reason,
+                if_match: before.version,
+            };
+            queue(
+                &tx,
+                Some((rowid, &NodeRecord::Report(before))),
+                &NodeRecord::Report(after.clone()),
+                &write,
+            )?;
+            tx.commit()?;
+            Ok(after)
+        })
+        .await
+    }
+
     /// The first write still waiting for the node, with ids the node gave since it was queued.
     pub async fn next_pending(&self) -> Result<Option<OutboxItem>, CoreError> {
         self.with(|c| {
@@ -545,7 +709,9 @@ impl LocalStore {
                     body,
                     if_match,
                 },
-                w @ Write::RegisterPatient { .. } => w,
+                w @ (Write::RegisterPatient { .. }
+                | Write::CreateReport { .. }
+                | Write::ReportAct { .. }) => w,
             };
             Ok(Some(item))
         })

@@ -5,9 +5,10 @@
 use carebridge_protocol::appointment::{Appointment, AppointmentStatus};
 use carebridge_protocol::patient::{Patient, search_key};
 use carebridge_protocol::practitioner::{Practitioner, Role};
+use carebridge_protocol::report::Report;
 use carebridge_protocol::schedule::{Absence, Schedule, Slot};
 use carebridge_protocol::slots::{self, Occupied};
-use carebridge_protocol::{AppointmentId, PatientId, PractitionerId};
+use carebridge_protocol::{AppointmentId, PatientId, PractitionerId, ReportId};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use rusqlite::types::Value;
@@ -36,6 +37,16 @@ pub struct AppointmentRow {
 pub struct PatientRow {
     /// Their details here (the user's change, while pending).
     pub patient: Patient,
+    /// A change the node has not acknowledged yet.
+    pub pending: bool,
+}
+
+/// A report as the user sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct ReportRow {
+    /// Its state here (the user's change, while pending: then unsigned).
+    pub report: Report,
     /// A change the node has not acknowledged yet.
     pub pending: bool,
 }
@@ -128,6 +139,13 @@ fn appointment_rows(
             })
         })
         .collect()
+}
+
+fn report_row(data: String, pending: bool) -> Result<ReportRow, CoreError> {
+    Ok(ReportRow {
+        report: serde_json::from_str(&data)?,
+        pending,
+    })
 }
 
 fn patient_row(data: String, pending: bool) -> Result<PatientRow, CoreError> {
@@ -263,6 +281,48 @@ impl LocalStore {
                 c,
                 "SELECT {columns} FROM appointment a WHERE a.id = ?1",
                 vec![id.into()],
+            )?
+            .into_iter()
+            .next())
+        })
+        .await
+    }
+
+    /// A patient's reports, most recently changed first.
+    pub async fn patient_reports(&self, patient: PatientId) -> Result<Vec<ReportRow>, CoreError> {
+        self.with(move |c| {
+            let id = super::outbox::resolve(c, &patient.to_string())?;
+            rows(
+                c,
+                "SELECT data, pending FROM report WHERE patient_id = ?1 ORDER BY updated_ms DESC",
+                vec![id.into()],
+                report_row,
+            )
+        })
+        .await
+    }
+
+    /// The reports changed most recently, newest first (a doctor's recent work).
+    pub async fn recent_reports(&self, limit: u32) -> Result<Vec<ReportRow>, CoreError> {
+        self.with(move |c| {
+            rows(
+                c,
+                "SELECT data, pending FROM report ORDER BY updated_ms DESC LIMIT ?1",
+                vec![i64::from(limit).into()],
+                report_row,
+            )
+        })
+        .await
+    }
+
+    /// One report.
+    pub async fn report(&self, id: ReportId) -> Result<Option<ReportRow>, CoreError> {
+        self.with(move |c| {
+            Ok(rows(
+                c,
+                "SELECT data, pending FROM report WHERE id = ?1",
+                vec![id.to_string().into()],
+                report_row,
             )?
             .into_iter()
             .next())

@@ -6,7 +6,8 @@ use rusqlite::Connection;
 use crate::error::CoreError;
 
 /// Migration `n` is `MIGRATIONS[n - 1]`. Append, never edit one that has shipped.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 -- Records as the node sent them (`data`, JSON), with what the queries filter on as columns.
 -- `pending` marks a record showing a local change the node has not acknowledged yet.
 CREATE TABLE practitioner (
@@ -102,7 +103,21 @@ CREATE TABLE local_id (
 
 CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 CREATE TABLE setting (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
-"#];
+"#,
+    // 2: medical reports (a doctor's mirror only), newest change first per patient.
+    r#"
+CREATE TABLE report (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    patient_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    pending INTEGER NOT NULL DEFAULT 0,
+    data TEXT NOT NULL
+) STRICT;
+CREATE INDEX report_by_patient ON report (patient_id, updated_ms);
+"#,
+];
 
 /// Brings the database up to the newest schema, each migration in its own transaction.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), CoreError> {

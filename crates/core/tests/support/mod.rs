@@ -297,6 +297,7 @@ pub async fn node_versions(s: &SignedIn) -> Option<BTreeMap<(String, String), i6
             SnapshotItem::Schedule(x) => ("schedule", x.practitioner_id.to_string(), x.version),
             SnapshotItem::Patient(p) => ("patient", p.id.to_string(), p.version),
             SnapshotItem::Appointment(a) => ("appointment", a.id.to_string(), a.version),
+            SnapshotItem::Report(r) => ("report", r.id.to_string(), r.version),
             _ => continue,
         };
         out.insert((kind.to_owned(), id), version);

@@ -70,17 +70,22 @@ impl NodeIdentity {
         )?))
     }
 
-    /// A short fingerprint of the signing key for people to compare over the phone:
-    /// the first 16 bytes of its SHA-256, in groups of four hex digits.
+    /// A short fingerprint of the signing key for people to compare over the phone
+    /// (see [`fingerprint`]).
     pub fn fingerprint(&self) -> Result<String, IdentityError> {
-        let key = self.signing_key()?;
-        let digest = Sha256::digest(key.as_bytes());
-        Ok(digest[..16]
-            .chunks(2)
-            .map(hex::encode)
-            .collect::<Vec<_>>()
-            .join(":"))
+        Ok(fingerprint(&self.signing_key()?))
     }
+}
+
+/// A short fingerprint of a node's signing key: the first 16 bytes of its SHA-256, in groups
+/// of four hex digits.
+pub fn fingerprint(key: &ed25519_dalek::VerifyingKey) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    digest[..16]
+        .chunks(2)
+        .map(hex::encode)
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 #[cfg(test)]

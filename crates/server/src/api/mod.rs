@@ -28,7 +28,8 @@ use crate::error::{ApiError, InternalCause, problem_response};
 use crate::node::Node;
 
 use v1::{
-    appointments, audit, events, kiosks, patients, practitioners, schedules, sessions, snapshot,
+    appointments, audit, events, kiosks, patients, practitioners, reports, schedules, sessions,
+    snapshot,
 };
 
 #[derive(OpenApi)]
@@ -42,6 +43,7 @@ use v1::{
          (name = "practitioners", description = "Staff accounts"),
          (name = "kiosks", description = "Kiosk devices"),
          (name = "kiosk", description = "What a kiosk does for the patient at it"),
+         (name = "reports", description = "Medical reports: drafts, signed revisions, PDF"),
          (name = "events", description = "The live stream"),
          (name = "audit", description = "The audit trail"))
 )]
@@ -144,6 +146,14 @@ fn v1_routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(appointments::check_in_appointment))
         .routes(routes!(appointments::complete_appointment))
         .routes(routes!(appointments::no_show_appointment))
+        .routes(routes!(reports::list_reports, reports::create_report))
+        .routes(routes!(reports::get_report))
+        .routes(routes!(reports::list_report_revisions))
+        .routes(routes!(reports::save_report_draft))
+        .routes(routes!(reports::finalise_report))
+        .routes(routes!(reports::amend_report))
+        .routes(routes!(reports::report_entered_in_error))
+        .routes(routes!(reports::get_report_pdf))
         .routes(routes!(snapshot::get_snapshot))
         .routes(routes!(events::stream_events))
         .routes(routes!(audit::list_audit))

@@ -1,7 +1,7 @@
 //! Versioned schema migrations, applied in order at start. `PRAGMA user_version` records the
 //! last one applied; each runs in its own transaction. Never edit a released migration: add one.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::StoreError;
 
@@ -175,6 +175,77 @@ CREATE TABLE idempotency (
     PRIMARY KEY (actor, key)
 ) STRICT;
 "#,
+    // 2: insurer nodes' `reviewer` role; medical reports and their signed revisions.
+    // SQLite cannot change a CHECK constraint in place: the practitioners table is rebuilt
+    // (foreign keys are off while migrating, and checked before the commit).
+    r#"
+CREATE TABLE practitioners_new (
+    id TEXT PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('doctor', 'reception', 'admin', 'reviewer')),
+    password_hash TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    version INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL
+) STRICT;
+INSERT INTO practitioners_new (id, username, display_name, role, password_hash, disabled, version, created_at)
+    SELECT id, username, display_name, role, password_hash, disabled, version, created_at FROM practitioners;
+DROP TABLE practitioners;
+ALTER TABLE practitioners_new RENAME TO practitioners;
+
+-- A report's current state: a draft's content, or its latest signed revision's.
+CREATE TABLE reports (
+    id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES patients (id),
+    author_id TEXT NOT NULL REFERENCES practitioners (id),
+    author_name TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('preliminary', 'final', 'amended', 'entered-in-error')),
+    title TEXT NOT NULL,
+    findings TEXT NOT NULL,
+    conclusion TEXT NOT NULL,
+    codes TEXT NOT NULL,
+    revision INTEGER NOT NULL CHECK (revision >= 0),
+    signature TEXT,
+    error_reason TEXT,
+    version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX reports_patient ON reports (patient_id, updated_at);
+CREATE INDEX reports_updated ON reports (updated_at);
+
+-- Signed revisions: written once, never changed or removed.
+CREATE TABLE report_revisions (
+    report_id TEXT NOT NULL REFERENCES reports (id),
+    revision INTEGER NOT NULL CHECK (revision >= 1),
+    status TEXT NOT NULL CHECK (status IN ('final', 'amended')),
+    title TEXT NOT NULL,
+    findings TEXT NOT NULL,
+    conclusion TEXT NOT NULL,
+    codes TEXT NOT NULL,
+    author_id TEXT NOT NULL REFERENCES practitioners (id),
+    author_name TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    PRIMARY KEY (report_id, revision)
+) STRICT;
+CREATE TRIGGER report_revisions_no_update BEFORE UPDATE ON report_revisions
+BEGIN
+    SELECT RAISE(ABORT, 'a signed report revision cannot be changed');
+END;
+CREATE TRIGGER report_revisions_no_delete BEFORE DELETE ON report_revisions
+BEGIN
+    SELECT RAISE(ABORT, 'a signed report revision cannot be removed');
+END;
+-- Defence in depth: once signed, a report's text changes only with a new revision.
+CREATE TRIGGER reports_signed_text_fixed BEFORE UPDATE OF title, findings, conclusion, codes ON reports
+WHEN OLD.status <> 'preliminary' AND NEW.revision = OLD.revision
+  AND (NEW.title IS NOT OLD.title OR NEW.findings IS NOT OLD.findings
+       OR NEW.conclusion IS NOT OLD.conclusion OR NEW.codes IS NOT OLD.codes)
+BEGIN
+    SELECT RAISE(ABORT, 'a signed report changes only by amendment');
+END;
+"#,
 ];
 
 /// The schema version this build writes.
@@ -189,13 +260,36 @@ pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
             known: SCHEMA_VERSION,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)?;
-        tx.commit()?;
+    if current == SCHEMA_VERSION {
+        return Ok(());
     }
-    Ok(())
+    // A migration may rebuild a table others refer to; SQLite's procedure for that is to
+    // switch foreign keys off (outside any transaction) and check them before committing.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let result = (|| {
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            let broken: Option<String> = tx
+                .query_row(
+                    "SELECT \"table\" FROM pragma_foreign_key_check LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(table) = broken {
+                return Err(StoreError::Corrupt(format!(
+                    "migration {} left a broken reference in {table}",
+                    i + 1
+                )));
+            }
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    })();
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    result
 }
 
 /// Checks, without changing anything, that a database's schema is one this build can use.
@@ -208,4 +302,70 @@ pub fn check(conn: &Connection) -> Result<i64, StoreError> {
         });
     }
     Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_first_schema_database_keeps_its_records_and_references_when_migrated() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO practitioners (id, username, display_name, role, password_hash, created_at)
+                 VALUES ('d1', 'moreau', 'Dr. Moreau', 'doctor', 'h', 0);
+             INSERT INTO patients (id, family_name, given_name, family_key, given_key, birth_date,
+                 card_number, version, created_at, updated_at)
+                 VALUES ('p1', 'Doe', 'Jane', 'doe', 'jane', '1980-01-01', 'C1', 1, 0, 0);
+             INSERT INTO appointments (id, reference, patient_id, practitioner_id, start_at, end_at,
+                 reason, status, booked_by_kind, booked_by_id, version, created_at, updated_at)
+                 VALUES ('a1', 'R1', 'p1', 'd1', 0, 900000, 'checkup', 'booked', 'staff', 'd1', 1, 0, 0);",
+        )
+        .unwrap();
+
+        apply(&mut conn).unwrap();
+
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let fk: i64 = conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1, "foreign keys are back on");
+        let name: String = conn
+            .query_row(
+                "SELECT display_name FROM practitioners WHERE id = 'd1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(name, "Dr. Moreau");
+        conn.execute(
+            "INSERT INTO practitioners (id, username, display_name, role, password_hash, created_at)
+             VALUES ('r1', 'reviewer', 'R', 'reviewer', 'h', 0)",
+            [],
+        )
+        .unwrap();
+        let dangling = conn.execute(
+            "INSERT INTO appointments (id, reference, patient_id, practitioner_id, start_at, end_at,
+                 reason, status, booked_by_kind, booked_by_id, version, created_at, updated_at)
+             VALUES ('a2', 'R2', 'p1', 'nobody', 0, 900000, 'x', 'booked', 'staff', 'd1', 1, 0, 0)",
+            [],
+        );
+        assert!(
+            dangling.is_err(),
+            "appointments still reference practitioners"
+        );
+        let unknown_role = conn.execute(
+            "INSERT INTO practitioners (id, username, display_name, role, password_hash, created_at)
+             VALUES ('x1', 'x', 'X', 'janitor', 'h', 0)",
+            [],
+        );
+        assert!(unknown_role.is_err());
+        apply(&mut conn).unwrap();
+    }
 }

@@ -210,8 +210,13 @@ pub async fn book_appointment(
             role: Role::Reception,
         } => BookedBy::Staff { id },
         Viewer::Staff {
-            role: Role::Admin, ..
-        } => return Err(ApiError::forbidden("admins do not book appointments")),
+            role: Role::Admin | Role::Reviewer,
+            ..
+        } => {
+            return Err(ApiError::forbidden(
+                "only reception, doctors and kiosks book appointments",
+            ));
+        }
         Viewer::Kiosk { id } => BookedBy::Kiosk { id },
     };
     check_times(&[
@@ -306,7 +311,8 @@ fn visible(caller: &Caller, a: &Appointment) -> bool {
             role: Role::Doctor,
         } => a.practitioner_id == id,
         Viewer::Staff {
-            role: Role::Admin, ..
+            role: Role::Admin | Role::Reviewer,
+            ..
         } => false,
         Viewer::Kiosk { id } => a.booked_by == BookedBy::Kiosk { id },
     }
@@ -330,8 +336,13 @@ pub async fn list_appointments(
             role: Role::Doctor,
         } => Scope::Practitioner(id),
         Viewer::Staff {
-            role: Role::Admin, ..
-        } => return Err(ApiError::forbidden("admins do not see appointments")),
+            role: Role::Admin | Role::Reviewer,
+            ..
+        } => {
+            return Err(ApiError::forbidden(
+                "only reception, doctors and kiosks see appointments",
+            ));
+        }
         Viewer::Kiosk { id } => Scope::Kiosk(id),
     };
     let list = node
@@ -400,10 +411,13 @@ async fn act(
         )));
     }
     if let Viewer::Staff {
-        role: Role::Admin, ..
+        role: Role::Admin | Role::Reviewer,
+        ..
     } = caller.viewer
     {
-        return Err(ApiError::forbidden("admins do not work on appointments"));
+        return Err(ApiError::forbidden(
+            "only reception, doctors and kiosks work on appointments",
+        ));
     }
     let tz = node.tz;
     let fp = fingerprint(

@@ -6,6 +6,7 @@ pub mod events;
 pub mod kiosks;
 pub mod patients;
 pub mod practitioners;
+pub mod reports;
 pub mod schedules;
 pub mod sessions;
 pub mod snapshot;

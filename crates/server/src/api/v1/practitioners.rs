@@ -16,6 +16,7 @@ use utoipa::IntoParams;
 use crate::api::extract::{Caller, IdempotencyKey, IfMatch, Json, Path, Query};
 use crate::api::idempotency::{self, fingerprint};
 use crate::api::with_etag;
+use crate::config::NodeKind;
 use crate::error::ApiError;
 use crate::events::Viewer;
 use crate::node::Node;
@@ -80,6 +81,24 @@ pub async fn create_practitioner(
         return Err(ApiError::field(
             "display_name",
             "must be 1 to 200 characters",
+        ));
+    }
+    let allowed: &[Role] = match node.config.kind {
+        NodeKind::Hospital => &[Role::Doctor, Role::Reception, Role::Admin],
+        NodeKind::Insurer => &[Role::Reviewer, Role::Admin],
+    };
+    if !allowed.contains(&req.role) {
+        return Err(ApiError::field(
+            "role",
+            format!(
+                "a {} node has the roles {}",
+                node.config.kind.as_str(),
+                allowed
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         ));
     }
     let password = req.password.clone();

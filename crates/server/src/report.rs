@@ -1,0 +1,184 @@
+//! Report rows: the current state in `reports`, each signed revision in `report_revisions`
+//! (which triggers keep immutable).
+
+use carebridge_protocol::report::{
+    Report, ReportContent, ReportQuery, ReportRevision, ReportSignature, ReportStatus,
+};
+use carebridge_protocol::{PatientId, ReportId};
+use rusqlite::{Connection, Row, params};
+
+use crate::store::{StoreError, from_millis};
+
+/// The columns [`from_row`] reads, in its order.
+pub const COLUMNS: &str = "id, patient_id, author_id, author_name, status, title, findings, conclusion, codes, \
+     revision, signature, error_reason, version, created_at, updated_at";
+
+fn parse<T: std::str::FromStr>(s: String, what: &str) -> Result<T, StoreError> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("{what} {s}")))
+}
+
+fn status(s: String) -> Result<ReportStatus, StoreError> {
+    ReportStatus::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("report status {s}")))
+}
+
+fn content(
+    title: String,
+    findings: String,
+    conclusion: String,
+    codes: String,
+) -> Result<ReportContent, StoreError> {
+    Ok(ReportContent {
+        title,
+        findings,
+        conclusion,
+        codes: serde_json::from_str(&codes)?,
+    })
+}
+
+/// Decodes a row selected with [`COLUMNS`].
+pub fn from_row(r: &Row<'_>) -> Result<Report, StoreError> {
+    let signature: Option<String> = r.get(10)?;
+    Ok(Report {
+        id: parse(r.get(0)?, "report id")?,
+        patient_id: parse(r.get(1)?, "patient id")?,
+        author_id: parse(r.get(2)?, "practitioner id")?,
+        author_name: r.get(3)?,
+        status: status(r.get(4)?)?,
+        content: content(r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?)?,
+        revision: r.get(9)?,
+        signature: signature
+            .map(|s| serde_json::from_str::<ReportSignature>(&s))
+            .transpose()?,
+        error_reason: r.get(11)?,
+        version: r.get(12)?,
+        created_at: from_millis(r.get(13)?)?,
+        updated_at: from_millis(r.get(14)?)?,
+    })
+}
+
+/// Reads one report's current state.
+pub fn get(conn: &Connection, id: ReportId) -> Result<Option<Report>, StoreError> {
+    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM reports WHERE id = ?1"))?;
+    let mut rows = st.query([id.to_string()])?;
+    rows.next()?.map(from_row).transpose()
+}
+
+/// Whether the id is taken.
+pub fn exists(conn: &Connection, id: ReportId) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM reports WHERE id = ?1")?
+        .exists([id.to_string()])?)
+}
+
+/// Writes a report's current state, inserting or replacing it.
+pub fn put(conn: &Connection, r: &Report) -> Result<(), StoreError> {
+    let signature = r
+        .signature
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?;
+    conn.prepare_cached(&format!(
+        "INSERT INTO reports ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+         ON CONFLICT (id) DO UPDATE SET author_id = excluded.author_id, author_name = excluded.author_name,
+             status = excluded.status, title = excluded.title, findings = excluded.findings,
+             conclusion = excluded.conclusion, codes = excluded.codes, revision = excluded.revision,
+             signature = excluded.signature, error_reason = excluded.error_reason,
+             version = excluded.version, updated_at = excluded.updated_at"
+    ))?
+    .execute(params![
+        r.id.to_string(),
+        r.patient_id.to_string(),
+        r.author_id.to_string(),
+        r.author_name,
+        r.status.as_str(),
+        r.content.title,
+        r.content.findings,
+        r.content.conclusion,
+        serde_json::to_string(&r.content.codes)?,
+        r.revision,
+        signature,
+        r.error_reason,
+        r.version,
+        r.created_at.timestamp_millis(),
+        r.updated_at.timestamp_millis(),
+    ])?;
+    Ok(())
+}
+
+/// Appends a signed revision (the table refuses changes to existing ones).
+pub fn add_revision(
+    conn: &Connection,
+    id: ReportId,
+    rev: &ReportRevision,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO report_revisions (report_id, revision, status, title, findings, conclusion, codes,
+             author_id, author_name, signature)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        id.to_string(),
+        rev.revision,
+        rev.status.as_str(),
+        rev.content.title,
+        rev.content.findings,
+        rev.content.conclusion,
+        serde_json::to_string(&rev.content.codes)?,
+        rev.author_id.to_string(),
+        rev.author_name,
+        serde_json::to_string(&rev.signature)?,
+    ])?;
+    Ok(())
+}
+
+/// Every signed revision of a report, oldest first.
+pub fn revisions(conn: &Connection, id: ReportId) -> Result<Vec<ReportRevision>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT revision, status, title, findings, conclusion, codes, author_id, author_name, signature
+         FROM report_revisions WHERE report_id = ?1 ORDER BY revision",
+    )?;
+    let mut rows = st.query([id.to_string()])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let sig: String = r.get(8)?;
+        out.push(ReportRevision {
+            revision: r.get(0)?,
+            status: status(r.get(1)?)?,
+            content: content(r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)?,
+            author_id: parse(r.get(6)?, "practitioner id")?,
+            author_name: r.get(7)?,
+            signature: serde_json::from_str(&sig)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Reports matching `q`, most recently changed first.
+pub fn list(conn: &Connection, q: &ReportQuery) -> Result<Vec<Report>, StoreError> {
+    let limit = i64::from(q.limit.unwrap_or(200).clamp(1, 1000));
+    let since = q.changed_since.map_or(i64::MIN, |t| t.timestamp_millis());
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM reports
+         WHERE (?1 IS NULL OR patient_id = ?1) AND updated_at >= ?2
+         ORDER BY updated_at DESC, id DESC LIMIT ?3"
+    ))?;
+    let mut rows = st.query(params![q.patient_id.map(|p| p.to_string()), since, limit])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(from_row(r)?);
+    }
+    Ok(out)
+}
+
+/// Every report of one patient (for the snapshot a doctor's client mirrors).
+pub fn of_patient(conn: &Connection, patient: PatientId) -> Result<Vec<Report>, StoreError> {
+    list(
+        conn,
+        &ReportQuery {
+            patient_id: Some(patient),
+            changed_since: None,
+            limit: Some(1000),
+        },
+    )
+}
