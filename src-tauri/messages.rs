@@ -50,6 +50,36 @@ const ENGLISH: &[(&str, &str)] = &[
     ),
     ("notice.declined.body", "{day} at {time}"),
     ("notice.declined.body-reason", "{day} at {time}: {reason}"),
+    ("notice.admin-update.title", "Update from {from}: {title}"),
+    (
+        "notice.admin-update.body",
+        "Open CareBridge to read and acknowledge it.",
+    ),
+    (
+        "notice.transmission-failed.title",
+        "Not delivered to {peer}",
+    ),
+    ("notice.transmission-failed.body", "{summary} — {error}"),
+    (
+        "notice.transmission-failed.body-private",
+        "Open CareBridge for details.",
+    ),
+    (
+        "notice.transmission-overdue.title",
+        "Still not delivered to {peer}",
+    ),
+    (
+        "notice.transmission-overdue.body",
+        "Waiting since {time} after {attempts} attempts: {error}",
+    ),
+    (
+        "notice.reports-received.title",
+        "Reports received from {source}",
+    ),
+    (
+        "notice.reports-received.body",
+        "{count} report(s) waiting for review.",
+    ),
     // chrono format strings for the notice's day and time.
     ("format.day", "%A %-d %B"),
     ("format.time", "%H:%M"),

@@ -110,6 +110,48 @@ pub fn text(notice: &Notice, tz: Tz, language: Language, private: bool) -> (Stri
             };
             (t("notice.declined.title", &[]), body)
         }
+        Notice::AdminUpdate { update } => (
+            t(
+                "notice.admin-update.title",
+                &[("from", &update.from), ("title", &update.title)],
+            ),
+            t("notice.admin-update.body", &[]),
+        ),
+        Notice::TransmissionFailed { transmission: x } => (
+            t("notice.transmission-failed.title", &[("peer", &x.peer)]),
+            if private {
+                t("notice.transmission-failed.body-private", &[])
+            } else {
+                t(
+                    "notice.transmission-failed.body",
+                    &[
+                        ("summary", &x.summary),
+                        ("error", x.last_error.as_deref().unwrap_or_default()),
+                    ],
+                )
+            },
+        ),
+        Notice::TransmissionOverdue { transmission: x } => (
+            t("notice.transmission-overdue.title", &[("peer", &x.peer)]),
+            t(
+                "notice.transmission-overdue.body",
+                &[
+                    (
+                        "time",
+                        &format!("{} {}", day(x.created_at), at(x.created_at)),
+                    ),
+                    ("attempts", &x.attempts.to_string()),
+                    ("error", x.last_error.as_deref().unwrap_or_default()),
+                ],
+            ),
+        ),
+        Notice::ReportsReceived { source, reports } => (
+            t("notice.reports-received.title", &[("source", source)]),
+            t(
+                "notice.reports-received.body",
+                &[("count", &reports.to_string())],
+            ),
+        ),
     }
 }
 

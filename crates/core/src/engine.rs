@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{CoreError, problem_of};
 use crate::live::{LiveEnd, LiveNews, follow};
-use crate::notify::{Notice, Notifier, notice_for};
+use crate::notify::{Notice, Notifier, notice_for, notice_for_exchange};
 use crate::session::SignedIn;
 use crate::store::{Applied, LocalStore, NodeRecord, OutboxItem, Outcome, Write};
 use crate::sync::{SnapshotOptions, first_sync};
@@ -587,6 +587,14 @@ async fn run_news(shared: Arc<Shared>, mut news: mpsc::UnboundedReceiver<LiveNew
                 shared.changed();
                 for a in &applied {
                     notify(&shared, a).await;
+                }
+            }
+            LiveNews::Exchange(events) => {
+                shared.changed();
+                for e in &events {
+                    if let Some(n) = notice_for_exchange(shared.signed_in.principal(), e) {
+                        shared.notifier.notify(n);
+                    }
                 }
             }
         }

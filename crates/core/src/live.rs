@@ -27,6 +27,9 @@ pub enum LiveNews {
     Disconnected,
     /// Events changed what the user sees, in order.
     Applied(Vec<Applied>),
+    /// Exchanges with peers changed (a transmission's state, reports received, an admin
+    /// update): not mirrored, read from the node when shown.
+    Exchange(Vec<LiveEvent>),
 }
 
 /// Why following stopped.
@@ -148,11 +151,25 @@ pub async fn follow(
                 }
             }
         }
-        if !batch.is_empty() {
-            let applied = store.apply_events(batch).await?;
+        let (records, exchange): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(_, e)| {
+            !matches!(
+                e,
+                LiveEvent::Transmission(_)
+                    | LiveEvent::ReceivedReports(_)
+                    | LiveEvent::AdminUpdate(_)
+            )
+        });
+        if !records.is_empty() {
+            let applied = store.apply_events(records).await?;
             if !applied.is_empty() {
                 let _ = news.send(LiveNews::Applied(applied));
             }
+        }
+        if let Some(last) = exchange.iter().map(|(id, _)| *id).max() {
+            store.pass_event(last).await?;
+            let _ = news.send(LiveNews::Exchange(
+                exchange.into_iter().map(|(_, e)| e).collect(),
+            ));
         }
         if let Some(id) = unreadable {
             store.pass_event(id).await?;

@@ -9,6 +9,9 @@
 use std::sync::Mutex;
 
 use carebridge_protocol::appointment::{Appointment, AppointmentStatus, BookedBy};
+use carebridge_protocol::event::LiveEvent;
+use carebridge_protocol::federation::payload::{AdminUpdate, Transmission, TransmissionState};
+use carebridge_protocol::practitioner::Role;
 use carebridge_protocol::session::Principal;
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +40,57 @@ pub enum Notice {
         /// The doctor's reason.
         reason: Option<String>,
     },
+    /// For hospital staff: an admin update arrived from a peer; it waits for acknowledgement.
+    AdminUpdate {
+        /// The update.
+        update: AdminUpdate,
+    },
+    /// For doctors and admins: a transmission to a peer failed for good.
+    TransmissionFailed {
+        /// The transmission.
+        transmission: Transmission,
+    },
+    /// For admins: a transmission has waited longer than the node allows.
+    TransmissionOverdue {
+        /// The transmission.
+        transmission: Transmission,
+    },
+    /// For an insurer's reviewers: reports arrived from a hospital.
+    ReportsReceived {
+        /// The sending node.
+        source: String,
+        /// How many reports.
+        reports: usize,
+    },
+}
+
+/// The notice an exchange event is for this user, if any.
+pub fn notice_for_exchange(me: &Principal, event: &LiveEvent) -> Option<Notice> {
+    let Principal::Staff { role, .. } = me else {
+        return None;
+    };
+    match event {
+        LiveEvent::AdminUpdate(u) if u.incoming && !u.acknowledged && u.version == 1 => {
+            Some(Notice::AdminUpdate { update: u.clone() })
+        }
+        LiveEvent::Transmission(t) if t.state == TransmissionState::Failed => {
+            Some(Notice::TransmissionFailed {
+                transmission: t.clone(),
+            })
+        }
+        LiveEvent::Transmission(t)
+            if t.overdue && t.state == TransmissionState::Queued && *role == Role::Admin =>
+        {
+            Some(Notice::TransmissionOverdue {
+                transmission: t.clone(),
+            })
+        }
+        LiveEvent::ReceivedReports(r) => Some(Notice::ReportsReceived {
+            source: r.source.clone(),
+            reports: r.content.reports.len(),
+        }),
+        _ => None,
+    }
 }
 
 /// Shows notices to the user: the app's desktop notifications, or a recording in tests.

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::appointment::Appointment;
+use crate::federation::payload::{AdminUpdate, ReceivedReports, Transmission};
 use crate::patient::Patient;
 use crate::report::Report;
 use crate::schedule::{Absence, Schedule};
@@ -30,6 +31,12 @@ pub enum EventKind {
     ReportCreated,
     /// `report.updated`: a draft saved, finalised, amended or entered in error.
     ReportUpdated,
+    /// `transmission.updated`: an exchange with a peer was queued or changed state.
+    TransmissionUpdated,
+    /// `received.reports`: medical reports arrived from a peer.
+    ReceivedReports,
+    /// `admin-update.updated`: an admin update arrived, or was acknowledged.
+    AdminUpdateUpdated,
 }
 
 impl EventKind {
@@ -44,6 +51,9 @@ impl EventKind {
             Self::AbsenceCreated => "absence.created",
             Self::ReportCreated => "report.created",
             Self::ReportUpdated => "report.updated",
+            Self::TransmissionUpdated => "transmission.updated",
+            Self::ReceivedReports => "received.reports",
+            Self::AdminUpdateUpdated => "admin-update.updated",
         }
     }
 
@@ -58,6 +68,9 @@ impl EventKind {
             "absence.created" => Self::AbsenceCreated,
             "report.created" => Self::ReportCreated,
             "report.updated" => Self::ReportUpdated,
+            "transmission.updated" => Self::TransmissionUpdated,
+            "received.reports" => Self::ReceivedReports,
+            "admin-update.updated" => Self::AdminUpdateUpdated,
             _ => return None,
         })
     }
@@ -80,6 +93,12 @@ pub enum LiveEvent {
     Absence(Absence),
     /// A report's new state.
     Report(Report),
+    /// An exchange's new state.
+    Transmission(Transmission),
+    /// Reports received from a peer.
+    ReceivedReports(Box<ReceivedReports>),
+    /// An admin update, new or newly acknowledged.
+    AdminUpdate(AdminUpdate),
 }
 
 impl LiveEvent {
@@ -97,6 +116,9 @@ impl LiveEvent {
             EventKind::ReportCreated | EventKind::ReportUpdated => {
                 Self::Report(serde_json::from_str(data)?)
             }
+            EventKind::TransmissionUpdated => Self::Transmission(serde_json::from_str(data)?),
+            EventKind::ReceivedReports => Self::ReceivedReports(serde_json::from_str(data)?),
+            EventKind::AdminUpdateUpdated => Self::AdminUpdate(serde_json::from_str(data)?),
         })
     }
 }

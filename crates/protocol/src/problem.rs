@@ -51,6 +51,32 @@ pub enum ProblemType {
     Internal,
     /// The node is shutting down or overloaded; retry later.
     Unavailable,
+    /// Federation: the API key is not one this node gave a peer.
+    UnknownApiKey,
+    /// Federation: the request is signed by a key this node does not know for that peer.
+    UnknownSigner,
+    /// Federation: the request's signature does not verify.
+    BadSignature,
+    /// Federation: the body is not what its `Content-Digest` says (changed after signing).
+    DigestMismatch,
+    /// Federation: the request was signed outside the accepted time window.
+    SignatureExpired,
+    /// Federation: the request's nonce was already used.
+    ReplayedRequest,
+    /// Federation: the peer may not send from this address.
+    SourceNotAllowed,
+    /// Federation: the peer may not send this type of message.
+    MessageTypeNotAllowed,
+    /// Federation: the envelope cannot be read (shape, version).
+    MalformedEnvelope,
+    /// Federation: the envelope is addressed to another node.
+    WrongDestination,
+    /// Federation: the sealed payload or its header was altered (AES-GCM tag mismatch).
+    EnvelopeTagMismatch,
+    /// Federation: the opened payload does not match its checksum.
+    ChecksumMismatch,
+    /// Federation: the payload opened but is not a message of its type.
+    UnreadablePayload,
 }
 
 impl ProblemType {
@@ -83,6 +109,19 @@ impl ProblemType {
             Self::PatientNotIdentified => "patient-not-identified",
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
+            Self::UnknownApiKey => "unknown-api-key",
+            Self::UnknownSigner => "unknown-signer",
+            Self::BadSignature => "bad-signature",
+            Self::DigestMismatch => "digest-mismatch",
+            Self::SignatureExpired => "signature-expired",
+            Self::ReplayedRequest => "replayed-request",
+            Self::SourceNotAllowed => "source-not-allowed",
+            Self::MessageTypeNotAllowed => "message-type-not-allowed",
+            Self::MalformedEnvelope => "malformed-envelope",
+            Self::WrongDestination => "wrong-destination",
+            Self::EnvelopeTagMismatch => "envelope-tag-mismatch",
+            Self::ChecksumMismatch => "checksum-mismatch",
+            Self::UnreadablePayload => "unreadable-payload",
         }
     }
 
@@ -107,6 +146,18 @@ impl ProblemType {
             Self::IdempotencyKeyReused => 422,
             Self::Internal => 500,
             Self::Unavailable => 503,
+            Self::UnknownApiKey
+            | Self::UnknownSigner
+            | Self::BadSignature
+            | Self::SignatureExpired => 401,
+            Self::SourceNotAllowed | Self::MessageTypeNotAllowed => 403,
+            Self::ReplayedRequest => 409,
+            Self::DigestMismatch
+            | Self::MalformedEnvelope
+            | Self::EnvelopeTagMismatch
+            | Self::ChecksumMismatch => 400,
+            Self::WrongDestination => 421,
+            Self::UnreadablePayload => 422,
         }
     }
 
@@ -125,7 +176,7 @@ impl ProblemType {
             Self::SlotTaken => "That time is already booked",
             Self::OutsideSchedule => "That time is not a bookable slot",
             Self::PractitionerAbsent => "The practitioner is absent at that time",
-            Self::InvalidTransition => "The appointment cannot do that in its current status",
+            Self::InvalidTransition => "The record cannot do that in its current status",
             Self::PreconditionFailed => "The record has changed since you read it",
             Self::PreconditionRequired => "This update needs an If-Match header",
             Self::IdempotencyKeyReused => "That Idempotency-Key was used for another request",
@@ -134,6 +185,19 @@ impl ProblemType {
             Self::PatientNotIdentified => "The patient has not identified at this kiosk",
             Self::Internal => "Internal error",
             Self::Unavailable => "The node is unavailable",
+            Self::UnknownApiKey => "The API key is not known",
+            Self::UnknownSigner => "The signing key is not known for this peer",
+            Self::BadSignature => "The request signature does not verify",
+            Self::DigestMismatch => "The body does not match its digest",
+            Self::SignatureExpired => "The request was signed outside the accepted time window",
+            Self::ReplayedRequest => "The request was already received",
+            Self::SourceNotAllowed => "The peer may not send from this address",
+            Self::MessageTypeNotAllowed => "The peer may not send this type of message",
+            Self::MalformedEnvelope => "The envelope cannot be read",
+            Self::WrongDestination => "The envelope is addressed to another node",
+            Self::EnvelopeTagMismatch => "The sealed payload was altered",
+            Self::ChecksumMismatch => "The payload does not match its checksum",
+            Self::UnreadablePayload => "The payload is not a message of its type",
         }
     }
 }

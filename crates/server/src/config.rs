@@ -88,6 +88,18 @@ pub struct NodeConfig {
     pub tcp_send_buffer: Option<u32>,
     /// HTTPS; plain HTTP when absent.
     pub tls: Option<TlsConfig>,
+    /// Days a payload received from a peer is kept before the retention job deletes it
+    /// (default 90).
+    pub retention_days: u32,
+    /// Minutes a transmission may wait undelivered before the node's admins are alerted
+    /// (default 30).
+    pub transmission_alert_minutes: u32,
+    /// The longest wait between two delivery attempts of a transmission, in seconds
+    /// (default 300); attempts back off exponentially up to it.
+    pub delivery_max_backoff_seconds: u32,
+    /// The local address this node sends to peers from (default: the system's choice). Peers
+    /// allow-list the addresses they accept.
+    pub federation_source: Option<std::net::IpAddr>,
 }
 
 impl Default for NodeConfig {
@@ -110,6 +122,10 @@ impl Default for NodeConfig {
             max_failed_sign_ins: 5,
             tcp_send_buffer: None,
             tls: None,
+            retention_days: 90,
+            transmission_alert_minutes: 30,
+            delivery_max_backoff_seconds: 300,
+            federation_source: None,
         }
     }
 }

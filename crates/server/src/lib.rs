@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod events;
+pub mod federation;
 pub mod identity;
 pub mod kiosk;
 pub mod node;

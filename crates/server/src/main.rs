@@ -45,6 +45,11 @@ enum Command {
     /// Print this node's public identity (name, kind, URL, Ed25519 and X25519 public keys) as
     /// the JSON document a peer's `peer add` reads.
     Keys(KeysArgs),
+    /// Manage the peer nodes this node exchanges with.
+    Peer {
+        #[command(subcommand)]
+        command: PeerCommand,
+    },
     /// Write a consistent encrypted copy of the database, while the node serves.
     Backup(BackupArgs),
     /// Check a backup, then make it the node's database (the node must be stopped).
@@ -175,6 +180,33 @@ fn parse_durability(s: &str) -> Result<Durability, String> {
 }
 
 #[derive(Debug, Subcommand)]
+enum PeerCommand {
+    /// Add a peer from the document its `carebridge-node keys` printed (or update it). Prints
+    /// the API key the pair shares: give it to the other side, who runs `peer add` with
+    /// `--their-api-key`. The node must be stopped.
+    Add(PeerAddArgs),
+}
+
+#[derive(Debug, Args)]
+struct PeerAddArgs {
+    #[command(flatten)]
+    location: Location,
+    /// The peer's identity document (JSON from its `carebridge-node keys`); `-` reads stdin.
+    #[arg(long)]
+    identity: PathBuf,
+    /// An address or network the peer sends from (repeat for several).
+    #[arg(long = "allow-source", required = true)]
+    allow_source: Vec<String>,
+    /// A message type the peer may send (repeat; default: what its kind sends this kind:
+    /// an insurer sends admin-update, a hospital medical-reports and admin-update-ack).
+    #[arg(long = "allow-type")]
+    allow_type: Vec<String>,
+    /// The API key the other side printed when it added this node.
+    #[arg(long)]
+    their_api_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Check the whole hash chain; name the first broken entry.
     Verify(Location),
@@ -287,6 +319,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("signing key fingerprint: {}", id.fingerprint()?);
             Ok(())
         }
+        Command::Peer {
+            command: PeerCommand::Add(a),
+        } => peer_add(a),
         Command::Backup(a) => {
             let cfg = a.location.load()?;
             let s = backup::backup(&cfg, &a.to)?;
@@ -306,6 +341,56 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Restore(a) => restore(a),
     }
+}
+
+fn peer_add(a: PeerAddArgs) -> anyhow::Result<()> {
+    use carebridge_server::federation::peer::{self, AddPeer, SourceRule};
+    let cfg = a.location.load()?;
+    let text = if a.identity.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading the identity from stdin")?
+    } else {
+        std::fs::read_to_string(&a.identity)
+            .with_context(|| format!("reading {}", a.identity.display()))?
+    };
+    let identity = serde_json::from_str(&text)
+        .context("the identity is not a document `carebridge-node keys` printed")?;
+    let allowed_sources = a
+        .allow_source
+        .iter()
+        .map(|s| SourceRule::parse(s).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let allowed_types = a
+        .allow_type
+        .iter()
+        .map(|t| {
+            peer::parse_type(t).with_context(|| {
+                format!(
+                    "{t:?} is not a message type (medical-reports, admin-update, admin-update-ack)"
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    runtime()?.block_on(async move {
+        let node = Node::open(cfg, Arc::new(SystemClock))?;
+        let req = AddPeer {
+            identity,
+            allowed_sources,
+            allowed_types,
+            their_api_key: a.their_api_key,
+        };
+        let name = req.identity.name.clone();
+        let (key, fresh) = peer::add(&node, req).await?;
+        if fresh {
+            // stdout: the key alone, for scripts; the explanation on stderr.
+            println!("{key}");
+            eprintln!(
+                "Peer {name} added. Give it the API key above: it runs `carebridge-node peer add --their-api-key <key>` with this node's identity."
+            );
+        } else {
+            eprintln!("Peer {name} added with the API key it gave; the peering is complete on this side.");
+        }
+        Ok(())
+    })
 }
 
 fn restore(a: RestoreArgs) -> anyhow::Result<()> {

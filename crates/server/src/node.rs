@@ -127,6 +127,8 @@ pub struct Node {
     pub signing_key: ed25519_dalek::SigningKey,
     /// The node's X25519 key: envelopes from peers are opened with it.
     pub agreement_key: x25519_dalek::StaticSecret,
+    /// Wakes the delivery worker when a transmission is queued.
+    pub delivery_wake: tokio::sync::Notify,
     /// The fonts reports are printed in, found on first use.
     pub report_fonts: std::sync::OnceLock<Result<carebridge_report_pdf::Fonts, String>>,
     _lock: fs::File,
@@ -314,6 +316,7 @@ impl Node {
             signing_key,
             agreement_key,
             report_fonts: std::sync::OnceLock::new(),
+            delivery_wake: tokio::sync::Notify::new(),
             config,
             _lock: lock,
         }))
@@ -324,6 +327,11 @@ impl Node {
         &self.config.name
     }
 
+    /// Tells the delivery worker that a transmission was queued.
+    pub fn wake_delivery(&self) {
+        self.delivery_wake.notify_one();
+    }
+
     /// The organisation's name as people read it.
     pub fn organisation(&self) -> &str {
         self.config
@@ -332,14 +340,26 @@ impl Node {
             .unwrap_or(&self.config.name)
     }
 
-    /// Starts the background jobs: the live-stream reaper, and pruning of the event log,
-    /// expired sessions, kiosk identifications and old idempotency records.
+    /// Deletes payloads received from peers longer ago than `retention_days`, auditing each.
+    pub async fn apply_retention(&self) -> Result<u64, StoreError> {
+        let days = self.config.retention_days;
+        self.store
+            .write(None, move |ctx| {
+                crate::federation::received::apply_retention(ctx, days)
+            })
+            .await
+    }
+
+    /// Starts the background jobs: the live-stream reaper, the delivery of transmissions to
+    /// peers, and pruning of the event log, expired sessions, kiosk identifications, old
+    /// idempotency records and received payloads past their retention.
     pub fn spawn_jobs(self: &Arc<Self>) {
         tokio::spawn(
             self.hub
                 .clone()
                 .run_reaper(Duration::from_secs(1), self.shutdown.clone()),
         );
+        tokio::spawn(crate::federation::delivery::run(self.clone()));
         let node = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -356,8 +376,9 @@ impl Node {
         });
     }
 
-    /// One round of pruning.
+    /// One round of pruning, and the retention of received payloads.
     pub async fn prune(&self) -> Result<(), StoreError> {
+        self.apply_retention().await?;
         let retained = i64::from(self.config.events_retained);
         self.store
             .write(None, move |ctx| {

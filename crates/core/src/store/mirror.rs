@@ -104,15 +104,22 @@ impl NodeRecord {
     }
 }
 
-impl From<LiveEvent> for NodeRecord {
-    fn from(e: LiveEvent) -> Self {
-        match e {
+impl NodeRecord {
+    /// The record a live event carries; `None` for other events (exchanges with peers, which
+    /// the client reads from the node when shown).
+    pub fn from_event(e: LiveEvent) -> Option<Self> {
+        Some(match e {
             LiveEvent::Appointment(a) => Self::Appointment(a),
             LiveEvent::Patient(p) => Self::Patient(p),
             LiveEvent::Schedule(s) => Self::Schedule(s),
             LiveEvent::Absence(a) => Self::Absence(a),
             LiveEvent::Report(r) => Self::Report(r),
-        }
+            LiveEvent::Transmission(_)
+            | LiveEvent::ReceivedReports(_)
+            | LiveEvent::AdminUpdate(_) => {
+                return None;
+            }
+        })
     }
 }
 
@@ -437,7 +444,9 @@ impl LocalStore {
                     continue;
                 }
                 head = event_id;
-                let record = NodeRecord::from(event);
+                let Some(record) = NodeRecord::from_event(event) else {
+                    continue;
+                };
                 if let Landed::Shown { previous } = land(&tx, &record, true, shadows)? {
                     applied.push(Applied {
                         event_id,

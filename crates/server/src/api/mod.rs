@@ -28,8 +28,8 @@ use crate::error::{ApiError, InternalCause, problem_response};
 use crate::node::Node;
 
 use v1::{
-    appointments, audit, events, kiosks, patients, practitioners, reports, schedules, sessions,
-    snapshot,
+    appointments, audit, events, exchange, kiosks, patients, practitioners, reports, schedules,
+    sessions, snapshot,
 };
 
 #[derive(OpenApi)]
@@ -44,6 +44,7 @@ use v1::{
          (name = "kiosks", description = "Kiosk devices"),
          (name = "kiosk", description = "What a kiosk does for the patient at it"),
          (name = "reports", description = "Medical reports: drafts, signed revisions, PDF"),
+         (name = "exchange", description = "Peers, consent, transmissions, received reports, admin updates"),
          (name = "events", description = "The live stream"),
          (name = "audit", description = "The audit trail"))
 )]
@@ -154,6 +155,20 @@ fn v1_routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(reports::amend_report))
         .routes(routes!(reports::report_entered_in_error))
         .routes(routes!(reports::get_report_pdf))
+        .routes(routes!(exchange::list_peers))
+        .routes(routes!(exchange::list_consents, exchange::record_consent))
+        .routes(routes!(exchange::withdraw_consent))
+        .routes(routes!(
+            exchange::list_transmissions,
+            exchange::send_reports
+        ))
+        .routes(routes!(exchange::list_received))
+        .routes(routes!(exchange::get_received))
+        .routes(routes!(
+            exchange::list_admin_updates,
+            exchange::send_admin_update
+        ))
+        .routes(routes!(exchange::acknowledge_admin_update))
         .routes(routes!(snapshot::get_snapshot))
         .routes(routes!(events::stream_events))
         .routes(routes!(audit::list_audit))
@@ -187,6 +202,12 @@ pub fn router(node: Arc<Node>) -> Router {
         }),
     )
     .route("/healthz", get(healthz))
+    .route(
+        carebridge_protocol::federation::request::INBOX_PATH,
+        axum::routing::post(crate::federation::inbox::receive).layer(DefaultBodyLimit::max(
+            carebridge_protocol::federation::envelope::MAX_ENVELOPE_BYTES,
+        )),
+    )
     .fallback(|| async {
         ApiError::new(
             ProblemType::NotFound,

@@ -246,6 +246,95 @@ BEGIN
     SELECT RAISE(ABORT, 'a signed report changes only by amendment');
 END;
 "#,
+    // 3: federation — peers, seen request nonces, patients' consents, the durable outbox of
+    // transmissions, received payloads, and admin updates with their acknowledgements.
+    r#"
+CREATE TABLE peers (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('hospital', 'insurer')),
+    url TEXT NOT NULL,
+    signing_key BLOB NOT NULL,
+    agreement_key BLOB NOT NULL,
+    -- The pair's shared API key: presented when sending, its SHA-256 looked up when receiving.
+    api_key TEXT NOT NULL,
+    api_key_hash BLOB NOT NULL UNIQUE,
+    allowed_sources TEXT NOT NULL,
+    allowed_types TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE federation_nonces (
+    peer TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    seen_at INTEGER NOT NULL,
+    PRIMARY KEY (peer, nonce)
+) STRICT;
+CREATE INDEX federation_nonces_seen ON federation_nonces (seen_at);
+
+CREATE TABLE consents (
+    patient_id TEXT NOT NULL REFERENCES patients (id),
+    peer TEXT NOT NULL REFERENCES peers (name),
+    recorded_by TEXT NOT NULL,
+    recorded_by_name TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    PRIMARY KEY (patient_id, peer)
+) STRICT;
+
+CREATE TABLE transmissions (
+    id TEXT PRIMARY KEY,
+    peer TEXT NOT NULL REFERENCES peers (name),
+    message_type TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    patient_id TEXT,
+    report_ids TEXT NOT NULL,
+    envelope BLOB NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'acknowledged', 'failed')),
+    last_error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    overdue_alerted INTEGER NOT NULL DEFAULT 0,
+    created_by TEXT NOT NULL,
+    receipt TEXT,
+    acknowledged_at INTEGER,
+    version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX transmissions_due ON transmissions (next_attempt_at) WHERE state IN ('queued', 'sent');
+CREATE INDEX transmissions_patient ON transmissions (patient_id, created_at);
+
+CREATE TABLE received (
+    name TEXT PRIMARY KEY,
+    envelope_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    message_type TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    receipt TEXT NOT NULL,
+    UNIQUE (source, envelope_id)
+) STRICT;
+CREATE INDEX received_at ON received (received_at);
+
+CREATE TABLE admin_updates (
+    id TEXT PRIMARY KEY,
+    direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    peer TEXT NOT NULL,
+    from_name TEXT NOT NULL,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    audience TEXT NOT NULL CHECK (audience IN ('doctor', 'reception', 'all')),
+    sent_at INTEGER NOT NULL,
+    version INTEGER NOT NULL
+) STRICT;
+CREATE TABLE admin_update_acks (
+    update_id TEXT NOT NULL REFERENCES admin_updates (id),
+    who TEXT NOT NULL,
+    who_name TEXT NOT NULL,
+    acknowledged_at INTEGER NOT NULL,
+    PRIMARY KEY (update_id, who)
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,330 @@
+//! The delivery worker: sends queued transmissions to their peers' inboxes, signed afresh on
+//! every attempt (a new nonce and time, the same sealed envelope), and records the outcome —
+//! acknowledged with the peer's verified receipt, failed when the peer refuses for a reason
+//! retrying cannot cure, or queued again with exponential backoff when the peer cannot be
+//! reached or has a passing fault. Admins are alerted once when one waits too long.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use carebridge_protocol::audit::Outcome;
+use carebridge_protocol::event::EventKind;
+use carebridge_protocol::federation::payload::TransmissionState;
+use carebridge_protocol::federation::request::{API_KEY_HEADER, INBOX_PATH, Receipt, sign_request};
+use carebridge_protocol::problem::Problem;
+use rand::Rng;
+use rusqlite::params;
+
+use super::peer::{self, Peer};
+use super::transmission::{self, audience};
+use crate::node::Node;
+use crate::store::{AuditDraft, StoreError};
+
+/// A transmission due for an attempt.
+struct Due {
+    id: uuid::Uuid,
+    peer: String,
+    envelope: Vec<u8>,
+    attempts: u32,
+}
+
+/// What an attempt came to.
+enum Attempt {
+    Acknowledged(Receipt),
+    Refused(String),
+    Retry(String),
+}
+
+/// The HTTP client peers are reached with: from the configured source address, no redirects.
+pub fn client(node: &Node) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(ip) = node.config.federation_source {
+        b = b.local_address(ip);
+    }
+    b.build().unwrap_or_default()
+}
+
+/// Runs until the node shuts down.
+pub async fn run(node: Arc<Node>) {
+    let http = client(&node);
+    loop {
+        if node.shutdown.is_cancelled() {
+            break;
+        }
+        let wait = match round(&node, &http).await {
+            Ok(wait) => wait,
+            Err(e) => {
+                tracing::warn!(error = %e, "transmission delivery failed; will retry");
+                Duration::from_secs(5)
+            }
+        };
+        tokio::select! {
+            _ = node.shutdown.cancelled() => break,
+            _ = node.delivery_wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// One round: every due transmission is attempted; returns how long until the next is due.
+async fn round(node: &Arc<Node>, http: &reqwest::Client) -> Result<Duration, StoreError> {
+    alert_overdue(node).await?;
+    let now = node.clock.now().timestamp_millis();
+    let due: Vec<Due> = node
+        .store
+        .read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, peer, envelope, attempts FROM transmissions
+                 WHERE state IN ('queued', 'sent') AND next_attempt_at <= ?1
+                 ORDER BY next_attempt_at LIMIT 16",
+            )?;
+            let rows = st.query_map([now], |r| {
+                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, peer, envelope, attempts) = row?;
+                let id = id
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("transmission id {id}")))?;
+                out.push(Due {
+                    id,
+                    peer,
+                    envelope,
+                    attempts,
+                });
+            }
+            Ok::<_, StoreError>(out)
+        })
+        .await?;
+    for d in due {
+        deliver(node, http, d).await?;
+    }
+    let next: Option<i64> = node
+        .store
+        .read(|c| {
+            Ok::<_, StoreError>(c.query_row(
+                "SELECT MIN(next_attempt_at) FROM transmissions WHERE state IN ('queued', 'sent')",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await?;
+    let now = node.clock.now().timestamp_millis();
+    Ok(match next {
+        Some(t) => Duration::from_millis(u64::try_from(t - now).unwrap_or(0).min(30_000)),
+        None => Duration::from_secs(30),
+    })
+}
+
+async fn deliver(node: &Arc<Node>, http: &reqwest::Client, d: Due) -> Result<(), StoreError> {
+    let name = d.peer.clone();
+    let Some(peer) = node.store.read(move |c| peer::get(c, &name)).await? else {
+        return finish(
+            node,
+            &d,
+            Attempt::Refused(format!("{} is no longer a peer", d.peer)),
+        )
+        .await;
+    };
+    // Sent: in the hands of the network. If the node stops now, the lease runs out and the
+    // transmission is attempted again (the peer keeps one copy per envelope id).
+    let id = d.id;
+    node.store
+        .write(None, move |ctx| {
+            let now = ctx.now();
+            ctx.conn().execute(
+                "UPDATE transmissions SET state = 'sent', version = version + 1, updated_at = ?2,
+                     next_attempt_at = ?3 WHERE id = ?1",
+                params![
+                    id.to_string(),
+                    now.timestamp_millis(),
+                    (now + chrono::Duration::seconds(120)).timestamp_millis()
+                ],
+            )?;
+            if let Some(t) = transmission::get(ctx.conn(), id)? {
+                ctx.emit(EventKind::TransmissionUpdated, audience(), &t)?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+    let attempt = attempt(node, http, &peer, &d).await;
+    finish(node, &d, attempt).await
+}
+
+async fn attempt(node: &Node, http: &reqwest::Client, peer: &Peer, d: &Due) -> Attempt {
+    let url = format!("{}{INBOX_PATH}", peer.url);
+    let authority = match reqwest::Url::parse(&url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            _ => return Attempt::Refused(format!("the peer's URL {} has no host", peer.url)),
+        },
+        Err(e) => {
+            return Attempt::Refused(format!("the peer's URL {} is not valid: {e}", peer.url));
+        }
+    };
+    let signed = match sign_request(
+        INBOX_PATH,
+        &authority,
+        &d.envelope,
+        node.name(),
+        &node.signing_key,
+        node.clock.now(),
+    ) {
+        Ok(s) => s,
+        Err(e) => return Attempt::Refused(e.to_string()),
+    };
+    let res = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .header(API_KEY_HEADER, &peer.api_key)
+        .header("content-digest", signed.content_digest)
+        .header("signature-input", signed.signature_input)
+        .header("signature", signed.signature)
+        .body(d.envelope.clone())
+        .send()
+        .await;
+    let res = match res {
+        Ok(r) => r,
+        Err(e) => return Attempt::Retry(format!("{} could not be reached: {e}", peer.name)),
+    };
+    let status = res.status();
+    if status.is_success() {
+        return match res.json::<Receipt>().await {
+            Ok(r) if r.verify(d.id, &peer.name, &peer.signing_key) => Attempt::Acknowledged(r),
+            Ok(_) => Attempt::Retry("the peer's receipt did not verify with its key".into()),
+            Err(e) => Attempt::Retry(format!("the peer's receipt could not be read: {e}")),
+        };
+    }
+    let why = match res.json::<Problem>().await {
+        Ok(p) => format!(
+            "{} ({}): {}",
+            p.title,
+            p.code.slug(),
+            p.detail.unwrap_or_default()
+        ),
+        Err(_) => format!("HTTP {status}"),
+    };
+    if status.is_server_error()
+        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+    {
+        Attempt::Retry(format!("{} answered {why}", peer.name))
+    } else {
+        Attempt::Refused(format!("{} refused it: {why}", peer.name))
+    }
+}
+
+/// Records an attempt's outcome, audited.
+async fn finish(node: &Arc<Node>, d: &Due, a: Attempt) -> Result<(), StoreError> {
+    let id = d.id;
+    let attempts = d.attempts + 1;
+    let max = f64::from(node.config.delivery_max_backoff_seconds.max(1));
+    let backoff = (2f64.powi(i32::try_from(attempts.min(20)).unwrap_or(20))).min(max);
+    let jitter = rand::rngs::OsRng.gen_range(0.8..1.2);
+    let delay = chrono::Duration::milliseconds((backoff * jitter * 1000.0) as i64);
+    let draft = AuditDraft {
+        actor: "node".into(),
+        action: "federation.send".into(),
+        entity: format!("transmission/{id}"),
+        source: d.peer.clone(),
+    };
+    node.store
+        .write(None, move |ctx| {
+            let now = ctx.now();
+            let (state, error, outcome, detail) = match &a {
+                Attempt::Acknowledged(r) => {
+                    ctx.conn().execute(
+                        "UPDATE transmissions SET receipt = ?2, acknowledged_at = ?3 WHERE id = ?1",
+                        params![id.to_string(), serde_json::to_string(r)?, r.received_at.timestamp_millis()],
+                    )?;
+                    (
+                        TransmissionState::Acknowledged,
+                        None,
+                        Outcome::Success,
+                        format!("acknowledged: stored as {}", r.stored_as),
+                    )
+                }
+                Attempt::Refused(why) => (
+                    TransmissionState::Failed,
+                    Some(why.clone()),
+                    Outcome::Failure,
+                    format!("failed: {why}"),
+                ),
+                Attempt::Retry(why) => (
+                    TransmissionState::Queued,
+                    Some(why.clone()),
+                    Outcome::Failure,
+                    format!("attempt {attempts} did not get through, retrying: {why}"),
+                ),
+            };
+            ctx.conn().execute(
+                "UPDATE transmissions SET state = ?2, last_error = ?3, attempts = ?4, next_attempt_at = ?5,
+                     version = version + 1, updated_at = ?6 WHERE id = ?1",
+                params![
+                    id.to_string(),
+                    state.as_str(),
+                    error,
+                    attempts,
+                    (now + delay).timestamp_millis(),
+                    now.timestamp_millis()
+                ],
+            )?;
+            ctx.audit(&draft, &format!("transmission/{id}"), outcome, &detail)?;
+            if let Some(t) = transmission::get(ctx.conn(), id)? {
+                ctx.emit(EventKind::TransmissionUpdated, audience(), &t)?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+}
+
+/// Alerts admins, once, of transmissions waiting longer than the node allows.
+async fn alert_overdue(node: &Arc<Node>) -> Result<(), StoreError> {
+    let limit = chrono::Duration::minutes(i64::from(node.config.transmission_alert_minutes));
+    node.store
+        .write(None, move |ctx| {
+            let before = (ctx.now() - limit).timestamp_millis();
+            let ids: Vec<String> = {
+                let mut st = ctx.conn().prepare_cached(
+                    "SELECT id FROM transmissions WHERE state IN ('queued', 'sent')
+                     AND overdue_alerted = 0 AND created_at <= ?1",
+                )?;
+                st.query_map([before], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?
+            };
+            for id in ids {
+                ctx.conn().execute(
+                    "UPDATE transmissions SET overdue_alerted = 1, version = version + 1 WHERE id = ?1",
+                    [&id],
+                )?;
+                let Some(t) = transmission::get(ctx.conn(), id.parse().unwrap_or_default())? else {
+                    continue;
+                };
+                ctx.audit(
+                    &AuditDraft {
+                        actor: "node".into(),
+                        action: "transmission.overdue".into(),
+                        entity: format!("transmission/{id}"),
+                        source: t.peer.clone(),
+                    },
+                    &format!("transmission/{id}"),
+                    Outcome::Failure,
+                    &format!(
+                        "not delivered to {} after {} attempts since {}: {}",
+                        t.peer,
+                        t.attempts,
+                        t.created_at,
+                        t.last_error.as_deref().unwrap_or("not attempted yet")
+                    ),
+                )?;
+                ctx.emit(EventKind::TransmissionUpdated, audience(), &t)?;
+            }
+            Ok(())
+        })
+        .await
+}

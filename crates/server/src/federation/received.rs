@@ -1,0 +1,100 @@
+//! What peers sent this node: medical reports for an insurer's reviewers, and the retention
+//! job that deletes every received payload after the configured number of days.
+
+use carebridge_protocol::audit::Outcome;
+use carebridge_protocol::federation::payload::{MedicalReports, ReceivedReports};
+use carebridge_protocol::report::RevisionFacts;
+use rusqlite::{Connection, Row, params};
+
+use super::peer;
+use crate::store::{AuditDraft, StoreError, WriteCtx, from_millis};
+
+fn from_row(conn: &Connection, r: &Row<'_>) -> Result<ReceivedReports, StoreError> {
+    let source: String = r.get(1)?;
+    let payload: Vec<u8> = r.get(3)?;
+    let content: MedicalReports = serde_json::from_slice(&payload)?;
+    // Verified again on every read, with the peer's key as it is now.
+    let key = peer::get(conn, &source)?.map(|p| p.signing_key);
+    let signatures_verified = key.is_some_and(|key| {
+        content.reports.iter().all(|r| {
+            r.signature.as_ref().is_some_and(|sig| {
+                RevisionFacts {
+                    report_id: r.id,
+                    revision: r.revision,
+                    status: r.status,
+                    patient_id: r.patient_id,
+                    author_id: r.author_id,
+                    author_name: &r.author_name,
+                    content: &r.content,
+                }
+                .verify(sig, &key)
+            })
+        })
+    });
+    Ok(ReceivedReports {
+        name: r.get(0)?,
+        source,
+        received_at: from_millis(r.get(2)?)?,
+        signatures_verified,
+        content,
+    })
+}
+
+/// Received medical reports, newest first.
+pub fn list(conn: &Connection, limit: u32) -> Result<Vec<ReceivedReports>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT name, source, received_at, payload FROM received
+         WHERE message_type = 'medical-reports' ORDER BY received_at DESC LIMIT ?1",
+    )?;
+    let mut rows = st.query([i64::from(limit)])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(from_row(conn, r)?);
+    }
+    Ok(out)
+}
+
+/// One received set of reports.
+pub fn get(conn: &Connection, name: &str) -> Result<Option<ReceivedReports>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT name, source, received_at, payload FROM received
+         WHERE message_type = 'medical-reports' AND name = ?1",
+    )?;
+    let mut rows = st.query([name])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(from_row(conn, r)?)),
+        None => Ok(None),
+    }
+}
+
+/// Deletes payloads received more than `days` days ago, auditing each deletion. Returns how
+/// many were deleted.
+pub fn apply_retention(ctx: &mut WriteCtx<'_>, days: u32) -> Result<u64, StoreError> {
+    let before = (ctx.now() - chrono::Duration::days(i64::from(days))).timestamp_millis();
+    let old: Vec<(String, String, i64)> = {
+        let mut st = ctx.conn().prepare_cached(
+            "SELECT name, source, received_at FROM received WHERE received_at < ?1 ORDER BY received_at",
+        )?;
+        st.query_map([before], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    for (name, source, at) in &old {
+        ctx.conn()
+            .execute("DELETE FROM received WHERE name = ?1", params![name])?;
+        ctx.audit(
+            &AuditDraft {
+                actor: "node".into(),
+                action: "received.retention-delete".into(),
+                entity: format!("received/{name}"),
+                source: "retention".into(),
+            },
+            &format!("received/{name}"),
+            Outcome::Success,
+            &format!(
+                "deleted after {days} days (received from {source} at {})",
+                from_millis(*at)?
+            ),
+        )?;
+    }
+    Ok(old.len() as u64)
+}
