@@ -38,18 +38,22 @@ pub struct Launch {
     /// A kiosk signs in with the device in this demo credentials file
     /// (`demo-credentials.json`), once it exists.
     pub kiosk_credentials: Option<PathBuf>,
+    /// The staff app signs in with the `url`, `username` and `password` in this file (a
+    /// demo's), instead of waiting at its sign-in form.
+    pub staff_credentials: Option<PathBuf>,
 }
 
 /// What `--help` prints.
 pub const USAGE: &str = "usage: carebridge-app [--kiosk [--windowed] [--kiosk-credentials FILE]] \
-[--demo DIR [--listen ADDR]]
+[--demo DIR [--listen ADDR]] [--staff-credentials FILE]
 
   (no option)               the staff app
   --kiosk                   the patient kiosk (fullscreen, kiosk commands only)
   --windowed                the kiosk in a normal window
   --kiosk-credentials FILE  sign the kiosk in with the device in a demo's credentials file
   --demo DIR                host a fresh demo node (data in DIR) inside the staff app
-  --listen ADDR             where that node listens (default 127.0.0.1:8080)";
+  --listen ADDR             where that node listens (default 127.0.0.1:8080)
+  --staff-credentials FILE  sign the staff app in with the url, username and password in FILE";
 
 impl Launch {
     /// Parses the arguments after the program's name.
@@ -59,6 +63,7 @@ impl Launch {
             demo_dir: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             kiosk_credentials: None,
+            staff_credentials: None,
         };
         let mut kiosk = false;
         let mut windowed = false;
@@ -74,6 +79,9 @@ impl Launch {
                 "--kiosk-credentials" => {
                     launch.kiosk_credentials = Some(value("--kiosk-credentials")?.into())
                 }
+                "--staff-credentials" => {
+                    launch.staff_credentials = Some(value("--staff-credentials")?.into())
+                }
                 "--demo" => launch.demo_dir = Some(value("--demo")?.into()),
                 "--listen" => {
                     let v = value("--listen")?;
@@ -88,6 +96,9 @@ impl Launch {
         if kiosk {
             if launch.demo_dir.is_some() {
                 return Err("a kiosk does not host the node: start --demo in the staff app".into());
+            }
+            if launch.staff_credentials.is_some() {
+                return Err("--staff-credentials is for the staff app, not --kiosk".into());
             }
             launch.mode = Mode::Kiosk { windowed };
         } else if windowed || launch.kiosk_credentials.is_some() {
@@ -129,6 +140,13 @@ mod tests {
                 .contains("does not host")
         );
         assert!(parse(&["--windowed"]).unwrap_err().contains("for --kiosk"));
+        let staff = parse(&["--staff-credentials", "/s.json"]).unwrap();
+        assert_eq!(staff.staff_credentials, Some(PathBuf::from("/s.json")));
+        assert!(
+            parse(&["--kiosk", "--staff-credentials", "/s.json"])
+                .unwrap_err()
+                .contains("for the staff app")
+        );
         assert!(
             parse(&["--listen", "nowhere"])
                 .unwrap_err()

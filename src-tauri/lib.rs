@@ -154,6 +154,9 @@ pub fn run() {
             if let Some(file) = launch.kiosk_credentials.clone() {
                 tauri::async_runtime::spawn(sign_kiosk_in(app.handle().clone(), file));
             }
+            if let Some(file) = launch.staff_credentials.clone() {
+                tauri::async_runtime::spawn(sign_staff_in(app.handle().clone(), file));
+            }
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -185,6 +188,22 @@ pub fn run() {
             commands::admin::register_kiosk,
             commands::admin::revoke_kiosk,
             commands::admin::audit_trail,
+            commands::reports::patient_reports,
+            commands::reports::recent_reports,
+            commands::reports::new_report,
+            commands::reports::report_action,
+            commands::reports::report_revisions,
+            commands::reports::print_report,
+            commands::exchange::peers,
+            commands::exchange::consents,
+            commands::exchange::record_consent,
+            commands::exchange::withdraw_consent,
+            commands::exchange::send_reports,
+            commands::exchange::transmissions,
+            commands::exchange::received_reports,
+            commands::exchange::admin_updates,
+            commands::exchange::send_admin_update,
+            commands::exchange::acknowledge_update,
             commands::kiosk::kiosk_sign_in,
             commands::kiosk::kiosk_identify,
             commands::kiosk::kiosk_doctors,
@@ -304,6 +323,64 @@ async fn sign_kiosk_in(app: tauri::AppHandle, file: std::path::PathBuf) {
             }
             Err(e) => {
                 tracing::error!(error = %e, "the kiosk could not sign in");
+                return;
+            }
+        }
+    }
+}
+
+/// A staff sign-in file (`--staff-credentials`): a demo's doctor or reviewer.
+#[derive(serde::Deserialize)]
+struct StaffCredentials {
+    url: String,
+    username: String,
+    password: String,
+}
+
+/// Signs the staff app in with a credentials file, retrying while its node starts (a demo
+/// starts the nodes and the windows together).
+async fn sign_staff_in(app: tauri::AppHandle, file: std::path::PathBuf) {
+    let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(180);
+    let mut wait = std::time::Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            let text = tokio::fs::read_to_string(&file)
+                .await
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let creds: StaffCredentials =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+            let state = app.state::<AppState>();
+            let _one_at_a_time = state.signing_in.lock().await;
+            let signed_in = carebridge_core::session::sign_in_staff(
+                &state.http,
+                &creds.url,
+                &creds.username,
+                &creds.password,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let view = commands::start_session(app.clone(), &state, signed_in)
+                .await
+                .map_err(|e| e.message)?;
+            if let Some(engine) = state.engine.lock().await.clone()
+                && let Err(e) = engine.store().keep_unlock_password(&creds.password).await
+            {
+                tracing::warn!(error = %e, "the session can be unlocked only through the node");
+            }
+            Ok::<_, String>(view)
+        };
+        match attempt.await {
+            Ok(view) => {
+                let _ = app.emit_to(Mode::Staff.window(), "session", view);
+                return;
+            }
+            Err(e) if tokio::time::Instant::now() < give_up => {
+                tracing::debug!(error = %e, "the staff app cannot sign in yet");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(2));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the staff app could not sign in");
                 return;
             }
         }

@@ -4,7 +4,9 @@
 //! `src-tauri/capabilities` say which window may call which.
 
 pub mod admin;
+pub mod exchange;
 pub mod kiosk;
+pub mod reports;
 pub mod staff;
 
 use carebridge_core::protocol::practitioner::Role;
@@ -61,6 +63,8 @@ pub struct SignedInView {
     pub node: String,
     /// The node's time zone.
     pub time_zone: String,
+    /// `hospital` or `insurer`: which views a role gets.
+    pub node_kind: String,
     /// Locked after inactivity (or by the user): nothing is shown until they sign in again.
     pub locked: bool,
 }
@@ -81,6 +85,7 @@ pub(crate) fn view(s: &SignedIn, locked: bool) -> SignedInView {
         node: s.session.node.clone(),
         // The zone the core computes in (UTC for a name it does not know), so the UI agrees.
         time_zone: s.time_zone().name().to_owned(),
+        node_kind: s.session.node_kind.clone(),
         locked,
     }
 }

@@ -24,6 +24,18 @@ import type { SignInDefaults } from "./bindings/SignInDefaults";
 import type { SignedInView } from "./bindings/SignedInView";
 import type { Slot } from "./bindings/Slot";
 import type { Status } from "./bindings/Status";
+import type { AdminUpdate } from "./bindings/AdminUpdate";
+import type { Consent } from "./bindings/Consent";
+import type { NewAdminUpdate } from "./bindings/NewAdminUpdate";
+import type { PeerSummary } from "./bindings/PeerSummary";
+import type { PrintedReport } from "./bindings/PrintedReport";
+import type { ReceivedReports } from "./bindings/ReceivedReports";
+import type { Report } from "./bindings/Report";
+import type { ReportAction } from "./bindings/ReportAction";
+import type { ReportContent } from "./bindings/ReportContent";
+import type { ReportRevision } from "./bindings/ReportRevision";
+import type { ReportRow } from "./bindings/ReportRow";
+import type { Transmission } from "./bindings/Transmission";
 
 // Both windows.
 export const currentSession = (): Promise<SignedInView | null> => invoke("current_session");
@@ -55,6 +67,36 @@ export const reschedule = (appointmentId: string, to: Reschedule): Promise<Appoi
   invoke("reschedule", { appointmentId, to });
 export const act = (appointmentId: string, action: AppointmentAction, reason: string | null = null): Promise<Appointment> =>
   invoke("act", { appointmentId, action, reason });
+
+// Reports (doctors).
+export const patientReports = (patientId: string): Promise<ReportRow[]> => invoke("patient_reports", { patientId });
+export const recentReports = (): Promise<ReportRow[]> => invoke("recent_reports");
+export const newReport = (patientId: string, content: ReportContent): Promise<Report> =>
+  invoke("new_report", { patientId, content });
+export const reportAction = (
+  reportId: string,
+  action: ReportAction,
+  content: ReportContent | null = null,
+  reason: string | null = null,
+): Promise<Report> => invoke("report_action", { reportId, action, content, reason });
+export const reportRevisions = (reportId: string): Promise<ReportRevision[]> => invoke("report_revisions", { reportId });
+export const printReport = (reportId: string, revision: number | null = null): Promise<PrintedReport> =>
+  invoke("print_report", { reportId, revision });
+
+// Exchanges with peers.
+export const peers = (): Promise<PeerSummary[]> => invoke("peers");
+export const consents = (patientId: string): Promise<Consent[]> => invoke("consents", { patientId });
+export const recordConsent = (patientId: string, peer: string): Promise<Consent> =>
+  invoke("record_consent", { patientId, peer });
+export const withdrawConsent = (patientId: string, peer: string): Promise<void> =>
+  invoke("withdraw_consent", { patientId, peer });
+export const sendReports = (peer: string, reportIds: string[]): Promise<Transmission> =>
+  invoke("send_reports", { peer, reportIds });
+export const transmissions = (patientId: string | null): Promise<Transmission[]> => invoke("transmissions", { patientId });
+export const receivedReports = (): Promise<ReceivedReports[]> => invoke("received_reports");
+export const adminUpdates = (): Promise<AdminUpdate[]> => invoke("admin_updates");
+export const sendAdminUpdate = (update: NewAdminUpdate): Promise<AdminUpdate> => invoke("send_admin_update", { update });
+export const acknowledgeUpdate = (id: string): Promise<AdminUpdate> => invoke("acknowledge_update", { id });
 
 // Admin.
 export const staffAccounts = (): Promise<Practitioner[]> => invoke("staff_accounts");

@@ -83,6 +83,6 @@ impl SyncEngine {
 }
 
 /// A write sent once per user action: a retry of the same request cannot act twice.
-fn with_idempotency_key(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+pub(crate) fn with_idempotency_key(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
     req.header("Idempotency-Key", uuid::Uuid::now_v7().to_string())
 }

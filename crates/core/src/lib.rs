@@ -13,6 +13,7 @@ pub mod admin;
 mod clock;
 pub mod engine;
 pub mod error;
+pub mod exchange;
 pub mod live;
 pub mod notify;
 pub mod profile;

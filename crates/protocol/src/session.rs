@@ -62,4 +62,11 @@ pub struct Session {
     pub node: String,
     /// The node's IANA time zone, in which slots are laid out.
     pub time_zone: String,
+    /// `hospital` or `insurer` (absent from nodes older than the field: a hospital).
+    #[serde(default = "hospital")]
+    pub node_kind: String,
+}
+
+fn hospital() -> String {
+    "hospital".into()
 }

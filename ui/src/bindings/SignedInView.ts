@@ -26,6 +26,10 @@ node: string,
  */
 timeZone: string, 
 /**
+ * `hospital` or `insurer`: which views a role gets.
+ */
+nodeKind: string, 
+/**
  * Locked after inactivity (or by the user): nothing is shown until they sign in again.
  */
 locked: boolean, };

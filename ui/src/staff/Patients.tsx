@@ -8,6 +8,7 @@ import type { SearchHit } from "../bindings/SearchHit";
 import { dayOf, timeOf } from "../format";
 import { t, tKey } from "../i18n";
 import { useLive } from "../live";
+import { PatientReports } from "./Reports";
 
 function fullName(p: { given_name: string; family_name: string }) {
   return `${p.given_name} ${p.family_name}`;
@@ -84,7 +85,18 @@ function Register({ onRegistered }: { onRegistered: (id: string, name: string) =
   );
 }
 
-export function PatientPageView({ patientId, timeZone, onBack }: { patientId: string; timeZone: string; onBack: () => void }) {
+/** A patient's page; a doctor (`doctorId`) also sees and writes the patient's reports. */
+export function PatientPageView({
+  patientId,
+  timeZone,
+  onBack,
+  doctorId = null,
+}: {
+  patientId: string;
+  timeZone: string;
+  onBack: () => void;
+  doctorId?: string | null;
+}) {
   const page = useLive(() => patientPage(patientId), [patientId]);
   const p = page.data?.patient.patient;
   return (
@@ -130,18 +142,19 @@ export function PatientPageView({ patientId, timeZone, onBack }: { patientId: st
               </tbody>
             </table>
           )}
+          {doctorId && <PatientReports patientId={p.id} me={doctorId} timeZone={timeZone} />}
         </>
       )}
     </section>
   );
 }
 
-export function Patients({ timeZone }: { timeZone: string }) {
+export function Patients({ timeZone, doctorId = null }: { timeZone: string; doctorId?: string | null }) {
   const [text, setText] = useState("");
   const [open, setOpen] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const hits = useSearch(text);
-  if (open) return <PatientPageView patientId={open} timeZone={timeZone} onBack={() => setOpen(null)} />;
+  if (open) return <PatientPageView patientId={open} timeZone={timeZone} onBack={() => setOpen(null)} doctorId={doctorId} />;
   return (
     <section aria-labelledby="patients-heading">
       <h2 id="patients-heading">{t("patients.heading")}</h2>

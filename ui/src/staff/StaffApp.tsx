@@ -7,6 +7,7 @@ import {
   doctorDay,
   lock,
   messageOf,
+  onSession,
   practitioners,
   signIn,
   signInDefaults,
@@ -21,6 +22,7 @@ import { useIdle } from "../idle";
 import { useLive } from "../live";
 import { AuditTrail, KioskDevices, StaffAccounts } from "./Admin";
 import { AppointmentTable, RefusedList } from "./appointments";
+import { ReceivedView, SendUpdates, Transmissions, Updates, useUpdates } from "./Exchange";
 import { PatientPageView, Patients } from "./Patients";
 
 // The calendar (FullCalendar) loads when first opened, not at start-up.
@@ -111,7 +113,7 @@ function Today({ who }: { who: SignedInView }) {
 function MyDay({ who }: { who: SignedInView }) {
   const rows = useLive(() => doctorDay(null, null), []);
   const [patient, setPatient] = useState<string | null>(null);
-  if (patient) return <PatientPageView patientId={patient} timeZone={who.timeZone} onBack={() => setPatient(null)} />;
+  if (patient) return <PatientPageView patientId={patient} timeZone={who.timeZone} onBack={() => setPatient(null)} doctorId={who.userId} />;
   return (
     <section aria-labelledby="my-day-heading">
       <h2 id="my-day-heading">{t("myDay.heading")}</h2>
@@ -153,29 +155,52 @@ function Waiting({ who }: { who: SignedInView }) {
 }
 
 function Views({ who }: { who: SignedInView }) {
-  const tabs =
-    who.role === "admin"
+  const insurer = who.nodeKind === "insurer";
+  // Hospital staff read the updates insurers send them; the tab says how many are new.
+  const updates = useUpdates(!insurer && who.role !== "reviewer");
+  const unread = (updates.data ?? []).filter((u) => !u.acknowledged).length;
+  const updatesTab = {
+    id: "updates",
+    label: unread > 0 ? t("nav.updatesNew", { n: unread }) : t("nav.updates"),
+    view: <Updates timeZone={who.timeZone} />,
+  };
+  const tabs = insurer
+    ? who.role === "admin"
+      ? [
+          { id: "updates", label: t("nav.updates"), view: <SendUpdates timeZone={who.timeZone} /> },
+          { id: "staff", label: t("nav.staff"), view: <StaffAccounts /> },
+          { id: "audit", label: t("nav.audit"), view: <AuditTrail timeZone={who.timeZone} /> },
+        ]
+      : [{ id: "received", label: t("nav.received"), view: <ReceivedView timeZone={who.timeZone} /> }]
+    : who.role === "admin"
       ? [
           { id: "staff", label: t("nav.staff"), view: <StaffAccounts /> },
           { id: "kiosks", label: t("nav.kiosks"), view: <KioskDevices timeZone={who.timeZone} /> },
+          { id: "transmissions", label: t("nav.transmissions"), view: <Transmissions timeZone={who.timeZone} /> },
           { id: "audit", label: t("nav.audit"), view: <AuditTrail timeZone={who.timeZone} /> },
+          updatesTab,
         ]
       : who.role === "doctor"
-      ? [
-          { id: "waiting", label: t("nav.waiting"), view: <Waiting who={who} /> },
-          { id: "my-day", label: t("nav.myDay"), view: <MyDay who={who} /> },
-          { id: "patients", label: t("nav.patients"), view: <Patients timeZone={who.timeZone} /> },
-        ]
-      : [
-          { id: "today", label: t("nav.today"), view: <Today who={who} /> },
-          { id: "calendar", label: t("nav.calendar"), view: (
-            <Suspense fallback={null}>
-              <Calendar timeZone={who.timeZone} />
-            </Suspense>
-          ),
-        },
-          { id: "patients", label: t("nav.patients"), view: <Patients timeZone={who.timeZone} /> },
-        ];
+        ? [
+            { id: "waiting", label: t("nav.waiting"), view: <Waiting who={who} /> },
+            { id: "my-day", label: t("nav.myDay"), view: <MyDay who={who} /> },
+            { id: "patients", label: t("nav.patients"), view: <Patients timeZone={who.timeZone} doctorId={who.userId} /> },
+            updatesTab,
+          ]
+        : [
+            { id: "today", label: t("nav.today"), view: <Today who={who} /> },
+            {
+              id: "calendar",
+              label: t("nav.calendar"),
+              view: (
+                <Suspense fallback={null}>
+                  <Calendar timeZone={who.timeZone} />
+                </Suspense>
+              ),
+            },
+            { id: "patients", label: t("nav.patients"), view: <Patients timeZone={who.timeZone} /> },
+            updatesTab,
+          ];
   return (
     <Tabs className="views">
       <TabList aria-label={t("nav.label")} className="tabs">
@@ -207,10 +232,18 @@ export function StaffApp() {
         if (v.locked) setLocked(true);
       })
       .catch(() => {});
+    // Signed in by the app itself (a demo's --staff-credentials).
+    const stop = onSession((v) => {
+      setWho(v);
+      setLocked(false);
+    });
     // No browser menu (its Reload, its Inspect) in the staff window either.
     const block = (e: Event) => e.preventDefault();
     document.addEventListener("contextmenu", block);
-    return () => document.removeEventListener("contextmenu", block);
+    return () => {
+      document.removeEventListener("contextmenu", block);
+      stop.then((f) => f()).catch(() => {});
+    };
   }, []);
   const lockNow = () => {
     setLocked(true);

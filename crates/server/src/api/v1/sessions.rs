@@ -106,6 +106,7 @@ pub async fn create_session(
             },
             node: node.name().to_owned(),
             time_zone: node.config.time_zone.clone(),
+            node_kind: node.config.kind.as_str().to_owned(),
         }),
     ))
 }
@@ -181,6 +182,7 @@ pub async fn create_kiosk_session(
             },
             node: node.name().to_owned(),
             time_zone: node.config.time_zone.clone(),
+            node_kind: node.config.kind.as_str().to_owned(),
         }),
     ))
 }
