@@ -169,6 +169,11 @@ struct DemoArgs {
     /// acknowledged write survives power loss, as a production node does; benchmarks use it).
     #[arg(long, default_value = "normal", value_parser = parse_durability)]
     durability: Durability,
+    /// Seed --data-dir, write demo-credentials.json and a node.toml listening on --listen,
+    /// then exit instead of serving (`carebridge-node serve --data-dir DIR` serves it later,
+    /// e.g. after `peer add`).
+    #[arg(long, requires = "data_dir")]
+    prepare_only: bool,
 }
 
 fn parse_durability(s: &str) -> Result<Durability, String> {
@@ -534,6 +539,10 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
             dir.display()
         );
     }
+    if a.prepare_only && a.listen.port() == 0 {
+        // The credentials name the URL the node will be served at: it must be known now.
+        bail!("--prepare-only needs a fixed --listen port, not 0");
+    }
     let mut cfg = init(&dir, &demo::init_options(&a.time_zone), &SystemClock)?;
     let tmp_dir = dir.clone();
     cfg.listen = a.listen;
@@ -545,6 +554,9 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
         bench: a.bench,
         appointments: a.appointments,
     };
+    if a.prepare_only {
+        return prepare_demo(cfg, &size);
+    }
     let result = runtime()?.block_on(async move {
         let node = Node::open(cfg, Arc::new(SystemClock))?;
         let seeded = node.clone();
@@ -570,6 +582,47 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&tmp_dir);
     }
     result
+}
+
+/// Seeds an initialised demo node without serving it, and makes its node.toml say what
+/// `demo` would have served it with, so that a later `serve --data-dir` serves the same node.
+fn prepare_demo(cfg: NodeConfig, size: &demo::DemoSize) -> anyhow::Result<()> {
+    let dir = cfg.data_dir.clone();
+    let toml_path = dir.join(CONFIG_FILE);
+    let written = std::fs::read_to_string(&toml_path)
+        .with_context(|| format!("reading {}", toml_path.display()))?;
+    let mut toml: String = written
+        .lines()
+        .filter(|l| !l.starts_with("listen ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    toml.push_str(&format!(
+        "listen = {:?}\ndurability = {:?}\n",
+        cfg.listen.to_string(),
+        match cfg.durability {
+            Durability::Full => "full",
+            Durability::Normal => "normal",
+        }
+    ));
+    std::fs::write(&toml_path, toml).with_context(|| format!("writing {}", toml_path.display()))?;
+    let url = format!("http://{}", cfg.listen);
+    let creds = runtime()?.block_on(async {
+        let node = Node::open(cfg, Arc::new(SystemClock))?;
+        anyhow::Ok(demo::seed(&node, size, &url).await?)
+    })?;
+    let path = demo::write_credentials(&dir, &creds)
+        .with_context(|| format!("writing the credentials into {}", dir.display()))?;
+    println!(
+        "Demo node {} prepared in {}. Credentials: {}",
+        creds.node,
+        dir.display(),
+        path.display()
+    );
+    println!(
+        "Serve it with: carebridge-node serve --data-dir {}   (at {url})",
+        dir.display()
+    );
+    Ok(())
 }
 
 fn print_demo_help(c: &demo::DemoCredentials, path: &Path) {

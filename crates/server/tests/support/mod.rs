@@ -418,6 +418,15 @@ fn find_blank_line(b: &[u8]) -> Option<usize> {
     b.windows(2).position(|w| w == b"\n\n")
 }
 
+/// A loopback port nothing listens on now (for a URL that must be known before the node
+/// serves, such as the one in its identity document).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on loopback")
+}
+
 /// The `carebridge-node` binary of this build.
 pub fn node_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_carebridge-node"))
