@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use carebridge_server::clock::{Clock, SystemClock};
 use carebridge_server::config::{CONFIG_FILE, KEY_FILE, NodeConfig, NodeKind};
-use carebridge_server::node::{InitOptions, Node, init, load_key};
+use carebridge_server::node::{InitOptions, Node, NodeError, init, load_key};
 use carebridge_server::store::Durability;
 use carebridge_server::{backup, demo, serve};
 use clap::{Args, Parser, Subcommand};
@@ -376,7 +376,13 @@ fn peer_add(a: PeerAddArgs) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     runtime()?.block_on(async move {
-        let node = Node::open(cfg, Arc::new(SystemClock))?;
+        let node = Node::open(cfg, Arc::new(SystemClock)).map_err(|e| match e {
+            // The lock keeps two processes from writing one database: say what to do.
+            NodeError::Locked(dir) => anyhow::anyhow!(
+                "{dir} is locked by a running carebridge-node: stop it, run `peer add`, then serve it again"
+            ),
+            e => e.into(),
+        })?;
         let req = AddPeer {
             identity,
             allowed_sources,
