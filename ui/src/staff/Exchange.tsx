@@ -99,7 +99,7 @@ function Received({ r, timeZone }: { r: ReceivedReports; timeZone: string }) {
                 <dd className="prewrap">{rep.content.conclusion || "—"}</dd>
                 {rep.content.codes.length > 0 && (
                   <>
-                    <dt>{t("reports.codes")}</dt>
+                    <dt>{t("reports.codesShort")}</dt>
                     <dd>{rep.content.codes.join(", ")}</dd>
                   </>
                 )}
@@ -213,7 +213,7 @@ export function SendUpdates({ timeZone }: { timeZone: string }) {
           <Label>{t("updates.title")}</Label>
           <Input />
         </TextField>
-        <TextField value={body} onChange={setBody} isRequired className="wide">
+        <TextField value={body} onChange={setBody} isRequired className="react-aria-TextField wide">
           <Label>{t("updates.body")}</Label>
           <TextArea rows={4} />
         </TextField>

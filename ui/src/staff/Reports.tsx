@@ -73,11 +73,11 @@ function Editor({ editing, patientId, onDone }: { editing: Editing; patientId: s
         <Label>{t("reports.title")}</Label>
         <Input />
       </TextField>
-      <TextField value={findings} onChange={setFindings} className="wide">
+      <TextField value={findings} onChange={setFindings} className="react-aria-TextField wide">
         <Label>{t("reports.findings")}</Label>
         <TextArea rows={5} />
       </TextField>
-      <TextField value={conclusion} onChange={setConclusion} className="wide">
+      <TextField value={conclusion} onChange={setConclusion} className="react-aria-TextField wide">
         <Label>{t("reports.conclusion")}</Label>
         <TextArea rows={3} />
       </TextField>
@@ -172,7 +172,7 @@ function ReportCard({
         <dd className="prewrap">{r.content.conclusion || "—"}</dd>
         {r.content.codes.length > 0 && (
           <>
-            <dt>{t("reports.codes")}</dt>
+            <dt>{t("reports.codesShort")}</dt>
             <dd>{r.content.codes.join(", ")}</dd>
           </>
         )}
