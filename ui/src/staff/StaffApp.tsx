@@ -168,6 +168,7 @@ function Views({ who }: { who: SignedInView }) {
     ? who.role === "admin"
       ? [
           { id: "updates", label: t("nav.updates"), view: <SendUpdates timeZone={who.timeZone} /> },
+          { id: "received", label: t("nav.received"), view: <ReceivedView timeZone={who.timeZone} /> },
           { id: "staff", label: t("nav.staff"), view: <StaffAccounts /> },
           { id: "audit", label: t("nav.audit"), view: <AuditTrail timeZone={who.timeZone} /> },
         ]
