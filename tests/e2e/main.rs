@@ -652,6 +652,29 @@ async fn scenario(
     staff.wait_for("#patient-appointments", WAIT).await?;
     step(staff, 15, "doctor-patient-page").await?;
 
+    // On the patient's page the doctor writes a report, saves the draft (kept here first,
+    // then sent), and finalises it: the node signs it.
+    staff.click_button(".reports", "New report", WAIT).await?;
+    let title = staff.wait_for(".report-editor input", WAIT).await?;
+    staff.type_into(&title, "Chest X-ray (e2e)").await?;
+    let findings = staff.wait_for(".report-editor textarea", WAIT).await?;
+    staff.type_into(&findings, "Lungs clear.").await?;
+    staff
+        .click_button(".report-editor", "Save draft", WAIT)
+        .await?;
+    staff
+        .click_in(
+            "article.report-card",
+            "Chest X-ray (e2e)",
+            "Finalise and sign",
+            LIVE,
+        )
+        .await?;
+    staff
+        .wait_for_text("article.report-card", "Signed", LIVE)
+        .await?;
+    step(staff, 30, "doctor-report-signed").await?;
+
     // The session locks; a reload does not unlock it; with the node away, a wrong password
     // is refused and the user's own unlocks it.
     staff.click_button("header", "Lock", WAIT).await?;
