@@ -776,6 +776,10 @@ async fn a_transmission_waits_while_the_insurer_is_down_and_arrives_once_when_it
     let doctor = p.doctor().await;
     let report = p.final_report(&doctor, 3, "Ultrasound").await;
     p.consent(&doctor, 3).await;
+    // Another patient's report will wait too, until that patient withdraws consent.
+    let withdrawn_report = p.final_report(&doctor, 4, "Withdrawn").await;
+    p.consent(&doctor, 4).await;
+    let patient4 = p.creds.patients[4].id;
     // The insurer goes away; its address stays reserved for its return.
     let Pair {
         hospital, insurer, ..
@@ -787,6 +791,13 @@ async fn a_transmission_waits_while_the_insurer_is_down_and_arrives_once_when_it
     let _ = insurer.served.await;
     drop(insurer.node);
 
+    let withdrawn = doctor
+        .post(
+            "/api/v1/transmissions",
+            json!({"peer": INSURER, "report_ids": [withdrawn_report]}),
+        )
+        .await;
+    assert_eq!(withdrawn.status, 201);
     let queued = doctor
         .post(
             "/api/v1/transmissions",
@@ -800,6 +811,25 @@ async fn a_transmission_waits_while_the_insurer_is_down_and_arrives_once_when_it
         t.body[0]["attempts"].as_u64().unwrap_or(0) >= 2 && t.body[0]["state"] != "acknowledged"
     })
     .await;
+    let w = doctor
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/patients/{patient4}/consents/{INSURER}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(w.status, 204, "{}", w.body);
+    let stopped = doctor
+        .get(&format!("/api/v1/transmissions?patient_id={patient4}"))
+        .await;
+    assert_eq!(stopped.body[0]["state"], "failed", "{}", stopped.body);
+    assert!(
+        stopped.body[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("withdrew consent")
+    );
     let waiting = doctor.get("/api/v1/transmissions").await;
     assert!(
         waiting.body[0]["last_error"]

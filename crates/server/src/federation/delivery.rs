@@ -262,9 +262,12 @@ async fn finish(node: &Arc<Node>, d: &Due, a: Attempt) -> Result<(), StoreError>
                     format!("attempt {attempts} did not get through, retrying: {why}"),
                 ),
             };
-            ctx.conn().execute(
+            // Only an attempt still in flight is settled by its outcome: a transmission stopped
+            // meanwhile (consent withdrawn) stays stopped, unless the peer did receive it.
+            let changed = ctx.conn().execute(
                 "UPDATE transmissions SET state = ?2, last_error = ?3, attempts = ?4, next_attempt_at = ?5,
-                     version = version + 1, updated_at = ?6 WHERE id = ?1",
+                     version = version + 1, updated_at = ?6
+                 WHERE id = ?1 AND (state = 'sent' OR ?2 = 'acknowledged')",
                 params![
                     id.to_string(),
                     state.as_str(),
@@ -274,6 +277,9 @@ async fn finish(node: &Arc<Node>, d: &Due, a: Attempt) -> Result<(), StoreError>
                     now.timestamp_millis()
                 ],
             )?;
+            if changed == 0 {
+                return Ok(());
+            }
             ctx.audit(&draft, &format!("transmission/{id}"), outcome, &detail)?;
             if let Some(t) = transmission::get(ctx.conn(), id)? {
                 ctx.emit(EventKind::TransmissionUpdated, audience(), &t)?;

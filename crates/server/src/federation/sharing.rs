@@ -82,7 +82,8 @@ pub fn record_consent(
         .ok_or_else(|| ApiError::Internal("the consent just recorded is missing".into()))
 }
 
-/// Withdraws a consent. Transmissions already sent stay sent.
+/// Withdraws a consent. What the peer already has stays there; what still waits in the
+/// outbox for that peer and patient is not sent (it fails, saying why).
 pub fn withdraw_consent(
     ctx: &mut WriteCtx<'_>,
     patient: PatientId,
@@ -98,7 +99,38 @@ pub fn withdraw_consent(
     if n == 0 {
         return Err(ApiError::not_found("consent"));
     }
-    ctx.set_detail(format!("consent to share with {peer_name} withdrawn"));
+    let now = ctx.now().timestamp_millis();
+    let stopped: Vec<String> = {
+        let mut st = ctx
+            .conn()
+            .prepare(
+                "UPDATE transmissions SET state = 'failed', version = version + 1, updated_at = ?3,
+                     last_error = 'not sent: the patient withdrew consent before delivery'
+                 WHERE patient_id = ?1 AND peer = ?2 AND state IN ('queued', 'sent') RETURNING id",
+            )
+            .map_err(StoreError::from)?;
+        st.query_map(params![patient.to_string(), peer_name, now], |r| r.get(0))
+            .map_err(StoreError::from)?
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::from)?
+    };
+    for id in &stopped {
+        if let Some(t) = transmission::get(
+            ctx.conn(),
+            id.parse()
+                .map_err(|_| StoreError::Corrupt(format!("transmission id {id}")))?,
+        )? {
+            ctx.emit(
+                carebridge_protocol::event::EventKind::TransmissionUpdated,
+                transmission::audience(),
+                &t,
+            )?;
+        }
+    }
+    ctx.set_detail(format!(
+        "consent to share with {peer_name} withdrawn; {} waiting transmission(s) stopped",
+        stopped.len()
+    ));
     Ok(())
 }
 
