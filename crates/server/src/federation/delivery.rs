@@ -133,24 +133,29 @@ async fn deliver(node: &Arc<Node>, http: &reqwest::Client, d: Due) -> Result<(),
     // Sent: in the hands of the network. If the node stops now, the lease runs out and the
     // transmission is attempted again (the peer keeps one copy per envelope id).
     let id = d.id;
-    node.store
+    let taken = node
+        .store
         .write(None, move |ctx| {
             let now = ctx.now();
-            ctx.conn().execute(
+            // Not when it was stopped after it was picked (consent withdrawn).
+            let taken = ctx.conn().execute(
                 "UPDATE transmissions SET state = 'sent', version = version + 1, updated_at = ?2,
-                     next_attempt_at = ?3 WHERE id = ?1",
+                     next_attempt_at = ?3 WHERE id = ?1 AND state IN ('queued', 'sent')",
                 params![
                     id.to_string(),
                     now.timestamp_millis(),
                     (now + chrono::Duration::seconds(120)).timestamp_millis()
                 ],
-            )?;
-            if let Some(t) = transmission::get(ctx.conn(), id)? {
+            )? == 1;
+            if taken && let Some(t) = transmission::get(ctx.conn(), id)? {
                 ctx.emit(EventKind::TransmissionUpdated, audience(), &t)?;
             }
-            Ok::<_, StoreError>(())
+            Ok::<_, StoreError>(taken)
         })
         .await?;
+    if !taken {
+        return Ok(());
+    }
     let attempt = attempt(node, http, &peer, &d).await;
     finish(node, &d, attempt).await
 }
