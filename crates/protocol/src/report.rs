@@ -248,6 +248,28 @@ pub struct Report {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Report {
+    /// The facts of the report's latest revision, as its signature binds them.
+    pub fn facts(&self) -> RevisionFacts<'_> {
+        RevisionFacts {
+            report_id: self.id,
+            revision: self.revision,
+            status: self.status,
+            patient_id: self.patient_id,
+            author_id: self.author_id,
+            author_name: &self.author_name,
+            content: &self.content,
+        }
+    }
+
+    /// Whether the report carries its node's (`key`) signature over exactly what it says.
+    pub fn signature_verifies(&self, key: &VerifyingKey) -> bool {
+        self.signature
+            .as_ref()
+            .is_some_and(|sig| self.facts().verify(sig, key))
+    }
+}
+
 /// A request to start a report: a draft.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use carebridge_protocol::report::{Report, ReportRevision, RevisionFacts};
+use carebridge_protocol::report::{Report, ReportRevision};
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::{Answer, Client, TestNode};
@@ -49,17 +49,7 @@ async fn act(c: &Client, id: &str, action: &str, v: &str, body: Option<Value>) -
 }
 
 fn verifies(node: &TestNode, report: &Report) -> bool {
-    let sig = report.signature.as_ref().unwrap();
-    RevisionFacts {
-        report_id: report.id,
-        revision: report.revision,
-        status: report.status,
-        patient_id: report.patient_id,
-        author_id: report.author_id,
-        author_name: &report.author_name,
-        content: &report.content,
-    }
-    .verify(sig, &node.node.signing_key.verifying_key())
+    report.signature_verifies(&node.node.signing_key.verifying_key())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

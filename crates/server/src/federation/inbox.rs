@@ -24,7 +24,6 @@ use carebridge_protocol::federation::payload::{
 use carebridge_protocol::federation::request::{
     API_KEY_HEADER, INBOX_PATH, ReadSignature, Receipt, RequestError, WINDOW_SECONDS,
 };
-use carebridge_protocol::report::RevisionFacts;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
@@ -324,20 +323,10 @@ fn store(
     let detail = match t {
         MessageType::MedicalReports => {
             let content: MedicalReports = serde_json::from_slice(plaintext).map_err(unreadable)?;
-            let verified = content.reports.iter().all(|r| {
-                r.signature.as_ref().is_some_and(|sig| {
-                    RevisionFacts {
-                        report_id: r.id,
-                        revision: r.revision,
-                        status: r.status,
-                        patient_id: r.patient_id,
-                        author_id: r.author_id,
-                        author_name: &r.author_name,
-                        content: &r.content,
-                    }
-                    .verify(sig, &peer.signing_key)
-                })
-            });
+            let verified = content
+                .reports
+                .iter()
+                .all(|r| r.signature_verifies(&peer.signing_key));
             let detail = format!(
                 "{} reports about {} (signatures {})",
                 content.reports.len(),

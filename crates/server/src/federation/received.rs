@@ -3,7 +3,6 @@
 
 use carebridge_protocol::audit::Outcome;
 use carebridge_protocol::federation::payload::{MedicalReports, ReceivedReports};
-use carebridge_protocol::report::RevisionFacts;
 use rusqlite::{Connection, Row, params};
 
 use super::peer;
@@ -15,22 +14,8 @@ fn from_row(conn: &Connection, r: &Row<'_>) -> Result<ReceivedReports, StoreErro
     let content: MedicalReports = serde_json::from_slice(&payload)?;
     // Verified again on every read, with the peer's key as it is now.
     let key = peer::get(conn, &source)?.map(|p| p.signing_key);
-    let signatures_verified = key.is_some_and(|key| {
-        content.reports.iter().all(|r| {
-            r.signature.as_ref().is_some_and(|sig| {
-                RevisionFacts {
-                    report_id: r.id,
-                    revision: r.revision,
-                    status: r.status,
-                    patient_id: r.patient_id,
-                    author_id: r.author_id,
-                    author_name: &r.author_name,
-                    content: &r.content,
-                }
-                .verify(sig, &key)
-            })
-        })
-    });
+    let signatures_verified =
+        key.is_some_and(|key| content.reports.iter().all(|r| r.signature_verifies(&key)));
     Ok(ReceivedReports {
         name: r.get(0)?,
         source,
