@@ -1,6 +1,7 @@
 # CareBridge: the commands a developer and CI need. GNU make, bash.
 #   make run     install what is missing, build the app, start the staff app hosting a demo node
 #                and a kiosk beside it (make run-node: the demo node alone)
+#   make run-exchange  a demo hospital and an insurer, peered, with a staff app window on each
 #   make test    everything CI runs (.ci/run calls it): checks, then every test
 #   make bench   the fan-out benchmark against the peers in ../shared/bench; figures in docs/performance.md
 SHELL := bash
@@ -29,6 +30,8 @@ SEED_DIR := $(SHARED_BENCH)/peers/express-seed
 
 DEMO_DIR ?= target/demo
 DEMO_LISTEN ?= 127.0.0.1:8080
+# make run-exchange: both nodes' data, logs and sign-in files (the nodes listen on 8080 and 8081).
+EXCHANGE_DIR ?= target/exchange
 # cargo honours CARGO_TARGET_DIR by itself; paths to what it built must too.
 NODE_BIN = $${CARGO_TARGET_DIR:-target}/release/carebridge-node
 
@@ -59,12 +62,13 @@ if (( $${#missing[@]} )); then
 fi
 endef
 
-.PHONY: help deps bench-deps bench-packages build build-app run run-node run-kiosk check doc test bench fmt clean ui
+.PHONY: help deps bench-deps bench-packages build build-app run run-node run-kiosk run-exchange check doc test bench fmt clean ui
 
 help:
 	@echo 'make run         install missing packages, build, open the staff app (hosting a demo node on $(DEMO_LISTEN)) and a kiosk beside it'
 	@echo 'make run-node    the demo node alone, on $(DEMO_LISTEN)'
 	@echo 'make run-kiosk   a kiosk (fullscreen; KIOSK_CREDENTIALS=file signs it in with a demo'"'"'s device)'
+	@echo 'make run-exchange  the demo hospital (127.0.0.1:8080) and an insurer (127.0.0.1:8081) peered, a staff app window on each (EXCHANGE_NO_APP=1: the nodes alone)'
 	@echo 'make test        fmt + clippy checks, then every test (what CI runs)'
 	@echo 'make bench       fan-out benchmark against nginx+nchan and the seed, then the client core against plain SQLite; writes docs/performance.md'
 	@echo 'make build       release build of carebridge-node'
@@ -132,6 +136,13 @@ run-node: deps build
 	rm -rf -- '$(DEMO_DIR)'
 	exec "$(NODE_BIN)" demo --listen '$(DEMO_LISTEN)' --data-dir '$(DEMO_DIR)'
 
+# Two nodes peered as two organisations peer theirs, and a staff window on each: the doctor sends
+# a report to the insurer's reviewer, the insurer's admin sends an update back (README).
+run-exchange: deps build build-app
+	@case '$(EXCHANGE_DIR)' in ''|/|.|..) echo "refusing to wipe EXCHANGE_DIR='$(EXCHANGE_DIR)'" >&2; exit 1 ;; esac
+	[ "$${EXCHANGE_NO_APP:-0}" = 1 ] || [ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ] || { echo "make run-exchange opens two windows: it needs a desktop session (EXCHANGE_NO_APP=1 serves the two nodes alone)" >&2; exit 1; }
+	NODE_BIN="$(NODE_BIN)" APP_BIN="$(APP_BIN)" EXCHANGE_DIR='$(EXCHANGE_DIR)' exec scripts/exchange-demo.sh
+
 run-kiosk: deps build-app
 	exec "$(APP_BIN)" --kiosk $(if $(KIOSK_CREDENTIALS),--kiosk-credentials '$(KIOSK_CREDENTIALS)')
 
@@ -170,4 +181,4 @@ fmt:
 
 clean:
 	cargo clean
-	rm -rf target/demo target/bench target/ssefan
+	rm -rf target/demo target/bench target/ssefan target/exchange
