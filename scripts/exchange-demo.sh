@@ -166,9 +166,9 @@ fi
 
 # Without an OS keychain the profiles' keys come from this passphrase (a throw-away demo).
 export CAREBRIDGE_PASSPHRASE="${CAREBRIDGE_PASSPHRASE:-carebridge-demo}"
-"$APP_BIN" --staff-credentials "$DIR/hospital-staff.json" &
+"$APP_BIN" --staff-credentials "$DIR/hospital-staff.json" --half left &
 started+=("$!")
-"$APP_BIN" --staff-credentials "$DIR/insurer-staff.json" &
+"$APP_BIN" --staff-credentials "$DIR/insurer-staff.json" --half right &
 started+=("$!")
 log "two app windows: the hospital's doctor and the insurer's reviewer; close one or press Ctrl-C to stop"
 wait -n "${started[@]}" || true

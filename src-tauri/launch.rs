@@ -26,6 +26,15 @@ impl Mode {
     }
 }
 
+/// Which half of the screen a window takes (a demo with two staff windows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Half {
+    /// The left half.
+    Left,
+    /// The right half.
+    Right,
+}
+
 /// The command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Launch {
@@ -41,11 +50,13 @@ pub struct Launch {
     /// The staff app signs in with the `url`, `username` and `password` in this file (a
     /// demo's), instead of waiting at its sign-in form.
     pub staff_credentials: Option<PathBuf>,
+    /// Open the window on this half of the screen.
+    pub half: Option<Half>,
 }
 
 /// What `--help` prints.
 pub const USAGE: &str = "usage: carebridge-app [--kiosk [--windowed] [--kiosk-credentials FILE]] \
-[--demo DIR [--listen ADDR]] [--staff-credentials FILE]
+[--demo DIR [--listen ADDR]] [--staff-credentials FILE] [--half left|right]
 
   (no option)               the staff app
   --kiosk                   the patient kiosk (fullscreen, kiosk commands only)
@@ -53,7 +64,8 @@ pub const USAGE: &str = "usage: carebridge-app [--kiosk [--windowed] [--kiosk-cr
   --kiosk-credentials FILE  sign the kiosk in with the device in a demo's credentials file
   --demo DIR                host a fresh demo node (data in DIR) inside the staff app
   --listen ADDR             where that node listens (default 127.0.0.1:8080)
-  --staff-credentials FILE  sign the staff app in with the url, username and password in FILE";
+  --staff-credentials FILE  sign the staff app in with the url, username and password in FILE
+  --half left|right         open the window on that half of the screen";
 
 impl Launch {
     /// Parses the arguments after the program's name.
@@ -64,6 +76,7 @@ impl Launch {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             kiosk_credentials: None,
             staff_credentials: None,
+            half: None,
         };
         let mut kiosk = false;
         let mut windowed = false;
@@ -81,6 +94,13 @@ impl Launch {
                 }
                 "--staff-credentials" => {
                     launch.staff_credentials = Some(value("--staff-credentials")?.into())
+                }
+                "--half" => {
+                    launch.half = Some(match value("--half")?.as_str() {
+                        "left" => Half::Left,
+                        "right" => Half::Right,
+                        other => return Err(format!("--half: {other:?} is not left or right")),
+                    })
                 }
                 "--demo" => launch.demo_dir = Some(value("--demo")?.into()),
                 "--listen" => {
@@ -140,6 +160,12 @@ mod tests {
                 .contains("does not host")
         );
         assert!(parse(&["--windowed"]).unwrap_err().contains("for --kiosk"));
+        assert_eq!(parse(&["--half", "right"]).unwrap().half, Some(Half::Right));
+        assert!(
+            parse(&["--half", "top"])
+                .unwrap_err()
+                .contains("left or right")
+        );
         let staff = parse(&["--staff-credentials", "/s.json"]).unwrap();
         assert_eq!(staff.staff_credentials, Some(PathBuf::from("/s.json")));
         assert!(

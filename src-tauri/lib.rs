@@ -145,7 +145,9 @@ pub fn run() {
     let app = tauri::Builder::default()
         .manage(state)
         .setup(move |app| {
-            if launch.demo_dir.is_some() || launch.mode == (Mode::Kiosk { windowed: true }) {
+            if let Some(half) = launch.half {
+                on_half(app.handle(), launch.mode, half);
+            } else if launch.demo_dir.is_some() || launch.mode == (Mode::Kiosk { windowed: true }) {
                 side_by_side(app.handle(), launch.mode);
             }
             if let Some(dir) = launch.demo_dir.clone() {
@@ -217,6 +219,27 @@ pub fn run() {
         eprintln!("error: the app could not start: {e}");
         std::process::exit(1);
     }
+}
+
+/// A window on one half of the screen (the exchange demo's two staff windows).
+fn on_half(app: &tauri::AppHandle, mode: Mode, half: launch::Half) {
+    let Some(window) = app.get_webview_window(mode.window()) else {
+        return;
+    };
+    let Ok(Some(monitor)) = window.primary_monitor() else {
+        return;
+    };
+    let screen = monitor.size();
+    let width = screen.width / 2;
+    let x = match half {
+        launch::Half::Left => 0,
+        launch::Half::Right => width,
+    };
+    let _ = window.set_position(tauri::PhysicalPosition::new(x, 0));
+    let _ = window.set_size(tauri::PhysicalSize::new(
+        width,
+        screen.height.saturating_sub(60),
+    ));
 }
 
 /// The demo's two windows share the screen: the staff app on the left, the kiosk on the right.
