@@ -309,9 +309,18 @@ struct DemoDevice {
     secret: String,
 }
 
-/// Signs the kiosk in with the device in a demo's credentials file, waiting for the file and
-/// the node (the staff process starts them at the same time), then tells the window.
-async fn sign_kiosk_in(app: tauri::AppHandle, file: std::path::PathBuf) {
+/// Reads a demo's credentials file and signs in with it, retrying while the file or the node
+/// is not there yet (a demo starts the nodes and the windows at the same time), then tells the
+/// window. `sign_in` does one attempt with the file's text.
+async fn sign_in_from_file<F, Fut>(
+    app: tauri::AppHandle,
+    mode: Mode,
+    file: std::path::PathBuf,
+    sign_in: F,
+) where
+    F: Fn(tauri::AppHandle, String) -> Fut,
+    Fut: std::future::Future<Output = Result<commands::SignedInView, String>>,
+{
     let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(180);
     let mut wait = std::time::Duration::from_millis(100);
     loop {
@@ -319,37 +328,45 @@ async fn sign_kiosk_in(app: tauri::AppHandle, file: std::path::PathBuf) {
             let text = tokio::fs::read_to_string(&file)
                 .await
                 .map_err(|e| format!("{}: {e}", file.display()))?;
-            let demo: DemoKiosk =
-                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-            let state = app.state::<AppState>();
-            let _one_at_a_time = state.signing_in.lock().await;
-            let device = carebridge_core::protocol::session::KioskSignIn {
-                device_id: demo.kiosk.device_id,
-                secret: demo.kiosk.secret,
-            };
-            let signed_in = carebridge_core::session::sign_in_kiosk(&state.http, &demo.url, device)
-                .await
-                .map_err(|e| e.to_string())?;
-            commands::start_session(app.clone(), &state, signed_in)
-                .await
-                .map_err(|e| e.message)
+            sign_in(app.clone(), text).await
         };
         match attempt.await {
             Ok(view) => {
-                let _ = app.emit_to(Mode::Kiosk { windowed: false }.window(), "session", view);
+                let _ = app.emit_to(mode.window(), "session", view);
                 return;
             }
             Err(e) if tokio::time::Instant::now() < give_up => {
-                tracing::debug!(error = %e, "the kiosk cannot sign in yet");
+                tracing::debug!(error = %e, "cannot sign in yet");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(std::time::Duration::from_secs(2));
             }
             Err(e) => {
-                tracing::error!(error = %e, "the kiosk could not sign in");
+                tracing::error!(error = %e, "could not sign in");
                 return;
             }
         }
     }
+}
+
+/// Signs the kiosk in with the device in a demo's credentials file.
+async fn sign_kiosk_in(app: tauri::AppHandle, file: std::path::PathBuf) {
+    let mode = Mode::Kiosk { windowed: false };
+    sign_in_from_file(app, mode, file, |app, text| async move {
+        let demo: DemoKiosk = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let state = app.state::<AppState>();
+        let _one_at_a_time = state.signing_in.lock().await;
+        let device = carebridge_core::protocol::session::KioskSignIn {
+            device_id: demo.kiosk.device_id,
+            secret: demo.kiosk.secret,
+        };
+        let signed_in = carebridge_core::session::sign_in_kiosk(&state.http, &demo.url, device)
+            .await
+            .map_err(|e| e.to_string())?;
+        commands::start_session(app.clone(), &state, signed_in)
+            .await
+            .map_err(|e| e.message)
+    })
+    .await;
 }
 
 /// A staff sign-in file (`--staff-credentials`): a demo's doctor or reviewer.
@@ -360,52 +377,29 @@ struct StaffCredentials {
     password: String,
 }
 
-/// Signs the staff app in with a credentials file, retrying while its node starts (a demo
-/// starts the nodes and the windows together).
+/// Signs the staff app in with a credentials file (`--staff-credentials`).
 async fn sign_staff_in(app: tauri::AppHandle, file: std::path::PathBuf) {
-    let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(180);
-    let mut wait = std::time::Duration::from_millis(100);
-    loop {
-        let attempt = async {
-            let text = tokio::fs::read_to_string(&file)
-                .await
-                .map_err(|e| format!("{}: {e}", file.display()))?;
-            let creds: StaffCredentials =
-                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-            let state = app.state::<AppState>();
-            let _one_at_a_time = state.signing_in.lock().await;
-            let signed_in = carebridge_core::session::sign_in_staff(
-                &state.http,
-                &creds.url,
-                &creds.username,
-                &creds.password,
-            )
+    sign_in_from_file(app, Mode::Staff, file, |app, text| async move {
+        let creds: StaffCredentials = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let state = app.state::<AppState>();
+        let _one_at_a_time = state.signing_in.lock().await;
+        let signed_in = carebridge_core::session::sign_in_staff(
+            &state.http,
+            &creds.url,
+            &creds.username,
+            &creds.password,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let view = commands::start_session(app.clone(), &state, signed_in)
             .await
-            .map_err(|e| e.to_string())?;
-            let view = commands::start_session(app.clone(), &state, signed_in)
-                .await
-                .map_err(|e| e.message)?;
-            if let Some(engine) = state.engine.lock().await.clone()
-                && let Err(e) = engine.store().keep_unlock_password(&creds.password).await
-            {
-                tracing::warn!(error = %e, "the session can be unlocked only through the node");
-            }
-            Ok::<_, String>(view)
-        };
-        match attempt.await {
-            Ok(view) => {
-                let _ = app.emit_to(Mode::Staff.window(), "session", view);
-                return;
-            }
-            Err(e) if tokio::time::Instant::now() < give_up => {
-                tracing::debug!(error = %e, "the staff app cannot sign in yet");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(std::time::Duration::from_secs(2));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the staff app could not sign in");
-                return;
-            }
+            .map_err(|e| e.message)?;
+        if let Some(engine) = state.engine.lock().await.clone()
+            && let Err(e) = engine.store().keep_unlock_password(&creds.password).await
+        {
+            tracing::warn!(error = %e, "the session can be unlocked only through the node");
         }
-    }
+        Ok(view)
+    })
+    .await;
 }

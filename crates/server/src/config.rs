@@ -165,10 +165,11 @@ impl NodeConfig {
         }
         let cfg: Self = fig
             .merge(Env::prefixed("CAREBRIDGE_").split("__").filter(|k| {
-                // Variables read elsewhere, not configuration options.
+                // Variables read elsewhere, not configuration options (`passphrase` is the
+                // desktop app's, often set in the same shell as a demo's nodes).
                 !matches!(
                     k.as_str().to_ascii_lowercase().as_str(),
-                    "db_key" | "admin_password" | "log" | "config"
+                    "db_key" | "admin_password" | "log" | "config" | "passphrase"
                 )
             }))
             .extract()
