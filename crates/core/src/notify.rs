@@ -158,3 +158,101 @@ pub fn notice_for(me: &Principal, applied: &Applied) -> Option<Notice> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use carebridge_protocol::PractitionerId;
+    use carebridge_protocol::federation::payload::UpdateAudience;
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+
+    fn at() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default()
+    }
+
+    fn staff(role: Role) -> Principal {
+        Principal::Staff {
+            id: PractitionerId::new(),
+            role,
+            display_name: "Someone".into(),
+        }
+    }
+
+    fn update(incoming: bool, acknowledged: bool, version: i64) -> LiveEvent {
+        LiveEvent::AdminUpdate(AdminUpdate {
+            id: uuid::Uuid::now_v7(),
+            peer: "assure.example".into(),
+            from: "Assure".into(),
+            title: "New form".into(),
+            body: "Use form B-12.".into(),
+            audience: UpdateAudience::Doctor,
+            sent_at: at(),
+            incoming,
+            acknowledged,
+            acknowledgements: 0,
+            version,
+        })
+    }
+
+    fn transmission(state: TransmissionState, overdue: bool) -> LiveEvent {
+        LiveEvent::Transmission(Transmission {
+            id: uuid::Uuid::now_v7(),
+            peer: "assure.example".into(),
+            message_type: "medical-reports".into(),
+            summary: "1 report".into(),
+            patient_id: None,
+            report_ids: Vec::new(),
+            state,
+            last_error: Some("refused".into()),
+            attempts: 3,
+            overdue,
+            created_by: "Dr".into(),
+            created_at: at(),
+            updated_at: at(),
+            acknowledged_at: None,
+            version: 2,
+        })
+    }
+
+    #[test]
+    fn an_arriving_update_is_news_once_and_only_where_it_arrived() {
+        let doctor = staff(Role::Doctor);
+        assert!(matches!(
+            notice_for_exchange(&doctor, &update(true, false, 1)),
+            Some(Notice::AdminUpdate { .. })
+        ));
+        // The user's own acknowledgement, a later count, or the sender's own copy: no notice.
+        assert_eq!(notice_for_exchange(&doctor, &update(true, true, 1)), None);
+        assert_eq!(notice_for_exchange(&doctor, &update(true, false, 2)), None);
+        assert_eq!(
+            notice_for_exchange(&staff(Role::Admin), &update(false, false, 1)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_failed_transmission_is_news_and_an_overdue_one_only_to_admins() {
+        let doctor = staff(Role::Doctor);
+        let admin = staff(Role::Admin);
+        assert!(matches!(
+            notice_for_exchange(&doctor, &transmission(TransmissionState::Failed, false)),
+            Some(Notice::TransmissionFailed { .. })
+        ));
+        let overdue = transmission(TransmissionState::Queued, true);
+        assert!(matches!(
+            notice_for_exchange(&admin, &overdue),
+            Some(Notice::TransmissionOverdue { .. })
+        ));
+        assert_eq!(notice_for_exchange(&doctor, &overdue), None);
+        assert_eq!(
+            notice_for_exchange(&admin, &transmission(TransmissionState::Acknowledged, true)),
+            None,
+            "delivered after all"
+        );
+        assert_eq!(
+            notice_for_exchange(&doctor, &transmission(TransmissionState::Queued, false)),
+            None
+        );
+    }
+}
