@@ -313,7 +313,10 @@ async fn alert_overdue(node: &Arc<Node>) -> Result<(), StoreError> {
                     "UPDATE transmissions SET overdue_alerted = 1, version = version + 1 WHERE id = ?1",
                     [&id],
                 )?;
-                let Some(t) = transmission::get(ctx.conn(), id.parse().unwrap_or_default())? else {
+                let uuid = id
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("transmission id {id}")))?;
+                let Some(t) = transmission::get(ctx.conn(), uuid)? else {
                     continue;
                 };
                 ctx.audit(

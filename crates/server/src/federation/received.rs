@@ -3,19 +3,33 @@
 
 use carebridge_protocol::audit::Outcome;
 use carebridge_protocol::federation::payload::{MedicalReports, ReceivedReports};
+use std::collections::HashMap;
+
+use ed25519_dalek::VerifyingKey;
 use rusqlite::{Connection, Row, params};
 
 use super::peer;
 use crate::store::{AuditDraft, StoreError, WriteCtx, from_millis};
 
-fn from_row(conn: &Connection, r: &Row<'_>) -> Result<ReceivedReports, StoreError> {
+/// The peers' signing keys by name: what sent reports are verified with.
+fn keys(conn: &Connection) -> Result<HashMap<String, VerifyingKey>, StoreError> {
+    Ok(peer::list(conn)?
+        .into_iter()
+        .map(|p| (p.name, p.signing_key))
+        .collect())
+}
+
+fn from_row(
+    keys: &HashMap<String, VerifyingKey>,
+    r: &Row<'_>,
+) -> Result<ReceivedReports, StoreError> {
     let source: String = r.get(1)?;
     let payload: Vec<u8> = r.get(3)?;
     let content: MedicalReports = serde_json::from_slice(&payload)?;
     // Verified again on every read, with the peer's key as it is now.
-    let key = peer::get(conn, &source)?.map(|p| p.signing_key);
+    let key = keys.get(&source);
     let signatures_verified =
-        key.is_some_and(|key| content.reports.iter().all(|r| r.signature_verifies(&key)));
+        key.is_some_and(|key| content.reports.iter().all(|r| r.signature_verifies(key)));
     Ok(ReceivedReports {
         name: r.get(0)?,
         source,
@@ -31,10 +45,11 @@ pub fn list(conn: &Connection, limit: u32) -> Result<Vec<ReceivedReports>, Store
         "SELECT name, source, received_at, payload FROM received
          WHERE message_type = 'medical-reports' ORDER BY received_at DESC LIMIT ?1",
     )?;
+    let keys = keys(conn)?;
     let mut rows = st.query([i64::from(limit)])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
-        out.push(from_row(conn, r)?);
+        out.push(from_row(&keys, r)?);
     }
     Ok(out)
 }
@@ -45,9 +60,10 @@ pub fn get(conn: &Connection, name: &str) -> Result<Option<ReceivedReports>, Sto
         "SELECT name, source, received_at, payload FROM received
          WHERE message_type = 'medical-reports' AND name = ?1",
     )?;
+    let keys = keys(conn)?;
     let mut rows = st.query([name])?;
     match rows.next()? {
-        Some(r) => Ok(Some(from_row(conn, r)?)),
+        Some(r) => Ok(Some(from_row(&keys, r)?)),
         None => Ok(None),
     }
 }

@@ -22,14 +22,6 @@ use crate::config::NodeKind;
 use crate::error::ApiError;
 use crate::federation::{peer, received, sharing, transmission, updates};
 use crate::node::Node;
-use crate::practitioner;
-
-fn staff_name(ctx: &crate::store::WriteCtx<'_>, caller: &Caller) -> Result<String, ApiError> {
-    let (id, _) = caller.staff(&[Role::Doctor, Role::Reception, Role::Admin, Role::Reviewer])?;
-    Ok(practitioner::get(ctx.conn(), id)?
-        .map(|p| p.display_name)
-        .unwrap_or_default())
-}
 
 /// The peers this node exchanges with (no keys).
 #[utoipa::path(get, path = "/peers", tag = "exchange", security(("bearer" = [])),
@@ -105,8 +97,8 @@ pub async fn record_consent(
         .write(
             Some(caller.audit("consent.record", format!("patient/{id}"))),
             move |ctx| {
-                let name = staff_name(ctx, &c)?;
-                sharing::record_consent(ctx, &n, id, &req.peer, (&me.to_string(), &name))
+                let name = &c.name;
+                sharing::record_consent(ctx, &n, id, &req.peer, (&me.to_string(), name))
             },
         )
         .await?;
@@ -155,8 +147,8 @@ pub async fn send_reports(
         .store
         .write(Some(caller.audit("transmission.send", "")), move |ctx| {
             idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
-                let name = staff_name(ctx, &c)?;
-                sharing::send_reports(ctx, &n, &name, &req)
+                let name = &c.name;
+                sharing::send_reports(ctx, &n, name, &req)
             })
         })
         .await?;
@@ -282,8 +274,8 @@ pub async fn send_admin_update(
         .store
         .write(Some(caller.audit("admin-update.send", "")), move |ctx| {
             idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
-                let name = staff_name(ctx, &c)?;
-                updates::send(ctx, &n, &name, &req)
+                let name = &c.name;
+                updates::send(ctx, &n, name, &req)
             })
         })
         .await?;
@@ -314,8 +306,8 @@ pub async fn acknowledge_admin_update(
         .write(
             Some(caller.audit("admin-update.acknowledge", format!("admin-update/{id}"))),
             move |ctx| {
-                let name = staff_name(ctx, &c)?;
-                updates::acknowledge(ctx, &n, me, &name, role, id)
+                let name = &c.name;
+                updates::acknowledge(ctx, &n, me, name, role, id)
             },
         )
         .await?;

@@ -15,7 +15,7 @@ use carebridge_protocol::report::{
     NewReport, Report, ReportAction, ReportContent, ReportQuery, ReportRevision, ReportStatus,
     RevisionFacts,
 };
-use carebridge_protocol::{PractitionerId, ProblemType, ReportId};
+use carebridge_protocol::{ProblemType, ReportId};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -25,8 +25,7 @@ use crate::api::with_etag;
 use crate::error::ApiError;
 use crate::events::Audience;
 use crate::node::Node;
-use crate::store::WriteCtx;
-use crate::{patient, practitioner, report};
+use crate::{patient, report};
 
 const DOCTORS: &[Role] = &[Role::Doctor];
 
@@ -40,13 +39,6 @@ fn tidy(mut c: ReportContent) -> ReportContent {
     c.title = c.title.trim().to_owned();
     c.codes = c.codes.into_iter().map(|s| s.trim().to_owned()).collect();
     c
-}
-
-/// The author's display name as it is now (it is printed and signed).
-fn author_name(ctx: &WriteCtx<'_>, who: PractitionerId) -> Result<String, ApiError> {
-    Ok(practitioner::get(ctx.conn(), who)?
-        .map(|p| p.display_name)
-        .unwrap_or_default())
 }
 
 /// Starts a report as a `preliminary` draft.
@@ -65,6 +57,8 @@ pub async fn create_report(
     let id = req.id.unwrap_or_default();
     let fp = fingerprint("report.create", &req);
     let actor = caller.actor();
+    // The author's display name as the session read it: it is signed and printed.
+    let my_name = caller.name.clone();
     let name = node.name().to_owned();
     let (status, r) = node
         .store
@@ -86,7 +80,7 @@ pub async fn create_report(
                         id,
                         patient_id: req.patient_id,
                         author_id: me,
-                        author_name: author_name(ctx, me)?,
+                        author_name: my_name,
                         status: ReportStatus::Preliminary,
                         content: tidy(req.content),
                         revision: 0,
@@ -318,6 +312,9 @@ async fn act(
         ),
     );
     let actor = caller.actor();
+    // Whoever finalises or amends is the author of that revision: their name as the session
+    // read it is signed and printed.
+    let my_name = caller.name.clone();
     let audit = caller.audit(
         &format!("report.{}", action.as_str()),
         format!("report/{id}"),
@@ -360,7 +357,7 @@ async fn act(
                         r.content = tidy(c);
                         if action == ReportAction::Amend {
                             r.author_id = me;
-                            r.author_name = author_name(ctx, me)?;
+                            r.author_name = my_name.clone();
                         }
                     }
                     Input::Reason(reason) => {
@@ -371,9 +368,9 @@ async fn act(
                     Input::None => {}
                 }
                 if matches!(action, ReportAction::Finalise | ReportAction::Amend) {
-                    // The author's name as it is now is what gets signed and printed.
+                    // A draft is finalised by its author (checked above).
                     if action == ReportAction::Finalise {
-                        r.author_name = author_name(ctx, r.author_id)?;
+                        r.author_name = my_name.clone();
                     }
                     let revision = r.revision + 1;
                     let signature = RevisionFacts {
