@@ -206,8 +206,9 @@ struct PeerAddArgs {
     /// an insurer sends admin-update, a hospital medical-reports and admin-update-ack).
     #[arg(long = "allow-type")]
     allow_type: Vec<String>,
-    /// The API key the other side printed when it added this node.
-    #[arg(long)]
+    /// The API key the other side printed when it added this node. Keys printed by earlier
+    /// versions may start with `-`; they are taken as the value, not as an option.
+    #[arg(long, allow_hyphen_values = true)]
     their_api_key: Option<String>,
 }
 
@@ -677,4 +678,33 @@ API description: {url}/api/v1/openapi.json   Stop with Ctrl-C."#,
         did = doctor.id,
         now = SystemClock.now().format("%Y-%m-%dT%H:%M:%SZ"),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_their_api_key_starting_with_a_hyphen_is_taken_as_the_value() {
+        // Keys printed before they had a prefix could start with `-` (base64url).
+        let cli = Cli::try_parse_from([
+            "carebridge-node",
+            "peer",
+            "add",
+            "--identity",
+            "peer.json",
+            "--allow-source",
+            "127.0.0.1",
+            "--their-api-key",
+            "-7kQ2bN0x",
+        ])
+        .expect("parses");
+        let Command::Peer {
+            command: PeerCommand::Add(args),
+        } = cli.command
+        else {
+            panic!("not peer add: {cli:?}");
+        };
+        assert_eq!(args.their_api_key.as_deref(), Some("-7kQ2bN0x"));
+    }
 }

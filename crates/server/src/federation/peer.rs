@@ -100,11 +100,16 @@ pub struct Peer {
     pub allowed_types: Vec<MessageType>,
 }
 
-/// A fresh API key: 32 random bytes, URL-safe base64.
+/// What every API key this node prints starts with: a key is recognisable when pasted into
+/// the wrong place (and found by secret scanners), and never starts with `-`, which a
+/// command line would take for an option.
+pub const API_KEY_PREFIX: &str = "cbk_";
+
+/// A fresh API key: the prefix and 32 random bytes, URL-safe base64.
 pub fn new_api_key() -> String {
     let mut k = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut k);
-    URL_SAFE_NO_PAD.encode(k)
+    format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(k))
 }
 
 /// The stored lookup value of an API key (a random key needs no slow hash).
@@ -363,6 +368,19 @@ pub async fn add(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_keys_are_prefixed_random_and_never_look_like_an_option() {
+        let keys: Vec<String> = (0..256).map(|_| new_api_key()).collect();
+        for k in &keys {
+            assert!(k.starts_with(API_KEY_PREFIX), "{k}");
+            assert!(!k.starts_with('-'), "{k}");
+            // the prefix and 32 bytes of unpadded base64
+            assert_eq!(k.len(), API_KEY_PREFIX.len() + 43, "{k}");
+        }
+        let distinct: std::collections::HashSet<_> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len());
+    }
 
     #[test]
     fn source_rules_match_addresses_and_networks() {
