@@ -43,6 +43,9 @@ pub struct AppState {
     pub embedded: watch::Receiver<Embedded>,
     /// The staff session is locked (after inactivity, or by the user).
     pub locked: Arc<std::sync::atomic::AtomicBool>,
+    /// The node this window last signed in to: after a sign-out its form offers that one,
+    /// not whichever node another window on this machine signed in to since.
+    pub last_node: std::sync::Mutex<Option<String>>,
 }
 
 impl AppState {
@@ -141,6 +144,7 @@ pub fn run() {
             .unwrap_or_default(),
         embedded,
         locked: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        last_node: std::sync::Mutex::new(None),
     };
     let app = tauri::Builder::default()
         .manage(state)

@@ -143,10 +143,13 @@ pub(crate) async fn start_session(
 ) -> Result<SignedInView, CommandError> {
     end_session(state).await;
     let profiles = Profiles::in_os_data_dir()?;
-    if state.mode == crate::launch::Mode::Staff
-        && let Err(e) = profiles.remember_node(&signed_in.node_url)
-    {
-        tracing::warn!(error = %e, "the node could not be remembered for the next sign-in");
+    if state.mode == crate::launch::Mode::Staff {
+        if let Ok(mut last) = state.last_node.lock() {
+            *last = Some(signed_in.node_url.clone());
+        }
+        if let Err(e) = profiles.remember_node(&signed_in.node_url) {
+            tracing::warn!(error = %e, "the node could not be remembered for the next sign-in");
+        }
     }
     // A kiosk shows the doctor's answer on its own screen; a desktop notification there would
     // show it to whoever stands at the kiosk next.

@@ -96,13 +96,17 @@ pub async fn sign_out(app: AppHandle, state: State<'_, AppState>) -> Result<(), 
 }
 
 /// What the sign-in form starts with: the embedded node's address when this process hosts
-/// one, else the last node signed in to on this machine.
+/// one, else the node this window last signed in to, else the last node signed in to on this
+/// machine.
 #[tauri::command]
 pub async fn sign_in_defaults(state: State<'_, AppState>) -> Result<SignInDefaults, CommandError> {
     crate::report_interactive();
     let embedded = state.embedded_node_url().await;
+    let this_window = state.last_node.lock().ok().and_then(|l| l.clone());
     Ok(SignInDefaults {
-        node_url: embedded.or_else(|| Profiles::in_os_data_dir().ok()?.last_node()),
+        node_url: embedded
+            .or(this_window)
+            .or_else(|| Profiles::in_os_data_dir().ok()?.last_node()),
     })
 }
 

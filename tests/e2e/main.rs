@@ -1,12 +1,15 @@
-//! End to end, as people use it: the real app, built by cargo, in two processes (a doctor's
-//! staff window and a patient kiosk) under Xvfb, driven through tauri-driver and
-//! WebKitWebDriver, against a real `carebridge-node`; with dunst receiving the desktop
-//! notifications and gnome-keyring serving the Secret Service on the test's own session bus.
+//! End to end, as people use it: the real app, built by cargo, in three processes (a
+//! hospital's staff window, a patient kiosk, and an insurer's staff window) under Xvfb, driven
+//! through tauri-driver and WebKitWebDriver, against two real `carebridge-node`s peered with
+//! each other; with dunst receiving the desktop notifications and gnome-keyring serving the
+//! Secret Service on the test's own session bus.
 //!
 //! The kiosk books; the doctor's window shows it live and the doctor confirms; the kiosk
 //! shows the confirmation. A booking the node refuses shows the node's reason. With the node
 //! stopped a booking shows as pending and is delivered when the node returns. A staff command
-//! called from the kiosk window is refused by the capability. axe-core runs on every screen.
+//! called from the kiosk window is refused by the capability. The doctor signs a report and
+//! sends it, with the patient's consent, to the insurer, whose window shows it arrive; the
+//! insurer's update comes back and the doctor acknowledges it. axe-core runs on every screen.
 //! Screenshots of each step go to `target/e2e/`.
 
 #![expect(clippy::unwrap_used, reason = "tests panic on the unexpected")]
@@ -18,8 +21,13 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use carebridge_server::clock::{Clock, SystemClock};
-use carebridge_server::demo::{DemoCredentials, DemoSize};
+use carebridge_server::config::{CONFIG_FILE, NodeConfig, NodeKind};
+use carebridge_server::demo::{self, DemoCredentials, DemoSize};
+use carebridge_server::federation::peer::{self, AddPeer, SourceRule};
+use carebridge_server::node::{InitOptions, Node, init};
 use harness::{NodeProcess, free_port, tauri_driver_on};
 use serde_json::{Value, json};
 use webdriver::Session;
@@ -392,9 +400,15 @@ fn inside() {
         let creds = seeded_hospital(&node_dir).await;
         let listen = format!("127.0.0.1:{}", free_port());
         let url = format!("http://{listen}");
+        let insurer_dir = scratch.join("insurer");
+        let insurer_listen = format!("127.0.0.1:{}", free_port());
+        let insurer_url = format!("http://{insurer_listen}");
+        let names = peered_insurer(&node_dir, &url, &insurer_dir, &insurer_url).await;
         let node = NodeProcess::start(&node_binary(), &node_dir, &listen).await;
+        let _insurer_node = NodeProcess::start(&node_binary(), &insurer_dir, &insurer_listen).await;
         let (_staff_driver, staff_url) = tauri_driver_on(free_port()).await;
         let (_kiosk_driver, kiosk_url) = tauri_driver_on(free_port()).await;
+        let (_insurer_driver, insurer_driver_url) = tauri_driver_on(free_port()).await;
         let app = PathBuf::from(env!("CARGO_BIN_EXE_carebridge-app"));
         let staff = Session::start(&staff_url, "staff", &app, &[])
             .await
@@ -406,10 +420,29 @@ fn inside() {
                 panic!("{e}");
             }
         };
-        let result = scenario(&staff, &kiosk, &creds, &url, &node_dir, &listen, node).await;
+        let insurer = match Session::start(&insurer_driver_url, "insurer", &app, &[]).await {
+            Ok(i) => i,
+            Err(e) => {
+                staff.end().await;
+                kiosk.end().await;
+                panic!("{e}");
+            }
+        };
+        let hospital = Hospital {
+            creds,
+            url,
+            dir: node_dir,
+            listen,
+        };
+        let insurer_side = Insurer {
+            window: &insurer,
+            url: insurer_url,
+            names,
+        };
+        let result = scenario(&staff, &kiosk, &hospital, &insurer_side, node).await;
         if result.is_err() {
             // What each window showed when it failed.
-            for s in [&staff, &kiosk] {
+            for s in [&staff, &kiosk, &insurer] {
                 let _ = s
                     .screenshot(&shots().join(format!("failed-{}.png", s.name)))
                     .await;
@@ -427,21 +460,41 @@ fn inside() {
         }
         staff.end().await;
         kiosk.end().await;
+        insurer.end().await;
         if let Err(e) = result {
             panic!("{e}");
         }
     });
 }
 
+/// The hospital's node: who may sign in, where it serves, where its data is.
+struct Hospital {
+    creds: DemoCredentials,
+    url: String,
+    dir: PathBuf,
+    listen: String,
+}
+
+/// The insurer: its admin's window, its node's address, and the two organisations' names.
+struct Insurer<'a> {
+    window: &'a Session,
+    url: String,
+    names: PeerNames,
+}
+
 async fn scenario(
     staff: &Session,
     kiosk: &Session,
-    creds: &DemoCredentials,
-    url: &str,
-    node_dir: &Path,
-    listen: &str,
+    hospital: &Hospital,
+    insurer: &Insurer<'_>,
     node: NodeProcess,
 ) -> Result<(), String> {
+    let (creds, url, node_dir, listen) = (
+        &hospital.creds,
+        hospital.url.as_str(),
+        hospital.dir.as_path(),
+        hospital.listen.as_str(),
+    );
     let doctor = &creds.doctors[0];
     let notifications = PathBuf::from(std::env::var_os("E2E_NOTIFICATIONS").unwrap());
 
@@ -674,6 +727,7 @@ async fn scenario(
         .wait_for_text("article.report-card", "Signed", LIVE)
         .await?;
     step(staff, 30, "doctor-report-signed").await?;
+    exchange(staff, insurer, "Chest X-ray (e2e)", &notifications).await?;
 
     // The session locks; a reload does not unlock it; with the node away, a wrong password
     // is refused and the user's own unlocks it.
@@ -715,7 +769,8 @@ async fn scenario(
         .wait_for_text("#connection", "Online", Duration::from_secs(60))
         .await?;
 
-    // Reception: today's list, the calendar, booking a free slot, patients.
+    // Reception: today's list, the calendar, booking a free slot, patients. The form offers
+    // the node this window last signed in to, though the insurer's window signed in since.
     staff.click_button("header", "Sign out", WAIT).await?;
     let user = staff.wait_for("#sign-in-username", WAIT).await?;
     staff.replace_text(&user, &creds.reception.username).await?;
@@ -912,6 +967,180 @@ async fn scenario(
     }
     node.stop().await;
     Ok(())
+}
+
+/// The two organisations' node names, as each shows the other.
+struct PeerNames {
+    hospital: String,
+    insurer: String,
+}
+
+/// Initialises an insurer node in `insurer_dir` (admin / the demo's admin password) and peers
+/// it with the hospital in `hospital_dir` both ways, as `peer add` on each side does; both
+/// accept the other from 127.0.0.1. Neither node is serving yet.
+async fn peered_insurer(
+    hospital_dir: &Path,
+    hospital_url: &str,
+    insurer_dir: &Path,
+    insurer_url: &str,
+) -> PeerNames {
+    let options = InitOptions {
+        name: "assure.example".into(),
+        kind: NodeKind::Insurer,
+        time_zone: "Europe/Amsterdam".into(),
+        admin_username: "admin".into(),
+        admin_password: demo::ADMIN_PASSWORD.into(),
+    };
+    let mut insurer_config = init(insurer_dir, &options, &SystemClock).unwrap();
+    insurer_config.organisation = Some("Assure Health Insurance".into());
+    let mut hospital_config = NodeConfig::load(Some(&hospital_dir.join(CONFIG_FILE))).unwrap();
+    hospital_config.data_dir = hospital_dir.to_path_buf();
+    let hospital = Node::open(hospital_config, Arc::new(SystemClock)).unwrap();
+    let insurer = Node::open(insurer_config, Arc::new(SystemClock)).unwrap();
+    let identity = |node: &Arc<Node>, url: &str| {
+        let (node, url) = (node.clone(), url.to_owned());
+        async move {
+            let config = node.config.clone();
+            node.store
+                .read(move |c| carebridge_server::identity::identity(c, &config, &url))
+                .await
+                .unwrap()
+        }
+    };
+    let localhost = || vec![SourceRule::parse("127.0.0.1").unwrap()];
+    let insurer_identity = identity(&insurer, insurer_url).await;
+    let hospital_identity = identity(&hospital, hospital_url).await;
+    let names = PeerNames {
+        hospital: hospital_identity.name.clone(),
+        insurer: insurer_identity.name.clone(),
+    };
+    let (api_key, _) = peer::add(
+        &hospital,
+        AddPeer {
+            identity: insurer_identity,
+            allowed_sources: localhost(),
+            allowed_types: Vec::new(),
+            their_api_key: None,
+        },
+    )
+    .await
+    .unwrap();
+    peer::add(
+        &insurer,
+        AddPeer {
+            identity: hospital_identity,
+            allowed_sources: localhost(),
+            allowed_types: Vec::new(),
+            their_api_key: Some(api_key),
+        },
+    )
+    .await
+    .unwrap();
+    names
+}
+
+/// The doctor, on the patient's page with the signed report `title`, records the patient's
+/// consent and sends the report; the insurer admin's window, open on its received reports,
+/// shows it arrive with its signatures verified and a desktop notification, while the
+/// doctor's transmission turns acknowledged, live. The admin sends an update back to all
+/// staff; the doctor's Updates tab counts it, a notification says so, the doctor
+/// acknowledges it, and the admin's count turns to one.
+async fn exchange(
+    staff: &Session,
+    insurer: &Insurer<'_>,
+    title: &str,
+    notifications: &Path,
+) -> Result<(), String> {
+    let window = insurer.window;
+    let node_field = window.wait_for("#sign-in-node", WAIT).await?;
+    window.replace_text(&node_field, &insurer.url).await?;
+    let user = window.wait_for("#sign-in-username", WAIT).await?;
+    window.replace_text(&user, "admin").await?;
+    let password = window.wait_for("#sign-in-password", WAIT).await?;
+    window
+        .type_into(&password, &format!("{}\u{E007}", demo::ADMIN_PASSWORD))
+        .await?;
+    window.click_tab("Received reports", WAIT).await?;
+    window
+        .wait_for_text("#received-heading + p", "No reports received", WAIT)
+        .await?;
+
+    staff
+        .click_button("section.share", "Record the patient's consent", WAIT)
+        .await?;
+    staff
+        .wait_for_text("section.share", "Consent recorded by", LIVE)
+        .await?;
+    staff
+        .click_first(
+            &format!("input[aria-label=\"Select {title} to send\"]"),
+            WAIT,
+        )
+        .await?;
+    staff
+        .click_button("section.share", "Send selected reports (1)", WAIT)
+        .await?;
+    staff
+        .wait_for_text("section.share tr.transmission", "Acknowledged", LIVE)
+        .await?;
+    step(staff, 31, "doctor-report-sent").await?;
+
+    window
+        .wait_for_text("article.received", "Signatures verified", LIVE)
+        .await?;
+    window
+        .wait_for_text("article.received", title, LIVE)
+        .await?;
+    wait_for_notification(
+        notifications,
+        &format!("Reports received from {}", insurer.names.hospital),
+        "1 report(s) waiting for review",
+    )
+    .await?;
+    step(window, 32, "insurer-received").await?;
+
+    let update = "Prior authorisation forms change on 1 December";
+    window.click_tab("Updates", WAIT).await?;
+    let form = "form[aria-labelledby=new-update-heading]";
+    let field = window.wait_for(&format!("{form} input"), WAIT).await?;
+    window.type_into(&field, update).await?;
+    let text = window.wait_for(&format!("{form} textarea"), WAIT).await?;
+    window
+        .type_into(
+            &text,
+            "Use form PA-7 from that day; PA-6 is no longer accepted.",
+        )
+        .await?;
+    window.click_button(form, "Send update", WAIT).await?;
+    window
+        .wait_for_text("p.acks", "0 acknowledged", LIVE)
+        .await?;
+
+    wait_for_notification(
+        notifications,
+        &format!("Update from {}: {update}", insurer.names.insurer),
+        "acknowledge",
+    )
+    .await?;
+    staff.click_tab("Updates (1 new)", LIVE).await?;
+    staff
+        .click_in("article.update", update, "Acknowledge", WAIT)
+        .await?;
+    staff
+        .wait_for_text("article.update", "Acknowledged", LIVE)
+        .await?;
+    staff.click_tab("Updates", LIVE).await?;
+    step(staff, 33, "doctor-update-acknowledged").await?;
+    window
+        .wait_for_text("p.acks", "1 acknowledged", LIVE)
+        .await?;
+    window
+        .execute(
+            "document.querySelector('p.acks').scrollIntoView({block: 'center'});",
+            vec![],
+        )
+        .await?;
+    step(window, 34, "insurer-update-acknowledged").await
 }
 
 /// Waits until dunst logged a notification whose summary contains `summary` and whose body

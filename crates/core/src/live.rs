@@ -157,6 +157,7 @@ pub async fn follow(
                 LiveEvent::Transmission(_)
                     | LiveEvent::ReceivedReports(_)
                     | LiveEvent::AdminUpdate(_)
+                    | LiveEvent::Consent(_)
             )
         });
         if !records.is_empty() {

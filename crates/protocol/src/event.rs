@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::appointment::Appointment;
-use crate::federation::payload::{AdminUpdate, ReceivedReports, Transmission};
+use crate::federation::payload::{AdminUpdate, ConsentChange, ReceivedReports, Transmission};
 use crate::patient::Patient;
 use crate::report::Report;
 use crate::schedule::{Absence, Schedule};
@@ -37,6 +37,8 @@ pub enum EventKind {
     ReceivedReports,
     /// `admin-update.updated`: an admin update arrived, or was acknowledged.
     AdminUpdateUpdated,
+    /// `consent.updated`: a patient's consent to share with a peer was recorded or withdrawn.
+    ConsentUpdated,
 }
 
 impl EventKind {
@@ -54,6 +56,7 @@ impl EventKind {
             Self::TransmissionUpdated => "transmission.updated",
             Self::ReceivedReports => "received.reports",
             Self::AdminUpdateUpdated => "admin-update.updated",
+            Self::ConsentUpdated => "consent.updated",
         }
     }
 
@@ -71,6 +74,7 @@ impl EventKind {
             "transmission.updated" => Self::TransmissionUpdated,
             "received.reports" => Self::ReceivedReports,
             "admin-update.updated" => Self::AdminUpdateUpdated,
+            "consent.updated" => Self::ConsentUpdated,
             _ => return None,
         })
     }
@@ -99,6 +103,8 @@ pub enum LiveEvent {
     ReceivedReports(Box<ReceivedReports>),
     /// An admin update, new or newly acknowledged.
     AdminUpdate(AdminUpdate),
+    /// A consent recorded or withdrawn.
+    Consent(ConsentChange),
 }
 
 impl LiveEvent {
@@ -119,6 +125,7 @@ impl LiveEvent {
             EventKind::TransmissionUpdated => Self::Transmission(serde_json::from_str(data)?),
             EventKind::ReceivedReports => Self::ReceivedReports(serde_json::from_str(data)?),
             EventKind::AdminUpdateUpdated => Self::AdminUpdate(serde_json::from_str(data)?),
+            EventKind::ConsentUpdated => Self::Consent(serde_json::from_str(data)?),
         })
     }
 }

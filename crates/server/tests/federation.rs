@@ -566,6 +566,16 @@ async fn reports_go_to_the_insurer_with_consent_and_admin_updates_come_back_ackn
         .await;
     assert_eq!(refused.status, 403, "{}", refused.body);
     p.consent(&doctor, 1).await;
+    // Doctors' open patient pages follow the consent live.
+    let recorded = doctor_stream
+        .wait_for(WAIT, |e| e.event == "consent.updated")
+        .await;
+    assert_eq!(recorded.data["patient_id"], json!(p.creds.patients[1].id));
+    assert_eq!(
+        recorded.data["consent"]["peer"], INSURER,
+        "{}",
+        recorded.data
+    );
     // A draft cannot be sent.
     let draft = doctor
         .post(
@@ -811,6 +821,7 @@ async fn a_transmission_waits_while_the_insurer_is_down_and_arrives_once_when_it
         t.body[0]["attempts"].as_u64().unwrap_or(0) >= 2 && t.body[0]["state"] != "acknowledged"
     })
     .await;
+    let mut doctor_stream = doctor.events(None).await;
     let w = doctor
         .call(
             Method::DELETE,
@@ -820,6 +831,14 @@ async fn a_transmission_waits_while_the_insurer_is_down_and_arrives_once_when_it
         )
         .await;
     assert_eq!(w.status, 204, "{}", w.body);
+    // The withdrawal reaches the doctors' open pages too.
+    doctor_stream
+        .wait_for(WAIT, |e| {
+            e.event == "consent.updated"
+                && e.data["patient_id"] == json!(patient4)
+                && e.data["consent"].is_null()
+        })
+        .await;
     let stopped = doctor
         .get(&format!("/api/v1/transmissions?patient_id={patient4}"))
         .await;

@@ -116,7 +116,8 @@ impl NodeRecord {
             LiveEvent::Report(r) => Self::Report(r),
             LiveEvent::Transmission(_)
             | LiveEvent::ReceivedReports(_)
-            | LiveEvent::AdminUpdate(_) => {
+            | LiveEvent::AdminUpdate(_)
+            | LiveEvent::Consent(_) => {
                 return None;
             }
         })

@@ -273,6 +273,18 @@ pub struct Consent {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// A consent recorded or withdrawn, as the live stream tells a hospital's doctors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct ConsentChange {
+    /// The patient.
+    pub patient_id: PatientId,
+    /// The peer node it concerns.
+    pub peer: String,
+    /// The consent now recorded; absent once withdrawn.
+    pub consent: Option<Consent>,
+}
+
 /// A peer as staff pick it (name, kind and organisation; no keys).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]

@@ -3,9 +3,10 @@
 
 use carebridge_protocol::PatientId;
 use carebridge_protocol::ProblemType;
+use carebridge_protocol::event::EventKind;
 use carebridge_protocol::federation::envelope::MessageType;
 use carebridge_protocol::federation::payload::{
-    Consent, MedicalReports, SendReports, SharedPatient, Transmission,
+    Consent, ConsentChange, MedicalReports, SendReports, SharedPatient, Transmission,
 };
 use carebridge_protocol::report::ReportStatus;
 use rusqlite::{Connection, params};
@@ -14,6 +15,7 @@ use super::peer;
 use super::transmission::{self, Outgoing};
 use crate::config::NodeKind;
 use crate::error::ApiError;
+use crate::events::{Audience, ROLE_DOCTOR};
 use crate::node::Node;
 use crate::store::{StoreError, WriteCtx, from_millis};
 use crate::{patient, report};
@@ -34,6 +36,16 @@ pub fn consents(conn: &Connection, patient: PatientId) -> Result<Vec<Consent>, S
         });
     }
     Ok(out)
+}
+
+/// Who is told when a consent changes: the hospital's doctors, who record consents and send
+/// reports on them (an open patient page follows it live).
+fn consent_audience() -> Audience {
+    Audience {
+        roles: ROLE_DOCTOR,
+        practitioner: None,
+        kiosk: None,
+    }
 }
 
 fn consent(
@@ -64,7 +76,8 @@ pub fn record_consent(
             "is not an insurer this node is peered with",
         ));
     }
-    ctx.conn()
+    let inserted = ctx
+        .conn()
         .execute(
             "INSERT INTO consents (patient_id, peer, recorded_by, recorded_by_name, recorded_at)
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
@@ -78,8 +91,20 @@ pub fn record_consent(
         )
         .map_err(StoreError::from)?;
     ctx.set_detail(format!("consent to share with {peer_name}"));
-    consent(ctx.conn(), patient, peer_name)?
-        .ok_or_else(|| ApiError::Internal("the consent just recorded is missing".into()))
+    let recorded = consent(ctx.conn(), patient, peer_name)?
+        .ok_or_else(|| ApiError::Internal("the consent just recorded is missing".into()))?;
+    if inserted == 1 {
+        ctx.emit(
+            EventKind::ConsentUpdated,
+            consent_audience(),
+            &ConsentChange {
+                patient_id: patient,
+                peer: peer_name.to_owned(),
+                consent: Some(recorded.clone()),
+            },
+        )?;
+    }
+    Ok(recorded)
 }
 
 /// Withdraws a consent. What the peer already has stays there; what still waits in the
@@ -99,6 +124,15 @@ pub fn withdraw_consent(
     if n == 0 {
         return Err(ApiError::not_found("consent"));
     }
+    ctx.emit(
+        EventKind::ConsentUpdated,
+        consent_audience(),
+        &ConsentChange {
+            patient_id: patient,
+            peer: peer_name.to_owned(),
+            consent: None,
+        },
+    )?;
     let now = ctx.now().timestamp_millis();
     let stopped: Vec<String> = {
         let mut st = ctx
@@ -120,11 +154,7 @@ pub fn withdraw_consent(
             id.parse()
                 .map_err(|_| StoreError::Corrupt(format!("transmission id {id}")))?,
         )? {
-            ctx.emit(
-                carebridge_protocol::event::EventKind::TransmissionUpdated,
-                transmission::audience(),
-                &t,
-            )?;
+            ctx.emit(EventKind::TransmissionUpdated, transmission::audience(), &t)?;
         }
     }
     ctx.set_detail(format!(
