@@ -156,6 +156,7 @@ pub async fn follow(
                 e,
                 LiveEvent::Transmission(_)
                     | LiveEvent::ReceivedReports(_)
+                    | LiveEvent::ReceivedDeleted(_)
                     | LiveEvent::AdminUpdate(_)
                     | LiveEvent::Consent(_)
             )

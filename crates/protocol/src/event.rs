@@ -7,7 +7,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::appointment::Appointment;
-use crate::federation::payload::{AdminUpdate, ConsentChange, ReceivedReports, Transmission};
+use crate::federation::payload::{
+    AdminUpdate, ConsentChange, ReceivedDeleted, ReceivedReports, Transmission,
+};
 use crate::patient::Patient;
 use crate::report::Report;
 use crate::schedule::{Absence, Schedule};
@@ -35,6 +37,8 @@ pub enum EventKind {
     TransmissionUpdated,
     /// `received.reports`: medical reports arrived from a peer.
     ReceivedReports,
+    /// `received.deleted`: received reports were deleted at the end of their retention.
+    ReceivedDeleted,
     /// `admin-update.updated`: an admin update arrived, or was acknowledged.
     AdminUpdateUpdated,
     /// `consent.updated`: a patient's consent to share with a peer was recorded or withdrawn.
@@ -55,6 +59,7 @@ impl EventKind {
             Self::ReportUpdated => "report.updated",
             Self::TransmissionUpdated => "transmission.updated",
             Self::ReceivedReports => "received.reports",
+            Self::ReceivedDeleted => "received.deleted",
             Self::AdminUpdateUpdated => "admin-update.updated",
             Self::ConsentUpdated => "consent.updated",
         }
@@ -73,6 +78,7 @@ impl EventKind {
             "report.updated" => Self::ReportUpdated,
             "transmission.updated" => Self::TransmissionUpdated,
             "received.reports" => Self::ReceivedReports,
+            "received.deleted" => Self::ReceivedDeleted,
             "admin-update.updated" => Self::AdminUpdateUpdated,
             "consent.updated" => Self::ConsentUpdated,
             _ => return None,
@@ -101,6 +107,8 @@ pub enum LiveEvent {
     Transmission(Transmission),
     /// Reports received from a peer.
     ReceivedReports(Box<ReceivedReports>),
+    /// Received reports deleted by retention.
+    ReceivedDeleted(ReceivedDeleted),
     /// An admin update, new or newly acknowledged.
     AdminUpdate(AdminUpdate),
     /// A consent recorded or withdrawn.
@@ -124,6 +132,7 @@ impl LiveEvent {
             }
             EventKind::TransmissionUpdated => Self::Transmission(serde_json::from_str(data)?),
             EventKind::ReceivedReports => Self::ReceivedReports(serde_json::from_str(data)?),
+            EventKind::ReceivedDeleted => Self::ReceivedDeleted(serde_json::from_str(data)?),
             EventKind::AdminUpdateUpdated => Self::AdminUpdate(serde_json::from_str(data)?),
             EventKind::ConsentUpdated => Self::Consent(serde_json::from_str(data)?),
         })

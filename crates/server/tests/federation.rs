@@ -758,9 +758,19 @@ async fn received_payloads_are_deleted_after_the_retention_period_and_each_delet
         0,
         "within the period"
     );
+    // A reviewer's open list hears of the deletion.
+    let before = p.reviewer().await;
+    let mut reviewer_stream = before.events(None).await;
+    let listed = before.get("/api/v1/received").await;
+    let name = listed.body[0]["name"].as_str().unwrap().to_owned();
     p.insurer_clock.advance(chrono::Duration::days(31));
     assert_eq!(p.insurer.node.apply_retention().await.unwrap(), 1);
     assert_eq!(p.insurer.count("SELECT count(*) FROM received").await, 0);
+    let gone = reviewer_stream
+        .wait_for(WAIT, |e| e.event == "received.deleted")
+        .await;
+    assert_eq!(gone.data["name"], name.as_str(), "{}", gone.data);
+    assert_eq!(gone.data["source"], HOSPITAL);
     let deletions = p.insurer.audited("received.retention-delete").await;
     assert_eq!(deletions.len(), 1);
     assert!(deletions[0].1.contains(HOSPITAL), "{deletions:?}");

@@ -116,6 +116,7 @@ impl NodeRecord {
             LiveEvent::Report(r) => Self::Report(r),
             LiveEvent::Transmission(_)
             | LiveEvent::ReceivedReports(_)
+            | LiveEvent::ReceivedDeleted(_)
             | LiveEvent::AdminUpdate(_)
             | LiveEvent::Consent(_) => {
                 return None;

@@ -214,6 +214,17 @@ pub struct ReceivedReports {
     pub content: MedicalReports,
 }
 
+/// Received reports deleted at the end of their retention period, as the live stream tells
+/// the reviewers whose list still shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct ReceivedDeleted {
+    /// The name they were stored under.
+    pub name: String,
+    /// The node that had sent them.
+    pub source: String,
+}
+
 /// An admin update as the hospital's staff see it, or as its sender sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]

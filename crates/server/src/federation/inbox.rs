@@ -28,10 +28,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::peer::{self, Peer};
-use super::updates;
+use super::{received, updates};
 use crate::api::extract::Source;
 use crate::error::ApiError;
-use crate::events::{Audience, ROLE_ADMIN, ROLE_REVIEWER};
 use crate::node::Node;
 use crate::store::{AuditDraft, StoreError, WriteCtx};
 
@@ -340,15 +339,7 @@ fn store(
                 signatures_verified: verified,
                 content,
             };
-            ctx.emit(
-                EventKind::ReceivedReports,
-                Audience {
-                    roles: ROLE_REVIEWER | ROLE_ADMIN,
-                    practitioner: None,
-                    kiosk: None,
-                },
-                &record,
-            )?;
+            ctx.emit(EventKind::ReceivedReports, received::audience(), &record)?;
             detail
         }
         MessageType::AdminUpdate => {

@@ -2,14 +2,26 @@
 //! job that deletes every received payload after the configured number of days.
 
 use carebridge_protocol::audit::Outcome;
-use carebridge_protocol::federation::payload::{MedicalReports, ReceivedReports};
+use carebridge_protocol::event::EventKind;
+use carebridge_protocol::federation::envelope::MessageType;
+use carebridge_protocol::federation::payload::{MedicalReports, ReceivedDeleted, ReceivedReports};
 use std::collections::HashMap;
 
 use ed25519_dalek::VerifyingKey;
 use rusqlite::{Connection, Row, params};
 
 use super::peer;
+use crate::events::{Audience, ROLE_ADMIN, ROLE_REVIEWER};
 use crate::store::{AuditDraft, StoreError, WriteCtx, from_millis};
+
+/// Who sees received reports arrive and go: an insurer's reviewers and admins.
+pub fn audience() -> Audience {
+    Audience {
+        roles: ROLE_REVIEWER | ROLE_ADMIN,
+        practitioner: None,
+        kiosk: None,
+    }
+}
 
 /// The peers' signing keys by name: what sent reports are verified with.
 fn keys(conn: &Connection) -> Result<HashMap<String, VerifyingKey>, StoreError> {
@@ -68,18 +80,21 @@ pub fn get(conn: &Connection, name: &str) -> Result<Option<ReceivedReports>, Sto
     }
 }
 
-/// Deletes payloads received more than `days` days ago, auditing each deletion. Returns how
-/// many were deleted.
+/// Deletes payloads received more than `days` days ago, auditing each deletion; an open list
+/// of received reports drops deleted ones live. Returns how many were deleted.
 pub fn apply_retention(ctx: &mut WriteCtx<'_>, days: u32) -> Result<u64, StoreError> {
     let before = (ctx.now() - chrono::Duration::days(i64::from(days))).timestamp_millis();
-    let old: Vec<(String, String, i64)> = {
+    let old: Vec<(String, String, i64, String)> = {
         let mut st = ctx.conn().prepare_cached(
-            "SELECT name, source, received_at FROM received WHERE received_at < ?1 ORDER BY received_at",
+            "SELECT name, source, received_at, message_type FROM received
+             WHERE received_at < ?1 ORDER BY received_at",
         )?;
-        st.query_map([before], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_, _>>()?
+        st.query_map([before], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?
     };
-    for (name, source, at) in &old {
+    for (name, source, at, message_type) in &old {
         ctx.conn()
             .execute("DELETE FROM received WHERE name = ?1", params![name])?;
         ctx.audit(
@@ -96,6 +111,17 @@ pub fn apply_retention(ctx: &mut WriteCtx<'_>, days: u32) -> Result<u64, StoreEr
                 from_millis(*at)?
             ),
         )?;
+        // Only reports are listed to anyone; other payloads go unannounced.
+        if message_type == MessageType::MedicalReports.as_str() {
+            ctx.emit(
+                EventKind::ReceivedDeleted,
+                audience(),
+                &ReceivedDeleted {
+                    name: name.clone(),
+                    source: source.clone(),
+                },
+            )?;
+        }
     }
     Ok(old.len() as u64)
 }
