@@ -969,7 +969,8 @@ async fn scenario(
     Ok(())
 }
 
-/// The two organisations' node names, as each shows the other.
+/// The two organisations' node names, as each shows the other (neither sets an
+/// `organisation`, so the insurer's updates come from its node name).
 struct PeerNames {
     hospital: String,
     insurer: String,
@@ -991,8 +992,7 @@ async fn peered_insurer(
         admin_username: "admin".into(),
         admin_password: demo::ADMIN_PASSWORD.into(),
     };
-    let mut insurer_config = init(insurer_dir, &options, &SystemClock).unwrap();
-    insurer_config.organisation = Some("Assure Health Insurance".into());
+    let insurer_config = init(insurer_dir, &options, &SystemClock).unwrap();
     let mut hospital_config = NodeConfig::load(Some(&hospital_dir.join(CONFIG_FILE))).unwrap();
     hospital_config.data_dir = hospital_dir.to_path_buf();
     let hospital = Node::open(hospital_config, Arc::new(SystemClock)).unwrap();

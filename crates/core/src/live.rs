@@ -14,7 +14,7 @@ use launchdarkly_sdk_transport::HyperTransport;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::CoreError;
-use crate::store::{Applied, LocalStore};
+use crate::store::{Applied, LocalStore, NodeRecord};
 
 /// What following the stream tells the sync engine as it goes.
 #[derive(Debug)]
@@ -151,16 +151,9 @@ pub async fn follow(
                 }
             }
         }
-        let (records, exchange): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(_, e)| {
-            !matches!(
-                e,
-                LiveEvent::Transmission(_)
-                    | LiveEvent::ReceivedReports(_)
-                    | LiveEvent::ReceivedDeleted(_)
-                    | LiveEvent::AdminUpdate(_)
-                    | LiveEvent::Consent(_)
-            )
-        });
+        let (records, exchange): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|(_, e)| NodeRecord::is_carried_by(e));
         if !records.is_empty() {
             let applied = store.apply_events(records).await?;
             if !applied.is_empty() {

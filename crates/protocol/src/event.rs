@@ -1,8 +1,9 @@
 //! Live events, as `GET /api/v1/events` streams them (Server-Sent Events).
 //!
 //! Each event's SSE `id:` is its position in the node's event log (monotonic, never reused),
-//! its `event:` is [`EventKind::as_str`], and its `data:` the record's full new state
-//! (with its `version`), as JSON on one line.
+//! its `event:` is [`EventKind::as_str`], and its `data:` JSON on one line: the record's full
+//! new state (with its `version` where it has one), or for a deletion or a consent what
+//! changed.
 
 use serde::{Deserialize, Serialize};
 

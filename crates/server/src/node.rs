@@ -342,12 +342,23 @@ impl Node {
 
     /// Deletes payloads received from peers longer ago than `retention_days`, auditing each.
     pub async fn apply_retention(&self) -> Result<u64, StoreError> {
+        // In batches, each its own write: a backlog (a shortened period, a node long
+        // stopped) neither holds the writer nor floods the live stream in one transaction.
+        const BATCH: u32 = 200;
         let days = self.config.retention_days;
-        self.store
-            .write(None, move |ctx| {
-                crate::federation::received::apply_retention(ctx, days)
-            })
-            .await
+        let mut total = 0;
+        loop {
+            let deleted = self
+                .store
+                .write(None, move |ctx| {
+                    crate::federation::received::apply_retention(ctx, days, BATCH)
+                })
+                .await?;
+            total += deleted;
+            if deleted < u64::from(BATCH) {
+                return Ok(total);
+            }
+        }
     }
 
     /// Starts the background jobs: the live-stream reaper, the delivery of transmissions to

@@ -105,8 +105,25 @@ impl NodeRecord {
 }
 
 impl NodeRecord {
-    /// The record a live event carries; `None` for other events (exchanges with peers, which
-    /// the client reads from the node when shown).
+    /// Whether a live event carries a record the client mirrors; the others are news of
+    /// exchanges with peers, which the client reads from the node when shown. Every kind is
+    /// named, so a new one must be placed here.
+    pub fn is_carried_by(e: &LiveEvent) -> bool {
+        match e {
+            LiveEvent::Appointment(_)
+            | LiveEvent::Patient(_)
+            | LiveEvent::Schedule(_)
+            | LiveEvent::Absence(_)
+            | LiveEvent::Report(_) => true,
+            LiveEvent::Transmission(_)
+            | LiveEvent::ReceivedReports(_)
+            | LiveEvent::ReceivedDeleted(_)
+            | LiveEvent::AdminUpdate(_)
+            | LiveEvent::Consent(_) => false,
+        }
+    }
+
+    /// The record a live event carries; `None` for other events (see [`Self::is_carried_by`]).
     pub fn from_event(e: LiveEvent) -> Option<Self> {
         Some(match e {
             LiveEvent::Appointment(a) => Self::Appointment(a),

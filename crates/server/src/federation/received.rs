@@ -80,16 +80,21 @@ pub fn get(conn: &Connection, name: &str) -> Result<Option<ReceivedReports>, Sto
     }
 }
 
-/// Deletes payloads received more than `days` days ago, auditing each deletion; an open list
-/// of received reports drops deleted ones live. Returns how many were deleted.
-pub fn apply_retention(ctx: &mut WriteCtx<'_>, days: u32) -> Result<u64, StoreError> {
+/// Deletes up to `limit` of the payloads received more than `days` days ago, oldest first,
+/// auditing each deletion; an open list of received reports drops deleted ones live. Returns
+/// how many were deleted (fewer than `limit`: none are left).
+pub fn apply_retention(
+    ctx: &mut WriteCtx<'_>,
+    days: u32,
+    limit: u32,
+) -> Result<u64, StoreError> {
     let before = (ctx.now() - chrono::Duration::days(i64::from(days))).timestamp_millis();
     let old: Vec<(String, String, i64, String)> = {
         let mut st = ctx.conn().prepare_cached(
             "SELECT name, source, received_at, message_type FROM received
-             WHERE received_at < ?1 ORDER BY received_at",
+             WHERE received_at < ?1 ORDER BY received_at LIMIT ?2",
         )?;
-        st.query_map([before], |r| {
+        st.query_map(params![before, limit], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<Result<_, _>>()?

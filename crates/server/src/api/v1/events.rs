@@ -76,7 +76,7 @@ fn parse_last_event_id(value: Option<&str>) -> Result<Option<i64>, ApiError> {
 /// Follows the changes the caller may see, live.
 #[utoipa::path(get, path = "/events", tag = "events", security(("bearer" = [])),
     params(("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
-    responses((status = 200, description = "An endless text/event-stream: `id:`, `event:` (appointment.created, appointment.updated, patient.created, patient.updated, schedule.updated, absence.created, or reset), `data:` (the record's full new state as JSON); `retry:` once; a comment line every heartbeat", content_type = "text/event-stream", body = String)))]
+    responses((status = 200, description = "An endless text/event-stream: `id:`, `event:` (appointment.created, appointment.updated, patient.created, patient.updated, schedule.updated, absence.created, report.created, report.updated, transmission.updated, received.reports, received.deleted, admin-update.updated, consent.updated, or reset), `data:` (JSON: the record's full new state, or for received.deleted and consent.updated what changed); `retry:` once; a comment line every heartbeat", content_type = "text/event-stream", body = String)))]
 pub async fn stream_events(
     State(node): State<Arc<Node>>,
     caller: Caller,
