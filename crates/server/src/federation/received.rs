@@ -83,11 +83,7 @@ pub fn get(conn: &Connection, name: &str) -> Result<Option<ReceivedReports>, Sto
 /// Deletes up to `limit` of the payloads received more than `days` days ago, oldest first,
 /// auditing each deletion; an open list of received reports drops deleted ones live. Returns
 /// how many were deleted (fewer than `limit`: none are left).
-pub fn apply_retention(
-    ctx: &mut WriteCtx<'_>,
-    days: u32,
-    limit: u32,
-) -> Result<u64, StoreError> {
+pub fn apply_retention(ctx: &mut WriteCtx<'_>, days: u32, limit: u32) -> Result<u64, StoreError> {
     let before = (ctx.now() - chrono::Duration::days(i64::from(days))).timestamp_millis();
     let old: Vec<(String, String, i64, String)> = {
         let mut st = ctx.conn().prepare_cached(
