@@ -112,7 +112,7 @@ $(SEED_DIR)/node_modules/.package-lock.json: $(SEED_DIR)/package-lock.json | ben
 	touch node_modules/.package-lock.json
 
 build:
-	cargo build --release --locked -p carebridge-server --bin carebridge-node
+	cargo build --release --locked -p carebridge-server --features demo --bin carebridge-node
 
 build-app: ui
 	cargo build --locked -p carebridge-app --bin carebridge-app

@@ -36,7 +36,7 @@ for tool in cargo curl jq python3; do
 done
 
 log "building carebridge-node and the core's bench binary (release)"
-cargo build --release --locked --quiet -p carebridge-server --bin carebridge-node
+cargo build --release --locked --quiet -p carebridge-server --features demo --bin carebridge-node
 cargo build --release --locked --quiet -p carebridge-core --example local_store_bench
 
 mkdir -p "$WORK"

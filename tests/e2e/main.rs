@@ -26,7 +26,8 @@ use std::sync::Arc;
 use carebridge_server::clock::{Clock, SystemClock};
 use carebridge_server::config::{CONFIG_FILE, NodeConfig, NodeKind};
 use carebridge_server::demo::{self, DemoCredentials, DemoSize};
-use carebridge_server::federation::peer::{self, AddPeer, SourceRule};
+use carebridge_server::federation::peer::{AddPeer, SourceRule};
+use carebridge_server::federation::peering;
 use carebridge_server::node::{InitOptions, Node, init};
 use harness::{NodeProcess, free_port, tauri_driver_on};
 use serde_json::{Value, json};
@@ -1014,7 +1015,7 @@ async fn peered_insurer(
         hospital: hospital_identity.name.clone(),
         insurer: insurer_identity.name.clone(),
     };
-    let (api_key, _) = peer::add(
+    let (api_key, _) = peering::add(
         &hospital,
         AddPeer {
             identity: insurer_identity,
@@ -1025,7 +1026,7 @@ async fn peered_insurer(
     )
     .await
     .unwrap();
-    peer::add(
+    peering::add(
         &insurer,
         AddPeer {
             identity: hospital_identity,

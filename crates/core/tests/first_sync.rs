@@ -72,14 +72,19 @@ async fn local(dir: &std::path::Path, passphrase: &str) -> Result<LocalStore, Co
     .unwrap()
 }
 
+/// A read-only connection of the test's own to the node's database.
+fn node_db(n: &TestNode) -> rusqlite::Connection {
+    carebridge_server::store::open_connection(
+        &n.node.config.db_path(),
+        &carebridge_server::node::load_key(&n.node.config).unwrap(),
+        true,
+    )
+    .unwrap()
+}
+
 async fn node_count(n: &TestNode, sql: &'static str) -> u64 {
-    n.node
-        .store
-        .read(move |c| {
-            c.query_row(sql, [], |r| r.get::<_, i64>(0))
-                .map_err(carebridge_server::store::StoreError::from)
-        })
-        .await
+    node_db(n)
+        .query_row(sql, [], |r| r.get::<_, i64>(0))
         .unwrap() as u64
 }
 
@@ -99,22 +104,21 @@ async fn assert_mirrors(n: &TestNode, store: &LocalStore, stored: u64) {
 
 /// A doctor's id and the first `k` patients' ids, from the node's database.
 async fn doctor_and_patients(n: &TestNode, k: usize) -> (String, Vec<String>) {
-    n.node
-        .store
-        .read(move |c| {
-            let doctor = c.query_row(
-                "SELECT id FROM practitioners WHERE role = 'doctor' LIMIT 1",
-                [],
-                |r| r.get(0),
-            )?;
-            let mut st = c.prepare("SELECT id FROM patients LIMIT ?1")?;
-            let patients = st
-                .query_map([k as i64], |r| r.get(0))?
-                .collect::<Result<Vec<String>, _>>()?;
-            Ok::<_, carebridge_server::store::StoreError>((doctor, patients))
-        })
-        .await
+    let c = node_db(n);
+    let doctor = c
+        .query_row(
+            "SELECT id FROM practitioners WHERE role = 'doctor' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut st = c.prepare("SELECT id FROM patients LIMIT ?1").unwrap();
+    let patients = st
+        .query_map([k as i64], |r| r.get(0))
         .unwrap()
+        .collect::<Result<Vec<String>, _>>()
+        .unwrap();
+    (doctor, patients)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,19 +211,16 @@ async fn the_local_store_is_encrypted_and_keeps_the_newest_version() {
     let patient: carebridge_protocol::patient::Patient = n
         .node
         .store
-        .read(|c| {
-            c.query_row(
-                &format!(
-                    "SELECT {} FROM patients LIMIT 1",
-                    carebridge_server::patient::COLUMNS
-                ),
-                [],
-                |r| Ok(carebridge_server::patient::from_row(r, "core.example")),
-            )
-            .map_err(carebridge_server::store::StoreError::from)?
+        .read(|tx| {
+            let q = carebridge_protocol::patient::PatientSearch {
+                limit: Some(1),
+                ..Default::default()
+            };
+            carebridge_server::store::patients::search(tx, &q, "core.example")
         })
         .await
-        .unwrap();
+        .unwrap()
+        .remove(0);
     let mut older = patient.clone();
     older.version = 0;
     older.family_name = "Stale".into();

@@ -8,7 +8,15 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::store::Durability;
+/// How hard SQLite works to make a commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fsync the WAL at every commit: an acknowledged write survives power loss.
+    Full,
+    /// fsync at checkpoints only: survives a crash of the node, not of the machine.
+    Normal,
+}
 
 /// The name of the configuration file `init` writes into a data directory.
 pub const CONFIG_FILE: &str = "node.toml";

@@ -16,7 +16,8 @@ use serde::Serialize;
 
 use crate::node::Node;
 use crate::store::{AuditDraft, StoreError};
-use crate::{appointment, kiosk, patient, practitioner, schedule};
+use crate::store::{appointments, kiosks, patients, practitioners, schedules};
+use crate::{practitioner, schedule};
 
 /// The demo admin's password (the node is throw-away and listens on loopback by default).
 pub const ADMIN_PASSWORD: &str = "admin-demo-pass";
@@ -183,7 +184,6 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
         .write(Some(draft), move |ctx| {
             let now = ctx.now();
             let now_ms = now.timestamp_millis();
-            let conn = ctx.conn();
             let mut rng = StdRng::seed_from_u64(7);
             let reception = Practitioner {
                 id: PractitionerId::new(),
@@ -193,7 +193,7 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
                 disabled: false,
                 version: 1,
             };
-            practitioner::insert(conn, &reception, &reception_hash, now_ms)?;
+            practitioners::insert(ctx, &reception, &reception_hash, now_ms)?;
             let reception_id = reception.id;
             let all_week = [
                 Weekday::Mon,
@@ -218,12 +218,12 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
                     disabled: false,
                     version: 1,
                 };
-                practitioner::insert(conn, &p, &doctor_hash, now_ms)?;
+                practitioners::insert(ctx, &p, &doctor_hash, now_ms)?;
                 // Every day, so the demo has free slots whenever someone tries it.
                 let mut hours = weekdays((8, 0), (12, 0), &all_week);
                 hours.extend(weekdays((13, 0), (18, 0), &all_week));
-                schedule::put(
-                    conn,
+                schedules::put(
+                    ctx,
                     &Schedule {
                         practitioner_id: p.id,
                         slot_minutes: 15,
@@ -247,10 +247,10 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
                     disabled: false,
                     version: 1,
                 };
-                practitioner::insert(conn, &p, &doctor_hash, now_ms)?;
+                practitioners::insert(ctx, &p, &doctor_hash, now_ms)?;
                 let hours = weekdays((0, 0), (23, 55), &all_week);
-                schedule::put(
-                    conn,
+                schedules::put(
+                    ctx,
                     &Schedule {
                         practitioner_id: p.id,
                         slot_minutes: 5,
@@ -264,8 +264,8 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
             };
             let kiosk_id = KioskDeviceId::new();
             let kiosk_secret = format!("kiosk-demo-secret-{}", &kiosk_id.to_string()[..8]);
-            kiosk::insert(
-                conn,
+            kiosks::insert(
+                ctx,
                 &KioskDevice {
                     id: kiosk_id,
                     label: "Entrance kiosk".into(),
@@ -298,7 +298,7 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
                     created_at: now,
                     updated_at: now,
                 };
-                patient::insert(conn, &p)?;
+                patients::insert(ctx, &p)?;
                 patients.push(p);
             }
             // Appointments in every status: yesterday's done or missed, today's waiting or
@@ -314,7 +314,7 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
             for offset in -1i64..=last_day {
                 let date = today + Duration::days(offset);
                 for d in &doctors {
-                    let Some(s) = schedule::get(conn, d.id)? else {
+                    let Some(s) = schedules::get(ctx, d.id)? else {
                         continue;
                     };
                     let slots = schedule::slot_times(tz, &s, date, date);
@@ -347,8 +347,8 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
                             (kiosk_id, reception.id),
                             now,
                         );
-                        a.reference = appointment::new_reference(conn)?;
-                        appointment::insert(conn, &a)?;
+                        a.reference = appointments::new_reference(ctx)?;
+                        appointments::insert(ctx, &a)?;
                     }
                 }
             }
@@ -451,11 +451,11 @@ async fn bulk_appointments(
     const BATCH: usize = 20_000;
     let tz = node.tz;
     let ids: Vec<PractitionerId> = creds.doctors.iter().map(|d| d.id).collect();
-    let schedules = node
+    let doctors_hours = node
         .store
         .read(move |c| {
             ids.iter()
-                .filter_map(|id| schedule::get(c, *id).transpose())
+                .filter_map(|id| schedules::get(c, *id).transpose())
                 .collect::<Result<Vec<_>, _>>()
         })
         .await?;
@@ -466,7 +466,7 @@ async fn bulk_appointments(
     let total = n as usize;
     let mut batch = Vec::with_capacity(BATCH);
     while made < total {
-        for s in &schedules {
+        for s in &doctors_hours {
             for (k, (start, end)) in schedule::slot_times(tz, s, date, date)
                 .into_iter()
                 .enumerate()
@@ -503,7 +503,7 @@ async fn bulk_appointments(
             }
         }
         date = date.succ_opt().unwrap_or(date);
-        if batch.len() >= BATCH || made + batch.len() >= total || schedules.is_empty() {
+        if batch.len() >= BATCH || made + batch.len() >= total || doctors_hours.is_empty() {
             let chunk = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
             made += chunk.len();
             let draft = AuditDraft {
@@ -515,14 +515,14 @@ async fn bulk_appointments(
             node.store
                 .write(Some(draft), move |ctx| {
                     for mut a in chunk {
-                        a.reference = appointment::new_reference(ctx.conn())?;
-                        appointment::insert(ctx.conn(), &a)?;
+                        a.reference = appointments::new_reference(ctx)?;
+                        appointments::insert(ctx, &a)?;
                     }
                     ctx.set_detail(format!("{made} appointments so far"));
                     Ok::<_, StoreError>(())
                 })
                 .await?;
-            if schedules.is_empty() {
+            if doctors_hours.is_empty() {
                 break;
             }
         }

@@ -6,26 +6,22 @@
 //! it with `init`, `serve`, `demo`, `audit verify`, `backup` and `restore`.
 
 pub mod api;
-pub mod appointment;
-pub mod audit;
-pub mod backup;
 pub mod clock;
 pub mod config;
+pub mod connection;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
 pub mod events;
 pub mod federation;
 pub mod identity;
-pub mod kiosk;
+pub mod jobs;
 pub mod node;
-pub mod patient;
 pub mod practitioner;
-pub mod report;
 pub mod report_pdf;
 pub mod schedule;
 pub mod serve;
 pub mod session;
-pub mod snapshot;
 pub mod store;
 pub mod throttle;
 

@@ -9,9 +9,12 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use carebridge_server::clock::{Clock, SystemClock};
 use carebridge_server::config::{CONFIG_FILE, KEY_FILE, NodeConfig, NodeKind};
+#[cfg(feature = "demo")]
+use carebridge_server::demo;
 use carebridge_server::node::{InitOptions, Node, NodeError, init, load_key};
-use carebridge_server::store::Durability;
-use carebridge_server::{backup, demo, serve};
+use carebridge_server::serve;
+use carebridge_server::store::backup;
+use carebridge_server::store::{Durability, Reader};
 use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
 
@@ -36,6 +39,7 @@ enum Command {
     /// Serve an initialised node.
     Serve(ServeArgs),
     /// Serve a throw-away node full of demo data, and print how to sign in.
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// Inspect the audit trail.
     Audit {
@@ -136,6 +140,7 @@ struct ServeArgs {
     listen: Option<SocketAddr>,
 }
 
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 struct DemoArgs {
     /// Where to keep the demo node (must be empty or absent; default: a fresh temporary
@@ -300,14 +305,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 serve_until_signal(node, None).await
             })
         }
+        #[cfg(feature = "demo")]
         Command::Demo(a) => run_demo(a),
         Command::Audit {
             command: AuditCommand::Verify(loc),
         } => {
             let cfg = loc.load()?;
             let key = load_key(&cfg)?;
-            let conn = carebridge_server::store::open_connection(&cfg.db_path(), &key, true)?;
-            match carebridge_server::audit::verify(&conn)? {
+            let reader = Reader::open(&cfg.db_path(), &key)?;
+            match carebridge_server::store::audit::verify(&reader.tx())? {
                 Ok(v) => {
                     println!("audit chain OK: {} entries, head {}", v.entries, v.head);
                     Ok(())
@@ -318,8 +324,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(a) => {
             let cfg = a.location.load()?;
             let key = load_key(&cfg)?;
-            let conn = carebridge_server::store::open_connection(&cfg.db_path(), &key, true)?;
-            let id = carebridge_server::identity::identity(&conn, &cfg, &a.url)?;
+            let reader = Reader::open(&cfg.db_path(), &key)?;
+            let id = carebridge_server::identity::identity(&reader.tx(), &cfg, &a.url)?;
             println!("{}", serde_json::to_string_pretty(&id)?);
             // For people to compare over the phone; stderr keeps stdout the document alone.
             eprintln!("signing key fingerprint: {}", id.fingerprint()?);
@@ -351,6 +357,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn peer_add(a: PeerAddArgs) -> anyhow::Result<()> {
     use carebridge_server::federation::peer::{self, AddPeer, SourceRule};
+    use carebridge_server::federation::peering;
     let cfg = a.location.load()?;
     let text = if a.identity.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).context("reading the identity from stdin")?
@@ -391,7 +398,7 @@ fn peer_add(a: PeerAddArgs) -> anyhow::Result<()> {
             their_api_key: a.their_api_key,
         };
         let name = req.identity.name.clone();
-        let (key, fresh) = peer::add(&node, req).await?;
+        let (key, fresh) = peering::add(&node, req).await?;
         if fresh {
             // stdout: the key alone, for scripts; the explanation on stderr.
             println!("{key}");
@@ -438,8 +445,10 @@ fn restore(a: RestoreArgs) -> anyhow::Result<()> {
             ..NodeConfig::default()
         };
         let key = load_key(&probe)?;
-        let conn = carebridge_server::store::open_connection(&a.from, &key, true)?;
-        let get = |k: &str| carebridge_server::store::meta(&conn, k).map(Option::unwrap_or_default);
+        let reader = Reader::open(&a.from, &key)?;
+        let get = |k: &str| {
+            carebridge_server::store::meta(&reader.tx(), k).map(Option::unwrap_or_default)
+        };
         let toml = format!(
             "name = {:?}\nkind = {:?}\ntime_zone = {:?}\n",
             get("name")?,
@@ -532,6 +541,7 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+#[cfg(feature = "demo")]
 fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
     let (dir, temporary) = match &a.data_dir {
         Some(d) => (d.clone(), false),
@@ -591,6 +601,7 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
     result
 }
 
+#[cfg(feature = "demo")]
 /// Seeds an initialised demo node without serving it, and makes its node.toml say what
 /// `demo` would have served it with, so that a later `serve --data-dir` serves the same node.
 fn prepare_demo(cfg: NodeConfig, size: &demo::DemoSize) -> anyhow::Result<()> {
@@ -632,6 +643,7 @@ fn prepare_demo(cfg: NodeConfig, size: &demo::DemoSize) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "demo")]
 fn print_demo_help(c: &demo::DemoCredentials, path: &Path) {
     let url = &c.url;
     let doctor = &c.doctors[0];

@@ -1,23 +1,22 @@
-//! A node: its configuration, database, live hub and clock, and the jobs that keep it tidy.
+//! A node: its configuration, database, live hub and clock (its background jobs are `jobs`).
 
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use carebridge_protocol::PractitionerId;
 use carebridge_protocol::practitioner::{Practitioner, Role};
 use chrono_tz::Tz;
-use rusqlite::params;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::{CONFIG_FILE, ConfigError, NodeConfig, NodeKind, validate_node_name};
 use crate::events::Hub;
+use crate::practitioner;
 use crate::store::{AuditDraft, DbKey, Store, StoreError};
+use crate::store::{events, keys, practitioners};
 use crate::throttle::Throttle;
-use crate::{practitioner, session};
 
 /// Why a node could not be set up or started.
 #[derive(Debug, thiserror::Error)]
@@ -192,8 +191,6 @@ pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeCon
             key
         }
     };
-    let conn = crate::store::open_connection(&cfg.db_path(), &key, false)?;
-    drop(conn);
     let hub = Hub::new(16, 0);
     let store = Store::open(
         &cfg.db_path(),
@@ -214,7 +211,6 @@ pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeCon
     };
     let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
     let agreement = x25519_dalek::StaticSecret::random_from_rng(rand::rngs::OsRng);
-    let agreement_public = x25519_dalek::PublicKey::from(&agreement);
     let meta = [
         ("name", opts.name.clone()),
         ("kind", opts.kind.as_str().to_owned()),
@@ -229,21 +225,15 @@ pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeCon
     // init is synchronous and may be called from async code (tests, `demo`): run the one
     // write on a thread of its own with a runtime of its own.
     let write = store.write(Some(draft), move |ctx| {
-        let c = ctx.conn();
         for (k, v) in &meta {
-            c.execute("INSERT INTO node_meta (key, value) VALUES (?1, ?2)", params![k, v])?;
+            crate::store::insert_meta(ctx, k, v)?;
         }
-        let now_ms = now.timestamp_millis();
-        c.execute(
-            "INSERT INTO node_keys (purpose, secret, public, created_at) VALUES ('ed25519', ?1, ?2, ?3)",
-            params![signing.to_bytes().to_vec(), signing.verifying_key().to_bytes().to_vec(), now_ms],
-        )?;
-        c.execute(
-            "INSERT INTO node_keys (purpose, secret, public, created_at) VALUES ('x25519', ?1, ?2, ?3)",
-            params![agreement.to_bytes().to_vec(), agreement_public.to_bytes().to_vec(), now_ms],
-        )?;
-        practitioner::insert(c, &admin, &hash, now_ms)?;
-        ctx.set_detail(format!("node {} initialised; first admin {}", meta[0].1, admin.username));
+        keys::insert(ctx, &signing, &agreement)?;
+        practitioners::insert(ctx, &admin, &hash, now.timestamp_millis())?;
+        ctx.set_detail(format!(
+            "node {} initialised; first admin {}",
+            meta[0].1, admin.username
+        ));
         Ok::<_, StoreError>(())
     });
     std::thread::scope(|scope| {
@@ -291,14 +281,10 @@ impl Node {
         let hub = Hub::new(config.live_buffer as usize, 0);
         let store = Store::open(&db, &key, config.durability, clock.clone(), hub.clone())?;
         let (head, signing_key, agreement_key) = {
-            let conn = crate::store::open_connection(&db, &key, true)?;
-            let head = conn
-                .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .map_err(StoreError::from)?;
-            let (signing, agreement) = crate::identity::secret_keys(&conn)?;
-            (head, signing, agreement)
+            let reader = crate::store::Reader::open(&db, &key)?;
+            let tx = reader.tx();
+            let (signing, agreement) = keys::secret_keys(&tx)?;
+            (events::head(&tx)?, signing, agreement)
         };
         hub.set_head(head);
         let window = chrono::Duration::minutes(15);
@@ -338,76 +324,5 @@ impl Node {
             .organisation
             .as_deref()
             .unwrap_or(&self.config.name)
-    }
-
-    /// Deletes payloads received from peers longer ago than `retention_days`, auditing each.
-    pub async fn apply_retention(&self) -> Result<u64, StoreError> {
-        // In batches, each its own write: a backlog (a shortened period, a node long
-        // stopped) neither holds the writer nor floods the live stream in one transaction.
-        const BATCH: u32 = 200;
-        let days = self.config.retention_days;
-        let mut total = 0;
-        loop {
-            let deleted = self
-                .store
-                .write(None, move |ctx| {
-                    crate::federation::received::apply_retention(ctx, days, BATCH)
-                })
-                .await?;
-            total += deleted;
-            if deleted < u64::from(BATCH) {
-                return Ok(total);
-            }
-        }
-    }
-
-    /// Starts the background jobs: the live-stream reaper, the delivery of transmissions to
-    /// peers, and pruning of the event log, expired sessions, kiosk identifications, old
-    /// idempotency records and received payloads past their retention.
-    pub fn spawn_jobs(self: &Arc<Self>) {
-        tokio::spawn(
-            self.hub
-                .clone()
-                .run_reaper(Duration::from_secs(1), self.shutdown.clone()),
-        );
-        tokio::spawn(crate::federation::delivery::run(self.clone()));
-        let node = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tokio::select! {
-                    _ = node.shutdown.cancelled() => break,
-                    _ = tick.tick() => {
-                        if let Err(e) = node.prune().await {
-                            tracing::warn!(error = %e, "pruning failed; will retry");
-                        }
-                    }
-                }
-            }
-        });
-    }
-
-    /// One round of pruning, and the retention of received payloads.
-    pub async fn prune(&self) -> Result<(), StoreError> {
-        self.apply_retention().await?;
-        let retained = i64::from(self.config.events_retained);
-        self.store
-            .write(None, move |ctx| {
-                let now = ctx.now();
-                let c = ctx.conn();
-                c.execute(
-                    "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
-                    [retained],
-                )?;
-                session::prune(c, now)?;
-                let day_ago = (now - chrono::Duration::days(1)).timestamp_millis();
-                c.execute("DELETE FROM idempotency WHERE created_at < ?1", [day_ago])?;
-                c.execute(
-                    "DELETE FROM kiosk_identifications WHERE identified_at < ?1",
-                    [now.timestamp_millis() - crate::kiosk::IDENTIFICATION_TTL_MS],
-                )?;
-                Ok::<_, StoreError>(())
-            })
-            .await
     }
 }

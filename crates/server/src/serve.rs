@@ -20,11 +20,8 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::config::TlsConfig;
+use crate::connection::ConnectionControl;
 use crate::node::Node;
-
-/// Cancels one connection. Put in every request's extensions.
-#[derive(Debug, Clone)]
-pub struct ConnectionControl(pub CancellationToken);
 
 /// Why serving failed to start.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +64,7 @@ fn load_tls(t: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
 pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeError> {
     let tls = node.config.tls.as_ref().map(load_tls).transpose()?;
     let app = crate::api::router(node.clone());
-    node.spawn_jobs();
+    crate::jobs::spawn(&node);
     let tracker = TaskTracker::new();
     loop {
         let (stream, addr) = tokio::select! {

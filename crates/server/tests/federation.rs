@@ -17,7 +17,7 @@ use carebridge_protocol::federation::request::{API_KEY_HEADER, INBOX_PATH, sign_
 use carebridge_server::clock::{Clock, ManualClock, SystemClock};
 use carebridge_server::config::NodeKind;
 use carebridge_server::demo::{self, DemoCredentials, DemoSize};
-use carebridge_server::federation::peer::{self, AddPeer, SourceRule};
+use carebridge_server::federation::peer::{AddPeer, SourceRule};
 use carebridge_server::node::{InitOptions, Node, init};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -47,38 +47,39 @@ impl Side {
         Client::sign_in(&self.url, username, password).await
     }
 
+    /// A connection of the test's own to the node's database, to count and tamper with.
+    fn db(&self, read_only: bool) -> rusqlite::Connection {
+        carebridge_server::store::open_connection(
+            &self.node.config.db_path(),
+            &carebridge_server::node::load_key(&self.node.config).unwrap(),
+            read_only,
+        )
+        .unwrap()
+    }
+
     async fn count(&self, sql: &'static str) -> i64 {
-        self.node
-            .store
-            .read(move |c| {
-                Ok::<_, carebridge_server::store::StoreError>(c.query_row(sql, [], |r| r.get(0))?)
-            })
-            .await
-            .unwrap()
+        self.db(true).query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
     /// The audit entries of `action`, as (outcome, detail).
     async fn audited(&self, action: &'static str) -> Vec<(String, String)> {
-        self.node
-            .store
-            .read(move |c| {
-                let mut st =
-                    c.prepare("SELECT outcome, detail FROM audit WHERE action = ?1 ORDER BY seq")?;
-                let rows = st.query_map([action], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                Ok::<_, carebridge_server::store::StoreError>(rows.collect::<Result<Vec<_>, _>>()?)
-            })
-            .await
+        let c = self.db(true);
+        let mut st = c
+            .prepare("SELECT outcome, detail FROM audit WHERE action = ?1 ORDER BY seq")
+            .unwrap();
+        st.query_map([action], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
             .unwrap()
     }
 
     fn verify_audit(&self) -> Result<(), String> {
-        let conn = carebridge_server::store::open_connection(
+        let reader = carebridge_server::store::Reader::open(
             &self.node.config.db_path(),
             &carebridge_server::node::load_key(&self.node.config).unwrap(),
-            true,
         )
         .unwrap();
-        match carebridge_server::audit::verify(&conn).unwrap() {
+        match carebridge_server::store::audit::verify(&reader.tx()).unwrap() {
             Ok(_) => Ok(()),
             Err(e) => Err(e.to_string()),
         }
@@ -158,7 +159,7 @@ async fn pair() -> Pair {
     let insurer_clock = ManualClock::new(SystemClock.now());
     let insurer = Node::open(icfg, Arc::new(insurer_clock.clone())).unwrap();
 
-    let (api_key, fresh) = peer::add(
+    let (api_key, fresh) = carebridge_server::federation::peering::add(
         &hospital,
         AddPeer {
             identity: identity(&insurer, &iurl).await,
@@ -170,7 +171,7 @@ async fn pair() -> Pair {
     .await
     .unwrap();
     assert!(fresh);
-    let (same, fresh) = peer::add(
+    let (same, fresh) = carebridge_server::federation::peering::add(
         &insurer,
         AddPeer {
             identity: identity(&hospital, &hurl).await,
@@ -715,17 +716,11 @@ async fn reports_go_to_the_insurer_with_consent_and_admin_updates_come_back_ackn
     assert_eq!(p.insurer.verify_audit(), Ok(()));
     let insurer = p.insurer;
     insurer
-        .node
-        .store
-        .write(None, |ctx| {
-            ctx.conn()
-                .execute(
-                    "UPDATE audit SET detail = 'edited' WHERE action = 'federation.receive'",
-                    [],
-                )
-                .map_err(carebridge_server::store::StoreError::from)
-        })
-        .await
+        .db(false)
+        .execute(
+            "UPDATE audit SET detail = 'edited' WHERE action = 'federation.receive'",
+            [],
+        )
         .unwrap();
     assert!(
         insurer.verify_audit().is_err(),
@@ -753,7 +748,9 @@ async fn received_payloads_are_deleted_after_the_retention_period_and_each_delet
     })
     .await;
     assert_eq!(
-        p.insurer.node.apply_retention().await.unwrap(),
+        carebridge_server::jobs::apply_retention(&p.insurer.node)
+            .await
+            .unwrap(),
         0,
         "within the period"
     );
@@ -763,7 +760,12 @@ async fn received_payloads_are_deleted_after_the_retention_period_and_each_delet
     let listed = before.get("/api/v1/received").await;
     let name = listed.body[0]["name"].as_str().unwrap().to_owned();
     p.insurer_clock.advance(chrono::Duration::days(31));
-    assert_eq!(p.insurer.node.apply_retention().await.unwrap(), 1);
+    assert_eq!(
+        carebridge_server::jobs::apply_retention(&p.insurer.node)
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(p.insurer.count("SELECT count(*) FROM received").await, 0);
     let gone = reviewer_stream
         .wait_for(WAIT, |e| e.event == "received.deleted")

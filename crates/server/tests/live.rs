@@ -152,7 +152,7 @@ fn an_id_older_than_the_log_gets_reset() {
         let node = TestNode::start_with(|c| c.events_retained = 3).await;
         let reception = node.reception().await;
         book(&reception, &node, 0, 8, "old").await;
-        node.node.prune().await.unwrap();
+        carebridge_server::jobs::prune(&node.node).await.unwrap();
         let mut s = reception.events(Some(1)).await;
         let e = s.next(WAIT).await.unwrap();
         assert_eq!(e.event, "reset");

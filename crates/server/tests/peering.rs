@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use carebridge_protocol::federation::identity::NodeIdentity;
 use carebridge_server::config::{CONFIG_FILE, NodeConfig, NodeKind};
-use carebridge_server::federation::peer::{self, Peer};
-use carebridge_server::store::open_connection;
+use carebridge_server::federation::peer::Peer;
+use carebridge_server::store::federation::peers;
+use carebridge_server::store::{Reader, open_connection};
 use serde_json::json;
 use support::{Client, NodeProcess, eventually};
 use tokio::io::AsyncWriteExt;
@@ -89,8 +90,8 @@ fn config(dir: &Path) -> NodeConfig {
 fn peers(dir: &Path) -> Vec<Peer> {
     let cfg = config(dir);
     let key = carebridge_server::node::load_key(&cfg).expect("db key");
-    let conn = open_connection(&cfg.db_path(), &key, true).expect("db");
-    peer::list(&conn).expect("peers")
+    let reader = Reader::open(&cfg.db_path(), &key).expect("db");
+    peers::list(&reader.tx()).expect("peers")
 }
 
 /// Every stored column of every peer, and how many `peer.add` the audit holds: what a

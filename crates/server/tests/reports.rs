@@ -199,28 +199,18 @@ async fn a_report_goes_from_draft_to_signed_revisions_and_none_is_ever_lost() {
     );
 
     // Beneath the API, the database itself refuses to change a signed revision.
-    let tampered = node
-        .node
-        .store
-        .write(None, |ctx| {
-            ctx.conn()
-                .execute("UPDATE report_revisions SET conclusion = 'forged'", [])
-                .map_err(carebridge_server::store::StoreError::from)
-        })
-        .await;
+    let db = carebridge_server::store::open_connection(
+        &node.node.config.db_path(),
+        &carebridge_server::node::load_key(&node.node.config).unwrap(),
+        false,
+    )
+    .unwrap();
+    let tampered = db.execute("UPDATE report_revisions SET conclusion = 'forged'", []);
     assert!(tampered.is_err(), "a trigger refuses it");
-    let rewritten = node
-        .node
-        .store
-        .write(None, move |ctx| {
-            ctx.conn()
-                .execute(
-                    "UPDATE reports SET conclusion = 'forged' WHERE id = ?1",
-                    [&id],
-                )
-                .map_err(carebridge_server::store::StoreError::from)
-        })
-        .await;
+    let rewritten = db.execute(
+        "UPDATE reports SET conclusion = 'forged' WHERE id = ?1",
+        [&id],
+    );
     assert!(
         rewritten.is_err(),
         "a signed report's text changes only by amendment"

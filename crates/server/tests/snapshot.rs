@@ -205,17 +205,18 @@ async fn a_sized_demo_makes_exactly_the_appointments_asked_for() {
         appointments: Some(2_345),
     };
     demo::seed(&node, &size, "").await.unwrap();
-    let (n, statuses): (i64, i64) = node
-        .store
-        .read(|c| {
-            c.query_row(
-                "SELECT count(*), count(DISTINCT status) FROM appointments",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(carebridge_server::store::StoreError::from)
-        })
-        .await
+    let db = carebridge_server::store::open_connection(
+        &node.config.db_path(),
+        &carebridge_server::node::load_key(&node.config).unwrap(),
+        true,
+    )
+    .unwrap();
+    let (n, statuses): (i64, i64) = db
+        .query_row(
+            "SELECT count(*), count(DISTINCT status) FROM appointments",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!(n, 2_345);
     assert!(statuses >= 5, "{statuses} statuses");

@@ -15,8 +15,9 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 use crate::events::Viewer;
 use crate::node::Node;
-use crate::session::{self, hash_token};
+use crate::session::hash_token;
 use crate::store::AuditDraft;
+use crate::store::sessions;
 
 /// A JSON request body: `application/json`, within the size limit, of the right shape.
 #[derive(Debug, Clone)]
@@ -185,7 +186,7 @@ impl Caller {
         let now = node.clock.now();
         let info = node
             .store
-            .read(move |c| session::lookup(c, &hash, now).map_err(ApiError::from))
+            .read(move |c| sessions::lookup(c, &hash, now).map_err(ApiError::from))
             .await?
             .ok_or_else(|| {
                 ApiError::new(

@@ -5,14 +5,13 @@
 
 use axum::http::StatusCode;
 use carebridge_protocol::ProblemType;
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::api::extract::IdempotencyKey;
 use crate::error::ApiError;
-use crate::store::{StoreError, WriteCtx};
+use crate::store::{StoreError, WriteCtx, idempotency};
 
 /// A fingerprint of a request: its route and its parsed body.
 pub fn fingerprint<R: Serialize>(route: &str, request: &R) -> Vec<u8> {
@@ -39,17 +38,9 @@ where
     let Some(k) = &key.0 else {
         return Ok((status, f(ctx)?));
     };
-    let seen: Option<(Vec<u8>, u16, String)> = ctx
-        .conn()
-        .prepare_cached(
-            "SELECT fingerprint, status, body FROM idempotency WHERE actor = ?1 AND key = ?2",
-        )
-        .map_err(StoreError::from)?
-        .query_row(params![actor, k], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()
-        .map_err(StoreError::from)?;
-    if let Some((fp, st, body)) = seen {
-        if fp != fingerprint {
+    let seen = idempotency::get(ctx, actor, k)?;
+    if let Some(first) = seen {
+        if first.fingerprint != fingerprint {
             return Err(ApiError::new(
                 ProblemType::IdempotencyKeyReused,
                 "this Idempotency-Key was already used for a different request; use a new key for a new request",
@@ -58,16 +49,11 @@ where
         ctx.set_detail(format!(
             "repeat of Idempotency-Key {k:?}: first answer returned, nothing changed"
         ));
-        let value = serde_json::from_str(&body).map_err(StoreError::from)?;
-        return Ok((StatusCode::from_u16(st).unwrap_or(status), value));
+        let value = serde_json::from_str(&first.body).map_err(StoreError::from)?;
+        return Ok((StatusCode::from_u16(first.status).unwrap_or(status), value));
     }
     let value = f(ctx)?;
     let body = serde_json::to_string(&value).map_err(StoreError::from)?;
-    let now = ctx.now().timestamp_millis();
-    ctx.conn()
-        .prepare_cached("INSERT INTO idempotency (actor, key, fingerprint, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-        .map_err(StoreError::from)?
-        .execute(params![actor, k, fingerprint, status.as_u16(), body, now])
-        .map_err(StoreError::from)?;
+    idempotency::put(ctx, actor, k, &fingerprint, status.as_u16(), &body)?;
     Ok((status, value))
 }

@@ -235,10 +235,7 @@ pub fn router(node: Arc<Node>) -> Router {
 async fn healthz(State(node): State<Arc<Node>>) -> Response {
     let ok = node
         .store
-        .read(|c| {
-            c.query_row("SELECT 1", [], |_| Ok(()))
-                .map_err(|e| ApiError::from(crate::store::StoreError::from(e)))
-        })
+        .read(|tx| crate::store::ping(tx).map_err(ApiError::from))
         .await;
     match ok {
         Ok(()) => {

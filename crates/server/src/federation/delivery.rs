@@ -13,20 +13,13 @@ use carebridge_protocol::federation::payload::TransmissionState;
 use carebridge_protocol::federation::request::{API_KEY_HEADER, INBOX_PATH, Receipt, sign_request};
 use carebridge_protocol::problem::Problem;
 use rand::Rng;
-use rusqlite::params;
 
-use super::peer::{self, Peer};
-use super::transmission::{self, audience};
+use super::peer::Peer;
+use super::transmission::audience;
 use crate::node::Node;
+use crate::store::federation::peers;
+use crate::store::federation::transmissions::{self, Due};
 use crate::store::{AuditDraft, StoreError};
-
-/// A transmission due for an attempt.
-struct Due {
-    id: uuid::Uuid,
-    peer: String,
-    envelope: Vec<u8>,
-    attempts: u32,
-}
 
 /// What an attempt came to.
 enum Attempt {
@@ -72,57 +65,28 @@ pub async fn run(node: Arc<Node>) {
 /// One round: every due transmission is attempted; returns how long until the next is due.
 async fn round(node: &Arc<Node>, http: &reqwest::Client) -> Result<Duration, StoreError> {
     alert_overdue(node).await?;
-    let now = node.clock.now().timestamp_millis();
-    let due: Vec<Due> = node
+    let now = node.clock.now();
+    let due = node
         .store
-        .read(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT id, peer, envelope, attempts FROM transmissions
-                 WHERE state IN ('queued', 'sent') AND next_attempt_at <= ?1
-                 ORDER BY next_attempt_at LIMIT 16",
-            )?;
-            let rows = st.query_map([now], |r| {
-                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (id, peer, envelope, attempts) = row?;
-                let id = id
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt(format!("transmission id {id}")))?;
-                out.push(Due {
-                    id,
-                    peer,
-                    envelope,
-                    attempts,
-                });
-            }
-            Ok::<_, StoreError>(out)
-        })
+        .read(move |tx| transmissions::due(tx, now, 16))
         .await?;
     for d in due {
         deliver(node, http, d).await?;
     }
-    let next: Option<i64> = node
-        .store
-        .read(|c| {
-            Ok::<_, StoreError>(c.query_row(
-                "SELECT MIN(next_attempt_at) FROM transmissions WHERE state IN ('queued', 'sent')",
-                [],
-                |r| r.get(0),
-            )?)
-        })
-        .await?;
-    let now = node.clock.now().timestamp_millis();
+    let next = node.store.read(transmissions::next_due).await?;
+    let now = node.clock.now();
     Ok(match next {
-        Some(t) => Duration::from_millis(u64::try_from(t - now).unwrap_or(0).min(30_000)),
+        Some(t) => (t - now)
+            .to_std()
+            .unwrap_or_default()
+            .min(Duration::from_secs(30)),
         None => Duration::from_secs(30),
     })
 }
 
 async fn deliver(node: &Arc<Node>, http: &reqwest::Client, d: Due) -> Result<(), StoreError> {
     let name = d.peer.clone();
-    let Some(peer) = node.store.read(move |c| peer::get(c, &name)).await? else {
+    let Some(peer) = node.store.read(move |tx| peers::get(tx, &name)).await? else {
         return finish(
             node,
             &d,
@@ -136,18 +100,10 @@ async fn deliver(node: &Arc<Node>, http: &reqwest::Client, d: Due) -> Result<(),
     let taken = node
         .store
         .write(None, move |ctx| {
-            let now = ctx.now();
+            let lease = ctx.now() + chrono::Duration::seconds(120);
             // Not when it was stopped after it was picked (consent withdrawn).
-            let taken = ctx.conn().execute(
-                "UPDATE transmissions SET state = 'sent', version = version + 1, updated_at = ?2,
-                     next_attempt_at = ?3 WHERE id = ?1 AND state IN ('queued', 'sent')",
-                params![
-                    id.to_string(),
-                    now.timestamp_millis(),
-                    (now + chrono::Duration::seconds(120)).timestamp_millis()
-                ],
-            )? == 1;
-            if taken && let Some(t) = transmission::get(ctx.conn(), id)? {
+            let taken = transmissions::take_for_attempt(ctx, id, lease)?;
+            if taken && let Some(t) = transmissions::get(ctx, id)? {
                 ctx.emit(EventKind::TransmissionUpdated, audience(), &t)?;
             }
             Ok::<_, StoreError>(taken)
@@ -243,9 +199,11 @@ async fn finish(node: &Arc<Node>, d: &Due, a: Attempt) -> Result<(), StoreError>
             let now = ctx.now();
             let (state, error, outcome, detail) = match &a {
                 Attempt::Acknowledged(r) => {
-                    ctx.conn().execute(
-                        "UPDATE transmissions SET receipt = ?2, acknowledged_at = ?3 WHERE id = ?1",
-                        params![id.to_string(), serde_json::to_string(r)?, r.received_at.timestamp_millis()],
+                    transmissions::record_receipt(
+                        ctx,
+                        id,
+                        &serde_json::to_string(r)?,
+                        r.received_at,
                     )?;
                     (
                         TransmissionState::Acknowledged,
@@ -269,24 +227,13 @@ async fn finish(node: &Arc<Node>, d: &Due, a: Attempt) -> Result<(), StoreError>
             };
             // Only an attempt still in flight is settled by its outcome: a transmission stopped
             // meanwhile (consent withdrawn) stays stopped, unless the peer did receive it.
-            let changed = ctx.conn().execute(
-                "UPDATE transmissions SET state = ?2, last_error = ?3, attempts = ?4, next_attempt_at = ?5,
-                     version = version + 1, updated_at = ?6
-                 WHERE id = ?1 AND (state = 'sent' OR ?2 = 'acknowledged')",
-                params![
-                    id.to_string(),
-                    state.as_str(),
-                    error,
-                    attempts,
-                    (now + delay).timestamp_millis(),
-                    now.timestamp_millis()
-                ],
-            )?;
-            if changed == 0 {
+            let changed =
+                transmissions::settle(ctx, id, state, error.as_deref(), attempts, now + delay)?;
+            if !changed {
                 return Ok(());
             }
             ctx.audit(&draft, &format!("transmission/{id}"), outcome, &detail)?;
-            if let Some(t) = transmission::get(ctx.conn(), id)? {
+            if let Some(t) = transmissions::get(ctx, id)? {
                 ctx.emit(EventKind::TransmissionUpdated, audience(), &t)?;
             }
             Ok::<_, StoreError>(())
@@ -299,24 +246,9 @@ async fn alert_overdue(node: &Arc<Node>) -> Result<(), StoreError> {
     let limit = chrono::Duration::minutes(i64::from(node.config.transmission_alert_minutes));
     node.store
         .write(None, move |ctx| {
-            let before = (ctx.now() - limit).timestamp_millis();
-            let ids: Vec<String> = {
-                let mut st = ctx.conn().prepare_cached(
-                    "SELECT id FROM transmissions WHERE state IN ('queued', 'sent')
-                     AND overdue_alerted = 0 AND created_at <= ?1",
-                )?;
-                st.query_map([before], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?
-            };
-            for id in ids {
-                ctx.conn().execute(
-                    "UPDATE transmissions SET overdue_alerted = 1, version = version + 1 WHERE id = ?1",
-                    [&id],
-                )?;
-                let uuid = id
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt(format!("transmission id {id}")))?;
-                let Some(t) = transmission::get(ctx.conn(), uuid)? else {
+            let before = ctx.now() - limit;
+            for id in transmissions::mark_overdue(ctx, before)? {
+                let Some(t) = transmissions::get(ctx, id)? else {
                     continue;
                 };
                 ctx.audit(

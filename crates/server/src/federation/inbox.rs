@@ -25,13 +25,14 @@ use carebridge_protocol::federation::request::{
     API_KEY_HEADER, INBOX_PATH, ReadSignature, Receipt, RequestError, WINDOW_SECONDS,
 };
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
-use super::peer::{self, Peer};
+use super::peer::Peer;
 use super::{received, updates};
 use crate::api::extract::Source;
 use crate::error::ApiError;
 use crate::node::Node;
+use crate::store::federation::peers;
+use crate::store::federation::received::{self as stored, Accepted};
 use crate::store::{AuditDraft, StoreError, WriteCtx};
 
 fn refuse(code: ProblemType, detail: impl Into<String>) -> ApiError {
@@ -58,7 +59,7 @@ async fn authenticate(
         .to_owned();
     let peer = node
         .store
-        .read(move |c| peer::by_api_key(c, &key))
+        .read(move |tx| peers::by_api_key(tx, &key))
         .await?
         .ok_or_else(|| {
             refuse(
@@ -229,34 +230,16 @@ fn store(
     plaintext: &[u8],
 ) -> Result<(StatusCode, Receipt), ApiError> {
     let now = ctx.now();
-    let c = ctx.conn();
-    let window_ago = (now - chrono::Duration::seconds(2 * WINDOW_SECONDS)).timestamp_millis();
-    c.execute(
-        "DELETE FROM federation_nonces WHERE seen_at < ?1",
-        [window_ago],
-    )
-    .map_err(StoreError::from)?;
-    let fresh = c
-        .execute(
-            "INSERT INTO federation_nonces (peer, nonce, seen_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-            params![peer.name, nonce, now.timestamp_millis()],
-        )
-        .map_err(StoreError::from)?;
-    if fresh == 0 {
+    stored::forget_nonces(ctx, now - chrono::Duration::seconds(2 * WINDOW_SECONDS))?;
+    let fresh = stored::record_nonce(ctx, &peer.name, nonce)?;
+    if !fresh {
         return Err(refuse(
             ProblemType::ReplayedRequest,
             format!("nonce {nonce:?} from {} was already used", peer.name),
         ));
     }
-    let envelope_id = env.header.id.to_string();
-    let seen: Option<String> = c
-        .query_row(
-            "SELECT receipt FROM received WHERE source = ?1 AND envelope_id = ?2",
-            params![peer.name, envelope_id],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(StoreError::from)?;
+    let envelope_id = env.header.id;
+    let seen = stored::receipt_for(ctx, &peer.name, envelope_id)?;
     if let Some(receipt) = seen {
         // The sender did not get the first answer: the same receipt, nothing stored twice.
         ctx.audit(
@@ -278,16 +261,7 @@ fn store(
     let t = env.header.message_type;
     let mut at = now;
     let mut name = stored_name(t, &peer.name, at);
-    while c
-        .query_row(
-            "SELECT 1 FROM received WHERE name = ?1",
-            [&name],
-            |_| Ok(()),
-        )
-        .optional()
-        .map_err(StoreError::from)?
-        .is_some()
-    {
+    while stored::name_taken(ctx, &name)? {
         at += chrono::Duration::milliseconds(1);
         name = stored_name(t, &peer.name, at);
     }
@@ -299,20 +273,17 @@ fn store(
         now,
         &node.signing_key,
     );
-    c.execute(
-        "INSERT INTO received (name, envelope_id, source, message_type, received_at, payload, receipt)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            name,
+    stored::insert(
+        ctx,
+        &Accepted {
+            name: &name,
             envelope_id,
-            peer.name,
-            t.as_str(),
-            now.timestamp_millis(),
-            plaintext,
-            serde_json::to_string(&receipt).map_err(StoreError::from)?
-        ],
-    )
-    .map_err(StoreError::from)?;
+            source: &peer.name,
+            message_type: t,
+            payload: plaintext,
+            receipt: &serde_json::to_string(&receipt).map_err(StoreError::from)?,
+        },
+    )?;
     let unreadable = |e: serde_json::Error| {
         refuse(
             ProblemType::UnreadablePayload,

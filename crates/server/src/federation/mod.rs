@@ -7,6 +7,7 @@
 pub mod delivery;
 pub mod inbox;
 pub mod peer;
+pub mod peering;
 pub mod received;
 pub mod sharing;
 pub mod transmission;

@@ -8,11 +8,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use carebridge_protocol::federation::envelope::MessageType;
 use carebridge_protocol::federation::identity::NodeIdentity;
 use rand::RngCore;
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 
 use crate::config::NodeKind;
-use crate::store::StoreError;
 
 /// An address or network a peer may send from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,68 +136,6 @@ pub fn parse_type(s: &str) -> Option<MessageType> {
     })
 }
 
-const COLUMNS: &str =
-    "name, kind, url, signing_key, agreement_key, api_key, allowed_sources, allowed_types";
-
-fn from_row(r: &Row<'_>) -> Result<Peer, StoreError> {
-    let kind: String = r.get(1)?;
-    let signing: Vec<u8> = r.get(3)?;
-    let agreement: Vec<u8> = r.get(4)?;
-    let sources: String = r.get(6)?;
-    let types: String = r.get(7)?;
-    let bad = |what: &str| StoreError::Corrupt(format!("peer {what}"));
-    let signing: [u8; 32] = signing.try_into().map_err(|_| bad("signing key"))?;
-    let agreement: [u8; 32] = agreement.try_into().map_err(|_| bad("agreement key"))?;
-    Ok(Peer {
-        name: r.get(0)?,
-        kind: if kind == "insurer" {
-            NodeKind::Insurer
-        } else {
-            NodeKind::Hospital
-        },
-        url: r.get(2)?,
-        signing_key: ed25519_dalek::VerifyingKey::from_bytes(&signing)
-            .map_err(|_| bad("signing key"))?,
-        agreement_key: x25519_dalek::PublicKey::from(agreement),
-        api_key: r.get(5)?,
-        allowed_sources: serde_json::from_str::<Vec<String>>(&sources)?
-            .iter()
-            .map(|s| SourceRule::parse(s).map_err(StoreError::Corrupt))
-            .collect::<Result<_, _>>()?,
-        allowed_types: serde_json::from_str::<Vec<String>>(&types)?
-            .iter()
-            .map(|s| parse_type(s).ok_or_else(|| bad("message type")))
-            .collect::<Result<_, _>>()?,
-    })
-}
-
-/// One peer by name.
-pub fn get(conn: &Connection, name: &str) -> Result<Option<Peer>, StoreError> {
-    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM peers WHERE name = ?1"))?;
-    let mut rows = st.query([name])?;
-    rows.next()?.map(from_row).transpose()
-}
-
-/// The peer that presents `key`.
-pub fn by_api_key(conn: &Connection, key: &str) -> Result<Option<Peer>, StoreError> {
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM peers WHERE api_key_hash = ?1"
-    ))?;
-    let mut rows = st.query([hash_api_key(key)])?;
-    rows.next()?.map(from_row).transpose()
-}
-
-/// Every peer, by name.
-pub fn list(conn: &Connection) -> Result<Vec<Peer>, StoreError> {
-    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM peers ORDER BY name"))?;
-    let mut rows = st.query([])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        out.push(from_row(r)?);
-    }
-    Ok(out)
-}
-
 /// What `peer add` records.
 #[derive(Debug, Clone)]
 pub struct PeerGrant {
@@ -213,55 +149,6 @@ pub struct PeerGrant {
     pub api_key: String,
 }
 
-/// Adds a peer, or replaces what is known of it.
-pub fn put(conn: &Connection, grant: &PeerGrant, now_ms: i64) -> Result<(), StoreError> {
-    let id = &grant.identity;
-    let signing = id
-        .signing_key()
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let agreement = id
-        .agreement_key()
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let sources: Vec<String> = grant
-        .allowed_sources
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    let types: Vec<&str> = grant.allowed_types.iter().map(|t| t.as_str()).collect();
-    conn.execute(
-        "INSERT INTO peers (name, kind, url, signing_key, agreement_key, api_key, api_key_hash,
-             allowed_sources, allowed_types, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
-         ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, url = excluded.url,
-             signing_key = excluded.signing_key, agreement_key = excluded.agreement_key,
-             api_key = excluded.api_key, api_key_hash = excluded.api_key_hash,
-             allowed_sources = excluded.allowed_sources, allowed_types = excluded.allowed_types,
-             updated_at = excluded.updated_at",
-        params![
-            id.name,
-            id.kind,
-            id.url.trim_end_matches('/'),
-            signing.to_bytes().to_vec(),
-            agreement.to_bytes().to_vec(),
-            grant.api_key,
-            hash_api_key(&grant.api_key),
-            serde_json::to_string(&sources)?,
-            serde_json::to_string(&types)?,
-            now_ms,
-        ],
-    )?;
-    Ok(())
-}
-
-/// Whether a peer of that name exists.
-pub fn exists(conn: &Connection, name: &str) -> Result<bool, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM peers WHERE name = ?1")?
-        .query_row([name], |_| Ok(()))
-        .optional()?
-        .is_some())
-}
-
 /// What `peer add` was asked.
 #[derive(Debug, Clone)]
 pub struct AddPeer {
@@ -273,96 +160,6 @@ pub struct AddPeer {
     pub allowed_types: Vec<MessageType>,
     /// The API key the other side printed when it added this node; `None`: make one.
     pub their_api_key: Option<String>,
-}
-
-/// Adds (or updates) a peer, audited. Returns the pair's API key and whether it is new (to
-/// give the other side, who records it with `--their-api-key`).
-pub async fn add(
-    node: &crate::node::Node,
-    req: AddPeer,
-) -> Result<(String, bool), crate::error::ApiError> {
-    use crate::error::ApiError;
-    let id = &req.identity;
-    crate::config::validate_node_name(&id.name).map_err(|m| ApiError::field("name", m))?;
-    if id.name == node.name() {
-        return Err(ApiError::field("name", "that is this node's own identity"));
-    }
-    let kind = match id.kind.as_str() {
-        "hospital" => NodeKind::Hospital,
-        "insurer" => NodeKind::Insurer,
-        other => {
-            return Err(ApiError::field(
-                "kind",
-                format!("{other:?} is not hospital or insurer"),
-            ));
-        }
-    };
-    let url = reqwest::Url::parse(&id.url).map_err(|e| ApiError::field("url", e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ApiError::field("url", "must be an http(s) URL with a host"));
-    }
-    id.signing_key()
-        .map_err(|e| ApiError::field("signing_key", e.to_string()))?;
-    id.agreement_key()
-        .map_err(|e| ApiError::field("agreement_key", e.to_string()))?;
-    if req.allowed_sources.is_empty() {
-        return Err(ApiError::field(
-            "allowed_sources",
-            "give at least one address the peer sends from (--allow-source)",
-        ));
-    }
-    let types = if req.allowed_types.is_empty() {
-        default_types(node.config.kind, kind)
-    } else {
-        req.allowed_types.clone()
-    };
-    let (api_key, fresh) = match &req.their_api_key {
-        Some(k) if k.trim().len() >= 32 => (k.trim().to_owned(), false),
-        Some(_) => {
-            return Err(ApiError::field(
-                "their_api_key",
-                "is not an API key `peer add` printed",
-            ));
-        }
-        None => (new_api_key(), true),
-    };
-    let grant = PeerGrant {
-        identity: id.clone(),
-        allowed_sources: req.allowed_sources.clone(),
-        allowed_types: types.clone(),
-        api_key: api_key.clone(),
-    };
-    let detail = format!(
-        "{} ({}) at {}, fingerprint {}; may send {} from {}",
-        id.name,
-        id.kind,
-        id.url,
-        id.fingerprint().unwrap_or_default(),
-        types
-            .iter()
-            .map(|t| t.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        req.allowed_sources
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let draft = crate::store::AuditDraft {
-        actor: "node".into(),
-        action: "peer.add".into(),
-        entity: format!("peer/{}", id.name),
-        source: "local".into(),
-    };
-    node.store
-        .write(Some(draft), move |ctx| {
-            put(ctx.conn(), &grant, ctx.now().timestamp_millis())?;
-            ctx.set_detail(detail);
-            Ok::<_, ApiError>(())
-        })
-        .await?;
-    Ok((api_key, fresh))
 }
 
 #[cfg(test)]

@@ -9,34 +9,14 @@ use carebridge_protocol::federation::payload::{
     Consent, ConsentChange, MedicalReports, SendReports, SharedPatient, Transmission,
 };
 use carebridge_protocol::report::ReportStatus;
-use rusqlite::{Connection, params};
 
-use super::peer;
 use super::transmission::{self, Outgoing};
 use crate::config::NodeKind;
 use crate::error::ApiError;
 use crate::events::{Audience, ROLE_DOCTOR};
 use crate::node::Node;
-use crate::store::{StoreError, WriteCtx, from_millis};
-use crate::{patient, report};
-
-/// A patient's consents, by peer.
-pub fn consents(conn: &Connection, patient: PatientId) -> Result<Vec<Consent>, StoreError> {
-    let mut st = conn.prepare_cached(
-        "SELECT peer, recorded_by_name, recorded_at FROM consents WHERE patient_id = ?1 ORDER BY peer",
-    )?;
-    let mut rows = st.query([patient.to_string()])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        out.push(Consent {
-            patient_id: patient,
-            peer: r.get(0)?,
-            recorded_by: r.get(1)?,
-            recorded_at: from_millis(r.get(2)?)?,
-        });
-    }
-    Ok(out)
-}
+use crate::store::federation::{consents, peers, transmissions};
+use crate::store::{StoreError, WriteCtx, patients, reports};
 
 /// Who is told when a consent changes: the hospital's doctors, who record consents and send
 /// reports on them (an open patient page follows it live).
@@ -48,16 +28,6 @@ fn consent_audience() -> Audience {
     }
 }
 
-fn consent(
-    conn: &Connection,
-    patient: PatientId,
-    peer: &str,
-) -> Result<Option<Consent>, StoreError> {
-    Ok(consents(conn, patient)?
-        .into_iter()
-        .find(|c| c.peer == peer))
-}
-
 /// Records that the patient agrees to share with `peer` (an insurer this node peers with).
 /// Recording it again keeps the first record.
 pub fn record_consent(
@@ -67,33 +37,20 @@ pub fn record_consent(
     peer_name: &str,
     by: (&str, &str),
 ) -> Result<Consent, ApiError> {
-    if patient::get(ctx.conn(), patient, node.name())?.is_none() {
+    if patients::get(ctx, patient, node.name())?.is_none() {
         return Err(ApiError::not_found("patient"));
     }
-    if !peer::get(ctx.conn(), peer_name)?.is_some_and(|p| p.kind == NodeKind::Insurer) {
+    if !peers::get(ctx, peer_name)?.is_some_and(|p| p.kind == NodeKind::Insurer) {
         return Err(ApiError::field(
             "peer",
             "is not an insurer this node is peered with",
         ));
     }
-    let inserted = ctx
-        .conn()
-        .execute(
-            "INSERT INTO consents (patient_id, peer, recorded_by, recorded_by_name, recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-            params![
-                patient.to_string(),
-                peer_name,
-                by.0,
-                by.1,
-                ctx.now().timestamp_millis()
-            ],
-        )
-        .map_err(StoreError::from)?;
+    let inserted = consents::insert(ctx, patient, peer_name, by.0, by.1)?;
     ctx.set_detail(format!("consent to share with {peer_name}"));
-    let recorded = consent(ctx.conn(), patient, peer_name)?
+    let recorded = consents::get(ctx, patient, peer_name)?
         .ok_or_else(|| ApiError::Internal("the consent just recorded is missing".into()))?;
-    if inserted == 1 {
+    if inserted {
         ctx.emit(
             EventKind::ConsentUpdated,
             consent_audience(),
@@ -114,14 +71,7 @@ pub fn withdraw_consent(
     patient: PatientId,
     peer_name: &str,
 ) -> Result<(), ApiError> {
-    let n = ctx
-        .conn()
-        .execute(
-            "DELETE FROM consents WHERE patient_id = ?1 AND peer = ?2",
-            params![patient.to_string(), peer_name],
-        )
-        .map_err(StoreError::from)?;
-    if n == 0 {
+    if !consents::delete(ctx, patient, peer_name)? {
         return Err(ApiError::not_found("consent"));
     }
     ctx.emit(
@@ -133,27 +83,14 @@ pub fn withdraw_consent(
             consent: None,
         },
     )?;
-    let now = ctx.now().timestamp_millis();
-    let stopped: Vec<String> = {
-        let mut st = ctx
-            .conn()
-            .prepare(
-                "UPDATE transmissions SET state = 'failed', version = version + 1, updated_at = ?3,
-                     last_error = 'not sent: the patient withdrew consent before delivery'
-                 WHERE patient_id = ?1 AND peer = ?2 AND state IN ('queued', 'sent') RETURNING id",
-            )
-            .map_err(StoreError::from)?;
-        st.query_map(params![patient.to_string(), peer_name, now], |r| r.get(0))
-            .map_err(StoreError::from)?
-            .collect::<Result<_, _>>()
-            .map_err(StoreError::from)?
-    };
+    let stopped = transmissions::stop_waiting(
+        ctx,
+        patient,
+        peer_name,
+        "not sent: the patient withdrew consent before delivery",
+    )?;
     for id in &stopped {
-        if let Some(t) = transmission::get(
-            ctx.conn(),
-            id.parse()
-                .map_err(|_| StoreError::Corrupt(format!("transmission id {id}")))?,
-        )? {
+        if let Some(t) = transmissions::get(ctx, *id)? {
             ctx.emit(EventKind::TransmissionUpdated, transmission::audience(), &t)?;
         }
     }
@@ -181,12 +118,12 @@ pub fn send_reports(
             "at most 50 reports at a time",
         ));
     }
-    let peer = peer::get(ctx.conn(), &req.peer)?
+    let peer = peers::get(ctx, &req.peer)?
         .filter(|p| p.kind == NodeKind::Insurer)
         .ok_or_else(|| ApiError::field("peer", "is not an insurer this node is peered with"))?;
     let mut reports = Vec::new();
     for id in &req.report_ids {
-        let r = report::get(ctx.conn(), *id)?
+        let r = reports::get(ctx, *id)?
             .ok_or_else(|| ApiError::field("report_ids", format!("no report {id}")))?;
         if !r.status.is_sendable() {
             return Err(ApiError::new(
@@ -207,9 +144,9 @@ pub fn send_reports(
             "send one patient's reports at a time",
         ));
     }
-    let p = patient::get(ctx.conn(), patient_id, node.name())?
+    let p = patients::get(ctx, patient_id, node.name())?
         .ok_or_else(|| ApiError::not_found("patient"))?;
-    let consent = consent(ctx.conn(), patient_id, &peer.name)?.ok_or_else(|| {
+    let consent = consents::get(ctx, patient_id, &peer.name)?.ok_or_else(|| {
         ApiError::new(
             ProblemType::Forbidden,
             format!(

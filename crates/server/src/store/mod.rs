@@ -14,7 +14,21 @@
 //! commit succeeds are the jobs answered and their live events published, so nothing is
 //! announced or acknowledged that is not durable.
 
+pub mod appointments;
+pub mod audit;
+pub mod backup;
+pub mod events;
+pub mod federation;
+pub mod idempotency;
+pub mod keys;
+pub mod kiosks;
 mod migrations;
+pub mod patients;
+pub mod practitioners;
+pub mod reports;
+pub mod schedules;
+pub mod sessions;
+pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +42,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
+pub use crate::config::Durability;
 use crate::events::{Audience, Frame, Hub};
 
 pub use migrations::SCHEMA_VERSION;
@@ -112,16 +127,6 @@ impl From<serde_json::Error> for StoreError {
     }
 }
 
-/// How hard SQLite works to make a commit durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Durability {
-    /// fsync the WAL at every commit: an acknowledged write survives power loss.
-    Full,
-    /// fsync at checkpoints only: survives a crash of the node, not of the machine.
-    Normal,
-}
-
 /// Opens one connection to an encrypted database and checks that the key fits.
 pub fn open_connection(
     path: &Path,
@@ -200,9 +205,64 @@ pub struct AuditDraft {
     pub source: String,
 }
 
-/// The writer's view of one job: the open transaction, the time, and what to audit and publish.
-pub struct WriteCtx<'a> {
+/// An open transaction on the node's database: what every store operation takes to read.
+/// A reader's (`Store::read`, [`Reader`]) sees one consistent state; the writer's (through
+/// [`WriteCtx`], which derefs to it) sees its own job's changes. Outside `store/` it is opaque:
+/// only the operations in this module's submodules read or write through it.
+#[derive(Clone, Copy)]
+pub struct Tx<'a> {
     conn: &'a Connection,
+}
+
+impl<'a> Tx<'a> {
+    /// The connection, for the store's own operations.
+    pub(in crate::store) fn conn(&self) -> &'a Connection {
+        self.conn
+    }
+}
+
+impl std::fmt::Debug for Tx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tx(..)")
+    }
+}
+
+/// A read-only connection of its own, outside the pool: for a long read (a snapshot) that
+/// should not hold one of the pool's, and for the command line's offline reads. Blocking: use
+/// it off the async threads.
+pub struct Reader {
+    conn: Connection,
+}
+
+impl Reader {
+    /// Opens the database at `path` read-only with `key`.
+    pub fn open(path: &Path, key: &DbKey) -> Result<Self, StoreError> {
+        Ok(Self {
+            conn: open_connection(path, key, true)?,
+        })
+    }
+
+    /// The transaction to read through. Without [`Reader::begin`], each operation reads the
+    /// latest committed state on its own.
+    pub fn tx(&self) -> Tx<'_> {
+        Tx { conn: &self.conn }
+    }
+
+    /// Starts a read transaction: every operation until [`Reader::end`] sees one state.
+    pub fn begin(&self) -> Result<(), StoreError> {
+        Ok(self.conn.execute_batch("BEGIN")?)
+    }
+
+    /// Ends the read transaction [`Reader::begin`] started.
+    pub fn end(&self) -> Result<(), StoreError> {
+        Ok(self.conn.execute_batch("COMMIT")?)
+    }
+}
+
+/// The writer's view of one job: the open transaction, the time, and what to audit and publish.
+/// It derefs to [`Tx`], so every read operation works inside a write too.
+pub struct WriteCtx<'a> {
+    tx: Tx<'a>,
     now: DateTime<Utc>,
     frames: Vec<Frame>,
     audit_head: &'a mut (i64, String),
@@ -210,12 +270,15 @@ pub struct WriteCtx<'a> {
     detail: Option<String>,
 }
 
-impl WriteCtx<'_> {
-    /// The open transaction (a savepoint of the batch's transaction).
-    pub fn conn(&self) -> &Connection {
-        self.conn
-    }
+impl<'a> std::ops::Deref for WriteCtx<'a> {
+    type Target = Tx<'a>;
 
+    fn deref(&self) -> &Tx<'a> {
+        &self.tx
+    }
+}
+
+impl WriteCtx<'_> {
     /// The time of this write, the same for everything it does.
     pub fn now(&self) -> DateTime<Utc> {
         self.now
@@ -240,7 +303,8 @@ impl WriteCtx<'_> {
         record: &T,
     ) -> Result<i64, StoreError> {
         let data = serde_json::to_string(record)?;
-        self.conn
+        self.tx
+            .conn
             .prepare_cached(
                 "INSERT INTO events (kind, data, aud_roles, aud_practitioner, aud_kiosk, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -253,7 +317,7 @@ impl WriteCtx<'_> {
                 audience.kiosk.map(|k| k.to_string()),
                 self.now.timestamp_millis(),
             ])?;
-        let id = self.conn.last_insert_rowid();
+        let id = self.tx.conn.last_insert_rowid();
         self.frames
             .push(Frame::new(id, kind.as_str(), &data, audience));
         Ok(id)
@@ -279,7 +343,7 @@ impl WriteCtx<'_> {
             prev_hash: self.audit_head.1.clone(),
         };
         let hash = chain_hash(&record);
-        crate::audit::insert(self.conn, &record, &hash)?;
+        audit::insert(&self.tx, &record, &hash)?;
         *self.audit_head = (record.seq, hash);
         Ok(())
     }
@@ -306,7 +370,7 @@ impl Store {
             },
         )?;
         migrations::apply(&mut writer)?;
-        let head = crate::audit::head(&writer)?;
+        let head = audit::head(&Tx { conn: &writer })?;
         let readers = (0..4)
             .map(|_| open_connection(path, key, true))
             .collect::<Result<Vec<_>, _>>()?;
@@ -328,8 +392,8 @@ impl Store {
 
     /// A read-only connection of its own, for a long read (a snapshot) that should not hold
     /// one of the pool's. Blocking: call it off the async threads.
-    pub fn open_reader(&self) -> Result<Connection, StoreError> {
-        open_connection(&self.inner.path, &self.inner.key, true)
+    pub fn open_reader(&self) -> Result<Reader, StoreError> {
+        Reader::open(&self.inner.path, &self.inner.key)
     }
 
     /// The database file.
@@ -372,12 +436,12 @@ impl Store {
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let lease = ReaderLease::take(&inner);
-            f(lease.conn())
+            f(&Tx { conn: lease.conn() })
         })
         .await
         .map_err(|e| E::from(StoreError::Task(e.to_string())))?
@@ -426,7 +490,8 @@ where
     E: From<StoreError> + std::fmt::Display,
     F: FnOnce(&mut WriteCtx<'_>) -> Result<T, E>,
 {
-    ctx.conn
+    ctx.tx
+        .conn
         .execute_batch("SAVEPOINT job")
         .map_err(StoreError::from)?;
     let frames_before = ctx.frames.len();
@@ -442,7 +507,8 @@ where
             let detail = ctx.detail.take().unwrap_or_default();
             ctx.audit(draft, &entity, Outcome::Success, &detail)?;
         }
-        ctx.conn
+        ctx.tx
+            .conn
             .execute_batch("RELEASE job")
             .map_err(StoreError::from)?;
         Ok(v)
@@ -450,7 +516,8 @@ where
     match result {
         Ok(v) => Ok(v),
         Err(e) => {
-            ctx.conn
+            ctx.tx
+                .conn
                 .execute_batch("ROLLBACK TO job; RELEASE job")
                 .map_err(StoreError::from)?;
             ctx.frames.truncate(frames_before);
@@ -492,7 +559,7 @@ fn writer_loop(
                     let frames_before = frames.len();
                     let head_before = head.clone();
                     let mut ctx = WriteCtx {
-                        conn: &conn,
+                        tx: Tx { conn: &conn },
                         // Stored to the millisecond: answer what a later read returns.
                         now: chrono::SubsecRound::trunc_subsecs(clock.now(), 3),
                         frames: std::mem::take(&mut frames),
@@ -551,7 +618,7 @@ fn writer_loop(
                     let _ = conn.execute_batch("ROLLBACK");
                 }
                 // The chain's head is whatever the database holds now.
-                head = crate::audit::head(&conn).unwrap_or(committed_head);
+                head = audit::head(&Tx { conn: &conn }).unwrap_or(committed_head);
                 let e = Arc::new(e);
                 for c in completions {
                     c(Err(e.clone()));
@@ -562,9 +629,15 @@ fn writer_loop(
     tracing::debug!("database writer stopped");
 }
 
+/// Reads from the database: a health check.
+pub fn ping(tx: &Tx<'_>) -> Result<(), StoreError> {
+    Ok(tx.conn.query_row("SELECT 1", [], |_| Ok(()))?)
+}
+
 /// Reads a value of the `node_meta` table.
-pub fn meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
-    Ok(conn
+pub fn meta(tx: &Tx<'_>, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(tx
+        .conn
         .query_row("SELECT value FROM node_meta WHERE key = ?1", [key], |r| {
             r.get(0)
         })
@@ -583,6 +656,17 @@ pub fn from_millis(ms: i64) -> Result<DateTime<Utc>, StoreError> {
 }
 
 /// Checks a database's schema version without changing it.
-pub fn migrations_check(conn: &Connection) -> Result<i64, StoreError> {
-    migrations::check(conn)
+pub fn migrations_check(tx: &Tx<'_>) -> Result<i64, StoreError> {
+    migrations::check(tx.conn)
+}
+
+/// Writes a value of the `node_meta` table (made once, by `init`).
+pub fn insert_meta(w: &WriteCtx<'_>, key: &str, value: &str) -> Result<(), StoreError> {
+    w.conn()
+        .execute(
+            "INSERT INTO node_meta (key, value) VALUES (?1, ?2)",
+            params![key, value],
+        )
+        .map(drop)
+        .map_err(StoreError::from)
 }

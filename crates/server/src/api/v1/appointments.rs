@@ -15,24 +15,23 @@ use carebridge_protocol::problem::Problem;
 use carebridge_protocol::{AppointmentId, PractitionerId, ProblemType};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use chrono_tz::Tz;
-use rusqlite::Connection;
 
 use crate::api::extract::{Caller, IdempotencyKey, IfMatch, Json, Path, Query};
 use crate::api::idempotency::{self, fingerprint};
 use crate::api::with_etag;
-use crate::appointment::{self, Scope};
 use crate::error::ApiError;
 use crate::events::{Audience, Viewer};
 use crate::node::Node;
-use crate::store::WriteCtx;
-use crate::{kiosk, patient, practitioner, schedule};
+use crate::schedule;
+use crate::store::appointments::{self, Scope};
+use crate::store::{Tx, WriteCtx, kiosks, patients, practitioners, schedules};
 
 /// How far ahead `next_available_from` looks.
 const NEXT_AVAILABLE_DAYS: u32 = 366;
 
 /// Checks that `who` is an enabled doctor.
-fn require_doctor(conn: &Connection, who: PractitionerId) -> Result<(), ApiError> {
-    match practitioner::get(conn, who)? {
+fn require_doctor(tx: &Tx<'_>, who: PractitionerId) -> Result<(), ApiError> {
+    match practitioners::get(tx, who)? {
         Some(p) if p.role == Role::Doctor && !p.disabled => Ok(()),
         _ => Err(ApiError::field(
             "practitioner_id",
@@ -56,9 +55,8 @@ fn decide_time(
     req: &TimeRequest,
     except: Option<AppointmentId>,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
-    let conn = ctx.conn();
     let now = ctx.now();
-    let sched = schedule::get(conn, who)?;
+    let sched = schedules::get(ctx, who)?;
     let (start, end) = match (req.start, req.next_available_from) {
         (Some(_), Some(_)) => {
             return Err(ApiError::field(
@@ -85,7 +83,7 @@ fn decide_time(
                     "the doctor has no working hours set",
                 )
             })?;
-            return schedule::next_free(conn, tz, &s, from.max(now), NEXT_AVAILABLE_DAYS)?
+            return schedule::next_free(ctx, tz, &s, from.max(now), NEXT_AVAILABLE_DAYS)?
                 .ok_or_else(|| {
                     ApiError::new(
                         ProblemType::SlotTaken,
@@ -141,7 +139,7 @@ fn decide_time(
             }
         },
     };
-    if let Some(a) = schedule::absences(conn, who, start, end)?.first() {
+    if let Some(a) = schedules::absences(ctx, who, start, end)?.first() {
         return Err(ApiError::new(
             ProblemType::PractitionerAbsent,
             format!(
@@ -151,7 +149,7 @@ fn decide_time(
         ));
     }
     if req.override_reason.is_none()
-        && appointment::overlapping(conn, who, start, end, except)?.is_some()
+        && appointments::overlapping(ctx, who, start, end, except)?.is_some()
     {
         return Err(ApiError::new(
             ProblemType::SlotTaken,
@@ -233,18 +231,17 @@ pub async fn book_appointment(
         .store
         .write(Some(caller.audit("appointment.book", "")), move |ctx| {
             idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
-                let conn = ctx.conn();
                 let now = ctx.now();
                 if let BookedBy::Kiosk { id } = booked_by
-                    && !kiosk::is_identified(conn, id, req.patient_id, now.timestamp_millis())?
+                    && !kiosks::is_identified(ctx, id, req.patient_id, now.timestamp_millis())?
                 {
                     return Err(ApiError::new(
                         ProblemType::PatientNotIdentified,
                         "the patient must identify at this kiosk (card number and birth date) before booking",
                     ));
                 }
-                require_doctor(conn, req.practitioner_id)?;
-                if patient::get(conn, req.patient_id, "")?.is_none() {
+                require_doctor(ctx, req.practitioner_id)?;
+                if patients::get(ctx, req.patient_id, "")?.is_none() {
                     return Err(ApiError::field("patient_id", "no such patient"));
                 }
                 let (start, end) = decide_time(
@@ -260,7 +257,7 @@ pub async fn book_appointment(
                     None,
                 )?;
                 let id = match req.id {
-                    Some(id) if appointment::get(ctx.conn(), id)?.is_some() => {
+                    Some(id) if appointments::get(ctx, id)?.is_some() => {
                         return Err(ApiError::new(ProblemType::Conflict, "that appointment id is already in use"));
                     }
                     Some(id) => id,
@@ -268,7 +265,7 @@ pub async fn book_appointment(
                 };
                 let a = Appointment {
                     id,
-                    reference: appointment::new_reference(ctx.conn())?,
+                    reference: appointments::new_reference(ctx)?,
                     patient_id: req.patient_id,
                     practitioner_id: req.practitioner_id,
                     start,
@@ -286,7 +283,7 @@ pub async fn book_appointment(
                     created_at: now,
                     updated_at: now,
                 };
-                appointment::insert(ctx.conn(), &a)?;
+                appointments::insert(ctx, &a)?;
                 ctx.set_entity(format!("appointment/{}", a.id));
                 if let Some(r) = &a.override_reason {
                     ctx.set_detail(format!("OVERRIDE (overbooked on purpose): {r}"));
@@ -348,7 +345,7 @@ pub async fn list_appointments(
     let list = node
         .store
         .write(Some(caller.audit("appointment.list", "")), move |ctx| {
-            let list = appointment::list(ctx.conn(), &q, scope)?;
+            let list = appointments::list(ctx, &q, scope)?;
             ctx.set_detail(format!("{} appointments", list.len()));
             Ok::<_, ApiError>(list)
         })
@@ -371,7 +368,7 @@ pub async fn get_appointment(
         .store
         .write(
             Some(caller.audit("appointment.read", format!("appointment/{id}"))),
-            move |ctx| match appointment::get(ctx.conn(), id)? {
+            move |ctx| match appointments::get(ctx, id)? {
                 Some(a) if visible(&c, &a) => Ok(a),
                 _ => Err(ApiError::not_found("appointment")),
             },
@@ -442,7 +439,7 @@ async fn act(
         .write(Some(audit), move |ctx| {
             idempotency::once(ctx, &actor, &key, fp, StatusCode::OK, |ctx| {
                 let now = ctx.now();
-                let mut a = appointment::get(ctx.conn(), id)?
+                let mut a = appointments::get(ctx, id)?
                     .ok_or_else(|| ApiError::not_found("appointment"))?;
                 match c.viewer {
                     Viewer::Staff {
@@ -466,8 +463,8 @@ async fn act(
                         ));
                     }
                     Viewer::Kiosk { id: device } => {
-                        if !kiosk::is_identified(
-                            ctx.conn(),
+                        if !kiosks::is_identified(
+                            ctx,
                             device,
                             a.patient_id,
                             now.timestamp_millis(),
@@ -543,7 +540,7 @@ async fn act(
                 a.status = next;
                 a.version += 1;
                 a.updated_at = now;
-                appointment::update(ctx.conn(), &a)?;
+                appointments::update(ctx, &a)?;
                 ctx.emit(EventKind::AppointmentUpdated, Audience::appointment(&a), &a)?;
                 Ok(a)
             })

@@ -22,7 +22,7 @@ pub async fn list_audit(
     let list = node
         .store
         .write(Some(caller.audit("audit.read", "")), move |ctx| {
-            crate::audit::list(ctx.conn(), &q).map_err(ApiError::from)
+            crate::store::audit::list(ctx, &q).map_err(ApiError::from)
         })
         .await?;
     Ok(axum::Json(list))

@@ -19,19 +19,17 @@ use bytes::Bytes;
 use carebridge_protocol::ProblemType;
 use carebridge_protocol::event::RESET_EVENT;
 use futures_util::FutureExt;
-use rusqlite::params;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::extract::Caller;
+use crate::connection::ConnectionControl;
 use crate::error::ApiError;
 use crate::events::Frame;
-use crate::events::{Audience, Subscription, Viewer};
+use crate::events::{Subscription, Viewer};
 use crate::node::Node;
-use crate::serve::ConnectionControl;
-use crate::session;
-use crate::store::StoreError;
+use crate::store::{events, sessions};
 
 const PAGE: i64 = 256;
 
@@ -127,7 +125,7 @@ async fn open_stream(
                 Some(n) => format!("live stream from {source}, resuming after event {n}"),
                 None => format!("live stream from {source}"),
             });
-            session::lookup(ctx.conn(), &hash, now).map_err(ApiError::from)
+            sessions::lookup(ctx, &hash, now).map_err(ApiError::from)
         })
         .await?;
     if still.is_none() {
@@ -138,12 +136,7 @@ async fn open_stream(
     }
     let oldest: i64 = node
         .store
-        .read(|c| {
-            c.query_row("SELECT MIN(id) FROM events", [], |r| {
-                r.get::<_, Option<i64>>(0)
-            })
-            .map_err(|e| ApiError::from(StoreError::from(e)))
-        })
+        .read(|tx| events::oldest(tx).map_err(ApiError::from))
         .await?
         .unwrap_or(head + 1);
     let mut backlog = VecDeque::new();
@@ -243,47 +236,23 @@ impl StreamState {
         let rows = self
             .node
             .store
-            .read(move |c| {
-                let mut st = c
-                    .prepare_cached(
-                        "SELECT id, kind, data, aud_roles, aud_practitioner, aud_kiosk FROM events
-                         WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
-                    )
-                    .map_err(StoreError::from)?;
-                let mut rows = st
-                    .query(params![from, to, PAGE])
-                    .map_err(StoreError::from)?;
-                let mut out = Vec::new();
-                while let Some(r) = rows.next().map_err(StoreError::from)? {
-                    let id: i64 = r.get(0).map_err(StoreError::from)?;
-                    let kind: String = r.get(1).map_err(StoreError::from)?;
-                    let data: String = r.get(2).map_err(StoreError::from)?;
-                    let p: Option<String> = r.get(4).map_err(StoreError::from)?;
-                    let k: Option<String> = r.get(5).map_err(StoreError::from)?;
-                    let audience = Audience {
-                        roles: r.get(3).map_err(StoreError::from)?,
-                        practitioner: p.and_then(|s| s.parse().ok()),
-                        kiosk: k.and_then(|s| s.parse().ok()),
-                    };
-                    out.push((id, kind, data, audience));
-                }
-                Ok::<_, ApiError>(out)
-            })
+            .read(move |tx| events::page(tx, from, to, PAGE).map_err(ApiError::from))
             .await?;
         // Committed ids have no gaps, so a gap means the log was pruned under this replay:
         // the client cannot be given what it missed and must re-read.
-        if rows.first().is_none_or(|r| r.0 != from + 1) {
+        if rows.first().is_none_or(|r| r.id != from + 1) {
             self.backlog.push_back(Bytes::from(format!(
                 "id: {to}\nevent: {RESET_EVENT}\ndata: {{\"head\":{to}}}\n\n"
             )));
             self.advance(to);
             return Ok(());
         }
-        for (id, kind, data, audience) in rows {
-            if audience.admits(&self.viewer) {
-                self.backlog.push_back(Frame::encode(id, &kind, &data));
+        for e in rows {
+            if e.audience.admits(&self.viewer) {
+                self.backlog
+                    .push_back(Frame::encode(e.id, &e.kind, &e.data));
             }
-            self.advance(id);
+            self.advance(e.id);
         }
         Ok(())
     }

@@ -20,8 +20,9 @@ use crate::api::extract::{Caller, IdempotencyKey, Json, Path, Query};
 use crate::api::idempotency::{self, fingerprint};
 use crate::config::NodeKind;
 use crate::error::ApiError;
-use crate::federation::{peer, received, sharing, transmission, updates};
+use crate::federation::{sharing, updates};
 use crate::node::Node;
+use crate::store::federation::{consents, peers, received, transmissions};
 
 /// The peers this node exchanges with (no keys).
 #[utoipa::path(get, path = "/peers", tag = "exchange", security(("bearer" = [])),
@@ -33,7 +34,7 @@ pub async fn list_peers(
     caller.staff(&[Role::Doctor, Role::Admin, Role::Reviewer])?;
     let list = node
         .store
-        .read(|c| peer::list(c).map_err(ApiError::from))
+        .read(|c| peers::list(c).map_err(ApiError::from))
         .await?;
     Ok(axum::Json(
         list.into_iter()
@@ -64,7 +65,7 @@ pub async fn list_consents(
         .store
         .write(
             Some(caller.audit("consent.list", format!("patient/{id}"))),
-            move |ctx| Ok::<_, ApiError>(sharing::consents(ctx.conn(), id)?),
+            move |ctx| Ok::<_, ApiError>(consents::list(ctx, id)?),
         )
         .await?;
     Ok(axum::Json(list))
@@ -177,7 +178,7 @@ pub async fn list_transmissions(
     caller.staff(&[Role::Doctor, Role::Admin])?;
     let list = node
         .store
-        .read(move |c| transmission::list(c, q.patient_id, 200).map_err(ApiError::from))
+        .read(move |c| transmissions::list(c, q.patient_id, 200).map_err(ApiError::from))
         .await?;
     Ok(axum::Json(list))
 }
@@ -193,7 +194,7 @@ pub async fn list_received(
     let list = node
         .store
         .write(Some(caller.audit("received.list", "")), |ctx| {
-            let list = received::list(ctx.conn(), 200)?;
+            let list = received::list(ctx, 200)?;
             ctx.set_detail(format!("{} received", list.len()));
             Ok::<_, ApiError>(list)
         })
@@ -217,8 +218,7 @@ pub async fn get_received(
         .write(
             Some(caller.audit("received.read", format!("received/{name}"))),
             move |ctx| {
-                received::get(ctx.conn(), &name)?
-                    .ok_or_else(|| ApiError::not_found("received payload"))
+                received::get(ctx, &name)?.ok_or_else(|| ApiError::not_found("received payload"))
             },
         )
         .await?;

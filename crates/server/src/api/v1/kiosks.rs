@@ -17,7 +17,7 @@ use crate::api::extract::{Caller, IdempotencyKey, Json, Path};
 use crate::api::idempotency::{self, fingerprint};
 use crate::error::ApiError;
 use crate::node::Node;
-use crate::{kiosk, session};
+use crate::store::{kiosks, sessions};
 
 /// Lists kiosk devices (admins only).
 #[utoipa::path(get, path = "/kiosks", tag = "kiosks", security(("bearer" = [])),
@@ -29,7 +29,7 @@ pub async fn list_kiosks(
     caller.staff(&[Role::Admin])?;
     Ok(axum::Json(
         node.store
-            .read(|c| kiosk::list(c).map_err(ApiError::from))
+            .read(|c| kiosks::list(c).map_err(ApiError::from))
             .await?,
     ))
 }
@@ -64,7 +64,7 @@ pub async fn register_kiosk(
                     revoked: false,
                     registered_at: ctx.now(),
                 };
-                kiosk::insert(ctx.conn(), &device, &secret)?;
+                kiosks::insert(ctx, &device, &secret)?;
                 ctx.set_entity(format!("kiosk/{}", device.id));
                 ctx.set_detail(device.label.clone());
                 Ok(KioskRegistration { device, secret })
@@ -89,10 +89,10 @@ pub async fn revoke_kiosk(
         .write(
             Some(caller.audit("kiosk.revoke", format!("kiosk/{id}"))),
             move |ctx| {
-                if !kiosk::revoke(ctx.conn(), id)? {
+                if !kiosks::revoke(ctx, id)? {
                     return Err(ApiError::not_found("kiosk device"));
                 }
-                let n = session::delete_for_principal(ctx.conn(), id.0)?;
+                let n = sessions::delete_for_principal(ctx, id.0)?;
                 ctx.set_detail(format!("{n} session(s) ended"));
                 Ok(())
             },

@@ -17,11 +17,12 @@ use carebridge_protocol::{PatientId, ProblemType};
 use crate::api::extract::{Caller, IdempotencyKey, IfMatch, Json, Path, Query};
 use crate::api::idempotency::{self, fingerprint};
 use crate::api::with_etag;
-use crate::appointment::{self, Scope};
 use crate::error::ApiError;
 use crate::events::Audience;
 use crate::node::Node;
-use crate::{kiosk, patient, schedule};
+use crate::schedule;
+use crate::store::appointments::{self, Scope};
+use crate::store::{kiosks, patients};
 
 const CLINICAL: &[Role] = &[Role::Doctor, Role::Reception];
 
@@ -51,9 +52,8 @@ pub async fn register_patient(
         .store
         .write(Some(caller.audit("patient.create", "")), move |ctx| {
             idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
-                let conn = ctx.conn();
                 if !req.confirm_duplicate {
-                    let same = patient::same_person(conn, &req.family_name, &req.given_name, req.birth_date, &name)?;
+                    let same = patients::same_person(ctx, &req.family_name, &req.given_name, req.birth_date, &name)?;
                     if !same.is_empty() {
                         let mut p = Problem::new(
                             ProblemType::PossibleDuplicate,
@@ -68,16 +68,16 @@ pub async fn register_patient(
                 }
                 let card = match &req.card_number {
                     Some(c) => {
-                        if patient::card_taken(conn, c, None)? {
+                        if patients::card_taken(ctx, c, None)? {
                             return Err(ApiError::new(ProblemType::Conflict, "that card number belongs to another patient"));
                         }
                         c.clone()
                     }
-                    None => patient::issue_card_number(conn)?,
+                    None => patients::issue_card_number(ctx)?,
                 };
                 let now = ctx.now();
                 let id = match req.id {
-                    Some(id) if patient::get(conn, id, &name)?.is_some() => {
+                    Some(id) if patients::get(ctx, id, &name)?.is_some() => {
                         return Err(ApiError::new(ProblemType::Conflict, "that patient id is already in use"));
                     }
                     Some(id) => id,
@@ -96,7 +96,7 @@ pub async fn register_patient(
                     created_at: now,
                     updated_at: now,
                 };
-                patient::insert(conn, &p)?;
+                patients::insert(ctx, &p)?;
                 ctx.set_entity(format!("patient/{id}"));
                 if req.confirm_duplicate {
                     ctx.set_detail("registered despite a possible duplicate, confirmed by staff");
@@ -131,7 +131,7 @@ pub async fn search_patients(
     let list = node
         .store
         .write(Some(caller.audit("patient.search", "")), move |ctx| {
-            let list = patient::search(ctx.conn(), &q, &name)?;
+            let list = patients::search(ctx, &q, &name)?;
             // Which criteria, not their values: admins read the trail, and a card number with a
             // birth date is what identifies a patient at a kiosk.
             let by: Vec<&str> = [
@@ -165,9 +165,7 @@ pub async fn get_patient(
         .store
         .write(
             Some(caller.audit("patient.read", format!("patient/{id}"))),
-            move |ctx| {
-                patient::get(ctx.conn(), id, &name)?.ok_or_else(|| ApiError::not_found("patient"))
-            },
+            move |ctx| patients::get(ctx, id, &name)?.ok_or_else(|| ApiError::not_found("patient")),
         )
         .await?;
     Ok(with_etag(StatusCode::OK, p.version, p))
@@ -201,12 +199,11 @@ pub async fn update_patient(
             Some(caller.audit("patient.update", format!("patient/{id}"))),
             move |ctx| {
                 idempotency::once(ctx, &actor, &key, fp, StatusCode::OK, |ctx| {
-                    let conn = ctx.conn();
-                    let mut p = patient::get(conn, id, &name)?
+                    let mut p = patients::get(ctx, id, &name)?
                         .ok_or_else(|| ApiError::not_found("patient"))?;
                     if_match.require(&p, p.version)?;
                     if let Some(c) = &req.card_number
-                        && patient::card_taken(conn, c, Some(id))?
+                        && patients::card_taken(ctx, c, Some(id))?
                     {
                         return Err(ApiError::new(
                             ProblemType::Conflict,
@@ -240,7 +237,7 @@ pub async fn update_patient(
                     }
                     p.version += 1;
                     p.updated_at = ctx.now();
-                    patient::update(conn, &p)?;
+                    patients::update(ctx, &p)?;
                     ctx.set_detail(format!("changed: {}", changed.join(", ")));
                     ctx.emit(EventKind::PatientUpdated, Audience::clinical_staff(), &p)?;
                     Ok(p)
@@ -275,9 +272,8 @@ pub async fn identify_kiosk_patient(
     let result = node
         .store
         .write(Some(caller.audit("patient.identify", "")), move |ctx| {
-            let conn = ctx.conn();
             let card = req.card_number.trim().to_uppercase();
-            let p = patient::by_card(conn, &card, req.birth_date, &name)?.ok_or_else(|| {
+            let p = patients::by_card(ctx, &card, req.birth_date, &name)?.ok_or_else(|| {
                 ApiError::new(
                     ProblemType::NotFound,
                     "no patient matches that card number and birth date",
@@ -285,14 +281,14 @@ pub async fn identify_kiosk_patient(
             })?;
             ctx.set_entity(format!("patient/{}", p.id));
             let now = ctx.now();
-            kiosk::record_identification(ctx.conn(), device, p.id, now.timestamp_millis())?;
+            kiosks::record_identification(ctx, device, p.id, now.timestamp_millis())?;
             let (from, to) = schedule::date_bounds(
                 tz,
                 schedule::local_date(tz, now),
                 schedule::local_date(tz, now),
             );
-            let today = appointment::list(
-                ctx.conn(),
+            let today = appointments::list(
+                ctx,
                 &AppointmentQuery {
                     from: Some(from),
                     to: Some(to),

@@ -20,7 +20,8 @@ use crate::config::NodeKind;
 use crate::error::ApiError;
 use crate::events::Viewer;
 use crate::node::Node;
-use crate::{practitioner, session};
+use crate::practitioner;
+use crate::store::{practitioners, sessions};
 
 /// Which accounts to list.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -53,7 +54,7 @@ pub async fn list_practitioners(
     );
     let list = node
         .store
-        .read(move |c| practitioner::list(c, role).map_err(ApiError::from))
+        .read(move |c| practitioners::list(c, role).map_err(ApiError::from))
         .await?
         .into_iter()
         .filter(|p| admin || !p.disabled)
@@ -112,7 +113,7 @@ pub async fn create_practitioner(
         .store
         .write(Some(caller.audit("practitioner.create", "")), move |ctx| {
             idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
-                if practitioner::username_taken(ctx.conn(), &username)? {
+                if practitioners::username_taken(ctx, &username)? {
                     return Err(ApiError::new(
                         ProblemType::Conflict,
                         format!("the username {username:?} is taken"),
@@ -126,7 +127,7 @@ pub async fn create_practitioner(
                     disabled: false,
                     version: 1,
                 };
-                practitioner::insert(ctx.conn(), &p, &hash, ctx.now().timestamp_millis())?;
+                practitioners::insert(ctx, &p, &hash, ctx.now().timestamp_millis())?;
                 ctx.set_entity(format!("practitioner/{}", p.id));
                 ctx.set_detail(format!("{} as {}", p.username, p.role.as_str()));
                 Ok(p)
@@ -180,8 +181,8 @@ pub async fn update_practitioner(
         .write(
             Some(caller.audit("practitioner.update", format!("practitioner/{id}"))),
             move |ctx| {
-                let mut p = practitioner::get(ctx.conn(), id)?
-                    .ok_or_else(|| ApiError::not_found("account"))?;
+                let mut p =
+                    practitioners::get(ctx, id)?.ok_or_else(|| ApiError::not_found("account"))?;
                 if_match.check(&p, p.version)?;
                 let mut what = Vec::new();
                 if let Some(d) = req.disabled {
@@ -196,9 +197,9 @@ pub async fn update_practitioner(
                     what.push("password reset");
                 }
                 p.version += 1;
-                practitioner::update(ctx.conn(), &p, hash.as_deref())?;
+                practitioners::update(ctx, &p, hash.as_deref())?;
                 let ended = if p.disabled || hash.is_some() {
-                    session::delete_for_principal(ctx.conn(), id.0)?
+                    sessions::delete_for_principal(ctx, id.0)?
                 } else {
                     0
                 };

@@ -25,7 +25,7 @@ use crate::api::with_etag;
 use crate::error::ApiError;
 use crate::events::Audience;
 use crate::node::Node;
-use crate::{patient, report};
+use crate::store::{patients, reports};
 
 const DOCTORS: &[Role] = &[Role::Doctor];
 
@@ -66,10 +66,10 @@ pub async fn create_report(
             Some(caller.audit("report.create", format!("report/{id}"))),
             move |ctx| {
                 idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
-                    if patient::get(ctx.conn(), req.patient_id, &name)?.is_none() {
+                    if patients::get(ctx, req.patient_id, &name)?.is_none() {
                         return Err(ApiError::field("patient_id", "no such patient"));
                     }
-                    if report::exists(ctx.conn(), id)? {
+                    if reports::exists(ctx, id)? {
                         return Err(ApiError::new(
                             ProblemType::Conflict,
                             "a report with that id already exists",
@@ -90,7 +90,7 @@ pub async fn create_report(
                         created_at: now,
                         updated_at: now,
                     };
-                    report::put(ctx.conn(), &r)?;
+                    reports::put(ctx, &r)?;
                     ctx.set_detail(format!("draft for patient/{}", r.patient_id));
                     ctx.emit(EventKind::ReportCreated, Audience::doctors(), &r)?;
                     Ok(r)
@@ -117,7 +117,7 @@ pub async fn list_reports(
     let list = node
         .store
         .write(Some(caller.audit("report.list", entity)), move |ctx| {
-            let list = report::list(ctx.conn(), &q)?;
+            let list = reports::list(ctx, &q)?;
             ctx.set_detail(format!("{} reports", list.len()));
             Ok::<_, ApiError>(list)
         })
@@ -140,7 +140,7 @@ pub async fn get_report(
         .store
         .write(
             Some(caller.audit("report.read", format!("report/{id}"))),
-            move |ctx| report::get(ctx.conn(), id)?.ok_or_else(|| ApiError::not_found("report")),
+            move |ctx| reports::get(ctx, id)?.ok_or_else(|| ApiError::not_found("report")),
         )
         .await?;
     Ok(with_etag(StatusCode::OK, r.version, r))
@@ -162,10 +162,10 @@ pub async fn list_report_revisions(
         .write(
             Some(caller.audit("report.revisions", format!("report/{id}"))),
             move |ctx| {
-                if !report::exists(ctx.conn(), id)? {
+                if !reports::exists(ctx, id)? {
                     return Err(ApiError::not_found("report"));
                 }
-                Ok(report::revisions(ctx.conn(), id)?)
+                Ok(reports::revisions(ctx, id)?)
             },
         )
         .await?;
@@ -324,8 +324,7 @@ async fn act(
         .store
         .write(Some(audit), move |ctx| {
             idempotency::once(ctx, &actor, &key, fp, StatusCode::OK, |ctx| {
-                let mut r =
-                    report::get(ctx.conn(), id)?.ok_or_else(|| ApiError::not_found("report"))?;
+                let mut r = reports::get(ctx, id)?.ok_or_else(|| ApiError::not_found("report"))?;
                 let drafting = matches!(action, ReportAction::SaveDraft | ReportAction::Finalise)
                     || r.status == ReportStatus::Preliminary;
                 if drafting && r.author_id != me {
@@ -383,8 +382,8 @@ async fn act(
                         content: &r.content,
                     }
                     .sign(signer.name(), &signer.signing_key, now);
-                    report::add_revision(
-                        ctx.conn(),
+                    reports::add_revision(
+                        ctx,
                         r.id,
                         &ReportRevision {
                             revision,
@@ -405,7 +404,7 @@ async fn act(
                 r.status = next;
                 r.version += 1;
                 r.updated_at = now;
-                report::put(ctx.conn(), &r)?;
+                reports::put(ctx, &r)?;
                 ctx.emit(EventKind::ReportUpdated, Audience::doctors(), &r)?;
                 Ok(r)
             })
@@ -443,10 +442,9 @@ pub async fn get_report_pdf(
         .write(
             Some(caller.audit("report.export-pdf", entity)),
             move |ctx| {
-                let r =
-                    report::get(ctx.conn(), id)?.ok_or_else(|| ApiError::not_found("report"))?;
-                let revisions = report::revisions(ctx.conn(), id)?;
-                let patient = patient::get(ctx.conn(), r.patient_id, &name)?
+                let r = reports::get(ctx, id)?.ok_or_else(|| ApiError::not_found("report"))?;
+                let revisions = reports::revisions(ctx, id)?;
+                let patient = patients::get(ctx, r.patient_id, &name)?
                     .ok_or_else(|| ApiError::not_found("patient"))?;
                 if let Some(n) = q.revision {
                     if !revisions.iter().any(|x| x.revision == n) {

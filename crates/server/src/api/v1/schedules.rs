@@ -21,11 +21,12 @@ use uuid::Uuid;
 use crate::api::extract::{Caller, IdempotencyKey, IfMatch, Json, Path, Query};
 use crate::api::idempotency::{self, fingerprint};
 use crate::api::with_etag;
-use crate::appointment::{self, Scope};
 use crate::error::ApiError;
 use crate::events::{Audience, ROLE_DOCTOR, ROLE_RECEPTION, Viewer};
 use crate::node::Node;
 use crate::schedule;
+use crate::store::appointments::{self, Scope};
+use crate::store::{practitioners, schedules};
 
 /// Admins and reception manage every doctor's schedule; a doctor their own.
 fn may_manage(caller: &Caller, who: PractitionerId) -> Result<(), ApiError> {
@@ -78,7 +79,7 @@ pub async fn get_schedule(
 ) -> Result<impl IntoResponse, ApiError> {
     let s = node
         .store
-        .read(move |c| schedule::get(c, id).map_err(ApiError::from))
+        .read(move |c| schedules::get(c, id).map_err(ApiError::from))
         .await?
         .ok_or_else(|| ApiError::not_found("schedule"))?;
     Ok(with_etag(StatusCode::OK, s.version, s))
@@ -104,11 +105,11 @@ pub async fn put_schedule(
         .write(
             Some(caller.audit("schedule.update", format!("practitioner/{id}"))),
             move |ctx| {
-                match crate::practitioner::get(ctx.conn(), id)? {
+                match practitioners::get(ctx, id)? {
                     Some(p) if p.role == Role::Doctor => {}
                     _ => return Err(ApiError::not_found("doctor")),
                 }
-                let old = schedule::get(ctx.conn(), id)?;
+                let old = schedules::get(ctx, id)?;
                 let version = match &old {
                     Some(o) => {
                         if_match.check(o, o.version)?;
@@ -122,7 +123,7 @@ pub async fn put_schedule(
                     hours: req.hours,
                     version,
                 };
-                schedule::put(ctx.conn(), &s)?;
+                schedules::put(ctx, &s)?;
                 ctx.emit(EventKind::ScheduleUpdated, schedule_audience(id), &s)?;
                 Ok(s)
             },
@@ -164,7 +165,7 @@ pub async fn create_absence(
             Some(caller.audit("absence.create", format!("practitioner/{id}"))),
             move |ctx| {
                 idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
-                    match crate::practitioner::get(ctx.conn(), id)? {
+                    match practitioners::get(ctx, id)? {
                         Some(p) if p.role == Role::Doctor => {}
                         _ => return Err(ApiError::not_found("doctor")),
                     }
@@ -176,9 +177,9 @@ pub async fn create_absence(
                         end: req.end.trunc_subsecs(3),
                         reason: req.reason.trim().to_owned(),
                     };
-                    schedule::insert_absence(ctx.conn(), &absence)?;
-                    let affected: Vec<_> = appointment::list(
-                        ctx.conn(),
+                    schedules::insert_absence(ctx, &absence)?;
+                    let affected: Vec<_> = appointments::list(
+                        ctx,
                         &AppointmentQuery {
                             from: Some(req.start - schedule::MAX_APPOINTMENT),
                             to: Some(req.end),
@@ -237,7 +238,7 @@ pub async fn list_slots(
     let slots = node
         .store
         .read(move |c| {
-            let Some(s) = schedule::get(c, id)? else {
+            let Some(s) = schedules::get(c, id)? else {
                 return Ok(Vec::new());
             };
             schedule::slots(c, tz, &s, q.from, q.to).map_err(ApiError::from)

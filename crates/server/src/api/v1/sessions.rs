@@ -14,7 +14,8 @@ use crate::error::ApiError;
 use crate::events::Viewer;
 use crate::node::Node;
 use crate::store::AuditDraft;
-use crate::{kiosk, practitioner, session};
+use crate::store::{kiosks, practitioners, sessions};
+use crate::{practitioner, session};
 
 fn refused() -> ApiError {
     ApiError::new(ProblemType::Unauthenticated, "wrong username or password")
@@ -41,7 +42,7 @@ pub async fn create_session(
     let username = account_key.clone();
     let creds = node
         .store
-        .read(move |c| practitioner::by_username(c, &username).map_err(ApiError::from))
+        .read(move |c| practitioners::by_username(c, &username).map_err(ApiError::from))
         .await?;
     let password = req.password;
     let (creds, ok) = tokio::task::spawn_blocking(move || {
@@ -89,7 +90,7 @@ pub async fn create_session(
                 id: p.id,
                 role: p.role,
             };
-            session::insert(ctx.conn(), &hash, &viewer, now, expires_at)?;
+            sessions::insert(ctx, &hash, &viewer, now, expires_at)?;
             Ok((token, expires_at, p))
         })
         .await?;
@@ -132,10 +133,10 @@ pub async fn create_kiosk_session(
     let id = req.device_id;
     let device = node
         .store
-        .read(move |c| kiosk::get(c, id).map_err(ApiError::from))
+        .read(move |c| kiosks::get(c, id).map_err(ApiError::from))
         .await?;
     let accepted = match device {
-        Some((d, hash)) if !d.revoked && hash == kiosk::secret_hash(&req.secret) => Some(d),
+        Some((d, hash)) if !d.revoked && hash == kiosks::secret_hash(&req.secret) => Some(d),
         _ => None,
     };
     if accepted.is_none() {
@@ -161,13 +162,7 @@ pub async fn create_kiosk_session(
             let (token, hash) = session::new_token();
             let now = ctx.now();
             let expires_at = now + chrono::Duration::days(days);
-            session::insert(
-                ctx.conn(),
-                &hash,
-                &Viewer::Kiosk { id: d.id },
-                now,
-                expires_at,
-            )?;
+            sessions::insert(ctx, &hash, &Viewer::Kiosk { id: d.id }, now, expires_at)?;
             Ok((token, expires_at, d))
         })
         .await?;
@@ -197,7 +192,7 @@ pub async fn delete_current_session(
     let hash = caller.session;
     node.store
         .write(Some(caller.audit("session.delete", "")), move |ctx| {
-            session::delete(ctx.conn(), &hash)?;
+            sessions::delete(ctx, &hash)?;
             Ok::<_, ApiError>(())
         })
         .await?;

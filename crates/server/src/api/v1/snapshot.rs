@@ -16,7 +16,7 @@ use utoipa::IntoParams;
 use crate::api::extract::{Caller, Query};
 use crate::error::ApiError;
 use crate::node::Node;
-use crate::snapshot::{self, Cursor};
+use crate::store::snapshot::{self, Cursor};
 
 /// Lines are sent in chunks of about this size.
 const CHUNK: usize = 64 * 1024;

@@ -103,8 +103,9 @@ pub fn check(file: &Path, key: &DbKey) -> Result<BackupSummary, NodeError> {
             integrity.join("; ")
         )));
     }
-    let schema = crate::store::migrations_check(&conn)?;
-    let verified = crate::audit::verify(&conn)?.map_err(|e| {
+    let tx = crate::store::Tx { conn: &conn };
+    let schema = crate::store::migrations_check(&tx)?;
+    let verified = crate::store::audit::verify(&tx)?.map_err(|e| {
         NodeError::Invalid(format!(
             "{}: the audit chain is broken: {e}",
             file.display()

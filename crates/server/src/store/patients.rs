@@ -4,9 +4,9 @@ use carebridge_protocol::PatientId;
 use carebridge_protocol::patient::{Patient, PatientSearch, search_key};
 use chrono::NaiveDate;
 use rand::Rng;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, params};
 
-use crate::store::{StoreError, from_millis};
+use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
 /// The columns [`from_row`] reads, in its order.
 pub const COLUMNS: &str = "id, family_name, given_name, birth_date, phone, email, card_number, version, created_at, updated_at";
@@ -35,20 +35,22 @@ pub fn from_row(r: &Row<'_>, node: &str) -> Result<Patient, StoreError> {
 }
 
 /// Reads one patient.
-pub fn get(conn: &Connection, id: PatientId, node: &str) -> Result<Option<Patient>, StoreError> {
-    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM patients WHERE id = ?1"))?;
+pub fn get(tx: &Tx<'_>, id: PatientId, node: &str) -> Result<Option<Patient>, StoreError> {
+    let mut st = tx
+        .conn()
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM patients WHERE id = ?1"))?;
     let mut rows = st.query([id.to_string()])?;
     rows.next()?.map(|r| from_row(r, node)).transpose()
 }
 
 /// Finds a patient by card number and birth date (a kiosk's identification).
 pub fn by_card(
-    conn: &Connection,
+    tx: &Tx<'_>,
     card: &str,
     birth: NaiveDate,
     node: &str,
 ) -> Result<Option<Patient>, StoreError> {
-    let mut st = conn.prepare_cached(&format!(
+    let mut st = tx.conn().prepare_cached(&format!(
         "SELECT {COLUMNS} FROM patients WHERE card_number = ?1 AND birth_date = ?2"
     ))?;
     let mut rows = st.query(params![card, birth.to_string()])?;
@@ -57,13 +59,13 @@ pub fn by_card(
 
 /// Patients with the same name and birth date (case-insensitive), for the duplicate check.
 pub fn same_person(
-    conn: &Connection,
+    tx: &Tx<'_>,
     family: &str,
     given: &str,
     birth: NaiveDate,
     node: &str,
 ) -> Result<Vec<Patient>, StoreError> {
-    let mut st = conn.prepare_cached(&format!(
+    let mut st = tx.conn().prepare_cached(&format!(
         "SELECT {COLUMNS} FROM patients WHERE family_key = ?1 AND given_key = ?2 AND birth_date = ?3 LIMIT 20"
     ))?;
     let mut rows = st.query(params![
@@ -79,12 +81,9 @@ pub fn same_person(
 }
 
 /// Whether a card number is in use by another patient.
-pub fn card_taken(
-    conn: &Connection,
-    card: &str,
-    except: Option<PatientId>,
-) -> Result<bool, StoreError> {
-    Ok(conn
+pub fn card_taken(tx: &Tx<'_>, card: &str, except: Option<PatientId>) -> Result<bool, StoreError> {
+    Ok(tx
+        .conn()
         .prepare_cached("SELECT id FROM patients WHERE card_number = ?1")?
         .query_row([card], |r| r.get::<_, String>(0))
         .optional()?
@@ -92,19 +91,19 @@ pub fn card_taken(
 }
 
 /// A fresh card number nobody holds: 10 digits.
-pub fn issue_card_number(conn: &Connection) -> Result<String, StoreError> {
+pub fn issue_card_number(tx: &Tx<'_>) -> Result<String, StoreError> {
     let mut rng = rand::thread_rng();
     loop {
         let card = format!("{:010}", rng.gen_range(1_000_000_000u64..10_000_000_000));
-        if !card_taken(conn, &card, None)? {
+        if !card_taken(tx, &card, None)? {
             return Ok(card);
         }
     }
 }
 
 /// Inserts a new patient.
-pub fn insert(conn: &Connection, p: &Patient) -> Result<(), StoreError> {
-    conn.prepare_cached(
+pub fn insert(w: &WriteCtx<'_>, p: &Patient) -> Result<(), StoreError> {
+    w.conn().prepare_cached(
         "INSERT INTO patients (id, family_name, given_name, family_key, given_key, birth_date, phone, email,
                                card_number, version, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -127,8 +126,8 @@ pub fn insert(conn: &Connection, p: &Patient) -> Result<(), StoreError> {
 }
 
 /// Writes a changed patient (its version already bumped).
-pub fn update(conn: &Connection, p: &Patient) -> Result<(), StoreError> {
-    conn.prepare_cached(
+pub fn update(w: &WriteCtx<'_>, p: &Patient) -> Result<(), StoreError> {
+    w.conn().prepare_cached(
         "UPDATE patients SET family_name = ?2, given_name = ?3, family_key = ?4, given_key = ?5, birth_date = ?6,
                 phone = ?7, email = ?8, card_number = ?9, version = ?10, updated_at = ?11
          WHERE id = ?1",
@@ -157,11 +156,7 @@ fn prefix_end(prefix: &str) -> String {
 
 /// Searches patients; every given criterion must match. Uses the name, birth-date and card
 /// indexes (a name prefix is a range scan, not a LIKE).
-pub fn search(
-    conn: &Connection,
-    q: &PatientSearch,
-    node: &str,
-) -> Result<Vec<Patient>, StoreError> {
+pub fn search(tx: &Tx<'_>, q: &PatientSearch, node: &str) -> Result<Vec<Patient>, StoreError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let name = q.name.as_deref().map(search_key).filter(|n| !n.is_empty());
     let mut sql = format!("SELECT {COLUMNS} FROM patients WHERE 1 = 1");
@@ -186,7 +181,7 @@ pub fn search(
     sql.push_str(&format!(
         " ORDER BY family_key, given_key, id LIMIT {limit}"
     ));
-    let mut st = conn.prepare_cached(&sql)?;
+    let mut st = tx.conn().prepare_cached(&sql)?;
     let mut rows = st.query(rusqlite::params_from_iter(args.iter()))?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {

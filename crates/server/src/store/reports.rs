@@ -5,9 +5,9 @@ use carebridge_protocol::report::{
     Report, ReportContent, ReportQuery, ReportRevision, ReportSignature, ReportStatus,
 };
 use carebridge_protocol::{PatientId, ReportId};
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Row, params};
 
-use crate::store::{StoreError, from_millis};
+use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
 /// The columns [`from_row`] reads, in its order.
 pub const COLUMNS: &str = "id, patient_id, author_id, author_name, status, title, findings, conclusion, codes, \
@@ -58,27 +58,30 @@ pub fn from_row(r: &Row<'_>) -> Result<Report, StoreError> {
 }
 
 /// Reads one report's current state.
-pub fn get(conn: &Connection, id: ReportId) -> Result<Option<Report>, StoreError> {
-    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM reports WHERE id = ?1"))?;
+pub fn get(tx: &Tx<'_>, id: ReportId) -> Result<Option<Report>, StoreError> {
+    let mut st = tx
+        .conn()
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM reports WHERE id = ?1"))?;
     let mut rows = st.query([id.to_string()])?;
     rows.next()?.map(from_row).transpose()
 }
 
 /// Whether the id is taken.
-pub fn exists(conn: &Connection, id: ReportId) -> Result<bool, StoreError> {
-    Ok(conn
+pub fn exists(tx: &Tx<'_>, id: ReportId) -> Result<bool, StoreError> {
+    Ok(tx
+        .conn()
         .prepare_cached("SELECT 1 FROM reports WHERE id = ?1")?
         .exists([id.to_string()])?)
 }
 
 /// Writes a report's current state, inserting or replacing it.
-pub fn put(conn: &Connection, r: &Report) -> Result<(), StoreError> {
+pub fn put(w: &WriteCtx<'_>, r: &Report) -> Result<(), StoreError> {
     let signature = r
         .signature
         .as_ref()
         .map(serde_json::to_string)
         .transpose()?;
-    conn.prepare_cached(&format!(
+    w.conn().prepare_cached(&format!(
         "INSERT INTO reports ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
          ON CONFLICT (id) DO UPDATE SET author_id = excluded.author_id, author_name = excluded.author_name,
              status = excluded.status, title = excluded.title, findings = excluded.findings,
@@ -108,11 +111,11 @@ pub fn put(conn: &Connection, r: &Report) -> Result<(), StoreError> {
 
 /// Appends a signed revision (the table refuses changes to existing ones).
 pub fn add_revision(
-    conn: &Connection,
+    w: &WriteCtx<'_>,
     id: ReportId,
     rev: &ReportRevision,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
+    w.conn().prepare_cached(
         "INSERT INTO report_revisions (report_id, revision, status, title, findings, conclusion, codes,
              author_id, author_name, signature)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -133,8 +136,8 @@ pub fn add_revision(
 }
 
 /// Every signed revision of a report, oldest first.
-pub fn revisions(conn: &Connection, id: ReportId) -> Result<Vec<ReportRevision>, StoreError> {
-    let mut st = conn.prepare_cached(
+pub fn revisions(tx: &Tx<'_>, id: ReportId) -> Result<Vec<ReportRevision>, StoreError> {
+    let mut st = tx.conn().prepare_cached(
         "SELECT revision, status, title, findings, conclusion, codes, author_id, author_name, signature
          FROM report_revisions WHERE report_id = ?1 ORDER BY revision",
     )?;
@@ -155,10 +158,10 @@ pub fn revisions(conn: &Connection, id: ReportId) -> Result<Vec<ReportRevision>,
 }
 
 /// Reports matching `q`, most recently changed first.
-pub fn list(conn: &Connection, q: &ReportQuery) -> Result<Vec<Report>, StoreError> {
+pub fn list(tx: &Tx<'_>, q: &ReportQuery) -> Result<Vec<Report>, StoreError> {
     let limit = i64::from(q.limit.unwrap_or(200).clamp(1, 1000));
     let since = q.changed_since.map_or(i64::MIN, |t| t.timestamp_millis());
-    let mut st = conn.prepare_cached(&format!(
+    let mut st = tx.conn().prepare_cached(&format!(
         "SELECT {COLUMNS} FROM reports
          WHERE (?1 IS NULL OR patient_id = ?1) AND updated_at >= ?2
          ORDER BY updated_at DESC, id DESC LIMIT ?3"
@@ -172,9 +175,9 @@ pub fn list(conn: &Connection, q: &ReportQuery) -> Result<Vec<Report>, StoreErro
 }
 
 /// Every report of one patient (for the snapshot a doctor's client mirrors).
-pub fn of_patient(conn: &Connection, patient: PatientId) -> Result<Vec<Report>, StoreError> {
+pub fn of_patient(tx: &Tx<'_>, patient: PatientId) -> Result<Vec<Report>, StoreError> {
     list(
-        conn,
+        tx,
         &ReportQuery {
             patient_id: Some(patient),
             changed_since: None,

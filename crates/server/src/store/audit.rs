@@ -4,12 +4,12 @@ use carebridge_protocol::audit::{
     AuditEntry, AuditQuery, AuditRecord, ChainError, ChainVerifier, Outcome,
 };
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, params};
 
-use crate::store::{StoreError, genesis};
+use crate::store::{StoreError, Tx, genesis};
 
-pub(crate) fn insert(conn: &Connection, r: &AuditRecord, hash: &str) -> Result<(), StoreError> {
-    conn.prepare_cached(
+pub(crate) fn insert(tx: &Tx<'_>, r: &AuditRecord, hash: &str) -> Result<(), StoreError> {
+    tx.conn().prepare_cached(
         "INSERT INTO audit (seq, recorded_at, actor, action, entity, outcome, detail, source, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
@@ -32,8 +32,9 @@ pub(crate) fn insert(conn: &Connection, r: &AuditRecord, hash: &str) -> Result<(
 }
 
 /// The last entry's sequence number and hash (genesis when empty).
-pub(crate) fn head(conn: &Connection) -> Result<(i64, String), StoreError> {
-    Ok(conn
+pub(crate) fn head(tx: &Tx<'_>) -> Result<(i64, String), StoreError> {
+    Ok(tx
+        .conn()
         .query_row(
             "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
             [],
@@ -73,7 +74,7 @@ const COLUMNS: &str =
     "seq, recorded_at, actor, action, entity, outcome, detail, source, prev_hash, hash";
 
 /// Reads entries for an admin, oldest first.
-pub fn list(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+pub fn list(tx: &Tx<'_>, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let after = q.after.unwrap_or(0);
     // With `before`, newest first (reading back from the newest); else oldest first.
@@ -86,7 +87,7 @@ pub fn list(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreE
     } else {
         "AND ?4 IS NULL"
     };
-    let mut st = conn.prepare_cached(&format!(
+    let mut st = tx.conn().prepare_cached(&format!(
         "SELECT {COLUMNS} FROM audit WHERE seq > ?1 AND seq < ?2 {entity} ORDER BY seq {order} LIMIT ?3"
     ))?;
     let mut rows = st.query(params![after, before, limit, q.entity])?;
@@ -107,8 +108,10 @@ pub struct Verified {
 }
 
 /// Verifies the whole chain, streaming it from the database.
-pub fn verify(conn: &Connection) -> Result<Result<Verified, ChainError>, StoreError> {
-    let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY seq"))?;
+pub fn verify(tx: &Tx<'_>) -> Result<Result<Verified, ChainError>, StoreError> {
+    let mut st = tx
+        .conn()
+        .prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY seq"))?;
     let mut rows = st.query([])?;
     let mut v = ChainVerifier::default();
     while let Some(r) = rows.next()? {

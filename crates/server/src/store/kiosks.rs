@@ -2,10 +2,12 @@
 
 use carebridge_protocol::kiosk::KioskDevice;
 use carebridge_protocol::{KioskDeviceId, PatientId};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 
-use crate::store::{StoreError, from_millis};
+use chrono::{DateTime, Utc};
+
+use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
 /// How long an identification lets a kiosk book and check in for a patient.
 pub const IDENTIFICATION_TTL_MS: i64 = 10 * 60 * 1000;
@@ -23,8 +25,8 @@ fn from_row(r: &Row<'_>) -> Result<KioskDevice, StoreError> {
 }
 
 /// Lists devices, newest first.
-pub fn list(conn: &Connection) -> Result<Vec<KioskDevice>, StoreError> {
-    let mut st = conn.prepare_cached(
+pub fn list(tx: &Tx<'_>) -> Result<Vec<KioskDevice>, StoreError> {
+    let mut st = tx.conn().prepare_cached(
         "SELECT id, label, revoked, registered_at FROM kiosk_devices ORDER BY registered_at DESC",
     )?;
     let mut rows = st.query([])?;
@@ -36,11 +38,8 @@ pub fn list(conn: &Connection) -> Result<Vec<KioskDevice>, StoreError> {
 }
 
 /// Reads a device and its secret's hash.
-pub fn get(
-    conn: &Connection,
-    id: KioskDeviceId,
-) -> Result<Option<(KioskDevice, Vec<u8>)>, StoreError> {
-    let mut st = conn.prepare_cached(
+pub fn get(tx: &Tx<'_>, id: KioskDeviceId) -> Result<Option<(KioskDevice, Vec<u8>)>, StoreError> {
+    let mut st = tx.conn().prepare_cached(
         "SELECT id, label, revoked, registered_at, secret_hash FROM kiosk_devices WHERE id = ?1",
     )?;
     let mut rows = st.query([id.to_string()])?;
@@ -56,15 +55,15 @@ pub fn secret_hash(secret: &str) -> Vec<u8> {
 }
 
 /// Registers a device.
-pub fn insert(conn: &Connection, d: &KioskDevice, secret: &str) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO kiosk_devices (id, label, secret_hash, revoked, registered_at) VALUES (?1, ?2, ?3, 0, ?4)")?
+pub fn insert(w: &WriteCtx<'_>, d: &KioskDevice, secret: &str) -> Result<(), StoreError> {
+    w.conn().prepare_cached("INSERT INTO kiosk_devices (id, label, secret_hash, revoked, registered_at) VALUES (?1, ?2, ?3, 0, ?4)")?
         .execute(params![d.id.to_string(), d.label, secret_hash(secret), d.registered_at.timestamp_millis()])?;
     Ok(())
 }
 
 /// Revokes a device; returns whether it existed.
-pub fn revoke(conn: &Connection, id: KioskDeviceId) -> Result<bool, StoreError> {
-    Ok(conn
+pub fn revoke(w: &WriteCtx<'_>, id: KioskDeviceId) -> Result<bool, StoreError> {
+    Ok(w.conn()
         .prepare_cached("UPDATE kiosk_devices SET revoked = 1 WHERE id = ?1")?
         .execute([id.to_string()])?
         > 0)
@@ -72,12 +71,12 @@ pub fn revoke(conn: &Connection, id: KioskDeviceId) -> Result<bool, StoreError> 
 
 /// Records that a patient identified at a device.
 pub fn record_identification(
-    conn: &Connection,
+    w: &WriteCtx<'_>,
     device: KioskDeviceId,
     patient: PatientId,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
+    w.conn().prepare_cached(
         "INSERT INTO kiosk_identifications (device_id, patient_id, identified_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (device_id, patient_id) DO UPDATE SET identified_at = excluded.identified_at",
     )?
@@ -87,14 +86,23 @@ pub fn record_identification(
 
 /// Whether the patient identified at the device within [`IDENTIFICATION_TTL_MS`].
 pub fn is_identified(
-    conn: &Connection,
+    tx: &Tx<'_>,
     device: KioskDeviceId,
     patient: PatientId,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
-    Ok(conn
+    Ok(tx
+        .conn()
         .prepare_cached("SELECT 1 FROM kiosk_identifications WHERE device_id = ?1 AND patient_id = ?2 AND identified_at > ?3")?
         .query_row(params![device.to_string(), patient.to_string(), now_ms - IDENTIFICATION_TTL_MS], |_| Ok(()))
         .optional()?
         .is_some())
+}
+
+/// Forgets identifications made before `before` (past their time to live).
+pub fn prune_identifications(w: &WriteCtx<'_>, before: DateTime<Utc>) -> Result<usize, StoreError> {
+    Ok(w.conn.execute(
+        "DELETE FROM kiosk_identifications WHERE identified_at < ?1",
+        [before.timestamp_millis()],
+    )?)
 }

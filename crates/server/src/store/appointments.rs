@@ -6,10 +6,10 @@ use carebridge_protocol::appointment::{
 use carebridge_protocol::{AppointmentId, KioskDeviceId, PatientId, PractitionerId};
 use chrono::{DateTime, Utc};
 use rand::Rng;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, params};
 
 use crate::schedule::MAX_APPOINTMENT;
-use crate::store::{StoreError, from_millis};
+use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
 /// The columns [`from_row`] reads, in its order.
 pub const COLUMNS: &str = "id, reference, patient_id, practitioner_id, start_at, end_at, reason, status, booked_by_kind, \
@@ -53,17 +53,18 @@ pub fn from_row(r: &Row<'_>) -> Result<Appointment, StoreError> {
 }
 
 /// Reads one appointment.
-pub fn get(conn: &Connection, id: AppointmentId) -> Result<Option<Appointment>, StoreError> {
-    let mut st =
-        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM appointments WHERE id = ?1"))?;
+pub fn get(tx: &Tx<'_>, id: AppointmentId) -> Result<Option<Appointment>, StoreError> {
+    let mut st = tx
+        .conn()
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM appointments WHERE id = ?1"))?;
     let mut rows = st.query([id.to_string()])?;
     rows.next()?.map(from_row).transpose()
 }
 
 /// Inserts a new appointment.
-pub fn insert(conn: &Connection, a: &Appointment) -> Result<(), StoreError> {
+pub fn insert(w: &WriteCtx<'_>, a: &Appointment) -> Result<(), StoreError> {
     let (kind, by) = booked_by_cols(&a.booked_by);
-    conn.prepare_cached(&format!(
+    w.conn().prepare_cached(&format!(
         "INSERT INTO appointments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
     ))?
     .execute(params![
@@ -94,34 +95,36 @@ fn booked_by_cols(b: &BookedBy) -> (&'static str, String) {
 }
 
 /// Writes a changed appointment (its version already bumped).
-pub fn update(conn: &Connection, a: &Appointment) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE appointments SET start_at = ?2, end_at = ?3, status = ?4, override_reason = ?5,
+pub fn update(w: &WriteCtx<'_>, a: &Appointment) -> Result<(), StoreError> {
+    w.conn()
+        .prepare_cached(
+            "UPDATE appointments SET start_at = ?2, end_at = ?3, status = ?4, override_reason = ?5,
                 cancellation_reason = ?6, version = ?7, updated_at = ?8
          WHERE id = ?1",
-    )?
-    .execute(params![
-        a.id.to_string(),
-        a.start.timestamp_millis(),
-        a.end.timestamp_millis(),
-        a.status.as_str(),
-        a.override_reason,
-        a.cancellation_reason,
-        a.version,
-        a.updated_at.timestamp_millis(),
-    ])?;
+        )?
+        .execute(params![
+            a.id.to_string(),
+            a.start.timestamp_millis(),
+            a.end.timestamp_millis(),
+            a.status.as_str(),
+            a.override_reason,
+            a.cancellation_reason,
+            a.version,
+            a.updated_at.timestamp_millis(),
+        ])?;
     Ok(())
 }
 
 /// The first live appointment of `who` overlapping `[start, end)`, other than `except`.
 pub fn overlapping(
-    conn: &Connection,
+    tx: &Tx<'_>,
     who: PractitionerId,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     except: Option<AppointmentId>,
 ) -> Result<Option<AppointmentId>, StoreError> {
-    let id: Option<String> = conn
+    let id: Option<String> = tx
+        .conn()
         .prepare_cached(
             "SELECT id FROM appointments
              WHERE practitioner_id = ?1 AND start_at >= ?2 AND start_at < ?3 AND end_at > ?4
@@ -143,7 +146,7 @@ pub fn overlapping(
 }
 
 /// A short reference the patient can read out: `XXX-XXX` from an alphabet without 0/O, 1/I.
-pub fn new_reference(conn: &Connection) -> Result<String, StoreError> {
+pub fn new_reference(tx: &Tx<'_>) -> Result<String, StoreError> {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::thread_rng();
     loop {
@@ -154,7 +157,8 @@ pub fn new_reference(conn: &Connection) -> Result<String, StoreError> {
             }
             s.push(ALPHABET[rng.gen_range(0..ALPHABET.len())] as char);
         }
-        let taken = conn
+        let taken = tx
+            .conn()
             .prepare_cached("SELECT 1 FROM appointments WHERE reference = ?1")?
             .query_row([&s], |_| Ok(()))
             .optional()?
@@ -180,7 +184,7 @@ pub enum Scope {
 
 /// Lists appointments by start time.
 pub fn list(
-    conn: &Connection,
+    tx: &Tx<'_>,
     q: &AppointmentQuery,
     scope: Scope,
 ) -> Result<Vec<Appointment>, StoreError> {
@@ -217,7 +221,7 @@ pub fn list(
         add(" AND status = ?", s.as_str().to_owned().into(), &mut sql);
     }
     sql.push_str(&format!(" ORDER BY start_at, id LIMIT {limit}"));
-    let mut st = conn.prepare_cached(&sql)?;
+    let mut st = tx.conn().prepare_cached(&sql)?;
     let mut rows = st.query(rusqlite::params_from_iter(args))?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {

@@ -2,11 +2,10 @@
 
 use carebridge_protocol::practitioner::Role;
 use carebridge_protocol::snapshot::{KIND_ORDER, SnapshotItem};
-use rusqlite::Connection;
 
 use crate::events::Viewer;
-use crate::store::StoreError;
-use crate::{appointment, patient, practitioner, report};
+use crate::store::{Reader, StoreError, Tx};
+use crate::store::{appointments, patients, practitioners, reports, schedules};
 
 /// Where a resumed snapshot starts: after this record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,12 +32,13 @@ impl Cursor {
 /// Streams `viewer`'s snapshot to `emit`, inside one read transaction so that every record is
 /// as of the `begin` line's event id. Stops early (without error) when `emit` returns false.
 pub fn write(
-    conn: &Connection,
+    reader: &Reader,
     viewer: &Viewer,
     node: &str,
     after: Option<&Cursor>,
     mut emit: impl FnMut(&SnapshotItem) -> bool,
 ) -> Result<(), StoreError> {
+    let conn = &reader.conn;
     conn.execute_batch("BEGIN")?;
     let result = (|| {
         // The changes and their events commit together, so within this transaction the last
@@ -81,10 +81,10 @@ pub fn write(
             // Everyone sees the doctors (a kiosk offers them); staff see all active staff.
             let sql = format!(
                 "SELECT {} FROM practitioners WHERE id > ?1 AND disabled = 0 AND (?2 OR role = 'doctor') ORDER BY id",
-                practitioner::COLUMNS
+                practitioners::COLUMNS
             );
             each!(&sql, rusqlite::params![start, staff], |r| {
-                SnapshotItem::Practitioner(practitioner::from_row(r)?)
+                SnapshotItem::Practitioner(practitioners::from_row(r)?)
             });
         }
         if let Some(start) = from(1) {
@@ -96,7 +96,7 @@ pub fn write(
                 let who = id
                     .parse()
                     .map_err(|_| StoreError::Corrupt(format!("practitioner id {id}")))?;
-                if let Some(s) = crate::schedule::get(conn, who)? {
+                if let Some(s) = schedules::get(&Tx { conn }, who)? {
                     records += 1;
                     if !emit(&SnapshotItem::Schedule(s)) {
                         return Ok(());
@@ -109,11 +109,11 @@ pub fn write(
         {
             let sql = format!(
                 "SELECT {} FROM patients WHERE id > ?1 ORDER BY id",
-                patient::COLUMNS
+                patients::COLUMNS
             );
-            each!(&sql, [start], |r| SnapshotItem::Patient(patient::from_row(
-                r, node
-            )?));
+            each!(&sql, [start], |r| SnapshotItem::Patient(
+                patients::from_row(r, node)?
+            ));
         }
         if let Some(start) = from(3) {
             let (filter, who) = match viewer {
@@ -136,10 +136,10 @@ pub fn write(
             };
             let sql = format!(
                 "SELECT {} FROM appointments WHERE id > ?1 AND {filter} AND (?2 IS NOT NULL) ORDER BY id",
-                appointment::COLUMNS
+                appointments::COLUMNS
             );
             each!(&sql, rusqlite::params![start, who], |r| {
-                SnapshotItem::Appointment(appointment::from_row(r)?)
+                SnapshotItem::Appointment(appointments::from_row(r)?)
             });
         }
         if let Some(start) = from(4)
@@ -153,9 +153,9 @@ pub fn write(
         {
             let sql = format!(
                 "SELECT {} FROM reports WHERE id > ?1 ORDER BY id",
-                report::COLUMNS
+                reports::COLUMNS
             );
-            each!(&sql, [start], |r| SnapshotItem::Report(report::from_row(
+            each!(&sql, [start], |r| SnapshotItem::Report(reports::from_row(
                 r
             )?));
         }

@@ -1,0 +1,74 @@
+//! The node's background jobs: the live stream's reaper, the delivery of transmissions to
+//! peers, and the minute's pruning (the event log, expired sessions, old idempotency records
+//! and kiosk identifications, and received payloads past their retention).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::federation::received;
+use crate::node::Node;
+use crate::store::{StoreError, events, idempotency, kiosks, sessions};
+
+/// Deletes payloads received from peers longer ago than `retention_days`, auditing each.
+pub async fn apply_retention(node: &Node) -> Result<u64, StoreError> {
+    // In batches, each its own write: a backlog (a shortened period, a node long
+    // stopped) neither holds the writer nor floods the live stream in one transaction.
+    const BATCH: u32 = 200;
+    let days = node.config.retention_days;
+    let mut total = 0;
+    loop {
+        let deleted = node
+            .store
+            .write(None, move |ctx| received::apply_retention(ctx, days, BATCH))
+            .await?;
+        total += deleted;
+        if deleted < u64::from(BATCH) {
+            return Ok(total);
+        }
+    }
+}
+
+/// Starts the background jobs: the live-stream reaper, the delivery of transmissions to
+/// peers, and pruning of the event log, expired sessions, kiosk identifications, old
+/// idempotency records and received payloads past their retention.
+pub fn spawn(node: &Arc<Node>) {
+    tokio::spawn(
+        node.hub
+            .clone()
+            .run_reaper(Duration::from_secs(1), node.shutdown.clone()),
+    );
+    tokio::spawn(crate::federation::delivery::run(node.clone()));
+    let node = node.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = node.shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    if let Err(e) = prune(&node).await {
+                        tracing::warn!(error = %e, "pruning failed; will retry");
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// One round of pruning, and the retention of received payloads.
+pub async fn prune(node: &Node) -> Result<(), StoreError> {
+    apply_retention(node).await?;
+    let retained = i64::from(node.config.events_retained);
+    node.store
+        .write(None, move |ctx| {
+            let now = ctx.now();
+            events::prune(ctx, retained)?;
+            sessions::prune(ctx, now)?;
+            idempotency::prune(ctx, now - chrono::Duration::days(1))?;
+            kiosks::prune_identifications(
+                ctx,
+                now - chrono::Duration::milliseconds(kiosks::IDENTIFICATION_TTL_MS),
+            )?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+}

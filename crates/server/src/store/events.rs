@@ -1,0 +1,68 @@
+//! The event log as stored: what the live stream replays and the snapshot is positioned by.
+//! Rows are appended by [`super::WriteCtx::emit`], in the transaction of the change they
+//! describe.
+
+use rusqlite::params;
+
+use crate::events::Audience;
+use crate::store::{StoreError, Tx, WriteCtx};
+
+/// One logged event, as the stream replays it.
+#[derive(Debug, Clone)]
+pub struct LoggedEvent {
+    /// Its id: the SSE `id:`.
+    pub id: i64,
+    /// Its kind: the SSE `event:`.
+    pub kind: String,
+    /// Its JSON: the SSE `data:`.
+    pub data: String,
+    /// Who may see it.
+    pub audience: Audience,
+}
+
+/// The newest event's id (0 when the log is empty).
+pub fn head(tx: &Tx<'_>) -> Result<i64, StoreError> {
+    Ok(tx
+        .conn
+        .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?)
+}
+
+/// The oldest retained event's id, if any is retained.
+pub fn oldest(tx: &Tx<'_>) -> Result<Option<i64>, StoreError> {
+    Ok(tx
+        .conn
+        .query_row("SELECT MIN(id) FROM events", [], |r| r.get(0))?)
+}
+
+/// Up to `limit` events with ids in `(after, to]`, oldest first.
+pub fn page(tx: &Tx<'_>, after: i64, to: i64, limit: i64) -> Result<Vec<LoggedEvent>, StoreError> {
+    let mut st = tx.conn.prepare_cached(
+        "SELECT id, kind, data, aud_roles, aud_practitioner, aud_kiosk FROM events
+         WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
+    )?;
+    let mut rows = st.query(params![after, to, limit])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let p: Option<String> = r.get(4)?;
+        let k: Option<String> = r.get(5)?;
+        out.push(LoggedEvent {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            data: r.get(2)?,
+            audience: Audience {
+                roles: r.get(3)?,
+                practitioner: p.and_then(|s| s.parse().ok()),
+                kiosk: k.and_then(|s| s.parse().ok()),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Deletes all but the newest `retained` events; returns how many went.
+pub fn prune(w: &WriteCtx<'_>, retained: i64) -> Result<usize, StoreError> {
+    Ok(w.conn.execute(
+        "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
+        [retained],
+    )?)
+}

@@ -1,0 +1,8 @@
+//! What federation keeps: peers, the outbox of transmissions, what peers sent (and the
+//! nonces of their requests), patients' consents to share, and admin updates.
+
+pub mod consents;
+pub mod peers;
+pub mod received;
+pub mod transmissions;
+pub mod updates;
