@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use carebridge_protocol::problem::FieldError;
 use carebridge_protocol::{PROBLEM_JSON, Problem, ProblemType};
 
+use crate::federation::error::FederationError;
 use crate::store::StoreError;
 
 /// A refused or failed request.
@@ -95,6 +96,18 @@ impl ApiError {
                 ProblemType::Internal,
                 Some("the request failed on the node; nothing was changed".to_owned()),
             ),
+        }
+    }
+}
+
+impl From<FederationError> for ApiError {
+    fn from(e: FederationError) -> Self {
+        match e {
+            FederationError::NotFound(what) => Self::not_found(what),
+            FederationError::Invalid { field, message } => Self::field(field, message),
+            FederationError::Refused { code, detail } => Self::new(code, detail),
+            FederationError::Store(e) => Self::Store(e),
+            FederationError::Internal(e) => Self::Internal(e),
         }
     }
 }

@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use carebridge_protocol::appointment::{Appointment, BookedBy};
 use carebridge_protocol::practitioner::Role;
 use carebridge_protocol::{KioskDeviceId, PractitionerId};
 use parking_lot::Mutex;
@@ -30,6 +29,8 @@ pub const ROLE_RECEPTION: i64 = 2;
 pub const ROLE_ADMIN: i64 = 4;
 /// The audience bit of insurer reviewers.
 pub const ROLE_REVIEWER: i64 = 8;
+/// The audience bit of every kiosk.
+pub const ROLE_KIOSK: i64 = 16;
 
 /// The bit of a role.
 pub fn role_bit(role: Role) -> i64 {
@@ -41,7 +42,8 @@ pub fn role_bit(role: Role) -> i64 {
     }
 }
 
-/// Who may see an event: everyone with one of `roles`, plus one practitioner and one kiosk.
+/// Who may see an event: everyone with one of `roles` (kiosks included, by their bit), plus
+/// one practitioner and one kiosk. Built by `crate::visibility`, the one policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Audience {
     /// Role bits whose holders all see it.
@@ -53,43 +55,13 @@ pub struct Audience {
 }
 
 impl Audience {
-    /// An appointment is seen by reception, by its doctor, and by the kiosk that booked it.
-    pub fn appointment(a: &Appointment) -> Self {
-        Self {
-            roles: ROLE_RECEPTION,
-            practitioner: Some(a.practitioner_id),
-            kiosk: match a.booked_by {
-                BookedBy::Kiosk { id } => Some(id),
-                BookedBy::Staff { .. } => None,
-            },
-        }
-    }
-
-    /// Patient records are seen by doctors and reception.
-    pub fn clinical_staff() -> Self {
-        Self {
-            roles: ROLE_DOCTOR | ROLE_RECEPTION,
-            practitioner: None,
-            kiosk: None,
-        }
-    }
-
-    /// Reports are seen by doctors only (DESIGN: not by reception).
-    pub fn doctors() -> Self {
-        Self {
-            roles: ROLE_DOCTOR,
-            practitioner: None,
-            kiosk: None,
-        }
-    }
-
     /// Whether `viewer` may see the event.
     pub fn admits(&self, viewer: &Viewer) -> bool {
         match viewer {
             Viewer::Staff { id, role } => {
                 self.roles & role_bit(*role) != 0 || self.practitioner == Some(*id)
             }
-            Viewer::Kiosk { id } => self.kiosk == Some(*id),
+            Viewer::Kiosk { id } => self.roles & ROLE_KIOSK != 0 || self.kiosk == Some(*id),
         }
     }
 }

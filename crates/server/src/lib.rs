@@ -24,6 +24,7 @@ pub mod serve;
 pub mod session;
 pub mod store;
 pub mod throttle;
+pub mod visibility;
 
 pub use config::NodeConfig;
 pub use node::Node;

@@ -18,6 +18,7 @@ use crate::node::Node;
 use crate::session::hash_token;
 use crate::store::AuditDraft;
 use crate::store::sessions;
+use crate::visibility::RecordKind;
 
 /// A JSON request body: `application/json`, within the size limit, of the right shape.
 #[derive(Debug, Clone)]
@@ -233,6 +234,19 @@ impl Caller {
             ))),
             Viewer::Kiosk { .. } => Err(ApiError::forbidden("a kiosk may not do this")),
         }
+    }
+
+    /// Refuses a caller who may see no record of `kind` (the visibility policy's answer).
+    pub fn may_see(&self, kind: RecordKind) -> Result<(), ApiError> {
+        if crate::visibility::may_see_any(&self.viewer, kind) {
+            return Ok(());
+        }
+        Err(match self.viewer {
+            Viewer::Staff { role, .. } => {
+                ApiError::forbidden(format!("the {} role may not do this", role.as_str()))
+            }
+            Viewer::Kiosk { .. } => ApiError::forbidden("a kiosk may not do this"),
+        })
     }
 
     /// The kiosk device, if the caller is one.

@@ -3,6 +3,7 @@
 
 pub mod extract;
 pub mod idempotency;
+pub mod inbox;
 pub mod v1;
 
 use std::sync::Arc;
@@ -204,7 +205,7 @@ pub fn router(node: Arc<Node>) -> Router {
     .route("/healthz", get(healthz))
     .route(
         carebridge_protocol::federation::request::INBOX_PATH,
-        axum::routing::post(crate::federation::inbox::receive).layer(DefaultBodyLimit::max(
+        axum::routing::post(inbox::receive).layer(DefaultBodyLimit::max(
             carebridge_protocol::federation::envelope::MAX_ENVELOPE_BYTES,
         )),
     )

@@ -1,11 +1,11 @@
 //! Node ↔ node federation (DESIGN "Node ↔ node federation"): peers and how they are added,
-//! the inbox that checks and stores what peers send, the durable outbox of transmissions and
+//! what peers send (checked by the inbox, `api::inbox`), the durable outbox of transmissions and
 //! its delivery worker, sharing reports with a patient's consent, admin updates and their
 //! acknowledgements, and the retention of what was received. The wire formats and the
 //! cryptography are the protocol crate's (`carebridge_protocol::federation`).
 
 pub mod delivery;
-pub mod inbox;
+pub mod error;
 pub mod peer;
 pub mod peering;
 pub mod received;

@@ -1,5 +1,6 @@
 //! `carebridge-node peer add`: recording a peer from its identity document, audited.
 
+use super::error::FederationError;
 use super::peer::{AddPeer, PeerGrant, default_types, new_api_key};
 use crate::config::NodeKind;
 use crate::store::federation::peers;
@@ -9,33 +10,39 @@ use crate::store::federation::peers;
 pub async fn add(
     node: &crate::node::Node,
     req: AddPeer,
-) -> Result<(String, bool), crate::error::ApiError> {
-    use crate::error::ApiError;
+) -> Result<(String, bool), FederationError> {
     let id = &req.identity;
-    crate::config::validate_node_name(&id.name).map_err(|m| ApiError::field("name", m))?;
+    crate::config::validate_node_name(&id.name).map_err(|m| FederationError::invalid("name", m))?;
     if id.name == node.name() {
-        return Err(ApiError::field("name", "that is this node's own identity"));
+        return Err(FederationError::invalid(
+            "name",
+            "that is this node's own identity",
+        ));
     }
     let kind = match id.kind.as_str() {
         "hospital" => NodeKind::Hospital,
         "insurer" => NodeKind::Insurer,
         other => {
-            return Err(ApiError::field(
+            return Err(FederationError::invalid(
                 "kind",
                 format!("{other:?} is not hospital or insurer"),
             ));
         }
     };
-    let url = reqwest::Url::parse(&id.url).map_err(|e| ApiError::field("url", e.to_string()))?;
+    let url =
+        reqwest::Url::parse(&id.url).map_err(|e| FederationError::invalid("url", e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ApiError::field("url", "must be an http(s) URL with a host"));
+        return Err(FederationError::invalid(
+            "url",
+            "must be an http(s) URL with a host",
+        ));
     }
     id.signing_key()
-        .map_err(|e| ApiError::field("signing_key", e.to_string()))?;
+        .map_err(|e| FederationError::invalid("signing_key", e.to_string()))?;
     id.agreement_key()
-        .map_err(|e| ApiError::field("agreement_key", e.to_string()))?;
+        .map_err(|e| FederationError::invalid("agreement_key", e.to_string()))?;
     if req.allowed_sources.is_empty() {
-        return Err(ApiError::field(
+        return Err(FederationError::invalid(
             "allowed_sources",
             "give at least one address the peer sends from (--allow-source)",
         ));
@@ -48,7 +55,7 @@ pub async fn add(
     let (api_key, fresh) = match &req.their_api_key {
         Some(k) if k.trim().len() >= 32 => (k.trim().to_owned(), false),
         Some(_) => {
-            return Err(ApiError::field(
+            return Err(FederationError::invalid(
                 "their_api_key",
                 "is not an API key `peer add` printed",
             ));
@@ -88,7 +95,7 @@ pub async fn add(
         .write(Some(draft), move |ctx| {
             peers::put(ctx, &grant)?;
             ctx.set_detail(detail);
-            Ok::<_, ApiError>(())
+            Ok::<_, FederationError>(())
         })
         .await?;
     Ok((api_key, fresh))

@@ -6,17 +6,14 @@ use carebridge_protocol::event::EventKind;
 use carebridge_protocol::federation::envelope::MessageType;
 use carebridge_protocol::federation::payload::ReceivedDeleted;
 
-use crate::events::{Audience, ROLE_ADMIN, ROLE_REVIEWER};
+use crate::events::Audience;
 use crate::store::federation::received;
 use crate::store::{AuditDraft, StoreError, WriteCtx};
+use crate::visibility::{self, RecordKind};
 
-/// Who sees received reports arrive and go: an insurer's reviewers and admins.
+/// Who sees received reports arrive and go (the visibility policy's readers of them).
 pub fn audience() -> Audience {
-    Audience {
-        roles: ROLE_REVIEWER | ROLE_ADMIN,
-        practitioner: None,
-        kiosk: None,
-    }
+    visibility::audience(RecordKind::ReceivedReports)
 }
 
 /// Deletes up to `limit` of the payloads received more than `days` days ago, oldest first,

@@ -10,22 +10,19 @@ use carebridge_protocol::federation::payload::{
 };
 use carebridge_protocol::report::ReportStatus;
 
+use super::error::FederationError;
 use super::transmission::{self, Outgoing};
 use crate::config::NodeKind;
-use crate::error::ApiError;
-use crate::events::{Audience, ROLE_DOCTOR};
+use crate::events::Audience;
 use crate::node::Node;
 use crate::store::federation::{consents, peers, transmissions};
 use crate::store::{StoreError, WriteCtx, patients, reports};
+use crate::visibility::{self, RecordKind};
 
 /// Who is told when a consent changes: the hospital's doctors, who record consents and send
 /// reports on them (an open patient page follows it live).
 fn consent_audience() -> Audience {
-    Audience {
-        roles: ROLE_DOCTOR,
-        practitioner: None,
-        kiosk: None,
-    }
+    visibility::audience(RecordKind::Consent)
 }
 
 /// Records that the patient agrees to share with `peer` (an insurer this node peers with).
@@ -36,12 +33,12 @@ pub fn record_consent(
     patient: PatientId,
     peer_name: &str,
     by: (&str, &str),
-) -> Result<Consent, ApiError> {
+) -> Result<Consent, FederationError> {
     if patients::get(ctx, patient, node.name())?.is_none() {
-        return Err(ApiError::not_found("patient"));
+        return Err(FederationError::NotFound("patient"));
     }
     if !peers::get(ctx, peer_name)?.is_some_and(|p| p.kind == NodeKind::Insurer) {
-        return Err(ApiError::field(
+        return Err(FederationError::invalid(
             "peer",
             "is not an insurer this node is peered with",
         ));
@@ -49,7 +46,7 @@ pub fn record_consent(
     let inserted = consents::insert(ctx, patient, peer_name, by.0, by.1)?;
     ctx.set_detail(format!("consent to share with {peer_name}"));
     let recorded = consents::get(ctx, patient, peer_name)?
-        .ok_or_else(|| ApiError::Internal("the consent just recorded is missing".into()))?;
+        .ok_or_else(|| FederationError::Internal("the consent just recorded is missing".into()))?;
     if inserted {
         ctx.emit(
             EventKind::ConsentUpdated,
@@ -70,9 +67,9 @@ pub fn withdraw_consent(
     ctx: &mut WriteCtx<'_>,
     patient: PatientId,
     peer_name: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), FederationError> {
     if !consents::delete(ctx, patient, peer_name)? {
-        return Err(ApiError::not_found("consent"));
+        return Err(FederationError::NotFound("consent"));
     }
     ctx.emit(
         EventKind::ConsentUpdated,
@@ -108,25 +105,30 @@ pub fn send_reports(
     node: &Node,
     sender: &str,
     req: &SendReports,
-) -> Result<Transmission, ApiError> {
+) -> Result<Transmission, FederationError> {
     if req.report_ids.is_empty() {
-        return Err(ApiError::field("report_ids", "choose at least one report"));
+        return Err(FederationError::invalid(
+            "report_ids",
+            "choose at least one report",
+        ));
     }
     if req.report_ids.len() > 50 {
-        return Err(ApiError::field(
+        return Err(FederationError::invalid(
             "report_ids",
             "at most 50 reports at a time",
         ));
     }
     let peer = peers::get(ctx, &req.peer)?
         .filter(|p| p.kind == NodeKind::Insurer)
-        .ok_or_else(|| ApiError::field("peer", "is not an insurer this node is peered with"))?;
+        .ok_or_else(|| {
+            FederationError::invalid("peer", "is not an insurer this node is peered with")
+        })?;
     let mut reports = Vec::new();
     for id in &req.report_ids {
         let r = reports::get(ctx, *id)?
-            .ok_or_else(|| ApiError::field("report_ids", format!("no report {id}")))?;
+            .ok_or_else(|| FederationError::invalid("report_ids", format!("no report {id}")))?;
         if !r.status.is_sendable() {
-            return Err(ApiError::new(
+            return Err(FederationError::refused(
                 ProblemType::InvalidTransition,
                 format!(
                     "{:?} is {}: only final or amended reports can be sent",
@@ -139,15 +141,15 @@ pub fn send_reports(
     }
     let patient_id = reports[0].patient_id;
     if reports.iter().any(|r| r.patient_id != patient_id) {
-        return Err(ApiError::field(
+        return Err(FederationError::invalid(
             "report_ids",
             "send one patient's reports at a time",
         ));
     }
     let p = patients::get(ctx, patient_id, node.name())?
-        .ok_or_else(|| ApiError::not_found("patient"))?;
+        .ok_or_else(|| FederationError::NotFound("patient"))?;
     let consent = consents::get(ctx, patient_id, &peer.name)?.ok_or_else(|| {
-        ApiError::new(
+        FederationError::refused(
             ProblemType::Forbidden,
             format!(
                 "{} {} has not consented to sharing with {}: record the consent first",

@@ -7,20 +7,17 @@ use carebridge_protocol::federation::envelope::{MessageType, Sealing, seal};
 use carebridge_protocol::federation::payload::{Transmission, TransmissionState};
 use carebridge_protocol::{PatientId, ReportId};
 
+use super::error::FederationError;
 use super::peer::Peer;
-use crate::error::ApiError;
-use crate::events::{Audience, ROLE_ADMIN, ROLE_DOCTOR};
+use crate::events::Audience;
 use crate::node::Node;
 use crate::store::WriteCtx;
 use crate::store::federation::transmissions;
+use crate::visibility::{self, RecordKind};
 
 /// Who sees a transmission's state: doctors (who send reports) and admins.
 pub fn audience() -> Audience {
-    Audience {
-        roles: ROLE_DOCTOR | ROLE_ADMIN,
-        practitioner: None,
-        kiosk: None,
-    }
+    visibility::audience(RecordKind::Transmission)
 }
 
 /// What a user sends, before sealing.
@@ -46,7 +43,7 @@ pub fn queue(
     node: &Node,
     peer: &Peer,
     out: Outgoing<'_>,
-) -> Result<Transmission, ApiError> {
+) -> Result<Transmission, FederationError> {
     let now = ctx.now();
     let envelope = seal(
         &Sealing {
@@ -59,10 +56,10 @@ pub fn queue(
         &node.agreement_key,
         &peer.agreement_key,
     )
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    .map_err(|e| FederationError::Internal(e.to_string()))?;
     let bytes = envelope
         .to_bytes()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| FederationError::Internal(e.to_string()))?;
     let t = Transmission {
         id: envelope.header.id,
         peer: peer.name.clone(),

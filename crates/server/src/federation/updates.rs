@@ -10,9 +10,9 @@ use carebridge_protocol::federation::payload::{
 use carebridge_protocol::practitioner::Role;
 use carebridge_protocol::{PractitionerId, ProblemType};
 
+use super::error::FederationError;
 use super::transmission::{self, Outgoing};
 use crate::config::NodeKind;
-use crate::error::ApiError;
 use crate::events::{Audience, ROLE_ADMIN, ROLE_DOCTOR, ROLE_RECEPTION};
 use crate::node::Node;
 use crate::store::federation::peers;
@@ -43,7 +43,7 @@ pub fn receive(
     ctx: &mut WriteCtx<'_>,
     source: &str,
     m: &AdminUpdateMessage,
-) -> Result<(), ApiError> {
+) -> Result<(), FederationError> {
     let inserted = stored::insert(ctx, Direction::In, source, &m.from, m)?;
     if inserted && let Some(u) = stored::get(ctx, m.id, Direction::In)? {
         ctx.emit(
@@ -64,10 +64,10 @@ pub fn receive_ack(
     ctx: &mut WriteCtx<'_>,
     source: &str,
     m: &AdminUpdateAck,
-) -> Result<(), ApiError> {
+) -> Result<(), FederationError> {
     let id = m.update_id;
     let Some(mut u) = stored::get(ctx, id, Direction::Out)?.filter(|u| u.peer == source) else {
-        return Err(ApiError::new(
+        return Err(FederationError::refused(
             ProblemType::UnreadablePayload,
             format!("{source} acknowledged update {id}, which was not sent to it"),
         ));
@@ -96,10 +96,12 @@ pub fn send(
     node: &Node,
     sender: &str,
     req: &NewAdminUpdate,
-) -> Result<AdminUpdate, ApiError> {
+) -> Result<AdminUpdate, FederationError> {
     let peer = peers::get(ctx, &req.peer)?
         .filter(|p| p.kind == NodeKind::Hospital)
-        .ok_or_else(|| ApiError::field("peer", "is not a hospital this node is peered with"))?;
+        .ok_or_else(|| {
+            FederationError::invalid("peer", "is not a hospital this node is peered with")
+        })?;
     let now = ctx.now();
     let m = AdminUpdateMessage {
         id: uuid::Uuid::now_v7(),
@@ -124,7 +126,7 @@ pub fn send(
         },
     )?;
     let u = stored::get(ctx, m.id, Direction::Out)?
-        .ok_or_else(|| ApiError::Internal("the update just written is missing".into()))?;
+        .ok_or_else(|| FederationError::Internal("the update just written is missing".into()))?;
     ctx.emit(
         EventKind::AdminUpdateUpdated,
         Audience {
@@ -153,15 +155,15 @@ pub fn acknowledge(
     my_name: &str,
     role: Role,
     id: uuid::Uuid,
-) -> Result<AdminUpdate, ApiError> {
+) -> Result<AdminUpdate, FederationError> {
     let mut u = stored::get(ctx, id, Direction::In)?
         .filter(|u| for_role(u.audience, role))
-        .ok_or_else(|| ApiError::not_found("update"))?;
+        .ok_or_else(|| FederationError::NotFound("update"))?;
     if !stored::acked_by(ctx, id, &me.to_string())? {
         let now = ctx.now();
         stored::insert_ack(ctx, id, &me.to_string(), my_name, now)?;
         let peer = peers::get(ctx, &u.peer)?.ok_or_else(|| {
-            ApiError::new(
+            FederationError::refused(
                 ProblemType::Conflict,
                 format!(
                     "{} is no longer a peer: the acknowledgement cannot be sent",

@@ -170,7 +170,7 @@ pub fn new_reference(tx: &Tx<'_>) -> Result<String, StoreError> {
 }
 
 /// Who is listing, which narrows what they see.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     /// Reception: everything.
     All,

@@ -1,9 +1,8 @@
 //! Writing a user's snapshot from one read transaction (see `carebridge_protocol::snapshot`).
 
-use carebridge_protocol::practitioner::Role;
 use carebridge_protocol::snapshot::{KIND_ORDER, SnapshotItem};
 
-use crate::events::Viewer;
+use crate::store::appointments::Scope;
 use crate::store::{Reader, StoreError, Tx};
 use crate::store::{appointments, patients, practitioners, reports, schedules};
 
@@ -29,11 +28,28 @@ impl Cursor {
     }
 }
 
-/// Streams `viewer`'s snapshot to `emit`, inside one read transaction so that every record is
-/// as of the `begin` line's event id. Stops early (without error) when `emit` returns false.
+/// What one user's snapshot holds, as the visibility policy decides it
+/// (`crate::visibility::snapshot_of`); the store only reads what it is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contents {
+    /// Staff accounts: `None`, only the doctors (`Some(true)`), or every active one.
+    pub practitioners: Option<bool>,
+    /// Doctors' schedules.
+    pub schedules: bool,
+    /// Patient records.
+    pub patients: bool,
+    /// Which appointments, if any.
+    pub appointments: Option<Scope>,
+    /// Medical reports.
+    pub reports: bool,
+}
+
+/// Streams a snapshot of `contents` to `emit`, inside one read transaction so that every
+/// record is as of the `begin` line's event id. Stops early (without error) when `emit`
+/// returns false.
 pub fn write(
     reader: &Reader,
-    viewer: &Viewer,
+    contents: &Contents,
     node: &str,
     after: Option<&Cursor>,
     mut emit: impl FnMut(&SnapshotItem) -> bool,
@@ -56,14 +72,6 @@ pub fn write(
                 _ => Some(String::new()),
             }
         };
-        let clinical = matches!(
-            viewer,
-            Viewer::Staff {
-                role: Role::Doctor | Role::Reception,
-                ..
-            }
-        );
-        let staff = matches!(viewer, Viewer::Staff { .. });
         macro_rules! each {
             ($sql:expr, $args:expr, |$r:ident| $item:expr) => {{
                 let mut st = conn.prepare($sql)?;
@@ -77,17 +85,18 @@ pub fn write(
                 }
             }};
         }
-        if let Some(start) = from(0) {
-            // Everyone sees the doctors (a kiosk offers them); staff see all active staff.
+        if let (Some(start), Some(doctors_only)) = (from(0), contents.practitioners) {
             let sql = format!(
-                "SELECT {} FROM practitioners WHERE id > ?1 AND disabled = 0 AND (?2 OR role = 'doctor') ORDER BY id",
+                "SELECT {} FROM practitioners WHERE id > ?1 AND disabled = 0 AND (NOT ?2 OR role = 'doctor') ORDER BY id",
                 practitioners::COLUMNS
             );
-            each!(&sql, rusqlite::params![start, staff], |r| {
+            each!(&sql, rusqlite::params![start, doctors_only], |r| {
                 SnapshotItem::Practitioner(practitioners::from_row(r)?)
             });
         }
-        if let Some(start) = from(1) {
+        if let Some(start) = from(1)
+            && contents.schedules
+        {
             let mut st = conn.prepare("SELECT practitioner_id FROM schedules WHERE practitioner_id > ?1 ORDER BY practitioner_id")?;
             let ids: Vec<String> = st
                 .query_map([start], |r| r.get(0))?
@@ -105,7 +114,7 @@ pub fn write(
             }
         }
         if let Some(start) = from(2)
-            && clinical
+            && contents.patients
         {
             let sql = format!(
                 "SELECT {} FROM patients WHERE id > ?1 ORDER BY id",
@@ -115,24 +124,15 @@ pub fn write(
                 patients::from_row(r, node)?
             ));
         }
-        if let Some(start) = from(3) {
-            let (filter, who) = match viewer {
-                Viewer::Staff {
-                    role: Role::Reception,
-                    ..
-                } => ("1 = 1", String::new()),
-                Viewer::Staff {
-                    id,
-                    role: Role::Doctor,
-                } => ("practitioner_id = ?2", id.to_string()),
-                Viewer::Kiosk { id } => (
+        if let (Some(start), Some(scope)) = (from(3), contents.appointments) {
+            let (filter, who) = match scope {
+                Scope::All => ("1 = 1", String::new()),
+                Scope::Practitioner(id) => ("practitioner_id = ?2", id.to_string()),
+                Scope::Kiosk(id) => (
                     "booked_by_kind = 'kiosk' AND booked_by_id = ?2",
                     id.to_string(),
                 ),
-                Viewer::Staff {
-                    role: Role::Admin | Role::Reviewer,
-                    ..
-                } => ("0 = 1", String::new()),
+                Scope::Patient(id) => ("patient_id = ?2", id.to_string()),
             };
             let sql = format!(
                 "SELECT {} FROM appointments WHERE id > ?1 AND {filter} AND (?2 IS NOT NULL) ORDER BY id",
@@ -143,13 +143,7 @@ pub fn write(
             });
         }
         if let Some(start) = from(4)
-            && matches!(
-                viewer,
-                Viewer::Staff {
-                    role: Role::Doctor,
-                    ..
-                }
-            )
+            && contents.reports
         {
             let sql = format!(
                 "SELECT {} FROM reports WHERE id > ?1 ORDER BY id",

@@ -20,11 +20,12 @@ use crate::api::extract::{Caller, IdempotencyKey, IfMatch, Json, Path, Query};
 use crate::api::idempotency::{self, fingerprint};
 use crate::api::with_etag;
 use crate::error::ApiError;
-use crate::events::{Audience, Viewer};
+use crate::events::Viewer;
 use crate::node::Node;
 use crate::schedule;
-use crate::store::appointments::{self, Scope};
+use crate::store::appointments;
 use crate::store::{Tx, WriteCtx, kiosks, patients, practitioners, schedules};
+use crate::visibility;
 
 /// How far ahead `next_available_from` looks.
 const NEXT_AVAILABLE_DAYS: u32 = 366;
@@ -288,31 +289,12 @@ pub async fn book_appointment(
                 if let Some(r) = &a.override_reason {
                     ctx.set_detail(format!("OVERRIDE (overbooked on purpose): {r}"));
                 }
-                ctx.emit(EventKind::AppointmentCreated, Audience::appointment(&a), &a)?;
+                ctx.emit(EventKind::AppointmentCreated, visibility::appointment_audience(&a), &a)?;
                 Ok(a)
             })
         })
         .await?;
     Ok(with_etag(status, a.version, a))
-}
-
-/// Whether the caller may see this appointment at all.
-fn visible(caller: &Caller, a: &Appointment) -> bool {
-    match caller.viewer {
-        Viewer::Staff {
-            role: Role::Reception,
-            ..
-        } => true,
-        Viewer::Staff {
-            id,
-            role: Role::Doctor,
-        } => a.practitioner_id == id,
-        Viewer::Staff {
-            role: Role::Admin | Role::Reviewer,
-            ..
-        } => false,
-        Viewer::Kiosk { id } => a.booked_by == BookedBy::Kiosk { id },
-    }
 }
 
 /// Lists appointments: reception sees all, a doctor their own, a kiosk the bookings it made.
@@ -323,25 +305,9 @@ pub async fn list_appointments(
     caller: Caller,
     Query(q): Query<AppointmentQuery>,
 ) -> Result<axum::Json<Vec<Appointment>>, ApiError> {
-    let scope = match caller.viewer {
-        Viewer::Staff {
-            role: Role::Reception,
-            ..
-        } => Scope::All,
-        Viewer::Staff {
-            id,
-            role: Role::Doctor,
-        } => Scope::Practitioner(id),
-        Viewer::Staff {
-            role: Role::Admin | Role::Reviewer,
-            ..
-        } => {
-            return Err(ApiError::forbidden(
-                "only reception, doctors and kiosks see appointments",
-            ));
-        }
-        Viewer::Kiosk { id } => Scope::Kiosk(id),
-    };
+    let scope = visibility::appointment_scope(&caller.viewer).ok_or_else(|| {
+        ApiError::forbidden("only reception, doctors and kiosks see appointments")
+    })?;
     let list = node
         .store
         .write(Some(caller.audit("appointment.list", "")), move |ctx| {
@@ -369,7 +335,7 @@ pub async fn get_appointment(
         .write(
             Some(caller.audit("appointment.read", format!("appointment/{id}"))),
             move |ctx| match appointments::get(ctx, id)? {
-                Some(a) if visible(&c, &a) => Ok(a),
+                Some(a) if visibility::may_see_appointment(&c.viewer, &a) => Ok(a),
                 _ => Err(ApiError::not_found("appointment")),
             },
         )
@@ -541,7 +507,11 @@ async fn act(
                 a.version += 1;
                 a.updated_at = now;
                 appointments::update(ctx, &a)?;
-                ctx.emit(EventKind::AppointmentUpdated, Audience::appointment(&a), &a)?;
+                ctx.emit(
+                    EventKind::AppointmentUpdated,
+                    visibility::appointment_audience(&a),
+                    &a,
+                )?;
                 Ok(a)
             })
         })

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use carebridge_protocol::audit::{AuditEntry, AuditQuery};
-use carebridge_protocol::practitioner::Role;
 
 use crate::api::extract::{Caller, Query};
 use crate::error::ApiError;
 use crate::node::Node;
+use crate::visibility::RecordKind;
 
 /// Reads audit entries, oldest first (page with `after`). Reading the trail is itself audited.
 #[utoipa::path(get, path = "/audit", tag = "audit", params(AuditQuery), security(("bearer" = [])),
@@ -18,7 +18,7 @@ pub async fn list_audit(
     caller: Caller,
     Query(q): Query<AuditQuery>,
 ) -> Result<axum::Json<Vec<AuditEntry>>, ApiError> {
-    caller.staff(&[Role::Admin])?;
+    caller.may_see(RecordKind::AuditTrail)?;
     let list = node
         .store
         .write(Some(caller.audit("audit.read", "")), move |ctx| {

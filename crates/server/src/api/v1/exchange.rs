@@ -23,6 +23,7 @@ use crate::error::ApiError;
 use crate::federation::{sharing, updates};
 use crate::node::Node;
 use crate::store::federation::{consents, peers, received, transmissions};
+use crate::visibility::RecordKind;
 
 /// The peers this node exchanges with (no keys).
 #[utoipa::path(get, path = "/peers", tag = "exchange", security(("bearer" = [])),
@@ -60,7 +61,7 @@ pub async fn list_consents(
     caller: Caller,
     Path(id): Path<PatientId>,
 ) -> Result<axum::Json<Vec<Consent>>, ApiError> {
-    caller.staff(&[Role::Doctor])?;
+    caller.may_see(RecordKind::Consent)?;
     let list = node
         .store
         .write(
@@ -149,7 +150,7 @@ pub async fn send_reports(
         .write(Some(caller.audit("transmission.send", "")), move |ctx| {
             idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
                 let name = &c.name;
-                sharing::send_reports(ctx, &n, name, &req)
+                Ok(sharing::send_reports(ctx, &n, name, &req)?)
             })
         })
         .await?;
@@ -175,7 +176,7 @@ pub async fn list_transmissions(
     caller: Caller,
     Query(q): Query<TransmissionQuery>,
 ) -> Result<axum::Json<Vec<Transmission>>, ApiError> {
-    caller.staff(&[Role::Doctor, Role::Admin])?;
+    caller.may_see(RecordKind::Transmission)?;
     let list = node
         .store
         .read(move |c| transmissions::list(c, q.patient_id, 200).map_err(ApiError::from))
@@ -190,7 +191,7 @@ pub async fn list_received(
     State(node): State<Arc<Node>>,
     caller: Caller,
 ) -> Result<axum::Json<Vec<ReceivedReports>>, ApiError> {
-    caller.staff(&[Role::Reviewer, Role::Admin])?;
+    caller.may_see(RecordKind::ReceivedReports)?;
     let list = node
         .store
         .write(Some(caller.audit("received.list", "")), |ctx| {
@@ -212,7 +213,7 @@ pub async fn get_received(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<axum::Json<ReceivedReports>, ApiError> {
-    caller.staff(&[Role::Reviewer, Role::Admin])?;
+    caller.may_see(RecordKind::ReceivedReports)?;
     let r = node
         .store
         .write(
@@ -275,7 +276,7 @@ pub async fn send_admin_update(
         .write(Some(caller.audit("admin-update.send", "")), move |ctx| {
             idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
                 let name = &c.name;
-                updates::send(ctx, &n, name, &req)
+                Ok(updates::send(ctx, &n, name, &req)?)
             })
         })
         .await?;

@@ -18,11 +18,11 @@ use crate::api::extract::{Caller, IdempotencyKey, IfMatch, Json, Path, Query};
 use crate::api::idempotency::{self, fingerprint};
 use crate::api::with_etag;
 use crate::error::ApiError;
-use crate::events::Audience;
 use crate::node::Node;
 use crate::schedule;
 use crate::store::appointments::{self, Scope};
 use crate::store::{kiosks, patients};
+use crate::visibility::{self, RecordKind};
 
 const CLINICAL: &[Role] = &[Role::Doctor, Role::Reception];
 
@@ -101,7 +101,7 @@ pub async fn register_patient(
                 if req.confirm_duplicate {
                     ctx.set_detail("registered despite a possible duplicate, confirmed by staff");
                 }
-                ctx.emit(EventKind::PatientCreated, Audience::clinical_staff(), &p)?;
+                ctx.emit(EventKind::PatientCreated, visibility::audience(RecordKind::Patient), &p)?;
                 Ok(p)
             })
         })
@@ -117,7 +117,7 @@ pub async fn search_patients(
     caller: Caller,
     Query(q): Query<PatientSearch>,
 ) -> Result<axum::Json<Vec<Patient>>, ApiError> {
-    caller.staff(CLINICAL)?;
+    caller.may_see(RecordKind::Patient)?;
     if q.name.as_deref().is_none_or(|n| n.trim().is_empty())
         && q.birth_date.is_none()
         && q.card_number.is_none()
@@ -159,7 +159,7 @@ pub async fn get_patient(
     caller: Caller,
     Path(id): Path<PatientId>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.staff(CLINICAL)?;
+    caller.may_see(RecordKind::Patient)?;
     let name = node.name().to_owned();
     let p = node
         .store
@@ -239,7 +239,11 @@ pub async fn update_patient(
                     p.updated_at = ctx.now();
                     patients::update(ctx, &p)?;
                     ctx.set_detail(format!("changed: {}", changed.join(", ")));
-                    ctx.emit(EventKind::PatientUpdated, Audience::clinical_staff(), &p)?;
+                    ctx.emit(
+                        EventKind::PatientUpdated,
+                        visibility::audience(RecordKind::Patient),
+                        &p,
+                    )?;
                     Ok(p)
                 })
             },

@@ -23,9 +23,9 @@ use crate::api::extract::{Caller, IdempotencyKey, IfMatch, Json, Path, Query};
 use crate::api::idempotency::{self, fingerprint};
 use crate::api::with_etag;
 use crate::error::ApiError;
-use crate::events::Audience;
 use crate::node::Node;
 use crate::store::{patients, reports};
+use crate::visibility::{self, RecordKind};
 
 const DOCTORS: &[Role] = &[Role::Doctor];
 
@@ -92,7 +92,11 @@ pub async fn create_report(
                     };
                     reports::put(ctx, &r)?;
                     ctx.set_detail(format!("draft for patient/{}", r.patient_id));
-                    ctx.emit(EventKind::ReportCreated, Audience::doctors(), &r)?;
+                    ctx.emit(
+                        EventKind::ReportCreated,
+                        visibility::audience(RecordKind::Report),
+                        &r,
+                    )?;
                     Ok(r)
                 })
             },
@@ -109,7 +113,7 @@ pub async fn list_reports(
     caller: Caller,
     Query(q): Query<ReportQuery>,
 ) -> Result<axum::Json<Vec<Report>>, ApiError> {
-    caller.staff(DOCTORS)?;
+    caller.may_see(RecordKind::Report)?;
     let entity = q
         .patient_id
         .map(|p| format!("patient/{p}"))
@@ -135,7 +139,7 @@ pub async fn get_report(
     caller: Caller,
     Path(id): Path<ReportId>,
 ) -> Result<Response, ApiError> {
-    caller.staff(DOCTORS)?;
+    caller.may_see(RecordKind::Report)?;
     let r = node
         .store
         .write(
@@ -156,7 +160,7 @@ pub async fn list_report_revisions(
     caller: Caller,
     Path(id): Path<ReportId>,
 ) -> Result<axum::Json<Vec<ReportRevision>>, ApiError> {
-    caller.staff(DOCTORS)?;
+    caller.may_see(RecordKind::Report)?;
     let list = node
         .store
         .write(
@@ -405,7 +409,11 @@ async fn act(
                 r.version += 1;
                 r.updated_at = now;
                 reports::put(ctx, &r)?;
-                ctx.emit(EventKind::ReportUpdated, Audience::doctors(), &r)?;
+                ctx.emit(
+                    EventKind::ReportUpdated,
+                    visibility::audience(RecordKind::Report),
+                    &r,
+                )?;
                 Ok(r)
             })
         })
@@ -434,7 +442,7 @@ pub async fn get_report_pdf(
     Path(id): Path<ReportId>,
     Query(q): Query<PdfQuery>,
 ) -> Result<Response, ApiError> {
-    caller.staff(DOCTORS)?;
+    caller.may_see(RecordKind::Report)?;
     let name = node.name().to_owned();
     let entity = format!("report/{id}");
     let (r, revisions, patient) = node

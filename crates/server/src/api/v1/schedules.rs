@@ -22,11 +22,12 @@ use crate::api::extract::{Caller, IdempotencyKey, IfMatch, Json, Path, Query};
 use crate::api::idempotency::{self, fingerprint};
 use crate::api::with_etag;
 use crate::error::ApiError;
-use crate::events::{Audience, ROLE_DOCTOR, ROLE_RECEPTION, Viewer};
+use crate::events::Viewer;
 use crate::node::Node;
 use crate::schedule;
 use crate::store::appointments::{self, Scope};
 use crate::store::{practitioners, schedules};
+use crate::visibility;
 
 /// Admins and reception manage every doctor's schedule; a doctor their own.
 fn may_manage(caller: &Caller, who: PractitionerId) -> Result<(), ApiError> {
@@ -56,14 +57,6 @@ fn may_record_absence(caller: &Caller, who: PractitionerId) -> Result<(), ApiErr
             "absences list patients' appointments: reception or the doctor records them",
         )),
         _ => may_manage(caller, who),
-    }
-}
-
-fn schedule_audience(who: PractitionerId) -> Audience {
-    Audience {
-        roles: ROLE_RECEPTION | ROLE_DOCTOR,
-        practitioner: Some(who),
-        kiosk: None,
     }
 }
 
@@ -124,7 +117,11 @@ pub async fn put_schedule(
                     version,
                 };
                 schedules::put(ctx, &s)?;
-                ctx.emit(EventKind::ScheduleUpdated, schedule_audience(id), &s)?;
+                ctx.emit(
+                    EventKind::ScheduleUpdated,
+                    visibility::schedule_audience(id),
+                    &s,
+                )?;
                 Ok(s)
             },
         )
@@ -201,7 +198,11 @@ pub async fn create_absence(
                         absence.end,
                         affected.len()
                     ));
-                    ctx.emit(EventKind::AbsenceCreated, schedule_audience(id), &absence)?;
+                    ctx.emit(
+                        EventKind::AbsenceCreated,
+                        visibility::schedule_audience(id),
+                        &absence,
+                    )?;
                     Ok(AbsenceRecorded { absence, affected })
                 })
             },

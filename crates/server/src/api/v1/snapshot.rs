@@ -80,7 +80,8 @@ pub async fn get_snapshot(
         };
         let mut buf = BytesMut::with_capacity(CHUNK + 4096);
         let mut open = true;
-        let written = snapshot::write(&conn, &viewer, &name, after.as_ref(), |item| {
+        let contents = crate::visibility::snapshot_of(&viewer);
+        let written = snapshot::write(&conn, &contents, &name, after.as_ref(), |item| {
             if serde_json::to_writer(bytes::BufMut::writer(&mut buf), item).is_err() {
                 return false;
             }

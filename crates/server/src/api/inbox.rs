@@ -26,17 +26,18 @@ use carebridge_protocol::federation::request::{
 };
 use chrono::{DateTime, Utc};
 
-use super::peer::Peer;
-use super::{received, updates};
 use crate::api::extract::Source;
 use crate::error::ApiError;
+use crate::federation::error::FederationError;
+use crate::federation::peer::Peer;
+use crate::federation::{received, updates};
 use crate::node::Node;
 use crate::store::federation::peers;
 use crate::store::federation::received::{self as stored, Accepted};
 use crate::store::{AuditDraft, StoreError, WriteCtx};
 
-fn refuse(code: ProblemType, detail: impl Into<String>) -> ApiError {
-    ApiError::new(code, detail)
+fn refuse(code: ProblemType, detail: impl Into<String>) -> FederationError {
+    FederationError::refused(code, detail)
 }
 
 /// Checks a request up to (not including) the nonce, reading only peers.
@@ -45,7 +46,7 @@ async fn authenticate(
     headers: &HeaderMap,
     source: IpAddr,
     body: &[u8],
-) -> Result<(Peer, ReadSignature), ApiError> {
+) -> Result<(Peer, ReadSignature), FederationError> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let key = text(API_KEY_HEADER)
         .map(str::trim)
@@ -103,7 +104,7 @@ async fn authenticate(
 }
 
 /// Opens and checks the envelope for `peer`; the payload's plaintext.
-fn open(node: &Node, peer: &Peer, body: &[u8]) -> Result<(Envelope, Vec<u8>), ApiError> {
+fn open(node: &Node, peer: &Peer, body: &[u8]) -> Result<(Envelope, Vec<u8>), FederationError> {
     let env =
         Envelope::parse(body).map_err(|e| refuse(ProblemType::MalformedEnvelope, e.to_string()))?;
     if env.header.source != peer.name {
@@ -199,24 +200,21 @@ pub async fn receive(
 }
 
 /// Audits a refusal (its own job: the refused request stores nothing else) and answers it.
-async fn refused(node: &Arc<Node>, mut draft: AuditDraft, e: ApiError) -> Response {
+async fn refused(node: &Arc<Node>, mut draft: AuditDraft, e: FederationError) -> Response {
     draft.action = "federation.refused".into();
-    let code = match &e {
-        ApiError::Problem(p) => p.code,
-        _ => ProblemType::Internal,
-    };
+    let code = e.code();
     let detail = format!("{}: {e}", code.slug());
     let audited = node
         .store
         .write(Some(draft), move |_ctx| {
-            Err::<(), _>(ApiError::new(code, detail))
+            Err::<(), _>(FederationError::refused(code, detail))
         })
         .await;
-    if let Err(ApiError::Store(s)) = audited {
+    if let Err(FederationError::Store(s)) = audited {
         tracing::error!(error = %s, "a federation refusal could not be audited");
     }
     tracing::warn!(refusal = %e, "federation request refused");
-    e.into_response()
+    ApiError::from(e).into_response()
 }
 
 /// Stores an accepted envelope once and answers with the receipt.
@@ -228,7 +226,7 @@ fn store(
     nonce: &str,
     env: &Envelope,
     plaintext: &[u8],
-) -> Result<(StatusCode, Receipt), ApiError> {
+) -> Result<(StatusCode, Receipt), FederationError> {
     let now = ctx.now();
     stored::forget_nonces(ctx, now - chrono::Duration::seconds(2 * WINDOW_SECONDS))?;
     let fresh = stored::record_nonce(ctx, &peer.name, nonce)?;
