@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use carebridge_protocol::problem::FieldError;
 use carebridge_protocol::{PROBLEM_JSON, Problem, ProblemType};
 
+use crate::booking::BookingError;
 use crate::federation::error::FederationError;
 use crate::store::StoreError;
 
@@ -96,6 +97,16 @@ impl ApiError {
                 ProblemType::Internal,
                 Some("the request failed on the node; nothing was changed".to_owned()),
             ),
+        }
+    }
+}
+
+impl From<BookingError> for ApiError {
+    fn from(e: BookingError) -> Self {
+        match e {
+            BookingError::Refused(p) => Self::Problem(p),
+            BookingError::Stale(current) => Self::stale(&current, current.version),
+            BookingError::Store(e) => Self::Store(e),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! it with `init`, `serve`, `demo`, `audit verify`, `backup` and `restore`.
 
 pub mod api;
+pub mod booking;
 pub mod clock;
 pub mod config;
 pub mod connection;

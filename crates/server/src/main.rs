@@ -14,7 +14,9 @@ use carebridge_server::demo;
 use carebridge_server::node::{InitOptions, Node, NodeError, init, load_key};
 use carebridge_server::serve;
 use carebridge_server::store::backup;
-use carebridge_server::store::{Durability, Reader};
+#[cfg(feature = "demo")]
+use carebridge_server::store::Durability;
+use carebridge_server::store::Reader;
 use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
 
@@ -181,6 +183,7 @@ struct DemoArgs {
     prepare_only: bool,
 }
 
+#[cfg(feature = "demo")]
 fn parse_durability(s: &str) -> Result<Durability, String> {
     match s {
         "full" => Ok(Durability::Full),
