@@ -1,0 +1,2892 @@
+//! The store conformance suite: what every storage backend of the node must do, written once
+//! against the store's public operations (`carebridge_server::store::*`) and [`Store`]'s API —
+//! no SQL — and run against every backend (the model: matrix-rust-sdk's
+//! `statestore_integration_tests!`).
+//!
+//! Each test body is an `async fn(Env)` below, grouped by area; [`store_conformance_tests!`]
+//! turns the list of them into one `#[tokio::test]` per backend. A test gets a fresh, empty
+//! store opened on a [`ManualClock`] standing at [`t0`] and a [`Hub`] it can subscribe to.
+//!
+//! How a backend joins: one more invocation at the bottom of this file,
+//!
+//! ```ignore
+//! store_conformance_tests!(postgres, |clock, hub| Opened { store: …, keep: Box::new(…) });
+//! ```
+//!
+//! where the closure opens a fresh, empty store of that backend on the given clock and hub
+//! (a scratch database or schema, say), and `keep` holds whatever must live as long as the
+//! store and be cleaned up after it (a temporary directory, a schema to drop). Nothing else
+//! changes: a test that fails for the new backend is a difference to fix in the backend.
+//!
+//! A new operation lands in the suite in the same change: a test function here and its name in
+//! the macro's list.
+
+#![expect(clippy::unwrap_used, reason = "tests panic on the unexpected")]
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::{Context, Waker};
+
+use carebridge_protocol::appointment::{
+    Appointment, AppointmentQuery, AppointmentStatus, BookedBy,
+};
+use carebridge_protocol::audit::{AuditQuery, Outcome};
+use carebridge_protocol::event::EventKind;
+use carebridge_protocol::federation::envelope::MessageType;
+use carebridge_protocol::federation::identity::NodeIdentity;
+use carebridge_protocol::federation::payload::{
+    AdminUpdateMessage, MedicalReports, SharedPatient, Transmission, TransmissionState,
+    UpdateAudience,
+};
+use carebridge_protocol::kiosk::KioskDevice;
+use carebridge_protocol::patient::{Patient, PatientSearch};
+use carebridge_protocol::practitioner::{Practitioner, Role};
+use carebridge_protocol::report::{
+    Report, ReportContent, ReportQuery, ReportRevision, ReportStatus,
+};
+use carebridge_protocol::schedule::{Absence, Schedule, WorkingHours};
+use carebridge_protocol::snapshot::SnapshotItem;
+use carebridge_protocol::{KioskDeviceId, PatientId, PractitionerId, ReportId};
+use carebridge_server::clock::{Clock, ManualClock};
+use carebridge_server::config::NodeKind;
+use carebridge_server::events::{Audience, Hub, ROLE_ADMIN, ROLE_DOCTOR, ROLE_RECEPTION, Viewer};
+use carebridge_server::federation::peer::{PeerGrant, SourceRule};
+use carebridge_server::store::federation::{consents, peers, received, transmissions, updates};
+use carebridge_server::store::{
+    self, AuditDraft, DbKey, Durability, SCHEMA_VERSION, Store, StoreError, Tx, WriteCtx,
+    appointments, audit, events, idempotency, keys, kiosks, patients, practitioners, reports,
+    schedules, sessions, snapshot,
+};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use ed25519_dalek::SigningKey;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+/// The node name patients' global ids are made with.
+const NODE: &str = "st-marys.example";
+
+/// A fresh, empty store of one backend, opened on the suite's clock and hub.
+pub struct Opened {
+    /// The store.
+    pub store: Store,
+    /// What must live as long as the store (a temporary directory, a scratch schema).
+    pub keep: Box<dyn Any + Send>,
+}
+
+/// What a test gets: the store, the hub it publishes to, and the clock it writes with.
+pub struct Env {
+    store: Store,
+    hub: Hub,
+    clock: ManualClock,
+    _keep: Box<dyn Any + Send>,
+}
+
+impl Env {
+    fn new(open: impl Fn(Arc<dyn Clock>, Hub) -> Opened) -> Self {
+        let clock = ManualClock::new(t0());
+        let hub = Hub::new(1024, 0);
+        let opened = open(Arc::new(clock.clone()), hub.clone());
+        Self {
+            store: opened.store,
+            hub,
+            clock,
+            _keep: opened.keep,
+        }
+    }
+
+    /// One unaudited write job, which must succeed.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> T {
+        self.store.write(None, f).await.unwrap()
+    }
+
+    /// One unaudited write job, which may fail.
+    async fn try_write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.store.write(None, f).await
+    }
+
+    /// One read on a pooled reader.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> T {
+        self.store.read(f).await.unwrap()
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+}
+
+/// The SQLCipher backend: a fresh encrypted file in a temporary directory.
+fn open_sqlcipher(clock: Arc<dyn Clock>, hub: Hub) -> Opened {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        &dir.path().join(store::DB_FILE),
+        &DbKey::generate(),
+        Durability::Normal,
+        clock,
+        hub,
+    )
+    .unwrap();
+    Opened {
+        store,
+        keep: Box::new(dir),
+    }
+}
+
+/// Instantiates the suite for one backend: `$open` is a `Fn(Arc<dyn Clock>, Hub) -> Opened`
+/// making a fresh, empty store.
+macro_rules! store_conformance_tests {
+    ($backend:ident, $open:expr) => {
+        store_conformance_tests!(@each $backend, $open, [
+            meta_keys_and_ping,
+            appointments_round_trip_every_field,
+            appointments_overlap_by_status_except_and_bound,
+            appointments_refuse_a_double_booking_without_override,
+            appointments_list_by_scope_and_filters,
+            appointments_references_are_unique_and_readable,
+            patients_round_trip_and_identify,
+            patients_duplicates_and_cards,
+            patients_search,
+            practitioners_accounts,
+            sessions_live_and_dead,
+            sessions_end_and_prune,
+            kiosks_devices,
+            kiosks_identifications,
+            schedules_put_get_absences,
+            schedules_occupied_and_slots_taken,
+            reports_drafts_revisions_and_lists,
+            events_log_pages_and_prune,
+            idempotency_first_answers,
+            audit_entries_for_successes_and_failures,
+            audit_list_filters_and_verify,
+            audit_explicit_entries_roll_back_with_their_job,
+            write_a_failed_job_leaves_nothing_while_its_batch_commits,
+            write_a_panicking_job_is_rolled_back_alone,
+            snapshot_reads_what_it_is_told_in_one_state,
+            federation_peers,
+            federation_transmissions,
+            federation_received,
+            federation_nonces,
+            federation_consents,
+            federation_updates,
+        ]);
+    };
+    (@each $backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::Env::new($open)).await;
+                }
+            )*
+        }
+    };
+}
+
+store_conformance_tests!(sqlcipher, super::open_sqlcipher);
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+/// 2030-01-`day` `h`:`m` UTC (2030-01-07 is a Monday).
+fn at(day: u32, h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2030, 1, day, h, m, 0).unwrap()
+}
+
+/// Where every test's clock starts.
+fn t0() -> DateTime<Utc> {
+    at(7, 8, 0)
+}
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+fn staff(role: Role, username: &str, display: &str) -> Practitioner {
+    Practitioner {
+        id: PractitionerId::new(),
+        username: username.to_owned(),
+        display_name: display.to_owned(),
+        role,
+        disabled: false,
+        version: 1,
+    }
+}
+
+fn doctor(username: &str) -> Practitioner {
+    staff(Role::Doctor, username, &format!("Dr. {username}"))
+}
+
+fn patient(family: &str, given: &str, birth: NaiveDate, card: &str) -> Patient {
+    let id = PatientId::new();
+    Patient {
+        id,
+        global_id: format!("{id}@{NODE}"),
+        family_name: family.to_owned(),
+        given_name: given.to_owned(),
+        birth_date: birth,
+        phone: Some("+31 20 555 0100".into()),
+        email: Some(format!("{}@example.org", given.to_lowercase())),
+        card_number: card.to_owned(),
+        version: 1,
+        created_at: t0(),
+        updated_at: t0(),
+    }
+}
+
+/// A staff-booked appointment of `minutes` at `start`.
+fn appt(
+    p: &Patient,
+    doc: &Practitioner,
+    start: DateTime<Utc>,
+    minutes: i64,
+    status: AppointmentStatus,
+) -> Appointment {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    Appointment {
+        id: carebridge_protocol::AppointmentId::new(),
+        reference: format!("T{:02}-{:04}", n / 10_000, n % 10_000),
+        patient_id: p.id,
+        practitioner_id: doc.id,
+        start,
+        end: start + Duration::minutes(minutes),
+        reason: "check-up".into(),
+        status,
+        booked_by: BookedBy::Staff { id: doc.id },
+        override_reason: None,
+        cancellation_reason: None,
+        version: 1,
+        created_at: t0(),
+        updated_at: t0(),
+    }
+}
+
+async fn add_staff(env: &Env, people: &[&Practitioner]) {
+    let people: Vec<Practitioner> = people.iter().map(|p| (*p).clone()).collect();
+    let now_ms = env.now().timestamp_millis();
+    env.write(move |ctx| {
+        for p in &people {
+            practitioners::insert(ctx, p, &format!("hash-of-{}", p.username), now_ms)?;
+        }
+        Ok(())
+    })
+    .await;
+}
+
+async fn add_patients(env: &Env, people: &[&Patient]) {
+    let people: Vec<Patient> = people.iter().map(|p| (*p).clone()).collect();
+    env.write(move |ctx| {
+        for p in &people {
+            patients::insert(ctx, p)?;
+        }
+        Ok(())
+    })
+    .await;
+}
+
+async fn add_appts(env: &Env, list: &[&Appointment]) {
+    let list: Vec<Appointment> = list.iter().map(|a| (*a).clone()).collect();
+    env.write(move |ctx| {
+        for a in &list {
+            appointments::insert(ctx, a)?;
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// A doctor and a patient, stored.
+async fn seed(env: &Env) -> (Practitioner, Patient) {
+    let doc = doctor("moreau");
+    let p = patient("Doe", "Jane", date(1980, 1, 1), "1000000001");
+    add_staff(env, &[&doc]).await;
+    add_patients(env, &[&p]).await;
+    (doc, p)
+}
+
+fn ids(list: &[Appointment]) -> Vec<carebridge_protocol::AppointmentId> {
+    list.iter().map(|a| a.id).collect()
+}
+
+fn content(title: &str) -> ReportContent {
+    ReportContent {
+        title: title.to_owned(),
+        findings: format!("{title}: findings"),
+        conclusion: format!("{title}: conclusion"),
+        codes: vec!["I10".into()],
+    }
+}
+
+fn draft_report(p: &Patient, doc: &Practitioner, title: &str, at: DateTime<Utc>) -> Report {
+    Report {
+        id: ReportId::new(),
+        patient_id: p.id,
+        author_id: doc.id,
+        author_name: doc.display_name.clone(),
+        status: ReportStatus::Preliminary,
+        content: content(title),
+        revision: 0,
+        signature: None,
+        error_reason: None,
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// `r` signed by `key` as its next revision with `status`.
+fn sign(r: &Report, status: ReportStatus, key: &SigningKey, at: DateTime<Utc>) -> Report {
+    let mut r = r.clone();
+    r.status = status;
+    r.revision += 1;
+    r.version += 1;
+    r.updated_at = at;
+    r.signature = Some(r.facts().sign(NODE, key, at));
+    r
+}
+
+fn revision_of(r: &Report) -> ReportRevision {
+    ReportRevision {
+        revision: r.revision,
+        status: r.status,
+        content: r.content.clone(),
+        author_id: r.author_id,
+        author_name: r.author_name.clone(),
+        signature: r.signature.clone().unwrap(),
+    }
+}
+
+fn signing_key() -> SigningKey {
+    SigningKey::generate(&mut rand::rngs::OsRng)
+}
+
+fn grant(name: &str, kind: &str, url: &str, key: &SigningKey, api_key: &str) -> PeerGrant {
+    let agreement = x25519_dalek::StaticSecret::random_from_rng(rand::rngs::OsRng);
+    PeerGrant {
+        identity: NodeIdentity::new(
+            name,
+            kind,
+            url,
+            &key.verifying_key(),
+            &x25519_dalek::PublicKey::from(&agreement),
+        ),
+        allowed_sources: vec![SourceRule::parse("10.0.0.0/8").unwrap()],
+        allowed_types: vec![MessageType::MedicalReports],
+        api_key: api_key.to_owned(),
+    }
+}
+
+async fn add_peer(env: &Env, g: PeerGrant) {
+    env.write(move |ctx| peers::put(ctx, &g)).await;
+}
+
+fn transmission(peer: &str, patient: Option<PatientId>, created: DateTime<Utc>) -> Transmission {
+    Transmission {
+        id: uuid::Uuid::now_v7(),
+        peer: peer.to_owned(),
+        message_type: "medical-reports".into(),
+        summary: "2 reports".into(),
+        patient_id: patient,
+        report_ids: vec![ReportId::new(), ReportId::new()],
+        state: TransmissionState::Queued,
+        last_error: None,
+        attempts: 0,
+        overdue: false,
+        created_by: "Dr. moreau".into(),
+        created_at: created,
+        updated_at: created,
+        acknowledged_at: None,
+        version: 1,
+    }
+}
+
+fn update_message(title: &str, sent_at: DateTime<Utc>) -> AdminUpdateMessage {
+    AdminUpdateMessage {
+        id: uuid::Uuid::now_v7(),
+        title: title.to_owned(),
+        body: format!("{title}: body"),
+        audience: UpdateAudience::Doctor,
+        from: "Insurer admin".into(),
+        sent_at,
+    }
+}
+
+/// An audience of doctors and reception (built here, not by the node's visibility policy:
+/// the store keeps whatever audience it is given).
+fn clinical() -> Audience {
+    Audience {
+        roles: ROLE_DOCTOR | ROLE_RECEPTION,
+        practitioner: None,
+        kiosk: None,
+    }
+}
+
+/// An audience of doctors.
+fn doctors_only() -> Audience {
+    Audience {
+        roles: ROLE_DOCTOR,
+        practitioner: None,
+        kiosk: None,
+    }
+}
+
+fn draft(action: &str, entity: &str) -> AuditDraft {
+    AuditDraft {
+        actor: "staff:tester".into(),
+        action: action.to_owned(),
+        entity: entity.to_owned(),
+        source: "127.0.0.1".into(),
+    }
+}
+
+/// Polls a future once (a write future: that queues its job) and leaves it pending.
+fn poll_once<F: Future>(f: Pin<&mut F>) {
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(
+        f.poll(&mut cx).is_pending(),
+        "a write answers only after its commit"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Meta and keys
+
+async fn meta_keys_and_ping(env: Env) {
+    let signing = signing_key();
+    let agreement = x25519_dalek::StaticSecret::random_from_rng(rand::rngs::OsRng);
+    let (s, a) = (signing.clone(), agreement.clone());
+    env.write(move |ctx| {
+        store::insert_meta(ctx, "name", NODE)?;
+        store::insert_meta(ctx, "kind", "hospital")?;
+        keys::insert(ctx, &s, &a)
+    })
+    .await;
+    let (meta, missing, version, public, secret) = env
+        .read(|tx| {
+            store::ping(tx)?;
+            Ok((
+                store::meta(tx, "name")?,
+                store::meta(tx, "time_zone")?,
+                store::migrations_check(tx)?,
+                keys::public_keys(tx)?,
+                keys::secret_keys(tx)?,
+            ))
+        })
+        .await;
+    assert_eq!(meta.as_deref(), Some(NODE));
+    assert_eq!(missing, None);
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(public.0, signing.verifying_key());
+    assert_eq!(
+        public.1.as_bytes(),
+        x25519_dalek::PublicKey::from(&agreement).as_bytes()
+    );
+    assert_eq!(secret.0.to_bytes(), signing.to_bytes());
+    assert_eq!(secret.1.to_bytes(), agreement.to_bytes());
+    // Meta is written once (by init): a second value for a key is refused, the first kept.
+    let again = env
+        .try_write(|ctx| store::insert_meta(ctx, "name", "other"))
+        .await;
+    assert!(again.is_err());
+    let kept = env.read(|tx| store::meta(tx, "name")).await;
+    assert_eq!(kept.as_deref(), Some(NODE));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Appointments
+
+async fn appointments_round_trip_every_field(env: Env) {
+    let (doc, p) = seed(&env).await;
+    let kiosk = KioskDeviceId::new();
+    let mut a = appt(&p, &doc, at(8, 9, 0), 30, AppointmentStatus::Pending);
+    a.booked_by = BookedBy::Kiosk { id: kiosk };
+    a.reason = "a cough — since Monday".into();
+    a.override_reason = Some("squeezed in".into());
+    a.cancellation_reason = Some("none yet".into());
+    a.version = 3;
+    a.created_at = t0() + Duration::milliseconds(123);
+    a.updated_at = t0() + Duration::milliseconds(456);
+    add_appts(&env, &[&a]).await;
+    let id = a.id;
+    let got = env.read(move |tx| appointments::get(tx, id)).await;
+    assert_eq!(got.as_ref(), Some(&a));
+
+    // An update writes the changeable fields and leaves the rest.
+    let mut b = a.clone();
+    b.start = at(8, 14, 0);
+    b.end = at(8, 14, 45);
+    b.status = AppointmentStatus::Cancelled;
+    b.override_reason = None;
+    b.cancellation_reason = Some("patient called".into());
+    b.version = 4;
+    b.updated_at = t0() + Duration::minutes(5);
+    let w = b.clone();
+    env.write(move |ctx| appointments::update(ctx, &w)).await;
+    let got = env.read(move |tx| appointments::get(tx, id)).await;
+    assert_eq!(got, Some(b));
+
+    let none = env
+        .read(|tx| appointments::get(tx, carebridge_protocol::AppointmentId::new()))
+        .await;
+    assert_eq!(none, None);
+}
+
+async fn appointments_overlap_by_status_except_and_bound(env: Env) {
+    let (doc, p) = seed(&env).await;
+    let other = doctor("other");
+    add_staff(&env, &[&other]).await;
+    use AppointmentStatus as S;
+    let statuses = [
+        S::Pending,
+        S::Booked,
+        S::Arrived,
+        S::Fulfilled,
+        S::Cancelled,
+        S::Noshow,
+    ];
+    // One appointment per status, each on a day of its own, 10:00–10:30.
+    let list: Vec<Appointment> = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, s)| appt(&p, &doc, at(8 + i as u32, 10, 0), 30, *s))
+        .collect();
+    add_appts(&env, &list.iter().collect::<Vec<_>>()).await;
+    for (i, a) in list.iter().enumerate() {
+        let (who, other_id, id, day) = (doc.id, other.id, a.id, 8 + i as u32);
+        let (hit, excepted, touching_after, touching_before, others) = env
+            .read(move |tx| {
+                Ok((
+                    appointments::overlapping(tx, who, at(day, 10, 15), at(day, 10, 45), None)?,
+                    appointments::overlapping(tx, who, at(day, 10, 15), at(day, 10, 45), Some(id))?,
+                    appointments::overlapping(tx, who, at(day, 10, 30), at(day, 11, 0), None)?,
+                    appointments::overlapping(tx, who, at(day, 9, 30), at(day, 10, 0), None)?,
+                    appointments::overlapping(tx, other_id, at(day, 10, 0), at(day, 10, 30), None)?,
+                ))
+            })
+            .await;
+        let occupies = !matches!(a.status, S::Cancelled | S::Noshow);
+        assert_eq!(hit, occupies.then_some(a.id), "{:?}", a.status);
+        assert_eq!(excepted, None, "{:?}", a.status);
+        assert_eq!(touching_after, None, "{:?}", a.status);
+        assert_eq!(touching_before, None, "{:?}", a.status);
+        assert_eq!(others, None, "{:?}", a.status);
+    }
+
+    // The longest appointment (12 h) is found from anywhere inside it, however late.
+    let long = appt(&p, &doc, at(20, 0, 0), 12 * 60, S::Booked);
+    add_appts(&env, &[&long]).await;
+    let who = doc.id;
+    let (late, just_after, early) = env
+        .read(move |tx| {
+            Ok((
+                appointments::overlapping(tx, who, at(20, 11, 59), at(20, 12, 30), None)?,
+                appointments::overlapping(tx, who, at(20, 12, 0), at(20, 12, 30), None)?,
+                appointments::overlapping(tx, who, at(19, 23, 0), at(20, 0, 1), None)?,
+            ))
+        })
+        .await;
+    assert_eq!(late, Some(long.id));
+    assert_eq!(just_after, None);
+    assert_eq!(early, Some(long.id));
+}
+
+async fn appointments_refuse_a_double_booking_without_override(env: Env) {
+    let (doc, p) = seed(&env).await;
+    let first = appt(&p, &doc, at(8, 9, 0), 30, AppointmentStatus::Booked);
+    add_appts(&env, &[&first]).await;
+    let clash = appt(&p, &doc, at(8, 9, 15), 30, AppointmentStatus::Booked);
+    let c = clash.clone();
+    assert!(
+        env.try_write(move |ctx| appointments::insert(ctx, &c))
+            .await
+            .is_err(),
+        "a second live appointment over the first needs an override"
+    );
+    let id = clash.id;
+    assert_eq!(env.read(move |tx| appointments::get(tx, id)).await, None);
+    // Moving another appointment onto it is refused too.
+    let later = appt(&p, &doc, at(8, 11, 0), 30, AppointmentStatus::Booked);
+    add_appts(&env, &[&later]).await;
+    let mut moved = later.clone();
+    moved.start = at(8, 9, 10);
+    moved.end = at(8, 9, 40);
+    moved.version = 2;
+    assert!(
+        env.try_write(move |ctx| appointments::update(ctx, &moved))
+            .await
+            .is_err()
+    );
+    let id = later.id;
+    assert_eq!(
+        env.read(move |tx| appointments::get(tx, id)).await,
+        Some(later)
+    );
+    // With an override it is booked; a cancelled one never clashes.
+    let mut over = clash.clone();
+    over.override_reason = Some("emergency".into());
+    let mut cancelled = appt(&p, &doc, at(8, 9, 0), 30, AppointmentStatus::Cancelled);
+    cancelled.cancellation_reason = Some("moved".into());
+    add_appts(&env, &[&over, &cancelled]).await;
+    let all = env
+        .read(|tx| appointments::list(tx, &AppointmentQuery::default(), appointments::Scope::All))
+        .await;
+    assert_eq!(all.len(), 4);
+}
+
+async fn appointments_list_by_scope_and_filters(env: Env) {
+    use appointments::Scope;
+    let a_doc = doctor("adams");
+    let b_doc = doctor("baker");
+    add_staff(&env, &[&a_doc, &b_doc]).await;
+    let p1 = patient("One", "Pat", date(1970, 1, 1), "1000000011");
+    let p2 = patient("Two", "Pat", date(1971, 1, 1), "1000000012");
+    add_patients(&env, &[&p1, &p2]).await;
+    let kiosk = KioskDeviceId::new();
+    let a1 = appt(&p1, &a_doc, at(8, 9, 0), 30, AppointmentStatus::Booked);
+    let mut a2 = appt(&p2, &a_doc, at(8, 10, 0), 30, AppointmentStatus::Pending);
+    a2.booked_by = BookedBy::Kiosk { id: kiosk };
+    let mut a3 = appt(&p1, &b_doc, at(9, 9, 0), 30, AppointmentStatus::Cancelled);
+    a3.booked_by = BookedBy::Kiosk { id: kiosk };
+    let a4 = appt(&p2, &b_doc, at(9, 11, 0), 30, AppointmentStatus::Booked);
+    // Inserted out of order: the list orders by start.
+    add_appts(&env, &[&a4, &a2, &a3, &a1]).await;
+
+    let q = AppointmentQuery::default;
+    let cases: Vec<(AppointmentQuery, Scope, Vec<&Appointment>)> = vec![
+        (q(), Scope::All, vec![&a1, &a2, &a3, &a4]),
+        (q(), Scope::Practitioner(a_doc.id), vec![&a1, &a2]),
+        (q(), Scope::Kiosk(kiosk), vec![&a2, &a3]),
+        (q(), Scope::Kiosk(KioskDeviceId::new()), vec![]),
+        (q(), Scope::Patient(p1.id), vec![&a1, &a3]),
+        (
+            AppointmentQuery {
+                practitioner_id: Some(b_doc.id),
+                ..q()
+            },
+            Scope::All,
+            vec![&a3, &a4],
+        ),
+        (
+            AppointmentQuery {
+                patient_id: Some(p2.id),
+                ..q()
+            },
+            Scope::All,
+            vec![&a2, &a4],
+        ),
+        (
+            AppointmentQuery {
+                from: Some(at(8, 10, 0)),
+                ..q()
+            },
+            Scope::All,
+            vec![&a2, &a3, &a4],
+        ),
+        (
+            AppointmentQuery {
+                to: Some(at(9, 9, 0)),
+                ..q()
+            },
+            Scope::All,
+            vec![&a1, &a2],
+        ),
+        (
+            AppointmentQuery {
+                status: Some(AppointmentStatus::Booked),
+                ..q()
+            },
+            Scope::All,
+            vec![&a1, &a4],
+        ),
+        (
+            AppointmentQuery {
+                limit: Some(2),
+                ..q()
+            },
+            Scope::All,
+            vec![&a1, &a2],
+        ),
+        (
+            AppointmentQuery {
+                patient_id: Some(p1.id),
+                ..q()
+            },
+            Scope::Practitioner(a_doc.id),
+            vec![&a1],
+        ),
+        (
+            AppointmentQuery {
+                practitioner_id: Some(b_doc.id),
+                ..q()
+            },
+            Scope::Practitioner(a_doc.id),
+            vec![],
+        ),
+    ];
+    for (i, (query, scope, want)) in cases.into_iter().enumerate() {
+        let got = env
+            .read(move |tx| appointments::list(tx, &query, scope))
+            .await;
+        let want: Vec<Appointment> = want.into_iter().cloned().collect();
+        assert_eq!(ids(&got), ids(&want), "case {i}");
+        assert_eq!(got, want, "case {i}: whole records");
+    }
+}
+
+async fn appointments_references_are_unique_and_readable(env: Env) {
+    const ALPHABET: &str = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let refs = env
+        .read(|tx| {
+            (0..200)
+                .map(|_| appointments::new_reference(tx))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await;
+    for r in &refs {
+        assert_eq!(r.len(), 7, "{r}");
+        for (i, c) in r.chars().enumerate() {
+            if i == 3 {
+                assert_eq!(c, '-', "{r}");
+            } else {
+                assert!(ALPHABET.contains(c), "{r}");
+            }
+        }
+    }
+    let distinct: std::collections::HashSet<&String> = refs.iter().collect();
+    assert!(distinct.len() > 190, "references repeat too often");
+    // A reference made inside a write is free, and the stored one round-trips.
+    let (doc, p) = seed(&env).await;
+    let mut a = appt(&p, &doc, at(8, 9, 0), 30, AppointmentStatus::Booked);
+    let id = a.id;
+    let reference = env
+        .write(move |ctx| {
+            a.reference = appointments::new_reference(ctx)?;
+            appointments::insert(ctx, &a)?;
+            Ok(a.reference)
+        })
+        .await;
+    let got = env.read(move |tx| appointments::get(tx, id)).await.unwrap();
+    assert_eq!(got.reference, reference);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Patients
+
+async fn patients_round_trip_and_identify(env: Env) {
+    let p = patient("Doe", "Jane", date(1980, 1, 1), "1000000001");
+    add_patients(&env, &[&p]).await;
+    let id = p.id;
+    assert_eq!(
+        env.read(move |tx| patients::get(tx, id, NODE)).await,
+        Some(p.clone())
+    );
+    let mut q = p.clone();
+    q.family_name = "Doe-Smith".into();
+    q.given_name = "Janet".into();
+    q.birth_date = date(1980, 2, 2);
+    q.phone = None;
+    q.email = Some("janet@example.org".into());
+    q.card_number = "1000000002".into();
+    q.version = 2;
+    q.updated_at = t0() + Duration::hours(1);
+    let w = q.clone();
+    env.write(move |ctx| patients::update(ctx, &w)).await;
+    assert_eq!(
+        env.read(move |tx| patients::get(tx, id, NODE)).await,
+        Some(q.clone())
+    );
+    // A kiosk identifies with card AND birth date.
+    let (hit, wrong_birth, old_card, unknown) = env
+        .read(|tx| {
+            Ok((
+                patients::by_card(tx, "1000000002", date(1980, 2, 2), NODE)?,
+                patients::by_card(tx, "1000000002", date(1980, 1, 1), NODE)?,
+                patients::by_card(tx, "1000000001", date(1980, 2, 2), NODE)?,
+                patients::get(tx, PatientId::new(), NODE)?,
+            ))
+        })
+        .await;
+    assert_eq!(hit, Some(q));
+    assert_eq!(wrong_birth, None);
+    assert_eq!(old_card, None);
+    assert_eq!(unknown, None);
+}
+
+async fn patients_duplicates_and_cards(env: Env) {
+    let p = patient("Doe", "Jane", date(1980, 1, 1), "1000000001");
+    let twin = patient("Doe", "John", date(1980, 1, 1), "1000000003");
+    add_patients(&env, &[&p, &twin]).await;
+    let (pid, tid) = (p.id, twin.id);
+    let (same, other_birth, other_name, taken, mine, theirs, free, issued) = env
+        .read(move |tx| {
+            Ok((
+                patients::same_person(tx, "  DOE ", "jane", date(1980, 1, 1), NODE)?,
+                patients::same_person(tx, "Doe", "Jane", date(1980, 1, 2), NODE)?,
+                patients::same_person(tx, "Doe", "Jan", date(1980, 1, 1), NODE)?,
+                patients::card_taken(tx, "1000000001", None)?,
+                patients::card_taken(tx, "1000000001", Some(pid))?,
+                patients::card_taken(tx, "1000000001", Some(tid))?,
+                patients::card_taken(tx, "1000000099", None)?,
+                patients::issue_card_number(tx)?,
+            ))
+        })
+        .await;
+    assert_eq!(same, vec![p.clone()]);
+    assert!(other_birth.is_empty());
+    assert!(other_name.is_empty());
+    assert!(taken);
+    assert!(!mine, "a patient's own card is not taken from them");
+    assert!(theirs);
+    assert!(!free);
+    assert_eq!(issued.len(), 10);
+    assert!(issued.chars().all(|c| c.is_ascii_digit()));
+    assert!(issued != p.card_number && issued != twin.card_number);
+    // A card in use cannot be given to another patient.
+    let dup = patient("Roe", "Rita", date(1990, 1, 1), "1000000001");
+    assert!(
+        env.try_write(move |ctx| patients::insert(ctx, &dup))
+            .await
+            .is_err()
+    );
+}
+
+async fn patients_search(env: Env) {
+    let doe = patient("Doe", "Jane", date(1980, 1, 1), "1000000001");
+    let dob = patient("Dobson", "Adam", date(1980, 1, 1), "1000000002");
+    let smith = patient("Smith", "Dora", date(1975, 5, 5), "1000000003");
+    let zed = patient("Zed", "Zoe", date(1980, 1, 1), "1000000004");
+    add_patients(&env, &[&zed, &smith, &doe, &dob]).await;
+    let s = PatientSearch::default;
+    let cases: Vec<(PatientSearch, Vec<&Patient>)> = vec![
+        // By name prefix, family or given, case-insensitive; ordered by family then given.
+        (
+            PatientSearch {
+                name: Some("DO".into()),
+                ..s()
+            },
+            vec![&dob, &doe, &smith],
+        ),
+        (
+            PatientSearch {
+                name: Some("dobs".into()),
+                ..s()
+            },
+            vec![&dob],
+        ),
+        (
+            PatientSearch {
+                name: Some("zo".into()),
+                ..s()
+            },
+            vec![&zed],
+        ),
+        (
+            PatientSearch {
+                name: Some("oe".into()),
+                ..s()
+            },
+            vec![],
+        ),
+        (
+            PatientSearch {
+                birth_date: Some(date(1980, 1, 1)),
+                ..s()
+            },
+            vec![&dob, &doe, &zed],
+        ),
+        (
+            PatientSearch {
+                card_number: Some(" 1000000003 ".into()),
+                ..s()
+            },
+            vec![&smith],
+        ),
+        (
+            PatientSearch {
+                name: Some("do".into()),
+                birth_date: Some(date(1980, 1, 1)),
+                ..s()
+            },
+            vec![&dob, &doe],
+        ),
+        (
+            PatientSearch {
+                name: Some("do".into()),
+                card_number: Some("1000000004".into()),
+                ..s()
+            },
+            vec![],
+        ),
+        (
+            PatientSearch {
+                birth_date: Some(date(1980, 1, 1)),
+                limit: Some(2),
+                ..s()
+            },
+            vec![&dob, &doe],
+        ),
+        (s(), vec![&dob, &doe, &smith, &zed]),
+    ];
+    for (i, (q, want)) in cases.into_iter().enumerate() {
+        let got = env.read(move |tx| patients::search(tx, &q, NODE)).await;
+        let want: Vec<Patient> = want.into_iter().cloned().collect();
+        assert_eq!(got, want, "case {i}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Practitioners
+
+async fn practitioners_accounts(env: Env) {
+    let zed = staff(Role::Doctor, "zed", "Dr. Zed");
+    let adams = staff(Role::Doctor, "adams", "Dr. Adams");
+    let rita = staff(Role::Reception, "rita", "Rita");
+    let rev = staff(Role::Reviewer, "rev", "Reviewer");
+    add_staff(&env, &[&zed, &adams, &rita, &rev]).await;
+    let zid = zed.id;
+    let (got, creds, nobody, taken, free, doctors, all, reviewers) = env
+        .read(move |tx| {
+            Ok((
+                practitioners::get(tx, zid)?,
+                practitioners::by_username(tx, "zed")?,
+                practitioners::by_username(tx, "nobody")?,
+                practitioners::username_taken(tx, "rita")?,
+                practitioners::username_taken(tx, "ritA2")?,
+                practitioners::list(tx, Some(Role::Doctor))?,
+                practitioners::list(tx, None)?,
+                practitioners::list(tx, Some(Role::Reviewer))?,
+            ))
+        })
+        .await;
+    assert_eq!(got, Some(zed.clone()));
+    let creds = creds.unwrap();
+    assert_eq!(creds.practitioner, zed);
+    assert_eq!(creds.password_hash, "hash-of-zed");
+    assert!(nobody.is_none());
+    assert!(taken);
+    assert!(!free);
+    assert_eq!(doctors, vec![adams.clone(), zed.clone()]);
+    assert_eq!(
+        all,
+        vec![adams.clone(), zed.clone(), rev.clone(), rita.clone()]
+    );
+    assert_eq!(reviewers, vec![rev]);
+    // A username is one account's.
+    let again = staff(Role::Admin, "zed", "Another Zed");
+    assert!(
+        env.try_write(move |ctx| practitioners::insert(ctx, &again, "h", 0))
+            .await
+            .is_err()
+    );
+
+    // An update without a hash keeps the password; the caller sets the version.
+    let mut z2 = zed.clone();
+    z2.display_name = "Dr. Zed Junior".into();
+    z2.disabled = true;
+    z2.version = 2;
+    let w = z2.clone();
+    env.write(move |ctx| practitioners::update(ctx, &w, None))
+        .await;
+    let creds = env
+        .read(|tx| practitioners::by_username(tx, "zed"))
+        .await
+        .unwrap();
+    assert_eq!(creds.practitioner, z2);
+    assert_eq!(creds.password_hash, "hash-of-zed");
+    // With a hash, the password changes too.
+    let mut z3 = z2.clone();
+    z3.disabled = false;
+    z3.version = 3;
+    let w = z3.clone();
+    env.write(move |ctx| practitioners::update(ctx, &w, Some("new-hash")))
+        .await;
+    let creds = env
+        .read(|tx| practitioners::by_username(tx, "zed"))
+        .await
+        .unwrap();
+    assert_eq!(creds.practitioner, z3);
+    assert_eq!(creds.password_hash, "new-hash");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+async fn sessions_live_and_dead(env: Env) {
+    let doc = doctor("moreau");
+    add_staff(&env, &[&doc]).await;
+    let device = KioskDevice {
+        id: KioskDeviceId::new(),
+        label: "Lobby".into(),
+        revoked: false,
+        registered_at: t0(),
+    };
+    let d = device.clone();
+    let now = env.now();
+    let expires = now + Duration::hours(8);
+    let staff_viewer = Viewer::Staff {
+        id: doc.id,
+        role: Role::Doctor,
+    };
+    let kiosk_viewer = Viewer::Kiosk { id: device.id };
+    env.write(move |ctx| {
+        kiosks::insert(ctx, &d, "secret")?;
+        sessions::insert(ctx, &[1; 32], &staff_viewer, now, expires)?;
+        sessions::insert(ctx, &[2; 32], &kiosk_viewer, now, expires)?;
+        // A session of an account that does not exist finds nobody.
+        sessions::insert(
+            ctx,
+            &[3; 32],
+            &Viewer::Staff {
+                id: PractitionerId::new(),
+                role: Role::Admin,
+            },
+            now,
+            expires,
+        )
+    })
+    .await;
+    let (s, k, ghost, unknown, at_expiry, just_before) = env
+        .read(move |tx| {
+            Ok((
+                sessions::lookup(tx, &[1; 32], now)?,
+                sessions::lookup(tx, &[2; 32], now)?,
+                sessions::lookup(tx, &[3; 32], now)?,
+                sessions::lookup(tx, &[9; 32], now)?,
+                sessions::lookup(tx, &[1; 32], expires)?,
+                sessions::lookup(tx, &[1; 32], expires - Duration::milliseconds(1))?,
+            ))
+        })
+        .await;
+    let s = s.unwrap();
+    assert_eq!(s.viewer, staff_viewer);
+    assert_eq!(s.name, doc.display_name);
+    assert_eq!(s.expires_at, expires);
+    let k = k.unwrap();
+    assert_eq!(k.viewer, kiosk_viewer);
+    assert_eq!(k.name, "Lobby");
+    assert!(ghost.is_none());
+    assert!(unknown.is_none());
+    assert!(at_expiry.is_none(), "a session ends at its expiry");
+    assert!(just_before.is_some());
+
+    // A disabled account's and a revoked device's sessions find nobody.
+    let mut off = doc.clone();
+    off.disabled = true;
+    off.version = 2;
+    let id = device.id;
+    env.write(move |ctx| {
+        practitioners::update(ctx, &off, None)?;
+        kiosks::revoke(ctx, id)
+    })
+    .await;
+    let (s, k) = env
+        .read(move |tx| {
+            Ok((
+                sessions::lookup(tx, &[1; 32], now)?,
+                sessions::lookup(tx, &[2; 32], now)?,
+            ))
+        })
+        .await;
+    assert!(s.is_none());
+    assert!(k.is_none());
+}
+
+async fn sessions_end_and_prune(env: Env) {
+    let doc = doctor("moreau");
+    let other = doctor("other");
+    add_staff(&env, &[&doc, &other]).await;
+    let now = env.now();
+    let v = Viewer::Staff {
+        id: doc.id,
+        role: Role::Doctor,
+    };
+    let o = Viewer::Staff {
+        id: other.id,
+        role: Role::Doctor,
+    };
+    let (gone_one, gone_again, gone_all, pruned, pruned_again) = env
+        .write(move |ctx| {
+            for h in 1..=3u8 {
+                sessions::insert(ctx, &[h; 32], &v, now, now + Duration::hours(1))?;
+            }
+            sessions::insert(ctx, &[10; 32], &o, now, now + Duration::hours(1))?;
+            sessions::insert(ctx, &[11; 32], &o, now, now + Duration::minutes(1))?;
+            sessions::insert(ctx, &[12; 32], &o, now, now + Duration::minutes(2))?;
+            Ok((
+                sessions::delete(ctx, &[1; 32])?,
+                sessions::delete(ctx, &[1; 32])?,
+                sessions::delete_for_principal(ctx, v.principal_id())?,
+                sessions::prune(ctx, now + Duration::minutes(2))?,
+                sessions::prune(ctx, now + Duration::minutes(2))?,
+            ))
+        })
+        .await;
+    assert!(gone_one);
+    assert!(!gone_again);
+    assert_eq!(gone_all, 2);
+    assert_eq!(pruned, 2, "sessions expiring at or before the time go");
+    assert_eq!(pruned_again, 0);
+    let (a, b, c) = env
+        .read(move |tx| {
+            Ok((
+                sessions::lookup(tx, &[2; 32], now)?,
+                sessions::lookup(tx, &[10; 32], now)?,
+                sessions::lookup(tx, &[11; 32], now)?,
+            ))
+        })
+        .await;
+    assert!(a.is_none());
+    assert!(b.is_some(), "another principal's live session stays");
+    assert!(c.is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kiosks
+
+async fn kiosks_devices(env: Env) {
+    let d1 = KioskDevice {
+        id: KioskDeviceId::new(),
+        label: "Lobby".into(),
+        revoked: false,
+        registered_at: t0(),
+    };
+    let d2 = KioskDevice {
+        id: KioskDeviceId::new(),
+        label: "Wing B".into(),
+        revoked: false,
+        registered_at: t0() + Duration::minutes(1),
+    };
+    let (a, b) = (d1.clone(), d2.clone());
+    env.write(move |ctx| {
+        kiosks::insert(ctx, &a, "s1")?;
+        kiosks::insert(ctx, &b, "s2")
+    })
+    .await;
+    let id1 = d1.id;
+    let (got, list) = env
+        .read(move |tx| Ok((kiosks::get(tx, id1)?, kiosks::list(tx)?)))
+        .await;
+    assert_eq!(got, Some((d1.clone(), kiosks::secret_hash("s1"))));
+    assert_ne!(kiosks::secret_hash("s1"), kiosks::secret_hash("s2"));
+    assert_eq!(list, vec![d2.clone(), d1.clone()], "newest first");
+    let (revoked, unknown) = env
+        .write(move |ctx| {
+            Ok((
+                kiosks::revoke(ctx, id1)?,
+                kiosks::revoke(ctx, KioskDeviceId::new())?,
+            ))
+        })
+        .await;
+    assert!(revoked);
+    assert!(!unknown);
+    let got = env.read(move |tx| kiosks::get(tx, id1)).await.unwrap();
+    assert!(got.0.revoked);
+    assert!(
+        env.read(|tx| kiosks::get(tx, KioskDeviceId::new()))
+            .await
+            .is_none()
+    );
+}
+
+async fn kiosks_identifications(env: Env) {
+    let device = KioskDeviceId::new();
+    let (p, q) = (PatientId::new(), PatientId::new());
+    let t = env.now().timestamp_millis();
+    let ttl = kiosks::IDENTIFICATION_TTL_MS;
+    env.write(move |ctx| kiosks::record_identification(ctx, device, p, t))
+        .await;
+    let (now, last_ms, expired, other_patient, other_device) = env
+        .read(move |tx| {
+            Ok((
+                kiosks::is_identified(tx, device, p, t)?,
+                kiosks::is_identified(tx, device, p, t + ttl - 1)?,
+                kiosks::is_identified(tx, device, p, t + ttl)?,
+                kiosks::is_identified(tx, device, q, t)?,
+                kiosks::is_identified(tx, KioskDeviceId::new(), p, t)?,
+            ))
+        })
+        .await;
+    assert!(now);
+    assert!(last_ms);
+    assert!(!expired);
+    assert!(!other_patient);
+    assert!(!other_device);
+    // Identifying again renews it.
+    env.write(move |ctx| kiosks::record_identification(ctx, device, p, t + ttl))
+        .await;
+    assert!(
+        env.read(move |tx| kiosks::is_identified(tx, device, p, t + ttl + 1))
+            .await
+    );
+    // Pruning forgets those made before the time.
+    env.write(move |ctx| kiosks::record_identification(ctx, device, q, t))
+        .await;
+    let (kept, gone) = env
+        .write(move |ctx| {
+            let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap();
+            Ok((
+                kiosks::prune_identifications(ctx, at(t))?,
+                kiosks::prune_identifications(ctx, at(t + 1))?,
+            ))
+        })
+        .await;
+    assert_eq!(kept, 0);
+    assert_eq!(gone, 1);
+    let (q_now, p_now) = env
+        .read(move |tx| {
+            Ok((
+                kiosks::is_identified(tx, device, q, t)?,
+                kiosks::is_identified(tx, device, p, t + ttl + 1)?,
+            ))
+        })
+        .await;
+    assert!(!q_now);
+    assert!(p_now);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schedules
+
+async fn schedules_put_get_absences(env: Env) {
+    let (doc, _) = seed(&env).await;
+    let other = doctor("other");
+    add_staff(&env, &[&other]).await;
+    let hours = |wd: Weekday, h1: u32, h2: u32| WorkingHours {
+        weekday: wd,
+        start: NaiveTime::from_hms_opt(h1, 0, 0).unwrap(),
+        end: NaiveTime::from_hms_opt(h2, 30, 0).unwrap(),
+    };
+    let s1 = Schedule {
+        practitioner_id: doc.id,
+        slot_minutes: 15,
+        hours: vec![hours(Weekday::Mon, 8, 12)],
+        version: 1,
+    };
+    let s2 = Schedule {
+        practitioner_id: doc.id,
+        slot_minutes: 20,
+        hours: vec![hours(Weekday::Tue, 9, 11), hours(Weekday::Fri, 13, 17)],
+        version: 2,
+    };
+    let w = s1.clone();
+    env.write(move |ctx| schedules::put(ctx, &w)).await;
+    let who = doc.id;
+    assert_eq!(env.read(move |tx| schedules::get(tx, who)).await, Some(s1));
+    let w = s2.clone();
+    env.write(move |ctx| schedules::put(ctx, &w)).await;
+    let oid = other.id;
+    let (got, none) = env
+        .read(move |tx| Ok((schedules::get(tx, who)?, schedules::get(tx, oid)?)))
+        .await;
+    assert_eq!(got, Some(s2), "a second put replaces the first");
+    assert_eq!(none, None);
+
+    let morning = Absence {
+        id: uuid::Uuid::now_v7(),
+        practitioner_id: doc.id,
+        start: at(8, 10, 0),
+        end: at(8, 12, 0),
+        reason: "training".into(),
+    };
+    let earlier = Absence {
+        id: uuid::Uuid::now_v7(),
+        practitioner_id: doc.id,
+        start: at(8, 7, 0),
+        end: at(8, 8, 0),
+        reason: "school run".into(),
+    };
+    let (m, e) = (morning.clone(), earlier.clone());
+    env.write(move |ctx| {
+        schedules::insert_absence(ctx, &m)?;
+        schedules::insert_absence(ctx, &e)
+    })
+    .await;
+    let cases = [
+        (at(8, 9, 0), at(8, 10, 0), vec![]),
+        (at(8, 11, 59), at(8, 13, 0), vec![morning.clone()]),
+        (at(8, 12, 0), at(8, 13, 0), vec![]),
+        (at(8, 9, 0), at(8, 10, 1), vec![morning.clone()]),
+        (at(8, 10, 30), at(8, 11, 0), vec![morning.clone()]),
+        (
+            at(8, 0, 0),
+            at(9, 0, 0),
+            vec![earlier.clone(), morning.clone()],
+        ),
+    ];
+    for (i, (from, to, want)) in cases.into_iter().enumerate() {
+        let got = env
+            .read(move |tx| schedules::absences(tx, who, from, to))
+            .await;
+        assert_eq!(got, want, "case {i}");
+    }
+    let theirs = env
+        .read(move |tx| schedules::absences(tx, oid, at(8, 0, 0), at(9, 0, 0)))
+        .await;
+    assert!(theirs.is_empty());
+}
+
+async fn schedules_occupied_and_slots_taken(env: Env) {
+    let (doc, p) = seed(&env).await;
+    use AppointmentStatus as S;
+    let pending = appt(&p, &doc, at(8, 9, 0), 30, S::Pending);
+    let mut overbooked = appt(&p, &doc, at(8, 9, 30), 30, S::Booked);
+    overbooked.override_reason = Some("squeezed in".into());
+    let cancelled = appt(&p, &doc, at(8, 10, 0), 30, S::Cancelled);
+    let noshow = appt(&p, &doc, at(8, 10, 0), 30, S::Noshow);
+    let off_grid = appt(&p, &doc, at(8, 10, 40), 15, S::Arrived);
+    // Starts before the range and reaches into it (an override: it overlaps `pending`).
+    let mut before = appt(&p, &doc, at(8, 8, 0), 90, S::Booked);
+    before.override_reason = Some("long consult".into());
+    let other_day = appt(&p, &doc, at(9, 9, 0), 30, S::Booked);
+    add_appts(
+        &env,
+        &[
+            &pending,
+            &before,
+            &overbooked,
+            &cancelled,
+            &noshow,
+            &off_grid,
+            &other_day,
+        ],
+    )
+    .await;
+    let who = doc.id;
+    let slots: Vec<(DateTime<Utc>, DateTime<Utc>)> = (0..4)
+        .map(|i| {
+            let s = at(8, 9, 0) + Duration::minutes(30 * i);
+            (s, s + Duration::minutes(30))
+        })
+        .collect();
+    let (occupied, taken, none) = env
+        .read(move |tx| {
+            Ok((
+                schedules::occupied(tx, who, at(8, 9, 0), at(8, 11, 0))?,
+                schedules::slots_taken(tx, who, &slots)?,
+                schedules::slots_taken(tx, who, &[])?,
+            ))
+        })
+        .await;
+    let got: Vec<(DateTime<Utc>, DateTime<Utc>, bool)> = occupied
+        .iter()
+        .map(|o| (o.start, o.end, o.tentative))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (before.start, before.end, false),
+            (pending.start, pending.end, true),
+            (overbooked.start, overbooked.end, false),
+            (off_grid.start, off_grid.end, false),
+        ],
+        "live appointments overlapping the range, by start; pending ones tentative"
+    );
+    // 9:00 (pending) counts; 9:30 is an override, 10:00 not live, 10:40 not a slot start.
+    assert_eq!(taken, 1);
+    assert_eq!(none, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reports
+
+async fn reports_drafts_revisions_and_lists(env: Env) {
+    let (doc, p) = seed(&env).await;
+    let p2 = patient("Roe", "Rita", date(1990, 3, 3), "1000000002");
+    add_patients(&env, &[&p2]).await;
+    let key = signing_key();
+    let draft = draft_report(&p, &doc, "Chest X-ray", t0());
+    let w = draft.clone();
+    env.write(move |ctx| reports::put(ctx, &w)).await;
+    let id = draft.id;
+    let (got, exists, other) = env
+        .read(move |tx| {
+            Ok((
+                reports::get(tx, id)?,
+                reports::exists(tx, id)?,
+                reports::exists(tx, ReportId::new())?,
+            ))
+        })
+        .await;
+    assert_eq!(got, Some(draft.clone()));
+    assert!(exists);
+    assert!(!other);
+
+    // Signing: the current state and its revision.
+    let fin = sign(
+        &draft,
+        ReportStatus::Final,
+        &key,
+        t0() + Duration::minutes(1),
+    );
+    let (w, rev1) = (fin.clone(), revision_of(&fin));
+    env.write(move |ctx| {
+        reports::put(ctx, &w)?;
+        reports::add_revision(ctx, id, &rev1)
+    })
+    .await;
+    // Amending: new content, a second revision.
+    let mut amended = fin.clone();
+    amended.content = content("Chest X-ray, amended");
+    let amended = sign(
+        &amended,
+        ReportStatus::Amended,
+        &key,
+        t0() + Duration::minutes(2),
+    );
+    let (w, rev2) = (amended.clone(), revision_of(&amended));
+    env.write(move |ctx| {
+        reports::put(ctx, &w)?;
+        reports::add_revision(ctx, id, &rev2)
+    })
+    .await;
+    let (got, revs) = env
+        .read(move |tx| Ok((reports::get(tx, id)?, reports::revisions(tx, id)?)))
+        .await;
+    assert_eq!(got, Some(amended.clone()));
+    assert!(got.unwrap().signature_verifies(&key.verifying_key()));
+    assert_eq!(revs, vec![revision_of(&fin), revision_of(&amended)]);
+
+    // A signed revision is never replaced, and signed text changes only with a new revision.
+    let again = revision_of(&fin);
+    assert!(
+        env.try_write(move |ctx| reports::add_revision(ctx, id, &again))
+            .await
+            .is_err()
+    );
+    let mut tampered = amended.clone();
+    tampered.content.findings = "something else".into();
+    tampered.version += 1;
+    assert!(
+        env.try_write(move |ctx| reports::put(ctx, &tampered))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        env.read(move |tx| reports::get(tx, id)).await,
+        Some(amended.clone())
+    );
+
+    // Lists: most recently changed first, by patient, since a time, up to a limit.
+    let older = draft_report(&p, &doc, "Blood count", t0() - Duration::days(1));
+    let other_patient = draft_report(&p2, &doc, "Knee", t0() + Duration::minutes(5));
+    let (a, b) = (older.clone(), other_patient.clone());
+    env.write(move |ctx| {
+        reports::put(ctx, &a)?;
+        reports::put(ctx, &b)
+    })
+    .await;
+    let rq = ReportQuery::default;
+    let cases: Vec<(ReportQuery, Vec<&Report>)> = vec![
+        (rq(), vec![&other_patient, &amended, &older]),
+        (
+            ReportQuery {
+                patient_id: Some(p.id),
+                ..rq()
+            },
+            vec![&amended, &older],
+        ),
+        (
+            ReportQuery {
+                changed_since: Some(amended.updated_at),
+                ..rq()
+            },
+            vec![&other_patient, &amended],
+        ),
+        (
+            ReportQuery {
+                limit: Some(1),
+                ..rq()
+            },
+            vec![&other_patient],
+        ),
+    ];
+    for (i, (q, want)) in cases.into_iter().enumerate() {
+        let got = env.read(move |tx| reports::list(tx, &q)).await;
+        let want: Vec<Report> = want.into_iter().cloned().collect();
+        assert_eq!(got, want, "case {i}");
+    }
+    let pid = p.id;
+    let of = env.read(move |tx| reports::of_patient(tx, pid)).await;
+    assert_eq!(of, vec![amended, older]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+async fn events_log_pages_and_prune(env: Env) {
+    let (empty_head, empty_oldest) = env
+        .read(|tx| Ok((events::head(tx)?, events::oldest(tx)?)))
+        .await;
+    assert_eq!(empty_head, 0);
+    assert_eq!(empty_oldest, None);
+    let mut sub = env
+        .hub
+        .subscribe(uuid::Uuid::nil(), [0; 32], CancellationToken::new());
+    let doc = PractitionerId::new();
+    let kiosk = KioskDeviceId::new();
+    let audiences = [
+        clinical(),
+        Audience {
+            roles: ROLE_ADMIN,
+            practitioner: Some(doc),
+            kiosk: Some(kiosk),
+        },
+        doctors_only(),
+    ];
+    let kinds = [
+        EventKind::PatientCreated,
+        EventKind::AppointmentCreated,
+        EventKind::ReportUpdated,
+    ];
+    let emitted = env
+        .write(move |ctx| {
+            (0..3)
+                .map(|i| ctx.emit(kinds[i], audiences[i], &json!({ "n": i })))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await;
+    assert!(emitted.windows(2).all(|w| w[0] < w[1]), "{emitted:?}");
+    let e = emitted.clone();
+    let (head, oldest, all, after_first, limited) = env
+        .read(move |tx| {
+            let head = events::head(tx)?;
+            Ok((
+                head,
+                events::oldest(tx)?,
+                events::page(tx, 0, head, 100)?,
+                events::page(tx, e[0], head, 100)?,
+                events::page(tx, 0, head, 2)?,
+            ))
+        })
+        .await;
+    assert_eq!(head, emitted[2]);
+    assert_eq!(oldest, Some(emitted[0]));
+    assert_eq!(all.len(), 3);
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!(e.id, emitted[i]);
+        assert_eq!(e.kind, kinds[i].as_str());
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&e.data).unwrap(),
+            json!({ "n": i })
+        );
+        assert_eq!(e.audience, audiences[i]);
+    }
+    assert_eq!(
+        after_first.iter().map(|e| e.id).collect::<Vec<_>>(),
+        emitted[1..]
+    );
+    assert_eq!(
+        limited.iter().map(|e| e.id).collect::<Vec<_>>(),
+        emitted[..2]
+    );
+    let second = emitted[1];
+    let upto = env.read(move |tx| events::page(tx, 0, second, 100)).await;
+    assert_eq!(upto.len(), 2, "a page stops at its upper bound");
+    // Committed events were published, in order, with their audiences.
+    assert_eq!(env.hub.head(), emitted[2]);
+    for (i, id) in emitted.iter().enumerate() {
+        let f = sub.rx.try_recv().unwrap();
+        assert_eq!(f.id, *id);
+        assert_eq!(f.audience, audiences[i]);
+        let text = std::str::from_utf8(&f.bytes).unwrap();
+        assert!(
+            text.contains(&format!("event: {}\n", kinds[i].as_str())),
+            "{text}"
+        );
+    }
+    assert!(sub.rx.try_recv().is_err());
+
+    // Pruning keeps the newest N.
+    let more = env
+        .write(|ctx| {
+            (0..2)
+                .map(|i| ctx.emit(EventKind::PatientUpdated, clinical(), &i))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await;
+    let (pruned, none) = env
+        .write(|ctx| Ok((events::prune(ctx, 2)?, events::prune(ctx, 2)?)))
+        .await;
+    assert_eq!(pruned, 3);
+    assert_eq!(none, 0);
+    let (head, oldest, left) = env
+        .read(|tx| {
+            let head = events::head(tx)?;
+            Ok((head, events::oldest(tx)?, events::page(tx, 0, head, 100)?))
+        })
+        .await;
+    assert_eq!(head, more[1]);
+    assert_eq!(oldest, Some(more[0]));
+    assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), more);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idempotency
+
+async fn idempotency_first_answers(env: Env) {
+    env.write(|ctx| idempotency::put(ctx, "staff:a", "k1", &[1, 2, 3], 201, r#"{"id":1}"#))
+        .await;
+    let first_at = env.now();
+    env.clock.advance(Duration::hours(2));
+    env.write(|ctx| idempotency::put(ctx, "staff:a", "k2", &[4], 409, "{}"))
+        .await;
+    let (k1, other_actor, unknown) = env
+        .read(|tx| {
+            Ok((
+                idempotency::get(tx, "staff:a", "k1")?,
+                idempotency::get(tx, "staff:b", "k1")?,
+                idempotency::get(tx, "staff:a", "k9")?,
+            ))
+        })
+        .await;
+    let k1 = k1.unwrap();
+    assert_eq!(k1.fingerprint, vec![1, 2, 3]);
+    assert_eq!(k1.status, 201);
+    assert_eq!(k1.body, r#"{"id":1}"#);
+    assert!(other_actor.is_none());
+    assert!(unknown.is_none());
+    // Answers older than the time go; younger ones stay.
+    let (kept, gone) = env
+        .write(move |ctx| {
+            Ok((
+                idempotency::prune(ctx, first_at)?,
+                idempotency::prune(ctx, first_at + Duration::hours(1))?,
+            ))
+        })
+        .await;
+    assert_eq!(kept, 0);
+    assert_eq!(gone, 1);
+    let (k1, k2) = env
+        .read(|tx| {
+            Ok((
+                idempotency::get(tx, "staff:a", "k1")?,
+                idempotency::get(tx, "staff:a", "k2")?,
+            ))
+        })
+        .await;
+    assert!(k1.is_none());
+    assert_eq!(k2.unwrap().status, 409);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit
+
+async fn audit_entries_for_successes_and_failures(env: Env) {
+    // An unaudited write leaves no entry.
+    env.write(|ctx| store::insert_meta(ctx, "name", NODE)).await;
+    assert!(
+        env.read(|tx| audit::list(tx, &AuditQuery::default()))
+            .await
+            .is_empty()
+    );
+    let p = patient("Doe", "Jane", date(1980, 1, 1), "1000000001");
+    let w = p.clone();
+    env.store
+        .write(Some(draft("patient.create", "patient/?")), move |ctx| {
+            patients::insert(ctx, &w)?;
+            ctx.set_entity(format!("patient/{}", w.id));
+            ctx.set_detail("created");
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    env.clock.advance(Duration::seconds(1));
+    let q = patient("Roe", "Rita", date(1990, 1, 1), "1000000002");
+    let w = q.clone();
+    let failed = env
+        .store
+        .write(Some(draft("patient.create", "patient/new")), move |ctx| {
+            patients::insert(ctx, &w)?;
+            ctx.set_entity(format!("patient/{}", w.id));
+            Err::<(), _>(StoreError::Corrupt("refused on purpose".into()))
+        })
+        .await;
+    let err = failed.unwrap_err();
+    env.clock.advance(Duration::seconds(1));
+    // An entity named by the draft is used when the job names none.
+    env.store
+        .write(Some(draft("patient.read", "patient/x")), |_ctx| {
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let qid = q.id;
+    let (entries, gone) = env
+        .read(move |tx| {
+            Ok((
+                audit::list(tx, &AuditQuery::default())?,
+                patients::get(tx, qid, NODE)?,
+            ))
+        })
+        .await;
+    assert!(gone.is_none(), "the failed job's insert was rolled back");
+    assert_eq!(entries.len(), 3);
+    let [ok, ko, read] = &entries[..] else {
+        unreachable!()
+    };
+    assert_eq!(ok.record.seq, 1);
+    assert_eq!(ok.record.outcome, Outcome::Success);
+    assert_eq!(ok.record.actor, "staff:tester");
+    assert_eq!(ok.record.action, "patient.create");
+    assert_eq!(ok.record.entity, format!("patient/{}", p.id));
+    assert_eq!(ok.record.detail, "created");
+    assert_eq!(ok.record.source, "127.0.0.1");
+    assert_eq!(ok.record.recorded_at, t0());
+    assert_eq!(ko.record.seq, 2);
+    assert_eq!(ko.record.outcome, Outcome::Failure);
+    assert_eq!(ko.record.entity, format!("patient/{}", q.id));
+    assert_eq!(ko.record.detail, err.to_string());
+    assert_eq!(ko.record.recorded_at, t0() + Duration::seconds(1));
+    assert_eq!(ko.record.prev_hash, ok.hash);
+    assert_eq!(read.record.entity, "patient/x");
+    assert_eq!(read.record.detail, "");
+    assert_eq!(read.record.prev_hash, ko.hash);
+    let verified = env.read(audit::verify).await.unwrap();
+    assert_eq!(verified.entries, 3);
+    assert_eq!(verified.head, read.hash);
+}
+
+async fn audit_list_filters_and_verify(env: Env) {
+    for i in 1..=5 {
+        let entity = if i % 2 == 0 {
+            "patient/even"
+        } else {
+            "patient/odd"
+        };
+        env.store
+            .write(Some(draft("patient.read", entity)), |_| {
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+    }
+    let seqs = |list: Vec<carebridge_protocol::audit::AuditEntry>| {
+        list.iter().map(|e| e.record.seq).collect::<Vec<_>>()
+    };
+    let q = AuditQuery::default;
+    let cases: Vec<(AuditQuery, Vec<i64>)> = vec![
+        (q(), vec![1, 2, 3, 4, 5]),
+        (
+            AuditQuery {
+                after: Some(2),
+                ..q()
+            },
+            vec![3, 4, 5],
+        ),
+        (
+            AuditQuery {
+                before: Some(4),
+                ..q()
+            },
+            vec![3, 2, 1],
+        ),
+        (
+            AuditQuery {
+                before: Some(5),
+                limit: Some(2),
+                ..q()
+            },
+            vec![4, 3],
+        ),
+        (
+            AuditQuery {
+                after: Some(1),
+                before: Some(5),
+                ..q()
+            },
+            vec![4, 3, 2],
+        ),
+        (
+            AuditQuery {
+                entity: Some("patient/odd".into()),
+                ..q()
+            },
+            vec![1, 3, 5],
+        ),
+        (
+            AuditQuery {
+                entity: Some("patient/even".into()),
+                after: Some(2),
+                ..q()
+            },
+            vec![4],
+        ),
+        (
+            AuditQuery {
+                entity: Some("patient/none".into()),
+                ..q()
+            },
+            vec![],
+        ),
+        (
+            AuditQuery {
+                limit: Some(2),
+                ..q()
+            },
+            vec![1, 2],
+        ),
+    ];
+    for (i, (query, want)) in cases.into_iter().enumerate() {
+        let got = env.read(move |tx| audit::list(tx, &query)).await;
+        assert_eq!(seqs(got), want, "case {i}");
+    }
+    let verified = env.read(audit::verify).await.unwrap();
+    assert_eq!(verified.entries, 5);
+    let last = env
+        .read(|tx| {
+            audit::list(
+                tx,
+                &AuditQuery {
+                    after: Some(4),
+                    ..Default::default()
+                },
+            )
+        })
+        .await;
+    assert_eq!(verified.head, last[0].hash);
+}
+
+async fn audit_explicit_entries_roll_back_with_their_job(env: Env) {
+    // A job may append entries of its own (`WriteCtx::audit`), before its draft's.
+    env.write(|ctx| {
+        ctx.audit(
+            &draft("report.send", "report/1"),
+            "report/1",
+            Outcome::Success,
+            "manual",
+        )
+    })
+    .await;
+    // A failing job's own entries go with it; the chain goes on from the last kept entry.
+    let failed = env
+        .store
+        .write(Some(draft("report.send", "report/2")), |ctx| {
+            ctx.audit(
+                &draft("report.send", "report/2"),
+                "report/2",
+                Outcome::Success,
+                "rolled back",
+            )?;
+            Err::<(), _>(StoreError::Corrupt("peer unknown".into()))
+        })
+        .await;
+    assert!(failed.is_err());
+    env.write(|ctx| {
+        ctx.audit(
+            &draft("report.send", "report/3"),
+            "report/3",
+            Outcome::Success,
+            "after",
+        )
+    })
+    .await;
+    let (entries, verified) = env
+        .read(|tx| Ok((audit::list(tx, &AuditQuery::default())?, audit::verify(tx)?)))
+        .await;
+    let got: Vec<(i64, &str, Outcome, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.record.seq,
+                e.record.entity.as_str(),
+                e.record.outcome,
+                e.record.detail.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, "report/1", Outcome::Success, "manual"),
+            (
+                2,
+                "report/2",
+                Outcome::Failure,
+                "stored data is corrupt: peer unknown"
+            ),
+            (3, "report/3", Outcome::Success, "after"),
+        ]
+    );
+    assert_eq!(entries[1].record.prev_hash, entries[0].hash);
+    assert_eq!(entries[2].record.prev_hash, entries[1].hash);
+    assert_eq!(verified.unwrap().entries, 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The write path: savepoints, group commit, publish after commit
+
+async fn write_a_failed_job_leaves_nothing_while_its_batch_commits(env: Env) {
+    let mut sub = env
+        .hub
+        .subscribe(uuid::Uuid::nil(), [0; 32], CancellationToken::new());
+    let head_before = env.hub.head();
+    // A first job holds the writer until the three below are queued, so that they are taken
+    // together: one transaction, one savepoint each.
+    let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let blocker = env.store.write(None, move |_ctx| {
+        let _ = started_tx.send(());
+        hold.recv().map_err(|e| StoreError::Task(e.to_string()))
+    });
+    let mut blocker = Box::pin(blocker);
+    poll_once(blocker.as_mut());
+    started.await.unwrap();
+
+    let job = |who: &'static str, card: &'static str, fail: bool| {
+        let p = patient("Batch", who, date(1980, 1, 1), card);
+        let id = p.id;
+        let fut = env.store.write(
+            Some(draft("patient.create", who)),
+            move |ctx| -> Result<i64, StoreError> {
+                patients::insert(ctx, &p)?;
+                let e = ctx.emit(
+                    EventKind::PatientCreated,
+                    clinical(),
+                    &json!({ "who": who }),
+                )?;
+                ctx.set_detail(who);
+                if fail {
+                    Err(StoreError::Corrupt(format!("{who} fails")))
+                } else {
+                    Ok(e)
+                }
+            },
+        );
+        (id, Box::pin(fut))
+    };
+    let (a_id, mut a) = job("Anna", "2000000001", false);
+    let (b_id, mut b) = job("Bert", "2000000002", true);
+    let (c_id, mut c) = job("Cora", "2000000003", false);
+    poll_once(a.as_mut());
+    poll_once(b.as_mut());
+    poll_once(c.as_mut());
+    release.send(()).unwrap();
+    blocker.await.unwrap();
+    let ea = a.await.unwrap();
+    let eb = b.await;
+    let ec = c.await.unwrap();
+    assert!(matches!(eb, Err(StoreError::Corrupt(_))), "{eb:?}");
+
+    // What the failed job wrote is gone; what the others wrote is there.
+    let (pa, pb, pc, found, log, entries, verified) = env
+        .read(move |tx| {
+            let head = events::head(tx)?;
+            Ok((
+                patients::get(tx, a_id, NODE)?,
+                patients::get(tx, b_id, NODE)?,
+                patients::get(tx, c_id, NODE)?,
+                patients::search(
+                    tx,
+                    &PatientSearch {
+                        name: Some("batch".into()),
+                        ..Default::default()
+                    },
+                    NODE,
+                )?,
+                events::page(tx, head_before, head, 100)?,
+                audit::list(tx, &AuditQuery::default())?,
+                audit::verify(tx)?,
+            ))
+        })
+        .await;
+    assert!(pa.is_some());
+    assert!(pb.is_none());
+    assert!(pc.is_some());
+    assert_eq!(found.len(), 2);
+    assert_eq!(log.iter().map(|e| e.id).collect::<Vec<_>>(), vec![ea, ec]);
+    assert!(log.iter().all(|e| !e.data.contains("Bert")));
+    // Its failure is audited in the same commit, and the chain holds.
+    let outcomes: Vec<(String, Outcome)> = entries
+        .iter()
+        .map(|e| (e.record.entity.clone(), e.record.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("Anna".into(), Outcome::Success),
+            ("Bert".into(), Outcome::Failure),
+            ("Cora".into(), Outcome::Success),
+        ]
+    );
+    assert_eq!(
+        entries[1].record.detail,
+        "stored data is corrupt: Bert fails"
+    );
+    assert_eq!(verified.unwrap().entries, 3);
+
+    // Only the committed jobs' events were published: the rolled-back one never was.
+    let mut frames = Vec::new();
+    while let Ok(f) = sub.rx.try_recv() {
+        frames.push(f);
+    }
+    assert_eq!(
+        frames.iter().map(|f| f.id).collect::<Vec<_>>(),
+        vec![ea, ec]
+    );
+    assert!(
+        frames
+            .iter()
+            .all(|f| !std::str::from_utf8(&f.bytes).unwrap().contains("Bert"))
+    );
+    assert_eq!(env.hub.head(), ec);
+}
+
+async fn write_a_panicking_job_is_rolled_back_alone(env: Env) {
+    let mut sub = env
+        .hub
+        .subscribe(uuid::Uuid::nil(), [0; 32], CancellationToken::new());
+    let p = patient("Doe", "Jane", date(1980, 1, 1), "1000000001");
+    let id = p.id;
+    let panicked = env
+        .try_write(move |ctx| {
+            patients::insert(ctx, &p)?;
+            ctx.emit(EventKind::PatientCreated, clinical(), &1)?;
+            if p.version == 1 {
+                panic!("a bug in a job");
+            }
+            Ok(())
+        })
+        .await;
+    assert!(panicked.is_err());
+    assert_eq!(env.read(move |tx| patients::get(tx, id, NODE)).await, None);
+    assert!(sub.rx.try_recv().is_err(), "nothing was published");
+    // The writer goes on.
+    let q = patient("Roe", "Rita", date(1990, 1, 1), "1000000002");
+    let qid = q.id;
+    add_patients(&env, &[&q]).await;
+    assert!(
+        env.read(move |tx| patients::get(tx, qid, NODE))
+            .await
+            .is_some()
+    );
+    assert_eq!(env.read(events::head).await, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshot
+
+async fn snapshot_reads_what_it_is_told_in_one_state(env: Env) {
+    let (doc, p) = seed(&env).await;
+    let rita = staff(Role::Reception, "rita", "Rita");
+    let gone = staff(Role::Doctor, "gone", "Dr. Gone");
+    add_staff(&env, &[&rita, &gone]).await;
+    let mut off = gone.clone();
+    off.disabled = true;
+    off.version = 2;
+    let kiosk = KioskDeviceId::new();
+    let schedule = Schedule {
+        practitioner_id: doc.id,
+        slot_minutes: 15,
+        hours: vec![],
+        version: 1,
+    };
+    let own = appt(&p, &doc, at(8, 9, 0), 30, AppointmentStatus::Booked);
+    let mut by_kiosk = appt(&p, &doc, at(8, 10, 0), 30, AppointmentStatus::Pending);
+    by_kiosk.booked_by = BookedBy::Kiosk { id: kiosk };
+    let report = draft_report(&p, &doc, "Note", t0());
+    let (s, r) = (schedule.clone(), report.clone());
+    add_appts(&env, &[&own, &by_kiosk]).await;
+    let event = env
+        .write(move |ctx| {
+            practitioners::update(ctx, &off, None)?;
+            schedules::put(ctx, &s)?;
+            reports::put(ctx, &r)?;
+            ctx.emit(EventKind::ReportCreated, doctors_only(), &r)
+        })
+        .await;
+    let reader = env.store.open_reader().unwrap();
+    let take = |contents: snapshot::Contents, after: Option<&snapshot::Cursor>| {
+        let mut items = Vec::new();
+        snapshot::write(&reader, &contents, NODE, after, |i| {
+            items.push(i.clone());
+            true
+        })
+        .unwrap();
+        items
+    };
+    // What a doctor's holds: every active account, schedules, patients, their appointments,
+    // reports.
+    let doctors = snapshot::Contents {
+        practitioners: Some(false),
+        schedules: true,
+        patients: true,
+        appointments: Some(appointments::Scope::Practitioner(doc.id)),
+        reports: true,
+    };
+    let as_doctor = take(doctors, None);
+    let mut staff_list = vec![doc.clone(), rita.clone()];
+    staff_list.sort_by_key(|p| p.id);
+    let mut appts = vec![own.clone(), by_kiosk.clone()];
+    appts.sort_by_key(|a| a.id);
+    let mut want = vec![SnapshotItem::Begin { event_id: event }];
+    want.extend(staff_list.into_iter().map(SnapshotItem::Practitioner));
+    want.push(SnapshotItem::Schedule(schedule.clone()));
+    want.push(SnapshotItem::Patient(p.clone()));
+    want.extend(appts.into_iter().map(SnapshotItem::Appointment));
+    want.push(SnapshotItem::Report(report.clone()));
+    want.push(SnapshotItem::End { records: 7 });
+    assert_eq!(as_doctor, want);
+
+    // Active doctors only, schedules, one kiosk's bookings; no patients, no reports.
+    let as_kiosk = take(
+        snapshot::Contents {
+            practitioners: Some(true),
+            schedules: true,
+            patients: false,
+            appointments: Some(appointments::Scope::Kiosk(kiosk)),
+            reports: false,
+        },
+        None,
+    );
+    assert_eq!(
+        as_kiosk,
+        vec![
+            SnapshotItem::Begin { event_id: event },
+            SnapshotItem::Practitioner(doc.clone()),
+            SnapshotItem::Schedule(schedule),
+            SnapshotItem::Appointment(by_kiosk),
+            SnapshotItem::End { records: 3 },
+        ]
+    );
+    // Resuming after a record starts after it.
+    let cursor = snapshot::Cursor::parse(&format!("patient:{}", p.id)).unwrap();
+    let resumed = take(doctors, Some(&cursor));
+    assert_eq!(resumed.len(), 1 + 2 + 1 + 1);
+    assert!(matches!(resumed[1], SnapshotItem::Appointment(_)));
+    // Nothing at all; and one patient's appointments, everyone's.
+    let nothing = snapshot::Contents {
+        practitioners: None,
+        schedules: false,
+        patients: false,
+        appointments: None,
+        reports: false,
+    };
+    assert_eq!(
+        take(nothing, None),
+        vec![
+            SnapshotItem::Begin { event_id: event },
+            SnapshotItem::End { records: 0 },
+        ]
+    );
+    let by_patient = take(
+        snapshot::Contents {
+            appointments: Some(appointments::Scope::Patient(p.id)),
+            ..nothing
+        },
+        None,
+    );
+    assert_eq!(by_patient.len(), 2 + 2);
+    let other = take(
+        snapshot::Contents {
+            appointments: Some(appointments::Scope::Patient(PatientId::new())),
+            ..nothing
+        },
+        None,
+    );
+    assert_eq!(other.len(), 2);
+    // A reader of its own reads one state between begin and end, whatever commits meanwhile.
+    let tx_reader = env.store.open_reader().unwrap();
+    tx_reader.begin().unwrap();
+    let before = events::head(&tx_reader.tx()).unwrap();
+    env.write(|ctx| ctx.emit(EventKind::PatientUpdated, clinical(), &0))
+        .await;
+    assert_eq!(events::head(&tx_reader.tx()).unwrap(), before);
+    tx_reader.end().unwrap();
+    assert!(events::head(&tx_reader.tx()).unwrap() > before);
+    assert!(env.store.path().exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Federation
+
+async fn federation_peers(env: Env) {
+    let k1 = signing_key();
+    let g1 = grant(
+        "insurer.example",
+        "insurer",
+        "https://ins.example/",
+        &k1,
+        "cbk_one",
+    );
+    add_peer(&env, g1.clone()).await;
+    let (got, by_key, exists, missing) = env
+        .read(|tx| {
+            Ok((
+                peers::get(tx, "insurer.example")?,
+                peers::by_api_key(tx, "cbk_one")?,
+                peers::exists(tx, "insurer.example")?,
+                peers::exists(tx, "nobody.example")?,
+            ))
+        })
+        .await;
+    let got = got.unwrap();
+    assert_eq!(got.name, "insurer.example");
+    assert_eq!(got.kind, NodeKind::Insurer);
+    assert_eq!(
+        got.url, "https://ins.example",
+        "the trailing slash is dropped"
+    );
+    assert_eq!(got.signing_key, k1.verifying_key());
+    assert_eq!(
+        got.agreement_key.as_bytes(),
+        g1.identity.agreement_key().unwrap().as_bytes()
+    );
+    assert_eq!(got.api_key, "cbk_one");
+    assert_eq!(got.allowed_sources, g1.allowed_sources);
+    assert_eq!(got.allowed_types, vec![MessageType::MedicalReports]);
+    assert_eq!(by_key.unwrap().name, "insurer.example");
+    assert!(exists);
+    assert!(!missing);
+
+    // Put again: what is known of it is replaced; the old key no longer finds it.
+    let k2 = signing_key();
+    let mut g2 = grant(
+        "insurer.example",
+        "hospital",
+        "https://new.example",
+        &k2,
+        "cbk_two",
+    );
+    g2.allowed_sources = vec![
+        SourceRule::parse("127.0.0.2").unwrap(),
+        SourceRule::parse("::1").unwrap(),
+    ];
+    g2.allowed_types = vec![MessageType::AdminUpdate, MessageType::AdminUpdateAck];
+    add_peer(&env, g2.clone()).await;
+    add_peer(
+        &env,
+        grant(
+            "alpha.example",
+            "hospital",
+            "https://a.example",
+            &k1,
+            "cbk_a",
+        ),
+    )
+    .await;
+    let (got, old_key, new_key, list) = env
+        .read(|tx| {
+            Ok((
+                peers::get(tx, "insurer.example")?,
+                peers::by_api_key(tx, "cbk_one")?,
+                peers::by_api_key(tx, "cbk_two")?,
+                peers::list(tx)?,
+            ))
+        })
+        .await;
+    let got = got.unwrap();
+    assert_eq!(got.kind, NodeKind::Hospital);
+    assert_eq!(got.url, "https://new.example");
+    assert_eq!(got.signing_key, k2.verifying_key());
+    assert_eq!(got.api_key, "cbk_two");
+    assert_eq!(got.allowed_sources, g2.allowed_sources);
+    assert_eq!(got.allowed_types, g2.allowed_types);
+    assert!(old_key.is_none());
+    assert_eq!(new_key.unwrap().name, "insurer.example");
+    assert_eq!(
+        list.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        vec!["alpha.example", "insurer.example"]
+    );
+}
+
+async fn federation_transmissions(env: Env) {
+    let k = signing_key();
+    add_peer(
+        &env,
+        grant("ins", "insurer", "https://ins.example", &k, "cbk_1"),
+    )
+    .await;
+    add_peer(
+        &env,
+        grant("other", "insurer", "https://o.example", &k, "cbk_2"),
+    )
+    .await;
+    let patient_a = PatientId::new();
+    let t = env.now();
+    let first = transmission("ins", Some(patient_a), t);
+    let second = transmission("ins", None, t + Duration::minutes(1));
+    let third = transmission("other", Some(patient_a), t + Duration::minutes(2));
+    let (f, s, th) = (first.clone(), second.clone(), third.clone());
+    env.write(move |ctx| {
+        transmissions::insert(ctx, &f, b"envelope-1")?;
+        transmissions::insert(ctx, &s, b"envelope-2")?;
+        transmissions::insert(ctx, &th, b"envelope-3")
+    })
+    .await;
+    let id = first.id;
+    let (got, all, of_patient, limited, due, due_early, next) = env
+        .read(move |tx| {
+            Ok((
+                transmissions::get(tx, id)?,
+                transmissions::list(tx, None, 10)?,
+                transmissions::list(tx, Some(patient_a), 10)?,
+                transmissions::list(tx, None, 1)?,
+                transmissions::due(tx, t + Duration::minutes(1), 10)?,
+                transmissions::due(tx, t - Duration::milliseconds(1), 10)?,
+                transmissions::next_due(tx)?,
+            ))
+        })
+        .await;
+    assert_eq!(got, Some(first.clone()), "queued, no attempts, version 1");
+    let tids = |l: &[Transmission]| l.iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(
+        tids(&all),
+        vec![third.id, second.id, first.id],
+        "newest first"
+    );
+    assert_eq!(tids(&of_patient), vec![third.id, first.id]);
+    assert_eq!(tids(&limited), vec![third.id]);
+    assert_eq!(
+        due.iter().map(|d| (d.id, d.attempts)).collect::<Vec<_>>(),
+        vec![(first.id, 0), (second.id, 0)],
+        "the longest-due first"
+    );
+    assert_eq!(due[0].peer, "ins");
+    assert_eq!(due[0].envelope, b"envelope-1");
+    assert!(due_early.is_empty());
+    assert_eq!(next, Some(t));
+
+    // An attempt: sent, leased until its lease ends.
+    env.clock.advance(Duration::seconds(10));
+    let lease = env.now() + Duration::minutes(5);
+    let taken = env
+        .write(move |ctx| transmissions::take_for_attempt(ctx, id, lease))
+        .await;
+    assert!(taken);
+    let (got, due_now, due_later) = env
+        .read(move |tx| {
+            Ok((
+                transmissions::get(tx, id)?.unwrap(),
+                transmissions::due(tx, lease - Duration::milliseconds(1), 10)?,
+                transmissions::due(tx, lease, 10)?,
+            ))
+        })
+        .await;
+    assert_eq!(got.state, TransmissionState::Sent);
+    assert_eq!(got.version, 2);
+    assert_eq!(got.updated_at, t + Duration::seconds(10));
+    assert!(!tids_due(&due_now).contains(&id));
+    assert!(tids_due(&due_later).contains(&id));
+
+    // Its outcome settles an attempt in flight, and only that (unless acknowledged).
+    let retry = lease + Duration::minutes(1);
+    let (settled, settled_again) = env
+        .write(move |ctx| {
+            Ok((
+                transmissions::settle(
+                    ctx,
+                    id,
+                    TransmissionState::Queued,
+                    Some("timed out"),
+                    1,
+                    retry,
+                )?,
+                transmissions::settle(ctx, id, TransmissionState::Failed, Some("x"), 2, retry)?,
+            ))
+        })
+        .await;
+    assert!(settled);
+    assert!(!settled_again, "a queued transmission is not in flight");
+    let got = env
+        .read(move |tx| transmissions::get(tx, id))
+        .await
+        .unwrap();
+    assert_eq!(got.state, TransmissionState::Queued);
+    assert_eq!(got.attempts, 1);
+    assert_eq!(got.last_error.as_deref(), Some("timed out"));
+    assert_eq!(got.version, 3);
+    let next = env.read(transmissions::next_due).await;
+    assert_eq!(
+        next,
+        Some(t + Duration::minutes(1)),
+        "the second is due first now"
+    );
+
+    // The peer's receipt, then acknowledged (even though no longer in flight).
+    let received_at = t + Duration::seconds(30);
+    let acked = env
+        .write(move |ctx| {
+            transmissions::record_receipt(ctx, id, r#"{"ok":true}"#, received_at)?;
+            transmissions::settle(ctx, id, TransmissionState::Acknowledged, None, 2, retry)
+        })
+        .await;
+    assert!(acked);
+    let got = env
+        .read(move |tx| transmissions::get(tx, id))
+        .await
+        .unwrap();
+    assert_eq!(got.state, TransmissionState::Acknowledged);
+    assert_eq!(got.acknowledged_at, Some(received_at));
+    assert_eq!(got.attempts, 2);
+    assert_eq!(got.last_error, None);
+    let again = env
+        .write(move |ctx| transmissions::take_for_attempt(ctx, id, lease))
+        .await;
+    assert!(!again, "an acknowledged transmission waits no more");
+
+    // Overdue: waiting ones created at or before the time, once.
+    let cutoff = t + Duration::minutes(1);
+    let (overdue, overdue_again) = env
+        .write(move |ctx| {
+            Ok((
+                transmissions::mark_overdue(ctx, cutoff)?,
+                transmissions::mark_overdue(ctx, cutoff)?,
+            ))
+        })
+        .await;
+    assert_eq!(overdue, vec![second.id]);
+    assert!(overdue_again.is_empty());
+    let sid = second.id;
+    let got = env
+        .read(move |tx| transmissions::get(tx, sid))
+        .await
+        .unwrap();
+    assert!(got.overdue);
+    assert_eq!(got.version, 2);
+
+    // Stop waiting: what waits for that peer about that patient fails, saying why.
+    let third_id = third.id;
+    let (stopped, none) = env
+        .write(move |ctx| {
+            Ok((
+                transmissions::stop_waiting(ctx, patient_a, "other", "consent withdrawn")?,
+                transmissions::stop_waiting(ctx, patient_a, "ins", "consent withdrawn")?,
+            ))
+        })
+        .await;
+    assert_eq!(stopped, vec![third_id]);
+    assert!(none.is_empty(), "the acknowledged one is done");
+    let (got, taken) = env
+        .write(move |ctx| {
+            Ok((
+                transmissions::get(ctx, third_id)?.unwrap(),
+                transmissions::take_for_attempt(ctx, third_id, lease)?,
+            ))
+        })
+        .await;
+    assert_eq!(got.state, TransmissionState::Failed);
+    assert_eq!(got.last_error.as_deref(), Some("consent withdrawn"));
+    assert!(!taken);
+    let next = env.read(transmissions::next_due).await;
+    assert_eq!(next, Some(t + Duration::minutes(1)));
+}
+
+fn tids_due(l: &[transmissions::Due]) -> Vec<uuid::Uuid> {
+    l.iter().map(|d| d.id).collect()
+}
+
+fn medical_reports(key: &SigningKey, p: &Patient, doc: &Practitioner) -> MedicalReports {
+    let report = sign(
+        &draft_report(p, doc, "Discharge letter", t0()),
+        ReportStatus::Final,
+        key,
+        t0(),
+    );
+    MedicalReports {
+        patient: SharedPatient {
+            global_id: p.global_id.clone(),
+            family_name: p.family_name.clone(),
+            given_name: p.given_name.clone(),
+            birth_date: p.birth_date,
+        },
+        reports: vec![report],
+        sent_by: "Dr. moreau".into(),
+        consent_recorded_at: t0(),
+        consent_recorded_by: "Rita".into(),
+    }
+}
+
+async fn federation_received(env: Env) {
+    let key = signing_key();
+    let content = medical_reports(
+        &key,
+        &patient("Doe", "Jane", date(1980, 1, 1), "1"),
+        &doctor("moreau"),
+    );
+    let payload = serde_json::to_vec(&content).unwrap();
+    let (e1, e2, e3) = (
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+    );
+    let first_at = env.now();
+    let p = payload.clone();
+    env.write(move |ctx| {
+        received::insert(
+            ctx,
+            &received::Accepted {
+                name: "medical-reports-hosp-1",
+                envelope_id: e1,
+                source: "hosp",
+                message_type: MessageType::MedicalReports,
+                payload: &p,
+                receipt: r#"{"receipt":1}"#,
+            },
+        )
+    })
+    .await;
+    env.clock.advance(Duration::minutes(1));
+    let p = payload.clone();
+    env.write(move |ctx| {
+        received::insert(
+            ctx,
+            &received::Accepted {
+                name: "medical-reports-hosp-2",
+                envelope_id: e2,
+                source: "hosp",
+                message_type: MessageType::MedicalReports,
+                payload: &p,
+                receipt: r#"{"receipt":2}"#,
+            },
+        )?;
+        received::insert(
+            ctx,
+            &received::Accepted {
+                name: "admin-update-ack-hosp-3",
+                envelope_id: e3,
+                source: "hosp",
+                message_type: MessageType::AdminUpdateAck,
+                payload: b"{}",
+                receipt: r#"{"receipt":3}"#,
+            },
+        )
+    })
+    .await;
+    // The same envelope from the same peer is stored once.
+    let p = payload.clone();
+    assert!(
+        env.try_write(move |ctx| received::insert(
+            ctx,
+            &received::Accepted {
+                name: "medical-reports-hosp-9",
+                envelope_id: e1,
+                source: "hosp",
+                message_type: MessageType::MedicalReports,
+                payload: &p,
+                receipt: "{}",
+            },
+        ))
+        .await
+        .is_err()
+    );
+    let (receipt, other_source, unknown, taken, free, got, list, one) = env
+        .read(move |tx| {
+            Ok((
+                received::receipt_for(tx, "hosp", e1)?,
+                received::receipt_for(tx, "elsewhere", e1)?,
+                received::receipt_for(tx, "hosp", uuid::Uuid::now_v7())?,
+                received::name_taken(tx, "admin-update-ack-hosp-3")?,
+                received::name_taken(tx, "medical-reports-hosp-9")?,
+                received::get(tx, "medical-reports-hosp-1")?,
+                received::list(tx, 10)?,
+                received::list(tx, 1)?,
+            ))
+        })
+        .await;
+    assert_eq!(receipt.as_deref(), Some(r#"{"receipt":1}"#));
+    assert!(other_source.is_none());
+    assert!(unknown.is_none());
+    assert!(taken);
+    assert!(!free);
+    let got = got.unwrap();
+    assert_eq!(got.name, "medical-reports-hosp-1");
+    assert_eq!(got.source, "hosp");
+    assert_eq!(got.received_at, first_at);
+    assert_eq!(got.content, content);
+    assert!(
+        !got.signatures_verified,
+        "an unknown peer's signatures do not verify"
+    );
+    let names = |l: &[carebridge_protocol::federation::payload::ReceivedReports]| {
+        l.iter().map(|r| r.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&list),
+        vec!["medical-reports-hosp-2", "medical-reports-hosp-1"],
+        "medical reports only, newest first"
+    );
+    assert_eq!(names(&one), vec!["medical-reports-hosp-2"]);
+    let none = env
+        .read(|tx| received::get(tx, "admin-update-ack-hosp-3"))
+        .await;
+    assert!(none.is_none(), "only medical reports are read as such");
+
+    // Once the peer is known, its signatures verify (checked again on every read).
+    add_peer(
+        &env,
+        grant("hosp", "hospital", "https://h.example", &key, "cbk_h"),
+    )
+    .await;
+    let got = env
+        .read(|tx| received::get(tx, "medical-reports-hosp-1"))
+        .await
+        .unwrap();
+    assert!(got.signatures_verified);
+    add_peer(
+        &env,
+        grant(
+            "hosp",
+            "hospital",
+            "https://h.example",
+            &signing_key(),
+            "cbk_h",
+        ),
+    )
+    .await;
+    let got = env
+        .read(|tx| received::get(tx, "medical-reports-hosp-1"))
+        .await
+        .unwrap();
+    assert!(!got.signatures_verified, "a changed key no longer verifies");
+
+    // Retention: what arrived before a time, oldest first, whatever its type; then deleted.
+    let second_at = first_at + Duration::minutes(1);
+    let (older, all, limited) = env
+        .read(move |tx| {
+            Ok((
+                received::older_than(tx, second_at, 10)?,
+                received::older_than(tx, second_at + Duration::milliseconds(1), 10)?,
+                received::older_than(tx, second_at + Duration::milliseconds(1), 1)?,
+            ))
+        })
+        .await;
+    assert_eq!(
+        older.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        vec!["medical-reports-hosp-1"]
+    );
+    assert_eq!(older[0].source, "hosp");
+    assert_eq!(older[0].received_at, first_at);
+    assert_eq!(older[0].message_type, "medical-reports");
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].name, "medical-reports-hosp-1");
+    assert_eq!(limited.len(), 1);
+    env.write(|ctx| received::delete(ctx, "medical-reports-hosp-1"))
+        .await;
+    let (taken, got, receipt, list) = env
+        .read(move |tx| {
+            Ok((
+                received::name_taken(tx, "medical-reports-hosp-1")?,
+                received::get(tx, "medical-reports-hosp-1")?,
+                received::receipt_for(tx, "hosp", e1)?,
+                received::list(tx, 10)?,
+            ))
+        })
+        .await;
+    assert!(!taken);
+    assert!(got.is_none());
+    assert!(receipt.is_none());
+    assert_eq!(names(&list), vec!["medical-reports-hosp-2"]);
+}
+
+async fn federation_nonces(env: Env) {
+    let (first, replay, other_peer, other_nonce) = env
+        .write(|ctx| {
+            Ok((
+                received::record_nonce(ctx, "hosp", "n1")?,
+                received::record_nonce(ctx, "hosp", "n1")?,
+                received::record_nonce(ctx, "ins", "n1")?,
+                received::record_nonce(ctx, "hosp", "n2")?,
+            ))
+        })
+        .await;
+    assert!(first);
+    assert!(!replay, "a nonce seen before is a replay");
+    assert!(other_peer);
+    assert!(other_nonce);
+    let seen_at = env.now();
+    env.clock.advance(Duration::minutes(10));
+    // Forgetting those seen before the time: not yet, then yes.
+    let still_replay = env
+        .write(move |ctx| {
+            received::forget_nonces(ctx, seen_at)?;
+            received::record_nonce(ctx, "hosp", "n1")
+        })
+        .await;
+    assert!(!still_replay);
+    let fresh = env
+        .write(move |ctx| {
+            received::forget_nonces(ctx, seen_at + Duration::milliseconds(1))?;
+            Ok((
+                received::record_nonce(ctx, "hosp", "n1")?,
+                received::record_nonce(ctx, "ins", "n1")?,
+            ))
+        })
+        .await;
+    assert_eq!(fresh, (true, true));
+}
+
+async fn federation_consents(env: Env) {
+    let (_, p) = seed(&env).await;
+    let k = signing_key();
+    add_peer(
+        &env,
+        grant("ins", "insurer", "https://i.example", &k, "cbk_i"),
+    )
+    .await;
+    add_peer(
+        &env,
+        grant("alpha", "insurer", "https://a.example", &k, "cbk_a"),
+    )
+    .await;
+    let pid = p.id;
+    let first_at = env.now();
+    let (first, second) = env
+        .write(move |ctx| {
+            Ok((
+                consents::insert(ctx, pid, "ins", "staff:1", "Rita")?,
+                consents::insert(ctx, pid, "alpha", "staff:1", "Rita")?,
+            ))
+        })
+        .await;
+    assert!(first && second);
+    env.clock.advance(Duration::minutes(1));
+    let again = env
+        .write(move |ctx| consents::insert(ctx, pid, "ins", "staff:2", "Bob"))
+        .await;
+    assert!(!again, "the first consent is kept");
+    let (got, missing, list, others) = env
+        .read(move |tx| {
+            Ok((
+                consents::get(tx, pid, "ins")?,
+                consents::get(tx, pid, "nobody")?,
+                consents::list(tx, pid)?,
+                consents::list(tx, PatientId::new())?,
+            ))
+        })
+        .await;
+    let got = got.unwrap();
+    assert_eq!(got.patient_id, pid);
+    assert_eq!(got.peer, "ins");
+    assert_eq!(got.recorded_by, "Rita");
+    assert_eq!(got.recorded_at, first_at);
+    assert!(missing.is_none());
+    assert_eq!(
+        list.iter().map(|c| c.peer.as_str()).collect::<Vec<_>>(),
+        vec!["alpha", "ins"]
+    );
+    assert!(others.is_empty());
+    let (deleted, deleted_again) = env
+        .write(move |ctx| {
+            Ok((
+                consents::delete(ctx, pid, "ins")?,
+                consents::delete(ctx, pid, "ins")?,
+            ))
+        })
+        .await;
+    assert!(deleted);
+    assert!(!deleted_again);
+    let list = env.read(move |tx| consents::list(tx, pid)).await;
+    assert_eq!(list.len(), 1);
+    // A consent is to a known peer, for a known patient.
+    assert!(
+        env.try_write(move |ctx| consents::insert(ctx, pid, "nobody", "staff:1", "Rita"))
+            .await
+            .is_err()
+    );
+}
+
+async fn federation_updates(env: Env) {
+    use updates::Direction;
+    let m1 = update_message("Formulary change", t0() - Duration::days(2));
+    let m2 = update_message("New forms", t0() - Duration::days(1));
+    let out = update_message("Sent by us", t0());
+    let (a, b, o) = (m1.clone(), m2.clone(), out.clone());
+    let (i1, i2, repeat, o1, same_id_out) = env
+        .write(move |ctx| {
+            Ok((
+                updates::insert(ctx, Direction::In, "ins", "Insurer admin", &a)?,
+                updates::insert(ctx, Direction::In, "ins", "Insurer admin", &b)?,
+                updates::insert(ctx, Direction::In, "ins", "Someone else", &a)?,
+                updates::insert(ctx, Direction::Out, "hosp", "Our admin", &o)?,
+                updates::insert(ctx, Direction::Out, "hosp", "Our admin", &a)?,
+            ))
+        })
+        .await;
+    assert!(i1 && i2 && o1);
+    assert!(!repeat, "a repeat changes nothing");
+    assert!(!same_id_out);
+    let (id1, oid) = (m1.id, out.id);
+    let (got, wrong_way, out_got, ins, outs, limited) = env
+        .read(move |tx| {
+            Ok((
+                updates::get(tx, id1, Direction::In)?,
+                updates::get(tx, id1, Direction::Out)?,
+                updates::get(tx, oid, Direction::Out)?,
+                updates::list(tx, Direction::In, 10)?,
+                updates::list(tx, Direction::Out, 10)?,
+                updates::list(tx, Direction::In, 1)?,
+            ))
+        })
+        .await;
+    let got = got.unwrap();
+    assert_eq!(got.id, m1.id);
+    assert_eq!(got.peer, "ins");
+    assert_eq!(got.from, "Insurer admin");
+    assert_eq!(got.title, m1.title);
+    assert_eq!(got.body, m1.body);
+    assert_eq!(got.audience, UpdateAudience::Doctor);
+    assert_eq!(got.sent_at, m1.sent_at);
+    assert!(got.incoming);
+    assert!(!got.acknowledged);
+    assert_eq!(got.acknowledgements, 0);
+    assert_eq!(got.version, 1);
+    assert!(wrong_way.is_none());
+    let out_got = out_got.unwrap();
+    assert!(!out_got.incoming);
+    assert_eq!(out_got.peer, "hosp");
+    assert_eq!(out_got.from, "Our admin");
+    let uids = |l: &[carebridge_protocol::federation::payload::AdminUpdate]| {
+        l.iter().map(|u| u.id).collect::<Vec<_>>()
+    };
+    assert_eq!(uids(&ins), vec![m2.id, m1.id], "newest first");
+    assert_eq!(uids(&outs), vec![out.id]);
+    assert_eq!(uids(&limited), vec![m2.id]);
+
+    // Acknowledgements: once per person; counted; the update's version bumped on request.
+    let ack_at = t0() + Duration::minutes(3);
+    let (first, again, other) = env
+        .write(move |ctx| {
+            let r = (
+                updates::insert_ack(ctx, id1, "staff:1", "Dr. A", ack_at)?,
+                updates::insert_ack(ctx, id1, "staff:1", "Dr. A", ack_at)?,
+                updates::insert_ack(ctx, id1, "staff:2", "Dr. B", ack_at)?,
+            );
+            updates::bump_version(ctx, id1)?;
+            Ok(r)
+        })
+        .await;
+    assert!(first && !again && other);
+    let (acks, by1, by3, none, got) = env
+        .read(move |tx| {
+            Ok((
+                updates::acks(tx, id1)?,
+                updates::acked_by(tx, id1, "staff:1")?,
+                updates::acked_by(tx, id1, "staff:3")?,
+                updates::acks(tx, oid)?,
+                updates::get(tx, id1, Direction::In)?,
+            ))
+        })
+        .await;
+    assert_eq!(acks, 2);
+    assert!(by1);
+    assert!(!by3);
+    assert_eq!(none, 0);
+    assert_eq!(got.unwrap().version, 2);
+    // An acknowledgement is of a stored update.
+    assert!(
+        env.try_write(|ctx| updates::insert_ack(ctx, uuid::Uuid::now_v7(), "staff:1", "A", t0()))
+            .await
+            .is_err()
+    );
+}
