@@ -13,10 +13,10 @@ use carebridge_server::config::{CONFIG_FILE, KEY_FILE, NodeConfig, NodeKind};
 use carebridge_server::demo;
 use carebridge_server::node::{InitOptions, Node, NodeError, init, load_key};
 use carebridge_server::serve;
-use carebridge_server::store::backup;
 #[cfg(feature = "demo")]
 use carebridge_server::store::Durability;
 use carebridge_server::store::Reader;
+use carebridge_server::store::backup;
 use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
 

@@ -1,10 +1,10 @@
 //! The node's encrypted database, and the only place that knows SQL.
 //!
 //! The seam (2026-12): the rest of the node calls the typed operations of this module's
-//! submodules (`appointments::book`-style functions per table group) on [`Tx`] (to read) and
-//! [`WriteCtx`] (to write); neither exposes the connection outside `store/`. A second backend
-//! implements the same operations and passes the same conformance suite
-//! (`tests/store_conformance.rs`); see ARCHITECTURE.md, "The seams".
+//! submodules (`appointments::insert`, `patients::search`, … one module per table group) on
+//! [`Tx`] (to read) and [`WriteCtx`] (to write); neither exposes the connection outside
+//! `store/`. A second backend implements the same operations and passes the same conformance
+//! suite (`tests/store_conformance.rs`); see ARCHITECTURE.md, "The seams".
 //!
 //! SQLite through rusqlite, encrypted by SQLCipher with a raw 256-bit key (no PBKDF2 at open:
 //! the key is random, so stretching it buys nothing and costs ~80 ms per connection).
