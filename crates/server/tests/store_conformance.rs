@@ -1927,20 +1927,24 @@ async fn audit_explicit_entries_roll_back_with_their_job(env: Env) {
 // The write path: savepoints, group commit, publish after commit
 
 /// A write job that tells when it has started and then holds the writer until released.
-fn holding_job(
-    env: &Env,
-) -> (
-    Pin<Box<impl Future<Output = Result<(), StoreError>> + '_>>,
-    tokio::sync::oneshot::Receiver<()>,
-    std::sync::mpsc::Sender<()>,
-) {
+struct Holding<F> {
+    job: Pin<Box<F>>,
+    started: tokio::sync::oneshot::Receiver<()>,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+fn holding_job(env: &Env) -> Holding<impl Future<Output = Result<(), StoreError>> + '_> {
     let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
     let (release, hold) = std::sync::mpsc::channel::<()>();
     let job = env.store.write(None, move |_ctx| {
         let _ = started_tx.send(());
         hold.recv().map_err(|e| StoreError::Task(e.to_string()))
     });
-    (Box::pin(job), started, release)
+    Holding {
+        job: Box::pin(job),
+        started,
+        release,
+    }
 }
 
 async fn write_a_failed_job_leaves_nothing_while_its_batch_commits(env: Env) {
@@ -1951,9 +1955,9 @@ async fn write_a_failed_job_leaves_nothing_while_its_batch_commits(env: Env) {
     // A first job holds the writer until the jobs below are queued, so that they are taken
     // together: one transaction, one savepoint each. The last of them holds the transaction
     // open, so that what the others did can be looked at before the commit.
-    let (mut first, first_started, release_first) = holding_job(&env);
-    poll_once(first.as_mut());
-    first_started.await.unwrap();
+    let mut first = holding_job(&env);
+    poll_once(first.job.as_mut());
+    (&mut first.started).await.unwrap();
 
     let job = |who: &'static str, card: &'static str, fail: bool| {
         let p = patient("Batch", who, date(1980, 1, 1), card);
@@ -1980,13 +1984,13 @@ async fn write_a_failed_job_leaves_nothing_while_its_batch_commits(env: Env) {
     let (a_id, mut a) = job("Anna", "2000000001", false);
     let (b_id, mut b) = job("Bert", "2000000002", true);
     let (c_id, mut c) = job("Cora", "2000000003", false);
-    let (mut last, last_started, release_last) = holding_job(&env);
+    let mut last = holding_job(&env);
     poll_once(a.as_mut());
     poll_once(b.as_mut());
     poll_once(c.as_mut());
-    poll_once(last.as_mut());
-    release_first.send(()).unwrap();
-    last_started.await.unwrap();
+    poll_once(last.job.as_mut());
+    first.release.send(()).unwrap();
+    (&mut last.started).await.unwrap();
 
     // A, B and C have run, in the transaction still open: nothing of theirs is visible to a
     // reader, published, or answered yet.
@@ -2001,9 +2005,9 @@ async fn write_a_failed_job_leaves_nothing_while_its_batch_commits(env: Env) {
     );
     poll_once(a.as_mut());
     poll_once(b.as_mut());
-    release_last.send(()).unwrap();
-    first.await.unwrap();
-    last.await.unwrap();
+    last.release.send(()).unwrap();
+    first.job.await.unwrap();
+    last.job.await.unwrap();
     let ea = a.await.unwrap();
     let eb = b.await;
     let ec = c.await.unwrap();
