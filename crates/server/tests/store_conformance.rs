@@ -7,16 +7,18 @@
 //! turns the list of them into one `#[tokio::test]` per backend. A test gets a fresh, empty
 //! store opened on a [`ManualClock`] standing at [`t0`] and a [`Hub`] it can subscribe to.
 //!
-//! How a backend joins: one more invocation at the bottom of this file,
+//! How a backend joins: one more invocation, beside SQLCipher's,
 //!
 //! ```ignore
-//! store_conformance_tests!(postgres, |clock, hub| Opened { store: …, keep: Box::new(…) });
+//! store_conformance_tests!(postgres, super::open_postgres);
 //! ```
 //!
-//! where the closure opens a fresh, empty store of that backend on the given clock and hub
-//! (a scratch database or schema, say), and `keep` holds whatever must live as long as the
-//! store and be cleaned up after it (a temporary directory, a schema to drop). Nothing else
-//! changes: a test that fails for the new backend is a difference to fix in the backend.
+//! where `fn open_postgres(clock: Arc<dyn Clock>, hub: Hub) -> Opened`, written next to
+//! [`open_sqlcipher`], opens a fresh, empty store of that backend on the given clock and hub
+//! (a scratch database or schema, say), and `Opened::keep` holds whatever must live as long as
+//! the store and be cleaned up after it (a temporary directory, a schema to drop). `$open` is
+//! expanded inside the generated `mod <backend>`, hence `super::`. Nothing else changes: a test
+//! that fails for the new backend is a difference to fix in the backend.
 //!
 //! A new operation lands in the suite in the same change: a test function here and its name in
 //! the macro's list.
