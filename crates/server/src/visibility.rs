@@ -8,8 +8,6 @@
 //! per rule"). Patient data never reaches an admin or an insurer's reviewer, apart from the
 //! received reports a reviewer exists to read.
 
-#[cfg(test)]
-use carebridge_protocol::KioskDeviceId;
 use carebridge_protocol::PractitionerId;
 use carebridge_protocol::appointment::{Appointment, BookedBy};
 use carebridge_protocol::practitioner::Role;
@@ -284,7 +282,7 @@ mod tests {
     fn appointments_are_seen_alike_by_read_list_and_stream() {
         let doctor = PractitionerId::new();
         let kiosk = KioskDeviceId(uuid::Uuid::now_v7());
-        let now = chrono::Utc::now();
+        let now = chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("a time");
         let appointment = |practitioner_id, booked_by| Appointment {
             id: AppointmentId::new(),
             reference: "ABC-DEF".into(),

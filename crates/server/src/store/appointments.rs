@@ -12,7 +12,7 @@ use crate::schedule::MAX_APPOINTMENT;
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
 /// The columns [`from_row`] reads, in its order.
-pub const COLUMNS: &str = "id, reference, patient_id, practitioner_id, start_at, end_at, reason, status, booked_by_kind, \
+pub(in crate::store) const COLUMNS: &str = "id, reference, patient_id, practitioner_id, start_at, end_at, reason, status, booked_by_kind, \
                        booked_by_id, override_reason, cancellation_reason, version, created_at, updated_at";
 
 fn parse<T: std::str::FromStr>(s: String, what: &str) -> Result<T, StoreError> {
@@ -21,7 +21,7 @@ fn parse<T: std::str::FromStr>(s: String, what: &str) -> Result<T, StoreError> {
 }
 
 /// Decodes a row selected with [`COLUMNS`].
-pub fn from_row(r: &Row<'_>) -> Result<Appointment, StoreError> {
+pub(in crate::store) fn from_row(r: &Row<'_>) -> Result<Appointment, StoreError> {
     let status: String = r.get(7)?;
     let kind: String = r.get(8)?;
     let by: String = r.get(9)?;

@@ -9,10 +9,10 @@ use rusqlite::{OptionalExtension, Row, params};
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
 /// The columns [`from_row`] reads, in its order.
-pub const COLUMNS: &str = "id, family_name, given_name, birth_date, phone, email, card_number, version, created_at, updated_at";
+pub(in crate::store) const COLUMNS: &str = "id, family_name, given_name, birth_date, phone, email, card_number, version, created_at, updated_at";
 
 /// Decodes a row selected with the module's column list.
-pub fn from_row(r: &Row<'_>, node: &str) -> Result<Patient, StoreError> {
+pub(in crate::store) fn from_row(r: &Row<'_>, node: &str) -> Result<Patient, StoreError> {
     let id: String = r.get(0)?;
     let birth: String = r.get(3)?;
     Ok(Patient {

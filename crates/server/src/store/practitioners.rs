@@ -7,10 +7,10 @@ use rusqlite::{OptionalExtension, Row, params};
 use crate::store::{StoreError, Tx, WriteCtx};
 
 /// The columns [`from_row`] reads, in its order.
-pub const COLUMNS: &str = "id, username, display_name, role, disabled, version";
+pub(in crate::store) const COLUMNS: &str = "id, username, display_name, role, disabled, version";
 
 /// Decodes a row selected with [`COLUMNS`].
-pub fn from_row(r: &Row<'_>) -> Result<Practitioner, StoreError> {
+pub(in crate::store) fn from_row(r: &Row<'_>) -> Result<Practitioner, StoreError> {
     let id: String = r.get(0)?;
     let role: String = r.get(3)?;
     Ok(Practitioner {

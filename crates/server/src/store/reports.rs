@@ -10,7 +10,7 @@ use rusqlite::{Row, params};
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
 /// The columns [`from_row`] reads, in its order.
-pub const COLUMNS: &str = "id, patient_id, author_id, author_name, status, title, findings, conclusion, codes, \
+pub(in crate::store) const COLUMNS: &str = "id, patient_id, author_id, author_name, status, title, findings, conclusion, codes, \
      revision, signature, error_reason, version, created_at, updated_at";
 
 fn parse<T: std::str::FromStr>(s: String, what: &str) -> Result<T, StoreError> {
@@ -37,7 +37,7 @@ fn content(
 }
 
 /// Decodes a row selected with [`COLUMNS`].
-pub fn from_row(r: &Row<'_>) -> Result<Report, StoreError> {
+pub(in crate::store) fn from_row(r: &Row<'_>) -> Result<Report, StoreError> {
     let signature: Option<String> = r.get(10)?;
     Ok(Report {
         id: parse(r.get(0)?, "report id")?,

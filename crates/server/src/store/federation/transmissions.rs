@@ -9,11 +9,11 @@ use rusqlite::{Row, params};
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
 /// The columns [`from_row`] reads, in its order.
-pub const COLUMNS: &str = "id, peer, message_type, summary, patient_id, report_ids, state, last_error, attempts, \
+pub(in crate::store) const COLUMNS: &str = "id, peer, message_type, summary, patient_id, report_ids, state, last_error, attempts, \
      created_by, created_at, updated_at, acknowledged_at, version, overdue_alerted";
 
 /// Decodes a row selected with [`COLUMNS`].
-pub fn from_row(r: &Row<'_>) -> Result<Transmission, StoreError> {
+pub(in crate::store) fn from_row(r: &Row<'_>) -> Result<Transmission, StoreError> {
     let id: String = r.get(0)?;
     let patient: Option<String> = r.get(4)?;
     let reports: String = r.get(5)?;
