@@ -20,7 +20,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use carebridge_server::demo::{self, DemoSize};
-use harness::{NodeProcess, free_port, tauri_driver_on};
+use carebridge_testkit::{NodeProcess, free_port};
+use harness::tauri_driver_on;
 use webdriver::Session;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -55,7 +56,7 @@ fn main() {
         let listen = format!("127.0.0.1:{}", free_port());
         let url = format!("http://{listen}");
         let bin = PathBuf::from(std::env::var_os("BENCH_NODE").unwrap());
-        let node = NodeProcess::start(&bin, &dir, &listen).await;
+        let node = NodeProcess::spawn_binary(&bin, &dir, &listen).await;
 
         let app = PathBuf::from(env!("CARGO_BIN_EXE_carebridge-app"));
         let (_d1, staff_driver) = tauri_driver_on(free_port()).await;
@@ -77,7 +78,7 @@ fn main() {
         }
         staff.end().await;
         kiosk.end().await;
-        node.stop().await;
+        node.kill().await;
         match result {
             Ok(mut ms) => {
                 ms.sort_by(|a, b| a.total_cmp(b));

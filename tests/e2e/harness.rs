@@ -1,6 +1,6 @@
-//! What the end-to-end test and the live-loop benchmark share: a seeded hospital node served by
-//! the real `carebridge-node`, a tauri-driver per app process, free ports, and a time zone that
-//! puts the working day ahead whenever they run.
+//! What the end-to-end test and the live-loop benchmark share: a seeded hospital node's data
+//! dir, a tauri-driver per app process, and a time zone that puts the working day ahead whenever
+//! they run. The node process and free ports come from `carebridge-testkit`.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -10,18 +10,10 @@ use std::time::Duration;
 use carebridge_server::clock::{Clock, SystemClock};
 use carebridge_server::demo::{self, DemoCredentials, DemoSize};
 use carebridge_server::node::{Node, init};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use carebridge_testkit::{eventually, free_port};
 
 /// How long a process may take to start.
 const START: Duration = Duration::from_secs(30);
-
-/// A port nothing listens on now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on loopback")
-}
 
 /// A fixed-offset zone (`Etc/GMT±n`) where the local hour is now `hour` (or the one after, at
 /// the edges of the offsets that exist), so that the demo's schedules lie ahead whenever the
@@ -53,45 +45,6 @@ pub async fn seeded_hospital(dir: &Path, zone: &str, size: &DemoSize) -> DemoCre
         .expect("seed")
 }
 
-/// A `carebridge-node serve` child process.
-pub struct NodeProcess(tokio::process::Child);
-
-impl NodeProcess {
-    /// Serves `dir` on `listen` with the node binary `bin`, once it says it listens.
-    pub async fn start(bin: &Path, dir: &Path, listen: &str) -> Self {
-        let mut child = tokio::process::Command::new(bin)
-            .args(["serve", "--data-dir"])
-            .arg(dir)
-            .args(["--listen", listen])
-            .env("CAREBRIDGE_LOG", "warn")
-            // The node reads CAREBRIDGE_* as its configuration: the apps' settings are not its.
-            .env_remove("CAREBRIDGE_PASSPHRASE")
-            .env_remove("CAREBRIDGE_REPORT_INTERACTIVE")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("carebridge-node starts");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        tokio::time::timeout(START, async {
-            while let Ok(Some(l)) = lines.next_line().await {
-                if l.starts_with("carebridge-node listening on ") {
-                    return;
-                }
-            }
-            panic!("carebridge-node exited before listening");
-        })
-        .await
-        .expect("the node did not start");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self(child)
-    }
-
-    /// SIGKILL, and wait until the process is gone.
-    pub async fn stop(mut self) {
-        self.0.kill().await.expect("the node stops");
-    }
-}
-
 /// A tauri-driver (from `E2E_TAURI_DRIVER`) on `port`, with its WebKitWebDriver on a port of
 /// its own; its URL once it listens.
 pub async fn tauri_driver_on(port: u16) -> (tokio::process::Child, String) {
@@ -110,16 +63,11 @@ pub async fn tauri_driver_on(port: u16) -> (tokio::process::Child, String) {
     .kill_on_drop(true)
     .spawn()
     .expect("tauri-driver starts");
-    let deadline = tokio::time::Instant::now() + START;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "tauri-driver did not listen"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(format!("tauri-driver listens on {port}"), START, || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
     (child, format!("http://127.0.0.1:{port}"))
 }

@@ -29,7 +29,8 @@ use carebridge_server::demo::{self, DemoCredentials, DemoSize};
 use carebridge_server::federation::peer::{AddPeer, SourceRule};
 use carebridge_server::federation::peering;
 use carebridge_server::node::{InitOptions, Node, init};
-use harness::{NodeProcess, free_port, tauri_driver_on};
+use carebridge_testkit::{NodeProcess, free_port};
+use harness::tauri_driver_on;
 use serde_json::{Value, json};
 use webdriver::Session;
 
@@ -160,15 +161,6 @@ async fn seeded_hospital(dir: &Path) -> DemoCredentials {
         appointments: None,
     };
     harness::seeded_hospital(dir, &harness::zone_where_the_hour_is(9), &size).await
-}
-
-/// `carebridge-node`, built beside this test.
-fn node_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("carebridge-node")
 }
 
 /// Where the screenshots go.
@@ -405,8 +397,8 @@ fn inside() {
         let insurer_listen = format!("127.0.0.1:{}", free_port());
         let insurer_url = format!("http://{insurer_listen}");
         let names = peered_insurer(&node_dir, &url, &insurer_dir, &insurer_url).await;
-        let node = NodeProcess::start(&node_binary(), &node_dir, &listen).await;
-        let _insurer_node = NodeProcess::start(&node_binary(), &insurer_dir, &insurer_listen).await;
+        let node = NodeProcess::spawn(&node_dir, &listen).await;
+        let _insurer_node = NodeProcess::spawn(&insurer_dir, &insurer_listen).await;
         let (_staff_driver, staff_url) = tauri_driver_on(free_port()).await;
         let (_kiosk_driver, kiosk_url) = tauri_driver_on(free_port()).await;
         let (_insurer_driver, insurer_driver_url) = tauri_driver_on(free_port()).await;
@@ -429,12 +421,7 @@ fn inside() {
                 panic!("{e}");
             }
         };
-        let hospital = Hospital {
-            creds,
-            url,
-            dir: node_dir,
-            listen,
-        };
+        let hospital = Hospital { creds, url };
         let insurer_side = Insurer {
             window: &insurer,
             url: insurer_url,
@@ -468,12 +455,11 @@ fn inside() {
     });
 }
 
-/// The hospital's node: who may sign in, where it serves, where its data is.
+/// The hospital's node: who may sign in, and where it serves (the process, which the scenario
+/// kills and restarts on its data dir and address, is passed beside it).
 struct Hospital {
     creds: DemoCredentials,
     url: String,
-    dir: PathBuf,
-    listen: String,
 }
 
 /// The insurer: its admin's window, its node's address, and the two organisations' names.
@@ -490,12 +476,7 @@ async fn scenario(
     insurer: &Insurer<'_>,
     node: NodeProcess,
 ) -> Result<(), String> {
-    let (creds, url, node_dir, listen) = (
-        &hospital.creds,
-        hospital.url.as_str(),
-        hospital.dir.as_path(),
-        hospital.listen.as_str(),
-    );
+    let (creds, url) = (&hospital.creds, hospital.url.as_str());
     let doctor = &creds.doctors[0];
     let notifications = PathBuf::from(std::env::var_os("E2E_NOTIFICATIONS").unwrap());
 
@@ -624,7 +605,7 @@ async fn scenario(
     kiosk.click_button("section", "Done", WAIT).await?;
     identify(kiosk, creds).await?;
     choose_slot(kiosk, &doctor.display_name, 1).await?;
-    node.stop().await;
+    let stopped = node.kill().await;
     kiosk.wait_for_text("#connection", "Offline", LIVE).await?;
     give_reason_and_book(kiosk, "Medication review").await?;
     kiosk
@@ -634,7 +615,7 @@ async fn scenario(
         .wait_for_text("#connection", "1 waiting to send", WAIT)
         .await?;
     step(kiosk, 11, "kiosk-offline-pending").await?;
-    let node = NodeProcess::start(&node_binary(), node_dir, listen).await;
+    let node = stopped.restart().await;
     kiosk
         .wait_for_text(
             "#kiosk-answer",
@@ -754,7 +735,7 @@ async fn scenario(
         .await?;
     let password = staff.wait_for("#sign-in-password", WAIT).await?;
     step(staff, 16, "locked").await?;
-    node.stop().await;
+    let stopped = node.kill().await;
     staff
         .type_into(&password, "not-the-password\u{E007}")
         .await?;
@@ -765,7 +746,7 @@ async fn scenario(
     staff.replace_text(&password, &doctor.password).await?;
     staff.type_into(&password, "\u{E007}").await?;
     staff.wait_for("#waiting-heading", WAIT).await?;
-    let node = NodeProcess::start(&node_binary(), node_dir, listen).await;
+    let node = stopped.restart().await;
     staff
         .wait_for_text("#connection", "Online", Duration::from_secs(60))
         .await?;
@@ -966,7 +947,7 @@ async fn scenario(
     if sources.len() < 4 || sources.iter().any(|(_, s)| s.trim() != "keychain") {
         return Err(format!("profiles not keyed from the keychain: {sources:?}"));
     }
-    node.stop().await;
+    node.kill().await;
     Ok(())
 }
 

@@ -12,7 +12,8 @@ use carebridge_core::store::OutboxState;
 use carebridge_core::{Link, Notice};
 use carebridge_protocol::appointment::{AppointmentAction, AppointmentStatus, BookAppointment};
 use carebridge_protocol::problem::ProblemType;
-use support::{Client, Hospital, NodeProcess, eventually, slot};
+use carebridge_testkit::{NodeProcess, eventually};
+use support::{Client, Hospital, slot};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -146,7 +147,6 @@ async fn a_kiosk_booking_notifies_the_doctor_once_and_the_answer_notifies_the_ki
 async fn a_node_killed_mid_stream_is_followed_again_without_loss_or_repeat() {
     let h = Hospital::seeded().await;
     let node = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
-    let addr = node.addr.clone();
     let profiles = tempfile::tempdir().unwrap();
     let doctor = Client::staff(
         profiles.path(),
@@ -175,7 +175,7 @@ async fn a_node_killed_mid_stream_is_followed_again_without_loss_or_repeat() {
     })
     .await;
 
-    node.kill().await;
+    let stopped = node.kill().await;
     eventually("the doctor sees the node gone", WAIT, || async {
         doctor.engine.status().borrow().link == Link::Offline
     })
@@ -187,7 +187,7 @@ async fn a_node_killed_mid_stream_is_followed_again_without_loss_or_repeat() {
         .await
         .unwrap();
     assert_eq!(kiosk.engine.status().borrow().pending, 1);
-    let _node = NodeProcess::spawn(h.dir.path(), &addr).await;
+    let _node = stopped.restart().await;
     kiosk
         .engine
         .book(kiosk_booking(&h, 4, "after"))
@@ -212,7 +212,6 @@ async fn a_node_killed_mid_stream_is_followed_again_without_loss_or_repeat() {
 async fn writes_queued_offline_drain_in_order_and_a_collision_comes_back_refused() {
     let h = Hospital::seeded().await;
     let node = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
-    let addr = node.addr.clone();
     let profiles = tempfile::tempdir().unwrap();
     let reception = Client::staff(
         profiles.path(),
@@ -223,7 +222,7 @@ async fn writes_queued_offline_drain_in_order_and_a_collision_comes_back_refused
     .await;
     online(&reception).await;
     reception.converges_with_node(WAIT).await;
-    node.kill().await;
+    let stopped = node.kill().await;
 
     // 60 bookings, then 40 cancellations of the first 40: 100 writes, all while offline.
     let booking = |n: i64| BookAppointment {
@@ -279,7 +278,7 @@ async fn writes_queued_offline_drain_in_order_and_a_collision_comes_back_refused
     let reception = reception.restart().await;
     assert_eq!(reception.engine.store().pending_count().await.unwrap(), 100);
 
-    let _node = NodeProcess::spawn(h.dir.path(), &addr).await;
+    let _node = stopped.restart().await;
     reception.converges_with_node(Duration::from_secs(60)).await;
     let status = *reception.engine.status().borrow();
     assert_eq!((status.pending, status.refused), (0, 1), "{status:?}");
@@ -397,7 +396,6 @@ async fn a_patient_edit_made_on_a_stale_version_comes_back_refused_with_the_node
     use carebridge_protocol::patient::PatientUpdate;
     let h = Hospital::seeded().await;
     let node = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
-    let addr = node.addr.clone();
     let profiles = tempfile::tempdir().unwrap();
     let reception = Client::staff(
         profiles.path(),
@@ -429,7 +427,7 @@ async fn a_patient_edit_made_on_a_stale_version_comes_back_refused_with_the_node
     assert_eq!(on_node.patient.version, first.version);
     assert!(!on_node.pending);
 
-    node.kill().await;
+    let stopped = node.kill().await;
     let queued = reception
         .engine
         .update_patient(patient, edit("+31 20 555 0202"))
@@ -461,7 +459,7 @@ async fn a_patient_edit_made_on_a_stale_version_comes_back_refused_with_the_node
     assert_eq!(r.status(), 200);
     elsewhere.kill().await;
 
-    let _node = NodeProcess::spawn(h.dir.path(), &addr).await;
+    let _node = stopped.restart().await;
     reception.converges_with_node(WAIT).await;
     let outbox = reception.engine.store().outbox().await.unwrap();
     assert_eq!(outbox.len(), 1, "{outbox:?}");
@@ -495,7 +493,6 @@ async fn a_report_written_offline_is_signed_when_the_node_returns_and_a_stale_am
     use carebridge_protocol::report::{ReportAction, ReportContent, ReportStatus};
     let h = Hospital::seeded().await;
     let node = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
-    let addr = node.addr.clone();
     let profiles = tempfile::tempdir().unwrap();
     let (u0, p0) = (
         h.creds.doctors[0].username.clone(),
@@ -524,7 +521,7 @@ async fn a_report_written_offline_is_signed_when_the_node_returns_and_a_stale_am
         codes: vec!["M25.46".into()],
     };
 
-    node.kill().await;
+    let stopped = node.kill().await;
     let draft = doctor
         .engine
         .new_report(patient, content("first"))
@@ -553,7 +550,7 @@ async fn a_report_written_offline_is_signed_when_the_node_returns_and_a_stale_am
         .await;
     assert!(again.is_err(), "a final report is not saved as a draft");
 
-    let node = NodeProcess::spawn(h.dir.path(), &addr).await;
+    let node = stopped.restart().await;
     doctor.converges_with_node(Duration::from_secs(60)).await;
     let signed = doctor.engine.store().report(id).await.unwrap().unwrap();
     assert!(!signed.pending);
@@ -585,7 +582,7 @@ async fn a_report_written_offline_is_signed_when_the_node_returns_and_a_stale_am
 
     // The doctor amends offline while the colleague amends on the node: the doctor's
     // amendment was made on an older version, and comes back refused with the node's state.
-    node.kill().await;
+    let stopped = node.kill().await;
     doctor
         .engine
         .report_action(
@@ -616,7 +613,7 @@ async fn a_report_written_offline_is_signed_when_the_node_returns_and_a_stale_am
         .unwrap();
     assert_eq!(r.status(), 200);
     elsewhere.kill().await;
-    let _node = NodeProcess::spawn(h.dir.path(), &addr).await;
+    let _node = stopped.restart().await;
     doctor.converges_with_node(Duration::from_secs(60)).await;
     let outbox = doctor.engine.store().outbox().await.unwrap();
     assert_eq!(outbox.len(), 1, "{outbox:?}");

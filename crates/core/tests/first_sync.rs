@@ -4,6 +4,7 @@
 #![expect(clippy::unwrap_used, reason = "tests panic on the unexpected")]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use carebridge_core::store::LocalStore;
 use carebridge_core::sync::{SnapshotOptions, first_sync};
@@ -13,6 +14,7 @@ use carebridge_server::clock::SystemClock;
 use carebridge_server::config::NodeKind;
 use carebridge_server::demo::{self, DemoSize};
 use carebridge_server::node::{InitOptions, Node, init};
+use carebridge_testkit::eventually;
 
 struct TestNode {
     url: String,
@@ -20,6 +22,9 @@ struct TestNode {
     node: Arc<Node>,
     _dir: tempfile::TempDir,
 }
+
+/// How long a live change may take to reach the mirror.
+const ARRIVAL: Duration = Duration::from_secs(10);
 
 async fn node() -> TestNode {
     let dir = tempfile::tempdir().unwrap();
@@ -412,14 +417,10 @@ async fn the_follower_applies_live_changes_and_stops_when_signed_out() {
         assert_eq!(r.status(), 201);
     };
     book().await;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while store.count("appointment").await.unwrap() < before + 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the booking did not arrive"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually("the booking arrives", ARRIVAL, || async {
+        store.count("appointment").await.unwrap() > before
+    })
+    .await;
     // Stopped, then started again: it resumes from the stored position.
     stop.cancel();
     assert_eq!(follower.await.unwrap().unwrap(), LiveEnd::Stopped);
@@ -438,13 +439,10 @@ async fn the_follower_applies_live_changes_and_stops_when_signed_out() {
             .await
         })
     };
-    while store.count("appointment").await.unwrap() < before + 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the second booking did not arrive"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually("the second booking arrives", ARRIVAL, || async {
+        store.count("appointment").await.unwrap() > before + 1
+    })
+    .await;
     // Signing out ends the session: the follower stops instead of retrying for ever.
     let r = http
         .delete(format!("{}/api/v1/sessions/current", n.url))

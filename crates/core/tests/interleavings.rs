@@ -12,8 +12,9 @@ mod support;
 use std::time::Duration;
 
 use carebridge_protocol::appointment::{AppointmentAction, BookAppointment};
+use carebridge_testkit::NodeProcess;
 use proptest::prelude::*;
-use support::{Client, Hospital, NodeProcess, slot};
+use support::{Client, Hospital, slot};
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -53,7 +54,6 @@ async fn run(steps: Vec<Step>) {
     let h = Hospital::seeded().await;
     let mut node = Some(NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await);
     let url = node.as_ref().unwrap().url.clone();
-    let addr = node.as_ref().unwrap().addr.clone();
     let root = tempfile::tempdir().unwrap();
     let reception = carebridge_server::demo::RECEPTION_PASSWORD;
     let mut clients = [
@@ -118,8 +118,7 @@ async fn run(steps: Vec<Step>) {
                 clients[client] = Some(c.restart().await);
             }
             Step::RestartNode => {
-                node.take().unwrap().kill().await;
-                node = Some(NodeProcess::spawn(h.dir.path(), &addr).await);
+                node = Some(node.take().unwrap().restart().await);
             }
         }
     }

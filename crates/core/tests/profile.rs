@@ -7,7 +7,8 @@ mod support;
 use std::time::Duration;
 
 use carebridge_core::{CoreError, KeySource, Profiles, Unlock};
-use support::{Client, Hospital, NodeProcess};
+use carebridge_testkit::NodeProcess;
+use support::{Client, Hospital};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_profile_holds_no_patient_name_in_clear_and_refuses_a_wrong_key() {

@@ -91,7 +91,7 @@ async fn tls_child() {
         })
         .await
         .unwrap();
-    support::eventually(
+    carebridge_testkit::eventually(
         "the booking is acknowledged over TLS",
         Duration::from_secs(20),
         || async { engine.status().borrow().pending == 0 },

@@ -7,6 +7,7 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
+use carebridge_testkit::{free_port, node_command};
 use serde_json::Value;
 use support::Client;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -14,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn node(args: &[&str]) -> std::process::Output {
-    let child = tokio::process::Command::new(support::node_binary())
+    let child = tokio::process::Command::from(node_command())
         .args(args)
         .env("CAREBRIDGE_LOG", "warn")
         .stdin(Stdio::null())
@@ -34,7 +35,7 @@ async fn a_prepared_demo_is_served_later_by_serve_alone() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("st-marys");
     let dir_s = dir.to_str().expect("UTF-8 path");
-    let listen = format!("127.0.0.1:{}", support::free_port());
+    let listen = format!("127.0.0.1:{}", free_port());
 
     // The credentials name the URL: a port picked at serve time cannot be in them.
     let zero = node(&[
@@ -98,7 +99,7 @@ async fn a_prepared_demo_is_served_later_by_serve_alone() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
 
     // `serve` with the data directory alone: node.toml gives the address.
-    let mut served = tokio::process::Command::new(support::node_binary())
+    let mut served = tokio::process::Command::from(node_command())
         .args(["serve", "--data-dir", dir_s])
         .env("CAREBRIDGE_LOG", "warn")
         .env_remove("CAREBRIDGE_LISTEN")

@@ -6,7 +6,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -15,8 +14,9 @@ use carebridge_server::clock::SystemClock;
 use carebridge_server::demo::{self, DemoCredentials, DemoSize};
 use carebridge_server::node::{Node, load_key};
 use carebridge_server::store::{DbKey, StoreError, open_connection};
+use carebridge_testkit::{NodeProcess, eventually, node_command};
 use serde_json::json;
-use support::{Client, NodeProcess, init_dir, mt, node_binary};
+use support::{Client, init_dir, mt};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -42,7 +42,7 @@ async fn seeded(dir: &Path) -> DemoCredentials {
 }
 
 fn cli(args: &[&str], dir: &Path) -> std::process::Output {
-    Command::new(node_binary())
+    node_command()
         .args(args)
         .arg("--data-dir")
         .arg(dir)
@@ -67,7 +67,6 @@ fn stream_resumes_across_a_killed_node_without_loss_or_repeats() {
         let dir = tempfile::tempdir().unwrap();
         let creds = seeded(dir.path()).await;
         let node = NodeProcess::spawn(dir.path(), "127.0.0.1:0").await;
-        let addr = node.addr.clone();
         let reception = Client::sign_in(&node.url, "reception", demo::RECEPTION_PASSWORD).await;
         let mut s = reception.events(None).await;
         for i in 0..5 {
@@ -81,11 +80,10 @@ fn stream_resumes_across_a_killed_node_without_loss_or_repeats() {
         for i in 0..3 {
             assert_eq!(book(&reception, &creds, &format!("unseen {i}")).await, 201);
         }
-        node.kill().await;
+        let stopped = node.kill().await;
         // The old stream ends with the process (whatever it managed to deliver first).
         s.wait_closed(WAIT).await;
-        let node = NodeProcess::spawn(dir.path(), &addr).await;
-        assert_eq!(node.addr, addr);
+        let node = stopped.restart().await;
         // The token survived too (sessions are in the database).
         for i in 0..2 {
             assert_eq!(book(&reception, &creds, &format!("after {i}")).await, 201);
@@ -161,7 +159,7 @@ fn the_database_holds_no_patient_name_in_clear_and_needs_its_key() {
             other => panic!("expected WrongKey, got {:?}", other.map(|_| ())),
         }
         // And the binary says so in one line, with a non-zero exit.
-        let out = Command::new(node_binary())
+        let out = node_command()
             .args(["serve", "--data-dir"])
             .arg(dir.path())
             .args(["--listen", "127.0.0.1:0"])
@@ -271,12 +269,15 @@ fn a_backup_taken_under_load_restores_to_a_node_that_verifies() {
                 }
             })
         };
-        support::eventually(WAIT, || async { booked.load(Ordering::Relaxed) >= 20 }).await;
+        eventually("20 bookings before the backup", WAIT, || async {
+            booked.load(Ordering::Relaxed) >= 20
+        })
+        .await;
         let copy = dir.path().join("copy.cbbak");
         let out = tokio::task::spawn_blocking({
             let (d, c) = (dir.path().to_owned(), copy.clone());
             move || {
-                Command::new(node_binary())
+                node_command()
                     .args(["backup", "--data-dir"])
                     .arg(&d)
                     .arg("--to")
@@ -288,7 +289,7 @@ fn a_backup_taken_under_load_restores_to_a_node_that_verifies() {
         .await
         .unwrap();
         let during = booked.load(Ordering::Relaxed);
-        support::eventually(WAIT, || async {
+        eventually("10 bookings more during the backup", WAIT, || async {
             booked.load(Ordering::Relaxed) >= during + 10
         })
         .await;
@@ -302,7 +303,7 @@ fn a_backup_taken_under_load_restores_to_a_node_that_verifies() {
         node.kill().await;
         // Restore into a fresh directory, with the key file kept apart.
         let fresh = tempfile::tempdir().unwrap();
-        let out = Command::new(node_binary())
+        let out = node_command()
             .args(["restore", "--data-dir"])
             .arg(fresh.path())
             .arg("--from")
@@ -340,7 +341,7 @@ fn a_backup_taken_under_load_restores_to_a_node_that_verifies() {
         let broken = dir.path().join("broken.cbbak");
         std::fs::write(&broken, bytes).unwrap();
         let before = std::fs::read(fresh.path().join("carebridge.db")).unwrap();
-        let out = Command::new(node_binary())
+        let out = node_command()
             .args(["restore", "--data-dir"])
             .arg(fresh.path())
             .arg("--from")

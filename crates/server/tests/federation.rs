@@ -19,9 +19,10 @@ use carebridge_server::config::NodeKind;
 use carebridge_server::demo::{self, DemoCredentials, DemoSize};
 use carebridge_server::federation::peer::{AddPeer, SourceRule};
 use carebridge_server::node::{InitOptions, Node, init};
+use carebridge_testkit::eventually;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Answer, Client, eventually};
+use support::{Answer, Client};
 
 const HOSPITAL: &str = "st-marys.example";
 const INSURER: &str = "assure.example";
@@ -695,7 +696,7 @@ async fn reports_go_to_the_insurer_with_consent_and_admin_updates_come_back_ackn
         )
         .await;
     assert_eq!(not_for_reception.status, 404);
-    eventually(WAIT, || async {
+    eventually("the insurer counts the acknowledgement", WAIT, || async {
         let list = admin.get("/api/v1/admin-updates").await;
         list.body[0]["acknowledgements"] == 1
     })
@@ -743,7 +744,7 @@ async fn received_payloads_are_deleted_after_the_retention_period_and_each_delet
         )
         .await;
     assert_eq!(queued.status, 201);
-    eventually(WAIT, || async {
+    eventually("the insurer receives the reports", WAIT, || async {
         p.insurer.count("SELECT count(*) FROM received").await == 1
     })
     .await;
@@ -827,10 +828,14 @@ async fn a_transmission_waits_while_the_insurer_is_down_and_arrives_once_when_it
         .await;
     assert_eq!(queued.status, 201);
     let id = queued.body["id"].as_str().unwrap().to_owned();
-    eventually(WAIT, || async {
-        let t = doctor.get("/api/v1/transmissions").await;
-        t.body[0]["attempts"].as_u64().unwrap_or(0) >= 2 && t.body[0]["state"] != "acknowledged"
-    })
+    eventually(
+        "the transmission is retried while the insurer is away",
+        WAIT,
+        || async {
+            let t = doctor.get("/api/v1/transmissions").await;
+            t.body[0]["attempts"].as_u64().unwrap_or(0) >= 2 && t.body[0]["state"] != "acknowledged"
+        },
+    )
     .await;
     let mut doctor_stream = doctor.events(None).await;
     let w = doctor
@@ -898,10 +903,14 @@ async fn a_transmission_waits_while_the_insurer_is_down_and_arrives_once_when_it
         addr,
         _dir: dir,
     };
-    eventually(Duration::from_secs(30), || async {
-        let t = doctor.get("/api/v1/transmissions").await;
-        t.body[0]["id"] == id.as_str() && t.body[0]["state"] == "acknowledged"
-    })
+    eventually(
+        "the transmission is acknowledged",
+        Duration::from_secs(30),
+        || async {
+            let t = doctor.get("/api/v1/transmissions").await;
+            t.body[0]["id"] == id.as_str() && t.body[0]["state"] == "acknowledged"
+        },
+    )
     .await;
     assert_eq!(
         back.count("SELECT count(*) FROM received").await,

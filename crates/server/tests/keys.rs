@@ -13,7 +13,7 @@ fn keys_prints_the_nodes_public_identity_and_nothing_secret() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = support::init_dir(dir.path());
     let run = || {
-        std::process::Command::new(support::node_binary())
+        carebridge_testkit::node_command()
             .args(["keys", "--data-dir"])
             .arg(dir.path())
             .args(["--url", "https://node.st-marys.example"])
@@ -70,7 +70,7 @@ fn keys_prints_the_nodes_public_identity_and_nothing_secret() {
 fn keys_without_a_url_is_refused_with_usage() {
     let dir = tempfile::tempdir().expect("tempdir");
     support::init_dir(dir.path());
-    let out = std::process::Command::new(support::node_binary())
+    let out = carebridge_testkit::node_command()
         .args(["keys", "--data-dir"])
         .arg(dir.path())
         .output()

@@ -7,8 +7,9 @@ mod support;
 
 use std::time::Duration;
 
+use carebridge_testkit::eventually;
 use serde_json::json;
-use support::{Client, EventStream, TestNode, eventually, mt};
+use support::{Client, EventStream, TestNode, mt};
 use tokio::io::AsyncWriteExt;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -209,7 +210,9 @@ fn a_stalled_subscriber_is_dropped_without_delaying_others() {
             )
             .await
             .unwrap();
-        eventually(WAIT, || async { node.node.hub.subscriber_count() == 2 }).await;
+        eventually("both subscribers are connected", WAIT, || async {
+            node.node.hub.subscriber_count() == 2
+        }).await;
         // Fat events fill the stalled socket quickly.
         let reason = "x".repeat(480);
         for i in 0..120 {
@@ -222,7 +225,9 @@ fn a_stalled_subscriber_is_dropped_without_delaying_others() {
             assert!(started.elapsed() < Duration::from_secs(5), "event {i} took {:?}", started.elapsed());
         }
         // The node notices the stalled client and closes its connection.
-        eventually(WAIT, || async { node.node.hub.subscriber_count() == 1 }).await;
+        eventually("the stalled subscriber is dropped", WAIT, || async {
+            node.node.hub.subscriber_count() == 1
+        }).await;
         drop(stalled);
         node.stop().await;
     });

@@ -17,8 +17,9 @@ use carebridge_server::config::{CONFIG_FILE, NodeConfig, NodeKind};
 use carebridge_server::federation::peer::Peer;
 use carebridge_server::store::federation::peers;
 use carebridge_server::store::{Reader, open_connection};
+use carebridge_testkit::{NodeProcess, eventually, free_port, node_command};
 use serde_json::json;
-use support::{Client, NodeProcess, eventually};
+use support::Client;
 use tokio::io::AsyncWriteExt;
 
 const HOSPITAL: &str = "st-marys.example";
@@ -34,7 +35,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut child = tokio::process::Command::new(support::node_binary())
+    let mut child = tokio::process::Command::from(node_command())
         .args(args)
         .env("CAREBRIDGE_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("CAREBRIDGE_LOG", "warn")
@@ -146,8 +147,8 @@ async fn two_commands_on_each_side_peer_a_hospital_and_an_insurer() {
     let path = |p: &Path| p.to_str().expect("a UTF-8 temporary path").to_owned();
     let (hd, id) = (path(&h), path(&i));
     // The URLs go into the identity documents before either node serves.
-    let h_addr = format!("127.0.0.1:{}", support::free_port());
-    let i_addr = format!("127.0.0.1:{}", support::free_port());
+    let h_addr = format!("127.0.0.1:{}", free_port());
+    let i_addr = format!("127.0.0.1:{}", free_port());
     let (h_url, i_url) = (format!("http://{h_addr}"), format!("http://{i_addr}"));
 
     for (dir, name, kind) in [(&hd, HOSPITAL, "hospital"), (&id, INSURER, "insurer")] {
@@ -334,7 +335,7 @@ async fn two_commands_on_each_side_peer_a_hospital_and_an_insurer() {
         .await;
     assert_eq!(sent.status, 201, "{}", sent.body);
     let update = sent.body["id"].as_str().expect("update id").to_owned();
-    eventually(WAIT, || async {
+    eventually("the hospital's admin receives the update", WAIT, || async {
         let list = h_admin.get("/api/v1/admin-updates").await;
         list.body
             .as_array()
@@ -348,7 +349,7 @@ async fn two_commands_on_each_side_peer_a_hospital_and_an_insurer() {
         )
         .await;
     assert_eq!(ack.status, 200, "{}", ack.body);
-    eventually(WAIT, || async {
+    eventually("the insurer counts the acknowledgement", WAIT, || async {
         let list = i_admin.get("/api/v1/admin-updates").await;
         list.body[0]["acknowledgements"] == 1
     })

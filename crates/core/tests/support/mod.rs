@@ -1,6 +1,6 @@
-//! What the sync engine's tests share: a seeded hospital node run as a real `carebridge-node`
-//! process (so it can be SIGKILLed and restarted on its address), clients with their own
-//! profiles, and checks that wait for a condition with a deadline.
+//! What the sync engine's tests share: a seeded hospital node (run as a real `carebridge-node`
+//! process by `carebridge-testkit`, so it can be SIGKILLed and restarted on its address),
+//! clients with their own profiles, and the check that a mirror converged with the node.
 
 #![allow(
     clippy::unwrap_used,
@@ -9,8 +9,7 @@
 )]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,21 +21,6 @@ use carebridge_server::clock::SystemClock;
 use carebridge_server::config::NodeKind;
 use carebridge_server::demo::{self, DemoCredentials, DemoSize};
 use carebridge_server::node::{InitOptions, Node, init};
-use tokio::io::{AsyncBufReadExt, BufReader};
-
-/// The `carebridge-node` binary, built beside this test by `cargo test`/`nextest` of the
-/// workspace.
-pub fn node_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let bin = dir.join("carebridge-node");
-    assert!(
-        bin.exists(),
-        "{} is missing: run the workspace's tests (make test), or `cargo build -p carebridge-server` first",
-        bin.display()
-    );
-    bin
-}
 
 /// A hospital node's data directory, initialised and seeded with demo data (with the
 /// round-the-clock benchmark doctor, so any 5-minute slot is bookable).
@@ -74,64 +58,6 @@ impl Hospital {
     /// The benchmark doctor's username.
     pub fn bench_doctor(&self) -> &str {
         "dr.bench"
-    }
-}
-
-/// A `carebridge-node serve` child process.
-pub struct NodeProcess {
-    child: tokio::process::Child,
-    pub url: String,
-    pub addr: String,
-}
-
-impl NodeProcess {
-    /// Serves `dir` on `listen` (`127.0.0.1:0` for a fresh port), once it says it listens.
-    pub async fn spawn(dir: &Path, listen: &str) -> Self {
-        let mut child = tokio::process::Command::new(node_binary())
-            .args(["serve", "--data-dir"])
-            .arg(dir)
-            .args(["--listen", listen])
-            .env("CAREBRIDGE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(l) = lines.next_line().await.unwrap() {
-                if let Some(u) = l.strip_prefix("carebridge-node listening on ") {
-                    return u.to_owned();
-                }
-            }
-            panic!("carebridge-node exited before listening");
-        })
-        .await
-        .expect("the node did not start within 20 s");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let addr = url.trim_start_matches("http://").to_owned();
-        Self { child, url, addr }
-    }
-
-    /// SIGKILL, and wait until the process is gone.
-    pub async fn kill(mut self) {
-        self.child.kill().await.unwrap();
-    }
-}
-
-/// Polls `cond` until it holds, failing with `what` after `within`.
-pub async fn eventually<F, Fut>(what: &str, within: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    while !cond().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 

@@ -1,10 +1,10 @@
-//! Shared test support: real nodes on ephemeral ports, signed-in HTTP clients, and an SSE
-//! reader that waits for events with a deadline (never a bare sleep).
+//! What the node's tests share: seeded nodes served in-process on ephemeral ports, signed-in
+//! HTTP clients, and an SSE reader that waits for events with a deadline (never a bare sleep).
+//! Node processes, waits on conditions and free ports come from `carebridge-testkit`.
 #![allow(clippy::unwrap_used, reason = "tests panic on the unexpected")]
 #![allow(dead_code, reason = "each test binary uses part of the support module")]
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,6 @@ use carebridge_server::node::{InitOptions, Node, init};
 use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A two-worker runtime, for tests that run their own (and may block in it).
 pub fn mt() -> tokio::runtime::Runtime {
@@ -416,85 +415,4 @@ impl EventStream {
 
 fn find_blank_line(b: &[u8]) -> Option<usize> {
     b.windows(2).position(|w| w == b"\n\n")
-}
-
-/// A loopback port nothing listens on now (for a URL that must be known before the node
-/// serves, such as the one in its identity document).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on loopback")
-}
-
-/// The `carebridge-node` binary of this build.
-pub fn node_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_carebridge-node"))
-}
-
-/// A `carebridge-node serve` child process.
-pub struct NodeProcess {
-    pub child: tokio::process::Child,
-    pub url: String,
-    pub addr: String,
-}
-
-impl NodeProcess {
-    /// Spawns `serve --data-dir DIR --listen ADDR` and waits (with a deadline) for the line
-    /// naming the bound address.
-    pub async fn spawn(dir: &Path, listen: &str) -> Self {
-        let mut child = tokio::process::Command::new(node_binary())
-            .args(["serve", "--data-dir"])
-            .arg(dir)
-            .args(["--listen", listen])
-            .env("CAREBRIDGE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn carebridge-node");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(l) = lines.next_line().await.expect("read stdout") {
-                if let Some(u) = l.strip_prefix("carebridge-node listening on ") {
-                    return u.to_owned();
-                }
-            }
-            panic!("carebridge-node exited before listening");
-        })
-        .await
-        .expect("node did not start within 20 s");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let addr = line.trim_start_matches("http://").to_owned();
-        Self {
-            child,
-            url: line,
-            addr,
-        }
-    }
-
-    /// SIGKILL, and wait for the process to be gone.
-    pub async fn kill(mut self) {
-        self.child.kill().await.expect("kill");
-    }
-}
-
-/// Polls `cond` until it holds or `within` passes.
-pub async fn eventually<F, Fut>(within: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if cond().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
