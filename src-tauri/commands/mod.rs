@@ -37,7 +37,7 @@ pub struct CommandError {
     /// (a possible duplicate's candidates, a 412's current state, the allowed actions).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
-    pub problem: Option<Problem>,
+    pub problem: Option<Box<Problem>>,
 }
 
 impl From<CoreError> for CommandError {
@@ -45,7 +45,7 @@ impl From<CoreError> for CommandError {
         Self {
             code: e.code(),
             message: e.to_string(),
-            problem: e.problem().cloned(),
+            problem: e.problem().cloned().map(Box::new),
         }
     }
 }
