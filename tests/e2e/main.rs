@@ -892,7 +892,7 @@ async fn scenario(
         .wait_for_text(".dialog [role=alert]", "That time is already taken", WAIT)
         .await?;
     staff.wait_for(".dialog .next-free button", WAIT).await?;
-    step(staff, 31, "reception-slot-taken").await?;
+    step(staff, 35, "reception-slot-taken").await?;
     let offered = staff
         .execute("return document.querySelector('.dialog .next-free button').getAttribute('data-start');", vec![])
         .await?;
@@ -997,7 +997,7 @@ async fn scenario(
     staff
         .wait_for_text(".refused", "already registered", WAIT)
         .await?;
-    step(staff, 32, "reception-possible-duplicate").await?;
+    step(staff, 36, "reception-possible-duplicate").await?;
     staff
         .click_button(
             ".duplicate-dialog",
