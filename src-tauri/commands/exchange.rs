@@ -1,6 +1,7 @@
 //! Exchanges with peer organisations, through the node: consent, sending reports and their
 //! transmissions, reports received, admin updates both ways.
 
+use carebridge_core::ClientCode;
 use carebridge_core::protocol::federation::payload::{
     AdminUpdate, Consent, NewAdminUpdate, PeerSummary, ReceivedReports, Transmission,
 };
@@ -99,8 +100,8 @@ pub async fn acknowledge_update(
     state: State<'_, AppState>,
     id: String,
 ) -> Result<AdminUpdate, CommandError> {
-    let id = id.parse().map_err(|_| CommandError {
-        message: format!("{id:?} is not an update id"),
+    let id = id.parse().map_err(|_| {
+        CommandError::own(ClientCode::Invalid, format!("{id:?} is not an update id"))
     })?;
     Ok(engine(&state).await?.acknowledge_update(id).await?)
 }

@@ -9,42 +9,66 @@ pub mod kiosk;
 pub mod reports;
 pub mod staff;
 
+use carebridge_core::error::duplicate_candidates;
+use carebridge_core::protocol::Problem;
+use carebridge_core::protocol::appointment::BookAppointment;
+use carebridge_core::protocol::patient::{NewPatient, Patient};
 use carebridge_core::protocol::practitioner::Role;
 use carebridge_core::protocol::session::Principal;
 use carebridge_core::session::{self, SignedIn};
-use carebridge_core::store::{LocalStore, OutboxState};
-use carebridge_core::{CoreError, Profiles, Status, SyncEngine, Unlock};
+use carebridge_core::store::{LocalStore, OutboxState, Write};
+use carebridge_core::{ClientCode, CoreError, ErrorCode, Profiles, Status, SyncEngine, Unlock};
 use chrono_tz::Tz;
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, State};
 
 use crate::AppState;
 
-/// An error as the UI shows it: one sentence, from the core or the node.
+/// Why a command failed: a stable code the UI switches on (and shows its own text for), a
+/// sentence to fall back on, and the node's problem when the node refused.
 #[derive(Debug, Serialize, ts_rs::TS)]
 #[ts(export)]
 pub struct CommandError {
-    /// What went wrong, for the user.
+    /// What went wrong: the node's problem code, or the client's own (see `ErrorCode`).
+    pub code: ErrorCode,
+    /// A sentence for the user, in English, for a code the UI has no text of its own for.
     pub message: String,
+    /// The node's problem when the node refused: its `detail`, and what it carries to act on
+    /// (a possible duplicate's candidates, a 412's current state, the allowed actions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub problem: Option<Box<Problem>>,
 }
 
 impl From<CoreError> for CommandError {
     fn from(e: CoreError) -> Self {
         Self {
+            code: e.code(),
             message: e.to_string(),
+            problem: e.problem().cloned().map(Box::new),
         }
     }
 }
 
 impl CommandError {
+    /// A failure of the app's own (not the core's or the node's).
+    pub(crate) fn own(code: ClientCode, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            problem: None,
+        }
+    }
+
     fn not_signed_in() -> Self {
         CoreError::SignedOut.into()
     }
 
     fn locked() -> Self {
-        Self {
-            message: "the session is locked: sign in again to continue".into(),
-        }
+        Self::own(
+            ClientCode::Locked,
+            "the session is locked: sign in again to continue",
+        )
     }
 }
 
@@ -102,8 +126,24 @@ pub struct RefusedWrite {
     pub kind: String,
     /// The record's id.
     pub record_id: String,
-    /// The node's reason, in its words.
+    /// Why: the node's problem code (the UI shows its own text for it).
+    pub code: ErrorCode,
+    /// The node's reason, in its words (to fall back on).
     pub reason: String,
+    /// The node's problem, when it was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub problem: Option<Problem>,
+    /// For a refused booking: what was asked, to offer it again at another time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub booking: Option<BookAppointment>,
+    /// For a refused registration: what was asked, to register again once confirmed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub registration: Option<NewPatient>,
+    /// For a `possible-duplicate`: the patients it may be.
+    pub candidates: Vec<Patient>,
 }
 
 /// Tells this process's window whenever the connection state or what the user sees changes.
@@ -277,14 +317,31 @@ pub async fn refused_writes(state: State<'_, AppState>) -> Result<Vec<RefusedWri
         .await?
         .into_iter()
         .filter(|i| i.state == OutboxState::Refused)
-        .map(|i| RefusedWrite {
-            seq: i.seq,
-            kind: i.kind,
-            record_id: i.record_id,
-            reason: i
-                .problem
-                .map(|p| p.detail.unwrap_or(p.title))
-                .unwrap_or_default(),
+        .map(|i| {
+            let (booking, registration) = match i.write {
+                Write::Book { body, .. } => (Some(body), None),
+                Write::RegisterPatient { body, .. } => (None, Some(body)),
+                _ => (None, None),
+            };
+            RefusedWrite {
+                seq: i.seq,
+                kind: i.kind,
+                record_id: i.record_id,
+                code: ErrorCode::of_refusal(i.problem.as_ref()),
+                reason: i
+                    .problem
+                    .as_ref()
+                    .map(|p| p.detail.clone().unwrap_or_else(|| p.title.clone()))
+                    .unwrap_or_default(),
+                candidates: i
+                    .problem
+                    .as_ref()
+                    .map(duplicate_candidates)
+                    .unwrap_or_default(),
+                problem: i.problem,
+                booking,
+                registration,
+            }
         })
         .collect())
 }
@@ -293,4 +350,42 @@ pub async fn refused_writes(state: State<'_, AppState>) -> Result<Vec<RefusedWri
 #[tauri::command]
 pub async fn dismiss_refused(state: State<'_, AppState>, seq: i64) -> Result<(), CommandError> {
     Ok(engine(&state).await?.dismiss_refused(seq).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use carebridge_core::protocol::problem::ProblemType;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_node_refusal_reaches_the_ui_with_its_code_and_problem() {
+        let mut p = Problem::new(ProblemType::SlotTaken, Some("Dr. X is busy then".into()));
+        p.current = Some(json!({ "id": "a" }));
+        let e = CommandError::from(CoreError::Rejected(Box::new(p)));
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["code"], "slot-taken");
+        assert_eq!(v["problem"]["code"], "slot-taken");
+        assert_eq!(v["problem"]["detail"], "Dr. X is busy then");
+        assert_eq!(v["problem"]["current"], json!({ "id": "a" }));
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains("Dr. X is busy then")
+        );
+    }
+
+    #[test]
+    fn the_apps_own_failures_have_their_codes_and_no_problem() {
+        let v = serde_json::to_value(CommandError::locked()).unwrap();
+        assert_eq!(
+            v,
+            json!({ "code": "locked", "message": "the session is locked: sign in again to continue" })
+        );
+        let v = serde_json::to_value(CommandError::not_signed_in()).unwrap();
+        assert_eq!(v["code"], "signed-out");
+        assert!(v.get("problem").is_none());
+    }
 }

@@ -1,6 +1,7 @@
 //! A doctor's reports: the patient's list from the mirror, drafts, finalising, amending and
 //! entering in error through the core's outbox, the signed revisions and the PDF from the node.
 
+use carebridge_core::ClientCode;
 use carebridge_core::protocol::report::{Report, ReportAction, ReportContent, ReportRevision};
 use carebridge_core::protocol::{PatientId, ReportId};
 use carebridge_core::store::ReportRow;
@@ -88,8 +89,11 @@ pub async fn print_report(
         .report_pdf(report_id, revision)
         .await?;
     let dir = std::env::temp_dir().join(format!("carebridge-print-{}", whoami()));
-    let fail = |e: std::io::Error| CommandError {
-        message: format!("the PDF could not be saved: {e}"),
+    let fail = |e: std::io::Error| {
+        CommandError::own(
+            ClientCode::LocalFailure,
+            format!("the PDF could not be saved: {e}"),
+        )
     };
     tokio::fs::create_dir_all(&dir).await.map_err(fail)?;
     #[cfg(unix)]

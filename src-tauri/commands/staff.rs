@@ -11,7 +11,7 @@ use carebridge_core::protocol::session::Principal;
 use carebridge_core::protocol::{AppointmentId, PatientId, PractitionerId};
 use carebridge_core::session;
 use carebridge_core::store::{AppointmentRow, PatientRow, SearchHit, day_bounds};
-use carebridge_core::{Link, Profiles, Status};
+use carebridge_core::{ClientCode, Link, Profiles, Status};
 use chrono::NaiveDate;
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, State};
@@ -64,12 +64,14 @@ pub async fn unlock(
                 .store(false, std::sync::atomic::Ordering::SeqCst);
             Ok(super::view(engine.signed_in(), false))
         }
-        Some(false) => Err(CommandError {
-            message: "that password does not unlock this session".into(),
-        }),
-        None => Err(CommandError {
-            message: "sign in again to unlock".into(),
-        }),
+        Some(false) => Err(CommandError::own(
+            ClientCode::WrongPassword,
+            "that password does not unlock this session",
+        )),
+        None => Err(CommandError::own(
+            ClientCode::SignedOut,
+            "sign in again to unlock",
+        )),
     }
 }
 

@@ -583,7 +583,8 @@ async fn scenario(
         .await?;
     step(kiosk, 29, "kiosk-declined").await?;
 
-    // A booking the node refuses shows the node's reason: reception takes the slot the
+    // A booking the node refuses as `slot-taken` shows the kiosk's own text for that code,
+    // not the node's words, and offers the doctor's times again: reception takes the slot the
     // patient is about to book.
     kiosk.click_button("section", "Done", WAIT).await?;
     identify(kiosk, creds).await?;
@@ -592,17 +593,25 @@ async fn scenario(
     book_as_reception(url, creds, &doctor.id.to_string(), &start).await?;
     give_reason_and_book(kiosk, "Knee pain").await?;
     let shown = kiosk
-        .wait_for_text("#kiosk-answer", "not accepted", LIVE)
+        .wait_for_text("#kiosk-answer", "someone has just booked this time", LIVE)
         .await?;
-    if !shown.to_lowercase().contains("taken") && !shown.to_lowercase().contains("slot") {
-        return Err(format!(
-            "the refusal does not give the node's reason: {shown:?}"
-        ));
+    if shown.contains("refused") || shown.contains("already has") {
+        return Err(format!("the kiosk shows the node's words: {shown:?}"));
     }
     step(kiosk, 10, "kiosk-refused").await?;
+    kiosk
+        .click_button("section", "Choose another time", WAIT)
+        .await?;
+    kiosk.wait_for("#time-heading", WAIT).await?;
+    kiosk
+        .wait_for_text("#slot-heading", &doctor.display_name, WAIT)
+        .await?;
+    kiosk.click_button("section", "Back", WAIT).await?;
+    kiosk.wait_for("#doctor-heading", WAIT).await?;
+    kiosk.click_button("section", "Back", WAIT).await?;
+    kiosk.click_button("section", "Finish", WAIT).await?;
 
     // With the node stopped, a booking waits as pending and is delivered when it returns.
-    kiosk.click_button("section", "Done", WAIT).await?;
     identify(kiosk, creds).await?;
     choose_slot(kiosk, &doctor.display_name, 1).await?;
     let stopped = node.kill().await;
@@ -831,7 +840,48 @@ async fn scenario(
     let reason = staff.wait_for("#book-reason", WAIT).await?;
     staff.type_into(&reason, "Blood pressure check").await?;
     step(staff, 19, "reception-book").await?;
+    // Meanwhile someone else takes that time: once this window knows, booking it is refused
+    // as `slot-taken` and the dialog offers the doctor's next free times, one click each.
+    let taken = staff
+        .execute("return document.querySelector('.dialog form[data-start]')?.getAttribute('data-start') ?? null;", vec![])
+        .await?;
+    let taken = taken
+        .as_str()
+        .ok_or("the booking dialog names no slot")?
+        .to_owned();
+    let shown_doctor = staff
+        .execute(
+            "return document.querySelector('#calendar-doctor').value;",
+            vec![],
+        )
+        .await?;
+    reception_books(
+        url,
+        creds,
+        json!({
+            "patient_id": creds.patients[1].id,
+            "practitioner_id": shown_doctor,
+            "start": taken,
+            "reason": "Taken by a colleague meanwhile",
+        }),
+    )
+    .await?;
+    staff
+        .wait_for_text(".day-appointments", "Taken by a colleague meanwhile", LIVE)
+        .await?;
     staff.click_button(".dialog", "Book", WAIT).await?;
+    staff
+        .wait_for_text(".dialog [role=alert]", "That time is already taken", WAIT)
+        .await?;
+    staff.wait_for(".dialog .next-free button", WAIT).await?;
+    step(staff, 35, "reception-slot-taken").await?;
+    let offered = staff
+        .execute("return document.querySelector('.dialog .next-free button').getAttribute('data-start');", vec![])
+        .await?;
+    if offered.as_str() == Some(taken.as_str()) || offered.as_str().is_none() {
+        return Err(format!("the taken time is offered again: {offered}"));
+    }
+    staff.click_first(".dialog .next-free button", WAIT).await?;
     staff.wait_gone(".dialog", WAIT).await?;
     step(staff, 20, "reception-booked").await?;
 
@@ -897,6 +947,58 @@ async fn scenario(
         .wait_for_text(".patient-page", "Blood pressure check", LIVE)
         .await?;
     step(staff, 22, "reception-patient-page").await?;
+
+    // Registering someone with the same name and birth date as a known patient: the node
+    // refuses it as `possible-duplicate`, and the dialog shows who it may be; registering
+    // anyway sends it again, confirmed.
+    let known = &creds.patients[2];
+    let given = known
+        .name
+        .strip_suffix(family.as_str())
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let same = format!(
+        "return [...document.querySelectorAll('.hits li')].filter(li => li.textContent.includes({:?}) && !li.textContent.includes('waiting to send')).length;",
+        known.name
+    );
+    staff.click_button(".patient-page", "Back", WAIT).await?;
+    staff.wait_for(".hits li", WAIT).await?;
+    let before = staff.execute(&same, vec![]).await?.as_u64().unwrap_or(0);
+    let e = staff.wait_for("#register-family", WAIT).await?;
+    staff.type_into(&e, &family).await?;
+    let e = staff.wait_for("#register-given", WAIT).await?;
+    staff.type_into(&e, &given).await?;
+    type_date(staff, "#register-birth", known.birth_date).await?;
+    staff
+        .click_button("form", "Register a patient", WAIT)
+        .await?;
+    staff
+        .wait_for_text(".duplicate-dialog", &known.card_number, LIVE)
+        .await?;
+    staff
+        .wait_for_text(".refused", "already registered", WAIT)
+        .await?;
+    step(staff, 36, "reception-possible-duplicate").await?;
+    staff
+        .click_button(
+            ".duplicate-dialog",
+            "Register as a new patient anyway",
+            WAIT,
+        )
+        .await?;
+    staff.wait_gone(".duplicate-dialog", WAIT).await?;
+    staff.wait_gone(".refused", LIVE).await?;
+    staff.click_button(".patient-page", "Back", WAIT).await?;
+    let search = staff.wait_for("#patient-search", WAIT).await?;
+    staff.replace_text(&search, &family).await?;
+    let deadline = tokio::time::Instant::now() + LIVE;
+    while staff.execute(&same, vec![]).await? != json!(before + 1) {
+        if tokio::time::Instant::now() > deadline {
+            return Err("the confirmed registration did not reach the node".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // The admin: staff accounts, registering a kiosk (its secret shown once), the audit trail.
     staff.click_button("header", "Sign out", WAIT).await?;

@@ -11,7 +11,6 @@ import type { PractitionerUpdate } from "./bindings/PractitionerUpdate";
 import type { AppointmentAction } from "./bindings/AppointmentAction";
 import type { AppointmentRow } from "./bindings/AppointmentRow";
 import type { BookAppointment } from "./bindings/BookAppointment";
-import type { CommandError } from "./bindings/CommandError";
 import type { KioskPatient } from "./bindings/KioskPatient";
 import type { NewPatient } from "./bindings/NewPatient";
 import type { Patient } from "./bindings/Patient";
@@ -36,6 +35,7 @@ import type { ReportContent } from "./bindings/ReportContent";
 import type { ReportRevision } from "./bindings/ReportRevision";
 import type { ReportRow } from "./bindings/ReportRow";
 import type { Transmission } from "./bindings/Transmission";
+import { type Audience, errorText, isCommandError } from "./errors";
 
 // Both windows.
 export const currentSession = (): Promise<SignedInView | null> => invoke("current_session");
@@ -134,10 +134,8 @@ export function onSession(f: (v: SignedInView) => void): Promise<UnlistenFn> {
   return listen<SignedInView>("session", (e) => f(e.payload));
 }
 
-/** The message of a command's error, whatever shape it arrived in. */
-export function messageOf(e: unknown): string {
-  if (typeof e === "object" && e !== null && "message" in e) {
-    return String((e as CommandError).message);
-  }
-  return String(e);
+/** The text of a command's error, for staff screens (see `errors.ts`). A rejection that is not
+ *  a `CommandError` (e.g. the ACL's) shows its own words. */
+export function messageOf(e: unknown, audience: Audience = "staff"): string {
+  return isCommandError(e) ? errorText(e, audience) : String(e);
 }

@@ -100,7 +100,6 @@ const en = {
   "patients.phone": "Phone",
   "patients.email": "E-mail",
   "patients.card": "Card number",
-  "patients.confirmDuplicate": "Register even if a patient with this name and birth date exists",
   "patients.registered": "{name} registered.",
   "patient.heading": "{name}",
   "patient.born": "Born {date}",
@@ -257,12 +256,56 @@ const en = {
   "audience.doctor": "Doctors",
   "audience.reception": "Reception",
   "audience.all": "All staff",
+  // Failures, by the code the core or the node gives (CommandError.code, RefusedWrite.code).
+  // A code with no text here shows the node's detail, else the core's sentence.
+  "error.offline": "The node cannot be reached. Try again when the connection is back.",
+  "error.interrupted": "The connection broke while loading. It continues when the node is back.",
+  "error.unexpected-answer": "The node sent an answer this app does not understand. Try again later.",
+  "error.signed-out": "You are signed out. Sign in again to continue.",
+  "error.locked": "The session is locked. Sign in again to continue.",
+  "error.wrong-password": "That password does not unlock this session.",
+  "error.wrong-key": "This workstation's local data does not open with that key. Check the passphrase.",
+  "error.no-key": "This workstation's local data cannot be unlocked: no keychain and no passphrase.",
+  "error.local-failure": "Something went wrong on this computer. Nothing was changed; try again.",
+  "error.unauthenticated": "The node did not accept these sign-in details.",
+  "error.forbidden": "You may not do this.",
+  "error.too-many-requests": "Too many attempts. Wait a moment before trying again.",
+  "error.not-found": "That record is not known (it may have been removed).",
+  "error.slot-taken": "That time is already taken. Choose another time.",
+  "error.outside-schedule": "That time is not one of the doctor's bookable times.",
+  "error.practitioner-absent": "The doctor is absent at that time.",
+  "error.invalid-transition": "This cannot be done in the record's current state (someone may have changed it).",
+  "error.precondition-failed": "Someone changed this record in the meantime. Look at it again and retry.",
+  "error.possible-duplicate": "A patient with the same name and birth date is already registered.",
+  "error.conflict": "That value is already in use (a username or card number).",
+  "error.patient-not-identified": "Please identify again with your card number and birth date.",
+  "error.internal": "The node failed. Nothing was changed; try again.",
+  "error.unavailable": "The node is busy or restarting. Try again in a moment.",
+  // The kiosk's own, friendlier texts where they differ.
+  "kiosk.error.slot-taken": "Sorry, someone has just booked this time. Please choose another time.",
+  "kiosk.error.not-found": "We could not find you. Check the card number and date of birth, or ask at the front desk.",
+  "kiosk.error.offline": "The kiosk cannot reach the hospital right now. Please ask at the front desk.",
+  "kiosk.chooseAnother": "Choose another time",
+  "rebook.nextFree": "Next free times with this doctor:",
+  "rebook.none": "No free time in the next days.",
+  "rebook.at": "Book {time}",
+  "duplicate.heading": "Is this patient already registered?",
+  "duplicate.explain": "{name}, born {date}, was not registered: the node has a patient with the same name and birth date.",
+  "duplicate.candidate": "{name}, born {date}, card {card}",
+  "duplicate.registerAnyway": "Register as a new patient anyway",
+  "duplicate.keep": "Do not register",
+  "duplicate.review": "Review",
 } as const;
 
 export type MessageKey = keyof typeof en;
 
 export function t(key: MessageKey, values: Record<string, string | number> = {}): string {
   return en[key].replace(/\{(\w+)\}/g, (_, name: string) => String(values[name] ?? ""));
+}
+
+/** The text of a key built from data, if there is one. */
+export function tMaybe(key: string): string | undefined {
+  return key in en ? t(key as MessageKey) : undefined;
 }
 
 /** For keys built from data (statuses, actions): the key if it exists, else the raw value. */

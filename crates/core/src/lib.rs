@@ -23,7 +23,7 @@ pub mod sync;
 
 pub use carebridge_protocol as protocol;
 pub use engine::{Link, Status, SyncEngine};
-pub use error::{CoreError, Retry};
+pub use error::{ClientCode, CoreError, ErrorCode, Retry};
 pub use notify::{Notice, Notifier, RecordingNotifier};
 pub use profile::{KeySource, Profiles, Unlock};
 pub use session::SignedIn;

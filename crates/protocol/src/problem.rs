@@ -8,6 +8,11 @@ use utoipa::ToSchema;
 /// What went wrong, as a stable code. The `type` URI of a problem is derived from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(export, rename_all = "kebab-case")
+)]
 pub enum ProblemType {
     /// The request's body or parameters failed validation.
     Validation,
@@ -208,9 +213,11 @@ impl ProblemType {
 /// as a short stable code, and the optional extension members carry what the client needs to
 /// act on the problem (the allowed actions, the current record, the duplicate candidates).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct Problem {
     /// A URI naming the problem type.
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "ts", ts(rename = "type"))]
     pub type_uri: String,
     /// Short human summary of the problem type.
     pub title: String,
@@ -218,23 +225,28 @@ pub struct Problem {
     pub status: u16,
     /// Human explanation of this occurrence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub detail: Option<String>,
     /// The stable code clients switch on.
     pub code: ProblemType,
     /// For `invalid-transition`: the actions the record's current status allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub allowed: Option<Vec<String>>,
     /// For `precondition-failed` and `possible-duplicate`: the current record(s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "ts", ts(optional, type = "unknown"))]
     pub current: Option<serde_json::Value>,
     /// For `validation`: which fields are wrong, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub errors: Option<Vec<FieldError>>,
 }
 
 /// One field that failed validation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct FieldError {
     /// The field's name as it appears in the request.
     pub field: String,

@@ -21,6 +21,7 @@ import type { KioskPatient } from "../bindings/KioskPatient";
 import type { Practitioner } from "../bindings/Practitioner";
 import type { SignedInView } from "../bindings/SignedInView";
 import type { Slot } from "../bindings/Slot";
+import { errorText } from "../errors";
 import { addDays, dateIn, dayOf, longDate, timeOf } from "../format";
 import { t, tKey } from "../i18n";
 import { useIdle } from "../idle";
@@ -94,7 +95,7 @@ function Welcome({ onIdentified }: { onIdentified: (p: KioskPatient) => void }) 
     try {
       onIdentified(await kioskIdentify(card.trim(), birth.toString()));
     } catch (err) {
-      setError(messageOf(err));
+      setError(messageOf(err, "kiosk"));
     } finally {
       setBusy(false);
     }
@@ -132,7 +133,7 @@ function TodayAppointment({ appointment, timeZone }: { appointment: Appointment;
       await kioskCheckIn(appointment.id);
       setSent(true);
     } catch (err) {
-      setError(messageOf(err));
+      setError(messageOf(err, "kiosk"));
     }
   }
   const row = live.data;
@@ -140,7 +141,8 @@ function TodayAppointment({ appointment, timeZone }: { appointment: Appointment;
   if (appointment.status === "arrived" || (row && !row.pending && row.appointment.status === "arrived")) {
     state = <span role="status">{t("kiosk.checkedIn")}</span>;
   } else if (sent && (row === null || (row && !row.pending && row.appointment.status !== "arrived"))) {
-    const reason = refused.data?.find((r) => r.recordId === appointment.id)?.reason ?? "";
+    const r = refused.data?.find((r) => r.recordId === appointment.id);
+    const reason = r ? errorText({ code: r.code, message: r.reason, problem: r.problem }, "kiosk") : "";
     state = <span role="alert" className="error">{t("kiosk.checkInRefused", { reason })}</span>;
   } else if (sent) {
     state = <span role="status">{t("kiosk.checkingIn")}</span>;
@@ -276,7 +278,7 @@ function GiveReason({
     try {
       onBooked(await kioskBook(patient.id, doctor.id, slot.start, reason.trim()));
     } catch (err) {
-      setError(messageOf(err));
+      setError(messageOf(err, "kiosk"));
     } finally {
       setBusy(false);
     }
@@ -306,11 +308,14 @@ function Booked({
   booking,
   timeZone,
   onDone,
+  onChooseAnother,
 }: {
   doctor: Practitioner;
   booking: Appointment;
   timeZone: string;
   onDone: () => void;
+  /** Back to the doctor's times, after someone else took this one. */
+  onChooseAnother: () => void;
 }) {
   // The booking as it stands now, re-read whenever the core hears of a change.
   const live = useLive(() => kioskBooking(booking.id), [booking.id]);
@@ -321,9 +326,13 @@ function Booked({
   const pending = row ? row.pending : true;
   let message: string;
   let tone = "waiting";
-  if (row === null) {
-    // The node refused the booking: the local copy is gone; its reason is in the outbox.
-    const reason = refused.data?.find((r) => r.recordId === booking.id)?.reason ?? "";
+  // The node refused the booking: the local copy is gone; its reason is in the outbox.
+  const refusal = row === null ? refused.data?.find((r) => r.recordId === booking.id) : undefined;
+  if (refusal?.code === "slot-taken") {
+    message = errorText({ code: refusal.code, message: refusal.reason }, "kiosk");
+    tone = "refused";
+  } else if (row === null) {
+    const reason = refusal ? errorText({ code: refusal.code, message: refusal.reason, problem: refusal.problem }, "kiosk") : "";
     message = t("kiosk.refused", { reason });
     tone = "refused";
   } else if (pending) {
@@ -352,7 +361,12 @@ function Booked({
           <p>{t("kiosk.keepReference")}</p>
         </>
       )}
-      <Button className="big" onPress={onDone}>{t("kiosk.done")}</Button>
+      <div className="row">
+        {refusal?.code === "slot-taken" && (
+          <Button className="big" id="kiosk-choose-another" onPress={onChooseAnother}>{t("kiosk.chooseAnother")}</Button>
+        )}
+        <Button className={refusal?.code === "slot-taken" ? "big secondary" : "big"} onPress={onDone}>{t("kiosk.done")}</Button>
+      </div>
     </section>
   );
 }
@@ -436,7 +450,15 @@ export function KioskApp() {
         break;
       case "booked":
         screen = (
-          <Booked doctor={step.doctor} booking={step.booking} timeZone={timeZone} onDone={() => setStep({ at: "welcome" })} />
+          <Booked
+            doctor={step.doctor}
+            booking={step.booking}
+            timeZone={timeZone}
+            onDone={() => setStep({ at: "welcome" })}
+            onChooseAnother={() =>
+              setStep({ at: "slot", patient: step.patient, doctor: step.doctor, date: dateIn(new Date(step.booking.start), timeZone) })
+            }
+          />
         );
         break;
     }

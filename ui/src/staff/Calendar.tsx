@@ -12,12 +12,15 @@ import classicTheme from "@fullcalendar/react/themes/classic";
 import type { DateClickInfo, EventDropInfo, EventInput } from "@fullcalendar/react";
 import { Button, Checkbox, Dialog, Heading, Input, Label, Modal, SearchField, TextField } from "react-aria-components";
 import type { AppointmentRow } from "../bindings/AppointmentRow";
+import type { BookAppointment } from "../bindings/BookAppointment";
 import { appointmentsBetween, book, messageOf, practitioners, reschedule, slots } from "../api";
 import type { Slot } from "../bindings/Slot";
 import { addDays, dateIn, dayOf, timeOf } from "../format";
+import { failureOf } from "../errors";
 import { t } from "../i18n";
 import { useLive } from "../live";
 import { useSearch } from "./Patients";
+import { NextFreeSlots } from "./refusals";
 
 /** Each slot status's class (the legend's too) and the colour FullCalendar tints it with. */
 const SLOT_LOOK: Record<string, { className: string; color: string }> = {
@@ -49,6 +52,8 @@ function BookDialog({
   const [reason, setReason] = useState("");
   const [override, setOverride] = useState("");
   const [error, setError] = useState<string | null>(null);
+  // The request the node (or this client's mirror) refused as `slot-taken`: offer other times.
+  const [refused, setRefused] = useState<BookAppointment | null>(null);
   const hits = useSearch(text);
   const taken = slot.status !== "free";
   async function submit(e: FormEvent) {
@@ -57,27 +62,31 @@ function BookDialog({
       setError(t("book.noPatient"));
       return;
     }
+    const request: BookAppointment = {
+      id: null,
+      patient_id: patient.id,
+      practitioner_id: slot.practitioner_id,
+      start: slot.start,
+      next_available_from: null,
+      end: null,
+      reason: reason.trim(),
+      override_reason: taken ? override.trim() : null,
+    };
+    setError(null);
+    setRefused(null);
     try {
-      await book({
-        id: null,
-        patient_id: patient.id,
-        practitioner_id: slot.practitioner_id,
-        start: slot.start,
-        next_available_from: null,
-        end: null,
-        reason: reason.trim(),
-        override_reason: taken ? override.trim() : null,
-      });
+      await book(request);
       onClose();
     } catch (err) {
       setError(messageOf(err));
+      if (failureOf(err).code === "slot-taken") setRefused(request);
     }
   }
   const patients = (hits.data ?? []).flatMap((h) => (h.kind === "patient" ? [h.patient] : []));
   return (
     <Modal className="modal" isDismissable isOpen onOpenChange={(open) => !open && onClose()}>
       <Dialog className="dialog wide">
-        <form onSubmit={submit}>
+        <form onSubmit={submit} data-start={slot.start}>
           <Heading slot="title">
             {t("book.heading", { doctor: doctorName, time: `${dayOf(slot.start, timeZone)} ${timeOf(slot.start, timeZone)}` })}
           </Heading>
@@ -115,6 +124,7 @@ function BookDialog({
             </TextField>
           )}
           {error && <p className="error" role="alert">{error}</p>}
+          {refused && <NextFreeSlots booking={refused} timeZone={timeZone} onBooked={onClose} />}
           <div className="row">
             <Button type="submit" isDisabled={!patient || !reason.trim() || (taken && !override.trim())}>{t("book.submit")}</Button>
             <Button className="secondary" onPress={onClose}>{t("common.cancel")}</Button>

@@ -1,7 +1,7 @@
 // Finding a patient as you type (the core's full-text search, offline too), registering one,
 // and a patient's page with their appointments.
 import { useState, type FormEvent } from "react";
-import { Button, Checkbox, DateField, DateInput, DateSegment, Input, Label, SearchField, TextField } from "react-aria-components";
+import { Button, DateField, DateInput, DateSegment, Input, Label, SearchField, TextField } from "react-aria-components";
 import type { CalendarDate } from "@internationalized/date";
 import { messageOf, patientPage, registerPatient, search } from "../api";
 import type { SearchHit } from "../bindings/SearchHit";
@@ -26,7 +26,6 @@ function Register({ onRegistered }: { onRegistered: (id: string, name: string) =
   const [phone, setPhone] = useState("");
   const [email, setEmail] = useState("");
   const [card, setCard] = useState("");
-  const [confirmDuplicate, setConfirmDuplicate] = useState(false);
   const [error, setError] = useState<string | null>(null);
   async function submit(e: FormEvent) {
     e.preventDefault();
@@ -41,7 +40,8 @@ function Register({ onRegistered }: { onRegistered: (id: string, name: string) =
         phone: phone.trim() || null,
         email: email.trim() || null,
         card_number: card.trim() || null,
-        confirm_duplicate: confirmDuplicate,
+        // A possible duplicate comes back as a refusal whose dialog confirms it.
+        confirm_duplicate: false,
       });
       onRegistered(p.id, fullName(p));
     } catch (err) {
@@ -53,13 +53,13 @@ function Register({ onRegistered }: { onRegistered: (id: string, name: string) =
       <h3 id="register-heading">{t("patients.register")}</h3>
       <TextField value={family} onChange={setFamily} isRequired>
         <Label>{t("patients.family")}</Label>
-        <Input />
+        <Input id="register-family" />
       </TextField>
       <TextField value={given} onChange={setGiven} isRequired>
         <Label>{t("patients.given")}</Label>
-        <Input />
+        <Input id="register-given" />
       </TextField>
-      <DateField value={birth} onChange={setBirth} isRequired granularity="day">
+      <DateField value={birth} onChange={setBirth} isRequired granularity="day" id="register-birth">
         <Label>{t("patients.birthDate")}</Label>
         <DateInput className="date-input">{(s) => <DateSegment segment={s} />}</DateInput>
       </DateField>
@@ -75,10 +75,6 @@ function Register({ onRegistered }: { onRegistered: (id: string, name: string) =
         <Label>{t("patients.email")}</Label>
         <Input />
       </TextField>
-      <Checkbox isSelected={confirmDuplicate} onChange={setConfirmDuplicate} className="checkbox">
-        <span className="box" aria-hidden="true">{confirmDuplicate ? "✓" : ""}</span>
-        {t("patients.confirmDuplicate")}
-      </Checkbox>
       {error && <p className="error" role="alert">{error}</p>}
       <Button type="submit" isDisabled={!birth || !family.trim() || !given.trim()}>{t("patients.register")}</Button>
     </form>

@@ -268,7 +268,7 @@ export function StaffApp() {
   } else {
     content = (
       <>
-        <RefusedList count={status?.refused ?? 0} />
+        <RefusedList count={status?.refused ?? 0} timeZone={who.timeZone} />
         <Views who={who} />
       </>
     );

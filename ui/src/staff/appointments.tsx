@@ -5,8 +5,10 @@ import { act, dismissRefused, messageOf, refusedWrites } from "../api";
 import type { AppointmentAction } from "../bindings/AppointmentAction";
 import type { AppointmentRow } from "../bindings/AppointmentRow";
 import { dayOf, timeOf } from "../format";
+import { errorText } from "../errors";
 import { t, tKey } from "../i18n";
 import { useLive } from "../live";
+import { DuplicateDialog, NextFreeSlots } from "./refusals";
 
 /** Actions that need a reason. */
 const NEEDS_REASON: AppointmentAction[] = ["decline", "cancel"];
@@ -144,13 +146,14 @@ export function AppointmentTable({
   );
 }
 
-/** The writes the node refused, with its reasons, until dismissed. */
-export function RefusedList({ count }: { count: number }): ReactNode {
+/** The writes the node refused, with its reasons, until dismissed; a taken time offers the
+ *  next free ones, a possible duplicate opens its dialog. */
+export function RefusedList({ count, timeZone }: { count: number; timeZone: string }): ReactNode {
   // Read only while the core counts refusals: no query on every change otherwise.
-  return count > 0 ? <RefusedItems count={count} /> : null;
+  return count > 0 ? <RefusedItems count={count} timeZone={timeZone} /> : null;
 }
 
-function RefusedItems({ count }: { count: number }): ReactNode {
+function RefusedItems({ count, timeZone }: { count: number; timeZone: string }): ReactNode {
   const refused = useLive(refusedWrites, [count]);
   const items = refused.data ?? [];
   if (items.length === 0) return null;
@@ -159,10 +162,14 @@ function RefusedItems({ count }: { count: number }): ReactNode {
       <h2 id="refused-heading">{t("refused.heading")}</h2>
       <ul>
         {items.map((r) => (
-          <li key={r.seq}>
+          <li key={r.seq} data-code={r.code}>
             <span>{r.kind === "patient" ? t("refused.patient") : t("refused.appointment")}: </span>
-            <strong className="refused-reason">{r.reason}</strong>
+            <strong className="refused-reason">{errorText({ code: r.code, message: r.reason, problem: r.problem })}</strong>
+            {r.code === "possible-duplicate" && r.registration && <DuplicateDialog refused={{ ...r, registration: r.registration }} />}
             <Button className="small secondary" onPress={() => void dismissRefused(r.seq)}>{t("common.dismiss")}</Button>
+            {r.code === "slot-taken" && r.booking && (
+              <NextFreeSlots booking={r.booking} timeZone={timeZone} onBooked={() => void dismissRefused(r.seq)} />
+            )}
           </li>
         ))}
       </ul>

@@ -224,7 +224,7 @@ fn appointment(tx: &Transaction<'_>, id: AppointmentId) -> Result<(i64, Appointm
 }
 
 fn taken(other: &Appointment) -> CoreError {
-    invalid(format!(
+    CoreError::SlotTaken(format!(
         "the doctor already has an appointment from {} to {}: choose another slot",
         other.start.format("%Y-%m-%d %H:%M UTC"),
         other.end.format("%H:%M UTC")
