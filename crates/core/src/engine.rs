@@ -247,7 +247,11 @@ impl SyncEngine {
         id: carebridge_protocol::AppointmentId,
         body: Reschedule,
     ) -> Result<Appointment, CoreError> {
-        let r = self.shared.store.queue_reschedule(id, body).await;
+        let r = self
+            .shared
+            .store
+            .queue_reschedule(self.principal().clone(), id, body)
+            .await;
         self.queued(r).await
     }
 

@@ -626,3 +626,98 @@ async fn a_report_written_offline_is_signed_when_the_node_returns_and_a_stale_am
     assert_eq!(now.report.revision, 2);
     assert!(!now.pending);
 }
+
+/// The decision of `protocol::booking`, checked against the node itself: an appointment booked
+/// with an override holds its time for later bookings without one. The node answers such a
+/// booking `409 slot-taken`; the core, offline, refuses it locally and queues nothing, and its
+/// slot listing shows the slot busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overbooked_appointment_is_refused_offline_exactly_where_the_node_refuses_it() {
+    use carebridge_protocol::schedule::SlotStatus;
+    let h = Hospital::seeded().await;
+    let node = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
+    let profiles = tempfile::tempdir().unwrap();
+    let reception = Client::staff(
+        profiles.path(),
+        &node.url,
+        "reception",
+        carebridge_server::demo::RECEPTION_PASSWORD,
+    )
+    .await;
+    reception.converges_with_node(WAIT).await;
+    let doctor = h.creds.bench.practitioner_id;
+    let booking = |reason: &str, override_reason: Option<&str>| BookAppointment {
+        id: None,
+        patient_id: h.creds.patients[0].id,
+        practitioner_id: doctor,
+        start: Some(slot(7)),
+        next_available_from: None,
+        end: None,
+        reason: reason.into(),
+        override_reason: override_reason.map(str::to_owned),
+    };
+    // Book the slot, overbook it on purpose, then cancel the first: only the overbooked
+    // appointment is left in the slot.
+    let first = reception.engine.book(booking("first", None)).await.unwrap();
+    let over = reception
+        .engine
+        .book(booking("squeezed in", Some("Urgent: chest pain")))
+        .await
+        .unwrap();
+    reception
+        .engine
+        .act(first.id, AppointmentAction::Cancel, Some("moved".into()))
+        .await
+        .unwrap();
+    reception.converges_with_node(WAIT).await;
+    let on_node = reception
+        .engine
+        .store()
+        .appointment(over.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        on_node.appointment.override_reason.as_deref(),
+        Some("Urgent: chest pain")
+    );
+
+    // The node refuses a booking of that time without an override.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/appointments", node.url))
+        .bearer_auth(support::reception_token(&node.url).await)
+        .json(
+            &serde_json::json!({"patient_id": h.creds.patients[1].id, "practitioner_id": doctor,
+                                  "start": slot(7), "reason": "on the node"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let problem: carebridge_protocol::Problem = r.json().await.unwrap();
+    assert_eq!(problem.code, ProblemType::SlotTaken, "{problem:?}");
+
+    // Offline, the core refuses the same booking itself, and shows the slot busy.
+    node.kill().await;
+    let tz: chrono_tz::Tz = reception.signed_in.session.time_zone.parse().unwrap();
+    let day = carebridge_protocol::slots::local_date(tz, slot(7));
+    let slots = reception
+        .engine
+        .store()
+        .slots(doctor, day, day, tz)
+        .await
+        .unwrap();
+    let s = slots.iter().find(|s| s.start == slot(7)).unwrap();
+    assert_eq!(s.status, SlotStatus::Busy);
+    let refused = reception.engine.book(booking("offline", None)).await;
+    assert!(
+        matches!(refused, Err(carebridge_core::CoreError::Invalid(_))),
+        "{refused:?}"
+    );
+    assert_eq!(reception.engine.store().pending_count().await.unwrap(), 0);
+    // The next slot, free on the node, is still bookable offline.
+    let mut next = booking("next slot", None);
+    next.start = Some(slot(8));
+    reception.engine.book(next).await.unwrap();
+    assert_eq!(reception.engine.store().pending_count().await.unwrap(), 1);
+}

@@ -7,6 +7,9 @@
 //!                            booked ──no-show──▶ noshow
 //! ```
 //! `reschedule` moves a pending or booked appointment and keeps its status.
+//!
+//! Which appointments occupy their time, how long one may last, the status a booking starts in
+//! and who may overbook are in [`crate::booking`].
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -89,10 +92,15 @@ impl AppointmentAction {
 }
 
 impl AppointmentStatus {
-    /// Whether it still occupies the practitioner's time (not cancelled, not a no-show).
-    pub fn is_live(self) -> bool {
-        !matches!(self, Self::Cancelled | Self::Noshow)
-    }
+    /// Every status, in the order of the state machine.
+    pub const ALL: [Self; 6] = [
+        Self::Pending,
+        Self::Booked,
+        Self::Arrived,
+        Self::Fulfilled,
+        Self::Cancelled,
+        Self::Noshow,
+    ];
 
     /// The lowercase FHIR code.
     pub fn as_str(self) -> &'static str {
@@ -119,9 +127,11 @@ impl AppointmentStatus {
         })
     }
 
-    /// Whether the appointment occupies its time: only cancelled and no-show ones free it.
+    /// Whether an appointment with this status occupies its practitioner's time: one of
+    /// [`crate::booking::OCCUPYING_STATUSES`], so only cancelled and no-show ones free it. An
+    /// overbooked appointment occupies its time like any other (see [`crate::booking`]).
     pub fn occupies_time(self) -> bool {
-        !matches!(self, Self::Cancelled | Self::Noshow)
+        crate::booking::OCCUPYING_STATUSES.contains(&self)
     }
 
     /// The status `action` leads to from this one, or `None` when it is not allowed.
@@ -341,18 +351,29 @@ mod tests {
     }
 
     #[test]
+    fn all_lists_every_status_once() {
+        for s in AppointmentStatus::ALL {
+            // A new status fails to compile here until it is added to `ALL` (and its
+            // occupancy decided in `booking::OCCUPYING_STATUSES`).
+            let i = match s {
+                AppointmentStatus::Pending => 0,
+                AppointmentStatus::Booked => 1,
+                AppointmentStatus::Arrived => 2,
+                AppointmentStatus::Fulfilled => 3,
+                AppointmentStatus::Cancelled => 4,
+                AppointmentStatus::Noshow => 5,
+            };
+            assert_eq!(AppointmentStatus::ALL[i], s);
+            assert_eq!(AppointmentStatus::parse(s.as_str()), Some(s));
+        }
+    }
+
+    #[test]
     fn only_cancelled_and_noshow_free_the_slot() {
-        let freeing: Vec<_> = [
-            AppointmentStatus::Pending,
-            AppointmentStatus::Booked,
-            AppointmentStatus::Arrived,
-            AppointmentStatus::Fulfilled,
-            AppointmentStatus::Cancelled,
-            AppointmentStatus::Noshow,
-        ]
-        .into_iter()
-        .filter(|s| !s.occupies_time())
-        .collect();
+        let freeing: Vec<_> = AppointmentStatus::ALL
+            .into_iter()
+            .filter(|s| !s.occupies_time())
+            .collect();
         assert_eq!(
             freeing,
             [AppointmentStatus::Cancelled, AppointmentStatus::Noshow]

@@ -2,13 +2,15 @@
 //!
 //! Everything here is plain data and pure rules — no I/O, no runtime — so both the node
 //! (`carebridge-server`) and the client core (`carebridge-core`) share one definition, and
-//! the rules (the appointment state machine, the audit hash chain) are testable on their own.
+//! the rules (the appointment state machine, the booking rules in [`booking`], the audit
+//! hash chain) are testable on their own.
 //!
 //! The rules live here rather than in `core` because the node must enforce them too and the
 //! dependency graph (`server → protocol`, `core → protocol`) gives them no other common home.
 
 pub mod appointment;
 pub mod audit;
+pub mod booking;
 pub mod event;
 pub mod federation;
 pub mod id;

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
+use crate::appointment::{Appointment, AppointmentStatus};
 use crate::schedule::{Absence, Schedule, Slot, SlotStatus, WorkingHours};
 
 /// A period of time: start (inclusive) and end (exclusive).
@@ -107,6 +108,18 @@ pub struct Occupied {
     pub end: DateTime<Utc>,
     /// Only a pending (kiosk) booking holds it.
     pub tentative: bool,
+}
+
+impl Occupied {
+    /// The time `a` occupies, or `None` when it occupies none. Overbooked or not makes no
+    /// difference ([`crate::booking`]). A pending appointment holds its time only tentatively.
+    pub fn of(a: &Appointment) -> Option<Self> {
+        a.occupies_time().then_some(Self {
+            start: a.start,
+            end: a.end,
+            tentative: a.status == AppointmentStatus::Pending,
+        })
+    }
 }
 
 /// The status of the slot `[start, end)` given what occupies the practitioner's time.

@@ -10,6 +10,8 @@
 //! Every call runs on a blocking thread, never on the async executor.
 
 mod mirror;
+#[cfg(test)]
+mod occupancy_tests;
 mod outbox;
 mod query;
 mod schema;

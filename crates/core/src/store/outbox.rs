@@ -7,9 +7,10 @@
 //! shadow and the answer becomes the row.
 
 use carebridge_protocol::appointment::{
-    Appointment, AppointmentAction, AppointmentStatus, BookAppointment, BookedBy, Reschedule,
-    validate_reason, validate_time,
+    Appointment, AppointmentAction, BookAppointment, BookedBy, Reschedule, validate_reason,
+    validate_time,
 };
+use carebridge_protocol::booking::{self, Booker, BookingError};
 use carebridge_protocol::patient::{NewPatient, Patient, PatientUpdate};
 use carebridge_protocol::report::{NewReport, Report, ReportAction, ReportContent, ReportStatus};
 use carebridge_protocol::session::Principal;
@@ -235,6 +236,11 @@ fn invalid(msg: impl Into<String>) -> CoreError {
     CoreError::Invalid(msg.into())
 }
 
+/// A booking rule the write breaks: refused here as the node would refuse it.
+fn broken(e: BookingError) -> CoreError {
+    invalid(e.to_string())
+}
+
 /// What the node stores of a report's content: the title and codes trimmed.
 fn tidy_content(mut c: ReportContent) -> ReportContent {
     c.title = c.title.trim().to_owned();
@@ -245,6 +251,11 @@ fn tidy_content(mut c: ReportContent) -> ReportContent {
 impl LocalStore {
     /// Books an appointment for `by`: shown at once (pending), sent when the node can be
     /// reached. The slot must be chosen (`start`); the end defaults to the doctor's slot length.
+    ///
+    /// Refused here, as the node would refuse it, when it breaks a rule of
+    /// [`carebridge_protocol::booking`]: a kiosk's override, an override without a reason, an
+    /// end not after the start or more than 12 hours later, or (without an override) a time
+    /// that an appointment in the mirror occupies, overbooked ones included.
     pub async fn queue_booking(
         &self,
         by: Principal,
@@ -256,6 +267,9 @@ impl LocalStore {
             })?;
             validate_time(start).map_err(|e| invalid(format!("start: {e}")))?;
             validate_reason(&body.reason).map_err(|e| invalid(format!("reason: {e}")))?;
+            let override_reason =
+                booking::check_override(Booker::from(&by), body.override_reason.as_deref())
+                    .map_err(broken)?;
             let tx = c.transaction()?;
             let end = match body.end {
                 Some(end) => end,
@@ -263,20 +277,13 @@ impl LocalStore {
                     start + Duration::minutes(slot_minutes(&tx, &body.practitioner_id.to_string())?)
                 }
             };
-            if end <= start {
-                return Err(invalid("the end must be after the start"));
-            }
-            let (status, booked_by) = match by {
-                Principal::Kiosk { id, .. } => {
-                    if body.override_reason.is_some() {
-                        return Err(invalid("a kiosk cannot overbook"));
-                    }
-                    (AppointmentStatus::Pending, BookedBy::Kiosk { id })
-                }
-                Principal::Staff { id, .. } => (AppointmentStatus::Booked, BookedBy::Staff { id }),
+            booking::check_length(start, end).map_err(broken)?;
+            let booked_by = match by {
+                Principal::Kiosk { id, .. } => BookedBy::Kiosk { id },
+                Principal::Staff { id, .. } => BookedBy::Staff { id },
             };
             let patient_id: PatientId = parse_id(&resolve(&tx, &body.patient_id.to_string())?)?;
-            if body.override_reason.is_none()
+            if booking::needs_free_time(override_reason.as_deref())
                 && let Some(other) =
                     overlapping(&tx, &body.practitioner_id.to_string(), start, end, None)?
             {
@@ -292,9 +299,9 @@ impl LocalStore {
                 start,
                 end,
                 reason: body.reason.clone(),
-                status,
+                status: booked_by.initial_status(),
                 booked_by,
-                override_reason: body.override_reason.clone(),
+                override_reason: override_reason.clone(),
                 cancellation_reason: None,
                 version: 1,
                 created_at: now,
@@ -306,6 +313,7 @@ impl LocalStore {
                 start: Some(start),
                 end: Some(end),
                 next_available_from: None,
+                override_reason,
                 ..body
             };
             queue(
@@ -377,14 +385,23 @@ impl LocalStore {
         .await
     }
 
-    /// Moves an appointment (staff). The end defaults to the doctor's slot length.
+    /// Moves an appointment for `by` (staff). The end defaults to the doctor's slot length.
+    ///
+    /// Refused here, as the node would refuse it, when it breaks a rule of
+    /// [`carebridge_protocol::booking`] (see [`LocalStore::queue_booking`]). As on the node, the
+    /// move replaces the appointment's override with its own: a move without one leaves the
+    /// appointment no longer overbooked, and needs its new time free.
     pub async fn queue_reschedule(
         &self,
+        by: Principal,
         id: AppointmentId,
         body: Reschedule,
     ) -> Result<Appointment, CoreError> {
         self.with(move |c| {
             validate_time(body.start).map_err(|e| invalid(format!("start: {e}")))?;
+            let override_reason =
+                booking::check_override(Booker::from(&by), body.override_reason.as_deref())
+                    .map_err(broken)?;
             let tx = c.transaction()?;
             let (rowid, before) = appointment(&tx, id)?;
             if before.status.apply(AppointmentAction::Reschedule).is_none() {
@@ -400,10 +417,8 @@ impl LocalStore {
                         + Duration::minutes(slot_minutes(&tx, &before.practitioner_id.to_string())?)
                 }
             };
-            if end <= body.start {
-                return Err(invalid("the end must be after the start"));
-            }
-            if body.override_reason.is_none()
+            booking::check_length(body.start, end).map_err(broken)?;
+            if booking::needs_free_time(override_reason.as_deref())
                 && let Some(other) = overlapping(
                     &tx,
                     &before.practitioner_id.to_string(),
@@ -419,13 +434,12 @@ impl LocalStore {
             after.end = end;
             after.version += 1;
             after.updated_at = crate::clock::now();
-            if body.override_reason.is_some() {
-                after.override_reason = body.override_reason.clone();
-            }
+            after.override_reason.clone_from(&override_reason);
             let write = Write::Reschedule {
                 id: after.id,
                 body: Reschedule {
                     end: Some(end),
+                    override_reason,
                     ..body
                 },
                 if_match: before.version,
@@ -963,20 +977,22 @@ fn slot_minutes(tx: &Transaction<'_>, practitioner: &str) -> Result<i64, CoreErr
     )
 }
 
-/// A live appointment of the practitioner's that overlaps `[start, end)`, other than `except`.
-fn overlapping(
+/// An appointment of the practitioner's that [`booking::blocks`] `[start, end)`, other than
+/// `except`: one that occupies its time and overlaps the period, overbooked or not.
+pub(super) fn overlapping(
     tx: &Transaction<'_>,
     practitioner: &str,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     except: Option<&str>,
 ) -> Result<Option<Appointment>, CoreError> {
-    // Appointments are at most 12 hours long (the node's limit), which bounds the scan.
-    let mut stmt = tx.prepare_cached(
-        "SELECT data FROM appointment WHERE practitioner_id = ?1 AND start_ms < ?3 AND start_ms > ?2 - 43200000
-         AND end_ms > ?2 AND status IN ('pending', 'booked', 'arrived', 'fulfilled') AND id IS NOT ?4
-         AND json_extract(data, '$.override_reason') IS NULL LIMIT 1",
-    )?;
+    // An appointment lasts at most `MAX_APPOINTMENT`, which bounds the index range scanned.
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT data FROM appointment WHERE practitioner_id = ?1 AND start_ms < ?3 AND start_ms > ?2 - {max}
+         AND end_ms > ?2 AND {occupying} AND id IS NOT ?4 LIMIT 1",
+        max = booking::MAX_APPOINTMENT_MS,
+        occupying = booking::occupying_sql("status"),
+    ))?;
     let data: Option<String> = stmt
         .query_row(
             params![

@@ -2,7 +2,8 @@
 //! appointments, patient search by name prefix, birth date or card number, and full-text search.
 //! All answered from the encrypted mirror, so they work offline.
 
-use carebridge_protocol::appointment::{Appointment, AppointmentStatus};
+use carebridge_protocol::appointment::Appointment;
+use carebridge_protocol::booking;
 use carebridge_protocol::patient::{Patient, search_key};
 use carebridge_protocol::practitioner::{Practitioner, Role};
 use carebridge_protocol::report::Report;
@@ -400,17 +401,19 @@ impl LocalStore {
         };
         let (lo, hi) = slots::date_bounds(tz, from, to);
         // An appointment starting up to the longest allowed length earlier can still overlap.
-        let earliest = lo - Duration::hours(12);
+        let earliest = lo - booking::MAX_APPOINTMENT;
         let booked = self
             .appointments_between(Some(practitioner), earliest, hi)
             .await?;
+        // Overbooked appointments occupy their time too, as on the node (`protocol::booking`).
         let busy: Vec<Occupied> = booked
             .iter()
-            .filter(|r| r.appointment.status.is_live())
-            .map(|r| Occupied {
-                start: r.appointment.start,
-                end: r.appointment.end,
-                tentative: r.pending || r.appointment.status == AppointmentStatus::Pending,
+            .filter_map(|r| {
+                Occupied::of(&r.appointment).map(|o| Occupied {
+                    // This user's own booking, not yet acknowledged, only holds the slot.
+                    tentative: o.tentative || r.pending,
+                    ..o
+                })
             })
             .collect();
         let absent = self
