@@ -5,9 +5,10 @@
 //! `slots`); who may see the result is `crate::visibility`'s.
 
 use carebridge_protocol::appointment::{
-    Appointment, AppointmentAction, AppointmentStatus, BookAppointment, BookedBy, Reschedule,
-    validate_reason, validate_time,
+    Appointment, AppointmentAction, BookAppointment, BookedBy, Reschedule, validate_reason,
+    validate_time,
 };
+use carebridge_protocol::booking as rules;
 use carebridge_protocol::event::EventKind;
 use carebridge_protocol::practitioner::Role;
 use carebridge_protocol::problem::{FieldError, Problem};
@@ -34,6 +35,15 @@ pub enum BookingError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<rules::BookingError> for BookingError {
+    fn from(e: rules::BookingError) -> Self {
+        match e.field() {
+            Some(field) => Self::field(field, e.message()),
+            None => Self::forbidden(e.message()),
+        }
+    }
 }
 
 impl BookingError {
@@ -160,15 +170,7 @@ fn decide_time(
                 let end = req
                     .end
                     .map_or(start + Duration::minutes(len), |e| e.trunc_subsecs(3));
-                if end <= start {
-                    return Err(BookingError::field("end", "must be after start"));
-                }
-                if end - start > schedule::MAX_APPOINTMENT {
-                    return Err(BookingError::field(
-                        "end",
-                        "an appointment lasts at most 12 hours",
-                    ));
-                }
+                rules::check_length(start, end)?;
                 (start, end)
             }
         },
@@ -204,13 +206,12 @@ fn check_times(times: &[(&str, Option<DateTime<Utc>>)]) -> Result<(), BookingErr
 }
 
 fn check_override(viewer: &Viewer, reason: &Option<String>) -> Result<(), BookingError> {
-    match reason {
-        None => Ok(()),
-        Some(_) if matches!(viewer, Viewer::Kiosk { .. }) => {
-            Err(BookingError::forbidden("a kiosk can never overbook"))
-        }
-        Some(r) => validate_reason(r).map_err(|m| BookingError::field("override_reason", m)),
-    }
+    let by = match viewer {
+        Viewer::Staff { .. } => rules::Booker::Staff,
+        Viewer::Kiosk { .. } => rules::Booker::Kiosk,
+    };
+    rules::check_override(by, reason.as_deref())?;
+    Ok(())
 }
 
 /// Who books, as whom: a doctor on their own schedule, reception for anyone, a kiosk for
@@ -306,11 +307,7 @@ pub fn book(
         start,
         end,
         reason: req.reason.trim().to_owned(),
-        status: if matches!(booked_by, BookedBy::Kiosk { .. }) {
-            AppointmentStatus::Pending
-        } else {
-            AppointmentStatus::Booked
-        },
+        status: booked_by.initial_status(),
         booked_by,
         override_reason: req.override_reason.map(|r| r.trim().to_owned()),
         cancellation_reason: None,

@@ -6,7 +6,7 @@
 //! earlier instant; a slot's length is always its real duration.
 
 use carebridge_protocol::schedule::{Schedule, Slot, SlotStatus};
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::store::{StoreError, Tx, schedules};
@@ -15,8 +15,8 @@ pub use carebridge_protocol::slots::{
     Occupied, Span, date_bounds, local_date, slot_at, slot_status as status_of, slot_times,
 };
 
-/// The longest appointment the node accepts; also bounds overlap searches.
-pub const MAX_APPOINTMENT: Duration = Duration::hours(12);
+/// The longest appointment (the protocol's rule); also bounds overlap searches.
+pub use carebridge_protocol::booking::MAX_APPOINTMENT;
 
 /// A practitioner's slots on local dates `from..=to`, with their FHIR statuses.
 pub fn slots(

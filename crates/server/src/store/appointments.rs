@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use rusqlite::{OptionalExtension, Row, params};
 
-use crate::schedule::MAX_APPOINTMENT;
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
+use carebridge_protocol::booking::{MAX_APPOINTMENT, occupying_sql};
 
 /// The columns [`from_row`] reads, in its order.
 pub(in crate::store) const COLUMNS: &str = "id, reference, patient_id, practitioner_id, start_at, end_at, reason, status, booked_by_kind, \
@@ -123,14 +123,19 @@ pub fn overlapping(
     end: DateTime<Utc>,
     except: Option<AppointmentId>,
 ) -> Result<Option<AppointmentId>, StoreError> {
-    let id: Option<String> = tx
-        .conn()
-        .prepare_cached(
+    // The occupancy rule is the protocol's; the SQL is built from it once.
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
             "SELECT id FROM appointments
              WHERE practitioner_id = ?1 AND start_at >= ?2 AND start_at < ?3 AND end_at > ?4
-               AND status NOT IN ('cancelled', 'noshow') AND id <> ?5
+               AND {} AND id <> ?5
              LIMIT 1",
-        )?
+            occupying_sql("status")
+        )
+    });
+    let id: Option<String> = tx
+        .conn()
+        .prepare_cached(&SQL)?
         .query_row(
             params![
                 who.to_string(),

@@ -7,8 +7,8 @@ use rusqlite::{Row, params};
 
 use carebridge_protocol::slots::{Occupied, Span};
 
-use crate::schedule::MAX_APPOINTMENT;
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
+use carebridge_protocol::booking::{MAX_APPOINTMENT, occupying_sql};
 
 /// Reads a doctor's schedule.
 pub fn get(tx: &Tx<'_>, who: PractitionerId) -> Result<Option<Schedule>, StoreError> {
@@ -103,12 +103,16 @@ pub fn occupied(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<Occupied>, StoreError> {
-    let mut st = tx.conn().prepare_cached(
-        "SELECT start_at, end_at, status FROM appointments
-         WHERE practitioner_id = ?1 AND start_at >= ?2 AND start_at < ?3 AND end_at > ?4
-           AND status NOT IN ('cancelled', 'noshow')
-         ORDER BY start_at",
-    )?;
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT start_at, end_at, status FROM appointments
+             WHERE practitioner_id = ?1 AND start_at >= ?2 AND start_at < ?3 AND end_at > ?4
+               AND {}
+             ORDER BY start_at",
+            occupying_sql("status")
+        )
+    });
+    let mut st = tx.conn().prepare_cached(&SQL)?;
     let mut rows = st.query(params![
         who.to_string(),
         (from - MAX_APPOINTMENT).timestamp_millis(),
@@ -133,11 +137,15 @@ pub fn slots_taken(tx: &Tx<'_>, who: PractitionerId, slots: &[Span]) -> Result<u
     };
     let grid: std::collections::HashSet<i64> =
         slots.iter().map(|(a, _)| a.timestamp_millis()).collect();
-    let mut st = tx.conn().prepare_cached(
-        "SELECT DISTINCT start_at FROM appointments
-         WHERE practitioner_id = ?1 AND start_at >= ?2 AND start_at < ?3
-           AND status NOT IN ('cancelled', 'noshow') AND override_reason IS NULL",
-    )?;
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT DISTINCT start_at FROM appointments
+             WHERE practitioner_id = ?1 AND start_at >= ?2 AND start_at < ?3
+               AND {} AND override_reason IS NULL",
+            occupying_sql("status")
+        )
+    });
+    let mut st = tx.conn().prepare_cached(&SQL)?;
     let mut rows = st.query(params![
         who.to_string(),
         first.0.timestamp_millis(),
