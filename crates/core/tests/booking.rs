@@ -139,9 +139,11 @@ fn kiosk() -> Principal {
     }
 }
 
+/// The text of a local refusal: a taken time (`slot-taken`, as the node would say) or another
+/// invalid request.
 fn refused(r: Result<Appointment, CoreError>) -> String {
     match r {
-        Err(CoreError::Invalid(m)) => m,
+        Err(CoreError::Invalid(m) | CoreError::SlotTaken(m)) => m,
         other => panic!("not refused locally: {other:?}"),
     }
 }

@@ -711,7 +711,7 @@ async fn an_overbooked_appointment_is_refused_offline_exactly_where_the_node_ref
     assert_eq!(s.status, SlotStatus::Busy);
     let refused = reception.engine.book(booking("offline", None)).await;
     assert!(
-        matches!(refused, Err(carebridge_core::CoreError::Invalid(_))),
+        matches!(refused, Err(carebridge_core::CoreError::SlotTaken(_))),
         "{refused:?}"
     );
     assert_eq!(reception.engine.store().pending_count().await.unwrap(), 0);
