@@ -184,7 +184,7 @@ fn decide_time(
             ),
         ));
     }
-    if req.override_reason.is_none()
+    if rules::needs_free_time(req.override_reason.as_deref())
         && appointments::overlapping(ctx, who, start, end, except)?.is_some()
     {
         return Err(BookingError::new(
