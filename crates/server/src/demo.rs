@@ -541,8 +541,18 @@ pub fn write_credentials(
     dir: &Path,
     creds: &DemoCredentials,
 ) -> std::io::Result<std::path::PathBuf> {
+    use std::io::Write as _;
     let path = dir.join("demo-credentials.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(creds).unwrap_or_default())?;
+    // Passwords and a kiosk's secret: readable by their owner only (the demo's user).
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&path)?;
+    // A file left by an earlier run keeps its mode on open: narrow it too.
+    #[cfg(unix)]
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    f.write_all(&serde_json::to_vec_pretty(creds).unwrap_or_default())?;
     Ok(path)
 }
 

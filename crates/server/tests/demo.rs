@@ -75,6 +75,16 @@ async fn a_prepared_demo_is_served_later_by_serve_alone() {
         "{}",
         String::from_utf8_lossy(&prepared.stderr)
     );
+    // The file holds passwords: readable by its owner only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("demo-credentials.json"))
+            .expect("demo-credentials.json")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    }
     let creds: Value = serde_json::from_slice(
         &std::fs::read(dir.join("demo-credentials.json")).expect("demo-credentials.json"),
     )
