@@ -126,7 +126,7 @@ fn the_kiosk_and_the_doctor_see_each_other_live() {
         gnome-keyring-daemon --start --components=secrets >/dev/null &&
         { dunst -config "$DUNSTRC" >/dev/null 2>&1 & } &&
         exec "$0" --exact inside --ignored --nocapture"#;
-    let status = std::process::Command::new("dbus-run-session")
+    let out = std::process::Command::new("dbus-run-session")
         .args(["--", "sh", "-c", script])
         .arg(std::env::current_exe().unwrap())
         .env("DISPLAY", format!(":{display}"))
@@ -140,13 +140,17 @@ fn the_kiosk_and_the_doctor_see_each_other_live() {
         .env("E2E_SCRATCH", scratch.path())
         .env("E2E_TAURI_DRIVER", tauri_driver())
         .env_remove("CAREBRIDGE_PASSPHRASE")
-        .status()
+        .output()
         .unwrap();
     let _ = xvfb.kill();
     let _ = xvfb.wait();
+    // The child must have run the scenario, exactly once: a filter that matched nothing would
+    // also exit 0 having driven nothing.
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        status.success(),
-        "the end-to-end run failed (its output is above)"
+        out.status.success() && stdout.contains("test result: ok. 1 passed;"),
+        "the end-to-end run failed or did not run exactly one test:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
