@@ -179,12 +179,32 @@ pub struct Store {
     inner: Arc<StoreInner>,
 }
 
+// Field order matters: `jobs` is dropped before `writer`, so the writer's queue is closed and
+// the thread can finish before it is joined.
 struct StoreInner {
     jobs: mpsc::Sender<Job>,
+    writer: WriterThread,
     readers: Mutex<Vec<Connection>>,
     reader_free: Condvar,
     path: PathBuf,
     key: DbKey,
+}
+
+/// The writer thread, joined when the last handle to the store goes. A detached writer would
+/// still be closing its connection (SQLCipher freeing its OpenSSL contexts) while the process
+/// exits and OpenSSL's exit handler frees the same memory: a double free at exit.
+struct WriterThread(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            // A job holding the last handle is dropped on the writer itself: it cannot join
+            // itself, and it is about to return anyway.
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -381,13 +401,14 @@ impl Store {
             .map(|_| open_connection(path, key, true))
             .collect::<Result<Vec<_>, _>>()?;
         let (tx, rx) = mpsc::channel::<Job>(4096);
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("carebridge-db-writer".into())
             .spawn(move || writer_loop(writer, rx, head, clock, hub))
             .map_err(|e| StoreError::Task(e.to_string()))?;
         Ok(Self {
             inner: Arc::new(StoreInner {
                 jobs: tx,
+                writer: WriterThread(Some(writer)),
                 readers: Mutex::new(readers),
                 reader_free: Condvar::new(),
                 path: path.to_owned(),
