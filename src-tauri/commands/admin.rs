@@ -12,13 +12,11 @@ use super::{CommandError, engine};
 use crate::AppState;
 
 /// Every staff account.
-#[tauri::command]
 pub async fn staff_accounts(state: State<'_, AppState>) -> Result<Vec<Practitioner>, CommandError> {
     Ok(engine(&state).await?.staff_accounts().await?)
 }
 
 /// Creates a staff account.
-#[tauri::command]
 pub async fn create_staff_account(
     state: State<'_, AppState>,
     account: NewPractitioner,
@@ -27,7 +25,6 @@ pub async fn create_staff_account(
 }
 
 /// Disables or enables an account, resets its password or renames it.
-#[tauri::command]
 pub async fn update_staff_account(
     state: State<'_, AppState>,
     id: PractitionerId,
@@ -41,13 +38,11 @@ pub async fn update_staff_account(
 }
 
 /// Every registered kiosk device.
-#[tauri::command]
 pub async fn kiosk_devices(state: State<'_, AppState>) -> Result<Vec<KioskDevice>, CommandError> {
     Ok(engine(&state).await?.kiosk_devices().await?)
 }
 
 /// Registers a kiosk device; the answer holds its secret, shown once.
-#[tauri::command]
 pub async fn register_kiosk(
     state: State<'_, AppState>,
     label: String,
@@ -56,7 +51,6 @@ pub async fn register_kiosk(
 }
 
 /// Revokes a kiosk device.
-#[tauri::command]
 pub async fn revoke_kiosk(
     state: State<'_, AppState>,
     id: KioskDeviceId,
@@ -90,7 +84,6 @@ pub struct AuditRow {
 
 /// Audit entries newest first: the `limit` before entry `before` (from the newest when
 /// absent).
-#[tauri::command]
 pub async fn audit_trail(
     state: State<'_, AppState>,
     before: Option<i64>,

@@ -12,13 +12,11 @@ use super::{CommandError, engine};
 use crate::AppState;
 
 /// The organisations this node exchanges with.
-#[tauri::command]
 pub async fn peers(state: State<'_, AppState>) -> Result<Vec<PeerSummary>, CommandError> {
     Ok(engine(&state).await?.peers().await?)
 }
 
 /// A patient's consents to share.
-#[tauri::command]
 pub async fn consents(
     state: State<'_, AppState>,
     patient_id: PatientId,
@@ -27,7 +25,6 @@ pub async fn consents(
 }
 
 /// Records the patient's consent to share with a peer.
-#[tauri::command]
 pub async fn record_consent(
     state: State<'_, AppState>,
     patient_id: PatientId,
@@ -40,7 +37,6 @@ pub async fn record_consent(
 }
 
 /// Withdraws the patient's consent to share with a peer.
-#[tauri::command]
 pub async fn withdraw_consent(
     state: State<'_, AppState>,
     patient_id: PatientId,
@@ -53,7 +49,6 @@ pub async fn withdraw_consent(
 }
 
 /// Sends signed reports of one patient to a peer.
-#[tauri::command]
 pub async fn send_reports(
     state: State<'_, AppState>,
     peer: String,
@@ -63,7 +58,6 @@ pub async fn send_reports(
 }
 
 /// Transmissions, newest first: one patient's, or all.
-#[tauri::command]
 pub async fn transmissions(
     state: State<'_, AppState>,
     patient_id: Option<PatientId>,
@@ -72,7 +66,6 @@ pub async fn transmissions(
 }
 
 /// Reports received from hospitals.
-#[tauri::command]
 pub async fn received_reports(
     state: State<'_, AppState>,
 ) -> Result<Vec<ReceivedReports>, CommandError> {
@@ -80,13 +73,11 @@ pub async fn received_reports(
 }
 
 /// Admin updates for this user (hospital) or sent (insurer).
-#[tauri::command]
 pub async fn admin_updates(state: State<'_, AppState>) -> Result<Vec<AdminUpdate>, CommandError> {
     Ok(engine(&state).await?.admin_updates().await?)
 }
 
 /// Sends an admin update to a hospital (an insurer's admin).
-#[tauri::command]
 pub async fn send_admin_update(
     state: State<'_, AppState>,
     update: NewAdminUpdate,
@@ -95,7 +86,6 @@ pub async fn send_admin_update(
 }
 
 /// Acknowledges an admin update.
-#[tauri::command]
 pub async fn acknowledge_update(
     state: State<'_, AppState>,
     id: String,

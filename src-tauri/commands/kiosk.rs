@@ -17,7 +17,6 @@ use super::{CommandError, SignedInView, engine, reader, start_session};
 use crate::AppState;
 
 /// Signs this kiosk in as a registered device (done once, by staff setting the kiosk up).
-#[tauri::command]
 pub async fn kiosk_sign_in(
     app: AppHandle,
     state: State<'_, AppState>,
@@ -32,7 +31,6 @@ pub async fn kiosk_sign_in(
 }
 
 /// The patient identifies with card number and birth date.
-#[tauri::command]
 pub async fn kiosk_identify(
     state: State<'_, AppState>,
     card_number: String,
@@ -45,13 +43,11 @@ pub async fn kiosk_identify(
 }
 
 /// The doctors a patient can book with.
-#[tauri::command]
 pub async fn kiosk_doctors(state: State<'_, AppState>) -> Result<Vec<Practitioner>, CommandError> {
     Ok(reader(&state).await?.store.doctors().await?)
 }
 
 /// A doctor's slots on one day (the node's date).
-#[tauri::command]
 pub async fn kiosk_slots(
     state: State<'_, AppState>,
     practitioner_id: PractitionerId,
@@ -64,7 +60,6 @@ pub async fn kiosk_slots(
 }
 
 /// Books the identified patient into a free slot; it waits for the doctor's confirmation.
-#[tauri::command]
 pub async fn kiosk_book(
     state: State<'_, AppState>,
     patient_id: PatientId,
@@ -87,7 +82,6 @@ pub async fn kiosk_book(
 
 /// A booking this kiosk made, or an appointment of today, as it stands now (the core says
 /// which the kiosk may read).
-#[tauri::command]
 pub async fn kiosk_booking(
     state: State<'_, AppState>,
     appointment_id: AppointmentId,
@@ -99,7 +93,6 @@ pub async fn kiosk_booking(
 }
 
 /// The identified patient checks in for today's appointment.
-#[tauri::command]
 pub async fn kiosk_check_in(
     state: State<'_, AppState>,
     appointment_id: AppointmentId,

@@ -3,24 +3,28 @@
 //! `staff` and `kiosk` hold each window's own commands; the capabilities in
 //! `src-tauri/capabilities` say which window may call which.
 
+#[macro_use]
+mod registry;
+
 pub mod admin;
 pub mod exchange;
+pub mod ipc;
 pub mod kiosk;
 pub mod reports;
 pub mod staff;
+pub mod status;
 
-use carebridge_core::error::duplicate_candidates;
 use carebridge_core::protocol::Problem;
 use carebridge_core::protocol::appointment::BookAppointment;
 use carebridge_core::protocol::patient::{NewPatient, Patient};
 use carebridge_core::protocol::practitioner::Role;
 use carebridge_core::protocol::session::Principal;
 use carebridge_core::session::{self, SignedIn};
-use carebridge_core::store::{LocalStore, OutboxState, Write};
-use carebridge_core::{ClientCode, CoreError, ErrorCode, Profiles, Status, SyncEngine, Unlock};
+use carebridge_core::store::LocalStore;
+use carebridge_core::{Changes, ClientCode, CoreError, ErrorCode, Profiles, SyncEngine, Unlock};
 use chrono_tz::Tz;
 use serde::Serialize;
-use tauri::{AppHandle, Emitter, State};
+use tauri::{AppHandle, Emitter};
 
 use crate::AppState;
 
@@ -164,10 +168,24 @@ fn forward(
             }
         }
     });
-    let mut revision = engine.revision();
+    let mut notices = engine.changes();
     let changes = tauri::async_runtime::spawn(async move {
-        while revision.changed().await.is_ok() {
-            let _ = app.emit_to(window, "changed", ());
+        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+        loop {
+            let mut changes = match notices.recv().await {
+                Ok(c) => Changes::clone(&c),
+                Err(RecvError::Lagged(_)) => Changes::everything(),
+                Err(RecvError::Closed) => return,
+            };
+            // What else is already waiting goes in the same event: one re-read for a burst.
+            loop {
+                match notices.try_recv() {
+                    Ok(c) => changes.merge(Changes::clone(&c)),
+                    Err(TryRecvError::Lagged(_)) => changes = Changes::everything(),
+                    Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                }
+            }
+            let _ = app.emit_to(window, "changed", changes);
         }
     });
     vec![statuses, changes]
@@ -268,88 +286,6 @@ fn unlocked(state: &AppState) -> Result<(), CommandError> {
         return Err(CommandError::locked());
     }
     Ok(())
-}
-
-/// Locks the session: until the user signs in again, every command that reads or changes
-/// records is refused, and notifications leave out who and why.
-#[tauri::command]
-pub async fn lock(state: State<'_, AppState>) -> Result<(), CommandError> {
-    state
-        .locked
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    Ok(())
-}
-
-/// Who is signed in, if anyone (the window asks when it loads, e.g. after a reload).
-#[tauri::command]
-pub async fn current_session(
-    state: State<'_, AppState>,
-) -> Result<Option<SignedInView>, CommandError> {
-    Ok(state
-        .engine
-        .lock()
-        .await
-        .as_ref()
-        .filter(|e| e.status().borrow().link != carebridge_core::Link::SignedOut)
-        .map(|e| {
-            let locked = state.locked.load(std::sync::atomic::Ordering::SeqCst);
-            view(e.signed_in(), locked)
-        }))
-}
-
-/// The connection state and the outbox's counts.
-#[tauri::command]
-pub async fn connection_status(state: State<'_, AppState>) -> Result<Option<Status>, CommandError> {
-    Ok(state
-        .engine
-        .lock()
-        .await
-        .as_ref()
-        .map(|e| *e.status().borrow()))
-}
-
-/// The writes the node refused, with its reasons.
-#[tauri::command]
-pub async fn refused_writes(state: State<'_, AppState>) -> Result<Vec<RefusedWrite>, CommandError> {
-    let r = reader(&state).await?;
-    Ok(r.store
-        .outbox()
-        .await?
-        .into_iter()
-        .filter(|i| i.state == OutboxState::Refused)
-        .map(|i| {
-            let (booking, registration) = match i.write {
-                Write::Book { body, .. } => (Some(body), None),
-                Write::RegisterPatient { body, .. } => (None, Some(body)),
-                _ => (None, None),
-            };
-            RefusedWrite {
-                seq: i.seq,
-                kind: i.kind,
-                record_id: i.record_id,
-                code: ErrorCode::of_refusal(i.problem.as_ref()),
-                reason: i
-                    .problem
-                    .as_ref()
-                    .map(|p| p.detail.clone().unwrap_or_else(|| p.title.clone()))
-                    .unwrap_or_default(),
-                candidates: i
-                    .problem
-                    .as_ref()
-                    .map(duplicate_candidates)
-                    .unwrap_or_default(),
-                problem: i.problem,
-                booking,
-                registration,
-            }
-        })
-        .collect())
-}
-
-/// The user has read a refusal.
-#[tauri::command]
-pub async fn dismiss_refused(state: State<'_, AppState>, seq: i64) -> Result<(), CommandError> {
-    Ok(engine(&state).await?.dismiss_refused(seq).await?)
 }
 
 #[cfg(test)]

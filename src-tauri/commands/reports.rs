@@ -11,7 +11,6 @@ use super::{CommandError, engine, reader};
 use crate::AppState;
 
 /// A patient's reports, most recently changed first.
-#[tauri::command]
 pub async fn patient_reports(
     state: State<'_, AppState>,
     patient_id: PatientId,
@@ -24,13 +23,11 @@ pub async fn patient_reports(
 }
 
 /// The reports changed most recently, newest first.
-#[tauri::command]
 pub async fn recent_reports(state: State<'_, AppState>) -> Result<Vec<ReportRow>, CommandError> {
     Ok(reader(&state).await?.store.recent_reports(50).await?)
 }
 
 /// Starts a report: a draft.
-#[tauri::command]
 pub async fn new_report(
     state: State<'_, AppState>,
     patient_id: PatientId,
@@ -43,7 +40,6 @@ pub async fn new_report(
 }
 
 /// Saves a draft, finalises it, amends a final report or enters it in error.
-#[tauri::command]
 pub async fn report_action(
     state: State<'_, AppState>,
     report_id: ReportId,
@@ -58,7 +54,6 @@ pub async fn report_action(
 }
 
 /// A report's signed revisions, oldest first (from the node).
-#[tauri::command]
 pub async fn report_revisions(
     state: State<'_, AppState>,
     report_id: ReportId,
@@ -78,7 +73,6 @@ pub struct PrintedReport {
 
 /// Renders the report as a PDF on the node, keeps it in a folder only this user can read,
 /// and opens it in the system's viewer to print.
-#[tauri::command]
 pub async fn print_report(
     state: State<'_, AppState>,
     report_id: ReportId,

@@ -20,7 +20,6 @@ use super::{CommandError, SignedInView, engine, reader, start_session};
 use crate::AppState;
 
 /// Signs a staff user in to a node and starts syncing their profile.
-#[tauri::command]
 pub async fn sign_in(
     app: AppHandle,
     state: State<'_, AppState>,
@@ -46,7 +45,6 @@ pub async fn sign_in(
 /// Unlocks the locked session with the signed-in user's password, checked against the
 /// verifier kept at sign-in (no node needed). Refused with a clear message when it does not
 /// match, or when no verifier is kept (then the UI signs in again through the node).
-#[tauri::command]
 pub async fn unlock(
     state: State<'_, AppState>,
     password: String,
@@ -77,7 +75,6 @@ pub async fn unlock(
 
 /// Ends the session on the node and stops syncing; what is pending stays in the profile's
 /// outbox for the next sign-in.
-#[tauri::command]
 pub async fn sign_out(app: AppHandle, state: State<'_, AppState>) -> Result<(), CommandError> {
     let _one_at_a_time = state.signing_in.lock().await;
     state
@@ -100,7 +97,6 @@ pub async fn sign_out(app: AppHandle, state: State<'_, AppState>) -> Result<(), 
 /// What the sign-in form starts with: the embedded node's address when this process hosts
 /// one, else the node this window last signed in to, else the last node signed in to on this
 /// machine.
-#[tauri::command]
 pub async fn sign_in_defaults(state: State<'_, AppState>) -> Result<SignInDefaults, CommandError> {
     crate::report_interactive();
     let embedded = state.embedded_node_url().await;
@@ -122,7 +118,6 @@ pub struct SignInDefaults {
 }
 
 /// Today's appointments (the node's date), every doctor's, by start time.
-#[tauri::command]
 pub async fn appointments_today(
     state: State<'_, AppState>,
 ) -> Result<Vec<AppointmentRow>, CommandError> {
@@ -131,7 +126,6 @@ pub async fn appointments_today(
 }
 
 /// Appointments starting on local dates `from..=to`, of one doctor or of all (the calendar).
-#[tauri::command]
 pub async fn appointments_between(
     state: State<'_, AppState>,
     practitioner_id: Option<PractitionerId>,
@@ -147,7 +141,6 @@ pub async fn appointments_between(
 }
 
 /// A doctor's day: the signed-in doctor's own when no one is named.
-#[tauri::command]
 pub async fn doctor_day(
     state: State<'_, AppState>,
     practitioner_id: Option<PractitionerId>,
@@ -165,7 +158,6 @@ pub async fn doctor_day(
 }
 
 /// The kiosk bookings waiting for the signed-in doctor's answer.
-#[tauri::command]
 pub async fn waiting_bookings(
     state: State<'_, AppState>,
 ) -> Result<Vec<AppointmentRow>, CommandError> {
@@ -173,13 +165,11 @@ pub async fn waiting_bookings(
 }
 
 /// Staff accounts as this client knows them (the doctors to book with).
-#[tauri::command]
 pub async fn practitioners(state: State<'_, AppState>) -> Result<Vec<Practitioner>, CommandError> {
     Ok(reader(&state).await?.store.practitioners().await?)
 }
 
 /// A doctor's slots on local dates `from..=to`: free, held or busy.
-#[tauri::command]
 pub async fn slots(
     state: State<'_, AppState>,
     practitioner_id: PractitionerId,
@@ -193,7 +183,6 @@ pub async fn slots(
 }
 
 /// Patients and appointments matching what was typed (full text, offline too).
-#[tauri::command]
 pub async fn search(
     state: State<'_, AppState>,
     text: String,
@@ -212,7 +201,6 @@ pub struct PatientPage {
 }
 
 /// A patient's page.
-#[tauri::command]
 pub async fn patient_page(
     state: State<'_, AppState>,
     patient_id: PatientId,
@@ -229,7 +217,6 @@ pub async fn patient_page(
 }
 
 /// Registers a patient.
-#[tauri::command]
 pub async fn register_patient(
     state: State<'_, AppState>,
     patient: NewPatient,
@@ -238,7 +225,6 @@ pub async fn register_patient(
 }
 
 /// Books an appointment.
-#[tauri::command]
 pub async fn book(
     state: State<'_, AppState>,
     booking: BookAppointment,
@@ -247,7 +233,6 @@ pub async fn book(
 }
 
 /// Moves an appointment.
-#[tauri::command]
 pub async fn reschedule(
     state: State<'_, AppState>,
     appointment_id: AppointmentId,
@@ -257,7 +242,6 @@ pub async fn reschedule(
 }
 
 /// Confirms, declines, cancels, checks in, completes or marks a no-show.
-#[tauri::command]
 pub async fn act(
     state: State<'_, AppState>,
     appointment_id: AppointmentId,

@@ -18,10 +18,11 @@ use carebridge_protocol::session::Principal;
 use chrono_tz::Tz;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::changes::{ChangeKind, Changed, Changes};
 use crate::error::{CoreError, problem_of};
 use crate::live::{LiveEnd, LiveNews, follow};
 use crate::notify::{Notice, Notifier, notice_for, notice_for_exchange};
@@ -29,6 +30,9 @@ use crate::session::SignedIn;
 use crate::store::{Applied, LocalStore, NodeRecord, OutboxItem, Outcome, Write};
 use crate::sync::{SnapshotOptions, first_sync};
 use carebridge_protocol::problem::ProblemType;
+
+/// How many change notices a listener may fall behind before it is told it lagged.
+pub const CHANGES_BACKLOG: usize = 256;
 
 /// How the client stands with its node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,9 +81,9 @@ struct Shared {
     signed_in: SignedIn,
     notifier: Arc<dyn Notifier>,
     status: watch::Sender<Status>,
-    /// Bumped whenever what the user sees changed (live events, answers to writes, new
-    /// writes): the UI re-reads its queries when it moves.
-    revision: watch::Sender<u64>,
+    /// What the user sees changed (live events, answers to writes, new writes): the UI
+    /// re-reads what shows it.
+    changes: broadcast::Sender<Arc<Changes>>,
     outbox_wake: Notify,
     stop: CancellationToken,
     counting: tokio::sync::Mutex<()>,
@@ -100,7 +104,6 @@ impl Shared {
     /// Publishes the outbox's counts. Read and publish happen under one lock, so two callers
     /// cannot publish in the wrong order.
     async fn refresh_counts(&self) {
-        self.changed();
         let _one_at_a_time = self.counting.lock().await;
         match self.store.outbox_counts().await {
             Ok((pending, refused)) => {
@@ -115,8 +118,11 @@ impl Shared {
         }
     }
 
-    fn changed(&self) {
-        self.revision.send_modify(|r| *r = r.wrapping_add(1));
+    /// Tells the listeners what changed (nobody listening is fine: nothing is shown).
+    fn changed(&self, changes: Changes) {
+        if !changes.is_empty() {
+            let _ = self.changes.send(Arc::new(changes));
+        }
     }
 
     fn signed_out(&self) {
@@ -160,7 +166,7 @@ impl SyncEngine {
             signed_in,
             notifier,
             status,
-            revision: watch::channel(0).0,
+            changes: broadcast::channel(CHANGES_BACKLOG).0,
             outbox_wake: Notify::new(),
             stop: CancellationToken::new(),
             counting: tokio::sync::Mutex::new(()),
@@ -179,9 +185,11 @@ impl SyncEngine {
         self.shared.status.subscribe()
     }
 
-    /// Moves whenever what the user sees changed, for the UI to re-read its queries.
-    pub fn revision(&self) -> watch::Receiver<u64> {
-        self.shared.revision.subscribe()
+    /// What the user sees changed, notice by notice, for the UI to re-read what shows it. A
+    /// listener that falls more than [`CHANGES_BACKLOG`] notices behind is told it lagged:
+    /// it should take everything as changed.
+    pub fn changes(&self) -> broadcast::Receiver<Arc<Changes>> {
+        self.shared.changes.subscribe()
     }
 
     /// The local store, for the UI's queries.
@@ -213,9 +221,12 @@ impl SyncEngine {
 
     /// After a write was queued: wake the outbox first (the write is stored; nothing may
     /// make the caller think otherwise), then update the counts.
-    async fn queued<T>(&self, r: Result<T, CoreError>) -> Result<T, CoreError> {
+    async fn queued<T: Changed>(&self, r: Result<T, CoreError>) -> Result<T, CoreError> {
         let v = r?;
         self.shared.outbox_wake.notify_one();
+        let mut changes = v.changes();
+        changes.merge(Changes::of(ChangeKind::Outbox));
+        self.shared.changed(changes);
         self.shared.refresh_counts().await;
         Ok(v)
     }
@@ -370,8 +381,15 @@ impl SyncEngine {
             .cloned()
             .map(NodeRecord::Appointment)
             .collect();
+        let changes = patient
+            .appointments_today
+            .iter()
+            .fold(Changes::default(), |mut c, a| {
+                c.merge(a.changes());
+                c
+            });
         self.shared.store.land_records(today).await?;
-        self.shared.changed();
+        self.shared.changed(changes);
         Ok(patient)
     }
 
@@ -449,6 +467,7 @@ impl SyncEngine {
     /// The user has read a refusal.
     pub async fn dismiss_refused(&self, seq: i64) -> Result<(), CoreError> {
         self.shared.store.dismiss_refused(seq).await?;
+        self.shared.changed(Changes::of(ChangeKind::Outbox));
         self.shared.refresh_counts().await;
         Ok(())
     }
@@ -522,14 +541,14 @@ async fn run_sync(shared: Arc<Shared>, news: mpsc::UnboundedSender<LiveNews>) {
                 if stored > 0 {
                     attempt = 0;
                     // The snapshot changed what the user sees.
-                    shared.changed();
+                    shared.changed(Changes::everything());
                 }
             }
             Err(CoreError::SignedOut) => return shared.signed_out(),
             // Cut off after some progress: go on from there at once.
             Err(CoreError::Interrupted(n)) if n > 0 => {
                 attempt = 0;
-                shared.changed();
+                shared.changed(Changes::everything());
                 continue;
             }
             Err(e) => {
@@ -588,13 +607,13 @@ async fn run_news(shared: Arc<Shared>, mut news: mpsc::UnboundedReceiver<LiveNew
             LiveNews::Disconnected => shared.set_link(Link::Offline),
             LiveNews::Connecting => shared.set_link(Link::Connecting),
             LiveNews::Applied(applied) => {
-                shared.changed();
+                shared.changed(Changes::applied(&applied));
                 for a in &applied {
                     notify(&shared, a).await;
                 }
             }
             LiveNews::Exchange(events) => {
-                shared.changed();
+                shared.changed(Changes::exchange(&events));
                 for e in &events {
                     if let Some(n) = notice_for_exchange(shared.signed_in.principal(), e) {
                         shared.notifier.notify(n);
@@ -667,6 +686,11 @@ async fn run_outbox(shared: Arc<Shared>) {
                 match shared.store.complete(item.seq, *outcome).await {
                     Ok(shown) => {
                         stuck = 0;
+                        let mut changes = item_changes(&item);
+                        if let Some(applied) = &shown {
+                            changes.merge(Changes::node_record(&applied.record));
+                        }
+                        shared.changed(changes);
                         if let Some(applied) = shown {
                             // Someone else's change that waited behind this write: news now.
                             notify(&shared, &applied).await;
@@ -738,6 +762,16 @@ async fn give_up(shared: &Shared, item: &OutboxItem, why: &str) {
     {
         tracing::error!(error = %e, seq = item.seq, "the outbox item cannot be set aside either");
     }
+    shared.changed(item_changes(item));
+}
+
+/// What an outbox item's answer changed: its record, and the outbox.
+fn item_changes(item: &OutboxItem) -> Changes {
+    let mut changes = Changes::of(ChangeKind::Outbox);
+    if let Some(kind) = ChangeKind::of_record(&item.kind) {
+        changes.merge(Changes::record(kind, &item.record_id));
+    }
+    changes
 }
 
 async fn send(shared: &Shared, item: &OutboxItem) -> Sent {

@@ -7,9 +7,11 @@
 //! - [`store`]: the local mirror, the outbox of the user's writes, and the UI's queries.
 //! - [`sync`] and [`live`]: the first sync from the node's snapshot, then its live stream.
 //! - [`engine`]: runs all of it for a signed-in profile and publishes the connection state.
+//! - [`changes`]: what changed, for the screens that show it.
 //! - [`notify`]: which live changes are news to the user.
 
 pub mod admin;
+pub mod changes;
 mod clock;
 pub mod engine;
 pub mod error;
@@ -22,6 +24,7 @@ pub mod store;
 pub mod sync;
 
 pub use carebridge_protocol as protocol;
+pub use changes::{ChangeKind, Changes};
 pub use engine::{Link, Status, SyncEngine};
 pub use error::{ClientCode, CoreError, ErrorCode, Retry};
 pub use notify::{Notice, Notifier, RecordingNotifier};

@@ -8,8 +8,10 @@ mod support;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use carebridge_core::store::OutboxState;
-use carebridge_core::{Link, Notice};
+use carebridge_core::{ChangeKind, Changes, Link, Notice};
 use carebridge_protocol::appointment::{AppointmentAction, AppointmentStatus, BookAppointment};
 use carebridge_protocol::problem::ProblemType;
 use carebridge_testkit::{NodeProcess, eventually};
@@ -141,6 +143,100 @@ async fn a_kiosk_booking_notifies_the_doctor_once_and_the_answer_notifies_the_ki
         "the local id leads to the node's record"
     );
     assert!(!row.pending);
+}
+
+/// The first change notice `accept` takes, skipping the others.
+async fn notice_where(
+    rx: &mut tokio::sync::broadcast::Receiver<Arc<Changes>>,
+    what: &str,
+    accept: impl Fn(&Changes) -> bool,
+) -> Changes {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let c = rx.recv().await.unwrap();
+            if accept(&c) {
+                return Changes::clone(&c);
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no change notice: {what}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_notices_name_the_kinds_and_records_that_changed() {
+    let h = Hospital::seeded().await;
+    let node = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
+    let profiles = tempfile::tempdir().unwrap();
+    let doctor = Client::staff(
+        profiles.path(),
+        &node.url,
+        h.bench_doctor(),
+        carebridge_server::demo::DOCTOR_PASSWORD,
+    )
+    .await;
+    let kiosk = Client::kiosk(profiles.path(), &node.url, &h).await;
+    online(&doctor).await;
+    online(&kiosk).await;
+    identify(&kiosk, &h).await;
+    let patient = h.creds.patients[0].id.to_string();
+    let mut at_doctor = doctor.engine.changes();
+    let mut at_kiosk = kiosk.engine.changes();
+
+    // The kiosk's own booking: its appointment, its patient and the outbox, told at once.
+    let local = kiosk
+        .engine
+        .book(kiosk_booking(&h, 1, "a cough"))
+        .await
+        .unwrap();
+    let own = notice_where(&mut at_kiosk, "the kiosk's own booking", |c| {
+        c.ids.contains(&local.id.to_string())
+    })
+    .await;
+    assert!(!own.everything);
+    assert!(own.kinds.contains(&ChangeKind::Appointment), "{own:?}");
+    assert!(own.kinds.contains(&ChangeKind::Outbox), "{own:?}");
+    assert!(own.ids.contains(&patient), "{own:?}");
+
+    // The doctor hears of it from the node: that appointment and patient, and no other kind.
+    eventually("the doctor is told of the kiosk booking", WAIT, || async {
+        !doctor.notices.notices().is_empty()
+    })
+    .await;
+    let Notice::KioskBooking { appointment, .. } = doctor.notices.notices()[0].clone() else {
+        panic!("not a kiosk booking: {:?}", doctor.notices.notices());
+    };
+    let at_node = appointment.id.to_string();
+    let theirs = notice_where(&mut at_doctor, "the kiosk booking, at the doctor", |c| {
+        c.ids.contains(&at_node)
+    })
+    .await;
+    assert!(!theirs.everything);
+    assert_eq!(
+        theirs.kinds.iter().copied().collect::<Vec<_>>(),
+        vec![ChangeKind::Appointment]
+    );
+    assert!(theirs.ids.contains(&patient), "{theirs:?}");
+    assert!(!theirs.touches(&[ChangeKind::Report, ChangeKind::Consent]));
+
+    // The doctor confirms: the kiosk (caught up, listening afresh) is told that appointment
+    // changed.
+    kiosk.converges_with_node(WAIT).await;
+    let mut at_kiosk = kiosk.engine.changes();
+    doctor
+        .engine
+        .act(appointment.id, AppointmentAction::Confirm, None)
+        .await
+        .unwrap();
+    let answer = notice_where(&mut at_kiosk, "the confirmation, at the kiosk", |c| {
+        c.ids.contains(&at_node) && !c.kinds.contains(&ChangeKind::Outbox)
+    })
+    .await;
+    assert!(!answer.everything);
+    assert!(
+        answer.kinds.contains(&ChangeKind::Appointment),
+        "{answer:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

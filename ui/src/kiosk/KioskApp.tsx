@@ -125,8 +125,8 @@ function TodayAppointment({ appointment, timeZone }: { appointment: Appointment;
   const [sent, setSent] = useState(false);
   const [error, setError] = useState<string | null>(null);
   // Once sent, the appointment as it stands here: pending until the node accepted it.
-  const live = useLive(() => (sent ? kioskBooking(appointment.id) : Promise.resolve(undefined)), [sent, appointment.id]);
-  const refused = useLive(refusedWrites, []);
+  const live = useLive(() => (sent ? kioskBooking(appointment.id) : Promise.resolve(undefined)), [sent, appointment.id], ["appointment", "outbox"]);
+  const refused = useLive(refusedWrites, [], ["outbox"]);
   async function checkIn() {
     setError(null);
     try {
@@ -193,7 +193,7 @@ function PatientHome({
 }
 
 function ChooseDoctor({ onChosen, onBack }: { onChosen: (d: Practitioner) => void; onBack: () => void }) {
-  const doctors = useLive(kioskDoctors, []);
+  const doctors = useLive(kioskDoctors, [], ["practitioner"]);
   return (
     <section className="panel" aria-labelledby="doctor-heading">
       <h2 id="doctor-heading">{t("kiosk.chooseDoctor")}</h2>
@@ -225,7 +225,7 @@ function ChooseSlot({
   onChosen: (s: Slot) => void;
   onBack: () => void;
 }) {
-  const slots = useLive(() => kioskSlots(doctor.id, date), [doctor.id, date]);
+  const slots = useLive(() => kioskSlots(doctor.id, date), [doctor.id, date], ["appointment", "schedule"]);
   const now = Date.now();
   const free = (slots.data ?? []).filter((s) => s.status === "free" && new Date(s.start).getTime() > now);
   const days = Array.from({ length: 14 }, (_, i) => addDays(today, i));
@@ -318,8 +318,8 @@ function Booked({
   onChooseAnother: () => void;
 }) {
   // The booking as it stands now, re-read whenever the core hears of a change.
-  const live = useLive(() => kioskBooking(booking.id), [booking.id]);
-  const refused = useLive(refusedWrites, []);
+  const live = useLive(() => kioskBooking(booking.id), [booking.id], ["appointment", "outbox"]);
+  const refused = useLive(refusedWrites, [], ["outbox"]);
   const row = live.data;
   const a = row?.appointment ?? booking;
   // Until the first answer from the local store, the booking is as the kiosk queued it.

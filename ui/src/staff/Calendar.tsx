@@ -136,7 +136,7 @@ function BookDialog({
 }
 
 export function Calendar({ timeZone }: { timeZone: string }) {
-  const doctors = useLive(practitioners, []);
+  const doctors = useLive(practitioners, [], ["practitioner"]);
   const bookable = (doctors.data ?? []).filter((d) => d.role === "doctor" && !d.disabled);
   const [doctorId, setDoctorId] = useState<string>("");
   const today = dateIn(new Date(), timeZone);
@@ -146,10 +146,11 @@ export function Calendar({ timeZone }: { timeZone: string }) {
   useEffect(() => {
     if (!doctorId && bookable.length > 0) setDoctorId(bookable[0].id);
   }, [doctorId, bookable]);
-  const slotList = useLive(() => (doctorId ? slots(doctorId, range.from, range.to) : Promise.resolve([])), [doctorId, range.from, range.to]);
+  const slotList = useLive(() => (doctorId ? slots(doctorId, range.from, range.to) : Promise.resolve([])), [doctorId, range.from, range.to], ["appointment", "schedule"]);
   const rows = useLive(
     () => (doctorId ? appointmentsBetween(doctorId, range.from, range.to) : Promise.resolve([])),
     [doctorId, range.from, range.to],
+    ["appointment", "patient", "practitioner"],
   );
   const events = useMemo<EventInput[]>(() => {
     const background: EventInput[] = (slotList.data ?? []).map((s) => ({

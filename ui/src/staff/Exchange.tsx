@@ -10,7 +10,7 @@ import type { Transmission } from "../bindings/Transmission";
 import type { UpdateAudience } from "../bindings/UpdateAudience";
 import { dayOf, timeOf } from "../format";
 import { t, tKey } from "../i18n";
-import { useLive } from "../live";
+import { mergeById, useLive } from "../live";
 
 function when(iso: string, timeZone: string) {
   return `${dayOf(iso, timeZone)} ${timeOf(iso, timeZone)}`;
@@ -52,7 +52,7 @@ export function TransmissionTable({ rows, timeZone, labelledBy }: { rows: Transm
 
 /** Every transmission (a hospital admin's view). */
 export function Transmissions({ timeZone }: { timeZone: string }) {
-  const rows = useLive(() => transmissions(null), []);
+  const rows = useLive(() => transmissions(null), [], [], (rows, c) => mergeById(rows, c.transmissions, (t) => t.id, (t) => t.version));
   return (
     <section aria-labelledby="transmissions-heading">
       <h2 id="transmissions-heading">{t("transmissions.heading")}</h2>
@@ -114,7 +114,7 @@ function Received({ r, timeZone }: { r: ReceivedReports; timeZone: string }) {
 
 /** What hospitals sent (an insurer's reviewers); new arrivals appear live. */
 export function ReceivedView({ timeZone }: { timeZone: string }) {
-  const rows = useLive(() => receivedReports(), []);
+  const rows = useLive(() => receivedReports(), [], ["received"], (rows, c) => mergeById(rows, c.received, (r) => r.name));
   return (
     <section aria-labelledby="received-heading">
       <h2 id="received-heading">{t("received.heading")}</h2>
@@ -129,7 +129,12 @@ export function ReceivedView({ timeZone }: { timeZone: string }) {
 
 /** The unacknowledged updates for this user, for the tab's label. */
 export function useUpdates(enabled: boolean) {
-  return useLive<AdminUpdate[]>(() => (enabled ? adminUpdates() : Promise.resolve([])), [enabled]);
+  return useLive<AdminUpdate[]>(
+    () => (enabled ? adminUpdates() : Promise.resolve([])),
+    [enabled],
+    [],
+    (rows, c) => (enabled ? mergeById(rows, c.admin_updates, (u) => u.id, (u) => u.version) : rows),
+  );
 }
 
 /** A hospital's staff: updates from insurers for their role; each is acknowledged once. */
@@ -168,7 +173,7 @@ export function Updates({ timeZone }: { timeZone: string }) {
 /** An insurer's admin: write an update for a hospital's staff; see how many acknowledged. */
 export function SendUpdates({ timeZone }: { timeZone: string }) {
   const sent = useUpdates(true);
-  const hospitals = useLive(() => peers().then((ps) => ps.filter((p) => p.kind === "hospital")), []);
+  const hospitals = useLive(() => peers().then((ps) => ps.filter((p) => p.kind === "hospital")), [], []);
   const [chosen, setChosen] = useState("");
   const [audience, setAudience] = useState<UpdateAudience>("all");
   const [title, setTitle] = useState("");

@@ -16,7 +16,7 @@ function fullName(p: { given_name: string; family_name: string }) {
 
 /** Search results for what was typed; appointments found by reference lead to their patient. */
 export function useSearch(text: string) {
-  return useLive<SearchHit[]>(() => (text.trim() ? search(text) : Promise.resolve([])), [text]);
+  return useLive<SearchHit[]>(() => (text.trim() ? search(text) : Promise.resolve([])), [text], ["patient", "appointment"]);
 }
 
 function Register({ onRegistered }: { onRegistered: (id: string, name: string) => void }) {
@@ -93,7 +93,7 @@ export function PatientPageView({
   onBack: () => void;
   doctorId?: string | null;
 }) {
-  const page = useLive(() => patientPage(patientId), [patientId]);
+  const page = useLive(() => patientPage(patientId), [patientId], ["patient", "appointment", "practitioner", "report"]);
   const p = page.data?.patient.patient;
   return (
     <section aria-labelledby="patient-heading" className="patient-page">

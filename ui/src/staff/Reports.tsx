@@ -24,7 +24,8 @@ import type { ReportRevision } from "../bindings/ReportRevision";
 import type { ReportRow } from "../bindings/ReportRow";
 import { dayOf, timeOf } from "../format";
 import { t, tKey } from "../i18n";
-import { useLive } from "../live";
+import type { Transmission } from "../bindings/Transmission";
+import { mergeById, useLive } from "../live";
 import { TransmissionTable } from "./Exchange";
 
 const EMPTY: ReportContent = { title: "", findings: "", conclusion: "", codes: [] };
@@ -97,7 +98,7 @@ function Editor({ editing, patientId, onDone }: { editing: Editing; patientId: s
 }
 
 function Versions({ reportId, timeZone }: { reportId: string; timeZone: string }) {
-  const versions = useLive<ReportRevision[]>(() => reportRevisions(reportId), [reportId]);
+  const versions = useLive<ReportRevision[]>(() => reportRevisions(reportId), [reportId], ["report"]);
   const [printed, setPrinted] = useState<string | null>(null);
   return (
     <div className="versions">
@@ -244,11 +245,13 @@ function ReportCard({
 }
 
 function ShareWithInsurer({ patientId, selected, timeZone, onSent }: { patientId: string; selected: string[]; timeZone: string; onSent: () => void }) {
-  const insurers = useLive(() => peers().then((ps) => ps.filter((p) => p.kind === "insurer")), []);
+  const insurers = useLive(() => peers().then((ps) => ps.filter((p) => p.kind === "insurer")), [], []);
   const [chosen, setChosen] = useState<string>("");
   const peer = chosen || insurers.data?.[0]?.name || "";
-  const given = useLive(() => consents(patientId), [patientId, peer]);
-  const sent = useLive(() => transmissions(patientId), [patientId]);
+  const given = useLive(() => consents(patientId), [patientId, peer], ["consent"]);
+  const sent = useLive<Transmission[]>(() => transmissions(patientId), [patientId], [], (rows, c) =>
+    mergeById(rows, c.transmissions.filter((t) => t.patient_id === patientId), (t) => t.id, (t) => t.version),
+  );
   const [message, setMessage] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const consent = given.data?.find((c) => c.peer === peer);
@@ -319,7 +322,7 @@ function ShareWithInsurer({ patientId, selected, timeZone, onSent }: { patientId
 
 /** The reports section of a patient's page, for doctors. */
 export function PatientReports({ patientId, me, timeZone }: { patientId: string; me: string; timeZone: string }) {
-  const reports = useLive(() => patientReports(patientId), [patientId]);
+  const reports = useLive(() => patientReports(patientId), [patientId], ["report"]);
   const [editing, setEditing] = useState<Editing | null>(null);
   const [selected, setSelected] = useState<string[]>([]);
   return (

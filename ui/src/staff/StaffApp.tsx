@@ -85,8 +85,8 @@ function SignIn({ onSignedIn, lockedUser }: { onSignedIn: (v: SignedInView) => v
 }
 
 function Today({ who }: { who: SignedInView }) {
-  const rows = useLive(appointmentsToday, []);
-  const doctors = useLive(practitioners, []);
+  const rows = useLive(appointmentsToday, [], ["appointment", "patient", "practitioner"]);
+  const doctors = useLive(practitioners, [], ["practitioner"]);
   const [patient, setPatient] = useState<string | null>(null);
   const name = (id: string) => doctors.data?.find((d) => d.id === id)?.display_name ?? "";
   if (patient) return <PatientPageView patientId={patient} timeZone={who.timeZone} onBack={() => setPatient(null)} />;
@@ -111,7 +111,7 @@ function Today({ who }: { who: SignedInView }) {
 }
 
 function MyDay({ who }: { who: SignedInView }) {
-  const rows = useLive(() => doctorDay(null, null), []);
+  const rows = useLive(() => doctorDay(null, null), [], ["appointment", "patient", "practitioner"]);
   const [patient, setPatient] = useState<string | null>(null);
   if (patient) return <PatientPageView patientId={patient} timeZone={who.timeZone} onBack={() => setPatient(null)} doctorId={who.userId} />;
   return (
@@ -134,7 +134,7 @@ function MyDay({ who }: { who: SignedInView }) {
 }
 
 function Waiting({ who }: { who: SignedInView }) {
-  const rows = useLive(waitingBookings, []);
+  const rows = useLive(waitingBookings, [], ["appointment", "patient", "practitioner"]);
   return (
     <section aria-labelledby="waiting-heading" id="waiting">
       <h2 id="waiting-heading">{t("waiting.heading")}</h2>

@@ -154,7 +154,7 @@ export function RefusedList({ count, timeZone }: { count: number; timeZone: stri
 }
 
 function RefusedItems({ count, timeZone }: { count: number; timeZone: string }): ReactNode {
-  const refused = useLive(refusedWrites, [count]);
+  const refused = useLive(refusedWrites, [count], ["outbox"]);
   const items = refused.data ?? [];
   if (items.length === 0) return null;
   return (

@@ -32,7 +32,7 @@ export function NextFreeSlots({
 }) {
   const wanted = booking.start ?? new Date().toISOString();
   const from = dateIn(new Date(Math.max(Date.parse(wanted), Date.now())), timeZone);
-  const free = useLive(() => slots(booking.practitioner_id, from, addDays(from, 6)), [booking.practitioner_id, from]);
+  const free = useLive(() => slots(booking.practitioner_id, from, addDays(from, 6)), [booking.practitioner_id, from], ["appointment", "schedule"]);
   const [error, setError] = useState<string | null>(null);
   const offered = nextFree(free.data ?? [], wanted, Date.now());
   async function choose(s: Slot) {

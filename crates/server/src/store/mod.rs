@@ -179,11 +179,11 @@ pub struct Store {
     inner: Arc<StoreInner>,
 }
 
-// Field order matters: `jobs` is dropped before `writer`, so the writer's queue is closed and
+// Field order matters: `jobs` is dropped before `_writer`, so the writer's queue is closed and
 // the thread can finish before it is joined.
 struct StoreInner {
     jobs: mpsc::Sender<Job>,
-    writer: WriterThread,
+    _writer: WriterThread,
     readers: Mutex<Vec<Connection>>,
     reader_free: Condvar,
     path: PathBuf,
@@ -408,7 +408,7 @@ impl Store {
         Ok(Self {
             inner: Arc::new(StoreInner {
                 jobs: tx,
-                writer: WriterThread(Some(writer)),
+                _writer: WriterThread(Some(writer)),
                 readers: Mutex::new(readers),
                 reader_free: Condvar::new(),
                 path: path.to_owned(),

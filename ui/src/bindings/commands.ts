@@ -1,0 +1,142 @@
+// Generated from src-tauri/commands/registry.rs by `cargo test` (commands::ipc): do not edit.
+import { invoke } from "@tauri-apps/api/core";
+import type { AdminUpdate } from "./AdminUpdate";
+import type { Appointment } from "./Appointment";
+import type { AppointmentAction } from "./AppointmentAction";
+import type { AppointmentId } from "./AppointmentId";
+import type { AppointmentRow } from "./AppointmentRow";
+import type { AuditRow } from "./AuditRow";
+import type { BookAppointment } from "./BookAppointment";
+import type { Consent } from "./Consent";
+import type { KioskDevice } from "./KioskDevice";
+import type { KioskDeviceId } from "./KioskDeviceId";
+import type { KioskPatient } from "./KioskPatient";
+import type { KioskRegistration } from "./KioskRegistration";
+import type { NewAdminUpdate } from "./NewAdminUpdate";
+import type { NewPatient } from "./NewPatient";
+import type { NewPractitioner } from "./NewPractitioner";
+import type { Patient } from "./Patient";
+import type { PatientId } from "./PatientId";
+import type { PatientPage } from "./PatientPage";
+import type { PeerSummary } from "./PeerSummary";
+import type { Practitioner } from "./Practitioner";
+import type { PractitionerId } from "./PractitionerId";
+import type { PractitionerUpdate } from "./PractitionerUpdate";
+import type { PrintedReport } from "./PrintedReport";
+import type { ReceivedReports } from "./ReceivedReports";
+import type { RefusedWrite } from "./RefusedWrite";
+import type { Report } from "./Report";
+import type { ReportAction } from "./ReportAction";
+import type { ReportContent } from "./ReportContent";
+import type { ReportId } from "./ReportId";
+import type { ReportRevision } from "./ReportRevision";
+import type { ReportRow } from "./ReportRow";
+import type { Reschedule } from "./Reschedule";
+import type { SearchHit } from "./SearchHit";
+import type { SignInDefaults } from "./SignInDefaults";
+import type { SignedInView } from "./SignedInView";
+import type { Slot } from "./Slot";
+import type { Status } from "./Status";
+import type { Transmission } from "./Transmission";
+export const currentSession = (): Promise<SignedInView | null> =>
+  invoke("current_session");
+export const lock = (): Promise<void> =>
+  invoke("lock");
+export const connectionStatus = (): Promise<Status | null> =>
+  invoke("connection_status");
+export const refusedWrites = (): Promise<Array<RefusedWrite>> =>
+  invoke("refused_writes");
+export const dismissRefused = (seq: number): Promise<void> =>
+  invoke("dismiss_refused", { seq });
+export const signIn = (nodeUrl: string, username: string, password: string): Promise<SignedInView> =>
+  invoke("sign_in", { nodeUrl, username, password });
+export const signOut = (): Promise<void> =>
+  invoke("sign_out");
+export const unlock = (password: string): Promise<SignedInView> =>
+  invoke("unlock", { password });
+export const signInDefaults = (): Promise<SignInDefaults> =>
+  invoke("sign_in_defaults");
+export const appointmentsToday = (): Promise<Array<AppointmentRow>> =>
+  invoke("appointments_today");
+export const appointmentsBetween = (practitionerId: PractitionerId | null, from: string, to: string): Promise<Array<AppointmentRow>> =>
+  invoke("appointments_between", { practitionerId, from, to });
+export const doctorDay = (practitionerId: PractitionerId | null = null, date: string | null = null): Promise<Array<AppointmentRow>> =>
+  invoke("doctor_day", { practitionerId, date });
+export const waitingBookings = (): Promise<Array<AppointmentRow>> =>
+  invoke("waiting_bookings");
+export const practitioners = (): Promise<Array<Practitioner>> =>
+  invoke("practitioners");
+export const slots = (practitionerId: PractitionerId, from: string, to: string): Promise<Array<Slot>> =>
+  invoke("slots", { practitionerId, from, to });
+export const search = (text: string): Promise<Array<SearchHit>> =>
+  invoke("search", { text });
+export const patientPage = (patientId: PatientId): Promise<PatientPage | null> =>
+  invoke("patient_page", { patientId });
+export const registerPatient = (patient: NewPatient): Promise<Patient> =>
+  invoke("register_patient", { patient });
+export const book = (booking: BookAppointment): Promise<Appointment> =>
+  invoke("book", { booking });
+export const reschedule = (appointmentId: AppointmentId, to: Reschedule): Promise<Appointment> =>
+  invoke("reschedule", { appointmentId, to });
+export const act = (appointmentId: AppointmentId, action: AppointmentAction, reason: string | null = null): Promise<Appointment> =>
+  invoke("act", { appointmentId, action, reason });
+export const staffAccounts = (): Promise<Array<Practitioner>> =>
+  invoke("staff_accounts");
+export const createStaffAccount = (account: NewPractitioner): Promise<Practitioner> =>
+  invoke("create_staff_account", { account });
+export const updateStaffAccount = (id: PractitionerId, version: number, change: PractitionerUpdate): Promise<Practitioner> =>
+  invoke("update_staff_account", { id, version, change });
+export const kioskDevices = (): Promise<Array<KioskDevice>> =>
+  invoke("kiosk_devices");
+export const registerKiosk = (label: string): Promise<KioskRegistration> =>
+  invoke("register_kiosk", { label });
+export const revokeKiosk = (id: KioskDeviceId): Promise<void> =>
+  invoke("revoke_kiosk", { id });
+export const auditTrail = (before: number | null = null, limit: number | null = null): Promise<Array<AuditRow>> =>
+  invoke("audit_trail", { before, limit });
+export const patientReports = (patientId: PatientId): Promise<Array<ReportRow>> =>
+  invoke("patient_reports", { patientId });
+export const recentReports = (): Promise<Array<ReportRow>> =>
+  invoke("recent_reports");
+export const newReport = (patientId: PatientId, content: ReportContent): Promise<Report> =>
+  invoke("new_report", { patientId, content });
+export const reportAction = (reportId: ReportId, action: ReportAction, content: ReportContent | null = null, reason: string | null = null): Promise<Report> =>
+  invoke("report_action", { reportId, action, content, reason });
+export const reportRevisions = (reportId: ReportId): Promise<Array<ReportRevision>> =>
+  invoke("report_revisions", { reportId });
+export const printReport = (reportId: ReportId, revision: number | null = null): Promise<PrintedReport> =>
+  invoke("print_report", { reportId, revision });
+export const peers = (): Promise<Array<PeerSummary>> =>
+  invoke("peers");
+export const consents = (patientId: PatientId): Promise<Array<Consent>> =>
+  invoke("consents", { patientId });
+export const recordConsent = (patientId: PatientId, peer: string): Promise<Consent> =>
+  invoke("record_consent", { patientId, peer });
+export const withdrawConsent = (patientId: PatientId, peer: string): Promise<void> =>
+  invoke("withdraw_consent", { patientId, peer });
+export const sendReports = (peer: string, reportIds: Array<ReportId>): Promise<Transmission> =>
+  invoke("send_reports", { peer, reportIds });
+export const transmissions = (patientId: PatientId | null = null): Promise<Array<Transmission>> =>
+  invoke("transmissions", { patientId });
+export const receivedReports = (): Promise<Array<ReceivedReports>> =>
+  invoke("received_reports");
+export const adminUpdates = (): Promise<Array<AdminUpdate>> =>
+  invoke("admin_updates");
+export const sendAdminUpdate = (update: NewAdminUpdate): Promise<AdminUpdate> =>
+  invoke("send_admin_update", { update });
+export const acknowledgeUpdate = (id: string): Promise<AdminUpdate> =>
+  invoke("acknowledge_update", { id });
+export const kioskSignIn = (nodeUrl: string, deviceId: KioskDeviceId, secret: string): Promise<SignedInView> =>
+  invoke("kiosk_sign_in", { nodeUrl, deviceId, secret });
+export const kioskIdentify = (cardNumber: string, birthDate: string): Promise<KioskPatient> =>
+  invoke("kiosk_identify", { cardNumber, birthDate });
+export const kioskDoctors = (): Promise<Array<Practitioner>> =>
+  invoke("kiosk_doctors");
+export const kioskSlots = (practitionerId: PractitionerId, date: string): Promise<Array<Slot>> =>
+  invoke("kiosk_slots", { practitionerId, date });
+export const kioskBook = (patientId: PatientId, practitionerId: PractitionerId, start: string, reason: string): Promise<Appointment> =>
+  invoke("kiosk_book", { patientId, practitionerId, start, reason });
+export const kioskBooking = (appointmentId: AppointmentId): Promise<AppointmentRow | null> =>
+  invoke("kiosk_booking", { appointmentId });
+export const kioskCheckIn = (appointmentId: AppointmentId): Promise<Appointment> =>
+  invoke("kiosk_check_in", { appointmentId });
