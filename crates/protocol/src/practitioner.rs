@@ -53,7 +53,9 @@ impl Role {
 pub struct Practitioner {
     /// Its id.
     pub id: PractitionerId,
-    /// Sign-in name, unique on the node.
+    /// Sign-in name, unique on the node. Left out for a kiosk, which offers doctors to
+    /// patients by name and must not learn what staff sign in with.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub username: String,
     /// Name shown to colleagues and patients, e.g. "Dr. Ada Moreau".
     pub display_name: String,

@@ -13,6 +13,7 @@ use carebridge_protocol::{PROBLEM_JSON, Problem, ProblemType};
 use crate::booking::BookingError;
 use crate::federation::error::FederationError;
 use crate::store::StoreError;
+use crate::throttle::Busy;
 
 /// A refused or failed request.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,9 @@ pub enum ApiError {
     /// Too many attempts; retry after this many seconds.
     #[error("too many attempts; retry in {0} s")]
     Throttled(u64),
+    /// Too many requests of a costly kind under way; retry after this many seconds.
+    #[error("busy; retry in {0} s")]
+    Busy(u64),
     /// The database failed.
     #[error("internal error")]
     Store(#[from] StoreError),
@@ -89,6 +93,12 @@ impl ApiError {
                     "too many failed attempts; try again in {secs} seconds"
                 )),
             ),
+            Self::Busy(secs) => Problem::new(
+                ProblemType::Unavailable,
+                Some(format!(
+                    "too many sign-ins at once; try again in {secs} seconds"
+                )),
+            ),
             Self::Store(StoreError::WriterGone) => Problem::new(
                 ProblemType::Unavailable,
                 Some("the node is shutting down".to_owned()),
@@ -108,6 +118,12 @@ impl From<BookingError> for ApiError {
             BookingError::Stale(current) => Self::stale(&current, current.version),
             BookingError::Store(e) => Self::Store(e),
         }
+    }
+}
+
+impl From<Busy> for ApiError {
+    fn from(Busy(secs): Busy) -> Self {
+        Self::Busy(secs)
     }
 }
 
@@ -137,7 +153,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let p = self.problem();
         let mut res = problem_response(&p);
-        if let Self::Throttled(secs) = &self
+        if let Self::Throttled(secs) | Self::Busy(secs) = &self
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             res.headers_mut().insert(header::RETRY_AFTER, v);

@@ -16,7 +16,7 @@ use crate::events::Hub;
 use crate::practitioner;
 use crate::store::{AuditDraft, DbKey, Store, StoreError};
 use crate::store::{events, keys, practitioners};
-use crate::throttle::Throttle;
+use crate::throttle::{KnownSignIns, PasswordChecks, Throttle};
 
 /// Why a node could not be set up or started.
 #[derive(Debug, thiserror::Error)]
@@ -112,10 +112,15 @@ pub struct Node {
     pub hub: Hub,
     /// Its clock.
     pub clock: Arc<dyn Clock>,
-    /// Failed sign-ins per account.
+    /// Failed sign-ins per account at an address (an attacker elsewhere cannot keep a doctor
+    /// out at her own workstation).
     pub throttle_accounts: Throttle,
-    /// Failed sign-ins per address.
+    /// Failed sign-ins per address, across accounts (except accounts known there).
     pub throttle_sources: Throttle,
+    /// Accounts that signed in from an address lately.
+    pub known_sign_ins: KnownSignIns,
+    /// Password checks running at once (each holds 19 MiB while it runs).
+    pub password_checks: PasswordChecks,
     /// Failed kiosk identifications per device.
     pub throttle_kiosks: Throttle,
     /// Cancelled when the node shuts down.
@@ -297,6 +302,13 @@ impl Node {
             throttle_accounts: Throttle::new(max, window),
             throttle_sources: Throttle::new(max * 4, window),
             throttle_kiosks: Throttle::new(10, window),
+            known_sign_ins: KnownSignIns::new(chrono::Duration::days(30)),
+            // One check per core keeps the CPU busy; a burst waits up to 2 s, then is told to
+            // come back.
+            password_checks: PasswordChecks::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)),
+                std::time::Duration::from_secs(2),
+            ),
             shutdown: CancellationToken::new(),
             snapshot_permits: Arc::new(tokio::sync::Semaphore::new(2)),
             signing_key,

@@ -10,7 +10,7 @@
 
 use carebridge_protocol::PractitionerId;
 use carebridge_protocol::appointment::{Appointment, BookedBy};
-use carebridge_protocol::practitioner::Role;
+use carebridge_protocol::practitioner::{Practitioner, Role};
 
 use crate::events::Viewer;
 use crate::events::{Audience, ROLE_ADMIN, ROLE_DOCTOR, ROLE_KIOSK, ROLE_RECEPTION, ROLE_REVIEWER};
@@ -197,6 +197,15 @@ pub fn may_see_appointment(viewer: &Viewer, a: &Appointment) -> bool {
 /// Whether the staff accounts `viewer` sees are only the doctors (a kiosk's offer).
 pub fn sees_only_doctors(viewer: &Viewer) -> bool {
     reach(Asker::of(viewer), RecordKind::Practitioner) == Reach::Own
+}
+
+/// A staff account as `viewer` may see it: a kiosk gets the doctors' ids and names, never
+/// their usernames.
+pub fn practitioner_as_seen(viewer: &Viewer, mut p: Practitioner) -> Practitioner {
+    if sees_only_doctors(viewer) {
+        p.username.clear();
+    }
+    p
 }
 
 /// What `viewer`'s snapshot holds.

@@ -1264,6 +1264,167 @@ async fn admins_create_disable_and_reset_accounts_and_sign_ins_are_throttled() {
     );
 }
 
+/// A sign-in from `from` (a loopback address: the node sees it as the caller's address).
+async fn sign_in_from(
+    url: &str,
+    from: [u8; 4],
+    username: &str,
+    password: &str,
+) -> reqwest::StatusCode {
+    let http = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(from))
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .expect("client");
+    http.post(format!("{url}/api/v1/sessions"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .expect("sign in")
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_guesses_get_five_password_checks_and_lock_no_one_out_elsewhere() {
+    let node = TestNode::start().await;
+    let url = node.url.clone();
+    let attacker = [127, 0, 0, 2];
+    let workstation = [127, 0, 0, 1];
+
+    // Sixty wrong passwords for one account, sent together from one address: five are
+    // checked (401); the rest are refused before any check (429), or told the node is busy
+    // (503) when checks were queued too long.
+    let guesses = (0..60).map(|_| sign_in_from(&url, attacker, "reception", "wrong-password-here"));
+    let answers = futures_util::future::join_all(guesses).await;
+    let checked = answers.iter().filter(|s| s.as_u16() == 401).count();
+    let throttled = answers.iter().filter(|s| s.as_u16() == 429).count();
+    let busy = answers.iter().filter(|s| s.as_u16() == 503).count();
+    assert_eq!(checked, 5, "{answers:?}");
+    assert_eq!(checked + throttled + busy, 60, "{answers:?}");
+    assert!(throttled > 0, "{answers:?}");
+
+    // The attacker's address is locked for that account, even with the right password...
+    assert_eq!(
+        sign_in_from(&url, attacker, "reception", support_reception_password()).await,
+        429
+    );
+    // ...but the receptionist at her own workstation is not.
+    assert_eq!(
+        sign_in_from(&url, workstation, "reception", support_reception_password()).await,
+        201
+    );
+
+    // Guessing across accounts from a shared address (a hospital's NAT) locks the address
+    // for accounts not known there, but not for one that signed in from there lately.
+    let shared = [127, 0, 0, 3];
+    assert_eq!(
+        sign_in_from(
+            &url,
+            shared,
+            "admin",
+            carebridge_server::demo::ADMIN_PASSWORD
+        )
+        .await,
+        201
+    );
+    for i in 0..20 {
+        let status = sign_in_from(&url, shared, &format!("nobody-{i}"), "guess-guess-guess").await;
+        assert_eq!(status, 401, "guess {i}");
+    }
+    assert_eq!(
+        sign_in_from(&url, shared, "nobody-else", "guess-guess-guess").await,
+        429,
+        "the address has used up its failures"
+    );
+    assert_eq!(
+        sign_in_from(
+            &url,
+            shared,
+            node.creds.doctors[0].username.as_str(),
+            carebridge_server::demo::DOCTOR_PASSWORD
+        )
+        .await,
+        429,
+        "an account never signed in from there is throttled with the address"
+    );
+    assert_eq!(
+        sign_in_from(
+            &url,
+            shared,
+            "admin",
+            carebridge_server::demo::ADMIN_PASSWORD
+        )
+        .await,
+        201,
+        "the admin signed in from there before"
+    );
+}
+
+/// The practitioner lines of `who`'s snapshot.
+async fn snapshot_practitioners(who: &Client) -> Vec<Value> {
+    let r = who
+        .http
+        .get(format!("{}/api/v1/snapshot", who.url))
+        .bearer_auth(&who.token)
+        .send()
+        .await
+        .expect("snapshot");
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.expect("body");
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
+        .filter(|v| v["kind"] == "practitioner")
+        .map(|v| v["data"].clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kiosk_learns_the_doctors_ids_and_names_but_not_what_they_sign_in_with() {
+    let node = TestNode::start().await;
+    let kiosk = node.kiosk().await;
+    let reception = node.reception().await;
+    let doctor_names: BTreeSet<String> = node
+        .creds
+        .doctors
+        .iter()
+        .map(|d| d.username.clone())
+        .collect();
+
+    for (what, list) in [
+        ("the list", kiosk.get("/api/v1/practitioners").await.body),
+        (
+            "the snapshot",
+            Value::Array(snapshot_practitioners(&kiosk).await),
+        ),
+    ] {
+        let list = list.as_array().expect("a list").clone();
+        assert!(!list.is_empty(), "{what}: the kiosk offers doctors");
+        for p in &list {
+            assert_eq!(p["role"], "doctor", "{what}: {p}");
+            assert!(
+                p["id"].is_string() && p["display_name"].is_string(),
+                "{what}: {p}"
+            );
+            assert!(p.get("username").is_none(), "{what} names a username: {p}");
+        }
+        let text = Value::Array(list).to_string();
+        for u in &doctor_names {
+            assert!(!text.contains(&format!("\"{u}\"")), "{what} carries {u}");
+        }
+    }
+    // Staff still see usernames.
+    let staff = snapshot_practitioners(&reception).await;
+    assert!(staff.iter().all(|p| p["username"].is_string()), "{staff:?}");
+    let listed = reception.get("/api/v1/practitioners").await.body;
+    assert!(
+        listed
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|p| p["username"].is_string())
+    );
+}
+
 fn support_reception_password() -> &'static str {
     carebridge_server::demo::RECEPTION_PASSWORD
 }

@@ -11,7 +11,8 @@ export type Practitioner = {
  */
 id: PractitionerId, 
 /**
- * Sign-in name, unique on the node.
+ * Sign-in name, unique on the node. Left out for a kiosk, which offers doctors to
+ * patients by name and must not learn what staff sign in with.
  */
 username: string, 
 /**

@@ -267,9 +267,9 @@ pub async fn identify_kiosk_patient(
         ApiError::forbidden("only a kiosk identifies patients this way; staff search instead")
     })?;
     let now = node.clock.now();
-    let throttle_key = device.to_string();
-    node.throttle_kiosks
-        .check(&throttle_key, now)
+    let attempt = node
+        .throttle_kiosks
+        .reserve(&device.to_string(), now)
         .map_err(ApiError::Throttled)?;
     let name = node.name().to_owned();
     let tz = node.tz;
@@ -323,8 +323,12 @@ pub async fn identify_kiosk_patient(
             })
         })
         .await;
+    // Only a wrong card or birth date counts against the kiosk; a success or the node's own
+    // failure gives the attempt back.
     if matches!(&result, Err(ApiError::Problem(p)) if p.code == ProblemType::NotFound) {
-        node.throttle_kiosks.fail(&throttle_key, now);
+        attempt.failed();
+    } else {
+        drop(attempt);
     }
     Ok(axum::Json(result?))
 }

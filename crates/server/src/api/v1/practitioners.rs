@@ -22,6 +22,7 @@ use crate::events::Viewer;
 use crate::node::Node;
 use crate::practitioner;
 use crate::store::{practitioners, sessions};
+use crate::visibility;
 
 /// Which accounts to list.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -41,12 +42,14 @@ pub async fn list_practitioners(
     caller: Caller,
     Query(f): Query<PractitionerFilter>,
 ) -> Result<axum::Json<Vec<Practitioner>>, ApiError> {
-    let role = match caller.viewer {
-        Viewer::Kiosk { .. } => Some(Role::Doctor),
-        Viewer::Staff { .. } => f.role,
+    let viewer = caller.viewer;
+    let role = if visibility::sees_only_doctors(&viewer) {
+        Some(Role::Doctor)
+    } else {
+        f.role
     };
     let admin = matches!(
-        caller.viewer,
+        viewer,
         Viewer::Staff {
             role: Role::Admin,
             ..
@@ -58,6 +61,7 @@ pub async fn list_practitioners(
         .await?
         .into_iter()
         .filter(|p| admin || !p.disabled)
+        .map(|p| visibility::practitioner_as_seen(&viewer, p))
         .collect();
     Ok(axum::Json(list))
 }

@@ -8,6 +8,7 @@ use axum::response::IntoResponse;
 use carebridge_protocol::ProblemType;
 use carebridge_protocol::problem::Problem;
 use carebridge_protocol::session::{KioskSignIn, Principal, Session, StaffSignIn};
+use chrono::{DateTime, Utc};
 
 use crate::api::extract::{Caller, Json, Source};
 use crate::error::ApiError;
@@ -15,17 +16,68 @@ use crate::events::Viewer;
 use crate::node::Node;
 use crate::store::AuditDraft;
 use crate::store::{kiosks, practitioners, sessions};
+use crate::throttle::Attempt;
 use crate::{practitioner, session};
 
 fn refused() -> ApiError {
     ApiError::new(ProblemType::Unauthenticated, "wrong username or password")
 }
 
+/// Reserves a sign-in attempt for `account` at `source`, and one for `source` unless the
+/// account signed in there lately (someone guessing from a shared address must not keep the
+/// staff who work there out).
+fn reserve<'n>(
+    node: &'n Node,
+    account: &str,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<(Attempt<'n>, Option<Attempt<'n>>), ApiError> {
+    let for_account = node
+        .throttle_accounts
+        .reserve(&format!("{account}|{source}"), now)
+        .map_err(ApiError::Throttled)?;
+    let for_source = if node.known_sign_ins.is_known(account, source, now) {
+        None
+    } else {
+        Some(
+            node.throttle_sources
+                .reserve(source, now)
+                .map_err(ApiError::Throttled)?,
+        )
+    };
+    Ok((for_account, for_source))
+}
+
+/// Counts a decided sign-in: a failure against both; a success clears the account's count at
+/// this address (never the address's: one good account must not reset a guesser's count)
+/// and remembers the account there.
+fn settle(
+    node: &Node,
+    accepted: bool,
+    account: &str,
+    source: &str,
+    now: DateTime<Utc>,
+    for_account: Attempt<'_>,
+    for_source: Option<Attempt<'_>>,
+) {
+    if accepted {
+        for_account.succeeded();
+        drop(for_source);
+        node.known_sign_ins.remember(account, source, now);
+    } else {
+        for_account.failed();
+        if let Some(a) = for_source {
+            a.failed();
+        }
+    }
+}
+
 /// Signs a staff user in and returns a bearer token.
 #[utoipa::path(post, path = "/sessions", tag = "sessions", request_body = StaffSignIn,
     responses((status = 201, description = "Signed in", body = Session),
               (status = 401, description = "Wrong username or password, or the account is disabled", body = Problem, content_type = "application/problem+json"),
-              (status = 429, description = "Too many failed attempts", body = Problem, content_type = "application/problem+json")))]
+              (status = 429, description = "Too many failed attempts for this account from this address, or from this address", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "Too many sign-ins at once; retry after `Retry-After`", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_session(
     State(node): State<Arc<Node>>,
     Source(source): Source,
@@ -33,27 +85,25 @@ pub async fn create_session(
 ) -> Result<impl IntoResponse, ApiError> {
     let now = node.clock.now();
     let account_key = req.username.trim().to_lowercase();
-    node.throttle_accounts
-        .check(&account_key, now)
-        .map_err(ApiError::Throttled)?;
-    node.throttle_sources
-        .check(&source, now)
-        .map_err(ApiError::Throttled)?;
+    // Both attempts are reserved before the password is checked, so that parallel guesses
+    // cannot all pass the throttle before the first failure is recorded.
+    let (for_account, for_source) = reserve(&node, &account_key, &source, now)?;
     let username = account_key.clone();
     let creds = node
         .store
         .read(move |c| practitioners::by_username(c, &username).map_err(ApiError::from))
         .await?;
     let password = req.password;
-    let (creds, ok) = tokio::task::spawn_blocking(move || {
-        let hash = creds
-            .as_ref()
-            .map_or(practitioner::decoy_hash(), |c| c.password_hash.as_str());
-        let ok = practitioner::verify_password(&password, hash);
-        (creds, ok)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (creds, ok) = node
+        .password_checks
+        .run(move || {
+            let hash = creds
+                .as_ref()
+                .map_or(practitioner::decoy_hash(), |c| c.password_hash.as_str());
+            let ok = practitioner::verify_password(&password, hash);
+            (creds, ok)
+        })
+        .await?;
     let draft = AuditDraft {
         actor: creds.as_ref().map_or("anonymous".into(), |c| {
             format!("staff:{}", c.practitioner.id)
@@ -68,12 +118,15 @@ pub async fn create_session(
         Some(c) if ok && !c.practitioner.disabled => Some(c.practitioner),
         _ => None,
     };
-    if accepted.is_none() {
-        node.throttle_accounts.fail(&account_key, now);
-        node.throttle_sources.fail(&source, now);
-    } else {
-        node.throttle_accounts.succeed(&account_key);
-    }
+    settle(
+        &node,
+        accepted.is_some(),
+        &account_key,
+        &source,
+        now,
+        for_account,
+        for_source,
+    );
     let hours = i64::from(node.config.session_hours);
     let tried = account_key.clone();
     let session = node
@@ -124,12 +177,7 @@ pub async fn create_kiosk_session(
 ) -> Result<impl IntoResponse, ApiError> {
     let now = node.clock.now();
     let key = format!("kiosk:{}", req.device_id);
-    node.throttle_accounts
-        .check(&key, now)
-        .map_err(ApiError::Throttled)?;
-    node.throttle_sources
-        .check(&source, now)
-        .map_err(ApiError::Throttled)?;
+    let (for_account, for_source) = reserve(&node, &key, &source, now)?;
     let id = req.device_id;
     let device = node
         .store
@@ -139,10 +187,15 @@ pub async fn create_kiosk_session(
         Some((d, hash)) if !d.revoked && hash == kiosks::secret_hash(&req.secret) => Some(d),
         _ => None,
     };
-    if accepted.is_none() {
-        node.throttle_accounts.fail(&key, now);
-        node.throttle_sources.fail(&source, now);
-    }
+    settle(
+        &node,
+        accepted.is_some(),
+        &key,
+        &source,
+        now,
+        for_account,
+        for_source,
+    );
     let draft = AuditDraft {
         actor: format!("kiosk:{id}"),
         action: "session.create".into(),

@@ -17,6 +17,8 @@ use crate::api::extract::{Caller, Query};
 use crate::error::ApiError;
 use crate::node::Node;
 use crate::store::snapshot::{self, Cursor};
+use crate::visibility;
+use carebridge_protocol::snapshot::SnapshotItem;
 
 /// Lines are sent in chunks of about this size.
 const CHUNK: usize = 64 * 1024;
@@ -80,9 +82,19 @@ pub async fn get_snapshot(
         };
         let mut buf = BytesMut::with_capacity(CHUNK + 4096);
         let mut open = true;
-        let contents = crate::visibility::snapshot_of(&viewer);
+        let contents = visibility::snapshot_of(&viewer);
         let written = snapshot::write(&conn, &contents, &name, after.as_ref(), |item| {
-            if serde_json::to_writer(bytes::BufMut::writer(&mut buf), item).is_err() {
+            let written = match item {
+                SnapshotItem::Practitioner(p) if visibility::sees_only_doctors(&viewer) => {
+                    let seen = visibility::practitioner_as_seen(&viewer, p.clone());
+                    serde_json::to_writer(
+                        bytes::BufMut::writer(&mut buf),
+                        &SnapshotItem::Practitioner(seen),
+                    )
+                }
+                _ => serde_json::to_writer(bytes::BufMut::writer(&mut buf), item),
+            };
+            if written.is_err() {
                 return false;
             }
             buf.extend_from_slice(b"\n");
