@@ -166,7 +166,15 @@ pub fn run() {
             Ok(())
         })
         .invoke_handler(commands::ipc::handler())
-        .run(context);
+        .build(context)
+        .map(|app| {
+            commands::reports::clear_stale_printouts();
+            app.run(|_, event| {
+                if let tauri::RunEvent::Exit = event {
+                    commands::reports::remove_printouts();
+                }
+            });
+        });
     if let Err(e) = app {
         eprintln!("error: the app could not start: {e}");
         std::process::exit(1);

@@ -160,15 +160,16 @@ pub struct NoNotices;
 
 impl Notifier for NoNotices {
     fn notify(&self, notice: Notice) {
-        tracing::debug!(?notice, "not shown at a kiosk");
+        tracing::debug!(kind = notice.kind(), record = %notice.record_id(), "not shown at a kiosk");
     }
 }
 
 impl Notifier for DesktopNotices {
     fn notify(&self, notice: Notice) {
         let private = self.locked.load(std::sync::atomic::Ordering::SeqCst);
+        // The log holds what kind of notice and the record's id: never a patient's name.
+        tracing::info!(kind = notice.kind(), record = %notice.record_id(), "notice");
         let (summary, body) = text(&notice, self.time_zone, self.language, private);
-        tracing::info!(summary, "notice");
         if let Ok(shown) = self.shown.lock() {
             let _ = shown.send((summary, body));
         }
@@ -228,5 +229,76 @@ mod tests {
         );
         assert_eq!(title, "New kiosk booking: a patient, 10:30");
         assert!(!body.contains("Sore throat"), "{body}");
+    }
+
+    /// Collects what is logged.
+    #[derive(Clone, Default)]
+    struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Log {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_notice_is_logged_by_kind_and_id_never_with_the_patient_or_the_reason() {
+        let start = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 24, 9, 30, 0)
+            .unwrap();
+        let appointment = Appointment {
+            id: AppointmentId::new(),
+            reference: "APT-1".into(),
+            patient_id: PatientId::new(),
+            practitioner_id: PractitionerId::new(),
+            start,
+            end: start + chrono::Duration::minutes(15),
+            reason: "Sore throat".into(),
+            status: AppointmentStatus::Pending,
+            booked_by: BookedBy::Kiosk {
+                id: KioskDeviceId::new(),
+            },
+            override_reason: None,
+            cancellation_reason: None,
+            version: 1,
+            created_at: start,
+            updated_at: start,
+        };
+        let id = appointment.id.to_string();
+        // The notifier as the app makes it, but its desktop side is this channel.
+        let (shown, to_show) = std::sync::mpsc::channel();
+        let notices = DesktopNotices {
+            time_zone: chrono_tz::Europe::Amsterdam,
+            language: Language::English,
+            locked: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            shown: std::sync::Mutex::new(shown),
+        };
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            notices.notify(Notice::KioskBooking {
+                appointment,
+                patient_name: Some("Anna Jansen".into()),
+            });
+        });
+        let logged = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            logged.contains("kiosk-booking") && logged.contains(&id),
+            "{logged}"
+        );
+        assert!(!logged.contains("Anna Jansen"), "{logged}");
+        assert!(!logged.contains("Sore throat"), "{logged}");
+        // The desktop still shows who and why.
+        let (title, _) = to_show.try_recv().unwrap();
+        assert!(title.contains("Anna Jansen"), "{title}");
     }
 }

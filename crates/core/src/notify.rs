@@ -64,6 +64,35 @@ pub enum Notice {
     },
 }
 
+impl Notice {
+    /// What kind of notice, for the log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::KioskBooking { .. } => "kiosk-booking",
+            Self::BookingConfirmed { .. } => "booking-confirmed",
+            Self::BookingDeclined { .. } => "booking-declined",
+            Self::AdminUpdate { .. } => "admin-update",
+            Self::TransmissionFailed { .. } => "transmission-failed",
+            Self::TransmissionOverdue { .. } => "transmission-overdue",
+            Self::ReportsReceived { .. } => "reports-received",
+        }
+    }
+
+    /// The id of the record it is about (the sending node for received reports), for the log:
+    /// never a name or a reason.
+    pub fn record_id(&self) -> String {
+        match self {
+            Self::KioskBooking { appointment, .. }
+            | Self::BookingConfirmed { appointment }
+            | Self::BookingDeclined { appointment, .. } => appointment.id.to_string(),
+            Self::AdminUpdate { update } => update.id.to_string(),
+            Self::TransmissionFailed { transmission }
+            | Self::TransmissionOverdue { transmission } => transmission.id.to_string(),
+            Self::ReportsReceived { source, .. } => source.clone(),
+        }
+    }
+}
+
 /// The notice an exchange event is for this user, if any.
 pub fn notice_for_exchange(me: &Principal, event: &LiveEvent) -> Option<Notice> {
     let Principal::Staff { role, .. } = me else {
