@@ -94,6 +94,14 @@ pub struct NodeConfig {
     /// small value bounds what a client that stopped reading can hold in the kernel, and
     /// makes the node notice it sooner.
     pub tcp_send_buffer: Option<u32>,
+    /// Connections served at once (default 4096; each live stream holds one). Beyond it new
+    /// connections wait in the kernel's queue until one closes.
+    pub max_connections: u32,
+    /// Seconds a client has to send a request's head (default 10): a client trickling its
+    /// headers (slowloris) is cut off.
+    pub header_timeout_seconds: u32,
+    /// Seconds a client has to send a request's whole body once its head arrived (default 30).
+    pub body_timeout_seconds: u32,
     /// HTTPS; plain HTTP when absent.
     pub tls: Option<TlsConfig>,
     /// Days a payload received from a peer is kept before the retention job deletes it
@@ -129,6 +137,9 @@ impl Default for NodeConfig {
             max_body_bytes: 1024 * 1024,
             max_failed_sign_ins: 5,
             tcp_send_buffer: None,
+            max_connections: 4096,
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 30,
             tls: None,
             retention_days: 90,
             transmission_alert_minutes: 30,
@@ -194,6 +205,15 @@ impl NodeConfig {
             ));
         }
         self.tz()?;
+        for (name, value) in [
+            ("max_connections", self.max_connections),
+            ("header_timeout_seconds", self.header_timeout_seconds),
+            ("body_timeout_seconds", self.body_timeout_seconds),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("`{name}` must be at least 1")));
+            }
+        }
         if self.live_buffer < 16 {
             return Err(ConfigError::Invalid(
                 "`live_buffer` must be at least 16".into(),

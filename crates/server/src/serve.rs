@@ -66,7 +66,20 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeEr
     let app = crate::api::router(node.clone());
     crate::jobs::spawn(&node);
     let tracker = TaskTracker::new();
+    let limits = Limits::of(&node.config);
+    // A connection holds a permit for its life: at the cap, the loop stops accepting and new
+    // connections wait in the kernel's queue.
+    let permits = Arc::new(tokio::sync::Semaphore::new(
+        node.config.max_connections as usize,
+    ));
     loop {
+        let permit = tokio::select! {
+            _ = node.shutdown.cancelled() => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
         let (stream, addr) = tokio::select! {
             _ = node.shutdown.cancelled() => break,
             r = listener.accept() => match r {
@@ -89,11 +102,10 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeEr
         let tls = tls.clone();
         let node_for_conn = node.clone();
         tracker.spawn(async move {
+            let _permit = permit;
             let io: Box<dyn Io> = match tls {
                 Some(acceptor) => {
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
-                        .await
-                    {
+                    match tokio::time::timeout(limits.header, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => Box::new(s),
                         Ok(Err(e)) => {
                             tracing::debug!(%addr, error = %e, "TLS handshake failed");
@@ -104,7 +116,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeEr
                 }
                 None => {
                     let mut stream = stream;
-                    let Some(head) = read_head(&mut stream).await else {
+                    let Some(head) = read_head(&mut stream, limits.header).await else {
                         return;
                     };
                     if is_event_stream(&head) {
@@ -126,7 +138,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeEr
             };
             // Boxed: a task's future is as large as its largest state, and this one would
             // otherwise be carried by every lean live-stream connection too.
-            Box::pin(serve_hyper(io, app, addr, kill, shutdown)).await;
+            Box::pin(serve_hyper(io, app, addr, kill, shutdown, limits)).await;
         });
     }
     tracker.close();
@@ -140,6 +152,24 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeEr
     Ok(())
 }
 
+/// How long a client may take to send what it must.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// A request's head (and a TLS handshake).
+    header: Duration,
+    /// A request's whole body, once its head arrived.
+    body: Duration,
+}
+
+impl Limits {
+    fn of(config: &crate::config::NodeConfig) -> Self {
+        Self {
+            header: Duration::from_secs(u64::from(config.header_timeout_seconds)),
+            body: Duration::from_secs(u64::from(config.body_timeout_seconds)),
+        }
+    }
+}
+
 /// Serves one connection with hyper until it ends, is killed, or the node shuts down.
 async fn serve_hyper(
     io: Box<dyn Io>,
@@ -147,15 +177,26 @@ async fn serve_hyper(
     addr: SocketAddr,
     kill: CancellationToken,
     shutdown: CancellationToken,
+    limits: Limits,
 ) {
     let control = ConnectionControl(kill.clone());
     let svc = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
         req.extensions_mut().insert(control.clone());
-        app.clone().oneshot(req.map(axum::body::Body::new))
+        let req = if hyper::body::Body::is_end_stream(req.body()) {
+            req.map(axum::body::Body::new)
+        } else {
+            req.map(|b| axum::body::Body::new(Deadline::new(b, limits.body)))
+        };
+        app.clone().oneshot(req)
     });
     let svc = TowerToHyperService::new(svc);
-    let builder = Builder::new(TokioExecutor::new());
+    let mut builder = Builder::new(TokioExecutor::new());
+    // Every later request's head on a kept-alive connection (the first one's was read above).
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     let mut conn = std::pin::pin!(conn);
     tokio::select! {
@@ -173,9 +214,9 @@ async fn serve_hyper(
     }
 }
 
-/// Reads a plain connection's first request head (up to the blank line, 16 KiB, or 30 s).
-/// Whatever else arrived with it stays in the returned bytes, to be replayed to hyper.
-async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+/// Reads a plain connection's first request head (up to the blank line, 16 KiB, or the time
+/// allowed). Whatever else arrived with it stays in the returned bytes, to be replayed to hyper.
+async fn read_head(stream: &mut tokio::net::TcpStream, allowed: Duration) -> Option<Vec<u8>> {
     use tokio::io::AsyncReadExt;
     let mut buf = Vec::with_capacity(1024);
     let read = async {
@@ -191,11 +232,62 @@ async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(30), read)
-        .await
-        .ok()
-        .flatten()?;
+    tokio::time::timeout(allowed, read).await.ok().flatten()?;
     Some(buf)
+}
+
+/// A request body that must arrive whole before a deadline: a client dripping its body must
+/// not hold a connection and a handler for ever. (A per-chunk timeout would not do: a byte
+/// every few seconds never trips it.)
+struct Deadline<B> {
+    inner: B,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> Deadline<B> {
+    fn new(inner: B, allowed: Duration) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(allowed)),
+        }
+    }
+}
+
+/// The request body was not sent in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+struct BodyTooSlow;
+
+impl<B> hyper::body::Body for Deadline<B>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = bytes::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        use std::future::Future;
+        let this = self.get_mut();
+        if let std::task::Poll::Ready(frame) = std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            return std::task::Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(Some(Err(Box::new(BodyTooSlow))));
+        }
+        std::task::Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Whether a request head asks for the live stream over HTTP/1.
