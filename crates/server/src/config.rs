@@ -102,6 +102,9 @@ pub struct NodeConfig {
     pub header_timeout_seconds: u32,
     /// Seconds a client has to send a request's whole body once its head arrived (default 30).
     pub body_timeout_seconds: u32,
+    /// Seconds a snapshot's reader may stop reading before the node ends its snapshot and
+    /// frees its place (default 30); it resumes with `after`.
+    pub snapshot_stall_seconds: u32,
     /// HTTPS; plain HTTP when absent.
     pub tls: Option<TlsConfig>,
     /// Days a payload received from a peer is kept before the retention job deletes it
@@ -140,6 +143,7 @@ impl Default for NodeConfig {
             max_connections: 4096,
             header_timeout_seconds: 10,
             body_timeout_seconds: 30,
+            snapshot_stall_seconds: 30,
             tls: None,
             retention_days: 90,
             transmission_alert_minutes: 30,
@@ -209,6 +213,7 @@ impl NodeConfig {
             ("max_connections", self.max_connections),
             ("header_timeout_seconds", self.header_timeout_seconds),
             ("body_timeout_seconds", self.body_timeout_seconds),
+            ("snapshot_stall_seconds", self.snapshot_stall_seconds),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("`{name}` must be at least 1")));

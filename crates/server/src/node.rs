@@ -127,6 +127,9 @@ pub struct Node {
     pub shutdown: CancellationToken,
     /// Snapshots streaming at once (each holds a connection and a read transaction).
     pub snapshot_permits: Arc<tokio::sync::Semaphore>,
+    /// Who is reading a snapshot now: one at a time each, so that one user cannot take every
+    /// place.
+    pub snapshot_readers: Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
     /// The node's Ed25519 key: it signs reports for their authors and federation requests.
     pub signing_key: ed25519_dalek::SigningKey,
     /// The node's X25519 key: envelopes from peers are opened with it.
@@ -311,6 +314,7 @@ impl Node {
             ),
             shutdown: CancellationToken::new(),
             snapshot_permits: Arc::new(tokio::sync::Semaphore::new(2)),
+            snapshot_readers: Arc::default(),
             signing_key,
             agreement_key,
             report_fonts: std::sync::OnceLock::new(),

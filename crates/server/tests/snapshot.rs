@@ -8,8 +8,10 @@ mod support;
 use std::time::Duration;
 
 use carebridge_protocol::snapshot::SnapshotItem;
+use carebridge_server::demo::DemoSize;
 use serde_json::json;
 use support::{Client, TestNode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -220,4 +222,86 @@ async fn a_sized_demo_makes_exactly_the_appointments_asked_for() {
         .unwrap();
     assert_eq!(n, 2_345);
     assert!(statuses >= 5, "{statuses} statuses");
+}
+
+/// Opens a snapshot on a raw connection and reads its status line only: a reader that then
+/// stops reading.
+async fn stalled_snapshot(node: &TestNode, token: &str) -> (String, tokio::net::TcpStream) {
+    let mut stream = tokio::net::TcpStream::connect(node.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            format!("GET /api/v1/snapshot HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer {token}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut status = [0u8; 12];
+    stream.read_exact(&mut status).await.unwrap();
+    (String::from_utf8_lossy(&status).into_owned(), stream)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_snapshot_readers_are_ended_and_block_no_one_and_a_user_reads_one_at_a_time() {
+    // Enough patients that a snapshot outgrows every buffer between the node and a reader
+    // that stopped reading.
+    let size = DemoSize {
+        doctors: 2,
+        days: 1,
+        patients: 6000,
+        bench: false,
+        appointments: None,
+    };
+    let node = TestNode::start_sized(size, |c| {
+        c.snapshot_stall_seconds = 3;
+        c.tcp_send_buffer = Some(4096);
+    })
+    .await;
+    let reception = node.reception().await;
+    let doctor = node.doctor(0).await;
+    let admin = node.admin().await;
+
+    let (status, mut first) = stalled_snapshot(&node, &reception.token).await;
+    assert_eq!(status, "HTTP/1.1 200");
+    // The same user again while their first is being sent: told to finish that one first.
+    let (again, _) = snapshot(&reception, None).await;
+    assert_eq!(again, 429);
+    let (status, mut second) = stalled_snapshot(&node, &doctor.token).await;
+    assert_eq!(status, "HTTP/1.1 200");
+
+    // Both places are held by readers that stopped; a third user is served once the node has
+    // ended theirs.
+    let (status, items) = tokio::time::timeout(Duration::from_secs(60), snapshot(&admin, None))
+        .await
+        .expect("a stalled reader blocked everyone's snapshot");
+    assert_eq!(status, 200);
+    assert!(
+        matches!(items.last(), Some(SnapshotItem::End { .. })),
+        "{:?}",
+        items.last()
+    );
+
+    // The stalled snapshots were ended without their `end` line: their readers resume.
+    for (who, stream) in [("reception", &mut first), ("doctor", &mut second)] {
+        // Up to the chunked body's last chunk: the response ends, the connection may stay.
+        let mut rest = Vec::new();
+        tokio::time::timeout(WAIT * 3, async {
+            while !rest.ends_with(b"\r\n0\r\n\r\n") {
+                if stream.read_buf(&mut rest).await.unwrap_or(0) == 0 {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("the stalled snapshot was never ended");
+        let text = String::from_utf8_lossy(&rest);
+        assert!(
+            !text.contains("\"kind\":\"end\""),
+            "{who}'s snapshot was sent whole"
+        );
+    }
+    // And the user may read one again.
+    let (status, _) = snapshot(&reception, None).await;
+    assert_eq!(status, 200);
 }

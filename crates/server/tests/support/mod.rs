@@ -57,6 +57,21 @@ impl TestNode {
 
     /// Starts a node, letting the test adjust its configuration first.
     pub async fn start_with(adjust: impl FnOnce(&mut carebridge_server::NodeConfig)) -> Self {
+        let size = DemoSize {
+            doctors: 3,
+            days: 3,
+            patients: 20,
+            bench: true,
+            appointments: None,
+        };
+        Self::start_sized(size, adjust).await
+    }
+
+    /// Starts a node seeded with `size`, letting the test adjust its configuration first.
+    pub async fn start_sized(
+        size: DemoSize,
+        adjust: impl FnOnce(&mut carebridge_server::NodeConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = init_dir(dir.path());
         cfg.listen = "127.0.0.1:0".parse().unwrap();
@@ -66,13 +81,6 @@ impl TestNode {
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let size = DemoSize {
-            doctors: 3,
-            days: 3,
-            patients: 20,
-            bench: true,
-            appointments: None,
-        };
         let creds = demo::seed(&node, &size, &url).await.expect("seed");
         let n = node.clone();
         let served = tokio::spawn(async move {

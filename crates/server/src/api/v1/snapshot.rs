@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use carebridge_protocol::ProblemType;
+use carebridge_protocol::problem::Problem;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -35,7 +36,9 @@ pub struct SnapshotQuery {
 /// stream from), the records, `end`. A snapshot without its `end` line was cut off: resume it
 /// with `after`.
 #[utoipa::path(get, path = "/snapshot", tag = "events", params(SnapshotQuery), security(("bearer" = [])),
-    responses((status = 200, description = "One JSON object a line: {\"kind\": \"begin\" | \"practitioner\" | \"schedule\" | \"patient\" | \"appointment\" | \"end\", \"data\": …}", content_type = "application/x-ndjson", body = String)))]
+    responses((status = 200, description = "One JSON object a line: {\"kind\": \"begin\" | \"practitioner\" | \"schedule\" | \"patient\" | \"appointment\" | \"end\", \"data\": …}", content_type = "application/x-ndjson", body = String),
+              (status = 429, description = "A snapshot for this user is already being sent", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "Every snapshot place is taken; retry after `Retry-After`", body = Problem, content_type = "application/problem+json")))]
 pub async fn get_snapshot(
     State(node): State<Arc<Node>>,
     caller: Caller,
@@ -53,12 +56,23 @@ pub async fn get_snapshot(
             })
         })
         .transpose()?;
-    let permit = node
-        .snapshot_permits
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| ApiError::new(ProblemType::Unavailable, "the node is shutting down"))?;
+    // One snapshot at a time per user: a second one (a stuck client retrying) is told to wait.
+    let reading = ReadingNow::take(&node.snapshot_readers, caller.actor()).ok_or_else(|| {
+        ApiError::new(
+            ProblemType::TooManyRequests,
+            "a snapshot for you is already being sent; finish or close it first",
+        )
+    })?;
+    // Places are few (each holds a connection and a read transaction): wait a little for one.
+    let permit = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        node.snapshot_permits.clone().acquire_owned(),
+    )
+    .await
+    .map_err(|_| ApiError::Busy(5))?
+    .map_err(|_| ApiError::new(ProblemType::Unavailable, "the node is shutting down"))?;
+    let stall = std::time::Duration::from_secs(u64::from(node.config.snapshot_stall_seconds));
+    let runtime = tokio::runtime::Handle::current();
     let detail = q
         .after
         .clone()
@@ -73,6 +87,14 @@ pub async fn get_snapshot(
     let (store, viewer, name) = (node.store.clone(), caller.viewer, node.name().to_owned());
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
+        let _reading = reading;
+        // A reader that stops reading would hold its place and its read transaction for ever:
+        // past the stall time its snapshot ends (without `end`, so the client resumes).
+        let send = |chunk: Bytes| -> bool {
+            runtime
+                .block_on(tokio::time::timeout(stall, tx.send(chunk)))
+                .is_ok_and(|sent| sent.is_ok())
+        };
         let conn = match store.open_reader() {
             Ok(c) => c,
             Err(e) => {
@@ -100,13 +122,13 @@ pub async fn get_snapshot(
             buf.extend_from_slice(b"\n");
             if buf.len() >= CHUNK {
                 // The client's pace sets ours: a bounded channel, never the whole snapshot.
-                open = tx.blocking_send(buf.split().freeze()).is_ok();
+                open = send(buf.split().freeze());
             }
             open
         });
         match written {
             Ok(()) if open && !buf.is_empty() => {
-                let _ = tx.blocking_send(buf.freeze());
+                let _ = send(buf.freeze());
             }
             Ok(()) => {}
             // The stream ends without its `end` line: the client resumes.
@@ -124,4 +146,29 @@ pub async fn get_snapshot(
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(res)
+}
+
+/// A user's place among the snapshot readers, given back when dropped.
+struct ReadingNow {
+    readers: Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
+    who: String,
+}
+
+impl ReadingNow {
+    /// `who`'s place, unless they are reading one already.
+    fn take(
+        readers: &Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
+        who: String,
+    ) -> Option<Self> {
+        readers.lock().insert(who.clone()).then(|| Self {
+            readers: readers.clone(),
+            who,
+        })
+    }
+}
+
+impl Drop for ReadingNow {
+    fn drop(&mut self) {
+        self.readers.lock().remove(&self.who);
+    }
 }
