@@ -317,8 +317,9 @@ pub fn book(
     };
     appointments::insert(ctx, &a)?;
     ctx.set_entity(format!("appointment/{}", a.id));
-    if let Some(r) = &a.override_reason {
-        ctx.set_detail(format!("OVERRIDE (overbooked on purpose): {r}"));
+    if a.override_reason.is_some() {
+        // The reason stays with the appointment: the audit trail holds no free text.
+        ctx.set_detail("OVERRIDE (overbooked on purpose, with a reason)");
     }
     ctx.emit(
         EventKind::AppointmentCreated,
@@ -469,10 +470,11 @@ pub fn act(
                 "moved from {} to {}{}",
                 a.start,
                 start,
-                m.override_reason
-                    .as_deref()
-                    .map(|r| format!("; OVERRIDE: {r}"))
-                    .unwrap_or_default()
+                if m.override_reason.is_some() {
+                    "; OVERRIDE (with a reason)"
+                } else {
+                    ""
+                }
             ));
             a.start = start;
             a.end = end;

@@ -10,6 +10,7 @@
 
 use carebridge_protocol::PractitionerId;
 use carebridge_protocol::appointment::{Appointment, BookedBy};
+use carebridge_protocol::federation::payload::Transmission;
 use carebridge_protocol::practitioner::{Practitioner, Role};
 
 use crate::events::Viewer;
@@ -206,6 +207,25 @@ pub fn practitioner_as_seen(viewer: &Viewer, mut p: Practitioner) -> Practitione
         p.username.clear();
     }
     p
+}
+
+/// A transmission as admins see it: to whom, its state and how many reports, never the
+/// patient's name or the reports' titles (admins see no patient data).
+pub fn transmission_for_admins(mut t: Transmission) -> Transmission {
+    if t.patient_id.is_some() || !t.report_ids.is_empty() {
+        t.summary = format!("{} report(s)", t.report_ids.len());
+    }
+    t
+}
+
+/// A transmission as `viewer` may see it.
+pub fn transmission_as_seen(viewer: &Viewer, t: Transmission) -> Transmission {
+    match viewer {
+        Viewer::Staff {
+            role: Role::Admin, ..
+        } => transmission_for_admins(t),
+        _ => t,
+    }
 }
 
 /// What `viewer`'s snapshot holds.

@@ -600,6 +600,9 @@ async fn reports_go_to_the_insurer_with_consent_and_admin_updates_come_back_ackn
         .sign_in(&p.creds.reception.username, &p.creds.reception.password)
         .await;
     let mut reception_stream = reception.events(None).await;
+    // The hospital's admin follows the transmissions: their states, never whom or what about.
+    let hospital_admin = p.hospital.sign_in("admin", demo::ADMIN_PASSWORD).await;
+    let mut admin_stream = hospital_admin.events(None).await;
 
     let peers = doctor.get("/api/v1/peers").await;
     assert_eq!(peers.body[0]["name"], INSURER, "{}", peers.body);
@@ -682,6 +685,47 @@ async fn reports_go_to_the_insurer_with_consent_and_admin_updates_come_back_ackn
         ))
         .await;
     assert_eq!(list.body[0]["state"], "acknowledged");
+    assert!(
+        list.body[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Chest X-ray")
+    );
+
+    // Admins see who it went to, its state and how many reports: no patient, no titles, in
+    // the stream as in the list; and each list read is audited, with ids and counts only.
+    let patient_name = p.creds.patients[1].name.clone();
+    let seen = admin_stream
+        .wait_for(WAIT, |e| {
+            e.event == "transmission.updated"
+                && e.data["id"] == id.as_str()
+                && e.data["state"] == "acknowledged"
+        })
+        .await;
+    assert_eq!(seen.data["summary"], "2 report(s)", "{}", seen.data);
+    let admins_list = hospital_admin.get("/api/v1/transmissions").await;
+    assert_eq!(admins_list.status, 200);
+    for t in admins_list.body.as_array().unwrap() {
+        let text = t.to_string();
+        assert!(
+            !text.contains(&patient_name) && !text.contains("Chest X-ray"),
+            "{text}"
+        );
+    }
+    let reads = p.hospital.audited("transmission.list").await;
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    assert!(
+        reads.iter().all(|(outcome, _)| outcome == "success"),
+        "{reads:?}"
+    );
+    assert_eq!(
+        p.hospital
+            .count("SELECT count(*) FROM audit WHERE detail LIKE '%Chest X-ray%' OR detail LIKE '%Knee MRI%'")
+            .await,
+        0,
+        "report titles in the audit trail"
+    );
+
     // The insurer's admins see what arrived too; a hospital's doctor has no such list.
     let admin = p.insurer.sign_in("admin", demo::ADMIN_PASSWORD).await;
     assert_eq!(

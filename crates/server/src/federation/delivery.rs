@@ -8,14 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use carebridge_protocol::audit::Outcome;
-use carebridge_protocol::event::EventKind;
 use carebridge_protocol::federation::payload::TransmissionState;
 use carebridge_protocol::federation::request::{API_KEY_HEADER, INBOX_PATH, Receipt, sign_request};
 use carebridge_protocol::problem::Problem;
 use rand::Rng;
 
 use super::peer::Peer;
-use super::transmission::audience;
+use super::transmission;
 use crate::node::Node;
 use crate::store::federation::peers;
 use crate::store::federation::transmissions::{self, Due};
@@ -104,7 +103,7 @@ async fn deliver(node: &Arc<Node>, http: &reqwest::Client, d: Due) -> Result<(),
             // Not when it was stopped after it was picked (consent withdrawn).
             let taken = transmissions::take_for_attempt(ctx, id, lease)?;
             if taken && let Some(t) = transmissions::get(ctx, id)? {
-                ctx.emit(EventKind::TransmissionUpdated, audience(), &t)?;
+                transmission::emit_updated(ctx, &t)?;
             }
             Ok::<_, StoreError>(taken)
         })
@@ -234,7 +233,7 @@ async fn finish(node: &Arc<Node>, d: &Due, a: Attempt) -> Result<(), StoreError>
             }
             ctx.audit(&draft, &format!("transmission/{id}"), outcome, &detail)?;
             if let Some(t) = transmissions::get(ctx, id)? {
-                ctx.emit(EventKind::TransmissionUpdated, audience(), &t)?;
+                transmission::emit_updated(ctx, &t)?;
             }
             Ok::<_, StoreError>(())
         })
@@ -268,7 +267,7 @@ async fn alert_overdue(node: &Arc<Node>) -> Result<(), StoreError> {
                         t.last_error.as_deref().unwrap_or("not attempted yet")
                     ),
                 )?;
-                ctx.emit(EventKind::TransmissionUpdated, audience(), &t)?;
+                transmission::emit_updated(ctx, &t)?;
             }
             Ok(())
         })

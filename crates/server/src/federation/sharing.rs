@@ -88,7 +88,7 @@ pub fn withdraw_consent(
     )?;
     for id in &stopped {
         if let Some(t) = transmissions::get(ctx, *id)? {
-            ctx.emit(EventKind::TransmissionUpdated, transmission::audience(), &t)?;
+            transmission::emit_updated(ctx, &t)?;
         }
     }
     ctx.set_detail(format!(
@@ -197,6 +197,11 @@ pub fn send_reports(
         },
     )?;
     ctx.set_entity(format!("transmission/{}", t.id));
-    ctx.set_detail(format!("to {}: {summary}", peer.name));
+    // Ids and counts only: the audit trail is read by admins, who see no patient data.
+    ctx.set_detail(format!(
+        "to {}: {} report(s)",
+        peer.name,
+        t.report_ids.len()
+    ));
     Ok(t)
 }

@@ -9,15 +9,40 @@ use carebridge_protocol::{PatientId, ReportId};
 
 use super::error::FederationError;
 use super::peer::Peer;
-use crate::events::Audience;
+use crate::events::{Audience, ROLE_ADMIN};
 use crate::node::Node;
-use crate::store::WriteCtx;
 use crate::store::federation::transmissions;
+use crate::store::{StoreError, WriteCtx};
 use crate::visibility::{self, RecordKind};
 
 /// Who sees a transmission's state: doctors (who send reports) and admins.
 pub fn audience() -> Audience {
     visibility::audience(RecordKind::Transmission)
+}
+
+/// Streams a transmission's new state: whole to the doctors, without the patient's name or
+/// the reports' titles to the admins.
+pub fn emit_updated(ctx: &mut WriteCtx<'_>, t: &Transmission) -> Result<(), StoreError> {
+    let all = audience();
+    let others = Audience {
+        roles: all.roles & !ROLE_ADMIN,
+        ..all
+    };
+    if others.roles != 0 {
+        ctx.emit(EventKind::TransmissionUpdated, others, t)?;
+    }
+    if all.roles & ROLE_ADMIN != 0 {
+        let admins = Audience {
+            roles: ROLE_ADMIN,
+            ..all
+        };
+        ctx.emit(
+            EventKind::TransmissionUpdated,
+            admins,
+            &visibility::transmission_for_admins(t.clone()),
+        )?;
+    }
+    Ok(())
 }
 
 /// What a user sends, before sealing.
@@ -78,6 +103,6 @@ pub fn queue(
         version: 1,
     };
     transmissions::insert(ctx, &t, &bytes)?;
-    ctx.emit(EventKind::TransmissionUpdated, audience(), &t)?;
+    emit_updated(ctx, &t)?;
     Ok(t)
 }

@@ -23,7 +23,7 @@ use crate::error::ApiError;
 use crate::federation::{sharing, updates};
 use crate::node::Node;
 use crate::store::federation::{consents, peers, received, transmissions};
-use crate::visibility::RecordKind;
+use crate::visibility::{self, RecordKind};
 
 /// The peers this node exchanges with (no keys).
 #[utoipa::path(get, path = "/peers", tag = "exchange", security(("bearer" = [])),
@@ -177,10 +177,24 @@ pub async fn list_transmissions(
     Query(q): Query<TransmissionQuery>,
 ) -> Result<axum::Json<Vec<Transmission>>, ApiError> {
     caller.may_see(RecordKind::Transmission)?;
+    let entity = q
+        .patient_id
+        .map(|p| format!("patient/{p}"))
+        .unwrap_or_default();
     let list = node
         .store
-        .read(move |c| transmissions::list(c, q.patient_id, 200).map_err(ApiError::from))
-        .await?;
+        .write(
+            Some(caller.audit("transmission.list", entity)),
+            move |ctx| {
+                let list = transmissions::list(ctx, q.patient_id, 200)?;
+                ctx.set_detail(format!("{} transmission(s)", list.len()));
+                Ok::<_, ApiError>(list)
+            },
+        )
+        .await?
+        .into_iter()
+        .map(|t| visibility::transmission_as_seen(&caller.viewer, t))
+        .collect();
     Ok(axum::Json(list))
 }
 

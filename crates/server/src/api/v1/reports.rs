@@ -365,7 +365,8 @@ async fn act(
                     }
                     Input::Reason(reason) => {
                         let reason = reason.trim().to_owned();
-                        ctx.set_detail(format!("reason: {reason}"));
+                        // The reason stays with the report: the audit trail holds no free text.
+                        ctx.set_detail("entered in error, with a reason");
                         r.error_reason = Some(reason);
                     }
                     Input::None => {}
