@@ -12,7 +12,8 @@ use carebridge_protocol::federation::payload::{
     AdminUpdate, Consent, NewAdminUpdate, PeerSummary, ReceivedReports, SendReports, Transmission,
 };
 use carebridge_protocol::practitioner::Role;
-use carebridge_protocol::problem::Problem;
+use carebridge_protocol::problem::{FieldError, Problem};
+use carebridge_protocol::text::{Checks, Clean, PEER_NAME_MAX};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -78,6 +79,14 @@ pub async fn list_consents(
 pub struct ConsentRequest {
     /// The insurer's node name.
     pub peer: String,
+}
+
+impl Clean for ConsentRequest {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Checks::default()
+            .line("peer", &mut self.peer, PEER_NAME_MAX)
+            .finish()
+    }
 }
 
 /// Records the patient's consent to share their reports with an insurer (who and when are
