@@ -138,16 +138,11 @@ pub const MAX_TEXT: usize = REPORT_SECTION_MAX;
 /// The longest code.
 const CODE_MAX: usize = 40;
 
+/// Fields are named `content.<field>` whether the content is the whole body (a draft, an
+/// amendment) or inside a [`NewReport`], as the node's other answers about content name them.
 impl Clean for ReportContent {
     fn clean(&mut self) -> Result<(), Vec<FieldError>> {
-        self.clean_within(None)
-    }
-}
-
-impl ReportContent {
-    /// [`Clean::clean`], naming fields under `prefix` (`content` in a [`NewReport`]).
-    fn clean_within(&mut self, prefix: Option<&str>) -> Result<(), Vec<FieldError>> {
-        let mut checks = prefix.map(Checks::within).unwrap_or_default();
+        let mut checks = Checks::within("content");
         checks
             .line("title", &mut self.title, TITLE_MAX)
             .text("findings", &mut self.findings, Shape::Lines, MAX_TEXT)
@@ -161,7 +156,7 @@ impl ReportContent {
 
 impl Clean for NewReport {
     fn clean(&mut self) -> Result<(), Vec<FieldError>> {
-        self.content.clean_within(Some("content"))
+        self.content.clean()
     }
 }
 
