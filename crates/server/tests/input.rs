@@ -94,22 +94,26 @@ async fn targets(node: &TestNode, c: &Clients) -> Targets {
     }
 }
 
-/// A valid body for each write that takes text, with `field` set to `value`.
+/// A write that takes text: who sends it, method, path, a valid body, headers, and the
+/// fields to spoil.
+type Write = (
+    Who,
+    Method,
+    String,
+    Value,
+    Vec<(&'static str, String)>,
+    Vec<&'static str>,
+);
+
+/// Each write that takes text, once per field, with the field set to what `bad` gives
+/// (fields it gives nothing for are left out).
 fn cases_with(t: &Targets, bad: &dyn Fn(&'static str) -> Option<Value>) -> Vec<Case> {
     let p = &t.patient;
     let d = &t.doctor;
     let a = &t.appointment;
     let r = &t.report;
     let if_match = |v: i64| vec![("if-match", format!("\"{v}\""))];
-    // (who, method, path, valid body, headers, fields to spoil)
-    let writes: Vec<(
-        Who,
-        Method,
-        String,
-        Value,
-        Vec<(&str, String)>,
-        Vec<&'static str>,
-    )> = vec![
+    let writes: Vec<Write> = vec![
         (
             Who::Reception,
             Method::POST,
