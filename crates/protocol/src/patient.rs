@@ -138,9 +138,10 @@ pub struct KioskPatient {
     pub appointments_today: Vec<Appointment>,
 }
 
-/// Normalises a name for prefix search: lowercase, trimmed.
+/// Normalises a name for prefix search: NFC (as names are stored), lowercase, trimmed; so
+/// "Mu\u{308}l" typed with a combining mark finds "Müller".
 pub fn search_key(name: &str) -> String {
-    name.trim().to_lowercase()
+    crate::text::nfc(name.trim()).to_lowercase()
 }
 
 /// Checks a card number's shape.
