@@ -259,7 +259,12 @@ impl Checks {
 
 #[cfg(test)]
 mod tests {
+    use chrono::NaiveDate;
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::patient::NewPatient;
+    use crate::report::{NewReport, ReportContent};
 
     #[test]
     fn decomposed_text_is_composed() {
@@ -364,5 +369,63 @@ mod tests {
             .expect_err("two fields are wrong");
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["content.title", "content.phone"]);
+    }
+
+    #[test]
+    fn a_new_patient_is_composed_and_every_wrong_field_listed() {
+        let mut p = NewPatient {
+            id: None,
+            family_name: "Mu\u{308}ller".into(),
+            given_name: "Ev\u{1}a".into(),
+            birth_date: NaiveDate::from_ymd_opt(1980, 1, 2).unwrap_or_default(),
+            phone: Some("12-34".into()),
+            email: Some("eva@example".into()),
+            card_number: None,
+            confirm_duplicate: false,
+        };
+        let errors = p.clean().expect_err("three fields are wrong");
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["given_name", "phone", "email"]);
+        assert_eq!(p.family_name, "M\u{fc}ller");
+    }
+
+    #[test]
+    fn report_content_is_named_under_content_and_keeps_its_lines() {
+        let mut r = NewReport {
+            id: None,
+            patient_id: crate::PatientId::new(),
+            content: ReportContent {
+                title: "X-ray".into(),
+                findings: "One\n\tTwo".into(),
+                conclusion: "Fine\r".into(),
+                codes: vec!["J18.9".into(), "J\u{0}".into()],
+            },
+        };
+        let errors = r.clean().expect_err("two fields are wrong");
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["content.conclusion", "content.codes"]);
+    }
+
+    proptest! {
+        /// Normalising is idempotent, so the node cleaning what a client already cleaned
+        /// changes nothing (and an idempotent repeat keeps its fingerprint).
+        #[test]
+        fn cleaning_twice_is_cleaning_once(s in "\\PC*|[a-z\u{300}-\u{36f}\u{1}\n]{0,20}") {
+            let once = nfc(&s);
+            prop_assert_eq!(nfc(&once), once.clone());
+            let mut a = s.clone();
+            let first = clean("f", &mut a, Shape::Lines, 1000);
+            let mut b = a.clone();
+            prop_assert_eq!(clean("f", &mut b, Shape::Lines, 1000), first);
+            prop_assert_eq!(a, b);
+        }
+
+        /// Whatever a one-line field accepts, a multi-line field accepts too.
+        #[test]
+        fn a_line_is_also_valid_lines(s in "\\PC*|[a-z\u{1}\n\t\r]{0,20}") {
+            if check(&s, Shape::Line, 100).is_ok() {
+                prop_assert!(check(&s, Shape::Lines, 100).is_ok());
+            }
+        }
     }
 }
