@@ -15,6 +15,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::problem::FieldError;
+use crate::text::{self, Checks, Clean, REASON_MAX, Shape};
 use crate::{AppointmentId, KioskDeviceId, PatientId, PractitionerId};
 
 /// FHIR's appointment status (the subset CareBridge uses).
@@ -310,16 +312,43 @@ pub fn validate_time(t: DateTime<Utc>) -> Result<(), &'static str> {
     }
 }
 
-/// Checks a free-text reason: 1–500 characters after trimming.
+/// Checks a free-text reason: 1–500 characters after trimming, no control characters
+/// (see [`crate::text`]).
 pub fn validate_reason(r: &str) -> Result<(), &'static str> {
     let n = r.trim().chars().count();
     if n == 0 {
         return Err("must not be empty");
     }
-    if n > 500 {
-        return Err("must be at most 500 characters");
+    match text::check(r, Shape::Line, usize::MAX) {
+        Err(_) => Err("must not contain control characters"),
+        Ok(()) if n > REASON_MAX => Err("must be at most 500 characters"),
+        Ok(()) => Ok(()),
     }
-    Ok(())
+}
+
+impl Clean for BookAppointment {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Checks::default()
+            .line("reason", &mut self.reason, REASON_MAX)
+            .line_opt("override_reason", &mut self.override_reason, REASON_MAX)
+            .finish()
+    }
+}
+
+impl Clean for Reschedule {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Checks::default()
+            .line_opt("override_reason", &mut self.override_reason, REASON_MAX)
+            .finish()
+    }
+}
+
+impl Clean for WithReason {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Checks::default()
+            .line("reason", &mut self.reason, REASON_MAX)
+            .finish()
+    }
 }
 
 #[cfg(test)]

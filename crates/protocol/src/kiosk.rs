@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::KioskDeviceId;
+use crate::problem::FieldError;
+use crate::text::{Checks, Clean, LABEL_MAX};
 
 /// A registered kiosk device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -36,4 +38,12 @@ pub struct KioskRegistration {
     pub device: KioskDevice,
     /// The device's secret for `POST /api/v1/kiosk-sessions`. Not retrievable later.
     pub secret: String,
+}
+
+impl Clean for RegisterKiosk {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Checks::default()
+            .line("label", &mut self.label, LABEL_MAX)
+            .finish()
+    }
 }

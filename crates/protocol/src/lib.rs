@@ -23,6 +23,7 @@ pub mod schedule;
 pub mod session;
 pub mod slots;
 pub mod snapshot;
+pub mod text;
 
 pub use id::{AppointmentId, KioskDeviceId, PatientId, PractitionerId, ReportId};
 pub use problem::{Problem, ProblemType};

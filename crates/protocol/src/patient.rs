@@ -7,6 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::PatientId;
 use crate::appointment::Appointment;
 use crate::problem::FieldError;
+use crate::text::{Checks, Clean, EMAIL_MAX, PERSON_NAME_MAX, PHONE_MAX};
 
 /// A patient record as staff see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -137,9 +138,10 @@ pub struct KioskPatient {
     pub appointments_today: Vec<Appointment>,
 }
 
-/// Normalises a name for prefix search: lowercase, trimmed.
+/// Normalises a name for prefix search: NFC (as names are stored), lowercase, trimmed; so
+/// "Mu\u{308}l" typed with a combining mark finds "Müller".
 pub fn search_key(name: &str) -> String {
-    name.trim().to_lowercase()
+    crate::text::nfc(name.trim()).to_lowercase()
 }
 
 /// Checks a card number's shape.
@@ -158,10 +160,10 @@ pub fn validate_card_number(card: &str) -> Result<(), &'static str> {
 
 fn check_name(field: &str, v: &str, errors: &mut Vec<FieldError>) {
     let n = v.trim().chars().count();
-    if n == 0 || n > 100 {
+    if n == 0 || n > PERSON_NAME_MAX {
         errors.push(FieldError {
             field: field.into(),
-            message: "must be 1 to 100 characters".into(),
+            message: format!("must be 1 to {PERSON_NAME_MAX} characters"),
         });
     }
 }
@@ -189,8 +191,8 @@ impl NewPatient {
                 message: "must be a date between 1850 and today".into(),
             });
         }
-        check_optional("phone", &self.phone, 40, &mut errors);
-        check_optional("email", &self.email, 200, &mut errors);
+        check_optional("phone", &self.phone, PHONE_MAX, &mut errors);
+        check_optional("email", &self.email, EMAIL_MAX, &mut errors);
         if let Some(card) = &self.card_number
             && let Err(m) = validate_card_number(card)
         {
@@ -225,8 +227,8 @@ impl PatientUpdate {
                 message: "must be a date between 1850 and today".into(),
             });
         }
-        check_optional("phone", &self.phone, 40, &mut errors);
-        check_optional("email", &self.email, 200, &mut errors);
+        check_optional("phone", &self.phone, PHONE_MAX, &mut errors);
+        check_optional("email", &self.email, EMAIL_MAX, &mut errors);
         if let Some(card) = &self.card_number
             && let Err(m) = validate_card_number(card)
         {
@@ -240,5 +242,41 @@ impl PatientUpdate {
         } else {
             Err(errors)
         }
+    }
+}
+
+impl Clean for NewPatient {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Checks::default()
+            .line("family_name", &mut self.family_name, PERSON_NAME_MAX)
+            .line("given_name", &mut self.given_name, PERSON_NAME_MAX)
+            .phone("phone", &mut self.phone)
+            .email("email", &mut self.email)
+            .line_opt("card_number", &mut self.card_number, 20)
+            .finish()
+    }
+}
+
+impl Clean for PatientUpdate {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        let mut checks = Checks::default();
+        if let Some(v) = &mut self.family_name {
+            checks.line("family_name", v, PERSON_NAME_MAX);
+        }
+        if let Some(v) = &mut self.given_name {
+            checks.line("given_name", v, PERSON_NAME_MAX);
+        }
+        checks
+            .phone("phone", &mut self.phone)
+            .email("email", &mut self.email)
+            .line_opt("card_number", &mut self.card_number, 20)
+            .finish()
+    }
+}
+
+/// Nothing to normalise: the card number is looked up, not stored, and its shape is ASCII.
+impl Clean for KioskIdentify {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Ok(())
     }
 }

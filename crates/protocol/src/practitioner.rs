@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::PractitionerId;
+use crate::problem::FieldError;
+use crate::text::{Checks, Clean, DISPLAY_NAME_MAX};
 
 /// What a staff user may do on a hospital node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -122,4 +124,23 @@ pub fn validate_password(p: &str) -> Result<(), &'static str> {
         return Err("must be at most 1024 bytes");
     }
     Ok(())
+}
+
+/// The password is left as typed (see `StaffSignIn`); the username's own rule
+/// ([`validate_username`]) admits only ASCII letters, digits and `.-_`.
+impl Clean for NewPractitioner {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Checks::default()
+            .line("username", &mut self.username, 64)
+            .line("display_name", &mut self.display_name, DISPLAY_NAME_MAX)
+            .finish()
+    }
+}
+
+impl Clean for PractitionerUpdate {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Checks::default()
+            .line_opt("display_name", &mut self.display_name, DISPLAY_NAME_MAX)
+            .finish()
+    }
 }

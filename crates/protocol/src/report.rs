@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::problem::FieldError;
+use crate::text::{Checks, Clean, REPORT_SECTION_MAX, Shape, TITLE_MAX};
 use crate::{PatientId, PractitionerId, ReportId};
 
 /// FHIR DiagnosticReport.status, the subset CareBridge uses.
@@ -131,7 +133,32 @@ pub struct ReportContent {
 }
 
 /// The longest findings or conclusion accepted.
-pub const MAX_TEXT: usize = 20_000;
+pub const MAX_TEXT: usize = REPORT_SECTION_MAX;
+
+/// The longest code.
+const CODE_MAX: usize = 40;
+
+/// Fields are named `content.<field>` whether the content is the whole body (a draft, an
+/// amendment) or inside a [`NewReport`], as the node's other answers about content name them.
+impl Clean for ReportContent {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        let mut checks = Checks::within("content");
+        checks
+            .line("title", &mut self.title, TITLE_MAX)
+            .text("findings", &mut self.findings, Shape::Lines, MAX_TEXT)
+            .text("conclusion", &mut self.conclusion, Shape::Lines, MAX_TEXT);
+        for code in &mut self.codes {
+            checks.line("codes", code, CODE_MAX);
+        }
+        checks.finish()
+    }
+}
+
+impl Clean for NewReport {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        self.content.clean()
+    }
+}
 
 impl ReportContent {
     /// Checks the content; the error names the field and what is wrong.
@@ -140,7 +167,7 @@ impl ReportContent {
         if title == 0 {
             return Err(("title", "must not be empty"));
         }
-        if title > 200 {
+        if title > TITLE_MAX {
             return Err(("title", "must be at most 200 characters"));
         }
         if self.findings.chars().count() > MAX_TEXT {
@@ -154,7 +181,7 @@ impl ReportContent {
         }
         for c in &self.codes {
             let n = c.trim().chars().count();
-            if n == 0 || n > 40 || c.chars().any(char::is_control) {
+            if n == 0 || n > CODE_MAX || c.chars().any(char::is_control) {
                 return Err(("codes", "each code is 1–40 printable characters"));
             }
         }

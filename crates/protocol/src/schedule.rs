@@ -7,6 +7,8 @@ use uuid::Uuid;
 
 use crate::PractitionerId;
 use crate::appointment::Appointment;
+use crate::problem::FieldError;
+use crate::text::{Checks, Clean, REASON_MAX};
 
 /// One block of working hours on a weekday, in the node's local time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -151,4 +153,19 @@ pub struct SlotQuery {
     /// Last local date (inclusive).
     #[param(value_type = String, format = Date)]
     pub to: NaiveDate,
+}
+
+/// Nothing to normalise: times and a slot length.
+impl Clean for ScheduleUpdate {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Ok(())
+    }
+}
+
+impl Clean for NewAbsence {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Checks::default()
+            .line("reason", &mut self.reason, REASON_MAX)
+            .finish()
+    }
 }

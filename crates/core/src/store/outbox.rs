@@ -14,6 +14,7 @@ use carebridge_protocol::booking::{self, Booker, BookingError};
 use carebridge_protocol::patient::{NewPatient, Patient, PatientUpdate};
 use carebridge_protocol::report::{NewReport, Report, ReportAction, ReportContent, ReportStatus};
 use carebridge_protocol::session::Principal;
+use carebridge_protocol::text::{self, Clean};
 use carebridge_protocol::{AppointmentId, PatientId, PractitionerId, Problem, ReportId};
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -259,9 +260,10 @@ impl LocalStore {
     pub async fn queue_booking(
         &self,
         by: Principal,
-        body: BookAppointment,
+        mut body: BookAppointment,
     ) -> Result<Appointment, CoreError> {
         self.with(move |c| {
+            body.clean().map_err(field_errors)?;
             let start = body.start.ok_or_else(|| {
                 invalid("choose a slot: a booking made here needs its start time")
             })?;
@@ -336,6 +338,7 @@ impl LocalStore {
         action: AppointmentAction,
         reason: Option<String>,
     ) -> Result<Appointment, CoreError> {
+        let reason = reason.map(|r| text::nfc(&r));
         self.with(move |c| {
             let tx = c.transaction()?;
             let (rowid, before) = appointment(&tx, id)?;
@@ -395,9 +398,10 @@ impl LocalStore {
         &self,
         by: Principal,
         id: AppointmentId,
-        body: Reschedule,
+        mut body: Reschedule,
     ) -> Result<Appointment, CoreError> {
         self.with(move |c| {
+            body.clean().map_err(field_errors)?;
             validate_time(body.start).map_err(|e| invalid(format!("start: {e}")))?;
             let override_reason =
                 booking::check_override(Booker::from(&by), body.override_reason.as_deref())
@@ -459,11 +463,12 @@ impl LocalStore {
     /// Registers a patient (staff). `today` is the node's date, for checking the birth date.
     pub async fn queue_new_patient(
         &self,
-        body: NewPatient,
+        mut body: NewPatient,
         node_name: String,
         today: chrono::NaiveDate,
     ) -> Result<Patient, CoreError> {
         self.with(move |c| {
+            body.clean().map_err(field_errors)?;
             body.validate(today).map_err(field_errors)?;
             let tx = c.transaction()?;
             let now = crate::clock::now();
@@ -501,10 +506,11 @@ impl LocalStore {
     pub async fn queue_patient_update(
         &self,
         id: PatientId,
-        body: PatientUpdate,
+        mut body: PatientUpdate,
         today: chrono::NaiveDate,
     ) -> Result<Patient, CoreError> {
         self.with(move |c| {
+            body.clean().map_err(field_errors)?;
             body.validate(today).map_err(field_errors)?;
             let tx = c.transaction()?;
             let id = resolve(&tx, &id.to_string())?;
@@ -555,9 +561,10 @@ impl LocalStore {
         author: PractitionerId,
         author_name: String,
         patient_id: PatientId,
-        content: ReportContent,
+        mut content: ReportContent,
     ) -> Result<Report, CoreError> {
         self.with(move |c| {
+            content.clean().map_err(field_errors)?;
             content
                 .validate()
                 .map_err(|(f, m)| invalid(format!("{f}: {m}")))?;
@@ -610,6 +617,7 @@ impl LocalStore {
         content: Option<ReportContent>,
         reason: Option<String>,
     ) -> Result<Report, CoreError> {
+        let reason = reason.map(|r| text::nfc(&r));
         self.with(move |c| {
             let tx = c.transaction()?;
             let Some((rowid, NodeRecord::Report(before))) =
@@ -630,7 +638,8 @@ impl LocalStore {
                 ));
             }
             let content = match (action, content) {
-                (ReportAction::SaveDraft | ReportAction::Amend, Some(c)) => {
+                (ReportAction::SaveDraft | ReportAction::Amend, Some(mut c)) => {
+                    c.clean().map_err(field_errors)?;
                     c.validate()
                         .map_err(|(f, m)| invalid(format!("{f}: {m}")))?;
                     Some(tidy_content(c))

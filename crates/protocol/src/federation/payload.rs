@@ -5,7 +5,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::problem::FieldError;
 use crate::report::Report;
+use crate::text::{Checks, Clean, PEER_NAME_MAX, Shape, TITLE_MAX, UPDATE_BODY_MAX};
 use crate::{PatientId, ReportId};
 
 /// The patient a set of reports is about, as the receiving organisation needs to know them.
@@ -306,4 +308,22 @@ pub struct PeerSummary {
     pub kind: String,
     /// Message types it may send this node.
     pub accepts_from_it: Vec<String>,
+}
+
+impl Clean for SendReports {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Checks::default()
+            .line("peer", &mut self.peer, PEER_NAME_MAX)
+            .finish()
+    }
+}
+
+impl Clean for NewAdminUpdate {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Checks::default()
+            .line("peer", &mut self.peer, PEER_NAME_MAX)
+            .line("title", &mut self.title, TITLE_MAX)
+            .text("body", &mut self.body, Shape::Lines, UPDATE_BODY_MAX)
+            .finish()
+    }
 }

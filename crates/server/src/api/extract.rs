@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use bytes::Bytes;
 use carebridge_protocol::practitioner::Role;
+use carebridge_protocol::text::Clean;
 use carebridge_protocol::{IDEMPOTENCY_KEY, KioskDeviceId, PractitionerId, ProblemType};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -20,7 +21,8 @@ use crate::store::AuditDraft;
 use crate::store::sessions;
 use crate::visibility::RecordKind;
 
-/// A JSON request body: `application/json`, within the size limit, of the right shape.
+/// A JSON request body: `application/json`, within the size limit, of the right shape, its
+/// free text normalised to NFC and checked ([`Clean`]).
 #[derive(Debug, Clone)]
 pub struct Json<T>(pub T);
 
@@ -35,7 +37,7 @@ fn is_json(ct: &str) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+impl<T: DeserializeOwned + Clean, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
@@ -66,18 +68,48 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                 )
             }
         })?;
-        match serde_json::from_slice(&bytes) {
-            Ok(v) => Ok(Self(v)),
-            Err(e) if e.classify() == serde_json::error::Category::Data => Err(ApiError::new(
-                ProblemType::Validation,
-                format!("the body does not have the expected fields: {e}"),
-            )),
-            Err(e) => Err(ApiError::new(
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let mut v: T = match serde_path_to_error::deserialize(&mut de) {
+            Ok(v) => v,
+            Err(e) => {
+                let (path, e) = (e.path().to_string(), e.into_inner());
+                return Err(if e.classify() == serde_json::error::Category::Data {
+                    ApiError::new(
+                        ProblemType::Validation,
+                        format!("the body does not have the expected fields: {e}"),
+                    )
+                } else if not_unicode(&e) {
+                    ApiError::field(&path, NOT_UNICODE)
+                } else {
+                    ApiError::new(
+                        ProblemType::MalformedBody,
+                        format!("the body is not valid JSON: {e}"),
+                    )
+                });
+            }
+        };
+        de.end().map_err(|e| {
+            ApiError::new(
                 ProblemType::MalformedBody,
                 format!("the body is not valid JSON: {e}"),
-            )),
-        }
+            )
+        })?;
+        // Every body's free text is normalised and checked here, so that no handler can
+        // forget to (protocol::text).
+        v.clean().map_err(ApiError::fields)?;
+        Ok(Self(v))
     }
+}
+
+const NOT_UNICODE: &str =
+    "is not valid Unicode text (a lone surrogate such as \\ud800, or bytes that are not UTF-8)";
+
+/// Whether serde_json refused a string that is not Unicode: a lone surrogate escape (which no
+/// Rust `String` can hold) or bytes that are not UTF-8. serde_json has no public error code
+/// for these, so its messages are matched; the node's API tests pin them.
+fn not_unicode(e: &serde_json::Error) -> bool {
+    let m = e.to_string();
+    m.contains("surrogate") || m.contains("hex escape") || m.contains("unicode code point")
 }
 
 /// A path parameter; one that does not parse names no record, so it is a 404.

@@ -142,6 +142,35 @@ impl TestNode {
     pub fn patient(&self, i: usize) -> &demo::PatientCard {
         &self.creds.patients[i]
     }
+
+    /// Every table's row count, by table, read over a connection of the test's own.
+    pub fn table_counts(&self) -> std::collections::BTreeMap<String, i64> {
+        let db = carebridge_server::store::open_connection(
+            &self.node.config.db_path(),
+            &carebridge_server::node::load_key(&self.node.config).unwrap(),
+            true,
+        )
+        .unwrap();
+        let tables: Vec<String> = db
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+                 ORDER BY name",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        tables
+            .into_iter()
+            .map(|t| {
+                let n = db
+                    .query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |r| r.get(0))
+                    .unwrap();
+                (t, n)
+            })
+            .collect()
+    }
 }
 
 /// An HTTP client with a bearer token.

@@ -12,7 +12,8 @@ use carebridge_protocol::federation::payload::{
     AdminUpdate, Consent, NewAdminUpdate, PeerSummary, ReceivedReports, SendReports, Transmission,
 };
 use carebridge_protocol::practitioner::Role;
-use carebridge_protocol::problem::Problem;
+use carebridge_protocol::problem::{FieldError, Problem};
+use carebridge_protocol::text::{Checks, Clean, PEER_NAME_MAX, TITLE_MAX, UPDATE_BODY_MAX};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -78,6 +79,14 @@ pub async fn list_consents(
 pub struct ConsentRequest {
     /// The insurer's node name.
     pub peer: String,
+}
+
+impl Clean for ConsentRequest {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Checks::default()
+            .line("peer", &mut self.peer, PEER_NAME_MAX)
+            .finish()
+    }
 }
 
 /// Records the patient's consent to share their reports with an insurer (who and when are
@@ -274,12 +283,18 @@ pub async fn send_admin_update(
         ));
     }
     let title = req.title.trim().chars().count();
-    if title == 0 || title > 200 {
-        return Err(ApiError::field("title", "must be 1 to 200 characters"));
+    if title == 0 || title > TITLE_MAX {
+        return Err(ApiError::field(
+            "title",
+            format!("must be 1 to {TITLE_MAX} characters"),
+        ));
     }
     let body = req.body.trim().chars().count();
-    if body == 0 || body > 5000 {
-        return Err(ApiError::field("body", "must be 1 to 5000 characters"));
+    if body == 0 || body > UPDATE_BODY_MAX {
+        return Err(ApiError::field(
+            "body",
+            format!("must be 1 to {UPDATE_BODY_MAX} characters"),
+        ));
     }
     let fp = fingerprint("admin-update.send", &req);
     let actor = caller.actor();

@@ -11,6 +11,7 @@ use carebridge_protocol::KioskDeviceId;
 use carebridge_protocol::kiosk::{KioskDevice, KioskRegistration, RegisterKiosk};
 use carebridge_protocol::practitioner::Role;
 use carebridge_protocol::problem::Problem;
+use carebridge_protocol::text::LABEL_MAX;
 use rand::RngCore;
 
 use crate::api::extract::{Caller, IdempotencyKey, Json, Path};
@@ -46,8 +47,11 @@ pub async fn register_kiosk(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.staff(&[Role::Admin])?;
     let label = req.label.trim().to_owned();
-    if label.is_empty() || label.chars().count() > 100 {
-        return Err(ApiError::field("label", "must be 1 to 100 characters"));
+    if label.is_empty() || label.chars().count() > LABEL_MAX {
+        return Err(ApiError::field(
+            "label",
+            format!("must be 1 to {LABEL_MAX} characters"),
+        ));
     }
     let fp = fingerprint("kiosk.register", &label);
     let actor = caller.actor();

@@ -9,6 +9,7 @@ use carebridge_protocol::practitioner::{
     NewPractitioner, Practitioner, PractitionerUpdate, Role, validate_password, validate_username,
 };
 use carebridge_protocol::problem::Problem;
+use carebridge_protocol::text::DISPLAY_NAME_MAX;
 use carebridge_protocol::{PractitionerId, ProblemType};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -82,10 +83,10 @@ pub async fn create_practitioner(
     validate_username(&username).map_err(|m| ApiError::field("username", m))?;
     validate_password(&req.password).map_err(|m| ApiError::field("password", m))?;
     let display = req.display_name.trim().to_owned();
-    if display.is_empty() || display.chars().count() > 200 {
+    if display.is_empty() || display.chars().count() > DISPLAY_NAME_MAX {
         return Err(ApiError::field(
             "display_name",
-            "must be 1 to 200 characters",
+            format!("must be 1 to {DISPLAY_NAME_MAX} characters"),
         ));
     }
     let allowed: &[Role] = match node.config.kind {
@@ -165,11 +166,11 @@ pub async fn update_practitioner(
         ));
     }
     if let Some(d) = &req.display_name
-        && (d.trim().is_empty() || d.chars().count() > 200)
+        && (d.trim().is_empty() || d.chars().count() > DISPLAY_NAME_MAX)
     {
         return Err(ApiError::field(
             "display_name",
-            "must be 1 to 200 characters",
+            format!("must be 1 to {DISPLAY_NAME_MAX} characters"),
         ));
     }
     let hash = match req.password.clone() {
