@@ -474,9 +474,9 @@ fn audit_verify(a: &VerifyArgs) -> anyhow::Result<()> {
                     "checked against {} signed checkpoints; the latest, {}, signed {} for entry {}",
                     t.checkpoints, cp.number, cp.signed_at, cp.seq
                 ),
-                None => println!(
-                    "no signed checkpoint yet: entries could be cut off the end unnoticed"
-                ),
+                None => {
+                    println!("no signed checkpoint yet: entries could be cut off the end unnoticed")
+                }
             }
             Ok(())
         }
