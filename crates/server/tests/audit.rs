@@ -122,7 +122,8 @@ fn entries_from(dir: &Path, from: i64) -> Vec<AuditEntry> {
 fn rewrite_from(dir: &Path, seq: i64) {
     let mut entries = entries_from(dir, seq);
     let conn = raw(dir);
-    conn.execute_batch("DROP TRIGGER audit_no_update").unwrap();
+    conn.execute_batch("DROP TRIGGER IF EXISTS audit_no_update")
+        .unwrap();
     let mut prev = entries[0].record.prev_hash.clone();
     entries[0].record.actor = "staff:someone-else".into();
     for e in &mut entries {
@@ -208,7 +209,8 @@ async fn audit_verify_names_a_tail_cut_off_with_the_trigger_dropped() {
     served_and_stopped(dir.path()).await;
     let (last, cp) = (head(dir.path()), latest(dir.path()));
     let conn = raw(dir.path());
-    conn.execute_batch("DROP TRIGGER audit_no_delete").unwrap();
+    conn.execute_batch("DROP TRIGGER IF EXISTS audit_no_delete")
+        .unwrap();
     conn.execute("DELETE FROM audit WHERE seq > ?1", [last - 3])
         .unwrap();
     drop(conn);
@@ -263,7 +265,7 @@ async fn audit_verify_names_a_deleted_checkpoint() {
     served_and_stopped(dir.path()).await;
     let recorded_in = head(dir.path());
     let conn = raw(dir.path());
-    conn.execute_batch("DROP TRIGGER audit_checkpoints_no_delete")
+    conn.execute_batch("DROP TRIGGER IF EXISTS audit_checkpoints_no_delete")
         .unwrap();
     conn.execute("DELETE FROM audit_checkpoints WHERE number = 2", [])
         .unwrap();
@@ -279,7 +281,7 @@ async fn audit_verify_names_a_deleted_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     served_and_stopped(dir.path()).await;
     let conn = raw(dir.path());
-    conn.execute_batch("DROP TRIGGER audit_checkpoints_no_delete")
+    conn.execute_batch("DROP TRIGGER IF EXISTS audit_checkpoints_no_delete")
         .unwrap();
     conn.execute("DELETE FROM audit_checkpoints WHERE number = 1", [])
         .unwrap();
@@ -325,8 +327,10 @@ async fn an_exported_checkpoint_names_a_rewrite_re_signed_with_the_nodes_own_key
     let (signing, _) = keys::secret_keys(&reader(dir.path()).tx()).unwrap();
     let old = audit::checkpoints(&reader(dir.path()).tx(), 0, 100).unwrap();
     let conn = raw(dir.path());
-    conn.execute_batch("DROP TRIGGER audit_checkpoints_no_delete; DELETE FROM audit_checkpoints")
-        .unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER IF EXISTS audit_checkpoints_no_delete; DELETE FROM audit_checkpoints",
+    )
+    .unwrap();
     for cp in &old {
         let hash: String = conn
             .query_row("SELECT hash FROM audit WHERE seq = ?1", [cp.seq], |r| {
