@@ -39,3 +39,57 @@ pub async fn checkpoint(store: &Store) -> Result<Option<AuditCheckpoint>, StoreE
         })
         .await
 }
+
+/// One exported checkpoint: the checkpoint, and which node's key signed it (base64, as in the
+/// node's identity document), so that a copy read elsewhere says what to check it with.
+#[derive(serde::Serialize)]
+struct Exported<'a> {
+    node: &'a str,
+    signing_key: &'a str,
+    #[serde(flatten)]
+    checkpoint: &'a AuditCheckpoint,
+}
+
+/// `list` as exported: one JSON object a line, each naming the node and its signing key.
+pub fn export(
+    node: &str,
+    key: &ed25519_dalek::VerifyingKey,
+    list: &[AuditCheckpoint],
+) -> Result<String, serde_json::Error> {
+    use base64::Engine as _;
+    let signing_key = base64::engine::general_purpose::STANDARD.encode(key.as_bytes());
+    let mut out = String::new();
+    for checkpoint in list {
+        out.push_str(&serde_json::to_string(&Exported {
+            node,
+            signing_key: &signing_key,
+            checkpoint,
+        })?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// A line of an exported file that is not a checkpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line} is not an exported audit checkpoint: {source}")]
+pub struct ExportedLineError {
+    /// The line, from 1.
+    pub line: usize,
+    /// What did not parse.
+    pub source: serde_json::Error,
+}
+
+/// Reads checkpoints exported by [`export`] (blank lines skipped).
+pub fn read_exported(text: &str) -> Result<Vec<AuditCheckpoint>, ExportedLineError> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|source| ExportedLineError {
+                line: i + 1,
+                source,
+            })
+        })
+        .collect()
+}

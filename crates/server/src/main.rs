@@ -257,16 +257,6 @@ struct CheckpointArgs {
     to: Option<PathBuf>,
 }
 
-/// One exported checkpoint: the checkpoint, and which node's key signed it (as in the node's
-/// identity document), so that a copy read elsewhere says what to check it with.
-#[derive(serde::Serialize)]
-struct ExportedCheckpoint<'a> {
-    node: &'a str,
-    signing_key: String,
-    #[serde(flatten)]
-    checkpoint: &'a carebridge_protocol::audit::checkpoint::AuditCheckpoint,
-}
-
 #[derive(Debug, Args)]
 struct BackupArgs {
     #[command(flatten)]
@@ -449,21 +439,15 @@ fn peer_add(a: PeerAddArgs) -> anyhow::Result<()> {
 }
 
 fn audit_verify(a: &VerifyArgs) -> anyhow::Result<()> {
-    use carebridge_protocol::audit::checkpoint::{AuditCheckpoint, TrailError};
+    use carebridge_protocol::audit::checkpoint::TrailError;
     let cfg = a.location.load()?;
     let key = load_key(&cfg)?;
     let exported = match &a.checkpoints {
         None => Vec::new(),
-        Some(f) => std::fs::read_to_string(f)
-            .with_context(|| format!("reading {}", f.display()))?
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| {
-                serde_json::from_str::<AuditCheckpoint>(l)
-                    .with_context(|| format!("{} line {}", f.display(), i + 1))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?,
+        Some(f) => carebridge_server::audit::read_exported(
+            &std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        )
+        .with_context(|| format!("reading {}", f.display()))?,
     };
     let reader = Reader::open(&cfg.db_path(), &key)?;
     match carebridge_server::store::audit::verify_trail(&reader.tx(), exported)? {
@@ -486,7 +470,6 @@ fn audit_verify(a: &VerifyArgs) -> anyhow::Result<()> {
 }
 
 fn audit_checkpoint_export(a: &CheckpointArgs) -> anyhow::Result<()> {
-    use base64::Engine as _;
     if !a.export {
         bail!("say what to do: --export");
     }
@@ -499,16 +482,7 @@ fn audit_checkpoint_export(a: &CheckpointArgs) -> anyhow::Result<()> {
     if let Some(n) = a.latest {
         list.drain(..list.len().saturating_sub(n));
     }
-    let signing_key = base64::engine::general_purpose::STANDARD.encode(signing.as_bytes());
-    let mut out = String::new();
-    for cp in &list {
-        out.push_str(&serde_json::to_string(&ExportedCheckpoint {
-            node: &cfg.name,
-            signing_key: signing_key.clone(),
-            checkpoint: cp,
-        })?);
-        out.push('\n');
-    }
+    let out = carebridge_server::audit::export(&cfg.name, &signing, &list)?;
     match &a.to {
         None => print!("{out}"),
         Some(f) => {
