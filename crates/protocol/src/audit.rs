@@ -5,13 +5,15 @@
 //! or removing or reordering entries, breaks every link after it; [`verify_chain`] names the
 //! first entry whose link does not hold. Sequence numbers are contiguous from 1, so a
 //! removed entry in the middle is caught even if an attacker recomputes later hashes only
-//! partially. (Cutting entries off the *end* leaves a valid shorter chain: the node also
-//! reports the head's sequence and hash, to be compared with a copy kept elsewhere.)
+//! partially. Cutting entries off the *end*, or rewriting the chain from some entry on, leaves
+//! a valid chain: the node's signed [`checkpoint`]s of the head catch both.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
+
+pub mod checkpoint;
 
 /// The hash the first entry links to.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -119,6 +119,10 @@ pub struct NodeConfig {
     /// The local address this node sends to peers from (default: the system's choice). Peers
     /// allow-list the addresses they accept.
     pub federation_source: Option<std::net::IpAddr>,
+    /// Minutes between signed checkpoints of the audit chain's head (default 5); the node
+    /// also signs one when it starts and when it stops. A shorter interval leaves fewer
+    /// recent entries that could be cut off unnoticed.
+    pub audit_checkpoint_minutes: u32,
 }
 
 impl Default for NodeConfig {
@@ -149,6 +153,7 @@ impl Default for NodeConfig {
             transmission_alert_minutes: 30,
             delivery_max_backoff_seconds: 300,
             federation_source: None,
+            audit_checkpoint_minutes: 5,
         }
     }
 }
@@ -222,6 +227,11 @@ impl NodeConfig {
         if self.live_buffer < 16 {
             return Err(ConfigError::Invalid(
                 "`live_buffer` must be at least 16".into(),
+            ));
+        }
+        if self.audit_checkpoint_minutes == 0 {
+            return Err(ConfigError::Invalid(
+                "`audit_checkpoint_minutes` must be at least 1".into(),
             ));
         }
         if self.heartbeat_seconds == 0 {

@@ -1,6 +1,7 @@
 //! The node's background jobs: the live stream's reaper, the delivery of transmissions to
-//! peers, and the minute's pruning (the event log, expired sessions, old idempotency records
-//! and kiosk identifications, and received payloads past their retention).
+//! peers, the minute's pruning (the event log, expired sessions, old idempotency records
+//! and kiosk identifications, and received payloads past their retention), and the signed
+//! checkpoints of the audit chain's head.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +30,10 @@ pub async fn apply_retention(node: &Node) -> Result<u64, StoreError> {
 }
 
 /// Starts the background jobs: the live-stream reaper, the delivery of transmissions to
-/// peers, and pruning of the event log, expired sessions, kiosk identifications, old
-/// idempotency records and received payloads past their retention.
+/// peers, pruning of the event log, expired sessions, kiosk identifications, old
+/// idempotency records and received payloads past their retention, and audit checkpoints
+/// every `audit_checkpoint_minutes` (the first one interval after the start, which `serve`
+/// checkpoints itself).
 pub fn spawn(node: &Arc<Node>) {
     tokio::spawn(
         node.hub
@@ -38,6 +41,23 @@ pub fn spawn(node: &Arc<Node>) {
             .run_reaper(Duration::from_secs(1), node.shutdown.clone()),
     );
     tokio::spawn(crate::federation::delivery::run(node.clone()));
+    {
+        let node = node.clone();
+        let every = Duration::from_secs(u64::from(node.config.audit_checkpoint_minutes) * 60);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tokio::select! {
+                    _ = node.shutdown.cancelled() => break,
+                    _ = tick.tick() => {
+                        if let Err(e) = crate::audit::checkpoint(&node.store).await {
+                            tracing::warn!(error = %e, "audit checkpoint failed; will retry");
+                        }
+                    }
+                }
+            }
+        });
+    }
     let node = node.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));

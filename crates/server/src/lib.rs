@@ -3,9 +3,10 @@
 //! It keeps the organisation's records in an encrypted SQLite database (SQLCipher), serves
 //! the HTTP API under `/api/v1` and the live event stream to its own clients, and audits
 //! every read and write of patient data in a hash chain. The binary `carebridge-node` wraps
-//! it with `init`, `serve`, `demo`, `audit verify`, `backup` and `restore`.
+//! it with `init`, `serve`, `demo`, `audit verify`, `audit checkpoint`, `backup` and `restore`.
 
 pub mod api;
+pub mod audit;
 pub mod booking;
 pub mod clock;
 pub mod config;

@@ -222,8 +222,39 @@ struct PeerAddArgs {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Check the whole hash chain; name the first broken entry.
-    Verify(Location),
+    /// Check the whole hash chain, and check it against the node's signed checkpoints (and
+    /// exported copies); name what is wrong.
+    Verify(VerifyArgs),
+    /// Print the node's signed checkpoints of its audit chain, one JSON object a line, to keep
+    /// off the machine: `audit verify --checkpoints FILE` checks the chain against them.
+    Checkpoint(CheckpointArgs),
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    location: Location,
+    /// Checkpoints exported earlier (`audit checkpoint --export`, JSON lines), checked too.
+    #[arg(long)]
+    checkpoints: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct CheckpointArgs {
+    #[command(flatten)]
+    location: Location,
+    /// Export the checkpoints (required: nothing else is done here; the node makes them).
+    #[arg(long, required = true)]
+    export: bool,
+    /// Only checkpoints numbered above this (the last one already exported).
+    #[arg(long, default_value_t = 0)]
+    after: i64,
+    /// Only the newest N of them.
+    #[arg(long)]
+    latest: Option<usize>,
+    /// Append to FILE instead of printing.
+    #[arg(long)]
+    to: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -311,19 +342,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         #[cfg(feature = "demo")]
         Command::Demo(a) => run_demo(a),
         Command::Audit {
-            command: AuditCommand::Verify(loc),
-        } => {
-            let cfg = loc.load()?;
-            let key = load_key(&cfg)?;
-            let reader = Reader::open(&cfg.db_path(), &key)?;
-            match carebridge_server::store::audit::verify(&reader.tx())? {
-                Ok(v) => {
-                    println!("audit chain OK: {} entries, head {}", v.entries, v.head);
-                    Ok(())
-                }
-                Err(e) => bail!("audit chain BROKEN at entry {}: {e}", e.seq()),
-            }
-        }
+            command: AuditCommand::Verify(a),
+        } => audit_verify(&a),
+        Command::Audit {
+            command: AuditCommand::Checkpoint(a),
+        } => audit_checkpoint_export(&a),
         Command::Keys(a) => {
             let cfg = a.location.load()?;
             let key = load_key(&cfg)?;
@@ -413,6 +436,66 @@ fn peer_add(a: PeerAddArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+fn audit_verify(a: &VerifyArgs) -> anyhow::Result<()> {
+    use carebridge_protocol::audit::checkpoint::TrailError;
+    let cfg = a.location.load()?;
+    let key = load_key(&cfg)?;
+    let exported = match &a.checkpoints {
+        None => Vec::new(),
+        Some(f) => carebridge_server::audit::read_exported(
+            &std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        )
+        .with_context(|| format!("reading {}", f.display()))?,
+    };
+    let reader = Reader::open(&cfg.db_path(), &key)?;
+    match carebridge_server::store::audit::verify_trail(&reader.tx(), exported)? {
+        Ok(t) => {
+            println!("audit chain OK: {} entries, head {}", t.entries, t.head);
+            match &t.latest {
+                Some(cp) => println!(
+                    "checked against {} signed checkpoints; the latest, {}, signed {} for entry {}",
+                    t.checkpoints, cp.number, cp.signed_at, cp.seq
+                ),
+                None => {
+                    println!("no signed checkpoint yet: entries could be cut off the end unnoticed")
+                }
+            }
+            Ok(())
+        }
+        Err(TrailError::Chain(e)) => bail!("audit chain BROKEN at entry {}: {e}", e.seq()),
+        Err(e) => bail!("audit trail BROKEN: {e}"),
+    }
+}
+
+fn audit_checkpoint_export(a: &CheckpointArgs) -> anyhow::Result<()> {
+    if !a.export {
+        bail!("say what to do: --export");
+    }
+    let cfg = a.location.load()?;
+    let key = load_key(&cfg)?;
+    let reader = Reader::open(&cfg.db_path(), &key)?;
+    let tx = reader.tx();
+    let (signing, _) = carebridge_server::store::keys::public_keys(&tx)?;
+    let mut list = carebridge_server::store::audit::checkpoints(&tx, a.after, u32::MAX)?;
+    if let Some(n) = a.latest {
+        list.drain(..list.len().saturating_sub(n));
+    }
+    let out = carebridge_server::audit::export(&cfg.name, &signing, &list)?;
+    match &a.to {
+        None => print!("{out}"),
+        Some(f) => {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(f)
+                .and_then(|mut file| file.write_all(out.as_bytes()))
+                .with_context(|| format!("writing {}", f.display()))?;
+            eprintln!("{} checkpoints appended to {}", list.len(), f.display());
+        }
+    }
+    Ok(())
 }
 
 fn restore(a: RestoreArgs) -> anyhow::Result<()> {

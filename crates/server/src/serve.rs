@@ -29,6 +29,9 @@ pub enum ServeError {
     /// The certificate or key did not load.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The audit trail could not be checkpointed at start (the database is not writable).
+    #[error("audit checkpoint: {0}")]
+    Checkpoint(#[from] crate::store::StoreError),
 }
 
 fn load_tls(t: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
@@ -64,6 +67,8 @@ fn load_tls(t: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
 pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeError> {
     let tls = node.config.tls.as_ref().map(load_tls).transpose()?;
     let app = crate::api::router(node.clone());
+    // Anchor whatever was audited while the node was stopped (or before a crash) first.
+    crate::audit::checkpoint(&node.store).await?;
     crate::jobs::spawn(&node);
     let tracker = TaskTracker::new();
     let limits = Limits::of(&node.config);
@@ -148,6 +153,10 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeEr
         .is_err()
     {
         tracing::warn!("some connections did not close within 10 s");
+    }
+    // The last requests' entries are anchored before the node goes.
+    if let Err(e) = crate::audit::checkpoint(&node.store).await {
+        tracing::error!(error = %e, "the audit checkpoint at shutdown failed");
     }
     Ok(())
 }

@@ -798,13 +798,15 @@ async fn reports_go_to_the_insurer_with_consent_and_admin_updates_come_back_ackn
     assert_eq!(p.hospital.verify_audit(), Ok(()));
     assert_eq!(p.insurer.verify_audit(), Ok(()));
     let insurer = p.insurer;
-    insurer
-        .db(false)
-        .execute(
-            "UPDATE audit SET detail = 'edited' WHERE action = 'federation.receive'",
-            [],
-        )
-        .unwrap();
+    // The triggers refuse the edit; someone with the key drops them first.
+    let db = insurer.db(false);
+    db.execute_batch("DROP TRIGGER audit_no_update").unwrap();
+    db.execute(
+        "UPDATE audit SET detail = 'edited' WHERE action = 'federation.receive'",
+        [],
+    )
+    .unwrap();
+    drop(db);
     assert!(
         insurer.verify_audit().is_err(),
         "an edited row breaks the chain"

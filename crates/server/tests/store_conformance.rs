@@ -172,6 +172,7 @@ macro_rules! store_conformance_tests {
             audit_entries_for_successes_and_failures,
             audit_list_filters_and_verify,
             audit_explicit_entries_roll_back_with_their_job,
+            audit_checkpoints_sign_the_head_and_anchor_the_trail,
             write_a_failed_job_leaves_nothing_while_its_batch_commits,
             write_a_panicking_job_is_rolled_back_alone,
             snapshot_reads_what_it_is_told_in_one_state,
@@ -1857,6 +1858,83 @@ async fn audit_list_filters_and_verify(env: Env) {
         })
         .await;
     assert_eq!(verified.head, last[0].hash);
+}
+
+async fn audit_checkpoints_sign_the_head_and_anchor_the_trail(env: Env) {
+    let signing = signing_key();
+    let agreement = x25519_dalek::StaticSecret::random_from_rng(rand::rngs::OsRng);
+    let s = signing.clone();
+    env.write(move |ctx| keys::insert(ctx, &s, &agreement))
+        .await;
+    // An empty chain has nothing to sign.
+    assert_eq!(
+        carebridge_server::audit::checkpoint(&env.store)
+            .await
+            .unwrap(),
+        None
+    );
+    for entity in ["patient/a", "patient/b"] {
+        env.store
+            .write(Some(draft("patient.read", entity)), |_| {
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+    }
+    let first = carebridge_server::audit::checkpoint(&env.store)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.number, first.seq), (1, 2));
+    assert_eq!(first.signed_at, env.now());
+    assert!(first.verifies_with(&signing.verifying_key()));
+    // Nothing audited since but the checkpoint's own entry: no new checkpoint.
+    assert_eq!(
+        carebridge_server::audit::checkpoint(&env.store)
+            .await
+            .unwrap(),
+        None
+    );
+    env.clock.advance(Duration::seconds(1));
+    env.store
+        .write(Some(draft("patient.read", "patient/c")), |_| {
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let second = carebridge_server::audit::checkpoint(&env.store)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((second.number, second.seq), (2, 4));
+    let exported = first.clone();
+    let (entries, head, latest, all, after_first, trail) = env
+        .read(move |tx| {
+            Ok((
+                audit::list(tx, &AuditQuery::default())?,
+                audit::head(tx)?,
+                audit::latest_checkpoint(tx)?,
+                audit::checkpoints(tx, 0, 100)?,
+                audit::checkpoints(tx, 1, 100)?,
+                audit::verify_trail(tx, vec![exported])?,
+            ))
+        })
+        .await;
+    // Each checkpoint signed the head's hash, and the entry after it records it.
+    assert_eq!(first.hash, entries[1].hash);
+    assert_eq!(second.hash, entries[3].hash);
+    for (cp, recording) in [(&first, &entries[2]), (&second, &entries[4])] {
+        assert_eq!(recording.record.action, "audit.checkpoint");
+        assert_eq!(recording.record.actor, "node");
+        assert_eq!(recording.record.entity, cp.entity());
+    }
+    assert_eq!(head.0, 5);
+    assert_eq!(latest.as_ref(), Some(&second));
+    assert_eq!(all, vec![first.clone(), second.clone()]);
+    assert_eq!(after_first, vec![second.clone()]);
+    let trail = trail.unwrap();
+    assert_eq!((trail.entries, trail.checkpoints), (5, 3));
+    assert_eq!(trail.latest, Some(second));
 }
 
 async fn audit_explicit_entries_roll_back_with_their_job(env: Env) {

@@ -1,5 +1,6 @@
 //! Backups: a consistent, encrypted copy taken while the node serves, and a restore that
-//! checks a copy (key, integrity, schema, audit chain) before it replaces anything.
+//! checks a copy (key, integrity, schema, audit chain and its signed checkpoints) before it
+//! replaces anything.
 //!
 //! The copy is encrypted with the same key as the database, and the key is *not* in it:
 //! keep the key file somewhere else, or the backup is useless (and a thief's copy too).
@@ -18,7 +19,7 @@ use crate::store::{DbKey, StoreError, open_connection};
 pub struct BackupSummary {
     /// Schema version.
     pub schema: i64,
-    /// Audit entries, all verified.
+    /// Audit entries, all verified (against the copy's checkpoints too).
     pub audit_entries: i64,
     /// Patients.
     pub patients: i64,
@@ -84,7 +85,8 @@ pub fn backup(cfg: &NodeConfig, to: &Path) -> Result<BackupSummary, NodeError> {
 }
 
 /// Opens a copy with `key` and checks it: the key fits, SQLite and SQLCipher find no damage,
-/// the schema is one this build knows, and the audit chain verifies.
+/// the schema is one this build knows, and the audit chain verifies against the node's signed
+/// checkpoints in it.
 pub fn check(file: &Path, key: &DbKey) -> Result<BackupSummary, NodeError> {
     let conn = open_connection(file, key, true)?;
     let cipher_errors: Vec<String> = collect_strings(&conn, "PRAGMA cipher_integrity_check")?;
@@ -105,9 +107,9 @@ pub fn check(file: &Path, key: &DbKey) -> Result<BackupSummary, NodeError> {
     }
     let tx = crate::store::Tx { conn: &conn };
     let schema = crate::store::migrations_check(&tx)?;
-    let verified = crate::store::audit::verify(&tx)?.map_err(|e| {
+    let verified = crate::store::audit::verify_trail(&tx, Vec::new())?.map_err(|e| {
         NodeError::Invalid(format!(
-            "{}: the audit chain is broken: {e}",
+            "{}: the audit trail is broken: {e}",
             file.display()
         ))
     })?;

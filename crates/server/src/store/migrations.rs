@@ -335,6 +335,29 @@ CREATE TABLE admin_update_acks (
     PRIMARY KEY (update_id, who)
 ) STRICT;
 "#,
+    // 4: the audit trail is append-only, and its head is anchored by signed checkpoints
+    // (store/audit.rs). Nothing in the node updates or deletes an audit entry or a checkpoint
+    // (retention deletes received payloads, never their audit entries; a restore replaces
+    // the whole file), so the triggers refuse both outright. A later migration that must
+    // rebuild either table drops and recreates its triggers deliberately.
+    r#"
+CREATE TABLE audit_checkpoints (
+    number INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    signed_at TEXT NOT NULL,
+    signature TEXT NOT NULL
+) STRICT;
+
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit entries are append-only: an entry cannot be changed'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit entries are append-only: an entry cannot be deleted'); END;
+CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only: a checkpoint cannot be changed'); END;
+CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only: a checkpoint cannot be deleted'); END;
+"#,
 ];
 
 /// The schema version this build writes.
