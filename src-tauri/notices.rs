@@ -183,13 +183,13 @@ mod tests {
     use carebridge_core::protocol::{AppointmentId, KioskDeviceId, PatientId, PractitionerId};
     use chrono::TimeZone;
 
-    #[test]
-    fn a_kiosk_booking_reads_with_the_patient_and_the_local_time() {
+    /// A kiosk booking for a sore throat, Tuesday 24 November 2026 at 09:30 UTC.
+    fn kiosk_booking() -> Appointment {
         let start = chrono::Utc
             .with_ymd_and_hms(2026, 11, 24, 9, 30, 0)
-            .single();
-        let Some(start) = start else { return };
-        let appointment = Appointment {
+            .single()
+            .expect("a valid time");
+        Appointment {
             id: AppointmentId::new(),
             reference: "K7Q-4MZ".into(),
             patient_id: PatientId::new(),
@@ -206,7 +206,12 @@ mod tests {
             version: 1,
             created_at: start,
             updated_at: start,
-        };
+        }
+    }
+
+    #[test]
+    fn a_kiosk_booking_reads_with_the_patient_and_the_local_time() {
+        let appointment = kiosk_booking();
         let notice = Notice::KioskBooking {
             appointment,
             patient_name: Some("Anna Jansen".into()),
@@ -247,27 +252,7 @@ mod tests {
 
     #[test]
     fn a_notice_is_logged_by_kind_and_id_never_with_the_patient_or_the_reason() {
-        let start = chrono::Utc
-            .with_ymd_and_hms(2026, 11, 24, 9, 30, 0)
-            .unwrap();
-        let appointment = Appointment {
-            id: AppointmentId::new(),
-            reference: "APT-1".into(),
-            patient_id: PatientId::new(),
-            practitioner_id: PractitionerId::new(),
-            start,
-            end: start + chrono::Duration::minutes(15),
-            reason: "Sore throat".into(),
-            status: AppointmentStatus::Pending,
-            booked_by: BookedBy::Kiosk {
-                id: KioskDeviceId::new(),
-            },
-            override_reason: None,
-            cancellation_reason: None,
-            version: 1,
-            created_at: start,
-            updated_at: start,
-        };
+        let appointment = kiosk_booking();
         let id = appointment.id.to_string();
         // The notifier as the app makes it, but its desktop side is this channel.
         let (shown, to_show) = std::sync::mpsc::channel();

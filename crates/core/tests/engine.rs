@@ -49,18 +49,9 @@ async fn online(c: &Client) {
         .unwrap();
 }
 
-fn kiosk_bookings(notices: &[Notice]) -> Vec<String> {
-    notices
-        .iter()
-        .filter_map(|n| match n {
-            Notice::KioskBooking { appointment, .. } => Some(appointment.id.to_string()),
-            _ => None,
-        })
-        .collect()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kiosk_booking_notifies_the_doctor_once_and_the_answer_notifies_the_kiosk() {
+/// A seeded hospital's node, and the bench doctor and the kiosk signed in to it and online
+/// (the node and the profiles' folder live as long as the caller holds them).
+async fn doctor_and_kiosk_online() -> (Hospital, NodeProcess, tempfile::TempDir, Client, Client) {
     let h = Hospital::seeded().await;
     let node = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
     let profiles = tempfile::tempdir().unwrap();
@@ -74,6 +65,22 @@ async fn a_kiosk_booking_notifies_the_doctor_once_and_the_answer_notifies_the_ki
     let kiosk = Client::kiosk(profiles.path(), &node.url, &h).await;
     online(&doctor).await;
     online(&kiosk).await;
+    (h, node, profiles, doctor, kiosk)
+}
+
+fn kiosk_bookings(notices: &[Notice]) -> Vec<String> {
+    notices
+        .iter()
+        .filter_map(|n| match n {
+            Notice::KioskBooking { appointment, .. } => Some(appointment.id.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kiosk_booking_notifies_the_doctor_once_and_the_answer_notifies_the_kiosk() {
+    let (h, _node, _profiles, doctor, kiosk) = doctor_and_kiosk_online().await;
 
     identify(&kiosk, &h).await;
     let local = kiosk
@@ -165,19 +172,7 @@ async fn notice_where(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_notices_name_the_kinds_and_records_that_changed() {
-    let h = Hospital::seeded().await;
-    let node = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
-    let profiles = tempfile::tempdir().unwrap();
-    let doctor = Client::staff(
-        profiles.path(),
-        &node.url,
-        h.bench_doctor(),
-        carebridge_server::demo::DOCTOR_PASSWORD,
-    )
-    .await;
-    let kiosk = Client::kiosk(profiles.path(), &node.url, &h).await;
-    online(&doctor).await;
-    online(&kiosk).await;
+    let (h, _node, _profiles, doctor, kiosk) = doctor_and_kiosk_online().await;
     identify(&kiosk, &h).await;
     let patient = h.creds.patients[0].id.to_string();
     let mut at_doctor = doctor.engine.changes();
@@ -241,19 +236,7 @@ async fn change_notices_name_the_kinds_and_records_that_changed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_stream_is_followed_again_without_loss_or_repeat() {
-    let h = Hospital::seeded().await;
-    let node = NodeProcess::spawn(h.dir.path(), "127.0.0.1:0").await;
-    let profiles = tempfile::tempdir().unwrap();
-    let doctor = Client::staff(
-        profiles.path(),
-        &node.url,
-        h.bench_doctor(),
-        carebridge_server::demo::DOCTOR_PASSWORD,
-    )
-    .await;
-    let kiosk = Client::kiosk(profiles.path(), &node.url, &h).await;
-    online(&doctor).await;
-    online(&kiosk).await;
+    let (h, node, _profiles, doctor, kiosk) = doctor_and_kiosk_online().await;
     identify(&kiosk, &h).await;
     for n in 0..3 {
         kiosk
