@@ -18,6 +18,9 @@ use crate::store::{AuditDraft, DbKey, Store, StoreError};
 use crate::store::{events, keys, practitioners};
 use crate::throttle::{KnownSignIns, PasswordChecks, Throttle};
 
+/// The snapshots being sent, by user: each with its number and what ends it.
+pub type SnapshotReaders = std::collections::HashMap<String, (u64, CancellationToken)>;
+
 /// Why a node could not be set up or started.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -127,9 +130,9 @@ pub struct Node {
     pub shutdown: CancellationToken,
     /// Snapshots streaming at once (each holds a connection and a read transaction).
     pub snapshot_permits: Arc<tokio::sync::Semaphore>,
-    /// Who is reading a snapshot now: one at a time each, so that one user cannot take every
-    /// place.
-    pub snapshot_readers: Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
+    /// Who is reading a snapshot now: one at a time each (a new one ends the old), so that one
+    /// user cannot take every place.
+    pub snapshot_readers: Arc<parking_lot::Mutex<SnapshotReaders>>,
     /// The node's Ed25519 key: it signs reports for their authors and federation requests.
     pub signing_key: ed25519_dalek::SigningKey,
     /// The node's X25519 key: envelopes from peers are opened with it.

@@ -224,6 +224,22 @@ async fn a_sized_demo_makes_exactly_the_appointments_asked_for() {
     assert!(statuses >= 5, "{statuses} statuses");
 }
 
+/// What is left of a response on `stream`, up to its chunked body's last chunk (the response
+/// ends; the connection may stay open).
+async fn rest_of(stream: &mut tokio::net::TcpStream) -> String {
+    let mut rest = Vec::new();
+    tokio::time::timeout(WAIT * 3, async {
+        while !rest.ends_with(b"\r\n0\r\n\r\n") {
+            if stream.read_buf(&mut rest).await.unwrap_or(0) == 0 {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the snapshot was never ended");
+    String::from_utf8_lossy(&rest).into_owned()
+}
+
 /// Opens a snapshot on a raw connection and reads its status line only: a reader that then
 /// stops reading.
 async fn stalled_snapshot(node: &TestNode, token: &str) -> (String, tokio::net::TcpStream) {
@@ -243,7 +259,8 @@ async fn stalled_snapshot(node: &TestNode, token: &str) -> (String, tokio::net::
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stalled_snapshot_readers_are_ended_and_block_no_one_and_a_user_reads_one_at_a_time() {
+async fn stalled_snapshot_readers_are_ended_and_block_no_one_and_a_users_new_snapshot_ends_their_old_one()
+ {
     // Enough patients that a snapshot outgrows every buffer between the node and a reader
     // that stopped reading.
     let size = DemoSize {
@@ -259,19 +276,24 @@ async fn stalled_snapshot_readers_are_ended_and_block_no_one_and_a_user_reads_on
     })
     .await;
     let reception = node.reception().await;
-    let doctor = node.doctor(0).await;
     let admin = node.admin().await;
+    // A second receptionist: two users who each see every patient.
+    let created = admin
+        .post(
+            "/api/v1/practitioners",
+            json!({"username": "reception.two", "display_name": "Front Desk Two", "role": "reception", "password": "second-desk-password"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let second_desk = Client::sign_in(&node.url, "reception.two", "second-desk-password").await;
 
     let (status, mut first) = stalled_snapshot(&node, &reception.token).await;
     assert_eq!(status, "HTTP/1.1 200");
-    // The same user again while their first is being sent: told to finish that one first.
-    let (again, _) = snapshot(&reception, None).await;
-    assert_eq!(again, 429);
-    let (status, mut second) = stalled_snapshot(&node, &doctor.token).await;
+    let (status, mut second) = stalled_snapshot(&node, &second_desk.token).await;
     assert_eq!(status, "HTTP/1.1 200");
 
-    // Both places are held by readers that stopped; a third user is served once the node has
-    // ended theirs.
+    // Both places are held by readers that stopped: another user is served once the node
+    // has ended them, and both were ended without their `end` line (their readers resume).
     let (status, items) = tokio::time::timeout(Duration::from_secs(60), snapshot(&admin, None))
         .await
         .expect("a stalled reader blocked everyone's snapshot");
@@ -281,26 +303,33 @@ async fn stalled_snapshot_readers_are_ended_and_block_no_one_and_a_user_reads_on
         "{:?}",
         items.last()
     );
-
-    // The stalled snapshots were ended without their `end` line: their readers resume.
-    for (who, stream) in [("reception", &mut first), ("doctor", &mut second)] {
-        // Up to the chunked body's last chunk: the response ends, the connection may stay.
-        let mut rest = Vec::new();
-        tokio::time::timeout(WAIT * 3, async {
-            while !rest.ends_with(b"\r\n0\r\n\r\n") {
-                if stream.read_buf(&mut rest).await.unwrap_or(0) == 0 {
-                    break;
-                }
-            }
-        })
-        .await
-        .expect("the stalled snapshot was never ended");
-        let text = String::from_utf8_lossy(&rest);
+    // Reading a stalled stream would un-stall it: first wait until the node has ended both
+    // (every place free again).
+    carebridge_testkit::eventually("both stalled snapshots are ended", WAIT * 3, || async {
+        node.node.snapshot_permits.available_permits() == 2
+    })
+    .await;
+    for (who, stream) in [("reception", &mut first), ("reception.two", &mut second)] {
         assert!(
-            !text.contains("\"kind\":\"end\""),
+            !rest_of(stream).await.contains("\"kind\":\"end\""),
             "{who}'s snapshot was sent whole"
         );
     }
+
+    // The same user starting again while a snapshot of theirs is stalled (a client resuming
+    // after a cut) is served whole; the stalled one is ended.
+    let (status, mut stalled) = stalled_snapshot(&node, &reception.token).await;
+    assert_eq!(status, "HTTP/1.1 200");
+    let (status, items) = tokio::time::timeout(Duration::from_secs(60), snapshot(&reception, None))
+        .await
+        .expect("the user's new snapshot was blocked by their stalled one");
+    assert_eq!(status, 200);
+    assert!(
+        matches!(items.last(), Some(SnapshotItem::End { .. })),
+        "{:?}",
+        items.last()
+    );
+    assert!(!rest_of(&mut stalled).await.contains("\"kind\":\"end\""));
     // And the user may read one again.
     let (status, _) = snapshot(&reception, None).await;
     assert_eq!(status, 200);

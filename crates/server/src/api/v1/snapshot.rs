@@ -16,10 +16,11 @@ use utoipa::IntoParams;
 
 use crate::api::extract::{Caller, Query};
 use crate::error::ApiError;
-use crate::node::Node;
+use crate::node::{Node, SnapshotReaders};
 use crate::store::snapshot::{self, Cursor};
 use crate::visibility;
 use carebridge_protocol::snapshot::SnapshotItem;
+use tokio_util::sync::CancellationToken;
 
 /// Lines are sent in chunks of about this size.
 const CHUNK: usize = 64 * 1024;
@@ -37,7 +38,6 @@ pub struct SnapshotQuery {
 /// with `after`.
 #[utoipa::path(get, path = "/snapshot", tag = "events", params(SnapshotQuery), security(("bearer" = [])),
     responses((status = 200, description = "One JSON object a line: {\"kind\": \"begin\" | \"practitioner\" | \"schedule\" | \"patient\" | \"appointment\" | \"end\", \"data\": …}", content_type = "application/x-ndjson", body = String),
-              (status = 429, description = "A snapshot for this user is already being sent", body = Problem, content_type = "application/problem+json"),
               (status = 503, description = "Every snapshot place is taken; retry after `Retry-After`", body = Problem, content_type = "application/problem+json")))]
 pub async fn get_snapshot(
     State(node): State<Arc<Node>>,
@@ -56,13 +56,9 @@ pub async fn get_snapshot(
             })
         })
         .transpose()?;
-    // One snapshot at a time per user: a second one (a stuck client retrying) is told to wait.
-    let reading = ReadingNow::take(&node.snapshot_readers, caller.actor()).ok_or_else(|| {
-        ApiError::new(
-            ProblemType::TooManyRequests,
-            "a snapshot for you is already being sent; finish or close it first",
-        )
-    })?;
+    // One snapshot at a time per user: a new one (a client resuming after a cut) ends the
+    // one still being sent, so that a user can neither hold several places nor be refused.
+    let reading = ReadingNow::take(&node.snapshot_readers, caller.actor());
     // Places are few (each holds a connection and a read transaction): wait a little for one.
     let permit = tokio::time::timeout(
         std::time::Duration::from_secs(10),
@@ -87,13 +83,18 @@ pub async fn get_snapshot(
     let (store, viewer, name) = (node.store.clone(), caller.viewer, node.name().to_owned());
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let _reading = reading;
         // A reader that stops reading would hold its place and its read transaction for ever:
         // past the stall time its snapshot ends (without `end`, so the client resumes).
+        let ended = reading.ended.clone();
         let send = |chunk: Bytes| -> bool {
-            runtime
-                .block_on(tokio::time::timeout(stall, tx.send(chunk)))
-                .is_ok_and(|sent| sent.is_ok())
+            runtime.block_on(async {
+                tokio::select! {
+                    sent = tokio::time::timeout(stall, tx.send(chunk)) => {
+                        sent.is_ok_and(|sent| sent.is_ok())
+                    }
+                    () = ended.cancelled() => false,
+                }
+            })
         };
         let conn = match store.open_reader() {
             Ok(c) => c,
@@ -124,7 +125,7 @@ pub async fn get_snapshot(
                 // The client's pace sets ours: a bounded channel, never the whole snapshot.
                 open = send(buf.split().freeze());
             }
-            open
+            open && !reading.ended.is_cancelled()
         });
         match written {
             Ok(()) if open && !buf.is_empty() => {
@@ -150,25 +151,40 @@ pub async fn get_snapshot(
 
 /// A user's place among the snapshot readers, given back when dropped.
 struct ReadingNow {
-    readers: Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
+    readers: Arc<parking_lot::Mutex<SnapshotReaders>>,
     who: String,
+    number: u64,
+    /// Cancelled when the same user starts another snapshot.
+    ended: CancellationToken,
 }
 
 impl ReadingNow {
-    /// `who`'s place, unless they are reading one already.
-    fn take(
-        readers: &Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
-        who: String,
-    ) -> Option<Self> {
-        readers.lock().insert(who.clone()).then(|| Self {
+    /// `who`'s place; a snapshot of theirs still being sent is ended.
+    fn take(readers: &Arc<parking_lot::Mutex<SnapshotReaders>>, who: String) -> Self {
+        static NUMBER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let number = NUMBER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ended = CancellationToken::new();
+        if let Some((_, earlier)) = readers.lock().insert(who.clone(), (number, ended.clone())) {
+            earlier.cancel();
+        }
+        Self {
             readers: readers.clone(),
             who,
-        })
+            number,
+            ended,
+        }
     }
 }
 
 impl Drop for ReadingNow {
     fn drop(&mut self) {
-        self.readers.lock().remove(&self.who);
+        let mut readers = self.readers.lock();
+        // Only our own entry: a newer snapshot of the same user may have taken the place.
+        if readers
+            .get(&self.who)
+            .is_some_and(|(n, _)| *n == self.number)
+        {
+            readers.remove(&self.who);
+        }
     }
 }
