@@ -871,6 +871,31 @@ async fn received_payloads_are_deleted_after_the_retention_period_and_each_delet
             .len(),
         0
     );
+    // Replaying the whole log never finds the content: its arrival went too.
+    let mut replay = reviewer.events(Some(0)).await;
+    let mut replayed = Vec::new();
+    loop {
+        let e = replay.next(WAIT).await.expect("the replay stopped early");
+        // The end of the replay: the deletion, or a reset when the forgotten arrival was the
+        // oldest event (the log then starts after what the client asked for).
+        let end = e.event == "received.deleted" || e.event == "reset";
+        replayed.push(e);
+        if end {
+            break;
+        }
+    }
+    assert!(
+        replayed.iter().all(|e| e.event != "received.reports"),
+        "{:?}",
+        replayed.iter().map(|e| &e.event).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        p.insurer
+            .count("SELECT count(*) FROM events WHERE data LIKE '%Blood panel%'")
+            .await,
+        0,
+        "the report's content is still in the event log"
+    );
     assert_eq!(p.insurer.verify_audit(), Ok(()));
     p.hospital.stop().await;
     p.insurer.stop().await;

@@ -168,6 +168,7 @@ macro_rules! store_conformance_tests {
             schedules_occupied_and_slots_taken,
             reports_drafts_revisions_and_lists,
             events_log_pages_and_prune,
+            events_forget_a_received_payloads_arrival,
             idempotency_first_answers,
             audit_entries_for_successes_and_failures,
             audit_list_filters_and_verify,
@@ -1526,6 +1527,53 @@ async fn reports_drafts_revisions_and_lists(env: Env) {
 
 // ---------------------------------------------------------------------------------------------
 // Events
+
+async fn events_forget_a_received_payloads_arrival(env: Env) {
+    let reviewers = Audience {
+        roles: ROLE_ADMIN,
+        practitioner: None,
+        kiosk: None,
+    };
+    let ids = env
+        .write(move |ctx| {
+            Ok(vec![
+                ctx.emit(
+                    EventKind::ReceivedReports,
+                    reviewers,
+                    &json!({ "name": "payload-a", "content": "A" }),
+                )?,
+                ctx.emit(
+                    EventKind::ReceivedReports,
+                    reviewers,
+                    &json!({ "name": "payload-b", "content": "B" }),
+                )?,
+                ctx.emit(
+                    EventKind::PatientCreated,
+                    clinical(),
+                    &json!({ "name": "payload-a" }),
+                )?,
+            ])
+        })
+        .await;
+    let gone = env
+        .write(|ctx| events::forget_received(ctx, "payload-a"))
+        .await;
+    assert_eq!(gone, 1);
+    let left = env
+        .read(|tx| {
+            let head = events::head(tx)?;
+            events::page(tx, 0, head, 100)
+        })
+        .await;
+    let left: Vec<i64> = left.iter().map(|e| e.id).collect();
+    // Only that payload's arrival: another payload's, and other kinds naming the same, stay.
+    assert_eq!(left, vec![ids[1], ids[2]]);
+    assert_eq!(
+        env.write(|ctx| events::forget_received(ctx, "payload-a"))
+            .await,
+        0
+    );
+}
 
 async fn events_log_pages_and_prune(env: Env) {
     let (empty_head, empty_oldest) = env

@@ -8,7 +8,7 @@ use carebridge_protocol::federation::payload::ReceivedDeleted;
 
 use crate::events::Audience;
 use crate::store::federation::received;
-use crate::store::{AuditDraft, StoreError, WriteCtx};
+use crate::store::{AuditDraft, StoreError, WriteCtx, events};
 use crate::visibility::{self, RecordKind};
 
 /// Who sees received reports arrive and go (the visibility policy's readers of them).
@@ -25,6 +25,8 @@ pub fn apply_retention(ctx: &mut WriteCtx<'_>, days: u32, limit: u32) -> Result<
     for p in &old {
         let (name, source) = (&p.name, &p.source);
         received::delete(ctx, name)?;
+        // Its arrival in the event log carries the whole content: it goes too.
+        events::forget_received(ctx, name)?;
         ctx.audit(
             &AuditDraft {
                 actor: "node".into(),

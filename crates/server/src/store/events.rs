@@ -2,6 +2,7 @@
 //! Rows are appended by [`super::WriteCtx::emit`], in the transaction of the change they
 //! describe.
 
+use carebridge_protocol::event::EventKind;
 use rusqlite::params;
 
 use crate::events::Audience;
@@ -57,6 +58,16 @@ pub fn page(tx: &Tx<'_>, after: i64, to: i64, limit: i64) -> Result<Vec<LoggedEv
         });
     }
     Ok(out)
+}
+
+/// Deletes the logged arrival of the received payload `name` (a `received.reports` event
+/// carries the payload's whole content): once retention deletes the payload, nobody replaying
+/// the log may read it again. Returns how many events went.
+pub fn forget_received(w: &WriteCtx<'_>, name: &str) -> Result<usize, StoreError> {
+    Ok(w.conn.execute(
+        "DELETE FROM events WHERE kind = ?1 AND json_extract(data, '$.name') = ?2",
+        params![EventKind::ReceivedReports.as_str(), name],
+    )?)
 }
 
 /// Deletes all but the newest `retained` events; returns how many went.
