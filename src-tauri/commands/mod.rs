@@ -313,6 +313,41 @@ mod tests {
         );
     }
 
+    fn app_state(locked: bool) -> AppState {
+        AppState {
+            mode: crate::launch::Mode::Staff,
+            engine: tokio::sync::Mutex::new(None),
+            forwarders: tokio::sync::Mutex::new(Vec::new()),
+            signing_in: tokio::sync::Mutex::new(()),
+            http: carebridge_core::session::Http::new(),
+            embedded: tokio::sync::watch::channel(crate::Embedded::None).1,
+            locked: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(locked)),
+            last_node: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn code_of<T>(r: Result<T, CommandError>) -> serde_json::Value {
+        match r {
+            Ok(_) => serde_json::Value::Null,
+            Err(e) => serde_json::to_value(&e).unwrap()["code"].clone(),
+        }
+    }
+
+    /// Every command that reads or changes records takes the store through `reader` or the
+    /// engine through `engine`: while the session is locked both refuse, before anything else.
+    #[tokio::test]
+    async fn a_locked_session_refuses_reads_and_writes_until_it_is_unlocked() {
+        let state = app_state(true);
+        assert_eq!(code_of(reader(&state).await), "locked");
+        assert_eq!(code_of(engine(&state).await), "locked");
+        // Unlocked, the same calls get past the lock (and find no one signed in here).
+        state
+            .locked
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(code_of(reader(&state).await), "signed-out");
+        assert_eq!(code_of(engine(&state).await), "signed-out");
+    }
+
     #[test]
     fn the_apps_own_failures_have_their_codes_and_no_problem() {
         let v = serde_json::to_value(CommandError::locked()).unwrap();
