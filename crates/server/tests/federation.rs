@@ -60,26 +60,7 @@ impl Side {
 
     /// Every table's row count, by table.
     fn table_counts(&self) -> std::collections::BTreeMap<String, i64> {
-        let db = self.db(true);
-        let tables: Vec<String> = db
-            .prepare(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
-                 ORDER BY name",
-            )
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        tables
-            .into_iter()
-            .map(|t| {
-                let n = db
-                    .query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |r| r.get(0))
-                    .unwrap();
-                (t, n)
-            })
-            .collect()
+        support::table_counts(&self.db(true))
     }
 
     async fn count(&self, sql: &'static str) -> i64 {

@@ -151,25 +151,7 @@ impl TestNode {
             true,
         )
         .unwrap();
-        let tables: Vec<String> = db
-            .prepare(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
-                 ORDER BY name",
-            )
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        tables
-            .into_iter()
-            .map(|t| {
-                let n = db
-                    .query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |r| r.get(0))
-                    .unwrap();
-                (t, n)
-            })
-            .collect()
+        table_counts(&db)
     }
 }
 
@@ -452,4 +434,27 @@ impl EventStream {
 
 fn find_blank_line(b: &[u8]) -> Option<usize> {
     b.windows(2).position(|w| w == b"\n\n")
+}
+
+/// Every table's row count in `db`, by table: "nothing stored" counts them all.
+pub fn table_counts(db: &rusqlite::Connection) -> std::collections::BTreeMap<String, i64> {
+    let tables: Vec<String> = db
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+             ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    tables
+        .into_iter()
+        .map(|t| {
+            let n = db
+                .query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |r| r.get(0))
+                .unwrap();
+            (t, n)
+        })
+        .collect()
 }
