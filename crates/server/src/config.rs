@@ -123,6 +123,10 @@ pub struct NodeConfig {
     /// also signs one when it starts and when it stops. A shorter interval leaves fewer
     /// recent entries that could be cut off unnoticed.
     pub audit_checkpoint_minutes: u32,
+    /// Requests from one address the federation inbox refuses in a minute before it answers
+    /// that address 429 without looking at its requests (default 30). Peers in good standing
+    /// are refused rarely; a flood is cut off cheaply.
+    pub inbox_refusals_per_minute: u32,
 }
 
 impl Default for NodeConfig {
@@ -154,6 +158,7 @@ impl Default for NodeConfig {
             delivery_max_backoff_seconds: 300,
             federation_source: None,
             audit_checkpoint_minutes: 5,
+            inbox_refusals_per_minute: 30,
         }
     }
 }
@@ -219,6 +224,7 @@ impl NodeConfig {
             ("header_timeout_seconds", self.header_timeout_seconds),
             ("body_timeout_seconds", self.body_timeout_seconds),
             ("snapshot_stall_seconds", self.snapshot_stall_seconds),
+            ("inbox_refusals_per_minute", self.inbox_refusals_per_minute),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("`{name}` must be at least 1")));

@@ -1,7 +1,7 @@
 //! The node's background jobs: the live stream's reaper, the delivery of transmissions to
 //! peers, the minute's pruning (the event log, expired sessions, old idempotency records
 //! and kiosk identifications, and received payloads past their retention), and the signed
-//! checkpoints of the audit chain's head.
+//! checkpoints of the audit chain's head, and the federation inbox's counted refusals.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,32 +41,50 @@ pub fn spawn(node: &Arc<Node>) {
             .run_reaper(Duration::from_secs(1), node.shutdown.clone()),
     );
     tokio::spawn(crate::federation::delivery::run(node.clone()));
-    {
-        let node = node.clone();
-        let every = Duration::from_secs(u64::from(node.config.audit_checkpoint_minutes) * 60);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            loop {
-                tokio::select! {
-                    _ = node.shutdown.cancelled() => break,
-                    _ = tick.tick() => {
-                        if let Err(e) = crate::audit::checkpoint(&node.store).await {
-                            tracing::warn!(error = %e, "audit checkpoint failed; will retry");
-                        }
-                    }
-                }
-            }
-        });
-    }
+    let checkpoints = Duration::from_secs(u64::from(node.config.audit_checkpoint_minutes) * 60);
+    repeat(
+        node,
+        checkpoints,
+        checkpoints,
+        "audit checkpoint",
+        |node| async move { crate::audit::checkpoint(&node.store).await.map(drop) },
+    );
+    let minute = Duration::from_secs(60);
+    repeat(node, Duration::ZERO, minute, "pruning", |node| async move {
+        prune(&node).await
+    });
+    let window = crate::federation::refusals::WINDOW;
+    repeat(
+        node,
+        window,
+        window,
+        "auditing the inbox's refusals",
+        |node| async move { crate::federation::refusals::audit_counted(&node).await },
+    );
+}
+
+/// Runs `job` every `period`, the first time after `first`, until the node shuts down; a
+/// failure is logged and the job runs again at its next turn.
+fn repeat<F, Fut, E>(
+    node: &Arc<Node>,
+    first: Duration,
+    period: Duration,
+    what: &'static str,
+    job: F,
+) where
+    F: Fn(Arc<Node>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), E>> + Send,
+    E: std::fmt::Display,
+{
     let node = node.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, period);
         loop {
             tokio::select! {
                 _ = node.shutdown.cancelled() => break,
                 _ = tick.tick() => {
-                    if let Err(e) = prune(&node).await {
-                        tracing::warn!(error = %e, "pruning failed; will retry");
+                    if let Err(e) = job(node.clone()).await {
+                        tracing::warn!(error = %e, "{what} failed; will retry");
                     }
                 }
             }

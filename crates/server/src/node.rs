@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::{CONFIG_FILE, ConfigError, NodeConfig, NodeKind, validate_node_name};
 use crate::events::Hub;
+use crate::federation::refusals::InboxRefusals;
 use crate::practitioner;
 use crate::store::{AuditDraft, DbKey, Store, StoreError};
 use crate::store::{events, keys, practitioners};
@@ -126,6 +127,8 @@ pub struct Node {
     pub password_checks: PasswordChecks,
     /// Failed kiosk identifications per device.
     pub throttle_kiosks: Throttle,
+    /// The federation inbox's refusals per source in the current minute.
+    pub inbox_refusals: InboxRefusals,
     /// Cancelled when the node shuts down.
     pub shutdown: CancellationToken,
     /// Snapshots streaming at once (each holds a connection and a read transaction).
@@ -308,6 +311,7 @@ impl Node {
             throttle_accounts: Throttle::new(max, window),
             throttle_sources: Throttle::new(max * 4, window),
             throttle_kiosks: Throttle::new(10, window),
+            inbox_refusals: InboxRefusals::new(config.inbox_refusals_per_minute),
             known_sign_ins: KnownSignIns::new(chrono::Duration::days(30)),
             // One check per core keeps the CPU busy; a burst waits up to 2 s, then is told to
             // come back.

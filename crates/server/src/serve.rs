@@ -154,7 +154,11 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeEr
     {
         tracing::warn!("some connections did not close within 10 s");
     }
-    // The last requests' entries are anchored before the node goes.
+    // The inbox's refusals counted since the last minute are audited, and the last
+    // requests' entries anchored, before the node goes.
+    if let Err(e) = crate::federation::refusals::audit_counted(&node).await {
+        tracing::error!(error = %e, "auditing the inbox's counted refusals at shutdown failed");
+    }
     if let Err(e) = crate::audit::checkpoint(&node.store).await {
         tracing::error!(error = %e, "the audit checkpoint at shutdown failed");
     }

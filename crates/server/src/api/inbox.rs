@@ -1,23 +1,30 @@
 //! `POST /federation/v1/inbox`: where peers deliver envelopes.
 //!
-//! Every check runs before anything is stored, in this order: API key (which peer), source
-//! address, signer, time window, content digest, signature, nonce, envelope (shape, source,
-//! destination, type allowed), AES-GCM tag, checksum, payload. A refusal is answered with its
-//! own problem and status, stores nothing, and is audited (`federation.refused`), which is how
-//! the node's admins see it. An accepted envelope is stored once per envelope id, encrypted at
+//! Every check runs before anything is stored, in this order: the source's allowance of
+//! refusals, API key (which peer), source address, signer, then (only now is the body read)
+//! time window, content digest, signature, nonce, envelope (shape, source, destination, type
+//! allowed), AES-GCM tag, checksum, payload. A refusal is answered with its own problem and
+//! status, stores nothing, and is audited (`federation.refused`), which is how the node's
+//! admins see it: the first of each source and code in a minute at once, the rest as one
+//! counted entry (`federation::refusals`), so that a flood can neither fill the disk nor
+//! queue the writer ahead of bookings. A source refused too often is answered 429 without a
+//! look at its request. An accepted envelope is stored once per envelope id, encrypted at
 //! rest (the database is), under `<type>-<source>-<timestamp>`, and answered with a receipt
 //! signed by this node; a repeat of the same envelope gets the same receipt.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use carebridge_protocol::ProblemType;
 use carebridge_protocol::event::EventKind;
-use carebridge_protocol::federation::envelope::{Envelope, EnvelopeError, MessageType};
+use carebridge_protocol::federation::envelope::{
+    Envelope, EnvelopeError, MAX_ENVELOPE_BYTES, MessageType,
+};
 use carebridge_protocol::federation::payload::{
     AdminUpdateAck, AdminUpdateMessage, MedicalReports, ReceivedReports,
 };
@@ -25,11 +32,13 @@ use carebridge_protocol::federation::request::{
     API_KEY_HEADER, INBOX_PATH, ReadSignature, Receipt, RequestError, WINDOW_SECONDS,
 };
 use chrono::{DateTime, Utc};
+use http_body_util::BodyExt;
 
 use crate::api::extract::Source;
 use crate::error::ApiError;
 use crate::federation::error::FederationError;
 use crate::federation::peer::Peer;
+use crate::federation::refusals::Audit;
 use crate::federation::{received, updates};
 use crate::node::Node;
 use crate::store::federation::peers;
@@ -40,15 +49,14 @@ fn refuse(code: ProblemType, detail: impl Into<String>) -> FederationError {
     FederationError::refused(code, detail)
 }
 
-/// Checks a request up to (not including) the nonce, reading only peers.
-async fn authenticate(
+/// Who sends, from the headers alone: the peer its API key names, allowed at `source`, and the
+/// request's signature parameters naming that peer. Nothing of the body has been read.
+async fn identify(
     node: &Arc<Node>,
     headers: &HeaderMap,
     source: IpAddr,
-    body: &[u8],
 ) -> Result<(Peer, ReadSignature), FederationError> {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let key = text(API_KEY_HEADER)
+    let key = header_text(headers, API_KEY_HEADER)
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .ok_or_else(|| {
@@ -74,8 +82,11 @@ async fn authenticate(
             format!("{} may not send from {source}", peer.name),
         ));
     }
-    let sig = ReadSignature::read(text("signature-input"), text("signature"))
-        .map_err(|e| refuse(ProblemType::BadSignature, e.to_string()))?;
+    let sig = ReadSignature::read(
+        header_text(headers, "signature-input"),
+        header_text(headers, "signature"),
+    )
+    .map_err(|e| refuse(ProblemType::BadSignature, e.to_string()))?;
     if sig.params.keyid != peer.name {
         return Err(refuse(
             ProblemType::UnknownSigner,
@@ -85,11 +96,52 @@ async fn authenticate(
             ),
         ));
     }
-    let authority = text("host").unwrap_or_default();
+    if let Some(length) = header_text(headers, "content-length").and_then(|v| v.parse::<u64>().ok())
+        && length > MAX_ENVELOPE_BYTES as u64
+    {
+        return Err(too_large());
+    }
+    Ok((peer, sig))
+}
+
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn too_large() -> FederationError {
+    refuse(
+        ProblemType::PayloadTooLarge,
+        format!("an envelope is at most {MAX_ENVELOPE_BYTES} bytes"),
+    )
+}
+
+/// Reads the body of an identified peer's request, at most an envelope's size.
+async fn read_body(body: Body) -> Result<Bytes, FederationError> {
+    match http_body_util::Limited::new(body, MAX_ENVELOPE_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(refuse(
+            ProblemType::MalformedEnvelope,
+            format!("the body could not be read: {e}"),
+        )),
+    }
+}
+
+/// Checks the request's signature over its body: time window, content digest, signature.
+fn verify(
+    node: &Node,
+    headers: &HeaderMap,
+    peer: &Peer,
+    sig: &ReadSignature,
+    body: &[u8],
+) -> Result<(), FederationError> {
     sig.verify(
         INBOX_PATH,
-        authority,
-        text("content-digest"),
+        header_text(headers, "host").unwrap_or_default(),
+        header_text(headers, "content-digest"),
         body,
         &peer.signing_key,
         node.clock.now(),
@@ -99,8 +151,7 @@ async fn authenticate(
         RequestError::OutsideWindow(_) => refuse(ProblemType::SignatureExpired, e.to_string()),
         RequestError::Digest(_) => refuse(ProblemType::DigestMismatch, e.to_string()),
         RequestError::BadSignature => refuse(ProblemType::BadSignature, e.to_string()),
-    })?;
-    Ok((peer, sig))
+    })
 }
 
 /// Opens and checks the envelope for `peer`; the payload's plaintext.
@@ -152,36 +203,50 @@ pub async fn receive(
     State(node): State<Arc<Node>>,
     Source(source): Source,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let ip: IpAddr = source.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let draft = AuditDraft {
         actor: "peer:unknown".into(),
-        action: "federation.receive".into(),
+        action: "federation.refused".into(),
         entity: String::new(),
         source: source.clone(),
     };
-    let ip: IpAddr = source.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let checked = match authenticate(&node, &headers, ip, &body).await {
-        Ok(ok) => Ok(ok),
-        Err(e) => Err((draft.clone(), e)),
-    };
-    let (peer, sig) = match checked {
+    if let Some(secs) = node.inbox_refusals.limited(ip) {
+        let e = refuse(
+            ProblemType::TooManyRequests,
+            format!("too many refused requests from this address; retry in {secs} s"),
+        );
+        audit_refusal(&node, draft, ip, &e).await;
+        return unread(ApiError::Throttled(secs).into_response(), &headers, body).await;
+    }
+    let (peer, sig) = match identify(&node, &headers, ip).await {
         Ok(ok) => ok,
-        Err((draft, e)) => return refused(&node, draft, e).await,
+        Err(e) => return unread(refused(&node, draft, ip, e).await, &headers, body).await,
     };
     let draft = AuditDraft {
         actor: format!("peer:{}", peer.name),
         ..draft
     };
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return refused(&node, draft, ip, e).await,
+    };
     let opened = {
         let node = node.clone();
         let peer = peer.clone();
-        let body = body.clone();
-        tokio::task::spawn_blocking(move || open(&node, &peer, &body)).await
+        let headers = headers.clone();
+        // Signature, AES-GCM and checksum over up to an envelope's size: off the executor.
+        tokio::task::spawn_blocking(move || {
+            verify(&node, &headers, &peer, &sig, &body)?;
+            let (env, plaintext) = open(&node, &peer, &body)?;
+            Ok::<_, FederationError>((sig, env, plaintext))
+        })
+        .await
     };
-    let (env, plaintext) = match opened {
+    let (sig, env, plaintext) = match opened {
         Ok(Ok(v)) => v,
-        Ok(Err(e)) => return refused(&node, draft, e).await,
+        Ok(Err(e)) => return refused(&node, draft, ip, e).await,
         Err(e) => return ApiError::Internal(e.to_string()).into_response(),
     };
     let nonce = sig.nonce().to_owned();
@@ -195,14 +260,46 @@ pub async fn receive(
         .await;
     match result {
         Ok((status, receipt)) => (status, axum::Json(receipt)).into_response(),
-        Err(e) => refused(&node, draft, e).await,
+        Err(e) => refused(&node, draft, ip, e).await,
     }
 }
 
-/// Audits a refusal (its own job: the refused request stores nothing else) and answers it.
-async fn refused(node: &Arc<Node>, mut draft: AuditDraft, e: FederationError) -> Response {
-    draft.action = "federation.refused".into();
+/// The answer to a request refused before its body was read. A small body (an envelope's
+/// header's worth) is read and dropped, so that the connection stays usable: closing it with
+/// data unread makes the kernel reset it, and the client may lose the answer. A larger one,
+/// or one of unknown size, is left unread and the connection closed after the answer.
+async fn unread(mut answer: Response, headers: &HeaderMap, body: Body) -> Response {
+    const DISCARDED: u64 = 64 * 1024;
+    let small = header_text(headers, "content-length")
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n <= DISCARDED);
+    if !small
+        || http_body_util::Limited::new(body, DISCARDED as usize)
+            .collect()
+            .await
+            .is_err()
+    {
+        answer
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    answer
+}
+
+/// Audits a refusal (see the module's doc) and answers it.
+async fn refused(node: &Arc<Node>, draft: AuditDraft, ip: IpAddr, e: FederationError) -> Response {
+    audit_refusal(node, draft, ip, &e).await;
+    tracing::warn!(refusal = %e, "federation request refused");
+    ApiError::from(e).into_response()
+}
+
+/// Audits a refusal now when it is the first of its source and code in this minute; counts
+/// it otherwise. Its own job: the refused request stores nothing else.
+async fn audit_refusal(node: &Arc<Node>, draft: AuditDraft, ip: IpAddr, e: &FederationError) {
     let code = e.code();
+    if node.inbox_refusals.note(ip, code) == Audit::Counted {
+        return;
+    }
     let detail = format!("{}: {e}", code.slug());
     let audited = node
         .store
@@ -213,8 +310,6 @@ async fn refused(node: &Arc<Node>, mut draft: AuditDraft, e: FederationError) ->
     if let Err(FederationError::Store(s)) = audited {
         tracing::error!(error = %s, "a federation refusal could not be audited");
     }
-    tracing::warn!(refusal = %e, "federation request refused");
-    ApiError::from(e).into_response()
 }
 
 /// Stores an accepted envelope once and answers with the receipt.

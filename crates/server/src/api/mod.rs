@@ -205,9 +205,8 @@ pub fn router(node: Arc<Node>) -> Router {
     .route("/healthz", get(healthz))
     .route(
         carebridge_protocol::federation::request::INBOX_PATH,
-        axum::routing::post(inbox::receive).layer(DefaultBodyLimit::max(
-            carebridge_protocol::federation::envelope::MAX_ENVELOPE_BYTES,
-        )),
+        // The handler reads the body itself, once the sender is known, at most an envelope.
+        axum::routing::post(inbox::receive),
     )
     .fallback(|| async {
         ApiError::new(

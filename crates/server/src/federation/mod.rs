@@ -9,6 +9,7 @@ pub mod error;
 pub mod peer;
 pub mod peering;
 pub mod received;
+pub mod refusals;
 pub mod sharing;
 pub mod transmission;
 pub mod updates;
