@@ -21,9 +21,15 @@ SHELL := bash
 DEB_PACKAGES := gcc libc6-dev make perl curl jq ca-certificates dbus-daemon gnome-keyring \
 	pkg-config libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev \
 	libayatana-appindicator3-dev libxdo-dev xvfb webkit2gtk-driver dunst imagemagick \
-	fonts-dejavu-core poppler-utils
+	fonts-dejavu-core poppler-utils python3 python3-venv
 # Added by `bench-deps`: nginx + nchan (a peer), python3 for ../shared/bench/summarize.py.
 BENCH_DEB_PACKAGES := libnginx-mod-nchan python3 util-linux
+
+# Schemathesis for the API contract test (crates/server/tests/contract.rs): pinned with all its
+# dependencies, in a virtualenv outside the clone so that CI reuses it (Debian's python3).
+SCHEMATHESIS_VENV ?= $(HOME)/.cache/carebridge-schemathesis
+SCHEMATHESIS_REQUIREMENTS := crates/server/tests/contract/requirements.txt
+export SCHEMATHESIS := $(SCHEMATHESIS_VENV)/bin/schemathesis
 
 SHARED_BENCH := ../shared/bench
 SEED_DIR := $(SHARED_BENCH)/peers/express-seed
@@ -62,7 +68,7 @@ if (( $${#missing[@]} )); then
 fi
 endef
 
-.PHONY: help deps bench-deps bench-packages build build-app run run-node run-kiosk run-exchange check doc test bench fmt clean ui
+.PHONY: help deps bench-deps bench-packages build build-app run run-node run-kiosk run-exchange check doc test bench fmt clean ui schemathesis
 
 help:
 	@echo 'make run         install missing packages, build, open the staff app (hosting a demo node on $(DEMO_LISTEN)) and a kiosk beside it'
@@ -85,6 +91,15 @@ deps:
 	# The end-to-end tests drive the app through tauri-driver (WebKitWebDriver behind it).
 	command -v tauri-driver >/dev/null || [ -x "$${CARGO_HOME:-$$HOME/.cargo}/bin/tauri-driver" ] \
 		|| cargo install tauri-driver --locked --version '$(TAURI_DRIVER_VERSION)'
+
+# Again only when the pins change.
+$(SCHEMATHESIS_VENV)/.installed: $(SCHEMATHESIS_REQUIREMENTS)
+	/usr/bin/python3 -m venv '$(SCHEMATHESIS_VENV)'
+	'$(SCHEMATHESIS_VENV)/bin/pip' install --quiet --disable-pip-version-check --no-deps -r '$(SCHEMATHESIS_REQUIREMENTS)'
+	'$(SCHEMATHESIS_VENV)/bin/pip' check
+	touch '$@'
+
+schemathesis: deps $(SCHEMATHESIS_VENV)/.installed
 
 # The web UI: installed again only when the lock file changed; ui/dist is what the app embeds, so
 # it must exist before anything compiles the app (clippy included). `npm install` with the lock
@@ -154,7 +169,7 @@ check: ui
 doc:
 	RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked
 
-test: deps check
+test: deps schemathesis check
 	(cd ui && npm test)
 	# Doctests first (nextest does not run them), so that the run closes on nextest's summary.
 	cargo test --doc --workspace --locked

@@ -292,10 +292,11 @@ pub struct AppointmentQuery {
     pub to: Option<DateTime<Utc>>,
     /// Only with this status.
     #[serde(default)]
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<AppointmentStatus>)]
     pub status: Option<AppointmentStatus>,
     /// At most this many (1–1000, default 200).
     #[serde(default)]
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_u64)]
     pub limit: Option<u32>,
 }
 

@@ -181,6 +181,7 @@ pub struct AuditQuery {
     pub entity: Option<String>,
     /// At most this many (1–1000, default 100).
     #[serde(default)]
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_u64)]
     pub limit: Option<u32>,
 }
 

@@ -101,6 +101,7 @@ pub struct PatientUpdate {
 pub struct PatientSearch {
     /// Prefix of the family or a given name, case-insensitive (at least 1 character).
     #[serde(default)]
+    #[param(min_length = 1, pattern = r"\S")]
     pub name: Option<String>,
     /// Exact date of birth.
     #[serde(default)]
@@ -112,6 +113,7 @@ pub struct PatientSearch {
     pub card_number: Option<String>,
     /// At most this many results (1–200, default 50).
     #[serde(default)]
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_u64)]
     pub limit: Option<u32>,
 }
 

@@ -115,13 +115,19 @@ pub fn validate_username(u: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// The fewest characters in a password.
+pub const PASSWORD_MIN: usize = 12;
+/// The most characters in a password (a passphrase fits; hashing stays cheap to refuse).
+pub const PASSWORD_MAX: usize = 256;
+
 /// Checks a new password's strength; returns why it is refused.
 pub fn validate_password(p: &str) -> Result<(), &'static str> {
-    if p.chars().count() < 12 {
+    let n = p.chars().count();
+    if n < PASSWORD_MIN {
         return Err("must be at least 12 characters");
     }
-    if p.len() > 1024 {
-        return Err("must be at most 1024 bytes");
+    if n > PASSWORD_MAX {
+        return Err("must be at most 256 characters");
     }
     Ok(())
 }

@@ -233,9 +233,10 @@ pub struct Problem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub allowed: Option<Vec<String>>,
-    /// For `precondition-failed` and `possible-duplicate`: the current record(s).
+    /// For `precondition-failed`: the current record (an object); for `possible-duplicate`:
+    /// the candidates (a list of patients).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     #[cfg_attr(feature = "ts", ts(optional, type = "unknown"))]
     pub current: Option<serde_json::Value>,
     /// For `validation`: which fields are wrong, and why.

@@ -136,7 +136,7 @@ pub struct ReportContent {
 pub const MAX_TEXT: usize = REPORT_SECTION_MAX;
 
 /// The longest code.
-const CODE_MAX: usize = 40;
+pub const CODE_MAX: usize = 40;
 
 /// Fields are named `content.<field>` whether the content is the whole body (a draft, an
 /// amendment) or inside a [`NewReport`], as the node's other answers about content name them.
@@ -325,6 +325,7 @@ pub struct ReportQuery {
     pub changed_since: Option<DateTime<Utc>>,
     /// At most this many (1–1000, default 200), most recently changed first.
     #[serde(default)]
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_u64)]
     pub limit: Option<u32>,
 }
 

@@ -43,6 +43,7 @@ pub struct Schedule {
 #[serde(deny_unknown_fields)]
 pub struct ScheduleUpdate {
     /// Slot length in minutes, 5–240.
+    #[schema(minimum = 5, maximum = 240)]
     pub slot_minutes: u32,
     /// Working hours; blocks on one weekday must not overlap.
     pub hours: Vec<WorkingHours>,

@@ -1532,6 +1532,7 @@ async fn an_absence_lists_what_it_affects_and_blocks_its_slots() {
 /// Every route the API serves (besides `/api/v1/openapi.json` itself and `/healthz`).
 const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/sessions"),
+    ("post", "/federation/v1/inbox"),
     ("delete", "/api/v1/sessions/current"),
     ("post", "/api/v1/kiosk-sessions"),
     ("get", "/api/v1/me"),

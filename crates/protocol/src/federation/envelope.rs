@@ -13,6 +13,7 @@ use hkdf::Hkdf;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use utoipa::ToSchema;
 use x25519_dalek::{PublicKey, StaticSecret};
 
 /// The envelope format this code writes and reads.
@@ -22,7 +23,7 @@ pub const ENVELOPE_VERSION: u32 = 1;
 pub const MAX_ENVELOPE_BYTES: usize = 16 * 1024 * 1024;
 
 /// What an envelope carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum MessageType {
     /// Medical reports, hospital → insurer.
@@ -45,7 +46,7 @@ impl MessageType {
 }
 
 /// The envelope's clear header; all of it is authenticated as associated data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvelopeHeader {
     /// [`ENVELOPE_VERSION`].
@@ -58,15 +59,17 @@ pub struct EnvelopeHeader {
     /// The receiving node's name.
     pub destination: String,
     /// Unique per envelope: the receiver stores each id once.
+    #[schema(value_type = String, format = Uuid)]
     pub id: uuid::Uuid,
     /// When it was sealed.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
     /// The AES-GCM nonce, 12 random bytes, base64.
     pub nonce: String,
 }
 
 /// A sealed envelope, as sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Envelope {
     /// The clear, authenticated header.

@@ -197,6 +197,7 @@ pub struct SendReports {
     /// The peer (an insurer's node name).
     pub peer: String,
     /// The reports (all of one patient; each final or amended).
+    #[schema(min_items = 1)]
     pub report_ids: Vec<ReportId>,
 }
 

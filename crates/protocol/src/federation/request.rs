@@ -11,6 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use ed25519_dalek::{Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::digest::{content_digest, verify_content_digest};
 use super::signature::{
@@ -177,9 +178,10 @@ impl ReadSignature {
 }
 
 /// The receiver's signed statement that it stored an envelope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Receipt {
     /// The envelope's id.
+    #[schema(value_type = String, format = Uuid)]
     pub envelope_id: uuid::Uuid,
     /// The receiving node.
     pub receiver: String,
@@ -188,6 +190,7 @@ pub struct Receipt {
     /// The name the payload is stored under (`<type>-<source>-<timestamp>`).
     pub stored_as: String,
     /// When it was first stored.
+    #[schema(value_type = String, format = DateTime)]
     pub received_at: DateTime<Utc>,
     /// The receiver's Ed25519 signature over the fields above, base64.
     pub signature: String,

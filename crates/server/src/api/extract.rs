@@ -68,6 +68,14 @@ impl<T: DeserializeOwned + Clean, S: Send + Sync> FromRequest<S> for Json<T> {
                 )
             }
         })?;
+        // Every body is an object: serde would also read a struct from an array of its
+        // fields in order, which the document does not allow and no client means.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(ApiError::new(
+                ProblemType::Validation,
+                "the body must be a JSON object, not a list",
+            ));
+        }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let mut v: T = match serde_path_to_error::deserialize(&mut de) {
             Ok(v) => v,
@@ -301,20 +309,29 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         let Some(v) = parts.headers.get(IDEMPOTENCY_KEY) else {
             return Ok(Self(None));
         };
-        let s = v
-            .to_str()
-            .ok()
-            .map(|s| s.trim().trim_matches('"').to_owned())
-            .filter(|s| (1..=255).contains(&s.len()))
-            .ok_or_else(|| {
-                ApiError::new(
-                    ProblemType::Validation,
-                    "Idempotency-Key must be 1 to 255 visible ASCII characters",
-                )
-            })?;
+        let s = v.to_str().ok().and_then(idempotency_key).ok_or_else(|| {
+            ApiError::new(
+                ProblemType::Validation,
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            )
+        })?;
         Ok(Self(Some(s)))
     }
 }
+
+/// The key in an `Idempotency-Key` value: 1–255 visible ASCII characters other than `"`,
+/// bare or quoted (a structured-field string); `IDEMPOTENCY_KEY_PATTERN` says the same.
+fn idempotency_key(value: &str) -> Option<String> {
+    let key = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    let visible = |b: u8| (b'!'..=b'~').contains(&b) && b != b'"';
+    ((1..=255).contains(&key.len()) && key.bytes().all(visible)).then(|| key.to_owned())
+}
+
+/// What [`idempotency_key`] accepts, as an ECMA-262 pattern for the OpenAPI document.
+pub const IDEMPOTENCY_KEY_PATTERN: &str = r#"^(?:[!#-~]{1,255}|"[!#-~]{1,255}")$"#;
 
 /// The optional `If-Match` header: the version the client last read (`"3"` or `3`).
 #[derive(Debug, Clone, Copy)]
@@ -327,14 +344,24 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         let Some(v) = parts.headers.get(header::IF_MATCH) else {
             return Ok(Self(None));
         };
-        let s = v.to_str().unwrap_or("").trim();
-        let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
-        s.parse().map(|n| Self(Some(n))).map_err(|_| {
-            ApiError::new(
-                ProblemType::Validation,
-                "If-Match must be the record's version, e.g. \"3\"",
-            )
-        })
+        // `3`, `"3"`, `W/"3"`: nothing else, so that the document's pattern is the whole rule.
+        let s = v.to_str().unwrap_or("");
+        let s = s.strip_prefix("W/").unwrap_or(s);
+        let s = s
+            .strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .unwrap_or(s);
+        let digits = (1..=18).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+        digits
+            .then(|| s.parse().ok())
+            .flatten()
+            .map(|n| Self(Some(n)))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ProblemType::Validation,
+                    "If-Match must be the record's version, e.g. \"3\"",
+                )
+            })
     }
 }
 

@@ -20,7 +20,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use carebridge_protocol::ProblemType;
 use carebridge_protocol::event::EventKind;
 use carebridge_protocol::federation::envelope::{
     Envelope, EnvelopeError, MAX_ENVELOPE_BYTES, MessageType,
@@ -31,6 +30,7 @@ use carebridge_protocol::federation::payload::{
 use carebridge_protocol::federation::request::{
     API_KEY_HEADER, INBOX_PATH, ReadSignature, Receipt, RequestError, WINDOW_SECONDS,
 };
+use carebridge_protocol::{Problem, ProblemType};
 use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
 
@@ -198,7 +198,20 @@ fn stored_name(t: MessageType, source: &str, at: DateTime<Utc>) -> String {
     format!("{}-{source}-{}", t.as_str(), at.format("%Y%m%dT%H%M%S%3fZ"))
 }
 
-/// Receives an envelope from a peer.
+/// Receives an envelope from a peer: the sender's API key, a `Content-Digest` of the body and
+/// an RFC 9421 Ed25519 signature (`Signature-Input`, `Signature`) over method, path, authority
+/// and digest; the body is one sealed envelope.
+#[utoipa::path(post, path = "/federation/v1/inbox", tag = "federation",
+    params(("carebridge-api-key" = String, Header, description = "The API key this node gave the sender"),
+           ("content-digest" = String, Header, description = "RFC 9530 `sha-256` digest of the body"),
+           ("signature-input" = String, Header, description = "RFC 9421 signature parameters, label `cb`"),
+           ("signature" = String, Header, description = "RFC 9421 Ed25519 signature, label `cb`")),
+    request_body(content = Envelope, description = "One sealed envelope (at most 16 MiB)"),
+    responses((status = 201, description = "Stored; the receiver's signed receipt", body = Receipt),
+              (status = 200, description = "Already stored: the first receipt", body = Receipt),
+              (status = 409, description = "The request's nonce was used before (a replay)", body = Problem, content_type = "application/problem+json"),
+              (status = 421, description = "The envelope is addressed to another node", body = Problem, content_type = "application/problem+json"),
+              (status = 429, description = "Too many refused requests from this address; retry after `Retry-After`", body = Problem, content_type = "application/problem+json")))]
 pub async fn receive(
     State(node): State<Arc<Node>>,
     Source(source): Source,

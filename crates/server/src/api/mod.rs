@@ -1,6 +1,7 @@
 //! The HTTP API: routes, the OpenAPI document generated from them, and the layers that make
 //! every error an RFC 9457 problem.
 
+pub mod contract;
 pub mod extract;
 pub mod idempotency;
 pub mod inbox;
@@ -18,9 +19,7 @@ use carebridge_protocol::problem::{FieldError, Problem};
 use carebridge_protocol::{PROBLEM_JSON, ProblemType};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
-use utoipa::openapi::path::Operation;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, ResponseBuilder};
+use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -47,71 +46,10 @@ use v1::{
          (name = "reports", description = "Medical reports: drafts, signed revisions, PDF"),
          (name = "exchange", description = "Peers, consent, transmissions, received reports, admin updates"),
          (name = "events", description = "The live stream"),
-         (name = "audit", description = "The audit trail"))
+         (name = "audit", description = "The audit trail"),
+         (name = "federation", description = "What peer nodes send (signed, sealed envelopes)"))
 )]
 struct ApiDoc;
-
-/// Adds the bearer scheme, and the problem responses every operation can give, to the document.
-struct CommonResponses;
-
-impl Modify for CommonResponses {
-    fn modify(&self, doc: &mut OpenApiDoc) {
-        let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "A token from POST /api/v1/sessions or /api/v1/kiosk-sessions",
-                    ))
-                    .build(),
-            ),
-        );
-        let problem = |desc: &str| {
-            ResponseBuilder::new()
-                .description(desc)
-                .content(
-                    PROBLEM_JSON,
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("Problem")))
-                        .build(),
-                )
-                .build()
-        };
-        let add = |op: &mut Operation| {
-            let common: [(&str, &str); 7] = [
-                ("400", "The body is not valid JSON"),
-                ("401", "Not signed in, or the token is no longer valid"),
-                ("403", "Your role or device may not do this"),
-                ("413", "The body is too large"),
-                ("415", "The body is not application/json"),
-                ("422", "The request is not valid; `errors` lists the fields"),
-                ("500", "The node failed; nothing was changed"),
-            ];
-            for (code, desc) in common {
-                op.responses
-                    .responses
-                    .entry(code.to_owned())
-                    .or_insert_with(|| problem(desc).into());
-            }
-        };
-        for item in doc.paths.paths.values_mut() {
-            for op in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                add(op);
-            }
-        }
-    }
-}
 
 /// The `/api/v1` routes with their OpenAPI description. The router reads like the API table.
 fn v1_routes() -> OpenApiRouter<Arc<Node>> {
@@ -180,8 +118,9 @@ fn v1_routes() -> OpenApiRouter<Arc<Node>> {
 fn routes_and_doc() -> (Router<Arc<Node>>, OpenApiDoc) {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1_routes())
+        .routes(routes!(inbox::receive))
         .split_for_parts();
-    CommonResponses.modify(&mut doc);
+    contract::Contract.modify(&mut doc);
     (router, doc)
 }
 
@@ -203,11 +142,6 @@ pub fn router(node: Arc<Node>) -> Router {
         }),
     )
     .route("/healthz", get(healthz))
-    .route(
-        carebridge_protocol::federation::request::INBOX_PATH,
-        // The handler reads the body itself, once the sender is known, at most an envelope.
-        axum::routing::post(inbox::receive),
-    )
     .fallback(|| async {
         ApiError::new(
             ProblemType::NotFound,

@@ -58,12 +58,17 @@ struct StreamState {
     done: bool,
 }
 
-fn parse_last_event_id(value: Option<&str>) -> Result<Option<i64>, ApiError> {
-    let s = value.unwrap_or("").trim();
+fn parse_last_event_id(value: Option<&[u8]>) -> Result<Option<i64>, ApiError> {
+    let s = value.unwrap_or_default();
     if s.is_empty() {
         return Ok(None);
     }
-    s.parse::<i64>().map(Some).map_err(|_| {
+    // Digits only (as the document's pattern says): a sign, spaces or other bytes are refused.
+    let digits = s.len() <= 18 && s.iter().all(u8::is_ascii_digit);
+    let id = digits
+        .then(|| std::str::from_utf8(s).ok()?.parse::<i64>().ok())
+        .flatten();
+    id.map(Some).ok_or_else(|| {
         ApiError::new(
             ProblemType::Validation,
             "Last-Event-ID must be an event id this node sent",
@@ -74,14 +79,14 @@ fn parse_last_event_id(value: Option<&str>) -> Result<Option<i64>, ApiError> {
 /// Follows the changes the caller may see, live.
 #[utoipa::path(get, path = "/events", tag = "events", security(("bearer" = [])),
     params(("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
-    responses((status = 200, description = "An endless text/event-stream: `id:`, `event:` (appointment.created, appointment.updated, patient.created, patient.updated, schedule.updated, absence.created, report.created, report.updated, transmission.updated, received.reports, received.deleted, admin-update.updated, consent.updated, or reset), `data:` (JSON: the record's full new state, or for received.deleted and consent.updated what changed); `retry:` once; a comment line every heartbeat", content_type = "text/event-stream", body = String)))]
+    responses((status = 200, description = "An endless text/event-stream: `id:`, `event:` (appointment.created, appointment.updated, patient.created, patient.updated, schedule.updated, absence.created, report.created, report.updated, transmission.updated, received.reports, received.deleted, admin-update.updated, consent.updated, or reset), `data:` (JSON: the record's full new state, or for received.deleted and consent.updated what changed); `retry:` once; a comment line every heartbeat", content_type = "text/event-stream", body = serde_json::Value)))]
 pub async fn stream_events(
     State(node): State<Arc<Node>>,
     caller: Caller,
     headers: HeaderMap,
     control: Option<axum::Extension<ConnectionControl>>,
 ) -> Result<Response, ApiError> {
-    let last = parse_last_event_id(headers.get("last-event-id").and_then(|v| v.to_str().ok()))?;
+    let last = parse_last_event_id(headers.get("last-event-id").map(HeaderValue::as_bytes))?;
     let kill = control.map(|c| c.0.0.clone()).unwrap_or_default();
     let state = open_stream(node, caller, last, kill).await?;
     let stream = futures_util::stream::unfold(state, |mut s| async move {
@@ -259,7 +264,7 @@ impl StreamState {
 }
 
 /// The `Authorization` and `Last-Event-ID` values of a request head.
-fn stream_headers(head: &[u8]) -> Option<(Option<String>, Option<String>)> {
+fn stream_headers(head: &[u8]) -> Option<(Option<String>, Option<Vec<u8>>)> {
     let mut headers = [httparse::EMPTY_HEADER; 48];
     let mut req = httparse::Request::new(&mut headers);
     if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
@@ -269,10 +274,10 @@ fn stream_headers(head: &[u8]) -> Option<(Option<String>, Option<String>)> {
         req.headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
-            .and_then(|h| std::str::from_utf8(h.value).ok())
-            .map(str::to_owned)
+            .map(|h| h.value.to_vec())
     };
-    Some((value("authorization"), value("last-event-id")))
+    let authorization = value("authorization").and_then(|v| String::from_utf8(v).ok());
+    Some((authorization, value("last-event-id")))
 }
 
 /// The lean path for plain HTTP/1: the accept loop found `GET /api/v1/events` in the request

@@ -118,10 +118,13 @@ pub async fn search_patients(
     Query(q): Query<PatientSearch>,
 ) -> Result<axum::Json<Vec<Patient>>, ApiError> {
     caller.may_see(RecordKind::Patient)?;
-    if q.name.as_deref().is_none_or(|n| n.trim().is_empty())
-        && q.birth_date.is_none()
-        && q.card_number.is_none()
-    {
+    if q.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err(ApiError::field(
+            "name",
+            "give at least one character, or leave the name out",
+        ));
+    }
+    if q.name.is_none() && q.birth_date.is_none() && q.card_number.is_none() {
         return Err(ApiError::new(
             ProblemType::Validation,
             "give at least one of name, birth_date or card_number",

@@ -29,8 +29,8 @@ use crate::visibility;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PractitionerFilter {
-    /// Only this role (`doctor`, `reception`, `admin`).
-    #[param(value_type = Option<String>)]
+    /// Only this role.
+    #[param(value_type = Option<Role>)]
     pub role: Option<Role>,
 }
 

@@ -30,6 +30,9 @@ const CHUNK: usize = 64 * 1024;
 #[into_params(parameter_in = Query)]
 pub struct SnapshotQuery {
     /// `<kind>:<id>` of the last record received, to resume a snapshot cut off half-way.
+    #[param(
+        pattern = "^(practitioner|schedule|patient|appointment|report):[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub after: Option<String>,
 }
 
