@@ -114,7 +114,8 @@ pub struct NodeConfig {
     /// (default 30).
     pub transmission_alert_minutes: u32,
     /// The longest wait between two delivery attempts of a transmission, in seconds
-    /// (default 300); attempts back off exponentially up to it.
+    /// (default 300); attempts back off exponentially up to it, and a peer's `Retry-After`
+    /// is honoured up to it too.
     pub delivery_max_backoff_seconds: u32,
     /// The local address this node sends to peers from (default: the system's choice). Peers
     /// allow-list the addresses they accept.

@@ -511,11 +511,25 @@ fn restore(a: RestoreArgs) -> anyhow::Result<()> {
         })
         .context("say which node: --config FILE or --data-dir DIR")?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // The key and configuration written for a backup that is then refused are taken away
+    // again: a wrong key left behind would be used by the next attempt, with the right one.
+    let mut written = Vec::new();
+    let restored = restore_into(&a, dir, &mut written);
+    if restored.is_err() {
+        for f in written {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+    restored
+}
+
+fn restore_into(a: &RestoreArgs, dir: PathBuf, written: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     if let Some(k) = &a.key_file {
         let dest = dir.join(KEY_FILE);
         if !dest.exists() {
             let key = std::fs::read(k).with_context(|| format!("reading {}", k.display()))?;
             carebridge_server::node::write_private(&dest, &key)?;
+            written.push(dest);
         }
     }
     let cfg_file = a
@@ -543,6 +557,7 @@ fn restore(a: RestoreArgs) -> anyhow::Result<()> {
         );
         std::fs::write(&cfg_file, toml)
             .with_context(|| format!("writing {}", cfg_file.display()))?;
+        written.push(cfg_file.clone());
     }
     let mut cfg = NodeConfig::load(Some(&cfg_file))?;
     cfg.data_dir = dir;

@@ -5,10 +5,11 @@
 
 mod support;
 
+use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use carebridge_server::clock::SystemClock;
 use carebridge_server::demo::{self, DemoCredentials, DemoSize};
@@ -245,115 +246,255 @@ fn audit_verify_catches_an_edited_row() {
     });
 }
 
+/// Runs the node binary with `args`, off the async threads.
+async fn run(args: Vec<std::ffi::OsString>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        node_command()
+            .args(args)
+            .env("CAREBRIDGE_LOG", "error")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn restore_args(dir: &Path, from: &Path, key_file: Option<&Path>) -> Vec<std::ffi::OsString> {
+    let mut a: Vec<std::ffi::OsString> = vec![
+        "restore".into(),
+        "--data-dir".into(),
+        dir.into(),
+        "--from".into(),
+        from.into(),
+    ];
+    if let Some(k) = key_file {
+        a.extend(["--key-file".into(), k.into()]);
+    }
+    a
+}
+
+fn backup_args(dir: &Path, to: &Path) -> Vec<std::ffi::OsString> {
+    vec![
+        "backup".into(),
+        "--data-dir".into(),
+        dir.into(),
+        "--to".into(),
+        to.into(),
+    ]
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The reasons of every appointment in the database of `dir`.
+fn reasons_in(dir: &Path) -> HashSet<String> {
+    let cfg = carebridge_server::NodeConfig::load(Some(&dir.join("node.toml"))).unwrap();
+    let db = open_connection(&dir.join("carebridge.db"), &load_key(&cfg).unwrap(), true).unwrap();
+    let mut st = db.prepare("SELECT reason FROM appointments").unwrap();
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 #[test]
-fn a_backup_taken_under_load_restores_to_a_node_that_verifies() {
+fn a_backup_taken_while_three_writers_book_restores_every_booking_acknowledged_before_it_began() {
+    const WRITERS: usize = 3;
     mt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let creds = seeded(dir.path()).await;
         let node = NodeProcess::spawn(dir.path(), "127.0.0.1:0").await;
-        let reception = Client::sign_in(&node.url, "reception", demo::RECEPTION_PASSWORD).await;
-        // Keep booking while the backup runs.
+        // Every acknowledged booking, by reason, with when its 201 arrived.
+        let acked: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let booked = Arc::new(AtomicUsize::new(0));
-        let load = {
-            let (c, creds, stop, booked) = (
-                reception.clone(),
-                creds.clone(),
-                stop.clone(),
-                booked.clone(),
-            );
-            tokio::spawn(async move {
+        let mut writers = Vec::new();
+        for w in 0..WRITERS {
+            let c = Client::sign_in(&node.url, "reception", demo::RECEPTION_PASSWORD).await;
+            let (creds, stop, acked) = (creds.clone(), stop.clone(), acked.clone());
+            writers.push(tokio::spawn(async move {
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    assert_eq!(book(&c, &creds, &format!("load {i}")).await, 201);
-                    booked.fetch_add(1, Ordering::Relaxed);
+                    let reason = format!("writer {w} booking {i}");
+                    assert_eq!(book(&c, &creds, &reason).await, 201, "{reason}");
+                    acked.lock().unwrap().push((reason, Instant::now()));
                     i += 1;
                 }
-            })
-        };
-        eventually("20 bookings before the backup", WAIT, || async {
-            booked.load(Ordering::Relaxed) >= 20
-        })
-        .await;
+            }));
+        }
+        let count = || acked.lock().unwrap().len();
+        eventually("30 bookings before the backup", WAIT, || async { count() >= 30 }).await;
+
         let copy = dir.path().join("copy.cbbak");
-        let out = tokio::task::spawn_blocking({
-            let (d, c) = (dir.path().to_owned(), copy.clone());
-            move || {
-                node_command()
-                    .args(["backup", "--data-dir"])
-                    .arg(&d)
-                    .arg("--to")
-                    .arg(&c)
-                    .output()
-                    .unwrap()
-            }
-        })
-        .await
-        .unwrap();
-        let during = booked.load(Ordering::Relaxed);
-        eventually("10 bookings more during the backup", WAIT, || async {
-            booked.load(Ordering::Relaxed) >= during + 10
-        })
-        .await;
+        let began = Instant::now();
+        let out = run(backup_args(dir.path(), &copy)).await;
+        let ended = Instant::now();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let after = |t: Instant| acked.lock().unwrap().iter().filter(|(_, at)| *at > t).count();
+        eventually("10 bookings after the backup", WAIT, || async { after(ended) >= 10 }).await;
         stop.store(true, Ordering::Relaxed);
-        load.await.unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        for w in writers {
+            w.await.unwrap();
+        }
         node.kill().await;
+
+        // The writes overlapped the copy: acknowledged before it began, while it ran, after.
+        let acked = acked.lock().unwrap().clone();
+        let before: Vec<&String> = acked.iter().filter(|(_, t)| *t < began).map(|(r, _)| r).collect();
+        let during = acked.iter().filter(|(_, t)| *t >= began && *t <= ended).count();
+        let writers_during: HashSet<&str> = acked
+            .iter()
+            .filter(|(_, t)| *t >= began && *t <= ended)
+            .map(|(r, _)| r.split(" booking").next().unwrap())
+            .collect();
+        assert!(
+            before.len() >= 30 && during >= 1 && after(ended) >= 10,
+            "{} before the backup, {during} during it ({:?}), {} after",
+            before.len(),
+            ended - began,
+            after(ended)
+        );
+        eprintln!(
+            "{} bookings acknowledged before the backup, {during} while it ran ({:?}, by {} writers), {} after",
+            before.len(),
+            ended - began,
+            writers_during.len(),
+            after(ended)
+        );
+
         // Restore into a fresh directory, with the key file kept apart.
         let fresh = tempfile::tempdir().unwrap();
-        let out = node_command()
-            .args(["restore", "--data-dir"])
-            .arg(fresh.path())
-            .arg("--from")
-            .arg(&copy)
-            .arg("--key-file")
-            .arg(dir.path().join("db.key"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let key = dir.path().join("db.key");
+        let out = run(restore_args(fresh.path(), &copy, Some(&key))).await;
+        assert!(out.status.success(), "{}", stderr(&out));
         let v = cli(&["audit", "verify"], fresh.path());
-        assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
-        // The restored node serves, and holds the bookings made before the backup began.
-        let restored = NodeProcess::spawn(fresh.path(), "127.0.0.1:0").await;
-        let r = Client::sign_in(&restored.url, "reception", demo::RECEPTION_PASSWORD).await;
-        let list = r
+        assert!(v.status.success(), "{}", stderr(&v));
+        let restored = reasons_in(fresh.path());
+        let missing: Vec<_> = before.iter().filter(|r| !restored.contains(r.as_str())).collect();
+        assert!(missing.is_empty(), "acknowledged before the backup, not restored: {missing:?}");
+        let made: HashSet<&str> = acked.iter().map(|(r, _)| r.as_str()).collect();
+        assert!(
+            restored
+                .iter()
+                .filter(|r| r.starts_with("writer "))
+                .all(|r| made.contains(r.as_str())),
+            "the copy holds no booking that was not made"
+        );
+        // And the restored node serves them.
+        let node = NodeProcess::spawn(fresh.path(), "127.0.0.1:0").await;
+        let r = Client::sign_in(&node.url, "reception", demo::RECEPTION_PASSWORD).await;
+        let first = r
             .get(&format!(
-                "/api/v1/appointments?practitioner_id={}&limit=1000",
+                "/api/v1/appointments?practitioner_id={}&limit=1",
                 creds.bench.practitioner_id
             ))
             .await;
-        let n = list.body.as_array().unwrap().len();
+        assert_eq!(first.status, 200);
+        assert_eq!(first.body.as_array().unwrap().len(), 1);
+        node.kill().await;
+    });
+}
+
+#[test]
+fn a_restore_is_refused_naming_a_wrong_key_a_broken_audit_chain_or_a_damaged_copy_and_replaces_nothing()
+ {
+    mt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        seeded(dir.path()).await;
+        let copy = dir.path().join("copy.cbbak");
+        let out = run(backup_args(dir.path(), &copy)).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let key = dir.path().join("db.key");
+
+        // A wrong key, into a new machine's empty directory: refused, and nothing is left
+        // behind (not even the wrong key), so that the right key works next.
+        let wrong = dir.path().join("wrong.key");
+        std::fs::write(&wrong, DbKey::generate().to_hex()).unwrap();
+        let fresh = tempfile::tempdir().unwrap();
+        let out = run(restore_args(fresh.path(), &copy, Some(&wrong))).await;
+        assert!(!out.status.success());
         assert!(
-            n >= 20 && n <= booked.load(Ordering::Relaxed),
-            "{n} bookings restored"
+            stderr(&out).contains("key does not open"),
+            "{}",
+            stderr(&out)
         );
-        restored.kill().await;
-        // A damaged copy is refused before anything is replaced.
+        let left: Vec<_> = std::fs::read_dir(fresh.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "a refused restore left {left:?}");
+        let out = run(restore_args(fresh.path(), &copy, Some(&key))).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let db = fresh.path().join("carebridge.db");
+        let restored = std::fs::read(&db).unwrap();
+
+        // A wrong key, into a node that has its own: refused, its database untouched.
+        let other = tempfile::tempdir().unwrap();
+        init_dir(other.path());
+        let other_db = std::fs::read(other.path().join("carebridge.db")).unwrap();
+        let out = run(restore_args(other.path(), &copy, None)).await;
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("key does not open"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(
+            std::fs::read(other.path().join("carebridge.db")).unwrap(),
+            other_db
+        );
+
+        // A copy whose audit chain was edited (by someone holding the key): refused, naming
+        // the entry.
+        let broken = dir.path().join("edited.cbbak");
+        std::fs::copy(&copy, &broken).unwrap();
+        let seq: i64 = {
+            let conn = open_connection(&broken, &load_key_file(&key), false).unwrap();
+            let seq = conn
+                .query_row("SELECT max(seq) / 2 FROM audit", [], |r| r.get(0))
+                .unwrap();
+            conn.execute_batch("DROP TRIGGER IF EXISTS audit_no_update")
+                .unwrap();
+            conn.execute(
+                "UPDATE audit SET detail = 'nothing happened' WHERE seq = ?1",
+                [seq],
+            )
+            .unwrap();
+            seq
+        };
+        let out = run(restore_args(fresh.path(), &broken, None)).await;
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(
+            err.contains("audit trail is broken") && err.contains(&format!("entry {seq}")),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&db).unwrap(), restored, "nothing replaced");
+
+        // A damaged copy (one byte flipped): refused before anything is replaced.
         let mut bytes = std::fs::read(&copy).unwrap();
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0xff;
-        let broken = dir.path().join("broken.cbbak");
-        std::fs::write(&broken, bytes).unwrap();
-        let before = std::fs::read(fresh.path().join("carebridge.db")).unwrap();
-        let out = node_command()
-            .args(["restore", "--data-dir"])
-            .arg(fresh.path())
-            .arg("--from")
-            .arg(&broken)
-            .output()
-            .unwrap();
+        let damaged = dir.path().join("damaged.cbbak");
+        std::fs::write(&damaged, bytes).unwrap();
+        let out = run(restore_args(fresh.path(), &damaged, None)).await;
         assert!(!out.status.success());
-        assert_eq!(
-            std::fs::read(fresh.path().join("carebridge.db")).unwrap(),
-            before
-        );
+        assert!(stderr(&out).contains("damaged"), "{}", stderr(&out));
+        assert_eq!(std::fs::read(&db).unwrap(), restored, "nothing replaced");
+        let before_restore: Vec<_> = std::fs::read_dir(fresh.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("before-restore"))
+            .collect();
+        assert!(before_restore.is_empty(), "{before_restore:?}");
     });
+}
+
+/// The key in a key file.
+fn load_key_file(path: &Path) -> DbKey {
+    let cfg = carebridge_server::NodeConfig {
+        key_file: Some(path.to_owned()),
+        ..Default::default()
+    };
+    load_key(&cfg).unwrap()
 }

@@ -264,6 +264,33 @@ impl Caller {
         }
     }
 
+    /// Passes a permission check's answer on, and puts a refusal on the audit trail as a
+    /// failed `action` on `entity`: the trail shows who tried to reach patient data their
+    /// role or device may not, not only who did.
+    pub async fn audit_refusal<T>(
+        &self,
+        node: &Node,
+        check: Result<T, ApiError>,
+        action: &str,
+        entity: impl Into<String>,
+    ) -> Result<T, ApiError> {
+        let refusal = match check {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        // A job that fails at once: the writer audits the failure and hands the error back.
+        match node
+            .store
+            .write(Some(self.audit(action, entity)), move |_| {
+                Err::<(), _>(refusal)
+            })
+            .await
+        {
+            Err(e) => Err(e),
+            Ok(()) => Err(ApiError::Internal("a refusal was not refused".into())),
+        }
+    }
+
     /// The staff user, if the caller is one with one of `roles`.
     pub fn staff(&self, roles: &[Role]) -> Result<(PractitionerId, Role), ApiError> {
         match self.viewer {

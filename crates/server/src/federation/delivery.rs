@@ -2,7 +2,8 @@
 //! every attempt (a new nonce and time, the same sealed envelope), and records the outcome —
 //! acknowledged with the peer's verified receipt, failed when the peer refuses for a reason
 //! retrying cannot cure, or queued again with exponential backoff when the peer cannot be
-//! reached or has a passing fault. Admins are alerted once when one waits too long.
+//! reached or has a passing fault (waiting at least what its `Retry-After` asks, up to
+//! `delivery_max_backoff_seconds`). Admins are alerted once when one waits too long.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use carebridge_protocol::audit::Outcome;
 use carebridge_protocol::federation::payload::TransmissionState;
 use carebridge_protocol::federation::request::{API_KEY_HEADER, INBOX_PATH, Receipt, sign_request};
 use carebridge_protocol::problem::Problem;
+use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use super::peer::Peer;
@@ -24,7 +26,34 @@ use crate::store::{AuditDraft, StoreError};
 enum Attempt {
     Acknowledged(Receipt),
     Refused(String),
-    Retry(String),
+    /// Worth another attempt; `after` is the wait the peer asked for (`Retry-After`).
+    Retry {
+        why: String,
+        after: Option<Duration>,
+    },
+}
+
+impl Attempt {
+    fn retry(why: impl Into<String>) -> Self {
+        Self::Retry {
+            why: why.into(),
+            after: None,
+        }
+    }
+}
+
+/// The wait a `Retry-After` header asks for: delay-seconds or an HTTP-date (RFC 9110 10.2.3).
+fn retry_after(headers: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or_default())
 }
 
 /// The HTTP client peers are reached with: from the configured source address, no redirects.
@@ -150,16 +179,17 @@ async fn attempt(node: &Node, http: &reqwest::Client, peer: &Peer, d: &Due) -> A
         .await;
     let res = match res {
         Ok(r) => r,
-        Err(e) => return Attempt::Retry(format!("{} could not be reached: {e}", peer.name)),
+        Err(e) => return Attempt::retry(format!("{} could not be reached: {e}", peer.name)),
     };
     let status = res.status();
     if status.is_success() {
         return match res.json::<Receipt>().await {
             Ok(r) if r.verify(d.id, &peer.name, &peer.signing_key) => Attempt::Acknowledged(r),
-            Ok(_) => Attempt::Retry("the peer's receipt did not verify with its key".into()),
-            Err(e) => Attempt::Retry(format!("the peer's receipt could not be read: {e}")),
+            Ok(_) => Attempt::retry("the peer's receipt did not verify with its key"),
+            Err(e) => Attempt::retry(format!("the peer's receipt could not be read: {e}")),
         };
     }
+    let after = retry_after(res.headers(), node.clock.now());
     let why = match res.json::<Problem>().await {
         Ok(p) => format!(
             "{} ({}): {}",
@@ -173,7 +203,10 @@ async fn attempt(node: &Node, http: &reqwest::Client, peer: &Peer, d: &Due) -> A
         || status == reqwest::StatusCode::REQUEST_TIMEOUT
         || status == reqwest::StatusCode::TOO_MANY_REQUESTS
     {
-        Attempt::Retry(format!("{} answered {why}", peer.name))
+        Attempt::Retry {
+            why: format!("{} answered {why}", peer.name),
+            after,
+        }
     } else {
         Attempt::Refused(format!("{} refused it: {why}", peer.name))
     }
@@ -186,7 +219,15 @@ async fn finish(node: &Arc<Node>, d: &Due, a: Attempt) -> Result<(), StoreError>
     let max = f64::from(node.config.delivery_max_backoff_seconds.max(1));
     let backoff = (2f64.powi(i32::try_from(attempts.min(20)).unwrap_or(20))).min(max);
     let jitter = rand::rngs::OsRng.gen_range(0.8..1.2);
-    let delay = chrono::Duration::milliseconds((backoff * jitter * 1000.0) as i64);
+    let mut wait = backoff * jitter;
+    // The peer knows its own load: never sooner than it asked, never past our longest wait.
+    if let Attempt::Retry {
+        after: Some(after), ..
+    } = &a
+    {
+        wait = wait.max(after.as_secs_f64().min(max));
+    }
+    let delay = chrono::Duration::milliseconds((wait * 1000.0) as i64);
     let draft = AuditDraft {
         actor: "node".into(),
         action: "federation.send".into(),
@@ -217,7 +258,7 @@ async fn finish(node: &Arc<Node>, d: &Due, a: Attempt) -> Result<(), StoreError>
                     Outcome::Failure,
                     format!("failed: {why}"),
                 ),
-                Attempt::Retry(why) => (
+                Attempt::Retry { why, .. } => (
                     TransmissionState::Queued,
                     Some(why.clone()),
                     Outcome::Failure,

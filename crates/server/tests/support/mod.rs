@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use carebridge_server::clock::SystemClock;
+use carebridge_server::clock::{Clock, SystemClock};
 use carebridge_server::config::NodeKind;
 use carebridge_server::demo::{self, DemoCredentials, DemoSize};
 use carebridge_server::node::{InitOptions, Node, init};
@@ -72,11 +72,21 @@ impl TestNode {
         size: DemoSize,
         adjust: impl FnOnce(&mut carebridge_server::NodeConfig),
     ) -> Self {
+        Self::start_clocked(size, Arc::new(SystemClock), adjust).await
+    }
+
+    /// Starts a node seeded with `size` that tells the time by `clock` (a test's
+    /// `ManualClock`), letting the test adjust its configuration first.
+    pub async fn start_clocked(
+        size: DemoSize,
+        clock: Arc<dyn Clock>,
+        adjust: impl FnOnce(&mut carebridge_server::NodeConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = init_dir(dir.path());
         cfg.listen = "127.0.0.1:0".parse().unwrap();
         adjust(&mut cfg);
-        let node = Node::open(cfg, Arc::new(SystemClock)).expect("open node");
+        let node = Node::open(cfg, clock).expect("open node");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -143,15 +153,19 @@ impl TestNode {
         &self.creds.patients[i]
     }
 
-    /// Every table's row count, by table, read over a connection of the test's own.
-    pub fn table_counts(&self) -> std::collections::BTreeMap<String, i64> {
-        let db = carebridge_server::store::open_connection(
+    /// A read-only connection of the test's own to the node's database.
+    pub fn db(&self) -> rusqlite::Connection {
+        carebridge_server::store::open_connection(
             &self.node.config.db_path(),
             &carebridge_server::node::load_key(&self.node.config).unwrap(),
             true,
         )
-        .unwrap();
-        table_counts(&db)
+        .unwrap()
+    }
+
+    /// Every table's row count, by table, read over a connection of the test's own.
+    pub fn table_counts(&self) -> std::collections::BTreeMap<String, i64> {
+        table_counts(&self.db())
     }
 }
 

@@ -42,7 +42,9 @@ pub async fn register_patient(
     key: IdempotencyKey,
     Json(req): Json<NewPatient>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.staff(CLINICAL)?;
+    caller
+        .audit_refusal(&node, caller.staff(CLINICAL), "patient.create", "")
+        .await?;
     let today = schedule::local_date(node.tz, node.clock.now());
     req.validate(today).map_err(ApiError::fields)?;
     let fp = fingerprint("register", &req);
@@ -117,7 +119,10 @@ pub async fn search_patients(
     caller: Caller,
     Query(q): Query<PatientSearch>,
 ) -> Result<axum::Json<Vec<Patient>>, ApiError> {
-    caller.may_see(RecordKind::Patient)?;
+    let may = caller.may_see(RecordKind::Patient);
+    caller
+        .audit_refusal(&node, may, "patient.search", "")
+        .await?;
     if q.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         return Err(ApiError::field(
             "name",
@@ -162,7 +167,10 @@ pub async fn get_patient(
     caller: Caller,
     Path(id): Path<PatientId>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.may_see(RecordKind::Patient)?;
+    let may = caller.may_see(RecordKind::Patient);
+    caller
+        .audit_refusal(&node, may, "patient.read", format!("patient/{id}"))
+        .await?;
     let name = node.name().to_owned();
     let p = node
         .store
@@ -190,7 +198,10 @@ pub async fn update_patient(
     key: IdempotencyKey,
     Json(req): Json<PatientUpdate>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.staff(CLINICAL)?;
+    let may = caller.staff(CLINICAL);
+    caller
+        .audit_refusal(&node, may, "patient.update", format!("patient/{id}"))
+        .await?;
     let today = schedule::local_date(node.tz, node.clock.now());
     req.validate(today).map_err(ApiError::fields)?;
     let fp = fingerprint("patient.update", &(id, &req));
@@ -268,7 +279,10 @@ pub async fn identify_kiosk_patient(
 ) -> Result<axum::Json<KioskPatient>, ApiError> {
     let device = caller.kiosk().ok_or_else(|| {
         ApiError::forbidden("only a kiosk identifies patients this way; staff search instead")
-    })?;
+    });
+    let device = caller
+        .audit_refusal(&node, device, "patient.identify", "")
+        .await?;
     let now = node.clock.now();
     let attempt = node
         .throttle_kiosks

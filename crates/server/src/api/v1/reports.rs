@@ -52,7 +52,10 @@ pub async fn create_report(
     key: IdempotencyKey,
     Json(req): Json<NewReport>,
 ) -> Result<Response, ApiError> {
-    let (me, _) = caller.staff(DOCTORS)?;
+    let may = caller.staff(DOCTORS);
+    let (me, _) = caller
+        .audit_refusal(&node, may, "report.create", "")
+        .await?;
     validate(&req.content)?;
     let id = req.id.unwrap_or_default();
     let fp = fingerprint("report.create", &req);
@@ -113,11 +116,14 @@ pub async fn list_reports(
     caller: Caller,
     Query(q): Query<ReportQuery>,
 ) -> Result<axum::Json<Vec<Report>>, ApiError> {
-    caller.may_see(RecordKind::Report)?;
     let entity = q
         .patient_id
         .map(|p| format!("patient/{p}"))
         .unwrap_or_default();
+    let may = caller.may_see(RecordKind::Report);
+    caller
+        .audit_refusal(&node, may, "report.list", entity.clone())
+        .await?;
     let list = node
         .store
         .write(Some(caller.audit("report.list", entity)), move |ctx| {
@@ -139,7 +145,10 @@ pub async fn get_report(
     caller: Caller,
     Path(id): Path<ReportId>,
 ) -> Result<Response, ApiError> {
-    caller.may_see(RecordKind::Report)?;
+    let may = caller.may_see(RecordKind::Report);
+    caller
+        .audit_refusal(&node, may, "report.read", format!("report/{id}"))
+        .await?;
     let r = node
         .store
         .write(
@@ -160,7 +169,10 @@ pub async fn list_report_revisions(
     caller: Caller,
     Path(id): Path<ReportId>,
 ) -> Result<axum::Json<Vec<ReportRevision>>, ApiError> {
-    caller.may_see(RecordKind::Report)?;
+    let may = caller.may_see(RecordKind::Report);
+    caller
+        .audit_refusal(&node, may, "report.revisions", format!("report/{id}"))
+        .await?;
     let list = node
         .store
         .write(
@@ -303,7 +315,15 @@ async fn act(
     key: IdempotencyKey,
     input: Input,
 ) -> Result<Response, ApiError> {
-    let (me, _) = caller.staff(DOCTORS)?;
+    let may = caller.staff(DOCTORS);
+    let (me, _) = caller
+        .audit_refusal(
+            &node,
+            may,
+            &format!("report.{}", action.as_str()),
+            format!("report/{id}"),
+        )
+        .await?;
     let fp = fingerprint(
         action.as_str(),
         &(
@@ -443,7 +463,10 @@ pub async fn get_report_pdf(
     Path(id): Path<ReportId>,
     Query(q): Query<PdfQuery>,
 ) -> Result<Response, ApiError> {
-    caller.may_see(RecordKind::Report)?;
+    let may = caller.may_see(RecordKind::Report);
+    caller
+        .audit_refusal(&node, may, "report.export-pdf", format!("report/{id}"))
+        .await?;
     let name = node.name().to_owned();
     let entity = format!("report/{id}");
     let (r, revisions, patient) = node
