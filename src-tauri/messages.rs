@@ -36,20 +36,6 @@ const ENGLISH: &[(&str, &str)] = &[
         "{day} — waiting for your confirmation.",
     ),
     ("notice.a-patient", "a patient"),
-    (
-        "notice.confirmed.title",
-        "Your doctor confirmed your appointment",
-    ),
-    (
-        "notice.confirmed.body",
-        "{day} at {time}. Reference {reference}",
-    ),
-    (
-        "notice.declined.title",
-        "Your doctor could not take this appointment",
-    ),
-    ("notice.declined.body", "{day} at {time}"),
-    ("notice.declined.body-reason", "{day} at {time}: {reason}"),
     ("notice.admin-update.title", "Update from {from}: {title}"),
     (
         "notice.admin-update.body",

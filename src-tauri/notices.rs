@@ -82,34 +82,6 @@ pub fn text(notice: &Notice, tz: Tz, language: Language, private: bool) -> (Stri
                 },
             )
         }
-        Notice::BookingConfirmed { appointment } => {
-            let (time, on) = (at(appointment.start), day(appointment.start));
-            (
-                t("notice.confirmed.title", &[]),
-                t(
-                    "notice.confirmed.body",
-                    &[
-                        ("day", &on),
-                        ("time", &time),
-                        ("reference", &appointment.reference),
-                    ],
-                ),
-            )
-        }
-        Notice::BookingDeclined {
-            appointment,
-            reason,
-        } => {
-            let (time, on) = (at(appointment.start), day(appointment.start));
-            let body = match reason {
-                Some(r) => t(
-                    "notice.declined.body-reason",
-                    &[("day", &on), ("time", &time), ("reason", r)],
-                ),
-                None => t("notice.declined.body", &[("day", &on), ("time", &time)]),
-            };
-            (t("notice.declined.title", &[]), body)
-        }
         Notice::AdminUpdate { update } => (
             t(
                 "notice.admin-update.title",
@@ -156,6 +128,7 @@ pub fn text(notice: &Notice, tz: Tz, language: Language, private: bool) -> (Stri
 }
 
 /// For the kiosk: its screen shows the doctor's answer; nothing pops up for the next person.
+/// (The core tells a kiosk of nothing; this keeps a notice from ever reaching its desktop.)
 pub struct NoNotices;
 
 impl Notifier for NoNotices {

@@ -105,8 +105,9 @@ pub async fn follow(
             return Err(CoreError::Protocol("the live stream closed".into()));
         };
         let mut batch = Vec::with_capacity(chunk.len());
-        // Ids of events this client cannot read (a newer node's kind of change): skipped, but
-        // passed, so they are not fetched again and again.
+        // The last id of events this client cannot read (a newer node's kind of change, or data
+        // it cannot decode): logged and skipped, but passed, so they are not fetched again and
+        // again; the events after them are applied as usual.
         let mut unreadable: Option<i64> = None;
         let mut end = None;
         for item in chunk {
@@ -116,16 +117,31 @@ pub async fn follow(
                     break;
                 }
                 Ok(es::SSE::Event(ev)) => {
-                    let (Some(kind), Some(id)) = (
-                        EventKind::parse(&ev.event_type),
-                        ev.id.as_deref().and_then(|i| i.parse().ok()),
-                    ) else {
+                    let Some(id) = ev.id.as_deref().and_then(|i| i.parse::<i64>().ok()) else {
+                        tracing::warn!(kind = ev.event_type, "skipping a live event without an id");
                         continue;
                     };
-                    match LiveEvent::decode(kind, &ev.data) {
+                    // Why, without serde's message: it may quote the data (a patient's name).
+                    let decoded = match EventKind::parse(&ev.event_type) {
+                        Some(kind) => LiveEvent::decode(kind, &ev.data).map_err(|e| {
+                            format!(
+                                "{:?} at line {} column {}",
+                                e.classify(),
+                                e.line(),
+                                e.column()
+                            )
+                        }),
+                        None => Err("a kind of event this client does not know".to_owned()),
+                    };
+                    match decoded {
                         Ok(event) => batch.push((id, event)),
-                        Err(e) => {
-                            tracing::warn!(id, kind = ev.event_type, error = %e, "skipping a live event this client cannot read");
+                        Err(error) => {
+                            tracing::warn!(
+                                id,
+                                kind = ev.event_type,
+                                error,
+                                "skipping a live event this client cannot read"
+                            );
                             unreadable = Some(id);
                         }
                     }

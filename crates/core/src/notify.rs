@@ -1,10 +1,12 @@
 //! Telling the user about live changes that concern them: a kiosk booking waiting for this
-//! doctor, the doctor's answer for this kiosk's patient.
+//! doctor, news of exchanges with peers.
 //!
 //! Only events that changed what the user sees can be news, so a replay after a reconnect (its
 //! ids are already applied), a snapshot after a reset (never notified) or the echo of the user's
 //! own write (it lands in the record's shadow while the write is pending, and is no newer than
-//! the node's answer after) never notifies.
+//! the node's answer after) never notifies. A kiosk is never notified: its screen shows the
+//! doctor's answer to the patient who booked, and a notification would show it to whoever
+//! stands at the kiosk next.
 
 use std::sync::Mutex;
 
@@ -27,18 +29,6 @@ pub enum Notice {
         appointment: Appointment,
         /// The patient's name, when this user may see it.
         patient_name: Option<String>,
-    },
-    /// For the kiosk: the doctor confirmed a booking made here.
-    BookingConfirmed {
-        /// The booking.
-        appointment: Appointment,
-    },
-    /// For the kiosk: the doctor declined a booking made here.
-    BookingDeclined {
-        /// The booking.
-        appointment: Appointment,
-        /// The doctor's reason.
-        reason: Option<String>,
     },
     /// For hospital staff: an admin update arrived from a peer; it waits for acknowledgement.
     AdminUpdate {
@@ -69,8 +59,6 @@ impl Notice {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::KioskBooking { .. } => "kiosk-booking",
-            Self::BookingConfirmed { .. } => "booking-confirmed",
-            Self::BookingDeclined { .. } => "booking-declined",
             Self::AdminUpdate { .. } => "admin-update",
             Self::TransmissionFailed { .. } => "transmission-failed",
             Self::TransmissionOverdue { .. } => "transmission-overdue",
@@ -82,9 +70,7 @@ impl Notice {
     /// never a name or a reason.
     pub fn record_id(&self) -> String {
         match self {
-            Self::KioskBooking { appointment, .. }
-            | Self::BookingConfirmed { appointment }
-            | Self::BookingDeclined { appointment, .. } => appointment.id.to_string(),
+            Self::KioskBooking { appointment, .. } => appointment.id.to_string(),
             Self::AdminUpdate { update } => update.id.to_string(),
             Self::TransmissionFailed { transmission }
             | Self::TransmissionOverdue { transmission } => transmission.id.to_string(),
@@ -93,7 +79,7 @@ impl Notice {
     }
 }
 
-/// The notice an exchange event is for this user, if any.
+/// The notice an exchange event is for this user, if any (never for a kiosk).
 pub fn notice_for_exchange(me: &Principal, event: &LiveEvent) -> Option<Notice> {
     let Principal::Staff { role, .. } = me else {
         return None;
@@ -150,48 +136,30 @@ impl Notifier for RecordingNotifier {
     }
 }
 
-/// Whether a change the user now sees is news to them, and which. The patient's name is left
-/// for the caller to look up.
+/// Whether a change the user now sees is news to them, and which (never for a kiosk). The
+/// patient's name is left for the caller to look up.
 pub fn notice_for(me: &Principal, applied: &Applied) -> Option<Notice> {
     let NodeRecord::Appointment(a) = &applied.record else {
         return None;
     };
+    let Principal::Staff { id, .. } = me else {
+        return None;
+    };
     let was = applied.previous.as_ref().map(|p| p.status);
-    match me {
-        Principal::Staff { id, .. } => {
-            let new_kiosk_booking = a.practitioner_id == *id
-                && a.status == AppointmentStatus::Pending
-                && matches!(a.booked_by, BookedBy::Kiosk { .. })
-                && was != Some(AppointmentStatus::Pending);
-            new_kiosk_booking.then(|| Notice::KioskBooking {
-                appointment: a.clone(),
-                patient_name: None,
-            })
-        }
-        Principal::Kiosk { id, .. } => {
-            if a.booked_by != (BookedBy::Kiosk { id: *id })
-                || was != Some(AppointmentStatus::Pending)
-            {
-                return None;
-            }
-            match a.status {
-                AppointmentStatus::Booked => Some(Notice::BookingConfirmed {
-                    appointment: a.clone(),
-                }),
-                AppointmentStatus::Cancelled => Some(Notice::BookingDeclined {
-                    appointment: a.clone(),
-                    reason: a.cancellation_reason.clone(),
-                }),
-                _ => None,
-            }
-        }
-    }
+    let new_kiosk_booking = a.practitioner_id == *id
+        && a.status == AppointmentStatus::Pending
+        && matches!(a.booked_by, BookedBy::Kiosk { .. })
+        && was != Some(AppointmentStatus::Pending);
+    new_kiosk_booking.then(|| Notice::KioskBooking {
+        appointment: a.clone(),
+        patient_name: None,
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use carebridge_protocol::PractitionerId;
     use carebridge_protocol::federation::payload::UpdateAudience;
+    use carebridge_protocol::{KioskDeviceId, PractitionerId};
     use chrono::{DateTime, Utc};
 
     use super::*;
@@ -242,6 +210,112 @@ mod tests {
             acknowledged_at: None,
             version: 2,
         })
+    }
+
+    fn kiosk_booking(
+        practitioner: PractitionerId,
+        kiosk: KioskDeviceId,
+        status: AppointmentStatus,
+        version: i64,
+    ) -> Appointment {
+        Appointment {
+            id: carebridge_protocol::AppointmentId::new(),
+            reference: "K7Q-4MZ".into(),
+            patient_id: carebridge_protocol::PatientId::new(),
+            practitioner_id: practitioner,
+            start: at(),
+            end: at() + chrono::Duration::minutes(15),
+            reason: "Sore throat".into(),
+            status,
+            booked_by: BookedBy::Kiosk { id: kiosk },
+            override_reason: None,
+            cancellation_reason: (status == AppointmentStatus::Cancelled).then(|| "away".into()),
+            version,
+            created_at: at(),
+            updated_at: at(),
+        }
+    }
+
+    /// `to` as it lands after `from` (`None`: a record new to this client).
+    fn applied(from: Option<AppointmentStatus>, to: &Appointment) -> Applied {
+        Applied {
+            event_id: 7,
+            record: NodeRecord::Appointment(to.clone()),
+            previous: from.map(|status| Appointment {
+                status,
+                version: to.version - 1,
+                ..to.clone()
+            }),
+        }
+    }
+
+    #[test]
+    fn a_kiosk_is_never_notified_not_even_of_the_answer_to_its_own_booking() {
+        use AppointmentStatus::*;
+        let device = KioskDeviceId::new();
+        let kiosk = Principal::Kiosk {
+            id: device,
+            label: "Entrance".into(),
+        };
+        let doctor = PractitionerId::new();
+        for (from, to) in [
+            (None, Pending),
+            (Some(Pending), Booked),
+            (Some(Pending), Cancelled),
+            (Some(Booked), Arrived),
+            (Some(Booked), Cancelled),
+            (Some(Arrived), Fulfilled),
+            (None, Booked),
+        ] {
+            let a = kiosk_booking(doctor, device, to, 2);
+            assert_eq!(
+                notice_for(&kiosk, &applied(from, &a)),
+                None,
+                "{from:?} to {to:?}"
+            );
+        }
+        for event in [
+            update(true, false, 1),
+            transmission(TransmissionState::Failed, false),
+            transmission(TransmissionState::Queued, true),
+        ] {
+            assert_eq!(notice_for_exchange(&kiosk, &event), None, "{event:?}");
+        }
+    }
+
+    #[test]
+    fn a_doctor_is_told_of_a_new_kiosk_booking_with_them_and_of_nothing_else_about_it() {
+        use AppointmentStatus::*;
+        let me = PractitionerId::new();
+        let doctor = Principal::Staff {
+            id: me,
+            role: Role::Doctor,
+            display_name: "Dr. Moreau".into(),
+        };
+        let device = KioskDeviceId::new();
+        let new = kiosk_booking(me, device, Pending, 1);
+        assert!(matches!(
+            notice_for(&doctor, &applied(None, &new)),
+            Some(Notice::KioskBooking { appointment, .. }) if appointment.id == new.id
+        ));
+        // Known already (a newer version of a booking still waiting), the doctor's own answers,
+        // and later steps: nothing new to tell.
+        for (from, to) in [
+            (Some(Pending), Pending),
+            (Some(Pending), Booked),
+            (Some(Pending), Cancelled),
+            (Some(Booked), Arrived),
+        ] {
+            let a = kiosk_booking(me, device, to, 2);
+            assert_eq!(
+                notice_for(&doctor, &applied(from, &a)),
+                None,
+                "{from:?} to {to:?}"
+            );
+        }
+        // Another doctor's booking.
+        let theirs = kiosk_booking(PractitionerId::new(), device, Pending, 1);
+        assert_eq!(notice_for(&doctor, &applied(None, &theirs)), None);
     }
 
     #[test]

@@ -154,6 +154,15 @@ pub struct Applied {
     pub previous: Option<Appointment>,
 }
 
+/// The kinds of record a snapshot carries, by their tables' names.
+pub(super) const SNAPSHOT_KINDS: [&str; 5] = [
+    "practitioner",
+    "schedule",
+    "patient",
+    "appointment",
+    "report",
+];
+
 /// The table holding a kind of record.
 pub(super) fn table(kind: &str) -> Result<&'static str, CoreError> {
     Ok(match kind {
@@ -400,12 +409,33 @@ pub(super) fn delete_row(tx: &Transaction<'_>, kind: &str, id: &str) -> Result<(
     Ok(())
 }
 
+/// At the end of a snapshot read after a reset: removes the records it did not hold (gone from
+/// what the user may see while the client was away), except those with the user's changes
+/// waiting (the outbox settles them with the node).
+fn remove_unconfirmed(tx: &Transaction<'_>) -> Result<(), CoreError> {
+    let gone: Vec<(String, String)> = tx
+        .prepare(
+            "SELECT kind, id FROM unconfirmed u
+             WHERE NOT EXISTS (SELECT 1 FROM shadow s WHERE s.kind = u.kind AND s.id = u.id)",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (kind, id) in &gone {
+        delete_row(tx, kind, id)?;
+    }
+    tx.execute("DELETE FROM unconfirmed", [])?;
+    Ok(())
+}
+
 impl LocalStore {
     /// Stores a batch of snapshot lines in one transaction, with where the snapshot stands.
     pub async fn apply_snapshot_batch(&self, items: Vec<SnapshotItem>) -> Result<(), CoreError> {
         self.with(move |c| {
             let tx = c.transaction()?;
             let shadows = any_shadow(&tx)?;
+            // Re-reading after a reset: each record the snapshot holds is confirmed.
+            let confirming: bool =
+                tx.query_row("SELECT EXISTS (SELECT 1 FROM unconfirmed)", [], |r| r.get(0))?;
             let mut cursor = None;
             for item in items {
                 match item {
@@ -417,6 +447,9 @@ impl LocalStore {
                         )?;
                     }
                     SnapshotItem::End { .. } => {
+                        if confirming {
+                            remove_unconfirmed(&tx)?;
+                        }
                         tx.execute(
                             "INSERT INTO sync_state (key, value) VALUES ('snapshot_complete', '1') ON CONFLICT (key) DO UPDATE SET value = '1'",
                             [],
@@ -425,6 +458,12 @@ impl LocalStore {
                     item => {
                         cursor = item.cursor();
                         if let Some(record) = NodeRecord::from_snapshot(item) {
+                            if confirming {
+                                tx.prepare_cached(
+                                    "DELETE FROM unconfirmed WHERE kind = ?1 AND id = ?2",
+                                )?
+                                .execute(params![record.kind(), record.id()])?;
+                            }
                             land(&tx, &record, false, shadows)?;
                         }
                     }

@@ -195,11 +195,24 @@ impl LocalStore {
         .map_err(|e| CoreError::Task(e.to_string()))?
     }
 
-    /// Forgets where the sync stands (after the node's `reset`), keeping the records: the next
-    /// first sync refreshes them, and versions keep older data from winning.
+    /// Forgets where the sync stands (after the node's `reset`), keeping the records until the
+    /// next first sync has read the snapshot again: it refreshes what it holds (versions keep
+    /// older data from winning) and, once whole, removes what it does not hold, unless the user
+    /// has changes to it waiting for the node.
     pub async fn reset_sync(&self) -> Result<(), CoreError> {
         self.with(|c| {
-            c.execute("DELETE FROM sync_state", [])?;
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM sync_state", [])?;
+            // The kinds a snapshot carries (absences come as events only).
+            for kind in mirror::SNAPSHOT_KINDS {
+                tx.execute(
+                    &format!(
+                        "INSERT OR IGNORE INTO unconfirmed (kind, id) SELECT ?1, id FROM {kind}"
+                    ),
+                    [kind],
+                )?;
+            }
+            tx.commit()?;
             Ok(())
         })
         .await

@@ -117,6 +117,16 @@ CREATE TABLE report (
 ) STRICT;
 CREATE INDEX report_by_patient ON report (patient_id, updated_ms);
 "#,
+    // 3: after the node's reset, the records kept from before it, until the snapshot read
+    // again confirms them; what it does not hold is no longer the user's to see (a disabled
+    // account, say: no event ever says so).
+    r#"
+CREATE TABLE unconfirmed (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+) STRICT;
+"#,
 ];
 
 /// Brings the database up to the newest schema, each migration in its own transaction.

@@ -127,6 +127,11 @@ impl Client {
 
     /// Stops the engine and starts it again from the profile on disk, as an app restart does.
     pub async fn restart(self) -> Self {
+        self.away().await.back().await
+    }
+
+    /// Stops the engine, as closing the app does; the profile stays on disk.
+    pub async fn away(self) -> Away {
         let Self {
             profiles,
             profile,
@@ -135,14 +140,9 @@ impl Client {
             signed_in,
         } = self;
         engine.shutdown().await;
-        let open = profiles.open(&profile, &unlock()).await.unwrap();
-        let kept = open.store.signed_in().await.unwrap().unwrap();
-        assert_eq!(kept.session.token, signed_in.session.token);
-        let engine = SyncEngine::start(open.store, kept, notices.clone());
-        Self {
+        Away {
             profiles,
             profile,
-            engine,
             notices,
             signed_in,
         }
@@ -183,6 +183,37 @@ impl Client {
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A client whose engine is stopped (the app closed), its profile kept.
+pub struct Away {
+    profiles: Profiles,
+    profile: String,
+    notices: Arc<RecordingNotifier>,
+    signed_in: SignedIn,
+}
+
+impl Away {
+    /// Starts the engine again from the profile on disk, as opening the app does.
+    pub async fn back(self) -> Client {
+        let Self {
+            profiles,
+            profile,
+            notices,
+            signed_in,
+        } = self;
+        let open = profiles.open(&profile, &unlock()).await.unwrap();
+        let kept = open.store.signed_in().await.unwrap().unwrap();
+        assert_eq!(kept.session.token, signed_in.session.token);
+        let engine = SyncEngine::start(open.store, kept, notices.clone());
+        Client {
+            profiles,
+            profile,
+            engine,
+            notices,
+            signed_in,
         }
     }
 }
