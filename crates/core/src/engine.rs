@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::changes::{ChangeKind, Changed, Changes};
 use crate::error::{CoreError, problem_of};
 use crate::live::{LiveEnd, LiveNews, follow};
-use crate::notify::{Notice, Notifier, notice_for, notice_for_exchange};
+use crate::notify::{ExchangeNotices, Notice, Notifier, notice_for};
 use crate::session::SignedIn;
 use crate::store::{Applied, LocalStore, NodeRecord, OutboxItem, Outcome, Write};
 use crate::sync::{SnapshotOptions, first_sync};
@@ -597,6 +597,7 @@ async fn run_sync(shared: Arc<Shared>, news: mpsc::UnboundedSender<LiveNews>) {
 
 /// Turns what the stream reports into the connection state and notices.
 async fn run_news(shared: Arc<Shared>, mut news: mpsc::UnboundedReceiver<LiveNews>) {
+    let mut exchange_notices = ExchangeNotices::default();
     while let Some(n) = news.recv().await {
         match n {
             LiveNews::Connected => {
@@ -615,7 +616,7 @@ async fn run_news(shared: Arc<Shared>, mut news: mpsc::UnboundedReceiver<LiveNew
             LiveNews::Exchange(events) => {
                 shared.changed(Changes::exchange(&events));
                 for e in &events {
-                    if let Some(n) = notice_for_exchange(shared.signed_in.principal(), e) {
+                    if let Some(n) = exchange_notices.notice(shared.signed_in.principal(), e) {
                         shared.notifier.notify(n);
                     }
                 }

@@ -108,6 +108,28 @@ pub fn notice_for_exchange(me: &Principal, event: &LiveEvent) -> Option<Notice> 
     }
 }
 
+/// Exchange news for one signed-in user, each told once. The node alerts an overdue
+/// transmission once, but every later delivery attempt streams it again, still overdue and
+/// queued: without this the admin would be interrupted at every retry.
+#[derive(Debug, Default)]
+pub struct ExchangeNotices {
+    overdue_told: std::collections::HashSet<uuid::Uuid>,
+}
+
+impl ExchangeNotices {
+    /// The notice an exchange event is for this user ([`notice_for_exchange`]), unless it
+    /// was already given.
+    pub fn notice(&mut self, me: &Principal, event: &LiveEvent) -> Option<Notice> {
+        let notice = notice_for_exchange(me, event)?;
+        if let Notice::TransmissionOverdue { transmission } = &notice
+            && !self.overdue_told.insert(transmission.id)
+        {
+            return None;
+        }
+        Some(notice)
+    }
+}
+
 /// Shows notices to the user: the app's desktop notifications, or a recording in tests.
 /// Called from the sync engine's task: it must not block for long.
 pub trait Notifier: Send + Sync + 'static {
@@ -332,6 +354,43 @@ mod tests {
             notice_for_exchange(&staff(Role::Admin), &update(false, false, 1)),
             None
         );
+    }
+
+    #[test]
+    fn an_overdue_transmission_is_told_once_however_often_it_is_attempted_again() {
+        let admin = staff(Role::Admin);
+        let mut notices = ExchangeNotices::default();
+        let LiveEvent::Transmission(first) = transmission(TransmissionState::Queued, true) else {
+            unreachable!()
+        };
+        let again = |attempts: u32| {
+            LiveEvent::Transmission(Transmission {
+                attempts,
+                version: i64::from(attempts),
+                ..first.clone()
+            })
+        };
+        assert!(matches!(
+            notices.notice(&admin, &again(3)),
+            Some(Notice::TransmissionOverdue { .. })
+        ));
+        for attempts in 4..10 {
+            assert_eq!(notices.notice(&admin, &again(attempts)), None, "{attempts}");
+        }
+        // Another overdue transmission is news; this one failing at last is too.
+        assert!(
+            notices
+                .notice(&admin, &transmission(TransmissionState::Queued, true))
+                .is_some()
+        );
+        let failed = LiveEvent::Transmission(Transmission {
+            state: TransmissionState::Failed,
+            ..first.clone()
+        });
+        assert!(matches!(
+            notices.notice(&admin, &failed),
+            Some(Notice::TransmissionFailed { .. })
+        ));
     }
 
     #[test]
