@@ -4,6 +4,7 @@
 #   make run-exchange  a demo hospital and an insurer, peered, with a staff app window on each
 #   make test    everything CI runs (.ci/run calls it): checks, then every test
 #   make bench   the fan-out benchmark against the peers in ../shared/bench; figures in docs/performance.md
+#   make soak    the property tests with many more cases than `make test` runs
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .ONESHELL:
@@ -45,9 +46,11 @@ TAURI_DRIVER_VERSION := 2.1.0
 APP_BIN = $${CARGO_TARGET_DIR:-target}/debug/carebridge-app
 KIOSK_CREDENTIALS ?=
 
-# Property tests: bounded in CI, raise by hand (PROPTEST_CASES=10000 make test).
+# Property tests: bounded in CI, many more in `make soak` (SOAK_CASES), or raise by hand
+# (PROPTEST_CASES=10000 make test).
 PROPTEST_CASES ?= 64
 export PROPTEST_CASES
+SOAK_CASES ?= 2000
 
 # $(call apt_install,PACKAGES): installs those of PACKAGES that dpkg does not report installed,
 # with one `apt-get update` first, and only when something is missing. sudo only when not root.
@@ -68,7 +71,7 @@ if (( $${#missing[@]} )); then
 fi
 endef
 
-.PHONY: help deps bench-deps bench-packages build build-app run run-node run-kiosk run-exchange check doc test bench fmt clean ui schemathesis
+.PHONY: help deps bench-deps bench-packages build build-app run run-node run-kiosk run-exchange check doc test soak bench fmt clean ui schemathesis
 
 help:
 	@echo 'make run         install missing packages, build, open the staff app (hosting a demo node on $(DEMO_LISTEN)) and a kiosk beside it'
@@ -76,6 +79,7 @@ help:
 	@echo 'make run-kiosk   a kiosk (fullscreen; KIOSK_CREDENTIALS=file signs it in with a demo'"'"'s device)'
 	@echo 'make run-exchange  the demo hospital (127.0.0.1:8080) and an insurer (127.0.0.1:8081) peered, a staff app window on each (EXCHANGE_NO_APP=1: the nodes alone)'
 	@echo 'make test        fmt + clippy checks, then every test (what CI runs)'
+	@echo 'make soak        the property tests with PROPTEST_CASES=$(SOAK_CASES) (the client interleavings: an eighth of it); about 35 minutes'
 	@echo 'make bench       fan-out benchmark against nginx+nchan and the seed, then the client core against plain SQLite; writes docs/performance.md'
 	@echo 'make build       release build of carebridge-node'
 	@echo 'make check       cargo fmt --check and clippy -D warnings (CHECK_DOCS=1 adds rustdoc)'
@@ -184,6 +188,24 @@ test: deps schemathesis check
 		git status --short -- ui/src/bindings
 		echo "ui/src/bindings is stale: commit what the tests generated" >&2
 		exit 1
+	fi
+
+# Every property test in the workspace with SOAK_CASES cases: the protocol's (its unit tests,
+# all of them quick), the core's occupancy SQL against the protocol's predicate, and the
+# client interleavings (three clients, restarts, node kills: real node processes, so an eighth
+# of the count, 250 cases at the default). About 35 minutes on 2 cores once built, 33 of them
+# the interleavings (measured 2026-12-06). A failure is saved, shrunk, beside its test
+# (crates/core/tests/interleavings.proptest-regressions, crates/*/proptest-regressions/):
+# commit it, and `make test` replays it from then on.
+soak: deps
+	if command -v cargo-nextest >/dev/null; then
+		PROPTEST_CASES=$(SOAK_CASES) cargo nextest run --locked --profile soak \
+			-p carebridge-protocol -p carebridge-core \
+			-E 'package(carebridge-protocol) | test(/occupancy/) | binary(interleavings)'
+	else
+		PROPTEST_CASES=$(SOAK_CASES) cargo test --locked -p carebridge-protocol --lib
+		PROPTEST_CASES=$(SOAK_CASES) cargo test --locked -p carebridge-core --lib occupancy
+		PROPTEST_CASES=$(SOAK_CASES) cargo test --locked -p carebridge-core --test interleavings
 	fi
 
 bench: bench-deps build

@@ -3,7 +3,9 @@
 //! restarted; in the end every client's mirror equals the node's state and nothing is pending.
 //!
 //! Every case starts real node processes, so the case count is a fraction of `PROPTEST_CASES`
-//! (an eighth, at least two); raise it by hand for a longer search.
+//! (an eighth, at least two); `make soak` runs many more. A failing case is saved (shrunk) in
+//! `interleavings.proptest-regressions` beside this file: commit it, and every later run replays
+//! it before any new case.
 
 #![expect(clippy::unwrap_used, reason = "tests panic on the unexpected")]
 
@@ -14,6 +16,7 @@ use std::time::Duration;
 use carebridge_protocol::appointment::{AppointmentAction, BookAppointment};
 use carebridge_testkit::NodeProcess;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use support::{Client, Hospital, slot};
 
 #[derive(Debug, Clone)]
@@ -48,6 +51,19 @@ fn cases() -> u32 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
     (all / 8).max(2)
+}
+
+/// The seeds file beside this one (proptest's default looks for a `lib.rs` above the test,
+/// finds none for a test in `tests/`, and comes to this file after a warning).
+const SEEDS: FileFailurePersistence = FileFailurePersistence::WithSource("proptest-regressions");
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: cases(),
+        max_shrink_iters: 8,
+        failure_persistence: Some(Box::new(SEEDS)),
+        ..ProptestConfig::default()
+    }
 }
 
 async fn run(steps: Vec<Step>) {
@@ -128,17 +144,29 @@ async fn run(steps: Vec<Step>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: cases(),
-        max_shrink_iters: 8,
-        // Cases are cheap to find again and the test has no lib.rs to keep them beside.
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(config())]
 
     #[test]
     fn every_client_ends_with_the_nodes_state(steps in prop::collection::vec(step(), 4..24)) {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(run(steps));
     }
+}
+
+/// The property test's configuration reads the committed seeds (proptest replays what it
+/// loads before any new case), every one of them: none unreadable, none in another file.
+#[test]
+fn the_committed_failure_seeds_are_replayed() {
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/interleavings.proptest-regressions"),
+    )
+    .unwrap();
+    let seeds = committed.lines().filter(|l| l.starts_with("cc ")).count();
+    assert!(seeds > 0, "no seed is committed");
+    let persistence = config()
+        .failure_persistence
+        .expect("failures are persisted");
+    let loaded = persistence.load_persisted_failures2(Some(file!()));
+    assert_eq!(loaded.len(), seeds, "the seeds the test replays");
 }

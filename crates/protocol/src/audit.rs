@@ -217,8 +217,8 @@ mod tests {
         assert_eq!(verify_chain(&chain(20)), Ok(20));
     }
 
+    // As many cases as PROPTEST_CASES says (`make test` 64, `make soak` many more).
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
         fn any_edit_is_caught_at_the_edited_entry(n in 1usize..30, at in 0usize..30, field in 0u8..4, text in "[a-z]{1,8}") {
             let mut c = chain(n);
