@@ -7,8 +7,9 @@
 #      processes, 3 s after it became interactive, median of the same runs;
 #      both next to the floor, an empty one-window Tauri app with the same Tauri (scripts/bench/
 #      empty-app), built in the same release profile and measured in the same run;
-#   3. the live loop: kiosk click on Book → booking drawn in the doctor's window, p50/p99 over
-#      50 bookings (benches/live_loop.rs, through tauri-driver);
+#   3. the live loop: kiosk click on Book → booking drawn in the doctor's window, over 50
+#      bookings (benches/live_loop.rs, through tauri-driver): p50 and the maximum (a p99 needs at
+#      least 100 samples; with fewer the table shows the maximum, labelled so);
 #   4. writes the table, with the machine and date, into docs/performance.md between
 #      <!-- app-bench:begin --> and <!-- app-bench:end --> (DOC=0 leaves the page alone).
 #
@@ -128,8 +129,15 @@ print("| measure | CareBridge staff app | empty Tauri app (floor) | ratio | targ
 print("|---|---|---|---|---|")
 print(f"| launch to first interactive screen (median) | {c_ms:.0f} ms | {e_ms:.0f} ms | {c_ms / e_ms:.2f}× | ≤ 1.5× — {ok(c_ms <= 1.5 * e_ms)} |")
 print(f"| memory after start, PSS app + WebKit (median) | {mib(c_kib)} | {mib(e_kib)} | {c_kib / e_kib:.2f}× | ≤ 1.25× — {ok(c_kib <= 1.25 * e_kib)} |")
-p50, p99 = float(live["p50_ms"]), float(live["p99_ms"])
-print(f"| live loop, kiosk click → drawn in the doctor's window ({live['n']} bookings) | p50 {p50:.0f} ms, p99 {p99:.0f} ms (max {float(live['max_ms']):.0f} ms) | | | p99 < 100 ms — {ok(p99 < 100)} |")
+n, p50, p99, top = int(live["n"]), float(live["p50_ms"]), float(live["p99_ms"]), float(live["max_ms"])
+# Below 100 samples the 99th percentile is the maximum (or near it) under another name: show the
+# maximum, and judge the target by it (stricter), saying so.
+if n >= 100:
+    shown, verdict = f"p50 {p50:.0f} ms, p99 {p99:.0f} ms (max {top:.0f} ms)", ok(p99 < 100)
+else:
+    shown = f"p50 {p50:.0f} ms, max {top:.0f} ms (too few for a p99)"
+    verdict = f"met by all {n}" if top < 100 else f"not shown: the max of {n} is {top:.0f} ms; a p99 needs ≥ 100 bookings"
+print(f"| live loop, kiosk click → drawn in the doctor's window ({n} bookings) | {shown} | | | p99 < 100 ms — {verdict} |")
 PY
 )
 echo "$table"
