@@ -247,9 +247,17 @@ pub async fn node_versions(s: &SignedIn) -> Option<BTreeMap<(String, String), i6
     }
     let body = res.text().await.ok()?;
     let mut out = BTreeMap::new();
+    let mut whole = false;
     for line in body.lines() {
         let item: SnapshotItem = serde_json::from_str(line).unwrap();
         let (kind, id, version) = match item {
+            // This read ends the user's own snapshot still being sent (one at a time per user),
+            // and the client's next one ends this: only a snapshot read to its end is the
+            // node's state.
+            SnapshotItem::End { .. } => {
+                whole = true;
+                continue;
+            }
             SnapshotItem::Practitioner(p) => ("practitioner", p.id.to_string(), p.version),
             SnapshotItem::Schedule(x) => ("schedule", x.practitioner_id.to_string(), x.version),
             SnapshotItem::Patient(p) => ("patient", p.id.to_string(), p.version),
@@ -259,7 +267,7 @@ pub async fn node_versions(s: &SignedIn) -> Option<BTreeMap<(String, String), i6
         };
         out.insert((kind.to_owned(), id), version);
     }
-    Some(out)
+    whole.then_some(out)
 }
 
 /// The start of the `n`th 5-minute slot from a day ahead (the benchmark doctor's slots run
