@@ -35,7 +35,8 @@ code: ProblemType,
  */
 allowed?: Array<string>, 
 /**
- * For `precondition-failed` and `possible-duplicate`: the current record(s).
+ * For `precondition-failed`: the current record (an object); for `possible-duplicate`:
+ * the candidates (a list of patients).
  */
 current?: unknown, 
 /**
