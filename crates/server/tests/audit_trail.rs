@@ -202,10 +202,15 @@ async fn every_sign_in_and_every_read_and_write_of_patient_data_is_audited_once(
     )
     .await;
     assert_eq!(s, 401);
-    t.one(
+    let wrong = t.one(
         sessions,
         s,
         ("session.create", &doctor_actor, &doctor_entity, "failure"),
+    );
+    // Which account was tried, for the admin reading the trail.
+    assert!(
+        wrong.detail.contains(&format!("username {:?}", d.username)),
+        "{wrong:#?}"
     );
     let s = sign_in(
         &node.url,
@@ -213,7 +218,11 @@ async fn every_sign_in_and_every_read_and_write_of_patient_data_is_audited_once(
     )
     .await;
     assert_eq!(s, 401);
-    t.one(sessions, s, ("session.create", "anonymous", "", "failure"));
+    let unknown = t.one(sessions, s, ("session.create", "anonymous", "", "failure"));
+    assert!(
+        unknown.detail.contains("username \"nobody\""),
+        "{unknown:#?}"
+    );
     let gone = &node.creds.doctors[2];
     let r = admin
         .call(

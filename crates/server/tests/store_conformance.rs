@@ -2182,9 +2182,10 @@ async fn write_a_failed_job_leaves_nothing_while_its_batch_commits(env: Env) {
             ("Cora".into(), Outcome::Success),
         ]
     );
+    // The reason, then what the job noted before it failed.
     assert_eq!(
         entries[1].record.detail,
-        "stored data is corrupt: Bert fails"
+        "stored data is corrupt: Bert fails (Bert)"
     );
     assert_eq!(verified.unwrap().entries, 3);
 

@@ -551,7 +551,13 @@ where
             *ctx.audit_head = head_before;
             if let Some(draft) = audit {
                 let entity = ctx.entity.take().unwrap_or_else(draft_entity);
-                ctx.audit(draft, &entity, Outcome::Failure, &e.to_string())?;
+                // What the job noted before it failed (the username a failed sign-in tried)
+                // stays, after the reason.
+                let detail = match ctx.detail.take() {
+                    Some(noted) => format!("{e} ({noted})"),
+                    None => e.to_string(),
+                };
+                ctx.audit(draft, &entity, Outcome::Failure, &detail)?;
             }
             Err(e)
         }
