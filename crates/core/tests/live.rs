@@ -40,19 +40,6 @@ async fn node_with_a_short_log() -> (Hospital, Arc<Node>, String) {
     (h, node, url)
 }
 
-async fn token(url: &str, username: &str, password: &str) -> String {
-    let session: Value = reqwest::Client::new()
-        .post(format!("{url}/api/v1/sessions"))
-        .json(&json!({"username": username, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    session["token"].as_str().unwrap().to_owned()
-}
-
 /// Sends a write to the node as `token`, with `If-Match` when given; panics unless it succeeds.
 async fn write(
     method: reqwest::Method,
@@ -113,8 +100,8 @@ async fn after_a_reset_the_mirror_holds_exactly_the_nodes_state_including_what_n
     // While the client is away: its booking is cancelled, a doctor is renamed and another's
     // account disabled (no event ever carries an account: only a snapshot can tell), and a
     // booking is made. Then the log keeps only the newest event.
-    let desk = token(&url, "reception", demo::RECEPTION_PASSWORD).await;
-    let admin = token(&url, "admin", demo::ADMIN_PASSWORD).await;
+    let desk = support::staff_token(&url, "reception", demo::RECEPTION_PASSWORD).await;
+    let admin = support::staff_token(&url, "admin", demo::ADMIN_PASSWORD).await;
     let version = |v: &Value| v["version"].as_i64().unwrap();
     let a = format!("{url}/api/v1/appointments/{}", booked.id);
     let current: Value = reqwest::Client::new()

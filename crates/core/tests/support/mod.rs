@@ -221,9 +221,14 @@ impl Away {
 /// Another client's bearer token on the node at `url`, signed in as reception (straight over
 /// HTTP, no profile).
 pub async fn reception_token(url: &str) -> String {
+    staff_token(url, "reception", demo::RECEPTION_PASSWORD).await
+}
+
+/// A staff user's bearer token on the node at `url` (straight over HTTP, no profile).
+pub async fn staff_token(url: &str, username: &str, password: &str) -> String {
     let session: serde_json::Value = reqwest::Client::new()
         .post(format!("{url}/api/v1/sessions"))
-        .json(&serde_json::json!({"username": "reception", "password": demo::RECEPTION_PASSWORD}))
+        .json(&serde_json::json!({"username": username, "password": password}))
         .send()
         .await
         .unwrap()
