@@ -55,6 +55,11 @@ export function useLive<T>(
         }
       }
     });
+    // The listener is in place only once `onChanged` resolves (an IPC round trip): a change
+    // the core announced between the first read and then would be missed, and the screen would
+    // show the state before it until the next change (a kiosk booking stuck at "sending" after
+    // the node had it). So read once more as soon as the listener is there.
+    stop.then(() => live && run()).catch(() => {});
     return () => {
       live = false;
       stop.then((f) => f()).catch(() => {});
