@@ -7,13 +7,13 @@
 #      processes, 3 s after it became interactive, median of the same runs;
 #      both next to the floor, an empty one-window Tauri app with the same Tauri (scripts/bench/
 #      empty-app), built in the same release profile and measured in the same run;
-#   3. the live loop: kiosk click on Book → booking drawn in the doctor's window, over 50
-#      bookings (benches/live_loop.rs, through tauri-driver): p50 and the maximum (a p99 needs at
-#      least 100 samples; with fewer the table shows the maximum, labelled so);
+#   3. the live loop: kiosk click on Book → booking drawn in the doctor's window, over
+#      LOOP_BOOKINGS bookings (benches/live_loop.rs, through tauri-driver): p50 and p99 (a p99
+#      needs at least 100 samples; with fewer the table shows the maximum, labelled so);
 #   4. writes the table, with the machine and date, into docs/performance.md between
 #      <!-- app-bench:begin --> and <!-- app-bench:end --> (DOC=0 leaves the page alone).
 #
-# Knobs: RUNS=7, DOC=1, CARGO_TARGET_DIR.
+# Knobs: RUNS=7, LOOP_BOOKINGS=200 (the live loop; at most 250), DOC=1, CARGO_TARGET_DIR.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -110,7 +110,7 @@ for i in $(seq "$RUNS"); do
     measure carebridge "$TARGET/release/carebridge-app"
 done
 
-log "the live loop: 50 bookings from the kiosk to the doctor's window"
+log "the live loop: ${LOOP_BOOKINGS:-200} bookings from the kiosk to the doctor's window"
 live=$(BENCH_NODE="$TARGET/release/carebridge-node" "$LIVE_BIN" --bench 2>"$WORK/live.err" | grep '^live-loop' || true)
 [ -n "$live" ] || die "the live loop failed: $(tail -5 "$WORK/live.err")"
 log "$live"

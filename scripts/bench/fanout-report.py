@@ -14,6 +14,7 @@ by median and so cannot show one run's faults). Used by scripts/bench/node-bench
 """
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -132,10 +133,27 @@ def tables(paths):
             other.append("; ".join(f) if f else "0")
         print(f"| {peer} | {n} | {sc} | {lost} | {dup} | {', '.join(other)} |")
 
+    mib = lambda kb: f"{kb / 1024:.0f}" if kb is not None else "-"
+    median = lambda xs: statistics.median(xs) if xs else None
+    print()
+    print("Memory, median over the rounds: the server's RSS (MiB) when idle (started, its data "
+          "loaded, before anyone connected), with the N subscribers connected, and the growth per "
+          "subscriber (KiB).")
+    print()
+    print("| peer | N | scenario | idle | connected | growth / N (KiB) |")
+    print("|---|---|---|---|---|---|")
+    for label, rs in by_label.items():
+        peer, n, sc = split_label(label)
+        if not n:
+            continue
+        idle = median([v for r in rs if (v := get(r, "server.rss_kb.before")) is not None])
+        conn = median([v for r in rs if (v := get(r, "server.rss_kb.connected")) is not None])
+        per = None if idle is None or conn is None else (conn - idle) / int(n)
+        print(f"| {peer} | {n} | {sc} | {mib(idle)} | {mib(conn)} | {'-' if per is None else f'{per:.1f}'} |")
+
     stall = [r for r in runs if (get(r, "config.stall", 0) or 0) > 0]
     if not stall:
         return
-    mib = lambda kb: f"{kb / 1024:.0f}" if kb is not None else "-"
     num = lambda v: "-" if v is None else f"{v:.3g}" if v < 100 else f"{v:.0f}"
     print()
     print("Slow subscribers, run by run: server RSS (MiB) sampled every 0.5 s while the stalled "

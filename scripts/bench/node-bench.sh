@@ -4,8 +4,9 @@
 #
 #   1. builds ssefan (../shared/bench/ssefan) into target/ssefan;
 #   2. for each N in $NS and scenario in $SCENARIOS, ROUNDS times in turn: nchan, the seed, the
-#      node (ABAB...), each freshly started and pinned to CPU 0 (the node: a fresh demo data dir,
-#      signed in as reception), with ssefan pinned to CPU 1: N subscribers on the event stream,
+#      node (ABAB...), each freshly started and pinned to CPU 0 (the node: a fresh demo data dir
+#      seeded by `demo --prepare-only`, then `serve`d by a process of its own, signed in as
+#      reception), with ssefan pinned to CPU 1: N subscribers on the event stream,
 #      publishes (for the node: bookings); then the slow-subscriber scenario (maxstall: STALL_N
 #      subscribers + 50 that never read, STALL_MAX_S s) in the same alternation;
 #   3. during every run samples the server's RSS (VmRSS of its processes, every SAMPLE_S s) from
@@ -126,12 +127,21 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # start_node: a fresh demo node on CPU $SERVER_CPU with its own data dir under $work, output to
-# $nodelog. Sets node_pid, addr, token, body (the booking template file).
+# $nodelog. Sets node_pid, addr, token, body (the booking template file). The data is seeded by
+# one process (`demo --prepare-only`) and served by another (`serve`), as a hospital's node is
+# started: the serving process's memory then holds nothing left over from seeding.
 start_node() {
-    local data=$work/data creds=$work/data/demo-credentials.json
+    local data=$work/data creds=$work/data/demo-credentials.json port
     rm -rf -- "$data"
-    taskset -c "$SERVER_CPU" "$BIN" demo --data-dir "$data" --listen 127.0.0.1:0 \
-        "${demo_args[@]}" >"$nodelog" 2>&1 </dev/null &
+    # A free port for node.toml (--prepare-only writes a fixed one).
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    taskset -c "$SERVER_CPU" "$BIN" demo --prepare-only --data-dir "$data" \
+        --listen "127.0.0.1:$port" "${demo_args[@]}" >"$nodelog" 2>&1 </dev/null ||
+        { cat "$nodelog" >&2; die "seeding the demo node failed (log above)"; }
+    # The connection cap (4096 by default) raised past the largest N, as a hospital with that
+    # many workstations would set it.
+    CAREBRIDGE_MAX_CONNECTIONS=16000 taskset -c "$SERVER_CPU" "$BIN" serve --data-dir "$data" \
+        >>"$nodelog" 2>&1 </dev/null &
     node_pid=$!
 
     # Wait for "carebridge-node listening on http://ADDR", polling with a deadline.
