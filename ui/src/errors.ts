@@ -30,12 +30,22 @@ export function failureOf(e: unknown): Failure {
   return { code: local, message: e instanceof Error ? e.message : String(e) };
 }
 
-/** The text to show for a failure: the UI's for its code, else the node's detail, else the
- *  core's sentence. */
+/** The fields a failure names, in the UI's words: the node's field errors, or the field
+ *  before the colon of the core's sentence ("reason: must not be empty"). A nested field
+ *  ("patient.family_name", "codes[2]") is named by its last part. */
+export function fieldsOf(f: Failure): string {
+  const raw = f.problem?.errors?.map((e) => e.field) ?? (f.code === "invalid" ? [f.message.split(":")[0]] : []);
+  const names = [...new Set(raw.map((field) => (field.trim().split(".").pop() ?? field).replace(/\[\d+\]$/, "")))].filter(Boolean);
+  return names.map((name) => tMaybe(`field.${name}`) ?? name).join(", ");
+}
+
+/** The text to show for a failure: the UI's for its code (every code the node or the core can
+ *  give has one), else the node's detail, else the core's sentence. */
 export function errorText(f: Failure, audience: Audience = "staff"): string {
+  const values = { fields: fieldsOf(f) };
   return (
-    (audience === "kiosk" ? tMaybe(`kiosk.error.${f.code}`) : undefined) ??
-    tMaybe(`error.${f.code}`) ??
+    (audience === "kiosk" ? tMaybe(`kiosk.error.${f.code}`, values) : undefined) ??
+    tMaybe(`error.${f.code}`, values) ??
     f.problem?.detail ??
     f.message
   );

@@ -1,14 +1,15 @@
 // Dates and times as users read them: in the node's time zone (where the appointments happen)
-// and the user's locale.
+// and the UI's language (i18n.ts) unless a locale is given.
+import { currentLocale } from "./i18n";
 
 /** "10:30" (or "10:30 AM"), in `timeZone`. */
 export function timeOf(iso: string, timeZone: string, locale?: string): string {
-  return new Date(iso).toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit", timeZone });
+  return new Date(iso).toLocaleTimeString(locale ?? currentLocale(), { hour: "2-digit", minute: "2-digit", timeZone });
 }
 
 /** "Tue 24 Nov" style, in `timeZone`. */
 export function dayOf(iso: string, timeZone: string, locale?: string): string {
-  return new Date(iso).toLocaleDateString(locale, { weekday: "short", day: "numeric", month: "short", timeZone });
+  return new Date(iso).toLocaleDateString(locale ?? currentLocale(), { weekday: "short", day: "numeric", month: "short", timeZone });
 }
 
 /** The calendar date (YYYY-MM-DD) of an instant in `timeZone`. Built from the formatter's
@@ -29,7 +30,7 @@ export function addDays(date: string, days: number): string {
 /** A calendar date (YYYY-MM-DD) for headings, e.g. "Tuesday 24 November". */
 export function longDate(date: string, locale?: string): string {
   const [y, m, d] = date.split("-").map(Number);
-  return new Date(Date.UTC(y, m - 1, d)).toLocaleDateString(locale, {
+  return new Date(Date.UTC(y, m - 1, d)).toLocaleDateString(locale ?? currentLocale(), {
     weekday: "long",
     day: "numeric",
     month: "long",

@@ -1,311 +1,93 @@
-// Every text the UI shows goes through t(): English first, other locales later.
-const en = {
-  "app.title": "CareBridge",
-  "app.kioskTitle": "CareBridge Kiosk",
-  "common.close": "Close",
-  "common.cancel": "Cancel",
-  "common.back": "Back",
-  "common.save": "Save",
-  "common.working": "Working…",
-  "common.dismiss": "Dismiss",
-  "failure.heading": "This screen could not be shown",
-  "failure.retry": "Try again",
-  "signIn.heading": "Sign in",
-  "signIn.node": "Node address",
-  "signIn.username": "Username",
-  "signIn.password": "Password",
-  "signIn.submit": "Sign in",
-  "signIn.working": "Signing in…",
-  "status.online": "Online",
-  "status.connecting": "Connecting",
-  "status.offline": "Offline",
-  "status.signed-out": "Signed out",
-  "status.pending": "{n} waiting to send",
-  "status.label": "Connection",
-  "nav.label": "Views",
-  "nav.today": "Today",
-  "nav.calendar": "Calendar",
-  "nav.patients": "Patients",
-  "nav.myDay": "My day",
-  "nav.waiting": "Kiosk bookings",
-  "nav.lock": "Lock",
-  "nav.signOut": "Sign out",
-  "today.heading": "Today",
-  "today.empty": "No appointments today.",
-  "table.time": "Time",
-  "table.patient": "Patient",
-  "table.reason": "Reason",
-  "table.status": "Status",
-  "table.actions": "Actions",
-  "table.doctor": "Doctor",
-  "table.date": "Date",
-  "appointment.pending": "waiting to send",
-  "appointment.override": "Overbooked: {reason}",
-  "appointment.cancelledBecause": "Cancelled: {reason}",
-  "appointmentStatus.pending": "Waiting for the doctor",
-  "appointmentStatus.booked": "Booked",
-  "appointmentStatus.arrived": "Arrived",
-  "appointmentStatus.fulfilled": "Seen",
-  "appointmentStatus.cancelled": "Cancelled",
-  "appointmentStatus.noshow": "Did not come",
-  "action.confirm": "Confirm",
-  "action.decline": "Decline",
-  "action.cancel": "Cancel appointment",
-  "action.check-in": "Check in",
-  "action.complete": "Seen",
-  "action.no-show": "Did not come",
-  "action.reschedule": "Move",
-  "action.reasonFor": "Why? ({action})",
-  "action.reasonRequired": "Give a reason.",
-  "myDay.heading": "My day",
-  "myDay.empty": "No appointments today.",
-  "waiting.heading": "Kiosk bookings waiting for you",
-  "waiting.empty": "Nothing waiting.",
-  "refused.heading": "Not accepted by the node",
-  "refused.appointment": "An appointment change",
-  "refused.patient": "A patient change",
-  "calendar.heading": "Calendar",
-  "calendar.doctor": "Doctor",
-  "calendar.today": "Today",
-  "calendar.freeTimes": "Free times with {doctor}",
-  "calendar.chooseDay": "Day",
-  "calendar.overbook": "Also offer taken times (overbook, with a reason)",
-  "calendar.taken": "taken: overbook",
-  "calendar.moving": "Move {who} ({time}) to:",
-  "calendar.dayAppointments": "Appointments that day",
-  "calendar.noFreeTimes": "No free times that day.",
-  "calendar.day": "Day",
-  "calendar.week": "Week",
-  "calendar.free": "Free",
-  "calendar.held": "Held",
-  "calendar.busy": "Busy",
-  "calendar.absent": "Absent",
-  "calendar.legend": "Slot colours",
-  "book.heading": "Book {doctor}, {time}",
-  "book.patient": "Patient (type a name, card number or birth date)",
-  "book.reason": "Reason for the visit",
-  "book.override": "This time is taken. Book anyway (overbook) because:",
-  "book.submit": "Book",
-  "book.noPatient": "Choose a patient first.",
-  "move.heading": "Move the appointment to {time}",
-  "move.submit": "Move here",
-  "patients.heading": "Patients",
-  "patients.search": "Find a patient",
-  "patients.searchHint": "Name, card number or appointment reference",
-  "patients.none": "No patient matches.",
-  "patients.register": "Register a patient",
-  "patients.family": "Family name",
-  "patients.given": "Given name",
-  "patients.birthDate": "Birth date",
-  "patients.phone": "Phone",
-  "patients.email": "E-mail",
-  "patients.card": "Card number",
-  "patients.registered": "{name} registered.",
-  "patient.heading": "{name}",
-  "patient.born": "Born {date}",
-  "patient.card": "Card {card}",
-  "patient.appointments": "Appointments",
-  "patient.none": "No appointments.",
-  "nav.staff": "Staff",
-  "nav.kiosks": "Kiosks",
-  "nav.audit": "Audit trail",
-  "role.doctor": "Doctor",
-  "role.reception": "Reception",
-  "role.admin": "Admin",
-  "role.reviewer": "Reviewer",
-  "admin.accounts": "Staff accounts",
-  "admin.name": "Name",
-  "admin.role": "Role",
-  "admin.password": "Initial password",
-  "admin.active": "Active",
-  "admin.disabled": "Disabled",
-  "admin.enable": "Enable",
-  "admin.disable": "Disable",
-  "admin.newAccount": "New account",
-  "admin.create": "Create account",
-  "admin.created": "{name} can now sign in.",
-  "admin.kiosks": "Kiosk devices",
-  "admin.label": "Label",
-  "admin.registered": "Registered",
-  "admin.revoked": "Revoked",
-  "admin.revoke": "Revoke",
-  "admin.newKiosk": "Register a kiosk",
-  "admin.register": "Register",
-  "admin.secretOnce": "{label} is registered. Enter this device id and secret on the kiosk now: the secret is not shown again.",
-  "admin.audit": "Audit trail",
-  "admin.actor": "Who",
-  "admin.action": "What",
-  "admin.entity": "Record",
-  "admin.outcome": "Outcome",
-  "admin.more": "Earlier entries",
-  "lock.heading": "Locked",
-  "lock.explain": "The session is locked (it locks itself after {minutes} minutes without use). Sign in again to continue.",
-  "kiosk.setupHeading": "Set up this kiosk",
-  "kiosk.device": "Device id",
-  "kiosk.secret": "Device secret",
-  "kiosk.welcome": "Welcome",
-  "kiosk.identifyHint": "Enter the number on your card and your date of birth.",
-  "kiosk.card": "Card number",
-  "kiosk.birthDate": "Date of birth",
-  "kiosk.continue": "Continue",
-  "kiosk.hello": "Hello, {name}",
-  "kiosk.today": "Your appointments today",
-  "kiosk.checkedIn": "You are checked in. Please take a seat.",
-  "kiosk.checkingIn": "Checking you in…",
-  "kiosk.checkInRefused": "We could not check you in ({reason}). Please ask at the front desk.",
-  "kiosk.bookNew": "Book an appointment",
-  "kiosk.finish": "Finish",
-  "kiosk.chooseDoctor": "Choose a doctor",
-  "kiosk.chooseDay": "Choose a day",
-  "kiosk.chooseTime": "Choose a time",
-  "kiosk.noSlots": "No free times that day. Please choose another day.",
-  "kiosk.reason": "What is the visit about?",
-  "kiosk.book": "Book",
-  "kiosk.bookingWith": "{doctor}, {day} at {time}",
-  "kiosk.waiting": "Waiting for your doctor to confirm",
-  "kiosk.sending": "Sending your booking…",
-  "kiosk.reference": "Your reference",
-  "kiosk.keepReference": "Keep this reference. You will see the answer here.",
-  "kiosk.confirmed": "Your doctor confirmed your appointment",
-  "kiosk.declined": "Your doctor could not accept this booking: {reason}",
-  "kiosk.refused": "The booking was not accepted: {reason}",
-  "kiosk.done": "Done",
-  "kiosk.notSetUp": "This kiosk is being set up.",
-  "nav.updates": "Updates",
-  "nav.updatesNew": "Updates ({n} new)",
-  "nav.received": "Received reports",
-  "nav.transmissions": "Transmissions",
-  "reports.heading": "Reports",
-  "reports.none": "No reports yet.",
-  "reports.new": "New report",
-  "reports.title": "Title",
-  "reports.findings": "Findings",
-  "reports.conclusion": "Conclusion",
-  "reports.codes": "Codes (ICD-10, comma-separated)",
-  "reports.codesShort": "Codes",
-  "reports.saveDraft": "Save draft",
-  "reports.finalise": "Finalise and sign",
-  "reports.amend": "Amend",
-  "reports.saveAmendment": "Sign amendment",
-  "reports.enteredInError": "Entered in error",
-  "reports.errorReason": "Why was it entered in error?",
-  "reports.confirmError": "Mark entered in error",
-  "reports.edit": "Edit draft",
-  "reports.versions": "Versions",
-  "reports.hideVersions": "Hide versions",
-  "reports.print": "Print",
-  "reports.printed": "Opened in your PDF viewer to print: {path}",
-  "reports.savedOnly": "Saved as {path} (no PDF viewer could be opened)",
-  "reports.version": "Version {n}",
-  "reports.draft": "Draft",
-  "reports.signedBy": "Signed {time} by {node} for {author} · key {fingerprint}",
-  "reports.unsigned": "Not signed yet: it is signed when the node has it",
-  "reports.by": "By {author}, {time}",
-  "reports.select": "Select {title} to send",
-  "reports.errorReasonShown": "Entered in error: {reason}",
-  "reportStatus.preliminary": "Draft",
-  "reportStatus.final": "Final",
-  "reportStatus.amended": "Amended",
-  "reportStatus.entered-in-error": "Entered in error",
-  "share.heading": "Share with an insurer",
-  "share.noPeers": "This hospital is not peered with an insurer.",
-  "share.insurer": "Insurer",
-  "share.consentGiven": "Consent recorded by {by}, {time}.",
-  "share.noConsent": "The patient has not consented to sharing with this insurer.",
-  "share.recordConsent": "Record the patient's consent",
-  "share.withdrawConsent": "Withdraw consent",
-  "share.chooseReports": "Select final or amended reports above, then send.",
-  "share.send": "Send selected reports ({n})",
-  "share.sent": "Queued for {peer}: {summary}",
-  "transmissions.heading": "Transmissions",
-  "transmissions.none": "Nothing sent yet.",
-  "transmissions.what": "What",
-  "transmissions.to": "To",
-  "transmissions.state": "State",
-  "transmissions.when": "Sent",
-  "transmissions.detail": "Detail",
-  "transmissions.attempts": "{n} attempt(s)",
-  "transmissions.overdue": "overdue",
-  "transmissionState.queued": "Queued",
-  "transmissionState.sent": "Sending",
-  "transmissionState.acknowledged": "Acknowledged",
-  "transmissionState.failed": "Failed",
-  "received.heading": "Received reports",
-  "received.none": "No reports received.",
-  "received.from": "From {source}, {time}",
-  "received.patient": "{name}, born {date} ({id})",
-  "received.verified": "Signatures verified with {source}'s key",
-  "received.notVerified": "Signatures NOT verified: do not rely on these reports",
-  "received.sentBy": "Sent by {by}; consent recorded by {consentBy}, {consentTime}",
-  "received.open": "Open",
-  "received.close": "Close",
-  "updates.heading": "Updates",
-  "updates.none": "No updates.",
-  "updates.from": "From {from}, {time}",
-  "updates.for": "For: {audience}",
-  "updates.acknowledge": "Acknowledge",
-  "updates.acknowledged": "Acknowledged",
-  "updates.acks": "{n} acknowledged",
-  "updates.new": "New update",
-  "updates.hospital": "Hospital",
-  "updates.audience": "For",
-  "updates.title": "Title",
-  "updates.body": "Text",
-  "updates.send": "Send update",
-  "updates.sent": "Sent to {peer}.",
-  "audience.doctor": "Doctors",
-  "audience.reception": "Reception",
-  "audience.all": "All staff",
-  // Failures, by the code the core or the node gives (CommandError.code, RefusedWrite.code).
-  // A code with no text here shows the node's detail, else the core's sentence.
-  "error.offline": "The node cannot be reached. Try again when the connection is back.",
-  "error.interrupted": "The connection broke while loading. It continues when the node is back.",
-  "error.unexpected-answer": "The node sent an answer this app does not understand. Try again later.",
-  "error.signed-out": "You are signed out. Sign in again to continue.",
-  "error.locked": "The session is locked. Sign in again to continue.",
-  "error.wrong-password": "That password does not unlock this session.",
-  "error.wrong-key": "This workstation's local data does not open with that key. Check the passphrase.",
-  "error.no-key": "This workstation's local data cannot be unlocked: no keychain and no passphrase.",
-  "error.local-failure": "Something went wrong on this computer. Nothing was changed; try again.",
-  "error.unauthenticated": "The node did not accept these sign-in details.",
-  "error.forbidden": "You may not do this.",
-  "error.too-many-requests": "Too many attempts. Wait a moment before trying again.",
-  "error.not-found": "That record is not known (it may have been removed).",
-  "error.slot-taken": "That time is already taken. Choose another time.",
-  "error.outside-schedule": "That time is not one of the doctor's bookable times.",
-  "error.practitioner-absent": "The doctor is absent at that time.",
-  "error.invalid-transition": "This cannot be done in the record's current state (someone may have changed it).",
-  "error.precondition-failed": "Someone changed this record in the meantime. Look at it again and retry.",
-  "error.possible-duplicate": "A patient with the same name and birth date is already registered.",
-  "error.conflict": "That value is already in use (a username or card number).",
-  "error.patient-not-identified": "Please identify again with your card number and birth date.",
-  "error.internal": "The node failed. Nothing was changed; try again.",
-  "error.unavailable": "The node is busy or restarting. Try again in a moment.",
-  // The kiosk's own, friendlier texts where they differ.
-  "kiosk.error.slot-taken": "Sorry, someone has just booked this time. Please choose another time.",
-  "kiosk.error.not-found": "We could not find you. Check the card number and date of birth, or ask at the front desk.",
-  "kiosk.error.offline": "The kiosk cannot reach the hospital right now. Please ask at the front desk.",
-  "kiosk.chooseAnother": "Choose another time",
-  "rebook.nextFree": "Next free times with this doctor:",
-  "rebook.none": "No free time in the next days.",
-  "rebook.at": "Book {time}",
-  "duplicate.heading": "Is this patient already registered?",
-  "duplicate.explain": "{name}, born {date}, was not registered: the node has a patient with the same name and birth date.",
-  "duplicate.candidate": "{name}, born {date}, card {card}",
-  "duplicate.registerAnyway": "Register as a new patient anyway",
-  "duplicate.keep": "Do not register",
-  "duplicate.review": "Review",
-} as const;
+// Every text the UI shows goes through t(), in the user's language: English or Dutch. The
+// language is the one chosen in the app (kept on this workstation), else the system's
+// (navigator.languages: WebKit takes it from the OS locale), else English.
+import { useSyncExternalStore } from "react";
+import { en } from "./locales/en";
+import { nl } from "./locales/nl";
+import type { Catalogue, MessageKey } from "./locales/types";
 
-export type MessageKey = keyof typeof en;
+export type { MessageKey } from "./locales/types";
+
+/** The languages the UI speaks, by BCP 47 tag, each named in itself (for the switch). */
+export const LOCALES = { en: "English", nl: "Nederlands" } as const;
+export type Locale = keyof typeof LOCALES;
+
+const CATALOGUES: Record<Locale, Catalogue> = { en, nl };
+const STORAGE_KEY = "carebridge.locale";
+
+function isLocale(value: unknown): value is Locale {
+  return typeof value === "string" && Object.prototype.hasOwnProperty.call(LOCALES, value);
+}
+
+/** The first of `preferred` (BCP 47 tags, most preferred first) that the UI speaks, by its
+ *  language ("nl-BE" → nl), else English. */
+export function localeFor(preferred: readonly string[]): Locale {
+  for (const tag of preferred) {
+    const language = tag.toLowerCase().split(/[-_]/)[0];
+    if (isLocale(language)) return language;
+  }
+  return "en";
+}
+
+function stored(): Locale | undefined {
+  try {
+    const value = globalThis.localStorage?.getItem(STORAGE_KEY);
+    return isLocale(value) ? value : undefined;
+  } catch {
+    return undefined; // storage refused (a locked-down profile): the system's language then
+  }
+}
+
+let current: Locale = stored() ?? systemLocale();
+const listeners = new Set<() => void>();
+
+function applyToDocument() {
+  if (typeof document !== "undefined") document.documentElement.lang = current;
+}
+applyToDocument();
+
+/** The language the UI speaks now. */
+export function currentLocale(): Locale {
+  return current;
+}
+
+/** The system's language (the OS locale, as WebKit reports it), or English. */
+export function systemLocale(): Locale {
+  return localeFor(globalThis.navigator?.languages ?? []);
+}
+
+/** Switches the UI's language; every screen re-renders. `remember`: kept on this workstation
+ *  for the next start (a staff member's choice), or not (a patient's, at a shared kiosk). */
+export function setLocale(locale: Locale, { remember = true }: { remember?: boolean } = {}) {
+  try {
+    if (remember) globalThis.localStorage?.setItem(STORAGE_KEY, locale);
+  } catch {
+    // Not remembered, but switched for this run.
+  }
+  if (locale === current) return;
+  current = locale;
+  applyToDocument();
+  for (const listener of listeners) listener();
+}
+
+function subscribe(listener: () => void) {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+/** The current language, re-rendering the component when it changes. */
+export function useLocale(): Locale {
+  return useSyncExternalStore(subscribe, currentLocale);
+}
 
 export function t(key: MessageKey, values: Record<string, string | number> = {}): string {
-  return en[key].replace(/\{(\w+)\}/g, (_, name: string) => String(values[name] ?? ""));
+  const text = CATALOGUES[current][key] ?? en[key];
+  return text.replace(/\{(\w+)\}/g, (_, name: string) => String(values[name] ?? ""));
 }
 
 /** The text of a key built from data, if there is one. */
-export function tMaybe(key: string): string | undefined {
-  return key in en ? t(key as MessageKey) : undefined;
+export function tMaybe(key: string, values: Record<string, string | number> = {}): string | undefined {
+  return key in en ? t(key as MessageKey, values) : undefined;
 }
 
 /** For keys built from data (statuses, actions): the key if it exists, else the raw value. */

@@ -1,7 +1,9 @@
 import React from "react";
 import ReactDOM from "react-dom/client";
 import { getCurrentWindow } from "@tauri-apps/api/window";
+import { I18nProvider } from "react-aria-components";
 import { ScreenFailure } from "./failure";
+import { setLocale, systemLocale, useLocale } from "./i18n";
 import { KioskApp } from "./kiosk/KioskApp";
 import { StaffApp } from "./staff/StaffApp";
 import "./app.css";
@@ -11,9 +13,23 @@ import "./app.css";
 // the first screen. The calendar, the one large part, still loads when first opened.
 const kiosk = getCurrentWindow().label === "kiosk";
 document.documentElement.classList.toggle("kiosk-mode", kiosk);
+// A kiosk starts in the system's language, whatever a staff member chose on this machine.
+if (kiosk) setLocale(systemLocale(), { remember: false });
+
+// A change of language redraws every screen from the top, keeping what each one holds (a form
+// half filled in, the view chosen): every text comes from t() as a component renders, and no
+// component is memoised against it (Calendar's events list names the locale as a dependency).
+function Localised() {
+  const locale = useLocale();
+  return (
+    <I18nProvider locale={locale}>
+      <ScreenFailure>{kiosk ? <KioskApp /> : <StaffApp />}</ScreenFailure>
+    </I18nProvider>
+  );
+}
 
 ReactDOM.createRoot(document.getElementById("root") as HTMLElement).render(
   <React.StrictMode>
-    <ScreenFailure>{kiosk ? <KioskApp /> : <StaffApp />}</ScreenFailure>
+    <Localised />
   </React.StrictMode>,
 );

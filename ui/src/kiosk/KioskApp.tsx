@@ -23,8 +23,9 @@ import type { SignedInView } from "../bindings/SignedInView";
 import type { Slot } from "../bindings/Slot";
 import { errorText } from "../errors";
 import { addDays, dateIn, dayOf, longDate, timeOf } from "../format";
-import { t, tKey } from "../i18n";
+import { setLocale, systemLocale, t, tKey } from "../i18n";
 import { useIdle } from "../idle";
+import { LanguageSwitch } from "../language";
 import { useLive } from "../live";
 import { ConnectionIndicator, useConnection } from "../connection";
 
@@ -391,8 +392,14 @@ export function KioskApp() {
     };
   }, []);
   // Back to the welcome screen when nobody has touched the kiosk for a minute.
-  useIdle(IDLE_MS, !!session, () => {
+  // Back at the welcome screen, the next patient meets the kiosk in the system's language,
+  // whatever the last one chose.
+  function nextPatient() {
     setStep({ at: "welcome" });
+    setLocale(systemLocale(), { remember: false });
+  }
+  useIdle(IDLE_MS, !!session, () => {
+    nextPatient();
     setFresh((n) => n + 1);
   });
   const timeZone = session?.timeZone ?? "UTC";
@@ -411,7 +418,7 @@ export function KioskApp() {
             patient={step.patient}
             timeZone={timeZone}
             onBook={() => setStep({ at: "doctor", patient: step.patient })}
-            onFinish={() => setStep({ at: "welcome" })}
+            onFinish={nextPatient}
           />
         );
         break;
@@ -454,7 +461,7 @@ export function KioskApp() {
             doctor={step.doctor}
             booking={step.booking}
             timeZone={timeZone}
-            onDone={() => setStep({ at: "welcome" })}
+            onDone={nextPatient}
             onChooseAnother={() =>
               setStep({ at: "slot", patient: step.patient, doctor: step.doctor, date: dateIn(new Date(step.booking.start), timeZone) })
             }
@@ -467,7 +474,10 @@ export function KioskApp() {
     <div className="kiosk">
       <header className="bar">
         <h1>{t("app.kioskTitle")}</h1>
-        <ConnectionIndicator status={status} />
+        <div className="row">
+          <LanguageSwitch big remember={false} />
+          <ConnectionIndicator status={status} />
+        </div>
       </header>
       <main>{screen}</main>
     </div>

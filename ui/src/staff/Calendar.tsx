@@ -9,6 +9,7 @@ import FullCalendar from "@fullcalendar/react";
 import timeGridPlugin from "@fullcalendar/react/timegrid";
 import interactionPlugin from "@fullcalendar/react/interaction";
 import classicTheme from "@fullcalendar/react/themes/classic";
+import nlLocale from "@fullcalendar/react/locales/nl";
 import type { DateClickInfo, EventDropInfo, EventInput } from "@fullcalendar/react";
 import { Button, Checkbox, Dialog, Heading, Input, Label, Modal, SearchField, TextField } from "react-aria-components";
 import type { AppointmentRow } from "../bindings/AppointmentRow";
@@ -17,7 +18,7 @@ import { appointmentsBetween, book, messageOf, practitioners, reschedule, slots 
 import type { Slot } from "../bindings/Slot";
 import { addDays, dateIn, dayOf, timeOf } from "../format";
 import { failureOf } from "../errors";
-import { t } from "../i18n";
+import { t, useLocale } from "../i18n";
 import { useLive } from "../live";
 import { useSearch } from "./Patients";
 import { NextFreeSlots } from "./refusals";
@@ -152,6 +153,7 @@ export function Calendar({ timeZone }: { timeZone: string }) {
     [doctorId, range.from, range.to],
     ["appointment", "patient", "practitioner"],
   );
+  const locale = useLocale();
   const events = useMemo<EventInput[]>(() => {
     const background: EventInput[] = (slotList.data ?? []).map((s) => ({
       start: s.start,
@@ -173,7 +175,8 @@ export function Calendar({ timeZone }: { timeZone: string }) {
         editable: r.appointment.status === "booked" || r.appointment.status === "pending",
       }));
     return [...background, ...booked];
-  }, [slotList.data, rows.data]);
+    // The titles carry translated words: drawn again in a new language.
+  }, [slotList.data, rows.data, locale]);
   const doctorName = bookable.find((d) => d.id === doctorId)?.display_name ?? "";
   // The keyboard's way to book: the chosen day's free times as buttons.
   const [day, setDay] = useState(today);
@@ -243,6 +246,8 @@ export function Calendar({ timeZone }: { timeZone: string }) {
         initialView="timeGridWeek"
         headerToolbar={{ start: "prev,today,next", center: "title", end: "timeGridDay,timeGridWeek" }}
         timeZone={timeZone}
+        locales={[nlLocale]}
+        locale={locale}
         buttons={{
           today: { text: t("calendar.today"), hint: t("calendar.today") },
           timeGridDay: { text: t("calendar.day"), hint: t("calendar.day") },

@@ -19,6 +19,7 @@ import type { SignedInView } from "../bindings/SignedInView";
 import { ConnectionIndicator, useConnection } from "../connection";
 import { t } from "../i18n";
 import { useIdle } from "../idle";
+import { LanguageSwitch } from "../language";
 import { useLive } from "../live";
 import { AuditTrail, KioskDevices, StaffAccounts } from "./Admin";
 import { AppointmentTable, RefusedList } from "./appointments";
@@ -281,6 +282,7 @@ export function StaffApp() {
           {who && !locked && ` · ${who.displayName}`}
         </h1>
         <div className="row">
+          <LanguageSwitch />
           <ConnectionIndicator status={status} />
           {who && !locked && (
             <Button className="small secondary on-dark" onPress={lockNow}>{t("nav.lock")}</Button>
