@@ -43,6 +43,8 @@ pub struct AppState {
     pub embedded: watch::Receiver<Embedded>,
     /// The staff session is locked (after inactivity, or by the user).
     pub locked: Arc<std::sync::atomic::AtomicBool>,
+    /// The language the UI speaks, for the desktop notifications (the OS locale's at start).
+    pub language: Arc<messages::SharedLanguage>,
     /// The node this window last signed in to: after a sign-out its form offers that one,
     /// not whichever node another window on this machine signed in to since.
     pub last_node: std::sync::Mutex<Option<String>>,
@@ -144,6 +146,7 @@ pub fn run() {
             .unwrap_or_default(),
         embedded,
         locked: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        language: Arc::new(messages::SharedLanguage::new(messages::Language::from_env())),
         last_node: std::sync::Mutex::new(None),
     };
     let app = tauri::Builder::default()

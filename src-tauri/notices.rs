@@ -4,12 +4,12 @@
 use carebridge_core::{Notice, Notifier};
 use chrono_tz::Tz;
 
-use crate::messages::{self, Language};
+use crate::messages::{self, Language, SharedLanguage};
 
-/// Shows notices on the desktop, times in the node's time zone.
+/// Shows notices on the desktop, times in the node's time zone, in the UI's language.
 pub struct DesktopNotices {
     time_zone: Tz,
-    language: Language,
+    language: std::sync::Arc<SharedLanguage>,
     /// While the session is locked a notification says that something came, not who or why.
     locked: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// To the one thread that talks to the notification daemon (D-Bus calls block, and with no
@@ -18,8 +18,13 @@ pub struct DesktopNotices {
 }
 
 impl DesktopNotices {
-    /// Notices for a session on a node in `time_zone`.
-    pub fn new(time_zone: Tz, locked: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+    /// Notices for a session on a node in `time_zone`, in `language` as it stands at each
+    /// notice.
+    pub fn new(
+        time_zone: Tz,
+        language: std::sync::Arc<SharedLanguage>,
+        locked: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Self {
         let (shown, to_show) = std::sync::mpsc::channel::<(String, String)>();
         std::thread::spawn(move || {
             for (summary, body) in to_show {
@@ -35,7 +40,7 @@ impl DesktopNotices {
         });
         Self {
             time_zone,
-            language: Language::from_env(),
+            language,
             locked,
             shown: std::sync::Mutex::new(shown),
         }
@@ -51,11 +56,7 @@ pub fn text(notice: &Notice, tz: Tz, language: Language, private: bool) -> (Stri
             .format(&t("format.time", &[]))
             .to_string()
     };
-    let day = |s: chrono::DateTime<chrono::Utc>| {
-        s.with_timezone(&tz)
-            .format(&t("format.day", &[]))
-            .to_string()
-    };
+    let day = |s: chrono::DateTime<chrono::Utc>| messages::day(language, s.with_timezone(&tz).date_naive());
     match notice {
         Notice::KioskBooking {
             appointment,
@@ -142,7 +143,7 @@ impl Notifier for DesktopNotices {
         let private = self.locked.load(std::sync::atomic::Ordering::SeqCst);
         // The log holds what kind of notice and the record's id: never a patient's name.
         tracing::info!(kind = notice.kind(), record = %notice.record_id(), "notice");
-        let (summary, body) = text(&notice, self.time_zone, self.language, private);
+        let (summary, body) = text(&notice, self.time_zone, self.language.get(), private);
         if let Ok(shown) = self.shown.lock() {
             let _ = shown.send((summary, body));
         }
@@ -209,6 +210,46 @@ mod tests {
         assert!(!body.contains("Sore throat"), "{body}");
     }
 
+    #[test]
+    fn a_kiosk_booking_reads_in_dutch_when_the_app_speaks_dutch() {
+        let notice = Notice::KioskBooking {
+            appointment: kiosk_booking(),
+            patient_name: Some("Anna Jansen".into()),
+        };
+        let (title, body) = text(&notice, chrono_tz::Europe::Amsterdam, Language::Dutch, false);
+        assert_eq!(title, "Nieuwe boeking via de zuil: Anna Jansen, 10:30");
+        assert_eq!(
+            body,
+            "dinsdag 24 november — wacht op uw bevestiging. Sore throat"
+        );
+        let (title, body) = text(&notice, chrono_tz::Europe::Amsterdam, Language::Dutch, true);
+        assert_eq!(title, "Nieuwe boeking via de zuil: een patiënt, 10:30");
+        assert!(!body.contains("Sore throat"), "{body}");
+    }
+
+    #[test]
+    fn a_switch_of_language_reaches_the_next_notice() {
+        let (shown, to_show) = std::sync::mpsc::channel();
+        let language = std::sync::Arc::new(SharedLanguage::new(Language::English));
+        let notices = DesktopNotices {
+            time_zone: chrono_tz::Europe::Amsterdam,
+            language: language.clone(),
+            locked: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            shown: std::sync::Mutex::new(shown),
+        };
+        let booking = || Notice::KioskBooking {
+            appointment: kiosk_booking(),
+            patient_name: Some("Anna Jansen".into()),
+        };
+        notices.notify(booking());
+        language.set(Language::Dutch);
+        notices.notify(booking());
+        let (first, _) = to_show.try_recv().expect("the first notice");
+        let (second, _) = to_show.try_recv().expect("the second notice");
+        assert!(first.starts_with("New kiosk booking"), "{first}");
+        assert!(second.starts_with("Nieuwe boeking"), "{second}");
+    }
+
     /// Collects what is logged.
     #[derive(Clone, Default)]
     struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
@@ -231,7 +272,7 @@ mod tests {
         let (shown, to_show) = std::sync::mpsc::channel();
         let notices = DesktopNotices {
             time_zone: chrono_tz::Europe::Amsterdam,
-            language: Language::English,
+            language: std::sync::Arc::new(SharedLanguage::new(Language::English)),
             locked: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
             shown: std::sync::Mutex::new(shown),
         };

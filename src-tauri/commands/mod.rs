@@ -214,6 +214,7 @@ pub(crate) async fn start_session(
     let notices: std::sync::Arc<dyn carebridge_core::Notifier> = match state.mode {
         crate::launch::Mode::Staff => std::sync::Arc::new(crate::notices::DesktopNotices::new(
             signed_in.time_zone(),
+            state.language.clone(),
             state.locked.clone(),
         )),
         crate::launch::Mode::Kiosk { .. } => std::sync::Arc::new(crate::notices::NoNotices),

@@ -22,6 +22,7 @@ macro_rules! with_commands {
             // Both windows.
             status::current_session [main, kiosk] () -> Option<SignedInView>;
             status::lock [main] () -> ();
+            status::set_language [main] (language: String) -> ();
             status::connection_status [main, kiosk] () -> Option<Status>;
             status::refused_writes [main, kiosk] () -> Vec<RefusedWrite>;
             status::dismiss_refused [main, kiosk] (seq: i64) -> ();

@@ -19,6 +19,19 @@ pub async fn lock(state: State<'_, AppState>) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// The language the UI speaks (a BCP 47 tag, `en` or `nl`), for the desktop notifications to
+/// speak it too.
+pub async fn set_language(state: State<'_, AppState>, language: String) -> Result<(), CommandError> {
+    let language = crate::messages::Language::from_tag(&language).ok_or_else(|| {
+        CommandError::own(
+            carebridge_core::ClientCode::Invalid,
+            format!("language: {language:?} is not one the app speaks (en, nl)"),
+        )
+    })?;
+    state.language.set(language);
+    Ok(())
+}
+
 /// Who is signed in, if anyone (the window asks when it loads, e.g. after a reload).
 pub async fn current_session(
     state: State<'_, AppState>,

@@ -70,14 +70,17 @@ export function setLocale(locale: Locale, { remember = true }: { remember?: bool
   for (const listener of listeners) listener();
 }
 
-function subscribe(listener: () => void) {
+/** Calls `listener` after each switch of language; returns what stops it. */
+export function onLocaleChange(listener: () => void): () => void {
   listeners.add(listener);
-  return () => listeners.delete(listener);
+  return () => {
+    listeners.delete(listener);
+  };
 }
 
 /** The current language, re-rendering the component when it changes. */
 export function useLocale(): Locale {
-  return useSyncExternalStore(subscribe, currentLocale);
+  return useSyncExternalStore(onLocaleChange, currentLocale);
 }
 
 export function t(key: MessageKey, values: Record<string, string | number> = {}): string {

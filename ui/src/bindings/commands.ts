@@ -42,6 +42,8 @@ export const currentSession = (): Promise<SignedInView | null> =>
   invoke("current_session");
 export const lock = (): Promise<void> =>
   invoke("lock");
+export const setLanguage = (language: string): Promise<void> =>
+  invoke("set_language", { language });
 export const connectionStatus = (): Promise<Status | null> =>
   invoke("connection_status");
 export const refusedWrites = (): Promise<Array<RefusedWrite>> =>
