@@ -243,7 +243,7 @@ function ChooseSlot({
       </div>
       <h3 id="time-heading">{t("kiosk.chooseTime")} · {longDate(date)}</h3>
       <ErrorLine error={slots.error} />
-      {slots.data && free.length === 0 && <p>{t("kiosk.noSlots")}</p>}
+      {slots.data && free.length === 0 && <p id="no-slots">{t("kiosk.noSlots")}</p>}
       <div className="grid times" role="group" aria-labelledby="time-heading">
         {free.map((s) => (
           <Button key={s.start} className="big" onPress={() => onChosen(s)}>{timeOf(s.start, timeZone)}</Button>
