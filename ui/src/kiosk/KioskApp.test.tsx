@@ -3,8 +3,16 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { KioskPatient } from "../bindings/KioskPatient";
 import type { SignedInView } from "../bindings/SignedInView";
+import { createElement } from "react";
+import { currentLocale, setLocale, useLocale } from "../i18n";
 import { answers, find, headings, mount, press, resetTauri, tap, type, unmount, wait } from "../testing";
 import { KioskApp } from "./KioskApp";
+
+/** The kiosk under a root that redraws it on a change of language, as main.tsx's does. */
+function KioskInItsRoot() {
+  useLocale();
+  return createElement(KioskApp);
+}
 
 vi.mock("@tauri-apps/api/core", async () => (await import("../testing")).tauriCore);
 vi.mock("@tauri-apps/api/event", async () => (await import("../testing")).tauriEvent);
@@ -42,11 +50,13 @@ describe("the kiosk after a minute without input", () => {
     answers.set("current_session", () => kiosk);
     answers.set("connection_status", () => ({ link: "online", pending: 0, refused: 0 }));
     answers.set("kiosk_identify", () => anna);
-    await mount(KioskApp);
+    await mount(KioskInItsRoot);
   });
   afterEach(async () => {
     await unmount();
     vi.useRealTimers();
+    setLocale("en", { remember: false });
+    localStorage.clear();
   });
 
   it("returns from a patient's screen to the welcome screen at 60 s, not before", async () => {
@@ -58,6 +68,17 @@ describe("the kiosk after a minute without input", () => {
     expect(headings()).toContain("Welcome");
     expect(headings()).not.toContain("Hello, Anna J.");
     expect(card().value, "the next person finds the card number empty").toBe("");
+  });
+
+  it("speaks the language a patient chose until the next patient, and does not remember it", async () => {
+    const dutch = Array.from(document.querySelectorAll<HTMLButtonElement>("header button")).find((b) => b.textContent === "Nederlands");
+    expect(dutch, "the kiosk offers Dutch").toBeTruthy();
+    await tap(dutch as HTMLButtonElement);
+    expect(headings()).toContain("Welkom");
+    expect(localStorage.getItem("carebridge.locale"), "a patient's choice stays on the kiosk").toBeNull();
+    await wait(60_000);
+    expect(currentLocale()).toBe("en");
+    expect(headings()).toContain("Welcome");
   });
 
   it("clears a half-typed card number, counting the minute from the last key pressed", async () => {
