@@ -170,11 +170,27 @@ const DUTCH: &[(&str, &str)] = &[
 /// Dutch names of the days (Monday first, as `chrono::Weekday::num_days_from_monday`) and the
 /// months, for `format.day`'s `{weekday}` and `{month}`.
 const DUTCH_WEEKDAYS: [&str; 7] = [
-    "maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag",
+    "maandag",
+    "dinsdag",
+    "woensdag",
+    "donderdag",
+    "vrijdag",
+    "zaterdag",
+    "zondag",
 ];
 const DUTCH_MONTHS: [&str; 12] = [
-    "januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september",
-    "oktober", "november", "december",
+    "januari",
+    "februari",
+    "maart",
+    "april",
+    "mei",
+    "juni",
+    "juli",
+    "augustus",
+    "september",
+    "oktober",
+    "november",
+    "december",
 ];
 
 /// A day as a notice names it ("Tuesday 24 November", "dinsdag 24 november").
@@ -248,11 +264,11 @@ mod tests {
             p.sort();
             p
         };
-        let keys = |table: &[(&str, &str)]| {
+        fn keys(table: &[(&'static str, &'static str)]) -> Vec<&'static str> {
             let mut k: Vec<&str> = table.iter().map(|(k, _)| *k).collect();
             k.sort_unstable();
             k
-        };
+        }
         assert_eq!(keys(ENGLISH), keys(DUTCH));
         for (key, english) in ENGLISH {
             if *key == "format.day" {

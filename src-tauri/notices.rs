@@ -56,7 +56,9 @@ pub fn text(notice: &Notice, tz: Tz, language: Language, private: bool) -> (Stri
             .format(&t("format.time", &[]))
             .to_string()
     };
-    let day = |s: chrono::DateTime<chrono::Utc>| messages::day(language, s.with_timezone(&tz).date_naive());
+    let day = |s: chrono::DateTime<chrono::Utc>| {
+        messages::day(language, s.with_timezone(&tz).date_naive())
+    };
     match notice {
         Notice::KioskBooking {
             appointment,
@@ -216,7 +218,12 @@ mod tests {
             appointment: kiosk_booking(),
             patient_name: Some("Anna Jansen".into()),
         };
-        let (title, body) = text(&notice, chrono_tz::Europe::Amsterdam, Language::Dutch, false);
+        let (title, body) = text(
+            &notice,
+            chrono_tz::Europe::Amsterdam,
+            Language::Dutch,
+            false,
+        );
         assert_eq!(title, "Nieuwe boeking via de zuil: Anna Jansen, 10:30");
         assert_eq!(
             body,

@@ -323,6 +323,9 @@ mod tests {
             http: carebridge_core::session::Http::new(),
             embedded: tokio::sync::watch::channel(crate::Embedded::None).1,
             locked: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(locked)),
+            language: std::sync::Arc::new(crate::messages::SharedLanguage::new(
+                crate::messages::Language::English,
+            )),
             last_node: std::sync::Mutex::new(None),
         }
     }

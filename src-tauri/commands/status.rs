@@ -21,7 +21,10 @@ pub async fn lock(state: State<'_, AppState>) -> Result<(), CommandError> {
 
 /// The language the UI speaks (a BCP 47 tag, `en` or `nl`), for the desktop notifications to
 /// speak it too.
-pub async fn set_language(state: State<'_, AppState>, language: String) -> Result<(), CommandError> {
+pub async fn set_language(
+    state: State<'_, AppState>,
+    language: String,
+) -> Result<(), CommandError> {
     let language = crate::messages::Language::from_tag(&language).ok_or_else(|| {
         CommandError::own(
             carebridge_core::ClientCode::Invalid,

@@ -1143,7 +1143,9 @@ async fn in_dutch(
     staff
         .type_into(&password, &format!("{}\u{E007}", creds.reception.password))
         .await?;
-    staff.wait_for_text("#today-heading", "Vandaag", WAIT).await?;
+    staff
+        .wait_for_text("#today-heading", "Vandaag", WAIT)
+        .await?;
     step(staff, 40, "nl-reception-today").await?;
     staff.click_tab("Patiënten", WAIT).await?;
     staff.wait_for("#patients-heading", WAIT).await?;
@@ -1187,7 +1189,12 @@ async fn in_dutch(
         .wait_for_text("#kiosk-answer", "Wacht op bevestiging door uw arts", LIVE)
         .await?;
     step(kiosk, 45, "nl-kiosk-waiting").await?;
-    wait_for_notification(notifications, "Nieuwe boeking via de zuil", "Controle na griep").await?;
+    wait_for_notification(
+        notifications,
+        "Nieuwe boeking via de zuil",
+        "Controle na griep",
+    )
+    .await?;
     Ok(())
 }
 
