@@ -185,65 +185,59 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_kiosk_booking_reads_with_the_patient_and_the_local_time() {
-        let appointment = kiosk_booking();
+    /// Anna Jansen's kiosk booking as a notification reads in `language`, on an open screen or
+    /// a locked (`private`) one.
+    fn annas_booking(language: Language, private: bool) -> (String, String) {
         let notice = Notice::KioskBooking {
-            appointment,
+            appointment: kiosk_booking(),
             patient_name: Some("Anna Jansen".into()),
         };
-        let (title, body) = text(
-            &notice,
-            chrono_tz::Europe::Amsterdam,
-            Language::English,
-            false,
-        );
+        text(&notice, chrono_tz::Europe::Amsterdam, language, private)
+    }
+
+    #[test]
+    fn a_kiosk_booking_reads_with_the_patient_and_the_local_time() {
+        let (title, body) = annas_booking(Language::English, false);
         assert_eq!(title, "New kiosk booking: Anna Jansen, 10:30");
         assert!(body.starts_with("Tuesday 24 November"), "{body}");
         assert!(body.contains("Sore throat"), "{body}");
         // On a locked screen: that a booking came and when, not who or why.
-        let (title, body) = text(
-            &notice,
-            chrono_tz::Europe::Amsterdam,
-            Language::English,
-            true,
-        );
+        let (title, body) = annas_booking(Language::English, true);
         assert_eq!(title, "New kiosk booking: a patient, 10:30");
         assert!(!body.contains("Sore throat"), "{body}");
     }
 
     #[test]
     fn a_kiosk_booking_reads_in_dutch_when_the_app_speaks_dutch() {
-        let notice = Notice::KioskBooking {
-            appointment: kiosk_booking(),
-            patient_name: Some("Anna Jansen".into()),
-        };
-        let (title, body) = text(
-            &notice,
-            chrono_tz::Europe::Amsterdam,
-            Language::Dutch,
-            false,
-        );
+        let (title, body) = annas_booking(Language::Dutch, false);
         assert_eq!(title, "Nieuwe boeking via de zuil: Anna Jansen, 10:30");
         assert_eq!(
             body,
             "dinsdag 24 november — wacht op uw bevestiging. Sore throat"
         );
-        let (title, body) = text(&notice, chrono_tz::Europe::Amsterdam, Language::Dutch, true);
+        let (title, body) = annas_booking(Language::Dutch, true);
         assert_eq!(title, "Nieuwe boeking via de zuil: een patiënt, 10:30");
         assert!(!body.contains("Sore throat"), "{body}");
     }
 
-    #[test]
-    fn a_switch_of_language_reaches_the_next_notice() {
+    /// The notifier as the app makes it, in `language`, but its desktop side is a channel.
+    fn desktop(
+        language: std::sync::Arc<SharedLanguage>,
+    ) -> (DesktopNotices, std::sync::mpsc::Receiver<(String, String)>) {
         let (shown, to_show) = std::sync::mpsc::channel();
-        let language = std::sync::Arc::new(SharedLanguage::new(Language::English));
         let notices = DesktopNotices {
             time_zone: chrono_tz::Europe::Amsterdam,
-            language: language.clone(),
+            language,
             locked: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
             shown: std::sync::Mutex::new(shown),
         };
+        (notices, to_show)
+    }
+
+    #[test]
+    fn a_switch_of_language_reaches_the_next_notice() {
+        let language = std::sync::Arc::new(SharedLanguage::new(Language::English));
+        let (notices, to_show) = desktop(language.clone());
         let booking = || Notice::KioskBooking {
             appointment: kiosk_booking(),
             patient_name: Some("Anna Jansen".into()),
@@ -275,14 +269,8 @@ mod tests {
     fn a_notice_is_logged_by_kind_and_id_never_with_the_patient_or_the_reason() {
         let appointment = kiosk_booking();
         let id = appointment.id.to_string();
-        // The notifier as the app makes it, but its desktop side is this channel.
-        let (shown, to_show) = std::sync::mpsc::channel();
-        let notices = DesktopNotices {
-            time_zone: chrono_tz::Europe::Amsterdam,
-            language: std::sync::Arc::new(SharedLanguage::new(Language::English)),
-            locked: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
-            shown: std::sync::Mutex::new(shown),
-        };
+        let (notices, to_show) =
+            desktop(std::sync::Arc::new(SharedLanguage::new(Language::English)));
         let log = Log::default();
         let writer = log.clone();
         let subscriber = tracing_subscriber::fmt()

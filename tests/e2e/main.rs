@@ -263,6 +263,16 @@ const DUTCH_KIOSK: KioskButtons = KioskButtons {
     book: "Boeken",
 };
 
+/// At the staff window's sign-in form (the node already filled in): signs in as `username`.
+async fn sign_in_as(staff: &Session, username: &str, password: &str) -> Result<(), String> {
+    let user = staff.wait_for("#sign-in-username", WAIT).await?;
+    staff.replace_text(&user, username).await?;
+    let field = staff.wait_for("#sign-in-password", WAIT).await?;
+    staff
+        .type_into(&field, &format!("{password}\u{E007}"))
+        .await
+}
+
 /// At the kiosk's welcome screen: identify as the demo patient.
 async fn identify(kiosk: &Session, creds: &DemoCredentials) -> Result<(), String> {
     identify_in(kiosk, creds, &ENGLISH_KIOSK).await
@@ -811,12 +821,7 @@ async fn scenario(
     // Reception: today's list, the calendar, booking a free slot, patients. The form offers
     // the node this window last signed in to, though the insurer's window signed in since.
     staff.click_button("header", "Sign out", WAIT).await?;
-    let user = staff.wait_for("#sign-in-username", WAIT).await?;
-    staff.replace_text(&user, &creds.reception.username).await?;
-    let password = staff.wait_for("#sign-in-password", WAIT).await?;
-    staff
-        .type_into(&password, &format!("{}\u{E007}", creds.reception.password))
-        .await?;
+    sign_in_as(staff, &creds.reception.username, &creds.reception.password).await?;
     staff.wait_for("#today-heading", WAIT).await?;
     step(staff, 17, "reception-today").await?;
     // Check one patient in and cancel another's appointment, with a reason.
@@ -1050,12 +1055,7 @@ async fn scenario(
 
     // The admin: staff accounts, registering a kiosk (its secret shown once), the audit trail.
     staff.click_button("header", "Sign out", WAIT).await?;
-    let user = staff.wait_for("#sign-in-username", WAIT).await?;
-    staff.replace_text(&user, &creds.admin.username).await?;
-    let password = staff.wait_for("#sign-in-password", WAIT).await?;
-    staff
-        .type_into(&password, &format!("{}\u{E007}", creds.admin.password))
-        .await?;
+    sign_in_as(staff, &creds.admin.username, &creds.admin.password).await?;
     staff
         .wait_for_text("#accounts-heading", "Staff accounts", WAIT)
         .await?;
@@ -1137,12 +1137,7 @@ async fn in_dutch(
         .wait_for_text("#sign-in-heading", "Aanmelden", WAIT)
         .await?;
     step(staff, 39, "nl-sign-in").await?;
-    let user = staff.wait_for("#sign-in-username", WAIT).await?;
-    staff.replace_text(&user, &creds.reception.username).await?;
-    let password = staff.wait_for("#sign-in-password", WAIT).await?;
-    staff
-        .type_into(&password, &format!("{}\u{E007}", creds.reception.password))
-        .await?;
+    sign_in_as(staff, &creds.reception.username, &creds.reception.password).await?;
     staff
         .wait_for_text("#today-heading", "Vandaag", WAIT)
         .await?;
@@ -1154,12 +1149,7 @@ async fn in_dutch(
     // The doctor's waiting list, and a kiosk booking in Dutch reaching it.
     let doctor = &creds.doctors[0];
     staff.click_button("header", "Afmelden", WAIT).await?;
-    let user = staff.wait_for("#sign-in-username", WAIT).await?;
-    staff.replace_text(&user, &doctor.username).await?;
-    let password = staff.wait_for("#sign-in-password", WAIT).await?;
-    staff
-        .type_into(&password, &format!("{}\u{E007}", doctor.password))
-        .await?;
+    sign_in_as(staff, &doctor.username, &doctor.password).await?;
     staff
         .wait_for_text("#waiting-heading", "Boekingen via de zuil", WAIT)
         .await?;
