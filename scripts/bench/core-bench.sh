@@ -74,15 +74,20 @@ stop_node() {
 trap 'stop_node; rm -rf "$live_data"' EXIT
 
 # serve_node DIR LOG: serves the node in DIR (seeding it first if DIR is absent); sets pid, url.
+# Seeding is a process of its own (`demo --prepare-only`), so that the node serving the first
+# sync is the same kind of process in a cold run as in a later one.
 serve_node() {
-    local dir=$1 nodelog=$2
-    if [ -d "$dir" ]; then
-        "$NODE" serve --data-dir "$dir" --listen 127.0.0.1:0 >"$nodelog" 2>&1 &
-    else
+    local dir=$1 nodelog=$2 port
+    : >"$nodelog" # this run's lines only: the address is read from it below
+    if [ ! -d "$dir" ]; then
         log "seeding $size (a few minutes)"
-        "$NODE" demo --data-dir "$dir" --listen 127.0.0.1:0 --durability normal --bench \
-            --doctors "$DOCTORS" --patients "$PATIENTS" --appointments "$APPOINTMENTS" >"$nodelog" 2>&1 &
+        # --prepare-only writes a fixed port into node.toml; serve listens where it is told.
+        port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        "$NODE" demo --prepare-only --data-dir "$dir" --listen "127.0.0.1:$port" --durability normal \
+            --bench --doctors "$DOCTORS" --patients "$PATIENTS" --appointments "$APPOINTMENTS" \
+            >>"$nodelog" 2>&1 || { cat "$nodelog" >&2; rm -rf "$dir"; die "seeding failed"; }
     fi
+    "$NODE" serve --data-dir "$dir" --listen 127.0.0.1:0 >>"$nodelog" 2>&1 &
     pid=$!
     local deadline=$((SECONDS + START_TIMEOUT_S))
     url=""
