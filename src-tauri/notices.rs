@@ -251,27 +251,13 @@ mod tests {
         assert!(second.starts_with("Nieuwe boeking"), "{second}");
     }
 
-    /// Collects what is logged.
-    #[derive(Clone, Default)]
-    struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Log {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn a_notice_is_logged_by_kind_and_id_never_with_the_patient_or_the_reason() {
         let appointment = kiosk_booking();
         let id = appointment.id.to_string();
         let (notices, to_show) =
             desktop(std::sync::Arc::new(SharedLanguage::new(Language::English)));
-        let log = Log::default();
+        let log = carebridge_testkit::CapturedLog::default();
         let writer = log.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::DEBUG)
@@ -284,7 +270,7 @@ mod tests {
                 patient_name: Some("Anna Jansen".into()),
             });
         });
-        let logged = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let logged = log.text();
         assert!(
             logged.contains("kiosk-booking") && logged.contains(&id),
             "{logged}"

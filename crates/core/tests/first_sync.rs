@@ -3,6 +3,8 @@
 
 #![expect(clippy::unwrap_used, reason = "tests panic on the unexpected")]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,18 +51,10 @@ async fn node() -> TestNode {
     };
     demo::seed(&node, &size, &url).await.unwrap();
     tokio::spawn(carebridge_server::serve::serve(node.clone(), listener));
-    let session: serde_json::Value = reqwest::Client::new()
-        .post(format!("{url}/api/v1/sessions"))
-        .json(&serde_json::json!({"username": "reception", "password": demo::RECEPTION_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = support::reception_token(&url).await;
     TestNode {
         url,
-        token: session["token"].as_str().unwrap().into(),
+        token,
         node,
         _dir: dir,
     }

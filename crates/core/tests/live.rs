@@ -18,7 +18,7 @@ use carebridge_protocol::{AppointmentId, PatientId, PractitionerId};
 use carebridge_server::clock::SystemClock;
 use carebridge_server::demo;
 use carebridge_server::node::Node;
-use carebridge_testkit::eventually;
+use carebridge_testkit::{CapturedLog, eventually};
 use serde_json::{Value, json};
 use support::{Client, Hospital, slot};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,6 +41,19 @@ async fn node_with_a_short_log() -> (Hospital, Arc<Node>, String) {
 }
 
 /// Sends a write to the node as `token`, with `If-Match` when given; panics unless it succeeds.
+/// GETs `url` as `token`'s user and returns the JSON it answers.
+async fn read(url: String, token: &str) -> Value {
+    reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn write(
     method: reqwest::Method,
     url: String,
@@ -104,15 +117,7 @@ async fn after_a_reset_the_mirror_holds_exactly_the_nodes_state_including_what_n
     let admin = support::staff_token(&url, "admin", demo::ADMIN_PASSWORD).await;
     let version = |v: &Value| v["version"].as_i64().unwrap();
     let a = format!("{url}/api/v1/appointments/{}", booked.id);
-    let current: Value = reqwest::Client::new()
-        .get(&a)
-        .bearer_auth(&desk)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let current = read(a.clone(), &desk).await;
     let cancelled = write(
         reqwest::Method::POST,
         format!("{a}/cancel"),
@@ -121,15 +126,7 @@ async fn after_a_reset_the_mirror_holds_exactly_the_nodes_state_including_what_n
         json!({"reason": "the patient called"}),
     )
     .await;
-    let staff: Value = reqwest::Client::new()
-        .get(format!("{url}/api/v1/practitioners"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let staff = read(format!("{url}/api/v1/practitioners"), &admin).await;
     let account = |id: PractitionerId| {
         staff
             .as_array()
@@ -266,25 +263,11 @@ fn appointment(id: AppointmentId, version: i64, reason: &str) -> Appointment {
     }
 }
 
-/// Collects what is logged.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Log {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn an_event_the_client_cannot_read_is_logged_and_passed_and_the_events_after_it_are_applied()
 {
     // The follower runs on this thread: what it logs goes to this log.
-    let log = Log::default();
+    let log = CapturedLog::default();
     let writer = log.clone();
     let _logging = tracing::subscriber::set_default(
         tracing_subscriber::fmt()
@@ -359,7 +342,7 @@ async fn an_event_the_client_cannot_read_is_logged_and_passed_and_the_events_aft
     );
     assert!(store.appointment(second).await.unwrap().is_some());
     assert!(!following.is_finished(), "the follower stopped");
-    let logged = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let logged = log.text();
     for (id, kind) in [
         (2, "appointment.teleported"),
         (3, "appointment.updated"),
