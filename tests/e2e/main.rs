@@ -666,6 +666,11 @@ async fn scenario(
         .await?;
     kiosk.click_button("section", "Back", WAIT).await?;
     kiosk.wait_for("#doctor-heading", WAIT).await?;
+    // The doctors load after the heading and push Back down: a click aimed before they are
+    // drawn can land on a doctor instead.
+    kiosk
+        .wait_for_text(".grid", &doctor.display_name, WAIT)
+        .await?;
     kiosk.click_button("section", "Back", WAIT).await?;
     kiosk.click_button("section", "Finish", WAIT).await?;
 
