@@ -22,7 +22,7 @@ use carebridge_core::store::{AppointmentRow, ReportRow, SearchHit};
 use chrono::{DateTime, NaiveDate, Utc};
 use tauri::State;
 
-use super::admin::AuditRow;
+use super::admin::{AuditFilter, AuditRow, SavedExport};
 use super::reports::PrintedReport;
 use super::staff::{PatientPage, SignInDefaults};
 use super::{CommandError, RefusedWrite, SignedInView};

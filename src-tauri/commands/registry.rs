@@ -52,7 +52,8 @@ macro_rules! with_commands {
             admin::kiosk_devices [main] () -> Vec<KioskDevice>;
             admin::register_kiosk [main] (label: String) -> KioskRegistration;
             admin::revoke_kiosk [main] (id: KioskDeviceId) -> ();
-            admin::audit_trail [main] (before: Option<i64>, limit: Option<u32>) -> Vec<AuditRow>;
+            admin::audit_trail [main] (filter: AuditFilter, before: Option<i64>, limit: Option<u32>) -> Vec<AuditRow>;
+            admin::export_audit_trail [main] with app (filter: AuditFilter) -> SavedExport;
 
             // Reports (doctors).
             reports::patient_reports [main] (patient_id: PatientId) -> Vec<ReportRow>;

@@ -1079,6 +1079,49 @@ async fn scenario(
     staff.click_tab("Audit trail", WAIT).await?;
     staff.wait_for_text("table.audit", "kiosk", WAIT).await?;
     step(staff, 25, "admin-audit").await?;
+    // Whose record: pressing a patient's name keeps that record's entries, by name; the
+    // export of that view is a CSV file whose path the screen gives.
+    let patient = staff
+        .wait_for(
+            "table.audit button[aria-label^='Show only the record of']",
+            WAIT,
+        )
+        .await?;
+    let name = staff.text(&patient).await?;
+    let name = name.split(" · ").nth(1).unwrap_or(&name).to_owned();
+    staff.click(&patient).await?;
+    staff
+        .wait_for_text(".filter-chip", &format!("Only the record of {name}"), WAIT)
+        .await?;
+    staff.wait_gone("table.audit[aria-busy=true]", WAIT).await?;
+    step(staff, 46, "admin-audit-patient").await?;
+    staff.click_button("form", "Export as CSV", WAIT).await?;
+    let saved = staff
+        .wait_for_text(
+            "section[aria-labelledby=audit-heading] > [role=status]",
+            "The export is saved as",
+            WAIT,
+        )
+        .await?;
+    let path = saved
+        .strip_prefix("The export is saved as ")
+        .and_then(|s| s.split(".csv").next())
+        .map(|p| format!("{p}.csv"))
+        .ok_or_else(|| format!("no path in {saved:?}"))?;
+    let csv = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    let mut lines = csv.lines();
+    if !lines
+        .next()
+        .is_some_and(|h| h.starts_with("seq,recorded_at,actor,actor_name"))
+    {
+        return Err(format!("{path} has no CSV header: {csv:.300}"));
+    }
+    let rows: Vec<&str> = lines.collect();
+    if rows.is_empty() || !rows.iter().all(|r| r.contains(&name)) {
+        return Err(format!(
+            "the export is not {name}'s record alone: {csv:.2000}"
+        ));
+    }
 
     in_dutch(staff, kiosk, creds, &notifications).await?;
 

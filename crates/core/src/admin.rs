@@ -2,7 +2,9 @@
 //! devices and the audit trail. None of it is queued offline: an account or a device secret
 //! must exist on the node before anyone relies on it, and the admin sees the answer at once.
 
-use carebridge_protocol::audit::{AuditEntry, AuditQuery};
+use std::path::Path;
+
+use carebridge_protocol::audit::{AuditLine, AuditQuery};
 use carebridge_protocol::kiosk::{KioskDevice, KioskRegistration, RegisterKiosk};
 use carebridge_protocol::practitioner::{NewPractitioner, Practitioner, PractitionerUpdate};
 use carebridge_protocol::{KioskDeviceId, PractitionerId};
@@ -61,26 +63,58 @@ impl SyncEngine {
         self.tell_node(with_idempotency_key(req)).await
     }
 
-    /// Audit entries: oldest first after `query.after`, or newest first before
-    /// `query.before`; at most `query.limit`.
-    pub async fn audit_trail(&self, query: AuditQuery) -> Result<Vec<AuditEntry>, CoreError> {
-        let mut params: Vec<(&str, String)> = Vec::new();
-        if let Some(a) = query.after {
-            params.push(("after", a.to_string()));
-        }
-        if let Some(b) = query.before {
-            params.push(("before", b.to_string()));
-        }
-        if let Some(e) = query.entity {
-            params.push(("entity", e));
-        }
-        if let Some(l) = query.limit {
-            params.push(("limit", l.to_string()));
-        }
-        self.ask_node(self.node_request(Method::GET, "audit").query(&params))
+    /// Audit entries through `query`'s filters: oldest first after `query.after`, or newest
+    /// first before `query.before`; at most `query.limit`; each with the names of who and what.
+    pub async fn audit_trail(&self, query: AuditQuery) -> Result<Vec<AuditLine>, CoreError> {
+        self.ask_node(self.node_request(Method::GET, "audit").query(&query))
             .await
     }
+
+    /// Exports the entries through `query`'s filters as CSV into a new file at `to`, and
+    /// says how many bytes it holds. The file appears whole or not at all: the node's answer
+    /// is written beside it and renamed once complete (a cut transfer leaves nothing).
+    pub async fn export_audit_trail(&self, query: AuditQuery, to: &Path) -> Result<u64, CoreError> {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
+
+        let req = self
+            .node_request(Method::GET, "audit/export")
+            .query(&query)
+            // A whole trail takes longer than one answer's usual deadline.
+            .timeout(EXPORT_TIMEOUT);
+        let res = self.node_answer(req).await?;
+        let part = to.with_extension("csv.part");
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&part)
+            .await
+            .map_err(CoreError::File)?;
+        let written = async {
+            let mut body = res.bytes_stream();
+            let mut n = 0u64;
+            while let Some(chunk) = body.next().await {
+                // A cut transfer is the network's failure, not this computer's.
+                let chunk = chunk.map_err(CoreError::Offline)?;
+                file.write_all(&chunk).await.map_err(CoreError::File)?;
+                n += chunk.len() as u64;
+            }
+            file.sync_all().await.map_err(CoreError::File)?;
+            // Never over a file that exists: a hard link fails where a rename would replace.
+            tokio::fs::hard_link(&part, to)
+                .await
+                .map_err(CoreError::File)?;
+            Ok::<_, CoreError>(n)
+        }
+        .await;
+        drop(file);
+        let _ = tokio::fs::remove_file(&part).await;
+        written
+    }
 }
+
+/// How long an export of the audit trail may take.
+const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// A write sent once per user action: a retry of the same request cannot act twice.
 pub(crate) fn with_idempotency_key(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {

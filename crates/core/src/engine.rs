@@ -214,9 +214,12 @@ impl SyncEngine {
 
     /// The node's date today.
     pub fn today(&self) -> chrono::NaiveDate {
-        crate::clock::now()
-            .with_timezone(&self.time_zone())
-            .date_naive()
+        self.now_at_node().date_naive()
+    }
+
+    /// Now, on the node's clock face.
+    pub fn now_at_node(&self) -> chrono::DateTime<Tz> {
+        crate::clock::now().with_timezone(&self.time_zone())
     }
 
     /// After a write was queued: wake the outbox first (the write is stored; nothing may
@@ -449,7 +452,7 @@ impl SyncEngine {
     }
 
     /// The node's successful answer, or its refusal as an error.
-    async fn node_answer(
+    pub(crate) async fn node_answer(
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, CoreError> {

@@ -59,6 +59,9 @@ pub enum CoreError {
     /// A blocking task failed.
     #[error("internal error: {0}")]
     Task(String),
+    /// A file the user asked for could not be written here; none was left half-written.
+    #[error("the file could not be written: {0}")]
+    File(#[source] std::io::Error),
 }
 
 impl From<serde_json::Error> for CoreError {
@@ -153,7 +156,7 @@ impl CoreError {
             Self::SlotTaken(_) => ProblemType::SlotTaken.into(),
             Self::NotFound(_) => ProblemType::NotFound.into(),
             Self::WrongKey => ClientCode::WrongKey.into(),
-            Self::Store(_) | Self::Task(_) => ClientCode::LocalFailure.into(),
+            Self::Store(_) | Self::Task(_) | Self::File(_) => ClientCode::LocalFailure.into(),
             Self::Offline(_) => ClientCode::Offline.into(),
             Self::Protocol(_) => ClientCode::UnexpectedAnswer.into(),
             Self::Interrupted(_) => ClientCode::Interrupted.into(),

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::PatientId;
+use crate::problem::FieldError;
+
 pub mod checkpoint;
 
 /// The hash the first entry links to.
@@ -165,8 +168,8 @@ pub fn verify_chain<'a>(
     Ok(v.verified())
 }
 
-/// Which audit entries an admin reads.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+/// Which audit entries an admin reads. Filters combine: an entry is read when it passes all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only entries after this sequence number (for paging forward, oldest first).
@@ -179,10 +182,111 @@ pub struct AuditQuery {
     /// Only this entity, e.g. `patient/<id>`.
     #[serde(default)]
     pub entity: Option<String>,
+    /// Only this actor, e.g. `staff:<id>`, `kiosk:<id>`, `peer:<name>` or `node`.
+    #[serde(default)]
+    #[param(max_length = 300)]
+    pub actor: Option<String>,
+    /// Only this action (`report.read`) or family of actions (`report`: every `report.*`).
+    #[serde(default)]
+    #[param(pattern = "^[a-z_-]+(\\.[a-z_-]+)*$", max_length = 100)]
+    pub action: Option<String>,
+    /// Only entries on this patient's record: the patient, their appointments, reports and
+    /// consents.
+    #[serde(default)]
+    pub patient: Option<PatientId>,
+    /// The same as `patient`, the patient named by their card number (a privacy officer has
+    /// the card in hand, not the record's id).
+    #[serde(default)]
+    #[param(min_length = 6, max_length = 20, pattern = "^[0-9A-Z]+$")]
+    pub card_number: Option<String>,
+    /// Only entries recorded at or after this time.
+    #[serde(default)]
+    pub from: Option<DateTime<Utc>>,
+    /// Only entries recorded before this time.
+    #[serde(default)]
+    pub to: Option<DateTime<Utc>>,
     /// At most this many (1–1000, default 100).
     #[serde(default)]
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_u64)]
     pub limit: Option<u32>,
+}
+
+impl AuditQuery {
+    /// Checks that the filters can be applied; lists every wrong one (a period that ends
+    /// before it starts, an action that is not an action's name, a malformed card number).
+    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut wrong = |field: &str, message: String| {
+            errors.push(FieldError {
+                field: field.into(),
+                message,
+            });
+        };
+        if let (Some(from), Some(to)) = (self.from, self.to)
+            && to <= from
+        {
+            wrong("to", "must be after from".into());
+        }
+        if let Some(a) = &self.action
+            && !is_action_name(a)
+        {
+            wrong(
+                "action",
+                "must be an action such as report.read, or a family such as report".into(),
+            );
+        }
+        for (field, value, max) in [("actor", &self.actor, 300), ("entity", &self.entity, 300)] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > max) {
+                wrong(field, format!("must be at most {max} characters"));
+            }
+        }
+        if let Some(card) = &self.card_number
+            && let Err(why) = crate::patient::validate_card_number(card)
+        {
+            wrong("card_number", why.into());
+        }
+        if self.patient.is_some() && self.card_number.is_some() {
+            wrong(
+                "card_number",
+                "name the patient once: by patient or by card_number".into(),
+            );
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// `report.read`, `report.export-pdf` or `report`: lower-case words joined by dots.
+fn is_action_name(a: &str) -> bool {
+    a.len() <= 100
+        && a.split('.').all(|w| {
+            !w.is_empty()
+                && w.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'-')
+        })
+}
+
+/// An audit entry as an admin reads it: the chained entry and, beside it (outside what is
+/// hashed), who did it and what they touched in words, as the node knows them at reading.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditLine {
+    /// The entry itself.
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+    /// The actor's name: a staff member's display name, a kiosk's label, a peer node's name;
+    /// absent for the node itself, an anonymous caller, or an account no longer known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_name: Option<String>,
+    /// The name of what was touched: the patient whose record it is (for a patient, their
+    /// appointment, report or consent), a staff member, a kiosk, a peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_name: Option<String>,
+    /// The patient whose record the entry touched, if any (to filter by them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<PatientId>,
 }
 
 #[cfg(test)]

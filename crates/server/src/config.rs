@@ -128,6 +128,32 @@ pub struct NodeConfig {
     /// that address 429 without looking at its requests (default 30). Peers in good standing
     /// are refused rarely; a flood is cut off cheaply.
     pub inbox_refusals_per_minute: u32,
+    /// Where to serve the node's metrics (`GET /metrics`, Prometheus' text format), on a
+    /// listener of their own for the monitoring network, e.g. `127.0.0.1:9464`. Off when
+    /// absent.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Logging (the level is `CAREBRIDGE_LOG`, an `EnvFilter` directive).
+    pub log: LogConfig,
+}
+
+/// How the node logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (default): lines for people. `json`: one JSON object a line for a log
+    /// collector, each line of a request carrying its `request_id`.
+    pub format: LogFormat,
+}
+
+/// The form of the node's log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 impl Default for NodeConfig {
@@ -160,6 +186,8 @@ impl Default for NodeConfig {
             federation_source: None,
             audit_checkpoint_minutes: 5,
             inbox_refusals_per_minute: 30,
+            metrics_listen: None,
+            log: LogConfig::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod events;
 pub mod federation;
 pub mod identity;
 pub mod jobs;
+pub mod metrics;
 pub mod node;
 pub mod practitioner;
 pub mod report_pdf;

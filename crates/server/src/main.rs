@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use carebridge_server::clock::{Clock, SystemClock};
-use carebridge_server::config::{CONFIG_FILE, KEY_FILE, NodeConfig, NodeKind};
+use carebridge_server::config::{CONFIG_FILE, KEY_FILE, LogFormat, NodeConfig, NodeKind};
 #[cfg(feature = "demo")]
 use carebridge_server::demo;
 use carebridge_server::node::{InitOptions, Node, NodeError, init, load_key};
@@ -319,21 +319,49 @@ struct RestoreArgs {
 
 fn main() -> ExitCode {
     with_allocator_settings();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CAREBRIDGE_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("carebridge_server=info,warn")
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    start_logging(log_format(&cli));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The form of the log: the served node's configuration (`log.format`, or
+/// `CAREBRIDGE_LOG__FORMAT`) decides; the other commands talk to a person at a terminal.
+fn log_format(cli: &Cli) -> LogFormat {
+    match &cli.command {
+        // A configuration that does not load is reported by the command itself.
+        Command::Serve(a) => a.location.load().map(|c| c.log.format).unwrap_or_default(),
+        #[cfg(feature = "demo")]
+        Command::Demo(_) => match std::env::var("CAREBRIDGE_LOG__FORMAT").as_deref() {
+            Ok("json") => LogFormat::Json,
+            _ => LogFormat::Text,
+        },
+        _ => LogFormat::Text,
+    }
+}
+
+/// Logs to stderr at the level `CAREBRIDGE_LOG` sets (default: the node's info, others'
+/// warnings). In JSON, each line carries the fields of the spans it was logged in: a
+/// request's `request_id`, method and route.
+fn start_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAREBRIDGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("carebridge_server=info,warn"));
+    let lines = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => lines.init(),
+        LogFormat::Json => lines
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
     }
 }
 

@@ -32,6 +32,9 @@ pub enum ServeError {
     /// The audit trail could not be checkpointed at start (the database is not writable).
     #[error("audit checkpoint: {0}")]
     Checkpoint(#[from] crate::store::StoreError),
+    /// The metrics listener could not be opened.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::ListenError),
 }
 
 fn load_tls(t: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
@@ -69,6 +72,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) -> Result<(), ServeEr
     let app = crate::api::router(node.clone());
     // Anchor whatever was audited while the node was stopped (or before a crash) first.
     crate::audit::checkpoint(&node.store).await?;
+    crate::metrics::serve(node.clone()).await?;
     crate::jobs::spawn(&node);
     let tracker = TaskTracker::new();
     let limits = Limits::of(&node.config);

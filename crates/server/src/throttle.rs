@@ -103,6 +103,19 @@ impl Throttle {
     }
 }
 
+impl Throttle {
+    /// How many keys are refused now (their allowance used up in the window).
+    pub fn refusing(&self, now: DateTime<Utc>) -> usize {
+        self.failures
+            .lock()
+            .values()
+            .filter(|l| {
+                l.iter().filter(|t| now - **t < self.window).count() as u32 >= self.max_failures
+            })
+            .count()
+    }
+}
+
 /// Accounts that signed in successfully from an address, for a while: the address-wide
 /// throttle does not apply to them there, so that someone guessing from a shared address (a
 /// hospital's NAT) cannot keep the staff who work there out.

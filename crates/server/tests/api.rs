@@ -1584,6 +1584,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/admin-updates/{id}/acknowledge"),
     ("get", "/api/v1/snapshot"),
     ("get", "/api/v1/audit"),
+    ("get", "/api/v1/audit/export"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

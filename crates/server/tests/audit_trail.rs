@@ -9,6 +9,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use carebridge_protocol::federation::identity::NodeIdentity;
+use carebridge_server::clock::{Clock, SystemClock};
 use carebridge_server::federation::peer::{AddPeer, SourceRule};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -663,4 +664,312 @@ async fn every_sign_in_and_every_read_and_write_of_patient_data_is_audited_once(
     let missed: Vec<_> = listed.difference(&t.covered).collect();
     assert!(missed.is_empty(), "routes not walked: {missed:?}");
     node.stop().await;
+}
+
+/// Splits RFC 4180 CSV (CRLF lines, quoted fields with doubled quotes) into records.
+fn csv_records(text: &str) -> Vec<Vec<String>> {
+    let mut records = Vec::new();
+    let (mut record, mut field) = (Vec::new(), String::new());
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    assert!(
+        field.is_empty() && record.is_empty(),
+        "the CSV does not end with a line break"
+    );
+    records
+}
+
+/// Every entry's `field`, from a list answer.
+fn all<'a>(answer: &'a Answer, field: &str) -> Vec<&'a Value> {
+    answer
+        .body
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {answer:?}"))
+        .iter()
+        .map(|e| &e[field])
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_reads_the_trail_in_names_filters_it_and_exports_it_as_csv() {
+    let node = TestNode::start().await;
+    let admin = node.admin().await;
+    let reception = node.reception().await;
+    let (ana, bram) = (node.doctor(0).await, node.doctor(1).await);
+    let (p0, p1) = (node.patient(0).clone(), node.patient(1).clone());
+    let ana_actor = format!("staff:{}", node.doctor_id(0));
+    let started = SystemClock.now() - chrono::Duration::seconds(2);
+
+    assert_eq!(
+        ana.get(&format!("/api/v1/patients/{}", p0.id)).await.status,
+        200
+    );
+    assert_eq!(
+        bram.get(&format!("/api/v1/patients/{}", p1.id))
+            .await
+            .status,
+        200
+    );
+    let booked = reception
+        .book_next(&node.doctor_id(0), &p0.id.to_string(), "Check-up")
+        .await;
+    assert_eq!(booked.status, 201, "{}", booked.body);
+    let appointment = format!("appointment/{}", booked.body["id"].as_str().unwrap());
+
+    // By patient: their record and everything on it, named; nobody else's.
+    let on_p0 = admin
+        .get(&format!("/api/v1/audit?patient={}&limit=1000", p0.id))
+        .await;
+    assert_eq!(on_p0.status, 200, "{}", on_p0.body);
+    let entries = on_p0.body.as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["patient"] == p0.id.to_string() && e["entity_name"] == p0.name.as_str()),
+        "{entries:#?}"
+    );
+    let read = entries
+        .iter()
+        .find(|e| e["action"] == "patient.read" && e["actor"] == ana_actor.as_str())
+        .unwrap_or_else(|| panic!("no read by the doctor: {entries:#?}"));
+    assert_eq!(
+        read["actor_name"],
+        node.creds.doctors[0].display_name.as_str()
+    );
+    assert_eq!(read["entity"], format!("patient/{}", p0.id));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "appointment.book" && e["entity"] == appointment.as_str()),
+        "the booking is on the patient's record: {entries:#?}"
+    );
+    assert!(
+        !on_p0.body.to_string().contains(&p1.id.to_string()),
+        "another patient's entry: {entries:#?}"
+    );
+    // The card number names the same patient.
+    let by_card = admin
+        .get(&format!(
+            "/api/v1/audit?card_number={}&limit=1000",
+            p0.card_number
+        ))
+        .await;
+    assert_eq!(all(&by_card, "seq"), all(&on_p0, "seq"));
+
+    // By person, and by action or family of actions.
+    let by_ana = admin
+        .get(&format!("/api/v1/audit?actor={ana_actor}&limit=1000"))
+        .await;
+    assert!(!all(&by_ana, "seq").is_empty());
+    assert!(
+        all(&by_ana, "actor")
+            .iter()
+            .all(|a| *a == ana_actor.as_str())
+    );
+    let patient_family = admin.get("/api/v1/audit?action=patient&limit=1000").await;
+    let actions = all(&patient_family, "action");
+    assert!(actions.iter().any(|a| *a == "patient.read"), "{actions:?}");
+    assert!(
+        actions
+            .iter()
+            .all(|a| a.as_str().is_some_and(|a| a.starts_with("patient."))),
+        "{actions:?}"
+    );
+    let reads = admin
+        .get("/api/v1/audit?action=patient.read&limit=1000")
+        .await;
+    assert_eq!(
+        all(&reads, "action").len(),
+        2,
+        "one read by each doctor: {}",
+        reads.body
+    );
+
+    // By period: from is inclusive, to exclusive.
+    let q = |from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>| {
+        format!(
+            "/api/v1/audit?action=patient.read&from={}&to={}",
+            urlencode(&from.to_rfc3339()),
+            urlencode(&to.to_rfc3339())
+        )
+    };
+    let now = SystemClock.now();
+    let hour = chrono::Duration::hours(1);
+    assert_eq!(
+        all(&admin.get(&q(started, now + hour)).await, "seq").len(),
+        2
+    );
+    assert!(all(&admin.get(&q(now + hour, now + hour * 2)).await, "seq").is_empty());
+    assert!(all(&admin.get(&q(started - hour, started)).await, "seq").is_empty());
+
+    // Filters that cannot be applied are refused and leave nothing behind; a card number no
+    // patient holds is refused too, and that lookup is on the trail.
+    let before = node.table_counts();
+    for (query, field) in [
+        (q(now, now - hour), "to"),
+        ("/api/v1/audit?action=Patient!".to_owned(), "action"),
+        ("/api/v1/audit?card_number=ab".to_owned(), "card_number"),
+        (
+            format!(
+                "/api/v1/audit?card_number={}&patient={}",
+                p0.card_number, p0.id
+            ),
+            "card_number",
+        ),
+    ] {
+        let refused = admin.get(&query).await;
+        assert_eq!(refused.status, 422, "{query}: {}", refused.body);
+        assert_eq!(refused.code(), "validation", "{query}");
+        assert_eq!(
+            refused.body["errors"][0]["field"], field,
+            "{query}: {}",
+            refused.body
+        );
+    }
+    assert_eq!(
+        node.table_counts(),
+        before,
+        "a refused filter changed something"
+    );
+    let unknown = admin.get("/api/v1/audit?card_number=ZZ999999").await;
+    assert_eq!(unknown.status, 422, "{}", unknown.body);
+    assert_eq!(unknown.body["errors"][0]["field"], "card_number");
+    let db = node.db();
+    let (action, outcome, detail): (String, String, String) = db
+        .query_row(
+            "SELECT action, outcome, detail FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (action.as_str(), outcome.as_str()),
+        ("audit.read", "failure"),
+        "{detail}"
+    );
+
+    // Export: the same entries as the list, oldest first, names beside the ids; and the export
+    // is itself on the trail with its filter.
+    let reception_tries = reception
+        .get(&format!("/api/v1/audit/export?patient={}", p0.id))
+        .await;
+    assert_eq!(reception_tries.status, 403);
+    let res = admin
+        .http
+        .get(format!(
+            "{}/api/v1/audit/export?patient={}",
+            node.url, p0.id
+        ))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv"),
+        "{:?}",
+        res.headers()
+    );
+    let csv = csv_records(&res.text().await.unwrap());
+    assert_eq!(
+        csv[0],
+        [
+            "seq",
+            "recorded_at",
+            "actor",
+            "actor_name",
+            "action",
+            "entity",
+            "entity_name",
+            "patient",
+            "outcome",
+            "detail",
+            "source",
+            "hash"
+        ]
+    );
+    let listed: Vec<String> = all(&on_p0, "seq").iter().map(|s| s.to_string()).collect();
+    let exported: Vec<String> = csv[1..].iter().map(|r| r[0].clone()).collect();
+    assert_eq!(exported.len(), listed.len(), "{csv:#?}");
+    assert!(
+        exported
+            .windows(2)
+            .all(|w| w[0].parse::<i64>().unwrap() < w[1].parse::<i64>().unwrap()),
+        "not oldest first: {exported:?}"
+    );
+    assert_eq!(
+        exported.iter().collect::<BTreeSet<_>>(),
+        listed.iter().collect::<BTreeSet<_>>()
+    );
+    let row = csv
+        .iter()
+        .find(|r| r[4] == "patient.read" && r[2] == ana_actor)
+        .expect("the doctor's read in the export");
+    assert_eq!(row[3], node.creds.doctors[0].display_name);
+    assert_eq!(row[6], p0.name);
+    assert_eq!(row[7], p0.id.to_string());
+    let (action, actor, detail): (String, String, String) = db
+        .query_row(
+            "SELECT action, actor, detail FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(action, "audit.export");
+    assert_eq!(actor, staff_id(&admin).await);
+    assert_eq!(detail, format!("patient={}", p0.id));
+
+    // A name typed into CareBridge cannot become a formula in the admin's spreadsheet.
+    let created = admin
+        .post(
+            "/api/v1/practitioners",
+            json!({"username": "formula", "display_name": "=HYPERLINK(\"http://x\")",
+                   "role": "reception", "password": "a-long-enough-password"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let text = admin
+        .http
+        .get(format!(
+            "{}/api/v1/audit/export?action=practitioner.create",
+            node.url
+        ))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let records = csv_records(&text);
+    let named = records
+        .iter()
+        .find(|r| r[6].contains("HYPERLINK"))
+        .unwrap_or_else(|| panic!("no named entry: {text}"));
+    assert_eq!(named[6], "'=HYPERLINK(\"http://x\")");
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
 }

@@ -172,6 +172,7 @@ macro_rules! store_conformance_tests {
             idempotency_first_answers,
             audit_entries_for_successes_and_failures,
             audit_list_filters_and_verify,
+            audit_list_by_actor_action_patient_and_period_with_names,
             audit_explicit_entries_roll_back_with_their_job,
             audit_checkpoints_sign_the_head_and_anchor_the_trail,
             write_a_failed_job_leaves_nothing_while_its_batch_commits,
@@ -1906,6 +1907,201 @@ async fn audit_list_filters_and_verify(env: Env) {
         })
         .await;
     assert_eq!(verified.head, last[0].hash);
+}
+
+async fn audit_list_by_actor_action_patient_and_period_with_names(env: Env) {
+    let (doc, jane) = seed(&env).await;
+    let other = patient("Roe", "Rik", date(1990, 2, 2), "1000000002");
+    add_patients(&env, &[&other]).await;
+    let visit = appt(&jane, &doc, at(8, 9, 0), 20, AppointmentStatus::Booked);
+    add_appts(&env, &[&visit]).await;
+    let by = |actor: String, action: &str, entity: String| AuditDraft {
+        actor,
+        action: action.to_owned(),
+        entity,
+        source: "127.0.0.1".into(),
+    };
+    let doc_actor = format!("staff:{}", doc.id);
+    // 1 at t0; 2 an hour on; 3 by someone the store does not know, half a second later;
+    // 4 the node's own, another hour on.
+    let entries = [
+        (
+            Duration::zero(),
+            by(
+                doc_actor.clone(),
+                "patient.read",
+                format!("patient/{}", jane.id),
+            ),
+        ),
+        (
+            Duration::hours(1),
+            by(
+                doc_actor.clone(),
+                "appointment.book",
+                format!("appointment/{}", visit.id),
+            ),
+        ),
+        (
+            Duration::milliseconds(500),
+            by(
+                format!("staff:{}", PractitionerId::new()),
+                "patient.read",
+                format!("patient/{}", other.id),
+            ),
+        ),
+        (
+            Duration::hours(1),
+            by("node".into(), "audit.checkpoint", String::new()),
+        ),
+    ];
+    for (later, d) in entries {
+        env.clock.advance(later);
+        env.store
+            .write(Some(d), |_| Ok::<_, StoreError>(()))
+            .await
+            .unwrap();
+    }
+    let seqs = |list: Vec<carebridge_protocol::audit::AuditEntry>| {
+        list.iter().map(|e| e.record.seq).collect::<Vec<_>>()
+    };
+    let q = AuditQuery::default;
+    let cases: Vec<(AuditQuery, Vec<i64>)> = vec![
+        (
+            AuditQuery {
+                actor: Some(doc_actor.clone()),
+                ..q()
+            },
+            vec![1, 2],
+        ),
+        (
+            AuditQuery {
+                actor: Some("staff:".into()),
+                ..q()
+            },
+            vec![],
+        ),
+        (
+            AuditQuery {
+                action: Some("patient".into()),
+                ..q()
+            },
+            vec![1, 3],
+        ),
+        (
+            AuditQuery {
+                action: Some("patient.read".into()),
+                ..q()
+            },
+            vec![1, 3],
+        ),
+        // A family is whole words: `pat` is not `patient`.
+        (
+            AuditQuery {
+                action: Some("pat".into()),
+                ..q()
+            },
+            vec![],
+        ),
+        (
+            AuditQuery {
+                patient: Some(jane.id),
+                ..q()
+            },
+            vec![1, 2],
+        ),
+        (
+            AuditQuery {
+                patient: Some(other.id),
+                ..q()
+            },
+            vec![3],
+        ),
+        (
+            AuditQuery {
+                patient: Some(PatientId::new()),
+                ..q()
+            },
+            vec![],
+        ),
+        (
+            AuditQuery {
+                from: Some(t0() + Duration::hours(1)),
+                ..q()
+            },
+            vec![2, 3, 4],
+        ),
+        (
+            AuditQuery {
+                to: Some(t0() + Duration::hours(1)),
+                ..q()
+            },
+            vec![1],
+        ),
+        // Bounds inside a second: entry 3 is at 09:00:00.5.
+        (
+            AuditQuery {
+                from: Some(t0() + Duration::milliseconds(3_600_100)),
+                to: Some(t0() + Duration::milliseconds(3_600_600)),
+                ..q()
+            },
+            vec![3],
+        ),
+        (
+            AuditQuery {
+                actor: Some(doc_actor.clone()),
+                patient: Some(jane.id),
+                from: Some(t0() + Duration::minutes(1)),
+                ..q()
+            },
+            vec![2],
+        ),
+        (
+            AuditQuery {
+                before: Some(5),
+                actor: Some(doc_actor.clone()),
+                ..q()
+            },
+            vec![2, 1],
+        ),
+    ];
+    for (i, (query, want)) in cases.into_iter().enumerate() {
+        let got = env.read(move |tx| audit::list(tx, &query)).await;
+        assert_eq!(seqs(got), want, "case {i}");
+    }
+
+    let lines = env
+        .read(|tx| {
+            let entries = audit::list(tx, &AuditQuery::default())?;
+            audit::lines(tx, entries)
+        })
+        .await;
+    let named: Vec<_> = lines
+        .iter()
+        .map(|l| (l.actor_name.as_deref(), l.entity_name.as_deref(), l.patient))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            (Some("Dr. moreau"), Some("Jane Doe"), Some(jane.id)),
+            (Some("Dr. moreau"), Some("Jane Doe"), Some(jane.id)),
+            (None, Some("Rik Roe"), Some(other.id)),
+            (None, None, None),
+        ]
+    );
+    assert_eq!(
+        lines.iter().map(|l| l.entry.record.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+
+    let card = env
+        .read(|tx| audit::patient_of_card(tx, "1000000002"))
+        .await;
+    assert_eq!(card, Some(other.id));
+    assert_eq!(
+        env.read(|tx| audit::patient_of_card(tx, "9999999999"))
+            .await,
+        None
+    );
 }
 
 async fn audit_checkpoints_sign_the_head_and_anchor_the_trail(env: Env) {

@@ -5,6 +5,7 @@ import type { Appointment } from "./Appointment";
 import type { AppointmentAction } from "./AppointmentAction";
 import type { AppointmentId } from "./AppointmentId";
 import type { AppointmentRow } from "./AppointmentRow";
+import type { AuditFilter } from "./AuditFilter";
 import type { AuditRow } from "./AuditRow";
 import type { BookAppointment } from "./BookAppointment";
 import type { Consent } from "./Consent";
@@ -32,6 +33,7 @@ import type { ReportId } from "./ReportId";
 import type { ReportRevision } from "./ReportRevision";
 import type { ReportRow } from "./ReportRow";
 import type { Reschedule } from "./Reschedule";
+import type { SavedExport } from "./SavedExport";
 import type { SearchHit } from "./SearchHit";
 import type { SignInDefaults } from "./SignInDefaults";
 import type { SignedInView } from "./SignedInView";
@@ -94,8 +96,10 @@ export const registerKiosk = (label: string): Promise<KioskRegistration> =>
   invoke("register_kiosk", { label });
 export const revokeKiosk = (id: KioskDeviceId): Promise<void> =>
   invoke("revoke_kiosk", { id });
-export const auditTrail = (before: number | null = null, limit: number | null = null): Promise<Array<AuditRow>> =>
-  invoke("audit_trail", { before, limit });
+export const auditTrail = (filter: AuditFilter, before: number | null = null, limit: number | null = null): Promise<Array<AuditRow>> =>
+  invoke("audit_trail", { filter, before, limit });
+export const exportAuditTrail = (filter: AuditFilter): Promise<SavedExport> =>
+  invoke("export_audit_trail", { filter });
 export const patientReports = (patientId: PatientId): Promise<Array<ReportRow>> =>
   invoke("patient_reports", { patientId });
 export const recentReports = (): Promise<Array<ReportRow>> =>

@@ -1,9 +1,8 @@
-// The admin's screens: staff accounts, kiosk devices and the audit trail. They ask the node
-// directly (an admin has no patient data to keep offline), so they need it online.
+// The admin's screens: staff accounts and kiosk devices (the audit trail is AuditTrail.tsx).
+// They ask the node directly (an admin has no patient data to keep offline), so they need it online.
 import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { Button, Input, Label, TextField } from "react-aria-components";
 import {
-  auditTrail,
   createStaffAccount,
   kioskDevices,
   messageOf,
@@ -12,12 +11,11 @@ import {
   staffAccounts,
   updateStaffAccount,
 } from "../api";
-import type { AuditRow } from "../bindings/AuditRow";
 import type { KioskDevice } from "../bindings/KioskDevice";
 import type { KioskRegistration } from "../bindings/KioskRegistration";
 import type { Practitioner } from "../bindings/Practitioner";
 import type { Role } from "../bindings/Role";
-import { dayOf, timeOf } from "../format";
+import { dayOf } from "../format";
 import { t } from "../i18n";
 
 /** Loads once and on `reload()`; errors kept for the screen to show. */
@@ -197,58 +195,6 @@ export function KioskDevices({ timeZone }: { timeZone: string }) {
         </TextField>
         <Button type="submit">{t("admin.register")}</Button>
       </form>
-    </section>
-  );
-}
-
-const AUDIT_PAGE = 100;
-
-export function AuditTrail({ timeZone }: { timeZone: string }) {
-  const [rows, setRows] = useState<AuditRow[]>([]);
-  const [error, setError] = useState<string | null>(null);
-  const [more, setMore] = useState(true);
-  // Newest first; "earlier entries" reads further back.
-  const load = useCallback((before: number | null) => {
-    auditTrail(before, AUDIT_PAGE)
-      .then((page) => {
-        setRows((r) => (before === null ? page : [...r, ...page]));
-        setMore(page.length === AUDIT_PAGE);
-        setError(null);
-      })
-      .catch((e) => setError(messageOf(e)));
-  }, []);
-  useEffect(() => load(null), [load]);
-  return (
-    <section aria-labelledby="audit-heading">
-      <h2 id="audit-heading">{t("admin.audit")}</h2>
-      {error && <p className="error" role="alert">{error}</p>}
-      <table aria-labelledby="audit-heading" className="audit">
-        <thead>
-          <tr>
-            <th scope="col">#</th>
-            <th scope="col">{t("table.date")}</th>
-            <th scope="col">{t("admin.actor")}</th>
-            <th scope="col">{t("admin.action")}</th>
-            <th scope="col">{t("admin.entity")}</th>
-            <th scope="col">{t("admin.outcome")}</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((r) => (
-            <tr key={r.seq} className={r.outcome === "failure" ? "failure" : undefined}>
-              <td>{r.seq}</td>
-              <td>{dayOf(r.recordedAt, timeZone)} {timeOf(r.recordedAt, timeZone)}</td>
-              <td>{r.actor}</td>
-              <td>{r.action}</td>
-              <td>{r.entity}</td>
-              <td>{r.outcome}{r.detail && ` · ${r.detail}`}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      {more && rows.length > 0 && (
-        <Button className="secondary" onPress={() => load(rows[rows.length - 1].seq)}>{t("admin.more")}</Button>
-      )}
     </section>
   );
 }

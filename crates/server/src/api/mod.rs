@@ -5,6 +5,7 @@ pub mod contract;
 pub mod extract;
 pub mod idempotency;
 pub mod inbox;
+pub mod request;
 pub mod v1;
 
 use std::sync::Arc;
@@ -18,7 +19,6 @@ use axum::routing::get;
 use carebridge_protocol::problem::{FieldError, Problem};
 use carebridge_protocol::{PROBLEM_JSON, ProblemType};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -111,6 +111,7 @@ fn v1_routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(snapshot::get_snapshot))
         .routes(routes!(events::stream_events))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::export_audit))
 }
 
 /// The router and its OpenAPI 3.1 document, generated from the same handlers. The common
@@ -162,7 +163,7 @@ pub fn router(node: Arc<Node>) -> Router {
             Some("the request failed on the node; nothing was changed".to_owned()),
         ))
     }))
-    .layer(TraceLayer::new_for_http())
+    .layer(middleware::from_fn(request::each_request))
     .with_state(node)
 }
 

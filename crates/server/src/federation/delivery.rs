@@ -228,6 +228,11 @@ async fn finish(node: &Arc<Node>, d: &Due, a: Attempt) -> Result<(), StoreError>
         wait = wait.max(after.as_secs_f64().min(max));
     }
     let delay = chrono::Duration::milliseconds((wait * 1000.0) as i64);
+    crate::metrics::delivery(match &a {
+        Attempt::Acknowledged(_) => "acknowledged",
+        Attempt::Refused(_) => "refused",
+        Attempt::Retry { .. } => "retry",
+    });
     let draft = AuditDraft {
         actor: "node".into(),
         action: "federation.send".into(),

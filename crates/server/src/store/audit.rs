@@ -3,8 +3,11 @@
 //! end (see `protocol::audit::checkpoint`).
 
 use carebridge_protocol::audit::checkpoint::{AuditCheckpoint, Trail, TrailError, TrailVerifier};
+use std::collections::HashMap;
+
+use carebridge_protocol::PatientId;
 use carebridge_protocol::audit::{
-    AuditEntry, AuditQuery, AuditRecord, ChainError, ChainVerifier, Outcome,
+    AuditEntry, AuditLine, AuditQuery, AuditRecord, ChainError, ChainVerifier, Outcome,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
@@ -76,7 +79,8 @@ fn entry(r: &Row<'_>) -> Result<AuditEntry, StoreError> {
 const COLUMNS: &str =
     "seq, recorded_at, actor, action, entity, outcome, detail, source, prev_hash, hash";
 
-/// Reads entries for an admin, oldest first.
+/// Reads entries for an admin, oldest first (newest first with `before`), through every
+/// filter of `q` but `card_number`, which the caller resolves first ([`patient_of_card`]).
 pub fn list(tx: &Tx<'_>, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let after = q.after.unwrap_or(0);
@@ -85,20 +89,153 @@ pub fn list(tx: &Tx<'_>, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> 
         Some(b) => (b, "DESC"),
         None => (i64::MAX, "ASC"),
     };
-    let entity = if q.entity.is_some() {
-        "AND entity = ?4"
-    } else {
-        "AND ?4 IS NULL"
-    };
+    // Each filter is present in the statement whether used or not (`?n IS NULL OR …`), so
+    // there is one statement to cache; SQLite drops the unused branches when it binds NULL.
+    // Times are stored as RFC 3339 in UTC with as many digits as they need ("…T12:00:00Z",
+    // "…T12:00:00.25Z"), whose text order is not the time order: both sides are compared in
+    // one form, to the millisecond.
     let mut st = tx.conn().prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM audit WHERE seq > ?1 AND seq < ?2 {entity} ORDER BY seq {order} LIMIT ?3"
+        "SELECT {COLUMNS} FROM audit
+         WHERE seq > ?1 AND seq < ?2
+           AND (?4 IS NULL OR entity = ?4)
+           AND (?5 IS NULL OR actor = ?5)
+           AND (?6 IS NULL OR action = ?6 OR substr(action, 1, length(?6) + 1) = ?6 || '.')
+           AND (?7 IS NULL OR entity IN (
+                 SELECT 'patient/' || ?7
+                 UNION ALL SELECT 'appointment/' || id FROM appointments WHERE patient_id = ?7
+                 UNION ALL SELECT 'report/' || id FROM reports WHERE patient_id = ?7
+                 UNION ALL SELECT 'transmission/' || id FROM transmissions WHERE patient_id = ?7))
+           AND (?8 IS NULL OR strftime('%Y-%m-%dT%H:%M:%f', recorded_at) >= ?8)
+           AND (?9 IS NULL OR strftime('%Y-%m-%dT%H:%M:%f', recorded_at) < ?9)
+         ORDER BY seq {order} LIMIT ?3"
     ))?;
-    let mut rows = st.query(params![after, before, limit, q.entity])?;
+    let millis = |t: &DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string();
+    let mut rows = st.query(params![
+        after,
+        before,
+        limit,
+        q.entity,
+        q.actor,
+        q.action,
+        q.patient.map(|p| p.to_string()),
+        q.from.as_ref().map(millis),
+        q.to.as_ref().map(millis),
+    ])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         out.push(entry(r)?);
     }
     Ok(out)
+}
+
+/// The patient who holds `card`, if anyone does.
+pub fn patient_of_card(tx: &Tx<'_>, card: &str) -> Result<Option<PatientId>, StoreError> {
+    let id: Option<String> = tx
+        .conn()
+        .prepare_cached("SELECT id FROM patients WHERE card_number = ?1")?
+        .query_row([card], |r| r.get(0))
+        .optional()?;
+    id.map(|s| {
+        s.parse()
+            .map_err(|_| StoreError::Corrupt(format!("patient id {s:?}")))
+    })
+    .transpose()
+}
+
+/// `entries` as an admin reads them: each with its actor's name and the name of what it
+/// touched, looked up now (a renamed account shows its new name; a name is never part of
+/// what the chain hashes).
+pub fn lines(tx: &Tx<'_>, entries: Vec<AuditEntry>) -> Result<Vec<AuditLine>, StoreError> {
+    let mut names = Names::new(tx);
+    entries
+        .into_iter()
+        .map(|entry| {
+            let actor_name = names.of_actor(&entry.record.actor)?;
+            let (entity_name, patient) = names.of_entity(&entry.record.entity)?;
+            Ok(AuditLine {
+                entry,
+                actor_name,
+                entity_name,
+                patient,
+            })
+        })
+        .collect()
+}
+
+/// Names looked up for one page of the trail, each once.
+struct Names<'t> {
+    tx: &'t Tx<'t>,
+    seen: HashMap<String, (Option<String>, Option<PatientId>)>,
+}
+
+impl<'t> Names<'t> {
+    fn new(tx: &'t Tx<'t>) -> Self {
+        Self {
+            tx,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// `staff:<id>` → the display name, `kiosk:<id>` → the label, `peer:<name>` → the name.
+    fn of_actor(&mut self, actor: &str) -> Result<Option<String>, StoreError> {
+        let Some((kind, id)) = actor.split_once(':') else {
+            return Ok(None);
+        };
+        let entity = match kind {
+            "staff" => format!("practitioner/{id}"),
+            "kiosk" => format!("kiosk/{id}"),
+            "peer" if id != "unknown" => return Ok(Some(id.to_owned())),
+            _ => return Ok(None),
+        };
+        Ok(self.of_entity(&entity)?.0)
+    }
+
+    /// The name of what `entity` names, and the patient whose record it belongs to.
+    fn of_entity(
+        &mut self,
+        entity: &str,
+    ) -> Result<(Option<String>, Option<PatientId>), StoreError> {
+        if let Some(found) = self.seen.get(entity) {
+            return Ok(found.clone());
+        }
+        let Some((kind, id)) = entity.split_once('/') else {
+            return Ok((None, None));
+        };
+        const PATIENT: &str = "SELECT p.id, p.given_name || ' ' || p.family_name FROM patients p";
+        let sql = match kind {
+            "patient" => format!("{PATIENT} WHERE p.id = ?1"),
+            "appointment" => {
+                format!("{PATIENT} JOIN appointments a ON a.patient_id = p.id WHERE a.id = ?1")
+            }
+            "report" => format!("{PATIENT} JOIN reports r ON r.patient_id = p.id WHERE r.id = ?1"),
+            "transmission" => {
+                "SELECT t.patient_id, coalesce(p.given_name || ' ' || p.family_name, t.peer)
+                 FROM transmissions t LEFT JOIN patients p ON p.id = t.patient_id WHERE t.id = ?1"
+                    .to_owned()
+            }
+            "practitioner" => {
+                "SELECT NULL, display_name FROM practitioners WHERE id = ?1".to_owned()
+            }
+            "kiosk" => "SELECT NULL, label FROM kiosk_devices WHERE id = ?1".to_owned(),
+            "peer" | "received" => return Ok((Some(id.to_owned()), None)),
+            _ => return Ok((None, None)),
+        };
+        let found: Option<(Option<String>, String)> = self
+            .tx
+            .conn()
+            .prepare_cached(&sql)?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let named = match found {
+            Some((patient, name)) => (
+                Some(name),
+                patient.and_then(|p| p.parse::<PatientId>().ok()),
+            ),
+            None => (None, None),
+        };
+        self.seen.insert(entity.to_owned(), named.clone());
+        Ok(named)
+    }
 }
 
 /// The result of verifying a whole chain.

@@ -358,6 +358,11 @@ BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only: a checkpoint canno
 CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
 BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only: a checkpoint cannot be deleted'); END;
 "#,
+    // Schema 6: the admin reads the trail by actor ("what did this account touch?"), which
+    // would otherwise read every entry; the index is in actor, then seq (the rowid) order.
+    r#"
+CREATE INDEX audit_actor ON audit (actor);
+"#,
 ];
 
 /// The schema version this build writes.

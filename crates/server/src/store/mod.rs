@@ -370,6 +370,15 @@ impl WriteCtx<'_> {
         };
         let hash = chain_hash(&record);
         audit::insert(&self.tx, &record, &hash)?;
+        // On the writer's thread, inside the span of the request the job came from. Ids and
+        // the action only: the detail can hold what someone typed.
+        tracing::debug!(
+            seq = record.seq,
+            action = %record.action,
+            entity = %record.entity,
+            outcome = ?record.outcome,
+            "audited"
+        );
         *self.audit_head = (record.seq, hash);
         Ok(())
     }
@@ -456,6 +465,11 @@ impl Store {
             .await
             .map_err(|_| E::from(StoreError::WriterGone))?;
         rx.await.map_err(|_| E::from(StoreError::WriterGone))?
+    }
+
+    /// Write jobs waiting for the writer now.
+    pub fn queue_depth(&self) -> usize {
+        self.inner.jobs.max_capacity() - self.inner.jobs.capacity()
     }
 
     /// Runs `f` on a reader connection, off the async threads.
@@ -627,7 +641,10 @@ fn writer_loop(
                         "the transaction was rolled back by SQLite".into(),
                     ))
                 } else {
-                    conn.execute_batch("COMMIT").map_err(StoreError::from)
+                    let committing = std::time::Instant::now();
+                    let done = conn.execute_batch("COMMIT").map_err(StoreError::from);
+                    crate::metrics::committed(committing.elapsed(), frames.len());
+                    done
                 }
             }
             Err(e) => {

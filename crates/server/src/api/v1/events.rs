@@ -22,8 +22,10 @@ use futures_util::FutureExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::api::extract::Caller;
+use crate::api::request;
 use crate::connection::ConnectionControl;
 use crate::error::ApiError;
 use crate::events::Frame;
@@ -264,7 +266,7 @@ impl StreamState {
 }
 
 /// The `Authorization` and `Last-Event-ID` values of a request head.
-fn stream_headers(head: &[u8]) -> Option<(Option<String>, Option<Vec<u8>>)> {
+fn stream_headers(head: &[u8]) -> Option<StreamHeaders> {
     let mut headers = [httparse::EMPTY_HEADER; 48];
     let mut req = httparse::Request::new(&mut headers);
     if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
@@ -276,9 +278,23 @@ fn stream_headers(head: &[u8]) -> Option<(Option<String>, Option<Vec<u8>>)> {
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .map(|h| h.value.to_vec())
     };
-    let authorization = value("authorization").and_then(|v| String::from_utf8(v).ok());
-    Some((authorization, value("last-event-id")))
+    let text = |name: &str| value(name).and_then(|v| String::from_utf8(v).ok());
+    Some(StreamHeaders {
+        authorization: text("authorization"),
+        last_event_id: value("last-event-id"),
+        request_id: text("x-request-id"),
+    })
 }
+
+/// What the lean path reads from a request's head.
+struct StreamHeaders {
+    authorization: Option<String>,
+    last_event_id: Option<Vec<u8>>,
+    request_id: Option<String>,
+}
+
+/// The live stream's route, as the router's requests name theirs in logs and metrics.
+const EVENTS_ROUTE: &str = "/api/v1/events";
 
 /// The lean path for plain HTTP/1: the accept loop found `GET /api/v1/events` in the request
 /// head it read (`head`) and hands over the socket. The stream is written straight to it, with
@@ -294,16 +310,29 @@ pub async fn serve_plain(
 ) {
     // Parsed into owned values and the head dropped before the first await, so the stream's
     // future does not carry them for its whole life.
-    let Some((authorization, last)) = stream_headers(&head) else {
+    let Some(StreamHeaders {
+        authorization,
+        last_event_id: last,
+        request_id,
+    }) = stream_headers(&head)
+    else {
         return;
     };
     drop(head);
+    // Logged and counted as the routed handler's requests are (see `api::request`).
+    let started = std::time::Instant::now();
+    let id = request::request_id(request_id.as_deref());
+    let span = request::span(&id, "GET", EVENTS_ROUTE);
     let opened = async {
         let last = parse_last_event_id(last.as_deref())?;
         let caller = Caller::authenticate(&node, authorization.as_deref(), source).await?;
         open_stream(node.clone(), caller, last, kill.clone()).await
     }
+    .instrument(span.clone())
     .await;
+    let status = opened.as_ref().map_or_else(|e| e.problem().status, |_| 200);
+    request::answered(&span, "GET", EVENTS_ROUTE, status, started);
+    drop(span);
     let mut state = match opened {
         Ok(s) => s,
         Err(e) => {
@@ -314,7 +343,7 @@ pub async fn serve_plain(
                 .and_then(|s| s.canonical_reason())
                 .unwrap_or("Error");
             let head = format!(
-                "HTTP/1.1 {} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                "HTTP/1.1 {} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\nx-request-id: {id}\r\nconnection: close\r\n\r\n",
                 p.status,
                 carebridge_protocol::PROBLEM_JSON,
                 body.len()
@@ -326,12 +355,15 @@ pub async fn serve_plain(
         }
     };
     // The body is delimited by the connection's close: no chunked framing per event.
-    const HEAD: &[u8] =
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-store\r\n\
-x-accel-buffering: no\r\nconnection: close\r\n\r\n";
-    if stream.write_all(HEAD).await.is_err() {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-store\r\n\
+x-accel-buffering: no\r\nx-request-id: {id}\r\nconnection: close\r\n\r\n"
+    );
+    drop(id);
+    if stream.write_all(head.as_bytes()).await.is_err() {
         return;
     }
+    drop(head);
     let mut batch = bytes::BytesMut::new();
     while let Some(first) = state.next().await {
         // Under load several events are ready at once: send them in one write, as hyper

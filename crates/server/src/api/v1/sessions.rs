@@ -28,6 +28,7 @@ fn refused() -> ApiError {
 /// staff who work there out).
 fn reserve<'n>(
     node: &'n Node,
+    who: &'static str,
     account: &str,
     source: &str,
     now: DateTime<Utc>,
@@ -35,17 +36,22 @@ fn reserve<'n>(
     let for_account = node
         .throttle_accounts
         .reserve(&format!("{account}|{source}"), now)
-        .map_err(ApiError::Throttled)?;
+        .map_err(|wait| throttled(who, wait))?;
     let for_source = if node.known_sign_ins.is_known(account, source, now) {
         None
     } else {
         Some(
             node.throttle_sources
                 .reserve(source, now)
-                .map_err(ApiError::Throttled)?,
+                .map_err(|wait| throttled(who, wait))?,
         )
     };
     Ok((for_account, for_source))
+}
+
+fn throttled(who: &'static str, wait: u64) -> ApiError {
+    crate::metrics::sign_in_refused(who, "throttled");
+    ApiError::Throttled(wait)
 }
 
 /// Counts a decided sign-in: a failure against both; a success clears the account's count at
@@ -87,7 +93,7 @@ pub async fn create_session(
     let account_key = req.username.trim().to_lowercase();
     // Both attempts are reserved before the password is checked, so that parallel guesses
     // cannot all pass the throttle before the first failure is recorded.
-    let (for_account, for_source) = reserve(&node, &account_key, &source, now)?;
+    let (for_account, for_source) = reserve(&node, "staff", &account_key, &source, now)?;
     let username = account_key.clone();
     let creds = node
         .store
@@ -118,6 +124,9 @@ pub async fn create_session(
         Some(c) if ok && !c.practitioner.disabled => Some(c.practitioner),
         _ => None,
     };
+    if accepted.is_none() {
+        crate::metrics::sign_in_refused("staff", "credentials");
+    }
     settle(
         &node,
         accepted.is_some(),
@@ -177,7 +186,7 @@ pub async fn create_kiosk_session(
 ) -> Result<impl IntoResponse, ApiError> {
     let now = node.clock.now();
     let key = format!("kiosk:{}", req.device_id);
-    let (for_account, for_source) = reserve(&node, &key, &source, now)?;
+    let (for_account, for_source) = reserve(&node, "kiosk", &key, &source, now)?;
     let id = req.device_id;
     let device = node
         .store
@@ -187,6 +196,9 @@ pub async fn create_kiosk_session(
         Some((d, hash)) if !d.revoked && hash == kiosks::secret_hash(&req.secret) => Some(d),
         _ => None,
     };
+    if accepted.is_none() {
+        crate::metrics::sign_in_refused("kiosk", "credentials");
+    }
     settle(
         &node,
         accepted.is_some(),

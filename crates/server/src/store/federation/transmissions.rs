@@ -146,6 +146,17 @@ pub fn next_due(tx: &Tx<'_>) -> Result<Option<DateTime<Utc>>, StoreError> {
     at.map(from_millis).transpose()
 }
 
+/// When the longest-waiting transmission (queued, or sent and not answered) was created, if
+/// any waits: how far behind deliveries are.
+pub fn oldest_waiting(tx: &Tx<'_>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let at: Option<i64> = tx.conn.query_row(
+        "SELECT MIN(created_at) FROM transmissions WHERE state IN ('queued', 'sent')",
+        [],
+        |r| r.get(0),
+    )?;
+    at.map(from_millis).transpose()
+}
+
 /// Marks a waiting transmission `sent` for an attempt, leased until `lease_until` (when it is
 /// due again if no outcome was recorded). False when it no longer waits (stopped meanwhile).
 pub fn take_for_attempt(
