@@ -2674,6 +2674,7 @@ async fn federation_transmissions(env: Env) {
     .await;
     let patient_a = PatientId::new();
     let t = env.now();
+    assert_eq!(env.read(transmissions::oldest_waiting).await, None);
     let first = transmission("ins", Some(patient_a), t);
     let second = transmission("ins", None, t + Duration::minutes(1));
     let third = transmission("other", Some(patient_a), t + Duration::minutes(2));
@@ -2716,6 +2717,7 @@ async fn federation_transmissions(env: Env) {
     assert_eq!(due[0].envelope, b"envelope-1");
     assert!(due_early.is_empty());
     assert_eq!(next, Some(t));
+    assert_eq!(env.read(transmissions::oldest_waiting).await, Some(t));
 
     // An attempt: sent, leased until its lease ends.
     env.clock.advance(Duration::seconds(10));
@@ -2794,6 +2796,11 @@ async fn federation_transmissions(env: Env) {
         .write(move |ctx| transmissions::take_for_attempt(ctx, id, lease))
         .await;
     assert!(!again, "an acknowledged transmission waits no more");
+    assert_eq!(
+        env.read(transmissions::oldest_waiting).await,
+        Some(t + Duration::minutes(1)),
+        "the acknowledged one waits no more"
+    );
 
     // Overdue: waiting ones created at or before the time, once.
     let cutoff = t + Duration::minutes(1);
@@ -2840,6 +2847,11 @@ async fn federation_transmissions(env: Env) {
     assert!(!taken);
     let next = env.read(transmissions::next_due).await;
     assert_eq!(next, Some(t + Duration::minutes(1)));
+    assert_eq!(
+        env.read(transmissions::oldest_waiting).await,
+        Some(t + Duration::minutes(1)),
+        "the second still waits; the failed third does not"
+    );
 }
 
 fn tids_due(l: &[transmissions::Due]) -> Vec<uuid::Uuid> {
