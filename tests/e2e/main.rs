@@ -1082,14 +1082,12 @@ async fn scenario(
     // Whose record: pressing a patient's name keeps that record's entries, by name; the
     // export of that view is a CSV file whose path the screen gives.
     let patient = staff
-        .wait_for(
-            "table.audit button[aria-label^='Show only the record of']",
-            WAIT,
-        )
+        .wait_for("table.audit button[title^='Show only the record of']", WAIT)
         .await?;
-    let name = staff.text(&patient).await?;
-    let name = name.split(" · ").nth(1).unwrap_or(&name).to_owned();
-    staff.click(&patient).await?;
+    let label = staff.text(&patient).await?;
+    let name = label.split(" · ").nth(1).unwrap_or(&label).to_owned();
+    // Scrolled to the middle first: a row at the window's edge may take the click elsewhere.
+    staff.click_button("table.audit", &label, WAIT).await?;
     staff
         .wait_for_text(".filter-chip", &format!("Only the record of {name}"), WAIT)
         .await?;

@@ -57,7 +57,8 @@ export function AuditTrail({ timeZone }: { timeZone: string }) {
   useLocale();
   const [rows, setRows] = useState<AuditRow[]>([]);
   const [error, setError] = useState<string | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
+  // Where the last export was saved (worded at render: a switch of language rewords it).
+  const [saved, setSaved] = useState<string | null>(null);
   const [more, setMore] = useState(false);
   const [loading, setLoading] = useState(true);
   const [exporting, setExporting] = useState(false);
@@ -92,7 +93,7 @@ export function AuditTrail({ timeZone }: { timeZone: string }) {
   useEffect(() => load(filter, null), [load, filter]);
 
   function apply(next: AuditFilter) {
-    setNotice(null);
+    setSaved(null);
     setDraft(next);
     setFilter(next);
   }
@@ -112,10 +113,9 @@ export function AuditTrail({ timeZone }: { timeZone: string }) {
   }
   async function exportCsv() {
     setExporting(true);
-    setNotice(null);
+    setSaved(null);
     try {
-      const saved = await exportAuditTrail(filter);
-      setNotice(t("audit.exported", { path: saved.path }));
+      setSaved((await exportAuditTrail(filter)).path);
     } catch (e) {
       setError(messageOf(e));
     } finally {
@@ -157,7 +157,7 @@ export function AuditTrail({ timeZone }: { timeZone: string }) {
         </label>
         <TextField value={draft.cardNumber ?? ""} onChange={(v) => set({ cardNumber: v || null })} autoComplete="off">
           <Label>{t("audit.cardNumber")}</Label>
-          <Input placeholder={patientName ?? undefined} />
+          <Input />
         </TextField>
         <label>
           {t("audit.from")}
@@ -184,7 +184,7 @@ export function AuditTrail({ timeZone }: { timeZone: string }) {
         </p>
       )}
       {error && <p className="error" role="alert">{error}</p>}
-      {notice && <p role="status">{notice}</p>}
+      {saved && <p role="status">{t("audit.exported", { path: saved })}</p>}
       <table aria-labelledby="audit-heading" className="audit" aria-busy={loading}>
         <thead>
           <tr>
@@ -200,22 +200,27 @@ export function AuditTrail({ timeZone }: { timeZone: string }) {
           {rows.map((r) => (
             <tr key={r.seq} className={r.outcome === "failure" ? "failure" : undefined}>
               <td>{r.seq}</td>
-              <td>{dayOf(r.recordedAt, timeZone)} {timeOf(r.recordedAt, timeZone)}</td>
+              <td>
+                <span className="nowrap">{dayOf(r.recordedAt, timeZone)}</span>{" "}
+                <span className="nowrap">{timeOf(r.recordedAt, timeZone)}</span>
+              </td>
               <td>
                 {r.actor.includes(":") && r.actor !== filter.actor ? (
-                  <Button className="link" onPress={() => apply({ ...filter, actor: r.actor })}
-                    aria-label={t("audit.byPerson", { name: actorWords(r) })}>
+                  // The name is what the button is called (what pressing it does is its title):
+                  // a plain button, which passes its title on.
+                  <button type="button" className="link" onClick={() => apply({ ...filter, actor: r.actor })}
+                    title={t("audit.byPerson", { name: actorWords(r) })}>
                     {actorWords(r)}
-                  </Button>
+                  </button>
                 ) : actorWords(r)}
               </td>
               <td title={r.action}>{actionWords(r.action)}</td>
               <td title={r.entity || undefined}>
                 {r.patient && r.patient !== filter.patient ? (
-                  <Button className="link" onPress={() => byPatient(r.patient as PatientId, r.entityName)}
-                    aria-label={t("audit.byPatient", { name: r.entityName ?? r.patient })}>
+                  <button type="button" className="link" onClick={() => byPatient(r.patient as PatientId, r.entityName)}
+                    title={t("audit.byPatient", { name: r.entityName ?? r.patient })}>
                     {recordWords(r)}
-                  </Button>
+                  </button>
                 ) : recordWords(r)}
               </td>
               <td>{tKey("audit.outcome", r.outcome)}{r.detail && ` · ${r.detail}`}</td>
