@@ -237,36 +237,20 @@ async fn metrics_and_json_logs_tell_the_operator_how_the_node_does_without_patie
         )
     };
     let counted = busy.all("carebridge_http_requests_total", &[]);
-    assert_eq!(
-        requests(&busy, "/api/v1/patients", "POST", "201"),
-        1.0,
-        "{counted:?}"
-    );
-    assert_eq!(
-        requests(&busy, "/api/v1/patients", "GET", "200"),
-        1.0,
-        "{counted:?}"
-    );
-    assert_eq!(
-        requests(&busy, "/api/v1/patients/{id}", "GET", "200"),
-        1.0,
-        "{counted:?}"
-    );
-    assert_eq!(
-        requests(&busy, "/api/v1/events", "GET", "200"),
-        1.0,
-        "{counted:?}"
-    );
-    assert_eq!(
-        requests(&busy, "/api/v1/sessions", "POST", "401"),
-        1.0,
-        "{counted:?}"
-    );
-    assert_eq!(
-        requests(&busy, "/api/v1/sessions", "POST", "201"),
-        2.0,
-        "{counted:?}"
-    );
+    for (route, method, status, times) in [
+        ("/api/v1/patients", "POST", "201", 1.0),
+        ("/api/v1/patients", "GET", "200", 1.0),
+        ("/api/v1/patients/{id}", "GET", "200", 1.0),
+        ("/api/v1/events", "GET", "200", 1.0),
+        ("/api/v1/sessions", "POST", "401", 1.0),
+        ("/api/v1/sessions", "POST", "201", 2.0),
+    ] {
+        assert_eq!(
+            requests(&busy, route, method, status),
+            times,
+            "{method} {route} {status}: {counted:?}"
+        );
+    }
     assert!(
         counted
             .iter()
