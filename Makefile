@@ -208,9 +208,9 @@ check: ui
 doc:
 	RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked
 
-test: deps schemathesis check
+# package-test as a prerequisite, not a sub-make: deps and ui run once.
+test: deps schemathesis check package-test
 	(cd ui && npm test)
-	$(MAKE) --no-print-directory package-test
 	# Doctests first (nextest does not run them), so that the run closes on nextest's summary.
 	cargo test --doc --workspace --locked
 	if command -v cargo-nextest >/dev/null; then

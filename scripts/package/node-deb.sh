@@ -10,6 +10,12 @@ out=$2
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 src=$repo/packaging/node
 
+# `make build` puts a node with the demo (a seeder of made-up patients) at the same path.
+if "$bin" demo --help >/dev/null 2>&1; then
+	echo "$bin was built with the demo feature: build it with cargo build -p carebridge-server" >&2
+	exit 1
+fi
+
 version=$(cargo metadata --no-deps --locked --format-version 1 --manifest-path "$repo/Cargo.toml" |
 	jq -r '.packages[] | select(.name == "carebridge-server") | .version')
 arch=$(dpkg --print-architecture)
