@@ -5,6 +5,7 @@
 #   make test    everything CI runs (.ci/run calls it): checks, then every test
 #   make bench   the fan-out benchmark against the peers in ../shared/bench; figures in docs/performance.md
 #   make soak    the property tests with many more cases than `make test` runs
+#   make package the Debian packages of the app and the node, as shipped (README)
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .ONESHELL:
@@ -18,11 +19,14 @@ SHELL := bash
 # dbus-daemon + gnome-keyring: a private session bus with a real Secret Service for the keychain tests.
 # The rest: Tauri on Linux (WebKitGTK), and the app's end-to-end run under Xvfb (WebKitWebDriver,
 # dunst for notifications, imagemagick for screenshots; fonts-dejavu-core for report PDFs,
-# poppler-utils to read them back in the tests).
+# poppler-utils to read them back in the tests). The Debian packages: dpkg-dev (dpkg-shlibdeps)
+# and binutils (objcopy) to build them; systemd (systemd-analyze), desktop-file-utils and
+# x11-utils (xwininfo) for their test.
 DEB_PACKAGES := gcc libc6-dev make perl curl jq ca-certificates dbus-daemon gnome-keyring \
 	pkg-config libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev \
 	libayatana-appindicator3-dev libxdo-dev xvfb webkit2gtk-driver dunst imagemagick \
-	fonts-dejavu-core poppler-utils python3 python3-venv
+	fonts-dejavu-core poppler-utils python3 python3-venv \
+	dpkg-dev binutils systemd desktop-file-utils x11-utils
 # Added by `bench-deps`: nginx + nchan (a peer), python3 for ../shared/bench/summarize.py.
 BENCH_DEB_PACKAGES := libnginx-mod-nchan python3 util-linux
 
@@ -41,6 +45,18 @@ DEMO_LISTEN ?= 127.0.0.1:8080
 EXCHANGE_DIR ?= target/exchange
 # cargo honours CARGO_TARGET_DIR by itself; paths to what it built must too.
 NODE_BIN = $${CARGO_TARGET_DIR:-target}/release/carebridge-node
+
+# The Debian packages (README, "Installing on workstations and servers"): the app through Tauri's
+# bundler (its CLI from ui/'s devDependencies, pinned by ui/package-lock.json; deb only: its
+# AppImage and rpm bundlers fetch tools at build time), the node staged and built with dpkg-deb
+# (scripts/package). `make package` builds what ships, in release: the app by `tauri build`, which
+# adds tauri/custom-protocol. `make package-test` packages the debug builds with the same scripts
+# and the same bundler, so that `make test` pays no release build: its app is `make run`'s, built
+# without custom-protocol, which changes nothing here (no devUrl, no devCsp: the same embedded
+# ui/dist under the same CSP).
+PACKAGE_DIR ?= target/packages
+PACKAGE_TEST_DIR ?= target/package-test
+TAURI := ui/node_modules/.bin/tauri
 
 TAURI_DRIVER_VERSION := 2.1.0
 APP_BIN = $${CARGO_TARGET_DIR:-target}/debug/carebridge-app
@@ -71,7 +87,7 @@ if (( $${#missing[@]} )); then
 fi
 endef
 
-.PHONY: help deps bench-deps bench-packages build build-app run run-node run-kiosk run-exchange check doc test soak bench fmt clean ui schemathesis
+.PHONY: help deps bench-deps bench-packages build build-app run run-node run-kiosk run-exchange check doc test soak bench fmt clean ui schemathesis package package-test
 
 help:
 	@echo 'make run         install missing packages, build, open the staff app (hosting a demo node on $(DEMO_LISTEN)) and a kiosk beside it'
@@ -82,6 +98,8 @@ help:
 	@echo 'make soak        the property tests with PROPTEST_CASES=$(SOAK_CASES) (the client interleavings: an eighth of it); about 35 minutes'
 	@echo 'make bench       fan-out benchmark against nginx+nchan and the seed, then the client core against plain SQLite; writes docs/performance.md'
 	@echo 'make build       release build of carebridge-node'
+	@echo 'make package     Debian packages of the app and the node (release) in $(PACKAGE_DIR)'
+	@echo 'make package-test  the packages of the debug builds, installed into a fresh root and started'
 	@echo 'make check       cargo fmt --check and clippy -D warnings (CHECK_DOCS=1 adds rustdoc)'
 	@echo 'make deps        install missing Debian packages ($(DEB_PACKAGES))'
 	@echo 'make bench-deps  deps + $(BENCH_DEB_PACKAGES) + npm ci for the seed peer'
@@ -136,6 +154,23 @@ build:
 build-app: ui
 	cargo build --locked -p carebridge-app --bin carebridge-app
 
+# The node without its demo: `-p carebridge-server` alone, so that no other package's
+# dependency on it turns `demo` on.
+package: deps ui
+	cargo build --release --locked -p carebridge-server --bin carebridge-node
+	$(TAURI) build --ci --no-bundle
+	scripts/package/build.sh release '$(PACKAGE_DIR)'
+
+package-test: deps ui
+	cargo build --locked -p carebridge-server --bin carebridge-node
+	cargo build --locked -p carebridge-app --bin carebridge-app
+	scripts/package/build.sh debug '$(PACKAGE_TEST_DIR)'
+	# As root: dpkg installs into the test's root with owners, and the node runs as its user.
+	sudo=()
+	[ "$$(id -u)" -eq 0 ] || sudo=(sudo)
+	"$${sudo[@]}" scripts/package/test.sh '$(PACKAGE_TEST_DIR)'/carebridge-app_*.deb \
+		'$(PACKAGE_TEST_DIR)'/carebridge-node_*.deb '$(PACKAGE_TEST_DIR)'
+
 # The whole loop on one screen: the staff app hosts the demo node; the kiosk (windowed, beside
 # it) signs in with the demo's kiosk device once the node has written its credentials.
 run: deps build-app
@@ -173,7 +208,8 @@ check: ui
 doc:
 	RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked
 
-test: deps schemathesis check
+# package-test as a prerequisite, not a sub-make: deps and ui run once.
+test: deps schemathesis check package-test
 	(cd ui && npm test)
 	# Doctests first (nextest does not run them), so that the run closes on nextest's summary.
 	cargo test --doc --workspace --locked
@@ -218,4 +254,4 @@ fmt:
 
 clean:
 	cargo clean
-	rm -rf target/demo target/bench target/ssefan target/exchange
+	rm -rf target/demo target/bench target/ssefan target/exchange target/packages target/package-test
