@@ -53,7 +53,10 @@ NODE_BIN = $${CARGO_TARGET_DIR:-target}/release/carebridge-node
 # adds tauri/custom-protocol. `make package-test` packages the debug builds with the same scripts
 # and the same bundler, so that `make test` pays no release build: its app is `make run`'s, built
 # without custom-protocol, which changes nothing here (no devUrl, no devCsp: the same embedded
-# ui/dist under the same CSP).
+# ui/dist under the same CSP). Measured on 2 cores shared with another build (2026-12-06):
+# make package 43 min cold, 2.7 min warm; make package-test about 1 min warm, plus, in make test,
+# the builds nextest's do not share: the node without the demo (about 140 of its 330 units in the
+# dev profile) and 17 units of the app.
 PACKAGE_DIR ?= target/packages
 PACKAGE_TEST_DIR ?= target/package-test
 TAURI := ui/node_modules/.bin/tauri
