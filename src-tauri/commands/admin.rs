@@ -2,7 +2,7 @@
 //! (online only: the core says why).
 
 use carebridge_core::ClientCode;
-use carebridge_core::protocol::audit::{AuditQuery, Outcome};
+use carebridge_core::protocol::audit::AuditQuery;
 use carebridge_core::protocol::kiosk::{KioskDevice, KioskRegistration};
 use carebridge_core::protocol::practitioner::{NewPractitioner, Practitioner, PractitionerUpdate};
 use carebridge_core::protocol::{KioskDeviceId, PatientId, PractitionerId};
@@ -154,11 +154,7 @@ pub async fn audit_trail(
                 entity: r.entity,
                 entity_name: l.entity_name,
                 patient: l.patient,
-                outcome: match r.outcome {
-                    Outcome::Success => "success",
-                    Outcome::Failure => "failure",
-                }
-                .to_owned(),
+                outcome: r.outcome.as_str().to_owned(),
                 detail: r.detail,
                 source: r.source,
             }

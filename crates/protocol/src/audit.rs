@@ -31,6 +31,16 @@ pub enum Outcome {
     Failure,
 }
 
+impl Outcome {
+    /// Its name on the wire and in storage: `success` or `failure`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+        }
+    }
+}
+
 /// The audited facts of one event, in the order they are hashed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditRecord {

@@ -25,10 +25,7 @@ pub(crate) fn insert(tx: &Tx<'_>, r: &AuditRecord, hash: &str) -> Result<(), Sto
         r.actor,
         r.action,
         r.entity,
-        match r.outcome {
-            Outcome::Success => "success",
-            Outcome::Failure => "failure",
-        },
+        r.outcome.as_str(),
         r.detail,
         r.source,
         r.prev_hash,

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use bytes::Bytes;
-use carebridge_protocol::audit::{AuditLine, AuditQuery, Outcome};
+use carebridge_protocol::audit::{AuditLine, AuditQuery};
 use carebridge_protocol::problem::Problem;
 
 use crate::api::extract::{Caller, Query};
@@ -176,11 +176,7 @@ fn csv_row(out: &mut String, line: &AuditLine) {
         r.entity.clone(),
         line.entity_name.clone().unwrap_or_default(),
         line.patient.map(|p| p.to_string()).unwrap_or_default(),
-        match r.outcome {
-            Outcome::Success => "success",
-            Outcome::Failure => "failure",
-        }
-        .to_owned(),
+        r.outcome.as_str().to_owned(),
         r.detail.clone(),
         r.source.clone(),
         line.entry.hash.clone(),
