@@ -6,7 +6,7 @@ use carebridge_protocol::snapshot::SnapshotItem;
 use futures_util::StreamExt;
 
 use crate::error::CoreError;
-use crate::store::LocalStore;
+use crate::store::{LocalStore, SnapshotLine};
 
 /// How the first sync proceeds.
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ pub async fn first_sync(
     let mut body = res.bytes_stream();
     // Parsing the next batch overlaps writing the last: a writer task takes batches in order
     // through a short queue (two batches: memory stays bounded).
-    let (batches, mut to_write) = tokio::sync::mpsc::channel::<Vec<SnapshotItem>>(2);
+    let (batches, mut to_write) = tokio::sync::mpsc::channel::<Vec<SnapshotLine>>(2);
     let writer = {
         let store = store.clone();
         tokio::spawn(async move {
@@ -85,16 +85,16 @@ pub async fn first_sync(
         while let Some(nl) = pending[start..].iter().position(|b| *b == b'\n') {
             let line = &pending[start..start + nl];
             start += nl + 1;
-            let item: SnapshotItem = match serde_json::from_slice(line) {
-                Ok(i) => i,
+            let line = match SnapshotLine::parse(line) {
+                Ok(l) => l,
                 Err(e) => {
                     parse_error = Some(CoreError::Protocol(e.to_string()));
                     break 'read;
                 }
             };
-            let is_record = item.cursor().is_some();
-            ended |= matches!(item, SnapshotItem::End { .. });
-            batch.push(item);
+            let is_record = line.json.is_some() || line.item.cursor().is_some();
+            ended |= matches!(line.item, SnapshotItem::End { .. });
+            batch.push(line);
             if is_record {
                 stored += 1;
             }

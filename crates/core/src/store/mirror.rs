@@ -9,6 +9,7 @@ use carebridge_protocol::report::Report;
 use carebridge_protocol::schedule::{Absence, Schedule};
 use carebridge_protocol::snapshot::SnapshotItem;
 use rusqlite::{OptionalExtension, Transaction, params};
+use serde_json::value::RawValue;
 
 use super::LocalStore;
 use crate::error::CoreError;
@@ -196,6 +197,23 @@ pub(super) fn land(
     want_previous: bool,
     shadows: bool,
 ) -> Result<Landed, CoreError> {
+    land_as(tx, record, None, want_previous, shadows)
+}
+
+/// [`land`], with the record's JSON as the node sent it when at hand (`json`).
+fn land_as(
+    tx: &Transaction<'_>,
+    record: &NodeRecord,
+    json: Option<&str>,
+    want_previous: bool,
+    shadows: bool,
+) -> Result<Landed, CoreError> {
+    let data = |record: &NodeRecord| -> Result<std::borrow::Cow<'_, str>, CoreError> {
+        Ok(match json {
+            Some(j) => j.into(),
+            None => record.to_json()?.into(),
+        })
+    };
     let kind = record.kind();
     let id = record.id();
     let version = record.version();
@@ -209,7 +227,7 @@ pub(super) fn land(
                 tx.prepare_cached(
                     "UPDATE shadow SET version = ?3, data = ?4 WHERE kind = ?1 AND id = ?2",
                 )?
-                .execute(params![kind, id, version, record.to_json()?])?;
+                .execute(params![kind, id, version, data(record)?])?;
             }
             return Ok(Landed::Shadowed);
         }
@@ -221,20 +239,21 @@ pub(super) fn land(
         ))?
         .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let Some((rowid, stored, data)) = existing else {
-        write_row(tx, record, false, None)?;
+    let Some((rowid, stored, old_data)) = existing else {
+        write_row_as(tx, record, &data(record)?, false, None)?;
         return Ok(Landed::Shown { previous: None });
     };
     if stored >= version {
         return Ok(Landed::Stale);
     }
     let old = match kind {
-        "patient" | "appointment" => Some(NodeRecord::from_json(kind, &data)?),
+        "patient" | "appointment" => Some(NodeRecord::from_json(kind, &old_data)?),
         _ => None,
     };
-    write_row(
+    write_row_as(
         tx,
         record,
+        &data(record)?,
         false,
         Some((rowid, old.as_ref().and_then(fts_body))),
     )?;
@@ -275,7 +294,18 @@ pub(super) fn write_row(
     pending: bool,
     existing: Existing,
 ) -> Result<(), CoreError> {
-    let data = record.to_json()?;
+    write_row_as(tx, record, &record.to_json()?, pending, existing)
+}
+
+/// [`write_row`] with the record's JSON already at hand (`data`: the record as the node sent
+/// it, kept as is rather than serialised again).
+fn write_row_as(
+    tx: &Transaction<'_>,
+    record: &NodeRecord,
+    data: &str,
+    pending: bool,
+    existing: Existing,
+) -> Result<(), CoreError> {
     let id = record.id();
     let version = record.version();
     let rowid = existing.as_ref().map(|(r, _)| *r);
@@ -427,9 +457,66 @@ fn remove_unconfirmed(tx: &Transaction<'_>) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// One line of the node's snapshot: the item, and the record's JSON exactly as the node sent
+/// it, which the store keeps as is instead of serialising the record again.
+#[derive(Debug, Clone)]
+pub struct SnapshotLine {
+    /// The line, decoded.
+    pub item: SnapshotItem,
+    /// The record's `data` as sent (`None`: serialise the item's record).
+    pub json: Option<Box<RawValue>>,
+}
+
+impl From<SnapshotItem> for SnapshotLine {
+    fn from(item: SnapshotItem) -> Self {
+        Self { item, json: None }
+    }
+}
+
+impl SnapshotLine {
+    /// Decodes one NDJSON line of a snapshot (`{"kind": …, "data": …}`), keeping the record's
+    /// JSON as it came.
+    pub fn parse(line: &[u8]) -> Result<Self, serde_json::Error> {
+        #[derive(serde::Deserialize)]
+        struct Parts<'a> {
+            #[serde(borrow)]
+            kind: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            data: Option<&'a RawValue>,
+        }
+        let parts: Parts<'_> = serde_json::from_slice(line)?;
+        let Some(data) = parts.data else {
+            return serde_json::from_slice(line).map(SnapshotItem::into);
+        };
+        let json = data.get();
+        let item = match parts.kind.as_ref() {
+            "practitioner" => SnapshotItem::Practitioner(serde_json::from_str(json)?),
+            "schedule" => SnapshotItem::Schedule(serde_json::from_str(json)?),
+            "patient" => SnapshotItem::Patient(serde_json::from_str(json)?),
+            "appointment" => SnapshotItem::Appointment(serde_json::from_str(json)?),
+            "report" => SnapshotItem::Report(serde_json::from_str(json)?),
+            // `begin`, `end`, and whatever a newer node may add: decoded whole.
+            _ => return serde_json::from_slice(line).map(SnapshotItem::into),
+        };
+        Ok(Self {
+            item,
+            json: Some(data.to_owned()),
+        })
+    }
+}
+
 impl LocalStore {
     /// Stores a batch of snapshot lines in one transaction, with where the snapshot stands.
-    pub async fn apply_snapshot_batch(&self, items: Vec<SnapshotItem>) -> Result<(), CoreError> {
+    ///
+    /// A snapshot into a store that holds no patients or appointments (the first sync) drops
+    /// their secondary indexes at its first line and builds them at its last: the indexes of a
+    /// large hospital are then built by one sort each, not by a random insert per record. They
+    /// are back before the sync counts as complete, also after an interrupted sync resumes, and
+    /// are checked on every open of a synced store.
+    pub async fn apply_snapshot_batch<L: Into<SnapshotLine> + Send + 'static>(
+        &self,
+        lines: Vec<L>,
+    ) -> Result<(), CoreError> {
         self.with(move |c| {
             let tx = c.transaction()?;
             let shadows = any_shadow(&tx)?;
@@ -437,7 +524,8 @@ impl LocalStore {
             let confirming: bool =
                 tx.query_row("SELECT EXISTS (SELECT 1 FROM unconfirmed)", [], |r| r.get(0))?;
             let mut cursor = None;
-            for item in items {
+            for line in lines {
+                let SnapshotLine { item, json } = line.into();
                 match item {
                     SnapshotItem::Begin { event_id } => {
                         // Only the first snapshot's point counts: events are followed from it.
@@ -445,11 +533,20 @@ impl LocalStore {
                             "INSERT INTO sync_state (key, value) VALUES ('snapshot_event_id', ?1) ON CONFLICT (key) DO NOTHING",
                             [event_id.to_string()],
                         )?;
+                        let empty: bool = tx.query_row(
+                            "SELECT NOT EXISTS (SELECT 1 FROM patient) AND NOT EXISTS (SELECT 1 FROM appointment)",
+                            [],
+                            |r| r.get(0),
+                        )?;
+                        if empty {
+                            super::schema::drop_bulk_indexes(&tx)?;
+                        }
                     }
                     SnapshotItem::End { .. } => {
                         if confirming {
                             remove_unconfirmed(&tx)?;
                         }
+                        super::schema::ensure_bulk_indexes(&tx)?;
                         tx.execute(
                             "INSERT INTO sync_state (key, value) VALUES ('snapshot_complete', '1') ON CONFLICT (key) DO UPDATE SET value = '1'",
                             [],
@@ -464,7 +561,7 @@ impl LocalStore {
                                 )?
                                 .execute(params![record.kind(), record.id()])?;
                             }
-                            land(&tx, &record, false, shadows)?;
+                            land_as(&tx, &record, json.as_deref().map(RawValue::get), false, shadows)?;
                         }
                     }
                 }
@@ -554,5 +651,180 @@ impl LocalStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod bulk_tests {
+    use carebridge_protocol::PatientId;
+    use carebridge_protocol::patient::Patient;
+    use chrono::{NaiveDate, TimeZone, Utc};
+
+    use super::*;
+    use crate::store::LocalKey;
+
+    fn patient(family: &str) -> Patient {
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        Patient {
+            id: PatientId::new(),
+            global_id: String::new(),
+            family_name: family.into(),
+            given_name: "Ada".into(),
+            birth_date: NaiveDate::from_ymd_opt(1990, 2, 3).unwrap(),
+            phone: None,
+            email: None,
+            card_number: format!("CARD-{family}"),
+            version: 1,
+            created_at: t,
+            updated_at: t,
+        }
+    }
+
+    /// A line as the node writes it, with spacing of its own, so that keeping the text as sent
+    /// is told apart from serialising again.
+    fn line(p: &Patient) -> Vec<u8> {
+        let data = serde_json::to_string_pretty(p).unwrap();
+        format!("{{\"kind\":\"patient\",\"data\":{data}}}").into_bytes()
+    }
+
+    fn begin() -> SnapshotLine {
+        SnapshotLine::parse(br#"{"kind":"begin","data":{"event_id":7}}"#).unwrap()
+    }
+
+    fn end(records: u64) -> SnapshotLine {
+        SnapshotLine::parse(
+            format!(r#"{{"kind":"end","data":{{"records":{records}}}}}"#).as_bytes(),
+        )
+        .unwrap()
+    }
+
+    async fn indexes(s: &LocalStore) -> Vec<String> {
+        s.with(|c| {
+            let names = c
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(names)
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn bulk_present(s: &LocalStore) -> usize {
+        let have = indexes(s).await;
+        super::super::schema::BULK_INDEXES
+            .iter()
+            .filter(|(n, _)| have.iter().any(|h| h == n))
+            .count()
+    }
+
+    #[test]
+    fn a_line_keeps_the_record_as_sent_and_decodes_as_the_whole_line_does() {
+        let p = patient("Okafor");
+        let raw = line(&p);
+        let parsed = SnapshotLine::parse(&raw).unwrap();
+        assert_eq!(parsed.item, SnapshotItem::Patient(p.clone()));
+        assert_eq!(
+            parsed.item,
+            serde_json::from_slice::<SnapshotItem>(&raw).unwrap()
+        );
+        assert_eq!(
+            parsed.json.unwrap().get(),
+            serde_json::to_string_pretty(&p).unwrap()
+        );
+        let b = begin();
+        assert_eq!(b.item, SnapshotItem::Begin { event_id: 7 });
+        assert!(b.json.is_none());
+        assert!(SnapshotLine::parse(br#"{"kind":"patient","data":{"id":1}}"#).is_err());
+        assert!(SnapshotLine::parse(b"{\"kind\":\"patient\"").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_first_sync_builds_its_indexes_at_its_end_even_after_an_interruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("local.db");
+        let key = LocalKey::random();
+        let s = LocalStore::open(&path, &key).unwrap();
+        let all = super::super::schema::BULK_INDEXES.len();
+        assert_eq!(bulk_present(&s).await, all);
+        let first = patient("Okafor");
+        s.apply_snapshot_batch(vec![begin(), SnapshotLine::parse(&line(&first)).unwrap()])
+            .await
+            .unwrap();
+        assert_eq!(bulk_present(&s).await, 0, "dropped for the load");
+        // The record is kept as the node sent it.
+        let kept: String = s
+            .with(move |c| {
+                Ok(c.query_row(
+                    "SELECT data FROM patient WHERE id = ?1",
+                    [first.id.to_string()],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(kept, serde_json::to_string_pretty(&first).unwrap());
+        // Cut off here; opened again, the sync is not complete and the load goes on without them.
+        drop(s);
+        let s = LocalStore::open(&path, &key).unwrap();
+        assert_eq!(bulk_present(&s).await, 0);
+        let second = patient("Nakamura");
+        s.apply_snapshot_batch(vec![
+            begin(),
+            SnapshotLine::parse(&line(&second)).unwrap(),
+            end(2),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(bulk_present(&s).await, all, "built at the end");
+        assert!(s.sync_state().await.unwrap().snapshot_complete);
+        let found = s
+            .with(|c| {
+                Ok(c.query_row(
+                    "SELECT count(*) FROM patient INDEXED BY patient_by_family WHERE family_key >= ''",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(found, 2, "the index holds both patients");
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_into_a_store_with_records_keeps_its_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::open(&dir.path().join("local.db"), &LocalKey::random()).unwrap();
+        s.apply_snapshot_batch(vec![SnapshotItem::Patient(patient("Okafor"))])
+            .await
+            .unwrap();
+        s.apply_snapshot_batch(vec![
+            begin(),
+            SnapshotLine::parse(&line(&patient("Nakamura"))).unwrap(),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(
+            bulk_present(&s).await,
+            super::super::schema::BULK_INDEXES.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_synced_store_missing_an_index_gets_it_back_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("local.db");
+        let key = LocalKey::random();
+        let s = LocalStore::open(&path, &key).unwrap();
+        s.apply_snapshot_batch(vec![begin(), end(0)]).await.unwrap();
+        s.with(|c| Ok(c.execute_batch("DROP INDEX appointment_by_start")?))
+            .await
+            .unwrap();
+        drop(s);
+        let s = LocalStore::open(&path, &key).unwrap();
+        assert_eq!(
+            bulk_present(&s).await,
+            super::super::schema::BULK_INDEXES.len()
+        );
     }
 }

@@ -25,7 +25,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::CoreError;
 
-pub use mirror::{Applied, NodeRecord};
+pub use mirror::{Applied, NodeRecord, SnapshotLine};
 pub use outbox::{OutboxItem, OutboxState, Outcome, Write};
 pub use query::{AppointmentRow, PatientQuery, PatientRow, ReportRow, SearchHit, day_bounds};
 
@@ -174,6 +174,11 @@ impl LocalStore {
         // appointments stay in memory while a first sync or a burst of events lands.
         conn.pragma_update(None, "cache_size", -32_768)?;
         schema::migrate(&mut conn)?;
+        // A first sync builds the indexes it dropped at its end; should a synced store lack
+        // one all the same, it is built now rather than every query scanning without it.
+        if sync_state(&conn)?.snapshot_complete {
+            schema::ensure_bulk_indexes(&conn)?;
+        }
         Ok(Self {
             conn: Arc::new(std::sync::Mutex::new(conn)),
         })

@@ -129,6 +129,49 @@ CREATE TABLE unconfirmed (
 "#,
 ];
 
+/// The secondary indexes of the tables a large first sync fills, as the migrations create them.
+/// A first sync into an empty store drops them and builds each once at its end: one sort per
+/// index instead of a random B-tree insert per record into each (see [`super::mirror`]). None is
+/// unique, so nothing but speed depends on them while they are away.
+pub(super) const BULK_INDEXES: &[(&str, &str)] = &[
+    ("patient_by_family", "patient (family_key, given_key)"),
+    ("patient_by_given", "patient (given_key, family_key)"),
+    ("patient_by_birth_date", "patient (birth_date)"),
+    ("patient_by_card", "patient (card_number)"),
+    (
+        "appointment_by_practitioner",
+        "appointment (practitioner_id, start_ms)",
+    ),
+    ("appointment_by_start", "appointment (start_ms)"),
+    (
+        "appointment_by_patient",
+        "appointment (patient_id, start_ms)",
+    ),
+];
+
+/// Drops [`BULK_INDEXES`] (before a bulk load into empty tables).
+pub(super) fn drop_bulk_indexes(conn: &Connection) -> Result<(), CoreError> {
+    for (name, _) in BULK_INDEXES {
+        conn.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
+    }
+    Ok(())
+}
+
+/// Builds those of [`BULK_INDEXES`] that are missing.
+///
+/// Building one sorts its keys in memory (temporary files would hold them in clear), so the
+/// page cache is cut to 4 MiB meanwhile: the sort needs the memory, the scan that feeds it no
+/// cache.
+pub(super) fn ensure_bulk_indexes(conn: &Connection) -> Result<(), CoreError> {
+    let cache: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+    conn.pragma_update(None, "cache_size", -4096)?;
+    let built = BULK_INDEXES.iter().try_for_each(|(name, on)| {
+        conn.execute_batch(&format!("CREATE INDEX IF NOT EXISTS {name} ON {on}"))
+    });
+    conn.pragma_update(None, "cache_size", cache)?;
+    Ok(built?)
+}
+
 /// Brings the database up to the newest schema, each migration in its own transaction.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), CoreError> {
     let current: usize =
@@ -164,5 +207,52 @@ mod tests {
         c.pragma_update(None, "user_version", 99).unwrap();
         let err = migrate(&mut c).unwrap_err();
         assert!(err.to_string().contains("newer CareBridge"), "{err}");
+    }
+
+    /// The indexes a first sync drops are rebuilt exactly as the migrations made them.
+    #[test]
+    fn the_indexes_a_bulk_load_drops_come_back_as_the_migrations_made_them() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c).unwrap();
+        let sql = |c: &Connection| -> Vec<(String, String)> {
+            let mut st = c
+                .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+                .unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let migrated = sql(&c);
+        for (name, _) in BULK_INDEXES {
+            assert!(
+                migrated.iter().any(|(n, _)| n == name),
+                "{name} is not a migration's index"
+            );
+        }
+        drop_bulk_indexes(&c).unwrap();
+        let dropped = sql(&c);
+        assert_eq!(
+            dropped.len(),
+            migrated.len() - BULK_INDEXES.len(),
+            "{dropped:?}"
+        );
+        ensure_bulk_indexes(&c).unwrap();
+        ensure_bulk_indexes(&c).unwrap();
+        // SQLite keeps each index's statement as written: the same columns, the same order.
+        let normalise = |v: Vec<(String, String)>| -> Vec<(String, String)> {
+            v.into_iter()
+                .map(|(n, s)| {
+                    (
+                        n,
+                        s.replace("IF NOT EXISTS ", "")
+                            .split_whitespace()
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(normalise(sql(&c)), normalise(migrated));
     }
 }
