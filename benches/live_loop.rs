@@ -4,9 +4,17 @@
 //! kiosk window, the drawing from a MutationObserver (and the next animation frame) in the
 //! doctor's.
 //!
+//! Each hop on the way is timed too, from the marks the processes leave on the machine's clock
+//! (`CAREBRIDGE_TIMELINE`, see `carebridge_server::timeline`, and `ui/src/timeline.ts`): the
+//! kiosk's click → its core stores the booking in the outbox → the node commits it → the node
+//! streams it to the doctor → the doctor's core applies it → the app emits `changed` → the
+//! window hears it → the window's read is answered → the row is drawn.
+//!
 //! Run by `scripts/bench/app-bench.sh` inside Xvfb and a private session bus, with
-//! `E2E_TAURI_DRIVER` naming tauri-driver and `BENCH_NODE` the `carebridge-node` binary.
-//! Prints one line: `live-loop n=200 p50_ms=… p99_ms=… max_ms=…`.
+//! `E2E_TAURI_DRIVER` naming tauri-driver, `BENCH_NODE` the `carebridge-node` binary and
+//! `CAREBRIDGE_TIMELINE` the file the node writes its marks to (the apps write theirs beside
+//! it). Prints `live-loop n=200 p50_ms=… p99_ms=… max_ms=…`, then one `live-loop-hop` line per
+//! hop (`hop=… n=… p50_ms=… p99_ms=… max_ms=…`).
 
 #![expect(clippy::unwrap_used, reason = "a benchmark stops on the unexpected")]
 
@@ -17,7 +25,8 @@ mod harness;
 #[allow(dead_code)]
 mod webdriver;
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use carebridge_server::demo::{self, DemoSize};
@@ -67,11 +76,28 @@ fn main() {
         let listen = format!("127.0.0.1:{}", free_port());
         let url = format!("http://{listen}");
         let bin = PathBuf::from(std::env::var_os("BENCH_NODE").unwrap());
-        let node = NodeProcess::spawn_binary(&bin, &dir, &listen).await;
+        // The node's marks go where `CAREBRIDGE_TIMELINE` says; each app's beside them.
+        let timeline = std::env::var_os("CAREBRIDGE_TIMELINE").map(PathBuf::from);
+        let node_env: Vec<(&str, &std::ffi::OsStr)> = timeline
+            .iter()
+            .map(|t| ("CAREBRIDGE_TIMELINE", t.as_os_str()))
+            .collect();
+        let node = NodeProcess::spawn_binary_with(&bin, &dir, &listen, &node_env).await;
 
         let app = PathBuf::from(env!("CARGO_BIN_EXE_carebridge-app"));
-        let (_d1, staff_driver) = tauri_driver_on(free_port()).await;
-        let (_d2, kiosk_driver) = tauri_driver_on(free_port()).await;
+        let app_timeline = |who: &str| {
+            let f = timeline
+                .as_deref()
+                .map_or_else(|| scratch.path().to_owned(), |t| t.with_extension(""))
+                .with_extension(format!("{who}.jsonl"));
+            let _ = std::fs::remove_file(&f);
+            f
+        };
+        let (staff_marks, kiosk_marks) = (app_timeline("staff"), app_timeline("kiosk"));
+        let (_d1, staff_driver) =
+            tauri_driver_on(free_port(), &[("CAREBRIDGE_TIMELINE", &staff_marks)]).await;
+        let (_d2, kiosk_driver) =
+            tauri_driver_on(free_port(), &[("CAREBRIDGE_TIMELINE", &kiosk_marks)]).await;
         let staff = Session::start(&staff_driver, "staff", &app, &[])
             .await
             .unwrap();
@@ -91,7 +117,8 @@ fn main() {
         kiosk.end().await;
         node.kill().await;
         match result {
-            Ok(mut ms) => {
+            Ok(run) => {
+                let mut ms: Vec<f64> = run.bookings.iter().map(|b| b.drawn - b.clicked).collect();
                 ms.sort_by(|a, b| a.total_cmp(b));
                 println!(
                     "live-loop n={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1}",
@@ -100,6 +127,22 @@ fn main() {
                     percentile(&ms, 99.0),
                     ms[ms.len() - 1]
                 );
+                let marks =
+                    Marks::read(&[timeline.as_deref(), Some(&staff_marks), Some(&kiosk_marks)]);
+                for (hop, mut ms) in hops(&run, &marks) {
+                    if ms.is_empty() {
+                        println!("live-loop-hop hop={hop} n=0");
+                        continue;
+                    }
+                    ms.sort_by(|a, b| a.total_cmp(b));
+                    println!(
+                        "live-loop-hop hop={hop} n={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1}",
+                        ms.len(),
+                        percentile(&ms, 50.0),
+                        percentile(&ms, 99.0),
+                        ms[ms.len() - 1]
+                    );
+                }
             }
             Err(e) => {
                 eprintln!("live loop failed: {e}");
@@ -114,7 +157,7 @@ async fn run(
     kiosk: &Session,
     creds: &demo::DemoCredentials,
     url: &str,
-) -> Result<Vec<f64>, String> {
+) -> Result<Run, String> {
     // The bench doctor signs in; the kiosk is set up.
     let node = staff.wait_for("#sign-in-node", WAIT).await?;
     staff.replace_text(&node, url).await?;
@@ -131,10 +174,11 @@ async fn run(
     staff
         .execute(
             "window.__drawn = {};
+             window.__timeline = [];
              new MutationObserver(() => {
                // The frame that shows the change: timed when it is drawn, not when the DOM moved.
                requestAnimationFrame(() => {
-                 const now = Date.now();
+                 const now = performance.timeOrigin + performance.now();
                  for (const tr of document.querySelectorAll('#waiting tr[data-reference]')) {
                    const r = tr.getAttribute('data-reference');
                    if (!(r in window.__drawn)) window.__drawn[r] = now;
@@ -158,7 +202,7 @@ async fn run(
     kiosk
         .execute(
             "document.addEventListener('pointerdown', e => {
-               if (e.target.closest('#kiosk-book')) window.__clickedAt = Date.now();
+               if (e.target.closest('#kiosk-book')) window.__clickedAt = performance.timeOrigin + performance.now();
              }, true);",
             vec![],
         )
@@ -203,9 +247,18 @@ async fn run(
         let reason = kiosk.wait_for("#kiosk-reason", WAIT).await?;
         kiosk.type_into(&reason, &format!("Live loop {i}")).await?;
         kiosk.click_first("#kiosk-book", WAIT).await?;
-        let reference = {
+        let (reference, id) = {
             let e = kiosk.wait_for("#kiosk-reference", WAIT).await?;
-            kiosk.text(&e).await?.trim().to_owned()
+            let id = kiosk
+                .execute(
+                    "return document.querySelector('#kiosk-reference').dataset.appointment;",
+                    vec![],
+                )
+                .await?;
+            (
+                kiosk.text(&e).await?.trim().to_owned(),
+                id.as_str().unwrap_or_default().to_owned(),
+            )
         };
         let clicked = kiosk
             .execute("return window.__clickedAt ?? null;", vec![])
@@ -213,7 +266,7 @@ async fn run(
         let clicked = clicked
             .as_f64()
             .ok_or_else(|| format!("no click time for booking {i}: {clicked}"))?;
-        clicks.push((reference, clicked));
+        clicks.push((reference, id, clicked));
         kiosk.click_button("section", "Done", WAIT).await?;
     }
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -221,7 +274,7 @@ async fn run(
         let drawn = staff.execute("return window.__drawn;", vec![]).await?;
         if clicks
             .iter()
-            .all(|(r, _)| drawn.get(r).is_some_and(|v| v.is_number()))
+            .all(|(r, _, _)| drawn.get(r).is_some_and(|v| v.is_number()))
         {
             break drawn;
         }
@@ -232,8 +285,165 @@ async fn run(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    Ok(clicks
-        .iter()
-        .map(|(r, clicked)| drawn[r.as_str()].as_f64().unwrap_or_default() - clicked)
-        .collect())
+    let window = staff.execute("return window.__timeline;", vec![]).await?;
+    let window = window
+        .as_array()
+        .map(|marks| {
+            marks
+                .iter()
+                .filter_map(|m| {
+                    Some((
+                        m["mark"].as_str()?.to_owned(),
+                        m["id"].as_str()?.to_owned(),
+                        m["at"].as_f64()?,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Run {
+        bookings: clicks
+            .into_iter()
+            .map(|(r, id, clicked)| Booking {
+                id,
+                clicked,
+                drawn: drawn[r.as_str()].as_f64().unwrap_or_default(),
+            })
+            .collect(),
+        window,
+    })
+}
+
+/// One booking as the windows saw it: ms on the machine's clock.
+struct Booking {
+    /// The appointment's id.
+    id: String,
+    clicked: f64,
+    drawn: f64,
+}
+
+/// What the loop measured: the bookings, and the doctor's window's own marks.
+struct Run {
+    bookings: Vec<Booking>,
+    /// `ui.heard` and `ui.read` marks from the doctor's window: (mark, id, ms).
+    window: Vec<(String, String, f64)>,
+}
+
+/// The processes' marks, by what they name.
+#[derive(Default)]
+struct Marks {
+    /// (mark, appointment id, `to`) → the times it was made, in order.
+    by_id: HashMap<(String, String), Vec<f64>>,
+    /// (mark, event id, `to`) → the first time it was made.
+    by_event: HashMap<(String, i64, String), f64>,
+    /// The doctor's core: appointment id → event id it applied.
+    applied_event: HashMap<String, i64>,
+}
+
+impl Marks {
+    /// Reads the JSON lines the node and the apps wrote. The staff file comes second, so the
+    /// `client.*` marks keyed by the file are told apart: a mark's file decides whose it is.
+    fn read(files: &[Option<&Path>]) -> Self {
+        let mut m = Self::default();
+        for (n, file) in files.iter().enumerate() {
+            let Some(text) = file.and_then(|f| std::fs::read_to_string(f).ok()) else {
+                continue;
+            };
+            let who = ["node", "staff", "kiosk"][n];
+            for line in text.lines() {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                let (Some(mark), Some(at)) = (
+                    v["mark"].as_str(),
+                    v["timestamp"]
+                        .as_str()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()),
+                ) else {
+                    continue;
+                };
+                let ms = at.timestamp_micros() as f64 / 1000.0;
+                let name = format!("{who}:{mark}");
+                if let Some(id) = v["id"].as_str() {
+                    m.by_id
+                        .entry((name.clone(), id.to_owned()))
+                        .or_default()
+                        .push(ms);
+                    if who == "staff"
+                        && mark == "client.applied"
+                        && let Some(e) = v["event"].as_i64()
+                    {
+                        m.applied_event.insert(id.to_owned(), e);
+                    }
+                } else if let Some(e) = v["event"].as_i64() {
+                    let to = v["to"].as_str().unwrap_or_default().to_owned();
+                    m.by_event.entry((name, e, to)).or_insert(ms);
+                }
+            }
+        }
+        m
+    }
+
+    fn first(&self, mark: &str, id: &str) -> Option<f64> {
+        self.by_id
+            .get(&(mark.to_owned(), id.to_owned()))
+            .and_then(|v| v.first().copied())
+    }
+}
+
+/// Each hop's durations over the bookings whose both ends were marked, in the order of the way.
+fn hops(run: &Run, marks: &Marks) -> Vec<(&'static str, Vec<f64>)> {
+    let mut out: Vec<(&'static str, Vec<f64>)> = [
+        "click→stored",
+        "stored→node-committed",
+        "node-committed→streamed",
+        "streamed→applied",
+        "applied→changed",
+        "changed→heard",
+        "heard→read",
+        "read→drawn",
+    ]
+    .into_iter()
+    .map(|h| (h, Vec::new()))
+    .collect();
+    for b in &run.bookings {
+        let event = marks.applied_event.get(&b.id).copied();
+        let at_event = |mark: &str, to: &str| {
+            event.and_then(|e| {
+                marks
+                    .by_event
+                    .get(&(mark.to_owned(), e, to.to_owned()))
+                    .copied()
+            })
+        };
+        let window = |mark: &str, last_before: Option<f64>| {
+            let times = run
+                .window
+                .iter()
+                .filter(|(m, id, _)| m == mark && *id == b.id)
+                .map(|(_, _, t)| *t);
+            match last_before {
+                // The read the drawn row waited for: the last answered before it was drawn.
+                Some(limit) => times.filter(|t| *t <= limit).reduce(f64::max),
+                None => times.reduce(f64::min),
+            }
+        };
+        let points = [
+            Some(b.clicked),
+            marks.first("kiosk:client.stored", &b.id),
+            at_event("node:node.committed", ""),
+            at_event("node:node.streamed", "staff"),
+            marks.first("staff:client.applied", &b.id),
+            marks.first("staff:app.changed", &b.id),
+            window("ui.heard", None),
+            window("ui.read", Some(b.drawn)),
+            Some(b.drawn),
+        ];
+        for (i, pair) in points.windows(2).enumerate() {
+            if let [Some(from), Some(to)] = pair {
+                out[i].1.push(to - from);
+            }
+        }
+    }
+    out
 }

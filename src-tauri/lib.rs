@@ -108,11 +108,21 @@ pub fn report_interactive() {
 
 /// Starts the app with the process's arguments.
 pub fn run() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CAREBRIDGE_LOG")
-                .unwrap_or_else(|_| "info".into()),
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer().with_filter(
+                tracing_subscriber::EnvFilter::try_from_env("CAREBRIDGE_LOG")
+                    .unwrap_or_else(|_| "info".into()),
+            ),
         )
+        // The core's marks and the embedded node's, for the live-loop benchmark.
+        .with(carebridge_server::timeline::layer(&[
+            carebridge_core::TIMELINE,
+            carebridge_server::TIMELINE,
+        ]))
         .try_init();
     let launch = match Launch::parse(std::env::args().skip(1)) {
         Ok(l) => l,

@@ -9,17 +9,21 @@
 #      empty-app), built in the same release profile and measured in the same run;
 #   3. the live loop: kiosk click on Book → booking drawn in the doctor's window, over
 #      LOOP_BOOKINGS bookings (benches/live_loop.rs, through tauri-driver): p50 and p99 (a p99
-#      needs at least 100 samples; with fewer the table shows the maximum, labelled so);
+#      needs at least 100 samples; with fewer the table shows the maximum, labelled so), and
+#      each hop on the way from the marks the node, both apps and the doctor's window leave
+#      (CAREBRIDGE_TIMELINE; the files stay in target/bench-app);
 #   4. writes the table, with the machine and date, into docs/performance.md between
 #      <!-- app-bench:begin --> and <!-- app-bench:end --> (DOC=0 leaves the page alone).
 #
-# Knobs: RUNS=7, LOOP_BOOKINGS=200 (the live loop; at most 250), DOC=1, CARGO_TARGET_DIR.
+# Knobs: RUNS=7, LOOP_BOOKINGS=200 (the live loop; at most 250), DOC=1, LIVE_ONLY=0 (1: the live
+# loop alone, printed, the page left alone), CARGO_TARGET_DIR.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$REPO"
 RUNS=${RUNS:-7}
 DOC=${DOC:-1}
+LIVE_ONLY=${LIVE_ONLY:-0}
 TARGET=${CARGO_TARGET_DIR:-$REPO/target}
 WORK=$REPO/target/bench-app
 PERF_DOC=$REPO/docs/performance.md
@@ -104,6 +108,7 @@ measure() {
     for _ in $(seq 100); do pgrep -f WebKitWebProcess >/dev/null || break; sleep 0.05; done
 }
 
+[ "$LIVE_ONLY" = 1 ] && RUNS=0 DOC=0
 for i in $(seq "$RUNS"); do
     log "start-up and memory, run $i of $RUNS"
     measure empty "$TARGET/release/carebridge-bench-empty-app"
@@ -111,9 +116,45 @@ for i in $(seq "$RUNS"); do
 done
 
 log "the live loop: ${LOOP_BOOKINGS:-200} bookings from the kiosk to the doctor's window"
-live=$(BENCH_NODE="$TARGET/release/carebridge-node" "$LIVE_BIN" --bench 2>"$WORK/live.err" | grep '^live-loop' || true)
+rm -f "$WORK"/timeline*.jsonl
+loop_out=$(BENCH_NODE="$TARGET/release/carebridge-node" CAREBRIDGE_TIMELINE="$WORK/timeline.jsonl" \
+    "$LIVE_BIN" --bench 2>"$WORK/live.err" || true)
+live=$(grep '^live-loop ' <<<"$loop_out" || true)
+hops=$(grep '^live-loop-hop ' <<<"$loop_out" || true)
 [ -n "$live" ] || die "the live loop failed: $(tail -5 "$WORK/live.err")"
 log "$live"
+hop_table=$(HOPS="$hops" python3 - <<'PY'
+import os
+rows = [dict(kv.split("=", 1) for kv in l.split()[1:]) for l in os.environ["HOPS"].splitlines() if l.strip()]
+what = {
+    "click→stored": "kiosk: click → the booking stored in its outbox (the command, its IPC, one SQLCipher transaction)",
+    "stored→node-committed": "kiosk's outbox → node committed it (the POST, the node's transaction and fsync)",
+    "node-committed→streamed": "node: commit → written to the doctor's stream",
+    "streamed→applied": "stream → the doctor's core applied it (SSE, JSON, one SQLCipher transaction)",
+    "applied→changed": "doctor's core → the app emits `changed`",
+    "changed→heard": "`changed` → heard in the doctor's window (Tauri event)",
+    "heard→read": "window: the screens' reads answered (IPC, queries on the local store)",
+    "read→drawn": "window: the answer drawn (React, layout, paint)",
+}
+print("| hop | bookings | p50 | p99 | max |")
+print("|---|---|---|---|---|")
+slowest = None
+for r in rows:
+    if r.get("n", "0") == "0":
+        print(f"| {what.get(r['hop'], r['hop'])} | 0 | – | – | – |")
+        continue
+    p99 = float(r["p99_ms"])
+    if slowest is None or p99 > slowest[1]:
+        slowest = (r["hop"], p99)
+    print(f"| {what.get(r['hop'], r['hop'])} | {r['n']} | {float(r['p50_ms']):.1f} ms | {p99:.1f} ms | {float(r['max_ms']):.1f} ms |")
+if slowest:
+    print(f"\nThe slowest hop at p99: {what.get(slowest[0], slowest[0])}, {slowest[1]:.1f} ms.")
+PY
+)
+echo "$hop_table"
+if [ "$LIVE_ONLY" = 1 ]; then
+    exit 0
+fi
 
 table=$(LIVE="$live" python3 - "$results" <<'PY'
 import os, statistics, sys
@@ -144,8 +185,8 @@ echo "$table"
 
 if [ "$DOC" = 1 ]; then
     machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1)"
-    block=$(printf '%s\n\nMeasured %s on %s; release builds under Xvfb, %s launches each, fresh profile each launch.\n' \
-        "$table" "$(date -u +%Y-%m-%d)" "$machine" "$RUNS")
+    block=$(printf '%s\n\nThe live loop, hop by hop (each booking timed at both ends of a hop on the machine'"'"'s clock; p50/p99 per hop do not add up to the whole):\n\n%s\n\nMeasured %s on %s; release builds under Xvfb, %s launches each, fresh profile each launch.\n' \
+        "$table" "$hop_table" "$(date -u +%Y-%m-%d)" "$machine" "$RUNS")
     BLOCK="$block" python3 - "$PERF_DOC" <<'PY'
 import os, re, sys
 path = sys.argv[1]

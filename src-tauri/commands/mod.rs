@@ -185,6 +185,11 @@ fn forward(
                     Err(TryRecvError::Empty | TryRecvError::Closed) => break,
                 }
             }
+            if tracing::enabled!(target: carebridge_core::TIMELINE, tracing::Level::TRACE) {
+                for id in &changes.ids {
+                    tracing::trace!(target: carebridge_core::TIMELINE, mark = "app.changed", id = %id);
+                }
+            }
             let _ = app.emit_to(window, "changed", changes);
         }
     });

@@ -47,11 +47,16 @@ pub async fn seeded_hospital(dir: &Path, zone: &str, size: &DemoSize) -> DemoCre
 
 /// A tauri-driver (from `E2E_TAURI_DRIVER`) on `port`, with its WebKitWebDriver on a port of
 /// its own; its URL once it listens.
-pub async fn tauri_driver_on(port: u16) -> (tokio::process::Child, String) {
+/// `env`: variables added to the environment of the driver, and so of the apps it starts.
+pub async fn tauri_driver_on(
+    port: u16,
+    env: &[(&str, &std::path::Path)],
+) -> (tokio::process::Child, String) {
     let native = free_port();
     let child = tokio::process::Command::new(
         std::env::var_os("E2E_TAURI_DRIVER").expect("E2E_TAURI_DRIVER names tauri-driver"),
     )
+    .envs(env.iter().copied())
     .args([
         "--port",
         &port.to_string(),

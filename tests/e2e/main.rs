@@ -457,9 +457,9 @@ fn inside() {
         let names = peered_insurer(&node_dir, &url, &insurer_dir, &insurer_url).await;
         let node = NodeProcess::spawn(&node_dir, &listen).await;
         let _insurer_node = NodeProcess::spawn(&insurer_dir, &insurer_listen).await;
-        let (_staff_driver, staff_url) = tauri_driver_on(free_port()).await;
-        let (_kiosk_driver, kiosk_url) = tauri_driver_on(free_port()).await;
-        let (_insurer_driver, insurer_driver_url) = tauri_driver_on(free_port()).await;
+        let (_staff_driver, staff_url) = tauri_driver_on(free_port(), &[]).await;
+        let (_kiosk_driver, kiosk_url) = tauri_driver_on(free_port(), &[]).await;
+        let (_insurer_driver, insurer_driver_url) = tauri_driver_on(free_port(), &[]).await;
         let app = PathBuf::from(env!("CARGO_BIN_EXE_carebridge-app"));
         let staff = Session::start(&staff_url, "staff", &app, &[])
             .await

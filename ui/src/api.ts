@@ -5,6 +5,7 @@ import type { Changes } from "./bindings/Changes";
 import type { SignedInView } from "./bindings/SignedInView";
 import type { Status } from "./bindings/Status";
 import { type Audience, errorText, isCommandError } from "./errors";
+import { mark } from "./timeline";
 
 // Every command, typed: generated from the command registry (src-tauri/commands/registry.rs).
 export * from "./bindings/commands";
@@ -15,7 +16,10 @@ export function onStatus(f: (s: Status) => void): Promise<UnlistenFn> {
 }
 /** What changed, as the core tells it (see `live.ts`). */
 export function onChanged(f: (c: Changes) => void): Promise<UnlistenFn> {
-  return listen<Changes>("changed", (e) => f(e.payload));
+  return listen<Changes>("changed", (e) => {
+    mark("ui.heard", e.payload.ids);
+    f(e.payload);
+  });
 }
 export function onSession(f: (v: SignedInView) => void): Promise<UnlistenFn> {
   return listen<SignedInView>("session", (e) => f(e.payload));

@@ -4,6 +4,7 @@ import { useEffect, useState } from "react";
 import type { ChangeKind } from "./bindings/ChangeKind";
 import type { Changes } from "./bindings/Changes";
 import { messageOf, onChanged } from "./api";
+import { mark } from "./timeline";
 
 export interface Live<T> {
   data: T | undefined;
@@ -32,10 +33,16 @@ export function useLive<T>(
     let answered = 0;
     // What was shown belongs to the old question (another doctor, another day): never act on it.
     setState({ data: undefined, error: null });
-    const run = () => {
+    // `ids`: the records whose change this read answers (marked for the benchmark once shown).
+    const run = (ids: readonly string[] = []) => {
       const mine = ++asked;
       load()
-        .then((data) => live && mine === asked && setState({ data, error: null }))
+        .then((data) => {
+          if (live && mine === asked) {
+            setState({ data, error: null });
+            mark("ui.read", ids);
+          }
+        })
         .catch((e) => live && mine === asked && setState((s) => ({ data: s.data, error: messageOf(e) })))
         .finally(() => {
           answered = Math.max(answered, mine);
@@ -44,7 +51,7 @@ export function useLive<T>(
     run();
     const stop = onChanged((c) => {
       if (touches(c, shows)) {
-        run();
+        run(c.ids);
       } else if (merge && (c.transmissions.length > 0 || c.received.length > 0 || c.admin_updates.length > 0)) {
         if (answered < asked) {
           // A read on its way answers for the state before this change and would overwrite

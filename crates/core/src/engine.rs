@@ -241,6 +241,9 @@ impl SyncEngine {
             .store
             .queue_booking(self.principal().clone(), body)
             .await;
+        if let Ok(a) = &r {
+            tracing::trace!(target: crate::TIMELINE, mark = "client.stored", id = %a.id);
+        }
         self.queued(r).await
     }
 
@@ -680,12 +683,14 @@ async fn run_outbox(shared: Arc<Shared>) {
                 _ = shared.outbox_wake.notified() => continue,
             }
         };
+        tracing::trace!(target: crate::TIMELINE, mark = "client.sending", id = %item.record_id);
         let sent = tokio::select! {
             _ = shared.stop.cancelled() => return,
             s = send(&shared, &item) => s,
         };
         match sent {
             Sent::Answered(outcome) => {
+                tracing::trace!(target: crate::TIMELINE, mark = "client.answered", id = %item.record_id);
                 attempt = 0;
                 match shared.store.complete(item.seq, *outcome).await {
                     Ok(shown) => {

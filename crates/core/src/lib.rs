@@ -24,6 +24,11 @@ pub mod store;
 pub mod sync;
 
 pub use carebridge_protocol as protocol;
+
+/// The tracing target of the marks a record leaves on its way (stored, sent, answered,
+/// applied), at trace level: the live-loop benchmark reads them, with the node's and the
+/// app's, to time each hop. Nothing records them unless a subscriber asks for this target.
+pub const TIMELINE: &str = "carebridge::timeline";
 pub use changes::{ChangeKind, Changes};
 pub use engine::{Link, Status, SyncEngine};
 pub use error::{ClientCode, CoreError, ErrorCode, Retry};

@@ -172,6 +172,9 @@ pub async fn follow(
             .partition(|(_, e)| NodeRecord::is_carried_by(e));
         if !records.is_empty() {
             let applied = store.apply_events(records).await?;
+            for a in &applied {
+                tracing::trace!(target: crate::TIMELINE, mark = "client.applied", event = a.event_id, id = %a.record.id());
+            }
             if !applied.is_empty() {
                 let _ = news.send(LiveNews::Applied(applied));
             }

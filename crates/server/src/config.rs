@@ -231,7 +231,7 @@ impl NodeConfig {
                 // desktop app's, often set in the same shell as a demo's nodes).
                 !matches!(
                     k.as_str().to_ascii_lowercase().as_str(),
-                    "db_key" | "admin_password" | "log" | "config" | "passphrase"
+                    "db_key" | "admin_password" | "log" | "config" | "passphrase" | "timeline"
                 )
             }))
             .extract()

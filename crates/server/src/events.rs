@@ -91,6 +91,14 @@ impl Viewer {
             Self::Kiosk { id } => id.0,
         }
     }
+
+    /// `staff` or `kiosk`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Staff { .. } => "staff",
+            Self::Kiosk { .. } => "kiosk",
+        }
+    }
 }
 
 /// One committed event, encoded once as SSE bytes.

@@ -27,7 +27,13 @@ pub mod serve;
 pub mod session;
 pub mod store;
 pub mod throttle;
+pub mod timeline;
 pub mod visibility;
 
 pub use config::NodeConfig;
+
+/// The tracing target of the marks an event leaves on its way through the node (committed,
+/// streamed to a subscriber), at trace level: the live-loop benchmark reads them to time each
+/// hop. `CAREBRIDGE_TIMELINE=FILE` writes them, and nothing else, to FILE as JSON lines.
+pub const TIMELINE: &str = "carebridge::timeline";
 pub use node::Node;

@@ -349,20 +349,28 @@ fn log_format(cli: &Cli) -> LogFormat {
 /// warnings). In JSON, each line carries the fields of the spans it was logged in: a
 /// request's `request_id`, method and route.
 fn start_logging(format: LogFormat) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAREBRIDGE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("carebridge_server=info,warn"));
-    let lines = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => lines.init(),
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = match format {
+        LogFormat::Text => lines.with_filter(filter).boxed(),
         LogFormat::Json => lines
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .init(),
-    }
+            .with_filter(filter)
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(lines)
+        .with(carebridge_server::timeline::layer(&[
+            carebridge_server::TIMELINE,
+        ]))
+        .init();
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -84,6 +84,17 @@ impl NodeProcess {
 
     /// [`spawn`](Self::spawn) with another build of the node (a release binary, for a benchmark).
     pub async fn spawn_binary(bin: &Path, dir: &Path, listen: &str) -> Self {
+        Self::spawn_binary_with(bin, dir, listen, &[]).await
+    }
+
+    /// [`spawn_binary`](Self::spawn_binary), with `env` added to the node's environment (which
+    /// otherwise holds none of the caller's `CAREBRIDGE_` variables).
+    pub async fn spawn_binary_with(
+        bin: &Path,
+        dir: &Path,
+        listen: &str,
+        env: &[(&str, &OsStr)],
+    ) -> Self {
         let mut cmd = tokio::process::Command::from(command(bin));
         cmd.args([
             OsStr::new("serve"),
@@ -92,6 +103,7 @@ impl NodeProcess {
         ])
         .args(["--listen", listen])
         .env("CAREBRIDGE_LOG", "warn")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -358,7 +358,7 @@ function Booked({
       {a.reference && row !== null && (
         <>
           <p>{t("kiosk.reference")}</p>
-          <p className="reference" id="kiosk-reference">{a.reference}</p>
+          <p className="reference" id="kiosk-reference" data-appointment={a.id}>{a.reference}</p>
           <p>{t("kiosk.keepReference")}</p>
         </>
       )}

@@ -1,12 +1,12 @@
 // Appointment lists and the actions staff take on them.
-import { useState, type FormEvent, type ReactNode } from "react";
+import { memo, useState, type FormEvent, type ReactNode } from "react";
 import { Button, Dialog, DialogTrigger, Heading, Input, Label, Modal, TextField } from "react-aria-components";
 import { act, dismissRefused, messageOf, refusedWrites } from "../api";
 import type { AppointmentAction } from "../bindings/AppointmentAction";
 import type { AppointmentRow } from "../bindings/AppointmentRow";
 import { dayOf, timeOf } from "../format";
 import { errorText } from "../errors";
-import { t, tKey } from "../i18n";
+import { t, tKey, useLocale } from "../i18n";
 import { useLive } from "../live";
 import { DuplicateDialog, NextFreeSlots } from "./refusals";
 
@@ -93,6 +93,7 @@ export function AppointmentTable({
   showDate?: boolean;
 }) {
   const [error, setError] = useState<string | null>(null);
+  const now = Date.now();
   return (
     <>
       {error && <p className="error" role="alert">{error}</p>}
@@ -109,42 +110,89 @@ export function AppointmentTable({
           </tr>
         </thead>
         <tbody>
-          {rows.map((row) => {
-            const a = row.appointment;
-            return (
-              <tr key={a.id} className={row.pending ? "pending" : undefined} data-status={a.status} data-reference={a.reference}>
-                {showDate && <td>{dayOf(a.start, timeZone)}</td>}
-                <td>{timeOf(a.start, timeZone)}</td>
-                <td>
-                  {onPatient ? (
-                    <Button className="link" onPress={() => onPatient(a.patient_id)}>{row.patient_name ?? a.reference}</Button>
-                  ) : (
-                    (row.patient_name ?? a.reference)
-                  )}
-                </td>
-                {doctorName && <td>{doctorName(a.practitioner_id)}</td>}
-                <td>
-                  {a.reason}
-                  {a.override_reason && <div className="note">{t("appointment.override", { reason: a.override_reason })}</div>}
-                  {a.cancellation_reason && <div className="note">{t("appointment.cancelledBecause", { reason: a.cancellation_reason })}</div>}
-                </td>
-                <td>
-                  {tKey("appointmentStatus", a.status)}
-                  {row.pending && <span className="pending-mark"> ({t("appointment.pending")})</span>}
-                </td>
-                <td className="actions">
-                  {nextActions(a.status, a.start, actions).map((action) => (
-                    <ActionButton key={action} row={row} action={action} onError={setError} />
-                  ))}
-                </td>
-              </tr>
-            );
-          })}
+          {rows.map((row) => (
+            <TableRow
+              key={row.appointment.id}
+              row={row}
+              timeZone={timeZone}
+              actions={nextActions(row.appointment.status, row.appointment.start, actions, now)}
+              onPatient={onPatient}
+              doctor={doctorName?.(row.appointment.practitioner_id)}
+              showDate={showDate}
+              onError={setError}
+            />
+          ))}
         </tbody>
       </table>
     </>
   );
 }
+
+interface TableRowProps {
+  row: AppointmentRow;
+  timeZone: string;
+  /** The actions offered now. */
+  actions: AppointmentAction[];
+  onPatient?: (patientId: string) => void;
+  /** The doctor's name, when the table has the column. */
+  doctor?: string;
+  showDate?: boolean;
+  onError: (e: string | null) => void;
+}
+
+/** Whether a row would draw the same: each change re-reads the whole list, and redrawing
+ *  hundreds of unchanged rows (each with its buttons) was most of the time a new booking took
+ *  to appear in a doctor's long day. */
+function sameRow(a: TableRowProps, b: TableRowProps): boolean {
+  const x = a.row;
+  const y = b.row;
+  return (
+    x.appointment.id === y.appointment.id &&
+    x.appointment.version === y.appointment.version &&
+    x.pending === y.pending &&
+    x.patient_name === y.patient_name &&
+    a.timeZone === b.timeZone &&
+    a.actions.join() === b.actions.join() &&
+    a.onPatient === b.onPatient &&
+    a.doctor === b.doctor &&
+    a.showDate === b.showDate &&
+    a.onError === b.onError
+  );
+}
+
+/** One appointment's row; drawn again only when what it shows changed (or the language). */
+const TableRow = memo(function TableRow({ row, timeZone, actions, onPatient, doctor, showDate, onError }: TableRowProps) {
+  useLocale();
+  const a = row.appointment;
+  return (
+    <tr className={row.pending ? "pending" : undefined} data-status={a.status} data-reference={a.reference}>
+      {showDate && <td>{dayOf(a.start, timeZone)}</td>}
+      <td>{timeOf(a.start, timeZone)}</td>
+      <td>
+        {onPatient ? (
+          <Button className="link" onPress={() => onPatient(a.patient_id)}>{row.patient_name ?? a.reference}</Button>
+        ) : (
+          (row.patient_name ?? a.reference)
+        )}
+      </td>
+      {doctor !== undefined && <td>{doctor}</td>}
+      <td>
+        {a.reason}
+        {a.override_reason && <div className="note">{t("appointment.override", { reason: a.override_reason })}</div>}
+        {a.cancellation_reason && <div className="note">{t("appointment.cancelledBecause", { reason: a.cancellation_reason })}</div>}
+      </td>
+      <td>
+        {tKey("appointmentStatus", a.status)}
+        {row.pending && <span className="pending-mark"> ({t("appointment.pending")})</span>}
+      </td>
+      <td className="actions">
+        {actions.map((action) => (
+          <ActionButton key={action} row={row} action={action} onError={onError} />
+        ))}
+      </td>
+    </tr>
+  );
+}, sameRow);
 
 /** The writes the node refused, with its reasons, until dismissed; a taken time offers the
  *  next free ones, a possible duplicate opens its dialog. */

@@ -657,6 +657,9 @@ fn writer_loop(
         };
         match outcome {
             Ok(()) => {
+                for f in &frames {
+                    tracing::trace!(target: crate::TIMELINE, mark = "node.committed", event = f.id);
+                }
                 hub.publish(frames);
                 for c in completions {
                     c(Ok(()));

@@ -228,6 +228,7 @@ impl StreamState {
                         }
                         self.advance(frame.id);
                         if frame.audience.admits(&self.viewer) {
+                            tracing::trace!(target: crate::TIMELINE, mark = "node.streamed", event = frame.id, to = self.viewer.kind());
                             return Some(frame.bytes.clone());
                         }
                     }
