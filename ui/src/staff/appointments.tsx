@@ -186,9 +186,11 @@ const TableRow = memo(function TableRow({ row, timeZone, actions, onPatient, doc
         {row.pending && <span className="pending-mark"> ({t("appointment.pending")})</span>}
       </td>
       <td className="actions">
-        {actions.map((action) => (
-          <ActionButton key={action} row={row} action={action} onError={onError} />
-        ))}
+        <div className="buttons">
+          {actions.map((action) => (
+            <ActionButton key={action} row={row} action={action} onError={onError} />
+          ))}
+        </div>
       </td>
     </tr>
   );
