@@ -86,10 +86,10 @@ fn main() {
 
         let app = PathBuf::from(env!("CARGO_BIN_EXE_carebridge-app"));
         let app_timeline = |who: &str| {
-            let f = timeline
-                .as_deref()
-                .map_or_else(|| scratch.path().to_owned(), |t| t.with_extension(""))
-                .with_extension(format!("{who}.jsonl"));
+            let f = timeline.as_deref().map_or_else(
+                || scratch.path().join(format!("timeline.{who}.jsonl")),
+                |t| t.with_extension(format!("{who}.jsonl")),
+            );
             let _ = std::fs::remove_file(&f);
             f
         };
@@ -373,7 +373,8 @@ impl Marks {
                         && mark == "client.applied"
                         && let Some(e) = v["event"].as_i64()
                     {
-                        m.applied_event.insert(id.to_owned(), e);
+                        // The first event applied for it is the one that drew its row.
+                        m.applied_event.entry(id.to_owned()).or_insert(e);
                     }
                 } else if let Some(e) = v["event"].as_i64() {
                     let to = v["to"].as_str().unwrap_or_default().to_owned();

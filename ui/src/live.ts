@@ -33,14 +33,20 @@ export function useLive<T>(
     let answered = 0;
     // What was shown belongs to the old question (another doctor, another day): never act on it.
     setState({ data: undefined, error: null });
-    // `ids`: the records whose change this read answers (marked for the benchmark once shown).
+    // The records whose changes the next shown answer covers (marked for the benchmark then):
+    // a read that loses to a newer one leaves its ids to the winner.
+    let unanswered = new Set<string>();
     const run = (ids: readonly string[] = []) => {
+      for (const id of ids) unanswered.add(id);
       const mine = ++asked;
       load()
         .then((data) => {
           if (live && mine === asked) {
             setState({ data, error: null });
-            mark("ui.read", ids);
+            if (unanswered.size > 0) {
+              mark("ui.read", [...unanswered]);
+              unanswered = new Set();
+            }
           }
         })
         .catch((e) => live && mine === asked && setState((s) => ({ data: s.data, error: messageOf(e) })))

@@ -88,6 +88,21 @@ describe("appointment table", () => {
     expect(document.querySelectorAll("tbody tr")[1]?.textContent).not.toContain("Check in");
   });
 
+  it("draws a row again when the node's reference arrives or a local change is pending, at the same version", async () => {
+    await mount(Screen);
+    const local = { ...row(1), appointment: { ...row(1).appointment, reference: "" }, patient_name: null };
+    await act(async () => show([local, row(2), row(3)]));
+    expect(drawn.rows).toBe(4);
+    expect(table()[0]).toBe(" Booked");
+    // Accepted by the node while a later change to it waits: the reference alone is new.
+    await act(async () => show([{ ...local, appointment: { ...local.appointment, reference: "REF-1" } }, row(2), row(3)]));
+    expect(drawn.rows).toBe(5);
+    expect(table()[0]).toBe("REF-1 Booked");
+    await act(async () => show([row(1), { ...row(2), pending: true }, row(3)]));
+    expect(drawn.rows).toBe(7);
+    expect(document.querySelectorAll("tbody tr")[1]?.className).toBe("pending");
+  });
+
   it("draws every row again in the language switched to", async () => {
     await mount(Screen);
     await act(async () => setLocale("nl", { remember: false }));

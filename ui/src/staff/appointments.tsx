@@ -149,6 +149,9 @@ function sameRow(a: TableRowProps, b: TableRowProps): boolean {
   return (
     x.appointment.id === y.appointment.id &&
     x.appointment.version === y.appointment.version &&
+    // The node's reference can arrive while a later local change keeps the version.
+    x.appointment.reference === y.appointment.reference &&
+    x.appointment.updated_at === y.appointment.updated_at &&
     x.pending === y.pending &&
     x.patient_name === y.patient_name &&
     a.timeZone === b.timeZone &&

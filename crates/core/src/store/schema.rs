@@ -5,7 +5,9 @@ use rusqlite::Connection;
 
 use crate::error::CoreError;
 
-/// Migration `n` is `MIGRATIONS[n - 1]`. Append, never edit one that has shipped.
+/// Migration `n` is `MIGRATIONS[n - 1]`. Append, never edit one that has shipped. A store cut
+/// off in its first sync lacks the [`BULK_INDEXES`] until that sync ends: a migration that drops
+/// or redefines one of them must say `IF EXISTS`.
 const MIGRATIONS: &[&str] = &[
     r#"
 -- Records as the node sent them (`data`, JSON), with what the queries filter on as columns.
@@ -159,9 +161,10 @@ pub(super) fn drop_bulk_indexes(conn: &Connection) -> Result<(), CoreError> {
 
 /// Builds those of [`BULK_INDEXES`] that are missing.
 ///
-/// Building one sorts its keys in memory (temporary files would hold them in clear), so the
-/// page cache is cut to 4 MiB meanwhile: the sort needs the memory, the scan that feeds it no
-/// cache.
+/// Building one sorts its keys in memory (SQLCipher's build keeps temporary data in memory:
+/// temporary files would hold them in clear), so the sort's memory grows with the records. The
+/// page cache is cut to 4 MiB meanwhile, so that the two do not add up: the scan that feeds the
+/// sort needs no cache.
 pub(super) fn ensure_bulk_indexes(conn: &Connection) -> Result<(), CoreError> {
     let cache: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
     conn.pragma_update(None, "cache_size", -4096)?;
