@@ -275,10 +275,19 @@ pub async fn node_versions(s: &SignedIn) -> Option<BTreeMap<(String, String), i6
     whole.then_some(out)
 }
 
-/// The start of the `n`th 5-minute slot from a day ahead (the benchmark doctor's slots run
-/// round the clock), so tests never book in the past.
+/// The start of the benchmark doctor's `n`th 5-minute slot (`n` < 250) on the day after
+/// tomorrow (UTC), so tests never book in the past.
+///
+/// The doctor's slots run from 00:00 to 23:55 local time: the five minutes before local
+/// midnight are no slot (21:55 UTC in the hospital's summer, 22:55 in its winter). Counting
+/// from a fixed hour keeps every test's slots clear of that gap, whatever the hour the test
+/// runs; counting from the time of the run put them across it in the evening.
 pub fn slot(n: i64) -> chrono::DateTime<chrono::Utc> {
+    assert!(
+        (0..250).contains(&n),
+        "slot {n} is past the benchmark doctor's day"
+    );
     let now = carebridge_server::clock::Clock::now(&SystemClock);
-    let base = now.timestamp() / 300 * 300 + 86_400;
+    let base = (now.timestamp() / 86_400 + 2) * 86_400;
     chrono::DateTime::from_timestamp(base + n * 300, 0).unwrap()
 }
