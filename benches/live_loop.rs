@@ -47,6 +47,20 @@ fn bookings() -> usize {
         .unwrap_or(DEFAULT_BOOKINGS)
 }
 
+/// `n=… p50_ms=… p99_ms=… max_ms=…` of `ms` (only `n=0` when empty).
+fn summary(mut ms: Vec<f64>) -> String {
+    let Some(max) = ms.iter().copied().reduce(f64::max) else {
+        return "n=0".into();
+    };
+    ms.sort_by(|a, b| a.total_cmp(b));
+    format!(
+        "n={} p50_ms={:.1} p99_ms={:.1} max_ms={max:.1}",
+        ms.len(),
+        percentile(&ms, 50.0),
+        percentile(&ms, 99.0)
+    )
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
@@ -118,30 +132,12 @@ fn main() {
         node.kill().await;
         match result {
             Ok(run) => {
-                let mut ms: Vec<f64> = run.bookings.iter().map(|b| b.drawn - b.clicked).collect();
-                ms.sort_by(|a, b| a.total_cmp(b));
-                println!(
-                    "live-loop n={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1}",
-                    ms.len(),
-                    percentile(&ms, 50.0),
-                    percentile(&ms, 99.0),
-                    ms[ms.len() - 1]
-                );
+                let ms = run.bookings.iter().map(|b| b.drawn - b.clicked).collect();
+                println!("live-loop {}", summary(ms));
                 let marks =
                     Marks::read(&[timeline.as_deref(), Some(&staff_marks), Some(&kiosk_marks)]);
-                for (hop, mut ms) in hops(&run, &marks) {
-                    if ms.is_empty() {
-                        println!("live-loop-hop hop={hop} n=0");
-                        continue;
-                    }
-                    ms.sort_by(|a, b| a.total_cmp(b));
-                    println!(
-                        "live-loop-hop hop={hop} n={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1}",
-                        ms.len(),
-                        percentile(&ms, 50.0),
-                        percentile(&ms, 99.0),
-                        ms[ms.len() - 1]
-                    );
+                for (hop, ms) in hops(&run, &marks) {
+                    println!("live-loop-hop hop={hop} {}", summary(ms));
                 }
             }
             Err(e) => {
@@ -332,8 +328,8 @@ struct Run {
 /// The processes' marks, by what they name.
 #[derive(Default)]
 struct Marks {
-    /// (mark, appointment id, `to`) → the times it was made, in order.
-    by_id: HashMap<(String, String), Vec<f64>>,
+    /// (mark, appointment id) → the first time it was made.
+    by_id: HashMap<(String, String), f64>,
     /// (mark, event id, `to`) → the first time it was made.
     by_event: HashMap<(String, i64, String), f64>,
     /// The doctor's core: appointment id → event id it applied.
@@ -365,10 +361,7 @@ impl Marks {
                 let ms = at.timestamp_micros() as f64 / 1000.0;
                 let name = format!("{who}:{mark}");
                 if let Some(id) = v["id"].as_str() {
-                    m.by_id
-                        .entry((name.clone(), id.to_owned()))
-                        .or_default()
-                        .push(ms);
+                    m.by_id.entry((name, id.to_owned())).or_insert(ms);
                     if who == "staff"
                         && mark == "client.applied"
                         && let Some(e) = v["event"].as_i64()
@@ -386,9 +379,7 @@ impl Marks {
     }
 
     fn first(&self, mark: &str, id: &str) -> Option<f64> {
-        self.by_id
-            .get(&(mark.to_owned(), id.to_owned()))
-            .and_then(|v| v.first().copied())
+        self.by_id.get(&(mark.to_owned(), id.to_owned())).copied()
     }
 }
 

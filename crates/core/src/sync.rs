@@ -92,7 +92,10 @@ pub async fn first_sync(
                     break 'read;
                 }
             };
-            let is_record = line.json.is_some() || line.item.cursor().is_some();
+            let is_record = !matches!(
+                line.item,
+                SnapshotItem::Begin { .. } | SnapshotItem::End { .. }
+            );
             ended |= matches!(line.item, SnapshotItem::End { .. });
             batch.push(line);
             if is_record {
