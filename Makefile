@@ -90,7 +90,7 @@ if (( $${#missing[@]} )); then
 fi
 endef
 
-.PHONY: help deps bench-deps bench-packages build build-app run run-node run-kiosk run-exchange check doc test soak bench fmt clean ui schemathesis package package-test
+.PHONY: help deps bench-deps bench-packages build build-app run run-node run-kiosk run-exchange check doc test soak bench fmt clean ui schemathesis fhir-validators package package-test
 
 help:
 	@echo 'make run         install missing packages, build, open the staff app (hosting a demo node on $(DEMO_LISTEN)) and a kiosk beside it'
@@ -125,6 +125,15 @@ $(SCHEMATHESIS_VENV)/.installed: $(SCHEMATHESIS_REQUIREMENTS)
 	touch '$@'
 
 schemathesis: deps $(SCHEMATHESIS_VENV)/.installed
+
+# The two offline FHIR R4 validators of crates/server/tests/fhir.rs (Medplum's, and HL7's JSON
+# schema under Ajv), pinned by their lock file; installed again only when it changes.
+FHIR_VALIDATORS := crates/server/tests/fhir
+$(FHIR_VALIDATORS)/node_modules/.package-lock.json: $(FHIR_VALIDATORS)/package-lock.json
+	(cd '$(FHIR_VALIDATORS)' && npm ci --no-audit --no-fund)
+	touch '$@'
+
+fhir-validators: deps $(FHIR_VALIDATORS)/node_modules/.package-lock.json
 
 # The web UI: installed again only when the lock file changed; ui/dist is what the app embeds, so
 # it must exist before anything compiles the app (clippy included). `npm install` with the lock
@@ -212,7 +221,7 @@ doc:
 	RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked
 
 # package-test as a prerequisite, not a sub-make: deps and ui run once.
-test: deps schemathesis check package-test
+test: deps schemathesis fhir-validators check package-test
 	(cd ui && npm test)
 	# Doctests first (nextest does not run them), so that the run closes on nextest's summary.
 	cargo test --doc --workspace --locked

@@ -17,10 +17,19 @@ fn encode(s: &str) -> String {
 }
 
 /// The URL of one page of a search: the same parameters with this page's `_offset`.
-pub fn page_url(base: &str, path: &str, params: &[(String, String)], paging: &Paging, offset: u32) -> String {
+pub fn page_url(
+    base: &str,
+    path: &str,
+    params: &[(String, String)],
+    paging: &Paging,
+    offset: u32,
+) -> String {
     let mut url = format!("{base}/{path}?");
     let mut first = true;
-    for (k, v) in params.iter().filter(|(k, _)| k != "_offset" && k != "_count") {
+    for (k, v) in params
+        .iter()
+        .filter(|(k, _)| k != "_offset" && k != "_count")
+    {
         if !first {
             url.push('&');
         }
@@ -67,7 +76,13 @@ pub fn searchset(
     if paging.offset > 0 {
         link.push(BundleLink {
             relation: "previous".into(),
-            url: page_url(base, path, params, paging, paging.offset.saturating_sub(paging.count)),
+            url: page_url(
+                base,
+                path,
+                params,
+                paging,
+                paging.offset.saturating_sub(paging.count),
+            ),
         });
     }
     if paging.count > 0 && u64::from(paging.offset) + u64::from(paging.count) < total {
@@ -79,7 +94,11 @@ pub fn searchset(
     let entry = matches
         .into_iter()
         .map(|r| entry(base, r, Some("match")))
-        .chain(included.into_iter().map(|r| entry(base, r, Some("include"))))
+        .chain(
+            included
+                .into_iter()
+                .map(|r| entry(base, r, Some("include"))),
+        )
         .collect();
     Bundle {
         id: None,
@@ -118,13 +137,53 @@ mod tests {
             ("name".to_owned(), "van der".to_owned()),
             ("_offset".to_owned(), "2".to_owned()),
         ];
-        let paging = Paging { count: 2, offset: 2 };
-        let b = searchset("http://n/fhir/R4", "Patient", &params, &paging, 5, Vec::new(), Vec::new());
-        let rel = |r: &str| b.link.iter().find(|l| l.relation == r).map(|l| l.url.clone());
-        assert_eq!(rel("self").as_deref(), Some("http://n/fhir/R4/Patient?name=van%20der&_count=2&_offset=2"));
-        assert_eq!(rel("previous").as_deref(), Some("http://n/fhir/R4/Patient?name=van%20der&_count=2&_offset=0"));
-        assert_eq!(rel("next").as_deref(), Some("http://n/fhir/R4/Patient?name=van%20der&_count=2&_offset=4"));
-        let last = searchset("b", "Patient", &[], &Paging { count: 10, offset: 0 }, 3, Vec::new(), Vec::new());
-        assert!(last.link.iter().all(|l| l.relation != "next" && l.relation != "previous"));
+        let paging = Paging {
+            count: 2,
+            offset: 2,
+        };
+        let b = searchset(
+            "http://n/fhir/R4",
+            "Patient",
+            &params,
+            &paging,
+            5,
+            Vec::new(),
+            Vec::new(),
+        );
+        let rel = |r: &str| {
+            b.link
+                .iter()
+                .find(|l| l.relation == r)
+                .map(|l| l.url.clone())
+        };
+        assert_eq!(
+            rel("self").as_deref(),
+            Some("http://n/fhir/R4/Patient?name=van%20der&_count=2&_offset=2")
+        );
+        assert_eq!(
+            rel("previous").as_deref(),
+            Some("http://n/fhir/R4/Patient?name=van%20der&_count=2&_offset=0")
+        );
+        assert_eq!(
+            rel("next").as_deref(),
+            Some("http://n/fhir/R4/Patient?name=van%20der&_count=2&_offset=4")
+        );
+        let last = searchset(
+            "b",
+            "Patient",
+            &[],
+            &Paging {
+                count: 10,
+                offset: 0,
+            },
+            3,
+            Vec::new(),
+            Vec::new(),
+        );
+        assert!(
+            last.link
+                .iter()
+                .all(|l| l.relation != "next" && l.relation != "previous")
+        );
     }
 }

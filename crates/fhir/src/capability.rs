@@ -121,8 +121,16 @@ pub const SERVED: &[Served] = &[
         params: &[
             ID,
             p("schedule", Reference, "The schedule (required)"),
-            p("start", Date, "The start (required: a span of at most 31 days)"),
-            p("status", Token, "free, busy, busy-tentative, busy-unavailable"),
+            p(
+                "start",
+                Date,
+                "The start (required: a span of at most 31 days)",
+            ),
+            p(
+                "status",
+                Token,
+                "free, busy, busy-tentative, busy-unavailable",
+            ),
         ],
         sorts: &[],
         includes: &[],
@@ -133,7 +141,11 @@ pub const SERVED: &[Served] = &[
         params: &[
             ID,
             LAST_UPDATED,
-            p("identifier", Token, "The global id or the booking reference"),
+            p(
+                "identifier",
+                Token,
+                "The global id or the booking reference",
+            ),
             p("patient", Reference, "The patient"),
             p("practitioner", Reference, "The doctor"),
             p("actor", Reference, "The patient or the doctor"),
@@ -141,7 +153,11 @@ pub const SERVED: &[Served] = &[
             p("status", Token, "The status (comma-separated: any of them)"),
         ],
         sorts: &["date", "_lastUpdated"],
-        includes: &["Appointment:patient", "Appointment:practitioner", "Appointment:actor"],
+        includes: &[
+            "Appointment:patient",
+            "Appointment:practitioner",
+            "Appointment:actor",
+        ],
     },
     Served {
         resource_type: "DiagnosticReport",
@@ -173,9 +189,17 @@ pub const SERVED: &[Served] = &[
             ID,
             p("date", Date, "When it was recorded"),
             p("agent", Reference, "Who did it (Practitioner/id)"),
-            p("entity", Reference, "Which record (Patient/id, Appointment/id, DiagnosticReport/id)"),
+            p(
+                "entity",
+                Reference,
+                "Which record (Patient/id, Appointment/id, DiagnosticReport/id)",
+            ),
             p("patient", Reference, "Anything on the patient's record"),
-            p("subtype", Token, "The node's action name, or its family (`report`)"),
+            p(
+                "subtype",
+                Token,
+                "The node's action name, or its family (`report`)",
+            ),
         ],
         sorts: &[],
         includes: &[],
@@ -186,7 +210,11 @@ pub const SERVED: &[Served] = &[
         params: &[
             ID,
             p("target", Reference, "The report (DiagnosticReport/id)"),
-            p("patient", Reference, "Every signature on the patient's reports"),
+            p(
+                "patient",
+                Reference,
+                "Every signature on the patient's reports",
+            ),
         ],
         sorts: &[],
         includes: &[],

@@ -93,7 +93,10 @@ pub fn practitioner(p: &Practitioner, node: &str) -> r::Practitioner {
             version_id: Some(p.version.to_string()),
             last_updated: None,
         }),
-        identifier: vec![Identifier::new(system::GLOBAL_ID, format!("{}@{node}", p.id))],
+        identifier: vec![Identifier::new(
+            system::GLOBAL_ID,
+            format!("{}@{node}", p.id),
+        )],
         active: Some(!p.disabled),
         name: vec![HumanName {
             r#use: Some("usual".into()),

@@ -11,7 +11,10 @@ use crate::datatypes::{
 /// Any resource CareBridge serves, tagged by `resourceType`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "resourceType")]
-#[allow(clippy::large_enum_variant, reason = "resources are built one at a time and moved")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "resources are built one at a time and moved"
+)]
 pub enum Resource {
     /// A patient.
     Patient(Patient),

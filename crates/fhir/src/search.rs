@@ -251,11 +251,17 @@ impl TimeRange {
 
 /// The span a date or dateTime value names at its precision: `2026` is the whole year,
 /// `2026-12-06` the day (in `zone`), `2026-12-06T10:00:00+01:00` that second.
-fn value_span(name: &str, value: &str, zone: Tz) -> Result<(DateTime<Utc>, DateTime<Utc>), SearchError> {
+fn value_span(
+    name: &str,
+    value: &str,
+    zone: Tz,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), SearchError> {
     let bad = || {
         invalid(
             name,
-            format!("`{value}` is not a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss with a zone)"),
+            format!(
+                "`{value}` is not a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss with a zone)"
+            ),
         )
     };
     let local = |d: NaiveDateTime| {
@@ -316,11 +322,12 @@ fn value_span(name: &str, value: &str, zone: Tz) -> Result<(DateTime<Utc>, DateT
 /// of instants it admits, for a value that is a point in time (an appointment's start, a
 /// change's time).
 pub fn date_param(name: &str, value: &str, zone: Tz) -> Result<TimeRange, SearchError> {
-    let (prefix, rest) = if value.len() > 2 && value.as_bytes()[..2].iter().all(u8::is_ascii_alphabetic) {
-        value.split_at(2)
-    } else {
-        ("eq", value)
-    };
+    let (prefix, rest) =
+        if value.len() > 2 && value.as_bytes()[..2].iter().all(u8::is_ascii_alphabetic) {
+            value.split_at(2)
+        } else {
+            ("eq", value)
+        };
     let (lo, hi) = value_span(name, rest, zone)?;
     Ok(match prefix {
         "eq" => TimeRange {
@@ -377,7 +384,10 @@ pub struct DateRange {
 
 /// A date parameter for a calendar date (a birth date), with its prefix. A value with a time
 /// is refused: a birth date has none.
-pub fn calendar_date_params(params: &mut SearchParams, name: &str) -> Result<DateRange, SearchError> {
+pub fn calendar_date_params(
+    params: &mut SearchParams,
+    name: &str,
+) -> Result<DateRange, SearchError> {
     let mut out = DateRange::default();
     for v in params.take(name) {
         if v.contains('T') {
@@ -437,7 +447,10 @@ mod tests {
         assert_eq!(le.to, Some(utc("2026-12-06T09:00:01Z")));
         assert!(date_param("date", "ne2026", z).is_err());
         assert!(date_param("date", "2026-13", z).is_err());
-        assert!(date_param("date", "2026-12-06T10:00:00", z).is_err(), "a dateTime needs its zone");
+        assert!(
+            date_param("date", "2026-12-06T10:00:00", z).is_err(),
+            "a dateTime needs its zone"
+        );
     }
 
     #[test]
@@ -479,7 +492,12 @@ mod tests {
 
     #[test]
     fn references_and_tokens_read_both_forms() {
-        let id: uuid::Uuid = reference_id("patient", "Patient/8d1c1f7e-6e0e-4f0a-9c1e-2b1d2c3e4f50", "Patient").unwrap();
+        let id: uuid::Uuid = reference_id(
+            "patient",
+            "Patient/8d1c1f7e-6e0e-4f0a-9c1e-2b1d2c3e4f50",
+            "Patient",
+        )
+        .unwrap();
         assert_eq!(id.to_string(), "8d1c1f7e-6e0e-4f0a-9c1e-2b1d2c3e4f50");
         assert!(reference_id::<uuid::Uuid>("patient", "Practitioner/x", "Patient").is_err());
         assert_eq!(token("a|b").system.as_deref(), Some("a"));

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod error;
 pub mod events;
 pub mod federation;
+pub mod fhir;
 pub mod identity;
 pub mod jobs;
 pub mod metrics;

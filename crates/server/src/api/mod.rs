@@ -143,6 +143,7 @@ pub fn router(node: Arc<Node>) -> Router {
         }),
     )
     .route("/healthz", get(healthz))
+    .nest("/fhir/R4", crate::fhir::router())
     .fallback(|| async {
         ApiError::new(
             ProblemType::NotFound,
@@ -195,7 +196,8 @@ async fn problem_for_every_error(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if is_problem {
+    // FHIR's errors are OperationOutcomes (crate::fhir), already in their final form.
+    if is_problem || crate::fhir::is_fhir_json(res.headers()) {
         return res;
     }
     let code = match status {

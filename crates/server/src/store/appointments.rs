@@ -8,6 +8,9 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use rusqlite::{OptionalExtension, Row, params};
 
+use rusqlite::types::Value;
+
+use crate::store::search::{self, Found, Page, Span, Where, order_by};
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 use carebridge_protocol::booking::{MAX_APPOINTMENT, occupying_sql};
 
@@ -233,4 +236,101 @@ pub fn list(
         out.push(from_row(r)?);
     }
     Ok(out)
+}
+
+/// What an appointment search filters by; every given criterion must match.
+#[derive(Debug, Clone, Default)]
+pub struct AppointmentFilter {
+    /// Only these ids (`None`: any).
+    pub ids: Option<Vec<AppointmentId>>,
+    /// Only those with one of these ids or one of these booking references (`None`: any): an
+    /// identifier search, where a value is either.
+    pub identifier: Option<(Vec<AppointmentId>, Vec<String>)>,
+    /// This patient's.
+    pub patient: Option<PatientId>,
+    /// This doctor's.
+    pub practitioner: Option<PractitionerId>,
+    /// Those where this id is the patient or the doctor.
+    pub participant: Option<uuid::Uuid>,
+    /// Starting within.
+    pub start: Span,
+    /// In one of these statuses (`None`: any).
+    pub statuses: Option<Vec<AppointmentStatus>>,
+    /// Last changed within.
+    pub updated: Span,
+}
+
+/// What appointments can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppointmentSort {
+    /// Start.
+    Start,
+    /// Last change.
+    LastUpdated,
+}
+
+/// One page of the appointments in `scope` matching `f`, sorted by `sort`, then by start and id.
+pub fn find(
+    tx: &Tx<'_>,
+    f: &AppointmentFilter,
+    scope: Scope,
+    sort: &[(AppointmentSort, bool)],
+    page: Page,
+) -> Result<Found<Appointment>, StoreError> {
+    let mut w = Where::default();
+    let text = |s: String| Value::Text(s);
+    match scope {
+        Scope::All => {}
+        Scope::Practitioner(p) => w.and("practitioner_id = ?", [text(p.to_string())]),
+        Scope::Kiosk(k) => w.and(
+            "booked_by_kind = 'kiosk' AND booked_by_id = ?",
+            [text(k.to_string())],
+        ),
+        Scope::Patient(p) => w.and("patient_id = ?", [text(p.to_string())]),
+    }
+    if let Some(ids) = &f.ids {
+        w.any_of(
+            "id",
+            &ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        );
+    }
+    if let Some((ids, refs)) = &f.identifier {
+        search::either(
+            &mut w,
+            ("id", ids.iter().map(ToString::to_string).collect()),
+            ("reference", refs.clone()),
+        );
+    }
+    if let Some(p) = f.patient {
+        w.and("patient_id = ?", [text(p.to_string())]);
+    }
+    if let Some(p) = f.practitioner {
+        w.and("practitioner_id = ?", [text(p.to_string())]);
+    }
+    if let Some(id) = f.participant {
+        w.and(
+            "patient_id = ? OR practitioner_id = ?",
+            [text(id.to_string()), text(id.to_string())],
+        );
+    }
+    w.span("start_at", f.start);
+    if let Some(st) = &f.statuses {
+        w.any_of(
+            "status",
+            &st.iter().map(|s| s.as_str().to_owned()).collect::<Vec<_>>(),
+        );
+    }
+    w.span("updated_at", f.updated);
+    let keys: Vec<(&str, bool)> = sort
+        .iter()
+        .map(|(k, desc)| {
+            let c = match k {
+                AppointmentSort::Start => "start_at",
+                AppointmentSort::LastUpdated => "updated_at",
+            };
+            (c, *desc)
+        })
+        .collect();
+    let order = order_by(&keys, "start_at, id");
+    search::run(tx, COLUMNS, "appointments", &w, &order, page, from_row)
 }

@@ -76,35 +76,66 @@ fn entry(r: &Row<'_>) -> Result<AuditEntry, StoreError> {
 const COLUMNS: &str =
     "seq, recorded_at, actor, action, entity, outcome, detail, source, prev_hash, hash";
 
+/// The filters of [`list`] and [`count`]: `?1`, `?2` and `?4`–`?9` as [`list`] binds them.
+///
+/// Each filter is present in the statement whether used or not (`?n IS NULL OR …`), so there
+/// is one statement to cache; SQLite drops the unused branches when it binds NULL. Times are
+/// stored as RFC 3339 in UTC with as many digits as they need ("…T12:00:00Z",
+/// "…T12:00:00.25Z"), whose text order is not the time order: both sides are compared in one
+/// form, to the millisecond.
+const FILTER: &str = "seq > ?1 AND seq < ?2
+       AND (?4 IS NULL OR entity = ?4)
+       AND (?5 IS NULL OR actor = ?5)
+       AND (?6 IS NULL OR action = ?6 OR substr(action, 1, length(?6) + 1) = ?6 || '.')
+       AND (?7 IS NULL OR entity IN (
+             SELECT 'patient/' || ?7
+             UNION ALL SELECT 'appointment/' || id FROM appointments WHERE patient_id = ?7
+             UNION ALL SELECT 'report/' || id FROM reports WHERE patient_id = ?7
+             UNION ALL SELECT 'transmission/' || id FROM transmissions WHERE patient_id = ?7))
+       AND (?8 IS NULL OR strftime('%Y-%m-%dT%H:%M:%f', recorded_at) >= ?8)
+       AND (?9 IS NULL OR strftime('%Y-%m-%dT%H:%M:%f', recorded_at) < ?9)";
+
+/// How many entries match every filter of `q` (its `limit` aside).
+pub fn count(tx: &Tx<'_>, q: &AuditQuery) -> Result<u64, StoreError> {
+    let (after, before, _) = bounds(q);
+    let millis = |t: &DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string();
+    // ?3 (the limit) is bound but unused, so that both statements number alike.
+    let n: i64 = tx
+        .conn()
+        .prepare_cached(&format!("SELECT COUNT(*) FROM audit WHERE {FILTER}"))?
+        .query_row(
+            params![
+                after,
+                before,
+                0,
+                q.entity,
+                q.actor,
+                q.action,
+                q.patient.map(|p| p.to_string()),
+                q.from.as_ref().map(millis),
+                q.to.as_ref().map(millis),
+            ],
+            |r| r.get(0),
+        )?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// `after`, `before` and the order `q` reads in: with `before`, newest first (reading back
+/// from the newest); else oldest first.
+fn bounds(q: &AuditQuery) -> (i64, i64, &'static str) {
+    match q.before {
+        Some(b) => (q.after.unwrap_or(0), b, "DESC"),
+        None => (q.after.unwrap_or(0), i64::MAX, "ASC"),
+    }
+}
+
 /// Reads entries for an admin, oldest first (newest first with `before`), through every
 /// filter of `q` but `card_number`, which the caller resolves first ([`patient_of_card`]).
 pub fn list(tx: &Tx<'_>, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let after = q.after.unwrap_or(0);
-    // With `before`, newest first (reading back from the newest); else oldest first.
-    let (before, order) = match q.before {
-        Some(b) => (b, "DESC"),
-        None => (i64::MAX, "ASC"),
-    };
-    // Each filter is present in the statement whether used or not (`?n IS NULL OR …`), so
-    // there is one statement to cache; SQLite drops the unused branches when it binds NULL.
-    // Times are stored as RFC 3339 in UTC with as many digits as they need ("…T12:00:00Z",
-    // "…T12:00:00.25Z"), whose text order is not the time order: both sides are compared in
-    // one form, to the millisecond.
+    let (after, before, order) = bounds(q);
     let mut st = tx.conn().prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM audit
-         WHERE seq > ?1 AND seq < ?2
-           AND (?4 IS NULL OR entity = ?4)
-           AND (?5 IS NULL OR actor = ?5)
-           AND (?6 IS NULL OR action = ?6 OR substr(action, 1, length(?6) + 1) = ?6 || '.')
-           AND (?7 IS NULL OR entity IN (
-                 SELECT 'patient/' || ?7
-                 UNION ALL SELECT 'appointment/' || id FROM appointments WHERE patient_id = ?7
-                 UNION ALL SELECT 'report/' || id FROM reports WHERE patient_id = ?7
-                 UNION ALL SELECT 'transmission/' || id FROM transmissions WHERE patient_id = ?7))
-           AND (?8 IS NULL OR strftime('%Y-%m-%dT%H:%M:%f', recorded_at) >= ?8)
-           AND (?9 IS NULL OR strftime('%Y-%m-%dT%H:%M:%f', recorded_at) < ?9)
-         ORDER BY seq {order} LIMIT ?3"
+        "SELECT {COLUMNS} FROM audit WHERE {FILTER} ORDER BY seq {order} LIMIT ?3"
     ))?;
     let millis = |t: &DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string();
     let mut rows = st.query(params![

@@ -33,6 +33,7 @@ pub mod patients;
 pub mod practitioners;
 pub mod reports;
 pub mod schedules;
+pub mod search;
 pub mod sessions;
 pub mod snapshot;
 

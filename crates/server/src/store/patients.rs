@@ -6,6 +6,9 @@ use chrono::NaiveDate;
 use rand::Rng;
 use rusqlite::{OptionalExtension, Row, params};
 
+use rusqlite::types::Value;
+
+use crate::store::search::{self, Found, Page, Span, Where, order_by};
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
 /// The columns [`from_row`] reads, in its order.
@@ -188,4 +191,108 @@ pub fn search(tx: &Tx<'_>, q: &PatientSearch, node: &str) -> Result<Vec<Patient>
         out.push(from_row(r, node)?);
     }
     Ok(out)
+}
+
+/// What a patient search filters by; every given criterion must match.
+#[derive(Debug, Clone, Default)]
+pub struct PatientFilter {
+    /// Only these ids (`None`: any).
+    pub ids: Option<Vec<PatientId>>,
+    /// Only those with one of these ids or one of these card numbers (`None`: any): an
+    /// identifier search, where a value is either.
+    pub identifier: Option<(Vec<PatientId>, Vec<String>)>,
+    /// The start of the family or the given name.
+    pub name: Option<String>,
+    /// The start of the family name.
+    pub family: Option<String>,
+    /// The start of the given name.
+    pub given: Option<String>,
+    /// Born on or after.
+    pub born_from: Option<NaiveDate>,
+    /// Born before.
+    pub born_before: Option<NaiveDate>,
+    /// Last changed within.
+    pub updated: Span,
+}
+
+/// What patients can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatientSort {
+    /// Family name (case-insensitive).
+    Family,
+    /// Given name (case-insensitive).
+    Given,
+    /// Birth date.
+    BirthDate,
+    /// Last change.
+    LastUpdated,
+}
+
+/// One page of the patients matching `f`, sorted by `sort` (each key descending if set), then
+/// by name and id.
+pub fn find(
+    tx: &Tx<'_>,
+    f: &PatientFilter,
+    sort: &[(PatientSort, bool)],
+    page: Page,
+    node: &str,
+) -> Result<Found<Patient>, StoreError> {
+    let mut w = Where::default();
+    if let Some(ids) = &f.ids {
+        w.any_of(
+            "id",
+            &ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        );
+    }
+    if let Some((ids, cards)) = &f.identifier {
+        search::either(
+            &mut w,
+            ("id", ids.iter().map(ToString::to_string).collect()),
+            ("card_number", cards.clone()),
+        );
+    }
+    let prefix = |w: &mut Where, columns: &[&str], v: &str| {
+        let key = search_key(v);
+        let clause = columns
+            .iter()
+            .map(|c| format!("({c} >= ? AND {c} < ?)"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let args = columns
+            .iter()
+            .flat_map(|_| [Value::Text(key.clone()), Value::Text(prefix_end(&key))]);
+        w.and(&clause, args);
+    };
+    if let Some(n) = &f.name {
+        prefix(&mut w, &["family_key", "given_key"], n);
+    }
+    if let Some(n) = &f.family {
+        prefix(&mut w, &["family_key"], n);
+    }
+    if let Some(n) = &f.given {
+        prefix(&mut w, &["given_key"], n);
+    }
+    if let Some(d) = f.born_from {
+        w.and("birth_date >= ?", [Value::Text(d.to_string())]);
+    }
+    if let Some(d) = f.born_before {
+        w.and("birth_date < ?", [Value::Text(d.to_string())]);
+    }
+    w.span("updated_at", f.updated);
+    let keys: Vec<(&str, bool)> = sort
+        .iter()
+        .map(|(k, desc)| {
+            let c = match k {
+                PatientSort::Family => "family_key",
+                PatientSort::Given => "given_key",
+                PatientSort::BirthDate => "birth_date",
+                PatientSort::LastUpdated => "updated_at",
+            };
+            (c, *desc)
+        })
+        .collect();
+    let order = order_by(&keys, "family_key, given_key, id");
+    search::run(tx, COLUMNS, "patients", &w, &order, page, |r| {
+        from_row(r, node)
+    })
 }

@@ -4,9 +4,11 @@
 use carebridge_protocol::report::{
     Report, ReportContent, ReportQuery, ReportRevision, ReportSignature, ReportStatus,
 };
-use carebridge_protocol::{PatientId, ReportId};
+use carebridge_protocol::{PatientId, PractitionerId, ReportId};
+use rusqlite::types::Value;
 use rusqlite::{Row, params};
 
+use crate::store::search::{self, Found, Page, Span, Where, order_by};
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
 /// The columns [`from_row`] reads, in its order.
@@ -184,4 +186,72 @@ pub fn of_patient(tx: &Tx<'_>, patient: PatientId) -> Result<Vec<Report>, StoreE
             limit: Some(1000),
         },
     )
+}
+
+/// What a report search filters by; every given criterion must match.
+#[derive(Debug, Clone, Default)]
+pub struct ReportFilter {
+    /// Only these ids (`None`: any).
+    pub ids: Option<Vec<ReportId>>,
+    /// This patient's.
+    pub patient: Option<PatientId>,
+    /// This author's.
+    pub author: Option<PractitionerId>,
+    /// In one of these statuses (`None`: any).
+    pub statuses: Option<Vec<ReportStatus>>,
+    /// Written within.
+    pub created: Span,
+    /// Last changed within.
+    pub updated: Span,
+}
+
+/// What reports can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportSort {
+    /// When it was written.
+    Created,
+    /// Last change.
+    LastUpdated,
+}
+
+/// One page of the reports matching `f`, sorted by `sort`, then most recently changed first.
+pub fn find(
+    tx: &Tx<'_>,
+    f: &ReportFilter,
+    sort: &[(ReportSort, bool)],
+    page: Page,
+) -> Result<Found<Report>, StoreError> {
+    let mut w = Where::default();
+    if let Some(ids) = &f.ids {
+        w.any_of(
+            "id",
+            &ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        );
+    }
+    if let Some(p) = f.patient {
+        w.and("patient_id = ?", [Value::Text(p.to_string())]);
+    }
+    if let Some(a) = f.author {
+        w.and("author_id = ?", [Value::Text(a.to_string())]);
+    }
+    if let Some(st) = &f.statuses {
+        w.any_of(
+            "status",
+            &st.iter().map(|s| s.as_str().to_owned()).collect::<Vec<_>>(),
+        );
+    }
+    w.span("created_at", f.created);
+    w.span("updated_at", f.updated);
+    let keys: Vec<(&str, bool)> = sort
+        .iter()
+        .map(|(k, desc)| {
+            let c = match k {
+                ReportSort::Created => "created_at",
+                ReportSort::LastUpdated => "updated_at",
+            };
+            (c, *desc)
+        })
+        .collect();
+    let order = order_by(&keys, "updated_at DESC, id DESC");
+    search::run(tx, COLUMNS, "reports", &w, &order, page, from_row)
 }

@@ -24,6 +24,28 @@ pub fn list(tx: &Tx<'_>, patient: PatientId) -> Result<Vec<Consent>, StoreError>
     Ok(out)
 }
 
+/// Every patient's consents, by patient and peer (a FHIR read names a consent by an id derived
+/// from both, which cannot be turned back into them).
+pub fn all(tx: &Tx<'_>) -> Result<Vec<Consent>, StoreError> {
+    let mut st = tx.conn.prepare_cached(
+        "SELECT patient_id, peer, recorded_by_name, recorded_at FROM consents ORDER BY patient_id, peer",
+    )?;
+    let mut rows = st.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let patient: String = r.get(0)?;
+        out.push(Consent {
+            patient_id: patient
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("patient id {patient}")))?,
+            peer: r.get(1)?,
+            recorded_by: r.get(2)?,
+            recorded_at: from_millis(r.get(3)?)?,
+        });
+    }
+    Ok(out)
+}
+
 /// The patient's consent to share with `peer`, if recorded.
 pub fn get(tx: &Tx<'_>, patient: PatientId, peer: &str) -> Result<Option<Consent>, StoreError> {
     Ok(list(tx, patient)?.into_iter().find(|c| c.peer == peer))
