@@ -56,7 +56,11 @@ use carebridge_server::clock::{Clock, ManualClock};
 use carebridge_server::config::NodeKind;
 use carebridge_server::events::{Audience, Hub, ROLE_ADMIN, ROLE_DOCTOR, ROLE_RECEPTION, Viewer};
 use carebridge_server::federation::peer::{PeerGrant, SourceRule};
+use carebridge_server::store::appointments::{AppointmentFilter, AppointmentSort, Scope};
 use carebridge_server::store::federation::{consents, peers, received, transmissions, updates};
+use carebridge_server::store::patients::{PatientFilter, PatientSort};
+use carebridge_server::store::reports::{ReportFilter, ReportSort};
+use carebridge_server::store::search::{Page, Span};
 use carebridge_server::store::{
     self, AuditDraft, DbKey, Durability, SCHEMA_VERSION, Store, StoreError, Tx, WriteCtx,
     appointments, audit, events, idempotency, keys, kiosks, patients, practitioners, reports,
@@ -159,6 +163,11 @@ macro_rules! store_conformance_tests {
             patients_round_trip_and_identify,
             patients_duplicates_and_cards,
             patients_search,
+            patients_find_filters_sorts_and_pages,
+            appointments_find_by_scope_span_status_and_pages,
+            reports_find_by_patient_author_status_and_span,
+            consents_all_across_patients,
+            audit_count_agrees_with_list,
             practitioners_accounts,
             sessions_live_and_dead,
             sessions_end_and_prune,
@@ -948,6 +957,466 @@ async fn patients_search(env: Env) {
         let want: Vec<Patient> = want.into_iter().cloned().collect();
         assert_eq!(got, want, "case {i}");
     }
+}
+
+#[expect(clippy::type_complexity, reason = "a table of cases reads best inline")]
+async fn patients_find_filters_sorts_and_pages(env: Env) {
+    let doe = patient("Doe", "Jane", date(1980, 1, 1), "1000000001");
+    let dob = patient("Dobson", "Adam", date(1981, 6, 1), "1000000002");
+    let smith = patient("Smith", "Dora", date(1975, 5, 5), "1000000003");
+    let zed = patient("Zed", "Zoe", date(1980, 1, 1), "1000000004");
+    add_patients(&env, &[&zed, &smith, &doe, &dob]).await;
+    let f = PatientFilter::default;
+    let all = Page {
+        offset: 0,
+        count: 100,
+    };
+    let cases: Vec<(
+        PatientFilter,
+        Vec<(PatientSort, bool)>,
+        Page,
+        u64,
+        Vec<&Patient>,
+    )> = vec![
+        (f(), vec![], all, 4, vec![&dob, &doe, &smith, &zed]),
+        // A page: the total counts every match.
+        (
+            f(),
+            vec![],
+            Page {
+                offset: 1,
+                count: 2,
+            },
+            4,
+            vec![&doe, &smith],
+        ),
+        (
+            f(),
+            vec![],
+            Page {
+                offset: 0,
+                count: 0,
+            },
+            4,
+            vec![],
+        ),
+        (
+            PatientFilter {
+                name: Some("DO".into()),
+                ..f()
+            },
+            vec![],
+            all,
+            3,
+            vec![&dob, &doe, &smith],
+        ),
+        (
+            PatientFilter {
+                family: Some("do".into()),
+                ..f()
+            },
+            vec![],
+            all,
+            2,
+            vec![&dob, &doe],
+        ),
+        (
+            PatientFilter {
+                given: Some("do".into()),
+                ..f()
+            },
+            vec![],
+            all,
+            1,
+            vec![&smith],
+        ),
+        (
+            PatientFilter {
+                born_from: Some(date(1980, 1, 1)),
+                born_before: Some(date(1981, 1, 1)),
+                ..f()
+            },
+            vec![(PatientSort::Given, true)],
+            all,
+            2,
+            vec![&zed, &doe],
+        ),
+        (
+            PatientFilter {
+                ids: Some(vec![smith.id, zed.id]),
+                ..f()
+            },
+            vec![],
+            all,
+            2,
+            vec![&smith, &zed],
+        ),
+        (
+            PatientFilter {
+                ids: Some(vec![]),
+                ..f()
+            },
+            vec![],
+            all,
+            0,
+            vec![],
+        ),
+        // An identifier is an id or a card number.
+        (
+            PatientFilter {
+                identifier: Some((vec![doe.id], vec!["1000000004".into()])),
+                ..f()
+            },
+            vec![],
+            all,
+            2,
+            vec![&doe, &zed],
+        ),
+        (
+            f(),
+            vec![(PatientSort::BirthDate, false)],
+            Page {
+                offset: 0,
+                count: 1,
+            },
+            4,
+            vec![&smith],
+        ),
+        (
+            PatientFilter {
+                updated: Span {
+                    from: Some(t0() + Duration::seconds(1)),
+                    to: None,
+                },
+                ..f()
+            },
+            vec![],
+            all,
+            0,
+            vec![],
+        ),
+    ];
+    for (i, (q, sort, page, total, want)) in cases.into_iter().enumerate() {
+        let got = env
+            .read(move |tx| patients::find(tx, &q, &sort, page, NODE))
+            .await;
+        let want: Vec<Patient> = want.into_iter().cloned().collect();
+        assert_eq!(got.total, total, "case {i}");
+        assert_eq!(got.items, want, "case {i}");
+    }
+}
+
+#[expect(clippy::type_complexity, reason = "a table of cases reads best inline")]
+async fn appointments_find_by_scope_span_status_and_pages(env: Env) {
+    let (doc, p) = seed(&env).await;
+    let other = doctor("other");
+    let p2 = patient("Roe", "Rita", date(1990, 3, 3), "1000000002");
+    add_staff(&env, &[&other]).await;
+    add_patients(&env, &[&p2]).await;
+    let a = appt(&p, &doc, at(7, 9, 0), 15, AppointmentStatus::Booked);
+    let b = appt(&p2, &doc, at(7, 10, 0), 15, AppointmentStatus::Cancelled);
+    let c = appt(&p, &other, at(8, 9, 0), 15, AppointmentStatus::Booked);
+    add_appts(&env, &[&c, &b, &a]).await;
+    let f = AppointmentFilter::default;
+    let all = Page {
+        offset: 0,
+        count: 100,
+    };
+    let cases: Vec<(
+        AppointmentFilter,
+        Scope,
+        Vec<(AppointmentSort, bool)>,
+        Page,
+        u64,
+        Vec<&Appointment>,
+    )> = vec![
+        (f(), Scope::All, vec![], all, 3, vec![&a, &b, &c]),
+        (
+            f(),
+            Scope::Practitioner(doc.id),
+            vec![],
+            all,
+            2,
+            vec![&a, &b],
+        ),
+        (
+            f(),
+            Scope::All,
+            vec![(AppointmentSort::Start, true)],
+            Page {
+                offset: 0,
+                count: 2,
+            },
+            3,
+            vec![&c, &b],
+        ),
+        (
+            AppointmentFilter {
+                patient: Some(p.id),
+                ..f()
+            },
+            Scope::All,
+            vec![],
+            all,
+            2,
+            vec![&a, &c],
+        ),
+        (
+            AppointmentFilter {
+                practitioner: Some(other.id),
+                ..f()
+            },
+            Scope::All,
+            vec![],
+            all,
+            1,
+            vec![&c],
+        ),
+        (
+            AppointmentFilter {
+                participant: Some(p2.id.0),
+                ..f()
+            },
+            Scope::All,
+            vec![],
+            all,
+            1,
+            vec![&b],
+        ),
+        (
+            AppointmentFilter {
+                participant: Some(other.id.0),
+                ..f()
+            },
+            Scope::All,
+            vec![],
+            all,
+            1,
+            vec![&c],
+        ),
+        (
+            AppointmentFilter {
+                start: Span {
+                    from: Some(at(7, 9, 30)),
+                    to: Some(at(8, 9, 0)),
+                },
+                ..f()
+            },
+            Scope::All,
+            vec![],
+            all,
+            1,
+            vec![&b],
+        ),
+        (
+            AppointmentFilter {
+                statuses: Some(vec![AppointmentStatus::Booked]),
+                ..f()
+            },
+            Scope::Practitioner(doc.id),
+            vec![],
+            all,
+            1,
+            vec![&a],
+        ),
+        (
+            AppointmentFilter {
+                identifier: Some((vec![], vec![c.reference.clone()])),
+                ..f()
+            },
+            Scope::All,
+            vec![],
+            all,
+            1,
+            vec![&c],
+        ),
+        (
+            AppointmentFilter {
+                ids: Some(vec![a.id]),
+                ..f()
+            },
+            Scope::Practitioner(other.id),
+            vec![],
+            all,
+            0,
+            vec![],
+        ),
+    ];
+    for (i, (q, scope, sort, page, total, want)) in cases.into_iter().enumerate() {
+        let got = env
+            .read(move |tx| appointments::find(tx, &q, scope, &sort, page))
+            .await;
+        let want: Vec<Appointment> = want.into_iter().cloned().collect();
+        assert_eq!(got.total, total, "case {i}");
+        assert_eq!(got.items, want, "case {i}");
+    }
+}
+
+#[expect(clippy::type_complexity, reason = "a table of cases reads best inline")]
+async fn reports_find_by_patient_author_status_and_span(env: Env) {
+    let (doc, p) = seed(&env).await;
+    let p2 = patient("Roe", "Rita", date(1990, 3, 3), "1000000002");
+    add_patients(&env, &[&p2]).await;
+    let first = draft_report(&p, &doc, "First", t0());
+    let second = sign(
+        &draft_report(&p2, &doc, "Second", t0() + Duration::hours(1)),
+        ReportStatus::Final,
+        &signing_key(),
+        t0() + Duration::hours(2),
+    );
+    let (w1, w2) = (first.clone(), second.clone());
+    env.write(move |ctx| {
+        reports::put(ctx, &w1)?;
+        reports::put(ctx, &w2)
+    })
+    .await;
+    let f = ReportFilter::default;
+    let all = Page {
+        offset: 0,
+        count: 100,
+    };
+    let cases: Vec<(
+        ReportFilter,
+        Vec<(ReportSort, bool)>,
+        Page,
+        u64,
+        Vec<&Report>,
+    )> = vec![
+        // Most recently changed first by default.
+        (f(), vec![], all, 2, vec![&second, &first]),
+        (
+            f(),
+            vec![(ReportSort::Created, false)],
+            Page {
+                offset: 0,
+                count: 1,
+            },
+            2,
+            vec![&first],
+        ),
+        (
+            ReportFilter {
+                patient: Some(p2.id),
+                ..f()
+            },
+            vec![],
+            all,
+            1,
+            vec![&second],
+        ),
+        (
+            ReportFilter {
+                author: Some(PractitionerId::new()),
+                ..f()
+            },
+            vec![],
+            all,
+            0,
+            vec![],
+        ),
+        (
+            ReportFilter {
+                statuses: Some(vec![ReportStatus::Preliminary]),
+                ..f()
+            },
+            vec![],
+            all,
+            1,
+            vec![&first],
+        ),
+        (
+            ReportFilter {
+                created: Span {
+                    from: Some(t0() + Duration::minutes(30)),
+                    to: None,
+                },
+                ..f()
+            },
+            vec![],
+            all,
+            1,
+            vec![&second],
+        ),
+        (
+            ReportFilter {
+                ids: Some(vec![first.id]),
+                ..f()
+            },
+            vec![],
+            all,
+            1,
+            vec![&first],
+        ),
+    ];
+    for (i, (q, sort, page, total, want)) in cases.into_iter().enumerate() {
+        let got = env.read(move |tx| reports::find(tx, &q, &sort, page)).await;
+        let want: Vec<Report> = want.into_iter().cloned().collect();
+        assert_eq!(got.total, total, "case {i}");
+        assert_eq!(got.items, want, "case {i}");
+    }
+}
+
+async fn consents_all_across_patients(env: Env) {
+    let (_, p) = seed(&env).await;
+    let p2 = patient("Roe", "Rita", date(1990, 3, 3), "1000000002");
+    add_patients(&env, &[&p2]).await;
+    add_peer(
+        &env,
+        grant(
+            "ins",
+            "insurer",
+            "https://i.example",
+            &signing_key(),
+            "cbk_i",
+        ),
+    )
+    .await;
+    let (a, b) = (p.id, p2.id);
+    env.write(move |ctx| {
+        consents::insert(ctx, a, "ins", "staff:1", "Rita")?;
+        consents::insert(ctx, b, "ins", "staff:1", "Rita")
+    })
+    .await;
+    let (all, one, two) = env
+        .read(move |tx| {
+            Ok((
+                consents::all(tx)?,
+                consents::list(tx, a)?,
+                consents::list(tx, b)?,
+            ))
+        })
+        .await;
+    let mut want = [one, two].concat();
+    want.sort_by_key(|c| c.patient_id.to_string());
+    assert_eq!(all, want);
+    assert_eq!(all.len(), 2);
+}
+
+async fn audit_count_agrees_with_list(env: Env) {
+    for (action, entity) in [
+        ("patient.read", "patient/1"),
+        ("patient.search", ""),
+        ("report.read", "report/2"),
+    ] {
+        env.store
+            .write(Some(draft(action, entity)), |_| Ok::<_, StoreError>(()))
+            .await
+            .unwrap();
+    }
+    let q = |action: Option<&str>| AuditQuery {
+        action: action.map(str::to_owned),
+        limit: Some(1000),
+        ..AuditQuery::default()
+    };
+    for action in [None, Some("patient"), Some("report.read"), Some("kiosk")] {
+        let query = q(action);
+        let (n, list) = env
+            .read(move |tx| Ok((audit::count(tx, &query)?, audit::list(tx, &query)?)))
+            .await;
+        assert_eq!(n, list.len() as u64, "{action:?}");
+    }
+    let query = q(Some("patient"));
+    assert_eq!(env.read(move |tx| audit::count(tx, &query)).await, 2);
 }
 
 // ---------------------------------------------------------------------------------------------
