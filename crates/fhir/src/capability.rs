@@ -255,6 +255,10 @@ pub fn capability_statement(node: &str, software_version: &str, base: &str, date
                     "name": "everything",
                     "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
                     "documentation": "The patient's whole record that the caller may see, as one Bundle"
+                }, {
+                    "name": "export",
+                    "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+                    "documentation": "Bulk Data export of every patient's compartment, or of one patient's at Patient/{id}/$export (admins)"
                 }]);
             }
             r
@@ -278,6 +282,15 @@ pub fn capability_statement(node: &str, software_version: &str, base: &str, date
                 "description": "Bearer tokens from the node's own sign-in; TLS in production"
             },
             "resource": resources,
+            "interaction": [
+                {"code": "transaction", "documentation": "Admins import Practitioner, PractitionerRole, Schedule, Patient, Appointment and final DiagnosticReport entries, all or nothing, under the native API's rules"},
+                {"code": "batch", "documentation": "The same import, each entry on its own"}
+            ],
+            "operation": [{
+                "name": "export",
+                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+                "documentation": "Bulk Data export for admins (Prefer: respond-async; _type, _since, _outputFormat=application/fhir+ndjson), at /$export, /Patient/$export and /Patient/{id}/$export"
+            }],
         }]
     })
 }

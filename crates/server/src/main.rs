@@ -99,6 +99,9 @@ enum Command {
     Backup(BackupArgs),
     /// Check a backup, then make it the node's database (the node must be stopped).
     Restore(RestoreArgs),
+    /// Import FHIR R4 resources from another system (a Bundle, one resource, or NDJSON), entry
+    /// by entry, and summarise what was created, matched and refused (the node must be stopped).
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -317,6 +320,14 @@ struct RestoreArgs {
     key_file: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+struct ImportArgs {
+    #[command(flatten)]
+    location: Location,
+    /// The file: a FHIR Bundle or resource (JSON), or NDJSON (one resource a line).
+    file: PathBuf,
+}
+
 fn main() -> ExitCode {
     with_allocator_settings();
     let cli = Cli::parse();
@@ -454,7 +465,67 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Restore(a) => restore(a),
+        Command::Import(a) => import(a),
     }
+}
+
+/// `carebridge-node import FILE`: each entry applied on its own, progress on stderr, the
+/// summary (and every refusal with its reason) on stdout. Fails when anything was refused, so
+/// that a migration script notices.
+fn import(a: ImportArgs) -> anyhow::Result<()> {
+    use carebridge_server::fhir::import::{self, Disposition};
+    use carebridge_server::store::AuditDraft;
+    let cfg = a.location.load()?;
+    let text = std::fs::read_to_string(&a.file)
+        .with_context(|| format!("reading {}", a.file.display()))?;
+    let import::ImportFile {
+        entries,
+        unreadable,
+    } = import::read_file(&text).map_err(anyhow::Error::msg)?;
+    let total = entries.len() + unreadable.len();
+    runtime()?.block_on(async move {
+        let node = Node::open(cfg, Arc::new(SystemClock)).map_err(|e| match e {
+            NodeError::Locked(dir) => anyhow::anyhow!(
+                "{dir} is locked by a running carebridge-node: stop it, run `import`, then serve it again (or POST the file to /fhir/R4 as a batch)"
+            ),
+            e => e.into(),
+        })?;
+        let draft = AuditDraft {
+            actor: "node".into(),
+            action: "fhir.import".into(),
+            entity: String::new(),
+            source: format!("carebridge-node import {}", a.file.display()),
+        };
+        let step = (entries.len() / 100).max(1);
+        let count = entries.len();
+        let results = import::one_by_one(&node, draft, None, entries, |done| {
+            if done % step == 0 || done == count {
+                eprint!("\rimported {done}/{count}");
+            }
+        })
+        .await;
+        eprintln!();
+        let created = results.iter().filter(|(_, r)| matches!(r, Ok(Disposition::Created(_)))).count();
+        let matched = results.iter().filter(|(_, r)| matches!(r, Ok(Disposition::Matched(_)))).count();
+        let mut refused: Vec<(usize, String)> = results
+            .into_iter()
+            .filter_map(|(i, r)| r.err().map(|e| (i, e.to_string())))
+            .chain(unreadable.into_iter().map(|(i, e)| (i, e.to_string())))
+            .collect();
+        refused.sort();
+        println!(
+            "{total} entries: {created} created, {matched} matched as duplicates, {} refused",
+            refused.len()
+        );
+        for (i, why) in &refused {
+            println!("  refused entry {i}: {why}");
+        }
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("{} of {total} entries were refused; nothing of them was applied", refused.len())
+        }
+    })
 }
 
 fn peer_add(a: PeerAddArgs) -> anyhow::Result<()> {

@@ -144,6 +144,8 @@ pub struct Node {
     pub delivery_wake: tokio::sync::Notify,
     /// The fonts reports are printed in, found on first use.
     pub report_fonts: std::sync::OnceLock<Result<carebridge_report_pdf::Fonts, String>>,
+    /// FHIR bulk export jobs and their sealed files.
+    pub exports: crate::fhir::export::Exports,
     _lock: fs::File,
 }
 
@@ -325,6 +327,7 @@ impl Node {
             signing_key,
             agreement_key,
             report_fonts: std::sync::OnceLock::new(),
+            exports: crate::fhir::export::Exports::new(config.data_dir.join("exports")),
             delivery_wake: tokio::sync::Notify::new(),
             config,
             _lock: lock,

@@ -6,7 +6,10 @@
 //! prefix (the extractors' included) into an OperationOutcome with the same status.
 
 mod everything;
+pub mod export;
+pub mod import;
 mod search;
+mod transaction;
 
 use std::sync::Arc;
 
@@ -31,8 +34,17 @@ const FHIR_JSON_UTF8: &str = "application/fhir+json; charset=utf-8";
 /// The `/fhir/R4` routes, to nest under that prefix.
 pub fn router() -> Router<Arc<Node>> {
     Router::new()
+        .route("/", axum::routing::post(transaction::post_bundle))
         .route("/metadata", get(metadata))
         .route("/Patient/{id}/$everything", get(everything::everything))
+        .route("/$export", get(export::system))
+        .route("/Patient/$export", get(export::patients_level))
+        .route("/Patient/{id}/$export", get(export::one_patient))
+        .route(
+            "/$export-status/{id}",
+            get(export::status).delete(export::cancel),
+        )
+        .route("/$export-file/{id}/{name}", get(export::file))
         .route("/{resource_type}", get(search::search))
         .route("/{resource_type}/{id}", get(search::read))
         .fallback(|| async {

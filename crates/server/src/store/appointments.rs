@@ -165,16 +165,20 @@ pub fn new_reference(tx: &Tx<'_>) -> Result<String, StoreError> {
             }
             s.push(ALPHABET[rng.gen_range(0..ALPHABET.len())] as char);
         }
-        let taken = tx
-            .conn()
-            .prepare_cached("SELECT 1 FROM appointments WHERE reference = ?1")?
-            .query_row([&s], |_| Ok(()))
-            .optional()?
-            .is_some();
-        if !taken {
+        if !reference_taken(tx, &s)? {
             return Ok(s);
         }
     }
+}
+
+/// Whether an appointment already has booking reference `reference`.
+pub fn reference_taken(tx: &Tx<'_>, reference: &str) -> Result<bool, StoreError> {
+    Ok(tx
+        .conn()
+        .prepare_cached("SELECT 1 FROM appointments WHERE reference = ?1")?
+        .query_row([reference], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// Who is listing, which narrows what they see.
@@ -333,4 +337,24 @@ pub fn find(
         .collect();
     let order = order_by(&keys, "start_at, id");
     search::run(tx, COLUMNS, "appointments", &w, &order, page, from_row)
+}
+
+/// The next `limit` appointments by id after `after` changed within `changed` (a bulk
+/// export's walk).
+pub fn page_after(
+    tx: &Tx<'_>,
+    after: Option<AppointmentId>,
+    changed: Span,
+    limit: u32,
+) -> Result<Vec<Appointment>, StoreError> {
+    let mut w = Where::default();
+    if let Some(a) = after {
+        w.and("id > ?", [Value::Text(a.to_string())]);
+    }
+    w.span("updated_at", changed);
+    let page = Page {
+        offset: 0,
+        count: limit,
+    };
+    search::page_only(tx, COLUMNS, "appointments", &w, "id", page, from_row)
 }

@@ -296,3 +296,27 @@ pub fn find(
         from_row(r, node)
     })
 }
+
+/// The next `limit` patients by id after `after` (from the first with `None`) changed within
+/// `changed`: a bulk export's walk through the table, one bounded page at a time.
+pub fn page_after(
+    tx: &Tx<'_>,
+    after: Option<PatientId>,
+    changed: Span,
+    limit: u32,
+    node: &str,
+) -> Result<Vec<Patient>, StoreError> {
+    let mut w = Where::default();
+    if let Some(a) = after {
+        w.and("id > ?", [Value::Text(a.to_string())]);
+    }
+    w.span("updated_at", changed);
+    let page = Page {
+        offset: 0,
+        count: limit,
+    };
+    // The total is not wanted here: skip the count by reading through `run`'s page alone.
+    search::page_only(tx, COLUMNS, "patients", &w, "id", page, |r| {
+        from_row(r, node)
+    })
+}

@@ -255,3 +255,65 @@ pub fn find(
     let order = order_by(&keys, "updated_at DESC, id DESC");
     search::run(tx, COLUMNS, "reports", &w, &order, page, from_row)
 }
+
+/// The next `limit` reports by id after `after` changed within `changed` (a bulk export's walk).
+pub fn page_after(
+    tx: &Tx<'_>,
+    after: Option<ReportId>,
+    changed: Span,
+    limit: u32,
+) -> Result<Vec<Report>, StoreError> {
+    let mut w = Where::default();
+    if let Some(a) = after {
+        w.and("id > ?", [Value::Text(a.to_string())]);
+    }
+    w.span("updated_at", changed);
+    let page = Page {
+        offset: 0,
+        count: limit,
+    };
+    search::page_only(tx, COLUMNS, "reports", &w, "id", page, from_row)
+}
+
+/// The next `limit` signed revisions by report and revision after `after`, of reports changed
+/// within `changed` (a bulk export's walk through who signed what).
+pub fn revisions_after(
+    tx: &Tx<'_>,
+    after: Option<(ReportId, u32)>,
+    changed: Span,
+    limit: u32,
+) -> Result<Vec<(ReportId, ReportRevision)>, StoreError> {
+    let mut st = tx.conn().prepare_cached(
+        "SELECT v.report_id, v.revision, v.status, v.title, v.findings, v.conclusion, v.codes,
+                v.author_id, v.author_name, v.signature
+         FROM report_revisions v JOIN reports r ON r.id = v.report_id
+         WHERE (v.report_id, v.revision) > (?1, ?2)
+           AND (?3 IS NULL OR r.updated_at >= ?3) AND (?4 IS NULL OR r.updated_at < ?4)
+         ORDER BY v.report_id, v.revision LIMIT ?5",
+    )?;
+    let (id, n) = after.map_or((String::new(), 0), |(r, n)| (r.to_string(), n));
+    let millis = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.timestamp_millis());
+    let mut rows = st.query(params![
+        id,
+        n,
+        millis(changed.from),
+        millis(changed.to),
+        limit
+    ])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let sig: String = r.get(9)?;
+        out.push((
+            parse(r.get(0)?, "report id")?,
+            ReportRevision {
+                revision: r.get(1)?,
+                status: status(r.get(2)?)?,
+                content: content(r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)?,
+                author_id: parse(r.get(7)?, "practitioner id")?,
+                author_name: r.get(8)?,
+                signature: serde_json::from_str(&sig)?,
+            },
+        ));
+    }
+    Ok(out)
+}

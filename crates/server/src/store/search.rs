@@ -147,6 +147,30 @@ pub(in crate::store) fn run<T>(
     })
 }
 
+/// `SELECT columns … ORDER BY order LIMIT page` without the count: a walk through a table.
+pub(in crate::store) fn page_only<T>(
+    tx: &super::Tx<'_>,
+    columns: &str,
+    from: &str,
+    filter: &Where,
+    order: &str,
+    page: Page,
+    decode: impl Fn(&rusqlite::Row<'_>) -> Result<T, super::StoreError>,
+) -> Result<Vec<T>, super::StoreError> {
+    let mut st = tx.conn().prepare_cached(&format!(
+        "SELECT {columns} FROM {from} WHERE {} ORDER BY {order} LIMIT {} OFFSET {}",
+        filter.sql(),
+        page.count,
+        page.offset
+    ))?;
+    let mut rows = st.query(rusqlite::params_from_iter(filter.args()))?;
+    let mut items = Vec::new();
+    while let Some(r) = rows.next()? {
+        items.push(decode(r)?);
+    }
+    Ok(items)
+}
+
 /// An `ORDER BY` from sort keys (`(column, descending)`), then `tie_break` so that pages are
 /// stable.
 pub(in crate::store) fn order_by(keys: &[(&str, bool)], tie_break: &str) -> String {

@@ -1,6 +1,7 @@
 // Validates FHIR R4 JSON with two independent validators and prints one JSON line per
 // resource and validator: {"file", "path", "resourceType", "validator", "errors": [...]}.
 //   node validate.mjs FILE_OR_DIR...
+// A .json file holds one resource; a .ndjson file (a bulk export's) one resource per line.
 // A Bundle is validated whole, and each entry's resource again on its own, so that an error
 // names the resource it is in. The exit code is 0 whatever was found: the Rust test reads the
 // lines and decides; it is 2 only when the validators themselves could not run.
@@ -73,7 +74,7 @@ function report(file, path, resource) {
 function files(arg) {
   if (statSync(arg).isDirectory()) {
     return readdirSync(arg)
-      .filter((f) => f.endsWith('.json'))
+      .filter((f) => f.endsWith('.json') || f.endsWith('.ndjson'))
       .sort()
       .map((f) => join(arg, f));
   }
@@ -83,6 +84,14 @@ function files(arg) {
 try {
   for (const arg of process.argv.slice(2)) {
     for (const file of files(arg)) {
+      if (file.endsWith('.ndjson')) {
+        readFileSync(file, 'utf8')
+          .split('\n')
+          .forEach((line, i) => {
+            if (line.trim()) report(file, `line ${i + 1}`, JSON.parse(line));
+          });
+        continue;
+      }
       const resource = JSON.parse(readFileSync(file, 'utf8'));
       report(file, '', resource);
       if (resource.resourceType === 'Bundle') {
