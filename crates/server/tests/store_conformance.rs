@@ -168,6 +168,7 @@ macro_rules! store_conformance_tests {
             reports_find_by_patient_author_status_and_span,
             consents_all_across_patients,
             audit_count_agrees_with_list,
+            bulk_walks_by_id_in_pages_within_a_span,
             practitioners_accounts,
             sessions_live_and_dead,
             sessions_end_and_prune,
@@ -1417,6 +1418,111 @@ async fn audit_count_agrees_with_list(env: Env) {
     }
     let query = q(Some("patient"));
     assert_eq!(env.read(move |tx| audit::count(tx, &query)).await, 2);
+}
+
+async fn bulk_walks_by_id_in_pages_within_a_span(env: Env) {
+    let (doc, p) = seed(&env).await;
+    let mut people = vec![p.clone()];
+    for i in 0..4 {
+        people.push(patient(
+            "Walk",
+            &format!("Number{i}"),
+            date(1990, 1, 1),
+            &format!("20000000{i:02}"),
+        ));
+    }
+    add_patients(&env, &people[1..].iter().collect::<Vec<_>>()).await;
+    // Patients: pages of 2 by id, every one once.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = env
+            .read(move |tx| patients::page_after(tx, after, Span::default(), 2, NODE))
+            .await;
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        seen.extend(page.iter().map(|x| x.id));
+    }
+    let mut want: Vec<PatientId> = people.iter().map(|x| x.id).collect();
+    want.sort_by_key(ToString::to_string);
+    assert_eq!(seen, want);
+    // Nothing changed after t0: a span from later holds none.
+    let later = Span {
+        from: Some(t0() + Duration::seconds(1)),
+        to: None,
+    };
+    assert!(
+        env.read(move |tx| patients::page_after(tx, None, later, 10, NODE))
+            .await
+            .is_empty()
+    );
+
+    // Appointments, and a booking reference in use.
+    let a = appt(&p, &doc, at(7, 9, 0), 15, AppointmentStatus::Booked);
+    let b = appt(&p, &doc, at(7, 10, 0), 15, AppointmentStatus::Booked);
+    add_appts(&env, &[&a, &b]).await;
+    let first = env
+        .read(|tx| appointments::page_after(tx, None, Span::default(), 1))
+        .await;
+    let after = first[0].id;
+    let second = env
+        .read(move |tx| appointments::page_after(tx, Some(after), Span::default(), 1))
+        .await;
+    let mut both = vec![first[0].id, second[0].id];
+    both.sort_by_key(ToString::to_string);
+    let mut want = vec![a.id, b.id];
+    want.sort_by_key(ToString::to_string);
+    assert_eq!(both, want);
+    let (taken, free) = (a.reference.clone(), "ZZZ-ZZZ".to_owned());
+    let (t, f) = env
+        .read(move |tx| {
+            Ok((
+                appointments::reference_taken(tx, &taken)?,
+                appointments::reference_taken(tx, &free)?,
+            ))
+        })
+        .await;
+    assert!(t && !f);
+
+    // Reports and their signed revisions, by report then revision.
+    let key = signing_key();
+    let one = sign(
+        &draft_report(&p, &doc, "One", t0()),
+        ReportStatus::Final,
+        &key,
+        t0(),
+    );
+    let two = sign(
+        &draft_report(&p, &doc, "Two", t0()),
+        ReportStatus::Final,
+        &key,
+        t0(),
+    );
+    let (w1, w2) = (one.clone(), two.clone());
+    env.write(move |ctx| {
+        for r in [&w1, &w2] {
+            reports::put(ctx, r)?;
+            reports::add_revision(ctx, r.id, &revision_of(r))?;
+        }
+        Ok(())
+    })
+    .await;
+    let all = env
+        .read(|tx| reports::page_after(tx, None, Span::default(), 10))
+        .await;
+    assert_eq!(all.len(), 2);
+    assert!(all[0].id.to_string() < all[1].id.to_string());
+    let revs = env
+        .read(|tx| reports::revisions_after(tx, None, Span::default(), 1))
+        .await;
+    assert_eq!(revs.len(), 1);
+    let after = (revs[0].0, revs[0].1.revision);
+    let rest = env
+        .read(move |tx| reports::revisions_after(tx, Some(after), Span::default(), 10))
+        .await;
+    assert_eq!(rest.len(), 1);
+    assert_ne!(rest[0].0, revs[0].0);
 }
 
 // ---------------------------------------------------------------------------------------------
