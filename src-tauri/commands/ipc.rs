@@ -18,6 +18,7 @@ use carebridge_core::protocol::schedule::Slot;
 use carebridge_core::protocol::{
     AppointmentId, KioskDeviceId, PatientId, PractitionerId, ReportId,
 };
+use carebridge_core::records::ImportSummary;
 use carebridge_core::store::{AppointmentRow, ReportRow, SearchHit};
 use chrono::{DateTime, NaiveDate, Utc};
 use tauri::State;

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod exchange;
 pub mod ipc;
 pub mod kiosk;
+pub mod records;
 pub mod reports;
 pub mod staff;
 pub mod status;

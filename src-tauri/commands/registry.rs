@@ -55,6 +55,10 @@ macro_rules! with_commands {
             admin::audit_trail [main] (filter: AuditFilter, before: Option<i64>, limit: Option<u32>) -> Vec<AuditRow>;
             admin::export_audit_trail [main] with app (filter: AuditFilter) -> SavedExport;
 
+            // Records in FHIR: a patient's saved (doctors), a file imported (admins).
+            records::export_patient_record [main] with app (patient_id: PatientId) -> SavedExport;
+            records::import_records [main] with app (contents: String) -> ImportSummary;
+
             // Reports (doctors).
             reports::patient_reports [main] (patient_id: PatientId) -> Vec<ReportRow>;
             reports::recent_reports [main] () -> Vec<ReportRow>;

@@ -2,6 +2,7 @@
 // (ui/src/bindings, written by `cargo test`; CI fails when they are stale).
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type { Changes } from "./bindings/Changes";
+import type { ImportProgress } from "./bindings/ImportProgress";
 import type { SignedInView } from "./bindings/SignedInView";
 import type { Status } from "./bindings/Status";
 import { type Audience, errorText, isCommandError } from "./errors";
@@ -20,6 +21,10 @@ export function onChanged(f: (c: Changes) => void): Promise<UnlistenFn> {
     mark("ui.heard", e.payload.ids);
     f(e.payload);
   });
+}
+/** How far an import of records is (see `importRecords`). */
+export function onImportProgress(f: (p: ImportProgress) => void): Promise<UnlistenFn> {
+  return listen<ImportProgress>("import-progress", (e) => f(e.payload));
 }
 export function onSession(f: (v: SignedInView) => void): Promise<UnlistenFn> {
   return listen<SignedInView>("session", (e) => f(e.payload));

@@ -23,15 +23,28 @@ export const tauriCore = {
   },
 };
 
-/** No event ever comes from the back end in these tests. */
+/** Who listens to which event; a test sends events with `emit`. */
+const listeners = new Map<string, Set<(e: { payload: unknown }) => void>>();
+
 export const tauriEvent = {
-  listen: async (): Promise<() => void> => () => {},
+  listen: async (name: string, f: (e: { payload: unknown }) => void): Promise<() => void> => {
+    const set = listeners.get(name) ?? new Set();
+    set.add(f);
+    listeners.set(name, set);
+    return () => set.delete(f);
+  },
 };
 
-/** Forgets the answers and what was invoked (between tests). */
+/** Sends `payload` to every listener of `name`, as the back end does. */
+export function emit(name: string, payload: unknown): void {
+  for (const f of listeners.get(name) ?? []) f({ payload });
+}
+
+/** Forgets the answers, what was invoked and who listened (between tests). */
 export function resetTauri(): void {
   answers.clear();
   invoked.length = 0;
+  listeners.clear();
 }
 
 let root: Root | null = null;

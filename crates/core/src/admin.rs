@@ -74,43 +74,52 @@ impl SyncEngine {
     /// says how many bytes it holds. The file appears whole or not at all: the node's answer
     /// is written beside it and renamed once complete (a cut transfer leaves nothing).
     pub async fn export_audit_trail(&self, query: AuditQuery, to: &Path) -> Result<u64, CoreError> {
-        use futures_util::StreamExt;
-        use tokio::io::AsyncWriteExt;
-
         let req = self
             .node_request(Method::GET, "audit/export")
             .query(&query)
             // A whole trail takes longer than one answer's usual deadline.
             .timeout(EXPORT_TIMEOUT);
         let res = self.node_answer(req).await?;
-        let part = to.with_extension("csv.part");
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&part)
+        save_whole(res, to).await
+    }
+}
+
+/// Writes an answer's body into a new file at `to` and says how many bytes it holds. The file
+/// appears whole or not at all: the body is written beside it and linked into place once
+/// complete (a cut transfer leaves nothing).
+pub(crate) async fn save_whole(res: reqwest::Response, to: &Path) -> Result<u64, CoreError> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+
+    let mut part = to.as_os_str().to_owned();
+    part.push(".part");
+    let part = std::path::PathBuf::from(part);
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&part)
+        .await
+        .map_err(CoreError::File)?;
+    let written = async {
+        let mut body = res.bytes_stream();
+        let mut n = 0u64;
+        while let Some(chunk) = body.next().await {
+            // A cut transfer is the network's failure, not this computer's.
+            let chunk = chunk.map_err(CoreError::Offline)?;
+            file.write_all(&chunk).await.map_err(CoreError::File)?;
+            n += chunk.len() as u64;
+        }
+        file.sync_all().await.map_err(CoreError::File)?;
+        // Never over a file that exists: a hard link fails where a rename would replace.
+        tokio::fs::hard_link(&part, to)
             .await
             .map_err(CoreError::File)?;
-        let written = async {
-            let mut body = res.bytes_stream();
-            let mut n = 0u64;
-            while let Some(chunk) = body.next().await {
-                // A cut transfer is the network's failure, not this computer's.
-                let chunk = chunk.map_err(CoreError::Offline)?;
-                file.write_all(&chunk).await.map_err(CoreError::File)?;
-                n += chunk.len() as u64;
-            }
-            file.sync_all().await.map_err(CoreError::File)?;
-            // Never over a file that exists: a hard link fails where a rename would replace.
-            tokio::fs::hard_link(&part, to)
-                .await
-                .map_err(CoreError::File)?;
-            Ok::<_, CoreError>(n)
-        }
-        .await;
-        drop(file);
-        let _ = tokio::fs::remove_file(&part).await;
-        written
+        Ok::<_, CoreError>(n)
     }
+    .await;
+    drop(file);
+    let _ = tokio::fs::remove_file(&part).await;
+    written
 }
 
 /// How long an export of the audit trail may take.

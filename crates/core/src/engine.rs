@@ -440,6 +440,27 @@ impl SyncEngine {
             .bearer_auth(&self.shared.signed_in.session.token)
     }
 
+    /// A request to the node's FHIR API (`/fhir/R4/{path}`; the base itself when `path` is
+    /// empty), signed in as the user.
+    pub(crate) fn fhir_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        let base = format!("{}/fhir/R4", self.shared.signed_in.node_url);
+        let url = if path.is_empty() {
+            base
+        } else {
+            format!("{base}/{path}")
+        };
+        self.shared
+            .http
+            .request(method, url)
+            .timeout(Duration::from_secs(30))
+            .header(reqwest::header::ACCEPT, "application/fhir+json")
+            .bearer_auth(&self.shared.signed_in.session.token)
+    }
+
     /// Sends a question that only the node can answer (nothing is queued).
     pub(crate) async fn ask_node<T: serde::de::DeserializeOwned>(
         &self,

@@ -189,7 +189,11 @@ impl CoreError {
 /// body is not one (a proxy's error page).
 pub(crate) async fn problem_of(res: reqwest::Response) -> Problem {
     let status = res.status();
-    match res.json::<Problem>().await {
+    let body = res.bytes().await.unwrap_or_default();
+    if let Some(p) = outcome_as_problem(&body, status.as_u16()) {
+        return p;
+    }
+    match serde_json::from_slice::<Problem>(&body) {
         Ok(p) => p,
         Err(_) => {
             let code = if status.is_server_error() {
@@ -202,6 +206,30 @@ pub(crate) async fn problem_of(res: reqwest::Response) -> Problem {
             p
         }
     }
+}
+
+/// A FHIR OperationOutcome (what `/fhir/R4` answers errors with) as the problem the rest of
+/// the app words: its first issue's type and text.
+fn outcome_as_problem(body: &[u8], status: u16) -> Option<Problem> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if v["resourceType"] != "OperationOutcome" {
+        return None;
+    }
+    let issue = &v["issue"][0];
+    let code = match issue["code"].as_str().unwrap_or("") {
+        "forbidden" | "security" => ProblemType::Forbidden,
+        "login" => ProblemType::Unauthenticated,
+        "not-found" => ProblemType::NotFound,
+        "conflict" | "duplicate" => ProblemType::Conflict,
+        "too-costly" => ProblemType::PayloadTooLarge,
+        "throttled" => ProblemType::TooManyRequests,
+        "transient" => ProblemType::Unavailable,
+        "exception" => ProblemType::Internal,
+        _ => ProblemType::Validation,
+    };
+    let mut p = Problem::new(code, issue["diagnostics"].as_str().map(str::to_owned));
+    p.status = status;
+    Some(p)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod exchange;
 pub mod live;
 pub mod notify;
 pub mod profile;
+pub mod records;
 pub mod session;
 pub mod store;
 pub mod sync;

@@ -9,6 +9,7 @@ import type { AuditFilter } from "./AuditFilter";
 import type { AuditRow } from "./AuditRow";
 import type { BookAppointment } from "./BookAppointment";
 import type { Consent } from "./Consent";
+import type { ImportSummary } from "./ImportSummary";
 import type { KioskDevice } from "./KioskDevice";
 import type { KioskDeviceId } from "./KioskDeviceId";
 import type { KioskPatient } from "./KioskPatient";
@@ -100,6 +101,10 @@ export const auditTrail = (filter: AuditFilter, before: number | null = null, li
   invoke("audit_trail", { filter, before, limit });
 export const exportAuditTrail = (filter: AuditFilter): Promise<SavedExport> =>
   invoke("export_audit_trail", { filter });
+export const exportPatientRecord = (patientId: PatientId): Promise<SavedExport> =>
+  invoke("export_patient_record", { patientId });
+export const importRecords = (contents: string): Promise<ImportSummary> =>
+  invoke("import_records", { contents });
 export const patientReports = (patientId: PatientId): Promise<Array<ReportRow>> =>
   invoke("patient_reports", { patientId });
 export const recentReports = (): Promise<Array<ReportRow>> =>

@@ -1,16 +1,21 @@
-// The admin's screens: staff accounts and kiosk devices (the audit trail is AuditTrail.tsx).
+// The admin's screens: staff accounts, kiosk devices, and records imported from another
+// system (the audit trail is AuditTrail.tsx).
 // They ask the node directly (an admin has no patient data to keep offline), so they need it online.
 import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { Button, Input, Label, TextField } from "react-aria-components";
 import {
   createStaffAccount,
+  importRecords,
   kioskDevices,
   messageOf,
+  onImportProgress,
   registerKiosk,
   revokeKiosk,
   staffAccounts,
   updateStaffAccount,
 } from "../api";
+import type { ImportProgress } from "../bindings/ImportProgress";
+import type { ImportSummary } from "../bindings/ImportSummary";
 import type { KioskDevice } from "../bindings/KioskDevice";
 import type { KioskRegistration } from "../bindings/KioskRegistration";
 import type { Practitioner } from "../bindings/Practitioner";
@@ -195,6 +200,94 @@ export function KioskDevices({ timeZone }: { timeZone: string }) {
         </TextField>
         <Button type="submit">{t("admin.register")}</Button>
       </form>
+    </section>
+  );
+}
+
+/** Records from another system, in FHIR R4 (a Bundle or NDJSON), imported entry by entry with
+ *  a progress bar; the summary says what was created, matched and refused, and why. */
+export function ImportRecords() {
+  const [file, setFile] = useState<File | null>(null);
+  const [progress, setProgress] = useState<ImportProgress | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [summary, setSummary] = useState<ImportSummary | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    const off = onImportProgress(setProgress);
+    return () => void off.then((f) => f());
+  }, []);
+  async function start(e: FormEvent) {
+    e.preventDefault();
+    if (!file) return;
+    setBusy(true);
+    setSummary(null);
+    setError(null);
+    setProgress({ done: 0, total: 0 });
+    try {
+      setSummary(await importRecords(await file.text()));
+    } catch (err) {
+      setError(messageOf(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <section aria-labelledby="import-heading">
+      <h2 id="import-heading">{t("import.heading")}</h2>
+      <p>{t("import.intro")}</p>
+      <form className="panel row" onSubmit={start} aria-labelledby="import-heading">
+        <label className="file-choice">
+          {t("import.file")}
+          <input
+            type="file"
+            accept=".json,.ndjson,application/fhir+json"
+            onChange={(e) => setFile(e.currentTarget.files?.[0] ?? null)}
+          />
+        </label>
+        <Button type="submit" isDisabled={!file || busy}>{t("import.start")}</Button>
+      </form>
+      {progress && (busy || summary) && (
+        <p>
+          <label>
+            {t("import.progress", { done: progress.done, total: progress.total })}{" "}
+            <progress value={progress.done} max={Math.max(progress.total, 1)} />
+          </label>
+        </p>
+      )}
+      {error && <p className="error" role="alert">{error}</p>}
+      {summary && (
+        <div className="panel" role="status" aria-labelledby="import-summary-heading">
+          <h3 id="import-summary-heading">{t("import.summaryHeading")}</h3>
+          <p>
+            {t("import.summary", {
+              entries: summary.entries,
+              created: summary.created,
+              matched: summary.matched,
+              refused: summary.refused.length,
+            })}
+          </p>
+          {summary.refused.length > 0 && (
+            <table aria-labelledby="import-summary-heading">
+              <thead>
+                <tr>
+                  <th scope="col">{t("import.position")}</th>
+                  <th scope="col">{t("import.type")}</th>
+                  <th scope="col">{t("import.reason")}</th>
+                </tr>
+              </thead>
+              <tbody>
+                {summary.refused.map((r) => (
+                  <tr key={r.position}>
+                    <td>{r.position}</td>
+                    <td>{r.resourceType ?? "—"}</td>
+                    <td>{r.reason}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </div>
+      )}
     </section>
   );
 }

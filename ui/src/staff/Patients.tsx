@@ -3,7 +3,7 @@
 import { useState, type FormEvent } from "react";
 import { Button, DateField, DateInput, DateSegment, Input, Label, SearchField, TextField } from "react-aria-components";
 import type { CalendarDate } from "@internationalized/date";
-import { messageOf, patientPage, registerPatient, search } from "../api";
+import { exportPatientRecord, messageOf, patientPage, registerPatient, search } from "../api";
 import type { SearchHit } from "../bindings/SearchHit";
 import { dayOf, timeOf } from "../format";
 import { t, tKey } from "../i18n";
@@ -95,6 +95,18 @@ export function PatientPageView({
 }) {
   const page = useLive(() => patientPage(patientId), [patientId], ["patient", "appointment", "practitioner", "report"]);
   const p = page.data?.patient.patient;
+  // Where the record was last saved, or why it could not be.
+  const [saved, setSaved] = useState<string | null>(null);
+  const [saveError, setSaveError] = useState<string | null>(null);
+  async function saveRecord() {
+    setSaved(null);
+    setSaveError(null);
+    try {
+      setSaved((await exportPatientRecord(patientId)).path);
+    } catch (e) {
+      setSaveError(messageOf(e));
+    }
+  }
   return (
     <section aria-labelledby="patient-heading" className="patient-page">
       <Button className="small secondary" onPress={onBack}>{t("common.back")}</Button>
@@ -137,6 +149,13 @@ export function PatientPageView({
                 ))}
               </tbody>
             </table>
+          )}
+          {doctorId && (
+            <div className="row">
+              <Button className="small secondary" onPress={() => void saveRecord()}>{t("patient.exportRecord")}</Button>
+              {saved && <p role="status">{t("patient.exported", { path: saved })}</p>}
+              {saveError && <p className="error" role="alert">{saveError}</p>}
+            </div>
           )}
           {doctorId && <PatientReports patientId={p.id} me={doctorId} timeZone={timeZone} />}
         </>

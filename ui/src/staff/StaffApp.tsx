@@ -21,7 +21,7 @@ import { t } from "../i18n";
 import { useIdle } from "../idle";
 import { LanguageSwitch } from "../language";
 import { useLive } from "../live";
-import { KioskDevices, StaffAccounts } from "./Admin";
+import { ImportRecords, KioskDevices, StaffAccounts } from "./Admin";
 import { AuditTrail } from "./AuditTrail";
 import { AppointmentTable, RefusedList } from "./appointments";
 import { ReceivedView, SendUpdates, Transmissions, Updates, useUpdates } from "./Exchange";
@@ -181,6 +181,7 @@ function Views({ who }: { who: SignedInView }) {
           { id: "kiosks", label: t("nav.kiosks"), view: <KioskDevices timeZone={who.timeZone} /> },
           { id: "transmissions", label: t("nav.transmissions"), view: <Transmissions timeZone={who.timeZone} /> },
           { id: "audit", label: t("nav.audit"), view: <AuditTrail timeZone={who.timeZone} /> },
+          { id: "import", label: t("nav.import"), view: <ImportRecords /> },
           updatesTab,
         ]
       : who.role === "doctor"
