@@ -758,6 +758,30 @@ async fn scenario(
         .await?;
     staff.wait_for("#patient-appointments", WAIT).await?;
     step(staff, 15, "doctor-patient-page").await?;
+    // The patient's whole record, saved as FHIR: a Bundle whose first entry is this patient.
+    staff
+        .click_button(".patient-page", "Save record (FHIR)", WAIT)
+        .await?;
+    let saved = staff
+        .wait_for_text(
+            ".patient-page [role=status]",
+            "The record is saved as",
+            WAIT,
+        )
+        .await?;
+    let path = saved
+        .strip_prefix("The record is saved as ")
+        .and_then(|s| s.strip_suffix('.'))
+        .ok_or_else(|| format!("no path in {saved:?}"))?;
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(path).map_err(|e| format!("{path}: {e}"))?)
+            .map_err(|e| format!("{path}: {e}"))?;
+    if record["resourceType"] != "Bundle"
+        || record["entry"][0]["resource"]["resourceType"] != "Patient"
+    {
+        return Err(format!("{path} is not the patient's record: {record:.300}"));
+    }
+    step(staff, 47, "doctor-record-saved").await?;
 
     // On the patient's page the doctor writes a report, saves the draft (kept here first,
     // then sent), and finalises it: the node signs it.
@@ -1120,6 +1144,48 @@ async fn scenario(
             "the export is not {name}'s record alone: {csv:.2000}"
         ));
     }
+
+    // Records from another system: a file of two patients and a line that is none. The bar
+    // reaches the end and the summary names the refused line.
+    let file = shots().join("import.ndjson");
+    std::fs::write(
+        &file,
+        [
+            json!({"resourceType": "Patient", "name": [{"family": "Imported", "given": ["Ines"]}], "birthDate": "1961-07-04"}).to_string(),
+            "not a resource".to_owned(),
+            json!({"resourceType": "Patient", "name": [{"family": "Imported", "given": ["Otto"]}], "birthDate": "1958-02-11"}).to_string(),
+        ]
+        .join("\n"),
+    )
+    .map_err(|e| e.to_string())?;
+    staff.click_tab("Import", WAIT).await?;
+    let input = staff
+        .wait_for("#import-heading ~ form input[type=file]", WAIT)
+        .await?;
+    staff.type_into(&input, &file.display().to_string()).await?;
+    staff
+        .click_button("#import-heading ~ form", "Import", WAIT)
+        .await?;
+    staff
+        .wait_for_text(
+            "[aria-labelledby=import-summary-heading]",
+            "3 entries: 2 created, 0 matched to records already here, 1 refused.",
+            LIVE,
+        )
+        .await?;
+    let bar = staff
+        .execute(
+            "const p = document.querySelector('progress'); return p && [p.value, p.max];",
+            vec![],
+        )
+        .await?;
+    if bar != json!([3, 3]) {
+        return Err(format!("the import's progress bar stopped at {bar}"));
+    }
+    step(staff, 48, "admin-import").await?;
+    // The Dutch tour starts where the admin left the audit trail.
+    staff.click_tab("Audit trail", WAIT).await?;
+    staff.wait_for("table.audit", WAIT).await?;
 
     in_dutch(staff, kiosk, creds, &notifications).await?;
 

@@ -2,7 +2,6 @@
 //! (a reference to an entry of an earlier batch by its `urn:uuid:` still lands, progress moves
 //! to the end, a broken entry is refused alone), and a doctor's patient record saved whole.
 
-
 mod support;
 
 use carebridge_core::CoreError;

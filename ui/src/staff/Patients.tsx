@@ -151,7 +151,7 @@ export function PatientPageView({
             </table>
           )}
           {doctorId && (
-            <div className="row">
+            <div className="row record-actions">
               <Button className="small secondary" onPress={() => void saveRecord()}>{t("patient.exportRecord")}</Button>
               {saved && <p role="status">{t("patient.exported", { path: saved })}</p>}
               {saveError && <p className="error" role="alert">{saveError}</p>}
