@@ -3,7 +3,8 @@
 #                and a kiosk beside it (make run-node: the demo node alone)
 #   make run-exchange  a demo hospital and an insurer, peered, with a staff app window on each
 #   make test    everything CI runs (.ci/run calls it): checks, then every test
-#   make bench   the fan-out benchmark against the peers in ../shared/bench; figures in docs/performance.md
+#   make bench   the fan-out benchmark against the peers in ../shared/bench, the client core, the FHIR
+#                export and the app; figures in docs/performance.md
 #   make soak    the property tests with many more cases than `make test` runs
 #   make package the Debian packages of the app and the node, as shipped (README)
 SHELL := bash
@@ -259,6 +260,7 @@ soak: deps
 bench: bench-deps build
 	scripts/bench/node-bench.sh
 	scripts/bench/core-bench.sh
+	scripts/bench/fhir-bench.sh
 	scripts/bench/app-bench.sh
 
 fmt:

@@ -242,7 +242,7 @@ pub fn capability_statement(node: &str, software_version: &str, base: &str, date
                 "type": s.resource_type,
                 "documentation": format!("Read by {}", s.who),
                 "interaction": [{"code": "read"}, {"code": "search-type"}],
-                "versioning": "no-version",
+                "versioning": "versioned",
                 "readHistory": false,
                 "updateCreate": false,
                 "searchParam": params,

@@ -51,6 +51,8 @@ const PAGE: u32 = 2000;
 const FRAME: usize = 256 * 1024;
 /// Jobs running at once; more are told to come back.
 const MAX_RUNNING: usize = 2;
+/// How long a finished export's files are kept for its client to fetch.
+const KEPT_FOR: chrono::Duration = chrono::Duration::hours(24);
 
 /// The NDJSON media type of the files.
 const NDJSON: &str = "application/fhir+ndjson";
@@ -159,6 +161,22 @@ impl Exports {
 
     fn get(&self, id: Uuid) -> Option<Arc<Job>> {
         self.jobs.lock().get(&id).cloned()
+    }
+
+    /// Forgets finished jobs older than [`KEPT_FOR`] and deletes their files.
+    fn forget_old(&self, now: DateTime<Utc>) {
+        let old: Vec<Uuid> = self
+            .jobs
+            .lock()
+            .iter()
+            .filter(|(_, j)| {
+                !matches!(*j.state.lock(), Progress::Running) && now - j.transaction_time > KEPT_FOR
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in old {
+            self.forget(id);
+        }
     }
 
     fn forget(&self, id: Uuid) -> Option<Arc<Job>> {
@@ -409,6 +427,7 @@ async fn kick_off(
         .flatten();
     params.format()?;
     params.finish()?;
+    node.exports.forget_old(node.clock.now());
     if node.exports.running() >= MAX_RUNNING {
         let mut res = FhirError::Outcome(
             StatusCode::TOO_MANY_REQUESTS,

@@ -312,6 +312,23 @@ fn includes(p: &mut SearchParams, resource_type: &str) -> Result<BTreeSet<String
     Ok(out)
 }
 
+/// Refuses whatever parameter the search did not take.
+fn done(p: &mut SearchParams) -> Result<(), FhirError> {
+    Ok(std::mem::replace(p, SearchParams::new([])).finish()?)
+}
+
+/// `_sort` over `allowed`, each key as `key` names it.
+fn sort_by<K>(
+    p: &mut SearchParams,
+    allowed: &[&str],
+    key: impl Fn(&str) -> K,
+) -> Result<Vec<(K, bool)>, FhirError> {
+    Ok(p.sort(allowed)?
+        .into_iter()
+        .map(|k| (key(&k.param), k.descending))
+        .collect())
+}
+
 /// A slice of an in-memory list, for the small kinds that are filtered in memory.
 fn paged<T>(all: Vec<T>, paging: &Paging) -> (u64, Vec<T>) {
     let total = all.len() as u64;
@@ -343,20 +360,14 @@ async fn patients(ask: &mut Ask, paging: &Paging) -> Result<Found, FhirError> {
         born_before: birth.to,
         updated: span(date_params(p, "_lastUpdated", ask.node.tz)?),
     };
-    let sort = p
-        .sort(capability::served("Patient").map_or(&[][..], |s| s.sorts))?
-        .into_iter()
-        .map(|k| {
-            let key = match k.param.as_str() {
-                "family" => PatientSort::Family,
-                "given" => PatientSort::Given,
-                "birthdate" => PatientSort::BirthDate,
-                _ => PatientSort::LastUpdated,
-            };
-            (key, k.descending)
-        })
-        .collect::<Vec<_>>();
-    std::mem::replace(p, SearchParams::new([])).finish()?;
+    let allowed = capability::served("Patient").map_or(&[][..], |s| s.sorts);
+    let sort = sort_by(p, allowed, |k| match k {
+        "family" => PatientSort::Family,
+        "given" => PatientSort::Given,
+        "birthdate" => PatientSort::BirthDate,
+        _ => PatientSort::LastUpdated,
+    })?;
+    done(p)?;
     let pg = page(paging);
     let entity = entity_of_read(ask, "patient", &filter.ids);
     let found = ask
@@ -422,7 +433,7 @@ async fn staff_accounts(ask: &mut Ask, paging: &Paging, roles: bool) -> Result<F
         let name = p.take_one("name")?.map(|n| n.to_lowercase());
         (identifier, name, None, Vec::new(), BTreeSet::new())
     };
-    std::mem::replace(p, SearchParams::new([])).finish()?;
+    done(p)?;
     let only_doctors = visibility::sees_only_doctors(&ask.caller.viewer);
     let (all, hours) = ask
         .node
@@ -492,7 +503,7 @@ async fn schedules_of_doctors(ask: &mut Ask, paging: &Paging) -> Result<Found, F
     let actor: Option<PractitionerId> = one_reference(p, "actor", "Practitioner")?;
     let active = bool_param(p, "active")?;
     let include = includes(p, "Schedule")?;
-    std::mem::replace(p, SearchParams::new([])).finish()?;
+    done(p)?;
     let list = ask
         .node
         .store
@@ -587,7 +598,7 @@ async fn slots(ask: &mut Ask, paging: &Paging) -> Result<Found, FhirError> {
         }
     };
     let statuses = p.take_any_of("status")?;
-    std::mem::replace(p, SearchParams::new([])).finish()?;
+    done(p)?;
     let (Some(from), Some(to)) = (range.from, range.to) else {
         return Err(FhirError::invalid("a Slot search needs a bounded `start`"));
     };
@@ -684,20 +695,12 @@ async fn appointments_found(ask: &mut Ask, paging: &Paging) -> Result<Found, Fhi
         statuses: statuses(p.take_any_of("status")?, AppointmentStatus::parse, "status")?,
         updated: span(date_params(p, "_lastUpdated", tz)?),
     };
-    let sort: Vec<_> = p
-        .sort(&["date", "_lastUpdated"])?
-        .into_iter()
-        .map(|k| {
-            let key = if k.param == "date" {
-                AppointmentSort::Start
-            } else {
-                AppointmentSort::LastUpdated
-            };
-            (key, k.descending)
-        })
-        .collect();
+    let sort = sort_by(p, &["date", "_lastUpdated"], |k| match k {
+        "date" => AppointmentSort::Start,
+        _ => AppointmentSort::LastUpdated,
+    })?;
     let include = includes(p, "Appointment")?;
-    std::mem::replace(p, SearchParams::new([])).finish()?;
+    done(p)?;
     let with_patients =
         include.contains("Appointment:patient") || include.contains("Appointment:actor");
     let with_doctors =
@@ -852,20 +855,12 @@ async fn diagnostic_reports(ask: &mut Ask, paging: &Paging) -> Result<Found, Fhi
         created: span(date_params(p, "date", tz)?),
         updated: span(date_params(p, "_lastUpdated", tz)?),
     };
-    let sort: Vec<_> = p
-        .sort(&["date", "_lastUpdated"])?
-        .into_iter()
-        .map(|k| {
-            let key = if k.param == "date" {
-                ReportSort::Created
-            } else {
-                ReportSort::LastUpdated
-            };
-            (key, k.descending)
-        })
-        .collect();
+    let sort = sort_by(p, &["date", "_lastUpdated"], |k| match k {
+        "date" => ReportSort::Created,
+        _ => ReportSort::LastUpdated,
+    })?;
     let include = includes(p, "DiagnosticReport")?;
-    std::mem::replace(p, SearchParams::new([])).finish()?;
+    done(p)?;
     let pg = page(paging);
     let entity = entity_of_read(ask, "report", &filter.ids);
     let (found, inputs, subjects) = ask
@@ -904,7 +899,7 @@ async fn consents_found(ask: &mut Ask, paging: &Paging) -> Result<Found, FhirErr
     let p = &mut ask.params;
     let wanted = p.take_any_of("_id")?;
     let patient: Option<PatientId> = one_reference(p, "patient", "Patient")?;
-    std::mem::replace(p, SearchParams::new([])).finish()?;
+    done(p)?;
     if patient.is_none() && wanted.is_empty() {
         return Err(FhirError::invalid("a Consent search needs `patient`"));
     }
@@ -975,7 +970,7 @@ async fn audit_events(ask: &mut Ask, paging: &Paging) -> Result<Found, FhirError
         .transpose()?;
     let patient: Option<PatientId> = one_reference(p, "patient", "Patient")?;
     let subtype = p.take_one("subtype")?.map(|s| token(&s).code);
-    std::mem::replace(p, SearchParams::new([])).finish()?;
+    done(p)?;
     if paging.offset.saturating_add(paging.count) > MAX_AUDIT_DEPTH {
         return Err(FhirError::invalid(format!(
             "the audit trail pages back {MAX_AUDIT_DEPTH} entries at most; narrow the search by `date`"
@@ -1033,7 +1028,7 @@ async fn provenances(ask: &mut Ask, paging: &Paging) -> Result<Found, FhirError>
     let id = p.take_one("_id")?;
     let target: Option<ReportId> = one_reference(p, "target", "DiagnosticReport")?;
     let patient: Option<PatientId> = one_reference(p, "patient", "Patient")?;
-    std::mem::replace(p, SearchParams::new([])).finish()?;
+    done(p)?;
     // `{report uuid}-{revision}`.
     let by_id: Option<(ReportId, u32)> = match &id {
         Some(v) if v.len() > 37 => {

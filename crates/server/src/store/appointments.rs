@@ -347,14 +347,6 @@ pub fn page_after(
     changed: Span,
     limit: u32,
 ) -> Result<Vec<Appointment>, StoreError> {
-    let mut w = Where::default();
-    if let Some(a) = after {
-        w.and("id > ?", [Value::Text(a.to_string())]);
-    }
-    w.span("updated_at", changed);
-    let page = Page {
-        offset: 0,
-        count: limit,
-    };
-    search::page_only(tx, COLUMNS, "appointments", &w, "id", page, from_row)
+    let after = after.map(|a| a.to_string());
+    search::walk(tx, COLUMNS, "appointments", after, changed, limit, from_row)
 }

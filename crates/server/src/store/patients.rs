@@ -297,8 +297,8 @@ pub fn find(
     })
 }
 
-/// The next `limit` patients by id after `after` (from the first with `None`) changed within
-/// `changed`: a bulk export's walk through the table, one bounded page at a time.
+/// The next `limit` patients by id after `after` changed within `changed` (a bulk export's
+/// walk).
 pub fn page_after(
     tx: &Tx<'_>,
     after: Option<PatientId>,
@@ -306,17 +306,8 @@ pub fn page_after(
     limit: u32,
     node: &str,
 ) -> Result<Vec<Patient>, StoreError> {
-    let mut w = Where::default();
-    if let Some(a) = after {
-        w.and("id > ?", [Value::Text(a.to_string())]);
-    }
-    w.span("updated_at", changed);
-    let page = Page {
-        offset: 0,
-        count: limit,
-    };
-    // The total is not wanted here: skip the count by reading through `run`'s page alone.
-    search::page_only(tx, COLUMNS, "patients", &w, "id", page, |r| {
+    let after = after.map(|a| a.to_string());
+    search::walk(tx, COLUMNS, "patients", after, changed, limit, |r| {
         from_row(r, node)
     })
 }

@@ -263,16 +263,8 @@ pub fn page_after(
     changed: Span,
     limit: u32,
 ) -> Result<Vec<Report>, StoreError> {
-    let mut w = Where::default();
-    if let Some(a) = after {
-        w.and("id > ?", [Value::Text(a.to_string())]);
-    }
-    w.span("updated_at", changed);
-    let page = Page {
-        offset: 0,
-        count: limit,
-    };
-    search::page_only(tx, COLUMNS, "reports", &w, "id", page, from_row)
+    let after = after.map(|a| a.to_string());
+    search::walk(tx, COLUMNS, "reports", after, changed, limit, from_row)
 }
 
 /// The next `limit` signed revisions by report and revision after `after`, of reports changed

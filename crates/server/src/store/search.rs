@@ -171,6 +171,29 @@ pub(in crate::store) fn page_only<T>(
     Ok(items)
 }
 
+/// The next `limit` rows of `table` by id after `after` (from the first with `None`) changed
+/// within `changed` (its `updated_at`): a bulk export's walk, one bounded page at a time.
+pub(in crate::store) fn walk<T>(
+    tx: &super::Tx<'_>,
+    columns: &str,
+    table: &str,
+    after: Option<String>,
+    changed: Span,
+    limit: u32,
+    decode: impl Fn(&rusqlite::Row<'_>) -> Result<T, super::StoreError>,
+) -> Result<Vec<T>, super::StoreError> {
+    let mut w = Where::default();
+    if let Some(a) = after {
+        w.and("id > ?", [Value::Text(a)]);
+    }
+    w.span("updated_at", changed);
+    let page = Page {
+        offset: 0,
+        count: limit,
+    };
+    page_only(tx, columns, table, &w, "id", page, decode)
+}
+
 /// An `ORDER BY` from sort keys (`(column, descending)`), then `tie_break` so that pages are
 /// stable.
 pub(in crate::store) fn order_by(keys: &[(&str, bool)], tie_break: &str) -> String {
