@@ -295,6 +295,10 @@ async fn each_role_reads_only_what_the_policy_gives_it() {
     let admin = s.node.admin().await;
     let kiosk = s.node.kiosk().await;
     let p = &s.patient;
+    let slots = format!(
+        "/fhir/R4/Slot?schedule=Schedule/{}&start=ge2030-01-07&start=lt2030-01-08",
+        s.node.doctor_id(0)
+    );
     let searches = [
         ("Patient", "/fhir/R4/Patient"),
         ("Appointment", "/fhir/R4/Appointment"),
@@ -303,7 +307,9 @@ async fn each_role_reads_only_what_the_policy_gives_it() {
         ("Provenance", &*format!("/fhir/R4/Provenance?patient={p}")),
         ("AuditEvent", "/fhir/R4/AuditEvent"),
         ("Practitioner", "/fhir/R4/Practitioner"),
+        ("PractitionerRole", "/fhir/R4/PractitionerRole"),
         ("Schedule", "/fhir/R4/Schedule"),
+        ("Slot", &*slots),
     ];
     // (reception, doctor, admin) may search; a kiosk may search nothing.
     let allowed: BTreeMap<&str, (bool, bool, bool)> = BTreeMap::from([
@@ -314,7 +320,9 @@ async fn each_role_reads_only_what_the_policy_gives_it() {
         ("Provenance", (false, true, false)),
         ("AuditEvent", (false, false, true)),
         ("Practitioner", (true, true, true)),
+        ("PractitionerRole", (true, true, true)),
         ("Schedule", (true, true, true)),
+        ("Slot", (true, true, true)),
     ]);
     for (t, path) in searches {
         let (r, d, a) = allowed[t];

@@ -555,7 +555,7 @@ async fn slots(ask: &mut Ask, paging: &Paging) -> Result<Found, FhirError> {
     let (doctor, range) = match id {
         Some(id) => {
             // `{uuid}-{yyyymmddhhmm}`: a UUID is 36 characters.
-            let parsed = (id.len() == 36 + 1 + 12)
+            let parsed = (id.is_ascii() && id.len() == 36 + 1 + 12)
                 .then(|| {
                     let (u, rest) = id.split_at(36);
                     let at =
@@ -1031,7 +1031,7 @@ async fn provenances(ask: &mut Ask, paging: &Paging) -> Result<Found, FhirError>
     done(p)?;
     // `{report uuid}-{revision}`.
     let by_id: Option<(ReportId, u32)> = match &id {
-        Some(v) if v.len() > 37 => {
+        Some(v) if v.is_ascii() && v.len() > 37 => {
             let (r, n) = v.split_at(36);
             match (r.parse().ok(), n[1..].parse().ok()) {
                 (Some(r), Some(n)) => Some((r, n)),
