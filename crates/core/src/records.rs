@@ -59,8 +59,9 @@ pub struct RefusedEntry {
     pub reason: String,
 }
 
-/// The order an import applies resource types in (what others refer to first); anything else
-/// comes last and is refused by the node.
+/// The order an import applies resource types in (what others refer to first: staff, their
+/// roles, schedules, then patients and what is theirs); anything else comes last and is
+/// refused by the node.
 fn rank(t: &str) -> usize {
     const ORDER: [&str; 6] = [
         "Practitioner",
@@ -197,7 +198,17 @@ impl SyncEngine {
         let mut done = u32::try_from(refused.len()).unwrap_or(0);
         progress(done, total);
         let mut placed: HashMap<String, String> = HashMap::new();
-        for batch in entries.chunks_mut(BATCH) {
+        // Staff, their roles and schedules go together in the first batch, whatever their
+        // number: the node reads a practitioner's role and hours from the entries beside it.
+        let staff = entries
+            .iter()
+            .take_while(|e| rank(e.resource["resourceType"].as_str().unwrap_or("")) <= 2)
+            .count();
+        let (first, rest) = entries.split_at_mut(staff);
+        let batches = std::iter::once(first)
+            .filter(|b| !b.is_empty())
+            .chain(rest.chunks_mut(BATCH));
+        for batch in batches {
             let bundle = json!({
                 "resourceType": "Bundle",
                 "type": "batch",

@@ -38,6 +38,14 @@ async fn an_import_goes_in_batches_and_a_record_is_saved_whole() {
         "participant": [{"actor": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000000"}},
                         {"actor": {"reference": format!("Practitioner/{}", h.creds.bench.practitioner_id)}}]}}));
     entries.push(json!({"fullUrl": "urn:uuid:broken"}));
+    // 60 receptionists and their roles: 120 staff entries, more than a batch, which go to the
+    // node together so that each account gets the role its PractitionerRole states.
+    for i in 0..60 {
+        let url = format!("urn:uuid:00000000-0000-4000-9000-{i:012}");
+        entries.push(json!({"fullUrl": url, "resource": {"resourceType": "Practitioner", "name": [{"text": format!("Desk Person {i}")}]}}));
+        entries.push(json!({"resource": {"resourceType": "PractitionerRole", "practitioner": {"reference": url},
+            "code": [{"coding": [{"system": "https://carebridge.dev/fhir/CodeSystem/role", "code": "reception"}]}]}}));
+    }
     let file =
         json!({"resourceType": "Bundle", "type": "collection", "entry": entries}).to_string();
     let mut seen = Vec::new();
@@ -46,20 +54,43 @@ async fn an_import_goes_in_batches_and_a_record_is_saved_whole() {
         .import_records(&file, |done, total| seen.push((done, total)))
         .await
         .unwrap();
-    assert_eq!(summary.entries, 132);
-    assert_eq!((summary.created, summary.matched), (131, 0), "{summary:?}");
-    assert_eq!(summary.refused.len(), 1);
+    assert_eq!(summary.entries, 252);
+    // The roles are matched to the accounts their practitioners became.
+    assert_eq!((summary.created, summary.matched), (191, 60), "{summary:?}");
+    assert_eq!(summary.refused.len(), 1, "{summary:?}");
     assert_eq!(summary.refused[0].position, 132);
     assert!(
         seen.len() >= 3,
         "progress once at the start and after each batch: {seen:?}"
     );
     assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
-    assert_eq!(seen.last(), Some(&(132, 132)));
+    assert_eq!(seen.last(), Some(&(252, 252)));
 
     // The appointment is the first patient's.
     let http = reqwest::Client::new();
     let reception = support::reception_token(&node.url).await;
+    let accounts: Value = http
+        .get(format!("{}/api/v1/practitioners", node.url))
+        .bearer_auth(&reception)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let desk = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["display_name"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("Desk Person")
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(desk.len(), 60);
+    assert!(desk.iter().all(|p| p["role"] == "reception"), "{desk:?}");
     let found: Value = http
         .get(format!(
             "{}/fhir/R4/Patient?family=Batchfamily0&_count=5",

@@ -41,6 +41,7 @@ pub fn spawn(node: &Arc<Node>) {
             .run_reaper(Duration::from_secs(1), node.shutdown.clone()),
     );
     tokio::spawn(crate::federation::delivery::run(node.clone()));
+    crate::fhir::export::Exports::spawn_sweeper(node);
     let checkpoints = Duration::from_secs(u64::from(node.config.audit_checkpoint_minutes) * 60);
     repeat(
         node,

@@ -241,6 +241,19 @@ pub fn snapshot_of(viewer: &Viewer) -> Contents {
     }
 }
 
+/// Whether `viewer` may run a FHIR bulk export of the node's records: admins, whose job is
+/// moving records between systems. The one exception to "patient data never reaches an
+/// admin", asked for by the FHIR issue; every export is audited with what it carried.
+pub fn may_bulk_export(viewer: &Viewer) -> bool {
+    matches!(
+        viewer,
+        Viewer::Staff {
+            role: Role::Admin,
+            ..
+        }
+    )
+}
+
 /// Who hears of a change to one doctor's schedule or absences.
 pub fn schedule_audience(_doctor: PractitionerId) -> Audience {
     audience(RecordKind::Schedule)

@@ -1176,6 +1176,10 @@ fn the_import_command_applies_each_entry_alone_and_summarises() {
         appt("2031-04-01T08:05:00.000Z", "2031-04-01T08:20:00.000Z"),
         json!({"resourceType": "Patient", "name": [{"family": "De Wit", "given": ["Lotte"]}], "birthDate": "1979-11-30"}).to_string(),
         json!({"resourceType": "Practitioner", "id": doctor.to_string(), "name": [{"text": "Dr. Noor Hendriks"}]}).to_string(),
+        json!({"resourceType": "PractitionerRole", "practitioner": {"reference": format!("Practitioner/{doctor}")},
+            "code": [{"coding": [{"system": "https://carebridge.dev/fhir/CodeSystem/role", "code": "doctor"}]}]}).to_string(),
+        // Staff without a stated role are refused: an account never gets a role by default.
+        json!({"resourceType": "Practitioner", "name": [{"text": "Sam Unknown"}]}).to_string(),
     ];
     let file = dir.path().join("migration.ndjson");
     std::fs::write(&file, lines.join("\n")).unwrap();
@@ -1191,9 +1195,13 @@ fn the_import_command_applies_each_entry_alone_and_summarises() {
         !out.status.success(),
         "refusals make the command fail: {stdout}"
     );
-    assert!(stderr.contains("imported 5/5"), "progress: {stderr}");
+    assert!(stderr.contains("imported 7/7"), "progress: {stderr}");
     assert!(
-        stdout.contains("6 entries: 3 created, 1 matched as duplicates, 2 refused"),
+        stdout.contains("refused entry 7: Practitioner: give its PractitionerRole"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("8 entries: 3 created, 2 matched as duplicates, 3 refused"),
         "{stdout}"
     );
     assert!(
@@ -1217,5 +1225,9 @@ fn the_import_command_applies_each_entry_alone_and_summarises() {
     assert_eq!(
         count("SELECT COUNT(*) FROM practitioners WHERE role = 'doctor'"),
         1
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM practitioners WHERE display_name = 'Sam Unknown'"),
+        0
     );
 }

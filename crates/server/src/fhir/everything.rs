@@ -10,7 +10,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use carebridge_fhir::map::{self, Names};
 use carebridge_fhir::{OperationOutcome, Resource};
-use carebridge_protocol::appointment::AppointmentQuery;
 use carebridge_protocol::{PatientId, PractitionerId};
 
 use super::search::{report_pdf_inputs, reports_as_resources};
@@ -19,13 +18,14 @@ use crate::api::extract::Caller;
 use crate::error::ApiError;
 use crate::events::Viewer;
 use crate::node::Node;
-use crate::store::appointments;
+use crate::store::appointments::{self, AppointmentFilter};
 use crate::store::federation::consents;
+use crate::store::search::Page;
 use crate::store::{patients, practitioners, reports};
 use crate::visibility::{self, RecordKind};
 
-/// The most appointments one patient's record carries here.
-const MAX_APPOINTMENTS: u32 = 1000;
+/// Appointments read per page of a patient's record.
+const PAGE: u32 = 1000;
 
 pub(super) async fn everything(
     State(node): State<Arc<Node>>,
@@ -67,21 +67,26 @@ pub(super) async fn everything(
                 let Some(patient) = patients::get(ctx, patient_id, &name)? else {
                     return Ok(None);
                 };
-                let appts = match scope {
-                    Some(scope) => appointments::list(
-                        ctx,
-                        &AppointmentQuery {
-                            practitioner_id: None,
-                            patient_id: Some(patient_id),
-                            from: None,
-                            to: None,
-                            status: None,
-                            limit: Some(MAX_APPOINTMENTS),
-                        },
-                        scope,
-                    )?,
-                    None => Vec::new(),
-                };
+                // Every appointment of theirs the caller may see, page by page.
+                let mut appts = Vec::new();
+                if let Some(scope) = scope {
+                    let filter = AppointmentFilter {
+                        patient: Some(patient_id),
+                        ..AppointmentFilter::default()
+                    };
+                    loop {
+                        let page = Page {
+                            offset: u32::try_from(appts.len()).unwrap_or(u32::MAX),
+                            count: PAGE,
+                        };
+                        let found = appointments::find(ctx, &filter, scope, &[], page)?;
+                        let last = found.items.len() < PAGE as usize;
+                        appts.extend(found.items);
+                        if last {
+                            break;
+                        }
+                    }
+                }
                 let (reps, inputs, revisions) = if sees_reports {
                     let reps = reports::of_patient(ctx, patient_id)?;
                     let inputs = report_pdf_inputs(ctx, &reps, &name)?;

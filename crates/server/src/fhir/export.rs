@@ -26,7 +26,6 @@ use carebridge_fhir::map;
 use carebridge_fhir::search::{SearchParams, date_param};
 use carebridge_fhir::{OperationOutcome, Resource};
 use carebridge_protocol::PatientId;
-use carebridge_protocol::appointment::AppointmentQuery;
 use carebridge_protocol::audit::AuditQuery;
 use carebridge_protocol::practitioner::Role;
 use chrono::{DateTime, Utc};
@@ -38,11 +37,10 @@ use uuid::Uuid;
 use super::{FhirError, base_url};
 use crate::api::extract::Caller;
 use crate::error::ApiError;
-use crate::events::Viewer;
 use crate::node::Node;
-use crate::store::appointments::{self, Scope};
+use crate::store::appointments::{self, AppointmentFilter, Scope};
 use crate::store::federation::consents;
-use crate::store::search::Span;
+use crate::store::search::{Page, Span};
 use crate::store::{Tx, audit, patients, practitioners, reports, schedules};
 
 /// Rows read per page of a job's walk.
@@ -182,8 +180,30 @@ impl Exports {
     fn forget(&self, id: Uuid) -> Option<Arc<Job>> {
         let job = self.jobs.lock().remove(&id)?;
         job.cancel.cancel();
-        let _ = fs::remove_dir_all(&job.dir);
+        // Hundreds of megabytes may go: off the async threads.
+        let dir = job.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not delete an export's files");
+            }
+        });
         Some(job)
+    }
+
+    /// Forgets, every hour, the finished exports older than [`KEPT_FOR`], until the node stops.
+    pub fn spawn_sweeper(node: &Arc<Node>) {
+        let node = node.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = node.shutdown.cancelled() => break,
+                    _ = tick.tick() => node.exports.forget_old(node.clock.now()),
+                }
+            }
+        });
     }
 }
 
@@ -282,19 +302,6 @@ impl SealedReader {
     }
 }
 
-/// Whether `viewer` may run a bulk export: admins, whose job is moving records between
-/// systems. This is the one place an admin reads patient data; every export is audited with
-/// what it carried.
-fn may_export(viewer: &Viewer) -> bool {
-    matches!(
-        viewer,
-        Viewer::Staff {
-            role: Role::Admin,
-            ..
-        }
-    )
-}
-
 fn outcome(status: StatusCode, code: &str, text: impl Into<String>) -> FhirError {
     FhirError::Outcome(status, OperationOutcome::error(code, text))
 }
@@ -354,7 +361,7 @@ async fn kick_off(
     extent: Extent,
     path: &str,
 ) -> Result<Response, FhirError> {
-    let may = if may_export(&caller.viewer) {
+    let may = if crate::visibility::may_bulk_export(&caller.viewer) {
         Ok(())
     } else {
         Err(ApiError::forbidden("bulk export is for admins"))
@@ -416,7 +423,8 @@ async fn kick_off(
     let since = params
         .take_one("_since")?
         .map(|s| {
-            if !s.contains('T') {
+            // An instant, as the Bulk Data spec says: no prefix (`lt…` would export everything).
+            if !s.as_bytes().first().is_some_and(u8::is_ascii_digit) || !s.contains('T') {
                 return Err(FhirError::invalid(
                     "`_since` is an instant: YYYY-MM-DDThh:mm:ss with a zone",
                 ));
@@ -619,23 +627,27 @@ fn page(
             last(&rows, PAGE, |x| x.id.to_string())
         }
         ("Appointment", Some(p)) => {
-            let q = AppointmentQuery {
-                patient_id: Some(p),
-                limit: Some(1000),
-                ..AppointmentQuery::default()
+            // One patient's, a page at a time like the others.
+            let filter = AppointmentFilter {
+                patient: Some(p),
+                updated: span,
+                ..AppointmentFilter::default()
+            };
+            let offset = parse_after::<u32>(&cursor).unwrap_or(0);
+            let page = Page {
+                offset,
+                count: PAGE,
             };
             let staff = practitioners::list(tx, None)?;
-            for a in appointments::list(tx, &q, Scope::All)?
-                .iter()
-                .filter(|a| within(span, a.updated_at))
-            {
+            let rows = appointments::find(tx, &filter, Scope::All, &[], page)?.items;
+            for a in &rows {
                 w.line(&Resource::Appointment(map::appointment(
                     a,
                     name,
                     names(&staff, a),
                 )))?;
             }
-            Cursor::Done
+            last(&rows, PAGE, |_| (offset + PAGE).to_string())
         }
         ("Appointment", None) => {
             let staff = practitioners::list(tx, None)?;
@@ -780,7 +792,7 @@ fn job_of(node: &Node, caller: &Caller, id: &str) -> Result<(Uuid, Arc<Job>), Fh
             "no such export (it was cancelled, deleted, or the node restarted)",
         )
     };
-    if !may_export(&caller.viewer) {
+    if !crate::visibility::may_bulk_export(&caller.viewer) {
         return Err(ApiError::forbidden("bulk export is for admins").into());
     }
     let id: Uuid = id.parse().map_err(|_| gone())?;
@@ -795,6 +807,7 @@ pub(super) async fn status(
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, FhirError> {
+    node.exports.forget_old(node.clock.now());
     let (id, job) = job_of(&node, &caller, &id)?;
     let base = base_url(&node, &headers);
     let state = job.state.lock();
@@ -870,6 +883,7 @@ pub(super) async fn file(
     caller: Caller,
     UrlPath((id, name)): UrlPath<(String, String)>,
 ) -> Result<Response, FhirError> {
+    node.exports.forget_old(node.clock.now());
     let (_, job) = job_of(&node, &caller, &id)?;
     let found = match &*job.state.lock() {
         Progress::Done(outputs) => outputs

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use carebridge_fhir::resources::{self as fr, Bundle};
+use carebridge_fhir::resources as fr;
 use carebridge_fhir::{Resource, system};
 use carebridge_protocol::appointment::{Appointment, AppointmentStatus, BookedBy, validate_reason};
 use carebridge_protocol::audit::Outcome;
@@ -116,23 +116,35 @@ pub struct Entry {
     pub resource: Resource,
 }
 
-/// The entries of a Bundle, or an error naming the first that has no resource.
-pub fn entries_of(bundle: Bundle) -> Result<Vec<Entry>, String> {
-    bundle
-        .entry
-        .into_iter()
-        .enumerate()
-        .map(|(index, e)| {
-            let resource = e
-                .resource
-                .ok_or_else(|| format!("Bundle.entry[{index}] has no resource"))?;
-            Ok(Entry {
+/// A Bundle's entries read one by one from its JSON: an entry whose resource this node does
+/// not read is refused by itself (with its position), the others stand.
+pub fn entries_of_value(bundle: &serde_json::Value) -> (Vec<Entry>, Vec<(usize, Refusal)>) {
+    let mut entries = Vec::new();
+    let mut refused = Vec::new();
+    for (index, e) in bundle["entry"].as_array().into_iter().flatten().enumerate() {
+        let Some(r) = e.get("resource") else {
+            refused.push((
                 index,
-                full_url: e.full_url,
+                invalid(format!("Bundle.entry[{index}] has no resource")),
+            ));
+            continue;
+        };
+        match serde_json::from_value::<Resource>(r.clone()) {
+            Ok(resource) => entries.push(Entry {
+                index,
+                full_url: e["fullUrl"].as_str().map(str::to_owned),
                 resource,
-            })
-        })
-        .collect()
+            }),
+            Err(err) => refused.push((
+                index,
+                invalid(format!(
+                    "Bundle.entry[{index}]: {} is not a resource this node reads ({err})",
+                    r["resourceType"].as_str().unwrap_or("the entry")
+                )),
+            )),
+        }
+    }
+    (entries, refused)
 }
 
 fn rank(r: &Resource) -> u8 {
@@ -326,8 +338,16 @@ pub fn apply(
     let d = match &e.resource {
         Resource::Patient(p) => patient(ctx, imp, p)?,
         Resource::Practitioner(p) => {
+            // What a person may read follows from their role: an account is never given one
+            // the file does not state.
             let (role, _) = resolved.facts_for(e);
-            practitioner(ctx, imp, p, role.unwrap_or(Role::Doctor))?
+            let role = role.ok_or_else(|| {
+                invalid(format!(
+                    "Practitioner: give its PractitionerRole in the same file or request, with a code of {}",
+                    system::ROLE
+                ))
+            })?;
+            practitioner(ctx, imp, p, role)?
         }
         Resource::PractitionerRole(r) => {
             let who = r
@@ -1000,24 +1020,27 @@ pub struct ImportFile {
 /// line). A line that is not a resource is refused by itself, with its line number.
 pub fn read_file(text: &str) -> Result<ImportFile, String> {
     let trimmed = text.trim_start();
-    if trimmed.starts_with('{') && serde_json::from_str::<serde_json::Value>(trimmed).is_ok() {
-        let r: Resource = serde_json::from_str(trimmed).map_err(|e| {
+    if trimmed.starts_with('{')
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(trimmed)
+    {
+        if v["resourceType"] == "Bundle" {
+            let (entries, unreadable) = entries_of_value(&v);
+            return Ok(ImportFile {
+                entries,
+                unreadable,
+            });
+        }
+        let r: Resource = serde_json::from_value(v).map_err(|e| {
             format!("the file is JSON but not a FHIR resource this node reads: {e}")
         })?;
-        return match r {
-            Resource::Bundle(b) => Ok(ImportFile {
-                entries: entries_of(b)?,
-                unreadable: Vec::new(),
-            }),
-            other => Ok(ImportFile {
-                entries: vec![Entry {
-                    index: 0,
-                    full_url: None,
-                    resource: other,
-                }],
-                unreadable: Vec::new(),
-            }),
-        };
+        return Ok(ImportFile {
+            entries: vec![Entry {
+                index: 0,
+                full_url: None,
+                resource: r,
+            }],
+            unreadable: Vec::new(),
+        });
     }
     let mut entries = Vec::new();
     let mut refused = Vec::new();

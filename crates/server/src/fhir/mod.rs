@@ -161,6 +161,8 @@ pub fn base_url(node: &Node, headers: &HeaderMap) -> String {
     format!("{scheme}://{host}/fhir/R4")
 }
 
+/// `GET /fhir/R4/metadata`, without sign-in: FHIR clients read what a server offers before they
+/// authenticate. It names the node and what is served, never a record.
 async fn metadata(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
     let base = base_url(&node, &headers);
     let date = carebridge_fhir::map::instant(node.clock.now());

@@ -120,7 +120,7 @@ pub(super) async fn search(
         read: false,
     };
     let found = run(&resource_type, &mut ask, &paging).await?;
-    let bundle: Bundle = carebridge_fhir::bundle::searchset(
+    let mut bundle: Bundle = carebridge_fhir::bundle::searchset(
         &base,
         &resource_type,
         &link_params,
@@ -129,6 +129,12 @@ pub(super) async fn search(
         found.matches,
         found.included,
     );
+    // The audit trail pages back only so far: no link to a page the node would refuse.
+    if resource_type == "AuditEvent"
+        && paging.offset.saturating_add(paging.count.saturating_mul(2)) > MAX_AUDIT_DEPTH
+    {
+        bundle.link.retain(|l| l.relation != "next");
+    }
     Ok(fhir_json(StatusCode::OK, &Resource::Bundle(bundle)))
 }
 

@@ -69,47 +69,52 @@ pub(super) async fn post_bundle(
             OperationOutcome::error("not-supported", "send the Bundle as application/fhir+json"),
         ));
     }
-    let resource: Resource = serde_json::from_slice(&body).map_err(|e| {
-        FhirError::invalid(format!(
-            "the body is not a FHIR resource this node reads: {e}"
-        ))
-    })?;
-    let Resource::Bundle(bundle) = resource else {
+    let bundle: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| FhirError::invalid(format!("the body is not JSON: {e}")))?;
+    if bundle["resourceType"] != "Bundle" {
         return Err(FhirError::invalid(
             "POST /fhir/R4 takes a Bundle of type transaction or batch",
         ));
-    };
-    let kind = bundle.r#type.clone();
+    }
+    let kind = bundle["type"].as_str().unwrap_or("").to_owned();
     if kind != "transaction" && kind != "batch" {
         return Err(FhirError::invalid(format!(
             "a Bundle of type `{kind}` is not processed here; send a transaction or a batch"
         )));
     }
-    for (i, e) in bundle.entry.iter().enumerate() {
-        if let Some(r) = &e.request
-            && !(r.method == "POST" || r.method == "PUT")
-        {
+    for (i, e) in bundle["entry"].as_array().into_iter().flatten().enumerate() {
+        let method = e["request"]["method"].as_str().unwrap_or("POST");
+        if !(method == "POST" || method == "PUT") {
             return Err(FhirError::Outcome(
                 StatusCode::BAD_REQUEST,
                 OperationOutcome::error_at(
                     "not-supported",
-                    format!(
-                        "{} is not supported in an import; create with POST",
-                        r.method
-                    ),
+                    format!("{method} is not supported in an import; create with POST"),
                     &format!("Bundle.entry[{i}].request"),
                 ),
             ));
         }
     }
-    let entries = import::entries_of(bundle).map_err(FhirError::invalid)?;
+    // Each entry is read on its own: one this node cannot read is refused by itself in a
+    // batch, and fails the whole of a transaction.
+    let (entries, unreadable) = import::entries_of_value(&bundle);
+    if kind == "transaction"
+        && let Some((index, refusal)) = unreadable.first()
+    {
+        return Err(FhirError::Outcome(
+            StatusCode::BAD_REQUEST,
+            issue_of(refusal, *index),
+        ));
+    }
     let count = entries.len();
     let base = base_url(&node, &headers);
-    let outcomes = if kind == "transaction" {
+    let mut outcomes = if kind == "transaction" {
         all_or_nothing(&node, &caller, me, entries).await?
     } else {
         each_alone(&node, &caller, me, entries).await?
     };
+    outcomes.extend(unreadable.into_iter().map(|(i, r)| (i, Err(r))));
+    outcomes.sort_by_key(|(i, _)| *i);
     let answer = Bundle {
         r#type: format!("{kind}-response"),
         entry: outcomes
