@@ -59,21 +59,6 @@ pub struct RefusedEntry {
     pub reason: String,
 }
 
-/// The order an import applies resource types in (what others refer to first: staff, their
-/// roles, schedules, then patients and what is theirs); anything else comes last and is
-/// refused by the node.
-fn rank(t: &str) -> usize {
-    const ORDER: [&str; 6] = [
-        "Practitioner",
-        "PractitionerRole",
-        "Schedule",
-        "Patient",
-        "Appointment",
-        "DiagnosticReport",
-    ];
-    ORDER.iter().position(|o| *o == t).unwrap_or(ORDER.len())
-}
-
 /// One entry of the file: its position, full URL and resource.
 struct Entry {
     position: u32,
@@ -186,7 +171,7 @@ impl SyncEngine {
         let (mut entries, mut refused) = read(contents);
         entries.sort_by_key(|e| {
             (
-                rank(e.resource["resourceType"].as_str().unwrap_or("")),
+                carebridge_fhir::import_rank(e.resource["resourceType"].as_str().unwrap_or("")),
                 e.position,
             )
         });
@@ -202,7 +187,10 @@ impl SyncEngine {
         // number: the node reads a practitioner's role and hours from the entries beside it.
         let staff = entries
             .iter()
-            .take_while(|e| rank(e.resource["resourceType"].as_str().unwrap_or("")) <= 2)
+            .take_while(|e| {
+                let t = e.resource["resourceType"].as_str().unwrap_or("");
+                carebridge_fhir::import_rank(t) < carebridge_fhir::import_rank("Patient")
+            })
             .count();
         let (first, rest) = entries.split_at_mut(staff);
         let batches = std::iter::once(first)
@@ -286,7 +274,13 @@ mod tests {
         );
         assert_eq!((e.len(), r.len()), (2, 1));
         assert_eq!(r[0].position, 2);
-        assert!(rank("Practitioner") < rank("Appointment"));
-        assert!(rank("Appointment") < rank("Observation"));
+        assert!(
+            carebridge_fhir::import_rank("Practitioner")
+                < carebridge_fhir::import_rank("Appointment")
+        );
+        assert!(
+            carebridge_fhir::import_rank("Appointment")
+                < carebridge_fhir::import_rank("Observation")
+        );
     }
 }

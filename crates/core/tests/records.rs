@@ -66,18 +66,23 @@ async fn an_import_goes_in_batches_and_a_record_is_saved_whole() {
     assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
     assert_eq!(seen.last(), Some(&(252, 252)));
 
-    // The appointment is the first patient's.
-    let http = reqwest::Client::new();
+    // The accounts have the roles their file gave; the appointment is the first patient's.
     let reception = support::reception_token(&node.url).await;
-    let accounts: Value = http
-        .get(format!("{}/api/v1/practitioners", node.url))
-        .bearer_auth(&reception)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let get = |path: String| {
+        let (url, token) = (format!("{}{path}", node.url), reception.clone());
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let accounts = get("/api/v1/practitioners".into()).await;
     let desk = accounts
         .as_array()
         .unwrap()
@@ -91,31 +96,12 @@ async fn an_import_goes_in_batches_and_a_record_is_saved_whole() {
         .collect::<Vec<_>>();
     assert_eq!(desk.len(), 60);
     assert!(desk.iter().all(|p| p["role"] == "reception"), "{desk:?}");
-    let found: Value = http
-        .get(format!(
-            "{}/fhir/R4/Patient?family=Batchfamily0&_count=5",
-            node.url
-        ))
-        .bearer_auth(&reception)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let found = get("/fhir/R4/Patient?family=Batchfamily0&_count=5".into()).await;
     let first = found["entry"][0]["resource"]["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let booked: Value = http
-        .get(format!("{}/fhir/R4/Appointment?patient={first}", node.url))
-        .bearer_auth(&reception)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let booked = get(format!("/fhir/R4/Appointment?patient={first}")).await;
     assert_eq!(booked["total"], 1, "{booked}");
 
     // Only admins import: the node's OperationOutcome reaches the app as a refusal it words.

@@ -20,5 +20,24 @@ pub mod system;
 
 pub use resources::{OperationOutcome, Resource};
 
+/// The resource types an import takes, in the order it applies them: what others refer to
+/// first (staff, their roles, schedules), then patients and what is theirs.
+pub const IMPORT_ORDER: &[&str] = &[
+    "Practitioner",
+    "PractitionerRole",
+    "Schedule",
+    "Patient",
+    "Appointment",
+    "DiagnosticReport",
+];
+
+/// Where a resource type comes in [`IMPORT_ORDER`]; a type an import does not take comes last.
+pub fn import_rank(resource_type: &str) -> usize {
+    IMPORT_ORDER
+        .iter()
+        .position(|t| *t == resource_type)
+        .unwrap_or(IMPORT_ORDER.len())
+}
+
 /// The media type of FHIR's JSON.
 pub const FHIR_JSON: &str = "application/fhir+json";

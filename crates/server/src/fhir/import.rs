@@ -38,16 +38,6 @@ use crate::store::{
 };
 use crate::visibility::{self, RecordKind};
 
-/// The resource types an import takes.
-pub const IMPORTED: &[&str] = &[
-    "Practitioner",
-    "PractitionerRole",
-    "Schedule",
-    "Patient",
-    "Appointment",
-    "DiagnosticReport",
-];
-
 /// What the node that imports is.
 #[derive(Clone, Copy)]
 pub struct Importer<'a> {
@@ -147,21 +137,14 @@ pub fn entries_of_value(bundle: &serde_json::Value) -> (Vec<Entry>, Vec<(usize, 
     (entries, refused)
 }
 
-fn rank(r: &Resource) -> u8 {
-    match r {
-        Resource::Practitioner(_) => 0,
-        Resource::PractitionerRole(_) => 1,
-        Resource::Schedule(_) => 2,
-        Resource::Patient(_) => 3,
-        Resource::Appointment(_) => 4,
-        Resource::DiagnosticReport(_) => 5,
-        _ => 6,
-    }
-}
-
 /// Entries in the order they can be applied: what others refer to first.
 pub fn in_dependency_order(mut entries: Vec<Entry>) -> Vec<Entry> {
-    entries.sort_by_key(|e| (rank(&e.resource), e.index));
+    entries.sort_by_key(|e| {
+        (
+            carebridge_fhir::import_rank(e.resource.resource_type()),
+            e.index,
+        )
+    });
     entries
 }
 
@@ -387,8 +370,9 @@ pub fn apply(
         Resource::DiagnosticReport(r) => report(ctx, imp, resolved, r)?,
         other => {
             return Err(invalid(format!(
-                "{} is not imported; an import takes {IMPORTED:?}",
-                other.resource_type()
+                "{} is not imported; an import takes {:?}",
+                other.resource_type(),
+                carebridge_fhir::IMPORT_ORDER
             )));
         }
     };

@@ -49,6 +49,17 @@ pub(super) struct Found {
     pub included: Vec<Resource>,
 }
 
+impl Found {
+    /// Nothing: a search whose parameters can match no record.
+    fn none() -> Self {
+        Self {
+            total: 0,
+            matches: Vec::new(),
+            included: Vec::new(),
+        }
+    }
+}
+
 /// One request: who asks, through which URL, with which parameters.
 pub(super) struct Ask {
     pub node: Arc<Node>,
@@ -570,11 +581,7 @@ async fn slots(ask: &mut Ask, paging: &Paging) -> Result<Found, FhirError> {
                 })
                 .flatten();
             let Some((doctor, at)) = parsed else {
-                return Ok(Found {
-                    total: 0,
-                    matches: Vec::new(),
-                    included: Vec::new(),
-                });
+                return Ok(Found::none());
             };
             (
                 doctor,
@@ -847,11 +854,7 @@ async fn diagnostic_reports(ask: &mut Ask, paging: &Paging) -> Result<Found, Fhi
     let patient: Option<PatientId> = one_reference(p, "patient", "Patient")?;
     let subject: Option<PatientId> = one_reference(p, "subject", "Patient")?;
     if patient.is_some() && subject.is_some() && patient != subject {
-        return Ok(Found {
-            total: 0,
-            matches: Vec::new(),
-            included: Vec::new(),
-        });
+        return Ok(Found::none());
     }
     let filter = ReportFilter {
         ids: wanted,
@@ -943,11 +946,7 @@ async fn audit_events(ask: &mut Ask, paging: &Paging) -> Result<Found, FhirError
         Some(v) => match v.parse::<i64>() {
             Ok(n) => Some(n),
             Err(_) => {
-                return Ok(Found {
-                    total: 0,
-                    matches: Vec::new(),
-                    included: Vec::new(),
-                });
+                return Ok(Found::none());
             }
         },
         None => None,
@@ -995,12 +994,14 @@ async fn audit_events(ask: &mut Ask, paging: &Paging) -> Result<Found, FhirError
         to: when.to,
         limit: Some((paging.offset + paging.count).max(1)),
     };
+    let count = paging.count;
     let (total, entries) = ask
         .node
         .store
         .write(Some(ask.caller.audit("audit.read", "")), move |ctx| {
             let total = audit::count(ctx, &q)?;
-            let entries = if paging_count_zero(&q) {
+            // `_count=0` asks for the total alone.
+            let entries = if count == 0 {
                 Vec::new()
             } else {
                 audit::list(ctx, &q)?
@@ -1023,10 +1024,6 @@ async fn audit_events(ask: &mut Ask, paging: &Paging) -> Result<Found, FhirError
     })
 }
 
-fn paging_count_zero(q: &AuditQuery) -> bool {
-    q.limit == Some(0)
-}
-
 async fn provenances(ask: &mut Ask, paging: &Paging) -> Result<Found, FhirError> {
     let act = action(ask, "report", "revisions");
     ask.require(RecordKind::Report, &act).await?;
@@ -1042,20 +1039,12 @@ async fn provenances(ask: &mut Ask, paging: &Paging) -> Result<Found, FhirError>
             match (r.parse().ok(), n[1..].parse().ok()) {
                 (Some(r), Some(n)) => Some((r, n)),
                 _ => {
-                    return Ok(Found {
-                        total: 0,
-                        matches: Vec::new(),
-                        included: Vec::new(),
-                    });
+                    return Ok(Found::none());
                 }
             }
         }
         Some(_) => {
-            return Ok(Found {
-                total: 0,
-                matches: Vec::new(),
-                included: Vec::new(),
-            });
+            return Ok(Found::none());
         }
         None => None,
     };

@@ -130,17 +130,11 @@ pub(in crate::store) fn run<T>(
     let total: i64 = conn
         .prepare_cached(&format!("SELECT COUNT(*) FROM {from} WHERE {where_sql}"))?
         .query_row(rusqlite::params_from_iter(filter.args()), |r| r.get(0))?;
-    let mut items = Vec::new();
-    if page.count > 0 {
-        let mut st = conn.prepare_cached(&format!(
-            "SELECT {columns} FROM {from} WHERE {where_sql} ORDER BY {order} LIMIT {} OFFSET {}",
-            page.count, page.offset
-        ))?;
-        let mut rows = st.query(rusqlite::params_from_iter(filter.args()))?;
-        while let Some(r) = rows.next()? {
-            items.push(decode(r)?);
-        }
-    }
+    let items = if page.count > 0 {
+        page_only(tx, columns, from, filter, order, page, decode)?
+    } else {
+        Vec::new()
+    };
     Ok(Found {
         total: u64::try_from(total).unwrap_or(0),
         items,
