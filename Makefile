@@ -22,12 +22,14 @@ SHELL := bash
 # dunst for notifications, imagemagick for screenshots; fonts-dejavu-core for report PDFs,
 # poppler-utils to read them back in the tests). The Debian packages: dpkg-dev (dpkg-shlibdeps)
 # and binutils (objcopy) to build them; systemd (systemd-analyze), desktop-file-utils and
-# x11-utils (xwininfo) for their test.
+# x11-utils (xwininfo) for their test. Imaging: Orthanc, the PACS (its package brings the
+# worklist plugin; its own system service is not used: tests and the demo start their own), and
+# dcmtk, which plays the modality (findscu, storescu, img2dcm, dcmodify).
 DEB_PACKAGES := gcc libc6-dev make perl curl jq ca-certificates dbus-daemon gnome-keyring \
 	pkg-config libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev \
 	libayatana-appindicator3-dev libxdo-dev xvfb webkit2gtk-driver dunst imagemagick \
 	fonts-dejavu-core poppler-utils python3 python3-venv \
-	dpkg-dev binutils systemd desktop-file-utils x11-utils
+	dpkg-dev binutils systemd desktop-file-utils x11-utils orthanc dcmtk
 # Added by `bench-deps`: nginx + nchan (a peer), python3 for ../shared/bench/summarize.py.
 BENCH_DEB_PACKAGES := libnginx-mod-nchan python3 util-linux
 

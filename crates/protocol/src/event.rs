@@ -11,6 +11,7 @@ use crate::appointment::Appointment;
 use crate::federation::payload::{
     AdminUpdate, ConsentChange, ReceivedDeleted, ReceivedReports, Transmission,
 };
+use crate::imaging::{ImagingOrder, ImagingStudy};
 use crate::patient::Patient;
 use crate::report::Report;
 use crate::schedule::{Absence, Schedule};
@@ -44,6 +45,14 @@ pub enum EventKind {
     AdminUpdateUpdated,
     /// `consent.updated`: a patient's consent to share with a peer was recorded or withdrawn.
     ConsentUpdated,
+    /// `imaging.order_created`: a doctor ordered an imaging study.
+    ImagingOrderCreated,
+    /// `imaging.study_available`: a study arrived at the PACS and was matched to its patient
+    /// (or linked by hand from the reconciliation list).
+    ImagingStudyAvailable,
+    /// `imaging.reconciliation_updated`: a study joined the reconciliation list (it matched no
+    /// order and no patient) or left it (linked by hand: it then names its patient).
+    ImagingReconciliationUpdated,
 }
 
 impl EventKind {
@@ -63,6 +72,9 @@ impl EventKind {
             Self::ReceivedDeleted => "received.deleted",
             Self::AdminUpdateUpdated => "admin-update.updated",
             Self::ConsentUpdated => "consent.updated",
+            Self::ImagingOrderCreated => "imaging.order_created",
+            Self::ImagingStudyAvailable => "imaging.study_available",
+            Self::ImagingReconciliationUpdated => "imaging.reconciliation_updated",
         }
     }
 
@@ -82,6 +94,9 @@ impl EventKind {
             "received.deleted" => Self::ReceivedDeleted,
             "admin-update.updated" => Self::AdminUpdateUpdated,
             "consent.updated" => Self::ConsentUpdated,
+            "imaging.order_created" => Self::ImagingOrderCreated,
+            "imaging.study_available" => Self::ImagingStudyAvailable,
+            "imaging.reconciliation_updated" => Self::ImagingReconciliationUpdated,
             _ => return None,
         })
     }
@@ -114,6 +129,10 @@ pub enum LiveEvent {
     AdminUpdate(AdminUpdate),
     /// A consent recorded or withdrawn.
     Consent(ConsentChange),
+    /// An imaging order.
+    ImagingOrder(ImagingOrder),
+    /// A study available for its patient, or waiting to be reconciled.
+    ImagingStudy(ImagingStudy),
 }
 
 impl LiveEvent {
@@ -136,6 +155,10 @@ impl LiveEvent {
             EventKind::ReceivedDeleted => Self::ReceivedDeleted(serde_json::from_str(data)?),
             EventKind::AdminUpdateUpdated => Self::AdminUpdate(serde_json::from_str(data)?),
             EventKind::ConsentUpdated => Self::Consent(serde_json::from_str(data)?),
+            EventKind::ImagingOrderCreated => Self::ImagingOrder(serde_json::from_str(data)?),
+            EventKind::ImagingStudyAvailable | EventKind::ImagingReconciliationUpdated => {
+                Self::ImagingStudy(serde_json::from_str(data)?)
+            }
         })
     }
 }

@@ -14,6 +14,7 @@ pub mod booking;
 pub mod event;
 pub mod federation;
 pub mod id;
+pub mod imaging;
 pub mod kiosk;
 pub mod patient;
 pub mod practitioner;

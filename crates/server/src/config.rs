@@ -134,6 +134,74 @@ pub struct NodeConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Logging (the level is `CAREBRIDGE_LOG`, an `EnvFilter` directive).
     pub log: LogConfig,
+    /// Imaging: the PACS (Orthanc) whose studies the node follows. Off when absent.
+    pub imaging: Option<ImagingConfig>,
+}
+
+/// The PACS the node follows: Orthanc's REST API, on loopback or a private network (the app
+/// never reaches it: previews go through the node, which checks who may see them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagingConfig {
+    /// Orthanc's REST API, e.g. `http://127.0.0.1:8042`.
+    pub orthanc_url: String,
+    /// The account the node signs in to Orthanc with (HTTP basic).
+    pub username: String,
+    /// Its password.
+    pub password: String,
+    /// The folder Orthanc's worklist plugin serves: the node writes one `.wl` file per
+    /// scheduled order there, and removes it when the study arrives. No worklist when absent.
+    #[serde(default)]
+    pub worklist_dir: Option<PathBuf>,
+    /// The secret Orthanc's `OnStableStudy` script sends as `Authorization: Bearer …` to
+    /// wake the node early (`POST /api/v1/imaging/hint`). Hints are refused when absent.
+    #[serde(default)]
+    pub hint_token: Option<String>,
+    /// Seconds between reads of Orthanc's change feed when no hint comes (default 5).
+    #[serde(default = "default_imaging_poll")]
+    pub poll_seconds: u32,
+    /// Where a study opens in a viewer, with `{study_uid}` for its StudyInstanceUID
+    /// (e.g. Orthanc's Stone viewer). No viewer when absent.
+    #[serde(default)]
+    pub viewer_url: Option<String>,
+}
+
+fn default_imaging_poll() -> u32 {
+    5
+}
+
+impl ImagingConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = reqwest::Url::parse(&self.orthanc_url).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "`imaging.orthanc_url` {:?} is not a URL: {e}",
+                self.orthanc_url
+            ))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ConfigError::Invalid(
+                "`imaging.orthanc_url` must be http:// or https://".into(),
+            ));
+        }
+        if self.poll_seconds == 0 {
+            return Err(ConfigError::Invalid(
+                "`imaging.poll_seconds` must be at least 1".into(),
+            ));
+        }
+        if self.hint_token.as_deref().is_some_and(|t| t.len() < 16) {
+            return Err(ConfigError::Invalid(
+                "`imaging.hint_token` must be at least 16 characters".into(),
+            ));
+        }
+        if let Some(v) = &self.viewer_url
+            && !v.contains("{study_uid}")
+        {
+            return Err(ConfigError::Invalid(
+                "`imaging.viewer_url` must contain {study_uid}".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// How the node logs.
@@ -188,6 +256,7 @@ impl Default for NodeConfig {
             inbox_refusals_per_minute: 30,
             metrics_listen: None,
             log: LogConfig::default(),
+            imaging: None,
         }
     }
 }
@@ -273,6 +342,9 @@ impl NodeConfig {
             return Err(ConfigError::Invalid(
                 "`heartbeat_seconds` must be at least 1".into(),
             ));
+        }
+        if let Some(i) = &self.imaging {
+            i.validate()?;
         }
         Ok(())
     }

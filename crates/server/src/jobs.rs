@@ -42,6 +42,7 @@ pub fn spawn(node: &Arc<Node>) {
     );
     tokio::spawn(crate::federation::delivery::run(node.clone()));
     crate::fhir::export::Exports::spawn_sweeper(node);
+    crate::imaging::spawn(node);
     let checkpoints = Duration::from_secs(u64::from(node.config.audit_checkpoint_minutes) * 60);
     repeat(
         node,

@@ -18,6 +18,7 @@ pub mod events;
 pub mod federation;
 pub mod fhir;
 pub mod identity;
+pub mod imaging;
 pub mod jobs;
 pub mod metrics;
 pub mod node;

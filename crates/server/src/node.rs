@@ -146,6 +146,8 @@ pub struct Node {
     pub report_fonts: std::sync::OnceLock<Result<carebridge_report_pdf::Fonts, String>>,
     /// FHIR bulk export jobs and their sealed files.
     pub exports: crate::fhir::export::Exports,
+    /// The PACS the node follows, when `node.toml` configures one.
+    pub imaging: Option<crate::imaging::Imaging>,
     _lock: fs::File,
 }
 
@@ -328,6 +330,7 @@ impl Node {
             agreement_key,
             report_fonts: std::sync::OnceLock::new(),
             exports: crate::fhir::export::Exports::new(config.data_dir.join("exports")),
+            imaging: config.imaging.as_ref().map(crate::imaging::Imaging::new),
             delivery_wake: tokio::sync::Notify::new(),
             config,
             _lock: lock,

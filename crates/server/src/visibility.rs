@@ -39,11 +39,16 @@ pub enum RecordKind {
     ReceivedReports,
     /// The audit trail.
     AuditTrail,
+    /// Imaging orders, the studies matched to patients, and their previews.
+    Imaging,
+    /// Studies that matched no patient, waiting to be linked by hand (they show the name and
+    /// PatientID the modality sent).
+    Reconciliation,
 }
 
 impl RecordKind {
     /// Every kind, for tests that cover them all.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::Practitioner,
         Self::Schedule,
         Self::Patient,
@@ -53,6 +58,8 @@ impl RecordKind {
         Self::Transmission,
         Self::ReceivedReports,
         Self::AuditTrail,
+        Self::Imaging,
+        Self::Reconciliation,
     ];
 }
 
@@ -128,6 +135,10 @@ pub fn reach(asker: Asker, kind: RecordKind) -> Reach {
         K::Transmission => (Nothing, Everything, Everything, Nothing, Nothing),
         K::ReceivedReports => (Nothing, Nothing, Everything, Everything, Nothing),
         K::AuditTrail => (Nothing, Nothing, Everything, Nothing, Nothing),
+        // Studies and orders are clinical, as reports are.
+        K::Imaging => (Nothing, Everything, Nothing, Nothing, Nothing),
+        // Reception or a doctor resolves a study that found no patient by hand.
+        K::Reconciliation => (Everything, Everything, Nothing, Nothing, Nothing),
     };
     match asker {
         Asker::Staff(Role::Reception) => reception,
@@ -270,7 +281,7 @@ mod tests {
 
     /// The whole policy, written out once more by hand: a change to the table must be made
     /// here too, on purpose. Columns: reception, doctor, admin, reviewer, kiosk.
-    const EXPECTED: [(RecordKind, [Reach; 5]); 9] = [
+    const EXPECTED: [(RecordKind, [Reach; 5]); 11] = [
         (K::Practitioner, [E, E, E, E, O]),
         (K::Schedule, [E, E, E, E, E]),
         (K::Patient, [E, E, N, N, N]),
@@ -280,6 +291,8 @@ mod tests {
         (K::Transmission, [N, E, E, N, N]),
         (K::ReceivedReports, [N, N, E, E, N]),
         (K::AuditTrail, [N, N, E, N, N]),
+        (K::Imaging, [N, E, N, N, N]),
+        (K::Reconciliation, [E, E, N, N, N]),
     ];
 
     fn viewer(asker: Asker, id: uuid::Uuid) -> Viewer {

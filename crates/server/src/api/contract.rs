@@ -4,6 +4,7 @@
 //! the node accepts. The text rules come from `carebridge_protocol::text`, the same constants
 //! the checks use; the contract test (`tests/contract.rs`) holds the two to each other.
 
+use carebridge_protocol::imaging::PROCEDURE_MAX;
 use carebridge_protocol::text::{
     DISPLAY_NAME_MAX, EMAIL_MAX, LABEL_MAX, PEER_NAME_MAX, PERSON_NAME_MAX, PHONE_MAX, REASON_MAX,
     TITLE_MAX, UPDATE_BODY_MAX,
@@ -81,6 +82,16 @@ const TEXT_FIELDS: &[(&str, &str, Text)] = &[
     ),
     ("WithReason", "reason", text(LINE_FILLED, 1, REASON_MAX)),
     ("NewAbsence", "reason", text(LINE_FILLED, 1, REASON_MAX)),
+    (
+        "NewImagingOrder",
+        "reason",
+        text(LINE_FILLED, 1, REASON_MAX),
+    ),
+    (
+        "NewImagingOrder",
+        "procedure",
+        text(LINE_FILLED, 1, PROCEDURE_MAX),
+    ),
     (
         "ConsentRequest",
         "peer",

@@ -28,8 +28,8 @@ use crate::error::{ApiError, InternalCause, problem_response};
 use crate::node::Node;
 
 use v1::{
-    appointments, audit, events, exchange, kiosks, patients, practitioners, reports, schedules,
-    sessions, snapshot,
+    appointments, audit, events, exchange, imaging, kiosks, patients, practitioners, reports,
+    schedules, sessions, snapshot,
 };
 
 #[derive(OpenApi)]
@@ -44,6 +44,7 @@ use v1::{
          (name = "kiosks", description = "Kiosk devices"),
          (name = "kiosk", description = "What a kiosk does for the patient at it"),
          (name = "reports", description = "Medical reports: drafts, signed revisions, PDF"),
+         (name = "imaging", description = "Imaging orders, studies from the PACS, reconciliation"),
          (name = "exchange", description = "Peers, consent, transmissions, received reports, admin updates"),
          (name = "events", description = "The live stream"),
          (name = "audit", description = "The audit trail"),
@@ -94,6 +95,12 @@ fn v1_routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(reports::amend_report))
         .routes(routes!(reports::report_entered_in_error))
         .routes(routes!(reports::get_report_pdf))
+        .routes(routes!(imaging::create_imaging_order))
+        .routes(routes!(imaging::get_patient_imaging))
+        .routes(routes!(imaging::get_study_preview))
+        .routes(routes!(imaging::list_unmatched_studies))
+        .routes(routes!(imaging::link_study))
+        .routes(routes!(imaging::imaging_hint))
         .routes(routes!(exchange::list_peers))
         .routes(routes!(exchange::list_consents, exchange::record_consent))
         .routes(routes!(exchange::withdraw_consent))

@@ -363,6 +363,62 @@ BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only: a checkpoint canno
     r#"
 CREATE INDEX audit_actor ON audit (actor);
 "#,
+    // Schema 7: imaging. A patient's medical record number is DICOM's PatientID (the global id
+    // does not fit its 64 characters); an order's accession number is DICOM's (16). A study is
+    // recorded once per StudyInstanceUID; `imaging_feed` is the PACS's change cursor, written in
+    // the same transaction as what it recorded.
+    r#"
+CREATE TABLE patient_mrns (
+    patient_id TEXT PRIMARY KEY REFERENCES patients (id),
+    number INTEGER NOT NULL UNIQUE,
+    mrn TEXT NOT NULL UNIQUE,
+    assigned_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE imaging_orders (
+    id TEXT PRIMARY KEY,
+    number INTEGER NOT NULL UNIQUE,
+    accession TEXT NOT NULL UNIQUE,
+    patient_id TEXT NOT NULL REFERENCES patients (id),
+    modality TEXT NOT NULL,
+    procedure TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    scheduled_at INTEGER NOT NULL,
+    ordered_by TEXT NOT NULL REFERENCES practitioners (id),
+    ordered_by_name TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('scheduled', 'completed')),
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX imaging_orders_patient ON imaging_orders (patient_id, created_at);
+
+CREATE TABLE imaging_studies (
+    id TEXT PRIMARY KEY,
+    study_uid TEXT NOT NULL UNIQUE,
+    pacs_id TEXT NOT NULL,
+    preview_instance TEXT,
+    patient_id TEXT REFERENCES patients (id),
+    order_id TEXT REFERENCES imaging_orders (id),
+    matched_by TEXT NOT NULL CHECK (matched_by IN ('accession', 'patient-id', 'hand', 'unmatched')),
+    accession TEXT NOT NULL,
+    dicom_patient_id TEXT NOT NULL,
+    dicom_issuer TEXT NOT NULL,
+    dicom_patient_name TEXT NOT NULL,
+    modalities TEXT NOT NULL,
+    description TEXT NOT NULL,
+    study_date TEXT,
+    series_count INTEGER NOT NULL,
+    instance_count INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    version INTEGER NOT NULL
+) STRICT;
+CREATE INDEX imaging_studies_patient ON imaging_studies (patient_id, received_at);
+CREATE INDEX imaging_studies_unmatched ON imaging_studies (received_at) WHERE patient_id IS NULL;
+
+CREATE TABLE imaging_feed (
+    source TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes.

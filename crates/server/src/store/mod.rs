@@ -26,6 +26,7 @@ pub mod backup;
 pub mod events;
 pub mod federation;
 pub mod idempotency;
+pub mod imaging;
 pub mod keys;
 pub mod kiosks;
 mod migrations;

@@ -112,6 +112,13 @@ impl TestNode {
         let _ = self.served.await;
     }
 
+    /// Stops the node and hands back its data directory and configuration, to start it again.
+    pub async fn stop_keeping(self) -> (tempfile::TempDir, carebridge_server::NodeConfig) {
+        self.node.shutdown.cancel();
+        let _ = self.served.await;
+        (self.dir, self.node.config.clone())
+    }
+
     pub async fn reception(&self) -> Client {
         Client::sign_in(
             &self.url,

@@ -4,6 +4,7 @@ pub mod appointments;
 pub mod audit;
 pub mod events;
 pub mod exchange;
+pub mod imaging;
 pub mod kiosks;
 pub mod patients;
 pub mod practitioners;

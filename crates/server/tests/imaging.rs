@@ -1,0 +1,769 @@
+//! Imaging against a real Orthanc (Debian's `orthanc`, started here on its own loopback ports
+//! with its worklist plugin and a hint script) and dcmtk playing the modality: an order on the
+//! worklist that `findscu` reads, a DICOM file made here (ImageMagick → `img2dcm` →
+//! `dcmodify`) and sent with `storescu`, the study arriving live for its doctor, its preview
+//! through the node, the reconciliation list, and a node that was down while a study came.
+
+#![expect(clippy::unwrap_used, reason = "tests panic on the unexpected")]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use carebridge_protocol::imaging::StudyMatch;
+use carebridge_server::clock::SystemClock;
+use carebridge_server::config::ImagingConfig;
+use carebridge_server::node::Node;
+use carebridge_server::store::imaging as store;
+use carebridge_testkit::eventually;
+use carebridge_testkit::free_port;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{Client, TestNode};
+
+const ORTHANC_USER: &str = "carebridge";
+const ORTHANC_PASSWORD: &str = "orthanc-test-password";
+const HINT_TOKEN: &str = "hint-token-for-the-tests-0123456789";
+/// Orthanc calls a study stable after this many seconds without a new image.
+const STABLE_AGE: u64 = 1;
+const PACS_AET: &str = "CBPACS";
+
+/// An Orthanc of the test's own, stopped when dropped. Its ports are chosen first, so that the
+/// node can be configured for it before it starts (its script needs the node's address).
+struct Pacs {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    http_port: u16,
+    dicom_port: u16,
+}
+
+impl Pacs {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("worklists")).unwrap();
+        Self {
+            child: None,
+            dir,
+            http_port: free_port(),
+            dicom_port: free_port(),
+        }
+    }
+
+    /// Starts Orthanc with its worklist folder and a script that hints `node_url` (with
+    /// `token`) when a study is stable; waits until it answers a DICOM echo.
+    async fn start(&mut self, node_url: &str, token: &str) {
+        let dir = self.dir.path();
+        let lua = dir.join("hint.lua");
+        std::fs::write(
+            &lua,
+            format!(
+                "function OnStableStudy(studyId, tags, metadata)\n  \
+                 HttpPost('{node_url}/api/v1/imaging/hint', '{{}}', {{['Authorization'] = 'Bearer {token}'}})\n\
+                 end\n"
+            ),
+        )
+        .unwrap();
+        let config = json!({
+            "Name": "carebridge-test",
+            "StorageDirectory": dir.join("db"),
+            "IndexDirectory": dir.join("db"),
+            "HttpPort": self.http_port,
+            "DicomPort": self.dicom_port,
+            "DicomAet": PACS_AET,
+            "RemoteAccessAllowed": false,
+            "AuthenticationEnabled": true,
+            "RegisteredUsers": { ORTHANC_USER: ORTHANC_PASSWORD },
+            "StableAge": STABLE_AGE,
+            "DicomModalities": { "ct1": ["CT1", "127.0.0.1", free_port()] },
+            "Plugins": ["/usr/share/orthanc/plugins/libModalityWorklists.so"],
+            "Worklists": { "Enable": true, "Database": dir.join("worklists") },
+            "LuaScripts": [lua],
+        });
+        let conf = dir.join("orthanc.json");
+        std::fs::write(&conf, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        let log = std::fs::File::create(dir.join("orthanc.log")).unwrap();
+        self.child = Some(
+            Command::new("Orthanc")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("Orthanc (Debian's orthanc package; `make deps` installs it)"),
+        );
+        let port = self.dicom_port;
+        eventually(
+            "Orthanc answers a DICOM echo",
+            Duration::from_secs(30),
+            || async move {
+                tokio::task::spawn_blocking(move || {
+                    Command::new("echoscu")
+                        .args(["-aec", PACS_AET, "127.0.0.1", &port.to_string()])
+                        .stderr(Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success())
+                })
+                .await
+                .unwrap()
+            },
+        )
+        .await;
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    fn worklists(&self) -> PathBuf {
+        self.dir.path().join("worklists")
+    }
+
+    /// What the node's `[imaging]` section says for this Orthanc.
+    fn config(&self, poll_seconds: u32) -> ImagingConfig {
+        ImagingConfig {
+            orthanc_url: self.url(),
+            username: ORTHANC_USER.into(),
+            password: ORTHANC_PASSWORD.into(),
+            worklist_dir: Some(self.worklists()),
+            hint_token: Some(HINT_TOKEN.into()),
+            poll_seconds,
+            viewer_url: Some(format!(
+                "{}/app/explorer.html#study?uid={{study_uid}}",
+                self.url()
+            )),
+        }
+    }
+
+    /// Orthanc's own REST API, as an operator would ask it.
+    async fn get(&self, path: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.url()))
+            .basic_auth(ORTHANC_USER, Some(ORTHANC_PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The feed's last position and whether a stable study is among its changes.
+    async fn last_change(&self) -> i64 {
+        self.get("/changes?last").await["Last"].as_i64().unwrap()
+    }
+
+    /// Asks the worklist as modality `CT1` does; returns findscu's log of the answers.
+    async fn find_worklist(&self) -> String {
+        let port = self.dicom_port;
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new("findscu")
+                .args(["-v", "-W", "-aet", "CT1", "-aec", PACS_AET, "127.0.0.1"])
+                .arg(port.to_string())
+                .args([
+                    "-k",
+                    "(0008,0050)",
+                    "-k",
+                    "(0010,0010)",
+                    "-k",
+                    "(0010,0020)",
+                    "-k",
+                    "(0010,0021)",
+                    "-k",
+                    "(0010,0030)",
+                    "-k",
+                    "(0020,000d)",
+                    "-k",
+                    "(0040,0100)[0].(0008,0060)",
+                    "-k",
+                    "(0040,0100)[0].(0040,0002)",
+                    "-k",
+                    "(0040,0100)[0].(0040,0007)",
+                ])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Sends a DICOM file as the modality does.
+    async fn store(&self, file: &Path) {
+        let port = self.dicom_port;
+        let file = file.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new("storescu")
+                .args(["-aet", "CT1", "-aec", PACS_AET, "127.0.0.1"])
+                .arg(port.to_string())
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        })
+        .await
+        .unwrap();
+    }
+}
+
+impl Drop for Pacs {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The value of `tag` (e.g. `(0010,0020)`) in the first answer findscu logged.
+fn answered(log: &str, tag: &str) -> String {
+    let line = log
+        .lines()
+        .find(|l| l.contains(tag) && l.contains('['))
+        .unwrap_or_else(|| panic!("no {tag} in the worklist's answer:\n{log}"));
+    let start = line.find('[').unwrap() + 1;
+    let end = line[start..].find(']').unwrap() + start;
+    line[start..end].trim().to_owned()
+}
+
+/// Makes a real DICOM image (a CT slice of a gradient) with these attributes, as a modality
+/// that read the worklist would. `study_uid` empty: a new one.
+fn dicom_file(dir: &Path, name: &str, tags: &[(&str, &str)]) -> PathBuf {
+    let bmp = dir.join(format!("{name}.bmp"));
+    let dcm = dir.join(format!("{name}.dcm"));
+    let ok = Command::new("convert")
+        .args([
+            "-size",
+            "64x64",
+            "gradient:black-white",
+            "-type",
+            "TrueColor",
+        ])
+        .arg(format!("BMP3:{}", bmp.display()))
+        .status()
+        .unwrap();
+    assert!(ok.success(), "ImageMagick made no image");
+    let ok = Command::new("img2dcm")
+        .args(["-i", "BMP"])
+        .arg(&bmp)
+        .arg(&dcm)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "img2dcm made no DICOM file");
+    let mut modify = Command::new("dcmodify");
+    modify.arg("-nb");
+    for (tag, value) in tags {
+        modify.args(["-i", &format!("{tag}={value}")]);
+    }
+    let ok = modify.arg(&dcm).status().unwrap();
+    assert!(ok.success(), "dcmodify failed");
+    dcm
+}
+
+async fn order(doctor: &Client, patient: &str) -> Value {
+    let r = doctor
+        .post(
+            "/api/v1/imaging/orders",
+            json!({
+                "patient_id": patient,
+                "modality": "CT",
+                "procedure": "CT head without contrast",
+                "reason": "Headache after a fall",
+                "scheduled_at": "2026-12-07T09:30:00Z",
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body
+}
+
+/// Waits until the node has read Orthanc's feed to its end.
+async fn caught_up(node: &Arc<Node>, pacs: &Pacs) {
+    let last = pacs.last_change().await;
+    let source = pacs.url();
+    eventually(
+        "the node read the PACS's feed to its end",
+        Duration::from_secs(20),
+        || {
+            let (node, source) = (node.clone(), source.clone());
+            async move {
+                node.store
+                    .read(move |tx| store::feed_position(tx, &source))
+                    .await
+                    .unwrap()
+                    >= last
+            }
+        },
+    )
+    .await;
+}
+
+fn studies_in(node: &TestNode) -> i64 {
+    node.db()
+        .query_row("SELECT count(*) FROM imaging_studies", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_study_arrives_live_for_its_doctor_with_its_preview() {
+    // An hour between polls: what brings the study within seconds is Orthanc's hint.
+    let mut pacs = Pacs::new();
+    let node = TestNode::start_with(|c| c.imaging = Some(pacs.config(3600))).await;
+    pacs.start(&node.url, HINT_TOKEN).await;
+    let doctor = node.doctor(0).await;
+    let patient = node.patient(0).clone();
+    let mut live = doctor.events(None).await;
+
+    let order = order(&doctor, &patient.id.to_string()).await;
+    let accession = order["accession"].as_str().unwrap().to_owned();
+    assert!(accession.len() <= 16, "{accession}");
+    assert_eq!(order["status"], "scheduled");
+    let imaging = doctor
+        .get(&format!("/api/v1/patients/{}/imaging", patient.id))
+        .await;
+    let mrn = imaging.body["mrn"].as_str().unwrap().to_owned();
+    assert!(mrn.len() <= 64);
+
+    // The modality reads the worklist: the patient's number, the issuer and the accession.
+    let found = pacs.find_worklist().await;
+    assert_eq!(answered(&found, "(0008,0050)"), accession);
+    assert_eq!(answered(&found, "(0010,0020)"), mrn);
+    assert_eq!(answered(&found, "(0010,0021)"), "st-marys.example");
+    let study_uid = answered(&found, "(0020,000d)");
+    let (family, given) = patient
+        .name
+        .rsplit_once(' ')
+        .map_or((patient.name.as_str(), ""), |(g, f)| (f, g));
+    let pn = answered(&found, "(0010,0010)");
+    assert!(
+        pn.contains(family) && pn.contains(given),
+        "{pn} for {}",
+        patient.name
+    );
+    assert_eq!(answered(&found, "(0008,0060)"), "CT");
+
+    // It scans and sends what the worklist said.
+    let files = tempfile::tempdir().unwrap();
+    let slice = dicom_file(
+        files.path(),
+        "slice1",
+        &[
+            ("(0010,0020)", &mrn),
+            ("(0010,0021)", "st-marys.example"),
+            ("(0010,0010)", &pn),
+            ("(0008,0050)", &accession),
+            ("(0020,000d)", &study_uid),
+            ("(0008,0060)", "CT"),
+            ("(0008,1030)", "CT head"),
+            ("(0008,0020)", "20261207"),
+        ],
+    );
+    let sent = std::time::Instant::now();
+    pacs.store(&slice).await;
+    let ev = live
+        .wait_for(Duration::from_secs(STABLE_AGE + 5), |e| {
+            e.event == "imaging.study_available"
+        })
+        .await;
+    let waited = sent.elapsed();
+    assert_eq!(ev.data["patient_id"], patient.id.to_string().as_str());
+    assert_eq!(ev.data["order_id"], order["id"]);
+    assert_eq!(ev.data["matched_by"], "accession");
+    assert_eq!(ev.data["study_uid"], study_uid.as_str());
+    assert_eq!(ev.data["modalities"], json!(["CT"]));
+    assert_eq!(ev.data["instance_count"], 1);
+    assert_eq!(ev.data["description"], "CT head");
+    assert_eq!(ev.data["study_date"], "2026-12-07");
+    eprintln!("the study reached the doctor {waited:?} after it was sent");
+
+    // The patient's page: the order completed, the study, the viewer's address; the order
+    // left the worklist.
+    let imaging = doctor
+        .get(&format!("/api/v1/patients/{}/imaging", patient.id))
+        .await;
+    assert_eq!(imaging.body["orders"][0]["status"], "completed");
+    assert_eq!(imaging.body["studies"].as_array().unwrap().len(), 1);
+    assert!(
+        imaging.body["viewer"]
+            .as_str()
+            .unwrap()
+            .contains("{study_uid}")
+    );
+    assert!(!pacs.worklists().join(format!("{accession}.wl")).exists());
+    assert!(!pacs.find_worklist().await.contains(&accession));
+
+    // The preview, rendered by Orthanc, through the node, audited.
+    let study_id = ev.data["id"].as_str().unwrap().to_owned();
+    let png = doctor
+        .http
+        .get(format!(
+            "{}/api/v1/imaging/studies/{study_id}/preview",
+            node.url
+        ))
+        .bearer_auth(&doctor.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(png.status(), StatusCode::OK);
+    assert_eq!(png.headers()["content-type"], "image/png");
+    assert!(png.bytes().await.unwrap().starts_with(b"\x89PNG\r\n\x1a\n"));
+    let viewed: i64 = node
+        .db()
+        .query_row(
+            "SELECT count(*) FROM audit WHERE action = 'imaging.preview' AND outcome = 'success' AND entity = ?1",
+            [format!("patient/{}", patient.id)],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(viewed, 1);
+
+    // Reception and a kiosk see no study and no preview; each refusal is audited.
+    let reception = node.reception().await;
+    let kiosk = node.kiosk().await;
+    for who in [&reception, &kiosk] {
+        let r = who
+            .get(&format!("/api/v1/patients/{}/imaging", patient.id))
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        let r = who
+            .get(&format!("/api/v1/imaging/studies/{study_id}/preview"))
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    }
+    let r = reception.get("/api/v1/imaging/reconciliation").await;
+    assert_eq!(
+        r.body,
+        json!([]),
+        "a matched study is not for reconciliation"
+    );
+
+    // A second image of the same study (the modality retries, or sends one more slice): the
+    // study becomes stable again, and is still recorded once.
+    let again = dicom_file(
+        files.path(),
+        "slice2",
+        &[
+            ("(0010,0020)", &mrn),
+            ("(0010,0021)", "st-marys.example"),
+            ("(0008,0050)", &accession),
+            ("(0020,000d)", &study_uid),
+            ("(0008,0060)", "CT"),
+        ],
+    );
+    pacs.store(&again).await;
+    pacs.store(&slice).await;
+    eventually(
+        "Orthanc calls the study stable again",
+        Duration::from_secs(20),
+        || async {
+            let changes = pacs.get("/changes?limit=1000").await;
+            changes["Changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["ChangeType"] == "StableStudy")
+                .count()
+                >= 2
+        },
+    )
+    .await;
+    // The hint is the only wake-up here: poll until the node has read everything.
+    carebridge_server::imaging::catch_up(&node.node)
+        .await
+        .unwrap();
+    caught_up(&node.node, &pacs).await;
+    assert_eq!(studies_in(&node), 1, "one study per StudyInstanceUID");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_study_that_matches_nobody_waits_for_reconciliation_and_is_linked_by_hand() {
+    // No hint reaches this node (a wrong token): the poll alone brings the study.
+    let mut pacs = Pacs::new();
+    let node = TestNode::start_with(|c| c.imaging = Some(pacs.config(1))).await;
+    pacs.start(&node.url, "not-the-token-of-this-node").await;
+    let reception = node.reception().await;
+    let doctor = node.doctor(0).await;
+    let mut reception_live = reception.events(None).await;
+    let mut doctor_live = doctor.events(None).await;
+    let patient = node.patient(1).clone();
+
+    // Same name and birth date as a patient here, but an accession and PatientID this node
+    // never gave: never matched on name or birth date.
+    let files = tempfile::tempdir().unwrap();
+    let stray = dicom_file(
+        files.path(),
+        "stray",
+        &[
+            ("(0010,0020)", "EXT-4711"),
+            ("(0010,0021)", "elsewhere.example"),
+            ("(0010,0010)", &patient.name.replace(' ', "^")),
+            (
+                "(0010,0030)",
+                &patient.birth_date.format("%Y%m%d").to_string(),
+            ),
+            ("(0008,0050)", "X99"),
+            ("(0008,0060)", "MR"),
+        ],
+    );
+    pacs.store(&stray).await;
+    let ev = reception_live
+        .wait_for(Duration::from_secs(STABLE_AGE + 10), |e| {
+            e.event == "imaging.reconciliation_updated"
+        })
+        .await;
+    assert_eq!(ev.data["patient_id"], Value::Null);
+    assert_eq!(ev.data["matched_by"], "unmatched");
+    assert_eq!(ev.data["dicom_patient_id"], "EXT-4711");
+    let list = reception.get("/api/v1/imaging/reconciliation").await;
+    assert_eq!(list.body.as_array().unwrap().len(), 1, "{}", list.body);
+    let study_id = list.body[0]["id"].as_str().unwrap().to_owned();
+    let imaging = doctor
+        .get(&format!("/api/v1/patients/{}/imaging", patient.id))
+        .await;
+    assert_eq!(imaging.body["studies"], json!([]), "linked to nothing");
+    // Reception may look at it to decide.
+    let r = reception
+        .http
+        .get(format!(
+            "{}/api/v1/imaging/studies/{study_id}/preview",
+            node.url
+        ))
+        .bearer_auth(&reception.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let kiosk = node.kiosk().await;
+    assert_eq!(
+        kiosk.get("/api/v1/imaging/reconciliation").await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // Reception links it; the doctors hear of it, and it leaves the list.
+    let linked = reception
+        .post(
+            &format!("/api/v1/imaging/studies/{study_id}/link"),
+            json!({"patient_id": patient.id}),
+        )
+        .await;
+    assert_eq!(linked.status, StatusCode::OK, "{}", linked.body);
+    assert_eq!(linked.body["matched_by"], "hand");
+    let ev = doctor_live
+        .wait_for(Duration::from_secs(5), |e| {
+            e.event == "imaging.study_available"
+        })
+        .await;
+    assert_eq!(ev.data["id"], study_id.as_str());
+    assert_eq!(ev.data["patient_id"], patient.id.to_string().as_str());
+    let ev = reception_live
+        .wait_for(Duration::from_secs(5), |e| {
+            e.event == "imaging.reconciliation_updated"
+        })
+        .await;
+    assert_eq!(ev.data["patient_id"], patient.id.to_string().as_str());
+    assert_eq!(
+        reception.get("/api/v1/imaging/reconciliation").await.body,
+        json!([])
+    );
+    // Linked once: a second link is refused and changes nothing.
+    let again = reception
+        .post(
+            &format!("/api/v1/imaging/studies/{study_id}/link"),
+            json!({"patient_id": node.patient(2).id}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    let imaging = doctor
+        .get(&format!("/api/v1/patients/{}/imaging", patient.id))
+        .await;
+    assert_eq!(imaging.body["studies"][0]["id"], study_id.as_str());
+    // Now it is clinical: reception no longer sees its preview.
+    let r = reception
+        .get(&format!("/api/v1/imaging/studies/{study_id}/preview"))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_study_sent_while_the_node_is_down_arrives_once_when_it_returns() {
+    let mut pacs = Pacs::new();
+    let node = TestNode::start_with(|c| c.imaging = Some(pacs.config(1))).await;
+    pacs.start(&node.url, HINT_TOKEN).await;
+    let doctor = node.doctor(0).await;
+    let patient = node.patient(0).clone();
+    let order = order(&doctor, &patient.id.to_string()).await;
+    let accession = order["accession"].as_str().unwrap().to_owned();
+    let (keep, config) = node.stop_keeping().await;
+
+    let files = tempfile::tempdir().unwrap();
+    let slice = dicom_file(
+        files.path(),
+        "while-down",
+        &[("(0008,0050)", &accession), ("(0008,0060)", "CT")],
+    );
+    pacs.store(&slice).await;
+    eventually(
+        "Orthanc calls the study stable",
+        Duration::from_secs(20),
+        || async {
+            let changes = pacs.get("/changes?limit=1000").await;
+            changes["Changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["ChangeType"] == "StableStudy")
+        },
+    )
+    .await;
+
+    // The node returns on the same data: it reads the feed from where it stopped.
+    let node = {
+        let mut tries = 0;
+        loop {
+            match Node::open(config.clone(), Arc::new(SystemClock)) {
+                Ok(n) => break n,
+                Err(e) if tries < 100 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let served = tokio::spawn(carebridge_server::serve::serve(node.clone(), listener));
+    caught_up(&node, &pacs).await;
+    // And a second time from zero, as after a lost position: nothing is recorded twice.
+    let source = pacs.url();
+    node.store
+        .write(None, move |ctx| {
+            carebridge_server::store::imaging::set_feed_position(ctx, &source, 0)
+        })
+        .await
+        .unwrap();
+    carebridge_server::imaging::catch_up(&node).await.unwrap();
+    let (mine, unmatched) = node
+        .store
+        .read(move |tx| {
+            Ok::<_, carebridge_server::store::StoreError>((
+                store::studies_of(tx, patient.id)?,
+                store::unmatched(tx)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 1, "recorded once");
+    assert!(unmatched.is_empty());
+    assert_eq!(mine[0].study.accession, accession);
+    assert_eq!(mine[0].study.matched_by, StudyMatch::Accession);
+    node.shutdown.cancel();
+    let _ = served.await;
+    drop(keep);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hint_needs_the_token_and_a_node_without_a_pacs_says_so() {
+    let plain = TestNode::start().await;
+    let doctor = plain.doctor(0).await;
+    let r = doctor
+        .post(
+            "/api/v1/imaging/orders",
+            json!({
+                "patient_id": plain.patient(0).id,
+                "modality": "CT",
+                "procedure": "CT head",
+                "reason": "Fall",
+                "scheduled_at": "2026-12-07T09:30:00Z",
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    let counts = plain.table_counts();
+    assert_eq!(counts["imaging_orders"], 0);
+    assert_eq!(counts["patient_mrns"], 0);
+    plain.stop().await;
+
+    let pacs_dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start_with(|c| {
+        c.imaging = Some(ImagingConfig {
+            orthanc_url: format!("http://127.0.0.1:{}", free_port()),
+            username: ORTHANC_USER.into(),
+            password: ORTHANC_PASSWORD.into(),
+            worklist_dir: Some(pacs_dir.path().to_owned()),
+            hint_token: Some(HINT_TOKEN.into()),
+            poll_seconds: 3600,
+            viewer_url: None,
+        })
+    })
+    .await;
+    let http = support::http();
+    let hint = |token: Option<&'static str>| {
+        let mut req = http.post(format!("{}/api/v1/imaging/hint", node.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    assert_eq!(hint(None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        hint(Some("hint-token-for-the-tests-0123456788"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        hint(Some(HINT_TOKEN)).await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+
+    // A bad order changes nothing.
+    let doctor = node.doctor(0).await;
+    let before = node.table_counts();
+    for bad in [
+        json!({"patient_id": node.patient(0).id, "modality": "XX", "procedure": "CT", "reason": "r", "scheduled_at": "2026-12-07T09:30:00Z"}),
+        json!({"patient_id": node.patient(0).id, "modality": "CT", "procedure": " ", "reason": "r", "scheduled_at": "2026-12-07T09:30:00Z"}),
+        json!({"patient_id": node.patient(0).id, "modality": "CT", "procedure": "x".repeat(65), "reason": "r", "scheduled_at": "2026-12-07T09:30:00Z"}),
+        json!({"patient_id": uuid::Uuid::now_v7(), "modality": "CT", "procedure": "CT", "reason": "r", "scheduled_at": "2026-12-07T09:30:00Z"}),
+    ] {
+        let r = doctor.post("/api/v1/imaging/orders", bad.clone()).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            r.body
+        );
+    }
+    let reception = node.reception().await;
+    let r = reception
+        .post(
+            "/api/v1/imaging/orders",
+            json!({"patient_id": node.patient(0).id, "modality": "CT", "procedure": "CT", "reason": "r", "scheduled_at": "2026-12-07T09:30:00Z"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "only doctors order");
+    let after = node.table_counts();
+    for table in [
+        "imaging_orders",
+        "patient_mrns",
+        "imaging_studies",
+        "events",
+    ] {
+        assert_eq!(before[table], after[table], "{table}");
+    }
+    assert!(std::fs::read_dir(pacs_dir.path()).unwrap().next().is_none());
+    node.stop().await;
+}
