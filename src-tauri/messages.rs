@@ -113,6 +113,14 @@ const ENGLISH: &[(&str, &str)] = &[
         "notice.reports-received.body",
         "{count} report(s) waiting for review.",
     ),
+    (
+        "notice.study-available.title",
+        "Imaging study ready: {patient}",
+    ),
+    (
+        "notice.study-available.body",
+        "{modality}, {images} image(s). {description}",
+    ),
     // chrono format strings for the notice's day and time.
     ("format.day", "%A %-d %B"),
     ("format.time", "%H:%M"),
@@ -161,6 +169,14 @@ const DUTCH: &[(&str, &str)] = &[
     (
         "notice.reports-received.body",
         "{count} verslag(en) wachten op beoordeling.",
+    ),
+    (
+        "notice.study-available.title",
+        "Beeldvormend onderzoek klaar: {patient}",
+    ),
+    (
+        "notice.study-available.body",
+        "{modality}, {images} beeld(en). {description}",
     ),
     // The day is written from the names below (chrono names days and months in English only).
     ("format.day", "{weekday} %-d {month}"),

@@ -127,6 +127,32 @@ pub fn text(notice: &Notice, tz: Tz, language: Language, private: bool) -> (Stri
                 &[("count", &reports.to_string())],
             ),
         ),
+        Notice::StudyAvailable {
+            study,
+            patient_name,
+        } => {
+            let someone = t("notice.a-patient", &[]);
+            let patient = match patient_name {
+                Some(name) if !private => name.as_str(),
+                _ => &someone,
+            };
+            let what = if private {
+                String::new()
+            } else {
+                study.description.clone()
+            };
+            (
+                t("notice.study-available.title", &[("patient", patient)]),
+                t(
+                    "notice.study-available.body",
+                    &[
+                        ("modality", &study.modalities.join("/")),
+                        ("images", &study.instance_count.to_string()),
+                        ("description", &what),
+                    ],
+                ),
+            )
+        }
     }
 }
 

@@ -10,6 +10,9 @@ use carebridge_core::protocol::appointment::{
 use carebridge_core::protocol::federation::payload::{
     AdminUpdate, Consent, NewAdminUpdate, PeerSummary, ReceivedReports, Transmission,
 };
+use carebridge_core::protocol::imaging::{
+    ImagingOrder, ImagingStudy, ImagingStudyId, NewImagingOrder, PatientImaging,
+};
 use carebridge_core::protocol::kiosk::{KioskDevice, KioskRegistration};
 use carebridge_core::protocol::patient::{KioskPatient, NewPatient, Patient};
 use carebridge_core::protocol::practitioner::{NewPractitioner, Practitioner, PractitionerUpdate};

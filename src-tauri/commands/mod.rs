@@ -8,6 +8,7 @@ mod registry;
 
 pub mod admin;
 pub mod exchange;
+pub mod imaging;
 pub mod ipc;
 pub mod kiosk;
 pub mod records;

@@ -67,6 +67,15 @@ macro_rules! with_commands {
             reports::report_revisions [main] (report_id: ReportId) -> Vec<ReportRevision>;
             reports::print_report [main] (report_id: ReportId, revision: Option<u32>) -> PrintedReport;
 
+            // Imaging: a patient's orders and studies (doctors), the reconciliation list
+            // (reception and doctors).
+            imaging::patient_imaging [main] (patient_id: PatientId) -> PatientImaging;
+            imaging::order_imaging [main] (order: NewImagingOrder) -> ImagingOrder;
+            imaging::study_preview [main] (study_id: ImagingStudyId) -> String;
+            imaging::unmatched_studies [main] () -> Vec<ImagingStudy>;
+            imaging::link_study [main] (study_id: ImagingStudyId, patient_id: PatientId) -> ImagingStudy;
+            imaging::open_study_viewer [main] (patient_id: PatientId, study_id: ImagingStudyId) -> bool;
+
             // Exchanges with peers (doctors, admins, reviewers; every staff role for updates).
             exchange::peers [main] () -> Vec<PeerSummary>;
             exchange::consents [main] (patient_id: PatientId) -> Vec<Consent>;

@@ -111,7 +111,7 @@ pub async fn print_report(
     };
     let path = dir.join(name);
     tokio::fs::write(&path, pdf).await.map_err(fail)?;
-    let opened = open_in_viewer(&path);
+    let opened = open_externally(&path);
     Ok(PrintedReport {
         path: path.display().to_string(),
         opened,
@@ -178,8 +178,9 @@ fn whoami() -> String {
     std::env::var("USER").unwrap_or_else(|_| "user".into())
 }
 
-/// Starts the desktop's default PDF viewer on `path`, without waiting for it.
-fn open_in_viewer(path: &std::path::Path) -> bool {
+/// Starts the desktop's default program for `path` (a PDF viewer; a browser for an address),
+/// without waiting for it.
+pub(super) fn open_externally(path: &std::path::Path) -> bool {
     let opener = if cfg!(target_os = "macos") {
         "open"
     } else {

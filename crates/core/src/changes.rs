@@ -43,6 +43,9 @@ pub enum ChangeKind {
     Received,
     /// Patients' consents to share.
     Consent,
+    /// Imaging orders and studies (not mirrored: a patient's page reads them again), and the
+    /// reconciliation list.
+    Imaging,
 }
 
 impl ChangeKind {
@@ -175,6 +178,12 @@ impl Changes {
                 // Gone: read the list again.
                 LiveEvent::ReceivedDeleted(_) => Self::of(ChangeKind::Received),
                 LiveEvent::Consent(_) => Self::of(ChangeKind::Consent),
+                LiveEvent::ImagingOrder(o) => Self::record(ChangeKind::Imaging, o.patient_id),
+                LiveEvent::ImagingStudy(s) => {
+                    let mut c = Self::record(ChangeKind::Imaging, s.id);
+                    c.ids.extend(s.patient_id.map(|p| p.to_string()));
+                    c
+                }
                 LiveEvent::Appointment(a) => a.changes(),
                 LiveEvent::Patient(p) => p.changes(),
                 LiveEvent::Report(r) => r.changes(),

@@ -643,7 +643,19 @@ async fn run_news(shared: Arc<Shared>, mut news: mpsc::UnboundedReceiver<LiveNew
             LiveNews::Exchange(events) => {
                 shared.changed(Changes::exchange(&events));
                 for e in &events {
-                    if let Some(n) = exchange_notices.notice(shared.signed_in.principal(), e) {
+                    if let Some(mut n) = exchange_notices.notice(shared.signed_in.principal(), e) {
+                        if let Notice::StudyAvailable {
+                            study,
+                            patient_name,
+                        } = &mut n
+                            && let Some(p) = study.patient_id
+                            && let Ok(Some(p)) = shared.store.patient(p).await
+                        {
+                            *patient_name = Some(format!(
+                                "{} {}",
+                                p.patient.given_name, p.patient.family_name
+                            ));
+                        }
                         shared.notifier.notify(n);
                     }
                 }

@@ -16,6 +16,7 @@ mod clock;
 pub mod engine;
 pub mod error;
 pub mod exchange;
+pub mod imaging;
 pub mod live;
 pub mod notify;
 pub mod profile;

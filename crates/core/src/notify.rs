@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use carebridge_protocol::appointment::{Appointment, AppointmentStatus, BookedBy};
 use carebridge_protocol::event::LiveEvent;
 use carebridge_protocol::federation::payload::{AdminUpdate, Transmission, TransmissionState};
+use carebridge_protocol::imaging::ImagingStudy;
 use carebridge_protocol::practitioner::Role;
 use carebridge_protocol::session::Principal;
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,13 @@ pub enum Notice {
         /// How many reports.
         reports: usize,
     },
+    /// For the doctor who ordered it: an imaging study arrived for their patient.
+    StudyAvailable {
+        /// The study.
+        study: ImagingStudy,
+        /// The patient's name, when this user may see it.
+        patient_name: Option<String>,
+    },
 }
 
 impl Notice {
@@ -63,6 +71,7 @@ impl Notice {
             Self::TransmissionFailed { .. } => "transmission-failed",
             Self::TransmissionOverdue { .. } => "transmission-overdue",
             Self::ReportsReceived { .. } => "reports-received",
+            Self::StudyAvailable { .. } => "study-available",
         }
     }
 
@@ -75,13 +84,14 @@ impl Notice {
             Self::TransmissionFailed { transmission }
             | Self::TransmissionOverdue { transmission } => transmission.id.to_string(),
             Self::ReportsReceived { source, .. } => source.clone(),
+            Self::StudyAvailable { study, .. } => study.id.to_string(),
         }
     }
 }
 
 /// The notice an exchange event is for this user, if any (never for a kiosk).
 pub fn notice_for_exchange(me: &Principal, event: &LiveEvent) -> Option<Notice> {
-    let Principal::Staff { role, .. } = me else {
+    let Principal::Staff { role, id, .. } = me else {
         return None;
     };
     match event {
@@ -104,6 +114,14 @@ pub fn notice_for_exchange(me: &Principal, event: &LiveEvent) -> Option<Notice> 
             source: r.source.clone(),
             reports: r.content.reports.len(),
         }),
+        // Every doctor sees the study live on the patient's page; the one who ordered it is
+        // interrupted. The reconciliation list's news (no patient yet) interrupts nobody.
+        LiveEvent::ImagingStudy(s) if s.patient_id.is_some() && s.ordered_by == Some(*id) => {
+            Some(Notice::StudyAvailable {
+                study: s.clone(),
+                patient_name: None,
+            })
+        }
         _ => None,
     }
 }

@@ -292,6 +292,8 @@ pub struct ImagingStudy {
     pub patient_id: Option<PatientId>,
     /// The order it fulfils, if its accession is one of ours.
     pub order_id: Option<ImagingOrderId>,
+    /// The doctor who ordered it, when it fulfils an order.
+    pub ordered_by: Option<PractitionerId>,
     /// How it was matched.
     pub matched_by: StudyMatch,
     /// DICOM AccessionNumber as the modality sent it.
@@ -336,6 +338,8 @@ pub struct PatientImaging {
     pub studies: Vec<ImagingStudy>,
     /// Where the PACS's viewer opens a study, by StudyInstanceUID, when the node has one.
     pub viewer: Option<String>,
+    /// Whether the node follows a PACS, so that studies can be ordered.
+    pub pacs: bool,
 }
 
 /// Links a study from the reconciliation list to a patient.

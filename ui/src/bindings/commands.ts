@@ -9,16 +9,21 @@ import type { AuditFilter } from "./AuditFilter";
 import type { AuditRow } from "./AuditRow";
 import type { BookAppointment } from "./BookAppointment";
 import type { Consent } from "./Consent";
+import type { ImagingOrder } from "./ImagingOrder";
+import type { ImagingStudy } from "./ImagingStudy";
+import type { ImagingStudyId } from "./ImagingStudyId";
 import type { ImportSummary } from "./ImportSummary";
 import type { KioskDevice } from "./KioskDevice";
 import type { KioskDeviceId } from "./KioskDeviceId";
 import type { KioskPatient } from "./KioskPatient";
 import type { KioskRegistration } from "./KioskRegistration";
 import type { NewAdminUpdate } from "./NewAdminUpdate";
+import type { NewImagingOrder } from "./NewImagingOrder";
 import type { NewPatient } from "./NewPatient";
 import type { NewPractitioner } from "./NewPractitioner";
 import type { Patient } from "./Patient";
 import type { PatientId } from "./PatientId";
+import type { PatientImaging } from "./PatientImaging";
 import type { PatientPage } from "./PatientPage";
 import type { PeerSummary } from "./PeerSummary";
 import type { Practitioner } from "./Practitioner";
@@ -117,6 +122,18 @@ export const reportRevisions = (reportId: ReportId): Promise<Array<ReportRevisio
   invoke("report_revisions", { reportId });
 export const printReport = (reportId: ReportId, revision: number | null = null): Promise<PrintedReport> =>
   invoke("print_report", { reportId, revision });
+export const patientImaging = (patientId: PatientId): Promise<PatientImaging> =>
+  invoke("patient_imaging", { patientId });
+export const orderImaging = (order: NewImagingOrder): Promise<ImagingOrder> =>
+  invoke("order_imaging", { order });
+export const studyPreview = (studyId: ImagingStudyId): Promise<string> =>
+  invoke("study_preview", { studyId });
+export const unmatchedStudies = (): Promise<Array<ImagingStudy>> =>
+  invoke("unmatched_studies");
+export const linkStudy = (studyId: ImagingStudyId, patientId: PatientId): Promise<ImagingStudy> =>
+  invoke("link_study", { studyId, patientId });
+export const openStudyViewer = (patientId: PatientId, studyId: ImagingStudyId): Promise<boolean> =>
+  invoke("open_study_viewer", { patientId, studyId });
 export const peers = (): Promise<Array<PeerSummary>> =>
   invoke("peers");
 export const consents = (patientId: PatientId): Promise<Array<Consent>> =>

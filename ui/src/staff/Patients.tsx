@@ -8,6 +8,7 @@ import type { SearchHit } from "../bindings/SearchHit";
 import { dayOf, timeOf } from "../format";
 import { t, tKey } from "../i18n";
 import { useLive } from "../live";
+import { PatientImagingView } from "./Imaging";
 import { PatientReports } from "./Reports";
 
 function fullName(p: { given_name: string; family_name: string }) {
@@ -157,6 +158,7 @@ export function PatientPageView({
               {saveError && <p className="error" role="alert">{saveError}</p>}
             </div>
           )}
+          {doctorId && <PatientImagingView patientId={p.id} timeZone={timeZone} />}
           {doctorId && <PatientReports patientId={p.id} me={doctorId} timeZone={timeZone} />}
         </>
       )}

@@ -25,6 +25,7 @@ import { ImportRecords, KioskDevices, StaffAccounts } from "./Admin";
 import { AuditTrail } from "./AuditTrail";
 import { AppointmentTable, RefusedList } from "./appointments";
 import { ReceivedView, SendUpdates, Transmissions, Updates, useUpdates } from "./Exchange";
+import { Reconciliation } from "./Imaging";
 import { PatientPageView, Patients } from "./Patients";
 
 // The calendar (FullCalendar) loads when first opened, not at start-up.
@@ -189,6 +190,7 @@ function Views({ who }: { who: SignedInView }) {
             { id: "waiting", label: t("nav.waiting"), view: <Waiting who={who} /> },
             { id: "my-day", label: t("nav.myDay"), view: <MyDay who={who} /> },
             { id: "patients", label: t("nav.patients"), view: <Patients timeZone={who.timeZone} doctorId={who.userId} /> },
+            { id: "reconcile", label: t("nav.reconcile"), view: <Reconciliation timeZone={who.timeZone} /> },
             updatesTab,
           ]
         : [
@@ -203,6 +205,7 @@ function Views({ who }: { who: SignedInView }) {
               ),
             },
             { id: "patients", label: t("nav.patients"), view: <Patients timeZone={who.timeZone} /> },
+            { id: "reconcile", label: t("nav.reconcile"), view: <Reconciliation timeZone={who.timeZone} /> },
             updatesTab,
           ];
   return (

@@ -120,7 +120,9 @@ impl NodeRecord {
             | LiveEvent::ReceivedReports(_)
             | LiveEvent::ReceivedDeleted(_)
             | LiveEvent::AdminUpdate(_)
-            | LiveEvent::Consent(_) => false,
+            | LiveEvent::Consent(_)
+            | LiveEvent::ImagingOrder(_)
+            | LiveEvent::ImagingStudy(_) => false,
         }
     }
 
@@ -136,7 +138,9 @@ impl NodeRecord {
             | LiveEvent::ReceivedReports(_)
             | LiveEvent::ReceivedDeleted(_)
             | LiveEvent::AdminUpdate(_)
-            | LiveEvent::Consent(_) => {
+            | LiveEvent::Consent(_)
+            | LiveEvent::ImagingOrder(_)
+            | LiveEvent::ImagingStudy(_) => {
                 return None;
             }
         })

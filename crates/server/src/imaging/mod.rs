@@ -248,6 +248,7 @@ fn matched(
         study_uid: f.study_uid,
         patient_id: patient,
         order_id: order.as_ref().map(|o| o.id),
+        ordered_by: order.as_ref().map(|o| o.ordered_by),
         matched_by: how,
         accession: f.accession,
         dicom_patient_id: f.patient_id,

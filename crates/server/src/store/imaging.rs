@@ -183,6 +183,9 @@ pub fn complete_order(w: &WriteCtx<'_>, id: ImagingOrderId) -> Result<bool, Stor
 }
 
 const STUDY_COLUMNS: &str = "id, study_uid, patient_id, order_id, matched_by, accession, dicom_patient_id, dicom_issuer, dicom_patient_name, modalities, description, study_date, series_count, instance_count, received_at, version, pacs_id, preview_instance";
+/// What a study is read with: its columns, and who ordered it (from its order).
+const STUDY_READ: &str = "SELECT imaging_studies.id, study_uid, imaging_studies.patient_id, order_id, matched_by, imaging_studies.accession, dicom_patient_id, dicom_issuer, dicom_patient_name, modalities, description, study_date, series_count, instance_count, received_at, version, pacs_id, preview_instance, imaging_orders.ordered_by
+     FROM imaging_studies LEFT JOIN imaging_orders ON imaging_orders.id = imaging_studies.order_id";
 
 fn study_from_row(r: &Row<'_>) -> Result<PacsStudy, StoreError> {
     let matched: String = r.get(4)?;
@@ -199,6 +202,10 @@ fn study_from_row(r: &Row<'_>) -> Result<PacsStudy, StoreError> {
             order_id: r
                 .get::<_, Option<String>>(3)?
                 .map(|s| parse("order id", &s))
+                .transpose()?,
+            ordered_by: r
+                .get::<_, Option<String>>(18)?
+                .map(|s| parse("practitioner id", &s))
                 .transpose()?,
             matched_by: StudyMatch::parse(&matched)
                 .ok_or_else(|| StoreError::Corrupt(format!("study match {matched}")))?,
@@ -255,18 +262,18 @@ pub fn record_study(w: &WriteCtx<'_>, s: &PacsStudy) -> Result<bool, StoreError>
 
 /// One study.
 pub fn study(tx: &Tx<'_>, id: ImagingStudyId) -> Result<Option<PacsStudy>, StoreError> {
-    let mut st = tx.conn().prepare_cached(&format!(
-        "SELECT {STUDY_COLUMNS} FROM imaging_studies WHERE id = ?1"
-    ))?;
+    let mut st = tx
+        .conn()
+        .prepare_cached(&format!("{STUDY_READ} WHERE imaging_studies.id = ?1"))?;
     let mut rows = st.query([id.to_string()])?;
     rows.next()?.map(study_from_row).transpose()
 }
 
 /// The study with this StudyInstanceUID.
 pub fn study_by_uid(tx: &Tx<'_>, uid: &str) -> Result<Option<PacsStudy>, StoreError> {
-    let mut st = tx.conn().prepare_cached(&format!(
-        "SELECT {STUDY_COLUMNS} FROM imaging_studies WHERE study_uid = ?1"
-    ))?;
+    let mut st = tx
+        .conn()
+        .prepare_cached(&format!("{STUDY_READ} WHERE study_uid = ?1"))?;
     let mut rows = st.query([uid])?;
     rows.next()?.map(study_from_row).transpose()
 }
@@ -277,7 +284,7 @@ fn studies_where(
     arg: Option<String>,
 ) -> Result<Vec<PacsStudy>, StoreError> {
     let mut st = tx.conn().prepare_cached(&format!(
-        "SELECT {STUDY_COLUMNS} FROM imaging_studies WHERE {filter} ORDER BY received_at DESC, id DESC"
+        "{STUDY_READ} WHERE {filter} ORDER BY received_at DESC, imaging_studies.id DESC"
     ))?;
     let mut rows = match arg {
         Some(a) => st.query([a])?,
@@ -292,12 +299,16 @@ fn studies_where(
 
 /// A patient's studies, newest first.
 pub fn studies_of(tx: &Tx<'_>, patient: PatientId) -> Result<Vec<PacsStudy>, StoreError> {
-    studies_where(tx, "patient_id = ?1", Some(patient.to_string()))
+    studies_where(
+        tx,
+        "imaging_studies.patient_id = ?1",
+        Some(patient.to_string()),
+    )
 }
 
 /// The studies that matched no patient (the reconciliation list), newest first.
 pub fn unmatched(tx: &Tx<'_>) -> Result<Vec<PacsStudy>, StoreError> {
-    studies_where(tx, "patient_id IS NULL", None)
+    studies_where(tx, "imaging_studies.patient_id IS NULL", None)
 }
 
 /// Links a study that matched nobody to a patient, by hand. Returns its new state, or `None`

@@ -136,6 +136,7 @@ pub async fn get_patient_imaging(
         .await?;
     let name = node.name().to_owned();
     let viewer = node.imaging.as_ref().and_then(Imaging::viewer);
+    let pacs = node.imaging.is_some();
     let imaging = node
         .store
         .write(Some(caller.audit("imaging.list", entity)), move |ctx| {
@@ -157,6 +158,7 @@ pub async fn get_patient_imaging(
                 orders,
                 studies,
                 viewer,
+                pacs,
             })
         })
         .await?;
