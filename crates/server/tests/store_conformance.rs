@@ -43,6 +43,9 @@ use carebridge_protocol::federation::payload::{
     AdminUpdateMessage, MedicalReports, SharedPatient, Transmission, TransmissionState,
     UpdateAudience,
 };
+use carebridge_protocol::imaging::{
+    ImagingOrder, ImagingOrderId, ImagingStudy, ImagingStudyId, Modality, OrderStatus, StudyMatch,
+};
 use carebridge_protocol::kiosk::KioskDevice;
 use carebridge_protocol::patient::{Patient, PatientSearch};
 use carebridge_protocol::practitioner::{Practitioner, Role};
@@ -58,6 +61,7 @@ use carebridge_server::events::{Audience, Hub, ROLE_ADMIN, ROLE_DOCTOR, ROLE_REC
 use carebridge_server::federation::peer::{PeerGrant, SourceRule};
 use carebridge_server::store::appointments::{AppointmentFilter, AppointmentSort, Scope};
 use carebridge_server::store::federation::{consents, peers, received, transmissions, updates};
+use carebridge_server::store::imaging::{self, PacsStudy};
 use carebridge_server::store::patients::{PatientFilter, PatientSort};
 use carebridge_server::store::reports::{ReportFilter, ReportSort};
 use carebridge_server::store::search::{Page, Span};
@@ -194,6 +198,9 @@ macro_rules! store_conformance_tests {
             federation_nonces,
             federation_consents,
             federation_updates,
+            imaging_numbers_orders_and_accessions,
+            imaging_studies_once_per_uid_and_linked_once,
+            imaging_feed_position_moves_forward_only,
         ]);
     };
     (@each $backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
@@ -3836,4 +3843,254 @@ async fn federation_updates(env: Env) {
             .await
             .is_err()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Imaging
+
+fn imaging_order(p: &Patient, doc: &Practitioner, accession: String) -> ImagingOrder {
+    ImagingOrder {
+        id: ImagingOrderId::new(),
+        patient_id: p.id,
+        accession,
+        modality: Modality::CT,
+        procedure: "CT head".into(),
+        reason: "headache".into(),
+        scheduled_at: at(8, 9, 30),
+        ordered_by: doc.id,
+        ordered_by_name: doc.display_name.clone(),
+        status: OrderStatus::Scheduled,
+        created_at: t0(),
+    }
+}
+
+fn pacs_study(uid: &str, patient: Option<&Patient>, order: Option<&ImagingOrder>) -> PacsStudy {
+    PacsStudy {
+        study: ImagingStudy {
+            id: ImagingStudyId::new(),
+            study_uid: uid.to_owned(),
+            patient_id: patient.map(|p| p.id),
+            order_id: order.map(|o| o.id),
+            // Derived from the order when read, whatever is given here.
+            ordered_by: None,
+            matched_by: if order.is_some() {
+                StudyMatch::Accession
+            } else if patient.is_some() {
+                StudyMatch::PatientId
+            } else {
+                StudyMatch::Unmatched
+            },
+            accession: order.map(|o| o.accession.clone()).unwrap_or_default(),
+            dicom_patient_id: "MRN00000001".into(),
+            dicom_issuer: NODE.into(),
+            dicom_patient_name: "Doe^Jane".into(),
+            modalities: vec!["CT".into(), "SR".into()],
+            description: "CT head".into(),
+            study_date: Some(date(2030, 1, 8)),
+            series_count: 2,
+            instance_count: 120,
+            received_at: t0(),
+            version: 1,
+        },
+        pacs_id: format!("orthanc-{uid}"),
+        preview_instance: Some("instance-1".into()),
+    }
+}
+
+async fn imaging_numbers_orders_and_accessions(env: Env) {
+    let (doc, p) = seed(&env).await;
+    let p2 = patient("Roe", "Rita", date(1990, 3, 3), "1000000002");
+    add_patients(&env, &[&p2]).await;
+    // A number is given once per patient, in order, and found again.
+    let (a, again, b) = env
+        .write(move |ctx| {
+            Ok((
+                imaging::assign_mrn(ctx, p.id)?,
+                imaging::assign_mrn(ctx, p.id)?,
+                imaging::assign_mrn(ctx, p2.id)?,
+            ))
+        })
+        .await;
+    assert_eq!(a, again);
+    assert_ne!(a, b);
+    assert!(a.len() <= carebridge_protocol::imaging::DICOM_PATIENT_ID_MAX);
+    let (pid, p2id) = (p.id, p2.id);
+    let (found, nobody, mrn2) = env
+        .read(move |tx| {
+            Ok((
+                imaging::patient_by_mrn(tx, &a)?,
+                imaging::patient_by_mrn(tx, "MRN99999999")?,
+                imaging::mrn(tx, p2id)?,
+            ))
+        })
+        .await;
+    assert_eq!(found, Some(pid));
+    assert_eq!(nobody, None);
+    assert_eq!(mrn2, Some(b));
+
+    // Accession numbers: in order, unique, at most 16 characters.
+    let (pc, dc) = (p.clone(), doc.clone());
+    let first = env
+        .write(move |ctx| {
+            let o = imaging_order(&pc, &dc, imaging::next_accession(ctx)?);
+            imaging::insert_order(ctx, &o)?;
+            Ok(o)
+        })
+        .await;
+    let (pc, dc) = (p.clone(), doc.clone());
+    let second = env
+        .write(move |ctx| {
+            let mut o = imaging_order(&pc, &dc, imaging::next_accession(ctx)?);
+            o.created_at = t0() + Duration::minutes(1);
+            imaging::insert_order(ctx, &o)?;
+            Ok(o)
+        })
+        .await;
+    assert!(first.accession.len() <= carebridge_protocol::imaging::ACCESSION_MAX);
+    assert!(
+        second.accession > first.accession,
+        "{second:?} after {first:?}"
+    );
+    // A taken accession is refused and changes nothing.
+    let (pc, dc, taken) = (p.clone(), doc.clone(), first.accession.clone());
+    let refused = env
+        .try_write(move |ctx| imaging::insert_order(ctx, &imaging_order(&pc, &dc, taken)))
+        .await;
+    assert!(refused.is_err());
+
+    let (f, s) = (first.clone(), second.clone());
+    let (one, by_accession, mine, scheduled) = env
+        .read(move |tx| {
+            Ok((
+                imaging::order(tx, f.id)?,
+                imaging::order_by_accession(tx, &s.accession)?,
+                imaging::orders_of(tx, pid)?,
+                imaging::scheduled_orders(tx)?,
+            ))
+        })
+        .await;
+    assert_eq!(one, Some(first.clone()));
+    assert_eq!(by_accession, Some(second.clone()));
+    assert_eq!(mine, vec![second.clone(), first.clone()], "newest first");
+    assert_eq!(
+        scheduled,
+        vec![first.clone(), second.clone()],
+        "oldest first"
+    );
+
+    // Completing: once.
+    let fid = first.id;
+    let (done, twice) = env
+        .write(move |ctx| {
+            Ok((
+                imaging::complete_order(ctx, fid)?,
+                imaging::complete_order(ctx, fid)?,
+            ))
+        })
+        .await;
+    assert!(done && !twice);
+    let (completed, scheduled) = env
+        .read(move |tx| Ok((imaging::order(tx, fid)?, imaging::scheduled_orders(tx)?)))
+        .await;
+    assert_eq!(completed.unwrap().status, OrderStatus::Completed);
+    assert_eq!(scheduled, vec![second]);
+}
+
+async fn imaging_studies_once_per_uid_and_linked_once(env: Env) {
+    let (doc, p) = seed(&env).await;
+    let (pc, dc) = (p.clone(), doc.clone());
+    let order = env
+        .write(move |ctx| {
+            let o = imaging_order(&pc, &dc, imaging::next_accession(ctx)?);
+            imaging::insert_order(ctx, &o)?;
+            Ok(o)
+        })
+        .await;
+    let matched = pacs_study("1.2.3.1", Some(&p), Some(&order));
+    let stray = pacs_study("1.2.3.2", None, None);
+    let (m, s) = (matched.clone(), stray.clone());
+    let (new_m, new_s) = env
+        .write(move |ctx| {
+            Ok((
+                imaging::record_study(ctx, &m)?,
+                imaging::record_study(ctx, &s)?,
+            ))
+        })
+        .await;
+    assert!(new_m && new_s);
+    // The same StudyInstanceUID again (another id, other facts): not recorded.
+    let mut again = pacs_study("1.2.3.1", None, None);
+    again.study.description = "other".into();
+    let new_again = env
+        .write(move |ctx| imaging::record_study(ctx, &again))
+        .await;
+    assert!(!new_again);
+
+    let mut expected = matched.clone();
+    expected.study.ordered_by = Some(doc.id);
+    let (mid, sid, pid, uid) = (
+        matched.study.id,
+        stray.study.id,
+        p.id,
+        matched.study.study_uid.clone(),
+    );
+    let (one, by_uid, mine, unmatched) = env
+        .read(move |tx| {
+            Ok((
+                imaging::study(tx, mid)?,
+                imaging::study_by_uid(tx, &uid)?,
+                imaging::studies_of(tx, pid)?,
+                imaging::unmatched(tx)?,
+            ))
+        })
+        .await;
+    assert_eq!(one, Some(expected.clone()));
+    assert_eq!(by_uid, Some(expected.clone()));
+    assert_eq!(mine, vec![expected]);
+    assert_eq!(unmatched, vec![stray.clone()]);
+
+    // Linking by hand: once, and only a study that has no patient.
+    let (linked, twice, matched_again, nothing) = env
+        .write(move |ctx| {
+            Ok((
+                imaging::link_study(ctx, sid, pid)?,
+                imaging::link_study(ctx, sid, pid)?,
+                imaging::link_study(ctx, mid, pid)?,
+                imaging::link_study(ctx, ImagingStudyId::new(), pid)?,
+            ))
+        })
+        .await;
+    let linked = linked.unwrap();
+    assert_eq!(linked.study.patient_id, Some(p.id));
+    assert_eq!(linked.study.matched_by, StudyMatch::Hand);
+    assert_eq!(linked.study.version, 2);
+    assert_eq!(linked.pacs_id, stray.pacs_id);
+    assert!(twice.is_none() && matched_again.is_none() && nothing.is_none());
+    let (mine, unmatched) = env
+        .read(move |tx| Ok((imaging::studies_of(tx, pid)?, imaging::unmatched(tx)?)))
+        .await;
+    assert_eq!(mine.len(), 2);
+    assert!(unmatched.is_empty());
+}
+
+async fn imaging_feed_position_moves_forward_only(env: Env) {
+    let start = env
+        .read(|tx| imaging::feed_position(tx, "http://pacs.example:8042"))
+        .await;
+    assert_eq!(start, 0);
+    env.write(|ctx| {
+        imaging::set_feed_position(ctx, "http://pacs.example:8042", 40)?;
+        imaging::set_feed_position(ctx, "http://pacs.example:8042", 12)?;
+        imaging::set_feed_position(ctx, "http://other.example:8042", 3)
+    })
+    .await;
+    let (a, b) = env
+        .read(|tx| {
+            Ok((
+                imaging::feed_position(tx, "http://pacs.example:8042")?,
+                imaging::feed_position(tx, "http://other.example:8042")?,
+            ))
+        })
+        .await;
+    assert_eq!((a, b), (40, 3));
 }
