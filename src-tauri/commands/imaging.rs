@@ -76,12 +76,11 @@ pub async fn open_study_viewer(
         .ok_or_else(|| {
             CommandError::own(ClientCode::LocalFailure, "no such study of this patient")
         })?;
-    let template = imaging.viewer.ok_or_else(|| {
+    let url = study.viewer_url.clone().ok_or_else(|| {
         CommandError::own(
             ClientCode::LocalFailure,
             "the node names no viewer for studies",
         )
     })?;
-    let url = template.replace("{study_uid}", &study.study_uid);
     Ok(super::reports::open_externally(std::path::Path::new(&url)))
 }

@@ -324,6 +324,9 @@ pub struct ImagingStudy {
     /// Incremented by every change (a link by hand).
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub version: i64,
+    /// Where the PACS's viewer opens it, when the node has a viewer (given with a patient's
+    /// imaging, not kept with the study).
+    pub viewer_url: Option<String>,
 }
 
 /// A patient's imaging: orders and studies, newest first.
@@ -336,8 +339,6 @@ pub struct PatientImaging {
     pub orders: Vec<ImagingOrder>,
     /// Studies.
     pub studies: Vec<ImagingStudy>,
-    /// Where the PACS's viewer opens a study, by StudyInstanceUID, when the node has one.
-    pub viewer: Option<String>,
     /// Whether the node follows a PACS, so that studies can be ordered.
     pub pacs: bool,
 }

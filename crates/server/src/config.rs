@@ -160,8 +160,9 @@ pub struct ImagingConfig {
     /// Seconds between reads of Orthanc's change feed when no hint comes (default 5).
     #[serde(default = "default_imaging_poll")]
     pub poll_seconds: u32,
-    /// Where a study opens in a viewer, with `{study_uid}` for its StudyInstanceUID
-    /// (e.g. Orthanc's Stone viewer). No viewer when absent.
+    /// Where a study opens in a viewer, with `{study_uid}` for its StudyInstanceUID or
+    /// `{pacs_id}` for Orthanc's id of it (e.g. Orthanc Explorer's
+    /// `http://pacs:8042/app/explorer.html#study?uuid={pacs_id}`). No viewer when absent.
     #[serde(default)]
     pub viewer_url: Option<String>,
 }
@@ -195,9 +196,10 @@ impl ImagingConfig {
         }
         if let Some(v) = &self.viewer_url
             && !v.contains("{study_uid}")
+            && !v.contains("{pacs_id}")
         {
             return Err(ConfigError::Invalid(
-                "`imaging.viewer_url` must contain {study_uid}".into(),
+                "`imaging.viewer_url` must contain {study_uid} or {pacs_id}".into(),
             ));
         }
         Ok(())

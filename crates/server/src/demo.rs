@@ -2,8 +2,10 @@
 //! appointments in every status, and the credentials to sign in as each of them.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use carebridge_protocol::appointment::{Appointment, AppointmentStatus, BookedBy};
+use carebridge_protocol::imaging::{ImagingOrderId, Modality, NewImagingOrder};
 use carebridge_protocol::kiosk::KioskDevice;
 use carebridge_protocol::patient::Patient;
 use carebridge_protocol::practitioner::{Practitioner, Role};
@@ -164,7 +166,11 @@ fn weekdays(start: (u32, u32), end: (u32, u32), days: &[Weekday]) -> Vec<Working
 }
 
 /// Seeds the node (already initialised with `admin`/[`ADMIN_PASSWORD`]) with demo data.
-pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredentials, StoreError> {
+pub async fn seed(
+    node: &Arc<Node>,
+    size: &DemoSize,
+    url: &str,
+) -> Result<DemoCredentials, StoreError> {
     let doctors_n = size.doctors.max(1) as usize;
     let reception_hash = hash(RECEPTION_PASSWORD).await?;
     let doctor_hash = hash(DOCTOR_PASSWORD).await?;
@@ -395,7 +401,43 @@ pub async fn seed(node: &Node, size: &DemoSize, url: &str) -> Result<DemoCredent
     if let Some(n) = wanted {
         bulk_appointments(node, &creds, &patient_ids, kiosk_id, reception_id, n).await?;
     }
+    if node.imaging.is_some() {
+        seed_imaging_order(node, &creds).await?;
+    }
     Ok(creds)
+}
+
+/// Where the node follows a PACS: the first doctor has ordered a CT of the first patient for
+/// tomorrow morning, so that the worklist has an entry for `findscu` and a study sent with its
+/// accession arrives on the patient's page (README, "Imaging").
+async fn seed_imaging_order(node: &Arc<Node>, creds: &DemoCredentials) -> Result<(), StoreError> {
+    let (Some(doctor), Some(patient)) = (creds.doctors.first(), creds.patients.first()) else {
+        return Ok(());
+    };
+    let tomorrow = node.clock.now().with_timezone(&node.tz).date_naive() + chrono::Days::new(1);
+    let at = tomorrow
+        .and_hms_opt(9, 30, 0)
+        .and_then(|t| t.and_local_timezone(node.tz).earliest())
+        .map_or_else(|| node.clock.now(), |t| t.with_timezone(&chrono::Utc));
+    let req = NewImagingOrder {
+        id: None,
+        patient_id: patient.id,
+        modality: Modality::CT,
+        procedure: "CT head without contrast".into(),
+        reason: "Headache after a fall".into(),
+        scheduled_at: at,
+    };
+    let (by, name) = (doctor.id, doctor.display_name.clone());
+    let order = node
+        .store
+        .write(None, move |ctx| {
+            crate::imaging::place_order(ctx, ImagingOrderId::new(), &req, by, &name)
+        })
+        .await?;
+    if let Err(e) = crate::imaging::publish(node, order).await {
+        tracing::warn!(error = %e, "the demo's imaging order is not on the worklist");
+    }
+    Ok(())
 }
 
 /// Who and when, for [`demo_appointment`].
@@ -612,7 +654,11 @@ pub async fn serve_embedded(
     size: &DemoSize,
 ) -> Result<Embedded, EmbeddedError> {
     let clock = std::sync::Arc::new(crate::clock::SystemClock);
-    let mut cfg = crate::node::init(dir, &init_options(time_zone), clock.as_ref())?;
+    crate::node::init(dir, &init_options(time_zone), clock.as_ref())?;
+    // The node.toml just written, with the environment's options over it (`CAREBRIDGE_IMAGING__…`
+    // points the demo at a PACS).
+    let mut cfg = crate::config::NodeConfig::load(Some(&dir.join(crate::config::CONFIG_FILE)))
+        .map_err(crate::node::NodeError::from)?;
     cfg.listen = listen;
     let node = Node::open(cfg, clock)?;
     let listener = tokio::net::TcpListener::bind(listen).await?;

@@ -130,7 +130,7 @@ impl Pacs {
             hint_token: Some(HINT_TOKEN.into()),
             poll_seconds,
             viewer_url: Some(format!(
-                "{}/app/explorer.html#study?uid={{study_uid}}",
+                "{}/app/explorer.html#study?uuid={{pacs_id}}",
                 self.url()
             )),
         }
@@ -154,16 +154,17 @@ impl Pacs {
         self.get("/changes?last").await["Last"].as_i64().unwrap()
     }
 
-    /// Asks the worklist as modality `CT1` does; returns findscu's log of the answers.
-    async fn find_worklist(&self) -> String {
+    /// Asks the worklist for `accession` as modality `CT1` does; returns findscu's log of the
+    /// answers.
+    async fn find_worklist(&self, accession: &str) -> String {
         let port = self.dicom_port;
+        let accession = format!("(0008,0050)={accession}");
         tokio::task::spawn_blocking(move || {
             let out = Command::new("findscu")
                 .args(["-v", "-W", "-aet", "CT1", "-aec", PACS_AET, "127.0.0.1"])
                 .arg(port.to_string())
+                .args(["-k", &accession])
                 .args([
-                    "-k",
-                    "(0008,0050)",
                     "-k",
                     "(0010,0010)",
                     "-k",
@@ -321,7 +322,8 @@ async fn an_ordered_study_arrives_live_for_its_doctor_with_its_preview() {
     let node = TestNode::start_with(|c| c.imaging = Some(pacs.config(3600))).await;
     pacs.start(&node.url, HINT_TOKEN).await;
     let doctor = node.doctor(0).await;
-    let patient = node.patient(0).clone();
+    // Patient 0 has the demo's order; this one has none yet.
+    let patient = node.patient(2).clone();
     let mut live = doctor.events(None).await;
 
     let order = order(&doctor, &patient.id.to_string()).await;
@@ -335,8 +337,8 @@ async fn an_ordered_study_arrives_live_for_its_doctor_with_its_preview() {
     assert!(mrn.len() <= 64);
 
     // The modality reads the worklist: the patient's number, the issuer and the accession.
-    let found = pacs.find_worklist().await;
-    assert_eq!(answered(&found, "(0008,0050)"), accession);
+    let found = pacs.find_worklist(&accession).await;
+    assert_eq!(answered(&found, "(0008,0050)"), accession, "{found}");
     assert_eq!(answered(&found, "(0010,0020)"), mrn);
     assert_eq!(answered(&found, "(0010,0021)"), "st-marys.example");
     let study_uid = answered(&found, "(0020,000d)");
@@ -393,14 +395,14 @@ async fn an_ordered_study_arrives_live_for_its_doctor_with_its_preview() {
         .await;
     assert_eq!(imaging.body["orders"][0]["status"], "completed");
     assert_eq!(imaging.body["studies"].as_array().unwrap().len(), 1);
-    assert!(
-        imaging.body["viewer"]
-            .as_str()
-            .unwrap()
-            .contains("{study_uid}")
+    let pacs_id = pacs.get("/studies").await[0].as_str().unwrap().to_owned();
+    assert_eq!(
+        imaging.body["studies"][0]["viewer_url"],
+        format!("{}/app/explorer.html#study?uuid={pacs_id}", pacs.url()).as_str()
     );
     assert!(!pacs.worklists().join(format!("{accession}.wl")).exists());
-    assert!(!pacs.find_worklist().await.contains(&accession));
+    let after = pacs.find_worklist(&accession).await;
+    assert!(!after.contains("Find Response: 1"), "{after}");
 
     // The preview, rendered by Orthanc, through the node, audited.
     let study_id = ev.data["id"].as_str().unwrap().to_owned();
@@ -733,6 +735,9 @@ async fn a_hint_needs_the_token_and_a_node_without_a_pacs_says_so() {
     // A bad order changes nothing.
     let doctor = node.doctor(0).await;
     let before = node.table_counts();
+    let entries = || std::fs::read_dir(pacs_dir.path()).unwrap().count();
+    let entries_before = entries();
+    assert_eq!(entries_before, 1, "the demo's order is on the worklist");
     for bad in [
         json!({"patient_id": node.patient(0).id, "modality": "XX", "procedure": "CT", "reason": "r", "scheduled_at": "2026-12-07T09:30:00Z"}),
         json!({"patient_id": node.patient(0).id, "modality": "CT", "procedure": " ", "reason": "r", "scheduled_at": "2026-12-07T09:30:00Z"}),
@@ -764,6 +769,6 @@ async fn a_hint_needs_the_token_and_a_node_without_a_pacs_says_so() {
     ] {
         assert_eq!(before[table], after[table], "{table}");
     }
-    assert!(std::fs::read_dir(pacs_dir.path()).unwrap().next().is_none());
+    assert_eq!(entries(), entries_before, "no worklist entry was written");
     node.stop().await;
 }

@@ -3891,6 +3891,7 @@ fn pacs_study(uid: &str, patient: Option<&Patient>, order: Option<&ImagingOrder>
             instance_count: 120,
             received_at: t0(),
             version: 1,
+            viewer_url: None,
         },
         pacs_id: format!("orthanc-{uid}"),
         preview_instance: Some("instance-1".into()),

@@ -76,4 +76,9 @@ received_at: string,
 /**
  * Incremented by every change (a link by hand).
  */
-version: number, };
+version: number, 
+/**
+ * Where the PACS's viewer opens it, when the node has a viewer (given with a patient's
+ * imaging, not kept with the study).
+ */
+viewer_url: string | null, };

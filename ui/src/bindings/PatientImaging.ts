@@ -19,10 +19,6 @@ orders: Array<ImagingOrder>,
  */
 studies: Array<ImagingStudy>, 
 /**
- * Where the PACS's viewer opens a study, by StudyInstanceUID, when the node has one.
- */
-viewer: string | null, 
-/**
  * Whether the node follows a PACS, so that studies can be ordered.
  */
 pacs: boolean, };

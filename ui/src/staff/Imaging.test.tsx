@@ -35,6 +35,7 @@ function study(id: string, description: string, patient: string | null): Imaging
     instance_count: 12,
     received_at: "2026-12-07T09:40:00Z",
     version: 1,
+    viewer_url: null,
   };
 }
 
@@ -44,7 +45,7 @@ describe("a patient's imaging", () => {
   let imaging: PatientImaging;
   beforeEach(async () => {
     resetTauri();
-    imaging = { mrn: "MRN00000001", orders: [], studies: [study("s1", "CT head", PATIENT)], viewer: null, pacs: true };
+    imaging = { mrn: "MRN00000001", orders: [], studies: [study("s1", "CT head", PATIENT)], pacs: true };
     answers.set("patient_imaging", () => imaging);
     answers.set("study_preview", () => PNG);
     await mount(() => <PatientImagingView patientId={PATIENT} timeZone="Europe/Amsterdam" />);

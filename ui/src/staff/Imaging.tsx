@@ -138,7 +138,7 @@ export function PatientImagingView({ patientId, timeZone }: { patientId: string;
               <br />
               {s.study_date ?? dayOf(s.received_at, timeZone)} · {t("imaging.images", { n: s.instance_count })}
               {s.accession && <> · {t("imaging.accession", { accession: s.accession })}</>}
-              {data.viewer && (
+              {s.viewer_url && (
                 <div>
                   <Button className="small link" onPress={() => void openViewer(s.id)}>{t("imaging.openViewer")}</Button>
                 </div>

@@ -20,9 +20,13 @@ pub mod worklist;
 use std::sync::Arc;
 use std::time::Duration;
 
+use carebridge_protocol::PractitionerId;
 use carebridge_protocol::audit::Outcome;
 use carebridge_protocol::event::EventKind;
-use carebridge_protocol::imaging::{ImagingOrder, ImagingStudy, ImagingStudyId, StudyMatch};
+use carebridge_protocol::imaging::{
+    ImagingOrder, ImagingOrderId, ImagingStudy, ImagingStudyId, NewImagingOrder, OrderStatus,
+    StudyMatch,
+};
 
 use crate::config::ImagingConfig;
 use crate::node::Node;
@@ -55,9 +59,13 @@ impl Imaging {
         }
     }
 
-    /// Where the viewer opens studies, with `{study_uid}` in it.
-    pub fn viewer(&self) -> Option<String> {
-        self.config.viewer_url.clone()
+    /// Where the viewer opens a study: the configured address with the study's
+    /// StudyInstanceUID and Orthanc id in it.
+    pub fn viewer_url(&self, study: &PacsStudy) -> Option<String> {
+        self.config.viewer_url.as_ref().map(|v| {
+            v.replace("{study_uid}", &study.study.study_uid)
+                .replace("{pacs_id}", &study.pacs_id)
+        })
     }
 }
 
@@ -261,6 +269,7 @@ fn matched(
         instance_count: f.instance_count,
         received_at: ctx.now(),
         version: 1,
+        viewer_url: None,
     };
     Ok((
         PacsStudy {
@@ -270,6 +279,45 @@ fn matched(
         },
         order,
     ))
+}
+
+/// Records a doctor's order: the patient gets a medical record number if they had none, the
+/// order the next accession number; doctors hear of it. The caller has checked that the patient
+/// exists and the id is free; the worklist entry is written after the commit ([`publish`]).
+pub fn place_order(
+    ctx: &mut WriteCtx<'_>,
+    id: ImagingOrderId,
+    req: &NewImagingOrder,
+    by: PractitionerId,
+    by_name: &str,
+) -> Result<ImagingOrder, StoreError> {
+    let mrn = store::assign_mrn(ctx, req.patient_id)?;
+    let order = ImagingOrder {
+        id,
+        patient_id: req.patient_id,
+        accession: store::next_accession(ctx)?,
+        modality: req.modality,
+        procedure: req.procedure.trim().to_owned(),
+        reason: req.reason.trim().to_owned(),
+        scheduled_at: req.scheduled_at,
+        ordered_by: by,
+        ordered_by_name: by_name.to_owned(),
+        status: OrderStatus::Scheduled,
+        created_at: ctx.now(),
+    };
+    store::insert_order(ctx, &order)?;
+    ctx.set_detail(format!(
+        "{} {} accession {} for {mrn}",
+        order.modality.as_str(),
+        order.procedure,
+        order.accession
+    ));
+    ctx.emit(
+        EventKind::ImagingOrderCreated,
+        visibility::audience(RecordKind::Imaging),
+        &order,
+    )?;
+    Ok(order)
 }
 
 /// Tells who may see it: a matched study to doctors (the ordering one by name), one that

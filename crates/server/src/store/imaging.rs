@@ -222,6 +222,7 @@ fn study_from_row(r: &Row<'_>) -> Result<PacsStudy, StoreError> {
             instance_count: r.get(13)?,
             received_at: from_millis(r.get(14)?)?,
             version: r.get(15)?,
+            viewer_url: None,
         },
         pacs_id: r.get(16)?,
         preview_instance: r.get(17)?,

@@ -7,10 +7,8 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use carebridge_protocol::event::EventKind;
 use carebridge_protocol::imaging::{
-    ImagingOrder, ImagingStudy, ImagingStudyId, LinkStudy, NewImagingOrder, OrderStatus,
-    PatientImaging,
+    ImagingOrder, ImagingStudy, ImagingStudyId, LinkStudy, NewImagingOrder, PatientImaging,
 };
 use carebridge_protocol::practitioner::Role;
 use carebridge_protocol::problem::Problem;
@@ -80,32 +78,7 @@ pub async fn create_imaging_order(
                             "an imaging order with that id already exists",
                         ));
                     }
-                    let mrn = store::assign_mrn(ctx, req.patient_id)?;
-                    let order = ImagingOrder {
-                        id,
-                        patient_id: req.patient_id,
-                        accession: store::next_accession(ctx)?,
-                        modality: req.modality,
-                        procedure: req.procedure.trim().to_owned(),
-                        reason: req.reason.trim().to_owned(),
-                        scheduled_at: req.scheduled_at,
-                        ordered_by: me,
-                        ordered_by_name: my_name,
-                        status: OrderStatus::Scheduled,
-                        created_at: ctx.now(),
-                    };
-                    store::insert_order(ctx, &order)?;
-                    ctx.set_detail(format!(
-                        "{} {} accession {} for {mrn}",
-                        order.modality.as_str(),
-                        order.procedure,
-                        order.accession
-                    ));
-                    ctx.emit(
-                        EventKind::ImagingOrderCreated,
-                        visibility::audience(RecordKind::Imaging),
-                        &order,
-                    )?;
+                    let order = imaging::place_order(ctx, id, &req, me, &my_name)?;
                     Ok(order)
                 })
             },
@@ -135,8 +108,8 @@ pub async fn get_patient_imaging(
         .audit_refusal(&node, may, "imaging.list", entity.clone())
         .await?;
     let name = node.name().to_owned();
-    let viewer = node.imaging.as_ref().and_then(Imaging::viewer);
     let pacs = node.imaging.is_some();
+    let node2 = node.clone();
     let imaging = node
         .store
         .write(Some(caller.audit("imaging.list", entity)), move |ctx| {
@@ -146,7 +119,10 @@ pub async fn get_patient_imaging(
             let orders = store::orders_of(ctx, id)?;
             let studies: Vec<ImagingStudy> = store::studies_of(ctx, id)?
                 .into_iter()
-                .map(|s| s.study)
+                .map(|s| ImagingStudy {
+                    viewer_url: node2.imaging.as_ref().and_then(|i| i.viewer_url(&s)),
+                    ..s.study
+                })
                 .collect();
             ctx.set_detail(format!(
                 "{} orders, {} studies",
@@ -157,7 +133,6 @@ pub async fn get_patient_imaging(
                 mrn: store::mrn(ctx, id)?,
                 orders,
                 studies,
-                viewer,
                 pacs,
             })
         })
