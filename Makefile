@@ -44,6 +44,11 @@ SEED_DIR := $(SHARED_BENCH)/peers/express-seed
 
 DEMO_DIR ?= target/demo
 DEMO_LISTEN ?= 127.0.0.1:8080
+# The demo's Orthanc (scripts/demo-pacs.sh): not Debian's service ports (8042, 4242), which its
+# package may already be serving.
+PACS_HTTP_PORT ?= 8043
+PACS_DICOM_PORT ?= 4243
+export PACS_HTTP_PORT PACS_DICOM_PORT
 # make run-exchange: both nodes' data, logs and sign-in files (the nodes listen on 8080 and 8081).
 EXCHANGE_DIR ?= target/exchange
 # cargo honours CARGO_TARGET_DIR by itself; paths to what it built must too.
@@ -194,9 +199,22 @@ run: deps build-app
 	rm -rf -- '$(DEMO_DIR)'
 	# Without an OS keychain the profiles' keys come from this passphrase (a throw-away demo).
 	export CAREBRIDGE_PASSPHRASE="$${CAREBRIDGE_PASSPHRASE:-carebridge-demo}"
+	# Imaging: an Orthanc of the demo's own (scripts/demo-pacs.sh), and the node pointed at it.
+	pacs=
+	if command -v Orthanc >/dev/null; then
+		# Beside the demo's directory, which the app wants empty.
+		rm -rf -- '$(DEMO_DIR)-pacs' && mkdir -p '$(DEMO_DIR)-pacs'
+		scripts/demo-pacs.sh '$(DEMO_DIR)-pacs' 'http://$(DEMO_LISTEN)' > '$(DEMO_DIR)-pacs/orthanc.log' 2>&1 & pacs=$$!
+		export CAREBRIDGE_IMAGING__ORTHANC_URL="http://127.0.0.1:$(PACS_HTTP_PORT)"
+		export CAREBRIDGE_IMAGING__USERNAME=carebridge CAREBRIDGE_IMAGING__PASSWORD=demo-pacs-password
+		export CAREBRIDGE_IMAGING__HINT_TOKEN=demo-hint-token-0123456789
+		export CAREBRIDGE_IMAGING__WORKLIST_DIR="$$(realpath -m '$(DEMO_DIR)-pacs/worklists')"
+		export CAREBRIDGE_IMAGING__VIEWER_URL="http://127.0.0.1:$(PACS_HTTP_PORT)/app/explorer.html#study?uuid={pacs_id}"
+		echo "imaging: Orthanc on 127.0.0.1:$(PACS_HTTP_PORT) (DICOM $(PACS_DICOM_PORT)); send a study with scripts/demo-send-study.sh"
+	fi
 	"$(APP_BIN)" --demo '$(DEMO_DIR)' --listen '$(DEMO_LISTEN)' & staff=$$!
 	"$(APP_BIN)" --kiosk --windowed --kiosk-credentials '$(DEMO_DIR)/demo-credentials.json' & kiosk=$$!
-	trap 'kill $$staff $$kiosk 2>/dev/null || true' EXIT INT TERM
+	trap 'kill $$staff $$kiosk $$pacs 2>/dev/null || true' EXIT INT TERM
 	echo "staff app: sign in with the credentials in $(DEMO_DIR)/demo-credentials.json (e.g. dr.moreau / doctor-demo-pass)"
 	wait -n $$staff $$kiosk || true
 

@@ -455,6 +455,8 @@ fn inside() {
         let insurer_listen = format!("127.0.0.1:{}", free_port());
         let insurer_url = format!("http://{insurer_listen}");
         let names = peered_insurer(&node_dir, &url, &insurer_dir, &insurer_url).await;
+        let pacs = DemoPacs::start(&scratch.join("pacs"), &url).await;
+        pacs.configure(&node_dir);
         let node = NodeProcess::spawn(&node_dir, &listen).await;
         let _insurer_node = NodeProcess::spawn(&insurer_dir, &insurer_listen).await;
         let (_staff_driver, staff_url) = tauri_driver_on(free_port(), &[]).await;
@@ -479,7 +481,11 @@ fn inside() {
                 panic!("{e}");
             }
         };
-        let hospital = Hospital { creds, url };
+        let hospital = Hospital {
+            creds,
+            url,
+            pacs_dicom_port: pacs.dicom_port,
+        };
         let insurer_side = Insurer {
             window: &insurer,
             url: insurer_url,
@@ -518,6 +524,78 @@ fn inside() {
 struct Hospital {
     creds: DemoCredentials,
     url: String,
+    /// Where its PACS takes studies (DICOM).
+    pacs_dicom_port: u16,
+}
+
+/// The demo's Orthanc (`scripts/demo-pacs.sh`), on ports of its own, killed when dropped.
+struct DemoPacs {
+    child: std::process::Child,
+    dir: PathBuf,
+    http_port: u16,
+    dicom_port: u16,
+}
+
+impl DemoPacs {
+    /// Starts it for the node at `node_url`, and waits until it answers a DICOM echo.
+    async fn start(dir: &Path, node_url: &str) -> Self {
+        let (http_port, dicom_port) = (free_port(), free_port());
+        std::fs::create_dir_all(dir).unwrap();
+        let log = std::fs::File::create(dir.join("orthanc.log")).unwrap();
+        let child = std::process::Command::new(repo().join("scripts/demo-pacs.sh"))
+            .arg(dir)
+            .arg(node_url)
+            .env("PACS_HTTP_PORT", http_port.to_string())
+            .env("PACS_DICOM_PORT", dicom_port.to_string())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("scripts/demo-pacs.sh");
+        carebridge_testkit::eventually("the demo PACS answers a DICOM echo", WAIT, || async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new("echoscu")
+                    .args(["-aec", "CAREBRIDGE", "127.0.0.1", &dicom_port.to_string()])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            })
+            .await
+            .unwrap()
+        })
+        .await;
+        Self {
+            child,
+            dir: dir.to_owned(),
+            http_port,
+            dicom_port,
+        }
+    }
+
+    /// Points the node in `node_dir` at it, as `make run` does through the environment.
+    fn configure(&self, node_dir: &Path) {
+        use std::io::Write;
+        let mut toml = std::fs::OpenOptions::new()
+            .append(true)
+            .open(node_dir.join(CONFIG_FILE))
+            .unwrap();
+        let url = format!("http://127.0.0.1:{}", self.http_port);
+        write!(
+            toml,
+            "\n[imaging]\northanc_url = {url:?}\nusername = \"carebridge\"\npassword = \"demo-pacs-password\"\n\
+             hint_token = \"demo-hint-token-0123456789\"\nworklist_dir = {:?}\n\
+             viewer_url = \"{url}/app/explorer.html#study?uuid={{pacs_id}}\"\n",
+            self.dir.join("worklists").display().to_string(),
+        )
+        .unwrap();
+    }
+}
+
+impl Drop for DemoPacs {
+    fn drop(&mut self) {
+        // The script execs Orthanc: this is Orthanc.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The insurer: its admin's window, its node's address, and the two organisations' names.
@@ -782,6 +860,7 @@ async fn scenario(
         return Err(format!("{path} is not the patient's record: {record:.300}"));
     }
     step(staff, 47, "doctor-record-saved").await?;
+    imaging(staff, hospital, &notifications).await?;
 
     // On the patient's page the doctor writes a report, saves the draft (kept here first,
     // then sent), and finalises it: the node signs it.
@@ -1472,6 +1551,54 @@ async fn exchange(
         )
         .await?;
     step(window, 34, "insurer-update-acknowledged").await
+}
+
+/// On the patient's page the doctor orders a CT; the scanner (`scripts/demo-send-study.sh`,
+/// dcmtk) reads the order from the worklist and sends its images to Orthanc; the study appears
+/// on the page, live, with its preview, and the doctor is notified.
+async fn imaging(staff: &Session, hospital: &Hospital, notifications: &Path) -> Result<(), String> {
+    staff.click_first("#order-open", WAIT).await?;
+    let procedure = staff.wait_for("#order-procedure", WAIT).await?;
+    staff.type_into(&procedure, "CT head (e2e)").await?;
+    let reason = staff.wait_for("#order-reason", WAIT).await?;
+    staff.type_into(&reason, "Headache after a fall").await?;
+    step(staff, 49, "doctor-orders-imaging").await?;
+    staff.click_first("#order-submit", WAIT).await?;
+    let ordered = staff
+        .wait_for_text(".imaging [role=status]", "accession", WAIT)
+        .await?;
+    let accession = ordered
+        .split_whitespace()
+        .find(|w| w.starts_with("CB"))
+        .map(|w| w.trim_end_matches(['.', ',']).to_owned())
+        .ok_or_else(|| format!("no accession in {ordered:?}"))?;
+    let port = hospital.pacs_dicom_port.to_string();
+    let sent = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(repo().join("scripts/demo-send-study.sh"))
+            .arg(&accession)
+            .env("PACS_DICOM_PORT", port)
+            .output()
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("scripts/demo-send-study.sh: {e}"))?;
+    if !sent.status.success() {
+        return Err(format!(
+            "the scanner did not send the study:\n{}{}",
+            String::from_utf8_lossy(&sent.stdout),
+            String::from_utf8_lossy(&sent.stderr)
+        ));
+    }
+    // Stable after the demo PACS's 3 s, then on the page without a reload.
+    staff
+        .wait_for_text(".imaging .studies", "CT head (e2e)", LIVE)
+        .await?;
+    staff.wait_for(".imaging img.study-preview", WAIT).await?;
+    staff
+        .wait_for_text(".imaging table", "Images received", WAIT)
+        .await?;
+    step(staff, 50, "doctor-study-arrived").await?;
+    wait_for_notification(notifications, "Imaging study ready", "3 image(s)").await
 }
 
 /// Waits until dunst logged a notification whose summary contains `summary` and whose body

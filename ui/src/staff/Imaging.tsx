@@ -13,6 +13,15 @@ import { useSearch } from "./Patients";
 
 const MODALITIES: Modality[] = ["CT", "MR", "US", "CR", "DX", "MG", "NM", "PT", "XA", "RF"];
 
+/** The next quarter of an hour at least an hour from now, as a datetime-local input holds it:
+ *  a study is most often wanted as soon as the department can. */
+function soon(now = new Date()): string {
+  const d = new Date(now.getTime() + 60 * 60_000);
+  d.setMinutes(Math.ceil(d.getMinutes() / 15) * 15, 0, 0);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
 /** A study's preview, read through the node when shown. */
 function Preview({ study }: { study: ImagingStudy }) {
   const [src, setSrc] = useState<string | null>(null);
@@ -35,7 +44,7 @@ function OrderForm({ patientId, onOrdered }: { patientId: string; onOrdered: (ac
   const [modality, setModality] = useState<Modality>("CT");
   const [procedure, setProcedure] = useState("");
   const [reason, setReason] = useState("");
-  const [when, setWhen] = useState("");
+  const [when, setWhen] = useState(soon);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   async function submit(e: FormEvent) {
