@@ -1597,6 +1597,7 @@ async fn imaging(staff: &Session, hospital: &Hospital, notifications: &Path) -> 
     staff
         .wait_for_text(".imaging table", "Images received", WAIT)
         .await?;
+    staff.wait_for(".imaging img.study-preview", WAIT).await?;
     step(staff, 50, "doctor-study-arrived").await?;
     wait_for_notification(notifications, "Imaging study ready", "3 image(s)").await
 }

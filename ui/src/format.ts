@@ -37,3 +37,14 @@ export function longDate(date: string, locale?: string): string {
     timeZone: "UTC",
   });
 }
+
+/** A calendar date (YYYY-MM-DD) in the style of `dayOf`, e.g. "Tue 24 Nov". */
+export function shortDate(date: string, locale?: string): string {
+  const [y, m, d] = date.split("-").map(Number);
+  return new Date(Date.UTC(y, m - 1, d)).toLocaleDateString(locale ?? currentLocale(), {
+    weekday: "short",
+    day: "numeric",
+    month: "short",
+    timeZone: "UTC",
+  });
+}

@@ -343,6 +343,18 @@ pub struct PatientImaging {
     pub pacs: bool,
 }
 
+/// What became of a DICOM file sent through the node (a CD's or a folder's import).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct StoredInstance {
+    /// Whether the PACS had it already (a file sent twice is stored once).
+    pub already_stored: bool,
+}
+
+/// The largest DICOM file the node passes on to the PACS, in bytes (a long multi-frame series
+/// in one file; most images are under 1 MiB).
+pub const DICOM_FILE_MAX: u64 = 1 << 30;
+
 /// Links a study from the reconciliation list to a patient.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -772,3 +772,72 @@ async fn a_hint_needs_the_token_and_a_node_without_a_pacs_says_so() {
     assert_eq!(entries(), entries_before, "no worklist entry was written");
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_imported_at_a_workstation_reaches_the_pacs_once_through_the_node() {
+    let mut pacs = Pacs::new();
+    let node = TestNode::start_with(|c| c.imaging = Some(pacs.config(1))).await;
+    pacs.start(&node.url, HINT_TOKEN).await;
+    let reception = node.reception().await;
+    let files = tempfile::tempdir().unwrap();
+    let cd = dicom_file(
+        files.path(),
+        "from-a-cd",
+        &[("(0010,0020)", "EXT-1"), ("(0008,0060)", "CT")],
+    );
+    let bytes = std::fs::read(&cd).unwrap();
+    let upload = |who: &Client, body: Vec<u8>| {
+        who.http
+            .post(format!("{}/api/v1/imaging/instances", node.url))
+            .bearer_auth(&who.token)
+            .header("content-type", "application/dicom")
+            .body(body)
+            .send()
+    };
+    let first = upload(&reception, bytes.clone()).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert_eq!(
+        first.json::<Value>().await.unwrap()["already_stored"],
+        false
+    );
+    let again = upload(&reception, bytes.clone()).await.unwrap();
+    assert_eq!(again.json::<Value>().await.unwrap()["already_stored"], true);
+    assert_eq!(pacs.get("/instances").await.as_array().unwrap().len(), 1);
+    // Not DICOM: refused, and the PACS holds what it held.
+    let junk = upload(&reception, b"%PDF-1.7 not an image".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(junk.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let kiosk = node.kiosk().await;
+    let refused = upload(&kiosk, bytes).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(pacs.get("/instances").await.as_array().unwrap().len(), 1);
+    // It arrives as a modality's would: here, matching nobody.
+    eventually(
+        "the imported study is recorded",
+        Duration::from_secs(20),
+        || async {
+            !reception
+                .get("/api/v1/imaging/reconciliation")
+                .await
+                .body
+                .as_array()
+                .unwrap()
+                .is_empty()
+        },
+    )
+    .await;
+    let audited: i64 = node
+        .db()
+        .query_row(
+            "SELECT count(*) FROM audit WHERE action = 'imaging.upload'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        audited, 4,
+        "two stored, one refused as not DICOM, one refused to a kiosk"
+    );
+    node.stop().await;
+}

@@ -91,7 +91,8 @@ describe("a patient's imaging", () => {
     await settle();
     await tap(find("#order-submit"));
     expect(sent).toMatchObject({ patient_id: PATIENT, modality: "MR", procedure: "MRI knee", reason: "Pain after a fall" });
-    expect(new Date((sent as { scheduled_at: string }).scheduled_at).getTime()).toBe(new Date("2026-12-08T10:30").getTime());
+    // 10:30 where the node is (Amsterdam, UTC+1 in December), whatever the workstation's zone.
+    expect((sent as { scheduled_at: string }).scheduled_at).toBe("2026-12-08T09:30:00.000Z");
     expect(text()).toContain("accession CB0000000007");
   });
 });

@@ -1,35 +1,43 @@
 // Imaging on a patient's page (doctors): ordering a study, the orders, and the studies from the
 // PACS with their previews, live. And the reconciliation list (reception and doctors): studies
 // that matched no patient, linked by hand.
+import { now, parseDateTime, toCalendarDateTime } from "@internationalized/date";
 import { useEffect, useState, type FormEvent } from "react";
 import { Button, Input, Label, SearchField, TextField } from "react-aria-components";
 import { linkStudy, messageOf, openStudyViewer, orderImaging, patientImaging, studyPreview, unmatchedStudies } from "../api";
 import type { ImagingStudy } from "../bindings/ImagingStudy";
 import type { Modality } from "../bindings/Modality";
-import { dayOf, timeOf } from "../format";
+import { dayOf, shortDate, timeOf } from "../format";
 import { t, tKey } from "../i18n";
 import { useLive } from "../live";
 import { useSearch } from "./Patients";
 
 const MODALITIES: Modality[] = ["CT", "MR", "US", "CR", "DX", "MG", "NM", "PT", "XA", "RF"];
 
-/** The next quarter of an hour at least an hour from now, as a datetime-local input holds it:
- *  a study is most often wanted as soon as the department can. */
-function soon(now = new Date()): string {
-  const d = new Date(now.getTime() + 60 * 60_000);
-  d.setMinutes(Math.ceil(d.getMinutes() / 15) * 15, 0, 0);
-  const pad = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+/** The next quarter of an hour at least an hour from now in the node's zone (where every time
+ *  the app shows is), as a datetime-local input holds it: a study is most often wanted as soon
+ *  as the department can. */
+function soon(timeZone: string): string {
+  const t = now(timeZone).add({ hours: 1 });
+  const quarter = t.set({ minute: 0, second: 0, millisecond: 0 }).add({ minutes: Math.ceil(t.minute / 15) * 15 });
+  return toCalendarDateTime(quarter).toString().slice(0, 16);
 }
+
+/** Previews already read, by study: a screen read again shows them at once. */
+const previews = new Map<string, string>();
 
 /** A study's preview, read through the node when shown. */
 function Preview({ study }: { study: ImagingStudy }) {
-  const [src, setSrc] = useState<string | null>(null);
+  const [src, setSrc] = useState<string | null>(previews.get(study.id) ?? null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
+    if (previews.has(study.id)) return;
     let live = true;
     studyPreview(study.id)
-      .then((s) => live && setSrc(s))
+      .then((s) => {
+        previews.set(study.id, s);
+        if (live) setSrc(s);
+      })
       .catch((e) => live && setError(messageOf(e)));
     return () => {
       live = false;
@@ -40,11 +48,11 @@ function Preview({ study }: { study: ImagingStudy }) {
   return <img className="study-preview" src={src} alt={t("imaging.previewOf", { what: study.description || study.modalities.join("/") })} />;
 }
 
-function OrderForm({ patientId, onOrdered }: { patientId: string; onOrdered: (accession: string) => void }) {
+function OrderForm({ patientId, timeZone, onOrdered }: { patientId: string; timeZone: string; onOrdered: (accession: string) => void }) {
   const [modality, setModality] = useState<Modality>("CT");
   const [procedure, setProcedure] = useState("");
   const [reason, setReason] = useState("");
-  const [when, setWhen] = useState(soon);
+  const [when, setWhen] = useState(() => soon(timeZone));
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   async function submit(e: FormEvent) {
@@ -57,7 +65,7 @@ function OrderForm({ patientId, onOrdered }: { patientId: string; onOrdered: (ac
         modality,
         procedure: procedure.trim(),
         reason: reason.trim(),
-        scheduled_at: new Date(when).toISOString(),
+        scheduled_at: parseDateTime(when).toDate(timeZone).toISOString(),
       });
       setProcedure("");
       setReason("");
@@ -76,7 +84,7 @@ function OrderForm({ patientId, onOrdered }: { patientId: string; onOrdered: (ac
         <select id="order-modality" value={modality} onChange={(e) => setModality(e.target.value as Modality)}>
           {MODALITIES.map((m) => (
             <option key={m} value={m}>
-              {m} — {tKey("modality", m)}
+              {tKey("modality", m)}
             </option>
           ))}
         </select>
@@ -125,6 +133,7 @@ export function PatientImagingView({ patientId, timeZone }: { patientId: string;
         (ordering ? (
           <OrderForm
             patientId={patientId}
+            timeZone={timeZone}
             onOrdered={(accession) => {
               setOrdering(false);
               setOrdered(accession);
@@ -145,7 +154,7 @@ export function PatientImagingView({ patientId, timeZone }: { patientId: string;
             <div>
               <strong>{s.modalities.join("/") || "—"}</strong> {s.description || t("imaging.untitled")}
               <br />
-              {s.study_date ?? dayOf(s.received_at, timeZone)} · {t("imaging.images", { n: s.instance_count })}
+              {s.study_date ? shortDate(s.study_date) : dayOf(s.received_at, timeZone)} · {t("imaging.images", { n: s.instance_count })}
               {s.accession && <> · {t("imaging.accession", { accession: s.accession })}</>}
               {s.viewer_url && (
                 <div>

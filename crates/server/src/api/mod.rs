@@ -100,6 +100,7 @@ fn v1_routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(imaging::get_study_preview))
         .routes(routes!(imaging::list_unmatched_studies))
         .routes(routes!(imaging::link_study))
+        .routes(routes!(imaging::upload_dicom_instance))
         .routes(routes!(imaging::imaging_hint))
         .routes(routes!(exchange::list_peers))
         .routes(routes!(exchange::list_consents, exchange::record_consent))

@@ -95,6 +95,17 @@ pub struct StudyFacts {
     pub preview_instance: Option<String>,
 }
 
+/// What Orthanc says of a stored file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Stored {
+    /// `Success`, or `AlreadyStored` for a file it had.
+    #[serde(rename = "Status")]
+    pub status: String,
+    /// Orthanc's id of the file's study.
+    #[serde(rename = "ParentStudy")]
+    pub study: String,
+}
+
 #[derive(Deserialize)]
 struct StudyJson {
     #[serde(rename = "MainDicomTags", default)]
@@ -254,6 +265,46 @@ impl Orthanc {
             instance_count: series.iter().map(|s| s.instances.len() as i64).sum(),
             preview_instance,
         }))
+    }
+
+    /// Stores a DICOM file in Orthanc (as a modality's C-STORE would), streamed from `body`.
+    /// `Ok(None)` when Orthanc refuses it as not DICOM.
+    pub async fn store_instance(&self, body: reqwest::Body) -> Result<Option<Stored>, PacsError> {
+        let path = "/instances";
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .basic_auth(&self.username, Some(&self.password))
+            .header(reqwest::header::CONTENT_TYPE, "application/dicom")
+            // A large file over a slow disk: more than the usual 30 s.
+            .timeout(Duration::from_secs(600))
+            .body(body)
+            .send()
+            .await
+            .map_err(|source| PacsError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
+        match res.status().as_u16() {
+            200 => {}
+            400 => return Ok(None),
+            status => {
+                return Err(PacsError::Status {
+                    status,
+                    path: path.to_owned(),
+                });
+            }
+        }
+        let bytes = res.bytes().await.map_err(|source| PacsError::Unreachable {
+            url: self.base.clone(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| PacsError::Unreadable {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })
     }
 
     /// An instance rendered as a PNG by Orthanc; `None` when it is gone.

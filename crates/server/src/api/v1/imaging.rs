@@ -8,7 +8,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use carebridge_protocol::imaging::{
-    ImagingOrder, ImagingStudy, ImagingStudyId, LinkStudy, NewImagingOrder, PatientImaging,
+    DICOM_FILE_MAX, ImagingOrder, ImagingStudy, ImagingStudyId, LinkStudy, NewImagingOrder,
+    PatientImaging, StoredInstance,
 };
 use carebridge_protocol::practitioner::Role;
 use carebridge_protocol::problem::Problem;
@@ -273,6 +274,91 @@ pub async fn link_study(
         })
         .await?;
     Ok(axum::Json(study))
+}
+
+/// A DICOM file for the PACS, from a workstation's import (a CD, a scanner's folder): the node
+/// passes it on, streamed, so that it arrives like a modality's and is matched as they are.
+/// Doctors and reception import.
+#[utoipa::path(post, path = "/imaging/instances", tag = "imaging", security(("bearer" = [])),
+    request_body(content = Vec<u8>, content_type = "application/dicom", description = "A DICOM Part 10 file"),
+    responses((status = 201, description = "Stored (or already stored) in the PACS", body = StoredInstance),
+              (status = 413, description = "Larger than the node passes on", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "The node has no PACS, or it did not answer", body = Problem, content_type = "application/problem+json")))]
+pub async fn upload_dicom_instance(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<(StatusCode, axum::Json<StoredInstance>), ApiError> {
+    let may = caller.staff(&[Role::Doctor, Role::Reception]);
+    caller
+        .audit_refusal(&node, may, "imaging.upload", "")
+        .await?;
+    let imaging = pacs(&node)?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > DICOM_FILE_MAX) {
+        return Err(ApiError::new(
+            ProblemType::PayloadTooLarge,
+            format!("a DICOM file may be at most {DICOM_FILE_MAX} bytes"),
+        ));
+    }
+    // Streamed: the file is never held whole in the node's memory. The count stops a body
+    // without a length that runs on.
+    let mut sent = 0u64;
+    let stream = futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        sent += chunk.len() as u64;
+        if sent > DICOM_FILE_MAX {
+            return Err(std::io::Error::other("the DICOM file is too large"));
+        }
+        Ok::<_, std::io::Error>(chunk)
+    });
+    let stored = imaging
+        .pacs
+        .store_instance(reqwest::Body::wrap_stream(stream))
+        .await;
+    let (outcome, answer) = match stored {
+        Ok(Some(s)) => (
+            Ok(format!("{} (study {})", s.status, s.study)),
+            Ok(StoredInstance {
+                already_stored: s.status == "AlreadyStored",
+            }),
+        ),
+        Ok(None) => (
+            Err("not a DICOM file".to_owned()),
+            Err(ApiError::field(
+                "body",
+                "is not a DICOM file the PACS can read",
+            )),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "a DICOM file was not passed on to the PACS");
+            (
+                Err("the PACS did not take it".to_owned()),
+                Err(ApiError::new(
+                    ProblemType::Unavailable,
+                    "the PACS did not take the file; it can be sent again",
+                )),
+            )
+        }
+    };
+    // The upload is audited either way (what it was, not who it shows: the PACS matches it).
+    node.store
+        .write(None, {
+            let draft = caller.audit("imaging.upload", "");
+            move |ctx| {
+                let (result, detail) = match &outcome {
+                    Ok(d) => (carebridge_protocol::audit::Outcome::Success, d.as_str()),
+                    Err(d) => (carebridge_protocol::audit::Outcome::Failure, d.as_str()),
+                };
+                ctx.audit(&draft, "", result, detail)
+            }
+        })
+        .await?;
+    answer.map(|a| (StatusCode::CREATED, axum::Json(a)))
 }
 
 /// Orthanc's `OnStableStudy` script: wakes the node to read the change feed now. It carries no
