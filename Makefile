@@ -48,7 +48,11 @@ DEMO_LISTEN ?= 127.0.0.1:8080
 # package may already be serving.
 PACS_HTTP_PORT ?= 8043
 PACS_DICOM_PORT ?= 4243
-export PACS_HTTP_PORT PACS_DICOM_PORT
+PACS_AET ?= CAREBRIDGE
+PACS_USER ?= carebridge
+PACS_PASSWORD ?= demo-pacs-password
+PACS_HINT_TOKEN ?= demo-hint-token-0123456789
+export PACS_HTTP_PORT PACS_DICOM_PORT PACS_AET PACS_USER PACS_PASSWORD PACS_HINT_TOKEN
 # make run-exchange: both nodes' data, logs and sign-in files (the nodes listen on 8080 and 8081).
 EXCHANGE_DIR ?= target/exchange
 # cargo honours CARGO_TARGET_DIR by itself; paths to what it built must too.
@@ -206,10 +210,15 @@ run: deps build-app
 		rm -rf -- '$(DEMO_DIR)-pacs' && mkdir -p '$(DEMO_DIR)-pacs'
 		scripts/demo-pacs.sh '$(DEMO_DIR)-pacs' 'http://$(DEMO_LISTEN)' > '$(DEMO_DIR)-pacs/orthanc.log' 2>&1 & pacs=$$!
 		export CAREBRIDGE_IMAGING__ORTHANC_URL="http://127.0.0.1:$(PACS_HTTP_PORT)"
-		export CAREBRIDGE_IMAGING__USERNAME=carebridge CAREBRIDGE_IMAGING__PASSWORD=demo-pacs-password
-		export CAREBRIDGE_IMAGING__HINT_TOKEN=demo-hint-token-0123456789
+		export CAREBRIDGE_IMAGING__USERNAME="$(PACS_USER)" CAREBRIDGE_IMAGING__PASSWORD="$(PACS_PASSWORD)"
+		export CAREBRIDGE_IMAGING__HINT_TOKEN="$(PACS_HINT_TOKEN)"
 		export CAREBRIDGE_IMAGING__WORKLIST_DIR="$$(realpath -m '$(DEMO_DIR)-pacs/worklists')"
 		export CAREBRIDGE_IMAGING__VIEWER_URL="http://127.0.0.1:$(PACS_HTTP_PORT)/app/explorer.html#study?uuid={pacs_id}"
+		for _ in $$(seq 1 30); do
+			echoscu -aec '$(PACS_AET)' 127.0.0.1 $(PACS_DICOM_PORT) 2>/dev/null && break
+			kill -0 $$pacs 2>/dev/null || { echo "the demo's Orthanc stopped (is port $(PACS_HTTP_PORT) or $(PACS_DICOM_PORT) taken?): $(DEMO_DIR)-pacs/orthanc.log" >&2; exit 1; }
+			sleep 0.5
+		done
 		echo "imaging: Orthanc on 127.0.0.1:$(PACS_HTTP_PORT) (DICOM $(PACS_DICOM_PORT)); send a study with scripts/demo-send-study.sh"
 	fi
 	"$(APP_BIN)" --demo '$(DEMO_DIR)' --listen '$(DEMO_LISTEN)' & staff=$$!

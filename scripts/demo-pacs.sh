@@ -17,13 +17,17 @@ node_url=${2:?usage: demo-pacs.sh DIR NODE_URL}
 plugin=/usr/share/orthanc/plugins/libModalityWorklists.so
 command -v Orthanc >/dev/null || { echo "Orthanc is not installed (make deps installs Debian's orthanc)" >&2; exit 1; }
 mkdir -p "$dir/db" "$dir/worklists"
+case "$node_url$PACS_HINT_TOKEN" in *[\'\\]*) echo "the node's address and the hint token may not hold quotes or backslashes" >&2; exit 1 ;; esac
+# A hint only wakes the node: a short timeout, so a node that does not answer never holds
+# Orthanc's Lua thread.
 cat > "$dir/hint.lua" <<LUA
 function OnStableStudy(studyId, tags, metadata)
+  SetHttpTimeout(5)
   HttpPost('$node_url/api/v1/imaging/hint', '{}', {['Authorization'] = 'Bearer $PACS_HINT_TOKEN'})
 end
 LUA
-# The demo's modality is "CT1" on this machine (Orthanc 1.10 answers a worklist query only from
-# a modality it knows); anything on loopback may send studies.
+# The demo's modality is "CT1" on this machine: Orthanc answers worklist queries and takes
+# studies from it alone (its DICOM port listens on every interface; HTTP on loopback only).
 jq -n --arg dir "$dir" --argjson http "$PACS_HTTP_PORT" --argjson dicom "$PACS_DICOM_PORT" \
 	--arg aet "$PACS_AET" --arg user "$PACS_USER" --arg password "$PACS_PASSWORD" --arg plugin "$plugin" '{
 	Name: "CareBridge demo PACS",
@@ -33,7 +37,7 @@ jq -n --arg dir "$dir" --argjson http "$PACS_HTTP_PORT" --argjson dicom "$PACS_D
 	RegisteredUsers: {($user): $password},
 	StableAge: 3,
 	DicomModalities: {ct1: ["CT1", "127.0.0.1", 4244]},
-	DicomAlwaysAllowStore: true, DicomCheckCalledAet: false,
+	DicomAlwaysAllowStore: false, DicomCheckModalityHost: true, DicomCheckCalledAet: false,
 	Plugins: [$plugin],
 	Worklists: {Enable: true, Database: ($dir + "/worklists")},
 	LuaScripts: [($dir + "/hint.lua")]

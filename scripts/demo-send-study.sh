@@ -27,8 +27,16 @@ else
 	key=(-k "(0008,0050)${1:+=$1}")
 	findscu -W -X -od "$work" -aet CT1 -aec "$PACS_AET" 127.0.0.1 "$PACS_DICOM_PORT" "${key[@]}" \
 		-k "(0010,0010)" -k "(0010,0020)" -k "(0010,0021)" -k "(0020,000d)" \
-		-k "(0040,0100)[0].(0008,0060)" -k "(0040,0100)[0].(0040,0007)" 2>/dev/null
-	entry=$(ls "$work"/rsp*.dcm 2>/dev/null | head -n1 || true)
+		-k "(0040,0100)[0].(0008,0060)" -k "(0040,0100)[0].(0040,0007)" -k "(0040,0100)[0].(0040,0002)" \
+		-k "(0040,0100)[0].(0040,0003)" 2>"$work/findscu.log" \
+		|| { cat "$work/findscu.log" >&2; echo "the PACS did not answer on 127.0.0.1:$PACS_DICOM_PORT (is make run up?)" >&2; exit 1; }
+	# The earliest scheduled order first.
+	entry=""
+	for f in "$work"/rsp*.dcm; do
+		[ -e "$f" ] || continue
+		printf '%s%s %s\n' "$(value "$f" 0040,0002)" "$(value "$f" 0040,0003)" "$f"
+	done | sort > "$work/entries"
+	entry=$(head -n1 "$work/entries" | cut -d' ' -f2-)
 	[ -n "$entry" ] || { echo "no order on the worklist${1:+ with accession $1} (order one on a patient's page)" >&2; exit 1; }
 	accession=$(value "$entry" 0008,0050)
 	echo "scanning for order $accession: $(value "$entry" 0010,0010), patient $(value "$entry" 0010,0020)"
@@ -42,7 +50,8 @@ for i in $(seq 1 "$SLICES"); do
 	convert -size 256x256 radial-gradient:white-black -fill gray40 -draw "circle 128,128 128,$((40 + i * 10))" \
 		-type TrueColor "BMP3:$work/slice$i.bmp"
 	img2dcm -i BMP "$work/slice$i.bmp" "$work/slice$i.dcm"
-	dcmodify -nb "${tags[@]}" -i "(0008,0020)=$(date +%Y%m%d)" -i "(0020,0013)=$i" "$work/slice$i.dcm"
+	# Names in UTF-8, as the worklist's.
+	dcmodify -nb -i "(0008,0005)=ISO_IR 192" "${tags[@]}" -i "(0008,0020)=$(date +%Y%m%d)" -i "(0020,0013)=$i" "$work/slice$i.dcm"
 	# One study and one series for every slice (img2dcm gives each file its own).
 	if [ -z "$study" ]; then
 		study=$(value "$work/slice1.dcm" 0020,000d)

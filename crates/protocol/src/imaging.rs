@@ -380,13 +380,13 @@ pub fn dicom_text(s: &str, max: usize) -> String {
         .collect()
 }
 
-/// A person's name in DICOM's PN form: `Family^Given`.
+/// A person's name in DICOM's PN form, `Family^Given`, within PN's 64 characters: `^` and `=`
+/// (which separate components and groups) are replaced, and the given names give way first.
 pub fn dicom_person_name(family: &str, given: &str) -> String {
-    format!(
-        "{}^{}",
-        dicom_text(&family.replace('^', " "), 64),
-        dicom_text(&given.replace('^', " "), 64)
-    )
+    let part = |s: &str| s.replace(['^', '='], " ");
+    let family = dicom_text(&part(family), 63);
+    let room = 63 - family.chars().count();
+    format!("{family}^{}", dicom_text(&part(given), room))
 }
 
 #[cfg(test)]
@@ -410,6 +410,14 @@ mod tests {
         assert_eq!(dicom_text("a\\b", 64), "a/b");
         assert_eq!(dicom_text("ééééé", 3), "ééé");
         assert_eq!(dicom_person_name("van^Dijk", "Anne"), "van Dijk^Anne");
+        assert_eq!(dicom_person_name("A=B", "C"), "A B^C");
+        let long = dicom_person_name(&"f".repeat(100), &"g".repeat(100));
+        assert_eq!(long.chars().count(), 64);
+        assert!(long.ends_with('^'));
+        assert_eq!(
+            dicom_person_name("Doe", &"g".repeat(100)).chars().count(),
+            64
+        );
     }
 
     #[test]

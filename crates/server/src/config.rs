@@ -195,11 +195,12 @@ impl ImagingConfig {
             ));
         }
         if let Some(v) = &self.viewer_url
-            && !v.contains("{study_uid}")
-            && !v.contains("{pacs_id}")
+            && (!v.contains("{study_uid}") && !v.contains("{pacs_id}")
+                || !(v.starts_with("http://") || v.starts_with("https://")))
         {
             return Err(ConfigError::Invalid(
-                "`imaging.viewer_url` must contain {study_uid} or {pacs_id}".into(),
+                "`imaging.viewer_url` must be an http(s) address with {study_uid} or {pacs_id}"
+                    .into(),
             ));
         }
         Ok(())

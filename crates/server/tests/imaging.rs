@@ -262,7 +262,8 @@ fn dicom_file(dir: &Path, name: &str, tags: &[(&str, &str)]) -> PathBuf {
         .unwrap();
     assert!(ok.success(), "img2dcm made no DICOM file");
     let mut modify = Command::new("dcmodify");
-    modify.arg("-nb");
+    // Names are UTF-8, as the worklist's.
+    modify.args(["-nb", "-i", "(0008,0005)=ISO_IR 192"]);
     for (tag, value) in tags {
         modify.args(["-i", &format!("{tag}={value}")]);
     }
@@ -485,6 +486,13 @@ async fn an_ordered_study_arrives_live_for_its_doctor_with_its_preview() {
         .unwrap();
     caught_up(&node.node, &pacs).await;
     assert_eq!(studies_in(&node), 1, "one study per StudyInstanceUID");
+    // Its facts follow the PACS: two images now, in a newer version of the record.
+    let imaging = doctor
+        .get(&format!("/api/v1/patients/{}/imaging", patient.id))
+        .await;
+    assert_eq!(imaging.body["studies"][0]["instance_count"], 2);
+    assert_eq!(imaging.body["studies"][0]["version"], 2);
+    assert_eq!(imaging.body["studies"][0]["matched_by"], "accession");
     node.stop().await;
 }
 
@@ -534,14 +542,18 @@ async fn a_study_that_matches_nobody_waits_for_reconciliation_and_is_linked_by_h
         .get(&format!("/api/v1/patients/{}/imaging", patient.id))
         .await;
     assert_eq!(imaging.body["studies"], json!([]), "linked to nothing");
-    // Reception may look at it to decide.
+    // Reception decides by the name, number and accession sent; the images are for doctors.
     let r = reception
+        .get(&format!("/api/v1/imaging/studies/{study_id}/preview"))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = doctor
         .http
         .get(format!(
             "{}/api/v1/imaging/studies/{study_id}/preview",
             node.url
         ))
-        .bearer_auth(&reception.token)
+        .bearer_auth(&doctor.token)
         .send()
         .await
         .unwrap();
@@ -648,15 +660,28 @@ async fn a_study_sent_while_the_node_is_down_arrives_once_when_it_returns() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let served = tokio::spawn(carebridge_server::serve::serve(node.clone(), listener));
     caught_up(&node, &pacs).await;
-    // And a second time from zero, as after a lost position: nothing is recorded twice.
+    // And a second time from zero, as after the PACS's database was replaced: the feed is read
+    // again, and nothing is recorded twice.
     let source = pacs.url();
+    let position = |node: &Arc<Node>| {
+        let (node, source) = (node.clone(), source.clone());
+        async move {
+            node.store
+                .read(move |tx| store::feed_position(tx, &source))
+                .await
+                .unwrap()
+        }
+    };
+    let read_to = position(&node).await;
+    assert!(read_to > 0);
+    let forget = source.clone();
     node.store
-        .write(None, move |ctx| {
-            carebridge_server::store::imaging::set_feed_position(ctx, &source, 0)
-        })
+        .write(None, move |ctx| store::restart_feed(ctx, &forget))
         .await
         .unwrap();
+    assert_eq!(position(&node).await, 0);
     carebridge_server::imaging::catch_up(&node).await.unwrap();
+    assert_eq!(position(&node).await, read_to, "read again to its end");
     let (mine, unmatched) = node
         .store
         .read(move |tx| {
@@ -839,5 +864,108 @@ async fn a_file_imported_at_a_workstation_reaches_the_pacs_once_through_the_node
         audited, 4,
         "two stored, one refused as not DICOM, one refused to a kiosk"
     );
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accession_is_trusted_only_with_the_patient_it_names() {
+    let mut pacs = Pacs::new();
+    let node = TestNode::start_with(|c| c.imaging = Some(pacs.config(1))).await;
+    pacs.start(&node.url, HINT_TOKEN).await;
+    let doctor = node.doctor(0).await;
+    let (a, b) = (node.patient(1).clone(), node.patient(2).clone());
+    let order_a = order(&doctor, &a.id.to_string()).await;
+    order(&doctor, &b.id.to_string()).await;
+    let mrn = |p: carebridge_protocol::PatientId| {
+        let node = node.node.clone();
+        async move {
+            node.store
+                .read(move |tx| store::mrn(tx, p))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let (mrn_a, mrn_b) = (mrn(a.id).await, mrn(b.id).await);
+    let accession = order_a["accession"].as_str().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[(&str, &str)]); 4] = [
+        // A's order, B's number: a typed accession; never A's, never B's.
+        (
+            "conflict",
+            &[
+                ("(0010,0020)", &mrn_b),
+                ("(0010,0021)", "st-marys.example"),
+                ("(0008,0050)", accession),
+            ],
+        ),
+        // Another organisation's numbers, which look like ours.
+        (
+            "foreign",
+            &[
+                ("(0010,0020)", &mrn_a),
+                ("(0010,0021)", "elsewhere.example"),
+                ("(0008,0050)", accession),
+            ],
+        ),
+        // Our accession and a number that is nobody's here.
+        (
+            "unknown",
+            &[
+                ("(0010,0020)", "MRN99999999"),
+                ("(0010,0021)", "st-marys.example"),
+                ("(0008,0050)", accession),
+            ],
+        ),
+        // A's order and A's number: matched.
+        (
+            "agreed",
+            &[
+                ("(0010,0020)", &mrn_a),
+                ("(0010,0021)", "st-marys.example"),
+                ("(0008,0050)", accession),
+            ],
+        ),
+    ];
+    for (name, tags) in cases {
+        pacs.store(&dicom_file(files.path(), name, tags)).await;
+    }
+    eventually(
+        "the four studies are recorded",
+        Duration::from_secs(30),
+        || async { studies_in(&node) == 4 },
+    )
+    .await;
+    let reception = node.reception().await;
+    let unmatched = reception.get("/api/v1/imaging/reconciliation").await.body;
+    let mut sent_as: Vec<&str> = unmatched
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["dicom_patient_id"].as_str().unwrap())
+        .collect();
+    sent_as.sort_unstable();
+    let mut expected = vec![mrn_b.as_str(), mrn_a.as_str(), "MRN99999999"];
+    expected.sort_unstable();
+    assert_eq!(sent_as, expected);
+    for (p, n) in [(&a, 1), (&b, 0)] {
+        let imaging = doctor
+            .get(&format!("/api/v1/patients/{}/imaging", p.id))
+            .await;
+        assert_eq!(
+            imaging.body["studies"].as_array().unwrap().len(),
+            n,
+            "{}",
+            p.name
+        );
+    }
+    let imaging = doctor
+        .get(&format!("/api/v1/patients/{}/imaging", a.id))
+        .await;
+    assert_eq!(
+        imaging.body["studies"][0]["dicom_patient_id"],
+        mrn_a.as_str()
+    );
+    assert_eq!(imaging.body["studies"][0]["order_id"], order_a["id"]);
     node.stop().await;
 }

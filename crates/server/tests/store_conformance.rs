@@ -201,6 +201,7 @@ macro_rules! store_conformance_tests {
             imaging_numbers_orders_and_accessions,
             imaging_studies_once_per_uid_and_linked_once,
             imaging_feed_position_moves_forward_only,
+            imaging_studies_follow_the_pacs_but_keep_their_patient,
         ]);
     };
     (@each $backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
@@ -4094,4 +4095,65 @@ async fn imaging_feed_position_moves_forward_only(env: Env) {
         })
         .await;
     assert_eq!((a, b), (40, 3));
+    // Restarted (the PACS's database was replaced): from the start, the other feed untouched.
+    env.write(|ctx| imaging::restart_feed(ctx, "http://pacs.example:8042"))
+        .await;
+    let (a, b) = env
+        .read(|tx| {
+            Ok((
+                imaging::feed_position(tx, "http://pacs.example:8042")?,
+                imaging::feed_position(tx, "http://other.example:8042")?,
+            ))
+        })
+        .await;
+    assert_eq!((a, b), (0, 3));
+}
+
+async fn imaging_studies_follow_the_pacs_but_keep_their_patient(env: Env) {
+    let (_, p) = seed(&env).await;
+    let first = pacs_study("1.2.3.9", Some(&p), None);
+    let w = first.clone();
+    env.write(move |ctx| imaging::record_study(ctx, &w)).await;
+    let modalities = vec!["CT".to_owned(), "SR".to_owned(), "PR".to_owned()];
+    let (same, more, unknown) = {
+        let (m, f) = (modalities.clone(), first.clone());
+        env.write(move |ctx| {
+            let as_recorded = imaging::StudyNow {
+                pacs_id: &f.pacs_id,
+                preview_instance: f.preview_instance.as_deref(),
+                modalities: &f.study.modalities,
+                description: &f.study.description,
+                study_date: f.study.study_date,
+                series_count: f.study.series_count,
+                instance_count: f.study.instance_count,
+            };
+            let same = imaging::refresh_study(ctx, "1.2.3.9", &as_recorded)?;
+            let grown = imaging::StudyNow {
+                pacs_id: "orthanc-new-id",
+                preview_instance: Some("instance-7"),
+                modalities: &m,
+                series_count: 3,
+                instance_count: 240,
+                ..as_recorded.clone()
+            };
+            let more = imaging::refresh_study(ctx, "1.2.3.9", &grown)?;
+            let unknown = imaging::refresh_study(ctx, "9.9.9", &grown)?;
+            Ok((same, more, unknown))
+        })
+        .await
+    };
+    assert_eq!(same, None, "nothing changed: no new version");
+    assert_eq!(unknown, None);
+    let more = more.unwrap();
+    assert_eq!(more.pacs_id, "orthanc-new-id");
+    assert_eq!(more.preview_instance.as_deref(), Some("instance-7"));
+    assert_eq!(more.study.modalities, modalities);
+    assert_eq!(
+        (more.study.series_count, more.study.instance_count),
+        (3, 240)
+    );
+    assert_eq!(more.study.version, 2);
+    assert_eq!(more.study.patient_id, Some(p.id));
+    assert_eq!(more.study.matched_by, first.study.matched_by);
+    assert_eq!(more.study.id, first.study.id);
 }

@@ -116,6 +116,9 @@ describe("the reconciliation list", () => {
     });
     await mount(() => <Reconciliation timeZone="Europe/Amsterdam" />);
     expect(text()).toContain("Jansen Eva");
+    // Reception's list: no images.
+    expect(document.querySelector("img.study-preview")).toBeNull();
+    expect(invoked).not.toContain("study_preview");
     expect(text()).toContain("Sent as patient EXT-4711 of elsewhere.example, accession X99");
     const link = Array.from(document.querySelectorAll("button")).find((b) => b.textContent === "Link to a patient");
     await tap(link as HTMLElement);

@@ -235,8 +235,9 @@ function LinkTo({ study, onLinked }: { study: ImagingStudy; onLinked: () => void
   );
 }
 
-/** Studies that matched no patient: what the modality sent, to link by hand. */
-export function Reconciliation({ timeZone }: { timeZone: string }) {
+/** Studies that matched no patient: what the modality sent, to link by hand. Doctors see the
+ *  images too (`previews`); reception decides by the name, number and accession. */
+export function Reconciliation({ timeZone, previews = false }: { timeZone: string; previews?: boolean }) {
   const list = useLive(unmatchedStudies, [], ["imaging"]);
   const [linking, setLinking] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
@@ -251,8 +252,8 @@ export function Reconciliation({ timeZone }: { timeZone: string }) {
       ) : (
         <ul className="studies" aria-label={t("reconcile.heading")}>
           {(list.data ?? []).map((s) => (
-            <li key={s.id} className="study">
-              <Preview study={s} />
+            <li key={s.id} className={previews ? "study" : "study no-preview"}>
+              {previews && <Preview study={s} />}
               <div>
                 <strong>{s.dicom_patient_name.replace(/\^/g, " ") || t("reconcile.noName")}</strong>
                 <br />

@@ -190,7 +190,7 @@ function Views({ who }: { who: SignedInView }) {
             { id: "waiting", label: t("nav.waiting"), view: <Waiting who={who} /> },
             { id: "my-day", label: t("nav.myDay"), view: <MyDay who={who} /> },
             { id: "patients", label: t("nav.patients"), view: <Patients timeZone={who.timeZone} doctorId={who.userId} /> },
-            { id: "reconcile", label: t("nav.reconcile"), view: <Reconciliation timeZone={who.timeZone} /> },
+            { id: "reconcile", label: t("nav.reconcile"), view: <Reconciliation timeZone={who.timeZone} previews /> },
             updatesTab,
           ]
         : [

@@ -9,10 +9,11 @@
 //! are not retried, so a lost one costs nothing but the wait for the next poll.
 //!
 //! Matching, never by name or birth date: the accession number names an order, and so its
-//! patient; else PatientID issued by this node (IssuerOfPatientID = the node's name) is a
-//! patient's medical record number; else the study waits in the reconciliation list. An
-//! accession that names an order of one patient on a study whose PatientID is another
-//! patient's number is a conflict, and waits there too.
+//! patient, when the study's PatientID (issued here or without an issuer) is that patient's
+//! number or absent; else a PatientID issued by this node (IssuerOfPatientID = the node's name)
+//! is a patient's medical record number; else the study waits in the reconciliation list. A
+//! study from another issuer is never matched by accession (its numbers may look like ours),
+//! and an accession and a PatientID that disagree are a conflict that waits there too.
 
 pub mod orthanc;
 pub mod worklist;
@@ -25,7 +26,7 @@ use carebridge_protocol::audit::Outcome;
 use carebridge_protocol::event::EventKind;
 use carebridge_protocol::imaging::{
     ImagingOrder, ImagingOrderId, ImagingStudy, ImagingStudyId, NewImagingOrder, OrderStatus,
-    StudyMatch,
+    StudyMatch, dicom_text,
 };
 
 use crate::config::ImagingConfig;
@@ -47,6 +48,8 @@ pub struct Imaging {
     pub pacs: Orthanc,
     /// Wakes the feed's reader (a hint from Orthanc).
     pub wake: tokio::sync::Notify,
+    /// Failed reads of a study, by its position in the feed.
+    failures: parking_lot::Mutex<std::collections::HashMap<i64, u32>>,
 }
 
 impl Imaging {
@@ -56,15 +59,18 @@ impl Imaging {
             pacs: Orthanc::new(cfg),
             config: cfg.clone(),
             wake: tokio::sync::Notify::new(),
+            failures: parking_lot::Mutex::default(),
         }
     }
 
     /// Where the viewer opens a study: the configured address with the study's
     /// StudyInstanceUID and Orthanc id in it.
     pub fn viewer_url(&self, study: &PacsStudy) -> Option<String> {
+        // The UID comes from whatever sent the study: encoded, it stays one value of the URL.
+        let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         self.config.viewer_url.as_ref().map(|v| {
-            v.replace("{study_uid}", &study.study.study_uid)
-                .replace("{pacs_id}", &study.pacs_id)
+            v.replace("{study_uid}", &encode(&study.study.study_uid))
+                .replace("{pacs_id}", &encode(&study.pacs_id))
         })
     }
 }
@@ -119,6 +125,11 @@ pub fn spawn(node: &Arc<Node>) {
     });
 }
 
+/// How many times a study Orthanc answers for but cannot give (an error, an answer this node
+/// cannot read) is tried, at each poll, before the follower skips it and says so: one bad study
+/// must not hold up every later one.
+const STUDY_TRIES: u32 = 5;
+
 /// Reads the feed from the stored position to its end, recording each stable study with the
 /// position after it. Returns how many studies were new.
 pub async fn catch_up(node: &Arc<Node>) -> Result<u64, FeedError> {
@@ -135,12 +146,44 @@ pub async fn catch_up(node: &Arc<Node>) -> Result<u64, FeedError> {
     let mut recorded = 0;
     loop {
         let page = imaging.pacs.changes(since, FEED_PAGE).await?;
+        if page.changes.is_empty() && page.last < since {
+            // Orthanc's positions started again: its database was replaced. Read it all again;
+            // what is recorded stays recorded once.
+            tracing::error!(
+                stored = since,
+                pacs = page.last,
+                "the PACS's change feed is behind the position this node kept; reading it again from the start"
+            );
+            let source = source.clone();
+            node.store
+                .write(None, move |ctx| store::restart_feed(ctx, &source))
+                .await?;
+            since = 0;
+            continue;
+        }
         for change in &page.changes {
             if change.change_type != "StableStudy" {
                 continue;
             }
+            let facts = match imaging.pacs.study(&change.id).await {
+                Ok(f) => f,
+                Err(e @ PacsError::Unreachable { .. }) => return Err(e.into()),
+                Err(e) => {
+                    let tries = {
+                        let mut failures = imaging.failures.lock();
+                        let n = failures.entry(change.seq).or_insert(0);
+                        *n += 1;
+                        *n
+                    };
+                    if tries < STUDY_TRIES {
+                        return Err(e.into());
+                    }
+                    skip(node, &source, change, &e).await?;
+                    imaging.failures.lock().remove(&change.seq);
+                    continue;
+                }
+            };
             // A study deleted since its change is skipped with the change.
-            let facts = imaging.pacs.study(&change.id).await?;
             if record(node, &source, change.seq, facts).await? {
                 recorded += 1;
             }
@@ -159,6 +202,36 @@ pub async fn catch_up(node: &Arc<Node>) -> Result<u64, FeedError> {
             return Ok(recorded);
         }
     }
+}
+
+/// Moves the feed past a study that could not be read after [`STUDY_TRIES`], and puts it on the
+/// audit trail (an admin reads why, and can send the study again).
+async fn skip(
+    node: &Arc<Node>,
+    source: &str,
+    change: &orthanc::Change,
+    error: &PacsError,
+) -> Result<(), FeedError> {
+    tracing::error!(study = %change.id, %error, "skipping a study the PACS could not give");
+    let source = source.to_owned();
+    let position = change.seq;
+    let draft = AuditDraft {
+        actor: "node".into(),
+        action: "imaging.study-unreadable".into(),
+        entity: String::new(),
+        source: "pacs".into(),
+    };
+    let detail = format!(
+        "Orthanc study {} skipped after {STUDY_TRIES} tries: {error}",
+        change.id
+    );
+    node.store
+        .write(None, move |ctx| {
+            store::set_feed_position(ctx, &source, position)?;
+            ctx.audit(&draft, "", Outcome::Failure, &detail)
+        })
+        .await?;
+    Ok(())
 }
 
 /// Records one study (if it is new) with the feed's position after it, in one transaction;
@@ -185,6 +258,19 @@ async fn record(
                 return Ok::<_, StoreError>(None);
             };
             if store::study_by_uid(ctx, &facts.study_uid)?.is_some() {
+                // Stable again: more images came. Its facts follow; its patient does not.
+                let now = store::StudyNow {
+                    pacs_id: &facts.pacs_id,
+                    preview_instance: facts.preview_instance.as_deref(),
+                    modalities: &facts.modalities,
+                    description: &facts.description,
+                    study_date: facts.study_date,
+                    series_count: facts.series_count,
+                    instance_count: facts.instance_count,
+                };
+                if let Some(updated) = store::refresh_study(ctx, &facts.study_uid, &now)? {
+                    announce(ctx, &updated.study, None)?;
+                }
                 return Ok(None);
             }
             let (study, order) = matched(ctx, &name, facts)?;
@@ -232,24 +318,35 @@ fn matched(
     node_name: &str,
     f: StudyFacts,
 ) -> Result<(PacsStudy, Option<ImagingOrder>), StoreError> {
-    let ours = !f.patient_id.is_empty() && f.issuer == node_name;
-    let by_number = if ours {
-        store::patient_by_mrn(ctx, &f.patient_id)?
-    } else {
-        None
+    // The issuer as the worklist wrote it (DICOM LO: 64 characters).
+    let issuer = dicom_text(node_name, 64);
+    // Ours: issued here. Foreign: another organisation's numbers, which may look like ours.
+    let (ours, foreign) = match f.issuer.as_str() {
+        "" => (false, false),
+        i => (i == issuer, i != issuer),
     };
-    let order = if f.accession.is_empty() {
+    let number = if f.patient_id.is_empty() || foreign {
+        None
+    } else {
+        Some(store::patient_by_mrn(ctx, &f.patient_id)?)
+    };
+    let order = if f.accession.is_empty() || foreign {
         None
     } else {
         store::order_by_accession(ctx, &f.accession)?
     };
-    let (patient, order, how) = match (order, by_number) {
-        // The accession and the number disagree, or the number is ours but unknown.
-        (Some(o), Some(p)) if o.patient_id != p => (None, None, StudyMatch::Unmatched),
-        (Some(_), None) if ours => (None, None, StudyMatch::Unmatched),
-        (Some(o), _) => (Some(o.patient_id), Some(o), StudyMatch::Accession),
-        (None, Some(p)) => (Some(p), None, StudyMatch::PatientId),
-        (None, None) => (None, None, StudyMatch::Unmatched),
+    let (patient, order, how) = match (order, number) {
+        // The accession names an order and the PatientID (ours, or without an issuer) agrees,
+        // or there is none.
+        (Some(o), None) if f.patient_id.is_empty() => {
+            (Some(o.patient_id), Some(o), StudyMatch::Accession)
+        }
+        (Some(o), Some(Some(p))) if o.patient_id == p => (Some(p), Some(o), StudyMatch::Accession),
+        // An order, and a PatientID that is another patient's or nobody's here: a conflict to
+        // resolve by hand (a typed accession, another organisation's numbers).
+        (Some(_), _) => (None, None, StudyMatch::Unmatched),
+        (None, Some(Some(p))) if ours => (Some(p), None, StudyMatch::PatientId),
+        (None, _) => (None, None, StudyMatch::Unmatched),
     };
     let study = ImagingStudy {
         id: ImagingStudyId::new(),
@@ -306,10 +403,10 @@ pub fn place_order(
         created_at: ctx.now(),
     };
     store::insert_order(ctx, &order)?;
+    // What was ordered stays on the order: the trail says which, not why.
     ctx.set_detail(format!(
-        "{} {} accession {} for {mrn}",
+        "{} accession {} for {mrn}",
         order.modality.as_str(),
-        order.procedure,
         order.accession
     ));
     ctx.emit(
@@ -388,11 +485,31 @@ pub async fn publish(node: &Arc<Node>, order: ImagingOrder) -> Result<(), FeedEr
     .map_err(|e| failed(e.to_string()))
 }
 
-/// Writes the worklist entry of every scheduled order again.
+/// Writes the worklist entry of every scheduled order again, and removes the entries of orders
+/// no longer scheduled; an entry that cannot be written is logged and the others still are.
 async fn republish_worklist(node: &Arc<Node>) -> Result<(), FeedError> {
     let orders = node.store.read(store::scheduled_orders).await?;
+    if let Some(dir) = node
+        .imaging
+        .as_ref()
+        .and_then(|i| i.config.worklist_dir.clone())
+    {
+        let keep: std::collections::HashSet<std::path::PathBuf> =
+            orders.iter().map(|o| worklist::path(&dir, o)).collect();
+        let removed = tokio::task::spawn_blocking(move || worklist::remove_others(&dir, &keep))
+            .await
+            .map_err(|e| FeedError::Worklist {
+                accession: String::new(),
+                reason: e.to_string(),
+            })?;
+        if let Err(e) = removed {
+            tracing::warn!(error = %e, "could not tidy the imaging worklist");
+        }
+    }
     for o in orders {
-        publish(node, o).await?;
+        if let Err(e) = publish(node, o).await {
+            tracing::warn!(error = %e, "an imaging order's worklist entry was not written");
+        }
     }
     Ok(())
 }

@@ -106,18 +106,30 @@ pub struct Stored {
     pub study: String,
 }
 
+/// Main DICOM tags as Orthanc lists them: text, or (for tags added to its main tags by its
+/// configuration) sequences, which the node does not read.
+#[derive(Deserialize, Default)]
+#[serde(transparent)]
+struct Tags(std::collections::HashMap<String, serde_json::Value>);
+
+impl Tags {
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).and_then(serde_json::Value::as_str)
+    }
+}
+
 #[derive(Deserialize)]
 struct StudyJson {
     #[serde(rename = "MainDicomTags", default)]
-    main: std::collections::HashMap<String, String>,
+    main: Tags,
     #[serde(rename = "PatientMainDicomTags", default)]
-    patient: std::collections::HashMap<String, String>,
+    patient: Tags,
 }
 
 #[derive(Deserialize)]
 struct SeriesJson {
     #[serde(rename = "MainDicomTags", default)]
-    main: std::collections::HashMap<String, String>,
+    main: Tags,
     #[serde(rename = "Instances", default)]
     instances: Vec<String>,
 }
@@ -134,11 +146,16 @@ pub struct Orthanc {
 impl Orthanc {
     /// A client of the Orthanc `cfg` names.
     pub fn new(cfg: &ImagingConfig) -> Self {
+        // Without its timeouts a stalled Orthanc would hold the follower: a client that cannot
+        // be built (no TLS roots) is a bug to see at once, in the log and the first read.
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .build()
-            .unwrap_or_default();
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "the PACS client has no timeouts");
+                reqwest::Client::new()
+            });
         Self {
             http,
             base: cfg.orthanc_url.trim_end_matches('/').to_owned(),
@@ -221,7 +238,16 @@ impl Orthanc {
             }
         }
         let first = series.iter().find(|s| !s.instances.is_empty());
-        let preview_instance = first.map(|s| s.instances[s.instances.len() / 2].clone());
+        // The preview is an image: not a dose report, key-object note or presentation state,
+        // which Orthanc cannot render.
+        let imaged = series.iter().find(|s| {
+            !s.instances.is_empty()
+                && !matches!(
+                    s.main.get("Modality").map(|m| m.trim()),
+                    Some("SR" | "KO" | "PR" | "DOC")
+                )
+        });
+        let preview_instance = imaged.map(|s| s.instances[s.instances.len() / 2].clone());
         // IssuerOfPatientID is not among Orthanc's main tags: read it from one instance.
         let issuer = match first.and_then(|s| s.instances.first()) {
             Some(instance) => match self
@@ -241,9 +267,8 @@ impl Orthanc {
             },
             None => String::new(),
         };
-        let tag = |map: &std::collections::HashMap<String, String>, k: &str| {
-            map.get(k).map(|v| v.trim().to_owned()).unwrap_or_default()
-        };
+        let tag =
+            |tags: &Tags, k: &str| tags.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
         let study_uid = tag(&study.main, "StudyInstanceUID");
         if study_uid.is_empty() {
             return Err(PacsError::Unreadable {
@@ -307,10 +332,16 @@ impl Orthanc {
             })
     }
 
-    /// An instance rendered as a PNG by Orthanc; `None` when it is gone.
+    /// An instance rendered as a PNG by Orthanc; `None` when it is gone or cannot be rendered.
     pub async fn preview(&self, instance: &str) -> Result<Option<bytes::Bytes>, PacsError> {
-        let Some(res) = self.get(&format!("/instances/{instance}/preview")).await? else {
-            return Ok(None);
+        let res = match self.get(&format!("/instances/{instance}/preview")).await {
+            Ok(Some(res)) => res,
+            Ok(None) => return Ok(None),
+            // Orthanc refuses to render it (an unsupported transfer syntax, no pixels).
+            Err(PacsError::Status { status, .. }) if (400..500).contains(&status) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
         };
         res.bytes()
             .await

@@ -159,6 +159,8 @@ pub fn file(entry: &Entry<'_>) -> Vec<u8> {
             "DA",
             &p.birth_date.format("%Y%m%d").to_string(),
         ),
+        // Type 2: present, empty (CareBridge does not record it).
+        text((0x0010, 0x0040), "CS", ""),
         text((0x0020, 0x000D), "UI", &study_uid(o)),
         text((0x0032, 0x1060), "LO", &dicom_text(&o.procedure, 64)),
         Element {
@@ -200,6 +202,21 @@ pub fn publish(dir: &Path, entry: &Entry<'_>) -> std::io::Result<()> {
     f.write_all(&file(entry))?;
     f.sync_all()?;
     std::fs::rename(&tmp, &target)
+}
+
+/// Removes every entry of `dir` not in `keep` (orders no longer scheduled). Blocking.
+pub fn remove_others(dir: &Path, keep: &std::collections::HashSet<PathBuf>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        other => other?,
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|x| x == "wl") && !keep.contains(&path) {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes an order's entry, if it is there. Blocking.

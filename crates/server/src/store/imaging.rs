@@ -352,3 +352,65 @@ pub fn set_feed_position(w: &WriteCtx<'_>, source: &str, position: i64) -> Resul
         .execute(params![source, position])?;
     Ok(())
 }
+
+/// Forgets a feed's position, so that it is read again from its start (the PACS's database was
+/// replaced: its positions started again). Studies already recorded stay recorded once.
+pub fn restart_feed(w: &WriteCtx<'_>, source: &str) -> Result<(), StoreError> {
+    w.conn()
+        .prepare_cached("DELETE FROM imaging_feed WHERE source = ?1")?
+        .execute([source])?;
+    Ok(())
+}
+
+/// What the PACS says of a study now, for [`refresh_study`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StudyNow<'a> {
+    /// The PACS's id of it (a study changed in Orthanc gets a new one).
+    pub pacs_id: &'a str,
+    /// Its image to preview.
+    pub preview_instance: Option<&'a str>,
+    /// Its modalities.
+    pub modalities: &'a [String],
+    /// StudyDescription.
+    pub description: &'a str,
+    /// StudyDate.
+    pub study_date: Option<NaiveDate>,
+    /// Its series.
+    pub series_count: i64,
+    /// Its images.
+    pub instance_count: i64,
+}
+
+/// Brings a recorded study's facts up to date (more series arrived after it was first stable);
+/// its patient and how it was matched do not change. Returns its new state when anything
+/// changed, `None` when nothing did or there is no such study.
+pub fn refresh_study(
+    w: &WriteCtx<'_>,
+    uid: &str,
+    now: &StudyNow<'_>,
+) -> Result<Option<PacsStudy>, StoreError> {
+    let changed = w
+        .conn()
+        .prepare_cached(
+            "UPDATE imaging_studies SET pacs_id = ?2, preview_instance = ?3, modalities = ?4,
+                 description = ?5, study_date = ?6, series_count = ?7, instance_count = ?8,
+                 version = version + 1
+             WHERE study_uid = ?1 AND (pacs_id IS NOT ?2 OR preview_instance IS NOT ?3
+                 OR modalities IS NOT ?4 OR description IS NOT ?5 OR study_date IS NOT ?6
+                 OR series_count IS NOT ?7 OR instance_count IS NOT ?8)",
+        )?
+        .execute(params![
+            uid,
+            now.pacs_id,
+            now.preview_instance,
+            serde_json::to_string(now.modalities)?,
+            now.description,
+            now.study_date.map(|d| d.to_string()),
+            now.series_count,
+            now.instance_count,
+        ])?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    study_by_uid(w, uid)
+}

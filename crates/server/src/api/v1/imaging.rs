@@ -23,7 +23,7 @@ use crate::imaging::{self, Imaging};
 use crate::node::Node;
 use crate::store::imaging as store;
 use crate::store::patients;
-use crate::visibility::{self, RecordKind};
+use crate::visibility::RecordKind;
 
 fn pacs(node: &Node) -> Result<&Imaging, ApiError> {
     node.imaging.as_ref().ok_or_else(|| {
@@ -141,8 +141,9 @@ pub async fn get_patient_imaging(
     Ok(axum::Json(imaging))
 }
 
-/// A study's preview image (a PNG Orthanc renders of one of its images), for those who may
-/// see the study: doctors, and while it belongs to no patient, those who reconcile.
+/// A study's preview image (a PNG Orthanc renders of one of its images). Images are clinical:
+/// doctors only, whether or not the study has found its patient (reception reconciles by the
+/// name, number and accession the modality sent).
 #[utoipa::path(get, path = "/imaging/studies/{id}/preview", tag = "imaging", security(("bearer" = [])),
     params(("id" = String, Path, description = "Study id")),
     responses((status = 200, description = "The image", content_type = "image/png"),
@@ -154,26 +155,15 @@ pub async fn get_study_preview(
     Path(id): Path<ImagingStudyId>,
 ) -> Result<Response, ApiError> {
     let entity = format!("imaging-study/{id}");
-    let may = caller
-        .may_see(RecordKind::Imaging)
-        .or_else(|e| caller.may_see(RecordKind::Reconciliation).map_err(|_| e));
+    let may = caller.may_see(RecordKind::Imaging);
     caller
         .audit_refusal(&node, may, "imaging.preview", entity.clone())
         .await?;
     let imaging = pacs(&node)?;
-    let viewer = caller.viewer;
     let instance = node
         .store
         .write(Some(caller.audit("imaging.preview", entity)), move |ctx| {
             let s = store::study(ctx, id)?.ok_or_else(|| ApiError::not_found("study"))?;
-            // Once a study has its patient it is clinical: doctors only.
-            let kind = match s.study.patient_id {
-                Some(_) => RecordKind::Imaging,
-                None => RecordKind::Reconciliation,
-            };
-            if !visibility::may_see_any(&viewer, kind) {
-                return Err(ApiError::forbidden("this role may not see this study"));
-            }
             if let Some(p) = s.study.patient_id {
                 ctx.set_entity(format!("patient/{p}"));
             }
