@@ -869,6 +869,8 @@ async fn scenario(
     staff.type_into(&title, "Chest X-ray (e2e)").await?;
     let findings = staff.wait_for(".report-editor textarea", WAIT).await?;
     staff.type_into(&findings, "Lungs clear.").await?;
+    // The study that just arrived, cited by its accession number and UID.
+    staff.click_first("#cite-study-add", WAIT).await?;
     staff
         .click_button(".report-editor", "Save draft", WAIT)
         .await?;
@@ -882,6 +884,9 @@ async fn scenario(
         .await?;
     staff
         .wait_for_text("article.report-card", "Signed", LIVE)
+        .await?;
+    staff
+        .wait_for_text("article.report-card", "StudyInstanceUID", WAIT)
         .await?;
     step(staff, 30, "doctor-report-signed").await?;
     exchange(staff, insurer, "Chest X-ray (e2e)", &notifications).await?;

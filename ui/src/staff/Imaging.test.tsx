@@ -8,7 +8,7 @@ import { vi } from "vitest";
 import type { ImagingStudy } from "../bindings/ImagingStudy";
 import type { PatientImaging } from "../bindings/PatientImaging";
 import { answers, emit, find, invoked, mount, resetTauri, settle, tap, type, unmount } from "../testing";
-import { PatientImagingView, Reconciliation } from "./Imaging";
+import { CiteStudy, PatientImagingView, Reconciliation } from "./Imaging";
 
 vi.mock("@tauri-apps/api/core", async () => (await import("../testing")).tauriCore);
 vi.mock("@tauri-apps/api/event", async () => (await import("../testing")).tauriEvent);
@@ -130,5 +130,34 @@ describe("the reconciliation list", () => {
     await settle();
     expect(text()).toContain("Every study has its patient.");
     expect(invoked.filter((c) => c === "unmatched_studies").length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe("citing a study in a report", () => {
+  beforeEach(() => resetTauri());
+  afterEach(unmount);
+
+  it("offers the patient's studies and cites the chosen one by accession and UID", async () => {
+    const cited: string[] = [];
+    answers.set("patient_imaging", () => ({
+      mrn: "MRN00000001",
+      orders: [],
+      studies: [study("s1", "CT head", PATIENT), { ...study("s22", "CT chest", PATIENT), study_uid: "2.25.77", accession: "CB0000000002" }],
+      pacs: true,
+    }));
+    await mount(() => <CiteStudy patientId={PATIENT} onCite={(c) => cited.push(c)} />);
+    const select = find<HTMLSelectElement>("#cite-study");
+    await act(async () => {
+      select.value = "s22";
+      select.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+    await tap(find("#cite-study-add"));
+    expect(cited).toEqual(["Imaging: CT chest (CT, 2026-12-07), accession CB0000000002, StudyInstanceUID 2.25.77."]);
+  });
+
+  it("offers nothing when the patient has no study", async () => {
+    answers.set("patient_imaging", () => ({ mrn: null, orders: [], studies: [], pacs: true }));
+    await mount(() => <CiteStudy patientId={PATIENT} onCite={() => {}} />);
+    expect(document.querySelector("#cite-study")).toBeNull();
   });
 });

@@ -286,3 +286,42 @@ export function Reconciliation({ timeZone, previews = false }: { timeZone: strin
     </section>
   );
 }
+
+/** The words a report cites a study with: what it is, when, and the identifiers that find it
+ *  again in any PACS (the accession number and the StudyInstanceUID). */
+export function citation(s: ImagingStudy): string {
+  return t("imaging.citation", {
+    what: s.description || t("imaging.untitled"),
+    modality: s.modalities.join("/") || "—",
+    date: s.study_date ?? s.received_at.slice(0, 10),
+    accession: s.accession || "—",
+    uid: s.study_uid,
+  });
+}
+
+/** In the report editor: cite one of the patient's studies in the findings. Needs the node
+ *  (studies are not kept on the workstation); offline it offers nothing. */
+export function CiteStudy({ patientId, onCite }: { patientId: string; onCite: (text: string) => void }) {
+  const imaging = useLive(() => patientImaging(patientId), [patientId], ["imaging"]);
+  const studies = imaging.data?.studies ?? [];
+  const [chosen, setChosen] = useState("");
+  if (studies.length === 0) return null;
+  const study = studies.find((s) => s.id === chosen) ?? studies[0];
+  return (
+    <div className="row cite-study">
+      <label className="field">
+        <span>{t("imaging.citeLabel")}</span>
+        <select id="cite-study" value={study.id} onChange={(e) => setChosen(e.target.value)}>
+          {studies.map((s) => (
+            <option key={s.id} value={s.id}>
+              {s.modalities.join("/")} {s.description || t("imaging.untitled")} · {s.study_date ?? s.received_at.slice(0, 10)}
+            </option>
+          ))}
+        </select>
+      </label>
+      <Button className="small secondary" id="cite-study-add" onPress={() => onCite(citation(study))}>
+        {t("imaging.cite")}
+      </Button>
+    </div>
+  );
+}

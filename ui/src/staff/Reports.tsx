@@ -27,6 +27,7 @@ import { t, tKey } from "../i18n";
 import type { Transmission } from "../bindings/Transmission";
 import { mergeById, useLive } from "../live";
 import { TransmissionTable } from "./Exchange";
+import { CiteStudy } from "./Imaging";
 
 const EMPTY: ReportContent = { title: "", findings: "", conclusion: "", codes: [] };
 
@@ -78,6 +79,7 @@ function Editor({ editing, patientId, onDone }: { editing: Editing; patientId: s
         <Label>{t("reports.findings")}</Label>
         <TextArea rows={5} />
       </TextField>
+      <CiteStudy patientId={patientId} onCite={(c) => setFindings((f) => (f.trim() ? `${f.trimEnd()}\n${c}` : c))} />
       <TextField value={conclusion} onChange={setConclusion} className="react-aria-TextField wide">
         <Label>{t("reports.conclusion")}</Label>
         <TextArea rows={3} />
