@@ -183,6 +183,13 @@ pub const SERVED: &[Served] = &[
         includes: &[],
     },
     Served {
+        resource_type: "ImagingStudy",
+        who: "doctors",
+        params: &[ID, p("patient", Reference, "The patient (required)")],
+        sorts: &[],
+        includes: &[],
+    },
+    Served {
         resource_type: "AuditEvent",
         who: "admins",
         params: &[

@@ -6,6 +6,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use carebridge_protocol::appointment::{Appointment, AppointmentStatus, BookedBy};
 use carebridge_protocol::audit::{AuditEntry, Outcome};
 use carebridge_protocol::federation::payload::Consent;
+use carebridge_protocol::imaging::ImagingStudy;
 use carebridge_protocol::patient::Patient;
 use carebridge_protocol::practitioner::Practitioner;
 use carebridge_protocol::report::{Report, ReportRevision};
@@ -394,6 +395,45 @@ pub fn provenance(report: ReportId, rev: &ReportRevision) -> r::Provenance {
 /// A consent's id: one per patient and peer, the same on every export.
 pub fn consent_id(patient: PatientId, peer: &str) -> String {
     uuid::Uuid::new_v5(&patient.0, peer.as_bytes()).to_string()
+}
+
+/// A study the PACS holds, as FHIR's ImagingStudy; `None` while it has no patient (FHIR's
+/// ImagingStudy needs its subject: a study on the reconciliation list is not one yet).
+pub fn imaging_study(s: &ImagingStudy, node: &str) -> Option<r::ImagingStudy> {
+    let patient = s.patient_id?;
+    let mut identifier = vec![Identifier::new(
+        system::DICOM_UID,
+        format!("urn:oid:{}", s.study_uid),
+    )];
+    if !s.accession.is_empty() && s.order_id.is_some() {
+        identifier.push(Identifier::new(
+            system::accession(node),
+            s.accession.clone(),
+        ));
+    }
+    Some(r::ImagingStudy {
+        id: Some(s.id.to_string()),
+        meta: Some(Meta {
+            version_id: Some(s.version.to_string()),
+            last_updated: Some(instant(s.received_at)),
+        }),
+        identifier,
+        status: "available".into(),
+        modality: s
+            .modalities
+            .iter()
+            .map(|m| Coding {
+                system: Some(system::DICOM_CODES.into()),
+                code: Some(m.clone()),
+                display: None,
+            })
+            .collect(),
+        subject: Reference::to("Patient", patient),
+        started: s.study_date.map(|d| d.to_string()),
+        number_of_series: Some(s.series_count),
+        number_of_instances: Some(s.instance_count),
+        description: (!s.description.is_empty()).then(|| s.description.clone()),
+    })
 }
 
 /// A patient's consent that their reports may be sent to `peer`.

@@ -32,6 +32,8 @@ pub enum Resource {
     DiagnosticReport(DiagnosticReport),
     /// A patient's consent to share.
     Consent(Consent),
+    /// An imaging study in the PACS.
+    ImagingStudy(ImagingStudy),
     /// An audit trail entry.
     AuditEvent(AuditEvent),
     /// Who signed which revision.
@@ -54,6 +56,7 @@ impl Resource {
             Self::Appointment(_) => "Appointment",
             Self::DiagnosticReport(_) => "DiagnosticReport",
             Self::Consent(_) => "Consent",
+            Self::ImagingStudy(_) => "ImagingStudy",
             Self::AuditEvent(_) => "AuditEvent",
             Self::Provenance(_) => "Provenance",
             Self::Bundle(_) => "Bundle",
@@ -72,6 +75,7 @@ impl Resource {
             Self::Appointment(r) => r.id.as_deref(),
             Self::DiagnosticReport(r) => r.id.as_deref(),
             Self::Consent(r) => r.id.as_deref(),
+            Self::ImagingStudy(r) => r.id.as_deref(),
             Self::AuditEvent(r) => r.id.as_deref(),
             Self::Provenance(r) => r.id.as_deref(),
             Self::Bundle(r) => r.id.as_deref(),
@@ -320,6 +324,40 @@ pub struct DiagnosticReport {
     /// The findings as text and, once signed, the report as a PDF.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub presented_form: Vec<Attachment>,
+}
+
+/// `ImagingStudy`: a study the PACS holds, found for its patient.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagingStudy {
+    /// The bare UUID of the node's record of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Version and last change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
+    /// The StudyInstanceUID (`urn:dicom:uid`) and the accession number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identifier: Vec<Identifier>,
+    /// `available`.
+    pub status: String,
+    /// The modalities of its series (DICOM's codes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modality: Vec<Coding>,
+    /// The patient.
+    pub subject: Reference,
+    /// When it was made (StudyDate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    /// How many series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number_of_series: Option<i64>,
+    /// How many images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number_of_instances: Option<i64>,
+    /// StudyDescription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// `Consent.policy`.

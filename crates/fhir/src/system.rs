@@ -34,6 +34,17 @@ pub fn appointment_reference(node: &str) -> String {
     format!("{BASE}/sid/appointment-reference/{node}")
 }
 
+/// The accession numbers of one node's imaging orders.
+pub fn accession(node: &str) -> String {
+    format!("{BASE}/sid/accession/{node}")
+}
+
+/// DICOM's identifiers (a StudyInstanceUID as `urn:oid:…`).
+pub const DICOM_UID: &str = "urn:dicom:uid";
+
+/// DICOM's codes (modalities).
+pub const DICOM_CODES: &str = "http://dicom.nema.org/resources/ontology/DCM";
+
 /// One of CareBridge's extensions, by name.
 pub fn extension(name: &str) -> String {
     format!("{BASE}/StructureDefinition/{name}")

@@ -117,12 +117,80 @@ async fn seeded() -> Seeded {
         )
         .await;
     assert_eq!(c.status, 201, "{}", c.body);
+    seed_studies(&node).await;
     Seeded {
         node,
         doctor,
         patient,
         report,
     }
+}
+
+/// A study of patient 0 that arrived for a doctor's order, and one that matched nobody (which
+/// FHIR does not serve: an ImagingStudy needs its subject). Recorded as the node's follower of
+/// the PACS records them; the PACS itself is `tests/imaging.rs`'s.
+async fn seed_studies(node: &TestNode) {
+    use carebridge_protocol::imaging::{
+        ImagingOrderId, ImagingStudy, ImagingStudyId, Modality, NewImagingOrder, StudyMatch,
+    };
+    use carebridge_server::store::imaging::{self, PacsStudy};
+    let patient = node.patient(0).id;
+    let doctor: carebridge_protocol::PractitionerId = node.doctor_id(0).parse().unwrap();
+    node.node
+        .store
+        .write(None, move |ctx| {
+            let order = carebridge_server::imaging::place_order(
+                ctx,
+                ImagingOrderId::new(),
+                &NewImagingOrder {
+                    id: None,
+                    patient_id: patient,
+                    modality: Modality::CT,
+                    procedure: "CT head".into(),
+                    reason: "Headache".into(),
+                    scheduled_at: ctx.now(),
+                },
+                doctor,
+                "Dr. Test",
+            )?;
+            let study = |uid: &str, matched: bool| PacsStudy {
+                study: ImagingStudy {
+                    id: ImagingStudyId::new(),
+                    study_uid: uid.into(),
+                    patient_id: matched.then_some(patient),
+                    order_id: matched.then_some(order.id),
+                    ordered_by: None,
+                    matched_by: if matched {
+                        StudyMatch::Accession
+                    } else {
+                        StudyMatch::Unmatched
+                    },
+                    accession: if matched {
+                        order.accession.clone()
+                    } else {
+                        String::new()
+                    },
+                    dicom_patient_id: "MRN00000001".into(),
+                    dicom_issuer: "st-marys.example".into(),
+                    dicom_patient_name: "Doe^Jane".into(),
+                    modalities: vec!["CT".into(), "SR".into()],
+                    description: "CT head".into(),
+                    study_date: Some(chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap()),
+                    series_count: 2,
+                    instance_count: 41,
+                    received_at: ctx.now(),
+                    version: 1,
+                    viewer_url: None,
+                },
+                pacs_id: format!("pacs-{uid}"),
+                preview_instance: None,
+            };
+            imaging::record_study(ctx, &study("2.25.1001", true))?;
+            imaging::record_study(ctx, &study("2.25.1002", false))?;
+            Ok::<_, carebridge_server::store::StoreError>(())
+        })
+        .await
+        .unwrap();
 }
 
 /// Runs the validators over `path`: (file name, path in the file, resource type, validator) →
@@ -191,6 +259,7 @@ async fn every_resource_type_served_passes_both_validators() {
         ("reports", &s.doctor, format!("/fhir/R4/DiagnosticReport?patient=Patient/{p}")),
         ("report", &s.doctor, format!("/fhir/R4/DiagnosticReport/{}", s.report)),
         ("consents", &s.doctor, format!("/fhir/R4/Consent?patient={p}")),
+        ("studies", &s.doctor, format!("/fhir/R4/ImagingStudy?patient={p}")),
         ("provenance", &s.doctor, format!("/fhir/R4/Provenance?target=DiagnosticReport/{}", s.report)),
         ("audit", &admin, "/fhir/R4/AuditEvent?_count=30".into()),
         ("everything", &s.doctor, format!("/fhir/R4/Patient/{p}/$everything")),
@@ -304,6 +373,10 @@ async fn each_role_reads_only_what_the_policy_gives_it() {
         ("Appointment", "/fhir/R4/Appointment"),
         ("DiagnosticReport", "/fhir/R4/DiagnosticReport"),
         ("Consent", &*format!("/fhir/R4/Consent?patient={p}")),
+        (
+            "ImagingStudy",
+            &*format!("/fhir/R4/ImagingStudy?patient={p}"),
+        ),
         ("Provenance", &*format!("/fhir/R4/Provenance?patient={p}")),
         ("AuditEvent", "/fhir/R4/AuditEvent"),
         ("Practitioner", "/fhir/R4/Practitioner"),
@@ -317,6 +390,7 @@ async fn each_role_reads_only_what_the_policy_gives_it() {
         ("Appointment", (true, true, false)),
         ("DiagnosticReport", (false, true, false)),
         ("Consent", (false, true, false)),
+        ("ImagingStudy", (false, true, false)),
         ("Provenance", (false, true, false)),
         ("AuditEvent", (false, false, true)),
         ("Practitioner", (true, true, true)),
@@ -584,7 +658,7 @@ async fn every_search_parameter_the_capability_statement_lists_is_accepted() {
                     "&schedule=Schedule/{doctor_id}&start=ge2026-01-01&start=lt2026-01-08"
                 ));
             }
-            if served.resource_type == "Consent" && p.name != "patient" {
+            if matches!(served.resource_type, "Consent" | "ImagingStudy") && p.name != "patient" {
                 path.push_str(&format!("&patient={}", s.patient));
             }
             if served.resource_type == "Provenance" && p.name == "_id" {
@@ -688,6 +762,15 @@ async fn bulk_export_writes_every_type_and_its_files_validate_line_by_line() {
         ("DiagnosticReport", rows("reports")),
         ("Provenance", rows("report_revisions")),
         ("Consent", rows("consents")),
+        (
+            "ImagingStudy",
+            db.query_row(
+                "SELECT COUNT(*) FROM imaging_studies WHERE patient_id IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap(),
+        ),
     ]);
     let dir = tempfile::tempdir().unwrap();
     let mut got = BTreeMap::new();

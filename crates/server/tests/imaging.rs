@@ -721,6 +721,14 @@ async fn a_hint_needs_the_token_and_a_node_without_a_pacs_says_so() {
     let counts = plain.table_counts();
     assert_eq!(counts["imaging_orders"], 0);
     assert_eq!(counts["patient_mrns"], 0);
+    // A node without a PACS answers a hint as a wrong token: it tells nothing.
+    let hinted = support::http()
+        .post(format!("{}/api/v1/imaging/hint", plain.url))
+        .bearer_auth(HINT_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hinted.status(), StatusCode::UNAUTHORIZED);
     plain.stop().await;
 
     let pacs_dir = tempfile::tempdir().unwrap();

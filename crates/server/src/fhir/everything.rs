@@ -20,6 +20,7 @@ use crate::events::Viewer;
 use crate::node::Node;
 use crate::store::appointments::{self, AppointmentFilter};
 use crate::store::federation::consents;
+use crate::store::imaging;
 use crate::store::search::Page;
 use crate::store::{patients, practitioners, reports};
 use crate::visibility::{self, RecordKind};
@@ -58,6 +59,7 @@ pub(super) async fn everything(
     let scope = visibility::appointment_scope(&viewer);
     let sees_reports = visibility::may_see_any(&viewer, RecordKind::Report);
     let sees_consents = visibility::may_see_any(&viewer, RecordKind::Consent);
+    let sees_imaging = visibility::may_see_any(&viewer, RecordKind::Imaging);
     let name = node.name().to_owned();
     let record = node
         .store
@@ -105,18 +107,26 @@ pub(super) async fn everything(
                 } else {
                     Vec::new()
                 };
+                let studies = if sees_imaging {
+                    imaging::studies_of(ctx, patient_id)?
+                } else {
+                    Vec::new()
+                };
                 let staff = practitioners::list(ctx, None)?;
                 ctx.set_detail(format!(
-                    "FHIR $everything: {} appointment(s), {} report(s), {} consent(s)",
+                    "FHIR $everything: {} appointment(s), {} report(s), {} consent(s), {} imaging study(ies)",
                     appts.len(),
                     reps.len(),
-                    cons.len()
+                    cons.len(),
+                    studies.len()
                 ));
-                Ok::<_, ApiError>(Some((patient, appts, reps, inputs, revisions, cons, staff)))
+                Ok::<_, ApiError>(Some((
+                    patient, appts, reps, inputs, revisions, cons, studies, staff,
+                )))
             },
         )
         .await?;
-    let Some((patient, appts, reps, inputs, revisions, cons, staff)) = record else {
+    let Some((patient, appts, reps, inputs, revisions, cons, studies, staff)) = record else {
         return Err(not_found(&id));
     };
     let node_name = node.name().to_owned();
@@ -140,6 +150,12 @@ pub(super) async fn everything(
             .map(|(r, rev)| Resource::Provenance(map::provenance(*r, rev))),
     );
     out.extend(cons.iter().map(|c| Resource::Consent(map::consent(c))));
+    out.extend(
+        studies
+            .iter()
+            .filter_map(|s| map::imaging_study(&s.study, &node_name))
+            .map(Resource::ImagingStudy),
+    );
     out.extend(
         staff
             .iter()

@@ -40,6 +40,7 @@ use crate::error::ApiError;
 use crate::node::Node;
 use crate::store::appointments::{self, AppointmentFilter, Scope};
 use crate::store::federation::consents;
+use crate::store::imaging;
 use crate::store::search::{Page, Span};
 use crate::store::{Tx, audit, patients, practitioners, reports, schedules};
 
@@ -66,6 +67,7 @@ const SYSTEM_TYPES: &[&str] = &[
     "DiagnosticReport",
     "Provenance",
     "Consent",
+    "ImagingStudy",
 ];
 /// What `_type` may name.
 const EXPORTABLE: &[&str] = &[
@@ -77,6 +79,7 @@ const EXPORTABLE: &[&str] = &[
     "DiagnosticReport",
     "Provenance",
     "Consent",
+    "ImagingStudy",
     "AuditEvent",
 ];
 /// The patient compartment: what a Patient-level export carries.
@@ -86,6 +89,7 @@ const PATIENT_TYPES: &[&str] = &[
     "DiagnosticReport",
     "Provenance",
     "Consent",
+    "ImagingStudy",
 ];
 
 /// Whose records a job exports.
@@ -712,6 +716,18 @@ fn page(
             };
             for c in all.iter().filter(|c| within(span, c.recorded_at)) {
                 w.line(&Resource::Consent(map::consent(c)))?;
+            }
+            Cursor::Done
+        }
+        ("ImagingStudy", only) => {
+            let all = match only {
+                Some(p) => imaging::studies_of(tx, p)?,
+                None => imaging::matched_studies(tx)?,
+            };
+            for s in all.iter().filter(|s| within(span, s.study.received_at)) {
+                if let Some(r) = map::imaging_study(&s.study, name) {
+                    w.line(&Resource::ImagingStudy(r))?;
+                }
             }
             Cursor::Done
         }

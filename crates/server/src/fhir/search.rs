@@ -16,6 +16,7 @@ use carebridge_fhir::search::{
 use carebridge_fhir::{OperationOutcome, Resource, system};
 use carebridge_protocol::appointment::AppointmentStatus;
 use carebridge_protocol::audit::AuditQuery;
+use carebridge_protocol::imaging::ImagingStudyId;
 use carebridge_protocol::practitioner::{Practitioner, Role};
 use carebridge_protocol::report::{Report, ReportRevision, ReportStatus};
 use carebridge_protocol::{PatientId, PractitionerId, ReportId};
@@ -27,6 +28,7 @@ use crate::events::Viewer;
 use crate::node::Node;
 use crate::store::appointments::{self, AppointmentFilter, AppointmentSort};
 use crate::store::federation::consents;
+use crate::store::imaging;
 use crate::store::patients::{self, PatientFilter, PatientSort};
 use crate::store::reports::{self, ReportFilter, ReportSort};
 use crate::store::search::{Page, Span};
@@ -234,6 +236,7 @@ async fn run(resource_type: &str, ask: &mut Ask, paging: &Paging) -> Result<Foun
         "Appointment" => appointments_found(ask, paging).await?,
         "DiagnosticReport" => diagnostic_reports(ask, paging).await?,
         "Consent" => consents_found(ask, paging).await?,
+        "ImagingStudy" => imaging_studies_found(ask, paging).await?,
         "AuditEvent" => audit_events(ask, paging).await?,
         "Provenance" => provenances(ask, paging).await?,
         other => {
@@ -899,6 +902,52 @@ async fn diagnostic_reports(ask: &mut Ask, paging: &Paging) -> Result<Found, Fhi
             .iter()
             .map(|x| Resource::Patient(map::patient(x, node_name)))
             .collect(),
+    })
+}
+
+async fn imaging_studies_found(ask: &mut Ask, paging: &Paging) -> Result<Found, FhirError> {
+    let act = action(ask, "imaging", "list");
+    ask.require(RecordKind::Imaging, &act).await?;
+    let p = &mut ask.params;
+    let wanted = p.take_any_of("_id")?;
+    let patient: Option<PatientId> = one_reference(p, "patient", "Patient")?;
+    done(p)?;
+    if patient.is_none() && wanted.is_empty() {
+        return Err(FhirError::invalid("an ImagingStudy search needs `patient`"));
+    }
+    // An id that is no study's matches nothing (as any unknown id).
+    let ids: Vec<ImagingStudyId> = wanted.iter().filter_map(|i| i.parse().ok()).collect();
+    let entity = patient.map(|x| format!("patient/{x}")).unwrap_or_default();
+    let list = ask
+        .node
+        .store
+        .write(Some(ask.caller.audit(&act, entity)), move |ctx| {
+            let list = match patient {
+                Some(p) => imaging::studies_of(ctx, p)?,
+                None => {
+                    let mut found = Vec::new();
+                    for id in ids {
+                        found.extend(imaging::study(ctx, id)?);
+                    }
+                    found
+                }
+            };
+            ctx.set_detail(format!("FHIR: {} studies", list.len()));
+            Ok::<_, ApiError>(list)
+        })
+        .await?;
+    let name = ask.node.name();
+    let matching: Vec<Resource> = list
+        .iter()
+        .filter(|s| wanted.is_empty() || wanted.contains(&s.study.id.to_string()))
+        .filter_map(|s| map::imaging_study(&s.study, name))
+        .map(Resource::ImagingStudy)
+        .collect();
+    let (total, matches) = paged(matching, paging);
+    Ok(Found {
+        total,
+        matches,
+        included: Vec::new(),
     })
 }
 

@@ -307,6 +307,11 @@ pub fn studies_of(tx: &Tx<'_>, patient: PatientId) -> Result<Vec<PacsStudy>, Sto
     )
 }
 
+/// Every study that has its patient, newest first (a bulk export's).
+pub fn matched_studies(tx: &Tx<'_>) -> Result<Vec<PacsStudy>, StoreError> {
+    studies_where(tx, "imaging_studies.patient_id IS NOT NULL", None)
+}
+
 /// The studies that matched no patient (the reconciliation list), newest first.
 pub fn unmatched(tx: &Tx<'_>) -> Result<Vec<PacsStudy>, StoreError> {
     studies_where(tx, "imaging_studies.patient_id IS NULL", None)
