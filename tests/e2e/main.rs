@@ -1100,6 +1100,35 @@ async fn scenario(
     staff
         .wait_for_text(".day-appointments", "Urgent dressing change", LIVE)
         .await?;
+
+    // A study from elsewhere (no order of this hospital, another one's patient number) waits on
+    // reception's "Unmatched studies"; reception links it to the patient it belongs to.
+    send_study(hospital, None).await?;
+    staff.click_tab("Unmatched studies", WAIT).await?;
+    staff
+        .wait_for_text("ul.studies", "Unknown Patient", LIVE)
+        .await?;
+    step(staff, 51, "reception-unmatched-study").await?;
+    staff
+        .click_button("ul.studies", "Link to a patient", WAIT)
+        .await?;
+    let find = staff.wait_for("#reconcile-search", WAIT).await?;
+    staff.type_into(&find, &family).await?;
+    staff
+        .click_first(".link-to .hits button.link", WAIT)
+        .await?;
+    let list = "section[aria-labelledby=reconcile-heading]";
+    staff
+        .wait_for_text(
+            &format!("{list} [role=status]"),
+            "The study is linked",
+            WAIT,
+        )
+        .await?;
+    staff
+        .wait_for_text(list, "Every study has its patient.", LIVE)
+        .await?;
+    step(staff, 52, "reception-study-linked").await?;
     staff.click_tab("Patients", WAIT).await?;
     let search = staff.wait_for("#patient-search", WAIT).await?;
     staff.type_into(&search, &family).await?;
@@ -1577,23 +1606,7 @@ async fn imaging(staff: &Session, hospital: &Hospital, notifications: &Path) -> 
         .find(|w| w.starts_with("CB"))
         .map(|w| w.trim_end_matches(['.', ',']).to_owned())
         .ok_or_else(|| format!("no accession in {ordered:?}"))?;
-    let port = hospital.pacs_dicom_port.to_string();
-    let sent = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(repo().join("scripts/demo-send-study.sh"))
-            .arg(&accession)
-            .env("PACS_DICOM_PORT", port)
-            .output()
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("scripts/demo-send-study.sh: {e}"))?;
-    if !sent.status.success() {
-        return Err(format!(
-            "the scanner did not send the study:\n{}{}",
-            String::from_utf8_lossy(&sent.stdout),
-            String::from_utf8_lossy(&sent.stderr)
-        ));
-    }
+    send_study(hospital, Some(&accession)).await?;
     // Stable after the demo PACS's 3 s, then on the page without a reload.
     staff
         .wait_for_text(".imaging .studies", "CT head (e2e)", LIVE)
@@ -1605,6 +1618,33 @@ async fn imaging(staff: &Session, hospital: &Hospital, notifications: &Path) -> 
     staff.wait_for(".imaging img.study-preview", WAIT).await?;
     step(staff, 50, "doctor-study-arrived").await?;
     wait_for_notification(notifications, "Imaging study ready", "3 image(s)").await
+}
+
+/// The scanner (`scripts/demo-send-study.sh`) sends a study for the order with `accession`, or
+/// with none, one from elsewhere that names no order (`UNKNOWN=1`).
+async fn send_study(hospital: &Hospital, accession: Option<&str>) -> Result<(), String> {
+    let port = hospital.pacs_dicom_port.to_string();
+    let accession = accession.map(str::to_owned);
+    let sent = tokio::task::spawn_blocking(move || {
+        let mut scanner = std::process::Command::new(repo().join("scripts/demo-send-study.sh"));
+        scanner.env("PACS_DICOM_PORT", port);
+        match accession {
+            Some(a) => scanner.arg(a),
+            None => scanner.env("UNKNOWN", "1"),
+        };
+        scanner.output()
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("scripts/demo-send-study.sh: {e}"))?;
+    if !sent.status.success() {
+        return Err(format!(
+            "the scanner did not send the study:\n{}{}",
+            String::from_utf8_lossy(&sent.stdout),
+            String::from_utf8_lossy(&sent.stderr)
+        ));
+    }
+    Ok(())
 }
 
 /// Waits until dunst logged a notification whose summary contains `summary` and whose body

@@ -501,6 +501,8 @@ export const en = {
   "reconcile.link": "Link to a patient",
   "reconcile.findPatient": "Find the patient",
   "reconcile.linkTo": "Link to {name}",
+  "reconcile.confirm": "Link the study sent for {sent} (patient number {id}) to {name}, born {born}, card {card}? It will show on their record.",
+  "reconcile.confirmYes": "Link the study",
   "reconcile.linked": "The study is linked; it now shows on the patient's page.",
   "audit.action.imaging.order": "Ordered an imaging study",
   "audit.action.imaging.list": "Read a patient's imaging",

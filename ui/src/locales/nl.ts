@@ -497,6 +497,8 @@ export const nl: Catalogue = {
   "reconcile.link": "Aan een patiënt koppelen",
   "reconcile.findPatient": "Zoek de patiënt",
   "reconcile.linkTo": "Koppelen aan {name}",
+  "reconcile.confirm": "Het onderzoek dat is verzonden voor {sent} (patiëntnummer {id}) koppelen aan {name}, geboren {born}, kaart {card}? Het komt dan in hun dossier.",
+  "reconcile.confirmYes": "Onderzoek koppelen",
   "reconcile.linked": "Het onderzoek is gekoppeld en staat nu bij de patiënt.",
   "audit.action.imaging.order": "Beeldvormend onderzoek aangevraagd",
   "audit.action.imaging.list": "Beeldvorming van een patiënt ingezien",

@@ -125,6 +125,10 @@ describe("the reconciliation list", () => {
     await type(find<HTMLInputElement>("#reconcile-search"), "Jansen");
     const to = Array.from(document.querySelectorAll("button")).find((b) => b.textContent === "Link to Eva Jansen");
     await tap(to as HTMLElement);
+    // Nothing is linked until the user confirms who is who.
+    expect(linked).toBeNull();
+    expect(text()).toContain("Link the study sent for Jansen Eva (patient number EXT-4711) to Eva Jansen, born 1980-05-10, card C1234567?");
+    await tap(find("#link-confirm-yes"));
     expect(linked).toEqual({ studyId: "s9", patientId: PATIENT });
     await act(async () => emit("changed", { everything: false, kinds: ["imaging"], ids: ["s9"], transmissions: [], received: [], admin_updates: [] }));
     await settle();

@@ -196,10 +196,13 @@ export function PatientImagingView({ patientId, timeZone }: { patientId: string;
   );
 }
 
-/** Finds a patient to link a study to, and links it. */
+/** Finds a patient to link a study to, and links it once the user confirmed that the study
+ *  (as the modality named it) and the patient are the same person: a study linked to the wrong
+ *  patient shows on their record. */
 function LinkTo({ study, onLinked }: { study: ImagingStudy; onLinked: () => void }) {
   const [text, setText] = useState("");
   const [error, setError] = useState<string | null>(null);
+  const [chosen, setChosen] = useState<{ id: string; name: string; born: string; card: string } | null>(null);
   const hits = useSearch(text);
   async function link(patientId: string) {
     setError(null);
@@ -209,6 +212,28 @@ function LinkTo({ study, onLinked }: { study: ImagingStudy; onLinked: () => void
     } catch (e) {
       setError(messageOf(e));
     }
+  }
+  if (chosen) {
+    return (
+      <div className="link-to confirm" role="group" aria-labelledby="link-confirm">
+        <p id="link-confirm">
+          {t("reconcile.confirm", {
+            sent: study.dicom_patient_name.replace(/\^/g, " ") || t("reconcile.noName"),
+            id: study.dicom_patient_id || "—",
+            name: chosen.name,
+            born: chosen.born,
+            card: chosen.card,
+          })}
+        </p>
+        {error && <p className="error" role="alert">{error}</p>}
+        <div className="row">
+          <Button className="small" id="link-confirm-yes" onPress={() => void link(chosen.id)}>
+            {t("reconcile.confirmYes")}
+          </Button>
+          <Button className="small secondary" onPress={() => setChosen(null)}>{t("common.cancel")}</Button>
+        </div>
+      </div>
+    );
   }
   return (
     <div className="link-to">
@@ -222,7 +247,17 @@ function LinkTo({ study, onLinked }: { study: ImagingStudy; onLinked: () => void
           h.kind === "patient"
             ? [
                 <li key={h.patient.id}>
-                  <Button className="link" onPress={() => void link(h.patient.id)}>
+                  <Button
+                    className="link"
+                    onPress={() =>
+                      setChosen({
+                        id: h.patient.id,
+                        name: `${h.patient.given_name} ${h.patient.family_name}`,
+                        born: h.patient.birth_date,
+                        card: h.patient.card_number,
+                      })
+                    }
+                  >
                     {t("reconcile.linkTo", { name: `${h.patient.given_name} ${h.patient.family_name}` })}
                   </Button>
                   <span> · {h.patient.birth_date} · {h.patient.card_number}</span>
