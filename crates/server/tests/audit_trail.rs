@@ -383,6 +383,17 @@ async fn every_sign_in_and_every_read_and_write_of_patient_data_is_audited_once(
         ("patient.identify", &kiosk_actor, "", "failure"),
     );
 
+    // A patient's imaging (this node follows no PACS: the list is empty, the read audited).
+    let r = doctor
+        .get(&format!("/api/v1/patients/{}/imaging", p0.id))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    t.one(
+        ("get", "/api/v1/patients/{id}/imaging"),
+        r.status,
+        ("imaging.list", &doctor_actor, &p0_entity, "success"),
+    );
+
     // Consent to share with the peer.
     let consents = format!("/api/v1/patients/{}/consents", p0.id);
     let r = doctor.get(&consents).await;
