@@ -1117,13 +1117,16 @@ async fn scenario(
     staff
         .click_first(".link-to .hits button.link", WAIT)
         .await?;
+    // Nothing is linked before reception confirms who is who.
+    staff
+        .wait_for_text(".link-to.confirm", "It will show on their record", WAIT)
+        .await?;
+    staff
+        .click_button(".link-to.confirm", "Link the study", WAIT)
+        .await?;
     let list = "section[aria-labelledby=reconcile-heading]";
     staff
-        .wait_for_text(
-            &format!("{list} [role=status]"),
-            "The study is linked",
-            WAIT,
-        )
+        .wait_for_text(list, "The study is linked", WAIT)
         .await?;
     staff
         .wait_for_text(list, "Every study has its patient.", LIVE)

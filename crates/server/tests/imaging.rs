@@ -717,7 +717,7 @@ async fn a_hint_needs_the_token_and_a_node_without_a_pacs_says_so() {
             }),
         )
         .await;
-    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
     let counts = plain.table_counts();
     assert_eq!(counts["imaging_orders"], 0);
     assert_eq!(counts["patient_mrns"], 0);

@@ -494,7 +494,7 @@ export const en = {
   "imaging.cite": "Cite in findings",
   "imaging.citation": "Imaging: {what} ({modality}, {date}), accession {accession}, StudyInstanceUID {uid}.",
   "reconcile.heading": "Unmatched studies",
-  "reconcile.explain": "These studies arrived from the PACS without an accession number or patient number of this hospital. Check the name and the images, then link each to its patient.",
+  "reconcile.explain": "These studies arrived from the PACS without an accession number or patient number of this hospital. Check the name and number the scanner sent, then link each to its patient.",
   "reconcile.empty": "Every study has its patient.",
   "reconcile.noName": "(no name)",
   "reconcile.sent": "Sent as patient {id} of {issuer}, accession {accession}",

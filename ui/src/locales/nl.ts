@@ -490,7 +490,7 @@ export const nl: Catalogue = {
   "imaging.cite": "Vermelden in bevindingen",
   "imaging.citation": "Beeldvorming: {what} ({modality}, {date}), accessienummer {accession}, StudyInstanceUID {uid}.",
   "reconcile.heading": "Onbekende onderzoeken",
-  "reconcile.explain": "Deze onderzoeken kwamen uit het PACS zonder accessienummer of patiëntnummer van dit ziekenhuis. Controleer de naam en de beelden en koppel elk aan de juiste patiënt.",
+  "reconcile.explain": "Deze onderzoeken kwamen uit het PACS zonder accessienummer of patiëntnummer van dit ziekenhuis. Controleer de naam en het nummer dat het apparaat verzond en koppel elk aan de juiste patiënt.",
   "reconcile.empty": "Elk onderzoek hoort bij een patiënt.",
   "reconcile.noName": "(geen naam)",
   "reconcile.sent": "Verzonden als patiënt {id} van {issuer}, accessienummer {accession}",

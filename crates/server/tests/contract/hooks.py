@@ -23,3 +23,7 @@ def before_call(context, case, kwargs):
         value = headers[name]
         if name.lower() == "idempotency-key" and isinstance(value, str) and WELL_FORMED_KEY.match(value):
             headers[name] = str(uuid.uuid4())
+
+
+# DICOM files (POST /api/v1/imaging/instances) go as bytes, as any binary body.
+schemathesis.serializer.alias("application/dicom", "application/octet-stream")

@@ -25,10 +25,12 @@ use crate::store::imaging as store;
 use crate::store::patients;
 use crate::visibility::RecordKind;
 
+/// The node's PACS. A node without one has no imaging to order, store or show: a 404, as for
+/// any record that is not there (a 5xx would say the node failed).
 fn pacs(node: &Node) -> Result<&Imaging, ApiError> {
     node.imaging.as_ref().ok_or_else(|| {
         ApiError::new(
-            ProblemType::Unavailable,
+            ProblemType::NotFound,
             "this node has no PACS: set [imaging] in node.toml",
         )
     })
@@ -40,7 +42,7 @@ fn pacs(node: &Node) -> Result<&Imaging, ApiError> {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a repeat return the first answer")),
     responses((status = 201, description = "The order", body = ImagingOrder),
               (status = 409, description = "The id is taken", body = Problem, content_type = "application/problem+json"),
-              (status = 503, description = "The node has no PACS", body = Problem, content_type = "application/problem+json")))]
+              (status = 404, description = "The node has no PACS", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_imaging_order(
     State(node): State<Arc<Node>>,
     caller: Caller,
@@ -273,7 +275,8 @@ pub async fn link_study(
     request_body(content = Vec<u8>, content_type = "application/dicom", description = "A DICOM Part 10 file"),
     responses((status = 201, description = "Stored (or already stored) in the PACS", body = StoredInstance),
               (status = 413, description = "Larger than the node passes on", body = Problem, content_type = "application/problem+json"),
-              (status = 503, description = "The node has no PACS, or it did not answer", body = Problem, content_type = "application/problem+json")))]
+              (status = 404, description = "The node has no PACS", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "The PACS did not answer", body = Problem, content_type = "application/problem+json")))]
 pub async fn upload_dicom_instance(
     State(node): State<Arc<Node>>,
     caller: Caller,
