@@ -62,3 +62,11 @@ uuid_id!(
     /// A medical report (all its revisions share it).
     ReportId
 );
+uuid_id!(
+    /// An imaging order.
+    ImagingOrderId
+);
+uuid_id!(
+    /// A study as this node recorded it (one per DICOM StudyInstanceUID).
+    ImagingStudyId
+);

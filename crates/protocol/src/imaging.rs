@@ -11,55 +11,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use crate::id::{ImagingOrderId, ImagingStudyId};
 use crate::problem::FieldError;
 use crate::text::{Checks, Clean, REASON_MAX};
 use crate::{PatientId, PractitionerId};
-
-macro_rules! imaging_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
-        #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export, type = "string"))]
-        #[serde(transparent)]
-        #[schema(value_type = String, format = Uuid)]
-        pub struct $name(pub uuid::Uuid);
-
-        impl $name {
-            /// A fresh, time-ordered (v7) identifier.
-            pub fn new() -> Self {
-                Self(uuid::Uuid::now_v7())
-            }
-        }
-
-        impl Default for $name {
-            fn default() -> Self {
-                Self::new()
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = uuid::Error;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                uuid::Uuid::parse_str(s).map(Self)
-            }
-        }
-    };
-}
-
-imaging_id!(
-    /// An imaging order.
-    ImagingOrderId
-);
-imaging_id!(
-    /// A study as this node recorded it (one per DICOM StudyInstanceUID).
-    ImagingStudyId
-);
 
 /// The longest procedure name (DICOM LO).
 pub const PROCEDURE_MAX: usize = 64;

@@ -164,6 +164,14 @@ impl Orthanc {
         }
     }
 
+    /// Turns a failed request or read into [`PacsError::Unreachable`].
+    fn unreachable(&self) -> impl Fn(reqwest::Error) -> PacsError + '_ {
+        move |source| PacsError::Unreachable {
+            url: self.base.clone(),
+            source,
+        }
+    }
+
     /// The address the feed's position is kept under: a different Orthanc starts again.
     pub fn source(&self) -> &str {
         &self.base
@@ -176,10 +184,7 @@ impl Orthanc {
             .basic_auth(&self.username, Some(&self.password))
             .send()
             .await
-            .map_err(|source| PacsError::Unreachable {
-                url: self.base.clone(),
-                source,
-            })?;
+            .map_err(self.unreachable())?;
         match res.status().as_u16() {
             200 => Ok(Some(res)),
             404 => Ok(None),
@@ -197,10 +202,7 @@ impl Orthanc {
         let Some(res) = self.get(path).await? else {
             return Ok(None);
         };
-        let bytes = res.bytes().await.map_err(|source| PacsError::Unreachable {
-            url: self.base.clone(),
-            source,
-        })?;
+        let bytes = res.bytes().await.map_err(self.unreachable())?;
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| PacsError::Unreadable {
@@ -257,10 +259,7 @@ impl Orthanc {
                 Some(res) => res
                     .text()
                     .await
-                    .map_err(|source| PacsError::Unreachable {
-                        url: self.base.clone(),
-                        source,
-                    })?
+                    .map_err(self.unreachable())?
                     .trim_end_matches(['\0', ' '])
                     .to_owned(),
                 None => String::new(),
@@ -306,10 +305,7 @@ impl Orthanc {
             .body(body)
             .send()
             .await
-            .map_err(|source| PacsError::Unreachable {
-                url: self.base.clone(),
-                source,
-            })?;
+            .map_err(self.unreachable())?;
         match res.status().as_u16() {
             200 => {}
             400 => return Ok(None),
@@ -320,10 +316,7 @@ impl Orthanc {
                 });
             }
         }
-        let bytes = res.bytes().await.map_err(|source| PacsError::Unreachable {
-            url: self.base.clone(),
-            source,
-        })?;
+        let bytes = res.bytes().await.map_err(self.unreachable())?;
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| PacsError::Unreadable {
@@ -343,12 +336,6 @@ impl Orthanc {
             }
             Err(e) => return Err(e),
         };
-        res.bytes()
-            .await
-            .map(Some)
-            .map_err(|source| PacsError::Unreachable {
-                url: self.base.clone(),
-                source,
-            })
+        res.bytes().await.map(Some).map_err(self.unreachable())
     }
 }
