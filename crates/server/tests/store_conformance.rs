@@ -4068,11 +4068,18 @@ async fn imaging_studies_once_per_uid_and_linked_once(env: Env) {
     assert_eq!(linked.study.version, 2);
     assert_eq!(linked.pacs_id, stray.pacs_id);
     assert!(twice.is_none() && matched_again.is_none() && nothing.is_none());
-    let (mine, unmatched) = env
-        .read(move |tx| Ok((imaging::studies_of(tx, pid)?, imaging::unmatched(tx)?)))
+    let (mine, unmatched, matched) = env
+        .read(move |tx| {
+            Ok((
+                imaging::studies_of(tx, pid)?,
+                imaging::unmatched(tx)?,
+                imaging::matched_studies(tx)?,
+            ))
+        })
         .await;
     assert_eq!(mine.len(), 2);
     assert!(unmatched.is_empty());
+    assert_eq!(matched, mine, "every study with its patient, newest first");
 }
 
 async fn imaging_feed_position_moves_forward_only(env: Env) {
