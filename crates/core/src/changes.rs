@@ -46,6 +46,10 @@ pub enum ChangeKind {
     /// Imaging orders and studies (not mirrored: a patient's page reads them again), and the
     /// reconciliation list.
     Imaging,
+    /// Patients' documents (not mirrored: a patient's page reads them again).
+    Document,
+    /// The watched folder's files (this workstation's import).
+    FolderImport,
 }
 
 impl ChangeKind {
@@ -182,6 +186,11 @@ impl Changes {
                 LiveEvent::ImagingStudy(s) => {
                     let mut c = Self::record(ChangeKind::Imaging, s.id);
                     c.ids.extend(s.patient_id.map(|p| p.to_string()));
+                    c
+                }
+                LiveEvent::Document(d) => {
+                    let mut c = Self::record(ChangeKind::Document, d.id);
+                    c.ids.insert(d.patient_id.to_string());
                     c
                 }
                 LiveEvent::Appointment(a) => a.changes(),

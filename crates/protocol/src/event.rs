@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::appointment::Appointment;
+use crate::document::PatientDocument;
 use crate::federation::payload::{
     AdminUpdate, ConsentChange, ReceivedDeleted, ReceivedReports, Transmission,
 };
@@ -53,6 +54,8 @@ pub enum EventKind {
     /// `imaging.reconciliation_updated`: a study joined the reconciliation list (it matched no
     /// order and no patient) or left it (linked by hand: it then names its patient).
     ImagingReconciliationUpdated,
+    /// `document.added`: a patient's document was added, or a new version of it.
+    DocumentAdded,
 }
 
 impl EventKind {
@@ -75,6 +78,7 @@ impl EventKind {
             Self::ImagingOrderCreated => "imaging.order_created",
             Self::ImagingStudyAvailable => "imaging.study_available",
             Self::ImagingReconciliationUpdated => "imaging.reconciliation_updated",
+            Self::DocumentAdded => "document.added",
         }
     }
 
@@ -97,6 +101,7 @@ impl EventKind {
             "imaging.order_created" => Self::ImagingOrderCreated,
             "imaging.study_available" => Self::ImagingStudyAvailable,
             "imaging.reconciliation_updated" => Self::ImagingReconciliationUpdated,
+            "document.added" => Self::DocumentAdded,
             _ => return None,
         })
     }
@@ -133,6 +138,8 @@ pub enum LiveEvent {
     ImagingOrder(ImagingOrder),
     /// A study available for its patient, or waiting to be reconciled.
     ImagingStudy(ImagingStudy),
+    /// A patient's document, added or given a new version.
+    Document(PatientDocument),
 }
 
 impl LiveEvent {
@@ -159,6 +166,7 @@ impl LiveEvent {
             EventKind::ImagingStudyAvailable | EventKind::ImagingReconciliationUpdated => {
                 Self::ImagingStudy(serde_json::from_str(data)?)
             }
+            EventKind::DocumentAdded => Self::Document(serde_json::from_str(data)?),
         })
     }
 }

@@ -70,3 +70,7 @@ uuid_id!(
     /// A study as this node recorded it (one per DICOM StudyInstanceUID).
     ImagingStudyId
 );
+uuid_id!(
+    /// A patient's document (a letter, a scan); all its versions share it.
+    DocumentId
+);

@@ -11,6 +11,7 @@
 pub mod appointment;
 pub mod audit;
 pub mod booking;
+pub mod document;
 pub mod event;
 pub mod federation;
 pub mod id;

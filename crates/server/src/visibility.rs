@@ -44,11 +44,13 @@ pub enum RecordKind {
     /// Studies that matched no patient, waiting to be linked by hand (they show the name and
     /// PatientID the modality sent).
     Reconciliation,
+    /// Patients' documents (letters, scans) and their files.
+    Document,
 }
 
 impl RecordKind {
     /// Every kind, for tests that cover them all.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Practitioner,
         Self::Schedule,
         Self::Patient,
@@ -60,6 +62,7 @@ impl RecordKind {
         Self::AuditTrail,
         Self::Imaging,
         Self::Reconciliation,
+        Self::Document,
     ];
 }
 
@@ -139,6 +142,9 @@ pub fn reach(asker: Asker, kind: RecordKind) -> Reach {
         K::Imaging => (Nothing, Everything, Nothing, Nothing, Nothing),
         // Reception or a doctor resolves a study that found no patient by hand.
         K::Reconciliation => (Everything, Everything, Nothing, Nothing, Nothing),
+        // Letters and scans are clinical, as reports are. Reception files them (a front-desk
+        // scanner, a CD brought in) without reading them back: adding is not seeing.
+        K::Document => (Nothing, Everything, Nothing, Nothing, Nothing),
     };
     match asker {
         Asker::Staff(Role::Reception) => reception,
@@ -281,7 +287,7 @@ mod tests {
 
     /// The whole policy, written out once more by hand: a change to the table must be made
     /// here too, on purpose. Columns: reception, doctor, admin, reviewer, kiosk.
-    const EXPECTED: [(RecordKind, [Reach; 5]); 11] = [
+    const EXPECTED: [(RecordKind, [Reach; 5]); 12] = [
         (K::Practitioner, [E, E, E, E, O]),
         (K::Schedule, [E, E, E, E, E]),
         (K::Patient, [E, E, N, N, N]),
@@ -293,6 +299,7 @@ mod tests {
         (K::AuditTrail, [N, N, E, N, N]),
         (K::Imaging, [N, E, N, N, N]),
         (K::Reconciliation, [E, E, N, N, N]),
+        (K::Document, [N, E, N, N, N]),
     ];
 
     fn viewer(asker: Asker, id: uuid::Uuid) -> Viewer {

@@ -60,6 +60,7 @@ use carebridge_server::config::NodeKind;
 use carebridge_server::events::{Audience, Hub, ROLE_ADMIN, ROLE_DOCTOR, ROLE_RECEPTION, Viewer};
 use carebridge_server::federation::peer::{PeerGrant, SourceRule};
 use carebridge_server::store::appointments::{AppointmentFilter, AppointmentSort, Scope};
+use carebridge_server::store::documents::{self, NewVersion};
 use carebridge_server::store::federation::{consents, peers, received, transmissions, updates};
 use carebridge_server::store::imaging::{self, PacsStudy};
 use carebridge_server::store::patients::{PatientFilter, PatientSort};
@@ -202,6 +203,7 @@ macro_rules! store_conformance_tests {
             imaging_studies_once_per_uid_and_linked_once,
             imaging_feed_position_moves_forward_only,
             imaging_studies_follow_the_pacs_but_keep_their_patient,
+            documents_are_found_by_title_and_keep_every_version,
         ]);
     };
     (@each $backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
@@ -4163,4 +4165,103 @@ async fn imaging_studies_follow_the_pacs_but_keep_their_patient(env: Env) {
     assert_eq!(more.study.patient_id, Some(p.id));
     assert_eq!(more.study.matched_by, first.study.matched_by);
     assert_eq!(more.study.id, first.study.id);
+}
+
+async fn documents_are_found_by_title_and_keep_every_version(env: Env) {
+    use carebridge_protocol::document::{DocumentId, DocumentMedia};
+    let (doc, p) = seed(&env).await;
+    let p2 = patient("Roe", "Rita", date(1990, 3, 3), "1000000002");
+    add_patients(&env, &[&p2]).await;
+    let id = DocumentId::new();
+    let (pid, by, name) = (p.id, doc.id, doc.display_name.clone());
+    let file = move |bytes: &'static [u8], sha: &'static str, media| NewVersion {
+        media_type: media,
+        file_name: Some("scan.pdf"),
+        sha256: sha,
+        bytes,
+        added_by: by,
+        added_by_name: "",
+    };
+    let n = name.clone();
+    let first = env
+        .write(move |ctx| {
+            documents::insert_document(ctx, id, pid, " Discharge letter ", &["gp".into()])?;
+            documents::add_version(
+                ctx,
+                id,
+                NewVersion {
+                    added_by_name: &n,
+                    ..file(b"%PDF-one", "aa", DocumentMedia::Pdf)
+                },
+                &["gp".into()],
+            )
+        })
+        .await;
+    assert_eq!(first, 1);
+    env.clock.advance(Duration::minutes(5));
+    let n = name.clone();
+    let second = env
+        .write(move |ctx| {
+            documents::add_version(
+                ctx,
+                id,
+                NewVersion {
+                    added_by_name: &n,
+                    ..file(b"\x89PNG-two", "bb", DocumentMedia::Png)
+                },
+                &["gp".into(), "cardiology".into()],
+            )
+        })
+        .await;
+    assert_eq!(second, 2);
+    // A second document of the same title for the same patient is refused; another patient
+    // may have one.
+    let p2id = p2.id;
+    let refused = env
+        .try_write(move |ctx| {
+            documents::insert_document(ctx, DocumentId::new(), pid, "DISCHARGE  letter", &[])
+        })
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    let other = DocumentId::new();
+    env.write(move |ctx| documents::insert_document(ctx, other, p2id, "Discharge letter", &[]))
+        .await;
+
+    let (by_title, nothing, read, list, newest, v1, missing) = env
+        .read(move |tx| {
+            Ok((
+                documents::find_by_title(tx, pid, "discharge   LETTER")?,
+                documents::find_by_title(tx, pid, "Referral")?,
+                documents::document(tx, id)?,
+                documents::documents_of(tx, pid)?,
+                documents::content(tx, id, None)?,
+                documents::content(tx, id, Some(1))?,
+                documents::content(tx, id, Some(3))?,
+            ))
+        })
+        .await;
+    assert_eq!(by_title, Some(id));
+    assert_eq!(nothing, None);
+    let read = read.unwrap();
+    assert_eq!(read.title, "Discharge letter");
+    assert_eq!(read.patient_id, pid);
+    assert_eq!(read.tags, vec!["gp", "cardiology"]);
+    let numbers: Vec<u32> = read.versions.iter().map(|v| v.version).collect();
+    assert_eq!(numbers, vec![2, 1]);
+    assert_eq!(read.versions[0].media_type, DocumentMedia::Png);
+    assert_eq!(read.versions[0].added_at, t0() + Duration::minutes(5));
+    assert_eq!(read.versions[1].size, 8);
+    assert_eq!(read.versions[1].sha256, "aa");
+    assert_eq!(read.versions[1].added_by, by);
+    assert_eq!(read.versions[1].added_by_name, name);
+    assert_eq!(read.versions[1].file_name.as_deref(), Some("scan.pdf"));
+    assert_eq!(list, vec![read.clone()]);
+    let (v, bytes) = newest.unwrap();
+    assert_eq!(
+        (v.version, bytes.as_slice()),
+        (2, b"\x89PNG-two".as_slice())
+    );
+    let (v, bytes) = v1.unwrap();
+    assert_eq!((v.version, bytes.as_slice()), (1, b"%PDF-one".as_slice()));
+    assert!(missing.is_none());
 }

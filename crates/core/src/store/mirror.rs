@@ -122,7 +122,8 @@ impl NodeRecord {
             | LiveEvent::AdminUpdate(_)
             | LiveEvent::Consent(_)
             | LiveEvent::ImagingOrder(_)
-            | LiveEvent::ImagingStudy(_) => false,
+            | LiveEvent::ImagingStudy(_)
+            | LiveEvent::Document(_) => false,
         }
     }
 
@@ -140,7 +141,8 @@ impl NodeRecord {
             | LiveEvent::AdminUpdate(_)
             | LiveEvent::Consent(_)
             | LiveEvent::ImagingOrder(_)
-            | LiveEvent::ImagingStudy(_) => {
+            | LiveEvent::ImagingStudy(_)
+            | LiveEvent::Document(_) => {
                 return None;
             }
         })

@@ -28,8 +28,8 @@ use crate::error::{ApiError, InternalCause, problem_response};
 use crate::node::Node;
 
 use v1::{
-    appointments, audit, events, exchange, imaging, kiosks, patients, practitioners, reports,
-    schedules, sessions, snapshot,
+    appointments, audit, documents, events, exchange, imaging, kiosks, patients, practitioners,
+    reports, schedules, sessions, snapshot,
 };
 
 #[derive(OpenApi)]
@@ -44,6 +44,7 @@ use v1::{
          (name = "kiosks", description = "Kiosk devices"),
          (name = "kiosk", description = "What a kiosk does for the patient at it"),
          (name = "reports", description = "Medical reports: drafts, signed revisions, PDF"),
+         (name = "documents", description = "Patients' letters and scans, with every version"),
          (name = "imaging", description = "Imaging orders, studies from the PACS, reconciliation"),
          (name = "exchange", description = "Peers, consent, transmissions, received reports, admin updates"),
          (name = "events", description = "The live stream"),
@@ -102,6 +103,8 @@ fn v1_routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(imaging::link_study))
         .routes(routes!(imaging::upload_dicom_instance))
         .routes(routes!(imaging::imaging_hint))
+        .routes(routes!(documents::list_documents, documents::add_document))
+        .routes(routes!(documents::get_document_content))
         .routes(routes!(exchange::list_peers))
         .routes(routes!(exchange::list_consents, exchange::record_consent))
         .routes(routes!(exchange::withdraw_consent))

@@ -419,6 +419,33 @@ CREATE TABLE imaging_feed (
     position INTEGER NOT NULL
 ) STRICT;
 "#,
+    // Schema 8: patients' documents, every version's file kept (in the encrypted database, as all
+    // patient data is).
+    r#"
+CREATE TABLE patient_documents (
+    id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES patients (id),
+    title TEXT NOT NULL,
+    title_key TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (patient_id, title_key)
+) STRICT;
+
+CREATE TABLE document_versions (
+    document_id TEXT NOT NULL REFERENCES patient_documents (id),
+    version INTEGER NOT NULL CHECK (version >= 1),
+    media_type TEXT NOT NULL,
+    file_name TEXT,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    content BLOB NOT NULL,
+    added_by TEXT NOT NULL REFERENCES practitioners (id),
+    added_by_name TEXT NOT NULL,
+    added_at INTEGER NOT NULL,
+    PRIMARY KEY (document_id, version)
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes.

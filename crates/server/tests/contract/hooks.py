@@ -27,3 +27,5 @@ def before_call(context, case, kwargs):
 
 # DICOM files (POST /api/v1/imaging/instances) go as bytes, as any binary body.
 schemathesis.serializer.alias("application/dicom", "application/octet-stream")
+# So do patients' documents (POST /api/v1/patients/{id}/documents).
+schemathesis.serializer.alias("application/pdf", "application/octet-stream")

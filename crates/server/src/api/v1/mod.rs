@@ -2,6 +2,7 @@
 
 pub mod appointments;
 pub mod audit;
+pub mod documents;
 pub mod events;
 pub mod exchange;
 pub mod imaging;
