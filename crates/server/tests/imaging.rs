@@ -8,8 +8,6 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,256 +18,27 @@ use carebridge_server::node::Node;
 use carebridge_server::store::imaging as store;
 use carebridge_testkit::eventually;
 use carebridge_testkit::free_port;
+use carebridge_testkit::pacs::{
+    HINT_TOKEN, ORTHANC_PASSWORD, ORTHANC_USER, Pacs, STABLE_AGE, answered, dicom_file,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::{Client, TestNode};
 
-const ORTHANC_USER: &str = "carebridge";
-const ORTHANC_PASSWORD: &str = "orthanc-test-password";
-const HINT_TOKEN: &str = "hint-token-for-the-tests-0123456789";
-/// Orthanc calls a study stable after this many seconds without a new image.
-const STABLE_AGE: u64 = 1;
-const PACS_AET: &str = "CBPACS";
-
-/// An Orthanc of the test's own, stopped when dropped. Its ports are chosen first, so that the
-/// node can be configured for it before it starts (its script needs the node's address).
-struct Pacs {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    http_port: u16,
-    dicom_port: u16,
-}
-
-impl Pacs {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("worklists")).unwrap();
-        Self {
-            child: None,
-            dir,
-            http_port: free_port(),
-            dicom_port: free_port(),
-        }
+/// What the node's `[imaging]` section says for this Orthanc.
+fn imaging_config(pacs: &Pacs, poll_seconds: u32) -> ImagingConfig {
+    ImagingConfig {
+        orthanc_url: pacs.url(),
+        username: ORTHANC_USER.into(),
+        password: ORTHANC_PASSWORD.into(),
+        worklist_dir: Some(pacs.worklists()),
+        hint_token: Some(HINT_TOKEN.into()),
+        poll_seconds,
+        viewer_url: Some(format!(
+            "{}/app/explorer.html#study?uuid={{pacs_id}}",
+            pacs.url()
+        )),
     }
-
-    /// Starts Orthanc with its worklist folder and a script that hints `node_url` (with
-    /// `token`) when a study is stable; waits until it answers a DICOM echo.
-    async fn start(&mut self, node_url: &str, token: &str) {
-        let dir = self.dir.path();
-        let lua = dir.join("hint.lua");
-        std::fs::write(
-            &lua,
-            format!(
-                "function OnStableStudy(studyId, tags, metadata)\n  \
-                 HttpPost('{node_url}/api/v1/imaging/hint', '{{}}', {{['Authorization'] = 'Bearer {token}'}})\n\
-                 end\n"
-            ),
-        )
-        .unwrap();
-        let config = json!({
-            "Name": "carebridge-test",
-            "StorageDirectory": dir.join("db"),
-            "IndexDirectory": dir.join("db"),
-            "HttpPort": self.http_port,
-            "DicomPort": self.dicom_port,
-            "DicomAet": PACS_AET,
-            "RemoteAccessAllowed": false,
-            "AuthenticationEnabled": true,
-            "RegisteredUsers": { ORTHANC_USER: ORTHANC_PASSWORD },
-            "StableAge": STABLE_AGE,
-            "DicomModalities": { "ct1": ["CT1", "127.0.0.1", free_port()] },
-            "Plugins": ["/usr/share/orthanc/plugins/libModalityWorklists.so"],
-            "Worklists": { "Enable": true, "Database": dir.join("worklists") },
-            "LuaScripts": [lua],
-        });
-        let conf = dir.join("orthanc.json");
-        std::fs::write(&conf, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-        let log = std::fs::File::create(dir.join("orthanc.log")).unwrap();
-        self.child = Some(
-            Command::new("Orthanc")
-                .arg(&conf)
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("Orthanc (Debian's orthanc package; `make deps` installs it)"),
-        );
-        let port = self.dicom_port;
-        eventually(
-            "Orthanc answers a DICOM echo",
-            Duration::from_secs(30),
-            || async move {
-                tokio::task::spawn_blocking(move || {
-                    Command::new("echoscu")
-                        .args(["-aec", PACS_AET, "127.0.0.1", &port.to_string()])
-                        .stderr(Stdio::null())
-                        .status()
-                        .is_ok_and(|s| s.success())
-                })
-                .await
-                .unwrap()
-            },
-        )
-        .await;
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port)
-    }
-
-    fn worklists(&self) -> PathBuf {
-        self.dir.path().join("worklists")
-    }
-
-    /// What the node's `[imaging]` section says for this Orthanc.
-    fn config(&self, poll_seconds: u32) -> ImagingConfig {
-        ImagingConfig {
-            orthanc_url: self.url(),
-            username: ORTHANC_USER.into(),
-            password: ORTHANC_PASSWORD.into(),
-            worklist_dir: Some(self.worklists()),
-            hint_token: Some(HINT_TOKEN.into()),
-            poll_seconds,
-            viewer_url: Some(format!(
-                "{}/app/explorer.html#study?uuid={{pacs_id}}",
-                self.url()
-            )),
-        }
-    }
-
-    /// Orthanc's own REST API, as an operator would ask it.
-    async fn get(&self, path: &str) -> Value {
-        reqwest::Client::new()
-            .get(format!("{}{path}", self.url()))
-            .basic_auth(ORTHANC_USER, Some(ORTHANC_PASSWORD))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    /// The feed's last position and whether a stable study is among its changes.
-    async fn last_change(&self) -> i64 {
-        self.get("/changes?last").await["Last"].as_i64().unwrap()
-    }
-
-    /// Asks the worklist for `accession` as modality `CT1` does; returns findscu's log of the
-    /// answers.
-    async fn find_worklist(&self, accession: &str) -> String {
-        let port = self.dicom_port;
-        let accession = format!("(0008,0050)={accession}");
-        tokio::task::spawn_blocking(move || {
-            let out = Command::new("findscu")
-                .args(["-v", "-W", "-aet", "CT1", "-aec", PACS_AET, "127.0.0.1"])
-                .arg(port.to_string())
-                .args(["-k", &accession])
-                .args([
-                    "-k",
-                    "(0010,0010)",
-                    "-k",
-                    "(0010,0020)",
-                    "-k",
-                    "(0010,0021)",
-                    "-k",
-                    "(0010,0030)",
-                    "-k",
-                    "(0020,000d)",
-                    "-k",
-                    "(0040,0100)[0].(0008,0060)",
-                    "-k",
-                    "(0040,0100)[0].(0040,0002)",
-                    "-k",
-                    "(0040,0100)[0].(0040,0007)",
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stderr).into_owned()
-        })
-        .await
-        .unwrap()
-    }
-
-    /// Sends a DICOM file as the modality does.
-    async fn store(&self, file: &Path) {
-        let port = self.dicom_port;
-        let file = file.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let out = Command::new("storescu")
-                .args(["-aet", "CT1", "-aec", PACS_AET, "127.0.0.1"])
-                .arg(port.to_string())
-                .arg(&file)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        })
-        .await
-        .unwrap();
-    }
-}
-
-impl Drop for Pacs {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// The value of `tag` (e.g. `(0010,0020)`) in the first answer findscu logged.
-fn answered(log: &str, tag: &str) -> String {
-    let line = log
-        .lines()
-        .find(|l| l.contains(tag) && l.contains('['))
-        .unwrap_or_else(|| panic!("no {tag} in the worklist's answer:\n{log}"));
-    let start = line.find('[').unwrap() + 1;
-    let end = line[start..].find(']').unwrap() + start;
-    line[start..end].trim().to_owned()
-}
-
-/// Makes a real DICOM image (a CT slice of a gradient) with these attributes, as a modality
-/// that read the worklist would. `study_uid` empty: a new one.
-fn dicom_file(dir: &Path, name: &str, tags: &[(&str, &str)]) -> PathBuf {
-    let bmp = dir.join(format!("{name}.bmp"));
-    let dcm = dir.join(format!("{name}.dcm"));
-    let ok = Command::new("convert")
-        .args([
-            "-size",
-            "64x64",
-            "gradient:black-white",
-            "-type",
-            "TrueColor",
-        ])
-        .arg(format!("BMP3:{}", bmp.display()))
-        .status()
-        .unwrap();
-    assert!(ok.success(), "ImageMagick made no image");
-    let ok = Command::new("img2dcm")
-        .args(["-i", "BMP"])
-        .arg(&bmp)
-        .arg(&dcm)
-        .status()
-        .unwrap();
-    assert!(ok.success(), "img2dcm made no DICOM file");
-    let mut modify = Command::new("dcmodify");
-    // Names are UTF-8, as the worklist's.
-    modify.args(["-nb", "-i", "(0008,0005)=ISO_IR 192"]);
-    for (tag, value) in tags {
-        modify.args(["-i", &format!("{tag}={value}")]);
-    }
-    let ok = modify.arg(&dcm).status().unwrap();
-    assert!(ok.success(), "dcmodify failed");
-    dcm
 }
 
 async fn order(doctor: &Client, patient: &str) -> Value {
@@ -320,7 +89,7 @@ fn studies_in(node: &TestNode) -> i64 {
 async fn an_ordered_study_arrives_live_for_its_doctor_with_its_preview() {
     // An hour between polls: what brings the study within seconds is Orthanc's hint.
     let mut pacs = Pacs::new();
-    let node = TestNode::start_with(|c| c.imaging = Some(pacs.config(3600))).await;
+    let node = TestNode::start_with(|c| c.imaging = Some(imaging_config(&pacs, 3600))).await;
     pacs.start(&node.url, HINT_TOKEN).await;
     let doctor = node.doctor(0).await;
     // Patient 0 has the demo's order; this one has none yet.
@@ -500,7 +269,7 @@ async fn an_ordered_study_arrives_live_for_its_doctor_with_its_preview() {
 async fn a_study_that_matches_nobody_waits_for_reconciliation_and_is_linked_by_hand() {
     // No hint reaches this node (a wrong token): the poll alone brings the study.
     let mut pacs = Pacs::new();
-    let node = TestNode::start_with(|c| c.imaging = Some(pacs.config(1))).await;
+    let node = TestNode::start_with(|c| c.imaging = Some(imaging_config(&pacs, 1))).await;
     pacs.start(&node.url, "not-the-token-of-this-node").await;
     let reception = node.reception().await;
     let doctor = node.doctor(0).await;
@@ -613,7 +382,7 @@ async fn a_study_that_matches_nobody_waits_for_reconciliation_and_is_linked_by_h
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_study_sent_while_the_node_is_down_arrives_once_when_it_returns() {
     let mut pacs = Pacs::new();
-    let node = TestNode::start_with(|c| c.imaging = Some(pacs.config(1))).await;
+    let node = TestNode::start_with(|c| c.imaging = Some(imaging_config(&pacs, 1))).await;
     pacs.start(&node.url, HINT_TOKEN).await;
     let doctor = node.doctor(0).await;
     let patient = node.patient(0).clone();
@@ -805,7 +574,7 @@ async fn a_hint_needs_the_token_and_a_node_without_a_pacs_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_imported_at_a_workstation_reaches_the_pacs_once_through_the_node() {
     let mut pacs = Pacs::new();
-    let node = TestNode::start_with(|c| c.imaging = Some(pacs.config(1))).await;
+    let node = TestNode::start_with(|c| c.imaging = Some(imaging_config(&pacs, 1))).await;
     pacs.start(&node.url, HINT_TOKEN).await;
     let reception = node.reception().await;
     let files = tempfile::tempdir().unwrap();
@@ -874,7 +643,7 @@ async fn a_file_imported_at_a_workstation_reaches_the_pacs_once_through_the_node
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accession_is_trusted_only_with_the_patient_it_names() {
     let mut pacs = Pacs::new();
-    let node = TestNode::start_with(|c| c.imaging = Some(pacs.config(1))).await;
+    let node = TestNode::start_with(|c| c.imaging = Some(imaging_config(&pacs, 1))).await;
     pacs.start(&node.url, HINT_TOKEN).await;
     let doctor = node.doctor(0).await;
     let (a, b) = (node.patient(1).clone(), node.patient(2).clone());

@@ -8,6 +8,7 @@
 
 mod log;
 mod node_process;
+pub mod pacs;
 mod port;
 mod wait;
 
