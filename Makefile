@@ -24,12 +24,15 @@ SHELL := bash
 # and binutils (objcopy) to build them; systemd (systemd-analyze), desktop-file-utils and
 # x11-utils (xwininfo) for their test. Imaging: Orthanc, the PACS (its package brings the
 # worklist plugin; its own system service is not used: tests and the demo start their own), and
-# dcmtk, which plays the modality (findscu, storescu, img2dcm, dcmodify).
+# dcmtk, which plays the modality (findscu, storescu, img2dcm, dcmodify). Printing: CUPS's
+# client (lp, lpstat) for the app, and its daemon and `cups` (which brings the socket backend)
+# for the tests' private print server; the system's CUPS service is not started.
 DEB_PACKAGES := gcc libc6-dev make perl curl jq ca-certificates dbus-daemon gnome-keyring \
 	pkg-config libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev \
 	libayatana-appindicator3-dev libxdo-dev xvfb webkit2gtk-driver dunst imagemagick \
 	fonts-dejavu-core poppler-utils python3 python3-venv \
-	dpkg-dev binutils systemd desktop-file-utils x11-utils orthanc dcmtk
+	dpkg-dev binutils systemd desktop-file-utils x11-utils orthanc dcmtk \
+	cups-daemon cups-client cups
 # Added by `bench-deps`: nginx + nchan (a peer), python3 for ../shared/bench/summarize.py.
 BENCH_DEB_PACKAGES := libnginx-mod-nchan python3 util-linux
 

@@ -192,6 +192,12 @@ impl SyncEngine {
         self.shared.changes.subscribe()
     }
 
+    /// Tells the screens of a change the engine did not make itself (a workstation's folder
+    /// import, a document filed through the node).
+    pub fn tell(&self, changes: Changes) {
+        self.shared.changed(changes);
+    }
+
     /// The local store, for the UI's queries.
     pub fn store(&self) -> &LocalStore {
         &self.shared.store

@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod changes;
 mod clock;
+pub mod documents;
 pub mod engine;
 pub mod error;
 pub mod exchange;

@@ -84,6 +84,11 @@ impl Profiles {
         Self { root: root.into() }
     }
 
+    /// The folder the profiles are kept in (the workstation's own settings go beside them).
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
     /// Profiles under the OS data directory (`~/.local/share/carebridge/profiles` on Linux).
     pub fn in_os_data_dir() -> Result<Self, CoreError> {
         let base = dirs::data_dir()
