@@ -45,6 +45,9 @@ pub struct AppState {
     pub locked: Arc<std::sync::atomic::AtomicBool>,
     /// The language the UI speaks, for the desktop notifications (the OS locale's at start).
     pub language: Arc<messages::SharedLanguage>,
+    /// The watched folder of this workstation (staff only), or why it is not watched.
+    pub folder_import:
+        tokio::sync::Mutex<(Option<carebridge_workstation::FolderImport>, Option<String>)>,
     /// The node this window last signed in to: after a sign-out its form offers that one,
     /// not whichever node another window on this machine signed in to since.
     pub last_node: std::sync::Mutex<Option<String>>,
@@ -147,6 +150,7 @@ pub fn run() {
         mode: launch.mode,
         engine: tokio::sync::Mutex::new(None),
         forwarders: tokio::sync::Mutex::new(Vec::new()),
+        folder_import: tokio::sync::Mutex::new((None, None)),
         signing_in: tokio::sync::Mutex::new(()),
         // A node that does not answer must not hold a sign-in or a sign-out for minutes.
         http: carebridge_core::session::Http::builder()
@@ -181,10 +185,10 @@ pub fn run() {
         .invoke_handler(commands::ipc::handler())
         .build(context)
         .map(|app| {
-            commands::reports::clear_stale_printouts();
+            carebridge_workstation::viewer::clear_stale_printouts();
             app.run(|_, event| {
                 if let tauri::RunEvent::Exit = event {
-                    commands::reports::remove_printouts();
+                    carebridge_workstation::viewer::remove_printouts();
                 }
             });
         });

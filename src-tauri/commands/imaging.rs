@@ -82,5 +82,7 @@ pub async fn open_study_viewer(
             "the node names no viewer for studies",
         )
     })?;
-    Ok(super::reports::open_externally(std::path::Path::new(&url)))
+    Ok(carebridge_workstation::viewer::open_externally(
+        std::path::Path::new(&url),
+    ))
 }

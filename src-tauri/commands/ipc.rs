@@ -27,10 +27,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use tauri::State;
 
 use super::admin::{AuditFilter, AuditRow, SavedExport};
-use super::reports::PrintedReport;
 use super::staff::{PatientPage, SignInDefaults};
+use super::workstation::{FolderImportView, Printout};
 use super::{CommandError, RefusedWrite, SignedInView};
 use crate::AppState;
+use carebridge_core::protocol::document::{DocumentId, NewDocument, PatientDocument};
+use carebridge_workstation::{ImportAssignment, WorkstationSettings};
 
 /// The registry read for the app: the entry points and the handler (and, in tests, the UI's
 /// wrappers).

@@ -7,6 +7,7 @@
 mod registry;
 
 pub mod admin;
+pub mod documents;
 pub mod exchange;
 pub mod imaging;
 pub mod ipc;
@@ -15,6 +16,7 @@ pub mod records;
 pub mod reports;
 pub mod staff;
 pub mod status;
+pub mod workstation;
 
 use carebridge_core::protocol::Problem;
 use carebridge_core::protocol::appointment::BookAppointment;
@@ -229,6 +231,7 @@ pub(crate) async fn start_session(
     let engine = session::start(&profiles, &Unlock::from_env(), signed_in.clone(), notices).await?;
     *state.forwarders.lock().await = forward(app, state.mode.window(), &engine);
     *state.engine.lock().await = Some(std::sync::Arc::new(engine));
+    workstation::watch_folder(state).await;
     state
         .locked
         .store(false, std::sync::atomic::Ordering::SeqCst);
@@ -238,6 +241,8 @@ pub(crate) async fn start_session(
 /// Stops the current session's engine, if any, and ends its token on the node (best effort).
 /// Returns its store, for the caller to wipe or keep.
 pub(crate) async fn end_session(state: &AppState) -> Option<LocalStore> {
+    // The watch ends first: its files wait in the folder for the next session.
+    *state.folder_import.lock().await = (None, None);
     let old = state.engine.lock().await.take();
     for task in std::mem::take(&mut *state.forwarders.lock().await) {
         task.abort();
@@ -326,6 +331,7 @@ mod tests {
             mode: crate::launch::Mode::Staff,
             engine: tokio::sync::Mutex::new(None),
             forwarders: tokio::sync::Mutex::new(Vec::new()),
+            folder_import: tokio::sync::Mutex::new((None, None)),
             signing_in: tokio::sync::Mutex::new(()),
             http: carebridge_core::session::Http::new(),
             embedded: tokio::sync::watch::channel(crate::Embedded::None).1,

@@ -65,7 +65,23 @@ macro_rules! with_commands {
             reports::new_report [main] (patient_id: PatientId, content: ReportContent) -> Report;
             reports::report_action [main] (report_id: ReportId, action: ReportAction, content: Option<ReportContent>, reason: Option<String>) -> Report;
             reports::report_revisions [main] (report_id: ReportId) -> Vec<ReportRevision>;
-            reports::print_report [main] (report_id: ReportId, revision: Option<u32>) -> PrintedReport;
+            reports::print_report [main] (report_id: ReportId, revision: Option<u32>) -> Printout;
+
+            // Patients' documents: filed by doctors and reception, read by doctors.
+            documents::patient_documents [main] (patient_id: PatientId) -> Vec<PatientDocument>;
+            documents::add_document [main] (patient_id: PatientId, document: NewDocument, contents: String) -> PatientDocument;
+            documents::document_image [main] (document_id: DocumentId, version: Option<u32>) -> String;
+            documents::open_document [main] (document_id: DocumentId, version: Option<u32>) -> bool;
+            documents::print_document [main] (document_id: DocumentId, version: Option<u32>) -> Printout;
+
+            // This workstation: its watched folder and its printer.
+            workstation::workstation_settings [main] () -> WorkstationSettings;
+            workstation::save_workstation_settings [main] (settings: WorkstationSettings) -> WorkstationSettings;
+            workstation::import_files [main] () -> FolderImportView;
+            workstation::assign_import [main] (name: String, assignment: ImportAssignment) -> ();
+            workstation::retry_import [main] (name: String) -> ();
+            workstation::open_import_file [main] (name: String) -> bool;
+            workstation::printers [main] () -> Vec<String>;
 
             // Imaging: a patient's orders and studies (doctors), the reconciliation list
             // (reception and doctors).

@@ -605,6 +605,59 @@ struct Insurer<'a> {
     names: PeerNames,
 }
 
+/// The doctor's workstation watches an import folder: a scanned letter named by the patient's
+/// card number, dropped there, is filed on that patient's page and moved aside. Starts and ends
+/// on the patient's page.
+async fn import_folder(staff: &Session) -> Result<(), String> {
+    let card = staff
+        .execute(
+            "return (document.querySelector('.patient-page').textContent.match(/Card ([0-9A-Z]+)/) || [])[1] || null;",
+            vec![],
+        )
+        .await?;
+    let card = card
+        .as_str()
+        .ok_or("no card number on the patient's page")?
+        .to_owned();
+    let folder = std::env::temp_dir().join(format!("carebridge-e2e-import-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).map_err(|e| e.to_string())?;
+    staff.click_tab("Import folder", WAIT).await?;
+    let field = staff.wait_for("#import-folder", WAIT).await?;
+    staff
+        .replace_text(&field, &folder.display().to_string())
+        .await?;
+    staff
+        .click_button("form[aria-labelledby=workstation-heading]", "Save", WAIT)
+        .await?;
+    let panel = "section[aria-labelledby=folder-heading]";
+    staff.wait_for_text(panel, "Watching", WAIT).await?;
+    // As a scanner does: written aside, then renamed in.
+    let name = format!("{card} Referral letter #gp.pdf");
+    let pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+    let part = folder.join(format!("{name}.part"));
+    std::fs::write(&part, pdf).map_err(|e| e.to_string())?;
+    std::fs::rename(&part, folder.join(&name)).map_err(|e| e.to_string())?;
+    staff.wait_for_text(panel, "Imported", LIVE).await?;
+    if !folder.join("imported").join(&name).exists() {
+        return Err(format!("{name} was not moved aside"));
+    }
+    step(staff, 53, "doctor-import-folder").await?;
+    staff.click_tab("My day", WAIT).await?;
+    staff
+        .click_first("table.appointments button.link", WAIT)
+        .await?;
+    // Titled and tagged by the file's name (the name itself is shown too: its parts are
+    // checked where they are shown as title and tag).
+    staff
+        .wait_for_text(".documents li.document > strong", "Referral letter", LIVE)
+        .await?;
+    staff.wait_for_text(".documents .tag", "gp", WAIT).await?;
+    step(staff, 54, "doctor-patient-documents").await?;
+    let _ = std::fs::remove_dir_all(&folder);
+    Ok(())
+}
+
 async fn scenario(
     staff: &Session,
     kiosk: &Session,
@@ -860,6 +913,7 @@ async fn scenario(
         return Err(format!("{path} is not the patient's record: {record:.300}"));
     }
     step(staff, 47, "doctor-record-saved").await?;
+    import_folder(staff).await?;
     imaging(staff, hospital, &notifications).await?;
 
     // On the patient's page the doctor writes a report, saves the draft (kept here first,

@@ -26,6 +26,12 @@ pub struct DocumentFile {
     pub bytes: Vec<u8>,
 }
 
+/// How long an upload of `len` bytes may take: the usual answer time, and a second for each MiB
+/// (a slow link's pace), so a large file is not cut off as if the node had gone.
+fn upload_time(len: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(30 + len / (1024 * 1024))
+}
+
 impl SyncEngine {
     /// Files `bytes` as a document of `patient`'s. `key` makes a repeat (after a lost answer)
     /// return the first answer; a file the document already has as its newest version is not
@@ -41,6 +47,7 @@ impl SyncEngine {
         let req = self
             .node_request(Method::POST, &format!("patients/{patient}/documents"))
             .query(&DocumentParams::from(document))
+            .timeout(upload_time(bytes.len() as u64))
             .header(reqwest::header::CONTENT_TYPE, media_type.as_str())
             .header(carebridge_protocol::IDEMPOTENCY_KEY, key)
             .body(bytes);
@@ -86,13 +93,20 @@ impl SyncEngine {
         })
     }
 
-    /// Passes a DICOM file on to the node's PACS, where it arrives as a modality's would (and is
-    /// matched to its patient the same way).
-    pub async fn send_dicom(&self, bytes: Vec<u8>) -> Result<StoredInstance, CoreError> {
+    /// Passes a DICOM file of `len` bytes on to the node's PACS, where it arrives as a
+    /// modality's would (and is matched to its patient the same way). The body may be a stream
+    /// read from the disk.
+    pub async fn send_dicom(
+        &self,
+        body: impl Into<reqwest::Body>,
+        len: u64,
+    ) -> Result<StoredInstance, CoreError> {
         let req = self
             .node_request(Method::POST, "imaging/instances")
+            .timeout(upload_time(len))
             .header(reqwest::header::CONTENT_TYPE, "application/dicom")
-            .body(bytes);
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(body);
         self.ask_node(req).await
     }
 

@@ -30,15 +30,19 @@ pub const FILE_NAME_MAX: usize = 255;
 pub enum DocumentMedia {
     /// `application/pdf`.
     #[serde(rename = "application/pdf")]
+    #[cfg_attr(feature = "ts", ts(rename = "application/pdf"))]
     Pdf,
     /// `image/png`.
     #[serde(rename = "image/png")]
+    #[cfg_attr(feature = "ts", ts(rename = "image/png"))]
     Png,
     /// `image/jpeg`.
     #[serde(rename = "image/jpeg")]
+    #[cfg_attr(feature = "ts", ts(rename = "image/jpeg"))]
     Jpeg,
     /// `image/tiff` (what many document scanners write).
     #[serde(rename = "image/tiff")]
+    #[cfg_attr(feature = "ts", ts(rename = "image/tiff"))]
     Tiff,
 }
 

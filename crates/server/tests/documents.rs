@@ -221,6 +221,22 @@ async fn a_repeated_filing_with_its_key_is_answered_once() {
     .await;
     assert_eq!(c.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", c.body);
     assert_eq!(node.table_counts()["document_versions"], 1);
+    // Reception's answer to a new version names that version only: it does not read the
+    // document's others back.
+    let d = file(
+        &reception,
+        &patient,
+        &q,
+        "application/pdf",
+        PDF,
+        Some("scan-43"),
+    )
+    .await;
+    assert_eq!(d.status, StatusCode::CREATED, "{}", d.body);
+    let versions = d.body["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0]["version"], 2);
+    assert_eq!(node.table_counts()["document_versions"], 2);
     node.stop().await;
 }
 

@@ -166,8 +166,10 @@ pub fn kind_of(bytes: &[u8]) -> (FileKind, Option<DocumentMedia>) {
 struct Files {
     /// By name.
     list: BTreeMap<String, ImportFile>,
-    /// What the user said of documents, by name.
-    assigned: BTreeMap<String, ImportAssignment>,
+    /// What the user said of documents, by name, with the SHA-256 of the file they were shown.
+    assigned: BTreeMap<String, (ImportAssignment, String)>,
+    /// The SHA-256 of each document as last read, by name.
+    hashes: BTreeMap<String, String>,
     /// Files to look at now.
     due: Vec<String>,
 }
@@ -279,19 +281,44 @@ impl FolderImport {
     }
 
     /// Says whose document a file is, and what: it is sent now.
-    pub fn assign(&self, name: &str, assignment: ImportAssignment) {
-        self.shared
-            .files()
-            .assigned
-            .insert(name.to_owned(), assignment);
+    /// Says whose document a file waiting for its patient is, and what: it is sent now. Only
+    /// for a file of the list that is the same as when it was read; answers whether it was.
+    pub fn assign(&self, name: &str, assignment: ImportAssignment) -> bool {
+        {
+            let mut files = self.shared.files();
+            if !self.is_listed(&files, name) {
+                return false;
+            }
+            let Some(sha) = files.hashes.get(name).cloned() else {
+                return false;
+            };
+            files.assigned.insert(name.to_owned(), (assignment, sha));
+        }
         self.shared.make_due(name.to_owned());
         self.shared.wake.notify_one();
+        true
     }
 
-    /// Tries a file again now.
-    pub fn retry(&self, name: &str) {
+    /// Tries a file of the list again now; answers whether it is one.
+    pub fn retry(&self, name: &str) -> bool {
+        if !self.is_listed(&self.shared.files(), name) {
+            return false;
+        }
         self.shared.make_due(name.to_owned());
         self.shared.wake.notify_one();
+        true
+    }
+
+    /// A file of the folder itself (no path leads elsewhere) that the list shows.
+    fn is_listed(&self, files: &Files, name: &str) -> bool {
+        files.list.contains_key(name)
+            && name_in(&self.shared.folder, &self.shared.folder.join(name)).as_deref() == Some(name)
+    }
+
+    /// The path of a file of the list, to show it to the user before they say whose it is.
+    pub fn path_of(&self, name: &str) -> Option<PathBuf> {
+        self.is_listed(&self.shared.files(), name)
+            .then(|| self.shared.folder.join(name))
     }
 
     /// Ends the watch.
@@ -349,6 +376,9 @@ async fn run(
     for name in present {
         shared.make_due(name);
     }
+    // A fixed beat, whatever else wakes the loop meanwhile.
+    let mut retries = tokio::time::interval(RETRY_EVERY);
+    retries.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         loop {
             let next = {
@@ -366,11 +396,6 @@ async fn run(
             import(&engine, &shared, &name).await;
             engine.tell(Changes::of(ChangeKind::FolderImport));
         }
-        let waiting = shared
-            .files()
-            .list
-            .values()
-            .any(|f| f.state == ImportState::Waiting);
         tokio::select! {
             () = stop.cancelled() => return,
             Some(path) = arrived.recv() => {
@@ -387,7 +412,7 @@ async fn run(
                     retry_waiting(&shared);
                 }
             }
-            () = tokio::time::sleep(RETRY_EVERY), if waiting => retry_waiting(&shared),
+            _ = retries.tick() => retry_waiting(&shared),
         }
     }
 }
@@ -407,6 +432,8 @@ fn retry_waiting(shared: &Shared) {
 
 /// What became of one attempt.
 struct Outcome {
+    /// Look at the file again at once (it changed while it was sent).
+    again: bool,
     state: ImportState,
     detail: String,
     title: Option<String>,
@@ -416,6 +443,7 @@ struct Outcome {
 impl Outcome {
     fn new(state: ImportState, detail: impl Into<String>) -> Self {
         Self {
+            again: false,
             state,
             detail: detail.into(),
             title: None,
@@ -442,6 +470,23 @@ fn sending_failed(e: &CoreError) -> Outcome {
     }
 }
 
+/// What a file was when it was read: if it is not that any more when the node answers, it was
+/// replaced meanwhile (a scanner writing the same name again) and is not moved aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl Seen {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        }
+    }
+}
+
 async fn import(engine: &SyncEngine, shared: &Shared, name: &str) {
     let path = shared.folder.join(name);
     // Gone already (moved aside after an earlier look, or taken away by someone): what the list
@@ -452,6 +497,7 @@ async fn import(engine: &SyncEngine, shared: &Shared, name: &str) {
     if !meta.is_file() {
         return;
     }
+    let seen = Seen::of(&meta);
     {
         let mut files = shared.files();
         let entry = files
@@ -469,19 +515,7 @@ async fn import(engine: &SyncEngine, shared: &Shared, name: &str) {
         entry.detail = "sending".into();
     }
     engine.tell(Changes::of(ChangeKind::FolderImport));
-    let (kind, outcome) = match meta.len() {
-        n if n > DICOM_FILE_MAX.max(DOCUMENT_MAX) => (
-            FileKind::Other,
-            Outcome::new(ImportState::Failed, "the file is too large to import"),
-        ),
-        _ => match tokio::fs::read(&path).await {
-            Err(e) => (
-                FileKind::Other,
-                Outcome::new(ImportState::Failed, format!("the file cannot be read: {e}")),
-            ),
-            Ok(bytes) => send(engine, shared, name, &path, bytes).await,
-        },
-    };
+    let (kind, outcome) = send(engine, shared, name, &path, seen).await;
     let mut files = shared.files();
     if let Some(entry) = files.list.get_mut(name) {
         entry.kind = kind;
@@ -492,7 +526,23 @@ async fn import(engine: &SyncEngine, shared: &Shared, name: &str) {
     }
     if outcome.state == ImportState::Imported {
         files.assigned.remove(name);
+        files.hashes.remove(name);
     }
+    if outcome.again {
+        files.due.push(name.to_owned());
+    }
+}
+
+/// Reads what the file is from its first bytes.
+async fn first_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::with_capacity(132);
+    tokio::fs::File::open(path)
+        .await?
+        .take(132)
+        .read_to_end(&mut head)
+        .await?;
+    Ok(head)
 }
 
 async fn send(
@@ -500,29 +550,22 @@ async fn send(
     shared: &Shared,
     name: &str,
     path: &Path,
-    bytes: Vec<u8>,
+    seen: Seen,
 ) -> (FileKind, Outcome) {
-    let (kind, media) = kind_of(&bytes);
-    let outcome = match (kind, media) {
-        (FileKind::Dicom, _) => {
-            if bytes.len() as u64 > DICOM_FILE_MAX {
-                Outcome::new(ImportState::Failed, "the DICOM file is too large")
-            } else {
-                match engine.send_dicom(bytes).await {
-                    Ok(stored) => {
-                        let what = if stored.already_stored {
-                            "the PACS had it already"
-                        } else {
-                            "sent to the PACS"
-                        };
-                        moved_aside(shared, path, what).await
-                    }
-                    Err(e) => sending_failed(&e),
-                }
-            }
+    let head = match first_bytes(path).await {
+        Ok(h) => h,
+        Err(e) => {
+            return (
+                FileKind::Other,
+                Outcome::new(ImportState::Failed, format!("the file cannot be read: {e}")),
+            );
         }
+    };
+    let (kind, media) = kind_of(&head);
+    let outcome = match (kind, media) {
+        (FileKind::Dicom, _) => send_dicom(engine, shared, path, seen).await,
         (FileKind::Document, Some(media)) => {
-            send_document(engine, shared, name, path, media, bytes).await
+            send_document(engine, shared, name, path, media, seen).await
         }
         _ => Outcome::new(
             ImportState::Failed,
@@ -532,21 +575,93 @@ async fn send(
     (kind, outcome)
 }
 
+/// A DICOM file goes to the PACS as it is read from the disk, never whole in memory.
+async fn send_dicom(engine: &SyncEngine, shared: &Shared, path: &Path, seen: Seen) -> Outcome {
+    if seen.len > DICOM_FILE_MAX {
+        return Outcome::new(
+            ImportState::Failed,
+            format!("a DICOM file may be at most {} MiB", DICOM_FILE_MAX >> 20),
+        );
+    }
+    let file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) => {
+            return Outcome::new(ImportState::Failed, format!("the file cannot be read: {e}"));
+        }
+    };
+    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+    match engine.send_dicom(body, seen.len).await {
+        Ok(stored) => {
+            let what = if stored.already_stored {
+                "the PACS had it already"
+            } else {
+                "sent to the PACS"
+            };
+            moved_aside(shared, path, seen, what).await
+        }
+        Err(e) => sending_failed(&e),
+    }
+}
+
+/// The key of a filing: the same file, for the same patient, described the same way, is the
+/// same request however often it is sent (each part length-prefixed, so no two differ only in
+/// where one ends).
+fn filing_key(bytes_sha: &str, patient: PatientId, document: &NewDocument) -> String {
+    let mut key = Sha256::new();
+    let mut part = |p: &[u8]| {
+        key.update((p.len() as u64).to_be_bytes());
+        key.update(p);
+    };
+    part(bytes_sha.as_bytes());
+    part(patient.to_string().as_bytes());
+    part(document.title.as_bytes());
+    for tag in &document.tags {
+        part(tag.as_bytes());
+    }
+    part(document.file_name.as_deref().unwrap_or_default().as_bytes());
+    format!("folder-{}", hex::encode(key.finalize()))
+}
+
 async fn send_document(
     engine: &SyncEngine,
     shared: &Shared,
     name: &str,
     path: &Path,
     media: DocumentMedia,
-    bytes: Vec<u8>,
+    seen: Seen,
 ) -> Outcome {
-    if bytes.len() as u64 > DOCUMENT_MAX {
+    if seen.len > DOCUMENT_MAX {
         return Outcome::new(
             ImportState::Failed,
             format!("a document may be at most {} MiB", DOCUMENT_MAX >> 20),
         );
     }
-    let assigned = shared.files().assigned.get(name).cloned();
+    let bytes = match tokio::fs::read(path).await {
+        Ok(b) => b,
+        Err(e) => {
+            return Outcome::new(ImportState::Failed, format!("the file cannot be read: {e}"));
+        }
+    };
+    let (bytes, sha) = tokio::task::spawn_blocking(move || {
+        let sha = hex::encode(Sha256::digest(&bytes));
+        (bytes, sha)
+    })
+    .await
+    .unwrap_or_default();
+    // The patient the user chose goes with the file they were shown, not with a new one
+    // written under its name since.
+    let assigned = {
+        let mut files = shared.files();
+        files.hashes.insert(name.to_owned(), sha.clone());
+        match files.assigned.get(name) {
+            Some((a, for_sha)) if *for_sha == sha => Some(a.clone()),
+            Some(_) => {
+                files.assigned.remove(name);
+                None
+            }
+            None => None,
+        }
+    };
     let (patient, document) = match assigned {
         Some(a) => (
             a.patient_id,
@@ -581,12 +696,7 @@ async fn send_document(
             }
         }
     };
-    // The same file for the same patient and title is the same request, however often sent.
-    let mut key = Sha256::new();
-    key.update(&bytes);
-    key.update(patient.to_string().as_bytes());
-    key.update(document.title.as_bytes());
-    let key = format!("folder-{}", hex::encode(key.finalize()));
+    let key = filing_key(&sha, patient, &document);
     let title = document.title.clone();
     match engine
         .add_document(patient, &document, media, bytes, &key)
@@ -600,7 +710,7 @@ async fn send_document(
             Outcome {
                 title: Some(title),
                 patient_id: Some(patient),
-                ..moved_aside(shared, path, &format!("filed as version {version}")).await
+                ..moved_aside(shared, path, seen, &format!("filed as version {version}")).await
             }
         }
         Err(e) => Outcome {
@@ -611,19 +721,33 @@ async fn send_document(
     }
 }
 
-/// Moves an acknowledged file into `imported/` (under a free name).
-async fn moved_aside(shared: &Shared, path: &Path, what: &str) -> Outcome {
+/// Moves an acknowledged file into `imported/` (under a free name), unless it was replaced
+/// while it was sent: then the new one is sent, and the old one is the node's already.
+async fn moved_aside(shared: &Shared, path: &Path, seen: Seen, what: &str) -> Outcome {
     let folder = shared.folder.clone();
     let path = path.to_owned();
-    let moved = tokio::task::spawn_blocking(move || move_aside(&folder, &path))
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))
-        .and_then(|r| r);
+    let moved = tokio::task::spawn_blocking(move || {
+        let now = std::fs::metadata(&path).map(|m| Seen::of(&m))?;
+        if now != seen {
+            return Ok(None);
+        }
+        move_aside(&folder, &path).map(Some)
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))
+    .and_then(|r| r);
     match moved {
-        Ok(to) => Outcome::new(
+        Ok(Some(to)) => Outcome::new(
             ImportState::Imported,
             format!("{what}; moved to {IMPORTED}/{to}"),
         ),
+        Ok(None) => Outcome {
+            again: true,
+            ..Outcome::new(
+                ImportState::Sending,
+                format!("{what}, but the file changed meanwhile: sending the new one"),
+            )
+        },
         // The node has it; a second sending changes nothing there.
         Err(e) => Outcome::new(
             ImportState::Imported,
@@ -650,9 +774,19 @@ fn move_aside(folder: &Path, path: &Path) -> std::io::Result<String> {
             format!("{stem} ({n}){ext}")
         };
         let to = aside.join(&candidate);
-        if !to.exists() {
-            std::fs::rename(path, &to)?;
-            return Ok(candidate);
+        // A link fails where the name is taken, so nothing there is ever overwritten (two
+        // workstations may watch one folder); a file system without links gets a rename.
+        match std::fs::hard_link(path, &to) {
+            Ok(()) => {
+                std::fs::remove_file(path)?;
+                return Ok(candidate);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(_) if !to.exists() => {
+                std::fs::rename(path, &to)?;
+                return Ok(candidate);
+            }
+            Err(_) => continue,
         }
     }
     unreachable!("some name is free")

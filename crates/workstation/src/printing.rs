@@ -102,11 +102,19 @@ impl Cups {
             .arg("-")
             .stdin(Stdio::piped());
         let mut child = cmd.spawn().map_err(not_installed)?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(bytes).await?;
-            stdin.shutdown().await?;
-        }
+        // An `lp` that refuses the job ends before it read everything: the write then fails
+        // with a broken pipe, and `lp`'s own words below say why.
+        let written = match child.stdin.take() {
+            Some(mut stdin) => match stdin.write_all(bytes).await {
+                Ok(()) => stdin.shutdown().await,
+                Err(e) => Err(e),
+            },
+            None => Ok(()),
+        };
         let out = child.wait_with_output().await?;
+        if out.status.success() {
+            written?;
+        }
         let said = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             let why = String::from_utf8_lossy(&out.stderr);

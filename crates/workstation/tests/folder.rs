@@ -224,6 +224,55 @@ async fn dropped_files_reach_the_pacs_and_the_patients_documents_and_wait_while_
     let docs = engine.patient_documents(patient.id).await.unwrap();
     let titles: Vec<&str> = docs.iter().map(|d| d.title.as_str()).collect();
     assert_eq!(titles, vec!["Lab results", "Discharge letter"]);
+    // Only files of the list, in the folder itself, can be given a patient or tried again.
+    let elsewhere = ImportAssignment {
+        patient_id: patient.id,
+        title: "x".into(),
+        tags: vec![],
+    };
+    assert!(!import.assign("../secret.pdf", elsewhere.clone()));
+    assert!(!import.assign("never-seen.pdf", elsewhere));
+    assert!(!import.retry("/etc/passwd"));
+
+    // The same letter dropped again (its answer lost, say): imported, and still one version.
+    drop_in(folder.path(), &letter, PDF);
+    let second = folder
+        .path()
+        .join("imported")
+        .join(letter.replace(".pdf", " (2).pdf"));
+    eventually(
+        "the letter sent again is moved aside beside the first",
+        Duration::from_secs(10),
+        || {
+            let second = second.clone();
+            async move { second.exists() }
+        },
+    )
+    .await;
+    reaches(
+        &import,
+        &letter,
+        ImportState::Imported,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(!folder.path().join(&letter).exists());
+    let docs = engine.patient_documents(patient.id).await.unwrap();
+    let letter_doc = docs.iter().find(|d| d.title == "Discharge letter").unwrap();
+    assert_eq!(letter_doc.versions.len(), 1, "{letter_doc:#?}");
+
+    // What the node refuses (a title longer than it keeps) stays, with the node's reason.
+    let long = format!(
+        "{} {}.pdf",
+        patient.card_number,
+        "Letter ".repeat(30).trim()
+    );
+    drop_in(folder.path(), &long, PDF);
+    reaches(&import, &long, ImportState::Failed, Duration::from_secs(10)).await;
+    assert!(folder.path().join(&long).exists());
+    let refused = state_of(&import, &long).unwrap();
+    assert!(refused.detail.contains("the node refused"), "{refused:#?}");
+    assert!(refused.detail.contains("200"), "{refused:#?}");
 
     // What is no document stays, with the reason.
     drop_in(folder.path(), "notes.txt", b"call the GP back");

@@ -92,18 +92,26 @@ impl PrivateCups {
         }
     }
 
-    /// Adds a raw queue whose device is the socket at `port`.
-    fn add_queue(&self, name: &str, port: u16) {
-        let out = Command::new("lpadmin")
-            .args(["-h", &self.server, "-p", name, "-E", "-v"])
-            .arg(format!("socket://127.0.0.1:{port}"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "lpadmin: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    /// Adds a raw queue whose device is the socket at `port`. A scheduler that has just
+    /// started may still turn a connection away: asked again until it takes the queue.
+    async fn add_queue(&self, name: &str, port: u16) {
+        let (server, name) = (self.server.clone(), name.to_owned());
+        eventually("the private CUPS takes the queue", Duration::from_secs(20), || {
+            let (server, name) = (server.clone(), name.clone());
+            async move {
+                let out = tokio::process::Command::new("lpadmin")
+                    .args(["-h", &server, "-p", &name, "-E", "-v"])
+                    .arg(format!("socket://127.0.0.1:{port}"))
+                    .output()
+                    .await
+                    .unwrap();
+                if !out.status.success() {
+                    eprintln!("lpadmin: {}", String::from_utf8_lossy(&out.stderr));
+                }
+                out.status.success()
+            }
+        })
+        .await;
     }
 }
 
@@ -132,7 +140,7 @@ async fn printer_socket() -> (u16, tokio::task::JoinHandle<Vec<u8>>) {
 async fn a_document_goes_to_the_printer_byte_for_byte_and_a_wrong_printer_is_refused() {
     let cups = PrivateCups::start().await;
     let (port, job) = printer_socket().await;
-    cups.add_queue("ward-printer", port);
+    cups.add_queue("ward-printer", port).await;
     let client = Cups {
         server: Some(cups.server.clone()),
     };

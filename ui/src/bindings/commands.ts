@@ -9,19 +9,24 @@ import type { AuditFilter } from "./AuditFilter";
 import type { AuditRow } from "./AuditRow";
 import type { BookAppointment } from "./BookAppointment";
 import type { Consent } from "./Consent";
+import type { DocumentId } from "./DocumentId";
+import type { FolderImportView } from "./FolderImportView";
 import type { ImagingOrder } from "./ImagingOrder";
 import type { ImagingStudy } from "./ImagingStudy";
 import type { ImagingStudyId } from "./ImagingStudyId";
+import type { ImportAssignment } from "./ImportAssignment";
 import type { ImportSummary } from "./ImportSummary";
 import type { KioskDevice } from "./KioskDevice";
 import type { KioskDeviceId } from "./KioskDeviceId";
 import type { KioskPatient } from "./KioskPatient";
 import type { KioskRegistration } from "./KioskRegistration";
 import type { NewAdminUpdate } from "./NewAdminUpdate";
+import type { NewDocument } from "./NewDocument";
 import type { NewImagingOrder } from "./NewImagingOrder";
 import type { NewPatient } from "./NewPatient";
 import type { NewPractitioner } from "./NewPractitioner";
 import type { Patient } from "./Patient";
+import type { PatientDocument } from "./PatientDocument";
 import type { PatientId } from "./PatientId";
 import type { PatientImaging } from "./PatientImaging";
 import type { PatientPage } from "./PatientPage";
@@ -29,7 +34,7 @@ import type { PeerSummary } from "./PeerSummary";
 import type { Practitioner } from "./Practitioner";
 import type { PractitionerId } from "./PractitionerId";
 import type { PractitionerUpdate } from "./PractitionerUpdate";
-import type { PrintedReport } from "./PrintedReport";
+import type { Printout } from "./Printout";
 import type { ReceivedReports } from "./ReceivedReports";
 import type { RefusedWrite } from "./RefusedWrite";
 import type { Report } from "./Report";
@@ -46,6 +51,7 @@ import type { SignedInView } from "./SignedInView";
 import type { Slot } from "./Slot";
 import type { Status } from "./Status";
 import type { Transmission } from "./Transmission";
+import type { WorkstationSettings } from "./WorkstationSettings";
 export const currentSession = (): Promise<SignedInView | null> =>
   invoke("current_session");
 export const lock = (): Promise<void> =>
@@ -120,8 +126,32 @@ export const reportAction = (reportId: ReportId, action: ReportAction, content: 
   invoke("report_action", { reportId, action, content, reason });
 export const reportRevisions = (reportId: ReportId): Promise<Array<ReportRevision>> =>
   invoke("report_revisions", { reportId });
-export const printReport = (reportId: ReportId, revision: number | null = null): Promise<PrintedReport> =>
+export const printReport = (reportId: ReportId, revision: number | null = null): Promise<Printout> =>
   invoke("print_report", { reportId, revision });
+export const patientDocuments = (patientId: PatientId): Promise<Array<PatientDocument>> =>
+  invoke("patient_documents", { patientId });
+export const addDocument = (patientId: PatientId, document: NewDocument, contents: string): Promise<PatientDocument> =>
+  invoke("add_document", { patientId, document, contents });
+export const documentImage = (documentId: DocumentId, version: number | null = null): Promise<string> =>
+  invoke("document_image", { documentId, version });
+export const openDocument = (documentId: DocumentId, version: number | null = null): Promise<boolean> =>
+  invoke("open_document", { documentId, version });
+export const printDocument = (documentId: DocumentId, version: number | null = null): Promise<Printout> =>
+  invoke("print_document", { documentId, version });
+export const workstationSettings = (): Promise<WorkstationSettings> =>
+  invoke("workstation_settings");
+export const saveWorkstationSettings = (settings: WorkstationSettings): Promise<WorkstationSettings> =>
+  invoke("save_workstation_settings", { settings });
+export const importFiles = (): Promise<FolderImportView> =>
+  invoke("import_files");
+export const assignImport = (name: string, assignment: ImportAssignment): Promise<void> =>
+  invoke("assign_import", { name, assignment });
+export const retryImport = (name: string): Promise<void> =>
+  invoke("retry_import", { name });
+export const openImportFile = (name: string): Promise<boolean> =>
+  invoke("open_import_file", { name });
+export const printers = (): Promise<Array<string>> =>
+  invoke("printers");
 export const patientImaging = (patientId: PatientId): Promise<PatientImaging> =>
   invoke("patient_imaging", { patientId });
 export const orderImaging = (order: NewImagingOrder): Promise<ImagingOrder> =>

@@ -8,6 +8,7 @@ import type { SearchHit } from "../bindings/SearchHit";
 import { dayOf, timeOf } from "../format";
 import { t, tKey } from "../i18n";
 import { useLive } from "../live";
+import { PatientDocumentsView } from "./Documents";
 import { PatientImagingView } from "./Imaging";
 import { PatientReports } from "./Reports";
 
@@ -158,6 +159,7 @@ export function PatientPageView({
               {saveError && <p className="error" role="alert">{saveError}</p>}
             </div>
           )}
+          <PatientDocumentsView patientId={p.id} timeZone={timeZone} reads={!!doctorId} />
           {doctorId && <PatientImagingView patientId={p.id} timeZone={timeZone} />}
           {doctorId && <PatientReports patientId={p.id} me={doctorId} timeZone={timeZone} />}
         </>

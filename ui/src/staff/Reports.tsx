@@ -27,6 +27,7 @@ import { t, tKey } from "../i18n";
 import type { Transmission } from "../bindings/Transmission";
 import { mergeById, useLive } from "../live";
 import { TransmissionTable } from "./Exchange";
+import { printoutText } from "./Documents";
 import { CiteStudy } from "./Imaging";
 
 const EMPTY: ReportContent = { title: "", findings: "", conclusion: "", codes: [] };
@@ -115,7 +116,7 @@ function Versions({ reportId, timeZone }: { reportId: string; timeZone: string }
               aria-label={`${t("reports.print")}: ${t("reports.version", { n: v.revision })}`}
               onPress={() =>
                 printReport(reportId, v.revision)
-                  .then((r) => setPrinted(r.opened ? t("reports.printed", { path: r.path }) : t("reports.savedOnly", { path: r.path })))
+                  .then((r) => setPrinted(printoutText(r)))
                   .catch((e) => setPrinted(messageOf(e)))
               }
             >
@@ -216,7 +217,7 @@ function ReportCard({
             aria-label={`${t("reports.print")}: ${r.content.title}`}
             onPress={() =>
               printReport(r.id)
-                .then((p) => setMessage(p.opened ? t("reports.printed", { path: p.path }) : t("reports.savedOnly", { path: p.path })))
+                .then((p) => setMessage(printoutText(p)))
                 .catch((e) => setMessage(messageOf(e)))
             }
           >

@@ -25,6 +25,7 @@ import { ImportRecords, KioskDevices, StaffAccounts } from "./Admin";
 import { AuditTrail } from "./AuditTrail";
 import { AppointmentTable, RefusedList } from "./appointments";
 import { ReceivedView, SendUpdates, Transmissions, Updates, useUpdates } from "./Exchange";
+import { FolderImportPanel } from "./Documents";
 import { Reconciliation } from "./Imaging";
 import { PatientPageView, Patients } from "./Patients";
 
@@ -191,6 +192,7 @@ function Views({ who }: { who: SignedInView }) {
             { id: "my-day", label: t("nav.myDay"), view: <MyDay who={who} /> },
             { id: "patients", label: t("nav.patients"), view: <Patients timeZone={who.timeZone} doctorId={who.userId} /> },
             { id: "reconcile", label: t("nav.reconcile"), view: <Reconciliation timeZone={who.timeZone} previews /> },
+            { id: "folder", label: t("nav.folder"), view: <FolderImportPanel /> },
             updatesTab,
           ]
         : [
@@ -206,6 +208,7 @@ function Views({ who }: { who: SignedInView }) {
             },
             { id: "patients", label: t("nav.patients"), view: <Patients timeZone={who.timeZone} /> },
             { id: "reconcile", label: t("nav.reconcile"), view: <Reconciliation timeZone={who.timeZone} /> },
+            { id: "folder", label: t("nav.folder"), view: <FolderImportPanel /> },
             updatesTab,
           ];
   return (

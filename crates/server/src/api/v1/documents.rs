@@ -102,7 +102,13 @@ pub async fn add_document(
         return Err(ApiError::field("body", "the file is empty"));
     }
     let media = media_of(&headers, &bytes)?;
-    let sha = hex::encode(Sha256::digest(&bytes));
+    // 20 MiB take a while to digest: off the async threads.
+    let (bytes, sha) = tokio::task::spawn_blocking(move || {
+        let sha = hex::encode(Sha256::digest(&bytes));
+        (bytes, sha)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
     let fp = fingerprint("document.add", &(patient, &doc, &sha));
     let actor = caller.actor();
     let my_name = caller.name.clone();
@@ -165,6 +171,16 @@ pub async fn add_document(
         .await?;
     // A file already kept is answered 200: nothing new was made.
     let status = if made { status } else { StatusCode::OK };
+    // Reception files without reading back: it learns of the version it filed, not of the
+    // document's others (their file names and who added them).
+    let document = if caller.may_see(RecordKind::Document).is_ok() {
+        document
+    } else {
+        PatientDocument {
+            versions: document.versions.into_iter().take(1).collect(),
+            ..document
+        }
+    };
     Ok((status, axum::Json(document)).into_response())
 }
 
@@ -202,7 +218,9 @@ pub async fn list_documents(
 /// A document's file: the newest version, or the one asked for. Every read is audited.
 #[utoipa::path(get, path = "/documents/{id}/content", tag = "documents", security(("bearer" = [])),
     params(("id" = String, Path, description = "Document id"), VersionQuery),
-    responses((status = 200, description = "The file", content_type = "application/pdf"),
+    responses((status = 200, description = "The file, as it was filed", content(
+                  (Vec<u8> = "application/pdf"), (Vec<u8> = "image/png"),
+                  (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/tiff"))),
               (status = 404, description = "No such document or version", body = Problem, content_type = "application/problem+json")))]
 pub async fn get_document_content(
     State(node): State<Arc<Node>>,
