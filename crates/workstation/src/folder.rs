@@ -794,8 +794,6 @@ fn move_aside(folder: &Path, path: &Path) -> std::io::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests panic on the unexpected")]
-
     use super::*;
 
     #[test]

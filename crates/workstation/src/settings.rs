@@ -57,8 +57,6 @@ impl WorkstationSettings {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests panic on the unexpected")]
-
     use super::*;
 
     #[test]

@@ -117,8 +117,6 @@ pub fn open_externally(target: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests panic on the unexpected")]
-
     use super::*;
 
     #[test]

@@ -117,7 +117,7 @@ async fn dropped_files_reach_the_pacs_and_the_patients_documents_and_wait_while_
             modality: Modality::CT,
             procedure: "CT chest".into(),
             reason: "Cough for six weeks".into(),
-            scheduled_at: chrono::Utc::now(),
+            scheduled_at: "2026-12-07T09:30:00Z".parse().unwrap(),
         })
         .await
         .unwrap();

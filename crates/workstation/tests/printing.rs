@@ -96,21 +96,25 @@ impl PrivateCups {
     /// started may still turn a connection away: asked again until it takes the queue.
     async fn add_queue(&self, name: &str, port: u16) {
         let (server, name) = (self.server.clone(), name.to_owned());
-        eventually("the private CUPS takes the queue", Duration::from_secs(20), || {
-            let (server, name) = (server.clone(), name.clone());
-            async move {
-                let out = tokio::process::Command::new("lpadmin")
-                    .args(["-h", &server, "-p", &name, "-E", "-v"])
-                    .arg(format!("socket://127.0.0.1:{port}"))
-                    .output()
-                    .await
-                    .unwrap();
-                if !out.status.success() {
-                    eprintln!("lpadmin: {}", String::from_utf8_lossy(&out.stderr));
+        eventually(
+            "the private CUPS takes the queue",
+            Duration::from_secs(20),
+            || {
+                let (server, name) = (server.clone(), name.clone());
+                async move {
+                    let out = tokio::process::Command::new("lpadmin")
+                        .args(["-h", &server, "-p", &name, "-E", "-v"])
+                        .arg(format!("socket://127.0.0.1:{port}"))
+                        .output()
+                        .await
+                        .unwrap();
+                    if !out.status.success() {
+                        eprintln!("lpadmin: {}", String::from_utf8_lossy(&out.stderr));
+                    }
+                    out.status.success()
                 }
-                out.status.success()
-            }
-        })
+            },
+        )
         .await;
     }
 }
