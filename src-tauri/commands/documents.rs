@@ -9,7 +9,7 @@ use carebridge_core::protocol::document::{
 };
 use tauri::State;
 
-use super::workstation::{Printout, print_or_view};
+use super::workstation::{Printout, print_or_view, view};
 use super::{CommandError, engine};
 use crate::AppState;
 
@@ -69,13 +69,13 @@ pub async fn document_image(
     ))
 }
 
-/// Opens a version in the system viewer.
-pub async fn open_document(
-    state: State<'_, AppState>,
+/// A version's file, with the name it is kept under for a viewer.
+async fn named_file(
+    state: &AppState,
     document_id: DocumentId,
     version: Option<u32>,
-) -> Result<bool, CommandError> {
-    let file = engine(&state)
+) -> Result<(String, Vec<u8>), CommandError> {
+    let file = engine(state)
         .await?
         .document_file(document_id, version)
         .await?;
@@ -84,18 +84,17 @@ pub async fn open_document(
         file.version,
         file.media_type.extension()
     );
-    let path = tokio::task::spawn_blocking(move || {
-        carebridge_workstation::viewer::keep_printout(&name, &file.bytes)
-    })
-    .await
-    .map_err(|e| CommandError::own(ClientCode::LocalFailure, e.to_string()))?
-    .map_err(|e| {
-        CommandError::own(
-            ClientCode::LocalFailure,
-            format!("the file could not be kept for the viewer: {e}"),
-        )
-    })?;
-    Ok(carebridge_workstation::viewer::open_externally(&path))
+    Ok((name, file.bytes))
+}
+
+/// Opens a version in the system viewer.
+pub async fn open_document(
+    state: State<'_, AppState>,
+    document_id: DocumentId,
+    version: Option<u32>,
+) -> Result<bool, CommandError> {
+    let (name, bytes) = named_file(&state, document_id, version).await?;
+    view(name, bytes).await
 }
 
 /// Prints a version on the workstation's printer (the system viewer where there is none).
@@ -104,15 +103,7 @@ pub async fn print_document(
     document_id: DocumentId,
     version: Option<u32>,
 ) -> Result<Printout, CommandError> {
-    let file = engine(&state)
-        .await?
-        .document_file(document_id, version)
-        .await?;
-    let name = format!(
-        "document-{document_id}-v{}.{}",
-        file.version,
-        file.media_type.extension()
-    );
+    let (name, bytes) = named_file(&state, document_id, version).await?;
     // CUPS shows a job's title to every user of the printer: a neutral one, as for reports.
-    print_or_view(name, "Patient document", file.bytes).await
+    print_or_view(name, "Patient document", bytes).await
 }

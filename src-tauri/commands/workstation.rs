@@ -255,10 +255,16 @@ pub(crate) async fn print_or_view(
             Err(e) => printout.printer_problem = Some(e.to_string()),
         }
     }
+    printout.opened = view(name, bytes).await?;
+    Ok(printout)
+}
+
+/// Keeps `bytes` as the printout `name` (readable by this user only, for as long as a viewer
+/// needs) and opens the system viewer on it; answers whether one started.
+pub(crate) async fn view(name: String, bytes: Vec<u8>) -> Result<bool, CommandError> {
     let path = tokio::task::spawn_blocking(move || keep_printout(&name, &bytes))
         .await
         .map_err(|e| CommandError::own(ClientCode::LocalFailure, e.to_string()))?
         .map_err(failed("the file could not be kept for the viewer"))?;
-    printout.opened = open_externally(&path);
-    Ok(printout)
+    Ok(open_externally(&path))
 }

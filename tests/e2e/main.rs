@@ -653,6 +653,15 @@ async fn import_folder(staff: &Session) -> Result<(), String> {
         .wait_for_text(".documents li.document > strong", "Referral letter", LIVE)
         .await?;
     staff.wait_for_text(".documents .tag", "gp", WAIT).await?;
+    // The sections below load after it; once they are in, the page stays where it is put.
+    staff.wait_for("#imaging-heading", WAIT).await?;
+    staff.wait_for(".reports button", WAIT).await?;
+    staff
+        .execute(
+            "document.querySelector('.documents').scrollIntoView({block: 'start'});",
+            vec![],
+        )
+        .await?;
     step(staff, 54, "doctor-patient-documents").await?;
     let _ = std::fs::remove_dir_all(&folder);
     Ok(())
