@@ -394,6 +394,57 @@ async fn every_sign_in_and_every_read_and_write_of_patient_data_is_audited_once(
         ("imaging.list", &doctor_actor, &p0_entity, "success"),
     );
 
+    // A patient's documents: reception files one (without reading it back), the doctor lists
+    // them and reads the file; reception's attempt to list is refused, and audited as such.
+    let filed = reception
+        .http
+        .post(format!("{}/api/v1/patients/{}/documents", node.url, p0.id))
+        .bearer_auth(&reception.token)
+        .query(&[("title", "Referral letter")])
+        .header("content-type", "application/pdf")
+        .body(&b"%PDF-1.4\n%%EOF\n"[..])
+        .send()
+        .await
+        .unwrap();
+    let status = filed.status();
+    assert_eq!(status, 201);
+    let document: Value = filed.json().await.unwrap();
+    t.one(
+        ("post", "/api/v1/patients/{id}/documents"),
+        status,
+        ("document.add", &reception_actor, &p0_entity, "success"),
+    );
+    let r = doctor
+        .get(&format!("/api/v1/patients/{}/documents", p0.id))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    t.one(
+        ("get", "/api/v1/patients/{id}/documents"),
+        r.status,
+        ("document.list", &doctor_actor, &p0_entity, "success"),
+    );
+    let r = reception
+        .get(&format!("/api/v1/patients/{}/documents", p0.id))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    t.one(
+        ("get", "/api/v1/patients/{id}/documents"),
+        r.status,
+        ("document.list", &reception_actor, &p0_entity, "failure"),
+    );
+    let r = doctor
+        .get(&format!(
+            "/api/v1/documents/{}/content",
+            document["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+    t.one(
+        ("get", "/api/v1/documents/{id}/content"),
+        r.status,
+        ("document.read", &doctor_actor, &p0_entity, "success"),
+    );
+
     // Consent to share with the peer.
     let consents = format!("/api/v1/patients/{}/consents", p0.id);
     let r = doctor.get(&consents).await;
@@ -657,6 +708,7 @@ async fn every_sign_in_and_every_read_and_write_of_patient_data_is_audited_once(
     for (full, item) in doc["paths"].as_object().unwrap() {
         let walked = [
             "/api/v1/patients",
+            "/api/v1/documents",
             "/api/v1/kiosk/identify",
             "/api/v1/reports",
             "/api/v1/transmissions",
