@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{eventually, free_port};
+use crate::free_port;
 
 /// The Orthanc user the node signs in as.
 pub const ORTHANC_USER: &str = "carebridge";
@@ -64,6 +64,24 @@ impl Pacs {
             ),
         )
         .expect("the hint script");
+        // Another test's process may take the DICOM port between its choice and Orthanc's
+        // start: Orthanc then exits, and is started again on another port (the node knows only
+        // the HTTP port).
+        for _ in 0..3 {
+            self.spawn(&lua);
+            if self.ready().await {
+                return;
+            }
+            self.dicom_port = free_port();
+        }
+        panic!(
+            "Orthanc did not start (see {})",
+            self.dir.path().join("orthanc.log").display()
+        );
+    }
+
+    fn spawn(&mut self, lua: &Path) {
+        let dir = self.dir.path();
         let config = serde_json::json!({
             "Name": "carebridge-test",
             "StorageDirectory": dir.join("db"),
@@ -95,23 +113,49 @@ impl Pacs {
                 .spawn()
                 .expect("Orthanc (Debian's orthanc package; `make deps` installs it)"),
         );
-        let port = self.dicom_port;
-        eventually(
-            "Orthanc answers a DICOM echo",
-            Duration::from_secs(30),
-            || async move {
-                tokio::task::spawn_blocking(move || {
-                    Command::new("echoscu")
-                        .args(["-aec", PACS_AET, "127.0.0.1", &port.to_string()])
-                        .stderr(Stdio::null())
-                        .status()
-                        .is_ok_and(|s| s.success())
-                })
-                .await
-                .unwrap_or(false)
-            },
-        )
-        .await;
+    }
+
+    /// Waits until this Orthanc (not another test's on a reused port) answers a DICOM echo and
+    /// its REST API names its DICOM port; `false` if it exited first. Panics after 30 s.
+    async fn ready(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && child.try_wait().is_ok_and(|exited| exited.is_some())
+            {
+                self.child = None;
+                return false;
+            }
+            let port = self.dicom_port;
+            let echoed = tokio::task::spawn_blocking(move || {
+                Command::new("echoscu")
+                    .args(["-aec", PACS_AET, "127.0.0.1", &port.to_string()])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            })
+            .await
+            .unwrap_or(false);
+            if echoed {
+                let ours = reqwest::Client::new()
+                    .get(format!("{}/system", self.url()))
+                    .basic_auth(ORTHANC_USER, Some(ORTHANC_PASSWORD))
+                    .send()
+                    .await
+                    .ok();
+                if let Some(r) = ours
+                    && let Ok(v) = r.json::<serde_json::Value>().await
+                    && v["DicomPort"].as_u64() == Some(u64::from(port))
+                {
+                    return true;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Orthanc did not answer within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Its REST API's base.
