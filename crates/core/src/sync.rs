@@ -59,13 +59,17 @@ pub async fn first_sync(
     }
     let mut body = res.bytes_stream();
     // Parsing the next batch overlaps writing the last: a writer task takes batches in order
-    // through a short queue (two batches: memory stays bounded).
+    // through a short queue (two batches: memory stays bounded). Copying the write-ahead log
+    // into the database overlaps both, on a thread of its own; it ends with the writer.
+    let checkpoints = store.checkpointer().await?;
     let (batches, mut to_write) = tokio::sync::mpsc::channel::<Vec<SnapshotLine>>(2);
     let writer = {
         let store = store.clone();
+        let checkpoints = checkpoints.clone();
         tokio::spawn(async move {
             while let Some(batch) = to_write.recv().await {
                 store.apply_snapshot_batch(batch).await?;
+                checkpoints.committed();
             }
             Ok::<_, CoreError>(())
         })
@@ -123,7 +127,12 @@ pub async fn first_sync(
         let _ = batches.send(batch).await;
     }
     drop(batches);
-    writer.await.map_err(|e| CoreError::Task(e.to_string()))??;
+    let written = writer.await.map_err(|e| CoreError::Task(e.to_string()));
+    // The log is copied and the checkpointer's connection closed before the sync returns.
+    tokio::task::spawn_blocking(move || checkpoints.finish())
+        .await
+        .map_err(|e| CoreError::Task(e.to_string()))?;
+    written??;
     if let Some(e) = parse_error {
         return Err(e);
     }

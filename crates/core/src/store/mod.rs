@@ -103,12 +103,93 @@ pub struct SyncState {
 #[derive(Clone)]
 pub struct LocalStore {
     conn: Arc<std::sync::Mutex<Connection>>,
+    /// Where it is and its key (`None`: the benchmark's plain file), for the checkpointer's
+    /// connection of its own.
+    file: Arc<(PathBuf, Option<LocalKey>)>,
+}
+
+/// A thread copying the store's write-ahead log into its database file after commits (see
+/// [`LocalStore::checkpointer`]). It ends when the last clone is dropped.
+#[derive(Clone)]
+pub struct Checkpointer {
+    poke: std::sync::mpsc::SyncSender<()>,
+    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Checkpointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Checkpointer(..)")
+    }
+}
+
+impl Checkpointer {
+    /// A transaction committed: copy the log when the thread is free (never waits).
+    pub fn committed(&self) {
+        let _ = self.poke.try_send(());
+    }
+
+    /// Ends the thread once it has copied what was committed before this call, if this is the
+    /// last clone (otherwise only asks for that copy). Blocking.
+    pub fn finish(self) {
+        self.committed();
+        let thread = (Arc::strong_count(&self.thread) == 1)
+            .then(|| self.thread.lock().ok().and_then(|mut t| t.take()))
+            .flatten();
+        drop(self);
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for LocalStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("LocalStore(..)")
     }
+}
+
+/// Opens the file and applies the key (if any); a key that does not open it is
+/// [`CoreError::WrongKey`].
+fn connect(path: &Path, key: Option<&LocalKey>) -> Result<Connection, CoreError> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "this is the core's store module, which applies the key"
+    )]
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    )?;
+    if let Some(key) = key {
+        // 8 KiB pages: a large first sync takes a fifth less time than with the default
+        // 4 KiB (fewer pages to encrypt and authenticate, shallower trees); 16 KiB gains
+        // little more there and makes each small commit of live events dearer (measured,
+        // docs/performance.md). HMAC-SHA256 per page
+        // instead of SHA-512, which CPUs with SHA extensions compute several times faster
+        // (SHA-256 HMAC is as sound for integrity). Both must be given every time the file
+        // is opened.
+        conn.execute_batch(&format!(
+                "PRAGMA key = \"x'{}'\"; PRAGMA cipher_page_size = 8192; PRAGMA cipher_hmac_algorithm = HMAC_SHA256;",
+                hex::encode(key.0)
+            ))?;
+        // SQLCipher would otherwise log a failed key check to stderr before we report it.
+        let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE; PRAGMA cipher_log = off;");
+    }
+    if key.is_none() {
+        // The same page size as the encrypted files, so the comparison is like for like.
+        conn.pragma_update(None, "page_size", 8192)?;
+    }
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(_) => {}
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            return Err(CoreError::WrongKey);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(conn)
 }
 
 impl LocalStore {
@@ -126,53 +207,14 @@ impl LocalStore {
     }
 
     fn open_with(path: &Path, key: Option<&LocalKey>) -> Result<Self, CoreError> {
-        #[expect(
-            clippy::disallowed_methods,
-            reason = "this is the core's store module, which applies the key"
-        )]
-        let mut conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
-        )?;
-        if let Some(key) = key {
-            // 8 KiB pages: a large first sync takes a fifth less time than with the default
-            // 4 KiB (fewer pages to encrypt and authenticate, shallower trees); 16 KiB gains
-            // little more there and makes each small commit of live events dearer (measured,
-            // docs/performance.md). HMAC-SHA256 per page
-            // instead of SHA-512, which CPUs with SHA extensions compute several times faster
-            // (SHA-256 HMAC is as sound for integrity). Both must be given every time the file
-            // is opened.
-            conn.execute_batch(&format!(
-                "PRAGMA key = \"x'{}'\"; PRAGMA cipher_page_size = 8192; PRAGMA cipher_hmac_algorithm = HMAC_SHA256;",
-                hex::encode(key.0)
-            ))?;
-            // SQLCipher would otherwise log a failed key check to stderr before we report it.
-            let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE; PRAGMA cipher_log = off;");
-        }
-        if key.is_none() {
-            // The same page size as the encrypted files, so the comparison is like for like.
-            conn.pragma_update(None, "page_size", 8192)?;
-        }
-        match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-            r.get::<_, i64>(0)
-        }) {
-            Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::NotADatabase =>
-            {
-                return Err(CoreError::WrongKey);
-            }
-            Err(e) => return Err(e.into()),
-        }
+        let mut conn = connect(path, key)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // WAL with NORMAL loses at most the last transactions on a power cut, never
         // consistency; what the user wrote stays in the outbox until the node acknowledged it,
         // and the mirror is re-read from the node.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // 32 MiB of page cache (the default is 2 MiB): the indexes of a large hospital's
-        // appointments stay in memory while a first sync or a burst of events lands.
-        conn.pragma_update(None, "cache_size", -32_768)?;
+        conn.pragma_update(None, "cache_size", -schema::CACHE_KIB)?;
         schema::migrate(&mut conn)?;
         // A first sync builds the indexes it dropped at its end; should a synced store lack
         // one all the same, it is built now rather than every query scanning without it.
@@ -181,6 +223,41 @@ impl LocalStore {
         }
         Ok(Self {
             conn: Arc::new(std::sync::Mutex::new(conn)),
+            file: Arc::new((path.to_owned(), key.cloned())),
+        })
+    }
+
+    /// Starts copying what each commit adds to the write-ahead log into the database file on a
+    /// thread and a connection of its own, for as long as the returned [`Checkpointer`] (or a
+    /// clone) lives: a first sync's writer then mostly only appends to the log, and the copying
+    /// (about a sixth of a large first sync, measured) runs on the other core. The writer's own
+    /// commit still copies the log once it reaches 1000 pages, should this one fall behind.
+    pub async fn checkpointer(&self) -> Result<Checkpointer, CoreError> {
+        let file = self.file.clone();
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, CoreError> {
+            let conn = connect(&file.0, file.1.as_ref())?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| CoreError::Task(e.to_string()))??;
+        // One poke waiting is enough: the checkpoint it starts copies every commit before it.
+        let (poke, pokes) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || {
+                while pokes.recv().is_ok() {
+                    // PASSIVE never waits for the writer; what it leaves, the next one copies.
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::debug!(error = %e, "checkpoint skipped");
+                    }
+                }
+            })
+            .map_err(|e| CoreError::Task(format!("checkpoint thread: {e}")))?;
+        Ok(Checkpointer {
+            poke,
+            thread: Arc::new(std::sync::Mutex::new(Some(thread))),
         })
     }
 

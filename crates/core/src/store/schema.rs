@@ -159,19 +159,44 @@ pub(super) fn drop_bulk_indexes(conn: &Connection) -> Result<(), CoreError> {
     Ok(())
 }
 
-/// Builds those of [`BULK_INDEXES`] that are missing.
+/// Whether a first sync dropped [`BULK_INDEXES`] and has not built them yet.
+pub(super) fn bulk_indexes_dropped(conn: &Connection) -> Result<bool, CoreError> {
+    let (name, _) = BULK_INDEXES[0];
+    Ok(conn.query_row(
+        "SELECT NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1)",
+        [name],
+        |r| r.get(0),
+    )?)
+}
+
+/// The page cache of a store in use (KiB): the indexes of a large hospital's appointments stay
+/// in memory while a burst of events lands (SQLite's default is 2 MiB).
+pub(super) const CACHE_KIB: i64 = 32 * 1024;
+
+/// The page cache while a first sync loads into tables without their [`BULK_INDEXES`] (KiB):
+/// the rows and the full-text segments are appended, so a larger cache holds pages no one reads
+/// again, and the memory is better left to the index builds at the end (measured,
+/// docs/performance.md).
+const BULK_LOAD_CACHE_KIB: i64 = 8 * 1024;
+
+/// Sets the page cache for a first sync's load (see [`BULK_LOAD_CACHE_KIB`]).
+pub(super) fn bulk_load_cache(conn: &Connection) -> Result<(), CoreError> {
+    conn.pragma_update(None, "cache_size", -BULK_LOAD_CACHE_KIB)?;
+    Ok(())
+}
+
+/// Builds those of [`BULK_INDEXES`] that are missing, then sets the cache of a store in use.
 ///
-/// Building one sorts its keys in memory (SQLCipher's build keeps temporary data in memory:
-/// temporary files would hold them in clear), so the sort's memory grows with the records. The
-/// page cache is cut to 4 MiB meanwhile, so that the two do not add up: the scan that feeds the
-/// sort needs no cache.
+/// Building one sorts all its keys in memory (SQLCipher's build keeps temporary data in memory:
+/// temporary files would hold them in clear; SQLite then sorts in one list, on one thread), so
+/// the sort's memory grows with the records. The page cache is cut to 4 MiB meanwhile, so that
+/// the two do not add up: the scan that feeds the sort needs no cache.
 pub(super) fn ensure_bulk_indexes(conn: &Connection) -> Result<(), CoreError> {
-    let cache: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
     conn.pragma_update(None, "cache_size", -4096)?;
     let built = BULK_INDEXES.iter().try_for_each(|(name, on)| {
         conn.execute_batch(&format!("CREATE INDEX IF NOT EXISTS {name} ON {on}"))
     });
-    conn.pragma_update(None, "cache_size", cache)?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     Ok(built?)
 }
 
