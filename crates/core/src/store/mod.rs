@@ -7,7 +7,9 @@
 //! encrypted file. Applying a record never lets an older version replace a newer one, so
 //! snapshots and events can arrive in any overlap.
 //!
-//! Every call runs on a blocking thread, never on the async executor.
+//! Every call runs on a blocking thread, never on the async executor. One connection does all
+//! the reading and writing; during a first sync a second one only copies the write-ahead log
+//! into the file ([`LocalStore::checkpointer`]).
 
 mod mirror;
 #[cfg(test)]
