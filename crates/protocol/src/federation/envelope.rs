@@ -32,15 +32,47 @@ pub enum MessageType {
     AdminUpdate,
     /// A hospital's acknowledgement of an admin update.
     AdminUpdateAck,
+    /// A doctor asks to read a patient's record at the patient's home hospital.
+    AccessRequest,
+    /// The one-time code the patient gave that doctor.
+    AccessApprove,
+    /// The home hospital grants access: a sender-constrained reference token.
+    AccessGranted,
+    /// The home hospital answers an approval that failed, or a patient's refusal.
+    AccessDeclined,
+    /// A grant ended: revoked by the patient, or expired.
+    AccessRevoked,
 }
 
 impl MessageType {
+    /// Every type, in the order of their names' introduction.
+    pub const ALL: [Self; 8] = [
+        Self::MedicalReports,
+        Self::AdminUpdate,
+        Self::AdminUpdateAck,
+        Self::AccessRequest,
+        Self::AccessApprove,
+        Self::AccessGranted,
+        Self::AccessDeclined,
+        Self::AccessRevoked,
+    ];
+
+    /// Parses the kebab-case name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
     /// The kebab-case name (in stored payload names, peers' allow-lists).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::MedicalReports => "medical-reports",
             Self::AdminUpdate => "admin-update",
             Self::AdminUpdateAck => "admin-update-ack",
+            Self::AccessRequest => "access-request",
+            Self::AccessApprove => "access-approve",
+            Self::AccessGranted => "access-granted",
+            Self::AccessDeclined => "access-declined",
+            Self::AccessRevoked => "access-revoked",
         }
     }
 }

@@ -2,8 +2,10 @@
 //! digest (RFC 9530 `Content-Digest`), the HTTP message signature over method, path,
 //! authority, digest, created time and nonce (RFC 9421, Ed25519), the signed inbox request
 //! and its receipt (`request`), envelopes sealed for one peer (`envelope`), a node's public
-//! identity (`identity`) and what envelopes carry (`payload`).
+//! identity (`identity`), what envelopes carry (`payload`) and consented access across hospitals
+//! (`access`).
 
+pub mod access;
 pub mod digest;
 pub mod envelope;
 pub mod identity;

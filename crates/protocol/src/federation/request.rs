@@ -27,6 +27,19 @@ pub const API_KEY_HEADER: &str = "carebridge-api-key";
 pub const WINDOW_SECONDS: i64 = 300;
 /// The components every inbox request signs, in order.
 pub const COVERED: [&str; 4] = ["@method", "@path", "@authority", "content-digest"];
+/// The header naming the doctor on whose behalf a peer reads (its id at the reading node).
+pub const PRACTITIONER_HEADER: &str = "carebridge-practitioner";
+/// The components every federation read (a GET under a grant) signs, in order: the token and
+/// the doctor are covered, so a token is honoured only from the node it was granted to, for
+/// the doctor it names.
+pub const READ_COVERED: [&str; 6] = [
+    "@method",
+    "@path",
+    "@query",
+    "@authority",
+    "authorization",
+    PRACTITIONER_HEADER,
+];
 const LABEL: &str = "cb";
 
 /// The headers a signed request carries (besides the API key and content type).
@@ -80,6 +93,68 @@ fn component(c: &str, method: &str, path: &str, authority: &str, digest: &str) -
     }
 }
 
+/// What a signed federation read covers besides method and authority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadTarget<'a> {
+    /// The path, without the query.
+    pub path: &'a str,
+    /// The query without its `?` (empty when none).
+    pub query: &'a str,
+    /// The `Authorization` header's value (`Bearer <token>`).
+    pub authorization: &'a str,
+    /// The doctor's id at the reading node.
+    pub practitioner: &'a str,
+}
+
+fn read_component(c: &str, authority: &str, t: &ReadTarget<'_>) -> Option<String> {
+    match c {
+        "@method" => Some("GET".to_owned()),
+        "@path" => Some(t.path.to_owned()),
+        // RFC 9421 2.2.7: the query with its leading "?", or "?" alone when there is none.
+        "@query" => Some(format!("?{}", t.query)),
+        "@authority" => Some(authority.to_ascii_lowercase()),
+        "authorization" => Some(t.authorization.to_owned()),
+        PRACTITIONER_HEADER => Some(t.practitioner.to_owned()),
+        _ => None,
+    }
+}
+
+/// The signature headers of a federation read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedRead {
+    /// `Signature-Input`.
+    pub signature_input: String,
+    /// `Signature`.
+    pub signature: String,
+}
+
+/// Signs a GET of `target` at `authority` as `keyid` (the reading node's name).
+pub fn sign_read(
+    target: &ReadTarget<'_>,
+    authority: &str,
+    keyid: &str,
+    key: &SigningKey,
+    created: DateTime<Utc>,
+) -> Result<SignedRead, SignatureError> {
+    let mut nonce = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let params = SignatureParams {
+        components: READ_COVERED.iter().map(|c| (*c).to_owned()).collect(),
+        created: created.timestamp(),
+        keyid: keyid.to_owned(),
+        nonce: Some(hex::encode(nonce)),
+        alg: Some("ed25519".to_owned()),
+    };
+    let serialized = params.serialize();
+    let base = signature_base(&params, &serialized, |c| {
+        read_component(c, authority, target)
+    })?;
+    Ok(SignedRead {
+        signature_input: signature_input_header(LABEL, &serialized),
+        signature: signature_header(LABEL, &sign(&base, key)),
+    })
+}
+
 /// What is wrong with an inbox request, in the order the receiver checks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
@@ -112,6 +187,22 @@ impl ReadSignature {
         signature_input: Option<&str>,
         signature: Option<&str>,
     ) -> Result<Self, RequestError> {
+        Self::read_covering(signature_input, signature, &COVERED)
+    }
+
+    /// Reads the signature of a federation read ([`READ_COVERED`]).
+    pub fn read_of_read(
+        signature_input: Option<&str>,
+        signature: Option<&str>,
+    ) -> Result<Self, RequestError> {
+        Self::read_covering(signature_input, signature, &READ_COVERED)
+    }
+
+    fn read_covering(
+        signature_input: Option<&str>,
+        signature: Option<&str>,
+        covered: &[&str],
+    ) -> Result<Self, RequestError> {
         let input =
             signature_input.ok_or_else(|| RequestError::Malformed("no Signature-Input".into()))?;
         let sig = signature.ok_or_else(|| RequestError::Malformed("no Signature".into()))?;
@@ -119,9 +210,9 @@ impl ReadSignature {
             parse_signature_input(input).map_err(|e| RequestError::Malformed(e.to_string()))?;
         let params = SignatureParams::parse(serialized)
             .map_err(|e| RequestError::Malformed(e.to_string()))?;
-        if params.components != COVERED {
+        if params.components != covered {
             return Err(RequestError::Malformed(format!(
-                "the signature must cover {COVERED:?}"
+                "the signature must cover {covered:?}"
             )));
         }
         if params
@@ -171,6 +262,26 @@ impl ReadSignature {
         verify_content_digest(digest, body).map_err(|e| RequestError::Digest(e.to_string()))?;
         let base = signature_base(&self.params, &self.serialized, |c| {
             component(c, "POST", path, authority, digest)
+        })
+        .map_err(|_| RequestError::BadSignature)?;
+        verify(&base, &self.signature, key).map_err(|_| RequestError::BadSignature)
+    }
+
+    /// Checks a federation read's time window and signature.
+    pub fn verify_read(
+        &self,
+        target: &ReadTarget<'_>,
+        authority: &str,
+        key: &VerifyingKey,
+        now: DateTime<Utc>,
+    ) -> Result<(), RequestError> {
+        let created = DateTime::from_timestamp(self.params.created, 0)
+            .ok_or(RequestError::OutsideWindow(DateTime::UNIX_EPOCH))?;
+        if (now - created).num_seconds().abs() > WINDOW_SECONDS {
+            return Err(RequestError::OutsideWindow(created));
+        }
+        let base = signature_base(&self.params, &self.serialized, |c| {
+            read_component(c, authority, target)
         })
         .map_err(|_| RequestError::BadSignature)?;
         verify(&base, &self.signature, key).map_err(|_| RequestError::BadSignature)
@@ -254,6 +365,62 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(NOW, 0).unwrap()
+    }
+
+    #[test]
+    fn a_signed_read_binds_its_token_doctor_and_query() {
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let other = SigningKey::from_bytes(&[6; 32]);
+        let target = ReadTarget {
+            path: "/federation/v1/fhir/DiagnosticReport",
+            query: "_count=20",
+            authorization: "Bearer tok",
+            practitioner: "doctor-1",
+        };
+        let h = sign_read(&target, "a.example:8443", "b.example", &key, now()).unwrap();
+        let read = ReadSignature::read_of_read(Some(&h.signature_input), Some(&h.signature))
+            .unwrap();
+        assert!(
+            ReadSignature::read(Some(&h.signature_input), Some(&h.signature)).is_err(),
+            "an inbox request must cover the digest"
+        );
+        let verify = |t: &ReadTarget<'_>, k: &SigningKey, at: DateTime<Utc>| {
+            read.verify_read(t, "A.example:8443", &k.verifying_key(), at)
+        };
+        assert_eq!(verify(&target, &key, now()), Ok(()));
+        assert_eq!(
+            verify(&target, &other, now()),
+            Err(RequestError::BadSignature),
+            "another node's key"
+        );
+        for changed in [
+            ReadTarget {
+                practitioner: "doctor-2",
+                ..target
+            },
+            ReadTarget {
+                authorization: "Bearer other",
+                ..target
+            },
+            ReadTarget {
+                query: "_count=2000",
+                ..target
+            },
+            ReadTarget {
+                path: "/federation/v1/fhir/Appointment",
+                ..target
+            },
+        ] {
+            assert_eq!(
+                verify(&changed, &key, now()),
+                Err(RequestError::BadSignature),
+                "{changed:?}"
+            );
+        }
+        assert!(matches!(
+            verify(&target, &key, now() + chrono::Duration::seconds(WINDOW_SECONDS + 1)),
+            Err(RequestError::OutsideWindow(_))
+        ));
     }
 
     #[test]

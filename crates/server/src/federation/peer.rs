@@ -122,18 +122,22 @@ pub fn default_types(ours: NodeKind, theirs: NodeKind) -> Vec<MessageType> {
         (NodeKind::Insurer, NodeKind::Hospital) => {
             vec![MessageType::MedicalReports, MessageType::AdminUpdateAck]
         }
+        // Two hospitals: each may ask to read the other's patients (with their consent), and
+        // answer the other's requests.
+        (NodeKind::Hospital, NodeKind::Hospital) => vec![
+            MessageType::AccessRequest,
+            MessageType::AccessApprove,
+            MessageType::AccessGranted,
+            MessageType::AccessDeclined,
+            MessageType::AccessRevoked,
+        ],
         _ => Vec::new(),
     }
 }
 
 /// Parses a message type's name.
 pub fn parse_type(s: &str) -> Option<MessageType> {
-    Some(match s {
-        "medical-reports" => MessageType::MedicalReports,
-        "admin-update" => MessageType::AdminUpdate,
-        "admin-update-ack" => MessageType::AdminUpdateAck,
-        _ => return None,
-    })
+    MessageType::parse(s)
 }
 
 /// What `peer add` records.
