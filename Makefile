@@ -42,6 +42,12 @@ SCHEMATHESIS_VENV ?= $(HOME)/.cache/carebridge-schemathesis
 SCHEMATHESIS_REQUIREMENTS := crates/server/tests/contract/requirements.txt
 export SCHEMATHESIS := $(SCHEMATHESIS_VENV)/bin/schemathesis
 
+# aiosmtpd, the tests' real SMTP server (crates/testkit/src/smtp.rs), pinned and installed the
+# same way. The kit runs its handler script with this venv's Python.
+SMTP_VENV ?= $(HOME)/.cache/carebridge-smtp
+SMTP_REQUIREMENTS := crates/testkit/smtp-requirements.txt
+export CAREBRIDGE_AIOSMTPD := $(SMTP_VENV)/bin/python
+
 SHARED_BENCH := ../shared/bench
 SEED_DIR := $(SHARED_BENCH)/peers/express-seed
 
@@ -105,7 +111,7 @@ if (( $${#missing[@]} )); then
 fi
 endef
 
-.PHONY: help deps bench-deps bench-packages build build-app run run-node run-kiosk run-exchange check doc test soak bench fmt clean ui schemathesis fhir-validators package package-test
+.PHONY: help deps bench-deps bench-packages build build-app run run-node run-kiosk run-exchange check doc test soak bench fmt clean ui schemathesis aiosmtpd fhir-validators package package-test
 
 help:
 	@echo 'make run         install missing packages, build, open the staff app (hosting a demo node on $(DEMO_LISTEN)) and a kiosk beside it'
@@ -140,6 +146,15 @@ $(SCHEMATHESIS_VENV)/.installed: $(SCHEMATHESIS_REQUIREMENTS)
 	touch '$@'
 
 schemathesis: deps $(SCHEMATHESIS_VENV)/.installed
+
+# Again only when the pins change.
+$(SMTP_VENV)/.installed: $(SMTP_REQUIREMENTS)
+	/usr/bin/python3 -m venv '$(SMTP_VENV)'
+	'$(SMTP_VENV)/bin/pip' install --quiet --disable-pip-version-check --no-deps -r '$(SMTP_REQUIREMENTS)'
+	'$(SMTP_VENV)/bin/pip' check
+	touch '$@'
+
+aiosmtpd: deps $(SMTP_VENV)/.installed
 
 # The two offline FHIR R4 validators of crates/server/tests/fhir.rs (Medplum's, and HL7's JSON
 # schema under Ajv), pinned by their lock file; installed again only when it changes.
@@ -254,7 +269,7 @@ doc:
 	RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked
 
 # package-test as a prerequisite, not a sub-make: deps and ui run once.
-test: deps schemathesis fhir-validators check package-test
+test: deps schemathesis aiosmtpd fhir-validators check package-test
 	(cd ui && npm test)
 	# Doctests first (nextest does not run them), so that the run closes on nextest's summary.
 	cargo test --doc --workspace --locked

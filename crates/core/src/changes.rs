@@ -50,6 +50,10 @@ pub enum ChangeKind {
     Document,
     /// The watched folder's files (this workstation's import).
     FolderImport,
+    /// Access across hospitals: a doctor's requests to read records elsewhere, and other
+    /// hospitals' requests to read patients here (not mirrored: a patient's page reads them
+    /// again).
+    Access,
 }
 
 impl ChangeKind {
@@ -191,6 +195,16 @@ impl Changes {
                 LiveEvent::Document(d) => {
                     let mut c = Self::record(ChangeKind::Document, d.id);
                     c.ids.insert(d.patient_id.to_string());
+                    c
+                }
+                LiveEvent::RemoteAccess(a) => {
+                    let mut c = Self::record(ChangeKind::Access, a.id);
+                    c.ids.insert(a.patient_id.to_string());
+                    c
+                }
+                LiveEvent::IncomingAccess(a) => {
+                    let mut c = Self::record(ChangeKind::Access, a.id);
+                    c.ids.insert(a.patient_id.to_string());
                     c
                 }
                 LiveEvent::Appointment(a) => a.changes(),

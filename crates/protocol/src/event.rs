@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::appointment::Appointment;
 use crate::document::PatientDocument;
+use crate::federation::access::{IncomingAccess, RemoteAccess};
 use crate::federation::payload::{
     AdminUpdate, ConsentChange, ReceivedDeleted, ReceivedReports, Transmission,
 };
@@ -56,6 +57,12 @@ pub enum EventKind {
     ImagingReconciliationUpdated,
     /// `document.added`: a patient's document was added, or a new version of it.
     DocumentAdded,
+    /// `access.updated`: a doctor's request to read a patient's record at another hospital
+    /// changed (granted, declined, revoked, expired); only that doctor is told.
+    AccessUpdated,
+    /// `access.incoming`: another hospital asked to read one of this hospital's patients, or
+    /// such a request changed (approved, declined, revoked); the front desk and admins see it.
+    AccessIncoming,
 }
 
 impl EventKind {
@@ -79,6 +86,8 @@ impl EventKind {
             Self::ImagingStudyAvailable => "imaging.study_available",
             Self::ImagingReconciliationUpdated => "imaging.reconciliation_updated",
             Self::DocumentAdded => "document.added",
+            Self::AccessUpdated => "access.updated",
+            Self::AccessIncoming => "access.incoming",
         }
     }
 
@@ -102,6 +111,8 @@ impl EventKind {
             "imaging.study_available" => Self::ImagingStudyAvailable,
             "imaging.reconciliation_updated" => Self::ImagingReconciliationUpdated,
             "document.added" => Self::DocumentAdded,
+            "access.updated" => Self::AccessUpdated,
+            "access.incoming" => Self::AccessIncoming,
             _ => return None,
         })
     }
@@ -140,6 +151,10 @@ pub enum LiveEvent {
     ImagingStudy(ImagingStudy),
     /// A patient's document, added or given a new version.
     Document(PatientDocument),
+    /// A doctor's request to read a record at another hospital.
+    RemoteAccess(RemoteAccess),
+    /// Another hospital's request to read a patient's record here.
+    IncomingAccess(IncomingAccess),
 }
 
 impl LiveEvent {
@@ -167,6 +182,8 @@ impl LiveEvent {
                 Self::ImagingStudy(serde_json::from_str(data)?)
             }
             EventKind::DocumentAdded => Self::Document(serde_json::from_str(data)?),
+            EventKind::AccessUpdated => Self::RemoteAccess(serde_json::from_str(data)?),
+            EventKind::AccessIncoming => Self::IncomingAccess(serde_json::from_str(data)?),
         })
     }
 }

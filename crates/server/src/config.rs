@@ -136,6 +136,44 @@ pub struct NodeConfig {
     pub log: LogConfig,
     /// Imaging: the PACS (Orthanc) whose studies the node follows. Off when absent.
     pub imaging: Option<ImagingConfig>,
+    /// E-mail: the SMTP server the node sends through (a patient's one-time codes). Off when
+    /// absent.
+    pub mail: Option<MailConfig>,
+    /// What other hospitals may read of this hospital's patients, with their consent.
+    pub access: AccessPolicy,
+}
+
+/// What other hospitals may read of this hospital's patients (`[access]`): always with the
+/// patient's approval, except emergency access where the policy allows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessPolicy {
+    /// The longest grant for treatment, in hours (default 72; at most 720).
+    pub max_hours: u32,
+    /// Whether a request for emergency treatment is granted without the patient (read-only, at
+    /// most 4 hours, admins alerted, the patient e-mailed afterwards). Default true.
+    pub emergency: bool,
+}
+
+impl Default for AccessPolicy {
+    fn default() -> Self {
+        Self {
+            max_hours: 72,
+            emergency: true,
+        }
+    }
+}
+
+impl AccessPolicy {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=carebridge_protocol::federation::access::MAX_HOURS).contains(&self.max_hours) {
+            return Err(ConfigError::Invalid(format!(
+                "`access.max_hours` must be 1 to {}",
+                carebridge_protocol::federation::access::MAX_HOURS
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The PACS the node follows: Orthanc's REST API, on loopback or a private network (the app
@@ -207,6 +245,98 @@ impl ImagingConfig {
     }
 }
 
+/// The SMTP server the node sends e-mail through (`crate::mail::Mailer`): the organisation's
+/// relay or submission server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// The server's host name, e.g. `smtp.st-marys.example`; with TLS, the name its
+    /// certificate must carry.
+    pub host: String,
+    /// Its port (default: 587 with `starttls`, 465 with `tls`, 25 with `none`).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `starttls` (default): plain connection upgraded to TLS, which must succeed. `tls`: TLS
+    /// from the first byte (SMTPS). `none`: no encryption, for a relay on the same machine.
+    #[serde(default)]
+    pub security: MailSecurity,
+    /// The account the node signs in with (SMTP AUTH); no sign-in when absent. Needs
+    /// `password`, and TLS.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Its password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The sender, e.g. `St Mary's Hospital <no-reply@st-marys.example>`.
+    pub from: String,
+    /// Seconds a message may take to send, connecting included (default 20); past it the
+    /// attempt counts as a transient failure.
+    #[serde(default = "default_mail_timeout")]
+    pub timeout_seconds: u32,
+}
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailSecurity {
+    /// No encryption.
+    None,
+    /// STARTTLS, required: a server that does not offer it is not sent to.
+    #[default]
+    Starttls,
+    /// TLS from the start (SMTPS).
+    Tls,
+}
+
+fn default_mail_timeout() -> u32 {
+    20
+}
+
+impl MailConfig {
+    /// The port: the configured one, or the usual one for `security`.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            MailSecurity::None => 25,
+            MailSecurity::Starttls => 587,
+            MailSecurity::Tls => 465,
+        })
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.into()));
+        if self.host.trim().is_empty() {
+            return invalid("`mail.host` is empty");
+        }
+        if self.port == Some(0) {
+            return invalid("`mail.port` must be a port number, not 0");
+        }
+        if self.timeout_seconds == 0 {
+            return invalid("`mail.timeout_seconds` must be at least 1");
+        }
+        if let Err(e) = self.from.parse::<lettre::message::Mailbox>() {
+            return Err(ConfigError::Invalid(format!(
+                "`mail.from` {:?} is not an address such as \
+                 \"St Mary's Hospital <no-reply@st-marys.example>\": {e}",
+                self.from
+            )));
+        }
+        match (&self.username, &self.password) {
+            (Some(_), None) | (None, Some(_)) => {
+                return invalid("`mail.username` and `mail.password` go together");
+            }
+            (Some(_), Some(_)) if self.security == MailSecurity::None => {
+                return invalid(
+                    "`mail.username` with `mail.security = \"none\"` would send the password \
+                     in the clear: use \"starttls\" or \"tls\"",
+                );
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// How the node logs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -260,6 +390,8 @@ impl Default for NodeConfig {
             metrics_listen: None,
             log: LogConfig::default(),
             imaging: None,
+            mail: None,
+            access: AccessPolicy::default(),
         }
     }
 }
@@ -349,6 +481,10 @@ impl NodeConfig {
         if let Some(i) = &self.imaging {
             i.validate()?;
         }
+        if let Some(m) = &self.mail {
+            m.validate()?;
+        }
+        self.access.validate()?;
         Ok(())
     }
 

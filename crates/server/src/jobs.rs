@@ -41,6 +41,7 @@ pub fn spawn(node: &Arc<Node>) {
             .run_reaper(Duration::from_secs(1), node.shutdown.clone()),
     );
     tokio::spawn(crate::federation::delivery::run(node.clone()));
+    tokio::spawn(crate::mail_delivery::run(node.clone()));
     crate::fhir::export::Exports::spawn_sweeper(node);
     crate::imaging::spawn(node);
     let checkpoints = Duration::from_secs(u64::from(node.config.audit_checkpoint_minutes) * 60);
@@ -55,6 +56,13 @@ pub fn spawn(node: &Arc<Node>) {
     repeat(node, Duration::ZERO, minute, "pruning", |node| async move {
         prune(&node).await
     });
+    repeat(
+        node,
+        minute,
+        minute,
+        "ending access grants",
+        |node| async move { crate::federation::access::end_due(&node).await },
+    );
     let window = crate::federation::refusals::WINDOW;
     repeat(
         node,

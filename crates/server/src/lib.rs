@@ -20,6 +20,8 @@ pub mod fhir;
 pub mod identity;
 pub mod imaging;
 pub mod jobs;
+pub mod mail;
+pub mod mail_delivery;
 pub mod metrics;
 pub mod node;
 pub mod practitioner;

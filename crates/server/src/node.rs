@@ -142,6 +142,8 @@ pub struct Node {
     pub agreement_key: x25519_dalek::StaticSecret,
     /// Wakes the delivery worker when a transmission is queued.
     pub delivery_wake: tokio::sync::Notify,
+    /// Wakes the mail worker when a message is queued.
+    pub mail_wake: tokio::sync::Notify,
     /// The fonts reports are printed in, found on first use.
     pub report_fonts: std::sync::OnceLock<Result<carebridge_report_pdf::Fonts, String>>,
     /// FHIR bulk export jobs and their sealed files.
@@ -332,6 +334,7 @@ impl Node {
             exports: crate::fhir::export::Exports::new(config.data_dir.join("exports")),
             imaging: config.imaging.as_ref().map(crate::imaging::Imaging::new),
             delivery_wake: tokio::sync::Notify::new(),
+            mail_wake: tokio::sync::Notify::new(),
             config,
             _lock: lock,
         }))
@@ -345,6 +348,11 @@ impl Node {
     /// Tells the delivery worker that a transmission was queued.
     pub fn wake_delivery(&self) {
         self.delivery_wake.notify_one();
+    }
+
+    /// Tells the mail worker that a message was queued.
+    pub fn wake_mail(&self) {
+        self.mail_wake.notify_one();
     }
 
     /// The organisation's name as people read it.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use carebridge_server::NodeConfig;
 use carebridge_server::clock::SystemClock;
-use carebridge_server::config::TlsConfig;
+use carebridge_server::config::{MailConfig, MailSecurity, TlsConfig};
 use carebridge_server::node::Node;
 
 fn example() -> PathBuf {
@@ -67,6 +67,83 @@ fn unknown_options_and_bad_values_are_refused() {
     std::fs::write(&f, "name = \"a.example\"\ntime_zone = \"Mars/Olympus\"\n").unwrap();
     let e = NodeConfig::load(Some(&f)).unwrap_err().to_string();
     assert!(e.contains("Mars/Olympus"), "{e}");
+}
+
+#[test]
+fn a_mail_section_parses_with_its_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("node.toml");
+    std::fs::write(
+        &f,
+        "name = \"a.example\"\n\
+         [mail]\n\
+         host = \"smtp.st-marys.example\"\n\
+         from = \"St Mary's Hospital <no-reply@st-marys.example>\"\n",
+    )
+    .unwrap();
+    let mail = NodeConfig::load(Some(&f)).unwrap().mail.unwrap();
+    assert_eq!(
+        mail,
+        MailConfig {
+            host: "smtp.st-marys.example".into(),
+            port: None,
+            security: MailSecurity::Starttls,
+            username: None,
+            password: None,
+            from: "St Mary's Hospital <no-reply@st-marys.example>".into(),
+            timeout_seconds: 20,
+        }
+    );
+    assert_eq!(mail.port(), 587);
+
+    std::fs::write(
+        &f,
+        "name = \"a.example\"\n\
+         [mail]\n\
+         host = \"smtp.st-marys.example\"\n\
+         security = \"tls\"\n\
+         username = \"node\"\n\
+         password = \"secret\"\n\
+         from = \"no-reply@st-marys.example\"\n\
+         timeout_seconds = 5\n",
+    )
+    .unwrap();
+    let mail = NodeConfig::load(Some(&f)).unwrap().mail.unwrap();
+    assert_eq!(
+        (
+            mail.security,
+            mail.port(),
+            mail.username.as_deref(),
+            mail.timeout_seconds
+        ),
+        (MailSecurity::Tls, 465, Some("node"), 5)
+    );
+    assert_eq!(NodeConfig::load(Some(&example())).unwrap().mail, None);
+}
+
+#[test]
+fn bad_mail_settings_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("node.toml");
+    let load = |mail: &str| {
+        std::fs::write(&f, format!("name = \"a.example\"\n[mail]\n{mail}")).unwrap();
+        NodeConfig::load(Some(&f)).unwrap_err().to_string()
+    };
+    let e = load("host = \"smtp.example\"\nfrom = \"a@b.example\"\nsecurity = \"ssl\"\n");
+    assert!(
+        e.contains("security") && e.contains("ssl") && e.contains("starttls"),
+        "{e}"
+    );
+    let e = load("host = \"smtp.example\"\nfrom = \"the hospital\"\n");
+    assert!(e.contains("mail.from"), "{e}");
+    let e = load("host = \"smtp.example\"\n");
+    assert!(e.contains("from"), "{e}");
+    let e = load("host = \"smtp.example\"\nfrom = \"a@b.example\"\nusername = \"node\"\n");
+    assert!(e.contains("mail.password"), "{e}");
+    let e = load("host = \"smtp.example\"\nfrom = \"a@b.example\"\ntimeout_seconds = 0\n");
+    assert!(e.contains("mail.timeout_seconds"), "{e}");
+    let e = load("host = \"smtp.example\"\nfrom = \"a@b.example\"\nsender = \"x\"\n");
+    assert!(e.contains("sender"), "{e}");
 }
 
 #[test]

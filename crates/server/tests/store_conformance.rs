@@ -37,6 +37,9 @@ use carebridge_protocol::appointment::{
 };
 use carebridge_protocol::audit::{AuditQuery, Outcome};
 use carebridge_protocol::event::EventKind;
+use carebridge_protocol::federation::access::{
+    AccessPurpose, AccessState, GrantedPatient, RemoteAccess,
+};
 use carebridge_protocol::federation::envelope::MessageType;
 use carebridge_protocol::federation::identity::NodeIdentity;
 use carebridge_protocol::federation::payload::{
@@ -61,14 +64,16 @@ use carebridge_server::events::{Audience, Hub, ROLE_ADMIN, ROLE_DOCTOR, ROLE_REC
 use carebridge_server::federation::peer::{PeerGrant, SourceRule};
 use carebridge_server::store::appointments::{AppointmentFilter, AppointmentSort, Scope};
 use carebridge_server::store::documents::{self, NewVersion};
-use carebridge_server::store::federation::{consents, peers, received, transmissions, updates};
+use carebridge_server::store::federation::{
+    access, consents, peers, received, transmissions, updates,
+};
 use carebridge_server::store::imaging::{self, PacsStudy};
 use carebridge_server::store::patients::{PatientFilter, PatientSort};
 use carebridge_server::store::reports::{ReportFilter, ReportSort};
 use carebridge_server::store::search::{Page, Span};
 use carebridge_server::store::{
     self, AuditDraft, DbKey, Durability, SCHEMA_VERSION, Store, StoreError, Tx, WriteCtx,
-    appointments, audit, events, idempotency, keys, kiosks, patients, practitioners, reports,
+    appointments, audit, events, idempotency, keys, kiosks, mail, patients, practitioners, reports,
     schedules, sessions, snapshot,
 };
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
@@ -204,6 +209,10 @@ macro_rules! store_conformance_tests {
             imaging_feed_position_moves_forward_only,
             imaging_studies_follow_the_pacs_but_keep_their_patient,
             documents_are_found_by_title_and_keep_every_version,
+            access_wrong_codes_are_counted_to_the_limit_and_no_further,
+            access_requests_settle_once_and_grants_end_once,
+            access_the_requesting_side_keeps_a_token_only_while_granted,
+            mail_outbox_sends_retries_and_forgets_the_text,
         ]);
     };
     (@each $backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
@@ -4264,4 +4273,357 @@ async fn documents_are_found_by_title_and_keep_every_version(env: Env) {
     let (v, bytes) = v1.unwrap();
     assert_eq!((v.version, bytes.as_slice()), (1, b"%PDF-one".as_slice()));
     assert!(missing.is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consented access across hospitals, and the mail outbox
+
+fn home_request(
+    patient: Option<PatientId>,
+    peer_request: uuid::Uuid,
+    at: DateTime<Utc>,
+) -> access::HomeRequest {
+    access::HomeRequest {
+        id: uuid::Uuid::now_v7(),
+        peer: "general.example".into(),
+        peer_request_id: peer_request,
+        patient_id: patient,
+        practitioner_id: "doc-at-general".into(),
+        practitioner_name: "Dr Ünal".into(),
+        organisation: "General Hospital".into(),
+        purpose: AccessPurpose::Treatment,
+        scopes: vec!["patient/DiagnosticReport.rs".into()],
+        hours: 24,
+        state: AccessState::Pending,
+        code_hash: Some(vec![7; 32]),
+        code_expires_at: Some(at + Duration::minutes(10)),
+        wrong_codes: 0,
+        approved_by: None,
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+async fn access_wrong_codes_are_counted_to_the_limit_and_no_further(env: Env) {
+    let (_, p) = seed(&env).await;
+    let q = home_request(Some(p.id), uuid::Uuid::now_v7(), env.now());
+    let (id, peer_request) = (q.id, q.peer_request_id);
+    env.write(move |ctx| access::insert_request(ctx, &q)).await;
+    let mut counted = Vec::new();
+    for _ in 0..7 {
+        counted.push(
+            env.write(move |ctx| access::count_wrong_code(ctx, id, 5))
+                .await,
+        );
+    }
+    assert_eq!(
+        counted,
+        vec![Some(1), Some(2), Some(3), Some(4), Some(5), None, None],
+        "the fifth locks it; later ones count nothing"
+    );
+    let stored = env
+        .read(move |tx| access::request_from_peer(tx, "general.example", peer_request))
+        .await
+        .unwrap();
+    assert_eq!(stored.wrong_codes, 5);
+    assert_eq!(stored.state, AccessState::Locked);
+    assert_eq!(stored.code_hash, None, "a locked request forgets its code");
+    assert_eq!(stored.version, 6);
+    // A locked request cannot be granted.
+    let granted = env
+        .write(move |ctx| access::settle(ctx, id, AccessState::Granted, Some("code"), &[], 1))
+        .await;
+    assert!(!granted);
+    assert_eq!(
+        env.read(move |tx| access::request_from_peer(tx, "general.example", uuid::Uuid::nil()))
+            .await,
+        None
+    );
+}
+
+async fn access_requests_settle_once_and_grants_end_once(env: Env) {
+    let (_, p) = seed(&env).await;
+    let t0 = env.now();
+    let q = home_request(Some(p.id), uuid::Uuid::now_v7(), t0);
+    let unknown = home_request(None, uuid::Uuid::now_v7(), t0);
+    let id = q.id;
+    let (q2, unknown2) = (q.clone(), unknown.clone());
+    env.write(move |ctx| {
+        access::insert_request(ctx, &q2)?;
+        access::insert_request(ctx, &unknown2)
+    })
+    .await;
+    // The same peer's request id twice is refused.
+    let mut again = q.clone();
+    again.id = uuid::Uuid::now_v7();
+    assert!(
+        env.try_write(move |ctx| access::insert_request(ctx, &again))
+            .await
+            .is_err()
+    );
+
+    let narrowed = vec!["patient/DiagnosticReport.r".to_owned()];
+    let n = narrowed.clone();
+    let (first, second) = env
+        .write(move |ctx| {
+            Ok((
+                access::settle(ctx, id, AccessState::Granted, Some("kiosk"), &n, 4)?,
+                access::settle(ctx, id, AccessState::Declined, None, &[], 1)?,
+            ))
+        })
+        .await;
+    assert_eq!(
+        (first, second),
+        (true, false),
+        "of two answers, the first stands"
+    );
+    let token = vec![9u8; 32];
+    let grant = access::Grant {
+        id: uuid::Uuid::now_v7(),
+        request_id: id,
+        token_hash: token.clone(),
+        peer: "general.example".into(),
+        practitioner_id: "doc-at-general".into(),
+        patient_id: p.id,
+        scopes: narrowed.clone(),
+        purpose: AccessPurpose::Treatment,
+        starts_at: t0,
+        expires_at: t0 + Duration::hours(4),
+        revoked_at: None,
+        revoked_by: None,
+    };
+    let g = grant.clone();
+    env.write(move |ctx| {
+        access::insert_grant(ctx, &g)?;
+        access::record_read(ctx, g.id, "DiagnosticReport", 2)
+    })
+    .await;
+    let pid = p.id;
+    let t = token.clone();
+    let (by_token, for_request, listed, pending, reads, untold) = env
+        .read(move |tx| {
+            Ok((
+                access::grant_by_token(tx, &t)?,
+                access::grant_for_request(tx, id)?,
+                access::requests_for_patient(tx, pid, false)?,
+                access::requests_for_patient(tx, pid, true)?,
+                access::reads_for_patient(tx, pid, 10)?,
+                access::ended_untold(tx, t0, 10)?,
+            ))
+        })
+        .await;
+    assert_eq!(by_token.as_ref(), Some(&grant));
+    assert_eq!(for_request.as_ref(), Some(&grant));
+    assert_eq!(listed.len(), 1, "the unknown patient's request is nobody's");
+    assert_eq!(listed[0].state, AccessState::Granted);
+    assert_eq!(listed[0].scopes, narrowed);
+    assert_eq!(listed[0].hours, 4);
+    assert_eq!(listed[0].approved_by.as_deref(), Some("kiosk"));
+    assert!(pending.is_empty());
+    assert_eq!(reads.len(), 1);
+    assert_eq!(
+        (
+            reads[0].grant_id,
+            reads[0].resource.as_str(),
+            reads[0].count
+        ),
+        (grant.id, "DiagnosticReport", 2)
+    );
+    assert_eq!(reads[0].organisation, "General Hospital");
+    assert!(untold.is_empty(), "nothing has ended yet");
+    assert!(grant.active(t0));
+
+    // Revoked once; the end is listed until told, then not.
+    env.clock.advance(Duration::minutes(30));
+    let gid = grant.id;
+    let (revoked, twice) = env
+        .write(move |ctx| {
+            let first = access::revoke_grant(ctx, gid, "front-desk")?;
+            access::end_granted(ctx, id, AccessState::Revoked)?;
+            Ok((first, access::revoke_grant(ctx, gid, "kiosk")?))
+        })
+        .await;
+    assert_eq!((revoked, twice), (true, false));
+    let now = env.now();
+    let ended = env.read(move |tx| access::ended_untold(tx, now, 10)).await;
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].revoked_by.as_deref(), Some("front-desk"));
+    assert!(!ended[0].active(now));
+    env.write(move |ctx| access::mark_ended_told(ctx, gid))
+        .await;
+    let (ended, state) = env
+        .read(move |tx| {
+            Ok((
+                access::ended_untold(tx, now + Duration::days(1), 10)?,
+                access::request(tx, id)?.unwrap().state,
+            ))
+        })
+        .await;
+    assert!(ended.is_empty());
+    assert_eq!(state, AccessState::Revoked);
+    assert_eq!(
+        env.read(access::next_expiry).await,
+        None,
+        "no grant is left to expire"
+    );
+}
+
+async fn access_the_requesting_side_keeps_a_token_only_while_granted(env: Env) {
+    let (doc, p) = seed(&env).await;
+    let t0 = env.now();
+    let a = RemoteAccess {
+        id: uuid::Uuid::now_v7(),
+        patient_id: p.id,
+        peer: "st-marys.example".into(),
+        organisation: "st-marys.example".into(),
+        practitioner_id: doc.id.to_string(),
+        practitioner_name: doc.display_name.clone(),
+        purpose: AccessPurpose::Treatment,
+        scopes: vec!["patient/Patient.r".into()],
+        hours: 24,
+        state: AccessState::Pending,
+        tries_left: 5,
+        grant_id: None,
+        patient: None,
+        expires_at: None,
+        created_at: t0,
+        updated_at: t0,
+        version: 1,
+    };
+    let a2 = a.clone();
+    env.write(move |ctx| access::insert_remote(ctx, &a2)).await;
+    let mut granted = a.clone();
+    granted.state = AccessState::Granted;
+    granted.grant_id = Some(uuid::Uuid::now_v7());
+    granted.organisation = "St Mary's Hospital".into();
+    granted.expires_at = Some(t0 + Duration::hours(1));
+    granted.patient = Some(GrantedPatient {
+        global_id: "x@st-marys.example".into(),
+        family_name: "Doe".into(),
+        given_name: "Jane".into(),
+        birth_date: date(1980, 1, 1),
+    });
+    granted.version = 2;
+    let g = granted.clone();
+    env.write(move |ctx| access::update_remote(ctx, &g, Some("the-token")))
+        .await;
+    let (id, pid, me) = (a.id, p.id, doc.id.to_string());
+    let (read, mine, others) = env
+        .read(move |tx| {
+            Ok((
+                access::remote(tx, id)?,
+                access::remote_for_patient(tx, pid, Some(&me))?,
+                access::remote_for_patient(tx, pid, Some("someone-else"))?,
+            ))
+        })
+        .await;
+    assert_eq!(read, Some((granted.clone(), Some("the-token".to_owned()))));
+    assert_eq!(mine, vec![granted.clone()]);
+    assert!(others.is_empty());
+    // An update without a token keeps it while granted.
+    let mut seen = granted.clone();
+    seen.version = 3;
+    let s = seen.clone();
+    env.write(move |ctx| access::update_remote(ctx, &s, None))
+        .await;
+    assert_eq!(
+        env.read(move |tx| access::remote(tx, id))
+            .await
+            .unwrap()
+            .1
+            .as_deref(),
+        Some("the-token")
+    );
+    // Expired here after its hour; revoked, the token is gone.
+    let later = t0 + Duration::hours(1);
+    assert_eq!(
+        env.read(move |tx| access::remote_expired(tx, later)).await,
+        vec![id]
+    );
+    let mut revoked = seen;
+    revoked.state = AccessState::Revoked;
+    revoked.version = 4;
+    let r = revoked.clone();
+    env.write(move |ctx| access::update_remote(ctx, &r, Some("ignored")))
+        .await;
+    assert_eq!(
+        env.read(move |tx| access::remote(tx, id)).await,
+        Some((revoked, None))
+    );
+    assert!(
+        env.read(move |tx| access::remote_expired(tx, later))
+            .await
+            .is_empty()
+    );
+}
+
+async fn mail_outbox_sends_retries_and_forgets_the_text(env: Env) {
+    let t0 = env.now();
+    let m = |about: &str, discard: Option<DateTime<Utc>>| mail::OutgoingMail {
+        id: uuid::Uuid::now_v7(),
+        recipient: "ada@mail.example".into(),
+        subject: "A code".into(),
+        body: "Code 4821-7730".into(),
+        about: about.into(),
+        discard_after: discard,
+    };
+    let (a, b, c) = (
+        m("access-code/1", Some(t0 + Duration::minutes(10))),
+        m("access-code/2", None),
+        m("access-code/3", Some(t0 + Duration::minutes(1))),
+    );
+    let (a2, b2, c2) = (a.clone(), b.clone(), c.clone());
+    env.write(move |ctx| {
+        mail::queue(ctx, &a2)?;
+        mail::queue(ctx, &b2)?;
+        mail::queue(ctx, &c2)
+    })
+    .await;
+    let due = env.read(move |tx| mail::due(tx, t0, 10)).await;
+    assert_eq!(due.len(), 3);
+    assert_eq!(due[0].body, "Code 4821-7730");
+    assert_eq!(env.read(mail::next_due).await, Some(t0));
+
+    let (aid, bid, cid) = (a.id, b.id, c.id);
+    env.write(move |ctx| {
+        mail::sent(ctx, aid)?;
+        mail::retry(ctx, bid, t0 + Duration::seconds(30), "451 busy")
+    })
+    .await;
+    let due = env.read(move |tx| mail::due(tx, t0, 10)).await;
+    assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![cid]);
+    let sent = env.read(move |tx| mail::state(tx, aid)).await.unwrap();
+    assert_eq!(
+        (sent.state.as_str(), sent.attempts, sent.body_kept),
+        ("sent", 1, false)
+    );
+    let waiting = env.read(move |tx| mail::state(tx, bid)).await.unwrap();
+    assert_eq!(
+        (
+            waiting.state.as_str(),
+            waiting.attempts,
+            waiting.last_error.as_deref(),
+            waiting.body_kept
+        ),
+        ("queued", 1, Some("451 busy"), true)
+    );
+    // Two minutes on: c's code has run out, so c is discarded unsent; b is due again.
+    env.clock.advance(Duration::minutes(2));
+    let discarded = env.write(|ctx| mail::discard_stale(ctx)).await;
+    assert_eq!(discarded, 1);
+    let now = env.now();
+    let due = env.read(move |tx| mail::due(tx, now, 10)).await;
+    assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![bid]);
+    let gone = env.read(move |tx| mail::state(tx, cid)).await.unwrap();
+    assert_eq!((gone.state.as_str(), gone.body_kept), ("discarded", false));
+    env.write(move |ctx| mail::failed(ctx, bid, "550 no such user"))
+        .await;
+    let failed = env.read(move |tx| mail::state(tx, bid)).await.unwrap();
+    assert_eq!((failed.state.as_str(), failed.body_kept), ("failed", false));
+    assert!(env.read(move |tx| mail::due(tx, now, 10)).await.is_empty());
+    assert_eq!(
+        env.read(|tx| mail::about(tx, "access-code/2")).await,
+        vec![bid]
+    );
 }

@@ -3,4 +3,4 @@
 /**
  * A kind of record a screen shows.
  */
-export type ChangeKind = "appointment" | "patient" | "practitioner" | "schedule" | "report" | "outbox" | "received" | "consent" | "imaging" | "document" | "folder-import";
+export type ChangeKind = "appointment" | "patient" | "practitioner" | "schedule" | "report" | "outbox" | "received" | "consent" | "imaging" | "document" | "folder-import" | "access";

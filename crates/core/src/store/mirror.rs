@@ -123,7 +123,9 @@ impl NodeRecord {
             | LiveEvent::Consent(_)
             | LiveEvent::ImagingOrder(_)
             | LiveEvent::ImagingStudy(_)
-            | LiveEvent::Document(_) => false,
+            | LiveEvent::Document(_)
+            | LiveEvent::RemoteAccess(_)
+            | LiveEvent::IncomingAccess(_) => false,
         }
     }
 
@@ -142,7 +144,9 @@ impl NodeRecord {
             | LiveEvent::Consent(_)
             | LiveEvent::ImagingOrder(_)
             | LiveEvent::ImagingStudy(_)
-            | LiveEvent::Document(_) => {
+            | LiveEvent::Document(_)
+            | LiveEvent::RemoteAccess(_)
+            | LiveEvent::IncomingAccess(_) => {
                 return None;
             }
         })

@@ -83,7 +83,9 @@ pub enum ScopeError {
     #[error("{0:?} is not a SMART scope of the form patient/<Type>.<permissions>")]
     Malformed(String),
     /// A resource type the exchange does not serve.
-    #[error("{0:?} is not a resource another hospital may read (Patient, DiagnosticReport, Appointment)")]
+    #[error(
+        "{0:?} is not a resource another hospital may read (Patient, DiagnosticReport, Appointment)"
+    )]
     Resource(String),
     /// Asks to create, update or delete.
     #[error("{0:?} asks to write; access across hospitals only reads (r, s)")]
@@ -295,6 +297,8 @@ pub struct AccessGrantedMessage {
     pub patient: GrantedPatient,
     /// How the patient approved: `code`, `kiosk`, `front-desk`, or `emergency` (not asked).
     pub approved_by: String,
+    /// The home hospital, as people read it.
+    pub organisation: String,
 }
 
 /// Why a request ended without a grant.
@@ -342,6 +346,8 @@ pub struct AccessDeclinedMessage {
     pub reason: DeclineReason,
     /// Wrong codes still allowed (for `wrong-code`).
     pub tries_left: u32,
+    /// The home hospital, as people read it.
+    pub organisation: String,
 }
 
 /// `access-revoked`, A → B: a grant ended before or at its expiry.
@@ -436,9 +442,11 @@ pub struct NewRemoteAccess {
 impl Clean for NewRemoteAccess {
     fn clean(&mut self) -> Result<(), Vec<FieldError>> {
         let mut checks = Checks::default();
-        checks
-            .line("peer", &mut self.peer, PEER_NAME_MAX)
-            .line("card_number", &mut self.card_number, LABEL_MAX);
+        checks.line("peer", &mut self.peer, PEER_NAME_MAX).line(
+            "card_number",
+            &mut self.card_number,
+            LABEL_MAX,
+        );
         let mut errors = checks.finish().err().unwrap_or_default();
         if self.scopes.is_empty() {
             errors.push(FieldError {
@@ -458,10 +466,7 @@ impl Clean for NewRemoteAccess {
         {
             errors.push(FieldError {
                 field: "hours".into(),
-                message: format!(
-                    "{} access lasts 1 to {max} hours",
-                    self.purpose.as_str()
-                ),
+                message: format!("{} access lasts 1 to {max} hours", self.purpose.as_str()),
             });
         }
         if errors.is_empty() {
@@ -836,7 +841,10 @@ mod tests {
         let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
         assert!(same_hash(&code_hash(a, &code), &code_hash(a, &digits)));
         assert!(!same_hash(&code_hash(a, &code), &code_hash(b, &code)));
-        assert!(!same_hash(&code_hash(a, "0000-0000"), &code_hash(a, "0000-0001")));
+        assert!(!same_hash(
+            &code_hash(a, "0000-0000"),
+            &code_hash(a, "0000-0001")
+        ));
     }
 
     #[test]
@@ -854,8 +862,13 @@ mod tests {
             "4821-7730",
             "St Mary's Hospital",
         );
-        assert_eq!(subject, "Dr Ünal asks to read your reports and appointments");
-        assert!(body.contains("Dr Ünal, General Hospital, asks to read your reports and appointments for 24 hours."));
+        assert_eq!(
+            subject,
+            "Dr Ünal asks to read your reports and appointments"
+        );
+        assert!(body.contains(
+            "Dr Ünal, General Hospital, asks to read your reports and appointments for 24 hours."
+        ));
         assert!(body.contains("4821-7730"));
     }
 }

@@ -378,8 +378,8 @@ mod tests {
             practitioner: "doctor-1",
         };
         let h = sign_read(&target, "a.example:8443", "b.example", &key, now()).unwrap();
-        let read = ReadSignature::read_of_read(Some(&h.signature_input), Some(&h.signature))
-            .unwrap();
+        let read =
+            ReadSignature::read_of_read(Some(&h.signature_input), Some(&h.signature)).unwrap();
         assert!(
             ReadSignature::read(Some(&h.signature_input), Some(&h.signature)).is_err(),
             "an inbox request must cover the digest"
@@ -418,7 +418,11 @@ mod tests {
             );
         }
         assert!(matches!(
-            verify(&target, &key, now() + chrono::Duration::seconds(WINDOW_SECONDS + 1)),
+            verify(
+                &target,
+                &key,
+                now() + chrono::Duration::seconds(WINDOW_SECONDS + 1)
+            ),
             Err(RequestError::OutsideWindow(_))
         ));
     }

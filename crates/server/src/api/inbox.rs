@@ -39,7 +39,7 @@ use crate::error::ApiError;
 use crate::federation::error::FederationError;
 use crate::federation::peer::Peer;
 use crate::federation::refusals::Audit;
-use crate::federation::{received, updates};
+use crate::federation::{access, received, updates};
 use crate::node::Node;
 use crate::store::federation::peers;
 use crate::store::federation::received::{self as stored, Accepted};
@@ -49,12 +49,17 @@ fn refuse(code: ProblemType, detail: impl Into<String>) -> FederationError {
     FederationError::refused(code, detail)
 }
 
+/// How a request's signature headers are read: an inbox request's, or a federation read's.
+pub(crate) type SignatureReader =
+    fn(Option<&str>, Option<&str>) -> Result<ReadSignature, RequestError>;
+
 /// Who sends, from the headers alone: the peer its API key names, allowed at `source`, and the
 /// request's signature parameters naming that peer. Nothing of the body has been read.
-async fn identify(
+pub(crate) async fn identify(
     node: &Arc<Node>,
     headers: &HeaderMap,
     source: IpAddr,
+    read_signature: SignatureReader,
 ) -> Result<(Peer, ReadSignature), FederationError> {
     let key = header_text(headers, API_KEY_HEADER)
         .map(str::trim)
@@ -82,7 +87,7 @@ async fn identify(
             format!("{} may not send from {source}", peer.name),
         ));
     }
-    let sig = ReadSignature::read(
+    let sig = read_signature(
         header_text(headers, "signature-input"),
         header_text(headers, "signature"),
     )
@@ -104,7 +109,7 @@ async fn identify(
     Ok((peer, sig))
 }
 
-fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+pub(crate) fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -233,7 +238,7 @@ pub async fn receive(
         audit_refusal(&node, draft, ip, &e).await;
         return unread(ApiError::Throttled(secs).into_response(), &headers, body).await;
     }
-    let (peer, sig) = match identify(&node, &headers, ip).await {
+    let (peer, sig) = match identify(&node, &headers, ip, ReadSignature::read).await {
         Ok(ok) => ok,
         Err(e) => return unread(refused(&node, draft, ip, e).await, &headers, body).await,
     };
@@ -272,7 +277,13 @@ pub async fn receive(
         })
         .await;
     match result {
-        Ok((status, receipt)) => (status, axum::Json(receipt)).into_response(),
+        Ok((status, receipt)) => {
+            // What the message queued in answer (an access request's code, a grant's token)
+            // leaves now rather than at the workers' next turn.
+            node.wake_delivery();
+            node.wake_mail();
+            (status, axum::Json(receipt)).into_response()
+        }
         Err(e) => refused(&node, draft, ip, e).await,
     }
 }
@@ -300,7 +311,12 @@ async fn unread(mut answer: Response, headers: &HeaderMap, body: Body) -> Respon
 }
 
 /// Audits a refusal (see the module's doc) and answers it.
-async fn refused(node: &Arc<Node>, draft: AuditDraft, ip: IpAddr, e: FederationError) -> Response {
+pub(crate) async fn refused(
+    node: &Arc<Node>,
+    draft: AuditDraft,
+    ip: IpAddr,
+    e: FederationError,
+) -> Response {
     audit_refusal(node, draft, ip, &e).await;
     tracing::warn!(refusal = %e, "federation request refused");
     ApiError::from(e).into_response()
@@ -322,6 +338,25 @@ async fn audit_refusal(node: &Arc<Node>, draft: AuditDraft, ip: IpAddr, e: &Fede
         .await;
     if let Err(FederationError::Store(s)) = audited {
         tracing::error!(error = %s, "a federation refusal could not be audited");
+    }
+}
+
+/// What is kept of a payload as received: a one-time code or a token is used at once and never
+/// stored where the received payloads are (the grant keeps the token for its reads).
+fn kept_payload(t: MessageType, plaintext: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let secret = match t {
+        MessageType::AccessApprove => "code",
+        MessageType::AccessGranted => "token",
+        _ => return plaintext.into(),
+    };
+    match serde_json::from_slice::<serde_json::Value>(plaintext) {
+        Ok(mut v) => {
+            if let Some(field) = v.get_mut(secret) {
+                *field = serde_json::Value::String("(not kept)".into());
+            }
+            serde_json::to_vec(&v).map_or(plaintext.into(), Into::into)
+        }
+        Err(_) => plaintext.into(),
     }
 }
 
@@ -386,7 +421,7 @@ fn store(
             envelope_id,
             source: &peer.name,
             message_type: t,
-            payload: plaintext,
+            payload: &kept_payload(t, plaintext),
             receipt: &serde_json::to_string(&receipt).map_err(StoreError::from)?,
         },
     )?;
@@ -431,6 +466,26 @@ fn store(
                 "acknowledgement of update {} by {}",
                 m.update_id, m.acknowledged_by
             )
+        }
+        MessageType::AccessRequest => {
+            let m = serde_json::from_slice(plaintext).map_err(unreadable)?;
+            access::receive_request(ctx, node, peer, &m)?
+        }
+        MessageType::AccessApprove => {
+            let m = serde_json::from_slice(plaintext).map_err(unreadable)?;
+            access::receive_approve(ctx, node, peer, &m)?
+        }
+        MessageType::AccessGranted => {
+            let m = serde_json::from_slice(plaintext).map_err(unreadable)?;
+            access::receive_granted(ctx, peer, &m)?
+        }
+        MessageType::AccessDeclined => {
+            let m = serde_json::from_slice(plaintext).map_err(unreadable)?;
+            access::receive_declined(ctx, peer, &m)?
+        }
+        MessageType::AccessRevoked => {
+            let m = serde_json::from_slice(plaintext).map_err(unreadable)?;
+            access::receive_revoked(ctx, peer, &m)?
         }
     };
     ctx.audit(

@@ -3,6 +3,7 @@
 
 pub mod contract;
 pub mod extract;
+pub mod granted;
 pub mod idempotency;
 pub mod inbox;
 pub mod request;
@@ -28,8 +29,8 @@ use crate::error::{ApiError, InternalCause, problem_response};
 use crate::node::Node;
 
 use v1::{
-    appointments, audit, documents, events, exchange, imaging, kiosks, patients, practitioners,
-    reports, schedules, sessions, snapshot,
+    access, appointments, audit, documents, events, exchange, imaging, kiosks, patients,
+    practitioners, reports, schedules, sessions, snapshot,
 };
 
 #[derive(OpenApi)]
@@ -47,6 +48,7 @@ use v1::{
          (name = "documents", description = "Patients' letters and scans, with every version"),
          (name = "imaging", description = "Imaging orders, studies from the PACS, reconciliation"),
          (name = "exchange", description = "Peers, consent, transmissions, received reports, admin updates"),
+         (name = "access", description = "Patient-consented access across hospitals: requests, codes, grants, reads, revocation"),
          (name = "events", description = "The live stream"),
          (name = "audit", description = "The audit trail"),
          (name = "federation", description = "What peer nodes send (signed, sealed envelopes)"))
@@ -119,6 +121,16 @@ fn v1_routes() -> OpenApiRouter<Arc<Node>> {
             exchange::send_admin_update
         ))
         .routes(routes!(exchange::acknowledge_admin_update))
+        .routes(routes!(
+            access::request_remote_access,
+            access::list_remote_access
+        ))
+        .routes(routes!(access::send_access_code))
+        .routes(routes!(access::read_remote_records))
+        .routes(routes!(access::list_access_requests))
+        .routes(routes!(access::list_access_reads))
+        .routes(routes!(access::decide_access_request))
+        .routes(routes!(access::revoke_access))
         .routes(routes!(snapshot::get_snapshot))
         .routes(routes!(events::stream_events))
         .routes(routes!(audit::list_audit))
@@ -131,6 +143,7 @@ fn routes_and_doc() -> (Router<Arc<Node>>, OpenApiDoc) {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1_routes())
         .routes(routes!(inbox::receive))
+        .routes(routes!(granted::read_granted))
         .split_for_parts();
     contract::Contract.modify(&mut doc);
     (router, doc)

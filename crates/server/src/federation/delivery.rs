@@ -144,17 +144,24 @@ async fn deliver(node: &Arc<Node>, http: &reqwest::Client, d: Due) -> Result<(),
     finish(node, &d, attempt).await
 }
 
+/// The authority (`host[:port]`) a request to `url` is signed for, as the receiver reads its
+/// `Host` header.
+pub fn authority(url: &str) -> Result<String, String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => Ok(format!("{h}:{p}")),
+            (Some(h), None) => Ok(h.to_owned()),
+            _ => Err(format!("the peer's URL {url} has no host")),
+        },
+        Err(e) => Err(format!("the peer's URL {url} is not valid: {e}")),
+    }
+}
+
 async fn attempt(node: &Node, http: &reqwest::Client, peer: &Peer, d: &Due) -> Attempt {
     let url = format!("{}{INBOX_PATH}", peer.url);
-    let authority = match reqwest::Url::parse(&url) {
-        Ok(u) => match (u.host_str(), u.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            _ => return Attempt::Refused(format!("the peer's URL {} has no host", peer.url)),
-        },
-        Err(e) => {
-            return Attempt::Refused(format!("the peer's URL {} is not valid: {e}", peer.url));
-        }
+    let authority = match authority(&url) {
+        Ok(a) => a,
+        Err(why) => return Attempt::Refused(why),
     };
     let signed = match sign_request(
         INBOX_PATH,

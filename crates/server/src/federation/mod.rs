@@ -1,9 +1,11 @@
 //! Node ↔ node federation (DESIGN "Node ↔ node federation"): peers and how they are added,
 //! what peers send (checked by the inbox, `api::inbox`), the durable outbox of transmissions and
 //! its delivery worker, sharing reports with a patient's consent, admin updates and their
-//! acknowledgements, and the retention of what was received. The wire formats and the
+//! acknowledgements, the retention of what was received, and patient-consented access across
+//! hospitals (`access`). The wire formats and the
 //! cryptography are the protocol crate's (`carebridge_protocol::federation`).
 
+pub mod access;
 pub mod delivery;
 pub mod error;
 pub mod peer;

@@ -7,6 +7,7 @@
 
 mod everything;
 pub mod export;
+pub mod granted;
 pub mod import;
 mod search;
 mod transaction;

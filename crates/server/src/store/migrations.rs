@@ -446,6 +446,95 @@ CREATE TABLE document_versions (
     PRIMARY KEY (document_id, version)
 ) STRICT;
 "#,
+    // Schema 9: consented access across hospitals (both sides), and the durable mail outbox the
+    // one-time codes leave through.
+    r#"
+CREATE TABLE access_requests (
+    id TEXT PRIMARY KEY,
+    peer TEXT NOT NULL,
+    peer_request_id TEXT NOT NULL,
+    patient_id TEXT REFERENCES patients (id),
+    practitioner_id TEXT NOT NULL,
+    practitioner_name TEXT NOT NULL,
+    organisation TEXT NOT NULL,
+    purpose TEXT NOT NULL CHECK (purpose IN ('treatment', 'emergency')),
+    scopes TEXT NOT NULL,
+    hours INTEGER NOT NULL CHECK (hours >= 1),
+    state TEXT NOT NULL CHECK (state IN ('pending', 'granted', 'declined', 'locked', 'expired', 'revoked')),
+    code_hash BLOB,
+    code_expires_at INTEGER,
+    wrong_codes INTEGER NOT NULL DEFAULT 0 CHECK (wrong_codes >= 0),
+    approved_by TEXT,
+    version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (peer, peer_request_id)
+) STRICT;
+CREATE INDEX access_requests_patient ON access_requests (patient_id, created_at);
+
+CREATE TABLE access_grants (
+    id TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL UNIQUE REFERENCES access_requests (id),
+    token_hash BLOB NOT NULL UNIQUE,
+    peer TEXT NOT NULL,
+    practitioner_id TEXT NOT NULL,
+    patient_id TEXT NOT NULL REFERENCES patients (id),
+    scopes TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    starts_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    revoked_by TEXT,
+    ended_told INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX access_grants_open ON access_grants (expires_at) WHERE ended_told = 0;
+
+CREATE TABLE access_reads (
+    grant_id TEXT NOT NULL REFERENCES access_grants (id),
+    resource TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    read_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX access_reads_grant ON access_reads (grant_id, read_at);
+
+CREATE TABLE remote_access (
+    id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES patients (id),
+    peer TEXT NOT NULL,
+    practitioner_id TEXT NOT NULL REFERENCES practitioners (id),
+    practitioner_name TEXT NOT NULL,
+    organisation TEXT NOT NULL,
+    purpose TEXT NOT NULL CHECK (purpose IN ('treatment', 'emergency')),
+    scopes TEXT NOT NULL,
+    hours INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'granted', 'declined', 'locked', 'expired', 'revoked')),
+    tries_left INTEGER NOT NULL,
+    grant_id TEXT,
+    token TEXT,
+    granted_patient TEXT,
+    expires_at INTEGER,
+    version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX remote_access_patient ON remote_access (patient_id, created_at);
+
+CREATE TABLE mail_outbox (
+    id TEXT PRIMARY KEY,
+    recipient TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT,
+    about TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'failed', 'discarded')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    discard_after INTEGER,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    sent_at INTEGER
+) STRICT;
+CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt_at) WHERE state = 'queued';
+"#,
 ];
 
 /// The schema version this build writes.

@@ -30,6 +30,7 @@ pub mod idempotency;
 pub mod imaging;
 pub mod keys;
 pub mod kiosks;
+pub mod mail;
 mod migrations;
 pub mod patients;
 pub mod practitioners;

@@ -36,10 +36,15 @@ pub struct TestNode {
 }
 
 pub fn init_dir(dir: &Path) -> carebridge_server::NodeConfig {
+    init_dir_named(dir, "st-marys.example")
+}
+
+/// A hospital node named `name`, initialised in `dir`.
+pub fn init_dir_named(dir: &Path, name: &str) -> carebridge_server::NodeConfig {
     init(
         dir,
         &InitOptions {
-            name: "st-marys.example".into(),
+            name: name.into(),
             kind: NodeKind::Hospital,
             time_zone: "Europe/Amsterdam".into(),
             admin_username: "admin".into(),

@@ -1,5 +1,6 @@
 //! `/api/v1`: one module per resource, handlers named `<verb>_<resource>`.
 
+pub mod access;
 pub mod appointments;
 pub mod audit;
 pub mod documents;

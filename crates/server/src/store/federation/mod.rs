@@ -1,6 +1,8 @@
 //! What federation keeps: peers, the outbox of transmissions, what peers sent (and the
-//! nonces of their requests), patients' consents to share, and admin updates.
+//! nonces of their requests), patients' consents to share, admin updates, and consented access
+//! across hospitals.
 
+pub mod access;
 pub mod consents;
 pub mod peers;
 pub mod received;
