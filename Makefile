@@ -46,7 +46,7 @@ export SCHEMATHESIS := $(SCHEMATHESIS_VENV)/bin/schemathesis
 # same way. The kit runs its handler script with this venv's Python.
 SMTP_VENV ?= $(HOME)/.cache/carebridge-smtp
 SMTP_REQUIREMENTS := crates/testkit/smtp-requirements.txt
-export CAREBRIDGE_AIOSMTPD := $(SMTP_VENV)/bin/python
+export AIOSMTPD_PYTHON := $(SMTP_VENV)/bin/python
 
 SHARED_BENCH := ../shared/bench
 SEED_DIR := $(SHARED_BENCH)/peers/express-seed

@@ -4,8 +4,12 @@
 //! invoke handler. A test writes the UI's typed wrappers from the same list.
 
 use carebridge_core::Status;
+use carebridge_core::access::RemoteRecordView;
 use carebridge_core::protocol::appointment::{
     Appointment, AppointmentAction, BookAppointment, Reschedule,
+};
+use carebridge_core::protocol::federation::access::{
+    AccessDecision, AccessRead, IncomingAccess, NewRemoteAccess, RemoteAccess,
 };
 use carebridge_core::protocol::federation::payload::{
     AdminUpdate, Consent, NewAdminUpdate, PeerSummary, ReceivedReports, Transmission,

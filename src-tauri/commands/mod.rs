@@ -6,6 +6,7 @@
 #[macro_use]
 mod registry;
 
+pub mod access;
 pub mod admin;
 pub mod documents;
 pub mod exchange;

@@ -104,6 +104,18 @@ macro_rules! with_commands {
             exchange::send_admin_update [main] (update: NewAdminUpdate) -> AdminUpdate;
             exchange::acknowledge_update [main] (id: String) -> AdminUpdate;
 
+            // Access across hospitals: a doctor's requests elsewhere (doctors); other
+            // hospitals' requests here, answered and revoked by the front desk or by the
+            // patient identified at a kiosk.
+            access::remote_access [main] (patient_id: PatientId) -> Vec<RemoteAccess>;
+            access::request_remote_access [main] (patient_id: PatientId, request: NewRemoteAccess) -> RemoteAccess;
+            access::send_access_code [main] (request_id: String, code: String) -> RemoteAccess;
+            access::remote_records [main] (patient_id: PatientId, request_id: String) -> RemoteRecordView;
+            access::incoming_access [main, kiosk] (patient_id: PatientId) -> Vec<IncomingAccess>;
+            access::access_reads [main, kiosk] (patient_id: PatientId) -> Vec<AccessRead>;
+            access::decide_access [main, kiosk] (request_id: String, decision: AccessDecision) -> IncomingAccess;
+            access::revoke_access [main, kiosk] (request_id: String) -> IncomingAccess;
+
             // Kiosk.
             kiosk::kiosk_sign_in [kiosk] with app (node_url: String, device_id: KioskDeviceId, secret: String) -> SignedInView;
             kiosk::kiosk_identify [kiosk] (card_number: String, birth_date: NaiveDate) -> KioskPatient;

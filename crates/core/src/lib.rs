@@ -10,6 +10,7 @@
 //! - [`changes`]: what changed, for the screens that show it.
 //! - [`notify`]: which live changes are news to the user.
 
+pub mod access;
 pub mod admin;
 pub mod changes;
 mod clock;

@@ -56,10 +56,10 @@ pub struct SmtpServer {
     port: u16,
 }
 
-/// The Python that has aiosmtpd: `CAREBRIDGE_AIOSMTPD`, as the Makefile exports it, or the
+/// The Python that has aiosmtpd: `AIOSMTPD_PYTHON`, as the Makefile exports it, or the
 /// Makefile's virtualenv.
 fn python() -> PathBuf {
-    let path = std::env::var_os("CAREBRIDGE_AIOSMTPD").map_or_else(
+    let path = std::env::var_os("AIOSMTPD_PYTHON").map_or_else(
         || {
             PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
                 .join(".cache/carebridge-smtp/bin/python")

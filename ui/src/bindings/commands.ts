@@ -1,5 +1,7 @@
 // Generated from src-tauri/commands/registry.rs by `cargo test` (commands::ipc): do not edit.
 import { invoke } from "@tauri-apps/api/core";
+import type { AccessDecision } from "./AccessDecision";
+import type { AccessRead } from "./AccessRead";
 import type { AdminUpdate } from "./AdminUpdate";
 import type { Appointment } from "./Appointment";
 import type { AppointmentAction } from "./AppointmentAction";
@@ -16,6 +18,7 @@ import type { ImagingStudy } from "./ImagingStudy";
 import type { ImagingStudyId } from "./ImagingStudyId";
 import type { ImportAssignment } from "./ImportAssignment";
 import type { ImportSummary } from "./ImportSummary";
+import type { IncomingAccess } from "./IncomingAccess";
 import type { KioskDevice } from "./KioskDevice";
 import type { KioskDeviceId } from "./KioskDeviceId";
 import type { KioskPatient } from "./KioskPatient";
@@ -25,6 +28,7 @@ import type { NewDocument } from "./NewDocument";
 import type { NewImagingOrder } from "./NewImagingOrder";
 import type { NewPatient } from "./NewPatient";
 import type { NewPractitioner } from "./NewPractitioner";
+import type { NewRemoteAccess } from "./NewRemoteAccess";
 import type { Patient } from "./Patient";
 import type { PatientDocument } from "./PatientDocument";
 import type { PatientId } from "./PatientId";
@@ -37,6 +41,8 @@ import type { PractitionerUpdate } from "./PractitionerUpdate";
 import type { Printout } from "./Printout";
 import type { ReceivedReports } from "./ReceivedReports";
 import type { RefusedWrite } from "./RefusedWrite";
+import type { RemoteAccess } from "./RemoteAccess";
+import type { RemoteRecordView } from "./RemoteRecordView";
 import type { Report } from "./Report";
 import type { ReportAction } from "./ReportAction";
 import type { ReportContent } from "./ReportContent";
@@ -184,6 +190,22 @@ export const sendAdminUpdate = (update: NewAdminUpdate): Promise<AdminUpdate> =>
   invoke("send_admin_update", { update });
 export const acknowledgeUpdate = (id: string): Promise<AdminUpdate> =>
   invoke("acknowledge_update", { id });
+export const remoteAccess = (patientId: PatientId): Promise<Array<RemoteAccess>> =>
+  invoke("remote_access", { patientId });
+export const requestRemoteAccess = (patientId: PatientId, request: NewRemoteAccess): Promise<RemoteAccess> =>
+  invoke("request_remote_access", { patientId, request });
+export const sendAccessCode = (requestId: string, code: string): Promise<RemoteAccess> =>
+  invoke("send_access_code", { requestId, code });
+export const remoteRecords = (patientId: PatientId, requestId: string): Promise<RemoteRecordView> =>
+  invoke("remote_records", { patientId, requestId });
+export const incomingAccess = (patientId: PatientId): Promise<Array<IncomingAccess>> =>
+  invoke("incoming_access", { patientId });
+export const accessReads = (patientId: PatientId): Promise<Array<AccessRead>> =>
+  invoke("access_reads", { patientId });
+export const decideAccess = (requestId: string, decision: AccessDecision): Promise<IncomingAccess> =>
+  invoke("decide_access", { requestId, decision });
+export const revokeAccess = (requestId: string): Promise<IncomingAccess> =>
+  invoke("revoke_access", { requestId });
 export const kioskSignIn = (nodeUrl: string, deviceId: KioskDeviceId, secret: string): Promise<SignedInView> =>
   invoke("kiosk_sign_in", { nodeUrl, deviceId, secret });
 export const kioskIdentify = (cardNumber: string, birthDate: string): Promise<KioskPatient> =>

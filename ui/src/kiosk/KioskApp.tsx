@@ -22,6 +22,7 @@ import type { Practitioner } from "../bindings/Practitioner";
 import type { SignedInView } from "../bindings/SignedInView";
 import type { Slot } from "../bindings/Slot";
 import { errorText } from "../errors";
+import { PatientPermissions } from "../access";
 import { addDays, dateIn, dayOf, longDate, timeOf } from "../format";
 import { setLocale, systemLocale, t, tKey } from "../i18n";
 import { useIdle } from "../idle";
@@ -33,6 +34,7 @@ import { ConnectionIndicator, useConnection } from "../connection";
 type Step =
   | { at: "welcome" }
   | { at: "patient"; patient: KioskPatient }
+  | { at: "permissions"; patient: KioskPatient }
   | { at: "doctor"; patient: KioskPatient }
   | { at: "slot"; patient: KioskPatient; doctor: Practitioner; date: string }
   | { at: "reason"; patient: KioskPatient; doctor: Practitioner; slot: Slot }
@@ -165,11 +167,13 @@ function PatientHome({
   patient,
   timeZone,
   onBook,
+  onPermissions,
   onFinish,
 }: {
   patient: KioskPatient;
   timeZone: string;
   onBook: () => void;
+  onPermissions: () => void;
   onFinish: () => void;
 }) {
   return (
@@ -187,6 +191,7 @@ function PatientHome({
       )}
       <div className="row">
         <Button className="big" onPress={onBook}>{t("kiosk.bookNew")}</Button>
+        <Button className="big secondary" id="kiosk-permissions" onPress={onPermissions}>{t("kiosk.permissions")}</Button>
         <Button className="big secondary" onPress={onFinish}>{t("kiosk.finish")}</Button>
       </div>
     </section>
@@ -418,8 +423,20 @@ export function KioskApp() {
             patient={step.patient}
             timeZone={timeZone}
             onBook={() => setStep({ at: "doctor", patient: step.patient })}
+            onPermissions={() => setStep({ at: "permissions", patient: step.patient })}
             onFinish={nextPatient}
           />
+        );
+        break;
+      case "permissions":
+        screen = (
+          <section className="panel">
+            <PatientPermissions patientId={step.patient.id} timeZone={timeZone} big />
+            <div className="row">
+              <Button className="big secondary" onPress={() => setStep({ at: "patient", patient: step.patient })}>{t("common.back")}</Button>
+              <Button className="big secondary" onPress={nextPatient}>{t("kiosk.finish")}</Button>
+            </div>
+          </section>
         );
         break;
       case "doctor":

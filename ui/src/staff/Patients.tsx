@@ -8,6 +8,8 @@ import type { SearchHit } from "../bindings/SearchHit";
 import { dayOf, timeOf } from "../format";
 import { t, tKey } from "../i18n";
 import { useLive } from "../live";
+import { PatientPermissions } from "../access";
+import { RemoteRecordsView } from "./Access";
 import { PatientDocumentsView } from "./Documents";
 import { PatientImagingView } from "./Imaging";
 import { PatientReports } from "./Reports";
@@ -162,6 +164,7 @@ export function PatientPageView({
           <PatientDocumentsView patientId={p.id} timeZone={timeZone} reads={!!doctorId} />
           {doctorId && <PatientImagingView patientId={p.id} timeZone={timeZone} />}
           {doctorId && <PatientReports patientId={p.id} me={doctorId} timeZone={timeZone} />}
+          {doctorId ? <RemoteRecordsView patientId={p.id} timeZone={timeZone} /> : <PatientPermissions patientId={p.id} timeZone={timeZone} />}
         </>
       )}
     </section>
