@@ -2,6 +2,7 @@
 #   make run     install what is missing, build the app, start the staff app hosting a demo node
 #                and a kiosk beside it (make run-node: the demo node alone)
 #   make run-exchange  a demo hospital and an insurer, peered, with a staff app window on each
+#   make run-network   two hospitals and an insurer, peered: consented access across hospitals
 #   make test    everything CI runs (.ci/run calls it): checks, then every test
 #   make bench   the fan-out benchmark against the peers in ../shared/bench, the client core, the FHIR
 #                export and the app; figures in docs/performance.md
@@ -64,6 +65,8 @@ PACS_HINT_TOKEN ?= demo-hint-token-0123456789
 export PACS_HTTP_PORT PACS_DICOM_PORT PACS_AET PACS_USER PACS_PASSWORD PACS_HINT_TOKEN
 # make run-exchange: both nodes' data, logs and sign-in files (the nodes listen on 8080 and 8081).
 EXCHANGE_DIR ?= target/exchange
+# make run-network: the three nodes' data, logs, sign-in files and the mail sink's log.
+NETWORK_DIR ?= target/network
 # cargo honours CARGO_TARGET_DIR by itself; paths to what it built must too.
 NODE_BIN = $${CARGO_TARGET_DIR:-target}/release/carebridge-node
 
@@ -111,13 +114,14 @@ if (( $${#missing[@]} )); then
 fi
 endef
 
-.PHONY: help deps bench-deps bench-packages build build-app run run-node run-kiosk run-exchange check doc test soak bench fmt clean ui schemathesis aiosmtpd fhir-validators package package-test
+.PHONY: help deps bench-deps bench-packages build build-app run run-node run-kiosk run-exchange run-network check doc test soak bench fmt clean ui schemathesis aiosmtpd fhir-validators package package-test
 
 help:
 	@echo 'make run         install missing packages, build, open the staff app (hosting a demo node on $(DEMO_LISTEN)) and a kiosk beside it'
 	@echo 'make run-node    the demo node alone, on $(DEMO_LISTEN)'
 	@echo 'make run-kiosk   a kiosk (fullscreen; KIOSK_CREDENTIALS=file signs it in with a demo'"'"'s device)'
 	@echo 'make run-exchange  the demo hospital (127.0.0.1:8080) and an insurer (127.0.0.1:8081) peered, a staff app window on each (EXCHANGE_NO_APP=1: the nodes alone)'
+	@echo 'make run-network  two hospitals (127.0.0.1:8080, :8082) and an insurer (:8081) peered, for consented access: a front desk, a doctor and a kiosk (NETWORK_NO_APP=1: the nodes alone)'
 	@echo 'make test        fmt + clippy checks, then every test (what CI runs)'
 	@echo 'make soak        the property tests with PROPTEST_CASES=$(SOAK_CASES) (the client interleavings: an eighth of it); about 35 minutes'
 	@echo 'make bench       fan-out benchmark against nginx+nchan and the seed, then the client core against plain SQLite; writes docs/performance.md'
@@ -256,6 +260,13 @@ run-exchange: deps build build-app
 	@case '$(EXCHANGE_DIR)' in ''|/|.|..) echo "refusing to wipe EXCHANGE_DIR='$(EXCHANGE_DIR)'" >&2; exit 1 ;; esac
 	[ "$${EXCHANGE_NO_APP:-0}" = 1 ] || [ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ] || { echo "make run-exchange opens two windows: it needs a desktop session (EXCHANGE_NO_APP=1 serves the two nodes alone)" >&2; exit 1; }
 	NODE_BIN="$(NODE_BIN)" APP_BIN="$(APP_BIN)" EXCHANGE_DIR='$(EXCHANGE_DIR)' exec scripts/exchange-demo.sh
+
+# Two hospitals and an insurer peered, for consented access across hospitals: St Mary's front
+# desk, General's doctor and St Mary's kiosk, St Mary's mail in a sink of its own (README).
+run-network: deps aiosmtpd build build-app
+	@case '$(NETWORK_DIR)' in ''|/|.|..) echo "refusing to wipe NETWORK_DIR='$(NETWORK_DIR)'" >&2; exit 1 ;; esac
+	[ "$${NETWORK_NO_APP:-0}" = 1 ] || [ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ] || { echo "make run-network opens three windows: it needs a desktop session (NETWORK_NO_APP=1 serves the nodes alone)" >&2; exit 1; }
+	NODE_BIN="$(NODE_BIN)" APP_BIN="$(APP_BIN)" NETWORK_DIR='$(NETWORK_DIR)' exec scripts/network-demo.sh
 
 run-kiosk: deps build-app
 	exec "$(APP_BIN)" --kiosk $(if $(KIOSK_CREDENTIALS),--kiosk-credentials '$(KIOSK_CREDENTIALS)')

@@ -35,11 +35,9 @@ INSURER_ADMIN_PASSWORD=admin-demo-pass
 REVIEWER=reviewer
 REVIEWER_PASSWORD=reviewer-demo-pass
 
-log() { echo "exchange-demo: $*" >&2; }
-die() {
-    echo "exchange-demo: error: $*" >&2
-    exit 1
-}
+# shellcheck source=lib/demo.sh
+. scripts/lib/demo.sh
+DEMO_NAME=exchange-demo
 
 case "$DIR" in '' | / | . | .. | "$HOME") die "refusing to wipe EXCHANGE_DIR='$DIR'" ;; esac
 [ -n "${NODE_BIN:-}" ] || die "set NODE_BIN to the carebridge-node binary (make run-exchange does)"
@@ -53,22 +51,7 @@ fi
 for tool in curl jq; do
     command -v "$tool" >/dev/null || die "$tool not found (make deps installs it)"
 done
-
-# Everything started in the background, stopped on the way out whatever the reason.
-started=()
-stop_all() {
-    local status=$?
-    trap - EXIT INT TERM
-    if ((${#started[@]})); then
-        log "stopping what was started"
-        kill -TERM "${started[@]}" 2>/dev/null || true
-        wait "${started[@]}" 2>/dev/null || true
-    fi
-    exit "$status"
-}
-trap stop_all EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+demo_traps
 
 log "wiping $DIR"
 rm -rf -- "$DIR"
@@ -84,47 +67,10 @@ CAREBRIDGE_ADMIN_PASSWORD=$INSURER_ADMIN_PASSWORD "$NODE_BIN" init --data-dir "$
 echo 'organisation = "Assure Health Insurance"' >>"$DIR/insurer/node.toml"
 
 log "peering: each node's identity (keys), then peer add on both sides"
-"$NODE_BIN" keys --data-dir "$DIR/hospital" --url "$HOSPITAL_URL" >"$DIR/hospital-identity.json"
-"$NODE_BIN" keys --data-dir "$DIR/insurer" --url "$INSURER_URL" >"$DIR/insurer-identity.json"
-api_key=$("$NODE_BIN" peer add --data-dir "$DIR/hospital" --identity "$DIR/insurer-identity.json" \
-    --allow-source 127.0.0.1)
-"$NODE_BIN" peer add --data-dir "$DIR/insurer" --identity "$DIR/hospital-identity.json" \
-    --allow-source 127.0.0.1 --their-api-key "$api_key"
+peer "$DIR/hospital" "$HOSPITAL_URL" "$DIR/insurer" "$INSURER_URL"
 
-# serve NAME DIR ADDR: serves in the background and waits for the line naming the address.
-serve() {
-    local name=$1 dir=$2 addr=$3 out=$DIR/$1.out
-    : >"$out"
-    "$NODE_BIN" serve --data-dir "$dir" --listen "$addr" >"$out" 2>"$DIR/$name.log" &
-    local pid=$!
-    started+=("$pid")
-    local deadline=$((SECONDS + START_TIMEOUT_S))
-    until grep -q '^carebridge-node listening on ' "$out"; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            tail -n 5 "$DIR/$name.log" >&2 || true
-            die "the $name node stopped before listening on $addr (is the port taken?)"
-        fi
-        ((SECONDS < deadline)) || die "the $name node did not listen on $addr within ${START_TIMEOUT_S}s"
-        sleep 0.1
-    done
-    log "$name: $(grep -m1 '^carebridge-node listening on ' "$out")"
-}
 serve hospital "$DIR/hospital" "$HOSPITAL_LISTEN"
 serve insurer "$DIR/insurer" "$INSURER_LISTEN"
-
-# call METHOD URL TOKEN [JSON]: the answer's body; fails, showing it, on an HTTP error.
-call() {
-    local args=(-sS --fail-with-body -X "$1" "$2" -H 'Content-Type: application/json')
-    [ -z "$3" ] || args+=(-H "Authorization: Bearer $3")
-    [ -z "${4:-}" ] || args+=(--data-binary "$4")
-    local body
-    body=$(curl "${args[@]}") || die "$1 $2 failed: $body"
-    printf '%s' "$body"
-}
-sign_in() {
-    call POST "$1/api/v1/sessions" "" "$(jq -n --arg u "$2" --arg p "$3" '{username: $u, password: $p}')" |
-        jq -er .token
-}
 
 log "creating the insurer's reviewer $REVIEWER"
 admin_token=$(sign_in "$INSURER_URL" admin "$INSURER_ADMIN_PASSWORD")
@@ -143,7 +89,6 @@ doctor_token=$(sign_in "$HOSPITAL_URL" "$doctor" "$doctor_password")
 call POST "$HOSPITAL_URL/api/v1/patients/$patient_id/consents" "$doctor_token" \
     "$(jq -n --arg peer "$INSURER" '{peer: $peer}')" >/dev/null
 
-staff_file() { jq -n --arg url "$2" --arg u "$3" --arg p "$4" '{url: $url, username: $u, password: $p}' >"$1"; }
 staff_file "$DIR/hospital-staff.json" "$HOSPITAL_URL" "$doctor" "$doctor_password"
 staff_file "$DIR/insurer-staff.json" "$INSURER_URL" "$REVIEWER" "$REVIEWER_PASSWORD"
 staff_file "$DIR/insurer-admin.json" "$INSURER_URL" admin "$INSURER_ADMIN_PASSWORD"

@@ -121,6 +121,18 @@ const ENGLISH: &[(&str, &str)] = &[
         "notice.study-available.body",
         "{modality}, {images} image(s). {description}",
     ),
+    (
+        "notice.emergency-access.title",
+        "Emergency access granted to {organisation}",
+    ),
+    (
+        "notice.emergency-access.body",
+        "{doctor} may read a patient's record until {until}, without the patient's approval. The patient is e-mailed; review it under Patients.",
+    ),
+    (
+        "notice.emergency-access.body-private",
+        "A patient's record may be read until {until}. Open CareBridge for details.",
+    ),
     // chrono format strings for the notice's day and time.
     ("format.day", "%A %-d %B"),
     ("format.time", "%H:%M"),
@@ -177,6 +189,18 @@ const DUTCH: &[(&str, &str)] = &[
     (
         "notice.study-available.body",
         "{modality}, {images} beeld(en). {description}",
+    ),
+    (
+        "notice.emergency-access.title",
+        "Spoedinzage verleend aan {organisation}",
+    ),
+    (
+        "notice.emergency-access.body",
+        "{doctor} mag tot {until} het dossier van een patiënt inzien, zonder toestemming van de patiënt. De patiënt krijgt een e-mail; bekijk het onder Patiënten.",
+    ),
+    (
+        "notice.emergency-access.body-private",
+        "Het dossier van een patiënt mag tot {until} worden ingezien. Open CareBridge voor de details.",
     ),
     // The day is written from the names below (chrono names days and months in English only).
     ("format.day", "{weekday} %-d {month}"),

@@ -153,6 +153,26 @@ pub fn text(notice: &Notice, tz: Tz, language: Language, private: bool) -> (Stri
                 ),
             )
         }
+        Notice::EmergencyAccess { access } => {
+            let until = access
+                .expires_at
+                .map(|e| format!("{} {}", day(e), at(e)))
+                .unwrap_or_default();
+            (
+                t(
+                    "notice.emergency-access.title",
+                    &[("organisation", &access.organisation)],
+                ),
+                if private {
+                    t("notice.emergency-access.body-private", &[("until", &until)])
+                } else {
+                    t(
+                        "notice.emergency-access.body",
+                        &[("doctor", &access.practitioner_name), ("until", &until)],
+                    )
+                },
+            )
+        }
     }
 }
 

@@ -42,6 +42,11 @@ pub async fn kiosk_identify(
         .await?)
 }
 
+/// The patient is done at the kiosk: their identification ends at the node.
+pub async fn kiosk_finish(state: State<'_, AppState>) -> Result<(), CommandError> {
+    Ok(engine(&state).await?.end_identification().await?)
+}
+
 /// The doctors a patient can book with.
 pub async fn kiosk_doctors(state: State<'_, AppState>) -> Result<Vec<Practitioner>, CommandError> {
     Ok(reader(&state).await?.store.doctors().await?)

@@ -119,6 +119,7 @@ macro_rules! with_commands {
             // Kiosk.
             kiosk::kiosk_sign_in [kiosk] with app (node_url: String, device_id: KioskDeviceId, secret: String) -> SignedInView;
             kiosk::kiosk_identify [kiosk] (card_number: String, birth_date: NaiveDate) -> KioskPatient;
+            kiosk::kiosk_finish [kiosk] () -> ();
             kiosk::kiosk_doctors [kiosk] () -> Vec<Practitioner>;
             kiosk::kiosk_slots [kiosk] (practitioner_id: PractitionerId, date: NaiveDate) -> Vec<Slot>;
             kiosk::kiosk_book [kiosk] (patient_id: PatientId, practitioner_id: PractitionerId, start: DateTime<Utc>, reason: String) -> Appointment;

@@ -455,10 +455,23 @@ fn inside() {
         let insurer_listen = format!("127.0.0.1:{}", free_port());
         let insurer_url = format!("http://{insurer_listen}");
         let names = peered_insurer(&node_dir, &url, &insurer_dir, &insurer_url).await;
+        let general_dir = scratch.join("general");
+        let general_listen = format!("127.0.0.1:{}", free_port());
+        let general_url = format!("http://{general_listen}");
+        let (_, general_name) = peered(
+            &node_dir,
+            &url,
+            &general_dir,
+            &general_url,
+            "general.example",
+            NodeKind::Hospital,
+        )
+        .await;
         let pacs = DemoPacs::start(&scratch.join("pacs"), &url).await;
         pacs.configure(&node_dir);
         let node = NodeProcess::spawn(&node_dir, &listen).await;
         let _insurer_node = NodeProcess::spawn(&insurer_dir, &insurer_listen).await;
+        let _general_node = NodeProcess::spawn(&general_dir, &general_listen).await;
         let (_staff_driver, staff_url) = tauri_driver_on(free_port(), &[]).await;
         let (_kiosk_driver, kiosk_url) = tauri_driver_on(free_port(), &[]).await;
         let (_insurer_driver, insurer_driver_url) = tauri_driver_on(free_port(), &[]).await;
@@ -491,7 +504,11 @@ fn inside() {
             url: insurer_url,
             names,
         };
-        let result = scenario(&staff, &kiosk, &hospital, &insurer_side, node).await;
+        let general = General {
+            url: general_url,
+            name: general_name,
+        };
+        let result = scenario(&staff, &kiosk, &hospital, &insurer_side, &general, node).await;
         if result.is_err() {
             // What each window showed when it failed.
             for s in [&staff, &kiosk, &insurer] {
@@ -605,6 +622,214 @@ struct Insurer<'a> {
     names: PeerNames,
 }
 
+/// A second hospital, peered with the first for consented access; serving.
+struct General {
+    url: String,
+    name: String,
+}
+
+/// General Hospital's doctor (created by [`access_across_hospitals`]).
+const GENERAL_DOCTOR: (&str, &str) = ("dr.mensah", "doctor-demo-pass");
+
+/// Signs in to `url` as `username` over the API; the session token.
+async fn api_sign_in(
+    http: &reqwest::Client,
+    url: &str,
+    username: &str,
+    password: &str,
+) -> Result<String, String> {
+    let session: Value = http
+        .post(format!("{url}/api/v1/sessions"))
+        .json(&json!({ "username": username, "password": password }))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    session["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no session for {username} at {url}: {session}"))
+}
+
+/// `POST url` with `token` and `body`; the answer, or an error naming it.
+async fn api_post(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: Value,
+    if_match: Option<i64>,
+) -> Result<Value, String> {
+    let mut req = http.post(url).bearer_auth(token).json(&body);
+    if let Some(v) = if_match {
+        req = req.header("If-Match", format!("\"{v}\""));
+    }
+    let res = req.send().await.map_err(|e| e.to_string())?;
+    let status = res.status();
+    let answer: Value = res.json().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        Ok(answer)
+    } else {
+        Err(format!("POST {url}: {status} {answer}"))
+    }
+}
+
+/// Consented access across hospitals, as its people use it. Over the API first: St Mary's
+/// doctor signs a report for the first demo patient, and General Hospital gets a doctor and the
+/// same patient, just arrived. Then General's doctor (in the window the insurer's admin used)
+/// asks St Mary's to read the patient's reports and details; at St Mary's kiosk the patient
+/// identifies and allows it; General's window shows the records "From" St Mary's, live; the
+/// patient withdraws the permission at the kiosk, sees who read the record, and General's window
+/// hides the records, live.
+async fn access_across_hospitals(
+    kiosk: &Session,
+    window: &Session,
+    hospital: &Hospital,
+    general: &General,
+) -> Result<(), String> {
+    let http = reqwest::Client::new();
+    let creds = &hospital.creds;
+    let patient = &creds.patients[0];
+    let (given, family) = patient
+        .name
+        .split_once(' ')
+        .ok_or_else(|| format!("no family name in {}", patient.name))?;
+    let title = "Knee MRI (St Mary's)";
+    let doctor = &creds.doctors[0];
+    let token = api_sign_in(&http, &hospital.url, &doctor.username, &doctor.password).await?;
+    let draft = api_post(
+        &http,
+        &format!("{}/api/v1/reports", hospital.url),
+        &token,
+        json!({"patient_id": patient.id, "content": {"title": title,
+            "findings": "Meniscal tear, medial.", "conclusion": "Refer to orthopaedics.", "codes": ["S83.2"]}}),
+        None,
+    )
+    .await?;
+    api_post(
+        &http,
+        &format!(
+            "{}/api/v1/reports/{}/finalise",
+            hospital.url,
+            draft["id"].as_str().unwrap_or_default()
+        ),
+        &token,
+        Value::Null,
+        draft["version"].as_i64(),
+    )
+    .await?;
+    let admin = api_sign_in(&http, &general.url, "admin", demo::ADMIN_PASSWORD).await?;
+    api_post(
+        &http,
+        &format!("{}/api/v1/practitioners", general.url),
+        &admin,
+        json!({"username": GENERAL_DOCTOR.0, "display_name": "Dr. Amara Mensah", "role": "doctor",
+               "password": GENERAL_DOCTOR.1}),
+        None,
+    )
+    .await?;
+    let mensah = api_sign_in(&http, &general.url, GENERAL_DOCTOR.0, GENERAL_DOCTOR.1).await?;
+    api_post(
+        &http,
+        &format!("{}/api/v1/patients", general.url),
+        &mensah,
+        json!({"given_name": given, "family_name": family, "birth_date": patient.birth_date}),
+        None,
+    )
+    .await?;
+
+    // General's doctor signs in where the insurer's admin was, and asks St Mary's.
+    window.click_button("header", "Sign out", WAIT).await?;
+    let node_field = window.wait_for("#sign-in-node", WAIT).await?;
+    window.replace_text(&node_field, &general.url).await?;
+    sign_in_as(window, GENERAL_DOCTOR.0, GENERAL_DOCTOR.1).await?;
+    window.wait_for_text("#connection", "Online", WAIT).await?;
+    window.click_tab("Patients", WAIT).await?;
+    let search = window.wait_for("#patient-search", WAIT).await?;
+    window.type_into(&search, family).await?;
+    window.click_first(".hits button.link", WAIT).await?;
+    window
+        .wait_for_text("#remote-heading", "Records at other hospitals", WAIT)
+        .await?;
+    window.click_first("#ask-open", WAIT).await?;
+    let card = window.wait_for("#ask-card", WAIT).await?;
+    window.type_into(&card, &patient.card_number).await?;
+    type_date(window, "#ask-birth", patient.birth_date).await?;
+    // Reports are asked for by default; the personal details too.
+    window.click_first("#ask-scope-Patient", WAIT).await?;
+    step(window, 60, "doctor-asks-other-hospital").await?;
+    window.click_first("#ask-submit", WAIT).await?;
+    let request = ".remote-access .access-list li.access";
+    window
+        .wait_for_text(request, "Waiting for the patient", LIVE)
+        .await?;
+    step(window, 61, "doctor-request-pending").await?;
+
+    // At St Mary's kiosk the patient identifies, sees who asks for what, and allows it.
+    if kiosk.find("#welcome-heading").await?.is_none() {
+        // Back to the welcome screen, unless the kiosk went back by itself meanwhile.
+        let _ = kiosk
+            .click_button("section", "Finish", Duration::from_secs(2))
+            .await;
+    }
+    kiosk.wait_for("#welcome-heading", WAIT).await?;
+    identify(kiosk, creds).await?;
+    kiosk.click_first("#kiosk-permissions", WAIT).await?;
+    let asked = kiosk
+        .wait_for_text(".permissions .access-list", "Dr. Amara Mensah", LIVE)
+        .await?;
+    let what =
+        asked.contains("Reports, Personal details") || asked.contains("Personal details, Reports");
+    if !what || !asked.contains(&general.name) {
+        return Err(format!("the kiosk does not say who asks for what: {asked}"));
+    }
+    step(kiosk, 62, "kiosk-permission-asked").await?;
+    kiosk
+        .click_first(".permissions button[id^=allow-]", WAIT)
+        .await?;
+    kiosk
+        .wait_for_text(".permissions .access-list", "Granted", LIVE)
+        .await?;
+
+    // General's window shows St Mary's records, marked as theirs, without a reload.
+    let from = format!("From {}", creds.node);
+    window.wait_for_text(".remote-records", &from, LIVE).await?;
+    window.wait_for_text(".remote-records", title, LIVE).await?;
+    window
+        .wait_for_text(".remote-records", "Meniscal tear", LIVE)
+        .await?;
+    step(window, 63, "doctor-sees-other-hospital").await?;
+
+    // The patient sees who read the record (the screen opened again: a kiosk hears no live
+    // news of other hospitals' reads), and withdraws the permission; General's window hides St
+    // Mary's records at once.
+    kiosk.click_button("section", "Back", WAIT).await?;
+    kiosk.click_first("#kiosk-permissions", WAIT).await?;
+    kiosk
+        .wait_for_text(
+            "table[aria-labelledby=reads-heading]",
+            "Dr. Amara Mensah",
+            LIVE,
+        )
+        .await?;
+    step(kiosk, 64, "kiosk-permission-granted").await?;
+    kiosk
+        .click_first(".permissions button[id^=revoke-]", WAIT)
+        .await?;
+    kiosk
+        .wait_for_text(".permissions .access-list", "Revoked", LIVE)
+        .await?;
+    window.wait_gone(".remote-records", LIVE).await?;
+    window
+        .wait_for_text(request, "Revoked by the patient", LIVE)
+        .await?;
+    step(window, 65, "doctor-after-revocation").await?;
+    kiosk.click_button("section", "Finish", WAIT).await?;
+    kiosk.wait_for("#welcome-heading", WAIT).await?;
+    Ok(())
+}
+
 /// The doctor's workstation watches an import folder: a scanned letter named by the patient's
 /// card number, dropped there, is filed on that patient's page and moved aside. Starts and ends
 /// on the patient's page.
@@ -672,6 +897,7 @@ async fn scenario(
     kiosk: &Session,
     hospital: &Hospital,
     insurer: &Insurer<'_>,
+    general: &General,
     node: NodeProcess,
 ) -> Result<(), String> {
     let (creds, url) = (&hospital.creds, hospital.url.as_str());
@@ -953,6 +1179,7 @@ async fn scenario(
         .await?;
     step(staff, 30, "doctor-report-signed").await?;
     exchange(staff, insurer, "Chest X-ray (e2e)", &notifications).await?;
+    access_across_hospitals(kiosk, insurer.window, hospital, general).await?;
 
     // The session locks; a reload does not unlock it; with the node away, a wrong password
     // is refused and the user's own unlocks it.
@@ -1495,18 +1722,42 @@ async fn peered_insurer(
     insurer_dir: &Path,
     insurer_url: &str,
 ) -> PeerNames {
+    let (hospital, insurer) = peered(
+        hospital_dir,
+        hospital_url,
+        insurer_dir,
+        insurer_url,
+        "assure.example",
+        NodeKind::Insurer,
+    )
+    .await;
+    PeerNames { hospital, insurer }
+}
+
+/// Initialises a node `name` of `kind` in `dir` (admin / the demo's admin password) and peers
+/// it with the hospital in `hospital_dir` both ways, each with the message types their kinds
+/// exchange by default, from 127.0.0.1; neither is serving yet. The hospital's node name and
+/// the new node's.
+async fn peered(
+    hospital_dir: &Path,
+    hospital_url: &str,
+    dir: &Path,
+    url: &str,
+    name: &str,
+    kind: NodeKind,
+) -> (String, String) {
     let options = InitOptions {
-        name: "assure.example".into(),
-        kind: NodeKind::Insurer,
+        name: name.into(),
+        kind,
         time_zone: "Europe/Amsterdam".into(),
         admin_username: "admin".into(),
         admin_password: demo::ADMIN_PASSWORD.into(),
     };
-    let insurer_config = init(insurer_dir, &options, &SystemClock).unwrap();
+    let other_config = init(dir, &options, &SystemClock).unwrap();
     let mut hospital_config = NodeConfig::load(Some(&hospital_dir.join(CONFIG_FILE))).unwrap();
     hospital_config.data_dir = hospital_dir.to_path_buf();
     let hospital = Node::open(hospital_config, Arc::new(SystemClock)).unwrap();
-    let insurer = Node::open(insurer_config, Arc::new(SystemClock)).unwrap();
+    let other = Node::open(other_config, Arc::new(SystemClock)).unwrap();
     let identity = |node: &Arc<Node>, url: &str| {
         let (node, url) = (node.clone(), url.to_owned());
         async move {
@@ -1518,16 +1769,13 @@ async fn peered_insurer(
         }
     };
     let localhost = || vec![SourceRule::parse("127.0.0.1").unwrap()];
-    let insurer_identity = identity(&insurer, insurer_url).await;
+    let other_identity = identity(&other, url).await;
     let hospital_identity = identity(&hospital, hospital_url).await;
-    let names = PeerNames {
-        hospital: hospital_identity.name.clone(),
-        insurer: insurer_identity.name.clone(),
-    };
+    let names = (hospital_identity.name.clone(), other_identity.name.clone());
     let (api_key, _) = peering::add(
         &hospital,
         AddPeer {
-            identity: insurer_identity,
+            identity: other_identity,
             allowed_sources: localhost(),
             allowed_types: Vec::new(),
             their_api_key: None,
@@ -1536,7 +1784,7 @@ async fn peered_insurer(
     .await
     .unwrap();
     peering::add(
-        &insurer,
+        &other,
         AddPeer {
             identity: hospital_identity,
             allowed_sources: localhost(),

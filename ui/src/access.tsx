@@ -24,7 +24,17 @@ export function until(iso: string | null, timeZone: string): string {
 }
 
 /** One request from another hospital, with what may be answered to it. */
-function IncomingItem({ request, timeZone, big }: { request: IncomingAccess; timeZone: string; big: boolean }) {
+function IncomingItem({
+  request,
+  timeZone,
+  big,
+  onChanged,
+}: {
+  request: IncomingAccess;
+  timeZone: string;
+  big: boolean;
+  onChanged: () => void;
+}) {
   const [kept, setKept] = useState<string[]>(request.scopes);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -34,6 +44,8 @@ function IncomingItem({ request, timeZone, big }: { request: IncomingAccess; tim
     setError(null);
     try {
       await f();
+      // A kiosk hears no live news of these requests: its list is read again.
+      onChanged();
     } catch (err) {
       setError(messageOf(err));
     } finally {
@@ -45,7 +57,9 @@ function IncomingItem({ request, timeZone, big }: { request: IncomingAccess; tim
       <p>
         {t("access.asks", {
           doctor: request.practitioner_name,
-          organisation: request.organisation,
+          // The organisation is the other hospital's own say; its node's name is how this
+          // hospital peered it, shown beside it when they differ.
+          organisation: request.organisation === request.peer ? request.peer : `${request.organisation} (${request.peer})`,
           what: describeScopes(request.scopes),
           hours: request.hours,
         })}
@@ -108,8 +122,9 @@ function IncomingItem({ request, timeZone, big }: { request: IncomingAccess; tim
 /** Other hospitals' requests for this patient's record here, and who read it: at the front desk
  *  (`big` false) and for the patient at a kiosk (`big` true). */
 export function PatientPermissions({ patientId, timeZone, big = false }: { patientId: string; timeZone: string; big?: boolean }) {
-  const list = useLive(() => incomingAccess(patientId), [patientId], ["access"]);
-  const reads = useLive(() => accessReads(patientId), [patientId], ["access"]);
+  const [answered, setAnswered] = useState(0);
+  const list = useLive(() => incomingAccess(patientId), [patientId, answered], ["access"]);
+  const reads = useLive(() => accessReads(patientId), [patientId, answered], ["access"]);
   return (
     <section aria-labelledby="permissions-heading" className="permissions">
       <h3 id="permissions-heading">{t("access.permissionsHeading")}</h3>
@@ -118,7 +133,9 @@ export function PatientPermissions({ patientId, timeZone, big = false }: { patie
         <p>{t("access.noRequests")}</p>
       ) : (
         <ul className="access-list">
-          {list.data?.map((r) => <IncomingItem key={`${r.id}-${r.version}`} request={r} timeZone={timeZone} big={big} />)}
+          {list.data?.map((r) => (
+            <IncomingItem key={`${r.id}-${r.version}`} request={r} timeZone={timeZone} big={big} onChanged={() => setAnswered((n) => n + 1)} />
+          ))}
         </ul>
       )}
       <h4 id="reads-heading">{t("access.whoLooked")}</h4>

@@ -405,6 +405,13 @@ impl SyncEngine {
         Ok(patient)
     }
 
+    /// At a kiosk: the patient is done. The node forgets their identification at once, so that
+    /// the kiosk can no longer book or answer for them (it would, for ten more minutes).
+    pub async fn end_identification(&self) -> Result<(), CoreError> {
+        let req = self.node_request(reqwest::Method::DELETE, "kiosk/identify");
+        self.tell_node(req).await
+    }
+
     /// A doctor's slots on local dates `from..=to`. Staff see every appointment, so their
     /// client computes the slots from its mirror (offline too, with its own pending bookings
     /// held); a kiosk sees only its own bookings, so it asks the node.

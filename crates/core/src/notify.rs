@@ -12,6 +12,7 @@ use std::sync::Mutex;
 
 use carebridge_protocol::appointment::{Appointment, AppointmentStatus, BookedBy};
 use carebridge_protocol::event::LiveEvent;
+use carebridge_protocol::federation::access::{AccessPurpose, AccessState, IncomingAccess};
 use carebridge_protocol::federation::payload::{AdminUpdate, Transmission, TransmissionState};
 use carebridge_protocol::imaging::ImagingStudy;
 use carebridge_protocol::practitioner::Role;
@@ -60,6 +61,12 @@ pub enum Notice {
         /// The patient's name, when this user may see it.
         patient_name: Option<String>,
     },
+    /// For admins: the node's policy granted a doctor at another hospital emergency access to
+    /// a patient's record, without the patient.
+    EmergencyAccess {
+        /// The request, as granted.
+        access: IncomingAccess,
+    },
 }
 
 impl Notice {
@@ -72,6 +79,7 @@ impl Notice {
             Self::TransmissionOverdue { .. } => "transmission-overdue",
             Self::ReportsReceived { .. } => "reports-received",
             Self::StudyAvailable { .. } => "study-available",
+            Self::EmergencyAccess { .. } => "emergency-access",
         }
     }
 
@@ -85,6 +93,7 @@ impl Notice {
             | Self::TransmissionOverdue { transmission } => transmission.id.to_string(),
             Self::ReportsReceived { source, .. } => source.clone(),
             Self::StudyAvailable { study, .. } => study.id.to_string(),
+            Self::EmergencyAccess { access } => access.id.to_string(),
         }
     }
 }
@@ -122,6 +131,14 @@ pub fn notice_for_exchange(me: &Principal, event: &LiveEvent) -> Option<Notice> 
                 patient_name: None,
             })
         }
+        LiveEvent::IncomingAccess(a)
+            if *role == Role::Admin
+                && a.purpose == AccessPurpose::Emergency
+                && a.state == AccessState::Granted
+                && a.approved_by.as_deref() == Some("emergency") =>
+        {
+            Some(Notice::EmergencyAccess { access: a.clone() })
+        }
         _ => None,
     }
 }
@@ -132,6 +149,7 @@ pub fn notice_for_exchange(me: &Principal, event: &LiveEvent) -> Option<Notice> 
 #[derive(Debug, Default)]
 pub struct ExchangeNotices {
     overdue_told: std::collections::HashSet<uuid::Uuid>,
+    emergencies_told: std::collections::HashSet<uuid::Uuid>,
 }
 
 impl ExchangeNotices {
@@ -139,12 +157,15 @@ impl ExchangeNotices {
     /// was already given.
     pub fn notice(&mut self, me: &Principal, event: &LiveEvent) -> Option<Notice> {
         let notice = notice_for_exchange(me, event)?;
-        if let Notice::TransmissionOverdue { transmission } = &notice
-            && !self.overdue_told.insert(transmission.id)
-        {
-            return None;
-        }
-        Some(notice)
+        let first = match &notice {
+            Notice::TransmissionOverdue { transmission } => {
+                self.overdue_told.insert(transmission.id)
+            }
+            // The same grant streams again as the front desk looks at it or it ends.
+            Notice::EmergencyAccess { access } => self.emergencies_told.insert(access.id),
+            _ => true,
+        };
+        first.then_some(notice)
     }
 }
 
@@ -434,5 +455,57 @@ mod tests {
             notice_for_exchange(&doctor, &transmission(TransmissionState::Queued, false)),
             None
         );
+    }
+
+    fn incoming(purpose: AccessPurpose, state: AccessState, approved_by: &str) -> LiveEvent {
+        let now = chrono::DateTime::UNIX_EPOCH;
+        LiveEvent::IncomingAccess(IncomingAccess {
+            id: uuid::Uuid::nil(),
+            patient_id: carebridge_protocol::PatientId::new(),
+            peer: "general.example".into(),
+            organisation: "General Hospital".into(),
+            practitioner_name: "Dr. Amara Mensah".into(),
+            purpose,
+            scopes: vec!["patient/DiagnosticReport.rs".into()],
+            hours: 4,
+            state,
+            grant_id: Some(uuid::Uuid::nil()),
+            approved_by: Some(approved_by.into()),
+            starts_at: Some(now),
+            expires_at: Some(now + chrono::Duration::hours(4)),
+            revoked_at: None,
+            created_at: now,
+            version: 2,
+        })
+    }
+
+    #[test]
+    fn emergency_access_interrupts_the_admins_once_and_nobody_else() {
+        use AccessPurpose::{Emergency, Treatment};
+        use AccessState::{Granted, Pending, Revoked};
+        let granted = incoming(Emergency, Granted, "emergency");
+        let mut notices = ExchangeNotices::default();
+        let admin = staff(Role::Admin);
+        assert!(matches!(
+            notices.notice(&admin, &granted),
+            Some(Notice::EmergencyAccess { .. })
+        ));
+        assert_eq!(notices.notice(&admin, &granted), None, "told once");
+        for role in [Role::Reception, Role::Doctor, Role::Reviewer] {
+            assert_eq!(
+                notice_for_exchange(&staff(role), &granted),
+                None,
+                "{role:?}"
+            );
+        }
+        // What the patient answered, or what is not (yet, or any longer) a grant: no alert.
+        for event in [
+            incoming(Emergency, Granted, "kiosk"),
+            incoming(Treatment, Granted, "code"),
+            incoming(Emergency, Pending, "emergency"),
+            incoming(Emergency, Revoked, "emergency"),
+        ] {
+            assert_eq!(notice_for_exchange(&admin, &event), None, "{event:?}");
+        }
     }
 }

@@ -5,6 +5,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use carebridge_protocol::appointment::{Appointment, AppointmentStatus, BookedBy};
 use carebridge_protocol::audit::{AuditEntry, Outcome};
+use carebridge_protocol::federation::access::{
+    AccessPurpose, AccessScope, AccessState, IncomingAccess,
+};
 use carebridge_protocol::federation::payload::Consent;
 use carebridge_protocol::imaging::ImagingStudy;
 use carebridge_protocol::patient::Patient;
@@ -16,7 +19,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::datatypes::{
     Attachment, CodeableConcept, Coding, ContactPoint, Extension, HumanName, Identifier, Meta,
-    Reference, Signature,
+    Period, Reference, Signature,
 };
 use crate::resources as r;
 use crate::system;
@@ -468,7 +471,7 @@ pub fn consent(c: &Consent) -> r::Consent {
             r#type: Some("permit".into()),
             actor: vec![r::ConsentActor {
                 role: CodeableConcept::code(Coding::new(
-                    "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                    PARTICIPATION,
                     "IRCP",
                     "information recipient",
                 )),
@@ -479,8 +482,114 @@ pub fn consent(c: &Consent) -> r::Consent {
                 "disclose",
                 "Disclose",
             ))],
+            ..r::ConsentProvision::default()
         }),
     }
+}
+
+const PARTICIPATION: &str = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
+
+/// A grant of access to a doctor at another hospital, as the Consent the patient gave (or, for
+/// emergency access, the home hospital's policy gave for them): permit, for its period, to the
+/// doctor and their organisation, for the scopes' resource types and the purpose; `inactive`
+/// once revoked or past its period at `now`. `None` while the request has no grant.
+pub fn access_consent(a: &IncomingAccess, node: &str, now: DateTime<Utc>) -> Option<r::Consent> {
+    let grant = a.grant_id?;
+    let (starts, expires) = (a.starts_at?, a.expires_at?);
+    let in_force = a.state == AccessState::Granted && a.revoked_at.is_none() && now < expires;
+    let performer = match a.approved_by.as_deref() {
+        Some("emergency") => node_reference(node),
+        Some("front-desk") => Reference {
+            display: Some(format!("the patient, at the front desk of {node}")),
+            ..Reference::to("Patient", a.patient_id)
+        },
+        _ => Reference::to("Patient", a.patient_id),
+    };
+    let purpose = match a.purpose {
+        AccessPurpose::Treatment => Coding::new(
+            "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+            "TREAT",
+            "treatment",
+        ),
+        AccessPurpose::Emergency => Coding::new(
+            "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+            "ETREAT",
+            "Emergency Treatment",
+        ),
+    };
+    let mut class: Vec<Coding> = a
+        .scopes
+        .iter()
+        .filter_map(|s| AccessScope::parse(s).ok())
+        .map(|s| Coding {
+            system: Some("http://hl7.org/fhir/resource-types".into()),
+            code: Some(s.resource.as_str().into()),
+            display: None,
+        })
+        .collect();
+    class.dedup();
+    Some(r::Consent {
+        id: Some(grant.to_string()),
+        meta: Some(Meta {
+            version_id: Some(a.version.to_string()),
+            last_updated: Some(instant(a.revoked_at.unwrap_or(starts))),
+        }),
+        status: Some(if in_force { "active" } else { "inactive" }.into()),
+        scope: Some(CodeableConcept::code(Coding::new(
+            "http://terminology.hl7.org/CodeSystem/consentscope",
+            "patient-privacy",
+            "Privacy Consent",
+        ))),
+        category: vec![CodeableConcept::code(Coding::new(
+            "http://loinc.org",
+            "59284-0",
+            "Patient Consent",
+        ))],
+        patient: Some(Reference::to("Patient", a.patient_id)),
+        date_time: Some(instant(starts)),
+        performer: vec![performer],
+        policy: vec![r::ConsentPolicy {
+            uri: Some(system::ACCESS_POLICY.into()),
+        }],
+        provision: Some(r::ConsentProvision {
+            r#type: Some("permit".into()),
+            actor: vec![
+                r::ConsentActor {
+                    role: CodeableConcept::code(Coding::new(
+                        PARTICIPATION,
+                        "PRCP",
+                        "primary information recipient",
+                    )),
+                    reference: Reference {
+                        display: Some(a.practitioner_name.clone()),
+                        ..Reference::default()
+                    },
+                },
+                r::ConsentActor {
+                    role: CodeableConcept::code(Coding::new(
+                        PARTICIPATION,
+                        "IRCP",
+                        "information recipient",
+                    )),
+                    reference: Reference {
+                        display: Some(a.organisation.clone()),
+                        ..node_reference(&a.peer)
+                    },
+                },
+            ],
+            action: vec![CodeableConcept::code(Coding::new(
+                "http://terminology.hl7.org/CodeSystem/consentaction",
+                "access",
+                "Access",
+            ))],
+            period: Some(Period {
+                start: Some(instant(starts)),
+                end: Some(instant(a.revoked_at.unwrap_or(expires).min(expires))),
+            }),
+            purpose: vec![purpose],
+            class,
+        }),
+    })
 }
 
 /// FHIR's AuditEvent.action for one of the node's action names, by its verb.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::datatypes::{
     Attachment, CodeableConcept, Coding, ContactPoint, Extension, HumanName, Identifier, Meta,
-    Narrative, Reference, Signature,
+    Narrative, Period, Reference, Signature,
 };
 
 /// Any resource CareBridge serves, tagged by `resourceType`.
@@ -392,19 +392,30 @@ pub struct ConsentProvision {
     /// What is permitted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub action: Vec<CodeableConcept>,
+    /// When it applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Period>,
+    /// What for (`TREAT`, `ETREAT`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub purpose: Vec<Coding>,
+    /// The resource types it covers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class: Vec<Coding>,
 }
 
-/// `Consent`: a patient's agreement that reports may be sent to a peer.
+/// `Consent`: a patient's agreement that reports may be sent to a peer, or that a doctor at
+/// another hospital may read their record for a while.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Consent {
-    /// A UUID derived from the patient and the peer (one consent per pair).
+    /// For sharing, a UUID derived from the patient and the peer (one consent per pair); for
+    /// access, the grant's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Last change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<Meta>,
-    /// `active` while recorded.
+    /// `active` while in force; `inactive` once revoked or expired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// `patient-privacy`.

@@ -24,6 +24,10 @@ pub const AUDIT_ACTION: &str = "https://carebridge.dev/fhir/CodeSystem/audit-act
 /// The policy a consent to send reports to a peer is given under.
 pub const SHARE_REPORTS_POLICY: &str = "https://carebridge.dev/fhir/policy/share-reports";
 
+/// The policy a doctor at another hospital reads a patient's record under, with the patient's
+/// approval (or, in an emergency, the home hospital's policy).
+pub const ACCESS_POLICY: &str = "https://carebridge.dev/fhir/policy/access-across-hospitals";
+
 /// The card numbers one node issues: each organisation has its own.
 pub fn card_number(node: &str) -> String {
     format!("{BASE}/sid/card-number/{node}")

@@ -153,13 +153,20 @@ pub struct AccessPolicy {
     /// Whether a request for emergency treatment is granted without the patient (read-only, at
     /// most 4 hours, admins alerted, the patient e-mailed afterwards). Default true.
     pub emergency: bool,
+    /// How long a request waits for the patient, in hours (default 24; at most 168): past it,
+    /// the request expires and the asking hospital is told, as for a decline.
+    pub pending_hours: u32,
 }
+
+/// The longest a request may wait for the patient, in hours (a week).
+pub const MAX_PENDING_HOURS: u32 = 168;
 
 impl Default for AccessPolicy {
     fn default() -> Self {
         Self {
             max_hours: 72,
             emergency: true,
+            pending_hours: 24,
         }
     }
 }
@@ -170,6 +177,11 @@ impl AccessPolicy {
             return Err(ConfigError::Invalid(format!(
                 "`access.max_hours` must be 1 to {}",
                 carebridge_protocol::federation::access::MAX_HOURS
+            )));
+        }
+        if !(1..=MAX_PENDING_HOURS).contains(&self.pending_hours) {
+            return Err(ConfigError::Invalid(format!(
+                "`access.pending_hours` must be 1 to {MAX_PENDING_HOURS}"
             )));
         }
         Ok(())

@@ -29,21 +29,21 @@ pub enum MailError {
     /// The `[mail]` settings cannot make a mailer (e.g. `from` is not an address). Permanent.
     #[error("mail configuration: {0}")]
     Config(String),
-    /// The recipient is not an e-mail address. Permanent: the same address fails again.
-    #[error("{address:?} is not an e-mail address: {reason}")]
+    /// The recipient is not an e-mail address. Permanent: the same address fails again. The
+    /// address is not repeated: this error is logged and stored, and the address is a patient's.
+    #[error("the recipient is not an e-mail address: {reason}")]
     InvalidAddress {
-        /// The address as given.
-        address: String,
         /// What is wrong with it.
         reason: String,
     },
-    /// The mail server refused for good (a 5xx reply: unknown recipient, refused sender, a
-    /// failed sign-in). Permanent: sending it again would be refused again.
+    /// The mail server refused the message for good: a 5xx reply about this message or its
+    /// recipient (550, 551, 552, 553). Permanent: sending it again would be refused again.
     #[error("the mail server refused the message ({code}): {reply}")]
     Rejected {
         /// The reply's code, e.g. 550.
         code: u16,
-        /// The server's words.
+        /// The server's words, any e-mail address in them replaced (servers repeat the
+        /// recipient's).
         reply: String,
     },
     /// Not sent now, may be later: the server could not be reached, TLS failed, it answered
@@ -64,19 +64,30 @@ impl MailError {
 
     /// What lettre's error means for the message.
     fn from_smtp(e: &lettre::transport::smtp::Error) -> Self {
-        if e.is_permanent() {
-            // A permanent error always has a code; its source is the server's text.
-            let code = e
-                .status()
-                .and_then(|c| c.to_string().parse().ok())
-                .unwrap_or(500);
-            let reply = std::error::Error::source(e).map_or_else(String::new, |s| s.to_string());
-            return Self::Rejected { code, reply };
+        let reply = std::error::Error::source(e).map_or_else(|| e.to_string(), |s| s.to_string());
+        let reply = without_addresses(&reply);
+        let code: Option<u16> = e.status().and_then(|c| c.to_string().parse().ok());
+        match code {
+            // The message's or its recipient's own fault: no mailbox, not local, too big, a
+            // mailbox name not allowed.
+            Some(code @ 550..=553) if e.is_permanent() => Self::Rejected { code, reply },
+            // Any other 5xx (a failed sign-in, relaying or the sender refused) is the
+            // settings' fault, not the message's: kept, and sent once an operator fixed them.
+            // 4xx, connection, network, TLS, a reply that did not parse: none is the message's
+            // fault either.
+            Some(code) => Self::Transient(format!("{code} {reply}")),
+            None => Self::Transient(reply),
         }
-        // 4xx, connection, network, TLS, a reply that did not parse: none is the message's
-        // fault, so it may go through later (also once an operator fixed the settings).
-        Self::Transient(e.to_string())
     }
+}
+
+/// `text` with every word that holds an `@` replaced: what is logged and stored of an error
+/// must not carry a patient's address.
+fn without_addresses(text: &str) -> String {
+    text.split(' ')
+        .map(|w| if w.contains('@') { "<address>" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Sends e-mail through the configured SMTP server. Cheap to share (`Arc`) between tasks;
@@ -135,8 +146,7 @@ impl Mailer {
     /// configured `timeout_seconds`, connecting included.
     pub async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), MailError> {
         let recipient: Mailbox = to.parse().map_err(|e| MailError::InvalidAddress {
-            address: to.to_owned(),
-            reason: format!("{e}"),
+            reason: without_addresses(&format!("{e}")),
         })?;
         // A subject is one line: a line break could start a header of its own.
         let subject = subject.replace(char::is_control, " ");
@@ -153,8 +163,7 @@ impl Mailer {
             .header(ContentType::TEXT_PLAIN)
             .body(text_body(body))
             .map_err(|e| MailError::InvalidAddress {
-                address: to.to_owned(),
-                reason: e.to_string(),
+                reason: without_addresses(&e.to_string()),
             })?;
         // lettre's timeout bounds each step; this bounds the whole exchange.
         match tokio::time::timeout(self.timeout, self.transport.send(message)).await {

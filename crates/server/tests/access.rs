@@ -525,6 +525,59 @@ async fn a_patient_approves_by_emailed_code_and_the_doctor_reads_their_signed_re
             .all(|r| r["organisation"] == "General Hospital")
     );
 
+    // St Mary's records the grant as the patient's FHIR Consent: permit, to the doctor and
+    // their hospital, for the scopes' resource types, the purpose and the period.
+    let consents = reception
+        .get(&format!("/fhir/R4/Consent?patient=Patient/{p}"))
+        .await;
+    assert_eq!(consents.status, 200, "{}", consents.body);
+    assert_eq!(consents.body["total"], 1, "{}", consents.body);
+    let consent = &consents.body["entry"][0]["resource"];
+    assert_eq!(consent["id"], grant_id.as_str());
+    assert_eq!(consent["status"], "active");
+    assert_eq!(consent["patient"]["reference"], format!("Patient/{p}"));
+    assert_eq!(
+        consent["performer"][0]["reference"],
+        format!("Patient/{p}"),
+        "approved by the patient, with the code"
+    );
+    let provision = &consent["provision"];
+    assert_eq!(provision["type"], "permit");
+    assert_eq!(provision["purpose"][0]["code"], "TREAT");
+    assert_eq!(
+        provision["actor"][0]["reference"]["display"],
+        net.asking.creds.doctors[0].display_name.as_str()
+    );
+    assert_eq!(
+        provision["actor"][1]["reference"]["identifier"]["value"],
+        ASKING
+    );
+    let mut classes: Vec<&str> = provision["class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
+    classes.sort_unstable();
+    assert_eq!(classes, ["DiagnosticReport", "Patient"]);
+    let start =
+        chrono::DateTime::parse_from_rfc3339(provision["period"]["start"].as_str().unwrap())
+            .unwrap();
+    let end =
+        chrono::DateTime::parse_from_rfc3339(provision["period"]["end"].as_str().unwrap()).unwrap();
+    assert_eq!(end - start, chrono::Duration::hours(24));
+    // The same by its id; a doctor at St Mary's does not see other hospitals' grants.
+    let by_id = reception
+        .get(&format!("/fhir/R4/Consent?_id={grant_id}"))
+        .await;
+    assert_eq!(by_id.body["total"], 1, "{}", by_id.body);
+    let home_doctor = net.home.doctor(0).await;
+    let theirs = home_doctor
+        .get(&format!("/fhir/R4/Consent?patient=Patient/{p}"))
+        .await;
+    assert_eq!(theirs.status, 200, "{}", theirs.body);
+    assert_eq!(theirs.body["total"], 0, "{}", theirs.body);
+
     // Both audit trails name the grant: an auditor joins them on it.
     let entity = format!("grant/{grant_id}");
     let at_home = net.home.audited("access.read", &entity);
@@ -688,7 +741,7 @@ async fn two_hundred_concurrent_wrong_codes_count_exactly_five_and_then_the_righ
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_code_works_only_for_its_request_once_and_within_ten_minutes() {
+async fn a_code_works_only_for_its_request_once_and_within_ten_minutes_and_a_request_waits_a_day() {
     let clock = ManualClock::new(SystemClock.now());
     let net = Network::start(Arc::new(clock.clone())).await;
     let doctor = net.asking.doctor(0).await;
@@ -739,6 +792,54 @@ async fn a_code_works_only_for_its_request_once_and_within_ten_minutes() {
         .await;
     assert_eq!(late.status, 202, "{}", late.body);
     net.wait_state(&doctor, &first, "expired").await;
+    assert_eq!(net.home.count("SELECT count(*) FROM access_grants", &[]), 1);
+
+    // A request nobody answers waits the policy's 24 hours, then expires: St Mary's minute job
+    // tells General, and neither a kiosk nor a code can grant it afterwards.
+    let waiting = net
+        .ask(&doctor, 0, &["patient/Patient.r"], "treatment")
+        .await;
+    let waiting_code = net.code(3).await;
+    eventually("St Mary's holds the waiting request", WAIT, || async {
+        net.home.count(
+            "SELECT count(*) FROM access_requests WHERE state = 'pending'",
+            &[],
+        ) == 1
+    })
+    .await;
+    clock.advance(chrono::Duration::hours(23));
+    carebridge_server::federation::access::end_due(&net.home.node)
+        .await
+        .unwrap();
+    assert_eq!(
+        net.home.count(
+            "SELECT count(*) FROM access_requests WHERE state = 'pending'",
+            &[]
+        ),
+        1,
+        "still within its 24 hours"
+    );
+    clock.advance(chrono::Duration::hours(2));
+    carebridge_server::federation::access::end_due(&net.home.node)
+        .await
+        .unwrap();
+    // A day on, the doctor's session has lapsed: they sign in again.
+    let doctor = net.asking.doctor(0).await;
+    assert_eq!(
+        net.home.count(
+            "SELECT count(*) FROM access_requests WHERE state = 'pending'",
+            &[]
+        ),
+        0
+    );
+    net.wait_state(&doctor, &waiting, "expired").await;
+    let late = doctor
+        .post(
+            &format!("/api/v1/remote-access/{waiting}/code"),
+            json!({"code": waiting_code}),
+        )
+        .await;
+    assert_eq!(late.status, 409, "{}", late.body);
     assert_eq!(net.home.count("SELECT count(*) FROM access_grants", &[]), 1);
 }
 
@@ -992,6 +1093,27 @@ async fn the_patient_allows_a_narrower_grant_at_the_kiosk_and_unknown_patients_a
         .get(&format!("/api/v1/patients/{other}/access-requests"))
         .await;
     assert_eq!(theirs.status, 403, "{}", theirs.body);
+    // The patient finishes: the kiosk answers for them no longer, at once.
+    let done = kiosk
+        .call(Method::DELETE, "/api/v1/kiosk/identify", None, &[])
+        .await;
+    assert_eq!(done.status, 204, "{}", done.body);
+    let after = kiosk
+        .get(&format!("/api/v1/patients/{p}/access-requests"))
+        .await;
+    assert_eq!(after.status, 403, "{}", after.body);
+    let revoke = kiosk
+        .post(&format!("/api/v1/access-requests/{here}/revoke"), json!({}))
+        .await;
+    assert_eq!(revoke.status, 403, "{}", revoke.body);
+    assert_eq!(
+        net.home.count(
+            "SELECT count(*) FROM access_grants WHERE revoked_at IS NULL",
+            &[]
+        ),
+        1,
+        "still granted"
+    );
 
     // A card number nobody has: the request is accepted just the same, no mail leaves.
     let local = net.asking.creds.patients[1].id;

@@ -1560,6 +1560,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/patients/{id}"),
     ("patch", "/api/v1/patients/{id}"),
     ("post", "/api/v1/kiosk/identify"),
+    ("delete", "/api/v1/kiosk/identify"),
     ("get", "/api/v1/appointments"),
     ("post", "/api/v1/appointments"),
     ("get", "/api/v1/appointments/{id}"),

@@ -637,6 +637,49 @@ async fn every_sign_in_and_every_read_and_write_of_patient_data_is_audited_once(
         ),
     );
 
+    // Other hospitals' requests for this patient, at the front desk; a doctor's own requests
+    // elsewhere, and one to a peer that is no hospital, refused.
+    for (path, action) in [
+        ("access-requests", "access.list"),
+        ("access-reads", "access.reads"),
+    ] {
+        let r = reception
+            .get(&format!("/api/v1/patients/{}/{path}", p0.id))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        t.one(
+            ("get", &format!("/api/v1/patients/{{id}}/{path}")),
+            r.status,
+            (action, &reception_actor, &p0_entity, "success"),
+        );
+    }
+    let remote = format!("/api/v1/patients/{}/remote-access", p0.id);
+    let r = doctor.get(&remote).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    t.one(
+        ("get", "/api/v1/patients/{id}/remote-access"),
+        r.status,
+        ("access.remote-list", &doctor_actor, &p0_entity, "success"),
+    );
+    let r = doctor
+        .post(
+            &remote,
+            json!({"peer": PEER, "card_number": "123456", "birth_date": "1970-01-01",
+                   "purpose": "treatment", "scopes": ["patient/Patient.r"]}),
+        )
+        .await;
+    assert!(
+        (400..500).contains(&r.status.as_u16()),
+        "{} {}",
+        r.status,
+        r.body
+    );
+    t.one(
+        ("post", "/api/v1/patients/{id}/remote-access"),
+        r.status,
+        ("access.request", &doctor_actor, &p0_entity, "failure"),
+    );
+
     // Patient data leaves by the snapshot and the live stream too.
     let snap = doctor
         .http
@@ -682,6 +725,17 @@ async fn every_sign_in_and_every_read_and_write_of_patient_data_is_audited_once(
         ("get", "/api/v1/patients"),
         r.status,
         ("patient.search", &kiosk_actor, "", "failure"),
+    );
+
+    // The patient is done at the kiosk.
+    let r = kiosk
+        .call(Method::DELETE, "/api/v1/kiosk/identify", None, &[])
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    t.one(
+        ("delete", "/api/v1/kiosk/identify"),
+        r.status,
+        ("patient.identify-end", &kiosk_actor, "", "success"),
     );
 
     // Signing out.

@@ -303,9 +303,50 @@ async fn every_resource_type_served_passes_both_validators() {
             .unwrap();
     assert_eq!(prov["total"], 2, "{prov}");
 
+    // A grant of access to a doctor at another hospital, as the front desk's Consent search
+    // serves it (crates/server/tests/access.rs serves one from two real nodes): emergency and
+    // revoked, so that every optional part is present.
+    let now = s.node.node.clock.now();
+    let grant = carebridge_protocol::federation::access::IncomingAccess {
+        id: uuid::Uuid::now_v7(),
+        patient_id: serde_json::from_value(json!(p)).unwrap(),
+        peer: "general.example".into(),
+        organisation: "General Hospital".into(),
+        practitioner_name: "Dr. Amara Mensah".into(),
+        purpose: carebridge_protocol::federation::access::AccessPurpose::Emergency,
+        scopes: vec![
+            "patient/DiagnosticReport.rs".into(),
+            "patient/Patient.r".into(),
+        ],
+        hours: 4,
+        state: carebridge_protocol::federation::access::AccessState::Revoked,
+        grant_id: Some(uuid::Uuid::now_v7()),
+        approved_by: Some("emergency".into()),
+        starts_at: Some(now),
+        expires_at: Some(now + chrono::Duration::hours(4)),
+        revoked_at: Some(now + chrono::Duration::hours(1)),
+        created_at: now,
+        version: 3,
+    };
+    let consent = carebridge_fhir::map::access_consent(&grant, "st-marys.example", now).unwrap();
+    assert_eq!(consent.status.as_deref(), Some("inactive"));
+    std::fs::write(
+        dir.path().join("access-consent.json"),
+        serde_json::to_vec_pretty(&carebridge_fhir::Resource::Consent(consent)).unwrap(),
+    )
+    .unwrap();
+
     let results = validate(dir.path());
     let failures: Vec<_> = results.iter().filter(|r| !r.4.is_empty()).collect();
     assert!(failures.is_empty(), "validation errors: {failures:#?}");
+    assert!(
+        results
+            .iter()
+            .filter(|r| r.0 == "access-consent.json")
+            .count()
+            >= 2,
+        "both validators read the access Consent: {results:#?}"
+    );
     // Both validators ran over every resource of every file.
     for v in ["medplum", "json-schema"] {
         let types: BTreeSet<&str> = results
@@ -389,7 +430,9 @@ async fn each_role_reads_only_what_the_policy_gives_it() {
         ("Patient", (true, true, false)),
         ("Appointment", (true, true, false)),
         ("DiagnosticReport", (false, true, false)),
-        ("Consent", (false, true, false)),
+        // Doctors: consents to send reports; the front desk and admins: grants of access to
+        // other hospitals' doctors (none here, so an empty Bundle).
+        ("Consent", (true, true, true)),
         ("ImagingStudy", (false, true, false)),
         ("Provenance", (false, true, false)),
         ("AuditEvent", (false, false, true)),

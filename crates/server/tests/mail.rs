@@ -147,6 +147,9 @@ async fn a_5xx_refusal_is_permanent_and_a_4xx_is_not() {
         "{e:?}"
     );
     assert!(e.is_permanent());
+    // The server repeated the address; what is logged and stored of the refusal does not.
+    assert!(!e.to_string().contains(REFUSED_DOMAIN), "{e}");
+    assert!(!format!("{e:?}").contains(REFUSED_DOMAIN), "{e:?}");
 
     let e = mailer
         .send(&format!("ada@{BUSY_DOMAIN}"), "Code", "Code 4821-7730\n")

@@ -211,6 +211,8 @@ macro_rules! store_conformance_tests {
             documents_are_found_by_title_and_keep_every_version,
             access_wrong_codes_are_counted_to_the_limit_and_no_further,
             access_requests_settle_once_and_grants_end_once,
+            access_pending_requests_are_listed_oldest_first_until_settled,
+            transmissions_forget_a_secret_once_acknowledged,
             access_the_requesting_side_keeps_a_token_only_while_granted,
             mail_outbox_sends_retries_and_forgets_the_text,
         ]);
@@ -1852,6 +1854,30 @@ async fn kiosks_identifications(env: Env) {
         .await;
     assert!(!q_now);
     assert!(p_now);
+    // The patient is done at the kiosk: every identification there ends, another kiosk's not.
+    let elsewhere = KioskDeviceId::new();
+    let (ended, again) = env
+        .write(move |ctx| {
+            kiosks::record_identification(ctx, device, q, t + ttl)?;
+            kiosks::record_identification(ctx, elsewhere, p, t + ttl)?;
+            Ok((
+                kiosks::end_identifications(ctx, device)?,
+                kiosks::end_identifications(ctx, device)?,
+            ))
+        })
+        .await;
+    assert_eq!((ended, again), (2, 0));
+    let (p_here, q_here, p_elsewhere) = env
+        .read(move |tx| {
+            Ok((
+                kiosks::is_identified(tx, device, p, t + ttl + 1)?,
+                kiosks::is_identified(tx, device, q, t + ttl + 1)?,
+                kiosks::is_identified(tx, elsewhere, p, t + ttl + 1)?,
+            ))
+        })
+        .await;
+    assert!(!p_here && !q_here);
+    assert!(p_elsewhere);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3386,6 +3412,11 @@ async fn federation_transmissions(env: Env) {
     assert_eq!(got.acknowledged_at, Some(received_at));
     assert_eq!(got.attempts, 2);
     assert_eq!(got.last_error, None);
+    assert_eq!(
+        env.read(move |tx| transmissions::envelope(tx, id)).await,
+        Some(b"envelope-1".to_vec()),
+        "reports' envelope is kept after the receipt"
+    );
     let again = env
         .write(move |ctx| transmissions::take_for_attempt(ctx, id, lease))
         .await;
@@ -4275,6 +4306,46 @@ async fn documents_are_found_by_title_and_keep_every_version(env: Env) {
     assert!(missing.is_none());
 }
 
+async fn transmissions_forget_a_secret_once_acknowledged(env: Env) {
+    let k = signing_key();
+    add_peer(
+        &env,
+        grant("ins", "insurer", "https://ins.example", &k, "cbk_1"),
+    )
+    .await;
+    let t = env.now();
+    let received_at = t + Duration::seconds(30);
+    let reports = transmission("ins", None, t);
+    let rid = reports.id;
+    // A token's envelope is emptied once acknowledged: the pair's key would open it.
+    let mut granted = transmission("ins", None, t);
+    granted.message_type = "access-granted".into();
+    granted.report_ids = Vec::new();
+    let gid = granted.id;
+    let (before, after) = env
+        .write(move |ctx| {
+            transmissions::insert(ctx, &granted, b"sealed-token")?;
+            let before = transmissions::envelope(ctx, gid)?;
+            transmissions::record_receipt(ctx, gid, r#"{"ok":true}"#, received_at)?;
+            Ok((before, transmissions::envelope(ctx, gid)?))
+        })
+        .await;
+    assert_eq!(before, Some(b"sealed-token".to_vec()));
+    assert_eq!(after, Some(Vec::new()));
+    let kept = env
+        .write(move |ctx| {
+            transmissions::insert(ctx, &reports, b"sealed-reports")?;
+            transmissions::record_receipt(ctx, rid, r#"{"ok":true}"#, received_at)?;
+            transmissions::envelope(ctx, rid)
+        })
+        .await;
+    assert_eq!(
+        kept,
+        Some(b"sealed-reports".to_vec()),
+        "reports' envelope is kept"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Consented access across hospitals, and the mail outbox
 
@@ -4340,6 +4411,51 @@ async fn access_wrong_codes_are_counted_to_the_limit_and_no_further(env: Env) {
             .await,
         None
     );
+}
+
+async fn access_pending_requests_are_listed_oldest_first_until_settled(env: Env) {
+    let (_, p) = seed(&env).await;
+    let t0 = env.now();
+    let old = home_request(Some(p.id), uuid::Uuid::now_v7(), t0 - Duration::hours(30));
+    let older = home_request(None, uuid::Uuid::now_v7(), t0 - Duration::hours(40));
+    let fresh = home_request(Some(p.id), uuid::Uuid::now_v7(), t0 - Duration::hours(2));
+    let mut answered = home_request(Some(p.id), uuid::Uuid::now_v7(), t0 - Duration::hours(50));
+    answered.state = AccessState::Declined;
+    let all = [old.clone(), older.clone(), fresh.clone(), answered];
+    env.write(move |ctx| {
+        for q in &all {
+            access::insert_request(ctx, q)?;
+        }
+        Ok(())
+    })
+    .await;
+    let cutoff = t0 - Duration::hours(24);
+    let (due, first) = env
+        .read(move |tx| {
+            Ok((
+                access::pending_before(tx, cutoff, 10)?,
+                access::pending_before(tx, cutoff, 1)?,
+            ))
+        })
+        .await;
+    let ids: Vec<_> = due.iter().map(|q| q.id).collect();
+    assert_eq!(
+        ids,
+        vec![older.id, old.id],
+        "pending, older than the cut-off, oldest first"
+    );
+    assert_eq!(
+        first.iter().map(|q| q.id).collect::<Vec<_>>(),
+        vec![older.id]
+    );
+    let id = old.id;
+    env.write(move |ctx| access::settle(ctx, id, AccessState::Expired, None, &[], 24))
+        .await;
+    let due = env
+        .read(move |tx| access::pending_before(tx, cutoff, 10))
+        .await;
+    assert_eq!(due.iter().map(|q| q.id).collect::<Vec<_>>(), vec![older.id]);
+    assert_eq!(due[0].patient_id, None);
 }
 
 async fn access_requests_settle_once_and_grants_end_once(env: Env) {
@@ -4450,8 +4566,14 @@ async fn access_requests_settle_once_and_grants_end_once(env: Env) {
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0].revoked_by.as_deref(), Some("front-desk"));
     assert!(!ended[0].active(now));
+    let untold = env.read(move |tx| access::grant_untold(tx, gid)).await;
+    assert_eq!(untold.map(|g| g.id), Some(gid));
     env.write(move |ctx| access::mark_ended_told(ctx, gid))
         .await;
+    assert_eq!(
+        env.read(move |tx| access::grant_untold(tx, gid)).await,
+        None
+    );
     let (ended, state) = env
         .read(move |tx| {
             Ok((

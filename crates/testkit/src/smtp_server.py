@@ -22,7 +22,8 @@ class Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         domain = address.rpartition("@")[2].lower()
         if domain == "refused.invalid":
-            return "550 5.1.1 No such mailbox here"
+            # Repeats the address, as real servers do.
+            return f"550 5.1.1 <{address}>: No such mailbox here"
         if domain == "busy.invalid":
             return "451 4.3.0 Busy, try again later"
         envelope.rcpt_tos.append(address)

@@ -53,9 +53,17 @@ grant_id: string | null,
  */
 approved_by: string | null, 
 /**
+ * From when, once granted.
+ */
+starts_at: string | null, 
+/**
  * Until when, once granted.
  */
 expires_at: string | null, 
+/**
+ * When it was revoked, if it was.
+ */
+revoked_at: string | null, 
 /**
  * When it arrived.
  */

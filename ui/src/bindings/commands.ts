@@ -210,6 +210,8 @@ export const kioskSignIn = (nodeUrl: string, deviceId: KioskDeviceId, secret: st
   invoke("kiosk_sign_in", { nodeUrl, deviceId, secret });
 export const kioskIdentify = (cardNumber: string, birthDate: string): Promise<KioskPatient> =>
   invoke("kiosk_identify", { cardNumber, birthDate });
+export const kioskFinish = (): Promise<void> =>
+  invoke("kiosk_finish");
 export const kioskDoctors = (): Promise<Array<Practitioner>> =>
   invoke("kiosk_doctors");
 export const kioskSlots = (practitionerId: PractitionerId, date: string): Promise<Array<Slot>> =>

@@ -5,7 +5,7 @@ import type { KioskPatient } from "../bindings/KioskPatient";
 import type { SignedInView } from "../bindings/SignedInView";
 import { createElement } from "react";
 import { currentLocale, setLocale, useLocale } from "../i18n";
-import { answers, find, headings, mount, press, resetTauri, tap, type, unmount, wait } from "../testing";
+import { answers, invoked, find, headings, mount, press, resetTauri, tap, type, unmount, wait } from "../testing";
 import { KioskApp } from "./KioskApp";
 
 /** The kiosk under a root that redraws it on a change of language, as main.tsx's does. */
@@ -64,10 +64,12 @@ describe("the kiosk after a minute without input", () => {
     await identify();
     await wait(59_999);
     expect(headings(), "back to the welcome screen before a minute passed").toContain("Hello, Anna J.");
+    expect(invoked, "the identification holds while the patient is there").not.toContain("kiosk_finish");
     await wait(1);
     expect(headings()).toContain("Welcome");
     expect(headings()).not.toContain("Hello, Anna J.");
     expect(card().value, "the next person finds the card number empty").toBe("");
+    expect(invoked, "the node forgets the patient's identification").toContain("kiosk_finish");
   });
 
   it("speaks the language a patient chose until the next patient, and does not remember it", async () => {

@@ -9,6 +9,7 @@ import {
   kioskBooking,
   kioskCheckIn,
   kioskDoctors,
+  kioskFinish,
   kioskIdentify,
   kioskSignIn,
   kioskSlots,
@@ -400,6 +401,9 @@ export function KioskApp() {
   // Back at the welcome screen, the next patient meets the kiosk in the system's language,
   // whatever the last one chose.
   function nextPatient() {
+    // The node forgets the patient's identification at once; offline, it lapses by itself in
+    // ten minutes, so a failure here is only logged.
+    if (step.at !== "welcome") kioskFinish().catch((e) => console.warn("ending the identification:", messageOf(e)));
     setStep({ at: "welcome" });
     setLocale(systemLocale(), { remember: false });
   }

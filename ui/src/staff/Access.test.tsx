@@ -105,7 +105,9 @@ function incoming(state: IncomingAccess["state"]): IncomingAccess {
     state,
     grant_id: state === "granted" ? "g1" : null,
     approved_by: state === "granted" ? "front-desk" : null,
+    starts_at: state === "granted" ? "2026-12-07T09:00:00Z" : null,
     expires_at: state === "granted" ? "2026-12-08T09:00:00Z" : null,
+    revoked_at: null,
     created_at: "2026-12-07T09:00:00Z",
     version: state === "granted" ? 2 : 1,
   };
@@ -132,7 +134,7 @@ describe("other hospitals' requests (front desk)", () => {
       { grant_id: "g1", organisation: "General Hospital", practitioner_name: "Dr. Ünal", resource: "DiagnosticReport", count: 3, read_at: "2026-12-07T09:10:00Z" },
     ]);
     await mount(() => <PatientPermissions patientId={PATIENT} timeZone="Europe/Amsterdam" />);
-    expect(text()).toContain("Dr. Ünal, General Hospital, asks to read: Appointments, Reports, for 24 hours.");
+    expect(text()).toContain("Dr. Ünal, General Hospital (general.example), asks to read: Appointments, Reports, for 24 hours.");
     expect(text()).toContain("Reports (3)");
     // Untick appointments: only reports are allowed.
     const boxes = Array.from(document.querySelectorAll<HTMLInputElement>(".permissions input[type=checkbox]"));

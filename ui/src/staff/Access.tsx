@@ -2,8 +2,9 @@
 // patient's record there, passing on the code the patient gives, and reading what the grant
 // allows in a section marked as coming from that hospital. The front desk's and the kiosk's
 // side is `../access.tsx`.
-import { useEffect, useState, type FormEvent } from "react";
-import { Button, Input, Label, TextField } from "react-aria-components";
+import { useState, type FormEvent } from "react";
+import { Button, DateField, DateInput, DateSegment, Input, Label, TextField } from "react-aria-components";
+import type { CalendarDate } from "@internationalized/date";
 import { describeScopes, scopeResource, until } from "../access";
 import { messageOf, peers, remoteAccess, remoteRecords, requestRemoteAccess, sendAccessCode } from "../api";
 import type { AccessPurpose } from "../bindings/AccessPurpose";
@@ -20,15 +21,12 @@ const READABLE = [
   ["Patient", "patient/Patient.r"],
 ] as const;
 
-/** How often a granted section reads the other hospital again while it is shown. */
-const REREAD_MS = 30_000;
-
 function AskForm({ patientId, onAsked }: { patientId: string; onAsked: () => void }) {
   const hospitals = useLive(peers, [], []);
   const choices = (hospitals.data ?? []).filter((p) => p.kind === "hospital");
   const [peer, setPeer] = useState("");
   const [card, setCard] = useState("");
-  const [birth, setBirth] = useState("");
+  const [birth, setBirth] = useState<CalendarDate | null>(null);
   const [purpose, setPurpose] = useState<AccessPurpose>("treatment");
   const [wanted, setWanted] = useState<string[]>(["patient/DiagnosticReport.rs"]);
   const [hours, setHours] = useState(24);
@@ -38,13 +36,14 @@ function AskForm({ patientId, onAsked }: { patientId: string; onAsked: () => voi
   const maxHours = purpose === "emergency" ? 4 : 720;
   async function submit(e: FormEvent) {
     e.preventDefault();
+    if (!birth) return;
     setBusy(true);
     setError(null);
     try {
       await requestRemoteAccess(patientId, {
         peer: chosen,
         card_number: card.trim(),
-        birth_date: birth,
+        birth_date: birth.toString(),
         purpose,
         scopes: wanted,
         hours: Math.min(hours, maxHours),
@@ -75,10 +74,10 @@ function AskForm({ patientId, onAsked }: { patientId: string; onAsked: () => voi
         <Label>{t("access.card")}</Label>
         <Input id="ask-card" />
       </TextField>
-      <label className="field">
-        <span>{t("access.birthDate")}</span>
-        <input id="ask-birth" type="date" required value={birth} onChange={(e) => setBirth(e.target.value)} />
-      </label>
+      <DateField value={birth} onChange={setBirth} isRequired granularity="day" id="ask-birth">
+        <Label>{t("access.birthDate")}</Label>
+        <DateInput className="date-input">{(segment) => <DateSegment segment={segment} />}</DateInput>
+      </DateField>
       <label className="field">
         <span>{t("access.purpose")}</span>
         <select
@@ -163,14 +162,12 @@ function CodeForm({ request }: { request: RemoteAccess }) {
   );
 }
 
-/** What the grant shows, read from the other hospital now and again while shown. */
+/** What the grant shows, read from the other hospital when shown, when the grant changes, and
+ *  when the doctor asks again: each read is recorded there for the patient to see, so it does
+ *  not poll. */
 function GrantedRecords({ patientId, request, timeZone }: { patientId: string; request: RemoteAccess; timeZone: string }) {
-  const [tick, setTick] = useState(0);
-  useEffect(() => {
-    const id = setInterval(() => setTick((n) => n + 1), REREAD_MS);
-    return () => clearInterval(id);
-  }, []);
-  const records = useLive<RemoteRecordView>(() => remoteRecords(patientId, request.id), [patientId, request.id, request.version, tick], []);
+  const [again, setAgain] = useState(0);
+  const records = useLive<RemoteRecordView>(() => remoteRecords(patientId, request.id), [patientId, request.id, request.version, again], []);
   const r = records.data;
   return (
     <section className="remote-records" aria-labelledby={`remote-${request.id}`}>
@@ -179,7 +176,10 @@ function GrantedRecords({ patientId, request, timeZone }: { patientId: string; r
       </h4>
       <p className="muted">
         {until(request.expires_at, timeZone)}
-        {r && ` · ${t("access.readAt", { time: timeOf(r.read_at, timeZone) })}`}
+        {r && ` · ${t("access.readAt", { time: timeOf(r.read_at, timeZone) })}`}{" "}
+        <Button className="small secondary" id={`read-again-${request.id}`} onPress={() => setAgain((n) => n + 1)}>
+          {t("access.readAgain")}
+        </Button>
       </p>
       {records.error && <p className="error" role="alert">{records.error}</p>}
       {r?.patient && (

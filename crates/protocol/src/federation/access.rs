@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use crate::PatientId;
 use crate::problem::FieldError;
-use crate::text::{Checks, Clean, LABEL_MAX, PEER_NAME_MAX};
+use crate::text::{Checks, Clean, DISPLAY_NAME_MAX, LABEL_MAX, PEER_NAME_MAX};
 
 /// How long a one-time code is valid, in minutes.
 pub const CODE_MINUTES: i64 = 10;
@@ -243,6 +243,24 @@ pub struct AccessRequestMessage {
     /// When the doctor asked.
     #[schema(value_type = String, format = DateTime)]
     pub requested_at: DateTime<Utc>,
+}
+
+/// The names a peer sends are shown to the patient and put in the e-mail: they are checked as
+/// any line a user types (length, no control characters), so that a peer cannot lay out the
+/// patient's screen or mail as it likes.
+impl Clean for AccessRequestMessage {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Checks::default()
+            .line("practitioner_id", &mut self.practitioner_id, LABEL_MAX)
+            .line(
+                "practitioner_name",
+                &mut self.practitioner_name,
+                DISPLAY_NAME_MAX,
+            )
+            .line("organisation", &mut self.organisation, DISPLAY_NAME_MAX)
+            .line("card_number", &mut self.card_number, LABEL_MAX)
+            .finish()
+    }
 }
 
 /// `access-approve`, B → A: the one-time code the patient gave the doctor.
@@ -574,8 +592,12 @@ pub struct IncomingAccess {
     pub grant_id: Option<uuid::Uuid>,
     /// How it was approved, once granted.
     pub approved_by: Option<String>,
+    /// From when, once granted.
+    pub starts_at: Option<DateTime<Utc>>,
     /// Until when, once granted.
     pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
     /// When it arrived.
     pub created_at: DateTime<Utc>,
     /// Incremented by every change.

@@ -62,6 +62,17 @@ impl MessageType {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
+    /// The payload's field that carries a secret (a one-time code, a token), if it has one:
+    /// used once, it is kept neither in the receiver's received payloads nor, once the
+    /// receiver acknowledged it, in the sender's outbox.
+    pub fn secret_field(self) -> Option<&'static str> {
+        match self {
+            Self::AccessApprove => Some("code"),
+            Self::AccessGranted => Some("token"),
+            _ => None,
+        }
+    }
+
     /// The kebab-case name (in stored payload names, peers' allow-lists).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -51,7 +51,8 @@ fn refuse(code: ProblemType, detail: impl Into<String>) -> FederationError {
            ("signature" = String, Header, description = "RFC 9421 Ed25519 signature by the reading node")),
     responses((status = 200, description = "A FHIR searchset Bundle", content_type = "application/fhir+json"),
               (status = 401, description = "No token, or not one this node issued", body = carebridge_protocol::Problem, content_type = "application/problem+json"),
-              (status = 403, description = "The grant does not allow this read (another node or doctor, revoked, expired, out of scope)", body = carebridge_protocol::Problem, content_type = "application/problem+json")))]
+              (status = 403, description = "The grant does not allow this read (another node or doctor, revoked, expired, out of scope)", body = carebridge_protocol::Problem, content_type = "application/problem+json"),
+              (status = 429, description = "Too many refused requests from this address; retry after `Retry-After`", body = carebridge_protocol::Problem, content_type = "application/problem+json")))]
 pub async fn read_granted(
     State(node): State<Arc<Node>>,
     Source(source): Source,

@@ -344,10 +344,8 @@ async fn audit_refusal(node: &Arc<Node>, draft: AuditDraft, ip: IpAddr, e: &Fede
 /// What is kept of a payload as received: a one-time code or a token is used at once and never
 /// stored where the received payloads are (the grant keeps the token for its reads).
 fn kept_payload(t: MessageType, plaintext: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    let secret = match t {
-        MessageType::AccessApprove => "code",
-        MessageType::AccessGranted => "token",
-        _ => return plaintext.into(),
+    let Some(secret) = t.secret_field() else {
+        return plaintext.into();
     };
     match serde_json::from_slice::<serde_json::Value>(plaintext) {
         Ok(mut v) => {

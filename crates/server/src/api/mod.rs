@@ -77,7 +77,10 @@ fn v1_routes() -> OpenApiRouter<Arc<Node>> {
             patients::register_patient
         ))
         .routes(routes!(patients::get_patient, patients::update_patient))
-        .routes(routes!(patients::identify_kiosk_patient))
+        .routes(routes!(
+            patients::identify_kiosk_patient,
+            patients::end_kiosk_identification
+        ))
         .routes(routes!(
             appointments::list_appointments,
             appointments::book_appointment

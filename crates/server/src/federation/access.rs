@@ -21,6 +21,7 @@ use carebridge_protocol::federation::access::{
 };
 use carebridge_protocol::federation::envelope::MessageType;
 use carebridge_protocol::patient::Patient;
+use carebridge_protocol::text::Clean as _;
 use carebridge_protocol::{PatientId, PractitionerId, ProblemType};
 use serde::Serialize;
 
@@ -397,6 +398,17 @@ pub fn receive_request(
     m: &AccessRequestMessage,
 ) -> Result<String, FederationError> {
     let unreadable = |why: String| FederationError::refused(ProblemType::UnreadablePayload, why);
+    let mut m = m.clone();
+    m.clean().map_err(|errors| {
+        unreadable(
+            errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    let m = &m;
     if let Some(q) = stored::request_from_peer(ctx, &peer.name, m.request_id)? {
         return Ok(format!(
             "access request {} again: kept the first ({})",
@@ -453,6 +465,9 @@ pub fn receive_request(
             _ => {
                 stored::settle(ctx, q.id, AccessState::Declined, None, &q.scopes, hours)?;
                 declined(ctx, node, peer, &q, DeclineReason::Refused, 0)?;
+                if let Some(refused) = stored::request(ctx, q.id)? {
+                    emit_incoming(ctx, &refused, None)?;
+                }
                 Ok(format!(
                     "emergency access request {} refused ({})",
                     q.id,
@@ -471,8 +486,9 @@ pub fn receive_request(
         .and_then(|p| p.email.clone().map(|e| (p, e)))
     {
         Some((_, email)) => {
+            // The organisation is the peer's own say; the node name is how this hospital peered it.
             let (subject, body) = rules::code_mail(
-                &m.organisation,
+                &format!("{} ({})", m.organisation, peer.name),
                 &m.practitioner_name,
                 &scopes,
                 hours,
@@ -651,6 +667,9 @@ pub fn receive_approve(
     if q.code_expires_at.is_none_or(|at| at <= now) {
         stored::settle(ctx, q.id, AccessState::Expired, None, &q.scopes, q.hours)?;
         declined(ctx, node, peer, &q, DeclineReason::Expired, 0)?;
+        if let Some(expired) = stored::request(ctx, q.id)? {
+            emit_incoming(ctx, &expired, None)?;
+        }
         return Ok(format!("code for request {} refused: expired", q.id));
     }
     let right = q
@@ -690,6 +709,9 @@ pub fn receive_approve(
                 DeclineReason::WrongCode,
                 CODE_TRIES - n,
             )?;
+            if let Some(counted) = stored::request(ctx, q.id)? {
+                emit_incoming(ctx, &counted, None)?;
+            }
             Ok(format!(
                 "wrong code for request {} ({n} of {CODE_TRIES})",
                 q.id
@@ -746,6 +768,14 @@ pub fn decide(
         return Err(FederationError::refused(
             ProblemType::InvalidTransition,
             format!("the request is {}", q.state.as_str()),
+        ));
+    }
+    // Past its wait, even before the minute's job has expired it.
+    let waited = chrono::Duration::hours(i64::from(node.config.access.pending_hours));
+    if q.created_at + waited <= ctx.now() {
+        return Err(FederationError::refused(
+            ProblemType::InvalidTransition,
+            "the request has expired: the other hospital may ask again",
         ));
     }
     let peer = hospital_peer(ctx, &q.peer)?;
@@ -812,48 +842,80 @@ pub fn revoke(
     stored::end_granted(ctx, q.id, AccessState::Revoked)?;
     ctx.set_entity(format!("grant/{}", grant.id));
     ctx.set_detail(format!("revoked at the {} ({})", channel.as_str(), q.peer));
-    tell_ended(ctx, node)?;
+    // This grant only: another's trouble must not hold up the patient's revocation.
+    tell_end(ctx, node, grant.id)?;
     let settled = stored::request(ctx, q.id)?.ok_or(FederationError::NotFound("access request"))?;
     let grant = stored::grant(ctx, grant.id)?;
     stored::incoming(&settled, grant.as_ref()).ok_or(FederationError::NotFound("access request"))
 }
 
-/// Queues `access-revoked` for every grant that ended (revoked, or expired now) whose asking
-/// node was not yet told; marks expired requests so. Returns how many.
-pub fn tell_ended(ctx: &mut WriteCtx<'_>, node: &Node) -> Result<usize, FederationError> {
-    let ended = stored::ended_untold(ctx, ctx.now(), 100)?;
-    for g in &ended {
-        let by = g.revoked_by.clone().unwrap_or_else(|| "expiry".into());
-        if g.revoked_at.is_none() {
-            stored::end_granted(ctx, g.request_id, AccessState::Expired)?;
-        }
-        stored::mark_ended_told(ctx, g.id)?;
-        let q = stored::request(ctx, g.request_id)?
-            .ok_or_else(|| FederationError::Internal("a grant's request is missing".into()))?;
-        emit_incoming(ctx, &q, Some(g))?;
-        // A peer no longer peered cannot be told; its token is refused all the same.
-        let Some(peer) = peers::get(ctx, &g.peer)? else {
-            continue;
-        };
-        send(
-            ctx,
-            node,
-            &peer,
-            MessageType::AccessRevoked,
-            &AccessRevokedMessage {
-                request_id: q.peer_request_id,
-                grant_id: g.id,
-                revoked_at: g.revoked_at.unwrap_or(g.expires_at),
-                by,
-            },
-            About {
-                summary: format!("access by {} ended", peer.name),
-                patient: Some(g.patient_id),
-                by: "node",
-            },
-        )?;
+/// Tells the asking node that `grant` ended (revoked, or expired by now) unless it was told:
+/// queues `access-revoked`, marks an expired request so, and streams the change. Returns whether
+/// it told.
+fn tell_end(
+    ctx: &mut WriteCtx<'_>,
+    node: &Node,
+    grant: uuid::Uuid,
+) -> Result<bool, FederationError> {
+    let Some(g) = stored::grant_untold(ctx, grant)? else {
+        return Ok(false);
+    };
+    let now = ctx.now();
+    if g.revoked_at.is_none() && g.expires_at > now {
+        return Ok(false);
     }
-    Ok(ended.len())
+    let by = g.revoked_by.clone().unwrap_or_else(|| "expiry".into());
+    if g.revoked_at.is_none() {
+        stored::end_granted(ctx, g.request_id, AccessState::Expired)?;
+    }
+    stored::mark_ended_told(ctx, g.id)?;
+    let q = stored::request(ctx, g.request_id)?
+        .ok_or_else(|| FederationError::Internal("a grant's request is missing".into()))?;
+    emit_incoming(ctx, &q, Some(&g))?;
+    // A peer no longer peered cannot be told; its token is refused all the same.
+    let Some(peer) = peers::get(ctx, &g.peer)? else {
+        return Ok(true);
+    };
+    send(
+        ctx,
+        node,
+        &peer,
+        MessageType::AccessRevoked,
+        &AccessRevokedMessage {
+            request_id: q.peer_request_id,
+            grant_id: g.id,
+            revoked_at: g.revoked_at.unwrap_or(g.expires_at),
+            by,
+        },
+        About {
+            summary: format!("access by {} ended", peer.name),
+            patient: Some(g.patient_id),
+            by: "node",
+        },
+    )?;
+    Ok(true)
+}
+
+/// Expires the requests that waited longer than the policy allows for the patient, and tells
+/// their asking nodes as for a decline (a request that matched no patient expires alike).
+/// Returns how many.
+pub fn expire_pending(ctx: &mut WriteCtx<'_>, node: &Node) -> Result<usize, FederationError> {
+    let waited = chrono::Duration::hours(i64::from(node.config.access.pending_hours));
+    let due = stored::pending_before(ctx, ctx.now() - waited, 100)?;
+    let mut expired = 0;
+    for q in &due {
+        if !stored::settle(ctx, q.id, AccessState::Expired, None, &q.scopes, q.hours)? {
+            continue;
+        }
+        expired += 1;
+        let settled = stored::request(ctx, q.id)?
+            .ok_or_else(|| FederationError::Internal("an expired request is missing".into()))?;
+        emit_incoming(ctx, &settled, None)?;
+        if let Some(peer) = peers::get(ctx, &q.peer)? {
+            declined(ctx, node, &peer, q, DeclineReason::Expired, 0)?;
+        }
+    }
+    Ok(expired)
 }
 
 /// Why a read under a grant is refused: each is answered 403 (or 401 with no token), and none
@@ -903,16 +965,45 @@ pub fn honour(
     Ok(g)
 }
 
-/// The minute's job: grants that expired are told to their asking nodes (home side), and
-/// requests whose grant ran out are marked expired (requesting side).
+/// The minute's job: grants that expired, and requests that waited too long for the patient,
+/// are told to their asking nodes (home side); requests whose grant ran out are marked expired
+/// (requesting side). Each ended grant is told in a write of its own, so that one that cannot
+/// be (its peer's keys, say) holds up neither the others nor the rest of the job.
 pub async fn end_due(node: &std::sync::Arc<Node>) -> Result<(), FederationError> {
+    let now = node.clock.now();
+    let ended = node
+        .store
+        .read(move |tx| {
+            Ok::<_, FederationError>(
+                stored::ended_untold(tx, now, 100)?
+                    .into_iter()
+                    .map(|g| g.id)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await?;
+    let mut told = 0;
+    for id in ended {
+        let n = node.clone();
+        match node
+            .store
+            .write(None, move |ctx| tell_end(ctx, &n, id))
+            .await
+        {
+            Ok(true) => told += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(grant = %id, error = %e, "could not tell a grant's end; will retry")
+            }
+        }
+    }
     let n = node.clone();
-    let told = node
+    told += node
         .store
         .write(None, move |ctx| {
-            let told = tell_ended(ctx, &n)?;
+            let expired = expire_pending(ctx, &n)?;
             expire_remote(ctx)?;
-            Ok::<_, FederationError>(told)
+            Ok::<_, FederationError>(expired)
         })
         .await?;
     if told > 0 {

@@ -36,6 +36,13 @@ pub async fn read(
     let found = node
         .store
         .write(Some(draft), move |ctx| {
+            // Again in the transaction that reads: a revocation committed since the grant was
+            // honoured is honoured here, not after one more read.
+            if !stored::grant(ctx, grant_id)?.is_some_and(|g| g.active(ctx.now())) {
+                return Err(ApiError::forbidden(
+                    crate::federation::access::GrantRefusal::Ended.to_string(),
+                ));
+            }
             let patient = patients::get(ctx, patient_id, &name)?
                 .ok_or_else(|| ApiError::not_found("patient"))?;
             let mut appts = Vec::new();

@@ -27,7 +27,7 @@ use crate::error::ApiError;
 use crate::events::Viewer;
 use crate::node::Node;
 use crate::store::appointments::{self, AppointmentFilter, AppointmentSort};
-use crate::store::federation::consents;
+use crate::store::federation::{access, consents};
 use crate::store::imaging;
 use crate::store::patients::{self, PatientFilter, PatientSort};
 use crate::store::reports::{self, ReportFilter, ReportSort};
@@ -951,9 +951,15 @@ async fn imaging_studies_found(ask: &mut Ask, paging: &Paging) -> Result<Found, 
     })
 }
 
+/// Consents: a patient's consents to send reports to a peer (for those who see them: doctors),
+/// and the grants of access to doctors at other hospitals (for the front desk and admins).
 async fn consents_found(ask: &mut Ask, paging: &Paging) -> Result<Found, FhirError> {
     let act = action(ask, "consent", "list");
-    ask.require(RecordKind::Consent, &act).await?;
+    let sees_sharing = ask.caller.may_see(RecordKind::Consent).is_ok();
+    let sees_grants = ask.caller.may_see(RecordKind::IncomingAccess).is_ok();
+    if !sees_grants {
+        ask.require(RecordKind::Consent, &act).await?;
+    }
     let p = &mut ask.params;
     let wanted = p.take_any_of("_id")?;
     let patient: Option<PatientId> = one_reference(p, "patient", "Patient")?;
@@ -962,20 +968,47 @@ async fn consents_found(ask: &mut Ask, paging: &Paging) -> Result<Found, FhirErr
         return Err(FhirError::invalid("a Consent search needs `patient`"));
     }
     let entity = patient.map(|x| format!("patient/{x}")).unwrap_or_default();
-    let list = ask
+    let grant_ids: Vec<uuid::Uuid> = wanted.iter().filter_map(|w| w.parse().ok()).collect();
+    let node_name = ask.node.name().to_owned();
+    let (list, grants, now) = ask
         .node
         .store
         .write(Some(ask.caller.audit(&act, entity)), move |ctx| {
-            let list = match patient {
-                Some(p) => consents::list(ctx, p)?,
-                None => consents::all(ctx)?,
+            let list = match (sees_sharing, patient) {
+                (false, _) => Vec::new(),
+                (true, Some(p)) => consents::list(ctx, p)?,
+                (true, None) => consents::all(ctx)?,
             };
-            Ok::<_, ApiError>(list)
+            let mut grants = Vec::new();
+            if sees_grants {
+                let requests = match patient {
+                    Some(p) => access::requests_for_patient(ctx, p, false)?,
+                    None => {
+                        let mut found = Vec::new();
+                        for id in &grant_ids {
+                            if let Some(g) = access::grant(ctx, *id)? {
+                                found.extend(access::request(ctx, g.request_id)?);
+                            }
+                        }
+                        found
+                    }
+                };
+                for q in &requests {
+                    let grant = access::grant_for_request(ctx, q.id)?;
+                    grants.extend(access::incoming(q, grant.as_ref()));
+                }
+            }
+            Ok::<_, ApiError>((list, grants, ctx.now()))
         })
         .await?;
     let matching: Vec<Resource> = list
         .iter()
         .map(map::consent)
+        .chain(
+            grants
+                .iter()
+                .filter_map(|a| map::access_consent(a, &node_name, now)),
+        )
         .filter(|c| wanted.is_empty() || c.id.as_ref().is_some_and(|id| wanted.contains(id)))
         .map(Resource::Consent)
         .collect();

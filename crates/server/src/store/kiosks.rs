@@ -99,6 +99,14 @@ pub fn is_identified(
         .is_some())
 }
 
+/// Forgets every identification made at `device`: the patient there is done. Returns how many.
+pub fn end_identifications(w: &WriteCtx<'_>, device: KioskDeviceId) -> Result<usize, StoreError> {
+    Ok(w.conn.execute(
+        "DELETE FROM kiosk_identifications WHERE device_id = ?1",
+        [device.to_string()],
+    )?)
+}
+
 /// Forgets identifications made before `before` (past their time to live).
 pub fn prune_identifications(w: &WriteCtx<'_>, before: DateTime<Utc>) -> Result<usize, StoreError> {
     Ok(w.conn.execute(

@@ -471,6 +471,7 @@ CREATE TABLE access_requests (
     UNIQUE (peer, peer_request_id)
 ) STRICT;
 CREATE INDEX access_requests_patient ON access_requests (patient_id, created_at);
+CREATE INDEX access_requests_pending ON access_requests (created_at) WHERE state = 'pending';
 
 CREATE TABLE access_grants (
     id TEXT PRIMARY KEY,

@@ -40,7 +40,15 @@ pub async fn request_remote_access(
     Path(id): Path<PatientId>,
     Json(req): Json<NewRemoteAccess>,
 ) -> Result<Response, ApiError> {
-    let (me, _) = caller.staff(&[Role::Doctor])?;
+    let entity = format!("patient/{id}");
+    let (me, _) = caller
+        .audit_refusal(
+            &node,
+            caller.staff(&[Role::Doctor]),
+            "access.request",
+            &entity,
+        )
+        .await?;
     let n = node.clone();
     let name = caller.name.clone();
     let a = node
@@ -63,11 +71,22 @@ pub async fn list_remote_access(
     caller: Caller,
     Path(id): Path<PatientId>,
 ) -> Result<axum::Json<Vec<RemoteAccess>>, ApiError> {
-    let (me, _) = caller.staff(&[Role::Doctor])?;
-    caller.may_see(RecordKind::RemoteRecord)?;
+    // What a grant showed of the patient (name, birth date) is patient data: read and audited.
+    let entity = format!("patient/{id}");
+    let check = caller
+        .staff(&[Role::Doctor])
+        .and_then(|(me, _)| caller.may_see(RecordKind::RemoteRecord).map(|()| me));
+    let me = caller
+        .audit_refusal(&node, check, "access.remote-list", &entity)
+        .await?;
     let list = node
         .store
-        .read(move |tx| stored::remote_for_patient(tx, id, Some(&me.to_string())))
+        .write(
+            Some(caller.audit("access.remote-list", entity)),
+            move |ctx| {
+                Ok::<_, ApiError>(stored::remote_for_patient(ctx, id, Some(&me.to_string()))?)
+            },
+        )
         .await?;
     Ok(axum::Json(list))
 }

@@ -266,6 +266,31 @@ pub async fn update_patient(
     Ok(with_etag(status, p.version, p))
 }
 
+/// The patient is done at this kiosk ("Finish", or the kiosk going back to its welcome
+/// screen): what they identified for stops holding there at once, not ten minutes later. Their
+/// identification lets the kiosk book, check in, and answer other hospitals' requests for them.
+#[utoipa::path(delete, path = "/kiosk/identify", tag = "kiosk", security(("bearer" = [])),
+    responses((status = 204, description = "Every identification at this kiosk has ended")))]
+pub async fn end_kiosk_identification(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    let device = caller
+        .kiosk()
+        .ok_or_else(|| ApiError::forbidden("only a kiosk ends its identifications"));
+    let device = caller
+        .audit_refusal(&node, device, "patient.identify-end", "")
+        .await?;
+    node.store
+        .write(Some(caller.audit("patient.identify-end", "")), move |ctx| {
+            let ended = kiosks::end_identifications(ctx, device)?;
+            ctx.set_detail(format!("{ended} identification(s) ended"));
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// A kiosk identifies the patient at it by card number and birth date. The answer reveals
 /// as little as possible: a greeting name and today's appointments.
 #[utoipa::path(post, path = "/kiosk/identify", tag = "kiosk", request_body = KioskIdentify, security(("bearer" = [])),

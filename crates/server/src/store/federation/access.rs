@@ -181,6 +181,25 @@ pub fn requests_for_patient(
     Ok(out)
 }
 
+/// Requests still pending that arrived before `before`, oldest first, at most `limit`.
+pub fn pending_before(
+    tx: &Tx<'_>,
+    before: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<HomeRequest>, StoreError> {
+    let mut st = tx.conn.prepare_cached(&format!(
+        "SELECT {REQUEST_COLUMNS} FROM access_requests
+         WHERE state = 'pending' AND created_at < ?1
+         ORDER BY created_at, id LIMIT ?2"
+    ))?;
+    let mut rows = st.query(params![before.timestamp_millis(), limit])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(request_from_row(r)?);
+    }
+    Ok(out)
+}
+
 /// Counts one wrong code against a pending request, in one statement, so that concurrent
 /// wrong codes are each counted exactly once and never past `max`: the one that reaches `max`
 /// locks the request. Returns the count after this one, or `None` when the request was not
@@ -383,6 +402,15 @@ pub fn ended_untold(tx: &Tx<'_>, now: DateTime<Utc>, limit: u32) -> Result<Vec<G
     Ok(out)
 }
 
+/// One grant whose asking node was not yet told it ended (it may not have ended yet).
+pub fn grant_untold(tx: &Tx<'_>, id: uuid::Uuid) -> Result<Option<Grant>, StoreError> {
+    let mut st = tx.conn.prepare_cached(&format!(
+        "SELECT {GRANT_COLUMNS} FROM access_grants WHERE id = ?1 AND ended_told = 0"
+    ))?;
+    let mut rows = st.query([id.to_string()])?;
+    rows.next()?.map(grant_from_row).transpose()
+}
+
 /// The earliest moment a grant not yet told ended will expire.
 pub fn next_expiry(tx: &Tx<'_>) -> Result<Option<DateTime<Utc>>, StoreError> {
     let at: Option<i64> = tx.conn.query_row(
@@ -465,7 +493,9 @@ pub fn incoming(q: &HomeRequest, grant: Option<&Grant>) -> Option<IncomingAccess
         state: q.state,
         grant_id: grant.map(|g| g.id),
         approved_by: q.approved_by.clone(),
+        starts_at: grant.map(|g| g.starts_at),
         expires_at: grant.map(|g| g.expires_at),
+        revoked_at: grant.and_then(|g| g.revoked_at),
         created_at: q.created_at,
         version: q.version,
     })

@@ -2,9 +2,10 @@
 //! sealed envelope, the attempts, when the next is due, the receipt.
 
 use carebridge_protocol::PatientId;
+use carebridge_protocol::federation::envelope::MessageType;
 use carebridge_protocol::federation::payload::{Transmission, TransmissionState};
 use chrono::{DateTime, Utc};
-use rusqlite::{Row, params};
+use rusqlite::{OptionalExtension as _, Row, params};
 
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
@@ -175,18 +176,51 @@ pub fn take_for_attempt(
     )? == 1)
 }
 
-/// Keeps the peer's receipt (as JSON) and when it says it received the transmission.
+/// Keeps the peer's receipt (as JSON) and when it says it received the transmission. The
+/// sealed envelope of a message carrying a secret (a one-time code, a token) is emptied then:
+/// the pair's key opens it, and it is never sent again.
 pub fn record_receipt(
     w: &WriteCtx<'_>,
     id: uuid::Uuid,
     receipt: &str,
     received_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let message_type: Option<String> = w
+        .conn
+        .query_row(
+            "SELECT message_type FROM transmissions WHERE id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let forget = message_type
+        .as_deref()
+        .and_then(MessageType::parse)
+        .is_some_and(|t| t.secret_field().is_some());
     w.conn.execute(
-        "UPDATE transmissions SET receipt = ?2, acknowledged_at = ?3 WHERE id = ?1",
-        params![id.to_string(), receipt, received_at.timestamp_millis()],
+        "UPDATE transmissions SET receipt = ?2, acknowledged_at = ?3,
+             envelope = CASE WHEN ?4 THEN x'' ELSE envelope END
+         WHERE id = ?1",
+        params![
+            id.to_string(),
+            receipt,
+            received_at.timestamp_millis(),
+            forget
+        ],
     )?;
     Ok(())
+}
+
+/// A transmission's sealed envelope as kept (empty once a secret's was acknowledged).
+pub fn envelope(tx: &Tx<'_>, id: uuid::Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(tx
+        .conn
+        .query_row(
+            "SELECT envelope FROM transmissions WHERE id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 /// Records an attempt's outcome: only an attempt still in flight is settled by it (a
