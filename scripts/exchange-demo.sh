@@ -39,18 +39,7 @@ REVIEWER_PASSWORD=reviewer-demo-pass
 . scripts/lib/demo.sh
 DEMO_NAME=exchange-demo
 
-case "$DIR" in '' | / | . | .. | "$HOME") die "refusing to wipe EXCHANGE_DIR='$DIR'" ;; esac
-[ -n "${NODE_BIN:-}" ] || die "set NODE_BIN to the carebridge-node binary (make run-exchange does)"
-[ -x "$NODE_BIN" ] || die "$NODE_BIN is not an executable (make build builds it)"
-if [ "$NO_APP" != 1 ]; then
-    [ -n "${APP_BIN:-}" ] || die "set APP_BIN to the carebridge-app binary (make run-exchange does)"
-    [ -x "$APP_BIN" ] || die "$APP_BIN is not an executable (make build-app builds it)"
-    [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] ||
-        die "the two app windows need a desktop session (EXCHANGE_NO_APP=1 serves the nodes alone)"
-fi
-for tool in curl jq; do
-    command -v "$tool" >/dev/null || die "$tool not found (make deps installs it)"
-done
+demo_checks run-exchange EXCHANGE_DIR EXCHANGE_NO_APP
 demo_traps
 
 log "wiping $DIR"

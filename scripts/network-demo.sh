@@ -41,19 +41,8 @@ PATIENT_EMAIL=patient@mail.example
 . scripts/lib/demo.sh
 DEMO_NAME=network-demo
 
-case "$DIR" in '' | / | . | .. | "$HOME") die "refusing to wipe NETWORK_DIR='$DIR'" ;; esac
-[ -n "${NODE_BIN:-}" ] || die "set NODE_BIN to the carebridge-node binary (make run-network does)"
-[ -x "$NODE_BIN" ] || die "$NODE_BIN is not an executable (make build builds it)"
+demo_checks run-network NETWORK_DIR NETWORK_NO_APP
 [ -x "${AIOSMTPD_PYTHON:-}" ] || die "set AIOSMTPD_PYTHON to a Python with aiosmtpd (make aiosmtpd installs one)"
-if [ "$NO_APP" != 1 ]; then
-    [ -n "${APP_BIN:-}" ] || die "set APP_BIN to the carebridge-app binary (make run-network does)"
-    [ -x "$APP_BIN" ] || die "$APP_BIN is not an executable (make build-app builds it)"
-    [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] ||
-        die "the app windows need a desktop session (NETWORK_NO_APP=1 serves the nodes alone)"
-fi
-for tool in curl jq; do
-    command -v "$tool" >/dev/null || die "$tool not found (make deps installs it)"
-done
 demo_traps
 
 log "wiping $DIR"

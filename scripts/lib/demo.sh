@@ -1,11 +1,30 @@
 # Shared by the multi-node demos (exchange-demo.sh, network-demo.sh): sourced, not run.
-# The caller sets DEMO_NAME (for messages), DIR (the demo's directory), NODE_BIN and
-# START_TIMEOUT_S, and calls `demo_traps` before starting anything.
+# The caller sets DEMO_NAME (for messages), DIR (the demo's directory), NO_APP, NODE_BIN, APP_BIN
+# and START_TIMEOUT_S, calls `demo_checks`, and `demo_traps` before starting anything.
 
 log() { echo "$DEMO_NAME: $*" >&2; }
 die() {
     echo "$DEMO_NAME: error: $*" >&2
     exit 1
+}
+
+# demo_checks MAKE_TARGET DIR_VARIABLE NO_APP_VARIABLE: refuses to wipe a dangerous $DIR, and
+# stops early on what is missing to serve the nodes and, unless $NO_APP is 1, open the windows.
+demo_checks() {
+    local target=$1 dir_var=$2 no_app_var=$3
+    case "$DIR" in '' | / | . | .. | "$HOME") die "refusing to wipe $dir_var='$DIR'" ;; esac
+    [ -n "${NODE_BIN:-}" ] || die "set NODE_BIN to the carebridge-node binary (make $target does)"
+    [ -x "$NODE_BIN" ] || die "$NODE_BIN is not an executable (make build builds it)"
+    if [ "$NO_APP" != 1 ]; then
+        [ -n "${APP_BIN:-}" ] || die "set APP_BIN to the carebridge-app binary (make $target does)"
+        [ -x "$APP_BIN" ] || die "$APP_BIN is not an executable (make build-app builds it)"
+        [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] ||
+            die "the app windows need a desktop session ($no_app_var=1 serves the nodes alone)"
+    fi
+    local tool
+    for tool in curl jq; do
+        command -v "$tool" >/dev/null || die "$tool not found (make deps installs it)"
+    done
 }
 
 # Everything started in the background (pids appended to `started`), stopped on the way out

@@ -813,6 +813,18 @@ async fn access_across_hospitals(
             LIVE,
         )
         .await?;
+    // One read of each part the doctor was allowed: the page read once, not again and again.
+    let rows = kiosk
+        .execute(
+            "return document.querySelectorAll('table[aria-labelledby=reads-heading] tbody tr').length;",
+            vec![],
+        )
+        .await?;
+    if rows != json!(2) {
+        return Err(format!(
+            "the patient sees {rows} reads, not one of each of two parts"
+        ));
+    }
     step(kiosk, 64, "kiosk-permission-granted").await?;
     kiosk
         .click_first(".permissions button[id^=revoke-]", WAIT)

@@ -439,6 +439,24 @@ pub fn imaging_study(s: &ImagingStudy, node: &str) -> Option<r::ImagingStudy> {
     })
 }
 
+/// Every consent of ours is about a patient's privacy (`Consent.scope`)…
+fn privacy_scope() -> CodeableConcept {
+    CodeableConcept::code(Coding::new(
+        "http://terminology.hl7.org/CodeSystem/consentscope",
+        "patient-privacy",
+        "Privacy Consent",
+    ))
+}
+
+/// …and the patient's own (`Consent.category`, LOINC).
+fn patient_consent_category() -> CodeableConcept {
+    CodeableConcept::code(Coding::new(
+        "http://loinc.org",
+        "59284-0",
+        "Patient Consent",
+    ))
+}
+
 /// A patient's consent that their reports may be sent to `peer`.
 pub fn consent(c: &Consent) -> r::Consent {
     r::Consent {
@@ -448,16 +466,8 @@ pub fn consent(c: &Consent) -> r::Consent {
             last_updated: Some(instant(c.recorded_at)),
         }),
         status: Some("active".into()),
-        scope: Some(CodeableConcept::code(Coding::new(
-            "http://terminology.hl7.org/CodeSystem/consentscope",
-            "patient-privacy",
-            "Privacy Consent",
-        ))),
-        category: vec![CodeableConcept::code(Coding::new(
-            "http://loinc.org",
-            "59284-0",
-            "Patient Consent",
-        ))],
+        scope: Some(privacy_scope()),
+        category: vec![patient_consent_category()],
         patient: Some(Reference::to("Patient", c.patient_id)),
         date_time: Some(instant(c.recorded_at)),
         performer: vec![Reference {
@@ -535,16 +545,8 @@ pub fn access_consent(a: &IncomingAccess, node: &str, now: DateTime<Utc>) -> Opt
             last_updated: Some(instant(a.revoked_at.unwrap_or(starts))),
         }),
         status: Some(if in_force { "active" } else { "inactive" }.into()),
-        scope: Some(CodeableConcept::code(Coding::new(
-            "http://terminology.hl7.org/CodeSystem/consentscope",
-            "patient-privacy",
-            "Privacy Consent",
-        ))),
-        category: vec![CodeableConcept::code(Coding::new(
-            "http://loinc.org",
-            "59284-0",
-            "Patient Consent",
-        ))],
+        scope: Some(privacy_scope()),
+        category: vec![patient_consent_category()],
         patient: Some(Reference::to("Patient", a.patient_id)),
         date_time: Some(instant(starts)),
         performer: vec![performer],

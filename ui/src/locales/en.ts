@@ -587,7 +587,7 @@ export const en = {
   "access.scope.DiagnosticReport": "Reports",
   "access.scope.Appointment": "Appointments",
   "access.scope.Patient": "Personal details",
-  "access.hours": "For how many hours (at most {max})",
+  "access.hours": "For how many hours (at most {max}; the other hospital may allow fewer)",
   "access.emergencyNote": "Emergency access may be granted without the patient, for at most 4 hours; the other hospital's admins are alerted and the patient is told.",
   "access.askSubmit": "Send the request",
   "access.none": "No requests to other hospitals for this patient.",

@@ -583,7 +583,7 @@ export const nl: Catalogue = {
   "access.scope.DiagnosticReport": "Verslagen",
   "access.scope.Appointment": "Afspraken",
   "access.scope.Patient": "Persoonsgegevens",
-  "access.hours": "Voor hoeveel uur (hoogstens {max})",
+  "access.hours": "Voor hoeveel uur (hoogstens {max}; het andere ziekenhuis kan minder toestaan)",
   "access.emergencyNote": "Spoedinzage kan zonder de patiënt worden gegeven, voor hoogstens 4 uur; de beheerders van het andere ziekenhuis worden gewaarschuwd en de patiënt wordt ingelicht.",
   "access.askSubmit": "Verzoek versturen",
   "access.none": "Geen verzoeken aan andere ziekenhuizen voor deze patiënt.",

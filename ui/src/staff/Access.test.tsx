@@ -82,8 +82,18 @@ describe("records at other hospitals (doctor)", () => {
     expect(text()).toContain("Meniscal tear.");
     expect(text()).toContain("Jane Doe");
     expect(document.querySelector(".remote-records")).not.toBeNull();
+    const reads = () => invoked.filter((c) => c === "remote_records").length;
+    expect(reads(), "each read is a line in the patient's \"who looked\": read once").toBe(1);
+    // Another change of the request reads nothing again; the doctor's own ask does.
+    state = remote("granted", 3);
+    await changedAccess();
+    await settle();
+    expect(reads()).toBe(1);
+    await tap(button("Read again"));
+    await settle();
+    expect(reads()).toBe(2);
 
-    state = remote("revoked", 3);
+    state = remote("revoked", 4);
     await changedAccess();
     await settle();
     expect(text()).toContain("Revoked by the patient");

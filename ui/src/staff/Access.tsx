@@ -2,7 +2,7 @@
 // patient's record there, passing on the code the patient gives, and reading what the grant
 // allows in a section marked as coming from that hospital. The front desk's and the kiosk's
 // side is `../access.tsx`.
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { Button, DateField, DateInput, DateSegment, Input, Label, TextField } from "react-aria-components";
 import type { CalendarDate } from "@internationalized/date";
 import { describeScopes, scopeResource, until } from "../access";
@@ -162,12 +162,25 @@ function CodeForm({ request }: { request: RemoteAccess }) {
   );
 }
 
-/** What the grant shows, read from the other hospital when shown, when the grant changes, and
- *  when the doctor asks again: each read is recorded there for the patient to see, so it does
- *  not poll. */
+/** What the grant shows, read from the other hospital when shown and when the doctor asks
+ *  again: each read is recorded there for the patient to see, so it does not poll, nor read
+ *  again for every change of the request (it is shown only while granted). */
 function GrantedRecords({ patientId, request, timeZone }: { patientId: string; request: RemoteAccess; timeZone: string }) {
   const [again, setAgain] = useState(0);
-  const records = useLive<RemoteRecordView>(() => remoteRecords(patientId, request.id), [patientId, request.id, request.version, again], []);
+  // Read once per ask: useLive reads again as it starts listening for changes, and each read
+  // here is one more line in the patient's "who looked".
+  const [records, setRecords] = useState<{ data?: RemoteRecordView; error: string | null }>({ error: null });
+  useEffect(() => {
+    let live = true;
+    setRecords((s) => ({ data: s.data, error: null }));
+    remoteRecords(patientId, request.id).then(
+      (data) => live && setRecords({ data, error: null }),
+      (e) => live && setRecords((s) => ({ data: s.data, error: messageOf(e) })),
+    );
+    return () => {
+      live = false;
+    };
+  }, [patientId, request.id, again]);
   const r = records.data;
   return (
     <section className="remote-records" aria-labelledby={`remote-${request.id}`}>
