@@ -53,6 +53,20 @@ pub struct SignedHeaders {
     pub signature: String,
 }
 
+/// The parameters of a new signature over `covered` by `keyid`: Ed25519, created now, with a
+/// fresh random nonce.
+fn fresh_params(covered: &[&str], keyid: &str, created: DateTime<Utc>) -> SignatureParams {
+    let mut nonce = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    SignatureParams {
+        components: covered.iter().map(|c| (*c).to_owned()).collect(),
+        created: created.timestamp(),
+        keyid: keyid.to_owned(),
+        nonce: Some(hex::encode(nonce)),
+        alg: Some("ed25519".to_owned()),
+    }
+}
+
 /// Signs a POST of `body` to `authority` + `path` as `keyid` (the sending node's name).
 pub fn sign_request(
     path: &str,
@@ -62,15 +76,7 @@ pub fn sign_request(
     key: &SigningKey,
     created: DateTime<Utc>,
 ) -> Result<SignedHeaders, SignatureError> {
-    let mut nonce = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let params = SignatureParams {
-        components: COVERED.iter().map(|c| (*c).to_owned()).collect(),
-        created: created.timestamp(),
-        keyid: keyid.to_owned(),
-        nonce: Some(hex::encode(nonce)),
-        alg: Some("ed25519".to_owned()),
-    };
+    let params = fresh_params(&COVERED, keyid, created);
     let digest = content_digest(body);
     let serialized = params.serialize();
     let base = signature_base(&params, &serialized, |c| {
@@ -136,15 +142,7 @@ pub fn sign_read(
     key: &SigningKey,
     created: DateTime<Utc>,
 ) -> Result<SignedRead, SignatureError> {
-    let mut nonce = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let params = SignatureParams {
-        components: READ_COVERED.iter().map(|c| (*c).to_owned()).collect(),
-        created: created.timestamp(),
-        keyid: keyid.to_owned(),
-        nonce: Some(hex::encode(nonce)),
-        alg: Some("ed25519".to_owned()),
-    };
+    let params = fresh_params(&READ_COVERED, keyid, created);
     let serialized = params.serialize();
     let base = signature_base(&params, &serialized, |c| {
         read_component(c, authority, target)
