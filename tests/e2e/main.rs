@@ -752,6 +752,14 @@ async fn access_across_hospitals(
     window
         .wait_for_text("#remote-heading", "Records at other hospitals", WAIT)
         .await?;
+    // Once the list has loaded: a click while it lays out can land beside the button.
+    window
+        .wait_for_text(
+            ".remote-access",
+            "No requests to other hospitals for this patient.",
+            WAIT,
+        )
+        .await?;
     window.click_first("#ask-open", WAIT).await?;
     let card = window.wait_for("#ask-card", WAIT).await?;
     window.type_into(&card, &patient.card_number).await?;
@@ -1447,6 +1455,29 @@ async fn scenario(
         .wait_for_text(".patient-page", "Blood pressure check", LIVE)
         .await?;
     step(staff, 22, "reception-patient-page").await?;
+    // Further down the same page: other hospitals' requests and who read the record, as the
+    // front desk answers them with the patient (none for this patient).
+    staff
+        .wait_for_text(
+            ".patient-page #permissions-heading",
+            "Other hospitals' requests",
+            WAIT,
+        )
+        .await?;
+    staff
+        .execute(
+            "document.querySelector('#permissions-heading').scrollIntoView();",
+            vec![],
+        )
+        .await?;
+    staff
+        .wait_for_text(
+            ".permissions",
+            "No other hospital has read this record.",
+            WAIT,
+        )
+        .await?;
+    step(staff, 66, "reception-permissions").await?;
 
     // Registering someone with the same name and birth date as a known patient: the node
     // refuses it as `possible-duplicate`, and the dialog shows who it may be; registering
