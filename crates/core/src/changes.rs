@@ -207,6 +207,12 @@ impl Changes {
                     c.ids.insert(a.patient_id.to_string());
                     c
                 }
+                // A transfer is shown on its patient's page.
+                LiveEvent::Transfer(t) => {
+                    let mut c = Self::record(ChangeKind::Patient, t.patient_id);
+                    c.ids.insert(t.id.to_string());
+                    c
+                }
                 LiveEvent::Appointment(a) => a.changes(),
                 LiveEvent::Patient(p) => p.changes(),
                 LiveEvent::Report(r) => r.changes(),

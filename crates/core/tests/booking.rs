@@ -114,6 +114,7 @@ async fn mirror(
             version: 1,
             created_at: t,
             updated_at: t,
+            transferred_to: None,
         }),
     ];
     items.extend(appointments.iter().cloned().map(SnapshotItem::Appointment));

@@ -30,6 +30,7 @@ fn patient(family: &str, given: &str, born: (i32, u32, u32), card: &str) -> Pati
         version: 1,
         created_at: t,
         updated_at: t,
+        transferred_to: None,
     }
 }
 

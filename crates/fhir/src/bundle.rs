@@ -127,6 +127,20 @@ pub fn whole_record(base: &str, id: String, timestamp: String, resources: Vec<Re
     }
 }
 
+/// A patient's whole record as a `collection` to keep or move (a transfer to another
+/// hospital): every resource, in the order given, with no search semantics.
+pub fn collection(base: &str, id: String, timestamp: String, resources: Vec<Resource>) -> Bundle {
+    Bundle {
+        id: Some(id),
+        meta: None,
+        r#type: "collection".into(),
+        timestamp: Some(timestamp),
+        total: None,
+        link: Vec::new(),
+        entry: resources.into_iter().map(|r| entry(base, r, None)).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

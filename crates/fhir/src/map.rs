@@ -67,6 +67,19 @@ pub fn patient(p: &Patient, node: &str) -> r::Patient {
             value: Some(email.clone()),
         });
     }
+    // A record transferred elsewhere stays readable here, inactive, pointing at its successor.
+    let link = p
+        .transferred_to
+        .iter()
+        .map(|t| r::PatientLink {
+            other: Reference {
+                reference: None,
+                identifier: Some(Identifier::new(system::GLOBAL_ID, &t.global_id)),
+                display: Some(t.organisation.clone()),
+            },
+            r#type: "replaced-by".into(),
+        })
+        .collect();
     r::Patient {
         id: Some(p.id.to_string()),
         meta: meta(p.version, p.updated_at),
@@ -77,7 +90,7 @@ pub fn patient(p: &Patient, node: &str) -> r::Patient {
                 ..Identifier::new(system::card_number(node), &p.card_number)
             },
         ],
-        active: Some(true),
+        active: Some(p.transferred_to.is_none()),
         name: vec![HumanName {
             r#use: Some("official".into()),
             text: None,
@@ -86,6 +99,7 @@ pub fn patient(p: &Patient, node: &str) -> r::Patient {
         }],
         telecom,
         birth_date: Some(p.birth_date.to_string()),
+        link,
     }
 }
 

@@ -114,6 +114,20 @@ pub struct Patient {
     /// A `date`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub birth_date: Option<String>,
+    /// Other records of the same person: `replaced-by` the record at the hospital it was
+    /// transferred to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link: Vec<PatientLink>,
+}
+
+/// `Patient.link`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatientLink {
+    /// The other record.
+    pub other: Reference,
+    /// `replaced-by`, `replaces`, `refer` or `seealso`.
+    pub r#type: String,
 }
 
 /// `Practitioner`.

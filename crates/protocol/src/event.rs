@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::appointment::Appointment;
 use crate::document::PatientDocument;
 use crate::federation::access::{IncomingAccess, RemoteAccess};
+use crate::federation::transfer::PatientTransfer;
 use crate::federation::payload::{
     AdminUpdate, ConsentChange, ReceivedDeleted, ReceivedReports, Transmission,
 };
@@ -63,6 +64,9 @@ pub enum EventKind {
     /// `access.incoming`: another hospital asked to read one of this hospital's patients, or
     /// such a request changed (approved, declined, revoked); the front desk and admins see it.
     AccessIncoming,
+    /// `transfer.updated`: a patient's record moving to another hospital was authorised, a
+    /// part of it delivered, or the move confirmed or refused; the front desk and admins see it.
+    TransferUpdated,
 }
 
 impl EventKind {
@@ -88,6 +92,7 @@ impl EventKind {
             Self::DocumentAdded => "document.added",
             Self::AccessUpdated => "access.updated",
             Self::AccessIncoming => "access.incoming",
+            Self::TransferUpdated => "transfer.updated",
         }
     }
 
@@ -113,6 +118,7 @@ impl EventKind {
             "document.added" => Self::DocumentAdded,
             "access.updated" => Self::AccessUpdated,
             "access.incoming" => Self::AccessIncoming,
+            "transfer.updated" => Self::TransferUpdated,
             _ => return None,
         })
     }
@@ -155,6 +161,8 @@ pub enum LiveEvent {
     RemoteAccess(RemoteAccess),
     /// Another hospital's request to read a patient's record here.
     IncomingAccess(IncomingAccess),
+    /// A patient's record moving to another hospital.
+    Transfer(PatientTransfer),
 }
 
 impl LiveEvent {
@@ -184,6 +192,7 @@ impl LiveEvent {
             EventKind::DocumentAdded => Self::Document(serde_json::from_str(data)?),
             EventKind::AccessUpdated => Self::RemoteAccess(serde_json::from_str(data)?),
             EventKind::AccessIncoming => Self::IncomingAccess(serde_json::from_str(data)?),
+            EventKind::TransferUpdated => Self::Transfer(serde_json::from_str(data)?),
         })
     }
 }

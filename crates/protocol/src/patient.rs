@@ -37,6 +37,26 @@ pub struct Patient {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// Where the record now lives, once it was transferred to another hospital: the record
+    /// here is then read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub transferred_to: Option<crate::federation::transfer::TransferredTo>,
+}
+
+impl Patient {
+    /// Why the record takes no changes here, if it moved to another hospital: where it lives
+    /// now.
+    pub fn moved(&self) -> Option<String> {
+        self.transferred_to.as_ref().map(|t| {
+            format!(
+                "the record moved to {} ({}) on {}: it is read-only here",
+                t.organisation,
+                t.global_id,
+                t.at.format("%Y-%m-%d")
+            )
+        })
+    }
 }
 
 /// Staff's request to register a patient.

@@ -274,8 +274,13 @@ pub fn book(
         ));
     }
     require_doctor(ctx, req.practitioner_id)?;
-    if patients::get(ctx, req.patient_id, "")?.is_none() {
-        return Err(BookingError::field("patient_id", "no such patient"));
+    match patients::get(ctx, req.patient_id, "")? {
+        None => return Err(BookingError::field("patient_id", "no such patient")),
+        Some(p) => {
+            if let Some(why) = p.moved() {
+                return Err(BookingError::new(ProblemType::InvalidTransition, why));
+            }
+        }
     }
     let (start, end) = decide_time(
         ctx,

@@ -303,6 +303,7 @@ pub async fn seed(
                     version: 1,
                     created_at: now,
                     updated_at: now,
+                    transferred_to: None,
                 };
                 patients::insert(ctx, &p)?;
                 patients.push(p);

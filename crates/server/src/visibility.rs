@@ -52,11 +52,15 @@ pub enum RecordKind {
     /// Other hospitals' requests to read patients' records here, their grants, and the reads
     /// made under them.
     IncomingAccess,
+    /// Patients' records moving to other hospitals: where each transfer stands.
+    Transfer,
+    /// Records other hospitals transferred here (their reports, their appointments).
+    TransferredRecord,
 }
 
 impl RecordKind {
     /// Every kind, for tests that cover them all.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 16] = [
         Self::Practitioner,
         Self::Schedule,
         Self::Patient,
@@ -71,6 +75,8 @@ impl RecordKind {
         Self::Document,
         Self::RemoteRecord,
         Self::IncomingAccess,
+        Self::Transfer,
+        Self::TransferredRecord,
     ];
 }
 
@@ -159,6 +165,11 @@ pub fn reach(asker: Asker, kind: RecordKind) -> Reach {
         // emergency access (the requests name the patient by id only). A kiosk shows an
         // identified patient theirs through its own path, never by listing.
         K::IncomingAccess => (Everything, Nothing, Everything, Nothing, Nothing),
+        // The front desk moves a record with the patient in front of it; admins follow what
+        // leaves. A transfer's state names the patient by id only.
+        K::Transfer => (Everything, Nothing, Everything, Nothing, Nothing),
+        // What arrived is clinical, as reports are.
+        K::TransferredRecord => (Nothing, Everything, Nothing, Nothing, Nothing),
     };
     match asker {
         Asker::Staff(Role::Reception) => reception,

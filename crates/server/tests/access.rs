@@ -15,14 +15,12 @@ use carebridge_protocol::federation::request::{
     API_KEY_HEADER, INBOX_PATH, PRACTITIONER_HEADER, ReadTarget, sign_read, sign_request,
 };
 use carebridge_server::clock::{Clock, ManualClock, SystemClock};
-use carebridge_server::config::{MailConfig, MailSecurity};
-use carebridge_server::demo::{self, DemoCredentials, DemoSize};
-use carebridge_server::federation::peer::{AddPeer, SourceRule};
 use carebridge_server::node::Node;
 use carebridge_testkit::eventually;
 use carebridge_testkit::smtp::SmtpServer;
 use reqwest::Method;
 use serde_json::{Value, json};
+use support::hospital::{Side, peer, serve};
 use support::{Answer, Client};
 
 const HOME: &str = "st-marys.example";
@@ -31,169 +29,6 @@ const THIRD: &str = "third.example";
 const WAIT: Duration = Duration::from_secs(30);
 const PATIENT_EMAIL: &str = "ada.patient@mail.example";
 const REPORTS_AND_PATIENT: [&str; 2] = ["patient/DiagnosticReport.rs", "patient/Patient.r"];
-
-/// A hospital node served in-process.
-struct Side {
-    node: Arc<Node>,
-    url: String,
-    creds: DemoCredentials,
-    dir: tempfile::TempDir,
-    cfg: carebridge_server::NodeConfig,
-    served: tokio::task::JoinHandle<()>,
-}
-
-impl Side {
-    async fn start(
-        name: &str,
-        organisation: &str,
-        clock: Arc<dyn Clock>,
-        smtp: Option<u16>,
-        listener: Option<tokio::net::TcpListener>,
-    ) -> Self {
-        let l = match listener {
-            Some(l) => l,
-            None => tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        };
-        let url = format!("http://{}", l.local_addr().unwrap());
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = support::init_dir_named(dir.path(), name);
-        cfg.organisation = Some(organisation.into());
-        cfg.delivery_max_backoff_seconds = 1;
-        cfg.mail = smtp.map(|port| MailConfig {
-            host: "127.0.0.1".into(),
-            port: Some(port),
-            security: MailSecurity::None,
-            username: None,
-            password: None,
-            from: format!("{organisation} <no-reply@{name}>"),
-            timeout_seconds: 10,
-        });
-        let node = Node::open(cfg.clone(), clock).unwrap();
-        let size = DemoSize {
-            doctors: 2,
-            days: 1,
-            patients: 3,
-            bench: false,
-            appointments: None,
-        };
-        let creds = demo::seed(&node, &size, &url).await.unwrap();
-        let served = serve(node.clone(), l);
-        Self {
-            node,
-            url,
-            creds,
-            dir,
-            cfg,
-            served,
-        }
-    }
-
-    async fn doctor(&self, i: usize) -> Client {
-        let d = &self.creds.doctors[i];
-        Client::sign_in(&self.url, &d.username, &d.password).await
-    }
-
-    async fn reception(&self) -> Client {
-        let r = &self.creds.reception;
-        Client::sign_in(&self.url, &r.username, &r.password).await
-    }
-
-    async fn kiosk(&self) -> Client {
-        let k = &self.creds.kiosk;
-        Client::kiosk_sign_in(&self.url, &k.device_id.to_string(), &k.secret).await
-    }
-
-    fn doctor_id(&self, i: usize) -> String {
-        self.creds.doctors[i].id.to_string()
-    }
-
-    fn db(&self) -> rusqlite::Connection {
-        carebridge_server::store::open_connection(
-            &self.node.config.db_path(),
-            &carebridge_server::node::load_key(&self.node.config).unwrap(),
-            true,
-        )
-        .unwrap()
-    }
-
-    fn count(&self, sql: &str, p: &[&dyn rusqlite::ToSql]) -> i64 {
-        self.db().query_row(sql, p, |r| r.get(0)).unwrap()
-    }
-
-    fn verify_audit(&self) {
-        let reader = carebridge_server::store::Reader::open(
-            &self.node.config.db_path(),
-            &carebridge_server::node::load_key(&self.node.config).unwrap(),
-        )
-        .unwrap();
-        carebridge_server::store::audit::verify(&reader.tx())
-            .unwrap()
-            .unwrap();
-    }
-
-    /// The audit entries of `action` on `entity`, as (actor, outcome, detail).
-    fn audited(&self, action: &str, entity: &str) -> Vec<(String, String, String)> {
-        let c = self.db();
-        let mut st = c
-            .prepare(
-                "SELECT actor, outcome, detail FROM audit WHERE action = ?1 AND entity = ?2 ORDER BY seq",
-            )
-            .unwrap();
-        st.query_map([action, entity], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap()
-    }
-
-    async fn stop(self) -> (tempfile::TempDir, String, carebridge_server::NodeConfig) {
-        self.node.shutdown.cancel();
-        let _ = self.served.await;
-        (self.dir, self.url, self.cfg)
-    }
-}
-
-fn serve(node: Arc<Node>, l: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        carebridge_server::serve::serve(node, l).await.unwrap();
-    })
-}
-
-async fn identity(side: &Side) -> carebridge_protocol::federation::identity::NodeIdentity {
-    let cfg = side.node.config.clone();
-    let url = side.url.clone();
-    side.node
-        .store
-        .read(move |c| carebridge_server::identity::identity(c, &cfg, &url))
-        .await
-        .unwrap()
-}
-
-/// Peers two nodes both ways (hospital ↔ hospital: the access types by default); the API key.
-async fn peer(a: &Side, b: &Side) -> String {
-    let (key, _) = carebridge_server::federation::peering::add(
-        &a.node,
-        AddPeer {
-            identity: identity(b).await,
-            allowed_sources: vec![SourceRule::parse("127.0.0.1").unwrap()],
-            allowed_types: Vec::new(),
-            their_api_key: None,
-        },
-    )
-    .await
-    .unwrap();
-    carebridge_server::federation::peering::add(
-        &b.node,
-        AddPeer {
-            identity: identity(a).await,
-            allowed_sources: vec![SourceRule::parse("127.0.0.1").unwrap()],
-            allowed_types: Vec::new(),
-            their_api_key: Some(key.clone()),
-        },
-    )
-    .await
-    .unwrap();
-    key
-}
 
 /// St Mary's (with mail), General, and a third hospital peered with St Mary's; St Mary's first
 /// patient has an e-mail address on file and a final report.

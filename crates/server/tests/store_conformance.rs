@@ -277,6 +277,7 @@ fn patient(family: &str, given: &str, birth: NaiveDate, card: &str) -> Patient {
         version: 1,
         created_at: t0(),
         updated_at: t0(),
+        transferred_to: None,
     }
 }
 

@@ -125,7 +125,8 @@ impl NodeRecord {
             | LiveEvent::ImagingStudy(_)
             | LiveEvent::Document(_)
             | LiveEvent::RemoteAccess(_)
-            | LiveEvent::IncomingAccess(_) => false,
+            | LiveEvent::IncomingAccess(_)
+            | LiveEvent::Transfer(_) => false,
         }
     }
 
@@ -146,7 +147,8 @@ impl NodeRecord {
             | LiveEvent::ImagingStudy(_)
             | LiveEvent::Document(_)
             | LiveEvent::RemoteAccess(_)
-            | LiveEvent::IncomingAccess(_) => {
+            | LiveEvent::IncomingAccess(_)
+            | LiveEvent::Transfer(_) => {
                 return None;
             }
         })
@@ -725,6 +727,7 @@ mod bulk_tests {
             version: 1,
             created_at: t,
             updated_at: t,
+            transferred_to: None,
         }
     }
 

@@ -485,6 +485,7 @@ impl LocalStore {
                 version: 1,
                 created_at: now,
                 updated_at: now,
+                transferred_to: None,
             };
             let body = NewPatient {
                 id: Some(local_id),

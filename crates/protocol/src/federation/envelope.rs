@@ -42,11 +42,19 @@ pub enum MessageType {
     AccessDeclined,
     /// A grant ended: revoked by the patient, or expired.
     AccessRevoked,
+    /// A patient's record moves here: what it is, before its chunks.
+    TransferManifest,
+    /// One piece of a moving record.
+    TransferChunk,
+    /// The record was imported: the sending hospital may mark it transferred.
+    TransferConfirmed,
+    /// The record did not check out and nothing was imported.
+    TransferRefused,
 }
 
 impl MessageType {
     /// Every type, in the order of their names' introduction.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 12] = [
         Self::MedicalReports,
         Self::AdminUpdate,
         Self::AdminUpdateAck,
@@ -55,6 +63,10 @@ impl MessageType {
         Self::AccessGranted,
         Self::AccessDeclined,
         Self::AccessRevoked,
+        Self::TransferManifest,
+        Self::TransferChunk,
+        Self::TransferConfirmed,
+        Self::TransferRefused,
     ];
 
     /// Parses the kebab-case name.
@@ -62,13 +74,15 @@ impl MessageType {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
-    /// The payload's field that carries a secret (a one-time code, a token), if it has one:
-    /// used once, it is kept neither in the receiver's received payloads nor, once the
-    /// receiver acknowledged it, in the sender's outbox.
-    pub fn secret_field(self) -> Option<&'static str> {
+    /// The payload's field that is not kept with the message, if it has one: a secret (a
+    /// one-time code, a token), used once, or a moving record's bytes, kept with the transfer.
+    /// It is kept neither in the receiver's received payloads nor, once the receiver
+    /// acknowledged it, in the sender's outbox.
+    pub fn unkept_field(self) -> Option<&'static str> {
         match self {
             Self::AccessApprove => Some("code"),
             Self::AccessGranted => Some("token"),
+            Self::TransferChunk => Some("data"),
             _ => None,
         }
     }
@@ -84,6 +98,10 @@ impl MessageType {
             Self::AccessGranted => "access-granted",
             Self::AccessDeclined => "access-declined",
             Self::AccessRevoked => "access-revoked",
+            Self::TransferManifest => "transfer-manifest",
+            Self::TransferChunk => "transfer-chunk",
+            Self::TransferConfirmed => "transfer-confirmed",
+            Self::TransferRefused => "transfer-refused",
         }
     }
 }

@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use utoipa::ToSchema;
 
+use crate::text::{Checks, Clean, DISPLAY_NAME_MAX, PEER_NAME_MAX, REASON_MAX};
+use crate::problem::FieldError;
+
 /// A chunk's length, but the last one's: well inside an envelope once base64 and sealed.
 pub const CHUNK_BYTES: usize = 512 * 1024;
 
@@ -82,6 +85,215 @@ pub struct TransferRefused {
     pub transfer_id: uuid::Uuid,
     /// Why, for A's staff.
     pub reason: String,
+}
+
+/// The document the front desk saw to check the patient's identity before a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(export, rename_all = "kebab-case")
+)]
+pub enum IdentityDocument {
+    /// A passport.
+    Passport,
+    /// A national identity card.
+    IdentityCard,
+    /// A driving licence.
+    DrivingLicence,
+    /// A residence permit.
+    ResidencePermit,
+}
+
+impl IdentityDocument {
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passport => "passport",
+            Self::IdentityCard => "identity-card",
+            Self::DrivingLicence => "driving-licence",
+            Self::ResidencePermit => "residence-permit",
+        }
+    }
+
+    /// Parses the kebab-case name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Passport,
+            Self::IdentityCard,
+            Self::DrivingLicence,
+            Self::ResidencePermit,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+    }
+}
+
+/// The front desk's request to move a patient's record to another hospital (a peer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct NewTransfer {
+    /// The hospital's node name.
+    pub peer: String,
+    /// What the front desk checked the patient's identity with.
+    pub identity_document: IdentityDocument,
+}
+
+/// Where a transfer stands, at the hospital that sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(export, rename_all = "kebab-case")
+)]
+pub enum TransferState {
+    /// Its parts are on their way; the record is unchanged here.
+    Sending,
+    /// The other hospital imported it: the record here is read-only and points there.
+    Confirmed,
+    /// The other hospital refused it; nothing changed here.
+    Refused,
+}
+
+impl TransferState {
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sending => "sending",
+            Self::Confirmed => "confirmed",
+            Self::Refused => "refused",
+        }
+    }
+
+    /// Parses the kebab-case name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Sending, Self::Confirmed, Self::Refused]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+    }
+}
+
+/// A patient's transfer to another hospital, as the sending hospital's front desk sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct PatientTransfer {
+    /// The transfer.
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    #[schema(value_type = String, format = Uuid)]
+    pub id: uuid::Uuid,
+    /// The patient here.
+    pub patient_id: crate::PatientId,
+    /// The receiving hospital's node name.
+    pub peer: String,
+    /// The receiving hospital as people read it, once it confirmed.
+    pub organisation: Option<String>,
+    /// Where it stands.
+    pub state: TransferState,
+    /// How many parts the record was cut into.
+    pub parts: u32,
+    /// How many the other hospital has acknowledged.
+    pub parts_delivered: u32,
+    /// The record's size in bytes.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub bytes: u64,
+    /// The record's SHA-256, lowercase hex: what the confirmation must name.
+    pub sha256: String,
+    /// What the front desk checked the patient's identity with.
+    pub identity_document: IdentityDocument,
+    /// Who authorised it.
+    pub authorised_by: String,
+    /// The patient's global id at the other hospital, once confirmed.
+    pub new_global_id: Option<String>,
+    /// Why the other hospital refused it.
+    pub reason: Option<String>,
+    /// When it was authorised.
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When it last changed.
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Where a transferred patient's record now lives: on every read of the old record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct TransferredTo {
+    /// The patient's global id at the other hospital.
+    pub global_id: String,
+    /// That hospital's node name.
+    pub peer: String,
+    /// That hospital as people read it.
+    pub organisation: String,
+    /// When it confirmed the import.
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A record another hospital transferred here, as this hospital's staff read it: the FHIR
+/// Bundle as it arrived (the other hospital's appointments, reports and their PDFs), kept
+/// read-only beside the patient's record here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct TransferredRecord {
+    /// The transfer.
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    #[schema(value_type = String, format = Uuid)]
+    pub transfer_id: uuid::Uuid,
+    /// The sending hospital's node name.
+    pub peer: String,
+    /// The sending hospital as people read it.
+    pub organisation: String,
+    /// The patient's global id there.
+    pub from_global_id: String,
+    /// When it was imported here.
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    #[schema(value_type = String, format = DateTime)]
+    pub imported_at: chrono::DateTime<chrono::Utc>,
+    /// The FHIR `collection` Bundle.
+    #[cfg_attr(feature = "ts", ts(type = "unknown"))]
+    #[schema(value_type = Object)]
+    pub bundle: serde_json::Value,
+}
+
+impl Clean for NewTransfer {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Checks::default()
+            .line("peer", &mut self.peer, PEER_NAME_MAX)
+            .finish()
+    }
+}
+
+impl Clean for TransferManifest {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Checks::default()
+            .line("patient_global_id", &mut self.patient_global_id, 2 * PEER_NAME_MAX)
+            .line("organisation", &mut self.organisation, DISPLAY_NAME_MAX)
+            .line("authorised_by", &mut self.authorised_by, DISPLAY_NAME_MAX)
+            .finish()
+    }
+}
+
+impl Clean for TransferConfirmed {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Checks::default()
+            .line("new_global_id", &mut self.new_global_id, 2 * PEER_NAME_MAX)
+            .line("organisation", &mut self.organisation, DISPLAY_NAME_MAX)
+            .finish()
+    }
+}
+
+impl Clean for TransferRefused {
+    fn clean(&mut self) -> Result<(), Vec<FieldError>> {
+        Checks::default()
+            .line("reason", &mut self.reason, REASON_MAX)
+            .finish()
+    }
 }
 
 /// Why a chunk or a whole record does not check out.

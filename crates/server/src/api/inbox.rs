@@ -39,7 +39,7 @@ use crate::error::ApiError;
 use crate::federation::error::FederationError;
 use crate::federation::peer::Peer;
 use crate::federation::refusals::Audit;
-use crate::federation::{access, received, updates};
+use crate::federation::{access, received, transfer, updates};
 use crate::node::Node;
 use crate::store::federation::peers;
 use crate::store::federation::received::{self as stored, Accepted};
@@ -344,13 +344,13 @@ async fn audit_refusal(node: &Arc<Node>, draft: AuditDraft, ip: IpAddr, e: &Fede
 /// What is kept of a payload as received: a one-time code or a token is used at once and never
 /// stored where the received payloads are (the grant keeps the token for its reads).
 fn kept_payload(t: MessageType, plaintext: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    let Some(secret) = t.secret_field() else {
+    let Some(secret) = t.unkept_field() else {
         return plaintext.into();
     };
     match serde_json::from_slice::<serde_json::Value>(plaintext) {
         Ok(mut v) => {
             if let Some(field) = v.get_mut(secret) {
-                *field = serde_json::Value::String("(not kept)".into());
+                *field = serde_json::Value::String("(not kept here)".into());
             }
             serde_json::to_vec(&v).map_or(plaintext.into(), Into::into)
         }
@@ -484,6 +484,22 @@ fn store(
         MessageType::AccessRevoked => {
             let m = serde_json::from_slice(plaintext).map_err(unreadable)?;
             access::receive_revoked(ctx, peer, &m)?
+        }
+        MessageType::TransferManifest => {
+            let m = serde_json::from_slice(plaintext).map_err(unreadable)?;
+            transfer::receive_manifest(ctx, peer, &m)?
+        }
+        MessageType::TransferChunk => {
+            let m = serde_json::from_slice(plaintext).map_err(unreadable)?;
+            transfer::receive_chunk(ctx, node, peer, &m)?
+        }
+        MessageType::TransferConfirmed => {
+            let m = serde_json::from_slice(plaintext).map_err(unreadable)?;
+            transfer::receive_confirmed(ctx, node, peer, &m)?
+        }
+        MessageType::TransferRefused => {
+            let m = serde_json::from_slice(plaintext).map_err(unreadable)?;
+            transfer::receive_refused(ctx, peer, &m)?
         }
     };
     ctx.audit(

@@ -30,7 +30,7 @@ use crate::node::Node;
 
 use v1::{
     access, appointments, audit, documents, events, exchange, imaging, kiosks, patients,
-    practitioners, reports, schedules, sessions, snapshot,
+    practitioners, reports, schedules, sessions, snapshot, transfers,
 };
 
 #[derive(OpenApi)]
@@ -49,6 +49,7 @@ use v1::{
          (name = "imaging", description = "Imaging orders, studies from the PACS, reconciliation"),
          (name = "exchange", description = "Peers, consent, transmissions, received reports, admin updates"),
          (name = "access", description = "Patient-consented access across hospitals: requests, codes, grants, reads, revocation"),
+         (name = "transfers", description = "Moving a patient's record to another hospital, and records moved here"),
          (name = "events", description = "The live stream"),
          (name = "audit", description = "The audit trail"),
          (name = "federation", description = "What peer nodes send (signed, sealed envelopes)"))
@@ -134,6 +135,11 @@ fn v1_routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(access::list_access_reads))
         .routes(routes!(access::decide_access_request))
         .routes(routes!(access::revoke_access))
+        .routes(routes!(
+            transfers::start_transfer,
+            transfers::list_transfers
+        ))
+        .routes(routes!(transfers::list_transferred_records))
         .routes(routes!(snapshot::get_snapshot))
         .routes(routes!(events::stream_events))
         .routes(routes!(audit::list_audit))

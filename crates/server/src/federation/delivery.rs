@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use super::peer::Peer;
-use super::transmission;
+use super::{transfer, transmission};
 use crate::node::Node;
 use crate::store::federation::peers;
 use crate::store::federation::transmissions::{self, Due};
@@ -287,6 +287,11 @@ async fn finish(node: &Arc<Node>, d: &Due, a: Attempt) -> Result<(), StoreError>
             ctx.audit(&draft, &format!("transmission/{id}"), outcome, &detail)?;
             if let Some(t) = transmissions::get(ctx, id)? {
                 transmission::emit_updated(ctx, &t)?;
+            }
+            match state {
+                TransmissionState::Acknowledged => transfer::part_settled(ctx, id, None)?,
+                TransmissionState::Failed => transfer::part_settled(ctx, id, error.as_deref())?,
+                _ => {}
             }
             Ok::<_, StoreError>(())
         })

@@ -13,5 +13,6 @@ pub mod peering;
 pub mod received;
 pub mod refusals;
 pub mod sharing;
+pub mod transfer;
 pub mod transmission;
 pub mod updates;

@@ -122,14 +122,18 @@ pub fn default_types(ours: NodeKind, theirs: NodeKind) -> Vec<MessageType> {
         (NodeKind::Insurer, NodeKind::Hospital) => {
             vec![MessageType::MedicalReports, MessageType::AdminUpdateAck]
         }
-        // Two hospitals: each may ask to read the other's patients (with their consent), and
-        // answer the other's requests.
+        // Two hospitals: each may ask to read the other's patients (with their consent),
+        // answer the other's requests, and move a patient's record to the other.
         (NodeKind::Hospital, NodeKind::Hospital) => vec![
             MessageType::AccessRequest,
             MessageType::AccessApprove,
             MessageType::AccessGranted,
             MessageType::AccessDeclined,
             MessageType::AccessRevoked,
+            MessageType::TransferManifest,
+            MessageType::TransferChunk,
+            MessageType::TransferConfirmed,
+            MessageType::TransferRefused,
         ],
         _ => Vec::new(),
     }

@@ -486,6 +486,7 @@ fn patient(
         version: 1,
         created_at: now,
         updated_at: now,
+        transferred_to: None,
     };
     patients::insert(ctx, &created)?;
     let entity = format!("patient/{id}");

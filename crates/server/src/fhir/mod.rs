@@ -5,7 +5,7 @@
 //! [`FhirError`], and [`outcome_for_every_error`] turns every problem+json answer under this
 //! prefix (the extractors' included) into an OperationOutcome with the same status.
 
-mod everything;
+pub(crate) mod everything;
 pub mod export;
 pub mod granted;
 pub mod import;

@@ -776,7 +776,7 @@ async fn appointments_found(ask: &mut Ask, paging: &Paging) -> Result<Found, Fhi
 }
 
 /// A signed report with what its PDF needs.
-type ToRender = (
+pub(super) type ToRender = (
     Report,
     Vec<ReportRevision>,
     carebridge_protocol::patient::Patient,

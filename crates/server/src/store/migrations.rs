@@ -536,6 +536,63 @@ CREATE TABLE mail_outbox (
 ) STRICT;
 CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt_at) WHERE state = 'queued';
 "#,
+    // Schema 10: moving a patient's record to another hospital. The sending side keeps what it
+    // sent and where it stands (the patient is marked transferred only on the confirmation);
+    // the receiving side keeps each checked chunk until the record is whole, then the record
+    // as it arrived beside the patient it was imported as.
+    r#"
+ALTER TABLE patients ADD COLUMN transferred_to TEXT;
+ALTER TABLE transmissions ADD COLUMN transfer_id TEXT;
+CREATE INDEX transmissions_transfer ON transmissions (transfer_id) WHERE transfer_id IS NOT NULL;
+
+CREATE TABLE transfers_out (
+    id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES patients (id),
+    peer TEXT NOT NULL REFERENCES peers (name),
+    state TEXT NOT NULL CHECK (state IN ('sending', 'confirmed', 'refused')),
+    parts INTEGER NOT NULL CHECK (parts >= 1),
+    bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    identity_document TEXT NOT NULL,
+    authorised_by TEXT NOT NULL,
+    organisation TEXT,
+    new_global_id TEXT,
+    reason TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX transfers_out_patient ON transfers_out (patient_id, created_at);
+-- One transfer at a time per patient, and none once one was confirmed.
+CREATE UNIQUE INDEX transfers_out_live ON transfers_out (patient_id) WHERE state IN ('sending', 'confirmed');
+
+CREATE TABLE transfers_in (
+    peer TEXT NOT NULL,
+    id TEXT NOT NULL,
+    patient_global_id TEXT NOT NULL,
+    organisation TEXT NOT NULL,
+    authorised_by TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    chunk_hashes TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('receiving', 'imported', 'refused')),
+    reason TEXT,
+    patient_id TEXT REFERENCES patients (id),
+    bundle BLOB,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (peer, id)
+) STRICT;
+CREATE INDEX transfers_in_patient ON transfers_in (patient_id) WHERE patient_id IS NOT NULL;
+
+CREATE TABLE transfer_chunks_in (
+    peer TEXT NOT NULL,
+    transfer_id TEXT NOT NULL,
+    idx INTEGER NOT NULL CHECK (idx >= 0),
+    data BLOB NOT NULL,
+    PRIMARY KEY (peer, transfer_id, idx),
+    FOREIGN KEY (peer, transfer_id) REFERENCES transfers_in (peer, id)
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -12,7 +12,7 @@ use crate::store::search::{self, Found, Page, Span, Where, order_by};
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
 /// The columns [`from_row`] reads, in its order.
-pub(in crate::store) const COLUMNS: &str = "id, family_name, given_name, birth_date, phone, email, card_number, version, created_at, updated_at";
+pub(in crate::store) const COLUMNS: &str = "id, family_name, given_name, birth_date, phone, email, card_number, version, created_at, updated_at, transferred_to";
 
 /// Decodes a row selected with the module's column list.
 pub(in crate::store) fn from_row(r: &Row<'_>, node: &str) -> Result<Patient, StoreError> {
@@ -34,6 +34,10 @@ pub(in crate::store) fn from_row(r: &Row<'_>, node: &str) -> Result<Patient, Sto
         version: r.get(7)?,
         created_at: from_millis(r.get(8)?)?,
         updated_at: from_millis(r.get(9)?)?,
+        transferred_to: r
+            .get::<_, Option<String>>(10)?
+            .map(|t| serde_json::from_str(&t))
+            .transpose()?,
     })
 }
 
@@ -310,4 +314,22 @@ pub fn page_after(
     search::walk(tx, COLUMNS, "patients", after, changed, limit, |r| {
         from_row(r, node)
     })
+}
+
+/// Marks a patient's record transferred to another hospital (read-only here from now on): its
+/// version moves on, so that clients read it again. False when it already was.
+pub fn mark_transferred(
+    w: &WriteCtx<'_>,
+    id: PatientId,
+    to: &carebridge_protocol::federation::transfer::TransferredTo,
+) -> Result<bool, StoreError> {
+    Ok(w.conn.execute(
+        "UPDATE patients SET transferred_to = ?2, version = version + 1, updated_at = ?3
+         WHERE id = ?1 AND transferred_to IS NULL",
+        params![
+            id.to_string(),
+            serde_json::to_string(to)?,
+            w.now().timestamp_millis()
+        ],
+    )? == 1)
 }

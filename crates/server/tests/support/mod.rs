@@ -17,6 +17,8 @@ use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+pub mod hospital;
+
 /// A two-worker runtime, for tests that run their own (and may block in it).
 pub fn mt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

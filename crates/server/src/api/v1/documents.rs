@@ -117,8 +117,10 @@ pub async fn add_document(
         .store
         .write(Some(caller.audit("document.add", entity)), move |ctx| {
             idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
-                if patients::get(ctx, patient, &name)?.is_none() {
-                    return Err(ApiError::not_found("patient"));
+                let p = patients::get(ctx, patient, &name)?
+                    .ok_or_else(|| ApiError::not_found("patient"))?;
+                if let Some(why) = p.moved() {
+                    return Err(ApiError::new(ProblemType::InvalidTransition, why));
                 }
                 let existing = store::find_by_title(ctx, patient, &doc.title)?;
                 let id = match existing {

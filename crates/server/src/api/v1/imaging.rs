@@ -72,8 +72,10 @@ pub async fn create_imaging_order(
             Some(caller.audit("imaging.order", format!("patient/{}", req.patient_id))),
             move |ctx| {
                 idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
-                    if patients::get(ctx, req.patient_id, &name)?.is_none() {
-                        return Err(ApiError::field("patient_id", "no such patient"));
+                    let p = patients::get(ctx, req.patient_id, &name)?
+                        .ok_or_else(|| ApiError::field("patient_id", "no such patient"))?;
+                    if let Some(why) = p.moved() {
+                        return Err(ApiError::new(ProblemType::InvalidTransition, why));
                     }
                     if store::order(ctx, id)?.is_some() {
                         return Err(ApiError::new(

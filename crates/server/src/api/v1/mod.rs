@@ -14,3 +14,4 @@ pub mod reports;
 pub mod schedules;
 pub mod sessions;
 pub mod snapshot;
+pub mod transfers;

@@ -97,6 +97,7 @@ pub async fn register_patient(
                     version: 1,
                     created_at: now,
                     updated_at: now,
+                    transferred_to: None,
                 };
                 patients::insert(ctx, &p)?;
                 ctx.set_entity(format!("patient/{id}"));
@@ -215,6 +216,9 @@ pub async fn update_patient(
                 idempotency::once(ctx, &actor, &key, fp, StatusCode::OK, |ctx| {
                     let mut p = patients::get(ctx, id, &name)?
                         .ok_or_else(|| ApiError::not_found("patient"))?;
+                    if let Some(why) = p.moved() {
+                        return Err(ApiError::new(ProblemType::InvalidTransition, why));
+                    }
                     if_match.require(&p, p.version)?;
                     if let Some(c) = &req.card_number
                         && patients::card_taken(ctx, c, Some(id))?
@@ -326,6 +330,17 @@ pub async fn identify_kiosk_patient(
                 )
             })?;
             ctx.set_entity(format!("patient/{}", p.id));
+            if let Some(t) = &p.transferred_to {
+                // The patient is told where their record is now, in words for them.
+                return Err(ApiError::new(
+                    ProblemType::InvalidTransition,
+                    format!(
+                        "your record moved to {} on {}: please ask there",
+                        t.organisation,
+                        t.at.format("%Y-%m-%d")
+                    ),
+                ));
+            }
             let now = ctx.now();
             kiosks::record_identification(ctx, device, p.id, now.timestamp_millis())?;
             let (from, to) = schedule::date_bounds(

@@ -69,8 +69,10 @@ pub async fn create_report(
             Some(caller.audit("report.create", format!("report/{id}"))),
             move |ctx| {
                 idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
-                    if patients::get(ctx, req.patient_id, &name)?.is_none() {
-                        return Err(ApiError::field("patient_id", "no such patient"));
+                    let patient = patients::get(ctx, req.patient_id, &name)?
+                        .ok_or_else(|| ApiError::field("patient_id", "no such patient"))?;
+                    if let Some(why) = patient.moved() {
+                        return Err(ApiError::new(ProblemType::InvalidTransition, why));
                     }
                     if reports::exists(ctx, id)? {
                         return Err(ApiError::new(

@@ -1,10 +1,11 @@
 //! What federation keeps: peers, the outbox of transmissions, what peers sent (and the
-//! nonces of their requests), patients' consents to share, admin updates, and consented access
-//! across hospitals.
+//! nonces of their requests), patients' consents to share, admin updates, consented access
+//! across hospitals, and patients' records moving between hospitals.
 
 pub mod access;
 pub mod consents;
 pub mod peers;
 pub mod received;
 pub mod transmissions;
+pub mod transfers;
 pub mod updates;

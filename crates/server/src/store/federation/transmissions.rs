@@ -114,12 +114,13 @@ fn uuid(id: &str) -> Result<uuid::Uuid, StoreError> {
 }
 
 /// Up to `limit` transmissions waiting (queued, or sent and not answered) whose next attempt is
-/// due at `now`, the longest-due first.
+/// due at `now`, the longest-due first, and those due together in the order they were queued
+/// (a transfer's manifest before its chunks).
 pub fn due(tx: &Tx<'_>, now: DateTime<Utc>, limit: u32) -> Result<Vec<Due>, StoreError> {
     let mut st = tx.conn.prepare_cached(
         "SELECT id, peer, envelope, attempts FROM transmissions
          WHERE state IN ('queued', 'sent') AND next_attempt_at <= ?1
-         ORDER BY next_attempt_at LIMIT ?2",
+         ORDER BY next_attempt_at, rowid LIMIT ?2",
     )?;
     let rows = st.query_map(params![now.timestamp_millis(), limit], |r| {
         Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
@@ -196,7 +197,7 @@ pub fn record_receipt(
     let forget = message_type
         .as_deref()
         .and_then(MessageType::parse)
-        .is_some_and(|t| t.secret_field().is_some());
+        .is_some_and(|t| t.unkept_field().is_some());
     w.conn.execute(
         "UPDATE transmissions SET receipt = ?2, acknowledged_at = ?3,
              envelope = CASE WHEN ?4 THEN x'' ELSE envelope END
