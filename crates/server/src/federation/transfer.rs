@@ -110,7 +110,8 @@ pub async fn start(
     // Refuse early what would be refused at the end, before the record is read.
     let name = node.name().to_owned();
     let peer_name = req.peer.clone();
-    node.store
+    let early = node
+        .store
         .read(move |tx| {
             let p = patients::get(tx, patient, &name)?.ok_or(FederationError::NotFound("patient"))?;
             moved(&p)?;
@@ -123,7 +124,17 @@ pub async fn start(
             }
             Ok::<_, FederationError>(())
         })
-        .await?;
+        .await;
+    if let Err(e) = early {
+        // Refused before anything was read: audited as a refusal all the same.
+        return Err(node
+            .store
+            .write(Some(draft), move |_| Err::<(), _>(e))
+            .await
+            .map_or_else(ApiError::from, |()| {
+                ApiError::Internal("a refusal was not refused".into())
+            }));
+    }
 
     let name = node.name().to_owned();
     let record = node

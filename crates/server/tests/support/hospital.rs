@@ -132,6 +132,47 @@ impl Side {
     }
 }
 
+/// A hospital node stopped, its data kept, to be started again on the same address.
+pub struct Down {
+    dir: tempfile::TempDir,
+    url: String,
+    cfg: carebridge_server::NodeConfig,
+    creds: DemoCredentials,
+}
+
+impl Side {
+    /// Stops serving (the delivery worker and every job stop with it); the data stays.
+    pub async fn down(self) -> Down {
+        let creds = self.creds.clone();
+        let (dir, url, cfg) = self.stop().await;
+        Down {
+            dir,
+            url,
+            cfg,
+            creds,
+        }
+    }
+}
+
+impl Down {
+    /// Opens the node again from its data and serves it on its old address.
+    pub async fn up(self) -> Side {
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
+        let node = Node::open(self.cfg.clone(), Arc::new(carebridge_server::clock::SystemClock))
+            .unwrap();
+        let served = serve(node.clone(), listener);
+        Side {
+            node,
+            url: self.url,
+            creds: self.creds,
+            dir: self.dir,
+            cfg: self.cfg,
+            served,
+        }
+    }
+}
+
 pub fn serve(node: Arc<Node>, l: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         carebridge_server::serve::serve(node, l).await.unwrap();

@@ -1,0 +1,446 @@
+//! Moving a patient's record from St Mary's to General, end to end between real nodes over
+//! HTTP: the front desk authorises it, the record travels as a manifest and chunks through the
+//! outbox and the inbox, General imports it whole and confirms it, and only then is St Mary's
+//! record read-only and pointing at the new one.
+#![expect(clippy::unwrap_used, reason = "tests panic on the unexpected")]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use carebridge_protocol::federation::envelope::{Envelope, MessageType, Sealing, seal};
+use carebridge_protocol::federation::transfer::TransferChunk;
+use carebridge_server::clock::SystemClock;
+use carebridge_testkit::eventually;
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::Client;
+use support::hospital::{Side, peer};
+
+const HOME: &str = "st-marys.example";
+const NEW: &str = "general.example";
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn hospitals() -> (Side, Side) {
+    let clock = Arc::new(SystemClock);
+    let home = Side::start(HOME, "St Mary's Hospital", clock.clone(), None, None).await;
+    let new = Side::start(NEW, "General Hospital", clock, None, None).await;
+    peer(&home, &new).await;
+    (home, new)
+}
+
+/// A final report and a draft for St Mary's first patient; the final one's title.
+async fn reports(home: &Side) -> String {
+    let p = home.creds.patients[0].id;
+    let doctor = home.doctor(0).await;
+    let title = "Knee MRI".to_owned();
+    let r = doctor
+        .post(
+            "/api/v1/reports",
+            json!({"patient_id": p, "content": {"title": title, "findings": "Meniscal tear.", "conclusion": "Refer.", "codes": ["S83.2"]}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let f = doctor
+        .call(
+            Method::POST,
+            &format!(
+                "/api/v1/reports/{}/finalise",
+                r.body["id"].as_str().unwrap()
+            ),
+            None,
+            &[("if-match", &format!("\"{}\"", r.body["version"]))],
+        )
+        .await;
+    assert_eq!(f.status, 200, "{}", f.body);
+    let d = doctor
+        .post(
+            "/api/v1/reports",
+            json!({"patient_id": p, "content": {"title": "Unfinished draft", "findings": "…", "conclusion": "…", "codes": []}}),
+        )
+        .await;
+    assert_eq!(d.status, 201, "{}", d.body);
+    title
+}
+
+async fn authorise(reception: &Client, patient: &str) -> Value {
+    let r = reception
+        .post(
+            &format!("/api/v1/patients/{patient}/transfers"),
+            json!({"peer": NEW, "identity_document": "passport"}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["state"], "sending");
+    r.body
+}
+
+async fn transfer_state(reception: &Client, patient: &str, id: &str) -> Value {
+    let list = reception
+        .get(&format!("/api/v1/patients/{patient}/transfers"))
+        .await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    list.body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .cloned()
+        .unwrap()
+}
+
+fn titles(bundle: &Value, resource_type: &str) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .filter(|r| r["resourceType"] == resource_type)
+        .map(|r| r["code"]["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_record_moves_whole_and_once_confirmed_the_old_record_is_read_only_and_names_the_new() {
+    let (home, new) = hospitals().await;
+    let title = reports(&home).await;
+    let p = home.creds.patients[0].id.to_string();
+    let reception = home.reception().await;
+    // The demo registers the same people at both hospitals: a name General does not know,
+    // so that the record is registered there under a new id.
+    let current = reception.get(&format!("/api/v1/patients/{p}")).await;
+    let renamed = reception
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/patients/{p}"),
+            Some(json!({"family_name": "Okonkwo-Lindqvist"})),
+            &[("if-match", &format!("\"{}\"", current.body["version"]))],
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    let appointments = home.count(
+        "SELECT count(*) FROM appointments WHERE patient_id = ?1",
+        &[&p],
+    );
+    assert!(appointments > 0, "the demo books the patient");
+    let patients_at_new = new.count("SELECT count(*) FROM patients", &[]);
+
+    let t = authorise(&reception, &p).await;
+    let id = t["id"].as_str().unwrap().to_owned();
+    assert_eq!(t["sha256"].as_str().unwrap().len(), 64);
+    assert!(t["parts"].as_u64().unwrap() >= 1);
+    eventually("General confirms the transfer", WAIT, || async {
+        transfer_state(&reception, &p, &id).await["state"] == "confirmed"
+    })
+    .await;
+    let t = transfer_state(&reception, &p, &id).await;
+    assert_eq!(t["parts_delivered"], t["parts"], "{t}");
+    assert_eq!(t["organisation"], "General Hospital");
+
+    // General: one transfer, imported as one new patient, its chunks gone, the record kept
+    // byte for byte as St Mary's hashed it.
+    let (imported, bundle): (String, Vec<u8>) = new
+        .db()
+        .query_row(
+            "SELECT patient_id, bundle FROM transfers_in WHERE id = ?1 AND state = 'imported'",
+            [&id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        carebridge_protocol::federation::transfer::sha256_hex(&bundle),
+        t["sha256"].as_str().unwrap()
+    );
+    assert_eq!(new.count("SELECT count(*) FROM transfers_in", &[]), 1);
+    assert_eq!(new.count("SELECT count(*) FROM transfer_chunks_in", &[]), 0);
+    assert_eq!(
+        new.count("SELECT count(*) FROM patients", &[]),
+        patients_at_new + 1
+    );
+    let new_global = format!("{imported}@{NEW}");
+    assert_eq!(t["new_global_id"], new_global.as_str());
+
+    // General's doctor reads what arrived: signed reports with their PDFs, never the draft,
+    // and St Mary's appointments; General's front desk does not read clinical records.
+    let doctor = new.doctor(0).await;
+    let records = doctor
+        .get(&format!("/api/v1/patients/{imported}/transferred-records"))
+        .await;
+    assert_eq!(records.status, 200, "{}", records.body);
+    let records = records.body.as_array().unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["organisation"], "St Mary's Hospital");
+    assert_eq!(records[0]["from_global_id"], format!("{p}@{HOME}").as_str());
+    let bundle = &records[0]["bundle"];
+    assert_eq!(bundle["type"], "collection");
+    assert_eq!(titles(bundle, "DiagnosticReport"), vec![title.clone()]);
+    let report = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| r["resourceType"] == "DiagnosticReport")
+        .unwrap();
+    assert!(
+        report["presentedForm"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["contentType"] == "application/pdf"),
+        "the signed PDF travels with the report"
+    );
+    assert_eq!(
+        titles(bundle, "Appointment").len() as i64,
+        appointments,
+        "every appointment travels"
+    );
+    let front_desk = new.reception().await;
+    let refused = front_desk
+        .get(&format!("/api/v1/patients/{imported}/transferred-records"))
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+
+    // St Mary's: the old id answers with the new one, in the API and in FHIR.
+    let old = reception.get(&format!("/api/v1/patients/{p}")).await;
+    assert_eq!(old.status, 200, "{}", old.body);
+    assert_eq!(old.body["transferred_to"]["global_id"], new_global.as_str());
+    assert_eq!(
+        old.body["transferred_to"]["organisation"],
+        "General Hospital"
+    );
+    let fhir = reception.get(&format!("/fhir/R4/Patient/{p}")).await;
+    assert_eq!(fhir.status, 200, "{}", fhir.body);
+    assert_eq!(fhir.body["active"], false);
+    assert_eq!(fhir.body["link"][0]["type"], "replaced-by");
+    assert_eq!(
+        fhir.body["link"][0]["other"]["identifier"]["value"],
+        new_global.as_str()
+    );
+
+    // … and takes no more changes: details, reports, bookings, a second transfer, the kiosk.
+    let patch = reception
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/patients/{p}"),
+            Some(json!({"phone": "+31 6 11111111"})),
+            &[("if-match", &format!("\"{}\"", old.body["version"]))],
+        )
+        .await;
+    assert_eq!(patch.status, 409, "{}", patch.body);
+    assert!(
+        patch.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("General Hospital"),
+        "{}",
+        patch.body
+    );
+    let report = home
+        .doctor(0)
+        .await
+        .post(
+            "/api/v1/reports",
+            json!({"patient_id": p, "content": {"title": "Late", "findings": "…", "conclusion": "…", "codes": []}}),
+        )
+        .await;
+    assert_eq!(report.status, 409, "{}", report.body);
+    let booking = reception
+        .book_next(&home.doctor_id(0), &p, "Follow-up")
+        .await;
+    assert_eq!(booking.status, 409, "{}", booking.body);
+    let again = reception
+        .post(
+            &format!("/api/v1/patients/{p}/transfers"),
+            json!({"peer": NEW, "identity_document": "passport"}),
+        )
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    let card = &home.creds.patients[0];
+    let kiosk = home.kiosk().await;
+    let identify = kiosk
+        .post(
+            "/api/v1/kiosk/identify",
+            json!({"card_number": card.card_number, "birth_date": card.birth_date}),
+        )
+        .await;
+    assert_eq!(identify.status, 409, "{}", identify.body);
+    assert!(
+        identify.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("General Hospital"),
+        "{}",
+        identify.body
+    );
+
+    // Both trails: who authorised it and how identity was checked; who imported it.
+    let authorised = home.audited("patient.transfer", &format!("patient/{p}"));
+    assert_eq!(authorised.len(), 2, "{authorised:?}");
+    assert_eq!(authorised[0].1, "success");
+    assert!(authorised[0].2.contains("passport"), "{authorised:?}");
+    assert_eq!(authorised[1].1, "failure", "the second transfer is refused");
+    home.verify_audit();
+    new.verify_audit();
+}
+
+/// The envelope St Mary's keeps for a transfer's chunk `index`, opened, with one byte of its
+/// data flipped, and sealed again under a new envelope id (as St Mary's would have sealed a
+/// chunk read from a damaged disk). `new_secret` is General's key agreement secret.
+fn flip_a_byte_of_chunk(
+    home: &Side,
+    new_secret: &x25519_dalek::StaticSecret,
+    transfer: &str,
+    index: u32,
+) {
+    let db = carebridge_server::store::open_connection(
+        &home.node.config.db_path(),
+        &carebridge_server::node::load_key(&home.node.config).unwrap(),
+        false,
+    )
+    .unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    let (id, sealed): (String, Vec<u8>) = db
+        .query_row(
+            "SELECT id, envelope FROM transmissions WHERE transfer_id = ?1
+                 AND message_type = 'transfer-chunk' ORDER BY rowid LIMIT 1 OFFSET ?2",
+            rusqlite::params![transfer, index],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let home_public = x25519_dalek::PublicKey::from(&home.node.agreement_key);
+    let plain = Envelope::parse(&sealed)
+        .unwrap()
+        .open(NEW, new_secret, &home_public)
+        .unwrap();
+    let mut chunk: TransferChunk = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(chunk.index, index);
+    let mut data = BASE64.decode(&chunk.data).unwrap();
+    let middle = data.len() / 2;
+    data[middle] ^= 0x01;
+    chunk.data = BASE64.encode(&data);
+    let resealed = seal(
+        &Sealing {
+            message_type: MessageType::TransferChunk,
+            source: HOME,
+            destination: NEW,
+            created_at: chrono::Utc::now(),
+        },
+        &serde_json::to_vec(&chunk).unwrap(),
+        &home.node.agreement_key,
+        &x25519_dalek::PublicKey::from(new_secret),
+    )
+    .unwrap();
+    let changed = db
+        .execute(
+            "UPDATE transmissions SET id = ?2, envelope = ?3, state = 'queued', next_attempt_at = 0
+             WHERE id = ?1",
+            rusqlite::params![
+                id,
+                resealed.header.id.to_string(),
+                resealed.to_bytes().unwrap()
+            ],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nothing_points_elsewhere_before_the_confirmation_and_a_flipped_byte_is_refused_leaving_the_home_record_as_it_was()
+ {
+    let (home, new) = hospitals().await;
+    reports(&home).await;
+    let p = home.creds.patients[0].id.to_string();
+    // General is down while St Mary's sends.
+    let new_secret = new.node.agreement_key.clone();
+    let new = new.down().await;
+
+    let reception = home.reception().await;
+    let t = authorise(&reception, &p).await;
+    let id = t["id"].as_str().unwrap().to_owned();
+
+    // Until General confirms, the record is St Mary's, unchanged and writable.
+    let before = reception.get(&format!("/api/v1/patients/{p}")).await;
+    assert!(before.body.get("transferred_to").is_none(), "{}", before.body);
+    let fhir = reception.get(&format!("/fhir/R4/Patient/{p}")).await;
+    assert_eq!(fhir.body["active"], true);
+    assert!(fhir.body.get("link").is_none(), "{}", fhir.body);
+    let patch = reception
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/patients/{p}"),
+            Some(json!({"phone": "+31 6 22222222"})),
+            &[("if-match", &format!("\"{}\"", before.body["version"]))],
+        )
+        .await;
+    assert_eq!(patch.status, 200, "{}", patch.body);
+
+    // One chunk is damaged before it leaves (General is down: nothing was delivered), and
+    // General comes back.
+    flip_a_byte_of_chunk(&home, &new_secret, &id, 0);
+    let new = new.up().await;
+    let counts_before = support::table_counts(&new.db());
+
+    eventually("General refuses the transfer", WAIT, || async {
+        transfer_state(&reception, &p, &id).await["state"] == "refused"
+    })
+    .await;
+    let t = transfer_state(&reception, &p, &id).await;
+    assert!(
+        t["reason"]
+            .as_str()
+            .unwrap()
+            .contains("chunk 0 does not match"),
+        "{t}"
+    );
+
+    // General imported nothing and keeps no part of the record.
+    let counts_after = support::table_counts(&new.db());
+    for (table, n) in &counts_after {
+        let was = counts_before.get(table).copied().unwrap_or(0);
+        match table.as_str() {
+            // What any delivery leaves: the envelopes as received (the chunk's data not
+            // kept), their nonces, the audit trail, the live events, and the refusal queued
+            // back to St Mary's.
+            "received" | "federation_nonces" | "audit" | "events" | "transmissions"
+            | "transfers_in" => {}
+            _ => assert_eq!(*n, was, "{table} changed at General"),
+        }
+    }
+    let (state, bundle): (String, Option<Vec<u8>>) = new
+        .db()
+        .query_row(
+            "SELECT state, bundle FROM transfers_in WHERE id = ?1",
+            [&id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(state, "refused");
+    assert!(bundle.is_none());
+    assert_eq!(new.count("SELECT count(*) FROM transfer_chunks_in", &[]), 0);
+    let kept: Vec<String> = {
+        let db = new.db();
+        let mut st = db
+            .prepare("SELECT payload FROM received WHERE message_type = 'transfer-chunk'")
+            .unwrap();
+        st.query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .unwrap()
+            .map(|b| String::from_utf8(b.unwrap()).unwrap())
+            .collect()
+    };
+    assert!(
+        kept.iter().all(|k| k.contains("(not kept here)")),
+        "a chunk's data is kept with the transfer, never with the envelope"
+    );
+
+    // St Mary's record is as it was: writable, pointing nowhere; a new transfer may start.
+    let after = reception.get(&format!("/api/v1/patients/{p}")).await;
+    assert!(after.body.get("transferred_to").is_none(), "{}", after.body);
+    assert_eq!(after.body["phone"], "+31 6 22222222");
+    let again = authorise(&reception, &p).await;
+    assert_ne!(again["id"], id.as_str());
+    home.verify_audit();
+    new.verify_audit();
+}
