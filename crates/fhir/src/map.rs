@@ -5,6 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use carebridge_protocol::appointment::{Appointment, AppointmentStatus, BookedBy};
 use carebridge_protocol::audit::{AuditEntry, Outcome};
+use carebridge_protocol::document::{DocumentVersion, PatientDocument};
 use carebridge_protocol::federation::access::{
     AccessPurpose, AccessScope, AccessState, IncomingAccess,
 };
@@ -412,6 +413,45 @@ pub fn provenance(report: ReportId, rev: &ReportRevision) -> r::Provenance {
 /// A consent's id: one per patient and peer, the same on every export.
 pub fn consent_id(patient: PatientId, peer: &str) -> String {
     uuid::Uuid::new_v5(&patient.0, peer.as_bytes()).to_string()
+}
+
+/// A patient's document as FHIR's DocumentReference, its current version's file inline (the
+/// SHA-256 stays out of `attachment.hash`, which FHIR defines as SHA-1).
+pub fn document_reference(
+    d: &PatientDocument,
+    current: &DocumentVersion,
+    file: &[u8],
+) -> r::DocumentReference {
+    r::DocumentReference {
+        id: Some(d.id.to_string()),
+        meta: meta(i64::from(current.version), current.added_at),
+        status: "current".into(),
+        category: d
+            .tags
+            .iter()
+            .map(|t| CodeableConcept {
+                coding: Vec::new(),
+                text: Some(t.clone()),
+            })
+            .collect(),
+        subject: Reference::to("Patient", d.patient_id),
+        date: Some(instant(current.added_at)),
+        author: vec![Reference {
+            display: Some(current.added_by_name.clone()),
+            ..Reference::to("Practitioner", current.added_by)
+        }],
+        description: Some(d.title.clone()),
+        content: vec![r::DocumentReferenceContent {
+            attachment: Attachment {
+                content_type: Some(current.media_type.as_str().to_owned()),
+                data: Some(BASE64.encode(file)),
+                size: Some(current.size),
+                title: current.file_name.clone().or_else(|| Some(d.title.clone())),
+                creation: Some(instant(current.added_at)),
+                ..Attachment::default()
+            },
+        }],
+    }
 }
 
 /// A study the PACS holds, as FHIR's ImagingStudy; `None` while it has no patient (FHIR's

@@ -34,6 +34,8 @@ pub enum Resource {
     Consent(Consent),
     /// An imaging study in the PACS.
     ImagingStudy(ImagingStudy),
+    /// A patient's letter or scan, with its file.
+    DocumentReference(DocumentReference),
     /// An audit trail entry.
     AuditEvent(AuditEvent),
     /// Who signed which revision.
@@ -57,6 +59,7 @@ impl Resource {
             Self::DiagnosticReport(_) => "DiagnosticReport",
             Self::Consent(_) => "Consent",
             Self::ImagingStudy(_) => "ImagingStudy",
+            Self::DocumentReference(_) => "DocumentReference",
             Self::AuditEvent(_) => "AuditEvent",
             Self::Provenance(_) => "Provenance",
             Self::Bundle(_) => "Bundle",
@@ -76,6 +79,7 @@ impl Resource {
             Self::DiagnosticReport(r) => r.id.as_deref(),
             Self::Consent(r) => r.id.as_deref(),
             Self::ImagingStudy(r) => r.id.as_deref(),
+            Self::DocumentReference(r) => r.id.as_deref(),
             Self::AuditEvent(r) => r.id.as_deref(),
             Self::Provenance(r) => r.id.as_deref(),
             Self::Bundle(r) => r.id.as_deref(),
@@ -372,6 +376,44 @@ pub struct ImagingStudy {
     /// StudyDescription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+/// `DocumentReference`: a patient's letter or scan, its current version's file inline.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentReference {
+    /// The bare UUID of the document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Its version and when it last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
+    /// `current`.
+    pub status: String,
+    /// Its tags, as text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub category: Vec<CodeableConcept>,
+    /// The patient.
+    pub subject: Reference,
+    /// When the current version was added (an `instant`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// Who added it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub author: Vec<Reference>,
+    /// Its title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The file.
+    pub content: Vec<DocumentReferenceContent>,
+}
+
+/// `DocumentReference.content`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentReferenceContent {
+    /// The file, inline.
+    pub attachment: Attachment,
 }
 
 /// `Consent.policy`.

@@ -12,6 +12,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use carebridge_protocol::federation::envelope::{Envelope, MessageType, Sealing, seal};
+use carebridge_protocol::federation::request::{API_KEY_HEADER, INBOX_PATH, sign_request};
 use carebridge_protocol::federation::transfer::TransferChunk;
 use carebridge_server::clock::SystemClock;
 use carebridge_testkit::eventually;
@@ -24,12 +25,28 @@ const HOME: &str = "st-marys.example";
 const NEW: &str = "general.example";
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn hospitals() -> (Side, Side) {
+/// St Mary's and General, peered; the key the pair shares.
+async fn hospitals() -> (Side, Side, String) {
     let clock = Arc::new(SystemClock);
     let home = Side::start(HOME, "St Mary's Hospital", clock.clone(), None, None).await;
     let new = Side::start(NEW, "General Hospital", clock, None, None).await;
-    peer(&home, &new).await;
-    (home, new)
+    let key = peer(&home, &new).await;
+    (home, new, key)
+}
+
+/// Renames St Mary's patient `p` (the demo registers the same people at both hospitals), so
+/// that General registers the record under a new id rather than finding the same person.
+async fn rename(reception: &Client, p: &str) {
+    let current = reception.get(&format!("/api/v1/patients/{p}")).await;
+    let renamed = reception
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/patients/{p}"),
+            Some(json!({"family_name": "Okonkwo-Lindqvist"})),
+            &[("if-match", &format!("\"{}\"", current.body["version"]))],
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
 }
 
 /// A final report and a draft for St Mary's first patient; the final one's title.
@@ -105,22 +122,11 @@ fn titles(bundle: &Value, resource_type: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_record_moves_whole_and_once_confirmed_the_old_record_is_read_only_and_names_the_new() {
-    let (home, new) = hospitals().await;
+    let (home, new, _) = hospitals().await;
     let title = reports(&home).await;
     let p = home.creds.patients[0].id.to_string();
     let reception = home.reception().await;
-    // The demo registers the same people at both hospitals: a name General does not know,
-    // so that the record is registered there under a new id.
-    let current = reception.get(&format!("/api/v1/patients/{p}")).await;
-    let renamed = reception
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/patients/{p}"),
-            Some(json!({"family_name": "Okonkwo-Lindqvist"})),
-            &[("if-match", &format!("\"{}\"", current.body["version"]))],
-        )
-        .await;
-    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    rename(&reception, &p).await;
     let appointments = home.count(
         "SELECT count(*) FROM appointments WHERE patient_id = ?1",
         &[&p],
@@ -136,8 +142,13 @@ async fn a_record_moves_whole_and_once_confirmed_the_old_record_is_read_only_and
         transfer_state(&reception, &p, &id).await["state"] == "confirmed"
     })
     .await;
+    // The last part's receipt may reach St Mary's after General's confirmation does.
+    eventually("every part's receipt is recorded", WAIT, || async {
+        let t = transfer_state(&reception, &p, &id).await;
+        t["parts_delivered"] == t["parts"]
+    })
+    .await;
     let t = transfer_state(&reception, &p, &id).await;
-    assert_eq!(t["parts_delivered"], t["parts"], "{t}");
     assert_eq!(t["organisation"], "General Hospital");
 
     // General: one transfer, imported as one new patient, its chunks gone, the record kept
@@ -350,7 +361,7 @@ fn flip_a_byte_of_chunk(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nothing_points_elsewhere_before_the_confirmation_and_a_flipped_byte_is_refused_leaving_the_home_record_as_it_was()
  {
-    let (home, new) = hospitals().await;
+    let (home, new, _) = hospitals().await;
     reports(&home).await;
     let p = home.creds.patients[0].id.to_string();
     // General is down while St Mary's sends.
@@ -441,6 +452,166 @@ async fn nothing_points_elsewhere_before_the_confirmation_and_a_flipped_byte_is_
     assert_eq!(after.body["phone"], "+31 6 22222222");
     let again = authorise(&reception, &p).await;
     assert_ne!(again["id"], id.as_str());
+    home.verify_audit();
+    new.verify_audit();
+}
+
+/// Posts an envelope St Mary's sealed to General's inbox, signed with St Mary's key, as St
+/// Mary's delivery worker does; the status.
+async fn deliver_as_home(
+    signing: &ed25519_dalek::SigningKey,
+    new_url: &str,
+    key: &str,
+    envelope: &[u8],
+) -> u16 {
+    let authority = carebridge_server::federation::delivery::authority(new_url).unwrap();
+    let signed = sign_request(
+        INBOX_PATH,
+        &authority,
+        envelope,
+        HOME,
+        signing,
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    support::http()
+        .post(format!("{new_url}{INBOX_PATH}"))
+        .header("content-type", "application/json")
+        .header(API_KEY_HEADER, key)
+        .header("content-digest", signed.content_digest)
+        .header("signature-input", signed.signature_input)
+        .header("signature", signed.signature)
+        .body(envelope.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stopped_between_chunks_and_started_again_the_record_is_imported_exactly_once() {
+    let (home, new, key) = hospitals().await;
+    let p = home.creds.patients[0].id.to_string();
+    let reception = home.reception().await;
+    rename(&reception, &p).await;
+    // A scanned letter of 1.5 MB: the record is several chunks.
+    let mut scan = b"%PDF-1.4\n".to_vec();
+    let mut x: u32 = 0x9e37_79b9;
+    scan.extend((0..1_500_000).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x.to_le_bytes()[0]
+    }));
+    scan.extend_from_slice(b"\n%%EOF\n");
+    let filed = reception
+        .http
+        .post(format!("{}/api/v1/patients/{p}/documents", reception.url))
+        .bearer_auth(&reception.token)
+        .query(&[("title", "Scanned referral letter")])
+        .header("content-type", "application/pdf")
+        .body(scan)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(filed.status().as_u16(), 201);
+    let patients_at_new = new.count("SELECT count(*) FROM patients", &[]);
+
+    // General is down while St Mary's queues the record.
+    let new = new.down().await;
+    let t = authorise(&reception, &p).await;
+    let id = t["id"].as_str().unwrap().to_owned();
+    let parts = t["parts"].as_u64().unwrap();
+    assert!(parts >= 3, "{t}");
+
+    // St Mary's stops as if killed just after sending the manifest and the first two chunks,
+    // before it recorded their receipts: General has them, St Mary's still has them queued.
+    let sent: Vec<Vec<u8>> = {
+        let db = home.db();
+        let mut st = db
+            .prepare(
+                "SELECT envelope FROM transmissions WHERE transfer_id = ?1 ORDER BY rowid LIMIT 3",
+            )
+            .unwrap();
+        st.query_map([&id], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let signing = home.node.signing_key.clone();
+    let home = home.down().await;
+    let new = new.up().await;
+    for envelope in &sent {
+        assert_eq!(deliver_as_home(&signing, &new.url, &key, envelope).await, 201);
+    }
+    // A chunk sent twice is stored once: the same receipt again.
+    assert_eq!(deliver_as_home(&signing, &new.url, &key, &sent[2]).await, 200);
+    assert_eq!(new.count("SELECT count(*) FROM transfer_chunks_in", &[]), 2);
+    assert_eq!(
+        new.count("SELECT count(*) FROM transfers_in WHERE state = 'receiving'", &[]),
+        1
+    );
+
+    // St Mary's starts again and sends what it has no receipt for, the three again included.
+    let home = home.up().await;
+    let reception = home.reception().await;
+    eventually("General confirms the transfer", WAIT, || async {
+        transfer_state(&reception, &p, &id).await["state"] == "confirmed"
+    })
+    .await;
+    // The last part's receipt may reach St Mary's after General's confirmation does.
+    eventually("every part's receipt is recorded", WAIT, || async {
+        transfer_state(&reception, &p, &id).await["parts_delivered"].as_u64() == Some(parts)
+    })
+    .await;
+
+    // Exactly one import: one transfer, one new patient, one confirmation, each chunk once.
+    assert_eq!(
+        new.count("SELECT count(*) FROM transfers_in WHERE state = 'imported'", &[]),
+        1
+    );
+    assert_eq!(
+        new.count("SELECT count(*) FROM patients", &[]),
+        patients_at_new + 1
+    );
+    assert_eq!(
+        new.count(
+            "SELECT count(*) FROM transmissions WHERE message_type = 'transfer-confirmed'",
+            &[]
+        ),
+        1
+    );
+    assert_eq!(
+        new.count(
+            "SELECT count(*) FROM received WHERE message_type = 'transfer-chunk'",
+            &[]
+        ),
+        i64::try_from(parts).unwrap()
+    );
+    assert_eq!(new.count("SELECT count(*) FROM transfer_chunks_in", &[]), 0);
+    // The letter arrived whole.
+    let doctor = new.doctor(0).await;
+    let imported: String = new
+        .db()
+        .query_row("SELECT patient_id FROM transfers_in WHERE id = ?1", [&id], |r| r.get(0))
+        .unwrap();
+    let records = doctor
+        .get(&format!("/api/v1/patients/{imported}/transferred-records"))
+        .await;
+    let letter = records.body[0]["bundle"]["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| r["resourceType"] == "DocumentReference")
+        .cloned()
+        .unwrap();
+    assert_eq!(letter["description"], "Scanned referral letter");
+    let data = BASE64
+        .decode(letter["content"][0]["attachment"]["data"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(data.len(), 1_500_000 + 16);
     home.verify_audit();
     new.verify_audit();
 }

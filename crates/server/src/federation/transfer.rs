@@ -89,12 +89,14 @@ fn cleaned<T: Clean + Clone>(m: &T) -> Result<T, FederationError> {
 // The sending side
 
 /// Everything of the patient's record that moves: all appointments, signed reports with their
-/// PDFs and revisions, consents, imaging studies, and the staff they name.
+/// PDFs and revisions, consents, imaging studies, letters and scans with their current files,
+/// and the staff they name.
 const WHOLE_RECORD: Include = Include {
     appointments: Some(Scope::All),
     reports: Reports::Signed,
     consents: true,
     imaging: true,
+    documents: true,
 };
 
 /// Authorises moving `patient`'s record to `req.peer`: reads and writes the record, then

@@ -11,6 +11,7 @@ use axum::response::Response;
 use carebridge_fhir::map::{self, Names};
 use carebridge_fhir::{OperationOutcome, Resource};
 use carebridge_protocol::appointment::Appointment;
+use carebridge_protocol::document::{DocumentVersion, PatientDocument};
 use carebridge_protocol::federation::payload::Consent;
 
 use carebridge_protocol::patient::Patient;
@@ -28,7 +29,7 @@ use crate::store::appointments::{self, AppointmentFilter, Scope};
 use crate::store::federation::consents;
 use crate::store::imaging::{self, PacsStudy};
 use crate::store::search::Page;
-use crate::store::{Tx, patients, practitioners, reports};
+use crate::store::{Tx, documents, patients, practitioners, reports};
 use crate::visibility::{self, RecordKind};
 
 /// Appointments read per page of a patient's record.
@@ -71,6 +72,7 @@ pub(super) async fn everything(
         },
         consents: visibility::may_see_any(&viewer, RecordKind::Consent),
         imaging: visibility::may_see_any(&viewer, RecordKind::Imaging),
+        documents: visibility::may_see_any(&viewer, RecordKind::Document),
     };
     let name = node.name().to_owned();
     let record = node
@@ -121,6 +123,8 @@ pub(crate) struct Include {
     pub consents: bool,
     /// Their imaging studies.
     pub imaging: bool,
+    /// Their letters and scans, each with its current file.
+    pub documents: bool,
 }
 
 /// A patient's record as read in one transaction, before it is rendered as FHIR.
@@ -132,6 +136,7 @@ pub(crate) struct Gathered {
     revisions: Vec<(ReportId, ReportRevision)>,
     consents: Vec<Consent>,
     studies: Vec<PacsStudy>,
+    documents: Vec<(PatientDocument, DocumentVersion, Vec<u8>)>,
     staff: Vec<Practitioner>,
 }
 
@@ -139,11 +144,12 @@ impl Gathered {
     /// How much it holds, for the audit trail.
     pub fn counts(&self) -> String {
         format!(
-            "{} appointment(s), {} report(s), {} consent(s), {} imaging study(ies)",
+            "{} appointment(s), {} report(s), {} consent(s), {} imaging study(ies), {} document(s)",
             self.appointments.len(),
             self.reports.len(),
             self.consents.len(),
-            self.studies.len()
+            self.studies.len(),
+            self.documents.len()
         )
     }
 }
@@ -204,6 +210,14 @@ pub(crate) fn gather(
     } else {
         Vec::new()
     };
+    let mut files = Vec::new();
+    if include.documents {
+        for d in documents::documents_of(tx, patient_id)? {
+            if let Some((current, file)) = documents::content(tx, d.id, None)? {
+                files.push((d, current, file));
+            }
+        }
+    }
     let staff = practitioners::list(tx, None)?;
     Ok(Some(Gathered {
         patient,
@@ -213,6 +227,7 @@ pub(crate) fn gather(
         revisions,
         consents: cons,
         studies,
+        documents: files,
         staff,
     }))
 }
@@ -224,6 +239,7 @@ pub(crate) async fn resources(node: &Arc<Node>, g: Gathered) -> Result<Vec<Resou
     let mut named: BTreeSet<PractitionerId> =
         g.appointments.iter().map(|a| a.practitioner_id).collect();
     named.extend(g.reports.iter().map(|r| r.author_id));
+    named.extend(g.documents.iter().map(|(_, v, _)| v.added_by));
     let mut out = vec![Resource::Patient(map::patient(&g.patient, &node_name))];
     for a in &g.appointments {
         let doctor = g.staff.iter().find(|d| d.id == a.practitioner_id);
@@ -248,6 +264,9 @@ pub(crate) async fn resources(node: &Arc<Node>, g: Gathered) -> Result<Vec<Resou
             .filter_map(|s| map::imaging_study(&s.study, &node_name))
             .map(Resource::ImagingStudy),
     );
+    out.extend(g.documents.iter().map(|(d, current, file)| {
+        Resource::DocumentReference(map::document_reference(d, current, file))
+    }));
     out.extend(
         g.staff
             .iter()

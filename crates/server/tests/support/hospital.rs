@@ -141,10 +141,19 @@ pub struct Down {
 }
 
 impl Side {
-    /// Stops serving (the delivery worker and every job stop with it); the data stays.
+    /// Stops serving (the delivery worker and every job stop with it); the data stays. Returns
+    /// once every task that held the node has ended (the node and its data directory's lock
+    /// are released then).
     pub async fn down(self) -> Down {
         let creds = self.creds.clone();
+        let node = Arc::downgrade(&self.node);
         let (dir, url, cfg) = self.stop().await;
+        carebridge_testkit::eventually(
+            "the stopped node's tasks end",
+            std::time::Duration::from_secs(30),
+            || async { node.upgrade().is_none() },
+        )
+        .await;
         Down {
             dir,
             url,
