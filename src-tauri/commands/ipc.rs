@@ -14,6 +14,7 @@ use carebridge_core::protocol::federation::access::{
 use carebridge_core::protocol::federation::payload::{
     AdminUpdate, Consent, NewAdminUpdate, PeerSummary, ReceivedReports, Transmission,
 };
+use carebridge_core::protocol::federation::transfer::{NewTransfer, PatientTransfer};
 use carebridge_core::protocol::imaging::{
     ImagingOrder, ImagingStudy, ImagingStudyId, NewImagingOrder, PatientImaging,
 };

@@ -17,6 +17,7 @@ pub mod records;
 pub mod reports;
 pub mod staff;
 pub mod status;
+pub mod transfer;
 pub mod workstation;
 
 use carebridge_core::protocol::Problem;

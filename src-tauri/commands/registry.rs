@@ -116,6 +116,12 @@ macro_rules! with_commands {
             access::decide_access [main, kiosk] (request_id: String, decision: AccessDecision) -> IncomingAccess;
             access::revoke_access [main, kiosk] (request_id: String) -> IncomingAccess;
 
+            // Moving a patient's record to another hospital (the front desk), and what other
+            // hospitals moved here (doctors).
+            transfer::transfers [main] (patient_id: PatientId) -> Vec<PatientTransfer>;
+            transfer::start_transfer [main] (patient_id: PatientId, transfer: NewTransfer) -> PatientTransfer;
+            transfer::transferred_records [main] (patient_id: PatientId) -> Vec<RemoteRecordView>;
+
             // Kiosk.
             kiosk::kiosk_sign_in [kiosk] with app (node_url: String, device_id: KioskDeviceId, secret: String) -> SignedInView;
             kiosk::kiosk_identify [kiosk] (card_number: String, birth_date: NaiveDate) -> KioskPatient;

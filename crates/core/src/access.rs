@@ -61,7 +61,23 @@ pub struct RemoteAppointmentView {
     pub practitioner: Option<String>,
 }
 
-/// What a grant let the doctor read at the home hospital, just now.
+/// A letter or scan from another hospital.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct RemoteDocumentView {
+    /// Its title.
+    pub title: String,
+    /// When its current version was added.
+    pub date: Option<String>,
+    /// What kind of file.
+    pub content_type: Option<String>,
+    /// Its size in bytes.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
+    pub size: Option<u64>,
+}
+
+/// What a grant let the doctor read at the home hospital, just now; or what another hospital
+/// moved here with the patient.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct RemoteRecordView {
@@ -75,6 +91,8 @@ pub struct RemoteRecordView {
     pub reports: Vec<RemoteReportView>,
     /// Appointments, when allowed.
     pub appointments: Vec<RemoteAppointmentView>,
+    /// Letters and scans (a record moved here carries them).
+    pub documents: Vec<RemoteDocumentView>,
 }
 
 fn text_attachment(a: &carebridge_fhir::datatypes::Attachment) -> Option<String> {
@@ -90,8 +108,9 @@ fn text_attachment(a: &carebridge_fhir::datatypes::Attachment) -> Option<String>
 }
 
 impl RemoteRecordView {
-    /// Adds what one searchset Bundle from the home hospital holds.
-    fn add(&mut self, bundle: &serde_json::Value) -> Result<(), CoreError> {
+    /// Adds what one Bundle from the other hospital holds (a searchset read under a grant, or
+    /// the collection a transfer brought).
+    pub(crate) fn add(&mut self, bundle: &serde_json::Value) -> Result<(), CoreError> {
         let resource: Resource = serde_json::from_value(bundle.clone()).map_err(|e| {
             CoreError::Protocol(format!("the other hospital sent no FHIR Bundle: {e}"))
         })?;
@@ -143,6 +162,15 @@ impl RemoteRecordView {
                         })
                         .and_then(|r| r.display.clone()),
                 }),
+                Resource::DocumentReference(d) => {
+                    let file = d.content.first().map(|c| &c.attachment);
+                    self.documents.push(RemoteDocumentView {
+                        title: d.description.unwrap_or_else(|| "Document".into()),
+                        date: d.date,
+                        content_type: file.and_then(|f| f.content_type.clone()),
+                        size: file.and_then(|f| f.size),
+                    });
+                }
                 _ => {}
             }
         }
@@ -204,6 +232,7 @@ impl SyncEngine {
             patient: None,
             reports: Vec::new(),
             appointments: Vec::new(),
+            documents: Vec::new(),
         };
         for t in types {
             let bundle: serde_json::Value = self
@@ -256,7 +285,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_bundle_becomes_the_patient_their_signed_reports_and_appointments() {
+    fn a_bundle_becomes_the_patient_their_signed_reports_appointments_and_documents() {
         let findings = base64::engine::general_purpose::STANDARD.encode("Meniscal tear.");
         let bundle = serde_json::json!({
             "resourceType": "Bundle", "type": "searchset", "total": 3,
@@ -266,7 +295,10 @@ mod tests {
                     "issued": "2026-12-01T10:00:00Z", "performer": [{"display": "Dr Moreau"}], "conclusion": "Refer.",
                     "presentedForm": [{"contentType": "text/plain; charset=utf-8", "data": findings}, {"contentType": "application/pdf", "data": "JVBERg=="}]}},
                 {"resource": {"resourceType": "Appointment", "status": "booked", "start": "2026-12-08T09:00:00Z", "description": "Follow-up",
-                    "participant": [{"actor": {"reference": "Patient/1"}}, {"actor": {"reference": "Practitioner/2", "display": "Dr Moreau"}}]}}
+                    "participant": [{"actor": {"reference": "Patient/1"}}, {"actor": {"reference": "Practitioner/2", "display": "Dr Moreau"}}]}},
+                {"resource": {"resourceType": "DocumentReference", "status": "current", "subject": {"reference": "Patient/1"},
+                    "date": "2026-11-30T08:00:00Z", "description": "Referral letter",
+                    "content": [{"attachment": {"contentType": "application/pdf", "data": "JVBERg==", "size": 5}}]}}
             ]
         });
         let mut view = RemoteRecordView {
@@ -275,6 +307,7 @@ mod tests {
             patient: None,
             reports: Vec::new(),
             appointments: Vec::new(),
+            documents: Vec::new(),
         };
         view.add(&bundle).unwrap();
         assert_eq!(
@@ -291,6 +324,15 @@ mod tests {
         assert_eq!(
             view.appointments[0].practitioner.as_deref(),
             Some("Dr Moreau")
+        );
+        assert_eq!(
+            view.documents,
+            vec![RemoteDocumentView {
+                title: "Referral letter".into(),
+                date: Some("2026-11-30T08:00:00Z".into()),
+                content_type: Some("application/pdf".into()),
+                size: Some(5),
+            }]
         );
         assert!(
             view.add(&serde_json::json!({"resourceType": "Patient"}))

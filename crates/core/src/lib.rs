@@ -26,6 +26,7 @@ pub mod records;
 pub mod session;
 pub mod store;
 pub mod sync;
+pub mod transfer;
 
 pub use carebridge_protocol as protocol;
 

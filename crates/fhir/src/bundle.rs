@@ -137,7 +137,10 @@ pub fn collection(base: &str, id: String, timestamp: String, resources: Vec<Reso
         timestamp: Some(timestamp),
         total: None,
         link: Vec::new(),
-        entry: resources.into_iter().map(|r| entry(base, r, None)).collect(),
+        entry: resources
+            .into_iter()
+            .map(|r| entry(base, r, None))
+            .collect(),
     }
 }
 

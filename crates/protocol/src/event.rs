@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::appointment::Appointment;
 use crate::document::PatientDocument;
 use crate::federation::access::{IncomingAccess, RemoteAccess};
-use crate::federation::transfer::PatientTransfer;
 use crate::federation::payload::{
     AdminUpdate, ConsentChange, ReceivedDeleted, ReceivedReports, Transmission,
 };
+use crate::federation::transfer::PatientTransfer;
 use crate::imaging::{ImagingOrder, ImagingStudy};
 use crate::patient::Patient;
 use crate::report::Report;

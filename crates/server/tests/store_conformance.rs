@@ -46,6 +46,9 @@ use carebridge_protocol::federation::payload::{
     AdminUpdateMessage, MedicalReports, SharedPatient, Transmission, TransmissionState,
     UpdateAudience,
 };
+use carebridge_protocol::federation::transfer::{
+    IdentityDocument, PatientTransfer, TransferManifest, TransferState, TransferredTo,
+};
 use carebridge_protocol::imaging::{
     ImagingOrder, ImagingOrderId, ImagingStudy, ImagingStudyId, Modality, OrderStatus, StudyMatch,
 };
@@ -65,7 +68,7 @@ use carebridge_server::federation::peer::{PeerGrant, SourceRule};
 use carebridge_server::store::appointments::{AppointmentFilter, AppointmentSort, Scope};
 use carebridge_server::store::documents::{self, NewVersion};
 use carebridge_server::store::federation::{
-    access, consents, peers, received, transmissions, updates,
+    access, consents, peers, received, transfers, transmissions, updates,
 };
 use carebridge_server::store::imaging::{self, PacsStudy};
 use carebridge_server::store::patients::{PatientFilter, PatientSort};
@@ -215,6 +218,10 @@ macro_rules! store_conformance_tests {
             transmissions_forget_a_secret_once_acknowledged,
             access_the_requesting_side_keeps_a_token_only_while_granted,
             mail_outbox_sends_retries_and_forgets_the_text,
+            transfers_one_under_way_per_patient_settled_once,
+            transfers_incoming_keeps_each_chunk_once_until_it_ends,
+            transfers_a_patient_is_marked_transferred_once,
+            transmissions_due_together_go_in_the_order_queued,
         ]);
     };
     (@each $backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
@@ -4749,4 +4756,312 @@ async fn mail_outbox_sends_retries_and_forgets_the_text(env: Env) {
         env.read(|tx| mail::about(tx, "access-code/2")).await,
         vec![bid]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Moving a patient's record to another hospital
+
+fn patient_transfer(patient: PatientId, peer: &str, at: DateTime<Utc>) -> PatientTransfer {
+    PatientTransfer {
+        id: uuid::Uuid::now_v7(),
+        patient_id: patient,
+        peer: peer.to_owned(),
+        organisation: None,
+        state: TransferState::Sending,
+        parts: 3,
+        parts_delivered: 0,
+        bytes: 1_200_000,
+        sha256: "ab".repeat(32),
+        identity_document: IdentityDocument::Passport,
+        authorised_by: "Ann Reception".into(),
+        new_global_id: None,
+        reason: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+async fn transfers_one_under_way_per_patient_settled_once(env: Env) {
+    let (_, p) = seed(&env).await;
+    let k = signing_key();
+    add_peer(
+        &env,
+        grant(
+            "general.example",
+            "hospital",
+            "https://general.example",
+            &k,
+            "cbk_1",
+        ),
+    )
+    .await;
+    let t = env.now();
+    let first = patient_transfer(p.id, "general.example", t);
+    let second = patient_transfer(p.id, "general.example", t + Duration::seconds(1));
+    let third = patient_transfer(p.id, "general.example", t + Duration::seconds(2));
+    let (f, s, sid) = (first.clone(), second.clone(), second.id);
+    let (a, b) = env
+        .write(move |ctx| {
+            Ok((
+                transfers::insert_out(ctx, &f)?,
+                transfers::insert_out(ctx, &s)?,
+            ))
+        })
+        .await;
+    assert!(a, "the first is recorded");
+    assert!(!b, "a second while one is under way is not");
+    // Its parts, two acknowledged, are counted through the transmissions tied to it.
+    let fid = first.id;
+    let ids: Vec<uuid::Uuid> = env
+        .write(move |ctx| {
+            let mut ids = Vec::new();
+            for (i, kind) in [
+                "transfer-manifest",
+                "transfer-chunk",
+                "transfer-chunk",
+                "transfer-chunk",
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let mut m = transmission("general.example", Some(p.id), t);
+                m.message_type = kind.into();
+                m.report_ids = Vec::new();
+                transmissions::insert(ctx, &m, format!("sealed-{i}").as_bytes())?;
+                transfers::tie(ctx, m.id, fid)?;
+                ids.push(m.id);
+            }
+            for id in &ids[..3] {
+                transmissions::settle(ctx, *id, TransmissionState::Acknowledged, None, 1, t)?;
+            }
+            Ok(ids)
+        })
+        .await;
+    let (found, of_chunk, of_none) = env
+        .read(move |tx| {
+            Ok((
+                transfers::out(tx, fid)?,
+                transfers::of_transmission(tx, ids[1])?,
+                transfers::of_transmission(tx, uuid::Uuid::now_v7())?,
+            ))
+        })
+        .await;
+    let found = found.unwrap();
+    assert_eq!(found.parts_delivered, 2, "chunks only, not the manifest");
+    assert_eq!(found.state, TransferState::Sending);
+    assert_eq!(found.identity_document, IdentityDocument::Passport);
+    assert_eq!((of_chunk, of_none), (Some(fid), None));
+
+    // Settled once: a refusal after the confirmation changes nothing.
+    let (confirmed, refused_after) = env
+        .write(move |ctx| {
+            Ok((
+                transfers::settle_out(
+                    ctx,
+                    fid,
+                    transfers::Settled::Confirmed {
+                        new_global_id: "x@general.example",
+                        organisation: "General Hospital",
+                    },
+                )?,
+                transfers::settle_out(ctx, fid, transfers::Settled::Refused { reason: "late" })?,
+            ))
+        })
+        .await;
+    assert!(confirmed && !refused_after);
+    // A confirmed transfer blocks another one, as one under way does.
+    let th = third.clone();
+    assert!(!env.write(move |ctx| transfers::insert_out(ctx, &th)).await);
+    let listed = env
+        .read(move |tx| transfers::out_for_patient(tx, p.id))
+        .await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].state, TransferState::Confirmed);
+    assert_eq!(
+        listed[0].new_global_id.as_deref(),
+        Some("x@general.example")
+    );
+    assert_eq!(listed[0].organisation.as_deref(), Some("General Hospital"));
+    assert_eq!(listed[0].reason, None);
+    let _ = sid;
+}
+
+async fn transfers_incoming_keeps_each_chunk_once_until_it_ends(env: Env) {
+    let (_, p) = seed(&env).await;
+    let manifest = TransferManifest {
+        transfer_id: uuid::Uuid::now_v7(),
+        patient_global_id: "a1@st-marys.example".into(),
+        organisation: "St Mary's Hospital".into(),
+        authorised_by: "Ann Reception".into(),
+        bytes: 10,
+        sha256: "cd".repeat(32),
+        chunks: vec!["01".repeat(32), "02".repeat(32), "03".repeat(32)],
+    };
+    let other = TransferManifest {
+        transfer_id: uuid::Uuid::now_v7(),
+        ..manifest.clone()
+    };
+    let (m, o) = (manifest.clone(), other.clone());
+    let id = manifest.transfer_id;
+    let (first, again, counts, from_elsewhere) = env
+        .write(move |ctx| {
+            let first = transfers::insert_in(ctx, "st-marys.example", &m)?;
+            let again = transfers::insert_in(ctx, "st-marys.example", &m)?;
+            transfers::insert_in(ctx, "st-marys.example", &o)?;
+            let counts = vec![
+                transfers::put_chunk(ctx, "st-marys.example", id, 2, b"three")?,
+                transfers::put_chunk(ctx, "st-marys.example", id, 0, b"one")?,
+                transfers::put_chunk(ctx, "st-marys.example", id, 0, b"not again")?,
+                transfers::put_chunk(ctx, "st-marys.example", o.transfer_id, 0, b"other")?,
+            ];
+            Ok((
+                first,
+                again,
+                counts,
+                transfers::incoming(ctx, "elsewhere.example", id)?,
+            ))
+        })
+        .await;
+    assert!(first && !again, "a manifest is kept once");
+    assert_eq!(
+        counts,
+        vec![1, 2, 2, 1],
+        "each transfer's chunks, each once"
+    );
+    assert_eq!(from_elsewhere, None, "a transfer is its sender's");
+    let (kept, incoming) = env
+        .read(move |tx| {
+            Ok((
+                transfers::chunks(tx, "st-marys.example", id, 3)?,
+                transfers::incoming(tx, "st-marys.example", id)?,
+            ))
+        })
+        .await;
+    assert_eq!(
+        kept,
+        vec![Some(b"one".to_vec()), None, Some(b"three".to_vec())],
+        "the first copy stands"
+    );
+    let incoming = incoming.unwrap();
+    assert_eq!(incoming.manifest, manifest);
+    assert_eq!(incoming.state, transfers::IncomingState::Receiving);
+
+    // Imported: the record kept beside its patient, the chunks forgotten, ended once.
+    let record =
+        serde_json::to_vec(&json!({"resourceType": "Bundle", "type": "collection"})).unwrap();
+    let (imported, refused_after, left, refused_other) = env
+        .write(move |ctx| {
+            Ok((
+                transfers::end_in(
+                    ctx,
+                    "st-marys.example",
+                    id,
+                    transfers::Ended::Imported {
+                        patient: p.id,
+                        bundle: &record,
+                    },
+                )?,
+                transfers::end_in(
+                    ctx,
+                    "st-marys.example",
+                    id,
+                    transfers::Ended::Refused { reason: "late" },
+                )?,
+                transfers::chunks(ctx, "st-marys.example", id, 3)?,
+                transfers::end_in(
+                    ctx,
+                    "st-marys.example",
+                    o.transfer_id,
+                    transfers::Ended::Refused {
+                        reason: "chunk 0 does not match",
+                    },
+                )?,
+            ))
+        })
+        .await;
+    assert!(imported && !refused_after && refused_other);
+    assert_eq!(left, vec![None, None, None]);
+    let (records, other_now, other_chunks) = env
+        .read(move |tx| {
+            Ok((
+                transfers::records_for_patient(tx, p.id)?,
+                transfers::incoming(tx, "st-marys.example", other.transfer_id)?,
+                transfers::chunks(tx, "st-marys.example", other.transfer_id, 3)?,
+            ))
+        })
+        .await;
+    assert_eq!(records.len(), 1, "a refused transfer is no record");
+    assert_eq!(records[0].transfer_id, id);
+    assert_eq!(records[0].organisation, "St Mary's Hospital");
+    assert_eq!(records[0].from_global_id, "a1@st-marys.example");
+    assert_eq!(records[0].bundle["type"], "collection");
+    let other_now = other_now.unwrap();
+    assert_eq!(other_now.state, transfers::IncomingState::Refused);
+    assert_eq!(other_now.reason.as_deref(), Some("chunk 0 does not match"));
+    assert_eq!(
+        other_chunks,
+        vec![None, None, None],
+        "nothing of it is kept"
+    );
+}
+
+async fn transfers_a_patient_is_marked_transferred_once(env: Env) {
+    let (_, p) = seed(&env).await;
+    let to = TransferredTo {
+        global_id: "b2@general.example".into(),
+        peer: "general.example".into(),
+        organisation: "General Hospital".into(),
+        at: env.now(),
+    };
+    let other = TransferredTo {
+        global_id: "c3@third.example".into(),
+        ..to.clone()
+    };
+    let (t, o) = (to.clone(), other.clone());
+    let (first, again) = env
+        .write(move |ctx| {
+            Ok((
+                patients::mark_transferred(ctx, p.id, &t)?,
+                patients::mark_transferred(ctx, p.id, &o)?,
+            ))
+        })
+        .await;
+    assert!(first && !again);
+    let now = env
+        .read(move |tx| patients::get(tx, p.id, NODE))
+        .await
+        .unwrap();
+    assert_eq!(now.transferred_to, Some(to), "the first stands");
+    assert_eq!(now.version, p.version + 1, "clients read it again");
+}
+
+async fn transmissions_due_together_go_in_the_order_queued(env: Env) {
+    let k = signing_key();
+    add_peer(
+        &env,
+        grant(
+            "general.example",
+            "hospital",
+            "https://general.example",
+            &k,
+            "cbk_1",
+        ),
+    )
+    .await;
+    let t = env.now();
+    // Queued in one write at one instant, with ids that do not sort in that order.
+    let list: Vec<Transmission> = (0..6)
+        .map(|_| transmission("general.example", None, t))
+        .rev()
+        .collect();
+    let queued: Vec<uuid::Uuid> = list.iter().map(|m| m.id).collect();
+    env.write(move |ctx| {
+        for (i, m) in list.iter().enumerate() {
+            transmissions::insert(ctx, m, format!("sealed-{i}").as_bytes())?;
+        }
+        Ok(())
+    })
+    .await;
+    let due = env.read(move |tx| transmissions::due(tx, t, 16)).await;
+    assert_eq!(tids_due(&due), queued);
 }

@@ -374,7 +374,11 @@ async fn nothing_points_elsewhere_before_the_confirmation_and_a_flipped_byte_is_
 
     // Until General confirms, the record is St Mary's, unchanged and writable.
     let before = reception.get(&format!("/api/v1/patients/{p}")).await;
-    assert!(before.body.get("transferred_to").is_none(), "{}", before.body);
+    assert!(
+        before.body.get("transferred_to").is_none(),
+        "{}",
+        before.body
+    );
     let fhir = reception.get(&format!("/fhir/R4/Patient/{p}")).await;
     assert_eq!(fhir.body["active"], true);
     assert!(fhir.body.get("link").is_none(), "{}", fhir.body);
@@ -543,13 +547,22 @@ async fn stopped_between_chunks_and_started_again_the_record_is_imported_exactly
     let home = home.down().await;
     let new = new.up().await;
     for envelope in &sent {
-        assert_eq!(deliver_as_home(&signing, &new.url, &key, envelope).await, 201);
+        assert_eq!(
+            deliver_as_home(&signing, &new.url, &key, envelope).await,
+            201
+        );
     }
     // A chunk sent twice is stored once: the same receipt again.
-    assert_eq!(deliver_as_home(&signing, &new.url, &key, &sent[2]).await, 200);
+    assert_eq!(
+        deliver_as_home(&signing, &new.url, &key, &sent[2]).await,
+        200
+    );
     assert_eq!(new.count("SELECT count(*) FROM transfer_chunks_in", &[]), 2);
     assert_eq!(
-        new.count("SELECT count(*) FROM transfers_in WHERE state = 'receiving'", &[]),
+        new.count(
+            "SELECT count(*) FROM transfers_in WHERE state = 'receiving'",
+            &[]
+        ),
         1
     );
 
@@ -568,7 +581,10 @@ async fn stopped_between_chunks_and_started_again_the_record_is_imported_exactly
 
     // Exactly one import: one transfer, one new patient, one confirmation, each chunk once.
     assert_eq!(
-        new.count("SELECT count(*) FROM transfers_in WHERE state = 'imported'", &[]),
+        new.count(
+            "SELECT count(*) FROM transfers_in WHERE state = 'imported'",
+            &[]
+        ),
         1
     );
     assert_eq!(
@@ -594,7 +610,11 @@ async fn stopped_between_chunks_and_started_again_the_record_is_imported_exactly
     let doctor = new.doctor(0).await;
     let imported: String = new
         .db()
-        .query_row("SELECT patient_id FROM transfers_in WHERE id = ?1", [&id], |r| r.get(0))
+        .query_row(
+            "SELECT patient_id FROM transfers_in WHERE id = ?1",
+            [&id],
+            |r| r.get(0),
+        )
         .unwrap();
     let records = doctor
         .get(&format!("/api/v1/patients/{imported}/transferred-records"))

@@ -29,11 +29,13 @@ import type { NewImagingOrder } from "./NewImagingOrder";
 import type { NewPatient } from "./NewPatient";
 import type { NewPractitioner } from "./NewPractitioner";
 import type { NewRemoteAccess } from "./NewRemoteAccess";
+import type { NewTransfer } from "./NewTransfer";
 import type { Patient } from "./Patient";
 import type { PatientDocument } from "./PatientDocument";
 import type { PatientId } from "./PatientId";
 import type { PatientImaging } from "./PatientImaging";
 import type { PatientPage } from "./PatientPage";
+import type { PatientTransfer } from "./PatientTransfer";
 import type { PeerSummary } from "./PeerSummary";
 import type { Practitioner } from "./Practitioner";
 import type { PractitionerId } from "./PractitionerId";
@@ -206,6 +208,12 @@ export const decideAccess = (requestId: string, decision: AccessDecision): Promi
   invoke("decide_access", { requestId, decision });
 export const revokeAccess = (requestId: string): Promise<IncomingAccess> =>
   invoke("revoke_access", { requestId });
+export const transfers = (patientId: PatientId): Promise<Array<PatientTransfer>> =>
+  invoke("transfers", { patientId });
+export const startTransfer = (patientId: PatientId, transfer: NewTransfer): Promise<PatientTransfer> =>
+  invoke("start_transfer", { patientId, transfer });
+export const transferredRecords = (patientId: PatientId): Promise<Array<RemoteRecordView>> =>
+  invoke("transferred_records", { patientId });
 export const kioskSignIn = (nodeUrl: string, deviceId: KioskDeviceId, secret: string): Promise<SignedInView> =>
   invoke("kiosk_sign_in", { nodeUrl, deviceId, secret });
 export const kioskIdentify = (cardNumber: string, birthDate: string): Promise<KioskPatient> =>

@@ -50,6 +50,7 @@ const RECORDS: RemoteRecordView = {
   patient: { name: "Jane Doe", birth_date: "1980-01-01" },
   reports: [{ title: "Knee MRI", status: "final", issued: "2026-12-01T10:00:00Z", author: "Dr. Lee", findings: "Meniscal tear.", conclusion: "Refer." }],
   appointments: [],
+  documents: [],
 };
 
 describe("records at other hospitals (doctor)", () => {

@@ -195,13 +195,40 @@ function GrantedRecords({ patientId, request, timeZone }: { patientId: string; r
         </Button>
       </p>
       {records.error && <p className="error" role="alert">{records.error}</p>}
-      {r?.patient && (
+      {r && (
+        <RecordView
+          record={r}
+          timeZone={timeZone}
+          reports={scopeResourceIn(request, "DiagnosticReport")}
+          appointments={scopeResourceIn(request, "Appointment")}
+        />
+      )}
+    </section>
+  );
+}
+
+/** What another hospital's record holds, as read under a grant or moved here: the patient,
+ *  signed reports, appointments, letters and scans (each part shown when asked for). */
+export function RecordView({
+  record: r,
+  timeZone,
+  reports,
+  appointments,
+}: {
+  record: RemoteRecordView;
+  timeZone: string;
+  reports: boolean;
+  appointments: boolean;
+}) {
+  return (
+    <>
+      {r.patient && (
         <p>
           {r.patient.name}
           {r.patient.birth_date && ` · ${t("patient.born", { date: r.patient.birth_date })}`}
         </p>
       )}
-      {r && scopeResourceIn(request, "DiagnosticReport") && (
+      {reports && (
         <>
           <h5>{t("access.reports")}</h5>
           {r.reports.length === 0 ? (
@@ -229,7 +256,7 @@ function GrantedRecords({ patientId, request, timeZone }: { patientId: string; r
           )}
         </>
       )}
-      {r && scopeResourceIn(request, "Appointment") && (
+      {appointments && (
         <>
           <h5>{t("access.appointments")}</h5>
           {r.appointments.length === 0 ? (
@@ -247,7 +274,20 @@ function GrantedRecords({ patientId, request, timeZone }: { patientId: string; r
           )}
         </>
       )}
-    </section>
+      {r.documents.length > 0 && (
+        <>
+          <h5>{t("access.documents")}</h5>
+          <ul>
+            {r.documents.map((d, i) => (
+              <li key={i}>
+                {d.title}
+                {d.date && <span className="muted"> · {dayOf(d.date, timeZone)}</span>}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+    </>
   );
 }
 

@@ -11,6 +11,7 @@ import { useLive } from "../live";
 import { PatientPermissions } from "../access";
 import { RemoteRecordsView } from "./Access";
 import { PatientDocumentsView } from "./Documents";
+import { MovedNotice, PatientTransferView, TransferredRecordsView } from "./Transfer";
 import { PatientImagingView } from "./Imaging";
 import { PatientReports } from "./Reports";
 
@@ -126,6 +127,7 @@ export function PatientPageView({
             {p.phone && ` · ${p.phone}`}
             {p.email && ` · ${p.email}`}
           </p>
+          {p.transferred_to && <MovedNotice to={p.transferred_to} timeZone={timeZone} />}
           <h3 id="patient-appointments">{t("patient.appointments")}</h3>
           {page.data?.appointments.length === 0 ? (
             <p>{t("patient.none")}</p>
@@ -164,7 +166,9 @@ export function PatientPageView({
           <PatientDocumentsView patientId={p.id} timeZone={timeZone} reads={!!doctorId} />
           {doctorId && <PatientImagingView patientId={p.id} timeZone={timeZone} />}
           {doctorId && <PatientReports patientId={p.id} me={doctorId} timeZone={timeZone} />}
+          {doctorId && <TransferredRecordsView patientId={p.id} timeZone={timeZone} />}
           {doctorId ? <RemoteRecordsView patientId={p.id} timeZone={timeZone} /> : <PatientPermissions patientId={p.id} timeZone={timeZone} />}
+          {!doctorId && <PatientTransferView patientId={p.id} movedTo={p.transferred_to} timeZone={timeZone} />}
         </>
       )}
     </section>

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use utoipa::ToSchema;
 
-use crate::text::{Checks, Clean, DISPLAY_NAME_MAX, PEER_NAME_MAX, REASON_MAX};
 use crate::problem::FieldError;
+use crate::text::{Checks, Clean, DISPLAY_NAME_MAX, PEER_NAME_MAX, REASON_MAX};
 
 /// A chunk's length, but the last one's: well inside an envelope once base64 and sealed.
 pub const CHUNK_BYTES: usize = 512 * 1024;
@@ -272,7 +272,11 @@ impl Clean for NewTransfer {
 impl Clean for TransferManifest {
     fn clean(&mut self) -> Result<(), Vec<FieldError>> {
         Checks::default()
-            .line("patient_global_id", &mut self.patient_global_id, 2 * PEER_NAME_MAX)
+            .line(
+                "patient_global_id",
+                &mut self.patient_global_id,
+                2 * PEER_NAME_MAX,
+            )
             .line("organisation", &mut self.organisation, DISPLAY_NAME_MAX)
             .line("authorised_by", &mut self.authorised_by, DISPLAY_NAME_MAX)
             .finish()

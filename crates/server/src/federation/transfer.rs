@@ -65,7 +65,10 @@ fn hospital_peer(ctx: &Tx<'_>, name: &str) -> Result<Peer, FederationError> {
 pub fn moved(patient: &carebridge_protocol::patient::Patient) -> Result<(), FederationError> {
     match patient.moved() {
         None => Ok(()),
-        Some(why) => Err(FederationError::refused(ProblemType::InvalidTransition, why)),
+        Some(why) => Err(FederationError::refused(
+            ProblemType::InvalidTransition,
+            why,
+        )),
     }
 }
 
@@ -115,7 +118,8 @@ pub async fn start(
     let early = node
         .store
         .read(move |tx| {
-            let p = patients::get(tx, patient, &name)?.ok_or(FederationError::NotFound("patient"))?;
+            let p =
+                patients::get(tx, patient, &name)?.ok_or(FederationError::NotFound("patient"))?;
             moved(&p)?;
             hospital_peer(tx, &peer_name)?;
             if let Some(t) = stored::out_for_patient(tx, patient)?
@@ -145,9 +149,9 @@ pub async fn start(
         .await?
         .ok_or(FederationError::NotFound("patient"))?;
     let counts = record.counts();
-    let resources = everything::resources(node, record)
-        .await
-        .map_err(|e| ApiError::Internal(format!("the record could not be written as FHIR: {e:?}")))?;
+    let resources = everything::resources(node, record).await.map_err(|e| {
+        ApiError::Internal(format!("the record could not be written as FHIR: {e:?}"))
+    })?;
     let bundle = carebridge_fhir::bundle::collection(
         &base,
         uuid::Uuid::new_v4().to_string(),
@@ -158,14 +162,9 @@ pub async fn start(
 
     let id = uuid::Uuid::now_v7();
     let global_id = format!("{patient}@{}", node.name());
-    let (manifest, chunks) = rules::cut(
-        id,
-        &global_id,
-        node.organisation(),
-        &authorised_by,
-        &bytes,
-    )
-    .map_err(|e| FederationError::invalid("record", e.to_string()))?;
+    let (manifest, chunks) =
+        rules::cut(id, &global_id, node.organisation(), &authorised_by, &bytes)
+            .map_err(|e| FederationError::invalid("record", e.to_string()))?;
     let n = node.clone();
     let t = node
         .store
@@ -309,11 +308,7 @@ pub fn receive_confirmed(
     let m = &cleaned(m)?;
     let t = out_of_peer(ctx, peer, m.transfer_id)?;
     if t.state != TransferState::Sending {
-        return Ok(format!(
-            "transfer {} is already {}",
-            t.id,
-            t.state.as_str()
-        ));
+        return Ok(format!("transfer {} is already {}", t.id, t.state.as_str()));
     }
     if m.sha256 != t.sha256 {
         // Not the record A sent: A stays as it is, and says so.
@@ -326,7 +321,10 @@ pub fn receive_confirmed(
         ));
     }
     let new_global_id = m.new_global_id.trim();
-    if new_global_id.split_once('@').is_none_or(|(_, n)| n != peer.name) {
+    if new_global_id
+        .split_once('@')
+        .is_none_or(|(_, n)| n != peer.name)
+    {
         return Err(FederationError::refused(
             ProblemType::UnreadablePayload,
             format!("{new_global_id:?} is not a global id at {}", peer.name),
@@ -383,7 +381,10 @@ pub fn receive_refused(
     if let Some(t) = stored::out(ctx, t.id)? {
         emit(ctx, &t)?;
     }
-    Ok(format!("transfer {} refused by {}: {reason}", t.id, peer.name))
+    Ok(format!(
+        "transfer {} refused by {}: {reason}",
+        t.id, peer.name
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -396,13 +397,18 @@ pub fn receive_manifest(
     m: &TransferManifest,
 ) -> Result<String, FederationError> {
     let m = &cleaned(m)?;
-    m.check().map_err(|e| {
-        FederationError::refused(ProblemType::UnreadablePayload, e.to_string())
-    })?;
-    if m.patient_global_id.split_once('@').is_none_or(|(_, n)| n != peer.name) {
+    m.check()
+        .map_err(|e| FederationError::refused(ProblemType::UnreadablePayload, e.to_string()))?;
+    if m.patient_global_id
+        .split_once('@')
+        .is_none_or(|(_, n)| n != peer.name)
+    {
         return Err(FederationError::refused(
             ProblemType::UnreadablePayload,
-            format!("{:?} is not a patient of {}", m.patient_global_id, peer.name),
+            format!(
+                "{:?} is not a patient of {}",
+                m.patient_global_id, peer.name
+            ),
         ));
     }
     let fresh = stored::insert_in(ctx, &peer.name, m)?;

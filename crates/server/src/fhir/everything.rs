@@ -257,7 +257,11 @@ pub(crate) async fn resources(node: &Arc<Node>, g: Gathered) -> Result<Vec<Resou
             .iter()
             .map(|(r, rev)| Resource::Provenance(map::provenance(*r, rev))),
     );
-    out.extend(g.consents.iter().map(|c| Resource::Consent(map::consent(c))));
+    out.extend(
+        g.consents
+            .iter()
+            .map(|c| Resource::Consent(map::consent(c))),
+    );
     out.extend(
         g.studies
             .iter()

@@ -168,8 +168,11 @@ impl Down {
     pub async fn up(self) -> Side {
         let addr = self.url.trim_start_matches("http://").to_owned();
         let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
-        let node = Node::open(self.cfg.clone(), Arc::new(carebridge_server::clock::SystemClock))
-            .unwrap();
+        let node = Node::open(
+            self.cfg.clone(),
+            Arc::new(carebridge_server::clock::SystemClock),
+        )
+        .unwrap();
         let served = serve(node.clone(), listener);
         Side {
             node,
@@ -224,4 +227,3 @@ pub async fn peer(a: &Side, b: &Side) -> String {
     .unwrap();
     key
 }
-

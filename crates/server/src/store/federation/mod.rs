@@ -6,6 +6,6 @@ pub mod access;
 pub mod consents;
 pub mod peers;
 pub mod received;
-pub mod transmissions;
 pub mod transfers;
+pub mod transmissions;
 pub mod updates;

@@ -382,7 +382,10 @@ pub fn records_for_patient(
 }
 
 /// The transfer a transmission carries a part of, if it does.
-pub fn of_transmission(tx: &Tx<'_>, transmission: uuid::Uuid) -> Result<Option<uuid::Uuid>, StoreError> {
+pub fn of_transmission(
+    tx: &Tx<'_>,
+    transmission: uuid::Uuid,
+) -> Result<Option<uuid::Uuid>, StoreError> {
     let id: Option<Option<String>> = tx
         .conn
         .query_row(
@@ -395,7 +398,11 @@ pub fn of_transmission(tx: &Tx<'_>, transmission: uuid::Uuid) -> Result<Option<u
 }
 
 /// Ties a queued transmission to the transfer whose part it carries.
-pub fn tie(w: &WriteCtx<'_>, transmission: uuid::Uuid, transfer: uuid::Uuid) -> Result<(), StoreError> {
+pub fn tie(
+    w: &WriteCtx<'_>,
+    transmission: uuid::Uuid,
+    transfer: uuid::Uuid,
+) -> Result<(), StoreError> {
     w.conn.execute(
         "UPDATE transmissions SET transfer_id = ?2 WHERE id = ?1",
         params![transmission.to_string(), transfer.to_string()],
