@@ -4903,6 +4903,7 @@ async fn transfers_incoming_keeps_each_chunk_once_until_it_ends(env: Env) {
     };
     let (m, o) = (manifest.clone(), other.clone());
     let id = manifest.transfer_id;
+    let other_id = other.transfer_id;
     let (first, again, counts, from_elsewhere) = env
         .write(move |ctx| {
             let first = transfers::insert_in(ctx, "st-marys.example", &m)?;
@@ -4971,7 +4972,7 @@ async fn transfers_incoming_keeps_each_chunk_once_until_it_ends(env: Env) {
                 transfers::end_in(
                     ctx,
                     "st-marys.example",
-                    o.transfer_id,
+                    other_id,
                     transfers::Ended::Refused {
                         reason: "chunk 0 does not match",
                     },

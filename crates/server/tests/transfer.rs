@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use carebridge_protocol::federation::envelope::{Envelope, MessageType, Sealing, seal};
 use carebridge_protocol::federation::request::{API_KEY_HEADER, INBOX_PATH, sign_request};
 use carebridge_protocol::federation::transfer::TransferChunk;
-use carebridge_server::clock::SystemClock;
+use carebridge_server::clock::{Clock as _, SystemClock};
 use carebridge_testkit::eventually;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -337,7 +337,7 @@ fn flip_a_byte_of_chunk(
             message_type: MessageType::TransferChunk,
             source: HOME,
             destination: NEW,
-            created_at: chrono::Utc::now(),
+            created_at: SystemClock.now(),
         },
         &serde_json::to_vec(&chunk).unwrap(),
         &home.node.agreement_key,
@@ -475,7 +475,7 @@ async fn deliver_as_home(
         envelope,
         HOME,
         signing,
-        chrono::Utc::now(),
+        SystemClock.now(),
     )
     .unwrap();
     support::http()
