@@ -850,6 +850,83 @@ async fn access_across_hospitals(
     Ok(())
 }
 
+/// Moving a record, as the front desk and the other hospital's doctor see it: on the patient's
+/// page at St Mary's (the third demo patient, open there), reception moves the record to General
+/// once the patient asked and their identity was checked; the page follows it live until General
+/// confirms, then says where the record lives and offers no second move. General's doctor (in
+/// the window left at General) finds the patient registered there, with St Mary's record marked
+/// as St Mary's. The reports stay St Mary's signed documents; the record at St Mary's stays,
+/// read-only.
+async fn transfer_to_general(
+    staff: &Session,
+    window: &Session,
+    creds: &DemoCredentials,
+    general: &General,
+    family: &str,
+) -> Result<(), String> {
+    staff
+        .execute(
+            "document.querySelector('#transfer-heading').scrollIntoView();",
+            vec![],
+        )
+        .await?;
+    staff.click_first("#transfer-open", WAIT).await?;
+    let options = staff
+        .execute(
+            "return [...document.querySelectorAll('#transfer-peer option')].map(o => o.value);",
+            vec![],
+        )
+        .await?;
+    if options != json!([general.name]) {
+        return Err(format!(
+            "the hospitals offered are {options}, not General alone"
+        ));
+    }
+    staff.click_first("#transfer-asked", WAIT).await?;
+    staff
+        .execute(
+            "document.querySelector('#transfer-submit').scrollIntoView({block: 'center'});",
+            vec![],
+        )
+        .await?;
+    step(staff, 67, "reception-transfer-form").await?;
+    staff.click_first("#transfer-submit", WAIT).await?;
+    staff
+        .wait_for_text(".transfers .transfer-list", "Moved to", LIVE)
+        .await?;
+    staff
+        .wait_for_text(".patient-page .moved-notice", "This record moved to", LIVE)
+        .await?;
+    staff.wait_gone("#transfer-open", WAIT).await?;
+    staff
+        .execute(
+            "document.querySelector('.moved-notice').scrollIntoView({block: 'center'});",
+            vec![],
+        )
+        .await?;
+    step(staff, 68, "reception-record-moved").await?;
+
+    window.click_tab("Patients", WAIT).await?;
+    let search = window.wait_for("#patient-search", WAIT).await?;
+    window.replace_text(&search, family).await?;
+    window.click_first(".hits button.link", WAIT).await?;
+    let from = format!("From {}", creds.node);
+    window
+        .wait_for_text(".transferred .remote-records", &from, LIVE)
+        .await?;
+    window
+        .wait_for_text(".transferred .remote-records", "Appointments", WAIT)
+        .await?;
+    window
+        .execute(
+            "document.querySelector('#transferred-heading').scrollIntoView();",
+            vec![],
+        )
+        .await?;
+    step(window, 69, "doctor-record-moved-here").await?;
+    Ok(())
+}
+
 /// The doctor's workstation watches an import folder: a scanned letter named by the patient's
 /// card number, dropped there, is filed on that patient's page and moved aside. Starts and ends
 /// on the patient's page.
@@ -1478,6 +1555,7 @@ async fn scenario(
         )
         .await?;
     step(staff, 66, "reception-permissions").await?;
+    transfer_to_general(staff, insurer.window, creds, general, &family).await?;
 
     // Registering someone with the same name and birth date as a known patient: the node
     // refuses it as `possible-duplicate`, and the dialog shows who it may be; registering

@@ -321,7 +321,7 @@ mod tests {
 
     /// The whole policy, written out once more by hand: a change to the table must be made
     /// here too, on purpose. Columns: reception, doctor, admin, reviewer, kiosk.
-    const EXPECTED: [(RecordKind, [Reach; 5]); 14] = [
+    const EXPECTED: [(RecordKind, [Reach; 5]); 16] = [
         (K::Practitioner, [E, E, E, E, O]),
         (K::Schedule, [E, E, E, E, E]),
         (K::Patient, [E, E, N, N, N]),
@@ -336,6 +336,8 @@ mod tests {
         (K::Document, [N, E, N, N, N]),
         (K::RemoteRecord, [N, O, N, N, N]),
         (K::IncomingAccess, [E, N, E, N, N]),
+        (K::Transfer, [E, N, E, N, N]),
+        (K::TransferredRecord, [N, E, N, N, N]),
     ];
 
     fn viewer(asker: Asker, id: uuid::Uuid) -> Viewer {

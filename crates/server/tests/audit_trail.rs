@@ -680,6 +680,48 @@ async fn every_sign_in_and_every_read_and_write_of_patient_data_is_audited_once(
         ("access.request", &doctor_actor, &p0_entity, "failure"),
     );
 
+    // Moving the record: where it went, a move to a peer that is no hospital (refused), and
+    // what other hospitals moved here.
+    let transfers = format!("/api/v1/patients/{}/transfers", p0.id);
+    let r = reception.get(&transfers).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    t.one(
+        ("get", "/api/v1/patients/{id}/transfers"),
+        r.status,
+        (
+            "patient.transfer-list",
+            &reception_actor,
+            &p0_entity,
+            "success",
+        ),
+    );
+    let r = reception
+        .post(
+            &transfers,
+            json!({"peer": PEER, "identity_document": "passport"}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    t.one(
+        ("post", "/api/v1/patients/{id}/transfers"),
+        r.status,
+        ("patient.transfer", &reception_actor, &p0_entity, "failure"),
+    );
+    let r = doctor
+        .get(&format!("/api/v1/patients/{}/transferred-records", p0.id))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    t.one(
+        ("get", "/api/v1/patients/{id}/transferred-records"),
+        r.status,
+        (
+            "patient.transferred-records",
+            &doctor_actor,
+            &p0_entity,
+            "success",
+        ),
+    );
+
     // Patient data leaves by the snapshot and the live stream too.
     let snap = doctor
         .http

@@ -639,6 +639,7 @@ export const en = {
   "audit.action.mail.send": "Sent an e-mail",
   "audit.action.patient.transfer": "Moved a record to another hospital",
   "audit.action.patient.transferred-records": "Read records moved from other hospitals",
+  "audit.action.patient.transfer-list": "Looked up where a record was moved",
   "access.documents": "Letters and scans",
   "transfer.heading": "Move the record to another hospital",
   "transfer.intro": "With the patient here and their identity checked, the whole record (signed reports with their PDFs, appointments, letters and scans) is sent sealed to the other hospital. This record stays as it is until that hospital confirms it has it; then it becomes read-only here.",

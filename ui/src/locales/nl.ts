@@ -635,6 +635,7 @@ export const nl: Catalogue = {
   "audit.action.mail.send": "E-mail verstuurd",
   "audit.action.patient.transfer": "Dossier naar ander ziekenhuis overgedragen",
   "audit.action.patient.transferred-records": "Dossiers uit andere ziekenhuizen ingezien",
+  "audit.action.patient.transfer-list": "Opgezocht waarheen een dossier is overgedragen",
   "access.documents": "Brieven en scans",
   "transfer.heading": "Dossier overdragen aan een ander ziekenhuis",
   "transfer.intro": "Met de patiënt aanwezig en de identiteit gecontroleerd gaat het hele dossier (ondertekende verslagen met hun pdf's, afspraken, brieven en scans) versleuteld naar het andere ziekenhuis. Dit dossier blijft ongewijzigd tot dat ziekenhuis bevestigt dat het binnen is; daarna is het hier alleen nog te lezen.",

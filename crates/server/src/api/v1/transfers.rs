@@ -67,16 +67,28 @@ pub async fn list_transfers(
     caller: Caller,
     Path(id): Path<PatientId>,
 ) -> Result<axum::Json<Vec<PatientTransfer>>, ApiError> {
-    caller.may_see(RecordKind::Transfer)?;
+    let entity = format!("patient/{id}");
+    caller
+        .audit_refusal(
+            &node,
+            caller.may_see(RecordKind::Transfer),
+            "patient.transfer-list",
+            &entity,
+        )
+        .await?;
     let name = node.name().to_owned();
+    // Where a patient's record went is theirs: read and audited.
     let list = node
         .store
-        .read(move |tx| {
-            if patients::get(tx, id, &name)?.is_none() {
-                return Err(ApiError::not_found("patient"));
-            }
-            Ok(stored::out_for_patient(tx, id)?)
-        })
+        .write(
+            Some(caller.audit("patient.transfer-list", entity)),
+            move |ctx| {
+                if patients::get(ctx, id, &name)?.is_none() {
+                    return Err(ApiError::not_found("patient"));
+                }
+                Ok(stored::out_for_patient(ctx, id)?)
+            },
+        )
         .await?;
     Ok(axum::Json(list))
 }
