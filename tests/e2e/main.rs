@@ -882,6 +882,14 @@ async fn transfer_to_general(
             "the hospitals offered are {options}, not General alone"
         ));
     }
+    // The front desk says what it checked the identity with: there is no default.
+    staff
+        .execute(
+            "const s = document.querySelector('#transfer-document'); s.value = 'identity-card'; \
+             s.dispatchEvent(new Event('change', { bubbles: true }));",
+            vec![],
+        )
+        .await?;
     staff.click_first("#transfer-asked", WAIT).await?;
     staff
         .execute(

@@ -277,7 +277,7 @@ pub fn book(
     match patients::get(ctx, req.patient_id, "")? {
         None => return Err(BookingError::field("patient_id", "no such patient")),
         Some(p) => {
-            if let Some(why) = p.moved() {
+            if let Some(why) = crate::federation::transfer::unchangeable(ctx, &p)? {
                 return Err(BookingError::new(ProblemType::InvalidTransition, why));
             }
         }
@@ -428,6 +428,13 @@ pub fn act(
             }
         }
         _ => {}
+    }
+    // A moved record's appointments can still be cancelled here, and nothing else.
+    if action != AppointmentAction::Cancel
+        && let Some(p) = patients::get(ctx, a.patient_id, "")?
+        && let Some(why) = crate::federation::transfer::unchangeable(ctx, &p)?
+    {
+        return Err(BookingError::new(ProblemType::InvalidTransition, why));
     }
     if if_match.is_some_and(|v| v != a.version) {
         return Err(BookingError::Stale(Box::new(a)));

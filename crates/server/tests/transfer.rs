@@ -372,7 +372,8 @@ async fn nothing_points_elsewhere_before_the_confirmation_and_a_flipped_byte_is_
     let t = authorise(&reception, &p).await;
     let id = t["id"].as_str().unwrap().to_owned();
 
-    // Until General confirms, the record is St Mary's, unchanged and writable.
+    // Until General confirms, the record is St Mary's: it points nowhere else, and takes no
+    // changes (they would not travel with it).
     let before = reception.get(&format!("/api/v1/patients/{p}")).await;
     assert!(
         before.body.get("transferred_to").is_none(),
@@ -390,7 +391,15 @@ async fn nothing_points_elsewhere_before_the_confirmation_and_a_flipped_byte_is_
             &[("if-match", &format!("\"{}\"", before.body["version"]))],
         )
         .await;
-    assert_eq!(patch.status, 200, "{}", patch.body);
+    assert_eq!(patch.status, 409, "{}", patch.body);
+    assert!(
+        patch.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("being moved to general.example"),
+        "{}",
+        patch.body
+    );
 
     // One chunk is damaged before it leaves (General is down: nothing was delivered), and
     // General comes back.
@@ -450,36 +459,56 @@ async fn nothing_points_elsewhere_before_the_confirmation_and_a_flipped_byte_is_
         "a chunk's data is kept with the transfer, never with the envelope"
     );
 
-    // St Mary's record is as it was: writable, pointing nowhere; a new transfer may start.
+    // St Mary's record is as it was: pointing nowhere, writable again; its other parts are not
+    // sent; a new transfer may start.
     let after = reception.get(&format!("/api/v1/patients/{p}")).await;
     assert!(after.body.get("transferred_to").is_none(), "{}", after.body);
-    assert_eq!(after.body["phone"], "+31 6 22222222");
+    assert_eq!(after.body["version"], before.body["version"]);
+    let patch = reception
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/patients/{p}"),
+            Some(json!({"phone": "+31 6 22222222"})),
+            &[("if-match", &format!("\"{}\"", after.body["version"]))],
+        )
+        .await;
+    assert_eq!(patch.status, 200, "{}", patch.body);
+    assert_eq!(
+        home.count(
+            "SELECT count(*) FROM transmissions WHERE transfer_id = ?1 AND state IN ('queued', 'sent')",
+            &[&id]
+        ),
+        0
+    );
+    let refused = home.audited("patient.transfer-refused", &format!("patient/{p}"));
+    assert_eq!(refused.len(), 1, "{refused:?}");
     let again = authorise(&reception, &p).await;
     assert_ne!(again["id"], id.as_str());
     home.verify_audit();
     new.verify_audit();
 }
 
-/// Posts an envelope St Mary's sealed to General's inbox, signed with St Mary's key, as St
-/// Mary's delivery worker does; the status.
-async fn deliver_as_home(
+/// Posts an envelope `from` sealed to the inbox at `to_url`, signed with `from`'s key, as its
+/// delivery worker does; the status.
+async fn deliver_as(
+    from: &str,
     signing: &ed25519_dalek::SigningKey,
-    new_url: &str,
+    to_url: &str,
     key: &str,
     envelope: &[u8],
 ) -> u16 {
-    let authority = carebridge_server::federation::delivery::authority(new_url).unwrap();
+    let authority = carebridge_server::federation::delivery::authority(to_url).unwrap();
     let signed = sign_request(
         INBOX_PATH,
         &authority,
         envelope,
-        HOME,
+        from,
         signing,
         SystemClock.now(),
     )
     .unwrap();
     support::http()
-        .post(format!("{new_url}{INBOX_PATH}"))
+        .post(format!("{to_url}{INBOX_PATH}"))
         .header("content-type", "application/json")
         .header(API_KEY_HEADER, key)
         .header("content-digest", signed.content_digest)
@@ -523,6 +552,7 @@ async fn stopped_between_chunks_and_started_again_the_record_is_imported_exactly
     let patients_at_new = new.count("SELECT count(*) FROM patients", &[]);
 
     // General is down while St Mary's queues the record.
+    let new_secret = new.node.agreement_key.clone();
     let new = new.down().await;
     let t = authorise(&reception, &p).await;
     let id = t["id"].as_str().unwrap().to_owned();
@@ -544,17 +574,18 @@ async fn stopped_between_chunks_and_started_again_the_record_is_imported_exactly
             .unwrap()
     };
     let signing = home.node.signing_key.clone();
+    let home_secret = home.node.agreement_key.clone();
     let home = home.down().await;
     let new = new.up().await;
     for envelope in &sent {
         assert_eq!(
-            deliver_as_home(&signing, &new.url, &key, envelope).await,
+            deliver_as(HOME, &signing, &new.url, &key, envelope).await,
             201
         );
     }
     // A chunk sent twice is stored once: the same receipt again.
     assert_eq!(
-        deliver_as_home(&signing, &new.url, &key, &sent[2]).await,
+        deliver_as(HOME, &signing, &new.url, &key, &sent[2]).await,
         200
     );
     assert_eq!(new.count("SELECT count(*) FROM transfer_chunks_in", &[]), 2);
@@ -632,6 +663,156 @@ async fn stopped_between_chunks_and_started_again_the_record_is_imported_exactly
         .decode(letter["content"][0]["attachment"]["data"].as_str().unwrap())
         .unwrap();
     assert_eq!(data.len(), 1_500_000 + 16);
+
+    // A chunk sent again in an envelope of its own, after the import: kept nowhere, imported
+    // nothing again.
+    let plain = Envelope::parse(&sent[1])
+        .unwrap()
+        .open(
+            NEW,
+            &new_secret,
+            &x25519_dalek::PublicKey::from(&home_secret),
+        )
+        .unwrap();
+    let again = seal(
+        &Sealing {
+            message_type: MessageType::TransferChunk,
+            source: HOME,
+            destination: NEW,
+            created_at: SystemClock.now(),
+        },
+        &plain,
+        &home_secret,
+        &x25519_dalek::PublicKey::from(&new_secret),
+    )
+    .unwrap();
+    assert_eq!(
+        deliver_as(HOME, &signing, &new.url, &key, &again.to_bytes().unwrap()).await,
+        201
+    );
+    assert_eq!(
+        new.count(
+            "SELECT count(*) FROM transfers_in WHERE state = 'imported'",
+            &[]
+        ),
+        1
+    );
+    assert_eq!(new.count("SELECT count(*) FROM transfer_chunks_in", &[]), 0);
+    assert_eq!(
+        new.count("SELECT count(*) FROM patients", &[]),
+        patients_at_new + 1
+    );
     home.verify_audit();
     new.verify_audit();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_the_receiving_hospital_confirms_and_only_the_record_that_was_sent() {
+    let (home, new, key) = hospitals().await;
+    let clock = Arc::new(SystemClock);
+    let third = Side::start("third.example", "Third Hospital", clock, None, None).await;
+    let third_key = peer(&home, &third).await;
+    let p = home.creds.patients[0].id.to_string();
+    let reception = home.reception().await;
+    // General is down: the transfer waits, and others speak in its name.
+    let new_secret = new.node.agreement_key.clone();
+    let new_signing = new.node.signing_key.clone();
+    let new = new.down().await;
+    let t = authorise(&reception, &p).await;
+    let id: uuid::Uuid = t["id"].as_str().unwrap().parse().unwrap();
+    let home_public = x25519_dalek::PublicKey::from(&home.node.agreement_key);
+    let confirm =
+        |from: &str, secret: &x25519_dalek::StaticSecret, sha256: String, new_global_id: String| {
+            let payload = serde_json::to_vec(&json!({
+                "transfer_id": id, "sha256": sha256, "new_global_id": new_global_id,
+                "organisation": "Anyone"
+            }))
+            .unwrap();
+            seal(
+                &Sealing {
+                    message_type: MessageType::TransferConfirmed,
+                    source: from,
+                    destination: HOME,
+                    created_at: SystemClock.now(),
+                },
+                &payload,
+                secret,
+                &home_public,
+            )
+            .unwrap()
+            .to_bytes()
+            .unwrap()
+        };
+    let sha = t["sha256"].as_str().unwrap().to_owned();
+    // The third hospital confirms a transfer it was never sent, with the right hash.
+    let third_says = confirm(
+        "third.example",
+        &third.node.agreement_key,
+        sha.clone(),
+        "x@third.example".into(),
+    );
+    let status = deliver_as(
+        "third.example",
+        &third.node.signing_key,
+        &home.url,
+        &third_key,
+        &third_says,
+    )
+    .await;
+    assert_eq!(status, 422);
+    // General confirms another record; and names a patient at another node.
+    for (sha256, global) in [
+        ("00".repeat(32), format!("x@{NEW}")),
+        (sha.clone(), "x@third.example".to_owned()),
+    ] {
+        let wrong = confirm(NEW, &new_secret, sha256, global);
+        assert_eq!(
+            deliver_as(NEW, &new_signing, &home.url, &key, &wrong).await,
+            422
+        );
+    }
+    // St Mary's is as it was: the transfer under way, the record pointing nowhere.
+    assert_eq!(
+        transfer_state(&reception, &p, &id.to_string()).await["state"],
+        "sending"
+    );
+    let record = reception.get(&format!("/api/v1/patients/{p}")).await;
+    assert!(
+        record.body.get("transferred_to").is_none(),
+        "{}",
+        record.body
+    );
+    assert_eq!(
+        home.count(
+            "SELECT count(*) FROM audit WHERE action = 'patient.transferred'",
+            &[]
+        ),
+        0
+    );
+
+    // General comes back; the record arrives and is confirmed by General alone.
+    let new = new.up().await;
+    eventually("General confirms the transfer", WAIT, || async {
+        transfer_state(&reception, &p, &id.to_string()).await["state"] == "confirmed"
+    })
+    .await;
+    let record = reception.get(&format!("/api/v1/patients/{p}")).await;
+    assert!(
+        record.body["transferred_to"]["global_id"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("@{NEW}"))
+    );
+    // The demo registers the same people at both hospitals: the record joined General's.
+    let joined: String = new
+        .db()
+        .query_row("SELECT patient_id FROM transfers_in", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(joined, new.creds.patients[0].id.to_string());
+    let joined_audit = new.audited("patient.transfer-in", &format!("patient/{joined}"));
+    assert_eq!(joined_audit.len(), 1, "{joined_audit:?}");
+    assert!(joined_audit[0].2.contains("joined to the same person"));
+    home.verify_audit();
+    new.verify_audit();
+    third.stop().await;
 }

@@ -62,12 +62,14 @@ describe("moving a record (front desk)", () => {
     expect(options).toEqual(["general.example"]);
     const submit = find<HTMLButtonElement>("#transfer-submit");
     expect(submit.disabled).toBe(true);
+    expect(find<HTMLSelectElement>("#transfer-document").value).toBe("");
     const documentChoice = find<HTMLSelectElement>("#transfer-document");
     await act(async () => {
       documentChoice.value = "identity-card";
       documentChoice.dispatchEvent(new Event("change", { bubbles: true }));
     });
     await tap(find("#transfer-asked"));
+    expect(text()).toContain("asked to move their record to general.example");
     expect(find<HTMLButtonElement>("#transfer-submit").disabled).toBe(false);
     await tap(find("#transfer-submit"));
     expect(sent).toEqual({ patientId: PATIENT, transfer: { peer: "general.example", identity_document: "identity-card" } });
@@ -80,6 +82,10 @@ describe("moving a record (front desk)", () => {
     await changedPatient();
     await settle();
     expect(text()).toContain("3 of 4 parts delivered");
+    list = [transfer("sending", 4)];
+    await changedPatient();
+    await settle();
+    expect(text()).toContain("All 4 parts delivered to general.example: waiting for it to confirm.");
 
     list = [transfer("refused", 0)];
     await changedPatient();

@@ -27,7 +27,9 @@ export function MovedNotice({ to, timeZone }: { to: TransferredTo; timeZone: str
 function TransferLine({ transfer: x, timeZone }: { transfer: PatientTransfer; timeZone: string }) {
   const state =
     x.state === "sending"
-      ? t("transfer.state.sending", { peer: x.peer, delivered: x.parts_delivered, parts: x.parts })
+      ? x.parts_delivered < x.parts
+        ? t("transfer.state.sending", { peer: x.peer, delivered: x.parts_delivered, parts: x.parts })
+        : t("transfer.state.delivered", { peer: x.peer, parts: x.parts })
       : x.state === "confirmed"
         ? t("transfer.state.confirmed", { organisation: x.organisation ?? x.peer })
         : t("transfer.state.refused", { peer: x.peer, reason: x.reason ?? "" });
@@ -54,13 +56,15 @@ function TransferForm({ patientId, onStarted }: { patientId: string; onStarted: 
   const hospitals = useLive(peers, [], []);
   const choices = (hospitals.data ?? []).filter((p) => p.kind === "hospital");
   const [peer, setPeer] = useState("");
-  const [document, setDocument] = useState<IdentityDocument>("passport");
+  // No default: the front desk says what it checked.
+  const [document, setDocument] = useState<IdentityDocument | "">("");
   const [asked, setAsked] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const chosen = peer || choices[0]?.name || "";
   async function submit(e: FormEvent) {
     e.preventDefault();
+    if (!document) return;
     setBusy(true);
     setError(null);
     try {
@@ -72,6 +76,12 @@ function TransferForm({ patientId, onStarted }: { patientId: string; onStarted: 
       setBusy(false);
     }
   }
+  if (hospitals.error)
+    return (
+      <p className="error" role="alert">
+        {hospitals.error}
+      </p>
+    );
   if (hospitals.data && choices.length === 0) return <p>{t("transfer.noHospitals")}</p>;
   return (
     <form className="panel form-grid" onSubmit={submit} aria-labelledby="transfer-form-heading">
@@ -87,7 +97,8 @@ function TransferForm({ patientId, onStarted }: { patientId: string; onStarted: 
         ))}
       </select>
       <label htmlFor="transfer-document">{t("transfer.document")}</label>
-      <select id="transfer-document" value={document} onChange={(e) => setDocument(e.target.value as IdentityDocument)}>
+      <select id="transfer-document" value={document} onChange={(e) => setDocument(e.target.value as IdentityDocument | "")}>
+        <option value="">{t("transfer.chooseDocument")}</option>
         {DOCUMENTS.map((d) => (
           <option key={d} value={d}>
             {tKey("transfer.document", d)}
@@ -96,14 +107,14 @@ function TransferForm({ patientId, onStarted }: { patientId: string; onStarted: 
       </select>
       <Checkbox id="transfer-asked" isSelected={asked} onChange={setAsked} className="checkbox">
         <span className="box" aria-hidden="true">{asked ? "✓" : ""}</span>
-        {t("transfer.patientAsked")}
+        {t("transfer.patientAsked", { peer: chosen })}
       </Checkbox>
       {error && (
         <p className="error" role="alert">
           {error}
         </p>
       )}
-      <Button type="submit" id="transfer-submit" isDisabled={busy || !asked || !chosen}>
+      <Button type="submit" id="transfer-submit" isDisabled={busy || !asked || !chosen || !document}>
         {t("transfer.submit")}
       </Button>
     </form>

@@ -24,8 +24,10 @@ use crate::text::{Checks, Clean, DISPLAY_NAME_MAX, PEER_NAME_MAX, REASON_MAX};
 /// A chunk's length, but the last one's: well inside an envelope once base64 and sealed.
 pub const CHUNK_BYTES: usize = 512 * 1024;
 
-/// The most chunks one record may have (a record of at most 2 GiB).
-pub const MAX_CHUNKS: usize = 4096;
+/// The most chunks one record may have: a record of at most 256 MiB, which B assembles and
+/// imports in one transaction (imaging stays in the PACS; letters and scans are at most 20 MiB
+/// each).
+pub const MAX_CHUNKS: usize = 512;
 
 /// `transfer-manifest`, A → B: what the record is, before its chunks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -424,7 +424,9 @@ pub fn receive_request(
     }
     let policy = &node.config.access;
     let hours = m.hours.min(m.purpose.max_hours()).min(policy.max_hours);
-    let patient = patients::by_card(ctx, m.card_number.trim(), m.birth_date, node.name())?;
+    // A record that moved elsewhere is no longer this hospital's to grant: answered as no match.
+    let patient = patients::by_card(ctx, m.card_number.trim(), m.birth_date, node.name())?
+        .filter(|p| p.transferred_to.is_none());
     let now = ctx.now();
     let id = uuid::Uuid::now_v7();
     let code = rules::new_code();

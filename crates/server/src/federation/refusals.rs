@@ -102,12 +102,16 @@ impl InboxRefusals {
         })
     }
 
-    /// Counts a refusal of `source` with `code`; whether to audit it now.
+    /// Counts a refusal of `source` with `code`; whether to audit it now. "Not yet, send it
+    /// again" (`unavailable`: a transfer's chunk before its manifest) is this node's answer,
+    /// not the peer's fault: audited alike, it does not count towards the 429.
     pub fn note(&self, source: IpAddr, code: ProblemType) -> Audit {
         let mut w = self.window.lock();
         let key = w.key(source);
-        let used = w.per_source.entry(key).or_insert(0);
-        *used = used.saturating_add(1);
+        if code != ProblemType::Unavailable {
+            let used = w.per_source.entry(key).or_insert(0);
+            *used = used.saturating_add(1);
+        }
         match w.counted.entry((key, code)) {
             Entry::Vacant(v) => {
                 v.insert(0);
@@ -210,6 +214,20 @@ mod tests {
         assert_eq!(r.limited(ip(2)), None);
         r.close_window();
         assert_eq!(r.limited(ip(1)), None, "a new window starts afresh");
+    }
+
+    #[test]
+    fn try_again_later_is_audited_but_never_limits_the_peer() {
+        let r = InboxRefusals::new(3);
+        assert_eq!(r.note(ip(1), ProblemType::Unavailable), Audit::Now);
+        for _ in 0..10 {
+            assert_eq!(r.note(ip(1), ProblemType::Unavailable), Audit::Counted);
+        }
+        assert_eq!(r.limited(ip(1)), None);
+        for _ in 0..3 {
+            r.note(ip(1), ProblemType::BadSignature);
+        }
+        assert!(r.limited(ip(1)).is_some(), "other refusals still count");
     }
 
     #[test]

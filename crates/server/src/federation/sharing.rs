@@ -34,9 +34,9 @@ pub fn record_consent(
     peer_name: &str,
     by: (&str, &str),
 ) -> Result<Consent, FederationError> {
-    if patients::get(ctx, patient, node.name())?.is_none() {
-        return Err(FederationError::NotFound("patient"));
-    }
+    let p =
+        patients::get(ctx, patient, node.name())?.ok_or(FederationError::NotFound("patient"))?;
+    super::transfer::require_changeable(ctx, &p)?;
     if !peers::get(ctx, peer_name)?.is_some_and(|p| p.kind == NodeKind::Insurer) {
         return Err(FederationError::invalid(
             "peer",

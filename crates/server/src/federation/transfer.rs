@@ -26,6 +26,7 @@ use carebridge_protocol::federation::transfer::{
     self as rules, NewTransfer, PatientTransfer, TransferChunk, TransferConfirmed,
     TransferManifest, TransferRefused, TransferState, TransferredTo,
 };
+use carebridge_protocol::patient::Patient;
 use carebridge_protocol::text::Clean;
 use carebridge_protocol::{PatientId, ProblemType};
 
@@ -53,16 +54,34 @@ pub fn emit(ctx: &mut WriteCtx<'_>, t: &PatientTransfer) -> Result<(), StoreErro
     Ok(())
 }
 
+/// A hospital this node may move a record to: peered, and allowed to answer (a peer added
+/// before transfers existed is not, until it is peered again).
 fn hospital_peer(ctx: &Tx<'_>, name: &str) -> Result<Peer, FederationError> {
-    peers::get(ctx, name)?
+    let peer = peers::get(ctx, name)?
         .filter(|p| p.kind == NodeKind::Hospital)
         .ok_or_else(|| {
             FederationError::invalid("peer", "is not a hospital this node is peered with")
-        })
+        })?;
+    let answers = [MessageType::TransferConfirmed, MessageType::TransferRefused];
+    if !answers.iter().all(|t| peer.allowed_types.contains(t)) {
+        return Err(FederationError::invalid(
+            "peer",
+            format!(
+                "{} may not answer a transfer here (it may send {}): add transfer-confirmed and transfer-refused to its allowed types",
+                peer.name,
+                peer.allowed_types
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    Ok(peer)
 }
 
 /// A record that has moved answers every change with where it lives now.
-pub fn moved(patient: &carebridge_protocol::patient::Patient) -> Result<(), FederationError> {
+pub fn moved(patient: &Patient) -> Result<(), FederationError> {
     match patient.moved() {
         None => Ok(()),
         Some(why) => Err(FederationError::refused(
@@ -70,6 +89,23 @@ pub fn moved(patient: &carebridge_protocol::patient::Patient) -> Result<(), Fede
             why,
         )),
     }
+}
+
+/// Why the patient's record takes no changes here now, if it does not: it moved to another
+/// hospital, or it is being moved (a change made meanwhile would not travel with it). Every
+/// write to a patient's record asks this first.
+pub fn unchangeable(tx: &Tx<'_>, patient: &Patient) -> Result<Option<String>, StoreError> {
+    if let Some(why) = patient.moved() {
+        return Ok(Some(why));
+    }
+    Ok(stored::sending(tx, patient.id)?.map(|t| {
+        format!(
+            "the record is being moved to {} (authorised on {}): it takes no changes until {} confirms it, or the move is refused",
+            t.peer,
+            t.created_at.format("%Y-%m-%d"),
+            t.peer
+        )
+    }))
 }
 
 /// A peer's message with its free text cleaned as user input is, or refused.
@@ -86,6 +122,17 @@ fn cleaned<T: Clean + Clone>(m: &T) -> Result<T, FederationError> {
         )
     })?;
     Ok(m)
+}
+
+/// Refuses a change to `patient`'s record when [`unchangeable`] says why.
+pub fn require_changeable(tx: &Tx<'_>, patient: &Patient) -> Result<(), FederationError> {
+    match unchangeable(tx, patient)? {
+        None => Ok(()),
+        Some(why) => Err(FederationError::refused(
+            ProblemType::InvalidTransition,
+            why,
+        )),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -274,7 +321,13 @@ pub fn part_settled(
     };
     if let Some(why) = failed {
         let reason = format!("a part could not be delivered: {why}");
-        stored::settle_out(ctx, id, Settled::Refused { reason: &reason })?;
+        if stored::settle_out(ctx, id, Settled::Refused { reason: &reason })? {
+            stored::stop_parts(
+                ctx,
+                id,
+                "another part of the transfer could not be delivered",
+            )?;
+        }
     }
     if let Some(t) = stored::out(ctx, id)? {
         emit(ctx, &t)?;
@@ -350,6 +403,20 @@ pub fn receive_confirmed(
         at: ctx.now(),
     };
     patients::mark_transferred(ctx, t.patient_id, &to)?;
+    ctx.audit(
+        &AuditDraft {
+            actor: format!("peer:{}", peer.name),
+            action: "patient.transferred".into(),
+            entity: format!("patient/{}", t.patient_id),
+            source: String::new(),
+        },
+        &format!("patient/{}", t.patient_id),
+        carebridge_protocol::audit::Outcome::Success,
+        &format!(
+            "{} confirmed transfer {} (SHA-256 {}): the record lives there as {new_global_id}; read-only here",
+            peer.name, t.id, t.sha256
+        ),
+    )?;
     if let Some(p) = patients::get(ctx, t.patient_id, node.name())? {
         ctx.emit(
             EventKind::PatientUpdated,
@@ -378,6 +445,21 @@ pub fn receive_refused(
     if !stored::settle_out(ctx, t.id, Settled::Refused { reason: &reason })? {
         return Ok(format!("transfer {} is already {}", t.id, t.state.as_str()));
     }
+    stored::stop_parts(ctx, t.id, &format!("{} refused the transfer", peer.name))?;
+    ctx.audit(
+        &AuditDraft {
+            actor: format!("peer:{}", peer.name),
+            action: "patient.transfer-refused".into(),
+            entity: format!("patient/{}", t.patient_id),
+            source: String::new(),
+        },
+        &format!("patient/{}", t.patient_id),
+        carebridge_protocol::audit::Outcome::Failure,
+        &format!(
+            "{} refused transfer {}: {reason}; the record stays here as it was",
+            peer.name, t.id
+        ),
+    )?;
     if let Some(t) = stored::out(ctx, t.id)? {
         emit(ctx, &t)?;
     }
@@ -481,6 +563,20 @@ fn refuse(
     reason: &str,
 ) -> Result<String, FederationError> {
     stored::end_in(ctx, &peer.name, m.transfer_id, Ended::Refused { reason })?;
+    ctx.audit(
+        &AuditDraft {
+            actor: format!("peer:{}", peer.name),
+            action: "patient.transfer-refused".into(),
+            entity: format!("transfer/{}", m.transfer_id),
+            source: String::new(),
+        },
+        &format!("transfer/{}", m.transfer_id),
+        carebridge_protocol::audit::Outcome::Failure,
+        &format!(
+            "record of {} from {} refused, nothing of it kept: {reason}",
+            m.patient_global_id, peer.name
+        ),
+    )?;
     let refusal = TransferRefused {
         transfer_id: m.transfer_id,
         reason: reason.to_owned(),
@@ -523,31 +619,57 @@ fn import_record(
         entity: format!("transfer/{}", m.transfer_id),
         source: String::new(),
     };
-    let importer = Importer {
-        node: node.name(),
-        tz: node.tz,
-        signing_key: &node.signing_key,
-        by: None,
-        audit: &draft,
+    // The same person already registered here, and only one such, whose record is here to
+    // stay: the record joins theirs. Never a record that moved away (a patient coming back
+    // is registered afresh), never a guess between two.
+    let name = patient.name.first();
+    let family = name.and_then(|n| n.family.clone()).unwrap_or_default();
+    let given = name.map(|n| n.given.join(" ")).unwrap_or_default();
+    let birth = patient
+        .birth_date
+        .as_deref()
+        .and_then(|b| b.parse::<chrono::NaiveDate>().ok());
+    let mut same = Vec::new();
+    if let Some(birth) = birth {
+        for p in patients::same_person(ctx, family.trim(), given.trim(), birth, node.name())? {
+            if unchangeable(ctx, &p)?.is_none() {
+                same.push(p.id);
+            }
+        }
+    }
+    let (patient_id, matched) = if let [one] = same[..] {
+        (one, true)
+    } else {
+        let importer = Importer {
+            node: node.name(),
+            tz: node.tz,
+            signing_key: &node.signing_key,
+            by: None,
+            audit: &draft,
+            match_by_name: false,
+        };
+        let entry = import::Entry {
+            index: 0,
+            full_url: None,
+            resource: Resource::Patient(patient),
+        };
+        // A patient the import refuses (a name this node's rules do not take) refuses the
+        // whole record; a store failure rolls back the chunk's receipt, and the sender tries
+        // again.
+        let local = match import::apply(ctx, &importer, &mut Resolved::default(), &entry) {
+            Ok(d) => d,
+            Err(import::Refusal::Store(e)) => return Err(FederationError::Internal(e)),
+            Err(e) => return refuse(ctx, node, peer, m, &format!("the patient: {e}")),
+        };
+        let id: PatientId = local
+            .location()
+            .strip_prefix("Patient/")
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| {
+                FederationError::Internal(format!("imported as {}", local.location()))
+            })?;
+        (id, false)
     };
-    let entry = import::Entry {
-        index: 0,
-        full_url: None,
-        resource: Resource::Patient(patient),
-    };
-    // A patient the import refuses (a name this node's rules do not take) refuses the whole
-    // record; a store failure rolls back the chunk's receipt, and the sender tries again.
-    let local = match import::apply(ctx, &importer, &mut Resolved::default(), &entry) {
-        Ok(d) => d,
-        Err(import::Refusal::Store(e)) => return Err(FederationError::Internal(e)),
-        Err(e) => return refuse(ctx, node, peer, m, &format!("the patient: {e}")),
-    };
-    let matched = matches!(local, import::Disposition::Matched(_));
-    let patient_id: PatientId = local
-        .location()
-        .strip_prefix("Patient/")
-        .and_then(|id| id.parse().ok())
-        .ok_or_else(|| FederationError::Internal(format!("imported as {}", local.location())))?;
     stored::end_in(
         ctx,
         &peer.name,
@@ -559,6 +681,24 @@ fn import_record(
     )?;
     let here = patients::get(ctx, patient_id, node.name())?
         .ok_or_else(|| FederationError::Internal(format!("patient/{patient_id} is missing")))?;
+    ctx.audit(
+        &draft,
+        &format!("patient/{patient_id}"),
+        carebridge_protocol::audit::Outcome::Success,
+        &format!(
+            "record of {} moved here from {} (transfer {}, {} bytes, SHA-256 {}): {}",
+            m.patient_global_id,
+            peer.name,
+            m.transfer_id,
+            whole.len(),
+            m.sha256,
+            if matched {
+                "joined to the same person registered here"
+            } else {
+                "registered under a new id"
+            }
+        ),
+    )?;
     // The patient's page shows the record that arrived: tell whoever has it open.
     ctx.emit(
         EventKind::PatientUpdated,

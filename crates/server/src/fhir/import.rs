@@ -51,6 +51,9 @@ pub struct Importer<'a> {
     pub by: Option<PractitionerId>,
     /// What each created record's audit entry says who did it.
     pub audit: &'a AuditDraft,
+    /// Whether a patient with the same name and birth date counts as the same person (an
+    /// import from another system); a transfer decides that itself, and registers otherwise.
+    pub match_by_name: bool,
 }
 
 /// What became of one entry.
@@ -464,7 +467,9 @@ fn patient(
             )))
         };
     }
-    if let Some(here) = patients::same_person(ctx, &family, &given, birth, imp.node)?.first() {
+    if imp.match_by_name
+        && let Some(here) = patients::same_person(ctx, &family, &given, birth, imp.node)?.first()
+    {
         return Ok(Disposition::Matched(format!("Patient/{}", here.id)));
     }
     let card = match card {
@@ -651,10 +656,13 @@ fn appointment(
     let doctor: PractitionerId = participant(resolved, a, "Practitioner")
         .and_then(|l| id_in(&l, "Practitioner"))
         .ok_or_else(|| invalid("Appointment.participant names no practitioner"))?;
-    if patients::get(ctx, patient, imp.node)?.is_none() {
+    let Some(subject) = patients::get(ctx, patient, imp.node)? else {
         return Err(invalid(format!(
             "Patient/{patient} is neither in the file nor on this node"
         )));
+    };
+    if let Some(why) = crate::federation::transfer::unchangeable(ctx, &subject)? {
+        return Err(Refusal::Conflict(format!("Patient/{patient}: {why}")));
     }
     match practitioners::get(ctx, doctor)? {
         Some(p) if p.role == Role::Doctor => {}
@@ -816,10 +824,13 @@ fn report(
         .and_then(|s| resolved.local(s))
         .and_then(|l| id_in(&l, "Patient"))
         .ok_or_else(|| invalid("DiagnosticReport.subject names no patient"))?;
-    if patients::get(ctx, patient, imp.node)?.is_none() {
+    let Some(subject) = patients::get(ctx, patient, imp.node)? else {
         return Err(invalid(format!(
             "Patient/{patient} is neither in the file nor on this node"
         )));
+    };
+    if let Some(why) = crate::federation::transfer::unchangeable(ctx, &subject)? {
+        return Err(Refusal::Conflict(format!("Patient/{patient}: {why}")));
     }
     let author_id: PractitionerId = r
         .performer
@@ -978,6 +989,7 @@ pub async fn one_by_one(
                     signing_key: &n.signing_key,
                     by,
                     audit: &d,
+                    match_by_name: true,
                 };
                 let disposition = apply(ctx, &imp, &mut r.lock(), &e).map_err(Refused)?;
                 ctx.set_detail(format!("entry {index}: {}", disposition.location()));

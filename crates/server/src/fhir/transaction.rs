@@ -172,6 +172,7 @@ async fn all_or_nothing(
                 signing_key: &n.signing_key,
                 by: Some(me),
                 audit: &draft,
+                match_by_name: true,
             };
             let mut out = Vec::with_capacity(entries.len());
             for e in import::in_dependency_order(entries) {

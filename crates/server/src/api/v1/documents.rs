@@ -119,7 +119,7 @@ pub async fn add_document(
             idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
                 let p = patients::get(ctx, patient, &name)?
                     .ok_or_else(|| ApiError::not_found("patient"))?;
-                if let Some(why) = p.moved() {
+                if let Some(why) = crate::federation::transfer::unchangeable(ctx, &p)? {
                     return Err(ApiError::new(ProblemType::InvalidTransition, why));
                 }
                 let existing = store::find_by_title(ctx, patient, &doc.title)?;

@@ -33,7 +33,8 @@ pub async fn list_peers(
     State(node): State<Arc<Node>>,
     caller: Caller,
 ) -> Result<axum::Json<Vec<PeerSummary>>, ApiError> {
-    caller.staff(&[Role::Doctor, Role::Admin, Role::Reviewer])?;
+    // Reception picks the hospital a record moves to.
+    caller.staff(&[Role::Reception, Role::Doctor, Role::Admin, Role::Reviewer])?;
     let list = node
         .store
         .read(|c| peers::list(c).map_err(ApiError::from))

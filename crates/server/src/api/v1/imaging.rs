@@ -74,7 +74,7 @@ pub async fn create_imaging_order(
                 idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
                     let p = patients::get(ctx, req.patient_id, &name)?
                         .ok_or_else(|| ApiError::field("patient_id", "no such patient"))?;
-                    if let Some(why) = p.moved() {
+                    if let Some(why) = crate::federation::transfer::unchangeable(ctx, &p)? {
                         return Err(ApiError::new(ProblemType::InvalidTransition, why));
                     }
                     if store::order(ctx, id)?.is_some() {
@@ -247,8 +247,10 @@ pub async fn link_study(
     let study = node
         .store
         .write(Some(caller.audit("imaging.link", entity)), move |ctx| {
-            if patients::get(ctx, req.patient_id, &name)?.is_none() {
-                return Err(ApiError::field("patient_id", "no such patient"));
+            let p = patients::get(ctx, req.patient_id, &name)?
+                .ok_or_else(|| ApiError::field("patient_id", "no such patient"))?;
+            if let Some(why) = crate::federation::transfer::unchangeable(ctx, &p)? {
+                return Err(ApiError::new(ProblemType::InvalidTransition, why));
             }
             let Some(linked) = store::link_study(ctx, id, req.patient_id)? else {
                 return Err(match store::study(ctx, id)? {

@@ -216,7 +216,7 @@ pub async fn update_patient(
                 idempotency::once(ctx, &actor, &key, fp, StatusCode::OK, |ctx| {
                     let mut p = patients::get(ctx, id, &name)?
                         .ok_or_else(|| ApiError::not_found("patient"))?;
-                    if let Some(why) = p.moved() {
+                    if let Some(why) = crate::federation::transfer::unchangeable(ctx, &p)? {
                         return Err(ApiError::new(ProblemType::InvalidTransition, why));
                     }
                     if_match.require(&p, p.version)?;

@@ -71,7 +71,7 @@ pub async fn create_report(
                 idempotency::once(ctx, &actor, &key, fp, StatusCode::CREATED, |ctx| {
                     let patient = patients::get(ctx, req.patient_id, &name)?
                         .ok_or_else(|| ApiError::field("patient_id", "no such patient"))?;
-                    if let Some(why) = patient.moved() {
+                    if let Some(why) = crate::federation::transfer::unchangeable(ctx, &patient)? {
                         return Err(ApiError::new(ProblemType::InvalidTransition, why));
                     }
                     if reports::exists(ctx, id)? {
@@ -357,6 +357,11 @@ async fn act(
                     return Err(ApiError::forbidden(
                         "a draft belongs to its author until it is finalised",
                     ));
+                }
+                if let Some(p) = patients::get(ctx, r.patient_id, "")?
+                    && let Some(why) = crate::federation::transfer::unchangeable(ctx, &p)?
+                {
+                    return Err(ApiError::new(ProblemType::InvalidTransition, why));
                 }
                 if_match.require(&r, r.version)?;
                 let Some(next) = r.status.apply(action) else {

@@ -107,6 +107,26 @@ pub fn out_for_patient(
     Ok(out)
 }
 
+/// The patient's transfer under way, if one is.
+pub fn sending(tx: &Tx<'_>, patient: PatientId) -> Result<Option<PatientTransfer>, StoreError> {
+    let mut st = tx.conn.prepare_cached(&format!(
+        "SELECT {OUT_COLUMNS} FROM transfers_out t WHERE t.patient_id = ?1 AND t.state = 'sending'"
+    ))?;
+    let mut rows = st.query([patient.to_string()])?;
+    rows.next()?.map(out_from_row).transpose()
+}
+
+/// Fails every part of a transfer still waiting to be sent, saying why: a transfer that ended
+/// sends nothing more. How many were stopped.
+pub fn stop_parts(w: &WriteCtx<'_>, id: uuid::Uuid, why: &str) -> Result<usize, StoreError> {
+    Ok(w.conn.execute(
+        "UPDATE transmissions SET state = 'failed', last_error = ?2, version = version + 1,
+             updated_at = ?3
+         WHERE transfer_id = ?1 AND state IN ('queued', 'sent')",
+        params![id.to_string(), why, w.now().timestamp_millis()],
+    )?)
+}
+
 /// How a transfer under way ended.
 #[derive(Debug, Clone, Copy)]
 pub enum Settled<'a> {

@@ -95,6 +95,12 @@ pub fn insert(w: &WriteCtx<'_>, t: &Transmission, envelope: &[u8]) -> Result<(),
     Ok(())
 }
 
+/// What may be sent now (over `transmissions t`): a transfer's chunk only once its manifest was
+/// acknowledged.
+const SENDABLE: &str = "NOT (t.message_type = 'transfer-chunk' AND EXISTS (
+    SELECT 1 FROM transmissions m WHERE m.transfer_id = t.transfer_id
+        AND m.message_type = 'transfer-manifest' AND m.state != 'acknowledged'))";
+
 /// A transmission due for an attempt.
 #[derive(Debug, Clone)]
 pub struct Due {
@@ -114,14 +120,15 @@ fn uuid(id: &str) -> Result<uuid::Uuid, StoreError> {
 }
 
 /// Up to `limit` transmissions waiting (queued, or sent and not answered) whose next attempt is
-/// due at `now`, the longest-due first, and those due together in the order they were queued
-/// (a transfer's manifest before its chunks).
+/// due at `now`, the longest-due first, and those due together in the order they were queued.
+/// A transfer's chunks wait until the peer acknowledged its manifest: they are checked against
+/// it on arrival.
 pub fn due(tx: &Tx<'_>, now: DateTime<Utc>, limit: u32) -> Result<Vec<Due>, StoreError> {
-    let mut st = tx.conn.prepare_cached(
-        "SELECT id, peer, envelope, attempts FROM transmissions
-         WHERE state IN ('queued', 'sent') AND next_attempt_at <= ?1
-         ORDER BY next_attempt_at, rowid LIMIT ?2",
-    )?;
+    let mut st = tx.conn.prepare_cached(&format!(
+        "SELECT id, peer, envelope, attempts FROM transmissions t
+             WHERE state IN ('queued', 'sent') AND next_attempt_at <= ?1 AND {SENDABLE}
+             ORDER BY next_attempt_at, rowid LIMIT ?2"
+    ))?;
     let rows = st.query_map(params![now.timestamp_millis(), limit], |r| {
         Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
     })?;
@@ -141,7 +148,10 @@ pub fn due(tx: &Tx<'_>, now: DateTime<Utc>, limit: u32) -> Result<Vec<Due>, Stor
 /// When the next waiting transmission is due, if any waits.
 pub fn next_due(tx: &Tx<'_>) -> Result<Option<DateTime<Utc>>, StoreError> {
     let at: Option<i64> = tx.conn.query_row(
-        "SELECT MIN(next_attempt_at) FROM transmissions WHERE state IN ('queued', 'sent')",
+        &format!(
+            "SELECT MIN(next_attempt_at) FROM transmissions t
+             WHERE state IN ('queued', 'sent') AND {SENDABLE}"
+        ),
         [],
         |r| r.get(0),
     )?;
