@@ -871,6 +871,8 @@ async fn transfer_to_general(
         )
         .await?;
     staff.click_first("#transfer-open", WAIT).await?;
+    // Once the hospitals are listed.
+    staff.wait_for("#transfer-peer option", WAIT).await?;
     let options = staff
         .execute(
             "return [...document.querySelectorAll('#transfer-peer option')].map(o => o.value);",
@@ -890,7 +892,16 @@ async fn transfer_to_general(
             vec![],
         )
         .await?;
-    staff.click_first("#transfer-asked", WAIT).await?;
+    staff
+        .click_matching(
+            ".transfers .checkbox",
+            &format!(
+                "The patient is here and asked to move their record to {}",
+                general.name
+            ),
+            WAIT,
+        )
+        .await?;
     staff
         .execute(
             "document.querySelector('#transfer-submit').scrollIntoView({block: 'center'});",
@@ -914,7 +925,8 @@ async fn transfer_to_general(
         .await?;
     step(staff, 68, "reception-record-moved").await?;
 
-    window.click_tab("Patients", WAIT).await?;
+    // From the page of the patient the access step left open, back to the search.
+    window.click_button(".patient-page", "Back", WAIT).await?;
     let search = window.wait_for("#patient-search", WAIT).await?;
     window.replace_text(&search, family).await?;
     window.click_first(".hits button.link", WAIT).await?;

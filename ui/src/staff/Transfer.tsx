@@ -85,26 +85,30 @@ function TransferForm({ patientId, onStarted }: { patientId: string; onStarted: 
   if (hospitals.data && choices.length === 0) return <p>{t("transfer.noHospitals")}</p>;
   return (
     <form className="panel form-grid" onSubmit={submit} aria-labelledby="transfer-form-heading">
-      <p id="transfer-form-heading" className="muted">
+      <p id="transfer-form-heading" className="muted wide">
         {t("transfer.intro")}
       </p>
-      <label htmlFor="transfer-peer">{t("transfer.hospital")}</label>
-      <select id="transfer-peer" value={chosen} onChange={(e) => setPeer(e.target.value)}>
-        {choices.map((p) => (
-          <option key={p.name} value={p.name}>
-            {p.name}
-          </option>
-        ))}
-      </select>
-      <label htmlFor="transfer-document">{t("transfer.document")}</label>
-      <select id="transfer-document" value={document} onChange={(e) => setDocument(e.target.value as IdentityDocument | "")}>
-        <option value="">{t("transfer.chooseDocument")}</option>
-        {DOCUMENTS.map((d) => (
-          <option key={d} value={d}>
-            {tKey("transfer.document", d)}
-          </option>
-        ))}
-      </select>
+      <label className="field">
+        <span>{t("transfer.hospital")}</span>
+        <select id="transfer-peer" value={chosen} onChange={(e) => setPeer(e.target.value)}>
+          {choices.map((p) => (
+            <option key={p.name} value={p.name}>
+              {p.name}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label className="field">
+        <span>{t("transfer.document")}</span>
+        <select id="transfer-document" value={document} onChange={(e) => setDocument(e.target.value as IdentityDocument | "")}>
+          <option value="">{t("transfer.chooseDocument")}</option>
+          {DOCUMENTS.map((d) => (
+            <option key={d} value={d}>
+              {tKey("transfer.document", d)}
+            </option>
+          ))}
+        </select>
+      </label>
       <Checkbox id="transfer-asked" isSelected={asked} onChange={setAsked} className="checkbox">
         <span className="box" aria-hidden="true">{asked ? "✓" : ""}</span>
         {t("transfer.patientAsked", { peer: chosen })}
