@@ -75,34 +75,8 @@ impl Network {
         assert_eq!(r.status, 200, "{}", r.body);
 
         // A final report, and a draft that must never leave.
-        let doctor = home.doctor(0).await;
         let report_title = "Knee MRI".to_owned();
-        let r = doctor
-            .post(
-                "/api/v1/reports",
-                json!({"patient_id": p, "content": {"title": report_title, "findings": "Meniscal tear.", "conclusion": "Refer.", "codes": ["S83.2"]}}),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{}", r.body);
-        let f = doctor
-            .call(
-                Method::POST,
-                &format!(
-                    "/api/v1/reports/{}/finalise",
-                    r.body["id"].as_str().unwrap()
-                ),
-                None,
-                &[("if-match", &format!("\"{}\"", r.body["version"]))],
-            )
-            .await;
-        assert_eq!(f.status, 200, "{}", f.body);
-        let d = doctor
-            .post(
-                "/api/v1/reports",
-                json!({"patient_id": p, "content": {"title": "Unfinished draft", "findings": "…", "conclusion": "…", "codes": []}}),
-            )
-            .await;
-        assert_eq!(d.status, 201, "{}", d.body);
+        home.signed_report_and_a_draft(p, &report_title).await;
         Self {
             home,
             asking,

@@ -34,52 +34,31 @@ async fn hospitals() -> (Side, Side, String) {
     (home, new, key)
 }
 
-/// Renames St Mary's patient `p` (the demo registers the same people at both hospitals), so
-/// that General registers the record under a new id rather than finding the same person.
-async fn rename(reception: &Client, p: &str) {
+/// Changes patient `p`'s details at the version last read; the answer.
+async fn change(reception: &Client, p: &str, details: Value) -> support::Answer {
     let current = reception.get(&format!("/api/v1/patients/{p}")).await;
-    let renamed = reception
+    reception
         .call(
             Method::PATCH,
             &format!("/api/v1/patients/{p}"),
-            Some(json!({"family_name": "Okonkwo-Lindqvist"})),
+            Some(details),
             &[("if-match", &format!("\"{}\"", current.body["version"]))],
         )
-        .await;
+        .await
+}
+
+/// Renames St Mary's patient `p` (the demo registers the same people at both hospitals), so
+/// that General registers the record under a new id rather than finding the same person.
+async fn rename(reception: &Client, p: &str) {
+    let renamed = change(reception, p, json!({"family_name": "Okonkwo-Lindqvist"})).await;
     assert_eq!(renamed.status, 200, "{}", renamed.body);
 }
 
 /// A final report and a draft for St Mary's first patient; the final one's title.
 async fn reports(home: &Side) -> String {
-    let p = home.creds.patients[0].id;
-    let doctor = home.doctor(0).await;
     let title = "Knee MRI".to_owned();
-    let r = doctor
-        .post(
-            "/api/v1/reports",
-            json!({"patient_id": p, "content": {"title": title, "findings": "Meniscal tear.", "conclusion": "Refer.", "codes": ["S83.2"]}}),
-        )
+    home.signed_report_and_a_draft(home.creds.patients[0].id, &title)
         .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let f = doctor
-        .call(
-            Method::POST,
-            &format!(
-                "/api/v1/reports/{}/finalise",
-                r.body["id"].as_str().unwrap()
-            ),
-            None,
-            &[("if-match", &format!("\"{}\"", r.body["version"]))],
-        )
-        .await;
-    assert_eq!(f.status, 200, "{}", f.body);
-    let d = doctor
-        .post(
-            "/api/v1/reports",
-            json!({"patient_id": p, "content": {"title": "Unfinished draft", "findings": "…", "conclusion": "…", "codes": []}}),
-        )
-        .await;
-    assert_eq!(d.status, 201, "{}", d.body);
     title
 }
 
@@ -232,14 +211,7 @@ async fn a_record_moves_whole_and_once_confirmed_the_old_record_is_read_only_and
     );
 
     // … and takes no more changes: details, reports, bookings, a second transfer, the kiosk.
-    let patch = reception
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/patients/{p}"),
-            Some(json!({"phone": "+31 6 11111111"})),
-            &[("if-match", &format!("\"{}\"", old.body["version"]))],
-        )
-        .await;
+    let patch = change(&reception, &p, json!({"phone": "+31 6 11111111"})).await;
     assert_eq!(patch.status, 409, "{}", patch.body);
     assert!(
         patch.body["detail"]
@@ -383,14 +355,7 @@ async fn nothing_points_elsewhere_before_the_confirmation_and_a_flipped_byte_is_
     let fhir = reception.get(&format!("/fhir/R4/Patient/{p}")).await;
     assert_eq!(fhir.body["active"], true);
     assert!(fhir.body.get("link").is_none(), "{}", fhir.body);
-    let patch = reception
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/patients/{p}"),
-            Some(json!({"phone": "+31 6 22222222"})),
-            &[("if-match", &format!("\"{}\"", before.body["version"]))],
-        )
-        .await;
+    let patch = change(&reception, &p, json!({"phone": "+31 6 22222222"})).await;
     assert_eq!(patch.status, 409, "{}", patch.body);
     assert!(
         patch.body["detail"]
@@ -464,14 +429,7 @@ async fn nothing_points_elsewhere_before_the_confirmation_and_a_flipped_byte_is_
     let after = reception.get(&format!("/api/v1/patients/{p}")).await;
     assert!(after.body.get("transferred_to").is_none(), "{}", after.body);
     assert_eq!(after.body["version"], before.body["version"]);
-    let patch = reception
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/patients/{p}"),
-            Some(json!({"phone": "+31 6 22222222"})),
-            &[("if-match", &format!("\"{}\"", after.body["version"]))],
-        )
-        .await;
+    let patch = change(&reception, &p, json!({"phone": "+31 6 22222222"})).await;
     assert_eq!(patch.status, 200, "{}", patch.body);
     assert_eq!(
         home.count(

@@ -21,7 +21,6 @@ use carebridge_protocol::federation::access::{
 };
 use carebridge_protocol::federation::envelope::MessageType;
 use carebridge_protocol::patient::Patient;
-use carebridge_protocol::text::Clean as _;
 use carebridge_protocol::{PatientId, PractitionerId, ProblemType};
 use serde::Serialize;
 
@@ -398,17 +397,7 @@ pub fn receive_request(
     m: &AccessRequestMessage,
 ) -> Result<String, FederationError> {
     let unreadable = |why: String| FederationError::refused(ProblemType::UnreadablePayload, why);
-    let mut m = m.clone();
-    m.clean().map_err(|errors| {
-        unreadable(
-            errors
-                .iter()
-                .map(|e| format!("{}: {}", e.field, e.message))
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })?;
-    let m = &m;
+    let m = &super::error::cleaned(m)?;
     if let Some(q) = stored::request_from_peer(ctx, &peer.name, m.request_id)? {
         return Ok(format!(
             "access request {} again: kept the first ({})",

@@ -2,6 +2,7 @@
 //! with. The HTTP layer answers each as a problem (`crate::error`); nothing here knows HTTP.
 
 use carebridge_protocol::ProblemType;
+use carebridge_protocol::text::Clean;
 
 use crate::store::StoreError;
 
@@ -63,4 +64,21 @@ impl FederationError {
             Self::Store(_) | Self::Internal(_) => ProblemType::Internal,
         }
     }
+}
+
+/// A peer's message with its free text cleaned as user input is, or refused as unreadable
+/// (every wrong field named).
+pub fn cleaned<T: Clean + Clone>(m: &T) -> Result<T, FederationError> {
+    let mut m = m.clone();
+    m.clean().map_err(|errors| {
+        FederationError::refused(
+            ProblemType::UnreadablePayload,
+            errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    Ok(m)
 }

@@ -27,10 +27,9 @@ use carebridge_protocol::federation::transfer::{
     TransferManifest, TransferRefused, TransferState, TransferredTo,
 };
 use carebridge_protocol::patient::Patient;
-use carebridge_protocol::text::Clean;
 use carebridge_protocol::{PatientId, ProblemType};
 
-use super::error::FederationError;
+use super::error::{FederationError, cleaned};
 use super::peer::Peer;
 use super::transmission::{self, Outgoing};
 use crate::config::NodeKind;
@@ -106,22 +105,6 @@ pub fn unchangeable(tx: &Tx<'_>, patient: &Patient) -> Result<Option<String>, St
             t.peer
         )
     }))
-}
-
-/// A peer's message with its free text cleaned as user input is, or refused.
-fn cleaned<T: Clean + Clone>(m: &T) -> Result<T, FederationError> {
-    let mut m = m.clone();
-    m.clean().map_err(|errors| {
-        FederationError::refused(
-            ProblemType::UnreadablePayload,
-            errors
-                .iter()
-                .map(|e| format!("{}: {}", e.field, e.message))
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })?;
-    Ok(m)
 }
 
 /// Refuses a change to `patient`'s record when [`unchangeable`] says why.

@@ -10,6 +10,9 @@ use carebridge_server::demo::{self, DemoCredentials, DemoSize};
 use carebridge_server::federation::peer::{AddPeer, SourceRule};
 use carebridge_server::node::Node;
 
+use reqwest::Method;
+use serde_json::json;
+
 use super::Client;
 
 /// A hospital node served in-process.
@@ -81,6 +84,38 @@ impl Side {
     pub async fn kiosk(&self) -> Client {
         let k = &self.creds.kiosk;
         Client::kiosk_sign_in(&self.url, &k.device_id.to_string(), &k.secret).await
+    }
+
+    /// Doctor 0 signs a report titled `title` for patient `p`, and leaves a draft beside it
+    /// (drafts never leave the hospital).
+    pub async fn signed_report_and_a_draft(&self, p: carebridge_protocol::PatientId, title: &str) {
+        let doctor = self.doctor(0).await;
+        let r = doctor
+            .post(
+                "/api/v1/reports",
+                json!({"patient_id": p, "content": {"title": title, "findings": "Meniscal tear.", "conclusion": "Refer.", "codes": ["S83.2"]}}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let f = doctor
+            .call(
+                Method::POST,
+                &format!(
+                    "/api/v1/reports/{}/finalise",
+                    r.body["id"].as_str().unwrap()
+                ),
+                None,
+                &[("if-match", &format!("\"{}\"", r.body["version"]))],
+            )
+            .await;
+        assert_eq!(f.status, 200, "{}", f.body);
+        let d = doctor
+            .post(
+                "/api/v1/reports",
+                json!({"patient_id": p, "content": {"title": "Unfinished draft", "findings": "…", "conclusion": "…", "codes": []}}),
+            )
+            .await;
+        assert_eq!(d.status, 201, "{}", d.body);
     }
 
     pub fn doctor_id(&self, i: usize) -> String {
