@@ -252,8 +252,9 @@ struct PeerAddArgs {
     /// An address or network the peer sends from (repeat for several).
     #[arg(long = "allow-source", required = true)]
     allow_source: Vec<String>,
-    /// A message type the peer may send (repeat; default: what its kind sends this kind:
-    /// an insurer sends admin-update, a hospital medical-reports and admin-update-ack).
+    /// A message type the peer may send (repeat; default: what its kind sends this kind: an
+    /// insurer sends a hospital admin-update; a hospital sends an insurer medical-reports and
+    /// admin-update-ack, and another hospital the access-* and transfer-* types).
     #[arg(long = "allow-type")]
     allow_type: Vec<String>,
     /// The API key the other side printed when it added this node. Keys printed by earlier

@@ -4862,6 +4862,7 @@ async fn transfers_one_under_way_per_patient_settled_once(env: Env) {
                     transfers::Settled::Confirmed {
                         new_global_id: "x@general.example",
                         organisation: "General Hospital",
+                        signature: "c2lnbmVk",
                     },
                 )?,
                 transfers::settle_out(ctx, fid, transfers::Settled::Refused { reason: "late" })?,
@@ -4883,6 +4884,12 @@ async fn transfers_one_under_way_per_patient_settled_once(env: Env) {
     );
     assert_eq!(listed[0].organisation.as_deref(), Some("General Hospital"));
     assert_eq!(listed[0].reason, None);
+    let kept = env.read(move |tx| transfers::confirmation(tx, fid)).await;
+    assert_eq!(
+        kept.as_deref(),
+        Some("c2lnbmVk"),
+        "the peer's signed statement is kept"
+    );
     let _ = sid;
 }
 

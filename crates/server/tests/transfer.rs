@@ -13,7 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use carebridge_protocol::federation::envelope::{Envelope, MessageType, Sealing, seal};
 use carebridge_protocol::federation::request::{API_KEY_HEADER, INBOX_PATH, sign_request};
-use carebridge_protocol::federation::transfer::TransferChunk;
+use carebridge_protocol::federation::transfer::{TransferChunk, TransferConfirmed};
 use carebridge_server::clock::{Clock as _, SystemClock};
 use carebridge_testkit::eventually;
 use reqwest::Method;
@@ -106,6 +106,11 @@ async fn a_record_moves_whole_and_once_confirmed_the_old_record_is_read_only_and
     let p = home.creds.patients[0].id.to_string();
     let reception = home.reception().await;
     rename(&reception, &p).await;
+    let booked = reception
+        .book_next(&home.doctor_id(0), &p, "Check-up")
+        .await;
+    assert_eq!(booked.status, 201, "{}", booked.body);
+    let booked = booked.body["id"].as_str().unwrap().to_owned();
     let appointments = home.count(
         "SELECT count(*) FROM appointments WHERE patient_id = ?1",
         &[&p],
@@ -210,7 +215,8 @@ async fn a_record_moves_whole_and_once_confirmed_the_old_record_is_read_only_and
         new_global.as_str()
     );
 
-    // … and takes no more changes: details, reports, bookings, a second transfer, the kiosk.
+    // … and takes no more changes: details, reports, bookings, letters, appointments but their
+    // cancellation, a second transfer, the kiosk.
     let patch = change(&reception, &p, json!({"phone": "+31 6 11111111"})).await;
     assert_eq!(patch.status, 409, "{}", patch.body);
     assert!(
@@ -241,6 +247,42 @@ async fn a_record_moves_whole_and_once_confirmed_the_old_record_is_read_only_and
         )
         .await;
     assert_eq!(again.status, 409, "{}", again.body);
+    let filed = reception
+        .http
+        .post(format!("{}/api/v1/patients/{p}/documents", reception.url))
+        .bearer_auth(&reception.token)
+        .query(&[("title", "Late letter")])
+        .header("content-type", "application/pdf")
+        .body(b"%PDF-1.4\n%%EOF\n".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(filed.status().as_u16(), 409);
+    // Its booked appointments can no longer be checked in here, only cancelled.
+    let check_in = reception
+        .call(
+            Method::POST,
+            &format!("/api/v1/appointments/{booked}/check-in"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(check_in.status, 409, "{}", check_in.body);
+    assert!(
+        check_in.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("read-only here"),
+        "{}",
+        check_in.body
+    );
+    let cancel = reception
+        .post(
+            &format!("/api/v1/appointments/{booked}/cancel"),
+            json!({"reason": "Moved to General"}),
+        )
+        .await;
+    assert_eq!(cancel.status, 200, "{}", cancel.body);
     let card = &home.creds.patients[0];
     let kiosk = home.kiosk().await;
     let identify = kiosk
@@ -679,35 +721,36 @@ async fn only_the_receiving_hospital_confirms_and_only_the_record_that_was_sent(
     let t = authorise(&reception, &p).await;
     let id: uuid::Uuid = t["id"].as_str().unwrap().parse().unwrap();
     let home_public = x25519_dalek::PublicKey::from(&home.node.agreement_key);
-    let confirm =
-        |from: &str, secret: &x25519_dalek::StaticSecret, sha256: String, new_global_id: String| {
-            let payload = serde_json::to_vec(&json!({
-                "transfer_id": id, "sha256": sha256, "new_global_id": new_global_id,
-                "organisation": "Anyone"
-            }))
-            .unwrap();
-            seal(
-                &Sealing {
-                    message_type: MessageType::TransferConfirmed,
-                    source: from,
-                    destination: HOME,
-                    created_at: SystemClock.now(),
-                },
-                &payload,
-                secret,
-                &home_public,
-            )
-            .unwrap()
-            .to_bytes()
-            .unwrap()
-        };
+    // A confirmation `from` sealed with `secret` and signed with `signing`.
+    let confirm = |from: &str,
+                   secret: &x25519_dalek::StaticSecret,
+                   signing: &ed25519_dalek::SigningKey,
+                   sha256: &str,
+                   new_global_id: &str| {
+        let c = TransferConfirmed::sign(id, sha256, new_global_id, "Anyone", (from, HOME), signing);
+        seal(
+            &Sealing {
+                message_type: MessageType::TransferConfirmed,
+                source: from,
+                destination: HOME,
+                created_at: SystemClock.now(),
+            },
+            &serde_json::to_vec(&c).unwrap(),
+            secret,
+            &home_public,
+        )
+        .unwrap()
+        .to_bytes()
+        .unwrap()
+    };
     let sha = t["sha256"].as_str().unwrap().to_owned();
     // The third hospital confirms a transfer it was never sent, with the right hash.
     let third_says = confirm(
         "third.example",
         &third.node.agreement_key,
-        sha.clone(),
-        "x@third.example".into(),
+        &third.node.signing_key,
+        &sha,
+        "x@third.example",
     );
     let status = deliver_as(
         "third.example",
@@ -718,12 +761,15 @@ async fn only_the_receiving_hospital_confirms_and_only_the_record_that_was_sent(
     )
     .await;
     assert_eq!(status, 422);
-    // General confirms another record; and names a patient at another node.
-    for (sha256, global) in [
-        ("00".repeat(32), format!("x@{NEW}")),
-        (sha.clone(), "x@third.example".to_owned()),
+    // General's envelope: another record; a patient at another node; a statement General did
+    // not sign.
+    let third_signing = third.node.signing_key.clone();
+    for (signing, sha256, global) in [
+        (&new_signing, "00".repeat(32), format!("x@{NEW}")),
+        (&new_signing, sha.clone(), "x@third.example".to_owned()),
+        (&third_signing, sha.clone(), format!("x@{NEW}")),
     ] {
-        let wrong = confirm(NEW, &new_secret, sha256, global);
+        let wrong = confirm(NEW, &new_secret, signing, &sha256, &global);
         assert_eq!(
             deliver_as(NEW, &new_signing, &home.url, &key, &wrong).await,
             422
@@ -767,6 +813,19 @@ async fn only_the_receiving_hospital_confirms_and_only_the_record_that_was_sent(
         .query_row("SELECT patient_id FROM transfers_in", [], |r| r.get(0))
         .unwrap();
     assert_eq!(joined, new.creds.patients[0].id.to_string());
+    // St Mary's keeps General's signed statement of it.
+    let kept = carebridge_server::store::federation::transfers::confirmation(
+        &carebridge_server::store::Reader::open(
+            &home.node.config.db_path(),
+            &carebridge_server::node::load_key(&home.node.config).unwrap(),
+        )
+        .unwrap()
+        .tx(),
+        id,
+    )
+    .unwrap()
+    .unwrap();
+    assert!(!kept.is_empty());
     let joined_audit = new.audited("patient.transfer-in", &format!("patient/{joined}"));
     assert_eq!(joined_audit.len(), 1, "{joined_audit:?}");
     assert!(joined_audit[0].2.contains("joined to the same person"));

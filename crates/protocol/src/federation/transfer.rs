@@ -63,7 +63,8 @@ pub struct TransferChunk {
     pub data: String,
 }
 
-/// `transfer-confirmed`, B → A: the record is imported at B.
+/// `transfer-confirmed`, B → A: the record is imported at B, signed by B's node key so that A
+/// keeps B's own statement of it (not only that some envelope arrived).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferConfirmed {
@@ -76,6 +77,51 @@ pub struct TransferConfirmed {
     pub new_global_id: String,
     /// B, as people read it.
     pub organisation: String,
+    /// B's Ed25519 signature over the transfer, the hash, the new id and the two nodes, base64.
+    pub signature: String,
+}
+
+impl TransferConfirmed {
+    fn statement(&self, from: &str, to: &str) -> Vec<u8> {
+        format!(
+            "carebridge-transfer-confirmed-v1\n{}\n{}\n{}\n{from}\n{to}",
+            self.transfer_id, self.sha256, self.new_global_id
+        )
+        .into_bytes()
+    }
+
+    /// B (`from`, key `key`) confirms to A (`to`) that it imported the record hashed `sha256`
+    /// as `new_global_id`.
+    pub fn sign(
+        transfer_id: uuid::Uuid,
+        sha256: &str,
+        new_global_id: &str,
+        organisation: &str,
+        (from, to): (&str, &str),
+        key: &ed25519_dalek::SigningKey,
+    ) -> Self {
+        use ed25519_dalek::Signer as _;
+        let mut c = Self {
+            transfer_id,
+            sha256: sha256.to_owned(),
+            new_global_id: new_global_id.to_owned(),
+            organisation: organisation.to_owned(),
+            signature: String::new(),
+        };
+        c.signature = BASE64.encode(key.sign(&c.statement(from, to)).to_bytes());
+        c
+    }
+
+    /// Whether `from` (key `key`) signed this confirmation for `to`.
+    pub fn verify(&self, (from, to): (&str, &str), key: &ed25519_dalek::VerifyingKey) -> bool {
+        let Ok(raw) = BASE64.decode(&self.signature) else {
+            return false;
+        };
+        let Ok(sig) = ed25519_dalek::Signature::from_slice(&raw) else {
+            return false;
+        };
+        key.verify_strict(&self.statement(from, to), &sig).is_ok()
+    }
 }
 
 /// `transfer-refused`, B → A: the record did not check out, and nothing was imported.
@@ -503,6 +549,44 @@ mod tests {
         assert_eq!(m.assemble(&pieces), Err(TransferError::Missing(2)));
         pieces[2] = Some(bytes);
         assert_eq!(m.assemble(&pieces), Err(TransferError::ChunkHash(2)));
+    }
+
+    #[test]
+    fn a_confirmation_verifies_only_as_signed_by_its_sender_for_its_receiver() {
+        let b = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let c = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
+        let id = uuid::Uuid::nil();
+        let ok = TransferConfirmed::sign(id, &"ab".repeat(32), "p@b", "B", ("b", "a"), &b);
+        assert!(ok.verify(("b", "a"), &b.verifying_key()));
+        assert!(!ok.verify(("b", "a"), &c.verifying_key()), "another key");
+        assert!(!ok.verify(("c", "a"), &b.verifying_key()), "another sender");
+        assert!(
+            !ok.verify(("b", "x"), &b.verifying_key()),
+            "another receiver"
+        );
+        for changed in [
+            TransferConfirmed {
+                sha256: "cd".repeat(32),
+                ..ok.clone()
+            },
+            TransferConfirmed {
+                new_global_id: "q@b".into(),
+                ..ok.clone()
+            },
+            TransferConfirmed {
+                transfer_id: uuid::Uuid::max(),
+                ..ok.clone()
+            },
+            TransferConfirmed {
+                signature: "not base64!".into(),
+                ..ok.clone()
+            },
+        ] {
+            assert!(
+                !changed.verify(("b", "a"), &b.verifying_key()),
+                "{changed:?}"
+            );
+        }
     }
 
     #[test]

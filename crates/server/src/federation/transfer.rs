@@ -66,7 +66,7 @@ fn hospital_peer(ctx: &Tx<'_>, name: &str) -> Result<Peer, FederationError> {
         return Err(FederationError::invalid(
             "peer",
             format!(
-                "{} may not answer a transfer here (it may send {}): add transfer-confirmed and transfer-refused to its allowed types",
+                "{} may not answer a transfer here (it may send {}): run `carebridge-node peer add` for it again, whose defaults now allow transfer-confirmed and transfer-refused",
                 peer.name,
                 peer.allowed_types
                     .iter()
@@ -341,10 +341,21 @@ pub fn receive_confirmed(
     peer: &Peer,
     m: &TransferConfirmed,
 ) -> Result<String, FederationError> {
+    // The signature is over the message as B sent it, before any cleaning here.
+    let signed = m.verify((&peer.name, node.name()), &peer.signing_key);
     let m = &cleaned(m)?;
     let t = out_of_peer(ctx, peer, m.transfer_id)?;
     if t.state != TransferState::Sending {
         return Ok(format!("transfer {} is already {}", t.id, t.state.as_str()));
+    }
+    if !signed {
+        return Err(FederationError::refused(
+            ProblemType::UnreadablePayload,
+            format!(
+                "the confirmation of transfer {} is not signed by {}",
+                t.id, peer.name
+            ),
+        ));
     }
     if m.sha256 != t.sha256 {
         // Not the record A sent: A stays as it is, and says so.
@@ -377,6 +388,7 @@ pub fn receive_confirmed(
         Settled::Confirmed {
             new_global_id,
             organisation: &organisation,
+            signature: &m.signature,
         },
     )?;
     let to = TransferredTo {
@@ -396,8 +408,8 @@ pub fn receive_confirmed(
         &format!("patient/{}", t.patient_id),
         carebridge_protocol::audit::Outcome::Success,
         &format!(
-            "{} confirmed transfer {} (SHA-256 {}): the record lives there as {new_global_id}; read-only here",
-            peer.name, t.id, t.sha256
+            "{} confirmed transfer {} (SHA-256 {}), signed {}: the record lives there as {new_global_id}; read-only here",
+            peer.name, t.id, t.sha256, m.signature
         ),
     )?;
     if let Some(p) = patients::get(ctx, t.patient_id, node.name())? {
@@ -688,12 +700,14 @@ fn import_record(
         visibility::audience(RecordKind::Patient),
         &here,
     )?;
-    let confirmed = TransferConfirmed {
-        transfer_id: m.transfer_id,
-        sha256: m.sha256.clone(),
-        new_global_id: here.global_id.clone(),
-        organisation: node.organisation().to_owned(),
-    };
+    let confirmed = TransferConfirmed::sign(
+        m.transfer_id,
+        &m.sha256,
+        &here.global_id,
+        node.organisation(),
+        (node.name(), &peer.name),
+        &node.signing_key,
+    );
     transmission::queue(
         ctx,
         node,

@@ -557,6 +557,7 @@ CREATE TABLE transfers_out (
     authorised_by TEXT NOT NULL,
     organisation TEXT,
     new_global_id TEXT,
+    confirmation TEXT,
     reason TEXT,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL

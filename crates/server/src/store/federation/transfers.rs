@@ -81,6 +81,19 @@ pub fn insert_out(w: &WriteCtx<'_>, t: &PatientTransfer) -> Result<bool, StoreEr
     )? == 1)
 }
 
+/// The signed confirmation kept for a transfer, base64, once confirmed.
+pub fn confirmation(tx: &Tx<'_>, id: uuid::Uuid) -> Result<Option<String>, StoreError> {
+    Ok(tx
+        .conn
+        .query_row(
+            "SELECT confirmation FROM transfers_out WHERE id = ?1",
+            [id.to_string()],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .optional()?
+        .flatten())
+}
+
 /// One transfer this node started.
 pub fn out(tx: &Tx<'_>, id: uuid::Uuid) -> Result<Option<PatientTransfer>, StoreError> {
     let mut st = tx.conn.prepare_cached(&format!(
@@ -136,6 +149,8 @@ pub enum Settled<'a> {
         new_global_id: &'a str,
         /// That hospital, as people read it.
         organisation: &'a str,
+        /// Its signature over the confirmation, base64: kept as its statement.
+        signature: &'a str,
     },
     /// Refused there, for `reason`.
     Refused {
@@ -146,21 +161,23 @@ pub enum Settled<'a> {
 
 /// Settles a transfer still under way. False when it was not under way (settled before).
 pub fn settle_out(w: &WriteCtx<'_>, id: uuid::Uuid, how: Settled<'_>) -> Result<bool, StoreError> {
-    let (state, organisation, new_global_id, reason) = match how {
+    let (state, organisation, new_global_id, signature, reason) = match how {
         Settled::Confirmed {
             new_global_id,
             organisation,
+            signature,
         } => (
             TransferState::Confirmed,
             Some(organisation),
             Some(new_global_id),
+            Some(signature),
             None,
         ),
-        Settled::Refused { reason } => (TransferState::Refused, None, None, Some(reason)),
+        Settled::Refused { reason } => (TransferState::Refused, None, None, None, Some(reason)),
     };
     Ok(w.conn.execute(
         "UPDATE transfers_out SET state = ?2, organisation = ?3, new_global_id = ?4, reason = ?5,
-             updated_at = ?6
+             confirmation = ?6, updated_at = ?7
          WHERE id = ?1 AND state = 'sending'",
         params![
             id.to_string(),
@@ -168,6 +185,7 @@ pub fn settle_out(w: &WriteCtx<'_>, id: uuid::Uuid, how: Settled<'_>) -> Result<
             organisation,
             new_global_id,
             reason,
+            signature,
             w.now().timestamp_millis()
         ],
     )? == 1)
