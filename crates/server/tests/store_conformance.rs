@@ -4799,7 +4799,7 @@ async fn transfers_one_under_way_per_patient_settled_once(env: Env) {
     let first = patient_transfer(p.id, "general.example", t);
     let second = patient_transfer(p.id, "general.example", t + Duration::seconds(1));
     let third = patient_transfer(p.id, "general.example", t + Duration::seconds(2));
-    let (f, s, sid) = (first.clone(), second.clone(), second.id);
+    let (f, s) = (first.clone(), second.clone());
     let (a, b) = env
         .write(move |ctx| {
             Ok((
@@ -4890,7 +4890,6 @@ async fn transfers_one_under_way_per_patient_settled_once(env: Env) {
         Some("c2lnbmVk"),
         "the peer's signed statement is kept"
     );
-    let _ = sid;
 }
 
 async fn transfers_incoming_keeps_each_chunk_once_until_it_ends(env: Env) {

@@ -152,10 +152,7 @@ pub async fn start(
                 patients::get(tx, patient, &name)?.ok_or(FederationError::NotFound("patient"))?;
             moved(&p)?;
             hospital_peer(tx, &peer_name)?;
-            if let Some(t) = stored::out_for_patient(tx, patient)?
-                .into_iter()
-                .find(|t| t.state == TransferState::Sending)
-            {
+            if let Some(t) = stored::sending(tx, patient)? {
                 return Err(under_way(&t));
             }
             Ok::<_, FederationError>(())
