@@ -222,6 +222,7 @@ macro_rules! store_conformance_tests {
             transfers_incoming_keeps_each_chunk_once_until_it_ends,
             transfers_a_patient_is_marked_transferred_once,
             transmissions_due_together_go_in_the_order_queued,
+            transfers_chunks_wait_for_their_manifest_and_stop_with_their_transfer,
         ]);
     };
     (@each $backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
@@ -5071,4 +5072,98 @@ async fn transmissions_due_together_go_in_the_order_queued(env: Env) {
     .await;
     let due = env.read(move |tx| transmissions::due(tx, t, 16)).await;
     assert_eq!(tids_due(&due), queued);
+}
+
+async fn transfers_chunks_wait_for_their_manifest_and_stop_with_their_transfer(env: Env) {
+    let (_, p) = seed(&env).await;
+    let k = signing_key();
+    add_peer(
+        &env,
+        grant(
+            "general.example",
+            "hospital",
+            "https://general.example",
+            &k,
+            "cbk_1",
+        ),
+    )
+    .await;
+    let t = env.now();
+    let transfer = patient_transfer(p.id, "general.example", t);
+    let tid = transfer.id;
+    // A manifest and two chunks, and a transmission of no transfer, all due now.
+    let (manifest, chunks, other) = env
+        .write(move |ctx| {
+            assert!(transfers::insert_out(ctx, &transfer)?);
+            let mut ids = Vec::new();
+            for kind in ["transfer-manifest", "transfer-chunk", "transfer-chunk"] {
+                let mut m = transmission("general.example", Some(p.id), t);
+                m.message_type = kind.into();
+                m.report_ids = Vec::new();
+                transmissions::insert(ctx, &m, b"sealed")?;
+                transfers::tie(ctx, m.id, tid)?;
+                ids.push(m.id);
+            }
+            let other = transmission("general.example", None, t);
+            transmissions::insert(ctx, &other, b"sealed")?;
+            Ok((ids[0], vec![ids[1], ids[2]], other.id))
+        })
+        .await;
+    let (due, next, under_way) = env
+        .read(move |tx| {
+            Ok((
+                transmissions::due(tx, t, 16)?,
+                transmissions::next_due(tx)?,
+                transfers::sending(tx, p.id)?.map(|x| x.id),
+            ))
+        })
+        .await;
+    assert_eq!(
+        tids_due(&due),
+        vec![manifest, other],
+        "chunks wait for the manifest"
+    );
+    assert_eq!(next, Some(t));
+    assert_eq!(under_way, Some(tid));
+
+    // The manifest acknowledged, its chunks are due.
+    env.write(move |ctx| {
+        transmissions::settle(ctx, manifest, TransmissionState::Acknowledged, None, 1, t)?;
+        transmissions::settle(ctx, other, TransmissionState::Acknowledged, None, 1, t)
+    })
+    .await;
+    let (due, next) = env
+        .read(move |tx| Ok((transmissions::due(tx, t, 16)?, transmissions::next_due(tx)?)))
+        .await;
+    assert_eq!(tids_due(&due), chunks);
+    assert_eq!(next, Some(t));
+
+    // The transfer ends: what waits of it stops, and nothing is due or under way any more.
+    let (stopped, again) = env
+        .write(move |ctx| {
+            transfers::settle_out(ctx, tid, transfers::Settled::Refused { reason: "refused" })?;
+            Ok((
+                transfers::stop_parts(ctx, tid, "refused")?,
+                transfers::stop_parts(ctx, tid, "refused")?,
+            ))
+        })
+        .await;
+    assert_eq!((stopped, again), (2, 0));
+    let (due, next, under_way, failed) = env
+        .read(move |tx| {
+            Ok((
+                transmissions::due(tx, t, 16)?,
+                transmissions::next_due(tx)?,
+                transfers::sending(tx, p.id)?,
+                transmissions::get(tx, chunks[0])?.map(|x| (x.state, x.last_error)),
+            ))
+        })
+        .await;
+    assert!(due.is_empty());
+    assert_eq!(next, None);
+    assert_eq!(under_way, None);
+    assert_eq!(
+        failed,
+        Some((TransmissionState::Failed, Some("refused".to_owned())))
+    );
 }
