@@ -3185,15 +3185,27 @@ async fn snapshot_reads_what_it_is_told_in_one_state(env: Env) {
     );
     assert_eq!(other.len(), 2);
     // A reader of its own reads one state between begin and end, whatever commits meanwhile.
-    let tx_reader = env.store.open_reader().unwrap();
-    tx_reader.begin().unwrap();
-    let before = events::head(&tx_reader.tx()).unwrap();
+    // (Blocking, so off the async thread, as the node uses it.)
+    let store = env.store.clone();
+    let (tx_reader, before) = tokio::task::spawn_blocking(move || {
+        let r = store.open_reader().unwrap();
+        r.begin().unwrap();
+        let before = events::head(&r.tx()).unwrap();
+        (r, before)
+    })
+    .await
+    .unwrap();
     env.write(|ctx| ctx.emit(EventKind::PatientUpdated, clinical(), &0))
         .await;
-    assert_eq!(events::head(&tx_reader.tx()).unwrap(), before);
-    tx_reader.end().unwrap();
-    assert!(events::head(&tx_reader.tx()).unwrap() > before);
-    assert!(env.store.path().exists());
+    let (still, after) = tokio::task::spawn_blocking(move || {
+        let still = events::head(&tx_reader.tx()).unwrap();
+        tx_reader.end().unwrap();
+        (still, events::head(&tx_reader.tx()).unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!(still, before);
+    assert!(after > before);
 }
 
 // ---------------------------------------------------------------------------------------------

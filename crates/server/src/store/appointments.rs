@@ -6,9 +6,9 @@ use carebridge_protocol::appointment::{
 use carebridge_protocol::{AppointmentId, KioskDeviceId, PatientId, PractitionerId};
 use chrono::{DateTime, Utc};
 use rand::Rng;
-use rusqlite::{OptionalExtension, Row, params};
+use crate::store::sql::{OptionalExtension, Row, params};
 
-use rusqlite::types::Value;
+use crate::store::sql::Value;
 
 use crate::store::search::{self, Found, Page, Span, Where, order_by};
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
@@ -24,7 +24,7 @@ fn parse<T: std::str::FromStr>(s: String, what: &str) -> Result<T, StoreError> {
 }
 
 /// Decodes a row selected with [`COLUMNS`].
-pub(in crate::store) fn from_row(r: &Row<'_>) -> Result<Appointment, StoreError> {
+pub(in crate::store) fn from_row(r: &Row) -> Result<Appointment, StoreError> {
     let status: String = r.get(7)?;
     let kind: String = r.get(8)?;
     let by: String = r.get(9)?;
@@ -202,8 +202,8 @@ pub fn list(
 ) -> Result<Vec<Appointment>, StoreError> {
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
     let mut sql = format!("SELECT {COLUMNS} FROM appointments WHERE 1 = 1");
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    let mut add = |clause: &str, v: rusqlite::types::Value, sql: &mut String| {
+    let mut args: Vec<crate::store::sql::Value> = Vec::new();
+    let mut add = |clause: &str, v: crate::store::sql::Value, sql: &mut String| {
         args.push(v);
         sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
     };
@@ -234,7 +234,7 @@ pub fn list(
     }
     sql.push_str(&format!(" ORDER BY start_at, id LIMIT {limit}"));
     let mut st = tx.conn().prepare_cached(&sql)?;
-    let mut rows = st.query(rusqlite::params_from_iter(args))?;
+    let mut rows = st.query(crate::store::sql::params_from_iter(args))?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         out.push(from_row(r)?);

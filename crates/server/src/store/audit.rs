@@ -10,7 +10,7 @@ use carebridge_protocol::audit::{
     AuditEntry, AuditLine, AuditQuery, AuditRecord, ChainError, ChainVerifier, Outcome,
 };
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, params};
+use crate::store::sql::{Dialect, OptionalExtension, Row, params};
 
 use crate::store::{StoreError, Tx, WriteCtx, genesis, keys};
 
@@ -47,7 +47,7 @@ pub fn head(tx: &Tx<'_>) -> Result<(i64, String), StoreError> {
         .unwrap_or_else(genesis))
 }
 
-fn entry(r: &Row<'_>) -> Result<AuditEntry, StoreError> {
+fn entry(r: &Row) -> Result<AuditEntry, StoreError> {
     let at: String = r.get(1)?;
     let recorded_at = DateTime::parse_from_rfc3339(&at)
         .map_err(|e| StoreError::Corrupt(format!("audit time {at:?}: {e}")))?
@@ -83,31 +83,43 @@ const COLUMNS: &str =
 /// stored as RFC 3339 in UTC with as many digits as they need ("…T12:00:00Z",
 /// "…T12:00:00.25Z"), whose text order is not the time order: both sides are compared in one
 /// form, to the millisecond.
-const FILTER: &str = "seq > ?1 AND seq < ?2
-       AND (?4 IS NULL OR entity = ?4)
-       AND (?5 IS NULL OR actor = ?5)
-       AND (?6 IS NULL OR action = ?6 OR substr(action, 1, length(?6) + 1) = ?6 || '.')
-       AND (?7 IS NULL OR entity IN (
-             SELECT 'patient/' || ?7
-             UNION ALL SELECT 'appointment/' || id FROM appointments WHERE patient_id = ?7
-             UNION ALL SELECT 'report/' || id FROM reports WHERE patient_id = ?7
-             UNION ALL SELECT 'transmission/' || id FROM transmissions WHERE patient_id = ?7))
-       AND (?8 IS NULL OR strftime('%Y-%m-%dT%H:%M:%f', recorded_at) >= ?8)
-       AND (?9 IS NULL OR strftime('%Y-%m-%dT%H:%M:%f', recorded_at) < ?9)";
+fn filter(dialect: Dialect) -> String {
+    // `recorded_at` in the same text form as the bounds, to the millisecond.
+    let at = match dialect {
+        Dialect::Sqlite => "strftime('%Y-%m-%dT%H:%M:%f', recorded_at)",
+        Dialect::Postgres => {
+            "to_char(recorded_at::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS')"
+        }
+    };
+    format!(
+        "seq > ?1 AND seq < ?2
+       AND (?3 IS NULL OR entity = ?3)
+       AND (?4 IS NULL OR actor = ?4)
+       AND (?5 IS NULL OR action = ?5 OR substr(action, 1, length(?5) + 1) = ?5 || '.')
+       AND (?6 IS NULL OR entity IN (
+             SELECT 'patient/' || ?6
+             UNION ALL SELECT 'appointment/' || id FROM appointments WHERE patient_id = ?6
+             UNION ALL SELECT 'report/' || id FROM reports WHERE patient_id = ?6
+             UNION ALL SELECT 'transmission/' || id FROM transmissions WHERE patient_id = ?6))
+       AND (?7 IS NULL OR {at} >= ?7)
+       AND (?8 IS NULL OR {at} < ?8)"
+    )
+}
 
 /// How many entries match every filter of `q` (its `limit` aside).
 pub fn count(tx: &Tx<'_>, q: &AuditQuery) -> Result<u64, StoreError> {
     let (after, before, _) = bounds(q);
     let millis = |t: &DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string();
-    // ?3 (the limit) is bound but unused, so that both statements number alike.
-    let n: i64 = tx
-        .conn()
-        .prepare_cached(&format!("SELECT COUNT(*) FROM audit WHERE {FILTER}"))?
+    let conn = tx.conn();
+    let n: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM audit WHERE {}",
+            filter(conn.dialect())
+        ))?
         .query_row(
             params![
                 after,
                 before,
-                0,
                 q.entity,
                 q.actor,
                 q.action,
@@ -134,20 +146,22 @@ fn bounds(q: &AuditQuery) -> (i64, i64, &'static str) {
 pub fn list(tx: &Tx<'_>, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let (after, before, order) = bounds(q);
-    let mut st = tx.conn().prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM audit WHERE {FILTER} ORDER BY seq {order} LIMIT ?3"
+    let conn = tx.conn();
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audit WHERE {} ORDER BY seq {order} LIMIT ?9",
+        filter(conn.dialect())
     ))?;
     let millis = |t: &DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string();
     let mut rows = st.query(params![
         after,
         before,
-        limit,
         q.entity,
         q.actor,
         q.action,
         q.patient.map(|p| p.to_string()),
         q.from.as_ref().map(millis),
         q.to.as_ref().map(millis),
+        limit,
     ])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
@@ -308,7 +322,7 @@ pub fn insert_checkpoint(w: &WriteCtx<'_>, cp: &AuditCheckpoint) -> Result<(), S
     Ok(())
 }
 
-fn checkpoint(r: &Row<'_>) -> Result<AuditCheckpoint, StoreError> {
+fn checkpoint(r: &Row) -> Result<AuditCheckpoint, StoreError> {
     let at: String = r.get(3)?;
     let signed_at = DateTime::parse_from_rfc3339(&at)
         .map_err(|e| StoreError::Corrupt(format!("audit checkpoint time {at:?}: {e}")))?
@@ -326,8 +340,15 @@ fn checkpoint(r: &Row<'_>) -> Result<AuditCheckpoint, StoreError> {
 /// read without migrating it (a backup being checked, `audit verify` on a stopped node), has
 /// none, and its chain is verified alone.
 fn has_checkpoints(tx: &Tx<'_>) -> Result<bool, StoreError> {
-    Ok(tx.conn().query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'audit_checkpoints'",
+    let conn = tx.conn();
+    Ok(conn.query_row(
+        match conn.dialect() {
+            Dialect::Sqlite => {
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'audit_checkpoints'"
+            }
+            // A PostgreSQL database starts at a schema that has them.
+            Dialect::Postgres => "SELECT true",
+        },
         [],
         |r| r.get(0),
     )?)

@@ -105,6 +105,7 @@ pub fn check(file: &Path, key: &DbKey) -> Result<BackupSummary, NodeError> {
             integrity.join("; ")
         )));
     }
+    let conn = crate::store::sql::Conn::Sqlite(conn);
     let tx = crate::store::Tx { conn: &conn };
     let schema = crate::store::migrations_check(&tx)?;
     let verified = crate::store::audit::verify_trail(&tx, Vec::new())?.map_err(|e| {

@@ -5,7 +5,7 @@ use carebridge_protocol::document::{
     DocumentId, DocumentMedia, DocumentVersion, PatientDocument, title_key,
 };
 use carebridge_protocol::{PatientId, PractitionerId};
-use rusqlite::{OptionalExtension, Row, params};
+use crate::store::sql::{OptionalExtension, Row, params};
 
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
@@ -34,7 +34,7 @@ fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, StoreError> {
 const VERSION_COLUMNS: &str =
     "version, media_type, file_name, size, sha256, added_by, added_by_name, added_at";
 
-fn version_from_row(r: &Row<'_>) -> Result<DocumentVersion, StoreError> {
+fn version_from_row(r: &Row) -> Result<DocumentVersion, StoreError> {
     let media: String = r.get(1)?;
     Ok(DocumentVersion {
         version: r.get(0)?,
@@ -141,7 +141,7 @@ fn versions(tx: &Tx<'_>, id: &str) -> Result<Vec<DocumentVersion>, StoreError> {
     Ok(out)
 }
 
-fn document_from_row(tx: &Tx<'_>, r: &Row<'_>) -> Result<PatientDocument, StoreError> {
+fn document_from_row(tx: &Tx<'_>, r: &Row) -> Result<PatientDocument, StoreError> {
     let id: String = r.get(0)?;
     Ok(PatientDocument {
         id: parse("document id", &id)?,

@@ -3,7 +3,7 @@
 //! describe.
 
 use carebridge_protocol::event::EventKind;
-use rusqlite::params;
+use crate::store::sql::{Dialect, params};
 
 use crate::events::Audience;
 use crate::store::{StoreError, Tx, WriteCtx};
@@ -65,7 +65,12 @@ pub fn page(tx: &Tx<'_>, after: i64, to: i64, limit: i64) -> Result<Vec<LoggedEv
 /// the log may read it again. Returns how many events went.
 pub fn forget_received(w: &WriteCtx<'_>, name: &str) -> Result<usize, StoreError> {
     Ok(w.conn.execute(
-        "DELETE FROM events WHERE kind = ?1 AND json_extract(data, '$.name') = ?2",
+        match w.conn.dialect() {
+            Dialect::Sqlite => {
+                "DELETE FROM events WHERE kind = ?1 AND json_extract(data, '$.name') = ?2"
+            }
+            Dialect::Postgres => "DELETE FROM events WHERE kind = ?1 AND data::jsonb ->> 'name' = ?2",
+        },
         params![EventKind::ReceivedReports.as_str(), name],
     )?)
 }

@@ -1,6 +1,6 @@
 //! The answers kept for `Idempotency-Key`s (the rule is `api::idempotency`'s).
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 
 use crate::store::{StoreError, Tx, WriteCtx};
 

@@ -6,7 +6,7 @@ use carebridge_protocol::imaging::{
 };
 use carebridge_protocol::{PatientId, PractitionerId};
 use chrono::NaiveDate;
-use rusqlite::{OptionalExtension, Row, params};
+use crate::store::sql::{OptionalExtension, Row, params};
 
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
@@ -67,7 +67,7 @@ pub fn patient_by_mrn(tx: &Tx<'_>, mrn: &str) -> Result<Option<PatientId>, Store
 
 const ORDER_COLUMNS: &str = "id, accession, patient_id, modality, procedure, reason, scheduled_at, ordered_by, ordered_by_name, status, created_at";
 
-fn order_from_row(r: &Row<'_>) -> Result<ImagingOrder, StoreError> {
+fn order_from_row(r: &Row) -> Result<ImagingOrder, StoreError> {
     let modality: String = r.get(3)?;
     let status: String = r.get(9)?;
     Ok(ImagingOrder {
@@ -187,7 +187,7 @@ const STUDY_COLUMNS: &str = "id, study_uid, patient_id, order_id, matched_by, ac
 const STUDY_READ: &str = "SELECT imaging_studies.id, study_uid, imaging_studies.patient_id, order_id, matched_by, imaging_studies.accession, dicom_patient_id, dicom_issuer, dicom_patient_name, modalities, description, study_date, series_count, instance_count, received_at, version, pacs_id, preview_instance, imaging_orders.ordered_by
      FROM imaging_studies LEFT JOIN imaging_orders ON imaging_orders.id = imaging_studies.order_id";
 
-fn study_from_row(r: &Row<'_>) -> Result<PacsStudy, StoreError> {
+fn study_from_row(r: &Row) -> Result<PacsStudy, StoreError> {
     let matched: String = r.get(4)?;
     let modalities: String = r.get(9)?;
     let date: Option<String> = r.get(11)?;
@@ -352,7 +352,9 @@ pub fn set_feed_position(w: &WriteCtx<'_>, source: &str, position: i64) -> Resul
     w.conn()
         .prepare_cached(
             "INSERT INTO imaging_feed (source, position) VALUES (?1, ?2)
-             ON CONFLICT (source) DO UPDATE SET position = MAX(position, excluded.position)",
+             ON CONFLICT (source) DO UPDATE SET position = CASE
+                 WHEN excluded.position > imaging_feed.position THEN excluded.position
+                 ELSE imaging_feed.position END",
         )?
         .execute(params![source, position])?;
     Ok(())

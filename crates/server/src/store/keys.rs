@@ -1,6 +1,6 @@
 //! The node's own keys as stored (`node_keys`), made once by `init`.
 
-use rusqlite::params;
+use crate::store::sql::params;
 
 use crate::store::{StoreError, Tx, WriteCtx};
 

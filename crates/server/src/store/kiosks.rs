@@ -2,7 +2,7 @@
 
 use carebridge_protocol::kiosk::KioskDevice;
 use carebridge_protocol::{KioskDeviceId, PatientId};
-use rusqlite::{OptionalExtension, Row, params};
+use crate::store::sql::{OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 
 use chrono::{DateTime, Utc};
@@ -12,7 +12,7 @@ use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 /// How long an identification lets a kiosk book and check in for a patient.
 pub const IDENTIFICATION_TTL_MS: i64 = 10 * 60 * 1000;
 
-fn from_row(r: &Row<'_>) -> Result<KioskDevice, StoreError> {
+fn from_row(r: &Row) -> Result<KioskDevice, StoreError> {
     let id: String = r.get(0)?;
     Ok(KioskDevice {
         id: id

@@ -4,7 +4,7 @@
 //! for good, or discarded because what it carries (a code) ran out first.
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use crate::store::sql::params;
 
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 

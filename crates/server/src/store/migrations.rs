@@ -4,6 +4,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 use super::StoreError;
+use super::sql::Conn;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the node's first schema.
@@ -641,8 +642,13 @@ pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 /// Checks, without changing anything, that a database's schema is one this build can use.
-pub fn check(conn: &Connection) -> Result<i64, StoreError> {
-    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+pub fn check(conn: &Conn) -> Result<i64, StoreError> {
+    let current: i64 = match conn {
+        Conn::Sqlite(c) => c.pragma_query_value(None, "user_version", |r| r.get(0))?,
+        Conn::Postgres(_) => {
+            conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))?
+        }
+    };
     if current > SCHEMA_VERSION {
         return Err(StoreError::TooNew {
             found: current,

@@ -33,12 +33,14 @@ pub mod kiosks;
 pub mod mail;
 mod migrations;
 pub mod patients;
+mod pg;
 pub mod practitioners;
 pub mod reports;
 pub mod schedules;
 pub mod search;
 pub mod sessions;
 pub mod snapshot;
+pub mod sql;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,7 +50,8 @@ use carebridge_protocol::audit::{AuditRecord, GENESIS_HASH, Outcome, chain_hash}
 use carebridge_protocol::event::EventKind;
 use chrono::{DateTime, Utc};
 use parking_lot::{Condvar, Mutex};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags};
+use sql::{Conn, DbError, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
@@ -117,9 +120,9 @@ pub enum StoreError {
         /// Known to this build.
         known: i64,
     },
-    /// SQLite failed.
+    /// The database failed.
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Database(#[from] DbError),
     /// A stored value did not decode.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -129,6 +132,18 @@ pub enum StoreError {
     /// A blocking task panicked or was cancelled.
     #[error("a database task failed: {0}")]
     Task(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Database(DbError::Sqlite(e))
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        Self::Database(DbError::Postgres(e))
+    }
 }
 
 impl From<serde_json::Error> for StoreError {
@@ -188,10 +203,17 @@ pub struct Store {
 struct StoreInner {
     jobs: mpsc::Sender<Job>,
     _writer: WriterThread,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Vec<Conn>>,
     reader_free: Condvar,
-    path: PathBuf,
-    key: DbKey,
+    location: Location,
+}
+
+/// Where the database lives, to open more connections to it.
+enum Location {
+    /// A SQLCipher file and its key.
+    File { path: PathBuf, key: DbKey },
+    /// A PostgreSQL database.
+    Postgres { url: String },
 }
 
 /// The writer thread, joined when the last handle to the store goes. A detached writer would
@@ -213,9 +235,13 @@ impl Drop for WriterThread {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("path", &self.inner.path)
-            .finish()
+        let mut d = f.debug_struct("Store");
+        match &self.inner.location {
+            Location::File { path, .. } => d.field("path", path),
+            // The URL may carry a password.
+            Location::Postgres { .. } => d.field("backend", &"postgres"),
+        };
+        d.finish()
     }
 }
 
@@ -241,12 +267,12 @@ pub struct AuditDraft {
 /// only the operations in this module's submodules read or write through it.
 #[derive(Clone, Copy)]
 pub struct Tx<'a> {
-    conn: &'a Connection,
+    conn: &'a Conn,
 }
 
 impl<'a> Tx<'a> {
     /// The connection, for the store's own operations.
-    pub(in crate::store) fn conn(&self) -> &'a Connection {
+    pub(in crate::store) fn conn(&self) -> &'a Conn {
         self.conn
     }
 }
@@ -261,14 +287,14 @@ impl std::fmt::Debug for Tx<'_> {
 /// should not hold one of the pool's, and for the command line's offline reads. Blocking: use
 /// it off the async threads.
 pub struct Reader {
-    conn: Connection,
+    conn: Conn,
 }
 
 impl Reader {
     /// Opens the database at `path` read-only with `key`.
     pub fn open(path: &Path, key: &DbKey) -> Result<Self, StoreError> {
         Ok(Self {
-            conn: open_connection(path, key, true)?,
+            conn: Conn::Sqlite(open_connection(path, key, true)?),
         })
     }
 
@@ -278,9 +304,20 @@ impl Reader {
         Tx { conn: &self.conn }
     }
 
+    /// Opens a PostgreSQL database read-only.
+    pub fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        Ok(Self {
+            conn: pg::off_async(|| pg::connect(url, pg::Role::Reader))?,
+        })
+    }
+
     /// Starts a read transaction: every operation until [`Reader::end`] sees one state.
     pub fn begin(&self) -> Result<(), StoreError> {
-        Ok(self.conn.execute_batch("BEGIN")?)
+        Ok(self.conn.execute_batch(match self.conn.dialect() {
+            sql::Dialect::Sqlite => "BEGIN",
+            // One snapshot for the whole transaction, as SQLite's WAL readers have.
+            sql::Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        })?)
     }
 
     /// Ends the read transaction [`Reader::begin`] started.
@@ -333,21 +370,21 @@ impl WriteCtx<'_> {
         record: &T,
     ) -> Result<i64, StoreError> {
         let data = serde_json::to_string(record)?;
-        self.tx
-            .conn
-            .prepare_cached(
-                "INSERT INTO events (kind, data, aud_roles, aud_practitioner, aud_kiosk, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
+        let id: i64 = self.tx.conn.prepare_cached(
+            "INSERT INTO events (kind, data, aud_roles, aud_practitioner, aud_kiosk, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+        )?
+        .query_row(
+            params![
                 kind.as_str(),
                 data,
                 audience.roles,
                 audience.practitioner.map(|p| p.to_string()),
                 audience.kiosk.map(|k| k.to_string()),
                 self.now.timestamp_millis(),
-            ])?;
-        let id = self.tx.conn.last_insert_rowid();
+            ],
+            |r| r.get(0),
+        )?;
         self.frames
             .push(Frame::new(id, kind.as_str(), &data, audience));
         Ok(id)
@@ -409,10 +446,50 @@ impl Store {
             },
         )?;
         migrations::apply(&mut writer)?;
+        let writer = Conn::Sqlite(writer);
         let head = audit::head(&Tx { conn: &writer })?;
         let readers = (0..4)
-            .map(|_| open_connection(path, key, true))
+            .map(|_| open_connection(path, key, true).map(Conn::Sqlite))
             .collect::<Result<Vec<_>, _>>()?;
+        let location = Location::File {
+            path: path.to_owned(),
+            key: key.clone(),
+        };
+        Self::start(writer, readers, head, location, clock, hub)
+    }
+
+    /// Opens the PostgreSQL database at `url` (`postgres://user@host/db`), applies
+    /// migrations (one process at a time, under a lock, when several start together), and
+    /// starts the writer thread, which publishes committed events to `hub`.
+    pub fn open_postgres(
+        url: &str,
+        durability: Durability,
+        clock: Arc<dyn Clock>,
+        hub: Hub,
+    ) -> Result<Self, StoreError> {
+        let (writer, readers, head) = pg::off_async(|| {
+            let writer = pg::connect(url, pg::Role::Writer(durability))?;
+            pg::migrate(&writer)?;
+            let readers = (0..4)
+                .map(|_| pg::connect(url, pg::Role::Reader))
+                .collect::<Result<Vec<_>, _>>()?;
+            let head = audit::head(&Tx { conn: &writer })?;
+            Ok((writer, readers, head))
+        })?;
+        let location = Location::Postgres {
+            url: url.to_owned(),
+        };
+        Self::start(writer, readers, head, location, clock, hub)
+    }
+
+    fn start(
+        writer: Conn,
+        readers: Vec<Conn>,
+        head: (i64, String),
+        location: Location,
+        clock: Arc<dyn Clock>,
+        hub: Hub,
+    ) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel::<Job>(4096);
         let writer = std::thread::Builder::new()
             .name("carebridge-db-writer".into())
@@ -424,8 +501,7 @@ impl Store {
                 _writer: WriterThread(Some(writer)),
                 readers: Mutex::new(readers),
                 reader_free: Condvar::new(),
-                path: path.to_owned(),
-                key: key.clone(),
+                location,
             }),
         })
     }
@@ -433,12 +509,18 @@ impl Store {
     /// A read-only connection of its own, for a long read (a snapshot) that should not hold
     /// one of the pool's. Blocking: call it off the async threads.
     pub fn open_reader(&self) -> Result<Reader, StoreError> {
-        Reader::open(&self.inner.path, &self.inner.key)
+        match &self.inner.location {
+            Location::File { path, key } => Reader::open(path, key),
+            Location::Postgres { url } => Reader::open_postgres(url),
+        }
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    /// Which database the store runs on.
+    pub fn dialect(&self) -> sql::Dialect {
+        match self.inner.location {
+            Location::File { .. } => sql::Dialect::Sqlite,
+            Location::Postgres { .. } => sql::Dialect::Postgres,
+        }
     }
 
     /// Runs `f` as one audited job of the writer's next transaction and returns its result
@@ -497,7 +579,7 @@ impl Store {
 /// panicked, so a bad request can never drain the pool.
 struct ReaderLease<'a> {
     inner: &'a StoreInner,
-    conn: Option<Connection>,
+    conn: Option<Conn>,
 }
 
 impl<'a> ReaderLease<'a> {
@@ -514,7 +596,7 @@ impl<'a> ReaderLease<'a> {
         }
     }
 
-    fn conn(&self) -> &Connection {
+    fn conn(&self) -> &Conn {
         self.conn
             .as_ref()
             .expect("a lease holds its connection until dropped")
@@ -583,7 +665,7 @@ where
 }
 
 fn writer_loop(
-    conn: Connection,
+    conn: Conn,
     mut rx: mpsc::Receiver<Job>,
     mut head: (i64, String),
     clock: Arc<dyn Clock>,
@@ -601,7 +683,16 @@ fn writer_loop(
         let committed_head = head.clone();
         let mut completions = Vec::with_capacity(batch.len());
         let mut frames = Vec::new();
-        let begin = conn.execute_batch("BEGIN IMMEDIATE");
+        let begin = match conn.dialect() {
+            // Take the write lock at once, not at the first write (which could then fail busy).
+            sql::Dialect::Sqlite => conn.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from),
+            // Other processes write to the same database: the batch appends to the one audit
+            // chain after whatever they committed.
+            sql::Dialect::Postgres => pg::begin_batch(&conn).and_then(|()| {
+                head = audit::head(&Tx { conn: &conn })?;
+                Ok(())
+            }),
+        };
         let outcome = match begin {
             Ok(()) => {
                 let mut jobs = batch.drain(..);
@@ -632,9 +723,10 @@ fn writer_loop(
                             head = head_before;
                         }
                     }
-                    if conn.is_autocommit() {
-                        // SQLite rolled the whole transaction back (disk full, I/O error):
-                        // nothing after this may run outside it.
+                    if conn.transaction_ended() {
+                        // The database ended the whole transaction (SQLite on a full disk or
+                        // an I/O error, a lost PostgreSQL connection): nothing after this may
+                        // run outside it.
                         aborted = true;
                         break;
                     }
@@ -642,7 +734,7 @@ fn writer_loop(
                 drop(jobs);
                 if aborted {
                     Err(StoreError::Task(
-                        "the transaction was rolled back by SQLite".into(),
+                        "the transaction was rolled back by the database".into(),
                     ))
                 } else {
                     let committing = std::time::Instant::now();
@@ -656,7 +748,7 @@ fn writer_loop(
                 for job in batch.drain(..) {
                     drop(job);
                 }
-                Err(StoreError::from(e))
+                Err(e)
             }
         };
         match outcome {
@@ -671,7 +763,7 @@ fn writer_loop(
             }
             Err(e) => {
                 tracing::error!(error = %e, "database commit failed; the batch was rolled back");
-                if !conn.is_autocommit() {
+                if !conn.transaction_ended() {
                     let _ = conn.execute_batch("ROLLBACK");
                 }
                 // The chain's head is whatever the database holds now.

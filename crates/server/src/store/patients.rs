@@ -4,9 +4,9 @@ use carebridge_protocol::PatientId;
 use carebridge_protocol::patient::{Patient, PatientSearch, search_key};
 use chrono::NaiveDate;
 use rand::Rng;
-use rusqlite::{OptionalExtension, Row, params};
+use crate::store::sql::{OptionalExtension, Row, params};
 
-use rusqlite::types::Value;
+use crate::store::sql::Value;
 
 use crate::store::search::{self, Found, Page, Span, Where, order_by};
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
@@ -15,7 +15,7 @@ use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 pub(in crate::store) const COLUMNS: &str = "id, family_name, given_name, birth_date, phone, email, card_number, version, created_at, updated_at, transferred_to";
 
 /// Decodes a row selected with the module's column list.
-pub(in crate::store) fn from_row(r: &Row<'_>, node: &str) -> Result<Patient, StoreError> {
+pub(in crate::store) fn from_row(r: &Row, node: &str) -> Result<Patient, StoreError> {
     let id: String = r.get(0)?;
     let birth: String = r.get(3)?;
     Ok(Patient {
@@ -189,7 +189,7 @@ pub fn search(tx: &Tx<'_>, q: &PatientSearch, node: &str) -> Result<Vec<Patient>
         " ORDER BY family_key, given_key, id LIMIT {limit}"
     ));
     let mut st = tx.conn().prepare_cached(&sql)?;
-    let mut rows = st.query(rusqlite::params_from_iter(args.iter()))?;
+    let mut rows = st.query(crate::store::sql::params_from_iter(args.iter()))?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         out.push(from_row(r, node)?);

@@ -2,7 +2,7 @@
 
 use carebridge_protocol::PractitionerId;
 use carebridge_protocol::practitioner::{Practitioner, Role};
-use rusqlite::{OptionalExtension, Row, params};
+use crate::store::sql::{OptionalExtension, Row, params};
 
 use crate::store::{StoreError, Tx, WriteCtx};
 
@@ -10,7 +10,7 @@ use crate::store::{StoreError, Tx, WriteCtx};
 pub(in crate::store) const COLUMNS: &str = "id, username, display_name, role, disabled, version";
 
 /// Decodes a row selected with [`COLUMNS`].
-pub(in crate::store) fn from_row(r: &Row<'_>) -> Result<Practitioner, StoreError> {
+pub(in crate::store) fn from_row(r: &Row) -> Result<Practitioner, StoreError> {
     let id: String = r.get(0)?;
     let role: String = r.get(3)?;
     Ok(Practitioner {

@@ -5,8 +5,8 @@ use carebridge_protocol::report::{
     Report, ReportContent, ReportQuery, ReportRevision, ReportSignature, ReportStatus,
 };
 use carebridge_protocol::{PatientId, PractitionerId, ReportId};
-use rusqlite::types::Value;
-use rusqlite::{Row, params};
+use crate::store::sql::Value;
+use crate::store::sql::{Row, params};
 
 use crate::store::search::{self, Found, Page, Span, Where, order_by};
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
@@ -39,7 +39,7 @@ fn content(
 }
 
 /// Decodes a row selected with [`COLUMNS`].
-pub(in crate::store) fn from_row(r: &Row<'_>) -> Result<Report, StoreError> {
+pub(in crate::store) fn from_row(r: &Row) -> Result<Report, StoreError> {
     let signature: Option<String> = r.get(10)?;
     Ok(Report {
         id: parse(r.get(0)?, "report id")?,

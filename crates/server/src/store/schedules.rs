@@ -3,7 +3,7 @@
 use carebridge_protocol::PractitionerId;
 use carebridge_protocol::schedule::{Absence, Schedule};
 use chrono::{DateTime, Utc};
-use rusqlite::{Row, params};
+use crate::store::sql::{Row, params};
 
 use carebridge_protocol::slots::{Occupied, Span};
 
@@ -44,7 +44,7 @@ pub fn put(w: &WriteCtx<'_>, s: &Schedule) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn absence_from_row(r: &Row<'_>) -> Result<Absence, StoreError> {
+fn absence_from_row(r: &Row) -> Result<Absence, StoreError> {
     let id: String = r.get(0)?;
     let who: String = r.get(1)?;
     Ok(Absence {

@@ -4,7 +4,7 @@
 //! and the total across every page.
 
 use chrono::{DateTime, Utc};
-use rusqlite::types::Value;
+use crate::store::sql::Value;
 
 /// Which part of the matches to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,13 +123,13 @@ pub(in crate::store) fn run<T>(
     filter: &Where,
     order: &str,
     page: Page,
-    decode: impl Fn(&rusqlite::Row<'_>) -> Result<T, super::StoreError>,
+    decode: impl Fn(&crate::store::sql::Row) -> Result<T, super::StoreError>,
 ) -> Result<Found<T>, super::StoreError> {
     let conn = tx.conn();
     let where_sql = filter.sql();
     let total: i64 = conn
         .prepare_cached(&format!("SELECT COUNT(*) FROM {from} WHERE {where_sql}"))?
-        .query_row(rusqlite::params_from_iter(filter.args()), |r| r.get(0))?;
+        .query_row(crate::store::sql::params_from_iter(filter.args()), |r| r.get(0))?;
     let items = if page.count > 0 {
         page_only(tx, columns, from, filter, order, page, decode)?
     } else {
@@ -149,7 +149,7 @@ pub(in crate::store) fn page_only<T>(
     filter: &Where,
     order: &str,
     page: Page,
-    decode: impl Fn(&rusqlite::Row<'_>) -> Result<T, super::StoreError>,
+    decode: impl Fn(&crate::store::sql::Row) -> Result<T, super::StoreError>,
 ) -> Result<Vec<T>, super::StoreError> {
     let mut st = tx.conn().prepare_cached(&format!(
         "SELECT {columns} FROM {from} WHERE {} ORDER BY {order} LIMIT {} OFFSET {}",
@@ -157,7 +157,7 @@ pub(in crate::store) fn page_only<T>(
         page.count,
         page.offset
     ))?;
-    let mut rows = st.query(rusqlite::params_from_iter(filter.args()))?;
+    let mut rows = st.query(crate::store::sql::params_from_iter(filter.args()))?;
     let mut items = Vec::new();
     while let Some(r) = rows.next()? {
         items.push(decode(r)?);
@@ -174,7 +174,7 @@ pub(in crate::store) fn walk<T>(
     after: Option<String>,
     changed: Span,
     limit: u32,
-    decode: impl Fn(&rusqlite::Row<'_>) -> Result<T, super::StoreError>,
+    decode: impl Fn(&crate::store::sql::Row) -> Result<T, super::StoreError>,
 ) -> Result<Vec<T>, super::StoreError> {
     let mut w = Where::default();
     if let Some(a) = after {

@@ -2,7 +2,7 @@
 
 use carebridge_protocol::practitioner::Role;
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use crate::store::sql::params;
 use uuid::Uuid;
 
 use crate::events::Viewer;

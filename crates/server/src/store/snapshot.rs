@@ -90,7 +90,7 @@ pub fn write(
                 "SELECT {} FROM practitioners WHERE id > ?1 AND disabled = 0 AND (NOT ?2 OR role = 'doctor') ORDER BY id",
                 practitioners::COLUMNS
             );
-            each!(&sql, rusqlite::params![start, doctors_only], |r| {
+            each!(&sql, crate::store::sql::params![start, doctors_only], |r| {
                 SnapshotItem::Practitioner(practitioners::from_row(r)?)
             });
         }
@@ -138,7 +138,7 @@ pub fn write(
                 "SELECT {} FROM appointments WHERE id > ?1 AND {filter} AND (?2 IS NOT NULL) ORDER BY id",
                 appointments::COLUMNS
             );
-            each!(&sql, rusqlite::params![start, who], |r| {
+            each!(&sql, crate::store::sql::params![start, who], |r| {
                 SnapshotItem::Appointment(appointments::from_row(r)?)
             });
         }

@@ -11,7 +11,7 @@ use carebridge_protocol::federation::access::{
     AccessPurpose, AccessRead, AccessState, GrantedPatient, IncomingAccess, RemoteAccess,
 };
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, params};
+use crate::store::sql::{OptionalExtension, Row, params};
 
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
@@ -81,7 +81,7 @@ const REQUEST_COLUMNS: &str = "id, peer, peer_request_id, patient_id, practition
      organisation, purpose, scopes, hours, state, code_hash, code_expires_at, wrong_codes, approved_by, \
      version, created_at, updated_at";
 
-fn request_from_row(r: &Row<'_>) -> Result<HomeRequest, StoreError> {
+fn request_from_row(r: &Row) -> Result<HomeRequest, StoreError> {
     let id: String = r.get(0)?;
     let peer_request: String = r.get(2)?;
     let patient: Option<String> = r.get(3)?;
@@ -302,7 +302,7 @@ impl Grant {
 const GRANT_COLUMNS: &str = "id, request_id, token_hash, peer, practitioner_id, patient_id, scopes, purpose, \
      starts_at, expires_at, revoked_at, revoked_by";
 
-fn grant_from_row(r: &Row<'_>) -> Result<Grant, StoreError> {
+fn grant_from_row(r: &Row) -> Result<Grant, StoreError> {
     let id: String = r.get(0)?;
     let request: String = r.get(1)?;
     let patient: String = r.get(5)?;
@@ -507,7 +507,7 @@ pub fn incoming(q: &HomeRequest, grant: Option<&Grant>) -> Option<IncomingAccess
 const REMOTE_COLUMNS: &str = "id, patient_id, peer, practitioner_id, practitioner_name, purpose, scopes, hours, \
      state, tries_left, grant_id, granted_patient, expires_at, version, created_at, updated_at, organisation";
 
-fn remote_from_row(r: &Row<'_>) -> Result<RemoteAccess, StoreError> {
+fn remote_from_row(r: &Row) -> Result<RemoteAccess, StoreError> {
     let id: String = r.get(0)?;
     let patient: String = r.get(1)?;
     let scopes: String = r.get(6)?;

@@ -2,7 +2,7 @@
 
 use carebridge_protocol::PatientId;
 use carebridge_protocol::federation::payload::Consent;
-use rusqlite::params;
+use crate::store::sql::params;
 
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 

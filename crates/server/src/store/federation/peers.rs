@@ -1,7 +1,7 @@
 //! Peers as stored: identity, the pair's API key (and its hash, to find the peer by), the
 //! addresses and message types allowed.
 
-use rusqlite::{OptionalExtension, Row, params};
+use crate::store::sql::{OptionalExtension, Row, params};
 
 use crate::config::NodeKind;
 use crate::federation::peer::{Peer, PeerGrant, SourceRule, hash_api_key, parse_type};
@@ -10,7 +10,7 @@ use crate::store::{StoreError, Tx, WriteCtx};
 const COLUMNS: &str =
     "name, kind, url, signing_key, agreement_key, api_key, allowed_sources, allowed_types";
 
-fn from_row(r: &Row<'_>) -> Result<Peer, StoreError> {
+fn from_row(r: &Row) -> Result<Peer, StoreError> {
     let kind: String = r.get(1)?;
     let signing: Vec<u8> = r.get(3)?;
     let agreement: Vec<u8> = r.get(4)?;

@@ -7,7 +7,7 @@ use carebridge_protocol::federation::envelope::MessageType;
 use carebridge_protocol::federation::payload::{MedicalReports, ReceivedReports};
 use chrono::{DateTime, Utc};
 use ed25519_dalek::VerifyingKey;
-use rusqlite::{OptionalExtension, Row, params};
+use crate::store::sql::{OptionalExtension, Row, params};
 
 use crate::store::federation::peers;
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
@@ -22,7 +22,7 @@ fn keys(tx: &Tx<'_>) -> Result<HashMap<String, VerifyingKey>, StoreError> {
 
 fn from_row(
     keys: &HashMap<String, VerifyingKey>,
-    r: &Row<'_>,
+    r: &Row,
 ) -> Result<ReceivedReports, StoreError> {
     let source: String = r.get(1)?;
     let payload: Vec<u8> = r.get(3)?;

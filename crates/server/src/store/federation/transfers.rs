@@ -12,7 +12,7 @@ use carebridge_protocol::federation::transfer::{
     IdentityDocument, PatientTransfer, TransferManifest, TransferState, TransferredRecord,
 };
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension as _, Row, params};
+use crate::store::sql::{OptionalExtension as _, Row, params};
 
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
@@ -34,7 +34,7 @@ const OUT_COLUMNS: &str = "t.id, t.patient_id, t.peer, t.organisation, t.state, 
      (SELECT COUNT(*) FROM transmissions m WHERE m.transfer_id = t.id \
          AND m.message_type = 'transfer-chunk' AND m.state = 'acknowledged')";
 
-fn out_from_row(r: &Row<'_>) -> Result<PatientTransfer, StoreError> {
+fn out_from_row(r: &Row) -> Result<PatientTransfer, StoreError> {
     let state: String = r.get(4)?;
     let document: String = r.get(8)?;
     Ok(PatientTransfer {
@@ -244,7 +244,7 @@ pub struct Incoming {
 const IN_COLUMNS: &str = "peer, id, patient_global_id, organisation, authorised_by, bytes, sha256, \
      chunk_hashes, state, reason, patient_id, created_at";
 
-fn in_from_row(r: &Row<'_>) -> Result<Incoming, StoreError> {
+fn in_from_row(r: &Row) -> Result<Incoming, StoreError> {
     let hashes: String = r.get(7)?;
     Ok(Incoming {
         peer: r.get(0)?,

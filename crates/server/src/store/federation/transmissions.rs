@@ -5,7 +5,7 @@ use carebridge_protocol::PatientId;
 use carebridge_protocol::federation::envelope::MessageType;
 use carebridge_protocol::federation::payload::{Transmission, TransmissionState};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension as _, Row, params};
+use crate::store::sql::{OptionalExtension as _, Row, params};
 
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
@@ -14,7 +14,7 @@ pub(in crate::store) const COLUMNS: &str = "id, peer, message_type, summary, pat
      created_by, created_at, updated_at, acknowledged_at, version, overdue_alerted";
 
 /// Decodes a row selected with [`COLUMNS`].
-pub(in crate::store) fn from_row(r: &Row<'_>) -> Result<Transmission, StoreError> {
+pub(in crate::store) fn from_row(r: &Row) -> Result<Transmission, StoreError> {
     let id: String = r.get(0)?;
     let patient: Option<String> = r.get(4)?;
     let reports: String = r.get(5)?;

@@ -3,7 +3,7 @@
 
 use carebridge_protocol::federation::payload::{AdminUpdate, AdminUpdateMessage, UpdateAudience};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, params};
+use crate::store::sql::{OptionalExtension, Row, params};
 
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
@@ -27,7 +27,7 @@ impl Direction {
     }
 }
 
-fn from_row(r: &Row<'_>) -> Result<AdminUpdate, StoreError> {
+fn from_row(r: &Row) -> Result<AdminUpdate, StoreError> {
     let id: String = r.get(0)?;
     let audience: String = r.get(5)?;
     Ok(AdminUpdate {

@@ -1,0 +1,122 @@
+//! The PostgreSQL backend's own parts: connecting, the schema and its versions, and the lock
+//! that orders the writers of several node processes.
+//!
+//! Everything else (every operation) is the SQL the store shares with SQLite (`sql.rs`).
+
+use super::sql::{Conn, DbError, PgConn};
+use super::{Durability, StoreError};
+
+/// The schema equal to SQLite's at version [`BASELINE`]: a new PostgreSQL database starts
+/// there. Later versions are added to both backends, each in its own dialect.
+const BASELINE_SQL: &str = include_str!("postgres/schema.sql");
+
+/// The SQLite schema version the baseline equals.
+const BASELINE: i64 = 9;
+
+/// Migrations after the baseline, in order: `MIGRATIONS[0]` makes version `BASELINE + 1`.
+const MIGRATIONS: &[&str] = &[];
+
+const _: () = assert!(
+    BASELINE + MIGRATIONS.len() as i64 == super::SCHEMA_VERSION,
+    "a migration was added to one backend only"
+);
+
+/// The key of the advisory lock under which a process migrates the schema.
+const MIGRATION_LOCK: i64 = 0x4361_7265_4272_0001;
+
+/// The key of the advisory lock each writer's transaction takes: the audit chain has one
+/// head, so the writers of several processes append to it one batch at a time.
+const WRITER_LOCK: i64 = 0x4361_7265_4272_0002;
+
+/// What a connection is for.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Role {
+    /// The writer, committing as durably as configured.
+    Writer(Durability),
+    /// A reader: every transaction read-only.
+    Reader,
+}
+
+/// Connects to the database at `url`.
+pub(super) fn connect(url: &str, role: Role) -> Result<Conn, StoreError> {
+    let conn = Conn::Postgres(Box::new(PgConn::connect(url)?));
+    let settings = match role {
+        // `off` acknowledges before the commit reaches the disk; a crash loses the last
+        // moments but never leaves the database inconsistent: SQLite's NORMAL in WAL mode.
+        Role::Writer(Durability::Normal) => "SET synchronous_commit = off",
+        Role::Writer(Durability::Full) => "SET synchronous_commit = on",
+        Role::Reader => "SET default_transaction_read_only = on",
+    };
+    conn.execute_batch(&format!(
+        "{settings}; SET application_name = 'carebridge-node'; SET TIME ZONE 'UTC'"
+    ))?;
+    Ok(conn)
+}
+
+/// Runs `f` on a thread of its own and waits for it: the blocking client must not run on an
+/// async thread, and opening a store is called from both kinds.
+pub(super) fn off_async<T: Send>(f: impl FnOnce() -> Result<T, StoreError> + Send) -> Result<T, StoreError> {
+    std::thread::scope(|s| {
+        s.spawn(f)
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Task("opening PostgreSQL panicked".into())))
+    })
+}
+
+/// Brings the schema up to [`super::SCHEMA_VERSION`], one process at a time.
+pub(super) fn migrate(conn: &Conn) -> Result<(), StoreError> {
+    conn.execute_batch(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+    let result = migrate_locked(conn);
+    let unlocked = conn.execute_batch(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+    result?;
+    Ok(unlocked?)
+}
+
+fn migrate_locked(conn: &Conn) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+             version BIGINT PRIMARY KEY,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         )",
+    )?;
+    let current: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )?;
+    if current > super::SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found: current,
+            known: super::SCHEMA_VERSION,
+        });
+    }
+    let steps = std::iter::once((BASELINE, BASELINE_SQL)).chain(
+        MIGRATIONS
+            .iter()
+            .enumerate()
+            .map(|(i, sql)| (BASELINE + 1 + i as i64, *sql)),
+    );
+    for (version, sql) in steps.filter(|(v, _)| *v > current) {
+        let applied = (|| -> Result<(), DbError> {
+            conn.execute_batch("BEGIN")?;
+            conn.execute_batch(sql)?;
+            conn.execute("INSERT INTO schema_version (version) VALUES (?1)", [version])?;
+            conn.execute_batch("COMMIT")
+        })();
+        if let Err(e) = applied {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(StoreError::Corrupt(format!(
+                "PostgreSQL schema version {version} could not be applied: {e}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Opens a writer's transaction: after it, this process's batch is the only one writing.
+pub(super) fn begin_batch(conn: &Conn) -> Result<(), StoreError> {
+    conn.execute_batch(&format!(
+        "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
+    ))?;
+    Ok(())
+}
