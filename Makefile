@@ -27,13 +27,15 @@ SHELL := bash
 # worklist plugin; its own system service is not used: tests and the demo start their own), and
 # dcmtk, which plays the modality (findscu, storescu, img2dcm, dcmodify). Printing: CUPS's
 # client (lp, lpstat) for the app, and its daemon and `cups` (which brings the socket backend)
-# for the tests' private print server; the system's CUPS service is not started.
+# for the tests' private print server; the system's CUPS service is not started. PostgreSQL:
+# the node's second store backend; its tests start a throw-away cluster of their own
+# (scripts/with-postgres.sh), never the system's service.
 DEB_PACKAGES := gcc libc6-dev make perl curl jq ca-certificates dbus-daemon gnome-keyring \
 	pkg-config libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev \
 	libayatana-appindicator3-dev libxdo-dev xvfb webkit2gtk-driver dunst imagemagick \
 	fonts-dejavu-core poppler-utils python3 python3-venv \
 	dpkg-dev binutils systemd desktop-file-utils x11-utils orthanc dcmtk \
-	cups-daemon cups-client cups
+	cups-daemon cups-client cups postgresql
 # Added by `bench-deps`: nginx + nchan (a peer), python3 for ../shared/bench/summarize.py.
 BENCH_DEB_PACKAGES := libnginx-mod-nchan python3 util-linux
 
@@ -284,10 +286,12 @@ test: deps schemathesis aiosmtpd fhir-validators check package-test
 	(cd ui && npm test)
 	# Doctests first (nextest does not run them), so that the run closes on nextest's summary.
 	cargo test --doc --workspace --locked
+	# A throw-away PostgreSQL cluster for the store's second backend (its conformance suite),
+	# stopped and removed when the run ends, whatever its outcome.
 	if command -v cargo-nextest >/dev/null; then
-		cargo nextest run --workspace --locked
+		scripts/with-postgres.sh cargo nextest run --workspace --locked
 	else
-		cargo test --workspace --locked
+		scripts/with-postgres.sh cargo test --workspace --locked
 	fi
 	# The tests rewrote the UI's TypeScript declarations from the Rust types: they must be
 	# what is committed.

@@ -7,18 +7,14 @@
 //! turns the list of them into one `#[tokio::test]` per backend. A test gets a fresh, empty
 //! store opened on a [`ManualClock`] standing at [`t0`] and a [`Hub`] it can subscribe to.
 //!
-//! How a backend joins: one more invocation, beside SQLCipher's,
-//!
-//! ```ignore
-//! store_conformance_tests!(postgres, super::open_postgres);
-//! ```
-//!
-//! where `fn open_postgres(clock: Arc<dyn Clock>, hub: Hub) -> Opened`, written next to
-//! [`open_sqlcipher`], opens a fresh, empty store of that backend on the given clock and hub
-//! (a scratch database or schema, say), and `Opened::keep` holds whatever must live as long as
-//! the store and be cleaned up after it (a temporary directory, a schema to drop). `$open` is
-//! expanded inside the generated `mod <backend>`, hence `super::`. Nothing else changes: a test
-//! that fails for the new backend is a difference to fix in the backend.
+//! Two backends run it: SQLCipher (`mod sqlcipher`) and PostgreSQL (`mod postgres`, each test
+//! on a fresh database of the throw-away cluster `make test` starts). A backend joins with one
+//! more invocation of the macro, `store_conformance_tests!(name, super::open_name)`, where
+//! `fn open_name(clock: Arc<dyn Clock>, hub: Hub) -> Opened` opens a fresh, empty store of
+//! that backend on the given clock and hub, and `Opened::keep` holds whatever must live as long
+//! as the store and be cleaned up after it (a temporary directory, a database to drop). `$open`
+//! is expanded inside the generated `mod <backend>`, hence `super::`. A test that fails for one
+//! backend only is a difference to fix in that backend.
 //!
 //! A new operation lands in the suite in the same change: a test function here and its name in
 //! the macro's list.
@@ -162,6 +158,16 @@ fn open_sqlcipher(clock: Arc<dyn Clock>, hub: Hub) -> Opened {
     }
 }
 
+/// The PostgreSQL backend: a fresh database on the test cluster (`make test` starts one).
+fn open_postgres(clock: Arc<dyn Clock>, hub: Hub) -> Opened {
+    let db = carebridge_testkit::postgres::ScratchDatabase::create();
+    let store = Store::open_postgres(db.url(), Durability::Normal, clock, hub).unwrap();
+    Opened {
+        store,
+        keep: Box::new(db),
+    }
+}
+
 /// Instantiates the suite for one backend: `$open` is a `Fn(Arc<dyn Clock>, Hub) -> Opened`
 /// making a fresh, empty store.
 macro_rules! store_conformance_tests {
@@ -238,6 +244,7 @@ macro_rules! store_conformance_tests {
 }
 
 store_conformance_tests!(sqlcipher, super::open_sqlcipher);
+store_conformance_tests!(postgres, super::open_postgres);
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -3094,96 +3101,104 @@ async fn snapshot_reads_what_it_is_told_in_one_state(env: Env) {
             ctx.emit(EventKind::ReportCreated, doctors_only(), &r)
         })
         .await;
-    let reader = env.store.open_reader().unwrap();
-    let take = |contents: snapshot::Contents, after: Option<&snapshot::Cursor>| {
-        let mut items = Vec::new();
-        snapshot::write(&reader, &contents, NODE, after, |i| {
-            items.push(i.clone());
-            true
-        })
-        .unwrap();
-        items
-    };
-    // What a doctor's holds: every active account, schedules, patients, their appointments,
-    // reports.
-    let doctors = snapshot::Contents {
-        practitioners: Some(false),
-        schedules: true,
-        patients: true,
-        appointments: Some(appointments::Scope::Practitioner(doc.id)),
-        reports: true,
-    };
-    let as_doctor = take(doctors, None);
-    let mut staff_list = vec![doc.clone(), rita.clone()];
-    staff_list.sort_by_key(|p| p.id);
-    let mut appts = vec![own.clone(), by_kiosk.clone()];
-    appts.sort_by_key(|a| a.id);
-    let mut want = vec![SnapshotItem::Begin { event_id: event }];
-    want.extend(staff_list.into_iter().map(SnapshotItem::Practitioner));
-    want.push(SnapshotItem::Schedule(schedule.clone()));
-    want.push(SnapshotItem::Patient(p.clone()));
-    want.extend(appts.into_iter().map(SnapshotItem::Appointment));
-    want.push(SnapshotItem::Report(report.clone()));
-    want.push(SnapshotItem::End { records: 7 });
-    assert_eq!(as_doctor, want);
+    // A snapshot is written on a blocking thread, as the node writes it.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let reader = env.store.open_reader().unwrap();
+                let take = |contents: snapshot::Contents, after: Option<&snapshot::Cursor>| {
+                    let mut items = Vec::new();
+                    snapshot::write(&reader, &contents, NODE, after, |i| {
+                        items.push(i.clone());
+                        true
+                    })
+                    .unwrap();
+                    items
+                };
+                // What a doctor's holds: every active account, schedules, patients, their appointments,
+                // reports.
+                let doctors = snapshot::Contents {
+                    practitioners: Some(false),
+                    schedules: true,
+                    patients: true,
+                    appointments: Some(appointments::Scope::Practitioner(doc.id)),
+                    reports: true,
+                };
+                let as_doctor = take(doctors, None);
+                let mut staff_list = vec![doc.clone(), rita.clone()];
+                staff_list.sort_by_key(|p| p.id);
+                let mut appts = vec![own.clone(), by_kiosk.clone()];
+                appts.sort_by_key(|a| a.id);
+                let mut want = vec![SnapshotItem::Begin { event_id: event }];
+                want.extend(staff_list.into_iter().map(SnapshotItem::Practitioner));
+                want.push(SnapshotItem::Schedule(schedule.clone()));
+                want.push(SnapshotItem::Patient(p.clone()));
+                want.extend(appts.into_iter().map(SnapshotItem::Appointment));
+                want.push(SnapshotItem::Report(report.clone()));
+                want.push(SnapshotItem::End { records: 7 });
+                assert_eq!(as_doctor, want);
 
-    // Active doctors only, schedules, one kiosk's bookings; no patients, no reports.
-    let as_kiosk = take(
-        snapshot::Contents {
-            practitioners: Some(true),
-            schedules: true,
-            patients: false,
-            appointments: Some(appointments::Scope::Kiosk(kiosk)),
-            reports: false,
-        },
-        None,
-    );
-    assert_eq!(
-        as_kiosk,
-        vec![
-            SnapshotItem::Begin { event_id: event },
-            SnapshotItem::Practitioner(doc.clone()),
-            SnapshotItem::Schedule(schedule),
-            SnapshotItem::Appointment(by_kiosk),
-            SnapshotItem::End { records: 3 },
-        ]
-    );
-    // Resuming after a record starts after it.
-    let cursor = snapshot::Cursor::parse(&format!("patient:{}", p.id)).unwrap();
-    let resumed = take(doctors, Some(&cursor));
-    assert_eq!(resumed.len(), 1 + 2 + 1 + 1);
-    assert!(matches!(resumed[1], SnapshotItem::Appointment(_)));
-    // Nothing at all; and one patient's appointments, everyone's.
-    let nothing = snapshot::Contents {
-        practitioners: None,
-        schedules: false,
-        patients: false,
-        appointments: None,
-        reports: false,
-    };
-    assert_eq!(
-        take(nothing, None),
-        vec![
-            SnapshotItem::Begin { event_id: event },
-            SnapshotItem::End { records: 0 },
-        ]
-    );
-    let by_patient = take(
-        snapshot::Contents {
-            appointments: Some(appointments::Scope::Patient(p.id)),
-            ..nothing
-        },
-        None,
-    );
-    assert_eq!(by_patient.len(), 2 + 2);
-    let other = take(
-        snapshot::Contents {
-            appointments: Some(appointments::Scope::Patient(PatientId::new())),
-            ..nothing
-        },
-        None,
-    );
-    assert_eq!(other.len(), 2);
+                // Active doctors only, schedules, one kiosk's bookings; no patients, no reports.
+                let as_kiosk = take(
+                    snapshot::Contents {
+                        practitioners: Some(true),
+                        schedules: true,
+                        patients: false,
+                        appointments: Some(appointments::Scope::Kiosk(kiosk)),
+                        reports: false,
+                    },
+                    None,
+                );
+                assert_eq!(
+                    as_kiosk,
+                    vec![
+                        SnapshotItem::Begin { event_id: event },
+                        SnapshotItem::Practitioner(doc.clone()),
+                        SnapshotItem::Schedule(schedule),
+                        SnapshotItem::Appointment(by_kiosk),
+                        SnapshotItem::End { records: 3 },
+                    ]
+                );
+                // Resuming after a record starts after it.
+                let cursor = snapshot::Cursor::parse(&format!("patient:{}", p.id)).unwrap();
+                let resumed = take(doctors, Some(&cursor));
+                assert_eq!(resumed.len(), 1 + 2 + 1 + 1);
+                assert!(matches!(resumed[1], SnapshotItem::Appointment(_)));
+                // Nothing at all; and one patient's appointments, everyone's.
+                let nothing = snapshot::Contents {
+                    practitioners: None,
+                    schedules: false,
+                    patients: false,
+                    appointments: None,
+                    reports: false,
+                };
+                assert_eq!(
+                    take(nothing, None),
+                    vec![
+                        SnapshotItem::Begin { event_id: event },
+                        SnapshotItem::End { records: 0 },
+                    ]
+                );
+                let by_patient = take(
+                    snapshot::Contents {
+                        appointments: Some(appointments::Scope::Patient(p.id)),
+                        ..nothing
+                    },
+                    None,
+                );
+                assert_eq!(by_patient.len(), 2 + 2);
+                let other = take(
+                    snapshot::Contents {
+                        appointments: Some(appointments::Scope::Patient(PatientId::new())),
+                        ..nothing
+                    },
+                    None,
+                );
+                assert_eq!(other.len(), 2);
+            })
+            .join()
+            .unwrap();
+    });
     // A reader of its own reads one state between begin and end, whatever commits meanwhile.
     // (Blocking, so off the async thread, as the node uses it.)
     let store = env.store.clone();

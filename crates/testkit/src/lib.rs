@@ -1,7 +1,8 @@
 //! What CareBridge's tests share, whichever crate they test: a `carebridge-node` run as a real
 //! process (so it can be SIGKILLed and restarted on its address and data dir), waiting on a
 //! condition with a deadline (never on time alone), free loopback ports, a log to capture, and real
-//! servers of a test's own: a PACS ([`pacs`]) and an SMTP server ([`smtp`]).
+//! servers of a test's own: a PACS ([`pacs`]), an SMTP server ([`smtp`]) and a PostgreSQL
+//! database ([`postgres`]).
 //!
 //! A dev-dependency of `carebridge-core`, `carebridge-server` and the app (`tests/e2e`, the
 //! live-loop bench). Helpers that only one crate's tests need (the node's HTTP and SSE client,
@@ -11,6 +12,7 @@ mod log;
 mod node_process;
 pub mod pacs;
 mod port;
+pub mod postgres;
 pub mod smtp;
 mod wait;
 

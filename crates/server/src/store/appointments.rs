@@ -1,12 +1,12 @@
 //! Appointment rows and queries.
 
+use crate::store::sql::{OptionalExtension, Row, params};
 use carebridge_protocol::appointment::{
     Appointment, AppointmentQuery, AppointmentStatus, BookedBy,
 };
 use carebridge_protocol::{AppointmentId, KioskDeviceId, PatientId, PractitionerId};
 use chrono::{DateTime, Utc};
 use rand::Rng;
-use crate::store::sql::{OptionalExtension, Row, params};
 
 use crate::store::sql::Value;
 

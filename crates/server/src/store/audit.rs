@@ -5,12 +5,12 @@
 use carebridge_protocol::audit::checkpoint::{AuditCheckpoint, Trail, TrailError, TrailVerifier};
 use std::collections::HashMap;
 
+use crate::store::sql::{Dialect, OptionalExtension, Row, params};
 use carebridge_protocol::PatientId;
 use carebridge_protocol::audit::{
     AuditEntry, AuditLine, AuditQuery, AuditRecord, ChainError, ChainVerifier, Outcome,
 };
 use chrono::{DateTime, Utc};
-use crate::store::sql::{Dialect, OptionalExtension, Row, params};
 
 use crate::store::{StoreError, Tx, WriteCtx, genesis, keys};
 
@@ -78,8 +78,9 @@ const COLUMNS: &str =
 
 /// The filters of [`list`] and [`count`]: `?1`, `?2` and `?4`–`?9` as [`list`] binds them.
 ///
-/// Each filter is present in the statement whether used or not (`?n IS NULL OR …`), so there
-/// is one statement to cache; SQLite drops the unused branches when it binds NULL. Times are
+/// Each filter is present in the statement whether used or not (`(… OR ?n IS NULL)`, in that
+/// order: PostgreSQL takes a placeholder's type from its first use, which `IS NULL` does not
+/// give), so there is one statement to cache. Times are
 /// stored as RFC 3339 in UTC with as many digits as they need ("…T12:00:00Z",
 /// "…T12:00:00.25Z"), whose text order is not the time order: both sides are compared in one
 /// form, to the millisecond.
@@ -93,16 +94,16 @@ fn filter(dialect: Dialect) -> String {
     };
     format!(
         "seq > ?1 AND seq < ?2
-       AND (?3 IS NULL OR entity = ?3)
-       AND (?4 IS NULL OR actor = ?4)
-       AND (?5 IS NULL OR action = ?5 OR substr(action, 1, length(?5) + 1) = ?5 || '.')
-       AND (?6 IS NULL OR entity IN (
+       AND (entity = ?3 OR ?3 IS NULL)
+       AND (actor = ?4 OR ?4 IS NULL)
+       AND (action = ?5 OR substr(action, 1, length(?5) + 1) = ?5 || '.' OR ?5 IS NULL)
+       AND (entity IN (
              SELECT 'patient/' || ?6
              UNION ALL SELECT 'appointment/' || id FROM appointments WHERE patient_id = ?6
              UNION ALL SELECT 'report/' || id FROM reports WHERE patient_id = ?6
-             UNION ALL SELECT 'transmission/' || id FROM transmissions WHERE patient_id = ?6))
-       AND (?7 IS NULL OR {at} >= ?7)
-       AND (?8 IS NULL OR {at} < ?8)"
+             UNION ALL SELECT 'transmission/' || id FROM transmissions WHERE patient_id = ?6) OR ?6 IS NULL)
+       AND ({at} >= ?7 OR ?7 IS NULL)
+       AND ({at} < ?8 OR ?8 IS NULL)"
     )
 }
 

@@ -1,11 +1,11 @@
 //! Patients' documents: one row per document (its patient, title and tags) and one per version
 //! (the file as it was added, kept whole).
 
+use crate::store::sql::{OptionalExtension, Row, params};
 use carebridge_protocol::document::{
     DocumentId, DocumentMedia, DocumentVersion, PatientDocument, title_key,
 };
 use carebridge_protocol::{PatientId, PractitionerId};
-use crate::store::sql::{OptionalExtension, Row, params};
 
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
@@ -185,7 +185,7 @@ pub fn content(
 ) -> Result<Option<(DocumentVersion, Vec<u8>)>, StoreError> {
     let mut stmt = tx.conn().prepare_cached(&format!(
         "SELECT {VERSION_COLUMNS}, content FROM document_versions
-         WHERE document_id = ?1 AND (?2 IS NULL OR version = ?2)
+         WHERE document_id = ?1 AND (version = ?2 OR ?2 IS NULL)
          ORDER BY version DESC LIMIT 1"
     ))?;
     let mut rows = stmt.query(params![id.to_string(), version])?;

@@ -2,8 +2,8 @@
 //! Rows are appended by [`super::WriteCtx::emit`], in the transaction of the change they
 //! describe.
 
-use carebridge_protocol::event::EventKind;
 use crate::store::sql::{Dialect, params};
+use carebridge_protocol::event::EventKind;
 
 use crate::events::Audience;
 use crate::store::{StoreError, Tx, WriteCtx};
@@ -69,7 +69,9 @@ pub fn forget_received(w: &WriteCtx<'_>, name: &str) -> Result<usize, StoreError
             Dialect::Sqlite => {
                 "DELETE FROM events WHERE kind = ?1 AND json_extract(data, '$.name') = ?2"
             }
-            Dialect::Postgres => "DELETE FROM events WHERE kind = ?1 AND data::jsonb ->> 'name' = ?2",
+            Dialect::Postgres => {
+                "DELETE FROM events WHERE kind = ?1 AND data::jsonb ->> 'name' = ?2"
+            }
         },
         params![EventKind::ReceivedReports.as_str(), name],
     )?)

@@ -1,12 +1,12 @@
 //! Imaging: patients' medical record numbers, orders with their accession numbers, the studies
 //! the PACS announced, and the position in the PACS's change feed.
 
+use crate::store::sql::{OptionalExtension, Row, params};
 use carebridge_protocol::imaging::{
     ImagingOrder, ImagingOrderId, ImagingStudy, ImagingStudyId, Modality, OrderStatus, StudyMatch,
 };
 use carebridge_protocol::{PatientId, PractitionerId};
 use chrono::NaiveDate;
-use crate::store::sql::{OptionalExtension, Row, params};
 
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
@@ -402,9 +402,9 @@ pub fn refresh_study(
             "UPDATE imaging_studies SET pacs_id = ?2, preview_instance = ?3, modalities = ?4,
                  description = ?5, study_date = ?6, series_count = ?7, instance_count = ?8,
                  version = version + 1
-             WHERE study_uid = ?1 AND (pacs_id IS NOT ?2 OR preview_instance IS NOT ?3
-                 OR modalities IS NOT ?4 OR description IS NOT ?5 OR study_date IS NOT ?6
-                 OR series_count IS NOT ?7 OR instance_count IS NOT ?8)",
+             WHERE study_uid = ?1 AND (pacs_id IS DISTINCT FROM ?2 OR preview_instance IS DISTINCT FROM ?3
+                 OR modalities IS DISTINCT FROM ?4 OR description IS DISTINCT FROM ?5 OR study_date IS DISTINCT FROM ?6
+                 OR series_count IS DISTINCT FROM ?7 OR instance_count IS DISTINCT FROM ?8)",
         )?
         .execute(params![
             uid,

@@ -1,8 +1,8 @@
 //! Kiosk devices and the patients who identified at them.
 
+use crate::store::sql::{OptionalExtension, Row, params};
 use carebridge_protocol::kiosk::KioskDevice;
 use carebridge_protocol::{KioskDeviceId, PatientId};
-use crate::store::sql::{OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 
 use chrono::{DateTime, Utc};

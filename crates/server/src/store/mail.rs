@@ -3,8 +3,8 @@
 //! commit, retried while the server cannot take it. Its text is cleared once it is sent, failed
 //! for good, or discarded because what it carries (a code) ran out first.
 
-use chrono::{DateTime, Utc};
 use crate::store::sql::params;
+use chrono::{DateTime, Utc};
 
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 

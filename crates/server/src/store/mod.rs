@@ -685,7 +685,9 @@ fn writer_loop(
         let mut frames = Vec::new();
         let begin = match conn.dialect() {
             // Take the write lock at once, not at the first write (which could then fail busy).
-            sql::Dialect::Sqlite => conn.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from),
+            sql::Dialect::Sqlite => conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(StoreError::from),
             // Other processes write to the same database: the batch appends to the one audit
             // chain after whatever they committed.
             sql::Dialect::Postgres => pg::begin_batch(&conn).and_then(|()| {

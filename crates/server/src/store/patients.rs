@@ -1,10 +1,10 @@
 //! Patient records: rows, search, and the duplicate check.
 
+use crate::store::sql::{OptionalExtension, Row, params};
 use carebridge_protocol::PatientId;
 use carebridge_protocol::patient::{Patient, PatientSearch, search_key};
 use chrono::NaiveDate;
 use rand::Rng;
-use crate::store::sql::{OptionalExtension, Row, params};
 
 use crate::store::sql::Value;
 

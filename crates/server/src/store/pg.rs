@@ -55,7 +55,9 @@ pub(super) fn connect(url: &str, role: Role) -> Result<Conn, StoreError> {
 
 /// Runs `f` on a thread of its own and waits for it: the blocking client must not run on an
 /// async thread, and opening a store is called from both kinds.
-pub(super) fn off_async<T: Send>(f: impl FnOnce() -> Result<T, StoreError> + Send) -> Result<T, StoreError> {
+pub(super) fn off_async<T: Send>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send,
+) -> Result<T, StoreError> {
     std::thread::scope(|s| {
         s.spawn(f)
             .join()
@@ -100,7 +102,10 @@ fn migrate_locked(conn: &Conn) -> Result<(), StoreError> {
         let applied = (|| -> Result<(), DbError> {
             conn.execute_batch("BEGIN")?;
             conn.execute_batch(sql)?;
-            conn.execute("INSERT INTO schema_version (version) VALUES (?1)", [version])?;
+            conn.execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                [version],
+            )?;
             conn.execute_batch("COMMIT")
         })();
         if let Err(e) = applied {

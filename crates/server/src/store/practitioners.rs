@@ -1,8 +1,8 @@
 //! Staff accounts as stored (password hashes come from `crate::practitioner`).
 
+use crate::store::sql::{OptionalExtension, Row, params};
 use carebridge_protocol::PractitionerId;
 use carebridge_protocol::practitioner::{Practitioner, Role};
-use crate::store::sql::{OptionalExtension, Row, params};
 
 use crate::store::{StoreError, Tx, WriteCtx};
 
@@ -37,7 +37,7 @@ pub fn get(tx: &Tx<'_>, id: PractitionerId) -> Result<Option<Practitioner>, Stor
 /// Lists accounts, optionally of one role, by display name.
 pub fn list(tx: &Tx<'_>, role: Option<Role>) -> Result<Vec<Practitioner>, StoreError> {
     let mut st = tx.conn().prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM practitioners WHERE ?1 IS NULL OR role = ?1 ORDER BY display_name, id"
+        "SELECT {COLUMNS} FROM practitioners WHERE role = ?1 OR ?1 IS NULL ORDER BY display_name, id"
     ))?;
     let mut rows = st.query([role.map(Role::as_str)])?;
     let mut out = Vec::new();

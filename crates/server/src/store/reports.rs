@@ -1,12 +1,12 @@
 //! Report rows: the current state in `reports`, each signed revision in `report_revisions`
 //! (which triggers keep immutable).
 
+use crate::store::sql::Value;
+use crate::store::sql::{Row, params};
 use carebridge_protocol::report::{
     Report, ReportContent, ReportQuery, ReportRevision, ReportSignature, ReportStatus,
 };
 use carebridge_protocol::{PatientId, PractitionerId, ReportId};
-use crate::store::sql::Value;
-use crate::store::sql::{Row, params};
 
 use crate::store::search::{self, Found, Page, Span, Where, order_by};
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
@@ -165,7 +165,7 @@ pub fn list(tx: &Tx<'_>, q: &ReportQuery) -> Result<Vec<Report>, StoreError> {
     let since = q.changed_since.map_or(i64::MIN, |t| t.timestamp_millis());
     let mut st = tx.conn().prepare_cached(&format!(
         "SELECT {COLUMNS} FROM reports
-         WHERE (?1 IS NULL OR patient_id = ?1) AND updated_at >= ?2
+         WHERE (patient_id = ?1 OR ?1 IS NULL) AND updated_at >= ?2
          ORDER BY updated_at DESC, id DESC LIMIT ?3"
     ))?;
     let mut rows = st.query(params![q.patient_id.map(|p| p.to_string()), since, limit])?;
@@ -280,7 +280,7 @@ pub fn revisions_after(
                 v.author_id, v.author_name, v.signature
          FROM report_revisions v JOIN reports r ON r.id = v.report_id
          WHERE (v.report_id, v.revision) > (?1, ?2)
-           AND (?3 IS NULL OR r.updated_at >= ?3) AND (?4 IS NULL OR r.updated_at < ?4)
+           AND (r.updated_at >= ?3 OR ?3 IS NULL) AND (r.updated_at < ?4 OR ?4 IS NULL)
          ORDER BY v.report_id, v.revision LIMIT ?5",
     )?;
     let (id, n) = after.map_or((String::new(), 0), |(r, n)| (r.to_string(), n));

@@ -1,9 +1,9 @@
 //! Doctors' schedules and absences as stored, and the appointments that occupy their time.
 
+use crate::store::sql::{Row, params};
 use carebridge_protocol::PractitionerId;
 use carebridge_protocol::schedule::{Absence, Schedule};
 use chrono::{DateTime, Utc};
-use crate::store::sql::{Row, params};
 
 use carebridge_protocol::slots::{Occupied, Span};
 

@@ -3,8 +3,8 @@
 //! The searches serve FHIR's (`/fhir/R4`): filters ANDed, sorts by named keys, a page by offset,
 //! and the total across every page.
 
-use chrono::{DateTime, Utc};
 use crate::store::sql::Value;
+use chrono::{DateTime, Utc};
 
 /// Which part of the matches to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl Where {
     /// `column IN (…)` over `values`; with none, nothing matches.
     pub fn any_of(&mut self, column: &str, values: &[String]) {
         if values.is_empty() {
-            self.and("0", []);
+            self.and("1 = 0", []);
             return;
         }
         let marks = vec!["?"; values.len()].join(", ");
@@ -104,7 +104,7 @@ impl Where {
 pub(in crate::store) fn either(w: &mut Where, a: (&str, Vec<String>), b: (&str, Vec<String>)) {
     let side = |(column, values): &(&str, Vec<String>)| {
         if values.is_empty() {
-            "0".to_owned()
+            "1 = 0".to_owned()
         } else {
             format!("{column} IN ({})", vec!["?"; values.len()].join(", "))
         }
@@ -129,7 +129,9 @@ pub(in crate::store) fn run<T>(
     let where_sql = filter.sql();
     let total: i64 = conn
         .prepare_cached(&format!("SELECT COUNT(*) FROM {from} WHERE {where_sql}"))?
-        .query_row(crate::store::sql::params_from_iter(filter.args()), |r| r.get(0))?;
+        .query_row(crate::store::sql::params_from_iter(filter.args()), |r| {
+            r.get(0)
+        })?;
     let items = if page.count > 0 {
         page_only(tx, columns, from, filter, order, page, decode)?
     } else {

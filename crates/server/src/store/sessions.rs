@@ -1,8 +1,8 @@
 //! Bearer-token sessions as stored: only a token's SHA-256 (see `crate::session`).
 
+use crate::store::sql::params;
 use carebridge_protocol::practitioner::Role;
 use chrono::{DateTime, Utc};
-use crate::store::sql::params;
 use uuid::Uuid;
 
 use crate::events::Viewer;

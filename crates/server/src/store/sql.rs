@@ -33,6 +33,14 @@ pub enum DbError {
     /// PostgreSQL failed (or the connection to it did).
     #[error("{}", postgres_text(.0))]
     Postgres(#[from] postgres::Error),
+    /// PostgreSQL refused a statement of the store's (a dialect difference: a bug).
+    #[error("{}: {sql}", postgres_text(.source))]
+    Statement {
+        /// The statement, as sent.
+        sql: String,
+        /// PostgreSQL's answer.
+        source: postgres::Error,
+    },
     /// A query that must return a row returned none.
     #[error("the query returned no row")]
     NoRow,
@@ -254,8 +262,8 @@ macro_rules! array_params {
     )*};
 }
 array_params!(
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-    26, 27, 28, 29, 30, 31, 32
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+    27, 28, 29, 30, 31, 32
 );
 
 /// Parameters from an iterator of values, for a statement built at run time.
@@ -334,7 +342,10 @@ impl FromValue for f64 {
     fn from_value(v: &Value, column: usize) -> Result<Self, DbError> {
         match v {
             Value::Real(f) => Ok(*f),
-            #[expect(clippy::cast_precision_loss, reason = "SQL's own integer-to-real reading")]
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "SQL's own integer-to-real reading"
+            )]
             Value::Integer(i) => Ok(*i as f64),
             v => wrong(v, column, "a real number"),
         }
@@ -397,13 +408,13 @@ impl Row {
                 ValueRef::Null => Value::Null,
                 ValueRef::Integer(i) => Value::Integer(i),
                 ValueRef::Real(f) => Value::Real(f),
-                ValueRef::Text(t) => Value::Text(
-                    String::from_utf8(t.to_vec()).map_err(|_| DbError::Type {
+                ValueRef::Text(t) => {
+                    Value::Text(String::from_utf8(t.to_vec()).map_err(|_| DbError::Type {
                         column: i,
                         wanted: "text",
                         found: "bytes that are not UTF-8",
-                    })?,
-                ),
+                    })?)
+                }
                 ValueRef::Blob(b) => Value::Blob(b.to_vec()),
             });
         }
@@ -517,7 +528,9 @@ impl Statement<'_> {
                 RowSource::Sqlite(st.query(rusqlite::params_from_iter(values))?)
             }
             StatementInner::Postgres { conn, statement } => RowSource::Postgres(
-                conn.client().query(&*statement, &bind(&values))?.into_iter(),
+                conn.client()
+                    .query(&*statement, &bind(&values))?
+                    .into_iter(),
             ),
         };
         Ok(Rows {
@@ -582,20 +595,28 @@ impl PgConn {
     /// The client itself, for what only PostgreSQL has (LISTEN, COPY).
     pub fn client(&self) -> std::cell::RefMut<'_, postgres::Client> {
         std::cell::RefMut::map(self.client.borrow_mut(), |c| {
-            c.as_mut().expect("a connection keeps its client until dropped")
+            c.as_mut()
+                .expect("a connection keeps its client until dropped")
         })
     }
 
     /// Whether the connection has been lost.
     pub fn is_closed(&self) -> bool {
-        self.client.borrow().as_ref().is_none_or(postgres::Client::is_closed)
+        self.client
+            .borrow()
+            .as_ref()
+            .is_none_or(postgres::Client::is_closed)
     }
 
     fn prepare(&self, sql: &str) -> Result<postgres::Statement, DbError> {
         if let Some(st) = self.statements.borrow().get(sql) {
             return Ok(st.clone());
         }
-        let st = self.client().prepare(&to_postgres(sql))?;
+        let text = to_postgres(sql);
+        let st = self
+            .client()
+            .prepare(&text)
+            .map_err(|source| DbError::Statement { sql: text, source })?;
         let mut cache = self.statements.borrow_mut();
         // Statements built at run time (searches) vary without end: keep the cache bounded.
         if cache.len() >= 512 {
@@ -780,8 +801,14 @@ impl ToSql for Value {
                 }
             }
             Self::Text(s) => {
-                if [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME, Type::UNKNOWN]
-                    .contains(ty)
+                if [
+                    Type::TEXT,
+                    Type::VARCHAR,
+                    Type::BPCHAR,
+                    Type::NAME,
+                    Type::UNKNOWN,
+                ]
+                .contains(ty)
                 {
                     s.as_str().to_sql(&Type::TEXT, out)
                 } else {

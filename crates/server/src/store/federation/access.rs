@@ -6,12 +6,12 @@
 //! (`access_reads`). The requesting side (B) keeps its doctors' requests and, once granted, the
 //! token (`remote_access`; the database is encrypted as a whole).
 
+use crate::store::sql::{OptionalExtension, Row, params};
 use carebridge_protocol::PatientId;
 use carebridge_protocol::federation::access::{
     AccessPurpose, AccessRead, AccessState, GrantedPatient, IncomingAccess, RemoteAccess,
 };
 use chrono::{DateTime, Utc};
-use crate::store::sql::{OptionalExtension, Row, params};
 
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
@@ -591,7 +591,7 @@ pub fn remote_for_patient(
 ) -> Result<Vec<RemoteAccess>, StoreError> {
     let mut st = tx.conn.prepare_cached(&format!(
         "SELECT {REMOTE_COLUMNS} FROM remote_access
-         WHERE patient_id = ?1 AND (?2 IS NULL OR practitioner_id = ?2)
+         WHERE patient_id = ?1 AND (practitioner_id = ?2 OR ?2 IS NULL)
          ORDER BY created_at DESC, id"
     ))?;
     let mut rows = st.query(params![patient.to_string(), doctor])?;

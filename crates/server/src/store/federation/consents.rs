@@ -1,8 +1,8 @@
 //! Patients' consents to share their reports with a peer, as stored.
 
+use crate::store::sql::params;
 use carebridge_protocol::PatientId;
 use carebridge_protocol::federation::payload::Consent;
-use crate::store::sql::params;
 
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 

@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
+use crate::store::sql::{OptionalExtension, Row, params};
 use carebridge_protocol::federation::envelope::MessageType;
 use carebridge_protocol::federation::payload::{MedicalReports, ReceivedReports};
 use chrono::{DateTime, Utc};
 use ed25519_dalek::VerifyingKey;
-use crate::store::sql::{OptionalExtension, Row, params};
 
 use crate::store::federation::peers;
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
@@ -20,10 +20,7 @@ fn keys(tx: &Tx<'_>) -> Result<HashMap<String, VerifyingKey>, StoreError> {
         .collect())
 }
 
-fn from_row(
-    keys: &HashMap<String, VerifyingKey>,
-    r: &Row,
-) -> Result<ReceivedReports, StoreError> {
+fn from_row(keys: &HashMap<String, VerifyingKey>, r: &Row) -> Result<ReceivedReports, StoreError> {
     let source: String = r.get(1)?;
     let payload: Vec<u8> = r.get(3)?;
     let content: MedicalReports = serde_json::from_slice(&payload)?;

@@ -7,12 +7,12 @@
 //! hashes, every checked chunk until the record is whole (`transfer_chunks_in`), and then the
 //! record as it arrived, beside the patient it was imported as.
 
+use crate::store::sql::{OptionalExtension as _, Row, params};
 use carebridge_protocol::PatientId;
 use carebridge_protocol::federation::transfer::{
     IdentityDocument, PatientTransfer, TransferManifest, TransferState, TransferredRecord,
 };
 use chrono::{DateTime, Utc};
-use crate::store::sql::{OptionalExtension as _, Row, params};
 
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 

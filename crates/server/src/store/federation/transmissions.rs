@@ -1,11 +1,11 @@
 //! The outbox of transmissions to peers as stored, with what the delivery worker needs: the
 //! sealed envelope, the attempts, when the next is due, the receipt.
 
+use crate::store::sql::{OptionalExtension as _, Row, params};
 use carebridge_protocol::PatientId;
 use carebridge_protocol::federation::envelope::MessageType;
 use carebridge_protocol::federation::payload::{Transmission, TransmissionState};
 use chrono::{DateTime, Utc};
-use crate::store::sql::{OptionalExtension as _, Row, params};
 
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
@@ -63,7 +63,7 @@ pub fn list(
     limit: u32,
 ) -> Result<Vec<Transmission>, StoreError> {
     let mut st = tx.conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM transmissions WHERE (?1 IS NULL OR patient_id = ?1)
+        "SELECT {COLUMNS} FROM transmissions WHERE (patient_id = ?1 OR ?1 IS NULL)
          ORDER BY created_at DESC, id DESC LIMIT ?2"
     ))?;
     let mut rows = st.query(params![patient.map(|p| p.to_string()), i64::from(limit)])?;
@@ -210,7 +210,7 @@ pub fn record_receipt(
         .is_some_and(|t| t.unkept_field().is_some());
     w.conn.execute(
         "UPDATE transmissions SET receipt = ?2, acknowledged_at = ?3,
-             envelope = CASE WHEN ?4 THEN x'' ELSE envelope END
+             envelope = CASE WHEN ?4 = 1 THEN substr(envelope, 1, 0) ELSE envelope END
          WHERE id = ?1",
         params![
             id.to_string(),

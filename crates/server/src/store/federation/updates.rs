@@ -1,9 +1,9 @@
 //! Admin updates as stored: those that arrived (`in`, on a hospital) and those sent (`out`,
 //! on an insurer), and who acknowledged each.
 
+use crate::store::sql::{OptionalExtension, Row, params};
 use carebridge_protocol::federation::payload::{AdminUpdate, AdminUpdateMessage, UpdateAudience};
 use chrono::{DateTime, Utc};
-use crate::store::sql::{OptionalExtension, Row, params};
 
 use crate::store::{StoreError, Tx, WriteCtx, from_millis};
 
