@@ -4,7 +4,7 @@
 # The cluster lives in a fresh temporary directory, listens only on a Unix socket there (no TCP
 # port to collide with another run or the system's own PostgreSQL), and is stopped and removed
 # when the command ends, whatever its outcome. The command gets its address as
-# CAREBRIDGE_TEST_POSTGRES, a URL for a superuser that may create a database per test.
+# TEST_POSTGRES_URL, a URL for a superuser that may create a database per test.
 #
 # initdb and pg_ctl refuse to run as root: as root, the cluster runs as the `postgres` user
 # (Debian's package creates it); otherwise as the caller.
@@ -49,5 +49,6 @@ trap stop EXIT
 	-o "-c listen_addresses='' -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
 	start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
 
-export CAREBRIDGE_TEST_POSTGRES="postgres://carebridge@%2F${dir//\//%2F}/postgres"
+# Not CAREBRIDGE_…: the node reads every such variable as its own configuration.
+export TEST_POSTGRES_URL="postgres://carebridge@%2F${dir//\//%2F}/postgres"
 "$@"

@@ -27,6 +27,7 @@ async fn a_nodes_answers_and_events_decode_into_protocol_types()
             time_zone: "Europe/Amsterdam".into(),
             admin_username: "admin".into(),
             admin_password: demo::ADMIN_PASSWORD.into(),
+            database_url: None,
         },
         &SystemClock,
     )?;

@@ -1893,6 +1893,7 @@ async fn peered(
         time_zone: "Europe/Amsterdam".into(),
         admin_username: "admin".into(),
         admin_password: demo::ADMIN_PASSWORD.into(),
+        database_url: None,
     };
     let other_config = init(dir, &options, &SystemClock).unwrap();
     let mut hospital_config = NodeConfig::load(Some(&hospital_dir.join(CONFIG_FILE))).unwrap();

@@ -134,6 +134,8 @@ pub struct NodeConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Logging (the level is `CAREBRIDGE_LOG`, an `EnvFilter` directive).
     pub log: LogConfig,
+    /// The database: the encrypted SQLite file in `data_dir` (default), or PostgreSQL.
+    pub database: DatabaseConfig,
     /// Imaging: the PACS (Orthanc) whose studies the node follows. Off when absent.
     pub imaging: Option<ImagingConfig>,
     /// E-mail: the SMTP server the node sends through (a patient's one-time codes). Off when
@@ -349,6 +351,16 @@ impl MailConfig {
     }
 }
 
+/// Where the node keeps its records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// A PostgreSQL database, `postgres://user:password@host/db` (or
+    /// `CAREBRIDGE_DATABASE__URL`): for several node processes on one database. Absent: the
+    /// encrypted SQLite file `carebridge.db` in `data_dir`, for a node of one process.
+    pub url: Option<String>,
+}
+
 /// How the node logs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -401,6 +413,7 @@ impl Default for NodeConfig {
             inbox_refusals_per_minute: 30,
             metrics_listen: None,
             log: LogConfig::default(),
+            database: DatabaseConfig::default(),
             imaging: None,
             mail: None,
             access: AccessPolicy::default(),

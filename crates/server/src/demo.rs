@@ -610,6 +610,7 @@ pub fn init_options(time_zone: &str) -> crate::node::InitOptions {
         time_zone: time_zone.into(),
         admin_username: "admin".into(),
         admin_password: ADMIN_PASSWORD.into(),
+        database_url: None,
     }
 }
 

@@ -156,6 +156,10 @@ struct InitArgs {
     /// The first admin's username.
     #[arg(long, default_value = "admin")]
     admin_username: String,
+    /// Keep the records in this PostgreSQL database (`postgres://user:password@host/db`)
+    /// rather than an encrypted file in the data directory; written to node.toml.
+    #[arg(long, env = "CAREBRIDGE_DATABASE__URL")]
+    database_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -402,10 +406,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 time_zone: a.time_zone,
                 admin_username: a.admin_username,
                 admin_password: password,
+                database_url: a.database_url,
             };
             let cfg = init(&a.data_dir, &opts, &SystemClock)?;
             println!("Initialised node {} in {}", cfg.name, a.data_dir.display());
-            println!("  database: {} (encrypted)", cfg.db_path().display());
+            match &cfg.database.url {
+                Some(_) => println!("  database: PostgreSQL (named in node.toml)"),
+                None => println!("  database: {} (encrypted)", cfg.db_path().display()),
+            }
             println!(
                 "  key file: {} — back it up separately; without it no backup can be read",
                 cfg.key_path().display()
@@ -437,8 +445,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => audit_checkpoint_export(&a),
         Command::Keys(a) => {
             let cfg = a.location.load()?;
-            let key = load_key(&cfg)?;
-            let reader = Reader::open(&cfg.db_path(), &key)?;
+            let reader = carebridge_server::node::open_reader(&cfg)?;
             let id = carebridge_server::identity::identity(&reader.tx(), &cfg, &a.url)?;
             println!("{}", serde_json::to_string_pretty(&id)?);
             // For people to compare over the phone; stderr keeps stdout the document alone.
@@ -589,7 +596,6 @@ fn peer_add(a: PeerAddArgs) -> anyhow::Result<()> {
 fn audit_verify(a: &VerifyArgs) -> anyhow::Result<()> {
     use carebridge_protocol::audit::checkpoint::TrailError;
     let cfg = a.location.load()?;
-    let key = load_key(&cfg)?;
     let exported = match &a.checkpoints {
         None => Vec::new(),
         Some(f) => carebridge_server::audit::read_exported(
@@ -597,7 +603,7 @@ fn audit_verify(a: &VerifyArgs) -> anyhow::Result<()> {
         )
         .with_context(|| format!("reading {}", f.display()))?,
     };
-    let reader = Reader::open(&cfg.db_path(), &key)?;
+    let reader = carebridge_server::node::open_reader(&cfg)?;
     match carebridge_server::store::audit::verify_trail(&reader.tx(), exported)? {
         Ok(t) => {
             println!("audit chain OK: {} entries, head {}", t.entries, t.head);
@@ -622,8 +628,7 @@ fn audit_checkpoint_export(a: &CheckpointArgs) -> anyhow::Result<()> {
         bail!("say what to do: --export");
     }
     let cfg = a.location.load()?;
-    let key = load_key(&cfg)?;
-    let reader = Reader::open(&cfg.db_path(), &key)?;
+    let reader = carebridge_server::node::open_reader(&cfg)?;
     let tx = reader.tx();
     let (signing, _) = carebridge_server::store::keys::public_keys(&tx)?;
     let mut list = carebridge_server::store::audit::checkpoints(&tx, a.after, u32::MAX)?;

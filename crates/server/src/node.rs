@@ -102,6 +102,8 @@ pub struct InitOptions {
     pub admin_username: String,
     /// The first admin's password.
     pub admin_password: String,
+    /// A PostgreSQL database to keep the records in, instead of the data directory's file.
+    pub database_url: Option<String>,
 }
 
 /// A running node's shared state.
@@ -177,6 +179,45 @@ pub fn lock_data_dir(dir: &Path) -> Result<fs::File, NodeError> {
     }
 }
 
+/// Opens the node's database, whichever it is, and starts its writer.
+fn open_store(
+    cfg: &NodeConfig,
+    key: &DbKey,
+    clock: Arc<dyn Clock>,
+    hub: Hub,
+) -> Result<Store, NodeError> {
+    Ok(match &cfg.database.url {
+        Some(url) => Store::open_postgres(url, cfg.durability, clock, hub)?,
+        None => Store::open(&cfg.db_path(), key, cfg.durability, clock, hub)?,
+    })
+}
+
+/// A reader of the node's database, whichever it is, for the command line's offline reads.
+pub fn open_reader(cfg: &NodeConfig) -> Result<crate::store::Reader, NodeError> {
+    Ok(match &cfg.database.url {
+        Some(url) => crate::store::Reader::open_postgres(url)?,
+        None => {
+            let db = cfg.db_path();
+            if !db.exists() {
+                return Err(NodeError::NotInitialised(cfg.data_dir.display().to_string()));
+            }
+            crate::store::Reader::open(&db, &load_key(cfg)?)?
+        }
+    })
+}
+
+/// Whether the node's database already holds a node.
+fn initialised(cfg: &NodeConfig) -> Result<bool, NodeError> {
+    match &cfg.database.url {
+        None => Ok(cfg.db_path().exists()),
+        Some(url) => {
+            let reader = crate::store::Reader::open_postgres(url)?;
+            // A database never migrated has no tables yet.
+            Ok(crate::store::initialised(&reader.tx())?)
+        }
+    }
+}
+
 /// Creates a node in `dir`: its key file, encrypted database, signing keys and first admin,
 /// and a `node.toml` naming it.
 pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeConfig, NodeError> {
@@ -198,10 +239,16 @@ pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeCon
         kind: opts.kind,
         time_zone: opts.time_zone.clone(),
         data_dir: dir.to_owned(),
+        database: crate::config::DatabaseConfig {
+            url: opts.database_url.clone(),
+        },
         ..NodeConfig::default()
     };
-    if cfg.db_path().exists() {
-        return Err(NodeError::AlreadyInitialised(dir.display().to_string()));
+    if initialised(&cfg)? {
+        return Err(NodeError::AlreadyInitialised(match cfg.database.url {
+            Some(_) => "the PostgreSQL database".into(),
+            None => dir.display().to_string(),
+        }));
     }
     let key = match std::env::var("CAREBRIDGE_DB_KEY") {
         Ok(k) => DbKey::from_hex(&k)?,
@@ -212,13 +259,7 @@ pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeCon
         }
     };
     let hub = Hub::new(16, 0);
-    let store = Store::open(
-        &cfg.db_path(),
-        &key,
-        cfg.durability,
-        Arc::new(crate::clock::SystemClock),
-        hub,
-    )?;
+    let store = open_store(&cfg, &key, Arc::new(crate::clock::SystemClock), hub)?;
     let now = clock.now();
     let hash = practitioner::hash_password(&opts.admin_password)?;
     let admin = Practitioner {
@@ -270,7 +311,7 @@ pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeCon
     })?;
     drop(store);
     cfg.key_file = None;
-    let toml = format!(
+    let mut toml = format!(
         "# CareBridge node configuration. Every option can also be set as CAREBRIDGE_<OPTION>.\n\
          name = {:?}\nkind = {:?}\ntime_zone = {:?}\nlisten = {:?}\n",
         cfg.name,
@@ -278,6 +319,9 @@ pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeCon
         cfg.time_zone,
         cfg.listen.to_string()
     );
+    if let Some(url) = &cfg.database.url {
+        toml.push_str(&format!("\n[database]\nurl = {url:?}\n"));
+    }
     let cfg_path = dir.join(CONFIG_FILE);
     if !cfg_path.exists() {
         fs::write(&cfg_path, toml).map_err(io(&cfg_path))?;
@@ -290,18 +334,18 @@ impl Node {
     pub fn open(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Arc<Self>, NodeError> {
         config.validate()?;
         let tz = config.tz()?;
-        let db = config.db_path();
-        if !db.exists() {
-            return Err(NodeError::NotInitialised(
-                config.data_dir.display().to_string(),
-            ));
+        if !initialised(&config)? {
+            return Err(NodeError::NotInitialised(match config.database.url {
+                Some(_) => "the PostgreSQL database".into(),
+                None => config.data_dir.display().to_string(),
+            }));
         }
         let lock = lock_data_dir(&config.data_dir)?;
         let key = load_key(&config)?;
         let hub = Hub::new(config.live_buffer as usize, 0);
-        let store = Store::open(&db, &key, config.durability, clock.clone(), hub.clone())?;
+        let store = open_store(&config, &key, clock.clone(), hub.clone())?;
         let (head, signing_key, agreement_key) = {
-            let reader = crate::store::Reader::open(&db, &key)?;
+            let reader = store.open_reader()?;
             let tx = reader.tx();
             let (signing, agreement) = keys::secret_keys(&tx)?;
             (events::head(&tx)?, signing, agreement)

@@ -156,6 +156,7 @@ async fn pair() -> Pair {
             time_zone: "Europe/Amsterdam".into(),
             admin_username: "admin".into(),
             admin_password: demo::ADMIN_PASSWORD.into(),
+            database_url: None,
         },
         &SystemClock,
     )

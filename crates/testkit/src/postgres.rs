@@ -1,5 +1,5 @@
 //! A PostgreSQL database of a test's own, on the throw-away cluster that `make test` starts
-//! (`scripts/with-postgres.sh`, which names it in `CAREBRIDGE_TEST_POSTGRES`).
+//! (`scripts/with-postgres.sh`, which names it in `TEST_POSTGRES_URL`).
 //!
 //! Each [`ScratchDatabase`] is a new, empty database, dropped (its connections ended) when the
 //! value is: tests running together never see each other's rows.
@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The variable naming the test cluster: a URL of a user that may create databases.
-pub const CLUSTER_VARIABLE: &str = "CAREBRIDGE_TEST_POSTGRES";
+pub const CLUSTER_VARIABLE: &str = "TEST_POSTGRES_URL";
 
 /// The test cluster's URL. Panics, saying how to get one, when it is not set: a test that
 /// needs PostgreSQL and silently passed without it would prove nothing.

@@ -785,6 +785,21 @@ pub fn ping(tx: &Tx<'_>) -> Result<(), StoreError> {
     Ok(tx.conn.query_row("SELECT 1", [], |_| Ok(()))?)
 }
 
+/// Whether the database holds a node (`init` has run): its name is recorded.
+pub fn initialised(tx: &Tx<'_>) -> Result<bool, StoreError> {
+    let has_table: bool = tx.conn.query_row(
+        match tx.conn.dialect() {
+            sql::Dialect::Sqlite => {
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'node_meta'"
+            }
+            sql::Dialect::Postgres => "SELECT to_regclass('node_meta') IS NOT NULL",
+        },
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(has_table && meta(tx, "name")?.is_some())
+}
+
 /// Reads a value of the `node_meta` table.
 pub fn meta(tx: &Tx<'_>, key: &str) -> Result<Option<String>, StoreError> {
     Ok(tx

@@ -51,6 +51,7 @@ pub fn init_dir_named(dir: &Path, name: &str) -> carebridge_server::NodeConfig {
             time_zone: "Europe/Amsterdam".into(),
             admin_username: "admin".into(),
             admin_password: demo::ADMIN_PASSWORD.into(),
+            database_url: None,
         },
         &SystemClock,
     )
