@@ -199,10 +199,22 @@ pub fn open_reader(cfg: &NodeConfig) -> Result<crate::store::Reader, NodeError> 
         None => {
             let db = cfg.db_path();
             if !db.exists() {
-                return Err(NodeError::NotInitialised(cfg.data_dir.display().to_string()));
+                return Err(NodeError::NotInitialised(
+                    cfg.data_dir.display().to_string(),
+                ));
             }
             crate::store::Reader::open(&db, &load_key(cfg)?)?
         }
+    })
+}
+
+/// Runs blocking database work on a thread of its own: `init` and `Node::open` are called
+/// from async code too, where PostgreSQL's blocking client must not run.
+fn off_async<T: Send>(f: impl FnOnce() -> Result<T, NodeError> + Send) -> Result<T, NodeError> {
+    std::thread::scope(|s| {
+        s.spawn(f)
+            .join()
+            .unwrap_or_else(|_| Err(NodeError::Invalid("opening the database panicked".into())))
     })
 }
 
@@ -210,11 +222,11 @@ pub fn open_reader(cfg: &NodeConfig) -> Result<crate::store::Reader, NodeError> 
 fn initialised(cfg: &NodeConfig) -> Result<bool, NodeError> {
     match &cfg.database.url {
         None => Ok(cfg.db_path().exists()),
-        Some(url) => {
+        Some(url) => off_async(|| {
             let reader = crate::store::Reader::open_postgres(url)?;
             // A database never migrated has no tables yet.
             Ok(crate::store::initialised(&reader.tx())?)
-        }
+        }),
     }
 }
 
@@ -344,12 +356,12 @@ impl Node {
         let key = load_key(&config)?;
         let hub = Hub::new(config.live_buffer as usize, 0);
         let store = open_store(&config, &key, clock.clone(), hub.clone())?;
-        let (head, signing_key, agreement_key) = {
+        let (head, signing_key, agreement_key) = off_async(|| {
             let reader = store.open_reader()?;
             let tx = reader.tx();
             let (signing, agreement) = keys::secret_keys(&tx)?;
-            (events::head(&tx)?, signing, agreement)
-        };
+            Ok((events::head(&tx)?, signing, agreement))
+        })?;
         hub.set_head(head);
         let window = chrono::Duration::minutes(15);
         let max = config.max_failed_sign_ins.max(1);
