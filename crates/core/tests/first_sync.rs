@@ -36,6 +36,7 @@ async fn node() -> TestNode {
         time_zone: "Europe/Amsterdam".into(),
         admin_username: "admin".into(),
         admin_password: demo::ADMIN_PASSWORD.into(),
+        database_url: None,
     };
     let mut cfg = init(dir.path(), &opts, &SystemClock).unwrap();
     cfg.durability = carebridge_server::store::Durability::Normal;

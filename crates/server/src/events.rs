@@ -206,9 +206,10 @@ impl Hub {
         self.inner.head.load(Ordering::Acquire)
     }
 
-    /// Sets the head at start-up, from the event log.
+    /// Sets the head at start-up, from the event log. The head never goes back: a relay
+    /// that published further first keeps its head.
     pub fn set_head(&self, head: i64) {
-        self.inner.head.store(head, Ordering::Release);
+        self.inner.head.fetch_max(head, Ordering::AcqRel);
     }
 
     /// Publishes committed frames, in id order.
@@ -216,7 +217,7 @@ impl Hub {
         for f in frames {
             // Head first, then send: a stream that reads the head after subscribing then
             // either replays an event from the log (id ≤ head) or receives it live.
-            self.inner.head.store(f.id, Ordering::Release);
+            self.inner.head.fetch_max(f.id, Ordering::AcqRel);
             // No receivers is not an error: nobody is watching.
             let _ = self.inner.tx.send(Arc::new(f));
         }

@@ -188,3 +188,161 @@ async fn sixty_concurrent_bookings_of_one_slot_over_three_processes_yield_exactl
         assert_eq!(ids, vec![&winners[0].body["id"]], "at {}", desk.url);
     }
 }
+
+/// Books `doctor`'s first free slot for demo patient `i` at process `desk`; the booking's id.
+async fn book(desk: &Client, doctor: &str, patient: &str) -> String {
+    let a = desk.book_next(doctor, patient, "Check-up").await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    a.body["id"].as_str().unwrap().to_owned()
+}
+
+const WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_on_one_process_reaches_every_process_stream_and_a_resume_elsewhere_misses_nothing()
+ {
+    let cluster = Cluster::start(3).await;
+    let mut desks = Vec::new();
+    for i in 0..3 {
+        desks.push(cluster.reception(i).await);
+    }
+    let doctor = cluster.creds.doctors[0].id.to_string();
+    let patient = |i: usize| cluster.creds.patients[i].id.to_string();
+    let mut streams = Vec::new();
+    for d in &desks {
+        let s = d.events(None).await;
+        assert_eq!(s.status, 200);
+        streams.push(s);
+    }
+    // Booked at process 0: every process's stream carries it, with one id.
+    let first = book(&desks[0], &doctor, &patient(0)).await;
+    let mut ids = Vec::new();
+    for s in &mut streams {
+        let e = s
+            .wait_for(WITHIN, |e| {
+                e.event == "appointment.created" && e.data["id"] == first.as_str()
+            })
+            .await;
+        ids.push(e.id.unwrap());
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    // The stream at process 1 goes; two bookings are made at process 2 meanwhile.
+    let last_seen = ids[1];
+    drop(streams.remove(1));
+    let second = book(&desks[2], &doctor, &patient(1)).await;
+    let third = book(&desks[2], &doctor, &patient(2)).await;
+    // Resuming at process 0 from the last id seen brings exactly what was missed, in order.
+    let mut resumed = desks[0].events(Some(last_seen)).await;
+    assert_eq!(resumed.status, 200);
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let e = resumed.next(WITHIN).await.expect("the missed events");
+        if e.event == "appointment.created" {
+            got.push((e.id.unwrap(), e.data["id"].as_str().unwrap().to_owned()));
+        }
+    }
+    assert_eq!(
+        got.iter().map(|g| g.1.clone()).collect::<Vec<_>>(),
+        vec![second, third]
+    );
+    assert!(last_seen < got[0].0 && got[0].0 < got[1].0, "{got:?}");
+}
+
+/// A transaction of the test's own on the node's database, held open on a thread of its own
+/// (the blocking client may not run on an async thread) until told to commit.
+struct HeldTransaction {
+    commit: std::sync::mpsc::Sender<()>,
+    done: std::thread::JoinHandle<()>,
+}
+
+impl HeldTransaction {
+    /// Begins, inserts an event every role may see, and holds the transaction open.
+    fn insert_event(url: &str) -> Self {
+        let (commit, wait) = std::sync::mpsc::channel::<()>();
+        let (began, inserted) = std::sync::mpsc::channel::<()>();
+        let url = url.to_owned();
+        let done = std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let mut tx = c.transaction().unwrap();
+            tx.execute(
+                "INSERT INTO events (kind, data, aud_roles, created_at)
+                 VALUES ('patient.updated', '{\"held\":true}', $1, 0)",
+                &[&(carebridge_server::events::ROLE_RECEPTION
+                    | carebridge_server::events::ROLE_DOCTOR
+                    | carebridge_server::events::ROLE_ADMIN)],
+            )
+            .unwrap();
+            began.send(()).unwrap();
+            wait.recv().unwrap();
+            tx.commit().unwrap();
+        });
+        inserted.recv().unwrap();
+        Self { commit, done }
+    }
+
+    fn commit(self) {
+        self.commit.send(()).unwrap();
+        self.done.join().unwrap();
+    }
+}
+
+/// What a reader of the table sees now, on a connection of its own: `(id, position)` of every
+/// committed event.
+async fn committed_events(url: &str) -> Vec<(i64, Option<i64>)> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.query("SELECT id, position FROM events ORDER BY id", &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_committing_late_is_lost_to_a_naive_id_cursor_but_not_to_the_stream() {
+    let cluster = Cluster::start(2).await;
+    let url = cluster._db.url().to_owned();
+    let desk = cluster.reception(0).await;
+    let doctor = cluster.creds.doctors[0].id.to_string();
+    let mut stream = cluster.reception(1).await.events(None).await;
+    assert_eq!(stream.status, 200);
+
+    // An event's transaction begins first and stays open; a booking commits after it.
+    let held = HeldTransaction::insert_event(&url);
+    let booked = book(&desk, &doctor, &cluster.creds.patients[0].id.to_string()).await;
+    let before = committed_events(&url).await;
+    let (booking_row, booking_place) = *before.last().unwrap();
+    // A reader going on from the highest id it has seen is now past the held event's id.
+    let naive_cursor = booking_row;
+    // The stream does not move past the held transaction: the booking waits unplaced, for as
+    // long as the relay keeps looking (several of its rounds).
+    let placer_rounds = carebridge_server::store::RELAY_POLL * 5;
+    assert!(
+        booking_place.is_none(),
+        "placed while an older transaction runs"
+    );
+    assert!(
+        stream.try_next(placer_rounds).await.is_err(),
+        "nothing is streamed while an older transaction runs"
+    );
+    assert!(committed_events(&url).await.last().unwrap().1.is_none());
+
+    held.commit();
+    // The naive cursor never sees the held event: its id is below the cursor.
+    let after = committed_events(&url).await;
+    let held_row = after.iter().map(|e| e.0).min().unwrap();
+    assert!(held_row < naive_cursor);
+    assert!(after.iter().filter(|e| e.0 > naive_cursor).count() == 0);
+    // The stream delivers both, the held one first, each once.
+    let first = stream.wait_for(WITHIN, |_| true).await;
+    assert_eq!(first.data["held"], true, "{first:?}");
+    let second = stream
+        .wait_for(WITHIN, |e| e.event == "appointment.created")
+        .await;
+    assert_eq!(second.data["id"], booked.as_str());
+    assert!(first.id.unwrap() < second.id.unwrap());
+}

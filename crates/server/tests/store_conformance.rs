@@ -59,7 +59,9 @@ use carebridge_protocol::snapshot::SnapshotItem;
 use carebridge_protocol::{KioskDeviceId, PatientId, PractitionerId, ReportId};
 use carebridge_server::clock::{Clock, ManualClock};
 use carebridge_server::config::NodeKind;
-use carebridge_server::events::{Audience, Hub, ROLE_ADMIN, ROLE_DOCTOR, ROLE_RECEPTION, Viewer};
+use carebridge_server::events::{
+    Audience, Frame, Hub, ROLE_ADMIN, ROLE_DOCTOR, ROLE_RECEPTION, Subscription, Viewer,
+};
 use carebridge_server::federation::peer::{PeerGrant, SourceRule};
 use carebridge_server::store::appointments::{AppointmentFilter, AppointmentSort, Scope};
 use carebridge_server::store::documents::{self, NewVersion};
@@ -139,6 +141,20 @@ impl Env {
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
+}
+
+/// The next `n` events published to `sub`, in order, waiting up to 10 s for each: SQLite's
+/// writer publishes at commit, PostgreSQL's relay once the events are placed (after commit).
+async fn published(sub: &mut Subscription, n: usize) -> Vec<Arc<Frame>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let f = tokio::time::timeout(std::time::Duration::from_secs(10), sub.rx.recv())
+            .await
+            .expect("an event published within 10 s")
+            .unwrap();
+        out.push(f);
+    }
+    out
 }
 
 /// The SQLCipher backend: a fresh encrypted file in a temporary directory.
@@ -2171,27 +2187,28 @@ async fn events_forget_a_received_payloads_arrival(env: Env) {
         practitioner: None,
         kiosk: None,
     };
-    let ids = env
-        .write(move |ctx| {
-            Ok(vec![
-                ctx.emit(
-                    EventKind::ReceivedReports,
-                    reviewers,
-                    &json!({ "name": "payload-a", "content": "A" }),
-                )?,
-                ctx.emit(
-                    EventKind::ReceivedReports,
-                    reviewers,
-                    &json!({ "name": "payload-b", "content": "B" }),
-                )?,
-                ctx.emit(
-                    EventKind::PatientCreated,
-                    clinical(),
-                    &json!({ "name": "payload-a" }),
-                )?,
-            ])
-        })
-        .await;
+    let mut sub = env
+        .hub
+        .subscribe(uuid::Uuid::nil(), [0; 32], CancellationToken::new());
+    env.write(move |ctx| {
+        ctx.emit(
+            EventKind::ReceivedReports,
+            reviewers,
+            &json!({ "name": "payload-a", "content": "A" }),
+        )?;
+        ctx.emit(
+            EventKind::ReceivedReports,
+            reviewers,
+            &json!({ "name": "payload-b", "content": "B" }),
+        )?;
+        ctx.emit(
+            EventKind::PatientCreated,
+            clinical(),
+            &json!({ "name": "payload-a" }),
+        )
+    })
+    .await;
+    let ids: Vec<i64> = published(&mut sub, 3).await.iter().map(|f| f.id).collect();
     let gone = env
         .write(|ctx| events::forget_received(ctx, "payload-a"))
         .await;
@@ -2237,13 +2254,16 @@ async fn events_log_pages_and_prune(env: Env) {
         EventKind::AppointmentCreated,
         EventKind::ReportUpdated,
     ];
-    let emitted = env
-        .write(move |ctx| {
-            (0..3)
-                .map(|i| ctx.emit(kinds[i], audiences[i], &json!({ "n": i })))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await;
+    env.write(move |ctx| {
+        for i in 0..3 {
+            ctx.emit(kinds[i], audiences[i], &json!({ "n": i }))?;
+        }
+        Ok(())
+    })
+    .await;
+    // An event's id is the one it is published with.
+    let frames = published(&mut sub, 3).await;
+    let emitted: Vec<i64> = frames.iter().map(|f| f.id).collect();
     assert!(emitted.windows(2).all(|w| w[0] < w[1]), "{emitted:?}");
     let e = emitted.clone();
     let (head, oldest, all, after_first, limited) = env
@@ -2283,9 +2303,7 @@ async fn events_log_pages_and_prune(env: Env) {
     assert_eq!(upto.len(), 2, "a page stops at its upper bound");
     // Committed events were published, in order, with their audiences.
     assert_eq!(env.hub.head(), emitted[2]);
-    for (i, id) in emitted.iter().enumerate() {
-        let f = sub.rx.try_recv().unwrap();
-        assert_eq!(f.id, *id);
+    for (i, f) in frames.iter().enumerate() {
         assert_eq!(f.audience, audiences[i]);
         let text = std::str::from_utf8(&f.bytes).unwrap();
         assert!(
@@ -2296,13 +2314,14 @@ async fn events_log_pages_and_prune(env: Env) {
     assert!(sub.rx.try_recv().is_err());
 
     // Pruning keeps the newest N.
-    let more = env
-        .write(|ctx| {
-            (0..2)
-                .map(|i| ctx.emit(EventKind::PatientUpdated, clinical(), &i))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await;
+    env.write(|ctx| {
+        for i in 0..2 {
+            ctx.emit(EventKind::PatientUpdated, clinical(), &i)?;
+        }
+        Ok(())
+    })
+    .await;
+    let more: Vec<i64> = published(&mut sub, 2).await.iter().map(|f| f.id).collect();
     let (pruned, none) = env
         .write(|ctx| Ok((events::prune(ctx, 2)?, events::prune(ctx, 2)?)))
         .await;
@@ -2924,9 +2943,9 @@ async fn write_a_failed_job_leaves_nothing_while_its_batch_commits(env: Env) {
         let id = p.id;
         let fut = env.store.write(
             Some(draft("patient.create", who)),
-            move |ctx| -> Result<i64, StoreError> {
+            move |ctx| -> Result<(), StoreError> {
                 patients::insert(ctx, &p)?;
-                let e = ctx.emit(
+                ctx.emit(
                     EventKind::PatientCreated,
                     clinical(),
                     &json!({ "who": who }),
@@ -2935,7 +2954,7 @@ async fn write_a_failed_job_leaves_nothing_while_its_batch_commits(env: Env) {
                 if fail {
                     Err(StoreError::Corrupt(format!("{who} fails")))
                 } else {
-                    Ok(e)
+                    Ok(())
                 }
             },
         );
@@ -2968,10 +2987,20 @@ async fn write_a_failed_job_leaves_nothing_while_its_batch_commits(env: Env) {
     last.release.send(()).unwrap();
     first.job.await.unwrap();
     last.job.await.unwrap();
-    let ea = a.await.unwrap();
+    a.await.unwrap();
     let eb = b.await;
-    let ec = c.await.unwrap();
+    c.await.unwrap();
     assert!(matches!(eb, Err(StoreError::Corrupt(_))), "{eb:?}");
+    // Only the committed jobs' events are published: Anna's and Cora's, and after them
+    // whatever comes next, never the rolled-back one.
+    env.write(|ctx| ctx.emit(EventKind::PatientUpdated, clinical(), &"next"))
+        .await;
+    let frames = published(&mut sub, 3).await;
+    let text = |f: &Frame| std::str::from_utf8(&f.bytes).unwrap().to_owned();
+    assert!(text(&frames[0]).contains("Anna"), "{}", text(&frames[0]));
+    assert!(text(&frames[1]).contains("Cora"), "{}", text(&frames[1]));
+    assert!(text(&frames[2]).contains("next"), "{}", text(&frames[2]));
+    let (ea, ec) = (frames[0].id, frames[1].id);
 
     // What the failed job wrote is gone; what the others wrote is there.
     let (pa, pb, pc, found, log, entries, verified) = env
@@ -2989,7 +3018,7 @@ async fn write_a_failed_job_leaves_nothing_while_its_batch_commits(env: Env) {
                     },
                     NODE,
                 )?,
-                events::page(tx, head_before, head, 100)?,
+                events::page(tx, head_before, head.min(ec), 100)?,
                 audit::list(tx, &AuditQuery::default())?,
                 audit::verify(tx)?,
             ))
@@ -3021,21 +3050,8 @@ async fn write_a_failed_job_leaves_nothing_while_its_batch_commits(env: Env) {
     );
     assert_eq!(verified.unwrap().entries, 3);
 
-    // Only the committed jobs' events were published: the rolled-back one never was.
-    let mut frames = Vec::new();
-    while let Ok(f) = sub.rx.try_recv() {
-        frames.push(f);
-    }
-    assert_eq!(
-        frames.iter().map(|f| f.id).collect::<Vec<_>>(),
-        vec![ea, ec]
-    );
-    assert!(
-        frames
-            .iter()
-            .all(|f| !std::str::from_utf8(&f.bytes).unwrap().contains("Bert"))
-    );
-    assert_eq!(env.hub.head(), ec);
+    assert!(frames.iter().all(|f| !text(f).contains("Bert")));
+    assert_eq!(env.hub.head(), frames[2].id);
 }
 
 async fn write_a_panicking_job_is_rolled_back_alone(env: Env) {
@@ -3056,7 +3072,6 @@ async fn write_a_panicking_job_is_rolled_back_alone(env: Env) {
         .await;
     assert!(panicked.is_err());
     assert_eq!(env.read(move |tx| patients::get(tx, id, NODE)).await, None);
-    assert!(sub.rx.try_recv().is_err(), "nothing was published");
     // The writer goes on.
     let q = patient("Roe", "Rita", date(1990, 1, 1), "1000000002");
     let qid = q.id;
@@ -3067,6 +3082,15 @@ async fn write_a_panicking_job_is_rolled_back_alone(env: Env) {
             .is_some()
     );
     assert_eq!(env.read(events::head).await, 0);
+    // Nothing of the panicked job was published: the first event is the next job's.
+    env.write(|ctx| ctx.emit(EventKind::PatientUpdated, clinical(), &"next"))
+        .await;
+    let first = published(&mut sub, 1).await;
+    assert!(
+        std::str::from_utf8(&first[0].bytes)
+            .unwrap()
+            .contains("next")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3093,14 +3117,18 @@ async fn snapshot_reads_what_it_is_told_in_one_state(env: Env) {
     let report = draft_report(&p, &doc, "Note", t0());
     let (s, r) = (schedule.clone(), report.clone());
     add_appts(&env, &[&own, &by_kiosk]).await;
-    let event = env
-        .write(move |ctx| {
-            practitioners::update(ctx, &off, None)?;
-            schedules::put(ctx, &s)?;
-            reports::put(ctx, &r)?;
-            ctx.emit(EventKind::ReportCreated, doctors_only(), &r)
-        })
-        .await;
+    let mut sub = env
+        .hub
+        .subscribe(uuid::Uuid::nil(), [0; 32], CancellationToken::new());
+    env.write(move |ctx| {
+        practitioners::update(ctx, &off, None)?;
+        schedules::put(ctx, &s)?;
+        reports::put(ctx, &r)?;
+        ctx.emit(EventKind::ReportCreated, doctors_only(), &r)
+    })
+    .await;
+    // Once published, the event is in the log, and a snapshot begins from it.
+    let event = published(&mut sub, 1).await[0].id;
     // A snapshot is written on a blocking thread, as the node writes it.
     std::thread::scope(|scope| {
         scope
@@ -3212,6 +3240,7 @@ async fn snapshot_reads_what_it_is_told_in_one_state(env: Env) {
     .unwrap();
     env.write(|ctx| ctx.emit(EventKind::PatientUpdated, clinical(), &0))
         .await;
+    published(&mut sub, 1).await;
     let (still, after) = tokio::task::spawn_blocking(move || {
         let still = events::head(&tx_reader.tx()).unwrap();
         tx_reader.end().unwrap();

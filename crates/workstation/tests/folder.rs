@@ -61,6 +61,7 @@ async fn dropped_files_reach_the_pacs_and_the_patients_documents_and_wait_while_
         time_zone: "Europe/Amsterdam".into(),
         admin_username: "admin".into(),
         admin_password: demo::ADMIN_PASSWORD.into(),
+        database_url: None,
     };
     let config = init(data.path(), &opts, &SystemClock).unwrap();
     let seeded = Node::open(config, Arc::new(SystemClock)).unwrap();

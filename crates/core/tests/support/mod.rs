@@ -40,6 +40,7 @@ impl Hospital {
             time_zone: "Europe/Amsterdam".into(),
             admin_username: "admin".into(),
             admin_password: demo::ADMIN_PASSWORD.into(),
+            database_url: None,
         };
         let config = init(dir.path(), &opts, &SystemClock).unwrap();
         let node = Node::open(config.clone(), Arc::new(SystemClock)).unwrap();

@@ -21,26 +21,41 @@ pub struct LoggedEvent {
     pub audience: Audience,
 }
 
+/// The column holding an event's id in the stream: on SQLite, whose one writer commits in
+/// the order it inserts, the row id; on PostgreSQL the place the relay gave it after its
+/// transaction and every older one ended (an event not yet placed is not in the log yet).
+fn place(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "id",
+        Dialect::Postgres => "position",
+    }
+}
+
 /// The newest event's id (0 when the log is empty).
 pub fn head(tx: &Tx<'_>) -> Result<i64, StoreError> {
-    Ok(tx
-        .conn
-        .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?)
+    let id = place(tx.conn.dialect());
+    Ok(tx.conn.query_row(
+        &format!("SELECT COALESCE(MAX({id}), 0) FROM events"),
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 /// The oldest retained event's id, if any is retained.
 pub fn oldest(tx: &Tx<'_>) -> Result<Option<i64>, StoreError> {
+    let id = place(tx.conn.dialect());
     Ok(tx
         .conn
-        .query_row("SELECT MIN(id) FROM events", [], |r| r.get(0))?)
+        .query_row(&format!("SELECT MIN({id}) FROM events"), [], |r| r.get(0))?)
 }
 
 /// Up to `limit` events with ids in `(after, to]`, oldest first.
 pub fn page(tx: &Tx<'_>, after: i64, to: i64, limit: i64) -> Result<Vec<LoggedEvent>, StoreError> {
-    let mut st = tx.conn.prepare_cached(
-        "SELECT id, kind, data, aud_roles, aud_practitioner, aud_kiosk FROM events
-         WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
-    )?;
+    let id = place(tx.conn.dialect());
+    let mut st = tx.conn.prepare_cached(&format!(
+        "SELECT {id}, kind, data, aud_roles, aud_practitioner, aud_kiosk FROM events
+         WHERE {id} > ?1 AND {id} <= ?2 ORDER BY {id} LIMIT ?3"
+    ))?;
     let mut rows = st.query(params![after, to, limit])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
@@ -79,8 +94,9 @@ pub fn forget_received(w: &WriteCtx<'_>, name: &str) -> Result<usize, StoreError
 
 /// Deletes all but the newest `retained` events; returns how many went.
 pub fn prune(w: &WriteCtx<'_>, retained: i64) -> Result<usize, StoreError> {
+    let id = place(w.conn.dialect());
     Ok(w.conn.execute(
-        "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
+        &format!("DELETE FROM events WHERE {id} <= (SELECT MAX({id}) FROM events) - ?1"),
         [retained],
     )?)
 }

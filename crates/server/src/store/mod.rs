@@ -35,6 +35,7 @@ mod migrations;
 pub mod patients;
 mod pg;
 pub mod practitioners;
+mod relay;
 pub mod reports;
 pub mod schedules;
 pub mod search;
@@ -59,6 +60,9 @@ pub use crate::config::Durability;
 use crate::events::{Audience, Frame, Hub};
 
 pub use migrations::SCHEMA_VERSION;
+/// How often, at most, the PostgreSQL relay looks for events to place and publish when no
+/// notification wakes it.
+pub use relay::POLL as RELAY_POLL;
 
 /// How many queued jobs one transaction may take.
 pub const MAX_BATCH: usize = 128;
@@ -206,6 +210,8 @@ struct StoreInner {
     readers: Mutex<Vec<Conn>>,
     reader_free: Condvar,
     location: Location,
+    /// PostgreSQL only: this process's share of the cluster's one live stream.
+    _relay: Option<relay::Relay>,
 }
 
 /// Where the database lives, to open more connections to it.
@@ -362,13 +368,15 @@ impl WriteCtx<'_> {
     }
 
     /// Appends a change to the event log, to be streamed once the transaction commits.
-    /// The record is serialised here, once, and the same bytes go to every subscriber.
+    /// The record is serialised here, once, and the same bytes go to every subscriber. The
+    /// event's id in the stream is the one it is published with: on PostgreSQL it is given
+    /// after the commit (store/relay.rs), so it is not known here.
     pub fn emit<T: serde::Serialize>(
         &mut self,
         kind: EventKind,
         audience: Audience,
         record: &T,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<(), StoreError> {
         let data = serde_json::to_string(record)?;
         let id: i64 = self.tx.conn.prepare_cached(
             "INSERT INTO events (kind, data, aud_roles, aud_practitioner, aud_kiosk, created_at)
@@ -387,7 +395,7 @@ impl WriteCtx<'_> {
         )?;
         self.frames
             .push(Frame::new(id, kind.as_str(), &data, audience));
-        Ok(id)
+        Ok(())
     }
 
     /// Appends an entry to the audit chain.
@@ -479,7 +487,12 @@ impl Store {
         let location = Location::Postgres {
             url: url.to_owned(),
         };
-        Self::start(writer, readers, head, location, clock, hub)
+        let relay = relay::Relay::start(url, hub.clone())?;
+        let mut store = Self::start(writer, readers, head, location, clock, hub)?;
+        if let Some(inner) = Arc::get_mut(&mut store.inner) {
+            inner._relay = Some(relay);
+        }
+        Ok(store)
     }
 
     fn start(
@@ -502,6 +515,7 @@ impl Store {
                 readers: Mutex::new(readers),
                 reader_free: Condvar::new(),
                 location,
+                _relay: None,
             }),
         })
     }
@@ -738,6 +752,12 @@ fn writer_loop(
                     Err(StoreError::Task(
                         "the transaction was rolled back by the database".into(),
                     ))
+                } else if conn.dialect() == sql::Dialect::Postgres
+                    && !frames.is_empty()
+                    && let Err(e) = conn.execute_batch(&format!("NOTIFY {}", relay::COMMITTED))
+                {
+                    // Wakes the placer on commit; its polling would find the events anyway.
+                    Err(e.into())
                 } else {
                     let committing = std::time::Instant::now();
                     let done = conn.execute_batch("COMMIT").map_err(StoreError::from);
@@ -758,7 +778,11 @@ fn writer_loop(
                 for f in &frames {
                     tracing::trace!(target: crate::TIMELINE, mark = "node.committed", event = f.id);
                 }
-                hub.publish(frames);
+                // On PostgreSQL the events reach the hub once placed (store/relay.rs), as
+                // those of every other process do.
+                if conn.dialect() == sql::Dialect::Sqlite {
+                    hub.publish(frames);
+                }
                 for c in completions {
                     c(Ok(()));
                 }

@@ -55,12 +55,13 @@ pub fn write(
     mut emit: impl FnMut(&SnapshotItem) -> bool,
 ) -> Result<(), StoreError> {
     let conn = &reader.conn;
-    conn.execute_batch("BEGIN")?;
+    reader.begin()?;
     let result = (|| {
         // The changes and their events commit together, so within this transaction the last
-        // event id describes exactly the state read below.
-        let event_id: i64 =
-            conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
+        // event id describes the state read below. (On PostgreSQL an event committed before
+        // it may still await its place; it is placed after this id, so a client that goes on
+        // from here receives it again rather than missing it.)
+        let event_id = super::events::head(&reader.tx())?;
         if !emit(&SnapshotItem::Begin { event_id }) {
             return Ok(());
         }
@@ -156,7 +157,7 @@ pub fn write(
         emit(&SnapshotItem::End { records });
         Ok(())
     })();
-    let _ = conn.execute_batch("COMMIT");
+    let _ = reader.end();
     result
 }
 

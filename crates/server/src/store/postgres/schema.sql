@@ -234,8 +234,15 @@ CREATE TABLE events (
     aud_roles BIGINT NOT NULL,
     aud_practitioner TEXT COLLATE "C",
     aud_kiosk TEXT COLLATE "C",
-    created_at BIGINT NOT NULL
+    created_at BIGINT NOT NULL,
+    -- PostgreSQL only: several processes write at once, so `id` (taken before commit) is not
+    -- in commit order. The transaction that wrote the row, and the row's place in the live
+    -- stream (the SSE id), given by the node's relay once every transaction older than this
+    -- one has ended (store/pg/relay.rs); NULL until then.
+    xact xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    position BIGINT UNIQUE
 );
+CREATE INDEX events_unplaced ON events (xact, id) WHERE position IS NULL;
 
 -- SQLite: seq INTEGER PRIMARY KEY (the rowid). The node always gives seq.
 CREATE TABLE audit (

@@ -1,0 +1,248 @@
+//! One live stream for several node processes on one PostgreSQL database.
+//!
+//! Design (2026-12): an event's row id is taken before its transaction commits, and
+//! transactions of several processes commit in any order, so a reader going on from "the
+//! highest id seen" can step over a row that commits later with a lower id. The stream is
+//! ordered by *place* instead, given after commit in one place:
+//!
+//! - **The placer.** One process at a time (the holder of a session advisory lock; when its
+//!   process dies, the lock goes with its connection and another process's placer takes over)
+//!   gives every unplaced event whose transaction is older than every transaction still
+//!   running (`xact < pg_snapshot_xmin(pg_current_snapshot())`) the next places, in
+//!   transaction then row order, in one statement. Such a transaction has ended, and every
+//!   later place goes to a later statement, so places only grow and a place, once readable,
+//!   never has a smaller one appear before it. A transaction held open holds back the places
+//!   of everything that commits after it began (events delayed, none lost).
+//! - **The followers.** Every process reads placed events past the last it published and
+//!   hands them to its own hub, in place order; the SSE id is the place.
+//!
+//! Both wake on `LISTEN/NOTIFY` (the writer notifies `carebridge_commit` in the transaction
+//! that emits, delivered on commit; the placer notifies `carebridge_events` after placing) and
+//! poll every [`POLL`] whatever happens, so a lost notification only delays.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use postgres::fallible_iterator::FallibleIterator as _;
+
+use super::StoreError;
+use super::sql::{Conn, PgConn, params};
+use crate::events::{Audience, Frame, Hub};
+
+/// The longest a placed event waits for a follower, or a committed one for the placer, when
+/// no notification arrives.
+pub const POLL: Duration = Duration::from_millis(200);
+
+/// How many events one statement places or one read publishes.
+const BATCH: i64 = 1000;
+
+/// The advisory lock whose holder places events.
+const PLACER_LOCK: i64 = 0x4361_7265_4272_0003;
+
+/// The channel the writer notifies when it committed events.
+pub const COMMITTED: &str = "carebridge_commit";
+
+/// The channel the placer notifies when it placed events.
+const PLACED: &str = "carebridge_events";
+
+/// Told once to stop; a wait on it ends early when it is.
+#[derive(Default)]
+struct Stop {
+    stopped: parking_lot::Mutex<bool>,
+    told: parking_lot::Condvar,
+}
+
+impl Stop {
+    fn load(&self) -> bool {
+        *self.stopped.lock()
+    }
+
+    fn stop(&self) {
+        *self.stopped.lock() = true;
+        self.told.notify_all();
+    }
+
+    /// Waits up to `d` (a retry's back-off), or until told to stop.
+    fn nap(&self, d: Duration) {
+        let mut stopped = self.stopped.lock();
+        if !*stopped {
+            let _ = self.told.wait_for(&mut stopped, d);
+        }
+    }
+}
+
+/// This process's placer candidate and follower; stopped and joined when dropped.
+pub(super) struct Relay {
+    stop: Arc<Stop>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Starts the placer candidate and the follower for the database at `url`, publishing to
+    /// `hub` from the newest placed event on.
+    pub(super) fn start(url: &str, hub: Hub) -> Result<Self, StoreError> {
+        let stop = Arc::new(Stop::default());
+        // The follower's start, read before this returns: whatever is placed later is
+        // published, so a stream that starts from the head misses nothing.
+        let follower = super::pg::off_async(|| {
+            let conn = PgConn::connect(url)?;
+            let head = head(&Conn::Postgres(Box::new(conn)))?;
+            Ok(head)
+        })?;
+        hub.set_head(follower);
+        let mut threads = Vec::new();
+        let (u, s) = (url.to_owned(), stop.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("carebridge-event-placer".into())
+                .spawn(move || place_while(&u, &s))
+                .map_err(|e| StoreError::Task(e.to_string()))?,
+        );
+        let (u, s) = (url.to_owned(), stop.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("carebridge-event-follower".into())
+                .spawn(move || follow_while(&u, &s, &hub, follower))
+                .map_err(|e| StoreError::Task(e.to_string()))?,
+        );
+        Ok(Self { stop, threads })
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.stop();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn head(conn: &Conn) -> Result<i64, StoreError> {
+    Ok(
+        conn.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+/// Places the events of every ended transaction not placed yet; how many it placed.
+pub(super) fn place(conn: &Conn) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "UPDATE events e SET position = r.base + r.n
+         FROM (SELECT id, row_number() OVER (ORDER BY xact, id) AS n,
+                      (SELECT COALESCE(MAX(position), 0) FROM events) AS base
+               FROM events
+               WHERE position IS NULL AND xact < pg_snapshot_xmin(pg_current_snapshot())
+               ORDER BY xact, id LIMIT ?1) r
+         WHERE e.id = r.id",
+        [BATCH],
+    )?)
+}
+
+/// Waits up to [`POLL`] for a notification on the connection; true if one came.
+fn wake(conn: &Conn) -> Result<bool, StoreError> {
+    let Conn::Postgres(pg) = conn else {
+        return Ok(false);
+    };
+    let mut client = pg.client();
+    let mut notes = client.notifications();
+    let woke = notes.timeout_iter(POLL).next()?.is_some();
+    // Several commits may have notified: one round serves them all.
+    while notes.iter().next()?.is_some() {}
+    Ok(woke)
+}
+
+/// The placer candidate: waits for the lock, then places until stopped or its connection
+/// fails (then it starts over, and another process may hold the lock by then).
+fn place_while(url: &str, stop: &Stop) {
+    while !stop.load() {
+        if let Err(e) = place_round(url, stop) {
+            tracing::warn!(error = %e, "the event placer lost its database connection; retrying");
+            stop.nap(Duration::from_secs(1));
+        }
+    }
+}
+
+fn place_round(url: &str, stop: &Stop) -> Result<(), StoreError> {
+    let conn = Conn::Postgres(Box::new(PgConn::connect(url)?));
+    loop {
+        if stop.load() {
+            return Ok(());
+        }
+        let held: bool = conn.query_row(
+            "SELECT pg_try_advisory_lock(?1)",
+            params![PLACER_LOCK],
+            |r| r.get(0),
+        )?;
+        if held {
+            break;
+        }
+        // Another process places; stand by, ready to take over.
+        stop.nap(Duration::from_secs(1));
+    }
+    tracing::debug!("this process places the cluster's events");
+    conn.execute_batch(&format!("LISTEN {COMMITTED}"))?;
+    while !stop.load() {
+        let placed = place(&conn)?;
+        if placed > 0 {
+            conn.execute_batch(&format!("NOTIFY {PLACED}"))?;
+            if placed as i64 == BATCH {
+                continue;
+            }
+        }
+        wake(&conn)?;
+    }
+    Ok(())
+}
+
+/// The follower: publishes placed events to this process's hub, in place order.
+fn follow_while(url: &str, stop: &Stop, hub: &Hub, mut cursor: i64) {
+    while !stop.load() {
+        if let Err(e) = follow_round(url, stop, hub, &mut cursor) {
+            tracing::warn!(error = %e, "the event follower lost its database connection; retrying");
+            stop.nap(Duration::from_secs(1));
+        }
+    }
+}
+
+fn follow_round(url: &str, stop: &Stop, hub: &Hub, cursor: &mut i64) -> Result<(), StoreError> {
+    let conn = Conn::Postgres(Box::new(PgConn::connect(url)?));
+    conn.execute_batch(&format!("LISTEN {PLACED}"))?;
+    while !stop.load() {
+        let mut st = conn.prepare_cached(
+            "SELECT position, kind, data, aud_roles, aud_practitioner, aud_kiosk FROM events
+             WHERE position > ?1 ORDER BY position LIMIT ?2",
+        )?;
+        let mut rows = st.query(params![*cursor, BATCH])?;
+        let mut frames = Vec::new();
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let kind: String = r.get(1)?;
+            let data: String = r.get(2)?;
+            let p: Option<String> = r.get(4)?;
+            let k: Option<String> = r.get(5)?;
+            let audience = Audience {
+                roles: r.get(3)?,
+                practitioner: p.and_then(|s| s.parse().ok()),
+                kiosk: k.and_then(|s| s.parse().ok()),
+            };
+            frames.push(Frame::new(id, &kind, &data, audience));
+        }
+        drop(rows);
+        drop(st);
+        let full = frames.len() as i64 == BATCH;
+        if let Some(last) = frames.last() {
+            *cursor = last.id;
+            for f in &frames {
+                tracing::trace!(target: crate::TIMELINE, mark = "node.placed", event = f.id);
+            }
+            hub.publish(frames);
+        }
+        if !full {
+            wake(&conn)?;
+        }
+    }
+    Ok(())
+}
