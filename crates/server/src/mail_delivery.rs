@@ -17,9 +17,10 @@ use crate::store::{AuditDraft, StoreError};
 /// The longest wait between two attempts at one message.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-/// Runs until the node shuts down. Without `[mail]`, messages stay queued (and are discarded
-/// when what they carry expires); the node says so once at start.
-pub async fn run(node: Arc<Node>) {
+/// Runs until `stop` (the node shuts down, or another process is on duty). Without
+/// `[mail]`, messages stay queued (and are discarded when what they carry expires); the node
+/// says so once at start.
+pub async fn run(node: Arc<Node>, stop: tokio_util::sync::CancellationToken) {
     let mailer = match node.config.mail.as_ref().map(Mailer::from_config) {
         Some(Ok(m)) => Some(m),
         Some(Err(e)) => {
@@ -34,7 +35,7 @@ pub async fn run(node: Arc<Node>) {
         }
     };
     loop {
-        if node.shutdown.is_cancelled() {
+        if stop.is_cancelled() {
             break;
         }
         let wait = match round(&node, mailer.as_ref()).await {
@@ -44,8 +45,15 @@ pub async fn run(node: Arc<Node>) {
                 Duration::from_secs(5)
             }
         };
+        // Other processes on the database queue too, and wake only their own worker: look
+        // again within a second for what they queued.
+        let wait = if node.store.dialect() == crate::store::sql::Dialect::Postgres {
+            wait.min(Duration::from_secs(1))
+        } else {
+            wait
+        };
         tokio::select! {
-            _ = node.shutdown.cancelled() => break,
+            _ = stop.cancelled() => break,
             _ = node.mail_wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
         }

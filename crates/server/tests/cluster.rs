@@ -346,3 +346,89 @@ async fn an_event_committing_late_is_lost_to_a_naive_id_cursor_but_not_to_the_st
     assert_eq!(second.data["id"], booked.as_str());
     assert!(first.id.unwrap() < second.id.unwrap());
 }
+
+/// The node processes (by process id) holding the advisory lock `key` now.
+async fn holders(url: &str, key: i64) -> Vec<u32> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.query(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted
+               AND l.classid = ($1::bigint >> 32)::oid AND l.objid = ($1::bigint & 4294967295)::oid",
+            &[&key],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let name: String = r.get(0);
+            name.trim_start_matches("carebridge-node ").parse().unwrap()
+        })
+        .collect()
+    })
+    .await
+    .unwrap()
+}
+
+/// The one process holding `key`, once exactly one does.
+async fn the_holder(url: &str, key: i64, not: Option<u32>) -> u32 {
+    let found = std::sync::Mutex::new(0);
+    carebridge_testkit::eventually("exactly one process holds the lock", WITHIN, || async {
+        let h = holders(url, key).await;
+        let one = h.len() == 1 && Some(h[0]) != not;
+        if one {
+            *found.lock().unwrap() = h[0];
+        }
+        one
+    })
+    .await;
+    found.into_inner().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_and_the_once_only_work_move_to_another_process_when_theirs_is_killed() {
+    // The keys of store/relay.rs: the placer's and the duty's.
+    const PLACER: i64 = 0x4361_7265_4272_0003;
+    const DUTY: i64 = 0x4361_7265_4272_0004;
+    let mut cluster = Cluster::start(3).await;
+    let url = cluster._db.url().to_owned();
+    let placer = the_holder(&url, PLACER, None).await;
+    let duty = the_holder(&url, DUTY, None).await;
+    // Kill the placer's process (SIGKILL: no goodbye to the database).
+    let i = cluster
+        .nodes
+        .iter()
+        .position(|n| n.pid() == placer)
+        .unwrap();
+    let killed = cluster.nodes.remove(i);
+    killed.kill().await;
+    // Another process takes each lock the killed one held.
+    let new_placer = the_holder(&url, PLACER, Some(placer)).await;
+    assert_ne!(new_placer, placer);
+    if duty == placer {
+        assert_ne!(the_holder(&url, DUTY, Some(duty)).await, duty);
+    } else {
+        assert_eq!(the_holder(&url, DUTY, None).await, duty);
+    }
+    // The stream goes on: a booking at one surviving process reaches the other's stream.
+    let desk = Client::sign_in(
+        &cluster.nodes[0].url,
+        &cluster.creds.reception.username,
+        &cluster.creds.reception.password,
+    )
+    .await;
+    let other = Client::sign_in(
+        &cluster.nodes[1].url,
+        &cluster.creds.reception.username,
+        &cluster.creds.reception.password,
+    )
+    .await;
+    let mut stream = other.events(None).await;
+    let doctor = cluster.creds.doctors[1].id.to_string();
+    let id = book(&desk, &doctor, &cluster.creds.patients[3].id.to_string()).await;
+    stream
+        .wait_for(WITHIN, |e| {
+            e.event == "appointment.created" && e.data["id"] == id.as_str()
+        })
+        .await;
+}

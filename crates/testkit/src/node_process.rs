@@ -134,6 +134,11 @@ impl NodeProcess {
         }
     }
 
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("a running node has a process id")
+    }
+
     /// SIGKILL, and wait until the process is gone. The stopped node can be started again on its
     /// data dir and address.
     pub async fn kill(mut self) -> StoppedNode {

@@ -68,11 +68,11 @@ pub fn client(node: &Node) -> reqwest::Client {
     b.build().unwrap_or_default()
 }
 
-/// Runs until the node shuts down.
-pub async fn run(node: Arc<Node>) {
+/// Runs until `stop` (the node shuts down, or another process is on duty).
+pub async fn run(node: Arc<Node>, stop: tokio_util::sync::CancellationToken) {
     let http = client(&node);
     loop {
-        if node.shutdown.is_cancelled() {
+        if stop.is_cancelled() {
             break;
         }
         let wait = match round(&node, &http).await {
@@ -82,8 +82,15 @@ pub async fn run(node: Arc<Node>) {
                 Duration::from_secs(5)
             }
         };
+        // Other processes on the database queue too, and wake only their own worker: look
+        // again within a second for what they queued.
+        let wait = if node.store.dialect() == crate::store::sql::Dialect::Postgres {
+            wait.min(Duration::from_secs(1))
+        } else {
+            wait
+        };
         tokio::select! {
-            _ = node.shutdown.cancelled() => break,
+            _ = stop.cancelled() => break,
             _ = node.delivery_wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
         }

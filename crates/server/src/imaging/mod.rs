@@ -96,13 +96,14 @@ pub enum FeedError {
 
 /// Starts following the PACS, if the node has one: the worklist is written again for every
 /// scheduled order (a folder emptied by hand fills up again), then the feed is read at once,
-/// whenever Orthanc hints, and every `poll_seconds` anyway.
-pub fn spawn(node: &Arc<Node>) {
+/// whenever Orthanc hints, and every `poll_seconds` anyway, until `stop`.
+pub fn spawn(node: &Arc<Node>, stop: &tokio_util::sync::CancellationToken) {
     let Some(imaging) = &node.imaging else {
         return;
     };
     let poll = Duration::from_secs(u64::from(imaging.config.poll_seconds));
     let node = node.clone();
+    let stop = stop.clone();
     tokio::spawn(async move {
         if let Err(e) = republish_worklist(&node).await {
             tracing::warn!(error = %e, "could not write the imaging worklist");
@@ -117,7 +118,7 @@ pub fn spawn(node: &Arc<Node>) {
             }
             let Some(imaging) = &node.imaging else { return };
             tokio::select! {
-                _ = node.shutdown.cancelled() => return,
+                _ = stop.cancelled() => return,
                 _ = imaging.wake.notified() => {}
                 _ = tokio::time::sleep(poll) => {}
             }

@@ -212,6 +212,8 @@ struct StoreInner {
     location: Location,
     /// PostgreSQL only: this process's share of the cluster's one live stream.
     _relay: Option<relay::Relay>,
+    /// Whether this process does the once-only work of the processes sharing the database.
+    duty: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Where the database lives, to open more connections to it.
@@ -487,10 +489,12 @@ impl Store {
         let location = Location::Postgres {
             url: url.to_owned(),
         };
-        let relay = relay::Relay::start(url, hub.clone())?;
+        let (duty, on_duty) = tokio::sync::watch::channel(false);
+        let relay = relay::Relay::start(url, hub.clone(), duty)?;
         let mut store = Self::start(writer, readers, head, location, clock, hub)?;
         if let Some(inner) = Arc::get_mut(&mut store.inner) {
             inner._relay = Some(relay);
+            inner.duty = on_duty;
         }
         Ok(store)
     }
@@ -516,6 +520,8 @@ impl Store {
                 reader_free: Condvar::new(),
                 location,
                 _relay: None,
+                // One process per database: always on duty.
+                duty: tokio::sync::watch::channel(true).1,
             }),
         })
     }
@@ -527,6 +533,14 @@ impl Store {
             Location::File { path, key } => Reader::open(path, key),
             Location::Postgres { url } => Reader::open_postgres(url),
         }
+    }
+
+    /// Whether this process does the once-only work (delivery to peers, mail, pruning,
+    /// checkpoints) of the processes sharing the database, as it changes: always on SQLite;
+    /// on PostgreSQL while it holds the duty lock, which another process takes over when
+    /// this one dies or loses its connection.
+    pub fn duty(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.duty.clone()
     }
 
     /// Which database the store runs on.

@@ -47,9 +47,7 @@ pub(super) fn connect(url: &str, role: Role) -> Result<Conn, StoreError> {
         Role::Writer(Durability::Full) => "SET synchronous_commit = on",
         Role::Reader => "SET default_transaction_read_only = on",
     };
-    conn.execute_batch(&format!(
-        "{settings}; SET application_name = 'carebridge-node'; SET TIME ZONE 'UTC'"
-    ))?;
+    conn.execute_batch(&format!("{settings}; SET TIME ZONE 'UTC'"))?;
     Ok(conn)
 }
 

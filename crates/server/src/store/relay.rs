@@ -40,6 +40,10 @@ const BATCH: i64 = 1000;
 /// The advisory lock whose holder places events.
 const PLACER_LOCK: i64 = 0x4361_7265_4272_0003;
 
+/// The advisory lock whose holder does the cluster's once-only work (delivery to peers, mail,
+/// pruning, checkpoints): one process at a time, another taking over when it dies.
+const DUTY_LOCK: i64 = 0x4361_7265_4272_0004;
+
 /// The channel the writer notifies when it committed events.
 pub const COMMITTED: &str = "carebridge_commit";
 
@@ -81,7 +85,11 @@ pub(super) struct Relay {
 impl Relay {
     /// Starts the placer candidate and the follower for the database at `url`, publishing to
     /// `hub` from the newest placed event on.
-    pub(super) fn start(url: &str, hub: Hub) -> Result<Self, StoreError> {
+    pub(super) fn start(
+        url: &str,
+        hub: Hub,
+        duty: tokio::sync::watch::Sender<bool>,
+    ) -> Result<Self, StoreError> {
         let stop = Arc::new(Stop::default());
         // The follower's start, read before this returns: whatever is placed later is
         // published, so a stream that starts from the head misses nothing.
@@ -97,6 +105,13 @@ impl Relay {
             std::thread::Builder::new()
                 .name("carebridge-event-placer".into())
                 .spawn(move || place_while(&u, &s))
+                .map_err(|e| StoreError::Task(e.to_string()))?,
+        );
+        let (u, s) = (url.to_owned(), stop.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("carebridge-duty".into())
+                .spawn(move || hold_duty_while(&u, &s, &duty))
                 .map_err(|e| StoreError::Task(e.to_string()))?,
         );
         let (u, s) = (url.to_owned(), stop.clone());
@@ -195,6 +210,37 @@ fn place_round(url: &str, stop: &Stop) -> Result<(), StoreError> {
         wake(&conn)?;
     }
     Ok(())
+}
+
+/// Holds the duty lock whenever it can, saying in `duty` whether this process holds it; a
+/// lost connection loses the lock (the server ends the session), and says so.
+fn hold_duty_while(url: &str, stop: &Stop, duty: &tokio::sync::watch::Sender<bool>) {
+    while !stop.load() {
+        let result = (|| -> Result<(), StoreError> {
+            let conn = Conn::Postgres(Box::new(PgConn::connect(url)?));
+            while !stop.load() {
+                let held: bool = if *duty.borrow() {
+                    // Still connected, so still held.
+                    conn.query_row("SELECT true", [], |r| r.get(0))?
+                } else {
+                    conn.query_row("SELECT pg_try_advisory_lock(?1)", params![DUTY_LOCK], |r| {
+                        r.get(0)
+                    })?
+                };
+                if held && !*duty.borrow() {
+                    tracing::info!("this process does the cluster's once-only work");
+                }
+                duty.send_replace(held);
+                stop.nap(Duration::from_secs(1));
+            }
+            Ok(())
+        })();
+        duty.send_replace(false);
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "the duty lock's connection failed; retrying");
+            stop.nap(Duration::from_secs(1));
+        }
+    }
 }
 
 /// The follower: publishes placed events to this process's hub, in place order.

@@ -585,7 +585,10 @@ pub struct PgConn {
 impl PgConn {
     /// Connects to `url`. Blocking, and not on an async thread.
     pub fn connect(url: &str) -> Result<Self, DbError> {
-        let client = postgres::Client::connect(url, postgres::NoTls)?;
+        let mut config: postgres::Config = url.parse()?;
+        // Names the process in pg_stat_activity: which node process holds what.
+        config.application_name(&format!("carebridge-node {}", std::process::id()));
+        let client = config.connect(postgres::NoTls)?;
         Ok(Self {
             client: RefCell::new(Some(client)),
             statements: RefCell::new(HashMap::new()),
