@@ -99,6 +99,9 @@ enum Command {
     Backup(BackupArgs),
     /// Check a backup, then make it the node's database (the node must be stopped).
     Restore(RestoreArgs),
+    /// Move a stopped node's records from its encrypted file to an empty PostgreSQL database
+    /// (ids, audit chain and event ids kept), and point its node.toml there.
+    MigrateStore(MigrateStoreArgs),
     /// Import FHIR R4 resources from another system (a Bundle, one resource, or NDJSON), entry
     /// by entry, and summarise what was created, matched and refused (the node must be stopped).
     Import(ImportArgs),
@@ -314,6 +317,16 @@ struct BackupArgs {
 }
 
 #[derive(Debug, Args)]
+struct MigrateStoreArgs {
+    /// The node's data directory (its node.toml, key and carebridge.db).
+    #[arg(long)]
+    from: PathBuf,
+    /// The PostgreSQL database to move into, `postgres://user:password@host/db` (empty).
+    #[arg(long)]
+    to: String,
+}
+
+#[derive(Debug, Args)]
 struct RestoreArgs {
     #[command(flatten)]
     location: Location,
@@ -473,6 +486,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Restore(a) => restore(a),
+        Command::MigrateStore(a) => {
+            let cfg = NodeConfig::load(Some(&a.from.join(CONFIG_FILE)))?;
+            let copied = carebridge_server::node::migrate_store(&cfg, &a.to)?;
+            let total: i64 = copied.rows.values().sum();
+            println!(
+                "moved {total} rows in {} tables to PostgreSQL; audit chain OK ({} entries)",
+                copied.rows.len(),
+                copied.audit_entries
+            );
+            println!(
+                "{} now names the database; {} is kept, unchanged, to go back to.",
+                a.from.join(CONFIG_FILE).display(),
+                a.from.join(carebridge_server::store::DB_FILE).display()
+            );
+            Ok(())
+        }
         Command::Import(a) => import(a),
     }
 }

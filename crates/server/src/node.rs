@@ -230,6 +230,45 @@ fn initialised(cfg: &NodeConfig) -> Result<bool, NodeError> {
     }
 }
 
+/// Moves a stopped node's records from its SQLCipher file to the empty PostgreSQL database at
+/// `url`, every row as it is (ids, the audit chain and its checkpoints, event ids), and points
+/// its `node.toml` at PostgreSQL. The file stays where it was, untouched but for migrations,
+/// to go back to.
+pub fn migrate_store(cfg: &NodeConfig, url: &str) -> Result<crate::store::copy::Copied, NodeError> {
+    if cfg.database.url.is_some() {
+        return Err(NodeError::Invalid(
+            "this node's records are in PostgreSQL already ([database] url in node.toml)".into(),
+        ));
+    }
+    if !cfg.db_path().exists() {
+        return Err(NodeError::NotInitialised(
+            cfg.data_dir.display().to_string(),
+        ));
+    }
+    let _lock = lock_data_dir(&cfg.data_dir)?;
+    let key = load_key(cfg)?;
+    let copied = off_async(|| {
+        // Brings an older file to this build's schema first, as serving it would.
+        drop(Store::open(
+            &cfg.db_path(),
+            &key,
+            cfg.durability,
+            Arc::new(crate::clock::SystemClock),
+            Hub::new(16, 0),
+        )?);
+        let reader = crate::store::Reader::open(&cfg.db_path(), &key)?;
+        Ok(crate::store::copy::sqlite_to_postgres(&reader, url)?)
+    })?;
+    let toml = cfg.data_dir.join(CONFIG_FILE);
+    let mut text = fs::read_to_string(&toml).map_err(io(&toml))?;
+    text.push_str(&format!(
+        "\n# Moved from {} by migrate-store.\n[database]\nurl = {url:?}\n",
+        crate::store::DB_FILE
+    ));
+    fs::write(&toml, text).map_err(io(&toml))?;
+    Ok(copied)
+}
+
 /// Creates a node in `dir`: its key file, encrypted database, signing keys and first admin,
 /// and a `node.toml` naming it.
 pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeConfig, NodeError> {

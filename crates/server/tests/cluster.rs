@@ -432,3 +432,89 @@ async fn the_relay_and_the_once_only_work_move_to_another_process_when_theirs_is
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_moved_from_its_file_to_postgresql_keeps_its_records_its_audit_chain_and_its_event_ids()
+ {
+    // A hospital on its SQLCipher file, with a booking made and seen on its stream.
+    let node = support::TestNode::start().await;
+    let desk = node.reception().await;
+    let mut stream = desk.events(None).await;
+    let doctor = node.doctor_id(0);
+    let first = book(&desk, &doctor, &node.patient(0).id.to_string()).await;
+    let seen = stream
+        .wait_for(WITHIN, |e| {
+            e.event == "appointment.created" && e.data["id"] == first.as_str()
+        })
+        .await
+        .id
+        .unwrap();
+    drop(stream);
+    let patients_before = desk.get("/api/v1/patients?limit=1000").await.body;
+    let creds = node.creds.clone();
+    let (dir, _) = node.stop_keeping().await;
+
+    let db = ScratchDatabase::create();
+    let moved = carebridge_testkit::node_command()
+        .args(["migrate-store", "--from"])
+        .arg(dir.path())
+        .args(["--to", db.url()])
+        .env("CAREBRIDGE_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        moved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&moved.stderr)
+    );
+    let said = String::from_utf8_lossy(&moved.stdout).to_string();
+    assert!(said.contains("audit chain OK"), "{said}");
+    // Moving again is refused: the node names PostgreSQL now.
+    let again = carebridge_testkit::node_command()
+        .args(["migrate-store", "--from"])
+        .arg(dir.path())
+        .args(["--to", db.url()])
+        .env("CAREBRIDGE_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+
+    // `audit verify` reads the chain from PostgreSQL now, and it holds.
+    let verify = carebridge_testkit::node_command()
+        .args(["audit", "verify", "--data-dir"])
+        .arg(dir.path())
+        .env("CAREBRIDGE_LOG", "error")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&verify.stdout).to_string();
+    assert!(
+        verify.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(text.contains("audit chain OK"), "{text}");
+
+    // Served from PostgreSQL: the same records, and a client resuming from the last event
+    // id it saw gets what happens next, after it.
+    let served = NodeProcess::spawn(dir.path(), "127.0.0.1:0").await;
+    let desk = Client::sign_in(
+        &served.url,
+        &creds.reception.username,
+        &creds.reception.password,
+    )
+    .await;
+    assert_eq!(
+        desk.get("/api/v1/patients?limit=1000").await.body,
+        patients_before
+    );
+    let a = desk.get(&format!("/api/v1/appointments/{first}")).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let mut resumed = desk.events(Some(seen)).await;
+    let second = book(&desk, &doctor, &creds.patients[1].id.to_string()).await;
+    let e = resumed
+        .wait_for(WITHIN, |e| e.event == "appointment.created")
+        .await;
+    assert_eq!(e.data["id"], second.as_str());
+    assert!(e.id.unwrap() > seen);
+    drop(served);
+}

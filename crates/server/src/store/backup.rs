@@ -27,6 +27,19 @@ pub struct BackupSummary {
     pub appointments: i64,
 }
 
+/// Refuses a node on PostgreSQL, whose backups are PostgreSQL's own.
+fn on_file(cfg: &NodeConfig) -> Result<(), NodeError> {
+    match cfg.database.url {
+        None => Ok(()),
+        Some(_) => Err(NodeError::Invalid(
+            "this node keeps its records in PostgreSQL: back it up and restore it with \
+             PostgreSQL's own tools (pg_dump and pg_restore, or pg_basebackup and WAL archiving), \
+             as docs/postgresql.md shows; keep the node's key file with it"
+                .into(),
+        )),
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
     move |source| NodeError::Io {
         path: path.display().to_string(),
@@ -37,6 +50,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
 /// Copies the database to `to` (which must not exist) in one read transaction, so the copy
 /// is consistent even while the node writes. Returns what the copy holds, checked.
 pub fn backup(cfg: &NodeConfig, to: &Path) -> Result<BackupSummary, NodeError> {
+    on_file(cfg)?;
     let key = load_key(cfg)?;
     let db = cfg.db_path();
     if !db.exists() {
@@ -142,6 +156,7 @@ fn collect_strings(conn: &Connection, sql: &str) -> Result<Vec<String>, StoreErr
 /// Replaces the node's database with a checked copy. The node must be stopped. The current
 /// database, if any, is kept beside it as `carebridge.db.before-restore-<time>`.
 pub fn restore(cfg: &NodeConfig, from: &Path, stamp: &str) -> Result<BackupSummary, NodeError> {
+    on_file(cfg)?;
     let key = load_key(cfg)?;
     let summary = check(from, &key)?;
     fs::create_dir_all(&cfg.data_dir).map_err(io(&cfg.data_dir))?;

@@ -23,6 +23,7 @@
 pub mod appointments;
 pub mod audit;
 pub mod backup;
+pub mod copy;
 pub mod documents;
 pub mod events;
 pub mod federation;
