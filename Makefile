@@ -36,6 +36,8 @@ DEB_PACKAGES := gcc libc6-dev make perl curl jq ca-certificates dbus-daemon gnom
 	fonts-dejavu-core poppler-utils python3 python3-venv \
 	dpkg-dev binutils systemd desktop-file-utils x11-utils orthanc dcmtk \
 	cups-daemon cups-client cups postgresql
+# Added by `run-cluster`: the load balancer in front of the node processes.
+CLUSTER_DEB_PACKAGES := nginx
 # Added by `bench-deps`: nginx + nchan (a peer), python3 for ../shared/bench/summarize.py.
 BENCH_DEB_PACKAGES := libnginx-mod-nchan python3 util-linux
 
@@ -69,6 +71,10 @@ export PACS_HTTP_PORT PACS_DICOM_PORT PACS_AET PACS_USER PACS_PASSWORD PACS_HINT
 EXCHANGE_DIR ?= target/exchange
 # make run-network: the three nodes' data, logs, sign-in files and the mail sink's log.
 NETWORK_DIR ?= target/network
+# make run-cluster's node directories and nginx's files (its PostgreSQL lives in a temporary directory).
+CLUSTER_DIR ?= target/cluster
+# The node's API suites that `make test` runs a second time with their nodes on PostgreSQL.
+POSTGRES_API_SUITES := api live mail operations snapshot
 # cargo honours CARGO_TARGET_DIR by itself; paths to what it built must too.
 NODE_BIN = $${CARGO_TARGET_DIR:-target}/release/carebridge-node
 
@@ -116,7 +122,7 @@ if (( $${#missing[@]} )); then
 fi
 endef
 
-.PHONY: help deps bench-deps bench-packages build build-app run run-node run-kiosk run-exchange run-network check doc test soak bench fmt clean ui schemathesis aiosmtpd fhir-validators package package-test
+.PHONY: help deps bench-deps bench-packages cluster-packages build build-app run run-node run-kiosk run-exchange run-network run-cluster check doc test soak bench fmt clean ui schemathesis aiosmtpd fhir-validators package package-test
 
 help:
 	@echo 'make run         install missing packages, build, open the staff app (hosting a demo node on $(DEMO_LISTEN)) and a kiosk beside it'
@@ -124,6 +130,7 @@ help:
 	@echo 'make run-kiosk   a kiosk (fullscreen; KIOSK_CREDENTIALS=file signs it in with a demo'"'"'s device)'
 	@echo 'make run-exchange  the demo hospital (127.0.0.1:8080) and an insurer (127.0.0.1:8081) peered, a staff app window on each (EXCHANGE_NO_APP=1: the nodes alone)'
 	@echo 'make run-network  two hospitals (127.0.0.1:8080, :8082) and an insurer (:8081) peered, for consented access: a front desk, a doctor and a kiosk (NETWORK_NO_APP=1: the nodes alone)'
+	@echo 'make run-cluster  the demo hospital on PostgreSQL: three node processes behind nginx on 127.0.0.1:8080, a front desk and a kiosk (CLUSTER_NO_APP=1: the cluster alone)'
 	@echo 'make test        fmt + clippy checks, then every test (what CI runs)'
 	@echo 'make soak        the property tests with PROPTEST_CASES=$(SOAK_CASES) (the client interleavings: an eighth of it); about 35 minutes'
 	@echo 'make bench       fan-out benchmark against nginx+nchan and the seed, then the client core against plain SQLite; writes docs/performance.md'
@@ -270,6 +277,16 @@ run-network: deps aiosmtpd build build-app
 	[ "$${NETWORK_NO_APP:-0}" = 1 ] || [ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ] || { echo "make run-network opens three windows: it needs a desktop session (NETWORK_NO_APP=1 serves the nodes alone)" >&2; exit 1; }
 	NODE_BIN="$(NODE_BIN)" APP_BIN="$(APP_BIN)" NETWORK_DIR='$(NETWORK_DIR)' exec scripts/network-demo.sh
 
+# The demo hospital on PostgreSQL, three node processes behind nginx, the front desk and a
+# kiosk through the load balancer (docs/postgresql.md).
+run-cluster: deps cluster-packages build build-app
+	@case '$(CLUSTER_DIR)' in ''|/|.|..) echo "refusing to wipe CLUSTER_DIR='$(CLUSTER_DIR)'" >&2; exit 1 ;; esac
+	[ "$${CLUSTER_NO_APP:-0}" = 1 ] || [ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ] || { echo "make run-cluster opens two windows: it needs a desktop session (CLUSTER_NO_APP=1 serves the cluster alone)" >&2; exit 1; }
+	NODE_BIN="$(NODE_BIN)" APP_BIN="$(APP_BIN)" CLUSTER_DIR='$(CLUSTER_DIR)' exec scripts/cluster-demo.sh
+
+cluster-packages:
+	$(call apt_install,$(CLUSTER_DEB_PACKAGES))
+
 run-kiosk: deps build-app
 	exec "$(APP_BIN)" --kiosk $(if $(KIOSK_CREDENTIALS),--kiosk-credentials '$(KIOSK_CREDENTIALS)')
 
@@ -286,12 +303,16 @@ test: deps schemathesis aiosmtpd fhir-validators check package-test
 	(cd ui && npm test)
 	# Doctests first (nextest does not run them), so that the run closes on nextest's summary.
 	cargo test --doc --workspace --locked
-	# A throw-away PostgreSQL cluster for the store's second backend (its conformance suite),
-	# stopped and removed when the run ends, whatever its outcome.
+	# A throw-away PostgreSQL cluster for the store's second backend (its conformance suite, the
+	# cluster's tests), stopped and removed when the run ends, whatever its outcome. The API's
+	# suites then run again with their nodes on PostgreSQL (TEST_NODE_BACKEND).
 	if command -v cargo-nextest >/dev/null; then
-		scripts/with-postgres.sh cargo nextest run --workspace --locked
+		scripts/with-postgres.sh sh -c 'cargo nextest run --workspace --locked && \
+			TEST_NODE_BACKEND=postgres cargo nextest run --locked -p carebridge-server \
+			-E "$(foreach s,$(POSTGRES_API_SUITES),binary($(s)) |) none()"'
 	else
-		scripts/with-postgres.sh cargo test --workspace --locked
+		scripts/with-postgres.sh sh -c 'cargo test --workspace --locked && \
+			TEST_NODE_BACKEND=postgres cargo test --locked -p carebridge-server $(foreach s,$(POSTGRES_API_SUITES),--test $(s))'
 	fi
 	# The tests rewrote the UI's TypeScript declarations from the Rust types: they must be
 	# what is committed.

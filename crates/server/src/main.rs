@@ -201,6 +201,10 @@ struct DemoArgs {
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Keep the demo's records in this (empty) PostgreSQL database rather than an encrypted
+    /// file in the data directory.
+    #[arg(long, env = "CAREBRIDGE_DATABASE__URL")]
+    database_url: Option<String>,
     /// Doctors.
     #[arg(long, default_value_t = 3)]
     doctors: u32,
@@ -843,7 +847,9 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
         // The credentials name the URL the node will be served at: it must be known now.
         bail!("--prepare-only needs a fixed --listen port, not 0");
     }
-    let mut cfg = init(&dir, &demo::init_options(&a.time_zone), &SystemClock)?;
+    let mut opts = demo::init_options(&a.time_zone);
+    opts.database_url = a.database_url.clone();
+    let mut cfg = init(&dir, &opts, &SystemClock)?;
     let tmp_dir = dir.clone();
     cfg.listen = a.listen;
     cfg.durability = a.durability;

@@ -371,7 +371,8 @@ pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeCon
         cfg.listen.to_string()
     );
     if let Some(url) = &cfg.database.url {
-        toml.push_str(&format!("\n[database]\nurl = {url:?}\n"));
+        // A dotted key, not a [database] table: options appended later stay top-level.
+        toml.push_str(&format!("database.url = {url:?}\n"));
     }
     let cfg_path = dir.join(CONFIG_FILE);
     if !cfg_path.exists() {

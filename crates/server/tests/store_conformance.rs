@@ -3215,6 +3215,15 @@ async fn snapshot_reads_what_it_is_told_in_one_state(env: Env) {
                     None,
                 );
                 assert_eq!(by_patient.len(), 2 + 2);
+                // Everyone's, as the front desk's snapshot holds them.
+                let everyone = take(
+                    snapshot::Contents {
+                        appointments: Some(appointments::Scope::All),
+                        ..nothing
+                    },
+                    None,
+                );
+                assert_eq!(everyone.len(), 2 + 2);
                 let other = take(
                     snapshot::Contents {
                         appointments: Some(appointments::Scope::Patient(PatientId::new())),

@@ -228,7 +228,7 @@ fn hold_duty_while(url: &str, stop: &Stop, duty: &tokio::sync::watch::Sender<boo
                     })?
                 };
                 if held && !*duty.borrow() {
-                    tracing::info!("this process does the cluster's once-only work");
+                    tracing::debug!("this process does the cluster's once-only work");
                 }
                 duty.send_replace(held);
                 stop.nap(Duration::from_secs(1));

@@ -127,7 +127,9 @@ pub fn write(
         }
         if let (Some(start), Some(scope)) = (from(3), contents.appointments) {
             let (filter, who) = match scope {
-                Scope::All => ("1 = 1", String::new()),
+                // ?2 is bound whatever the scope (one statement shape); here it is '' and
+                // matches, and typed, as PostgreSQL needs every placeholder to be.
+                Scope::All => ("?2 = ''", String::new()),
                 Scope::Practitioner(id) => ("practitioner_id = ?2", id.to_string()),
                 Scope::Kiosk(id) => (
                     "booked_by_kind = 'kiosk' AND booked_by_id = ?2",
@@ -136,7 +138,7 @@ pub fn write(
                 Scope::Patient(id) => ("patient_id = ?2", id.to_string()),
             };
             let sql = format!(
-                "SELECT {} FROM appointments WHERE id > ?1 AND {filter} AND (?2 IS NOT NULL) ORDER BY id",
+                "SELECT {} FROM appointments WHERE id > ?1 AND {filter} ORDER BY id",
                 appointments::COLUMNS
             );
             each!(&sql, crate::store::sql::params![start, who], |r| {

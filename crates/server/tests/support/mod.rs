@@ -28,13 +28,25 @@ pub fn mt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// A node served in-process on 127.0.0.1:0, seeded with the demo data.
+/// A node served in-process on 127.0.0.1:0, seeded with the demo data. On its SQLCipher
+/// file; with `TEST_NODE_BACKEND=postgres`, on a fresh PostgreSQL database of the test
+/// cluster instead (`make test` runs the API suites that way too).
 pub struct TestNode {
     pub url: String,
     pub node: Arc<Node>,
     pub creds: DemoCredentials,
     pub dir: tempfile::TempDir,
     served: tokio::task::JoinHandle<()>,
+    _database: Option<carebridge_testkit::postgres::ScratchDatabase>,
+}
+
+/// A database for a test node when the tests run against PostgreSQL.
+fn test_database() -> Option<carebridge_testkit::postgres::ScratchDatabase> {
+    match std::env::var("TEST_NODE_BACKEND").as_deref() {
+        Ok("postgres") => Some(carebridge_testkit::postgres::ScratchDatabase::create()),
+        Ok("sqlcipher") | Err(_) => None,
+        Ok(other) => panic!("TEST_NODE_BACKEND={other}: sqlcipher or postgres"),
+    }
 }
 
 pub fn init_dir(dir: &Path) -> carebridge_server::NodeConfig {
@@ -91,7 +103,20 @@ impl TestNode {
         adjust: impl FnOnce(&mut carebridge_server::NodeConfig),
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cfg = init_dir(dir.path());
+        let database = test_database();
+        let mut cfg = init(
+            dir.path(),
+            &InitOptions {
+                name: "st-marys.example".into(),
+                kind: NodeKind::Hospital,
+                time_zone: "Europe/Amsterdam".into(),
+                admin_username: "admin".into(),
+                admin_password: demo::ADMIN_PASSWORD.into(),
+                database_url: database.as_ref().map(|d| d.url().to_owned()),
+            },
+            &SystemClock,
+        )
+        .expect("init");
         cfg.listen = "127.0.0.1:0".parse().unwrap();
         adjust(&mut cfg);
         let node = Node::open(cfg, clock).expect("open node");
@@ -112,6 +137,7 @@ impl TestNode {
             creds,
             dir,
             served,
+            _database: database,
         }
     }
 
@@ -124,6 +150,8 @@ impl TestNode {
     pub async fn stop_keeping(self) -> (tempfile::TempDir, carebridge_server::NodeConfig) {
         self.node.shutdown.cancel();
         let _ = self.served.await;
+        // The node starts again on its database: it stays until the test cluster goes.
+        std::mem::forget(self._database);
         (self.dir, self.node.config.clone())
     }
 
