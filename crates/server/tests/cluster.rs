@@ -10,6 +10,7 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use carebridge_server::clock::{Clock, SystemClock};
@@ -517,4 +518,166 @@ async fn a_node_moved_from_its_file_to_postgresql_keeps_its_records_its_audit_ch
     assert_eq!(e.data["id"], second.as_str());
     assert!(e.id.unwrap() > seen);
     drop(served);
+}
+
+/// One writer of the stress test: `n` transactions on a connection of its own, each inserting
+/// one event; some held open a while, some rolled back. The `(writer, n)` of those committed.
+fn write_events(url: &str, writer: u64, n: u64, seed: u64) -> Vec<(u64, u64)> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let roles = carebridge_server::events::ROLE_RECEPTION
+        | carebridge_server::events::ROLE_DOCTOR
+        | carebridge_server::events::ROLE_ADMIN;
+    let mut committed = Vec::new();
+    for i in 0..n {
+        let mut tx = c.transaction().unwrap();
+        tx.execute(
+            "INSERT INTO events (kind, data, aud_roles, created_at)
+             VALUES ('patient.updated', $1, $2, 0)",
+            &[&json!({ "w": writer, "n": i }).to_string(), &roles],
+        )
+        .unwrap();
+        if rng.gen_bool(0.10) {
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "the workload itself, not a wait for a condition: a transaction that \
+                          stays open while others commit"
+            )]
+            std::thread::sleep(std::time::Duration::from_millis(rng.gen_range(1..=500)));
+        }
+        if rng.gen_bool(0.05) {
+            tx.rollback().unwrap();
+        } else {
+            tx.commit().unwrap();
+            committed.push((writer, i));
+        }
+    }
+    committed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_resuming_on_other_processes_get_every_committed_event_once_and_no_rolled_back_one()
+ {
+    use rand::{Rng, SeedableRng};
+    const WRITERS: u64 = 16;
+    const EACH: u64 = 12;
+    const SUBSCRIBERS: u64 = 4;
+    let cluster = Cluster::start(3).await;
+    let url = cluster._db.url().to_owned();
+    let urls: Vec<String> = cluster.nodes.iter().map(|n| n.url.clone()).collect();
+    let mut desks = Vec::new();
+    for i in 0..3 {
+        desks.push(cluster.reception(i).await);
+    }
+    let token = desks[0].token.clone();
+
+    // Subscribers: each reads a few events at one process, drops its stream, and resumes
+    // from the last id it saw at another, until the end marker.
+    let mut subscribers = Vec::new();
+    let mut ready = Vec::new();
+    for s in 0..SUBSCRIBERS {
+        let (urls, token) = (urls.clone(), token.clone());
+        let (subscribed, is_ready) = tokio::sync::oneshot::channel::<()>();
+        ready.push(is_ready);
+        subscribers.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(1000 + s);
+            let mut seen: Vec<(i64, Value)> = Vec::new();
+            let mut last: Option<i64> = None;
+            let mut at = rng.gen_range(0..urls.len());
+            // The first stream is open before anything is written: it starts at the head.
+            let mut first = Some(support::EventStream::open(&urls[at], &token, None).await);
+            subscribed.send(()).unwrap();
+            loop {
+                let mut stream = match first.take() {
+                    Some(s) => s,
+                    None => support::EventStream::open(&urls[at], &token, last).await,
+                };
+                assert_eq!(stream.status, 200);
+                let take = rng.gen_range(1..=8);
+                for _ in 0..take {
+                    let Some(e) = stream.next(WITHIN).await else {
+                        break;
+                    };
+                    let id = e.id.unwrap();
+                    last = Some(id);
+                    let end = e.data["end"] == true;
+                    seen.push((id, e.data));
+                    if end {
+                        return seen;
+                    }
+                }
+                // Another process next time.
+                at = (at + rng.gen_range(1..urls.len())) % urls.len();
+            }
+        }));
+    }
+
+    for r in ready {
+        r.await.unwrap();
+    }
+    // Writers: sixteen connections of their own, and bookings through every process.
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let url = url.clone();
+        writers.push(tokio::task::spawn_blocking(move || {
+            write_events(&url, w, EACH, 7 + w)
+        }));
+    }
+    let doctor = cluster.creds.doctors[1].id.to_string();
+    let mut booked = Vec::new();
+    for i in 0..6 {
+        let patients = &cluster.creds.patients;
+        let patient = patients[i % patients.len()].id.to_string();
+        booked.push(book(&desks[i % 3], &doctor, &patient).await);
+    }
+    let mut committed = BTreeSet::new();
+    for w in writers {
+        committed.extend(w.await.unwrap());
+    }
+    // The end marker, committed after everything else.
+    let marker = url.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut c = postgres::Client::connect(&marker, postgres::NoTls).unwrap();
+        c.execute(
+            "INSERT INTO events (kind, data, aud_roles, created_at)
+             VALUES ('patient.updated', '{\"end\":true}', $1, 0)",
+            &[&carebridge_server::events::ROLE_RECEPTION],
+        )
+        .unwrap();
+    })
+    .await
+    .unwrap();
+
+    let attempted = WRITERS * EACH;
+    assert!(
+        (committed.len() as u64) < attempted,
+        "some transactions rolled back"
+    );
+    for s in subscribers {
+        let seen = s.await.unwrap();
+        let ids: Vec<i64> = seen.iter().map(|(id, _)| *id).collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "in order, each once: {ids:?}"
+        );
+        let written: BTreeSet<(u64, u64)> = seen
+            .iter()
+            .filter_map(|(_, d)| Some((d["w"].as_u64()?, d["n"].as_u64()?)))
+            .collect();
+        let written_count = seen.iter().filter(|(_, d)| d.get("w").is_some()).count();
+        assert_eq!(written_count, written.len(), "no event twice");
+        assert_eq!(
+            written, committed,
+            "every committed event, no rolled-back one"
+        );
+        let bookings: BTreeSet<String> = seen
+            .iter()
+            .filter_map(|(_, d)| d["id"].as_str().map(str::to_owned))
+            .collect();
+        assert!(
+            booked.iter().all(|b| bookings.contains(b)),
+            "every booking's event"
+        );
+    }
 }

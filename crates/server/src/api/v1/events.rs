@@ -141,11 +141,15 @@ async fn open_stream(
             "the session ended; sign in again",
         ));
     }
-    let oldest: i64 = node
+    let (oldest, logged) = node
         .store
-        .read(|tx| events::oldest(tx).map_err(ApiError::from))
-        .await?
-        .unwrap_or(head + 1);
+        .read(|tx| Ok::<_, ApiError>((events::oldest(tx)?, events::head(tx)?)))
+        .await?;
+    // With several processes on one database, a client resuming here may have seen further
+    // at another process than this one's hub has published yet: the log says what exists.
+    // What lies between is replayed from it, and skipped when the hub publishes it.
+    let head = head.max(logged);
+    let oldest = oldest.unwrap_or(head + 1);
     let mut backlog = VecDeque::new();
     backlog.push_back(Bytes::from(format!(
         "retry: {RETRY_MS}\n: carebridge live stream, head {head}\n\n"
