@@ -28,15 +28,23 @@ use support::Client;
 struct Cluster {
     nodes: Vec<NodeProcess>,
     creds: DemoCredentials,
+    /// The database's URL.
+    url: String,
     // Dropped after the processes (fields drop in order): the database outlives its clients.
-    _dirs: Vec<tempfile::TempDir>,
-    _db: ScratchDatabase,
+    dirs: Vec<tempfile::TempDir>,
+    _db: Option<ScratchDatabase>,
 }
 
 impl Cluster {
     /// A demo hospital on a fresh database, served by `n` processes.
     async fn start(n: usize) -> Self {
         let db = ScratchDatabase::create();
+        let url = db.url().to_owned();
+        Self::start_at(n, &url, Some(db)).await
+    }
+
+    /// A demo hospital on the empty database at `url`, served by `n` processes.
+    async fn start_at(n: usize, url: &str, db: Option<ScratchDatabase>) -> Self {
         let first = tempfile::tempdir().unwrap();
         let cfg = init(
             first.path(),
@@ -46,7 +54,7 @@ impl Cluster {
                 time_zone: "Europe/Amsterdam".into(),
                 admin_username: "admin".into(),
                 admin_password: demo::ADMIN_PASSWORD.into(),
-                database_url: Some(db.url().to_owned()),
+                database_url: Some(url.to_owned()),
             },
             &SystemClock,
         )
@@ -84,7 +92,8 @@ impl Cluster {
         Self {
             nodes,
             creds,
-            _dirs: dirs,
+            url: url.to_owned(),
+            dirs,
             _db: db,
         }
     }
@@ -306,7 +315,7 @@ async fn committed_events(url: &str) -> Vec<(i64, Option<i64>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_committing_late_is_lost_to_a_naive_id_cursor_but_not_to_the_stream() {
     let cluster = Cluster::start(2).await;
-    let url = cluster._db.url().to_owned();
+    let url = cluster.url.clone();
     let desk = cluster.reception(0).await;
     let doctor = cluster.creds.doctors[0].id.to_string();
     let mut stream = cluster.reception(1).await.events(None).await;
@@ -392,7 +401,7 @@ async fn the_relay_and_the_once_only_work_move_to_another_process_when_theirs_is
     const PLACER: i64 = 0x4361_7265_4272_0003;
     const DUTY: i64 = 0x4361_7265_4272_0004;
     let mut cluster = Cluster::start(3).await;
-    let url = cluster._db.url().to_owned();
+    let url = cluster.url.clone();
     let placer = the_holder(&url, PLACER, None).await;
     let duty = the_holder(&url, DUTY, None).await;
     // Kill the placer's process (SIGKILL: no goodbye to the database).
@@ -564,7 +573,7 @@ async fn subscribers_resuming_on_other_processes_get_every_committed_event_once_
     const EACH: u64 = 12;
     const SUBSCRIBERS: u64 = 4;
     let cluster = Cluster::start(3).await;
-    let url = cluster._db.url().to_owned();
+    let url = cluster.url.clone();
     let urls: Vec<String> = cluster.nodes.iter().map(|n| n.url.clone()).collect();
     let mut desks = Vec::new();
     for i in 0..3 {
@@ -680,4 +689,166 @@ async fn subscribers_resuming_on_other_processes_get_every_committed_event_once_
             "every booking's event"
         );
     }
+}
+
+/// Whether `server`'s standby named `name` is streaming synchronously from it.
+async fn replicating_synchronously(url: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        let Ok(mut c) = postgres::Client::connect(&url, postgres::NoTls) else {
+            return false;
+        };
+        c.query_one(
+            "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
+            &[],
+        )
+        .map(|r| r.get::<_, i64>(0) == 1)
+        .unwrap_or(false)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_booking_acknowledged_before_the_primary_dies_is_on_the_promoted_standby_and_the_stream_resumes()
+ {
+    use carebridge_testkit::postgres::Server;
+    // A primary that acknowledges a commit once its synchronous standby has it.
+    let (primary, standby) = tokio::task::spawn_blocking(|| {
+        let primary = Server::start(&["wal_level=replica", "max_wal_senders=4"]);
+        primary.execute("postgres", "CREATE DATABASE carebridge");
+        let standby = Server::standby_of(&primary, "standby1");
+        // Synchronous once the standby is there: until then every commit would wait for it.
+        primary.execute(
+            "postgres",
+            "ALTER SYSTEM SET synchronous_standby_names = 'standby1'",
+        );
+        primary.execute("postgres", "SELECT pg_reload_conf()");
+        (primary, standby)
+    })
+    .await
+    .unwrap();
+    let watch = primary.url("postgres");
+    carebridge_testkit::eventually("the standby streams synchronously", WITHIN, || {
+        replicating_synchronously(watch.clone())
+    })
+    .await;
+
+    let mut cluster = Cluster::start_at(2, &primary.url("carebridge"), None).await;
+    let desks = [cluster.reception(0).await, cluster.reception(1).await];
+    let doctors: Vec<String> = cluster
+        .creds
+        .doctors
+        .iter()
+        .map(|d| d.id.to_string())
+        .collect();
+    let patients: Vec<String> = cluster
+        .creds
+        .patients
+        .iter()
+        .map(|p| p.id.to_string())
+        .collect();
+    // Where a client's stream stands before the bookings.
+    let mut stream = desks[1].events(None).await;
+    let seen = book(&desks[0], &doctors[1], &patients[1]).await;
+    let before = stream
+        .wait_for(WITHIN, |e| {
+            e.event == "appointment.created" && e.data["id"] == seen.as_str()
+        })
+        .await
+        .id
+        .unwrap();
+    drop(stream);
+
+    // Bookings from both processes; the primary dies while they are being made.
+    const N: usize = 24;
+    let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
+    for i in 0..N {
+        let desk = desks[i % 2].clone();
+        let doctor = doctors[i % doctors.len()].clone();
+        let patient = patients[i % patients.len()].clone();
+        let answers = answers.clone();
+        tokio::spawn(async move {
+            let a = desk.book_next(&doctor, &patient, "Check-up").await;
+            let _ = answers.send(a);
+        });
+    }
+    drop(answers);
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    let mut killed = false;
+    while let Some(a) = answered.recv().await {
+        if a.status == StatusCode::CREATED {
+            acknowledged.push(a.body["id"].as_str().unwrap().to_owned());
+        } else {
+            assert!(a.status.is_server_error(), "{} {}", a.status, a.body);
+            refused += 1;
+        }
+        if !killed && acknowledged.len() == N / 3 {
+            let p = &primary;
+            std::thread::scope(|s| {
+                s.spawn(|| p.kill());
+            });
+            killed = true;
+        }
+    }
+    assert!(killed, "the primary died while bookings were made");
+    assert!(!acknowledged.is_empty());
+
+    // The standby becomes the primary; the node processes are pointed at it and restarted.
+    let s = &standby;
+    std::thread::scope(|scope| {
+        scope.spawn(|| s.promote());
+    });
+    for node in cluster.nodes.drain(..) {
+        node.kill().await;
+    }
+    let new_url = standby.url("carebridge");
+    for dir in &cluster.dirs {
+        let toml = dir.path().join("node.toml");
+        let text = std::fs::read_to_string(&toml)
+            .unwrap()
+            .replace(&cluster.url, &new_url);
+        std::fs::write(&toml, text).unwrap();
+    }
+    for dir in &cluster.dirs {
+        cluster
+            .nodes
+            .push(NodeProcess::spawn(dir.path(), "127.0.0.1:0").await);
+    }
+    let desks = [cluster.reception(0).await, cluster.reception(1).await];
+    // Every acknowledged booking is there.
+    for id in &acknowledged {
+        let a = desks[0].get(&format!("/api/v1/appointments/{id}")).await;
+        assert_eq!(a.status, 200, "acknowledged booking {id}: {}", a.body);
+    }
+    // A stream resuming from before the bookings gets each acknowledged one once, in order,
+    // and what happens next.
+    let mut resumed = desks[1].events(Some(before)).await;
+    let after = book(&desks[0], &doctors[0], &patients[2]).await;
+    let mut created: Vec<(i64, String)> = Vec::new();
+    loop {
+        let e = resumed
+            .wait_for(WITHIN, |e| e.event == "appointment.created")
+            .await;
+        let id = e.data["id"].as_str().unwrap().to_owned();
+        created.push((e.id.unwrap(), id.clone()));
+        if id == after {
+            break;
+        }
+    }
+    let ids: Vec<i64> = created.iter().map(|c| c.0).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert!(ids[0] > before);
+    let streamed: BTreeSet<&String> = created.iter().map(|c| &c.1).collect();
+    assert_eq!(streamed.len(), created.len(), "each once");
+    for id in &acknowledged {
+        assert!(
+            streamed.contains(id),
+            "the stream carries acknowledged booking {id}"
+        );
+    }
+    eprintln!(
+        "{} acknowledged, {refused} refused while the primary was down",
+        acknowledged.len()
+    );
 }
