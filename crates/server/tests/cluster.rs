@@ -852,3 +852,47 @@ async fn every_booking_acknowledged_before_the_primary_dies_is_on_the_promoted_s
         acknowledged.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_takes_writes_reads_and_streams_again_when_its_database_restarts() {
+    use carebridge_testkit::postgres::Server;
+    let server = tokio::task::spawn_blocking(|| {
+        let s = Server::start(&[]);
+        s.execute("postgres", "CREATE DATABASE carebridge");
+        s
+    })
+    .await
+    .unwrap();
+    let cluster = Cluster::start_at(1, &server.url("carebridge"), None).await;
+    let desk = cluster.reception(0).await;
+    let doctor = cluster.creds.doctors[0].id.to_string();
+    let patient = cluster.creds.patients[0].id.to_string();
+    book(&desk, &doctor, &patient).await;
+    let s = &server;
+    std::thread::scope(|scope| {
+        scope.spawn(|| s.restart());
+    });
+    // Every connection the node had is lost. Without restarting the node, a booking goes
+    // through again (the one that finds the writer's connection lost may be refused), reads
+    // answer, and the stream carries the new booking.
+    let booked = std::sync::Mutex::new(None);
+    carebridge_testkit::eventually("a booking goes through again", WITHIN, || async {
+        let a = desk.book_next(&doctor, &patient, "after the restart").await;
+        if a.status == StatusCode::CREATED {
+            *booked.lock().unwrap() = a.body["id"].as_str().map(str::to_owned);
+            return true;
+        }
+        assert!(a.status.is_server_error(), "{} {}", a.status, a.body);
+        false
+    })
+    .await;
+    let booked = booked.into_inner().unwrap().unwrap();
+    let mut stream = desk.events(Some(0)).await;
+    stream
+        .wait_for(WITHIN, |e| {
+            e.event == "appointment.created" && e.data["id"] == booked.as_str()
+        })
+        .await;
+    let a = desk.get(&format!("/api/v1/appointments/{booked}")).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+}

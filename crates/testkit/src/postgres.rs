@@ -93,6 +93,7 @@ fn run(url: &str, sql: String) {
 pub struct Server {
     dir: tempfile::TempDir,
     bin: std::path::PathBuf,
+    settings: Vec<String>,
 }
 
 fn is_root() -> bool {
@@ -184,8 +185,12 @@ impl Server {
                 "--no-locale",
             ],
         );
-        let server = Self { dir, bin };
-        server.pg_ctl_start(settings);
+        let server = Self {
+            dir,
+            bin,
+            settings: settings.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        server.pg_ctl_start();
         server
     }
 
@@ -213,14 +218,18 @@ impl Server {
                 "fast",
             ],
         );
-        let server = Self { dir, bin };
-        server.pg_ctl_start(&[]);
+        let server = Self {
+            dir,
+            bin,
+            settings: Vec::new(),
+        };
+        server.pg_ctl_start();
         server
     }
 
-    fn pg_ctl_start(&self, settings: &[&str]) {
+    fn pg_ctl_start(&self) {
         let mut opts = format!("-c listen_addresses='' -k {}", self.dir.path().display());
-        for s in settings {
+        for s in &self.settings {
             opts.push_str(" -c ");
             opts.push_str(s);
         }
@@ -269,6 +278,13 @@ impl Server {
             &self.bin.join("pg_ctl"),
             &["-D", arg(&data), "-m", "immediate", "stop"],
         );
+    }
+
+    /// Crashes the server (as [`Server::kill`]) and starts it again on its data: a restart
+    /// that every client connection sees as lost.
+    pub fn restart(&self) {
+        self.kill();
+        self.pg_ctl_start();
     }
 
     /// Promotes a standby to a primary, and waits until it takes writes.

@@ -215,6 +215,8 @@ struct StoreInner {
     _relay: Option<relay::Relay>,
     /// Whether this process does the once-only work of the processes sharing the database.
     duty: tokio::sync::watch::Receiver<bool>,
+    /// A new reader in place of a lost one (PostgreSQL only).
+    reconnect_reader: Option<Reconnect>,
 }
 
 /// Where the database lives, to open more connections to it.
@@ -255,6 +257,8 @@ impl std::fmt::Debug for Store {
 }
 
 type Completion = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
+/// Opens a new connection in place of a lost one (PostgreSQL only).
+type Reconnect = Arc<dyn Fn() -> Result<Conn, StoreError> + Send + Sync>;
 type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> Completion + Send>;
 
 /// Who does an audited action, and from where.
@@ -466,7 +470,7 @@ impl Store {
             path: path.to_owned(),
             key: key.clone(),
         };
-        Self::start(writer, readers, head, location, clock, hub)
+        Self::start(writer, readers, head, location, clock, hub, None)
     }
 
     /// Opens the PostgreSQL database at `url` (`postgres://user@host/db`), applies
@@ -492,7 +496,12 @@ impl Store {
         };
         let (duty, on_duty) = tokio::sync::watch::channel(false);
         let relay = relay::Relay::start(url, hub.clone(), duty)?;
-        let mut store = Self::start(writer, readers, head, location, clock, hub)?;
+        let (w, r) = (url.to_owned(), url.to_owned());
+        let reconnect: [Reconnect; 2] = [
+            Arc::new(move || pg::connect(&w, pg::Role::Writer(durability))),
+            Arc::new(move || pg::connect(&r, pg::Role::Reader)),
+        ];
+        let mut store = Self::start(writer, readers, head, location, clock, hub, Some(reconnect))?;
         if let Some(inner) = Arc::get_mut(&mut store.inner) {
             inner._relay = Some(relay);
             inner.duty = on_duty;
@@ -507,11 +516,16 @@ impl Store {
         location: Location,
         clock: Arc<dyn Clock>,
         hub: Hub,
+        reconnect: Option<[Reconnect; 2]>,
     ) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel::<Job>(4096);
+        let (reconnect_writer, reconnect_reader) = match reconnect {
+            Some([w, r]) => (Some(w), Some(r)),
+            None => (None, None),
+        };
         let writer = std::thread::Builder::new()
             .name("carebridge-db-writer".into())
-            .spawn(move || writer_loop(writer, rx, head, clock, hub))
+            .spawn(move || writer_loop(writer, rx, head, clock, hub, reconnect_writer))
             .map_err(|e| StoreError::Task(e.to_string()))?;
         Ok(Self {
             inner: Arc::new(StoreInner {
@@ -523,6 +537,7 @@ impl Store {
                 _relay: None,
                 // One process per database: always on duty.
                 duty: tokio::sync::watch::channel(true).1,
+                reconnect_reader,
             }),
         })
     }
@@ -615,7 +630,17 @@ impl<'a> ReaderLease<'a> {
     fn take(inner: &'a StoreInner) -> Self {
         let mut pool = inner.readers.lock();
         loop {
-            if let Some(c) = pool.pop() {
+            if let Some(mut c) = pool.pop() {
+                if c.is_lost()
+                    && let Some(again) = &inner.reconnect_reader
+                {
+                    // The server came back (a restart, a failover behind the same address):
+                    // a new connection, or the lost one, whose use then fails this read alone.
+                    drop(pool);
+                    if let Ok(fresh) = again() {
+                        c = fresh;
+                    }
+                }
                 return Self {
                     inner,
                     conn: Some(c),
@@ -694,11 +719,12 @@ where
 }
 
 fn writer_loop(
-    conn: Conn,
+    mut conn: Conn,
     mut rx: mpsc::Receiver<Job>,
     mut head: (i64, String),
     clock: Arc<dyn Clock>,
     hub: Hub,
+    reconnect: Option<Reconnect>,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -707,6 +733,24 @@ fn writer_loop(
             match rx.try_recv() {
                 Ok(j) => batch.push(j),
                 Err(_) => break,
+            }
+        }
+        if conn.is_lost()
+            && let Some(again) = &reconnect
+        {
+            // The batch that found the connection lost has failed; this one gets a new one
+            // (the server restarted, or another took over at the same address).
+            match again() {
+                Ok(fresh) => {
+                    tracing::warn!("the database connection was lost; reconnected");
+                    conn = fresh;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the database is unreachable; the writes waiting were refused");
+                    // Dropped unanswered, their callers are told the writer could not take them.
+                    batch.clear();
+                    continue;
+                }
             }
         }
         let committed_head = head.clone();

@@ -580,7 +580,14 @@ impl Statement<'_> {
 pub struct PgConn {
     client: RefCell<Option<postgres::Client>>,
     statements: RefCell<HashMap<String, postgres::Statement>>,
+    /// When the connection last answered; one idle longer than [`IDLE_CHECK`] is checked
+    /// before it is used again ([`Conn::is_lost`]).
+    answered: std::cell::Cell<std::time::Instant>,
 }
+
+/// How long a connection may sit unused before it is checked: the server may have restarted
+/// meanwhile, and the client learns of that only by using it.
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl PgConn {
     /// Connects to `url`. Blocking, and not on an async thread.
@@ -592,11 +599,13 @@ impl PgConn {
         Ok(Self {
             client: RefCell::new(Some(client)),
             statements: RefCell::new(HashMap::new()),
+            answered: std::cell::Cell::new(std::time::Instant::now()),
         })
     }
 
     /// The client itself, for what only PostgreSQL has (LISTEN, COPY).
     pub fn client(&self) -> std::cell::RefMut<'_, postgres::Client> {
+        self.answered.set(std::time::Instant::now());
         std::cell::RefMut::map(self.client.borrow_mut(), |c| {
             c.as_mut()
                 .expect("a connection keeps its client until dropped")
@@ -698,6 +707,29 @@ impl Conn {
         match self {
             Self::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Self::Postgres(c) => Ok(c.client().batch_execute(sql)?),
+        }
+    }
+
+    /// Whether the connection is lost (PostgreSQL's server went away, or the network): it
+    /// must be replaced. One that sat idle is asked first (a round trip), so that a restart
+    /// of the server does not fail the next use of every pooled connection. A SQLite
+    /// connection is a file's: it is never lost.
+    pub fn is_lost(&self) -> bool {
+        match self {
+            Self::Sqlite(_) => false,
+            Self::Postgres(c) => {
+                if c.is_closed() {
+                    return true;
+                }
+                if c.answered.get().elapsed() < IDLE_CHECK {
+                    return false;
+                }
+                let alive = c
+                    .client()
+                    .is_valid(std::time::Duration::from_secs(2))
+                    .is_ok();
+                !alive
+            }
         }
     }
 
