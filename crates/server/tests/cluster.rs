@@ -14,9 +14,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use carebridge_server::clock::{Clock, SystemClock};
-use carebridge_server::config::NodeKind;
 use carebridge_server::demo::{self, DemoCredentials, DemoSize};
-use carebridge_server::node::{InitOptions, Node, init};
+use carebridge_server::node::Node;
 use carebridge_testkit::NodeProcess;
 use carebridge_testkit::postgres::ScratchDatabase;
 use chrono::{DateTime, Duration, Utc};
@@ -46,19 +45,7 @@ impl Cluster {
     /// A demo hospital on the empty database at `url`, served by `n` processes.
     async fn start_at(n: usize, url: &str, db: Option<ScratchDatabase>) -> Self {
         let first = tempfile::tempdir().unwrap();
-        let cfg = init(
-            first.path(),
-            &InitOptions {
-                name: "st-marys.example".into(),
-                kind: NodeKind::Hospital,
-                time_zone: "Europe/Amsterdam".into(),
-                admin_username: "admin".into(),
-                admin_password: demo::ADMIN_PASSWORD.into(),
-                database_url: Some(url.to_owned()),
-            },
-            &SystemClock,
-        )
-        .unwrap();
+        let cfg = support::init_dir_on(first.path(), "st-marys.example", Some(url.to_owned()));
         let size = DemoSize {
             doctors: 2,
             days: 3,
@@ -207,6 +194,17 @@ async fn book(desk: &Client, doctor: &str, patient: &str) -> String {
 }
 
 const WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The id `stream` carries the creation of appointment `id` with.
+async fn created_at(stream: &mut support::EventStream, id: &str) -> i64 {
+    stream
+        .wait_for(WITHIN, |e| {
+            e.event == "appointment.created" && e.data["id"] == id
+        })
+        .await
+        .id
+        .unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_booking_on_one_process_reaches_every_process_stream_and_a_resume_elsewhere_misses_nothing()
@@ -452,13 +450,7 @@ async fn a_node_moved_from_its_file_to_postgresql_keeps_its_records_its_audit_ch
     let mut stream = desk.events(None).await;
     let doctor = node.doctor_id(0);
     let first = book(&desk, &doctor, &node.patient(0).id.to_string()).await;
-    let seen = stream
-        .wait_for(WITHIN, |e| {
-            e.event == "appointment.created" && e.data["id"] == first.as_str()
-        })
-        .await
-        .id
-        .unwrap();
+    let seen = created_at(&mut stream, &first).await;
     drop(stream);
     let patients_before = desk.get("/api/v1/patients?limit=1000").await.body;
     let creds = node.creds.clone();
@@ -750,13 +742,7 @@ async fn every_booking_acknowledged_before_the_primary_dies_is_on_the_promoted_s
     // Where a client's stream stands before the bookings.
     let mut stream = desks[1].events(None).await;
     let seen = book(&desks[0], &doctors[1], &patients[1]).await;
-    let before = stream
-        .wait_for(WITHIN, |e| {
-            e.event == "appointment.created" && e.data["id"] == seen.as_str()
-        })
-        .await
-        .id
-        .unwrap();
+    let before = created_at(&mut stream, &seen).await;
     drop(stream);
 
     // Bookings from both processes; the primary dies while they are being made.

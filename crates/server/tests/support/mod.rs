@@ -55,6 +55,16 @@ pub fn init_dir(dir: &Path) -> carebridge_server::NodeConfig {
 
 /// A hospital node named `name`, initialised in `dir`.
 pub fn init_dir_named(dir: &Path, name: &str) -> carebridge_server::NodeConfig {
+    init_dir_on(dir, name, None)
+}
+
+/// A hospital node named `name`, initialised in `dir`, its records in the PostgreSQL database
+/// at `database_url` when one is given.
+pub fn init_dir_on(
+    dir: &Path,
+    name: &str,
+    database_url: Option<String>,
+) -> carebridge_server::NodeConfig {
     init(
         dir,
         &InitOptions {
@@ -63,7 +73,7 @@ pub fn init_dir_named(dir: &Path, name: &str) -> carebridge_server::NodeConfig {
             time_zone: "Europe/Amsterdam".into(),
             admin_username: "admin".into(),
             admin_password: demo::ADMIN_PASSWORD.into(),
-            database_url: None,
+            database_url,
         },
         &SystemClock,
     )
@@ -104,19 +114,11 @@ impl TestNode {
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let database = test_database();
-        let mut cfg = init(
+        let mut cfg = init_dir_on(
             dir.path(),
-            &InitOptions {
-                name: "st-marys.example".into(),
-                kind: NodeKind::Hospital,
-                time_zone: "Europe/Amsterdam".into(),
-                admin_username: "admin".into(),
-                admin_password: demo::ADMIN_PASSWORD.into(),
-                database_url: database.as_ref().map(|d| d.url().to_owned()),
-            },
-            &SystemClock,
-        )
-        .expect("init");
+            "st-marys.example",
+            database.as_ref().map(|d| d.url().to_owned()),
+        );
         cfg.listen = "127.0.0.1:0".parse().unwrap();
         adjust(&mut cfg);
         let node = Node::open(cfg, clock).expect("open node");
