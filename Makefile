@@ -310,11 +310,11 @@ test: deps schemathesis aiosmtpd fhir-validators check package-test
 	# suites then run again with their nodes on PostgreSQL (TEST_NODE_BACKEND).
 	if command -v cargo-nextest >/dev/null; then
 		scripts/with-postgres.sh sh -c 'cargo nextest run --workspace --locked && \
-			TEST_NODE_BACKEND=postgres cargo nextest run --locked -p carebridge-server \
-			-E "$(foreach s,$(POSTGRES_API_SUITES),binary($(s)) |) none()"'
+			TEST_NODE_BACKEND=postgres cargo nextest run --workspace --locked \
+			-E "package(carebridge-server) & ($(foreach s,$(POSTGRES_API_SUITES),binary($(s)) |) none())"'
 	else
 		scripts/with-postgres.sh sh -c 'cargo test --workspace --locked && \
-			TEST_NODE_BACKEND=postgres cargo test --locked -p carebridge-server $(foreach s,$(POSTGRES_API_SUITES),--test $(s))'
+			TEST_NODE_BACKEND=postgres cargo test --workspace --locked $(foreach s,$(POSTGRES_API_SUITES),--test $(s))'
 	fi
 	# The tests rewrote the UI's TypeScript declarations from the Rust types: they must be
 	# what is committed.

@@ -78,6 +78,15 @@ pub fn load_key(cfg: &NodeConfig) -> Result<DbKey, NodeError> {
     }
 }
 
+/// Makes a file readable by its owner only: a node.toml that names the database (its URL may
+/// carry the password).
+fn owner_only(path: &Path) -> Result<(), NodeError> {
+    #[cfg(unix)]
+    fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(io(path))?;
+    Ok(())
+}
+
 /// Writes a file readable by its owner only.
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), NodeError> {
     let mut opts = fs::OpenOptions::new();
@@ -266,6 +275,7 @@ pub fn migrate_store(cfg: &NodeConfig, url: &str) -> Result<crate::store::copy::
         crate::store::DB_FILE
     ));
     fs::write(&toml, text).map_err(io(&toml))?;
+    owner_only(&toml)?;
     Ok(copied)
 }
 
@@ -377,6 +387,9 @@ pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeCon
     let cfg_path = dir.join(CONFIG_FILE);
     if !cfg_path.exists() {
         fs::write(&cfg_path, toml).map_err(io(&cfg_path))?;
+        if cfg.database.url.is_some() {
+            owner_only(&cfg_path)?;
+        }
     }
     Ok(cfg)
 }

@@ -904,3 +904,34 @@ async fn a_node_takes_writes_reads_and_streams_again_when_its_database_restarts(
     }
     assert!(answered, "reads answer again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_place_is_never_given_twice_even_when_the_newest_events_are_deleted() {
+    let cluster = Cluster::start(1).await;
+    let url = cluster.url.clone();
+    let desk = cluster.reception(0).await;
+    let doctor = cluster.creds.doctors[0].id.to_string();
+    let patients = &cluster.creds.patients;
+    let mut stream = desk.events(None).await;
+    let first = book(&desk, &doctor, &patients[0].id.to_string()).await;
+    let seen = created_at(&mut stream, &first).await;
+    // The newest events go (as pruning to nothing, or a forgotten arrival, would delete them).
+    let deleted = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            c.execute("DELETE FROM events WHERE position >= $1", &[&seen])
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    assert!(deleted >= 1);
+    // The next event is placed after every place given before: a client resuming from the
+    // last id it saw gets it.
+    let next = book(&desk, &doctor, &patients[1].id.to_string()).await;
+    let mut resumed = desk.events(Some(seen)).await;
+    let id = created_at(&mut resumed, &next).await;
+    assert!(id > seen, "{id} after {seen}");
+    assert_eq!(created_at(&mut stream, &next).await, id);
+}

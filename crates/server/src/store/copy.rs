@@ -21,7 +21,9 @@ pub struct Copied {
 const WITH_ROWID: &[&str] = &["transmissions", "access_reads"];
 
 /// Copies everything in `from` (a SQLCipher database at this build's schema) into the empty
-/// PostgreSQL database at `to`, in one transaction: on any failure nothing is left there.
+/// PostgreSQL database at `to`, in one transaction: a failure while copying leaves nothing
+/// there. The counts and the audit chain are checked after the commit; a check that fails is
+/// reported, with the copy left in place to look at (move into an empty database again).
 /// Blocking: call it off the async threads.
 pub fn sqlite_to_postgres(from: &Reader, to: &str) -> Result<Copied, StoreError> {
     let src = from.tx();
@@ -57,6 +59,18 @@ pub fn sqlite_to_postgres(from: &Reader, to: &str) -> Result<Copied, StoreError>
             dst.execute_batch(&format!("ALTER TABLE {t} ENABLE TRIGGER USER"))?;
         }
         restart_identities(&dst)?;
+        // Places go on after the highest event id SQLite ever gave (AUTOINCREMENT's mark,
+        // which outlives the deleted events): clients resume from those ids.
+        let given: i64 = src
+            .conn
+            .query_row(
+                "SELECT MAX(n) FROM (SELECT MAX(id) AS n FROM events
+                                 UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'events')",
+                [],
+                |r| r.get::<_, Option<i64>>(0),
+            )?
+            .unwrap_or(0);
+        dst.execute("UPDATE event_places SET last = ?1", [given])?;
         Ok::<_, StoreError>(rows)
     })();
     let rows = match copied {

@@ -727,6 +727,7 @@ fn writer_loop(
     reconnect: Option<Reconnect>,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let notify = format!("NOTIFY {}", relay::COMMITTED);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -812,10 +813,16 @@ fn writer_loop(
                         "the transaction was rolled back by the database".into(),
                     ))
                 } else if conn.dialect() == sql::Dialect::Postgres
-                    && !frames.is_empty()
-                    && let Err(e) = conn.execute_batch(&format!("NOTIFY {}", relay::COMMITTED))
+                    && let Err(e) = conn.execute_batch(if frames.is_empty() {
+                        "SELECT 1"
+                    } else {
+                        // Wakes the placer on commit; its polling would find the events anyway.
+                        &notify
+                    })
                 {
-                    // Wakes the placer on commit; its polling would find the events anyway.
+                    // PostgreSQL answers COMMIT in a transaction that an error aborted (a
+                    // failure outside any job's savepoint) with a rollback, not an error: a
+                    // statement first finds out, so that nothing is acknowledged that is lost.
                     Err(e.into())
                 } else {
                     let committing = std::time::Instant::now();

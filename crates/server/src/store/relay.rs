@@ -142,16 +142,23 @@ fn head(conn: &Conn) -> Result<i64, StoreError> {
     )
 }
 
-/// Places the events of every ended transaction not placed yet; how many it placed.
+/// Places the events of every ended transaction not placed yet; how many it placed. The
+/// places follow the highest ever given (`event_places`), which moves only when something is
+/// placed.
 pub(super) fn place(conn: &Conn) -> Result<usize, StoreError> {
     Ok(conn.execute(
-        "UPDATE events e SET position = r.base + r.n
-         FROM (SELECT id, row_number() OVER (ORDER BY xact, id) AS n,
-                      (SELECT COALESCE(MAX(position), 0) FROM events) AS base
-               FROM events
-               WHERE position IS NULL AND xact < pg_snapshot_xmin(pg_current_snapshot())
-               ORDER BY xact, id LIMIT ?1) r
-         WHERE e.id = r.id",
+        "WITH ready AS MATERIALIZED (
+             SELECT id, row_number() OVER (ORDER BY xact, id) AS n
+             FROM events
+             WHERE position IS NULL AND xact < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY xact, id LIMIT ?1),
+         counted AS (SELECT count(*) AS n FROM ready),
+         given AS (
+             UPDATE event_places SET last = last + (SELECT n FROM counted)
+             WHERE (SELECT n FROM counted) > 0
+             RETURNING last - (SELECT n FROM counted) AS base)
+         UPDATE events e SET position = given.base + ready.n
+         FROM ready, given WHERE e.id = ready.id",
         [BATCH],
     )?)
 }
@@ -198,7 +205,9 @@ fn place_round(url: &str, stop: &Stop) -> Result<(), StoreError> {
         stop.nap(Duration::from_secs(1));
     }
     tracing::debug!("this process places the cluster's events");
-    conn.execute_batch(&format!("LISTEN {COMMITTED}"))?;
+    // A place is acknowledged by a synchronous standby before anyone reads it: after a
+    // failover the standby gives no place again, to other events, that clients have seen.
+    conn.execute_batch(&format!("SET synchronous_commit = on; LISTEN {COMMITTED}"))?;
     while !stop.load() {
         let placed = place(&conn)?;
         if placed > 0 {

@@ -243,6 +243,15 @@ CREATE TABLE events (
     position BIGINT UNIQUE
 );
 CREATE INDEX events_unplaced ON events (xact, id) WHERE position IS NULL;
+-- PostgreSQL only: the highest place ever given (store/relay.rs). Places come from it, not
+-- from MAX(position), so that none is given twice even when the newest events are deleted
+-- (pruning, a received payload's arrival forgotten), as SQLite's AUTOINCREMENT never reuses
+-- an id.
+CREATE TABLE event_places (
+    one BOOLEAN PRIMARY KEY DEFAULT true CHECK (one),
+    last BIGINT NOT NULL
+);
+INSERT INTO event_places (last) VALUES (0);
 
 -- SQLite: seq INTEGER PRIMARY KEY (the rowid). The node always gives seq.
 CREATE TABLE audit (
