@@ -186,6 +186,15 @@ async fn sixty_concurrent_bookings_of_one_slot_over_three_processes_yield_exactl
     }
 }
 
+/// `carebridge-node ARGS…`, run to its end.
+fn node_cli(args: &[&str]) -> std::process::Output {
+    carebridge_testkit::node_command()
+        .args(args)
+        .env("CAREBRIDGE_LOG", "error")
+        .output()
+        .unwrap()
+}
+
 /// Books `doctor`'s first free slot for demo patient `i` at process `desk`; the booking's id.
 async fn book(desk: &Client, doctor: &str, patient: &str) -> String {
     let a = desk.book_next(doctor, patient, "Check-up").await;
@@ -457,13 +466,8 @@ async fn a_node_moved_from_its_file_to_postgresql_keeps_its_records_its_audit_ch
     let (dir, _) = node.stop_keeping().await;
 
     let db = ScratchDatabase::create();
-    let moved = carebridge_testkit::node_command()
-        .args(["migrate-store", "--from"])
-        .arg(dir.path())
-        .args(["--to", db.url()])
-        .env("CAREBRIDGE_LOG", "error")
-        .output()
-        .unwrap();
+    let data = dir.path().to_str().unwrap();
+    let moved = node_cli(&["migrate-store", "--from", data, "--to", db.url()]);
     assert!(
         moved.status.success(),
         "{}",
@@ -472,22 +476,11 @@ async fn a_node_moved_from_its_file_to_postgresql_keeps_its_records_its_audit_ch
     let said = String::from_utf8_lossy(&moved.stdout).to_string();
     assert!(said.contains("audit chain OK"), "{said}");
     // Moving again is refused: the node names PostgreSQL now.
-    let again = carebridge_testkit::node_command()
-        .args(["migrate-store", "--from"])
-        .arg(dir.path())
-        .args(["--to", db.url()])
-        .env("CAREBRIDGE_LOG", "error")
-        .output()
-        .unwrap();
+    let again = node_cli(&["migrate-store", "--from", data, "--to", db.url()]);
     assert!(!again.status.success());
 
     // `audit verify` reads the chain from PostgreSQL now, and it holds.
-    let verify = carebridge_testkit::node_command()
-        .args(["audit", "verify", "--data-dir"])
-        .arg(dir.path())
-        .env("CAREBRIDGE_LOG", "error")
-        .output()
-        .unwrap();
+    let verify = node_cli(&["audit", "verify", "--data-dir", data]);
     let text = String::from_utf8_lossy(&verify.stdout).to_string();
     assert!(
         verify.status.success(),
