@@ -412,3 +412,52 @@ impl IfMatch {
         self.check(current, version)
     }
 }
+
+/// How much of a refused body the node still reads, and for how long, before it answers.
+const DISCARD_MAX: u64 = 64 << 20;
+const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A request body longer than its route accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTooLarge;
+
+/// Reads a whole request body of at most `limit` bytes. A longer one is refused, after the
+/// rest has been read and thrown away ([`discard`]).
+pub async fn body_within(body: axum::body::Body, limit: usize) -> Result<Bytes, BodyTooLarge> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut kept = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(BodyTooLarge);
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if kept.len() + data.len() > limit {
+            discard(body).await;
+            return Err(BodyTooLarge);
+        }
+        kept.extend_from_slice(&data);
+    }
+    Ok(kept.freeze())
+}
+
+/// Reads and drops what is left of a body the node refuses, up to [`DISCARD_MAX`] bytes or
+/// [`DISCARD_TIME`]. A node that answered and closed while the client was still sending
+/// would have the client's next write fail, and many clients then report the broken pipe
+/// instead of the answer; past the bounds, a client that keeps sending gets exactly that.
+pub async fn discard(body: axum::body::Body) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let drain = async {
+        let mut read = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if read > DISCARD_MAX {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
+}

@@ -17,7 +17,7 @@ use carebridge_protocol::text::Clean;
 use carebridge_protocol::{PatientId, ProblemType};
 use sha2::{Digest, Sha256};
 
-use crate::api::extract::{Caller, IdempotencyKey, Path, Query};
+use crate::api::extract::{self, Caller, IdempotencyKey, Path, Query};
 use crate::api::idempotency::{self, fingerprint};
 use crate::error::ApiError;
 use crate::node::Node;
@@ -92,10 +92,11 @@ pub async fn add_document(
         )
     };
     if declared.is_some_and(|n| n > DOCUMENT_MAX) {
+        extract::discard(body).await;
         return Err(too_large());
     }
     let limit = usize::try_from(DOCUMENT_MAX).unwrap_or(usize::MAX);
-    let bytes = axum::body::to_bytes(body, limit)
+    let bytes = extract::body_within(body, limit)
         .await
         .map_err(|_| too_large())?;
     if bytes.is_empty() {

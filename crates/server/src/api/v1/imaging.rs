@@ -297,6 +297,7 @@ pub async fn upload_dicom_instance(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > DICOM_FILE_MAX) {
+        crate::api::extract::discard(body).await;
         return Err(ApiError::new(
             ProblemType::PayloadTooLarge,
             format!("a DICOM file may be at most {DICOM_FILE_MAX} bytes"),
