@@ -196,7 +196,7 @@ fn open_store(
     hub: Hub,
 ) -> Result<Store, NodeError> {
     Ok(match &cfg.database.url {
-        Some(url) => Store::open_postgres(url, cfg.durability, clock, hub)?,
+        Some(url) => Store::open_postgres(url, key, cfg.durability, clock, hub)?,
         None => Store::open(&cfg.db_path(), key, cfg.durability, clock, hub)?,
     })
 }
@@ -204,7 +204,7 @@ fn open_store(
 /// A reader of the node's database, whichever it is, for the command line's offline reads.
 pub fn open_reader(cfg: &NodeConfig) -> Result<crate::store::Reader, NodeError> {
     Ok(match &cfg.database.url {
-        Some(url) => crate::store::Reader::open_postgres(url)?,
+        Some(url) => crate::store::Reader::open_postgres(url, &load_key(cfg)?)?,
         None => {
             let db = cfg.db_path();
             if !db.exists() {
@@ -232,7 +232,9 @@ fn initialised(cfg: &NodeConfig) -> Result<bool, NodeError> {
     match &cfg.database.url {
         None => Ok(cfg.db_path().exists()),
         Some(url) => off_async(|| {
-            let reader = crate::store::Reader::open_postgres(url)?;
+            // Reads only the node's name, which is not sealed: any key will do, and a node
+            // being initialised has none yet.
+            let reader = crate::store::Reader::open_postgres(url, &DbKey::generate())?;
             // A database never migrated has no tables yet.
             Ok(crate::store::initialised(&reader.tx())?)
         }),
@@ -266,7 +268,7 @@ pub fn migrate_store(cfg: &NodeConfig, url: &str) -> Result<crate::store::copy::
             Hub::new(16, 0),
         )?);
         let reader = crate::store::Reader::open(&cfg.db_path(), &key)?;
-        Ok(crate::store::copy::sqlite_to_postgres(&reader, url)?)
+        Ok(crate::store::copy::sqlite_to_postgres(&reader, url, &key)?)
     })?;
     let toml = cfg.data_dir.join(CONFIG_FILE);
     let mut text = fs::read_to_string(&toml).map_err(io(&toml))?;

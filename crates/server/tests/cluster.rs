@@ -16,6 +16,8 @@ use std::sync::Arc;
 use carebridge_server::clock::{Clock, SystemClock};
 use carebridge_server::demo::{self, DemoCredentials, DemoSize};
 use carebridge_server::node::Node;
+use carebridge_server::store::DbKey;
+use carebridge_server::store::seal::Seal;
 use carebridge_testkit::NodeProcess;
 use carebridge_testkit::postgres::ScratchDatabase;
 use chrono::{DateTime, Duration, Utc};
@@ -83,6 +85,12 @@ impl Cluster {
             dirs,
             _db: db,
         }
+    }
+
+    /// The keys the cluster's patient data is sealed with (the shared key file's).
+    fn seal(&self) -> Arc<Seal> {
+        let key = std::fs::read_to_string(self.dirs[0].path().join("db.key")).unwrap();
+        Arc::new(Seal::derive(&DbKey::from_hex(&key).unwrap()))
     }
 
     /// Reception, signed in at process `i`.
@@ -274,19 +282,20 @@ struct HeldTransaction {
 
 impl HeldTransaction {
     /// Begins, inserts an event every role may see, and holds the transaction open.
-    fn insert_event(url: &str) -> Self {
+    fn insert_event(url: &str, seal: &Seal) -> Self {
         let (commit, wait) = std::sync::mpsc::channel::<()>();
         let (began, inserted) = std::sync::mpsc::channel::<()>();
         let url = url.to_owned();
+        let data = sealed(seal, &json!({ "held": true }));
         let done = std::thread::spawn(move || {
             let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
             let mut tx = c.transaction().unwrap();
             tx.execute(
                 "INSERT INTO events (kind, data, aud_roles, created_at)
-                 VALUES ('patient.updated', '{\"held\":true}', $1, 0)",
+                 VALUES ('patient.updated', $2, $1, 0)",
                 &[&(carebridge_server::events::ROLE_RECEPTION
                     | carebridge_server::events::ROLE_DOCTOR
-                    | carebridge_server::events::ROLE_ADMIN)],
+                    | carebridge_server::events::ROLE_ADMIN), &data],
             )
             .unwrap();
             began.send(()).unwrap();
@@ -300,6 +309,15 @@ impl HeldTransaction {
     fn commit(self) {
         self.commit.send(()).unwrap();
         self.done.join().unwrap();
+    }
+}
+
+/// An event's data sealed as the node seals its log, for events written beside the node.
+fn sealed(seal: &Seal, data: &Value) -> String {
+    use carebridge_server::store::sql::Value as Column;
+    match seal.seal(Column::Text(data.to_string()), false).unwrap() {
+        Column::Text(t) => t,
+        other => panic!("text seals as text, not {other:?}"),
     }
 }
 
@@ -329,7 +347,7 @@ async fn an_event_committing_late_is_lost_to_a_naive_id_cursor_but_not_to_the_st
     assert_eq!(stream.status, 200);
 
     // An event's transaction begins first and stays open; a booking commits after it.
-    let held = HeldTransaction::insert_event(&url);
+    let held = HeldTransaction::insert_event(&url, &cluster.seal());
     let booked = book(&desk, &doctor, &cluster.creds.patients[0].id.to_string()).await;
     let before = committed_events(&url).await;
     let (booking_row, booking_place) = *before.last().unwrap();
@@ -516,7 +534,7 @@ async fn a_node_moved_from_its_file_to_postgresql_keeps_its_records_its_audit_ch
 
 /// One writer of the stress test: `n` transactions on a connection of its own, each inserting
 /// one event; some held open a while, some rolled back. The `(writer, n)` of those committed.
-fn write_events(url: &str, writer: u64, n: u64, seed: u64) -> Vec<(u64, u64)> {
+fn write_events(url: &str, seal: &Seal, writer: u64, n: u64, seed: u64) -> Vec<(u64, u64)> {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
@@ -529,7 +547,7 @@ fn write_events(url: &str, writer: u64, n: u64, seed: u64) -> Vec<(u64, u64)> {
         tx.execute(
             "INSERT INTO events (kind, data, aud_roles, created_at)
              VALUES ('patient.updated', $1, $2, 0)",
-            &[&json!({ "w": writer, "n": i }).to_string(), &roles],
+            &[&sealed(seal, &json!({ "w": writer, "n": i })), &roles],
         )
         .unwrap();
         if rng.gen_bool(0.10) {
@@ -613,9 +631,9 @@ async fn subscribers_resuming_on_other_processes_get_every_committed_event_once_
     // Writers: sixteen connections of their own, and bookings through every process.
     let mut writers = Vec::new();
     for w in 0..WRITERS {
-        let url = url.clone();
+        let (url, seal) = (url.clone(), cluster.seal());
         writers.push(tokio::task::spawn_blocking(move || {
-            write_events(&url, w, EACH, 7 + w)
+            write_events(&url, &seal, w, EACH, 7 + w)
         }));
     }
     let doctor = cluster.creds.doctors[1].id.to_string();
@@ -631,12 +649,13 @@ async fn subscribers_resuming_on_other_processes_get_every_committed_event_once_
     }
     // The end marker, committed after everything else.
     let marker = url.clone();
+    let end = sealed(&cluster.seal(), &json!({ "end": true }));
     tokio::task::spawn_blocking(move || {
         let mut c = postgres::Client::connect(&marker, postgres::NoTls).unwrap();
         c.execute(
             "INSERT INTO events (kind, data, aud_roles, created_at)
-             VALUES ('patient.updated', '{\"end\":true}', $1, 0)",
-            &[&carebridge_server::events::ROLE_RECEPTION],
+             VALUES ('patient.updated', $2, $1, 0)",
+            &[&carebridge_server::events::ROLE_RECEPTION, &end],
         )
         .unwrap();
     })

@@ -26,7 +26,7 @@ pub(crate) fn insert(tx: &Tx<'_>, r: &AuditRecord, hash: &str) -> Result<(), Sto
         r.action,
         r.entity,
         r.outcome.as_str(),
-        r.detail,
+        tx.conn().seal(&r.detail)?,
         r.source,
         r.prev_hash,
         hash,
@@ -173,11 +173,16 @@ pub fn list(tx: &Tx<'_>, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> 
 
 /// The patient who holds `card`, if anyone does.
 pub fn patient_of_card(tx: &Tx<'_>, card: &str) -> Result<Option<PatientId>, StoreError> {
-    let id: Option<String> = tx
-        .conn()
-        .prepare_cached("SELECT id FROM patients WHERE card_number = ?1")?
-        .query_row([card], |r| r.get(0))
-        .optional()?;
+    let conn = tx.conn();
+    let id: Option<String> = match conn.blind_index(crate::store::seal::Lookup::Card, card) {
+        Some(index) => conn
+            .prepare_cached("SELECT id FROM patients WHERE card_index = ?1")?
+            .query_row(params![index], |r| r.get(0)),
+        None => conn
+            .prepare_cached("SELECT id FROM patients WHERE card_number = ?1")?
+            .query_row([card], |r| r.get(0)),
+    }
+    .optional()?;
     id.map(|s| {
         s.parse()
             .map_err(|_| StoreError::Corrupt(format!("patient id {s:?}")))

@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::seal;
 use super::sql::{Conn, Value, params_from_iter};
-use super::{Reader, StoreError, Tx, pg};
+use super::{DbKey, Reader, StoreError, Tx, pg};
 
 /// What a copy moved, table by table, checked by counting both sides.
 #[derive(Debug, Clone)]
@@ -25,7 +26,7 @@ const WITH_ROWID: &[&str] = &["transmissions", "access_reads"];
 /// there. The counts and the audit chain are checked after the commit; a check that fails is
 /// reported, with the copy left in place to look at (move into an empty database again).
 /// Blocking: call it off the async threads.
-pub fn sqlite_to_postgres(from: &Reader, to: &str) -> Result<Copied, StoreError> {
+pub fn sqlite_to_postgres(from: &Reader, to: &str, key: &DbKey) -> Result<Copied, StoreError> {
     let src = from.tx();
     let version = super::migrations_check(&src)?;
     if version != super::SCHEMA_VERSION {
@@ -35,7 +36,10 @@ pub fn sqlite_to_postgres(from: &Reader, to: &str) -> Result<Copied, StoreError>
             super::SCHEMA_VERSION
         )));
     }
-    let dst = pg::connect(to, pg::Role::Writer(super::Durability::Full))?;
+    let dst = pg::connect(
+        &pg::Database::new(to, key),
+        pg::Role::Writer(super::Durability::Full),
+    )?;
     pg::migrate(&dst)?;
     let tables = tables(&src)?;
     let order = dependency_order(&dst, &tables)?;
@@ -190,11 +194,33 @@ fn copy_table(src: &Tx<'_>, dst: &Conn, table: &str) -> Result<i64, StoreError> 
     let mut n = 0;
     let mut put = dst.prepare_cached(&insert)?;
     while let Some(r) = rows.next()? {
-        let values: Vec<Value> = (0..read.len())
-            .map(|i| r.get::<_, Value>(i))
+        let values: Vec<Value> = write
+            .iter()
+            .enumerate()
+            .map(|(i, column)| {
+                let v = r.get::<_, Value>(i)?;
+                if !seal::is_sealed(table, column) {
+                    Ok(v)
+                } else if seal::SEALED_ALIKE.contains(&(table, column.as_str())) {
+                    dst.seal_fixed(v)
+                } else {
+                    dst.seal(v)
+                }
+            })
             .collect::<Result<_, _>>()?;
         put.execute(params_from_iter(values))?;
         n += 1;
+    }
+    if table == "patients" {
+        // The blind indexes, which SQLite has no columns for.
+        let mut st = src.conn.prepare(&format!(
+            "SELECT {} FROM patients",
+            super::patients::COLUMNS
+        ))?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            super::patients::write_blind_indexes(dst, &super::patients::from_row(r, "")?)?;
+        }
     }
     Ok(n)
 }

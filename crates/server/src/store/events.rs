@@ -79,17 +79,25 @@ pub fn page(tx: &Tx<'_>, after: i64, to: i64, limit: i64) -> Result<Vec<LoggedEv
 /// carries the payload's whole content): once retention deletes the payload, nobody replaying
 /// the log may read it again. Returns how many events went.
 pub fn forget_received(w: &WriteCtx<'_>, name: &str) -> Result<usize, StoreError> {
-    Ok(w.conn.execute(
-        match w.conn.dialect() {
-            Dialect::Sqlite => {
-                "DELETE FROM events WHERE kind = ?1 AND json_extract(data, '$.name') = ?2"
-            }
-            Dialect::Postgres => {
-                "DELETE FROM events WHERE kind = ?1 AND data::jsonb ->> 'name' = ?2"
-            }
-        },
-        params![EventKind::ReceivedReports.as_str(), name],
-    )?)
+    // Read and matched here: on PostgreSQL the data is sealed, out of SQL's reach. Arrivals
+    // are few (one per payload received).
+    let mut st = w
+        .conn
+        .prepare_cached("SELECT id, data FROM events WHERE kind = ?1")?;
+    let mut rows = st.query([EventKind::ReceivedReports.as_str()])?;
+    let mut ids: Vec<i64> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let data: serde_json::Value = serde_json::from_str(&r.get::<_, String>(1)?)?;
+        if data.get("name").and_then(serde_json::Value::as_str) == Some(name) {
+            ids.push(r.get(0)?);
+        }
+    }
+    drop(rows);
+    let mut forget = w.conn.prepare_cached("DELETE FROM events WHERE id = ?1")?;
+    for id in &ids {
+        forget.execute([*id])?;
+    }
+    Ok(ids.len())
 }
 
 /// Deletes all but the newest `retained` events; returns how many went.

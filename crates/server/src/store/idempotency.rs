@@ -51,7 +51,7 @@ pub fn put(
             key,
             fingerprint,
             status,
-            body,
+            w.conn.seal(body)?,
             w.now().timestamp_millis()
         ])?;
     Ok(())

@@ -64,9 +64,9 @@ pub fn queue(w: &WriteCtx<'_>, m: &OutgoingMail) -> Result<(), StoreError> {
          VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?7, ?6)",
         params![
             m.id.to_string(),
-            m.recipient,
-            m.subject,
-            m.body,
+            w.conn.seal(&m.recipient)?,
+            w.conn.seal(&m.subject)?,
+            w.conn.seal(&m.body)?,
             m.about,
             now,
             m.discard_after.map(|t| t.timestamp_millis()),

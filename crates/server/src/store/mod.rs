@@ -40,6 +40,7 @@ mod relay;
 pub mod reports;
 pub mod schedules;
 pub mod search;
+pub mod seal;
 pub mod sessions;
 pub mod snapshot;
 pub mod sql;
@@ -94,6 +95,11 @@ impl DbKey {
         let bytes = hex::decode(s.trim()).map_err(|_| StoreError::MalformedKey)?;
         let k: [u8; 32] = bytes.try_into().map_err(|_| StoreError::MalformedKey)?;
         Ok(Self(k))
+    }
+
+    /// The key's bytes, for keys derived from it.
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 
     /// The key as 64 hex digits.
@@ -224,7 +230,7 @@ enum Location {
     /// A SQLCipher file and its key.
     File { path: PathBuf, key: DbKey },
     /// A PostgreSQL database.
-    Postgres { url: String },
+    Postgres(pg::Database),
 }
 
 /// The writer thread, joined when the last handle to the store goes. A detached writer would
@@ -317,10 +323,15 @@ impl Reader {
         Tx { conn: &self.conn }
     }
 
-    /// Opens a PostgreSQL database read-only.
-    pub fn open_postgres(url: &str) -> Result<Self, StoreError> {
+    /// Opens a PostgreSQL database read-only, its patient data opened with keys derived from
+    /// `key`.
+    pub fn open_postgres(url: &str, key: &DbKey) -> Result<Self, StoreError> {
+        Self::open_database(&pg::Database::new(url, key))
+    }
+
+    fn open_database(db: &pg::Database) -> Result<Self, StoreError> {
         Ok(Self {
-            conn: pg::off_async(|| pg::connect(url, pg::Role::Reader))?,
+            conn: pg::off_async(|| pg::connect(db, pg::Role::Reader))?,
         })
     }
 
@@ -392,7 +403,7 @@ impl WriteCtx<'_> {
         .query_row(
             params![
                 kind.as_str(),
-                data,
+                self.tx.conn.seal(&data)?,
                 audience.roles,
                 audience.practitioner.map(|p| p.to_string()),
                 audience.kiosk.map(|k| k.to_string()),
@@ -478,25 +489,25 @@ impl Store {
     /// starts the writer thread, which publishes committed events to `hub`.
     pub fn open_postgres(
         url: &str,
+        key: &DbKey,
         durability: Durability,
         clock: Arc<dyn Clock>,
         hub: Hub,
     ) -> Result<Self, StoreError> {
+        let db = pg::Database::new(url, key);
         let (writer, readers, head) = pg::off_async(|| {
-            let writer = pg::connect(url, pg::Role::Writer(durability))?;
+            let writer = pg::connect(&db, pg::Role::Writer(durability))?;
             pg::migrate(&writer)?;
             let readers = (0..4)
-                .map(|_| pg::connect(url, pg::Role::Reader))
+                .map(|_| pg::connect(&db, pg::Role::Reader))
                 .collect::<Result<Vec<_>, _>>()?;
             let head = audit::head(&Tx { conn: &writer })?;
             Ok((writer, readers, head))
         })?;
-        let location = Location::Postgres {
-            url: url.to_owned(),
-        };
         let (duty, on_duty) = tokio::sync::watch::channel(false);
-        let relay = relay::Relay::start(url, hub.clone(), duty)?;
-        let (w, r) = (url.to_owned(), url.to_owned());
+        let relay = relay::Relay::start(&db, hub.clone(), duty)?;
+        let (w, r) = (db.clone(), db.clone());
+        let location = Location::Postgres(db);
         let reconnect: [Reconnect; 2] = [
             Arc::new(move || pg::connect(&w, pg::Role::Writer(durability))),
             Arc::new(move || pg::connect(&r, pg::Role::Reader)),
@@ -547,7 +558,7 @@ impl Store {
     pub fn open_reader(&self) -> Result<Reader, StoreError> {
         match &self.inner.location {
             Location::File { path, key } => Reader::open(path, key),
-            Location::Postgres { url } => Reader::open_postgres(url),
+            Location::Postgres(db) => Reader::open_database(db),
         }
     }
 

@@ -1,6 +1,14 @@
 //! Patient records: rows, search, and the duplicate check.
+//!
+//! On PostgreSQL the names, birth date, contact details and card number are sealed
+//! (`seal.rs`): lookups go through blind indexes, written with every change, and what SQL
+//! cannot do on sealed values (a name longer than the indexed prefixes, a range of birth
+//! dates, sorting by name) is done on the opened rows ([`find_sealed`]).
 
-use crate::store::sql::{OptionalExtension, Row, params};
+use std::cmp::Ordering;
+
+use crate::store::seal::{Lookup, PREFIX_MAX, name_prefixes};
+use crate::store::sql::{Conn, OptionalExtension, Row, params};
 use carebridge_protocol::PatientId;
 use carebridge_protocol::patient::{Patient, PatientSearch, search_key};
 use chrono::NaiveDate;
@@ -57,11 +65,25 @@ pub fn by_card(
     birth: NaiveDate,
     node: &str,
 ) -> Result<Option<Patient>, StoreError> {
-    let mut st = tx.conn().prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM patients WHERE card_number = ?1 AND birth_date = ?2"
-    ))?;
-    let mut rows = st.query(params![card, birth.to_string()])?;
-    rows.next()?.map(|r| from_row(r, node)).transpose()
+    let conn = tx.conn();
+    let found = match (
+        conn.blind_index(Lookup::Card, card),
+        conn.blind_index(Lookup::BirthDate, &birth.to_string()),
+    ) {
+        (Some(card), Some(birth)) => conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM patients WHERE card_index = ?1 AND birth_index = ?2"
+            ))?
+            .query_row(params![card, birth], |r| Ok(from_row(r, node)))
+            .optional()?,
+        _ => conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM patients WHERE card_number = ?1 AND birth_date = ?2"
+            ))?
+            .query_row(params![card, birth.to_string()], |r| Ok(from_row(r, node)))
+            .optional()?,
+    };
+    found.transpose()
 }
 
 /// Patients with the same name and birth date (case-insensitive), for the duplicate check.
@@ -72,14 +94,23 @@ pub fn same_person(
     birth: NaiveDate,
     node: &str,
 ) -> Result<Vec<Patient>, StoreError> {
-    let mut st = tx.conn().prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM patients WHERE family_key = ?1 AND given_key = ?2 AND birth_date = ?3 LIMIT 20"
-    ))?;
-    let mut rows = st.query(params![
-        search_key(family),
-        search_key(given),
-        birth.to_string()
-    ])?;
+    let conn = tx.conn();
+    let (family, given, birth) = (search_key(family), search_key(given), birth.to_string());
+    let mut st;
+    let mut rows = match conn.blind_index(Lookup::SamePerson, &person(&family, &given, &birth)) {
+        Some(person) => {
+            st = conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM patients WHERE person_index = ?1 LIMIT 20"
+            ))?;
+            st.query(params![person])?
+        }
+        None => {
+            st = conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM patients WHERE family_key = ?1 AND given_key = ?2 AND birth_date = ?3 LIMIT 20"
+            ))?;
+            st.query(params![family, given, birth])?
+        }
+    };
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         out.push(from_row(r, node)?);
@@ -89,10 +120,16 @@ pub fn same_person(
 
 /// Whether a card number is in use by another patient.
 pub fn card_taken(tx: &Tx<'_>, card: &str, except: Option<PatientId>) -> Result<bool, StoreError> {
-    Ok(tx
-        .conn()
-        .prepare_cached("SELECT id FROM patients WHERE card_number = ?1")?
-        .query_row([card], |r| r.get::<_, String>(0))
+    let conn = tx.conn();
+    let found = match conn.blind_index(Lookup::Card, card) {
+        Some(index) => conn
+            .prepare_cached("SELECT id FROM patients WHERE card_index = ?1")?
+            .query_row(params![index], |r| r.get::<_, String>(0)),
+        None => conn
+            .prepare_cached("SELECT id FROM patients WHERE card_number = ?1")?
+            .query_row([card], |r| r.get::<_, String>(0)),
+    };
+    Ok(found
         .optional()?
         .is_some_and(|id| Some(id) != except.map(|e| e.to_string())))
 }
@@ -117,19 +154,19 @@ pub fn insert(w: &WriteCtx<'_>, p: &Patient) -> Result<(), StoreError> {
     )?
     .execute(params![
         p.id.to_string(),
-        p.family_name,
-        p.given_name,
-        search_key(&p.family_name),
-        search_key(&p.given_name),
-        p.birth_date.to_string(),
-        p.phone,
-        p.email,
-        p.card_number,
+        w.conn().seal(&p.family_name)?,
+        w.conn().seal(&p.given_name)?,
+        w.conn().seal(search_key(&p.family_name))?,
+        w.conn().seal(search_key(&p.given_name))?,
+        w.conn().seal(p.birth_date.to_string())?,
+        w.conn().seal(&p.phone)?,
+        w.conn().seal(&p.email)?,
+        w.conn().seal(&p.card_number)?,
         p.version,
         p.created_at.timestamp_millis(),
         p.updated_at.timestamp_millis(),
     ])?;
-    Ok(())
+    write_blind_indexes(w.conn(), p)
 }
 
 /// Writes a changed patient (its version already bumped).
@@ -141,18 +178,66 @@ pub fn update(w: &WriteCtx<'_>, p: &Patient) -> Result<(), StoreError> {
     )?
     .execute(params![
         p.id.to_string(),
-        p.family_name,
-        p.given_name,
-        search_key(&p.family_name),
-        search_key(&p.given_name),
-        p.birth_date.to_string(),
-        p.phone,
-        p.email,
-        p.card_number,
+        w.conn().seal(&p.family_name)?,
+        w.conn().seal(&p.given_name)?,
+        w.conn().seal(search_key(&p.family_name))?,
+        w.conn().seal(search_key(&p.given_name))?,
+        w.conn().seal(p.birth_date.to_string())?,
+        w.conn().seal(&p.phone)?,
+        w.conn().seal(&p.email)?,
+        w.conn().seal(&p.card_number)?,
         p.version,
         p.updated_at.timestamp_millis(),
     ])?;
+    write_blind_indexes(w.conn(), p)
+}
+
+/// What the duplicate check's blind index is of.
+fn person(family_key: &str, given_key: &str, birth: &str) -> String {
+    format!("{family_key}\0{given_key}\0{birth}")
+}
+
+/// Writes `p`'s blind indexes (PostgreSQL; nothing on SQLite, which searches its columns):
+/// its card number, birth date, name and birth date together, and each start of its names.
+pub(in crate::store) fn write_blind_indexes(conn: &Conn, p: &Patient) -> Result<(), StoreError> {
+    let Some(card) = conn.blind_index(Lookup::Card, &p.card_number) else {
+        return Ok(());
+    };
+    let (family, given, birth) = (
+        search_key(&p.family_name),
+        search_key(&p.given_name),
+        p.birth_date.to_string(),
+    );
+    let birth_index = conn.blind_index(Lookup::BirthDate, &birth);
+    let person_index = conn.blind_index(Lookup::SamePerson, &person(&family, &given, &birth));
+    conn.execute(
+        "UPDATE patients SET card_index = ?2, birth_index = ?3, person_index = ?4 WHERE id = ?1",
+        params![p.id.to_string(), card, birth_index, person_index],
+    )?;
+    conn.execute(
+        "DELETE FROM patient_name_index WHERE patient_id = ?1",
+        [p.id.to_string()],
+    )?;
+    let mut prefixes = name_prefixes(&family);
+    prefixes.extend(name_prefixes(&given));
+    prefixes.sort();
+    prefixes.dedup();
+    let mut put = conn.prepare_cached(
+        "INSERT INTO patient_name_index (prefix, patient_id) VALUES (?1, ?2)",
+    )?;
+    for prefix in prefixes {
+        put.execute(params![
+            conn.blind_index(Lookup::NamePrefix, &prefix),
+            p.id.to_string()
+        ])?;
+    }
     Ok(())
+}
+
+/// The blind index a name search for `key` looks up: of its first [`PREFIX_MAX`] characters.
+fn prefix_index(conn: &Conn, key: &str) -> Option<Vec<u8>> {
+    let indexed: String = key.chars().take(PREFIX_MAX).collect();
+    conn.blind_index(Lookup::NamePrefix, &indexed)
 }
 
 /// The smallest string greater than every string starting with `prefix`: U+10FFFF sorts after
@@ -166,6 +251,30 @@ fn prefix_end(prefix: &str) -> String {
 pub fn search(tx: &Tx<'_>, q: &PatientSearch, node: &str) -> Result<Vec<Patient>, StoreError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let name = q.name.as_deref().map(search_key).filter(|n| !n.is_empty());
+    if tx.conn().dialect() == crate::store::sql::Dialect::Postgres {
+        let filter = PatientFilter {
+            name,
+            ..PatientFilter::default()
+        };
+        let mut w = Where::default();
+        if let Some(d) = q.birth_date {
+            w.and(
+                "birth_index = ?",
+                [blob(tx.conn().blind_index(Lookup::BirthDate, &d.to_string()))],
+            );
+        }
+        if let Some(c) = &q.card_number {
+            w.and(
+                "card_index = ?",
+                [blob(tx.conn().blind_index(Lookup::Card, c.trim()))],
+            );
+        }
+        let page = Page {
+            offset: 0,
+            count: limit,
+        };
+        return Ok(find_sealed(tx, &filter, w, &[], page, node)?.items);
+    }
     let mut sql = format!("SELECT {COLUMNS} FROM patients WHERE 1 = 1");
     let mut args: Vec<String> = Vec::new();
     if let Some(n) = &name {
@@ -249,11 +358,37 @@ pub fn find(
         );
     }
     if let Some((ids, cards)) = &f.identifier {
-        search::either(
-            &mut w,
-            ("id", ids.iter().map(ToString::to_string).collect()),
-            ("card_number", cards.clone()),
-        );
+        if tx.conn().dialect() == crate::store::sql::Dialect::Postgres {
+            let cards: Vec<Value> = cards
+                .iter()
+                .map(|c| blob(tx.conn().blind_index(Lookup::Card, c)))
+                .collect();
+            let ids: Vec<Value> = ids.iter().map(|i| Value::Text(i.to_string())).collect();
+            let marks = |n: usize| vec!["?"; n.max(1)].join(", ");
+            let side = |col: &str, n: usize| {
+                if n == 0 {
+                    "1 = 0".to_owned()
+                } else {
+                    format!("{col} IN ({})", marks(n))
+                }
+            };
+            let clause = format!(
+                "{} OR {}",
+                side("id", ids.len()),
+                side("card_index", cards.len())
+            );
+            w.and(&clause, ids.into_iter().chain(cards));
+        } else {
+            search::either(
+                &mut w,
+                ("id", ids.iter().map(ToString::to_string).collect()),
+                ("card_number", cards.clone()),
+            );
+        }
+    }
+    if tx.conn().dialect() == crate::store::sql::Dialect::Postgres {
+        w.span("updated_at", f.updated);
+        return find_sealed(tx, f, w, sort, page, node);
     }
     let prefix = |w: &mut Where, columns: &[&str], v: &str| {
         let key = search_key(v);
@@ -301,6 +436,81 @@ pub fn find(
     })
 }
 
+/// [`find`] on PostgreSQL, whose names and birth dates are sealed: `w` (ids, card numbers,
+/// times) and the name prefixes' blind indexes choose the candidates in SQL; the rest of `f`,
+/// the order and the page are applied to the opened rows.
+fn find_sealed(
+    tx: &Tx<'_>,
+    f: &PatientFilter,
+    mut w: Where,
+    sort: &[(PatientSort, bool)],
+    page: Page,
+    node: &str,
+) -> Result<Found<Patient>, StoreError> {
+    let conn = tx.conn();
+    let prefixes: Vec<(String, bool, bool)> = [
+        (f.name.as_deref(), true, true),
+        (f.family.as_deref(), true, false),
+        (f.given.as_deref(), false, true),
+    ]
+    .into_iter()
+    .filter_map(|(v, family, given)| v.map(|v| (search_key(v), family, given)))
+    .filter(|(key, _, _)| !key.is_empty())
+    .collect();
+    for (key, _, _) in &prefixes {
+        w.and(
+            "id IN (SELECT patient_id FROM patient_name_index WHERE prefix = ?)",
+            [blob(prefix_index(conn, key))],
+        );
+    }
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM patients WHERE {}",
+        w.sql()
+    ))?;
+    let mut rows = st.query(crate::store::sql::params_from_iter(w.args()))?;
+    let mut found = Vec::new();
+    while let Some(r) = rows.next()? {
+        let p = from_row(r, node)?;
+        let (family, given) = (search_key(&p.family_name), search_key(&p.given_name));
+        let named = prefixes.iter().all(|(key, in_family, in_given)| {
+            (*in_family && family.starts_with(key.as_str()))
+                || (*in_given && given.starts_with(key.as_str()))
+        });
+        let born = f.born_from.is_none_or(|d| p.birth_date >= d)
+            && f.born_before.is_none_or(|d| p.birth_date < d);
+        if named && born {
+            found.push((family, given, p));
+        }
+    }
+    found.sort_by(|a, b| {
+        sort.iter()
+            .map(|(key, desc)| {
+                let o = match key {
+                    PatientSort::Family => a.0.cmp(&b.0),
+                    PatientSort::Given => a.1.cmp(&b.1),
+                    PatientSort::BirthDate => a.2.birth_date.cmp(&b.2.birth_date),
+                    PatientSort::LastUpdated => a.2.updated_at.cmp(&b.2.updated_at),
+                };
+                if *desc { o.reverse() } else { o }
+            })
+            .chain([
+                a.0.cmp(&b.0),
+                a.1.cmp(&b.1),
+                a.2.id.to_string().cmp(&b.2.id.to_string()),
+            ])
+            .find(|o| *o != Ordering::Equal)
+            .unwrap_or(Ordering::Equal)
+    });
+    let total = found.len() as u64;
+    let items = found
+        .into_iter()
+        .skip(page.offset as usize)
+        .take(page.count as usize)
+        .map(|(_, _, p)| p)
+        .collect();
+    Ok(Found { total, items })
+}
+
 /// The next `limit` patients by id after `after` changed within `changed` (a bulk export's
 /// walk).
 pub fn page_after(
@@ -332,4 +542,9 @@ pub fn mark_transferred(
             w.now().timestamp_millis()
         ],
     )? == 1)
+}
+
+/// A blind index as a parameter (`None`, on SQLite, is never bound: the callers branch first).
+fn blob(index: Option<Vec<u8>>) -> Value {
+    index.map_or(Value::Null, Value::Blob)
 }

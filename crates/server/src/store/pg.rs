@@ -3,8 +3,38 @@
 //!
 //! Everything else (every operation) is the SQL the store shares with SQLite (`sql.rs`).
 
+use std::sync::Arc;
+
+use super::seal::Seal;
 use super::sql::{Conn, DbError, PgConn};
-use super::{Durability, StoreError};
+use super::{DbKey, Durability, StoreError};
+
+/// A node's PostgreSQL database: where it is, and the keys its patient data is sealed with.
+#[derive(Clone)]
+pub struct Database {
+    /// `postgres://user@host/db`.
+    pub url: String,
+    /// Derived from the node's database key.
+    pub seal: Arc<Seal>,
+}
+
+impl Database {
+    /// The database at `url`, its patient data sealed under keys derived from `key`.
+    pub fn new(url: &str, key: &DbKey) -> Self {
+        Self {
+            url: url.to_owned(),
+            seal: Arc::new(Seal::derive(key)),
+        }
+    }
+
+    /// A plain connection, with no settings of the store's.
+    pub(super) fn connection(&self) -> Result<Conn, StoreError> {
+        Ok(Conn::Postgres(Box::new(PgConn::connect(
+            &self.url,
+            self.seal.clone(),
+        )?)))
+    }
+}
 
 /// The schema equal to SQLite's at version [`BASELINE`]: a new PostgreSQL database starts
 /// there. Later versions are added to both backends, each in its own dialect.
@@ -37,9 +67,9 @@ pub(super) enum Role {
     Reader,
 }
 
-/// Connects to the database at `url`.
-pub(super) fn connect(url: &str, role: Role) -> Result<Conn, StoreError> {
-    let conn = Conn::Postgres(Box::new(PgConn::connect(url)?));
+/// Connects to `db`.
+pub(super) fn connect(db: &Database, role: Role) -> Result<Conn, StoreError> {
+    let conn = db.connection()?;
     let settings = match role {
         // `off` acknowledges before the commit reaches the disk; a crash loses the last
         // moments but never leaves the database inconsistent: SQLite's NORMAL in WAL mode.
@@ -61,6 +91,21 @@ pub(super) fn off_async<T: Send>(
             .join()
             .unwrap_or_else(|_| Err(StoreError::Task("opening PostgreSQL panicked".into())))
     })
+}
+
+/// The checks that each sealed column (`seal::SEALED`) holds sealed values only.
+fn sealed_checks() -> String {
+    super::seal::SEALED
+        .iter()
+        .map(|(table, columns)| {
+            let all = columns
+                .iter()
+                .map(|c| format!("carebridge_sealed({c})"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            format!("ALTER TABLE {table} ADD CONSTRAINT {table}_sealed CHECK ({all});\n")
+        })
+        .collect()
 }
 
 /// Brings the schema up to [`super::SCHEMA_VERSION`], one process at a time.
@@ -100,6 +145,9 @@ fn migrate_locked(conn: &Conn) -> Result<(), StoreError> {
         let applied = (|| -> Result<(), DbError> {
             conn.execute_batch("BEGIN")?;
             conn.execute_batch(sql)?;
+            if version == BASELINE {
+                conn.execute_batch(&sealed_checks())?;
+            }
             conn.execute(
                 "INSERT INTO schema_version (version) VALUES (?1)",
                 [version],

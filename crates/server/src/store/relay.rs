@@ -27,7 +27,8 @@ use std::time::Duration;
 use postgres::fallible_iterator::FallibleIterator as _;
 
 use super::StoreError;
-use super::sql::{Conn, PgConn, params};
+use super::pg::Database;
+use super::sql::{Conn, params};
 use crate::events::{Audience, Frame, Hub};
 
 /// The longest a placed event waits for a follower, or a committed one for the placer, when
@@ -83,10 +84,10 @@ pub(super) struct Relay {
 }
 
 impl Relay {
-    /// Starts the placer candidate and the follower for the database at `url`, publishing to
+    /// Starts the placer candidate and the follower for the database `db`, publishing to
     /// `hub` from the newest placed event on.
     pub(super) fn start(
-        url: &str,
+        db: &Database,
         hub: Hub,
         duty: tokio::sync::watch::Sender<bool>,
     ) -> Result<Self, StoreError> {
@@ -94,27 +95,25 @@ impl Relay {
         // The follower's start, read before this returns: whatever is placed later is
         // published, so a stream that starts from the head misses nothing.
         let follower = super::pg::off_async(|| {
-            let conn = PgConn::connect(url)?;
-            let head = head(&Conn::Postgres(Box::new(conn)))?;
-            Ok(head)
+            head(&db.connection()?)
         })?;
         hub.set_head(follower);
         let mut threads = Vec::new();
-        let (u, s) = (url.to_owned(), stop.clone());
+        let (u, s) = (db.clone(), stop.clone());
         threads.push(
             std::thread::Builder::new()
                 .name("carebridge-event-placer".into())
                 .spawn(move || place_while(&u, &s))
                 .map_err(|e| StoreError::Task(e.to_string()))?,
         );
-        let (u, s) = (url.to_owned(), stop.clone());
+        let (u, s) = (db.clone(), stop.clone());
         threads.push(
             std::thread::Builder::new()
                 .name("carebridge-duty".into())
                 .spawn(move || hold_duty_while(&u, &s, &duty))
                 .map_err(|e| StoreError::Task(e.to_string()))?,
         );
-        let (u, s) = (url.to_owned(), stop.clone());
+        let (u, s) = (db.clone(), stop.clone());
         threads.push(
             std::thread::Builder::new()
                 .name("carebridge-event-follower".into())
@@ -178,17 +177,17 @@ fn wake(conn: &Conn) -> Result<bool, StoreError> {
 
 /// The placer candidate: waits for the lock, then places until stopped or its connection
 /// fails (then it starts over, and another process may hold the lock by then).
-fn place_while(url: &str, stop: &Stop) {
+fn place_while(db: &Database, stop: &Stop) {
     while !stop.load() {
-        if let Err(e) = place_round(url, stop) {
+        if let Err(e) = place_round(db, stop) {
             tracing::warn!(error = %e, "the event placer lost its database connection; retrying");
             stop.nap(Duration::from_secs(1));
         }
     }
 }
 
-fn place_round(url: &str, stop: &Stop) -> Result<(), StoreError> {
-    let conn = Conn::Postgres(Box::new(PgConn::connect(url)?));
+fn place_round(db: &Database, stop: &Stop) -> Result<(), StoreError> {
+    let conn = db.connection()?;
     loop {
         if stop.load() {
             return Ok(());
@@ -223,10 +222,10 @@ fn place_round(url: &str, stop: &Stop) -> Result<(), StoreError> {
 
 /// Holds the duty lock whenever it can, saying in `duty` whether this process holds it; a
 /// lost connection loses the lock (the server ends the session), and says so.
-fn hold_duty_while(url: &str, stop: &Stop, duty: &tokio::sync::watch::Sender<bool>) {
+fn hold_duty_while(db: &Database, stop: &Stop, duty: &tokio::sync::watch::Sender<bool>) {
     while !stop.load() {
         let result = (|| -> Result<(), StoreError> {
-            let conn = Conn::Postgres(Box::new(PgConn::connect(url)?));
+            let conn = db.connection()?;
             while !stop.load() {
                 let held: bool = if *duty.borrow() {
                     // Still connected, so still held.
@@ -253,17 +252,17 @@ fn hold_duty_while(url: &str, stop: &Stop, duty: &tokio::sync::watch::Sender<boo
 }
 
 /// The follower: publishes placed events to this process's hub, in place order.
-fn follow_while(url: &str, stop: &Stop, hub: &Hub, mut cursor: i64) {
+fn follow_while(db: &Database, stop: &Stop, hub: &Hub, mut cursor: i64) {
     while !stop.load() {
-        if let Err(e) = follow_round(url, stop, hub, &mut cursor) {
+        if let Err(e) = follow_round(db, stop, hub, &mut cursor) {
             tracing::warn!(error = %e, "the event follower lost its database connection; retrying");
             stop.nap(Duration::from_secs(1));
         }
     }
 }
 
-fn follow_round(url: &str, stop: &Stop, hub: &Hub, cursor: &mut i64) -> Result<(), StoreError> {
-    let conn = Conn::Postgres(Box::new(PgConn::connect(url)?));
+fn follow_round(db: &Database, stop: &Stop, hub: &Hub, cursor: &mut i64) -> Result<(), StoreError> {
+    let conn = db.connection()?;
     conn.execute_batch(&format!("LISTEN {PLACED}"))?;
     while !stop.load() {
         let mut st = conn.prepare_cached(

@@ -11,6 +11,9 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::seal::{Lookup, Seal};
 
 use bytes::BytesMut;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
@@ -60,6 +63,9 @@ pub enum DbError {
     /// A parameter could not be converted to the type PostgreSQL expects.
     #[error("parameter does not fit {0}")]
     Parameter(String),
+    /// A sealed value could not be sealed or opened (`seal.rs`).
+    #[error("{0}")]
+    Sealed(&'static str),
 }
 
 /// PostgreSQL's own message, with its detail, rather than the client's "db error".
@@ -421,7 +427,7 @@ impl Row {
         Ok(Self { values })
     }
 
-    fn from_postgres(r: &postgres::Row) -> Result<Self, DbError> {
+    fn from_postgres(r: &postgres::Row, seal: &Seal) -> Result<Self, DbError> {
         let mut values = Vec::with_capacity(r.len());
         for (i, c) in r.columns().iter().enumerate() {
             let t = c.type_();
@@ -451,7 +457,8 @@ impl Row {
                     "column {i} of type {t} cannot be read; cast it to BIGINT, TEXT or BYTEA"
                 )));
             };
-            values.push(v.unwrap_or(Value::Null));
+            // Sealed values are opened here, whichever column they are read from.
+            values.push(seal.open(v.unwrap_or(Value::Null))?);
         }
         Ok(Self { values })
     }
@@ -465,7 +472,7 @@ pub struct Rows<'s> {
 
 enum RowSource<'s> {
     Sqlite(rusqlite::Rows<'s>),
-    Postgres(std::vec::IntoIter<postgres::Row>),
+    Postgres(std::vec::IntoIter<postgres::Row>, &'s Seal),
 }
 
 impl Rows<'_> {
@@ -480,8 +487,8 @@ impl Rows<'_> {
                 Some(r) => Some(Row::from_sqlite(r)?),
                 None => None,
             },
-            RowSource::Postgres(rows) => match rows.next() {
-                Some(r) => Some(Row::from_postgres(&r)?),
+            RowSource::Postgres(rows, seal) => match rows.next() {
+                Some(r) => Some(Row::from_postgres(&r, seal)?),
                 None => None,
             },
         };
@@ -531,6 +538,7 @@ impl Statement<'_> {
                 conn.client()
                     .query(&*statement, &bind(&values))?
                     .into_iter(),
+                &conn.seal,
             ),
         };
         Ok(Rows {
@@ -583,6 +591,8 @@ pub struct PgConn {
     /// When the connection last answered; one idle longer than [`IDLE_CHECK`] is checked
     /// before it is used again ([`Conn::is_lost`]).
     answered: std::cell::Cell<std::time::Instant>,
+    /// Seals and opens the patient data of this node's database (`seal.rs`).
+    seal: Arc<Seal>,
 }
 
 /// How long a connection may sit unused before it is checked: the server may have restarted
@@ -591,7 +601,7 @@ const IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl PgConn {
     /// Connects to `url`. Blocking, and not on an async thread.
-    pub fn connect(url: &str) -> Result<Self, DbError> {
+    pub fn connect(url: &str, seal: Arc<Seal>) -> Result<Self, DbError> {
         let mut config: postgres::Config = url.parse()?;
         // Names the process in pg_stat_activity: which node process holds what.
         config.application_name(&format!("carebridge-node {}", std::process::id()));
@@ -600,6 +610,7 @@ impl PgConn {
             client: RefCell::new(Some(client)),
             statements: RefCell::new(HashMap::new()),
             answered: std::cell::Cell::new(std::time::Instant::now()),
+            seal,
         })
     }
 
@@ -700,6 +711,32 @@ impl Conn {
     /// A prepared statement for `sql` (cached as [`Conn::prepare_cached`]'s are).
     pub fn prepare(&self, sql: &str) -> Result<Statement<'_>, DbError> {
         self.prepare_cached(sql)
+    }
+
+    /// `v` as stored in a column of patient data: sealed on PostgreSQL (`seal.rs`), as it is
+    /// in SQLCipher's file, which is encrypted whole.
+    pub fn seal(&self, v: impl ToValue) -> Result<Value, DbError> {
+        match self {
+            Self::Sqlite(_) => Ok(v.to_value()),
+            Self::Postgres(c) => c.seal.seal(v.to_value(), false),
+        }
+    }
+
+    /// [`Conn::seal`], equal values sealed equal (`Seal::seal`'s `fixed`).
+    pub fn seal_fixed(&self, v: impl ToValue) -> Result<Value, DbError> {
+        match self {
+            Self::Sqlite(_) => Ok(v.to_value()),
+            Self::Postgres(c) => c.seal.seal(v.to_value(), true),
+        }
+    }
+
+    /// The blind index of `value` for `lookup` (PostgreSQL); `None` on SQLite, whose columns
+    /// are searched as they are.
+    pub fn blind_index(&self, lookup: Lookup, value: &str) -> Option<Vec<u8>> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(c) => Some(c.seal.index(lookup, value)),
+        }
     }
 
     /// Runs statements without parameters (transaction control, schema).

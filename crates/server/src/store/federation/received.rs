@@ -119,7 +119,7 @@ pub fn insert(w: &WriteCtx<'_>, a: &Accepted<'_>) -> Result<(), StoreError> {
             a.source,
             a.message_type.as_str(),
             w.now().timestamp_millis(),
-            a.payload,
+            w.conn.seal(a.payload)?,
             a.receipt
         ],
     )?;

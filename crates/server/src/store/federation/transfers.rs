@@ -310,7 +310,7 @@ pub fn put_chunk(
     w.conn.execute(
         "INSERT INTO transfer_chunks_in (peer, transfer_id, idx, data) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT DO NOTHING",
-        params![peer, id.to_string(), index, data],
+        params![peer, id.to_string(), index, w.conn.seal(data)?],
     )?;
     Ok(w.conn.query_row(
         "SELECT COUNT(*) FROM transfer_chunks_in WHERE peer = ?1 AND transfer_id = ?2",
@@ -382,7 +382,7 @@ pub fn end_in(
             id.to_string(),
             state.as_str(),
             patient,
-            bundle,
+            w.conn.seal(bundle)?,
             reason,
             w.now().timestamp_millis()
         ],

@@ -58,6 +58,13 @@ BEGIN
 END;
 $$;
 
+-- Whether a value is sealed by the node (store/seal.rs): every sealed column is checked with
+-- these (pg.rs adds the checks from seal.rs's list), so that nothing is kept in clear there.
+CREATE FUNCTION carebridge_sealed(v TEXT) RETURNS BOOLEAN IMMUTABLE LANGUAGE sql
+    AS $$ SELECT v IS NULL OR starts_with(v, chr(1) || 'cbs1:') $$;
+CREATE FUNCTION carebridge_sealed(v BYTEA) RETURNS BOOLEAN IMMUTABLE LANGUAGE sql
+    AS $$ SELECT v IS NULL OR substring(v FROM 1 FOR 8) = '\x0001636273310001'::bytea $$;
+
 -- ---------------------------------------------------------------------------------------------
 -- Migration 1: the node's first schema (practitioners as rebuilt by migration 2).
 
@@ -108,15 +115,28 @@ CREATE TABLE patients (
     birth_date TEXT COLLATE "C" NOT NULL,
     phone TEXT COLLATE "C",
     email TEXT COLLATE "C",
-    card_number TEXT COLLATE "C" NOT NULL UNIQUE,
+    card_number TEXT COLLATE "C" NOT NULL,
     version BIGINT NOT NULL,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
-    transferred_to TEXT COLLATE "C" -- added by migration 9 (ALTER TABLE ... ADD COLUMN)
+    transferred_to TEXT COLLATE "C", -- added by migration 9 (ALTER TABLE ... ADD COLUMN)
+    -- PostgreSQL only: the names, birth date and card number above are sealed, so the
+    -- lookups go through blind indexes (store/seal.rs), written with every change.
+    card_index BYTEA UNIQUE,
+    birth_index BYTEA,
+    person_index BYTEA
 );
-CREATE INDEX patients_family ON patients (family_key);
-CREATE INDEX patients_given ON patients (given_key);
-CREATE INDEX patients_birth ON patients (birth_date);
+CREATE INDEX patients_birth ON patients (birth_index);
+CREATE INDEX patients_person ON patients (person_index);
+
+-- PostgreSQL only: a blind index of every start of each patient's family and given name, up
+-- to seal.rs's PREFIX_MAX characters, for the name search.
+CREATE TABLE patient_name_index (
+    prefix BYTEA NOT NULL,
+    patient_id TEXT COLLATE "C" NOT NULL REFERENCES patients (id),
+    PRIMARY KEY (prefix, patient_id)
+);
+CREATE INDEX patient_name_index_patient ON patient_name_index (patient_id);
 
 CREATE TABLE schedules (
     practitioner_id TEXT COLLATE "C" PRIMARY KEY REFERENCES practitioners (id),
