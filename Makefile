@@ -38,8 +38,10 @@ DEB_PACKAGES := gcc libc6-dev make perl curl jq ca-certificates dbus-daemon gnom
 	cups-daemon cups-client cups postgresql
 # Added by `run-cluster`: the load balancer in front of the node processes.
 CLUSTER_DEB_PACKAGES := nginx
-# Added by `bench-deps`: nginx + nchan (a peer), python3 for ../shared/bench/summarize.py.
-BENCH_DEB_PACKAGES := libnginx-mod-nchan python3 util-linux
+# Added by `bench-deps`: nginx + nchan (a peer; nginx is also the benched cluster's load
+# balancer), python3 for ../shared/bench/summarize.py. The node on PostgreSQL and the cluster
+# use DEB_PACKAGES' postgresql (a throw-away server of the bench's own).
+BENCH_DEB_PACKAGES := $(CLUSTER_DEB_PACKAGES) libnginx-mod-nchan python3 util-linux
 
 # Schemathesis for the API contract test (crates/server/tests/contract.rs): pinned with all its
 # dependencies, in a virtualenv outside the clone so that CI reuses it (Debian's python3).
@@ -135,7 +137,7 @@ help:
 	@echo 'make run-cluster  the demo hospital on PostgreSQL: three node processes behind nginx on 127.0.0.1:8080, a front desk and a kiosk (CLUSTER_NO_APP=1: the cluster alone)'
 	@echo 'make test        fmt + clippy checks, then every test (what CI runs)'
 	@echo 'make soak        the property tests with PROPTEST_CASES=$(SOAK_CASES) (the client interleavings: an eighth of it); about 35 minutes'
-	@echo 'make bench       fan-out benchmark against nginx+nchan and the seed, then the client core against plain SQLite; writes docs/performance.md'
+	@echo 'make bench       fan-out benchmark of the node (SQLCipher, PostgreSQL, 3 processes behind nginx) against nginx+nchan and the seed, then the client core against plain SQLite; writes docs/performance.md'
 	@echo 'make build       release build of carebridge-node'
 	@echo 'make package     Debian packages of the app and the node (release) in $(PACKAGE_DIR)'
 	@echo 'make package-test  the packages of the debug builds, installed into a fresh root and started'

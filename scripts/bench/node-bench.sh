@@ -161,15 +161,51 @@ pg_seq=0
 work=$(mktemp -d "${TMPDIR:-/tmp}/carebridge-bench.XXXXXX")
 nodelog=""
 cleanup() {
+    # Only the script itself: a background job that is signalled between its fork and its exec
+    # (a server being started when the script fails) inherits these traps and would otherwise
+    # clean up too, at the same time, racing this one (PostgreSQL's directory removed under
+    # pg_ctl, the server left running).
+    [ "$BASHPID" = "$$" ] || return 0
     if [ -n "$sampler_pid" ]; then kill "$sampler_pid" 2>/dev/null || true; fi
     if [ -n "$peer_stop" ]; then $peer_stop >/dev/null 2>&1 || true; fi
     stop_balancer || true
     stop_nodes || true
     if [ -n "$pgdir" ]; then
-        pg_stop "$pgdir"
+        # Not pg_stop: in an EXIT trap after a failed command, its pg_bin's bare `return` gives
+        # that command's status, and pg_stop then returns without stopping anything.
+        if [ -n "$pg_pid" ]; then
+            pg_as_owner "$PG_BIN/pg_ctl" -D "$pgdir/data" -m fast stop >/dev/null 2>&1 || true
+        fi
+        pg_gone
         rm -rf -- "$pgdir"
     fi
     rm -rf -- "$work"
+}
+
+# pg_running: the postmaster exists and has not exited (pg_ctl leaves it to PID 1, which may
+# take a while to reap it: a zombie has exited).
+pg_running() {
+    local state
+    state=$(sed 's/^.*) //' "/proc/$pg_pid/stat" 2>/dev/null | cut -d' ' -f1) || true
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# pg_gone: after pg_ctl stop, makes sure that the postmaster has exited (pg_ctl's output is not
+# shown): SIGINT (a fast shutdown), then SIGKILL after STOP_TIMEOUT_S.
+pg_gone() {
+    [ -n "$pg_pid" ] || return 0
+    local deadline=$((SECONDS + STOP_TIMEOUT_S)) signal=INT
+    while pg_running; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            [ "$signal" = INT ] || break
+            signal=KILL
+            deadline=$((SECONDS + 5))
+        fi
+        log "PostgreSQL (pid $pg_pid) still running after pg_ctl stop: SIG$signal"
+        kill -"$signal" "$pg_pid" 2>/dev/null || true
+        sleep 1
+    done
+    pg_pid=""
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -238,6 +274,7 @@ serve_node() {
         >>"$out" 2>&1 </dev/null &
     pid=$!
     node_pids+=("$pid")
+    touch "$out" # read below, perhaps before the process has opened it
 
     # Wait for "carebridge-node listening on http://ADDR", polling with a deadline.
     addr=""
@@ -307,9 +344,9 @@ stop_balancer() {
 # start_carebridge SERVER: a fresh CareBridge server (carebridge, carebridge-pg or
 # carebridge-cluster) on CPU $SERVER_CPU, its data seeded by one process (`demo --prepare-only`)
 # and served by others (`serve`), as a hospital's node is started: the serving processes' memory
-# then holds nothing left over from seeding. Output to $nodelog (the cluster: one log per
-# process, the first also the seeding's). Sets node_pids, nginx_pid (the cluster), url, token,
-# body (the booking template file).
+# then holds nothing left over from seeding. Output to $nodelog (the cluster: the seeding's
+# there, each process's in $nodelog less .log plus -nodeK.log). Sets node_pids, nginx_pid (the
+# cluster), url, token, body (the booking template file).
 start_carebridge() {
     local server=$1 creds i ports=()
     case "$server" in

@@ -33,7 +33,7 @@ struct Cluster {
     url: String,
     // Dropped after the processes (fields drop in order): the database outlives its clients.
     dirs: Vec<tempfile::TempDir>,
-    _db: Option<ScratchDatabase>,
+    db: Option<ScratchDatabase>,
 }
 
 impl Cluster {
@@ -83,7 +83,7 @@ impl Cluster {
             creds,
             url: url.to_owned(),
             dirs,
-            _db: db,
+            db,
         }
     }
 
@@ -91,6 +91,11 @@ impl Cluster {
     fn seal(&self) -> Arc<Seal> {
         let key = std::fs::read_to_string(self.dirs[0].path().join("db.key")).unwrap();
         Arc::new(Seal::derive(&DbKey::from_hex(&key).unwrap()))
+    }
+
+    /// The cluster's database as `pg_dump` writes it.
+    fn dump(&self) -> String {
+        self.db.as_ref().expect("a database of the test's own").dump()
     }
 
     /// Reception, signed in at process `i`.
@@ -946,4 +951,105 @@ async fn a_place_is_never_given_twice_even_when_the_newest_events_are_deleted() 
     let id = created_at(&mut resumed, &next).await;
     assert!(id > seen, "{id} after {seen}");
     assert_eq!(created_at(&mut stream, &next).await, id);
+}
+
+/// Patient data is sealed in PostgreSQL (`store/seal.rs`): a dump of the database, what a
+/// backup or anyone with the server's files sees, holds no patient's name, contact details,
+/// card number, birth date, reason for a visit, report text or document in clear, while the
+/// node reads every one of them back, finds the patient by the start of a name and by card
+/// number and birth date, and still refuses a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_of_the_database_shows_no_patient_data_in_clear_and_the_node_reads_it_all() {
+    let cluster = Cluster::start(1).await;
+    let desk = cluster.reception(0).await;
+    let login = &cluster.creds.doctors[0];
+    let doctor = Client::sign_in(&cluster.nodes[0].url, &login.username, &login.password).await;
+    let new = json!({"family_name": "Quillfeather", "given_name": "Ottoline",
+                     "birth_date": "1977-05-06", "phone": "+44 20 7946 0321",
+                     "email": "ottoline.q@example.org"});
+    let registered = desk.post("/api/v1/patients", new.clone()).await;
+    assert_eq!(registered.status, 201, "{}", registered.body);
+    let patient = registered.body["id"].as_str().unwrap().to_owned();
+    let card = registered.body["card_number"].as_str().unwrap().to_owned();
+    let reason = "Wheezing since the snowstorm";
+    let booked = desk.book_next(&login.id.to_string(), &patient, reason).await;
+    assert_eq!(booked.status, 201, "{}", booked.body);
+    let content = json!({"title": "Spirometry for Zephyrine", "findings": "Obstructive pattern, marbled",
+                         "conclusion": "Asthma is likely", "codes": ["J45.9"]});
+    let report = doctor
+        .post("/api/v1/reports", json!({"patient_id": patient, "content": content}))
+        .await;
+    assert_eq!(report.status, 201, "{}", report.body);
+    let report_id = report.body["id"].as_str().unwrap().to_owned();
+    let finalised = doctor
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/reports/{report_id}/finalise"),
+            None,
+            &[("if-match", &format!("\"{}\"", report.body["version"]))],
+        )
+        .await;
+    assert_eq!(finalised.status, 200, "{}", finalised.body);
+    let letter = b"%PDF-1.4\n% A letter about Ottoline Quillfeather's lungs\n%%EOF\n";
+    let filed = desk
+        .http
+        .post(format!("{}/api/v1/patients/{patient}/documents", desk.url))
+        .bearer_auth(&desk.token)
+        .query(&[("title", "Letter")])
+        .header("content-type", "application/pdf")
+        .body(letter.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(filed.status(), StatusCode::CREATED);
+
+    let dump = cluster.dump();
+    // It is this database's dump, rows and all: the tables and the (unsealed) ids are there.
+    assert!(dump.contains("CREATE TABLE public.patients"));
+    assert!(dump.contains(&patient) && dump.contains(&report_id));
+    let mut in_clear = vec![
+        "Quillfeather".to_owned(),
+        "Ottoline".to_owned(),
+        "quillfeather".to_owned(),
+        "7946 0321".to_owned(),
+        "ottoline.q@example.org".to_owned(),
+        card.clone(),
+        "1977-05-06".to_owned(),
+        reason.to_owned(),
+        "Zephyrine".to_owned(),
+        "Obstructive pattern".to_owned(),
+        "Asthma is likely".to_owned(),
+        "J45.9".to_owned(),
+        "lungs".to_owned(),
+    ];
+    for p in &cluster.creds.patients {
+        in_clear.extend(p.name.split(' ').filter(|w| w.len() >= 4).map(str::to_owned));
+        in_clear.push(p.card_number.clone());
+    }
+    for text in &in_clear {
+        assert!(!dump.contains(text.as_str()), "{text:?} is in clear in the dump");
+    }
+
+    // The node reads it all back.
+    let found = desk.get("/api/v1/patients?name=quill").await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    let found = found.body.as_array().unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["family_name"], "Quillfeather");
+    assert_eq!(found[0]["email"], "ottoline.q@example.org");
+    let by_card = desk
+        .get(&format!("/api/v1/patients?card_number={card}&birth_date=1977-05-06"))
+        .await;
+    assert_eq!(by_card.body.as_array().map(Vec::len), Some(1), "{}", by_card.body);
+    let none = desk
+        .get(&format!("/api/v1/patients?card_number={card}&birth_date=1977-05-07"))
+        .await;
+    assert_eq!(none.body.as_array().map(Vec::len), Some(0), "{}", none.body);
+    let again = desk.post("/api/v1/patients", new).await;
+    assert_eq!(again.status, 409, "a duplicate is still found: {}", again.body);
+    let appointment = booked.body["id"].as_str().unwrap();
+    let read = desk.get(&format!("/api/v1/appointments/{appointment}")).await;
+    assert_eq!(read.body["reason"], reason, "{}", read.body);
+    let read = doctor.get(&format!("/api/v1/reports/{report_id}")).await;
+    assert_eq!(read.body["content"], content, "{}", read.body);
 }

@@ -57,6 +57,22 @@ impl ScratchDatabase {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Everything in the database as `pg_dump` writes it (plain SQL, data included): what a
+    /// backup of it, or anyone with the server's files, would see.
+    pub fn dump(&self) -> String {
+        let out = std::process::Command::new(server_bin().join("pg_dump"))
+            .arg("--dbname")
+            .arg(&self.url)
+            .output()
+            .expect("pg_dump runs");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("pg_dump writes UTF-8")
+    }
 }
 
 impl Drop for ScratchDatabase {

@@ -249,7 +249,8 @@ impl<'t> Names<'t> {
         let Some((kind, id)) = entity.split_once('/') else {
             return Ok((None, None));
         };
-        const PATIENT: &str = "SELECT p.id, p.given_name || ' ' || p.family_name FROM patients p";
+        // Names are joined here, not in SQL: on PostgreSQL they are sealed (`seal.rs`).
+        const PATIENT: &str = "SELECT p.id, p.given_name, p.family_name, NULL FROM patients p";
         let sql = match kind {
             "patient" => format!("{PATIENT} WHERE p.id = ?1"),
             "appointment" => {
@@ -257,14 +258,14 @@ impl<'t> Names<'t> {
             }
             "report" => format!("{PATIENT} JOIN reports r ON r.patient_id = p.id WHERE r.id = ?1"),
             "transmission" => {
-                "SELECT t.patient_id, coalesce(p.given_name || ' ' || p.family_name, t.peer)
+                "SELECT t.patient_id, p.given_name, p.family_name, t.peer
                  FROM transmissions t LEFT JOIN patients p ON p.id = t.patient_id WHERE t.id = ?1"
                     .to_owned()
             }
             "practitioner" => {
-                "SELECT NULL, display_name FROM practitioners WHERE id = ?1".to_owned()
+                "SELECT NULL, NULL, display_name, NULL FROM practitioners WHERE id = ?1".to_owned()
             }
-            "kiosk" => "SELECT NULL, label FROM kiosk_devices WHERE id = ?1".to_owned(),
+            "kiosk" => "SELECT NULL, NULL, label, NULL FROM kiosk_devices WHERE id = ?1".to_owned(),
             "peer" | "received" => return Ok((Some(id.to_owned()), None)),
             _ => return Ok((None, None)),
         };
@@ -272,8 +273,19 @@ impl<'t> Names<'t> {
             .tx
             .conn()
             .prepare_cached(&sql)?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+            .query_row([id], |r| {
+                let given: Option<String> = r.get(1)?;
+                let family: Option<String> = r.get(2)?;
+                let otherwise: Option<String> = r.get(3)?;
+                let name = match (given, family) {
+                    (Some(g), Some(f)) => Some(format!("{g} {f}")),
+                    (None, Some(only)) => Some(only),
+                    _ => otherwise,
+                };
+                Ok((r.get(0)?, name))
+            })
+            .optional()?
+            .and_then(|(patient, name)| name.map(|n| (patient, n)));
         let named = match found {
             Some((patient, name)) => (
                 Some(name),
