@@ -11,7 +11,7 @@ pg_bin() {
 	for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
 		if [ -x "$d/initdb" ]; then
 			echo "$d"
-			return
+			return 0
 		fi
 	done
 	echo "no PostgreSQL server found under /usr/lib/postgresql (apt install postgresql)" >&2
