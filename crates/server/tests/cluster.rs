@@ -95,7 +95,10 @@ impl Cluster {
 
     /// The cluster's database as `pg_dump` writes it.
     fn dump(&self) -> String {
-        self.db.as_ref().expect("a database of the test's own").dump()
+        self.db
+            .as_ref()
+            .expect("a database of the test's own")
+            .dump()
     }
 
     /// Reception, signed in at process `i`.
@@ -298,9 +301,12 @@ impl HeldTransaction {
             tx.execute(
                 "INSERT INTO events (kind, data, aud_roles, created_at)
                  VALUES ('patient.updated', $2, $1, 0)",
-                &[&(carebridge_server::events::ROLE_RECEPTION
-                    | carebridge_server::events::ROLE_DOCTOR
-                    | carebridge_server::events::ROLE_ADMIN), &data],
+                &[
+                    &(carebridge_server::events::ROLE_RECEPTION
+                        | carebridge_server::events::ROLE_DOCTOR
+                        | carebridge_server::events::ROLE_ADMIN),
+                    &data,
+                ],
             )
             .unwrap();
             began.send(()).unwrap();
@@ -972,12 +978,17 @@ async fn a_dump_of_the_database_shows_no_patient_data_in_clear_and_the_node_read
     let patient = registered.body["id"].as_str().unwrap().to_owned();
     let card = registered.body["card_number"].as_str().unwrap().to_owned();
     let reason = "Wheezing since the snowstorm";
-    let booked = desk.book_next(&login.id.to_string(), &patient, reason).await;
+    let booked = desk
+        .book_next(&login.id.to_string(), &patient, reason)
+        .await;
     assert_eq!(booked.status, 201, "{}", booked.body);
     let content = json!({"title": "Spirometry for Zephyrine", "findings": "Obstructive pattern, marbled",
                          "conclusion": "Asthma is likely", "codes": ["J45.9"]});
     let report = doctor
-        .post("/api/v1/reports", json!({"patient_id": patient, "content": content}))
+        .post(
+            "/api/v1/reports",
+            json!({"patient_id": patient, "content": content}),
+        )
         .await;
     assert_eq!(report.status, 201, "{}", report.body);
     let report_id = report.body["id"].as_str().unwrap().to_owned();
@@ -1023,11 +1034,19 @@ async fn a_dump_of_the_database_shows_no_patient_data_in_clear_and_the_node_read
         "lungs".to_owned(),
     ];
     for p in &cluster.creds.patients {
-        in_clear.extend(p.name.split(' ').filter(|w| w.len() >= 4).map(str::to_owned));
+        in_clear.extend(
+            p.name
+                .split(' ')
+                .filter(|w| w.len() >= 4)
+                .map(str::to_owned),
+        );
         in_clear.push(p.card_number.clone());
     }
     for text in &in_clear {
-        assert!(!dump.contains(text.as_str()), "{text:?} is in clear in the dump");
+        assert!(
+            !dump.contains(text.as_str()),
+            "{text:?} is in clear in the dump"
+        );
     }
 
     // The node reads it all back.
@@ -1038,17 +1057,32 @@ async fn a_dump_of_the_database_shows_no_patient_data_in_clear_and_the_node_read
     assert_eq!(found[0]["family_name"], "Quillfeather");
     assert_eq!(found[0]["email"], "ottoline.q@example.org");
     let by_card = desk
-        .get(&format!("/api/v1/patients?card_number={card}&birth_date=1977-05-06"))
+        .get(&format!(
+            "/api/v1/patients?card_number={card}&birth_date=1977-05-06"
+        ))
         .await;
-    assert_eq!(by_card.body.as_array().map(Vec::len), Some(1), "{}", by_card.body);
+    assert_eq!(
+        by_card.body.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        by_card.body
+    );
     let none = desk
-        .get(&format!("/api/v1/patients?card_number={card}&birth_date=1977-05-07"))
+        .get(&format!(
+            "/api/v1/patients?card_number={card}&birth_date=1977-05-07"
+        ))
         .await;
     assert_eq!(none.body.as_array().map(Vec::len), Some(0), "{}", none.body);
     let again = desk.post("/api/v1/patients", new).await;
-    assert_eq!(again.status, 409, "a duplicate is still found: {}", again.body);
+    assert_eq!(
+        again.status, 409,
+        "a duplicate is still found: {}",
+        again.body
+    );
     let appointment = booked.body["id"].as_str().unwrap();
-    let read = desk.get(&format!("/api/v1/appointments/{appointment}")).await;
+    let read = desk
+        .get(&format!("/api/v1/appointments/{appointment}"))
+        .await;
     assert_eq!(read.body["reason"], reason, "{}", read.body);
     let read = doctor.get(&format!("/api/v1/reports/{report_id}")).await;
     assert_eq!(read.body["content"], content, "{}", read.body);

@@ -257,11 +257,9 @@ impl<'t> Names<'t> {
                 format!("{PATIENT} JOIN appointments a ON a.patient_id = p.id WHERE a.id = ?1")
             }
             "report" => format!("{PATIENT} JOIN reports r ON r.patient_id = p.id WHERE r.id = ?1"),
-            "transmission" => {
-                "SELECT t.patient_id, p.given_name, p.family_name, t.peer
+            "transmission" => "SELECT t.patient_id, p.given_name, p.family_name, t.peer
                  FROM transmissions t LEFT JOIN patients p ON p.id = t.patient_id WHERE t.id = ?1"
-                    .to_owned()
-            }
+                .to_owned(),
             "practitioner" => {
                 "SELECT NULL, NULL, display_name, NULL FROM practitioners WHERE id = ?1".to_owned()
             }

@@ -222,9 +222,8 @@ pub(in crate::store) fn write_blind_indexes(conn: &Conn, p: &Patient) -> Result<
     prefixes.extend(name_prefixes(&given));
     prefixes.sort();
     prefixes.dedup();
-    let mut put = conn.prepare_cached(
-        "INSERT INTO patient_name_index (prefix, patient_id) VALUES (?1, ?2)",
-    )?;
+    let mut put =
+        conn.prepare_cached("INSERT INTO patient_name_index (prefix, patient_id) VALUES (?1, ?2)")?;
     for prefix in prefixes {
         put.execute(params![
             conn.blind_index(Lookup::NamePrefix, &prefix),
@@ -260,7 +259,9 @@ pub fn search(tx: &Tx<'_>, q: &PatientSearch, node: &str) -> Result<Vec<Patient>
         if let Some(d) = q.birth_date {
             w.and(
                 "birth_index = ?",
-                [blob(tx.conn().blind_index(Lookup::BirthDate, &d.to_string()))],
+                [blob(
+                    tx.conn().blind_index(Lookup::BirthDate, &d.to_string()),
+                )],
             );
         }
         if let Some(c) = &q.card_number {
@@ -463,10 +464,8 @@ fn find_sealed(
             [blob(prefix_index(conn, key))],
         );
     }
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM patients WHERE {}",
-        w.sql()
-    ))?;
+    let mut st =
+        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM patients WHERE {}", w.sql()))?;
     let mut rows = st.query(crate::store::sql::params_from_iter(w.args()))?;
     let mut found = Vec::new();
     while let Some(r) = rows.next()? {

@@ -94,9 +94,7 @@ impl Relay {
         let stop = Arc::new(Stop::default());
         // The follower's start, read before this returns: whatever is placed later is
         // published, so a stream that starts from the head misses nothing.
-        let follower = super::pg::off_async(|| {
-            head(&db.connection()?)
-        })?;
+        let follower = super::pg::off_async(|| head(&db.connection()?))?;
         hub.set_head(follower);
         let mut threads = Vec::new();
         let (u, s) = (db.clone(), stop.clone());

@@ -268,7 +268,10 @@ mod tests {
         assert!(shown.starts_with(TEXT_MARK) && !shown.contains("Lovelace"));
         assert_eq!(s.open(a).unwrap(), text);
         let bytes = Value::Blob(b"%PDF-1.7 report".to_vec());
-        assert_eq!(s.open(s.seal(bytes.clone(), false).unwrap()).unwrap(), bytes);
+        assert_eq!(
+            s.open(s.seal(bytes.clone(), false).unwrap()).unwrap(),
+            bytes
+        );
         assert_eq!(s.seal(Value::Null, false).unwrap(), Value::Null);
         let plain = Value::Text("booked".into());
         assert_eq!(s.open(plain.clone()).unwrap(), plain);
@@ -290,7 +293,10 @@ mod tests {
     fn another_key_or_a_changed_byte_does_not_open() {
         let (s, other) = (seal(), seal());
         let sealed = s.seal(Value::Blob(vec![7; 40]), false).unwrap();
-        assert!(matches!(other.open(sealed.clone()), Err(DbError::Sealed(_))));
+        assert!(matches!(
+            other.open(sealed.clone()),
+            Err(DbError::Sealed(_))
+        ));
         let Value::Blob(mut b) = sealed else { panic!() };
         let last = b.len() - 1;
         b[last] ^= 1;
@@ -302,8 +308,14 @@ mod tests {
         let (s, other) = (seal(), seal());
         assert_eq!(s.index(Lookup::Card, "1234"), s.index(Lookup::Card, "1234"));
         assert_ne!(s.index(Lookup::Card, "1234"), s.index(Lookup::Card, "1235"));
-        assert_ne!(s.index(Lookup::Card, "1234"), s.index(Lookup::BirthDate, "1234"));
-        assert_ne!(s.index(Lookup::Card, "1234"), other.index(Lookup::Card, "1234"));
+        assert_ne!(
+            s.index(Lookup::Card, "1234"),
+            s.index(Lookup::BirthDate, "1234")
+        );
+        assert_ne!(
+            s.index(Lookup::Card, "1234"),
+            other.index(Lookup::Card, "1234")
+        );
     }
 
     #[test]
