@@ -352,13 +352,27 @@ impl MailConfig {
 }
 
 /// Where the node keeps its records.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// A PostgreSQL database, `postgres://user:password@host/db` (or
     /// `CAREBRIDGE_DATABASE__URL`): for several node processes on one database. Absent: the
     /// encrypted SQLite file `carebridge.db` in `data_dir`, for a node of one process.
     pub url: Option<String>,
+    /// Whether the node listens for PostgreSQL's notifications (`LISTEN`) to learn of new
+    /// events at once (default true). False behind a connection pooler in transaction mode,
+    /// where a `LISTEN` never hears anything: the node then looks for new events every
+    /// 200 ms, and the live stream is that much later.
+    pub notifications: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            notifications: true,
+        }
+    }
 }
 
 /// How the node logs.

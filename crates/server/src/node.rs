@@ -196,7 +196,14 @@ fn open_store(
     hub: Hub,
 ) -> Result<Store, NodeError> {
     Ok(match &cfg.database.url {
-        Some(url) => Store::open_postgres(url, key, cfg.durability, clock, hub)?,
+        Some(url) => Store::open_postgres(
+            url,
+            key,
+            cfg.database.notifications,
+            cfg.durability,
+            clock,
+            hub,
+        )?,
         None => Store::open(&cfg.db_path(), key, cfg.durability, clock, hub)?,
     })
 }
@@ -304,6 +311,7 @@ pub fn init(dir: &Path, opts: &InitOptions, clock: &dyn Clock) -> Result<NodeCon
         data_dir: dir.to_owned(),
         database: crate::config::DatabaseConfig {
             url: opts.database_url.clone(),
+            ..crate::config::DatabaseConfig::default()
         },
         ..NodeConfig::default()
     };

@@ -44,8 +44,28 @@ impl Cluster {
         Self::start_at(n, &url, Some(db)).await
     }
 
+    /// A demo hospital on a fresh database, served by `n` processes that never listen for
+    /// PostgreSQL's notifications (`database.notifications = false`): every one is lost to
+    /// them, as behind a connection pooler in transaction mode.
+    async fn start_polling(n: usize) -> Self {
+        let db = ScratchDatabase::create();
+        let url = db.url().to_owned();
+        Self::start_configured(n, &url, Some(db), "database.notifications = false\n").await
+    }
+
     /// A demo hospital on the empty database at `url`, served by `n` processes.
     async fn start_at(n: usize, url: &str, db: Option<ScratchDatabase>) -> Self {
+        Self::start_configured(n, url, db, "").await
+    }
+
+    /// [`Cluster::start_at`], with `settings` (top-level TOML lines) added to every process's
+    /// `node.toml`.
+    async fn start_configured(
+        n: usize,
+        url: &str,
+        db: Option<ScratchDatabase>,
+        settings: &str,
+    ) -> Self {
         let first = tempfile::tempdir().unwrap();
         let cfg = support::init_dir_on(first.path(), "st-marys.example", Some(url.to_owned()));
         let size = DemoSize {
@@ -76,6 +96,10 @@ impl Cluster {
         }
         let mut nodes = Vec::new();
         for dir in &dirs {
+            // First in the file: a dotted key after a table header would land in that table.
+            let toml = dir.path().join("node.toml");
+            let text = std::fs::read_to_string(&toml).unwrap();
+            std::fs::write(&toml, format!("{settings}{text}")).unwrap();
             nodes.push(NodeProcess::spawn(dir.path(), "127.0.0.1:0").await);
         }
         Self {
@@ -1086,4 +1110,122 @@ async fn a_dump_of_the_database_shows_no_patient_data_in_clear_and_the_node_read
     assert_eq!(read.body["reason"], reason, "{}", read.body);
     let read = doctor.get(&format!("/api/v1/reports/{report_id}")).await;
     assert_eq!(read.body["content"], content, "{}", read.body);
+}
+
+/// With every notification lost (the processes never listen, as behind a transaction
+/// pooler), the relay still places and every process still streams every committed event, by
+/// polling alone: bookings at each process and an event written beside the node each reach
+/// every stream once, with one id, in one order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_notifications_every_event_still_reaches_every_stream_by_polling() {
+    let cluster = Cluster::start_polling(3).await;
+    let mut desks = Vec::new();
+    for i in 0..3 {
+        desks.push(cluster.reception(i).await);
+    }
+    let mut streams = Vec::new();
+    for d in &desks {
+        let s = d.events(None).await;
+        assert_eq!(s.status, 200);
+        streams.push(s);
+    }
+    let doctor = cluster.creds.doctors[0].id.to_string();
+    let mut booked = Vec::new();
+    for i in 0..6 {
+        let patient = cluster.creds.patients[i].id.to_string();
+        booked.push(book(&desks[i % 3], &doctor, &patient).await);
+    }
+    // Written beside the node: nothing notifies of it either way.
+    let end = sealed(&cluster.seal(), &json!({ "end": true }));
+    let url = cluster.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.execute(
+            "INSERT INTO events (kind, data, aud_roles, created_at)
+             VALUES ('patient.updated', $2, $1, 0)",
+            &[&carebridge_server::events::ROLE_RECEPTION, &end],
+        )
+        .unwrap();
+    })
+    .await
+    .unwrap();
+    let mut seen: Vec<Vec<(i64, String)>> = Vec::new();
+    for s in &mut streams {
+        let mut got = Vec::new();
+        loop {
+            let e = s
+                .next(WITHIN)
+                .await
+                .expect("every event arrives while nothing notifies");
+            if e.event == "appointment.created" {
+                got.push((e.id.unwrap(), e.data["id"].as_str().unwrap().to_owned()));
+            }
+            if e.event == "patient.updated" && e.data["end"] == true {
+                break;
+            }
+        }
+        seen.push(got);
+    }
+    let mut expected = booked.clone();
+    expected.sort();
+    for got in &seen {
+        assert_eq!(
+            got, &seen[0],
+            "every process streams one order, one id each"
+        );
+        let mut ids: Vec<String> = got.iter().map(|(_, a)| a.clone()).collect();
+        ids.sort();
+        assert_eq!(ids, expected, "each booking once");
+        assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "{got:?}");
+    }
+}
+
+/// A transaction that stays open 30 s (a stuck client of the database, say) holds back every
+/// event committed after it began, on every process, for as long as it is open; once it
+/// commits, each stream gets its event and every held-back booking, once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_held_open_thirty_seconds_delays_the_events_after_it_and_loses_none() {
+    const HOLD: std::time::Duration = std::time::Duration::from_secs(30);
+    let cluster = Cluster::start(3).await;
+    let mut desks = Vec::new();
+    for i in 0..3 {
+        desks.push(cluster.reception(i).await);
+    }
+    let mut streams = Vec::new();
+    for d in &desks {
+        let s = d.events(None).await;
+        assert_eq!(s.status, 200);
+        streams.push(s);
+    }
+    let held = HeldTransaction::insert_event(&cluster.url, &cluster.seal());
+    let began = std::time::Instant::now();
+    let doctor = cluster.creds.doctors[0].id.to_string();
+    let mut booked = Vec::new();
+    for i in 0..3 {
+        let patient = cluster.creds.patients[i].id.to_string();
+        booked.push(book(&desks[i], &doctor, &patient).await);
+    }
+    // While it is open, no stream carries anything: the bookings committed after it began.
+    for s in &mut streams {
+        let left = HOLD.saturating_sub(began.elapsed());
+        let early = s.try_next(left).await;
+        assert!(early.is_err(), "streamed while held: {early:?}");
+    }
+    assert!(began.elapsed() >= HOLD);
+    held.commit();
+    for s in &mut streams {
+        let first = s.next(WITHIN).await.expect("the held event");
+        assert_eq!(first.data["held"], true, "{first:?}");
+        let mut got = Vec::new();
+        let mut last = first.id.unwrap();
+        while got.len() < booked.len() {
+            let e = s.next(WITHIN).await.expect("every booking held back");
+            assert_eq!(e.event, "appointment.created", "{e:?}");
+            let id = e.id.unwrap();
+            assert!(id > last, "{id} after {last}");
+            last = id;
+            got.push(e.data["id"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(got, booked, "each once, in commit order");
+    }
 }

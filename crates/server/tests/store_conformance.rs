@@ -177,8 +177,15 @@ fn open_sqlcipher(clock: Arc<dyn Clock>, hub: Hub) -> Opened {
 /// The PostgreSQL backend: a fresh database on the test cluster (`make test` starts one).
 fn open_postgres(clock: Arc<dyn Clock>, hub: Hub) -> Opened {
     let db = carebridge_testkit::postgres::ScratchDatabase::create();
-    let store =
-        Store::open_postgres(db.url(), &DbKey::generate(), Durability::Normal, clock, hub).unwrap();
+    let store = Store::open_postgres(
+        db.url(),
+        &DbKey::generate(),
+        true,
+        Durability::Normal,
+        clock,
+        hub,
+    )
+    .unwrap();
     Opened {
         store,
         keep: Box::new(db),

@@ -490,11 +490,15 @@ impl Store {
     pub fn open_postgres(
         url: &str,
         key: &DbKey,
+        notifications: bool,
         durability: Durability,
         clock: Arc<dyn Clock>,
         hub: Hub,
     ) -> Result<Self, StoreError> {
-        let db = pg::Database::new(url, key);
+        let db = pg::Database {
+            listen: notifications,
+            ..pg::Database::new(url, key)
+        };
         let (writer, readers, head) = pg::off_async(|| {
             let writer = pg::connect(&db, pg::Role::Writer(durability))?;
             pg::migrate(&writer)?;

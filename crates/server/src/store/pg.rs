@@ -16,6 +16,8 @@ pub struct Database {
     pub url: String,
     /// Derived from the node's database key.
     pub seal: Arc<Seal>,
+    /// Whether the relay listens for notifications of new events, or only polls.
+    pub listen: bool,
 }
 
 impl Database {
@@ -24,6 +26,7 @@ impl Database {
         Self {
             url: url.to_owned(),
             seal: Arc::new(Seal::derive(key)),
+            listen: true,
         }
     }
 

@@ -204,7 +204,10 @@ fn place_round(db: &Database, stop: &Stop) -> Result<(), StoreError> {
     tracing::debug!("this process places the cluster's events");
     // A place is acknowledged by a synchronous standby before anyone reads it: after a
     // failover the standby gives no place again, to other events, that clients have seen.
-    conn.execute_batch(&format!("SET synchronous_commit = on; LISTEN {COMMITTED}"))?;
+    conn.execute_batch("SET synchronous_commit = on")?;
+    if db.listen {
+        conn.execute_batch(&format!("LISTEN {COMMITTED}"))?;
+    }
     while !stop.load() {
         let placed = place(&conn)?;
         if placed > 0 {
@@ -261,7 +264,14 @@ fn follow_while(db: &Database, stop: &Stop, hub: &Hub, mut cursor: i64) {
 
 fn follow_round(db: &Database, stop: &Stop, hub: &Hub, cursor: &mut i64) -> Result<(), StoreError> {
     let conn = db.connection()?;
-    conn.execute_batch(&format!("LISTEN {PLACED}"))?;
+    if db.listen {
+        conn.execute_batch(&format!("LISTEN {PLACED}"))?;
+    } else {
+        tracing::info!(
+            "notifications off (database.notifications = false): looking for new events every {} ms",
+            POLL.as_millis()
+        );
+    }
     while !stop.load() {
         let mut st = conn.prepare_cached(
             "SELECT position, kind, data, aud_roles, aud_practitioner, aud_kiosk FROM events
