@@ -8,11 +8,18 @@
 //! - **The placer.** One process at a time (the holder of a session advisory lock; when its
 //!   process dies, the lock goes with its connection and another process's placer takes over)
 //!   gives every unplaced event whose transaction is older than every transaction still
-//!   running (`xact < pg_snapshot_xmin(pg_current_snapshot())`) the next places, in
-//!   transaction then row order, in one statement. Such a transaction has ended, and every
-//!   later place goes to a later statement, so places only grow and a place, once readable,
-//!   never has a smaller one appear before it. A transaction held open holds back the places
-//!   of everything that commits after it began (events delayed, none lost).
+//!   running in the node's database the next places, in transaction then row order, in one
+//!   statement. Such a transaction has ended, and every later place goes to a later
+//!   statement, so places only grow and a place, once readable, never has a smaller one
+//!   appear before it. A transaction held open holds back the places of everything that
+//!   commits after it began (events delayed, none lost).
+//!
+//!   "Running in the node's database", not `pg_snapshot_xmin`: transaction ids are the whole
+//!   server's, so the snapshot's oldest running transaction may be another database's, and a
+//!   long transaction of any other application on the server would hold back the stream
+//!   (the test suite found this, its databases sharing one server). The running transactions
+//!   of the snapshot (`pg_snapshot_xip`) are matched to the node's database through
+//!   `pg_stat_activity.backend_xid`, which has the low 32 bits of each.
 //! - **The followers.** Every process reads placed events past the last it published and
 //!   hands them to its own hub, in place order; the SSE id is the place.
 //!
@@ -144,10 +151,19 @@ fn head(conn: &Conn) -> Result<i64, StoreError> {
 /// placed.
 pub(super) fn place(conn: &Conn) -> Result<usize, StoreError> {
     Ok(conn.execute(
-        "WITH ready AS MATERIALIZED (
+        "WITH snapshot AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+         here AS MATERIALIZED (
+             SELECT backend_xid::text::bigint AS xid FROM pg_stat_activity
+             WHERE datname = current_database() AND backend_xid IS NOT NULL),
+         horizon AS MATERIALIZED (
+             SELECT COALESCE(
+                 (SELECT min(x) FROM snapshot, pg_snapshot_xip(snapshot.s) AS x
+                  WHERE x::text::bigint % 4294967296 IN (SELECT xid FROM here)),
+                 (SELECT pg_snapshot_xmax(s) FROM snapshot)) AS h),
+         ready AS MATERIALIZED (
              SELECT id, row_number() OVER (ORDER BY xact, id) AS n
              FROM events
-             WHERE position IS NULL AND xact < pg_snapshot_xmin(pg_current_snapshot())
+             WHERE position IS NULL AND xact < (SELECT h FROM horizon)
              ORDER BY xact, id LIMIT ?1),
          counted AS (SELECT count(*) AS n FROM ready),
          given AS (
