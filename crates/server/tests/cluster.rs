@@ -1247,3 +1247,32 @@ async fn a_transaction_held_open_thirty_seconds_delays_the_events_after_it_and_l
         assert_eq!(got, booked, "each once, in commit order");
     }
 }
+
+/// Transaction ids are the whole server's: a transaction held open in another database on the
+/// same server (another application's) holds back nothing of the node's stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_held_open_in_another_database_holds_back_nothing() {
+    let cluster = Cluster::start(1).await;
+    let elsewhere = ScratchDatabase::create();
+    let (commit, wait) = std::sync::mpsc::channel::<()>();
+    let (began, running) = std::sync::mpsc::channel::<()>();
+    let url = elsewhere.url().to_owned();
+    let other = std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let mut tx = c.transaction().unwrap();
+        // Takes a transaction id: the transaction now counts as running for every snapshot.
+        tx.query_one("SELECT pg_current_xact_id()", &[]).unwrap();
+        began.send(()).unwrap();
+        wait.recv().unwrap();
+        tx.commit().unwrap();
+    });
+    running.recv().unwrap();
+    let desk = cluster.reception(0).await;
+    let mut stream = desk.events(None).await;
+    let doctor = cluster.creds.doctors[0].id.to_string();
+    let id = book(&desk, &doctor, &cluster.creds.patients[0].id.to_string()).await;
+    // Streamed while the other database's transaction is still open.
+    created_at(&mut stream, &id).await;
+    commit.send(()).unwrap();
+    other.join().unwrap();
+}
