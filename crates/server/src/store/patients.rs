@@ -152,20 +152,16 @@ pub fn insert(w: &WriteCtx<'_>, p: &Patient) -> Result<(), StoreError> {
                                card_number, version, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
-    .execute(params![
-        p.id.to_string(),
-        w.conn().seal(&p.family_name)?,
-        w.conn().seal(&p.given_name)?,
-        w.conn().seal(search_key(&p.family_name))?,
-        w.conn().seal(search_key(&p.given_name))?,
-        w.conn().seal(p.birth_date.to_string())?,
-        w.conn().seal(&p.phone)?,
-        w.conn().seal(&p.email)?,
-        w.conn().seal(&p.card_number)?,
-        p.version,
-        p.created_at.timestamp_millis(),
-        p.updated_at.timestamp_millis(),
-    ])?;
+    .execute(crate::store::sql::params_from_iter(
+        [Value::Text(p.id.to_string())]
+            .into_iter()
+            .chain(details(w.conn(), p)?)
+            .chain([
+                Value::Integer(p.version),
+                Value::Integer(p.created_at.timestamp_millis()),
+                Value::Integer(p.updated_at.timestamp_millis()),
+            ]),
+    ))?;
     write_blind_indexes(w.conn(), p)
 }
 
@@ -176,20 +172,31 @@ pub fn update(w: &WriteCtx<'_>, p: &Patient) -> Result<(), StoreError> {
                 phone = ?7, email = ?8, card_number = ?9, version = ?10, updated_at = ?11
          WHERE id = ?1",
     )?
-    .execute(params![
-        p.id.to_string(),
-        w.conn().seal(&p.family_name)?,
-        w.conn().seal(&p.given_name)?,
-        w.conn().seal(search_key(&p.family_name))?,
-        w.conn().seal(search_key(&p.given_name))?,
-        w.conn().seal(p.birth_date.to_string())?,
-        w.conn().seal(&p.phone)?,
-        w.conn().seal(&p.email)?,
-        w.conn().seal(&p.card_number)?,
-        p.version,
-        p.updated_at.timestamp_millis(),
-    ])?;
+    .execute(crate::store::sql::params_from_iter(
+        [Value::Text(p.id.to_string())]
+            .into_iter()
+            .chain(details(w.conn(), p)?)
+            .chain([
+                Value::Integer(p.version),
+                Value::Integer(p.updated_at.timestamp_millis()),
+            ]),
+    ))?;
     write_blind_indexes(w.conn(), p)
+}
+
+/// A patient's details as the insert and the update write them, in their column order
+/// (`family_name` to `card_number`): sealed on PostgreSQL.
+fn details(conn: &Conn, p: &Patient) -> Result<[Value; 8], StoreError> {
+    Ok([
+        conn.seal(&p.family_name)?,
+        conn.seal(&p.given_name)?,
+        conn.seal(search_key(&p.family_name))?,
+        conn.seal(search_key(&p.given_name))?,
+        conn.seal(p.birth_date.to_string())?,
+        conn.seal(&p.phone)?,
+        conn.seal(&p.email)?,
+        conn.seal(&p.card_number)?,
+    ])
 }
 
 /// What the duplicate check's blind index is of.
