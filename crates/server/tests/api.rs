@@ -1170,6 +1170,12 @@ async fn admins_create_disable_and_reset_accounts_and_sign_ins_are_throttled() {
         401,
         "unauthenticated",
     );
+    // A name no account can have is refused like a wrong one, on either database.
+    assert_problem(
+        &sign_in(&url, "dr.new\u{0}", "first-password-123").await,
+        401,
+        "unauthenticated",
+    );
 
     let on = admin
         .call(

@@ -57,6 +57,11 @@ pub struct Credentials {
 
 /// Looks an account up by username.
 pub fn by_username(tx: &Tx<'_>, username: &str) -> Result<Option<Credentials>, StoreError> {
+    // No account's name holds a NUL (names are checked when accounts are made), and
+    // PostgreSQL's text cannot hold one: asking would fail the sign-in with a 500, not a 401.
+    if username.contains('\0') {
+        return Ok(None);
+    }
     let mut st = tx.conn().prepare_cached(&format!(
         "SELECT {COLUMNS}, password_hash FROM practitioners WHERE username = ?1"
     ))?;
