@@ -117,6 +117,24 @@ impl Cluster {
         Arc::new(Seal::derive(&DbKey::from_hex(&key).unwrap()))
     }
 
+    /// Commits, beside the node, the event `{"end": true}` that reception sees: the streams'
+    /// end marker.
+    async fn mark_end(&self) {
+        let end = sealed(&self.seal(), &json!({ "end": true }));
+        let url = self.url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            c.execute(
+                "INSERT INTO events (kind, data, aud_roles, created_at)
+                 VALUES ('patient.updated', $2, $1, 0)",
+                &[&carebridge_server::events::ROLE_RECEPTION, &end],
+            )
+            .unwrap();
+        })
+        .await
+        .unwrap();
+    }
+
     /// The cluster's database as `pg_dump` writes it.
     fn dump(&self) -> String {
         self.db
@@ -684,19 +702,7 @@ async fn subscribers_resuming_on_other_processes_get_every_committed_event_once_
         committed.extend(w.await.unwrap());
     }
     // The end marker, committed after everything else.
-    let marker = url.clone();
-    let end = sealed(&cluster.seal(), &json!({ "end": true }));
-    tokio::task::spawn_blocking(move || {
-        let mut c = postgres::Client::connect(&marker, postgres::NoTls).unwrap();
-        c.execute(
-            "INSERT INTO events (kind, data, aud_roles, created_at)
-             VALUES ('patient.updated', $2, $1, 0)",
-            &[&carebridge_server::events::ROLE_RECEPTION, &end],
-        )
-        .unwrap();
-    })
-    .await
-    .unwrap();
+    cluster.mark_end().await;
 
     let attempted = WRITERS * EACH;
     assert!(
@@ -1155,19 +1161,7 @@ async fn without_notifications_every_event_still_reaches_every_stream_by_polling
         booked.push(book(&desks[i % 3], &doctor, &patient).await);
     }
     // Written beside the node: nothing notifies of it either way.
-    let end = sealed(&cluster.seal(), &json!({ "end": true }));
-    let url = cluster.url.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-        c.execute(
-            "INSERT INTO events (kind, data, aud_roles, created_at)
-             VALUES ('patient.updated', $2, $1, 0)",
-            &[&carebridge_server::events::ROLE_RECEPTION, &end],
-        )
-        .unwrap();
-    })
-    .await
-    .unwrap();
+    cluster.mark_end().await;
     let mut seen: Vec<Vec<(i64, String)>> = Vec::new();
     for s in &mut streams {
         let mut got = Vec::new();
@@ -1322,18 +1316,7 @@ async fn the_placer_killed_while_events_stream_in_loses_and_repeats_nothing() {
         committed.extend(w.await.unwrap());
     }
     assert_ne!(the_holder(&url, PLACER, Some(placer)).await, placer);
-    let end = sealed(&cluster.seal(), &json!({ "end": true }));
-    tokio::task::spawn_blocking(move || {
-        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-        c.execute(
-            "INSERT INTO events (kind, data, aud_roles, created_at)
-             VALUES ('patient.updated', $2, $1, 0)",
-            &[&carebridge_server::events::ROLE_RECEPTION, &end],
-        )
-        .unwrap();
-    })
-    .await
-    .unwrap();
+    cluster.mark_end().await;
     loop {
         let e = stream.next(WITHIN).await.expect("the stream goes on");
         let done = e.data["end"] == true;
