@@ -42,6 +42,7 @@
 # servers, in this order; empty: none), MAX_S=10, RATE_S=15 (rate20's duration), STALL=1 (0: no
 # stall runs), STALL_N=100, STALL_MAX_S=30, CAREBRIDGE=1 (0: peers only, whatever BACKENDS says),
 # DEMO_ARGS="--doctors 5 --days 30 --patients 1000 --bench --durability full" (the demo's size),
+# WARMUP=500 (bookings made before each CareBridge run, then ANALYZE on PostgreSQL; 0: none),
 # SERVER_CPU=0, TOOL_CPU=1, SAMPLE_S=0.5, NCHAN_PORT=18081, EXPRESS_PORT=18082, CLUSTER_PORT=18083
 # (the cluster's nginx; its node processes take free ports),
 # APPEND=0 (1: keep the JSON lines of earlier runs; the medians then span them), DOC=1 (0: leave
@@ -74,6 +75,7 @@ APPEND=${APPEND:-0}
 DOC=${DOC:-1}
 DEMO_ARGS=${DEMO_ARGS:-"--doctors 5 --days 30 --patients 1000 --bench --durability full"}
 read -r -a demo_args <<<"$DEMO_ARGS"
+WARMUP=${WARMUP:-500}
 START_TIMEOUT_S=${START_TIMEOUT_S:-120} # the demo seeds a year of slots for 5 doctors first
 STOP_TIMEOUT_S=${STOP_TIMEOUT_S:-30}
 # How long the sampler goes on after ssefan exited (the stalled subscribers' sockets closed).
@@ -408,6 +410,34 @@ start_carebridge() {
         --arg from "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
         '{patient_id: $patient, practitioner_id: $practitioner, next_available_from: $from,
           reason: "seq-{seq} bench {uuid}"}' >"$body"
+
+    # A node in service, not one started a second ago: WARMUP bookings with another doctor
+    # (one subscriber) before the measured run, then, on PostgreSQL, the ANALYZE that
+    # autovacuum would run within the node's first minute. Without it the measured run is a
+    # new database's first seconds: the node's prepared statements keep the plans PostgreSQL
+    # made when their tables (events, audit, idempotency) were nearly empty, sequential scans
+    # that grow with every booking until autovacuum analyses the tables. Another doctor, so
+    # that the measured bookings look as far ahead for a free slot as without the warm-up.
+    if [ "$WARMUP" -gt 0 ]; then
+        local bench_doctor warm_doctor
+        bench_doctor=$(jq -er .bench.practitioner_id "$creds")
+        warm_doctor=$(jq -er --arg b "$bench_doctor" '[.doctors[].id | select(. != $b)][0]' "$creds") ||
+            die "the warm-up needs a second doctor (DEMO_ARGS --doctors 2 or more)"
+        jq --arg d "$warm_doctor" '.practitioner_id = $d' "$body" >"$work/warmup-booking.json"
+        taskset -c "$TOOL_CPU" "$SSEFAN" --sub-url "$url/api/v1/events" \
+            --sub-header "Authorization: Bearer $token" -n 1 \
+            --pub-url "$url/api/v1/appointments" --pub-method POST \
+            --pub-header "Authorization: Bearer $token" --pub-header 'Content-Type: application/json' \
+            --pub-header 'Idempotency-Key: {uuid}' --pub-body-file "$work/warmup-booking.json" \
+            --events "$WARMUP" --publishers 4 --seq-start 1000000000 -q >"$work/warmup.json" ||
+            die "the warm-up bookings failed"
+        jq -e '.publish.failed == 0 and .delivery.lost == 0' "$work/warmup.json" >/dev/null ||
+            die "the warm-up lost or refused bookings: $(cat "$work/warmup.json")"
+        if [ "$server" != carebridge ]; then
+            "$PG_BIN/psql" -h "$pgdir" -U carebridge -d "$pg_db" -qAtX -v ON_ERROR_STOP=1 \
+                -c 'ANALYZE' >/dev/null || die "ANALYZE on $pg_db failed"
+        fi
+    fi
 }
 
 # stop_nodes: SIGTERM to every node process, then wait for each (SIGKILL after STOP_TIMEOUT_S,
@@ -597,7 +627,7 @@ fi
 cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n1)
 section=$(
     echo "Measured $(date -u +%F) by \`make bench\` on $(nproc) CPUs (${cpu:-unknown CPU}), kernel $(uname -sr)."
-    echo "Knobs: NS=\"$NS\" SCENARIOS=\"$SCENARIOS\" ROUNDS=$ROUNDS MAX_S=$MAX_S RATE_S=$RATE_S PEERS=\"$PEERS\" BACKENDS=\"$BACKENDS\" STALL=$STALL (n=$STALL_N, ${STALL_MAX_S}s); servers alternated in each round, on CPU $SERVER_CPU; ssefan on CPU $TOOL_CPU."
+    echo "Knobs: NS=\"$NS\" SCENARIOS=\"$SCENARIOS\" ROUNDS=$ROUNDS MAX_S=$MAX_S RATE_S=$RATE_S PEERS=\"$PEERS\" BACKENDS=\"$BACKENDS\" WARMUP=$WARMUP STALL=$STALL (n=$STALL_N, ${STALL_MAX_S}s); servers alternated in each round, on CPU $SERVER_CPU; ssefan on CPU $TOOL_CPU."
     echo
     echo "$table"
 )

@@ -6,7 +6,7 @@
 //! earlier instant; a slot's length is always its real duration.
 
 use carebridge_protocol::schedule::{Schedule, Slot, SlotStatus};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::store::{StoreError, Tx, schedules};
@@ -34,12 +34,17 @@ pub fn slots(
     ))
 }
 
+/// How many days at most one read of taken starts covers in [`next_free`].
+const MOST_DAYS_READ: u64 = 32;
+
 /// The first free slot starting at or after `from`, looking `horizon_days` ahead.
 ///
-/// A day on which every slot already has an appointment starting at it is skipped after one
-/// indexed read of that day's starts, without working out each slot's status, so booking
-/// "the next available" stays cheap when weeks are full. Only a day with a possibly free slot
-/// gets the full check, so the answer is always the first free slot.
+/// A day on which every slot already has an appointment starting at it is skipped after an
+/// indexed read of its starts, without working out each slot's status, so booking "the next
+/// available" stays cheap when weeks are full. The first read covers one day (usually enough),
+/// each next one twice as many as the last (up to [`MOST_DAYS_READ`]): on a database across a
+/// network a full calendar costs a few round trips, not one per day. Only a day with a
+/// possibly free slot gets the full check, so the answer is always the first free slot.
 pub fn next_free(
     tx: &Tx<'_>,
     tz: Tz,
@@ -47,15 +52,35 @@ pub fn next_free(
     from: DateTime<Utc>,
     horizon_days: u32,
 ) -> Result<Option<Span>, StoreError> {
-    let mut date = local_date(tz, from);
-    for _ in 0..=horizon_days {
-        let times: Vec<_> = slot_times(tz, s, date, date)
-            .into_iter()
-            .filter(|(a, _)| *a >= from)
+    let first_day = local_date(tz, from);
+    let last_day = first_day
+        .checked_add_days(Days::new(horizon_days.into()))
+        .unwrap_or(NaiveDate::MAX);
+    let mut date = first_day;
+    let mut days_read = 1;
+    loop {
+        let until = date
+            .checked_add_days(Days::new(days_read - 1))
+            .map_or(last_day, |d| d.min(last_day));
+        let days: Vec<Vec<Span>> = date
+            .iter_days()
+            .take_while(|d| *d <= until)
+            .map(|d| {
+                slot_times(tz, s, d, d)
+                    .into_iter()
+                    .filter(|(a, _)| *a >= from)
+                    .collect()
+            })
             .collect();
-        if let (Some(first), Some(last)) = (times.first(), times.last())
-            && schedules::slots_taken(tx, s.practitioner_id, &times)? < times.len()
-        {
+        let all: Vec<Span> = days.iter().flatten().copied().collect();
+        let taken = schedules::slots_taken(tx, s.practitioner_id, &all)?;
+        for times in days {
+            let (Some(first), Some(last)) = (times.first(), times.last()) else {
+                continue;
+            };
+            if times.iter().all(|(a, _)| taken.contains(a)) {
+                continue;
+            }
             let absent = schedules::absences(tx, s.practitioner_id, first.0, last.1)?;
             let busy = schedules::occupied(tx, s.practitioner_id, first.0, last.1)?;
             if let Some(t) = times
@@ -65,10 +90,12 @@ pub fn next_free(
                 return Ok(Some(t));
             }
         }
-        let Some(next) = date.succ_opt() else { break };
+        let Some(next) = until.succ_opt().filter(|_| until < last_day) else {
+            return Ok(None);
+        };
         date = next;
+        days_read = (days_read * 2).min(MOST_DAYS_READ);
     }
-    Ok(None)
 }
 
 #[cfg(test)]

@@ -1438,6 +1438,119 @@ fn support_reception_password() -> &'static str {
     carebridge_server::demo::RECEPTION_PASSWORD
 }
 
+/// The doctor's first free slot from now on, as the slot list shows it (20 days ahead).
+async fn first_free(node: &TestNode, c: &Client, doctor: &str) -> Value {
+    let d = today(node);
+    let a = c
+        .get(&format!(
+            "/api/v1/practitioners/{doctor}/slots?from={d}&to={}",
+            d + Duration::days(20)
+        ))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let now = now(node);
+    a.body
+        .as_array()
+        .expect("slot list")
+        .iter()
+        .find(|s| s["status"] == "free" && ts(&s["start"]) >= now)
+        .cloned()
+        .expect("a free slot in the next 20 days")
+}
+
+/// "The next available" is the first free slot however many full days come before it: it is
+/// looked for a day, then two, four, eight… days at a time, and every one of those reads must
+/// still give the first free slot, past an absence and an overbooked slot, and back to a slot
+/// a cancellation freed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn booking_the_next_available_gives_the_first_free_slot_across_full_days() {
+    let node = TestNode::start().await;
+    let reception = node.reception().await;
+    let admin = node.admin().await;
+    let doc = node.doctor_id(2);
+    // Two 15-minute slots a day, every day: a few bookings fill many days.
+    let hours: Vec<Value> = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+        .iter()
+        .map(|d| json!({"weekday": d, "start": "09:00:00", "end": "09:30:00"}))
+        .collect();
+    let put = admin
+        .call(
+            Method::PUT,
+            &format!("/api/v1/practitioners/{doc}/schedule"),
+            Some(json!({"slot_minutes": 15, "hours": hours})),
+            &[],
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let day = |n: i64, h: u32, m: u32| {
+        (today(&node) + Duration::days(n))
+            .and_hms_opt(h, m, 0)
+            .expect("a time")
+            .and_local_timezone(TZ)
+            .earliest()
+            .expect("a local time")
+            .with_timezone(&Utc)
+    };
+    // The whole of day 4 away, and day 7's first slot overbooked with an override (busy,
+    // yet not "taken" by a booking on the grid: only the full check sees it).
+    let absent = reception
+        .post(
+            &format!("/api/v1/practitioners/{doc}/absences"),
+            json!({"start": day(4, 9, 0), "end": day(4, 9, 30), "reason": "Course"}),
+        )
+        .await;
+    assert_eq!(absent.status, 201, "{}", absent.body);
+    let mut over = booking(&node.patient(1).id.to_string(), &doc, &json!(day(7, 9, 0)));
+    over["end"] = json!(day(7, 9, 15));
+    over["override_reason"] = json!("Urgent");
+    let over = reception.post("/api/v1/appointments", over).await;
+    assert_eq!(over.status, 201, "{}", over.body);
+
+    let patient = node.patient(0).id.to_string();
+    let mut booked = Vec::new();
+    for i in 0..24 {
+        let expected = first_free(&node, &reception, &doc).await;
+        let b = reception
+            .book_next(&doc, &patient, &format!("Visit {i}"))
+            .await;
+        assert_eq!(b.status, 201, "booking {i}: {}", b.body);
+        assert_eq!(
+            (&b.body["start"], &b.body["end"]),
+            (&expected["start"], &expected["end"]),
+            "booking {i} is not the first free slot"
+        );
+        booked.push(b);
+    }
+    let last = ts(&booked[23].body["start"]);
+    assert!(
+        last >= day(12, 9, 0),
+        "24 bookings at two slots a day, less the absence and the overbooked slot, reach day 12 or later (got {last})"
+    );
+    for b in &booked {
+        let start = ts(&b.body["start"]);
+        assert_ne!(
+            start.with_timezone(&TZ).date_naive(),
+            today(&node) + Duration::days(4),
+            "a booking on the day away"
+        );
+        assert_ne!(start, day(7, 9, 0), "a booking on the overbooked slot");
+    }
+
+    // A cancellation frees a slot well before the last booking: the next booking takes it.
+    let freed = &booked[5];
+    let cancel = reception
+        .post(
+            &format!("/api/v1/appointments/{}/cancel", id_of(freed)),
+            json!({"reason": "Patient called"}),
+        )
+        .await;
+    assert_eq!(cancel.status, 200, "{}", cancel.body);
+    let again = reception.book_next(&doc, &patient, "Visit again").await;
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(again.body["start"], freed.body["start"]);
+    node.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // 11. Absence
 // ---------------------------------------------------------------------------------------------

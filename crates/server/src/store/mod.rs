@@ -742,7 +742,6 @@ fn writer_loop(
     reconnect: Option<Reconnect>,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    let notify = format!("NOTIFY {}", relay::COMMITTED);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -779,10 +778,7 @@ fn writer_loop(
                 .map_err(StoreError::from),
             // Other processes write to the same database: the batch appends to the one audit
             // chain after whatever they committed.
-            sql::Dialect::Postgres => pg::begin_batch(&conn).and_then(|()| {
-                head = audit::head(&Tx { conn: &conn })?;
-                Ok(())
-            }),
+            sql::Dialect::Postgres => pg::begin_batch(&conn).map(|h| head = h),
         };
         let outcome = match begin {
             Ok(()) => {
@@ -827,21 +823,18 @@ fn writer_loop(
                     Err(StoreError::Task(
                         "the transaction was rolled back by the database".into(),
                     ))
-                } else if conn.dialect() == sql::Dialect::Postgres
-                    && let Err(e) = conn.execute_batch(if frames.is_empty() {
-                        "SELECT 1"
-                    } else {
-                        // Wakes the placer on commit; its polling would find the events anyway.
-                        &notify
-                    })
-                {
-                    // PostgreSQL answers COMMIT in a transaction that an error aborted (a
-                    // failure outside any job's savepoint) with a rollback, not an error: a
-                    // statement first finds out, so that nothing is acknowledged that is lost.
-                    Err(e.into())
                 } else {
                     let committing = std::time::Instant::now();
-                    let done = conn.execute_batch("COMMIT").map_err(StoreError::from);
+                    let done = match conn.dialect() {
+                        sql::Dialect::Sqlite => {
+                            conn.execute_batch("COMMIT").map_err(StoreError::from)
+                        }
+                        // Wakes the placer on commit; its polling would find the events anyway.
+                        sql::Dialect::Postgres => pg::commit_batch(
+                            &conn,
+                            (!frames.is_empty()).then_some(relay::COMMITTED),
+                        ),
+                    };
                     crate::metrics::committed(committing.elapsed(), frames.len());
                     done
                 }

@@ -167,10 +167,41 @@ fn migrate_locked(conn: &Conn) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Opens a writer's transaction: after it, this process's batch is the only one writing.
-pub(super) fn begin_batch(conn: &Conn) -> Result<(), StoreError> {
-    conn.execute_batch(&format!(
-        "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
+/// Opens a writer's transaction and reads the audit chain's head: after it, this process's
+/// batch is the only one writing, and it appends after whatever the others committed. One
+/// round trip (a simple query of three statements); the head's read is planned afresh each
+/// time, so it never keeps a plan made when the chain was short.
+pub(super) fn begin_batch(conn: &Conn) -> Result<(i64, String), StoreError> {
+    let Conn::Postgres(pg) = conn else {
+        return Err(StoreError::Task("not a PostgreSQL connection".into()));
+    };
+    let messages = pg.client().simple_query(&format!(
+        "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK}); \
+         SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
     ))?;
+    let mut head = None;
+    for m in messages {
+        // The lock's row has no such columns; the head's has both.
+        if let postgres::SimpleQueryMessage::Row(row) = m
+            && let (Ok(Some(seq)), Ok(Some(hash))) = (row.try_get("seq"), row.try_get("hash"))
+        {
+            let seq = seq
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("audit seq {seq:?}: {e}")))?;
+            head = Some((seq, hash.to_owned()));
+        }
+    }
+    Ok(head.unwrap_or_else(super::genesis))
+}
+
+/// Ends a writer's transaction: `NOTIFY`s `channel` (when given) and commits, in one round
+/// trip. PostgreSQL answers a COMMIT in a transaction that an error aborted (a failure outside
+/// any job's savepoint) with a rollback, not an error; the statement before it fails instead,
+/// and the COMMIT after it is then not run, so nothing is acknowledged that is lost.
+pub(super) fn commit_batch(conn: &Conn, channel: Option<&str>) -> Result<(), StoreError> {
+    conn.execute_batch(&match channel {
+        Some(channel) => format!("NOTIFY {channel}; COMMIT"),
+        None => "SELECT 1; COMMIT".to_owned(),
+    })?;
     Ok(())
 }

@@ -148,10 +148,12 @@ fn head(conn: &Conn) -> Result<i64, StoreError> {
 
 /// Places the events of every ended transaction not placed yet; how many it placed. The
 /// places follow the highest ever given (`event_places`), which moves only when something is
-/// placed.
+/// placed; the same statement then notifies the followers (on its commit), saving a round trip
+/// per round.
 pub(super) fn place(conn: &Conn) -> Result<usize, StoreError> {
-    Ok(conn.execute(
-        "WITH snapshot AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "WITH snapshot AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
          here AS MATERIALIZED (
              SELECT backend_xid::text::bigint AS xid FROM pg_stat_activity
              WHERE datname = current_database() AND backend_xid IS NOT NULL),
@@ -169,11 +171,12 @@ pub(super) fn place(conn: &Conn) -> Result<usize, StoreError> {
          given AS (
              UPDATE event_places SET last = last + (SELECT n FROM counted)
              WHERE (SELECT n FROM counted) > 0
-             RETURNING last - (SELECT n FROM counted) AS base)
+             RETURNING last - (SELECT n FROM counted) AS base, pg_notify('{PLACED}', '') AS told)
          UPDATE events e SET position = given.base + ready.n
-         FROM ready, given WHERE e.id = ready.id",
-        [BATCH],
-    )?)
+         FROM ready, given WHERE e.id = ready.id"
+        )
+    });
+    Ok(conn.execute(&SQL, [BATCH])?)
 }
 
 /// Waits up to [`POLL`] for a notification on the connection; true if one came.
@@ -225,12 +228,8 @@ fn place_round(db: &Database, stop: &Stop) -> Result<(), StoreError> {
         conn.execute_batch(&format!("LISTEN {COMMITTED}"))?;
     }
     while !stop.load() {
-        let placed = place(&conn)?;
-        if placed > 0 {
-            conn.execute_batch(&format!("NOTIFY {PLACED}"))?;
-            if placed as i64 == BATCH {
-                continue;
-            }
+        if place(&conn)? as i64 == BATCH {
+            continue;
         }
         wake(&conn)?;
     }

@@ -130,13 +130,20 @@ pub fn occupied(
     Ok(out)
 }
 
-/// How many of `slots` have a live, non-override appointment starting exactly at their start.
-pub fn slots_taken(tx: &Tx<'_>, who: PractitionerId, slots: &[Span]) -> Result<usize, StoreError> {
+/// The starts of `slots` that have a live, non-override appointment starting exactly there.
+pub fn slots_taken(
+    tx: &Tx<'_>,
+    who: PractitionerId,
+    slots: &[Span],
+) -> Result<std::collections::HashSet<DateTime<Utc>>, StoreError> {
+    let mut taken = std::collections::HashSet::new();
     let (Some(first), Some(last)) = (slots.first(), slots.last()) else {
-        return Ok(0);
+        return Ok(taken);
     };
-    let grid: std::collections::HashSet<i64> =
-        slots.iter().map(|(a, _)| a.timestamp_millis()).collect();
+    let grid: std::collections::HashMap<i64, DateTime<Utc>> = slots
+        .iter()
+        .map(|(a, _)| (a.timestamp_millis(), *a))
+        .collect();
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
             "SELECT DISTINCT start_at FROM appointments
@@ -151,11 +158,10 @@ pub fn slots_taken(tx: &Tx<'_>, who: PractitionerId, slots: &[Span]) -> Result<u
         first.0.timestamp_millis(),
         last.1.timestamp_millis()
     ])?;
-    let mut n = 0;
     while let Some(r) = rows.next()? {
-        if grid.contains(&r.get::<_, i64>(0)?) {
-            n += 1;
+        if let Some(start) = grid.get(&r.get::<_, i64>(0)?) {
+            taken.insert(*start);
         }
     }
-    Ok(n)
+    Ok(taken)
 }
