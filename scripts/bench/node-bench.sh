@@ -19,6 +19,8 @@
 #                            (docs/cluster/nginx.conf with the bench's ports, one worker, and the
 #                            nchan peer's connection limits), the subscribers and publishers all
 #                            going through nginx (least_conn spreads them over the processes);
+#        carebridge-pg-proxied  the same with one node process (BACKENDS' "proxied"): what
+#                            nginx's hop costs, apart from what three processes cost;
 #   3. during every run samples the server's RSS (VmRSS summed over its processes, every SAMPLE_S
 #      s) from ssefan's start until 2 s after it exited, so the peak while the stalled subscribers
 #      are attached and the value at their end are known, not only ssefan's before/after
@@ -38,7 +40,7 @@
 #
 # Knobs (environment): NS="1000 5000", SCENARIOS="rate20 max" (maxstall also accepted),
 # ROUNDS=3 (alternations per (N, scenario); summarize.py reports medians over them),
-# PEERS="nchan express-seed" (empty: no peers), BACKENDS="sqlite postgres cluster" (CareBridge's
+# PEERS="nchan express-seed" (empty: no peers), BACKENDS="sqlite postgres cluster proxied" (CareBridge's
 # servers, in this order; empty: none), MAX_S=10, RATE_S=15 (rate20's duration), STALL=1 (0: no
 # stall runs), STALL_N=100, STALL_MAX_S=30, CAREBRIDGE=1 (0: peers only, whatever BACKENDS says),
 # DEMO_ARGS="--doctors 5 --days 30 --patients 1000 --bench --durability full" (the demo's size),
@@ -58,7 +60,7 @@ NS=${NS:-"1000 5000"}
 SCENARIOS=${SCENARIOS:-"rate20 max"}
 ROUNDS=${ROUNDS:-3}
 PEERS=${PEERS-"nchan express-seed"}
-BACKENDS=${BACKENDS-"sqlite postgres cluster"}
+BACKENDS=${BACKENDS-"sqlite postgres cluster proxied"}
 MAX_S=${MAX_S:-10}
 RATE_S=${RATE_S:-15}
 STALL=${STALL:-1}
@@ -116,12 +118,12 @@ for backend in $BACKENDS; do
     case "$backend" in
     sqlite) ;;
     postgres) need_pg=1 ;;
-    cluster)
+    cluster | proxied)
         need_pg=1
         command -v nginx >/dev/null || die "nginx not found (make bench-deps installs it)"
         [ -f "$CLUSTER_NGINX_CONF" ] || die "$CLUSTER_NGINX_CONF not found"
         ;;
-    *) die "unknown backend $backend (BACKENDS takes sqlite, postgres, cluster)" ;;
+    *) die "unknown backend $backend (BACKENDS takes sqlite, postgres, cluster, proxied)" ;;
     esac
 done
 if [ -n "$BACKENDS" ] && [ ! -x "$BIN" ]; then
@@ -367,12 +369,16 @@ start_carebridge() {
         url=http://$addr
         creds=$work/data/demo-credentials.json
         ;;
-    carebridge-cluster)
+    carebridge-cluster | carebridge-pg-proxied)
+        # carebridge-pg-proxied: the same with one process, so that the cluster's figures can
+        # be told apart from nginx's hop (what clustering costs, what the proxy costs).
+        local processes=$CLUSTER_PROCESSES
+        [ "$server" = carebridge-cluster ] || processes=1
         # As scripts/cluster-demo.sh: one prepared data dir (its credentials name the balancer),
         # its key and node.toml copied to the others; each process listens where it is told.
         pg_fresh_db
         seed_demo "$work/node-1" "127.0.0.1:$CLUSTER_PORT" --database-url "$db_url"
-        for i in $(seq 2 "$CLUSTER_PROCESSES"); do
+        for i in $(seq 2 "$processes"); do
             rm -rf -- "$work/node-$i"
             mkdir -p "$work/node-$i"
             cp "$work/node-1/db.key" "$work/node-1/node.toml" "$work/node-$i/"
@@ -380,7 +386,7 @@ start_carebridge() {
         done
         pg_settle
         local base=${nodelog%.log}
-        for i in $(seq "$CLUSTER_PROCESSES"); do
+        for i in $(seq "$processes"); do
             serve_node "$work/node-$i" "$base-node$i.log" --listen 127.0.0.1:0
             ports+=("${addr##*:}")
         done
@@ -485,7 +491,7 @@ run_one() {
     local label="$server n=$n $label_sc"
 
     case "$server" in
-    carebridge | carebridge-pg | carebridge-cluster)
+    carebridge | carebridge-pg | carebridge-cluster | carebridge-pg-proxied)
         out=$NODE_OUT
         nodelog=$OUT_DIR/logs/$server-n$n-$label_sc-r$round.log
         start_carebridge "$server"
@@ -532,7 +538,7 @@ run_one() {
     sampler_pid=$!
     # PostgreSQL's CPU time and memory beside the node's (not in the server's figures).
     local with_pg=0
-    if [ "$server" = carebridge-pg ] || [ "$server" = carebridge-cluster ]; then with_pg=1; fi
+    case "$server" in carebridge-pg | carebridge-cluster | carebridge-pg-proxied) with_pg=1 ;; esac
     if [ "$with_pg" = 1 ]; then python3 "$REPORT" pgstat "$pg_pid" >"$pg_before"; fi
 
     log "$label, round $round of $ROUNDS (pid ${pids[*]})"
@@ -579,6 +585,7 @@ for backend in $BACKENDS; do
     sqlite) servers+=(carebridge) ;;
     postgres) servers+=(carebridge-pg) ;;
     cluster) servers+=(carebridge-cluster) ;;
+    proxied) servers+=(carebridge-pg-proxied) ;;
     esac
 done
 [ "${#servers[@]}" -gt 0 ] || die "nothing to measure: PEERS and BACKENDS are empty (or CAREBRIDGE=0)"
