@@ -133,6 +133,7 @@ if [ "$need_pg" = 1 ]; then
     PG_BIN=$(pg_bin) || die "PostgreSQL's server is not installed (make bench-deps installs it)"
 fi
 [ "$ROUNDS" -ge 1 ] 2>/dev/null || die "ROUNDS must be a number >= 1"
+[ "$WARMUP" -ge 0 ] 2>/dev/null || die "WARMUP must be a number >= 0"
 
 # ssefan is built from inside ../shared, where this repository's rust-toolchain.toml does not
 # apply: pin the same toolchain so that the build finds ours up to date instead of redoing it.
@@ -345,8 +346,8 @@ stop_balancer() {
     nginx_pid=""
 }
 
-# start_carebridge SERVER: a fresh CareBridge server (carebridge, carebridge-pg or
-# carebridge-cluster) on CPU $SERVER_CPU, its data seeded by one process (`demo --prepare-only`)
+# start_carebridge SERVER: a fresh CareBridge server (carebridge, carebridge-pg,
+# carebridge-cluster or carebridge-pg-proxied) on CPU $SERVER_CPU, its data seeded by one process (`demo --prepare-only`)
 # and served by others (`serve`), as a hospital's node is started: the serving processes' memory
 # then holds nothing left over from seeding. Output to $nodelog (the cluster: the seeding's
 # there, each process's in $nodelog less .log plus -nodeK.log). Sets node_pids, nginx_pid (the
@@ -428,7 +429,7 @@ start_carebridge() {
         local bench_doctor warm_doctor
         bench_doctor=$(jq -er .bench.practitioner_id "$creds")
         warm_doctor=$(jq -er --arg b "$bench_doctor" '[.doctors[].id | select(. != $b)][0]' "$creds") ||
-            die "the warm-up needs a second doctor (DEMO_ARGS --doctors 2 or more)"
+            die "the warm-up needs a doctor besides the bench doctor (DEMO_ARGS' --doctors)"
         jq --arg d "$warm_doctor" '.practitioner_id = $d' "$body" >"$work/warmup-booking.json"
         taskset -c "$TOOL_CPU" "$SSEFAN" --sub-url "$url/api/v1/events" \
             --sub-header "Authorization: Bearer $token" -n 1 \
@@ -473,7 +474,7 @@ stop_nodes() {
 faulty=0
 
 # run_one SERVER N SCENARIO MAX_SECONDS ROUND: a freshly started SERVER (nchan, express-seed,
-# carebridge, carebridge-pg or carebridge-cluster) under one ssefan run, its memory sampled
+# carebridge, carebridge-pg, carebridge-cluster or carebridge-pg-proxied) under one ssefan run, its memory sampled
 # throughout; appends the run's JSON line to the peers' or the node's file and counts it in
 # $faulty if it had any fault.
 run_one() {

@@ -87,6 +87,12 @@ pub fn sqlite_to_postgres(from: &Reader, to: &str, key: &DbKey) -> Result<Copied
             return Err(e);
         }
     };
+    // The planner's statistics of what was moved, taken now rather than at autovacuum's next
+    // round: the node's first plans (kept by its prepared statements) then fit the data. Only
+    // speed depends on it, and the copy is committed: a failure is told, not fatal.
+    if let Err(e) = dst.execute_batch("ANALYZE") {
+        tracing::warn!(error = %e, "ANALYZE after the copy failed; autovacuum will take the statistics");
+    }
     let check = Tx { conn: &dst };
     for (t, n) in &rows {
         let there: i64 = dst.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))?;
