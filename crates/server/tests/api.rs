@@ -82,24 +82,34 @@ fn assert_problem(a: &Answer, status: u16, code: &str) {
     assert!(!a.status.is_server_error());
 }
 
-/// The doctor's slots from today to three days ahead that start at least an hour from now.
-async fn future_slots(node: &TestNode, c: &Client, doctor: &str) -> Vec<Value> {
+/// The doctor's slots from today to `days` ahead that start after `after`.
+async fn slots_after(
+    node: &TestNode,
+    c: &Client,
+    doctor: &str,
+    days: i64,
+    after: DateTime<Utc>,
+) -> Vec<Value> {
     let d = today(node);
     let a = c
         .get(&format!(
             "/api/v1/practitioners/{doctor}/slots?from={d}&to={}",
-            d + Duration::days(3)
+            d + Duration::days(days)
         ))
         .await;
     assert_eq!(a.status, 200, "{}", a.body);
-    let soon = now(node) + Duration::hours(1);
     a.body
         .as_array()
         .expect("slot list")
         .iter()
-        .filter(|s| ts(&s["start"]) > soon)
+        .filter(|s| ts(&s["start"]) > after)
         .cloned()
         .collect()
+}
+
+/// The doctor's slots from today to three days ahead that start at least an hour from now.
+async fn future_slots(node: &TestNode, c: &Client, doctor: &str) -> Vec<Value> {
+    slots_after(node, c, doctor, 3, now(node) + Duration::hours(1)).await
 }
 
 /// A free slot of the doctor, at least an hour ahead.
@@ -1440,21 +1450,10 @@ fn support_reception_password() -> &'static str {
 
 /// The doctor's first free slot from now on, as the slot list shows it (20 days ahead).
 async fn first_free(node: &TestNode, c: &Client, doctor: &str) -> Value {
-    let d = today(node);
-    let a = c
-        .get(&format!(
-            "/api/v1/practitioners/{doctor}/slots?from={d}&to={}",
-            d + Duration::days(20)
-        ))
-        .await;
-    assert_eq!(a.status, 200, "{}", a.body);
-    let now = now(node);
-    a.body
-        .as_array()
-        .expect("slot list")
-        .iter()
-        .find(|s| s["status"] == "free" && ts(&s["start"]) >= now)
-        .cloned()
+    slots_after(node, c, doctor, 20, now(node))
+        .await
+        .into_iter()
+        .find(|s| s["status"] == "free")
         .expect("a free slot in the next 20 days")
 }
 
@@ -1471,19 +1470,11 @@ async fn booking_the_next_available_gives_the_first_free_slot_across_full_days()
     // Two 15-minute slots a day, every day but today's weekday (so that no slot begins
     // between reading the slot list and booking): a few bookings fill many days.
     let today_weekday = today(&node).weekday();
-    let hours: Vec<Value> = [
-        Weekday::Mon,
-        Weekday::Tue,
-        Weekday::Wed,
-        Weekday::Thu,
-        Weekday::Fri,
-        Weekday::Sat,
-        Weekday::Sun,
-    ]
-    .into_iter()
-    .filter(|d| *d != today_weekday)
-    .map(|d| json!({"weekday": d, "start": "09:00:00", "end": "09:30:00"}))
-    .collect();
+    let hours: Vec<Value> = std::iter::successors(Some(Weekday::Mon), |d| Some(d.succ()))
+        .take(7)
+        .filter(|d| *d != today_weekday)
+        .map(|d| json!({"weekday": d, "start": "09:00:00", "end": "09:30:00"}))
+        .collect();
     let put = admin
         .call(
             Method::PUT,
